@@ -1,0 +1,65 @@
+/**
+ * Hex and byte helpers shared by every package. Hex strings are lower-case with a `0x` prefix
+ * on output; input accepts either case, with or without the prefix.
+ */
+import { DecodeError } from '../errors.js'
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'))
+
+/** Bytes to lower-case hex without a prefix. */
+export function toHex(b: Uint8Array): string {
+  let s = ''
+  for (const x of b) s += HEX[x]
+  return s
+}
+
+/** Bytes to `0x`-prefixed lower-case hex. */
+export function to0x(b: Uint8Array): string {
+  return `0x${toHex(b)}`
+}
+
+/** Hex (optionally `0x`-prefixed) to bytes; throws {@link DecodeError} on odd length or bad digits. */
+export function fromHex(s: string): Uint8Array {
+  const h = s.startsWith('0x') || s.startsWith('0X') ? s.slice(2) : s
+  if (h.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(h)) {
+    throw new DecodeError('INVALID_VALUE', `not a hex string: ${JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s)}`)
+  }
+  const out = new Uint8Array(h.length / 2)
+  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(h.slice(2 * i, 2 * i + 2), 16)
+  return out
+}
+
+/** Byte-wise equality. */
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** Lexicographic byte order: negative, zero or positive like `Array.prototype.sort` wants. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const d = (a[i] as number) - (b[i] as number)
+    if (d !== 0) return d
+  }
+  return a.length - b.length
+}
+
+/** Concatenates byte arrays. */
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  let n = 0
+  for (const p of parts) n += p.length
+  const out = new Uint8Array(n)
+  let o = 0
+  for (const p of parts) {
+    out.set(p, o)
+    o += p.length
+  }
+  return out
+}
+
+/** UTF-8 bytes of a string. */
+export function utf8(s: string): Uint8Array {
+  return new TextEncoder().encode(s)
+}

@@ -1,0 +1,54 @@
+/**
+ * Hash functions and the domain tags that keep one structure's hash from ever being taken for
+ * another's. Every protocol hash is SHA-256 over a one-byte domain tag and the canonical bytes.
+ */
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
+import { sha3_256 as nobleSha3 } from '@noble/hashes/sha3.js'
+
+/** SHA-256 (FIPS 180-4). */
+export function sha256(data: Uint8Array): Uint8Array {
+  return nobleSha256(data)
+}
+
+/** SHA3-256 (FIPS 202); offered for interop, not used by the protocol's own hashes. */
+export function sha3_256(data: Uint8Array): Uint8Array {
+  return nobleSha3(data)
+}
+
+/** Length of every protocol hash, in bytes. */
+export const HASH_LENGTH = 32
+
+/** One-byte domain tags. Values are part of the protocol: never reuse or renumber one. */
+export const Domain = {
+  MerkleLeaf: 0x00,
+  MerkleNode: 0x01,
+  StateLeaf: 0x02,
+  StateNode: 0x03,
+  StateKey: 0x04,
+  Transaction: 0x10,
+  Header: 0x11,
+  Vote: 0x12,
+  Proposal: 0x13,
+  Receipt: 0x14,
+  Result: 0x15,
+  ValidatorSet: 0x16,
+  Commit: 0x17,
+  Genesis: 0x18,
+  AccountAddress: 0x19,
+  ContractAddress: 0x1a,
+  Bloom: 0x1b,
+} as const
+
+/** A domain tag's name. */
+export type DomainName = keyof typeof Domain
+
+/** SHA-256 of the domain tag followed by `data`. */
+export function taggedHash(tag: number, data: Uint8Array): Uint8Array {
+  const buf = new Uint8Array(data.length + 1)
+  buf[0] = tag
+  buf.set(data, 1)
+  return nobleSha256(buf)
+}
+
+/** The all-zero hash: "no block", "empty tree", "no commit". */
+export const ZERO_HASH: Uint8Array = new Uint8Array(HASH_LENGTH)

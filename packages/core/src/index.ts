@@ -1,0 +1,25 @@
+/**
+ * @packageDocumentation
+ *
+ * The isomorphic core of loopchain: canonical encoding, hashing and signatures, ledger types
+ * (transactions, blocks, receipts, validator sets, genesis), Merkle lists and the authenticated
+ * state tree. It has no I/O, reads no clock and makes no randomness, so a full node on Node.js and
+ * a light client in a browser compute the same bytes.
+ *
+ * @example
+ * ```ts
+ * import { keyPairFromSecret, signTransaction, transactionHash } from '@loopchain/core'
+ * const alice = keyPairFromSecret(crypto.getRandomValues(new Uint8Array(32)))
+ * ```
+ */
+
+export * from './codec/codec.js'
+export * from './codec/hex.js'
+export * from './codec/value.js'
+export * from './crypto/address.js'
+export * from './crypto/hash.js'
+export * from './crypto/keys.js'
+export * from './crypto/provider.js'
+export * from './errors.js'
+export * from './ledger/validators.js'
+export * from './ledger/vote.js'
