@@ -25,6 +25,7 @@ export const Domain = {
   StateLeaf: 0x02,
   StateNode: 0x03,
   StateKey: 0x04,
+  MerkleRoot: 0x05,
   Transaction: 0x10,
   Header: 0x11,
   Vote: 0x12,

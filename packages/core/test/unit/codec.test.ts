@@ -1,0 +1,141 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import {
+  bigUint,
+  blockCodec,
+  bool,
+  bytes,
+  type Codec,
+  commitCodec,
+  DecodeError,
+  decode,
+  EncodeError,
+  encode,
+  fromHex,
+  list,
+  option,
+  receiptCodec,
+  signedVoteCodec,
+  string,
+  struct,
+  toHex,
+  transactionCodec,
+  u16,
+  u32,
+  uvarint,
+  value,
+} from '../../src/index.js'
+import { arbBlock, arbCommit, arbReceipt, arbTransaction, arbValue, arbVote } from '../arbitraries.js'
+
+function decodeError(codec: Codec<unknown>, hex: string): DecodeError {
+  try {
+    decode(codec, fromHex(hex))
+  } catch (e) {
+    if (e instanceof DecodeError) return e
+    throw e
+  }
+  throw new Error(`${hex} decoded but should not`)
+}
+
+describe('canonical codec', () => {
+  it('every structure round-trips through its codec', () => {
+    const cases: [string, Codec<any>, fc.Arbitrary<any>][] = [
+      ['uvarint', uvarint, fc.maxSafeNat()],
+      ['bigUint', bigUint(32), fc.bigInt({ min: 0n, max: 2n ** 256n - 1n })],
+      ['value', value, arbValue],
+      ['transaction', transactionCodec, arbTransaction],
+      ['vote', signedVoteCodec, fc.record({ vote: arbVote, signature: fc.uint8Array({ minLength: 64, maxLength: 64 }) })],
+      ['commit', commitCodec, arbCommit],
+      ['receipt', receiptCodec, arbReceipt],
+      ['block', blockCodec, arbBlock],
+    ]
+    for (const [, codec, arb] of cases) {
+      fc.assert(
+        fc.property(arb, (v) => {
+          const bytes = encode(codec, v)
+          const back = decode(codec, bytes)
+          expect(back).toEqual(v)
+          // One value, one byte string: encoding the decoded value gives the same bytes.
+          expect(toHex(encode(codec, back))).toBe(toHex(bytes))
+        }),
+        { numRuns: 300 },
+      )
+    }
+  })
+
+  it('uvarint is minimal LEB128 and refuses padded or overlong forms', () => {
+    expect(toHex(encode(uvarint, 0))).toBe('00')
+    expect(toHex(encode(uvarint, 127))).toBe('7f')
+    expect(toHex(encode(uvarint, 128))).toBe('8001')
+    expect(decodeError(uvarint, '8000').code).toBe('NON_CANONICAL')
+    expect(decodeError(uvarint, 'ff00').code).toBe('NON_CANONICAL')
+    expect(decodeError(uvarint, 'ffffffffffffffff01').code).toBe('OVERSIZED')
+    expect(decodeError(uvarint, 'ffffffffffffff7f').code).toBe('OVERSIZED') // 2^56 - 1 > 2^53 - 1
+    expect(decodeError(uvarint, '80').code).toBe('TRUNCATED')
+    expect(() => encode(uvarint, -1)).toThrow(EncodeError)
+    expect(() => encode(uvarint, 1.5)).toThrow(EncodeError)
+  })
+
+  it('big integers refuse leading zeros and lengths above their width', () => {
+    expect(toHex(encode(bigUint(32), 0n))).toBe('00')
+    expect(toHex(encode(bigUint(32), 256n))).toBe('020100')
+    expect(decodeError(bigUint(32), '020001').code).toBe('NON_CANONICAL')
+    expect(decodeError(bigUint(32), `21${'01'.repeat(33)}`).code).toBe('OVERSIZED')
+    expect(() => encode(bigUint(32), 2n ** 256n)).toThrow(EncodeError)
+  })
+
+  it('booleans are exactly 0 or 1, options exactly tag 0 or 1', () => {
+    expect(decodeError(bool, '02').code).toBe('NON_CANONICAL')
+    expect(decodeError(option(u16), '02').code).toBe('INVALID_TAG')
+    expect(decode(option(u16), fromHex('010102'))).toBe(258)
+    expect(decode(option(u16), fromHex('00'))).toBeUndefined()
+  })
+
+  it('refuses trailing bytes', () => {
+    const e = decodeError(u32, '0000000100')
+    expect(e.code).toBe('TRAILING_BYTES')
+    expect(e.details.remaining).toBe(1)
+  })
+
+  it('checks a length prefix against its maximum and the input before allocating', () => {
+    // A 4-GiB length claim on a 5-byte input must fail on the claim, not try to allocate.
+    expect(decodeError(bytes(1 << 20), '8080808010').code).toBe('OVERSIZED')
+    expect(decodeError(bytes(1 << 30), 'ffffff03').code).toBe('TRUNCATED')
+    expect(decodeError(list(u32, 1000), 'e907').code).toBe('OVERSIZED') // 1001 items
+    // 100 items of at least 4 bytes cannot fit in 3 bytes.
+    expect(decodeError(list(u32, 1000), '64000000').code).toBe('TRUNCATED')
+    expect(() => encode(bytes(2), Uint8Array.of(1, 2, 3))).toThrow(EncodeError)
+  })
+
+  it('strings must be valid UTF-8 and well-formed', () => {
+    expect(decodeError(string(10), '02c328').code).toBe('INVALID_VALUE')
+    expect(decodeError(string(10), '02c0af').code).toBe('INVALID_VALUE') // overlong '/'
+    expect(() => encode(string(10), '\ud800')).toThrow(EncodeError)
+    expect(decode(string(10), encode(string(10), '한글'))).toBe('한글')
+  })
+
+  it('values: sorted unique map keys, no negative zero, bounded depth', () => {
+    const ab = encode(value, { b: 1n, a: 2n })
+    expect(toHex(ab)).toBe(toHex(encode(value, { a: 2n, b: 1n })))
+    // Map {b, a} written out of order by hand: tag 8, 2 entries, "b" → true, "a" → true.
+    expect(decodeError(value, '080201620201610' + '2').code).toBe('NON_CANONICAL')
+    // Repeated key.
+    expect(decodeError(value, '0802016102016102').code).toBe('NON_CANONICAL')
+    expect(decode(value, fromHex('0400'))).toBe(-1n)
+    let deep = '00'
+    for (let i = 0; i < 40; i++) deep = `0701${deep}`
+    expect(decodeError(value, deep).code).toBe('OVERSIZED')
+    expect(() => encode(value, 1 as unknown as bigint)).toThrow(EncodeError)
+    // Decoded maps cannot reach Object.prototype through a "__proto__" key.
+    const m = decode(value, encode(value, JSON.parse('{"__proto__": true}'))) as Record<string, unknown>
+    expect(Object.getPrototypeOf(m)).toBeNull()
+    const protoKey = '__proto__'
+    expect(m[protoKey]).toBe(true)
+  })
+
+  it('a struct encodes its fields in declaration order with no framing', () => {
+    const pair = struct('Pair', { x: u16, y: u16 })
+    expect(toHex(encode(pair, { x: 1, y: 2 }))).toBe('00010002')
+    expect(() => encode(pair, { x: 70000, y: 0 })).toThrow(/Pair.x/)
+  })
+})

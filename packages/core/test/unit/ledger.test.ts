@@ -1,0 +1,262 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import {
+  type Block,
+  BlockError,
+  blockHash,
+  bloomMayMatch,
+  CommitError,
+  callDataCodec,
+  checkBlockStructure,
+  checkTransaction,
+  commitHash,
+  contractAddress,
+  decodeBlock,
+  decodeTransaction,
+  encode,
+  GenesisError,
+  genesisHash,
+  genesisToJson,
+  keyPairFromSecret,
+  logMatches,
+  logsBloom,
+  MAX_TX_BYTES,
+  makeValidatorSet,
+  parseGenesis,
+  sha256,
+  signTransaction,
+  type TransactionBody,
+  TxError,
+  TxKind,
+  transactionCodec,
+  transactionHash,
+  utf8,
+  ValidatorSetError,
+  validatorSetHash,
+  verifyCommit,
+} from '../../src/index.js'
+import {
+  NETWORK_ID,
+  sampleBlocks,
+  sampleGenesis,
+  sampleKey,
+  sampleReceipt,
+  sampleTransactions,
+  sampleValidators,
+  T0,
+} from '../vectors/samples.js'
+
+const ctx = { networkId: NETWORK_ID, now: T0 + 1_000_000, timestampWindow: 300_000_000, maxStepLimit: 1_000_000 }
+
+function txError(f: () => unknown): TxError {
+  try {
+    f()
+  } catch (e) {
+    if (e instanceof TxError) return e
+    throw e
+  }
+  throw new Error('expected a TxError')
+}
+
+describe('transactions', () => {
+  const alice = sampleKey('alice')
+  const bob = sampleKey('bob')
+  const body: TransactionBody = {
+    version: 1,
+    networkId: NETWORK_ID,
+    from: alice.address,
+    to: bob.address,
+    value: 5n,
+    stepLimit: 1000,
+    timestamp: T0 + 1_000_000,
+    nonce: 0,
+    kind: TxKind.Transfer,
+    data: new Uint8Array(0),
+  }
+
+  it('a signed transaction passes the stateless checks and yields its hash', () => {
+    for (const tx of sampleTransactions()) expect(checkTransaction(tx, ctx)).toEqual(transactionHash(tx.body))
+  })
+
+  it('refuses a bad signature, another network, a foreign key, an old or future timestamp', () => {
+    const tx = signTransaction(body, alice)
+    const badSig = { ...tx, signature: tx.signature.map((b, i) => (i === 0 ? b ^ 1 : b)) }
+    expect(txError(() => checkTransaction(badSig, ctx)).code).toBe('BAD_SIGNATURE')
+    expect(txError(() => checkTransaction(badSig, ctx)).penalize).toBe(true)
+    // A valid signature over a modified body: the hash changes, so it fails too.
+    expect(txError(() => checkTransaction({ ...tx, body: { ...body, value: 6n } }, ctx)).code).toBe('BAD_SIGNATURE')
+    expect(txError(() => checkTransaction(signTransaction({ ...body, networkId: 8 }, alice), ctx)).code).toBe('WRONG_NETWORK')
+    expect(txError(() => checkTransaction({ ...tx, publicKey: bob.publicKey }, ctx)).code).toBe('SENDER_MISMATCH')
+    const old = signTransaction({ ...body, timestamp: ctx.now - ctx.timestampWindow - 1 }, alice)
+    expect(txError(() => checkTransaction(old, ctx)).code).toBe('TIMESTAMP_TOO_OLD')
+    expect(txError(() => checkTransaction(old, ctx)).penalize).toBe(false)
+    const future = signTransaction({ ...body, timestamp: ctx.now + ctx.timestampWindow + 1 }, alice)
+    expect(txError(() => checkTransaction(future, ctx)).code).toBe('TIMESTAMP_IN_FUTURE')
+    expect(txError(() => checkTransaction(signTransaction({ ...body, stepLimit: 0 }, alice), ctx)).code).toBe('BAD_STEP_LIMIT')
+    expect(txError(() => checkTransaction(signTransaction({ ...body, version: 2 }, alice), ctx)).code).toBe('UNSUPPORTED_VERSION')
+  })
+
+  it('checks kind-specific payloads', () => {
+    const score = contractAddress(sha256(utf8('x')))
+    expect(txError(() => checkTransaction(signTransaction({ ...body, data: Uint8Array.of(1) }, alice), ctx)).code).toBe('BAD_DATA')
+    expect(txError(() => checkTransaction(signTransaction({ ...body, value: 0n }, alice), ctx)).code).toBe('BAD_DATA')
+    const call = { ...body, kind: TxKind.Call, value: 0n, to: score, data: encode(callDataCodec, { method: 'f', params: null }) }
+    expect(checkTransaction(signTransaction(call, alice), ctx)).toHaveLength(32)
+    expect(txError(() => checkTransaction(signTransaction({ ...call, to: bob.address }, alice), ctx)).code).toBe('BAD_DATA')
+    expect(txError(() => checkTransaction(signTransaction({ ...call, data: Uint8Array.of(9) }, alice), ctx)).code).toBe('BAD_DATA')
+  })
+
+  it('refuses to sign for another address, and decodes only bounded, well-formed bytes', () => {
+    expect(txError(() => signTransaction({ ...body, from: bob.address }, alice)).code).toBe('SENDER_MISMATCH')
+    expect(txError(() => decodeTransaction(new Uint8Array(MAX_TX_BYTES + 1))).code).toBe('TOO_LARGE')
+    const bytes = encode(transactionCodec, signTransaction(body, alice))
+    expect(txError(() => decodeTransaction(bytes.subarray(0, bytes.length - 1))).code).toBe('MALFORMED')
+    expect(decodeTransaction(bytes).body).toEqual(body)
+  })
+
+  it('any single-bit change to a signed transaction makes it fail the checks', () => {
+    const bytes = encode(transactionCodec, signTransaction(body, alice))
+    fc.assert(
+      fc.property(fc.nat(bytes.length * 8 - 1), (bit) => {
+        const b = bytes.slice()
+        b[bit >> 3] = (b[bit >> 3] as number) ^ (1 << (bit & 7))
+        expect(() => checkTransaction(decodeTransaction(b), ctx)).toThrow(TxError)
+      }),
+      { numRuns: 400 },
+    )
+  })
+})
+
+describe('blocks and commits', () => {
+  const { header0, block1, commit1, block2 } = sampleBlocks()
+  const { set } = sampleValidators()
+  const limits = { maxTxs: 100 }
+
+  it('a block follows its parent and its commit proves it', () => {
+    checkBlockStructure(block1, header0, limits)
+    checkBlockStructure(block2, block1.header, limits)
+    expect(verifyCommit(commit1, { networkId: NETWORK_ID, height: 1, blockHash: blockHash(block1.header) }, set)).toBe(9)
+  })
+
+  it('structural faults are refused with their code', () => {
+    const code = (b: Block, parent = block1.header) => {
+      try {
+        checkBlockStructure(b, parent, limits)
+      } catch (e) {
+        if (e instanceof BlockError) return e.code
+        throw e
+      }
+      return 'OK'
+    }
+    const h = block2.header
+    expect(code({ ...block2, header: { ...h, height: 3 } })).toBe('WRONG_HEIGHT')
+    expect(code({ ...block2, header: { ...h, prevHash: new Uint8Array(32) } })).toBe('WRONG_PARENT')
+    expect(code({ ...block2, header: { ...h, timestamp: block1.header.timestamp } })).toBe('TIMESTAMP_NOT_INCREASING')
+    expect(code({ ...block2, transactions: sampleTransactions() })).toBe('TX_ROOT_MISMATCH')
+    expect(code({ ...block2, lastCommit: undefined })).toBe('COMMIT_MISMATCH')
+    expect(code({ ...block2, lastCommit: { ...commit1, round: 5 } })).toBe('COMMIT_MISMATCH')
+    expect(code({ ...block2, header: { ...h, version: 9 } })).toBe('UNSUPPORTED_VERSION')
+    expect(code({ ...block1, lastCommit: commit1 }, header0)).toBe('COMMIT_MISMATCH')
+    expect(() => checkBlockStructure(block1, header0, { maxTxs: 2 })).toThrow(/TOO_MANY|above 2/)
+    expect(() => decodeBlock(new Uint8Array(10), 5)).toThrow(BlockError)
+  })
+
+  it('a commit without quorum, with a forged or repeated signature, or for another block is refused', () => {
+    const expected = { networkId: NETWORK_ID, height: 1, blockHash: blockHash(block1.header) }
+    const code = (c: typeof commit1, exp = expected) => {
+      try {
+        verifyCommit(c, exp, set)
+      } catch (e) {
+        if (e instanceof CommitError) return e.code
+        throw e
+      }
+      return 'OK'
+    }
+    // The signers hold 2+3+4 = 9 of 10; without the power-4 signer, 5 of 10 is not more than 2/3.
+    const strongest = commit1.signatures.find((s) => set.validators[s.index]?.power === 4)
+    expect(code({ ...commit1, signatures: commit1.signatures.filter((s) => s !== strongest) })).toBe('NO_QUORUM')
+    const [s0, s1, s2] = commit1.signatures as [
+      (typeof commit1.signatures)[0],
+      (typeof commit1.signatures)[0],
+      (typeof commit1.signatures)[0],
+    ]
+    expect(code({ ...commit1, signatures: [s0, s0, s1, s2] })).toBe('UNSORTED')
+    expect(code({ ...commit1, signatures: [s0, s1, { ...s2, signature: s1.signature }] })).toBe('BAD_SIGNATURE')
+    expect(code({ ...commit1, signatures: [s0, s1, { ...s2, index: 9 }] })).toBe('UNKNOWN_VALIDATOR')
+    expect(code({ ...commit1, round: 1 })).toBe('BAD_SIGNATURE')
+    expect(code(commit1, { ...expected, networkId: 8 })).toBe('BAD_SIGNATURE')
+    expect(code(commit1, { ...expected, blockHash: sha256(utf8('other')) })).toBe('WRONG_BLOCK')
+    expect(commitHash(commit1)).toEqual(block2.header.lastCommitHash)
+  })
+
+  it('validator sets are sorted, positive and bound to their keys', () => {
+    const ks = [1, 2, 3].map((i) => keyPairFromSecret(sha256(utf8(`v${i}`))))
+    const set3 = makeValidatorSet(ks.map((k) => ({ address: k.address, publicKey: k.publicKey, power: 1 })))
+    const reversed = { validators: [...set3.validators].reverse() }
+    expect(() => makeValidatorSet(reversed.validators)).not.toThrow()
+    expect(validatorSetHash(makeValidatorSet(reversed.validators))).toEqual(validatorSetHash(set3))
+    const mk = (vs: typeof set3.validators) => () => makeValidatorSet(vs)
+    expect(mk([])).toThrow(ValidatorSetError)
+    expect(mk([{ ...(set3.validators[0] as (typeof set3.validators)[0]), power: 0 }])).toThrow(/power/)
+    expect(mk([{ ...(set3.validators[0] as (typeof set3.validators)[0]), publicKey: (ks[1] as (typeof ks)[0]).publicKey }])).toThrow(
+      /public key/,
+    )
+    expect(mk([set3.validators[0] as (typeof set3.validators)[0], set3.validators[0] as (typeof set3.validators)[0]])).toThrow(/sorted/)
+  })
+})
+
+describe('receipts and blooms', () => {
+  const txs = sampleTransactions()
+  const receipts = txs.map(sampleReceipt)
+  const bloom = logsBloom(receipts)
+  const log = receipts[0]?.logs[0]
+  if (!log) throw new Error('sample has logs')
+
+  it('a bloom says maybe for every log it holds and filters find them', () => {
+    expect(bloomMayMatch(bloom, { score: log.score, event: log.event })).toBe(true)
+    expect(bloomMayMatch(bloom, { score: log.score, indexed: [log.indexed[0]] })).toBe(true)
+    expect(logMatches(log, { score: log.score, event: log.event, indexed: [undefined, 'hx00'] })).toBe(true)
+    expect(logMatches(log, { event: 'Approval(Address,Address,int)' })).toBe(false)
+  })
+
+  it('a bloom rules out most absent SCOREs and events', () => {
+    let maybe = 0
+    for (let i = 0; i < 1000; i++) if (bloomMayMatch(bloom, { score: contractAddress(sha256(utf8(`other ${i}`))) })) maybe++
+    // 7 items set at most 21 of 2048 bits: a false positive needs 3 hits, about (21/2048)^3.
+    expect(maybe).toBeLessThan(5)
+    expect(bloomMayMatch(bloom, { event: 'Burn(int)' })).toBe(false)
+  })
+})
+
+describe('genesis', () => {
+  it('the JSON form round-trips to the same hash', () => {
+    const g = sampleGenesis()
+    const parsed = parseGenesis(JSON.parse(JSON.stringify(genesisToJson(g))))
+    expect(genesisHash(parsed)).toEqual(genesisHash(g))
+  })
+
+  it('refuses bad fields with the path of the first fault', () => {
+    const base = genesisToJson(sampleGenesis()) as Record<string, any>
+    const path = (mutate: (j: Record<string, any>) => void) => {
+      const j = structuredClone(base)
+      mutate(j)
+      try {
+        parseGenesis(j)
+      } catch (e) {
+        if (e instanceof GenesisError) return e.details.path
+        throw e
+      }
+      return 'OK'
+    }
+    expect(path(() => {})).toBe('OK')
+    expect(path((j) => (j.chainId = 'Bad Chain'))).toBe('chainId')
+    expect(path((j) => (j.members[0].rights = ['root']))).toBe('members[0].rights[0]')
+    expect(path((j) => (j.members[1].id = j.members[0].id))).toBe('members[1].id')
+    expect(path((j) => (j.members = j.members.slice(1)))).toMatch(/^validators\[/)
+    expect(path((j) => (j.balances[0].amount = '-1'))).toBe('balances[0].amount')
+    expect(path((j) => (j.balances = [...j.balances].reverse()))).toBe('balances[1]')
+    expect(path((j) => (j.params.blockIntervalMs = -5))).toBe('params.blockIntervalMs')
+    expect(path((j) => (j.params.color = 'blue'))).toBe('params.color')
+    expect(path((j) => (j.validators[0].publicKey = '0x1234'))).toBe('validators[0].publicKey')
+  })
+})

@@ -1,0 +1,71 @@
+/**
+ * The native crypto provider: ed25519 and SHA-256 from Node's OpenSSL, an order of magnitude
+ * faster than pure JavaScript for verification. It follows the core's verification rule exactly
+ * (see `CryptoProvider` in @loopchain/core): OpenSSL already checks S < L and compares R
+ * bytewise (cofactorless), and the public-key rule (canonical, not of small order) is applied
+ * with the core's own check, cached per key, so both providers accept exactly the same inputs.
+ */
+import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto'
+import { type CryptoProvider, isAcceptablePublicKey } from '@loopchain/core'
+
+/** DER prefix of an ed25519 SubjectPublicKeyInfo (RFC 8410); the raw 32-byte key follows. */
+const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
+/** DER prefix of an ed25519 PKCS#8 private key (RFC 8410); the raw 32-byte seed follows. */
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
+/** Keys kept ready: a validator set and the busiest senders fit; beyond, the oldest go. */
+const KEY_CACHE_SIZE = 4096
+
+class KeyCache<V> {
+  private readonly map = new Map<string, V>()
+  constructor(private readonly make: (key: Uint8Array) => V) {}
+  get(key: Uint8Array): V {
+    const id = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')
+    let v = this.map.get(id)
+    if (v === undefined) {
+      v = this.make(key)
+      if (this.map.size >= KEY_CACHE_SIZE) this.map.delete(this.map.keys().next().value as string)
+      this.map.set(id, v)
+    }
+    return v
+  }
+}
+
+const publicKeys = new KeyCache<KeyObject | null>((pub) =>
+  isAcceptablePublicKey(pub) ? createPublicKey({ key: Buffer.concat([SPKI_PREFIX, pub]), format: 'der', type: 'spki' }) : null,
+)
+const secretKeys = new KeyCache<KeyObject>((seed) =>
+  createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' }),
+)
+
+function u8(b: Buffer): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+}
+
+/** The native (OpenSSL) provider for Node.js. */
+export const nativeCrypto: CryptoProvider = {
+  name: 'native',
+  sha256(data) {
+    return u8(createHash('sha256').update(data).digest())
+  },
+  publicKey(secretKey) {
+    if (secretKey.length !== 32) throw new RangeError('an ed25519 secret key is 32 bytes')
+    const der = createPublicKey(secretKeys.get(secretKey)).export({ format: 'der', type: 'spki' })
+    return u8(der).slice(SPKI_PREFIX.length)
+  },
+  sign(message, secretKey) {
+    if (secretKey.length !== 32) throw new RangeError('an ed25519 secret key is 32 bytes')
+    return u8(sign(null, message, secretKeys.get(secretKey)))
+  },
+  verify(signature, message, publicKey) {
+    if (!(signature instanceof Uint8Array) || signature.length !== 64 || !(publicKey instanceof Uint8Array) || publicKey.length !== 32) {
+      return false
+    }
+    const key = publicKeys.get(publicKey)
+    if (key === null) return false
+    try {
+      return verify(null, message, key, signature)
+    } catch {
+      return false
+    }
+  },
+}
