@@ -11,5 +11,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // CI asks for a machine-readable report as well (see .ci/run).
+    reporters: process.env.LOOPCHAIN_TEST_REPORT ? ['default', 'json'] : ['default'],
+    outputFile: process.env.LOOPCHAIN_TEST_REPORT ? { json: process.env.LOOPCHAIN_TEST_REPORT } : {},
   },
 })

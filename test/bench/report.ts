@@ -1,0 +1,36 @@
+/**
+ * The benchmark output format other tools read (DESIGN.md, "Commands other tools read"): one line
+ * per figure, `BENCH <suite>.<name> <value> <unit>`; a comparison's name ends in `_ratio`, unit `x`.
+ */
+
+/** Receives one figure. */
+export type Report = (name: string, value: number, unit: string) => void
+
+/** Rounds to three significant digits (integers above 1000 stay whole). */
+export function formatFigure(v: number): string {
+  if (!Number.isFinite(v)) return String(v)
+  if (Math.abs(v) >= 1000) return Math.round(v).toString()
+  return Number(v.toPrecision(3)).toString()
+}
+
+/** A reporter that prints BENCH lines for `suite`. */
+export function printer(suite: string): Report {
+  return (name, value, unit) => {
+    console.log(`BENCH ${suite}.${name} ${formatFigure(value)} ${unit}`)
+  }
+}
+
+/** Runs `f` repeatedly for about `ms` milliseconds; returns operations per second. */
+export function opsPerSecond(f: () => void, ms = 1000): number {
+  // Warm up so the JIT has compiled the hot path before the clock starts.
+  for (let i = 0; i < 50; i++) f()
+  let n = 0
+  const start = performance.now()
+  let now = start
+  while (now - start < ms) {
+    for (let i = 0; i < 20; i++) f()
+    n += 20
+    now = performance.now()
+  }
+  return (n * 1000) / (now - start)
+}

@@ -1,0 +1,16 @@
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+import { type CoreVectors, computeCoreVectors } from '../../packages/core/test/vectors/core-vectors.js'
+import stored from '../../packages/core/test/vectors/core.json' with { type: 'json' }
+import { runInChromium } from '../support/chromium.js'
+
+describe('golden vectors in headless Chromium', () => {
+  it('Chromium computes exactly the bytes Node computes and the vectors pin', async () => {
+    const entry = fileURLToPath(new URL('./core-vectors.entry.ts', import.meta.url))
+    const r = await runInChromium<{ userAgent: string; failures: string[]; computed: CoreVectors }>(entry)
+    expect(r.userAgent).toMatch(/HeadlessChrome|Chrome/)
+    expect(r.failures).toEqual([])
+    expect(r.computed).toEqual(JSON.parse(JSON.stringify(computeCoreVectors())))
+    expect(r.computed).toEqual(stored)
+  })
+})
