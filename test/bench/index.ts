@@ -10,7 +10,10 @@ type Suite = () => Promise<void>
 const SUITES: Record<string, Suite> = {
   core: async () => {
     const { runCoreBench } = await import('./core.js')
-    const sizes = process.argv.slice(3).map(Number).filter((n) => n > 0)
+    const sizes = process.argv
+      .slice(3)
+      .map(Number)
+      .filter((n) => n > 0)
     await runCoreBench(printer('core'), sizes.length ? sizes : undefined)
   },
   consensus: async () => {

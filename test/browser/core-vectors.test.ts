@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { type CoreVectors, computeCoreVectors } from '../../packages/core/test/vectors/core-vectors.js'
 import stored from '../../packages/core/test/vectors/core.json' with { type: 'json' }
+import { type CoreVectors, computeCoreVectors } from '../../packages/core/test/vectors/core-vectors.js'
 import { runInChromium } from '../support/chromium.js'
 
 describe('golden vectors in headless Chromium', () => {

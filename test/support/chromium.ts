@@ -49,11 +49,19 @@ export async function bundleForBrowser(entry: string): Promise<string> {
       lib: { entry, formats: ['es'], fileName: () => 'bundle.js' },
     },
   })
-  writeFileSync(join(outDir, 'index.html'), '<!doctype html><meta charset="utf-8"><title>test</title><script type="module" src="./bundle.js"></script>')
+  writeFileSync(
+    join(outDir, 'index.html'),
+    '<!doctype html><meta charset="utf-8"><title>test</title><script type="module" src="./bundle.js"></script>',
+  )
   return outDir
 }
 
-const TYPES: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.json': 'application/json' }
+const TYPES: Record<string, string> = {
+  '.html': 'text/html',
+  '.js': 'text/javascript',
+  '.wasm': 'application/wasm',
+  '.json': 'application/json',
+}
 
 /** Serves a directory on 127.0.0.1 on a free port. */
 export async function serveStatic(dir: string): Promise<{ url: string; close: () => Promise<void> }> {

@@ -12,3 +12,5 @@
  * ```
  */
 export { nativeCrypto } from './native-crypto.js'
+export { LevelKVStore, type LevelStoreOptions } from './storage/level-store.js'
+export * from './p2p/index.js'

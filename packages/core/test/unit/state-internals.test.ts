@@ -1,0 +1,82 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { toHex } from '../../src/codec/hex.js'
+import { sha256 } from '../../src/crypto/hash.js'
+import { binaryStringToBytes, bytesToBinaryString } from '../../src/state/binary.js'
+import { fastSha256, fastSha256Binary } from '../../src/state/sha256.js'
+import { decodeNode, encodeBranch, encodeLeaf, encodeLeafGeneric, Leaf, Slab } from '../../src/state/tree-node.js'
+
+const ascii = (s: string) => new TextEncoder().encode(s)
+const hex = toHex
+
+describe('fastSha256', () => {
+  it('matches the FIPS 180-4 examples', () => {
+    expect(hex(fastSha256(ascii('abc')))).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad')
+    expect(hex(fastSha256(new Uint8Array(0)))).toBe('e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855')
+    expect(hex(fastSha256(ascii('abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq')))).toBe(
+      '248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1',
+    )
+  })
+
+  it('agrees with @noble/hashes on every length from 0 to 300 bytes, across padding boundaries', () => {
+    for (let len = 0; len <= 300; len++) {
+      const data = Uint8Array.from({ length: len }, (_, i) => (i * 131 + len * 7) & 0xff)
+      expect(hex(fastSha256(data)), `length ${len}`).toBe(hex(sha256(data)))
+    }
+  })
+
+  it('agrees with @noble/hashes on random inputs and leaves its input untouched', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 1000 }), (data) => {
+        const copy = data.slice()
+        expect(fastSha256(data)).toEqual(sha256(data))
+        expect(binaryStringToBytes(fastSha256Binary(data))).toEqual(sha256(data))
+        expect(data).toEqual(copy)
+      }),
+      { numRuns: 500 },
+    )
+  })
+})
+
+describe('state node records', () => {
+  it('encodes leaves exactly as the generic codec does, through a slab or not', () => {
+    const slab = new Slab()
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        fc.uint8Array({ minLength: 1, maxLength: 300 }),
+        fc.uint8Array({ maxLength: 300 }),
+        (path, key, value) => {
+          const expected = encodeLeafGeneric(path, key, value)
+          const p = bytesToBinaryString(path)
+          expect(encodeLeaf(p, key, value)).toEqual(expected)
+          expect(encodeLeaf(p, key, value, slab)).toEqual(expected)
+          const node = decodeNode(bytesToBinaryString(sha256(expected)), expected)
+          expect(node).toBeInstanceOf(Leaf)
+          expect(binaryStringToBytes((node as Leaf).value)).toEqual(value)
+          expect(binaryStringToBytes((node as Leaf).path)).toEqual(path)
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+
+  it('never hands out overlapping slab views', () => {
+    const slab = new Slab()
+    const views = [65, 1, 70_000, 65, 30_000, 40_000].map((n, i) => slab.alloc(n).fill(i + 1))
+    expect(views.map((v, i) => v.every((x) => x === i + 1))).toEqual([true, true, true, true, true, true])
+  })
+
+  it('rejects records with an unknown tag or trailing bytes as CORRUPT_NODE', () => {
+    const one = '\x01'.repeat(32)
+    const zero = '\0'.repeat(32)
+    const branch = encodeBranch(one, zero)
+    expect(branch).toEqual(Uint8Array.from([1, ...new Array(32).fill(1), ...new Array(32).fill(0)]))
+    expect(() => decodeNode(one, new Uint8Array([...branch, 0]))).toThrow(expect.objectContaining({ code: 'CORRUPT_NODE' }))
+    expect(() => decodeNode(one, Uint8Array.of(9))).toThrow(expect.objectContaining({ code: 'CORRUPT_NODE' }))
+    expect(() => decodeNode(one, branch.subarray(0, 40))).toThrow(expect.objectContaining({ code: 'CORRUPT_NODE' }))
+    const node = decodeNode(one, branch)
+    // An all-zero child hash is the empty subtree, not a stub to load.
+    expect(node).toMatchObject({ kind: 1, right: null, left: { kind: 2, hash: one } })
+  })
+})

@@ -1,0 +1,386 @@
+import './polyfills.js'
+import { createHash } from 'node:crypto'
+import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
+import { type GossipsubMessage, gossipsub, StrictNoSign, TopicValidatorResult } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import type { ConnectionGater, Libp2p, PeerId } from '@libp2p/interface'
+import { noise } from '@libp2p/noise'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { ping } from '@libp2p/ping'
+import { tcp } from '@libp2p/tcp'
+import { webSockets } from '@libp2p/websockets'
+import { yamux } from '@libp2p/yamux'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import { P2PError } from './errors.js'
+import { type NodeLogger, silentLogger } from './logger.js'
+import { TOPIC_KINDS, type TopicKind, topicName } from './names.js'
+import { nodePrivateKey } from './peer-key.js'
+import { Redialer, type RedialOptions } from './reconnect.js'
+import { type HandleOptions, handleRequests, type RequestHandler, type RequestOptions, sendRequest } from './request-response.js'
+import { peerScoreParams, SCORE_THRESHOLDS } from './scoring.js'
+
+/** A gossip validator's verdict: deliver and forward, drop and penalise the sender, or just drop. */
+export type GossipVerdict = 'accept' | 'reject' | 'ignore'
+
+/**
+ * Checks one gossip message before it is delivered or forwarded. Return `reject` only for
+ * messages that are invalid whatever our local state (bad signature, malformed): it lowers the
+ * forwarding peer's score. Messages that are merely stale or early should be `ignore`d.
+ *
+ * `fromPeer` is the peer that forwarded the message to us, not its author: messages are unsigned
+ * at the gossip layer (`StrictNoSign`) and carry their own signatures.
+ */
+export type GossipValidator = (data: Uint8Array, fromPeer: string) => GossipVerdict | Promise<GossipVerdict>
+
+/** Receives a validated gossip message; `fromPeer` is the forwarding peer (see {@link GossipValidator}). */
+export type GossipHandler = (data: Uint8Array, fromPeer: string) => void
+
+/** Configuration of {@link createNodeHost}. */
+export interface NodeHostOptions {
+  /** Namespaces every topic and protocol (`/loopchain/<chainId>/...`). */
+  chainId: string
+  /** The institution's 32-byte ed25519 node key; the peer id derives from it. */
+  nodeKey: Uint8Array
+  /** Address to listen on. Default `127.0.0.1` (use `0.0.0.0` to serve other machines). */
+  listenHost?: string
+  /** TCP port; 0 picks a free one. Default 0. */
+  tcpPort?: number
+  /** WebSockets port (browsers connect here); 0 picks a free one, `false` disables. Default 0. */
+  wsPort?: number | false
+  /** Multiaddrs to announce instead of the listen addresses (public or proxied addresses). */
+  announce?: string[]
+  /** Peers to stay connected to (validators, bootstrap nodes): full multiaddrs, ideally with `/p2p/<id>`. */
+  bootstrap?: string[]
+  /** Backoff of the reconnect loop for {@link NodeHostOptions.bootstrap}. */
+  redial?: RedialOptions
+  /** Whether a peer is a member institution (backed by governance state). Called per stream and message. */
+  isMember: (peerId: string) => boolean
+  /** Topics only members may publish or subscribe to. Default `tx`, `proposal`, `vote` (light clients read `header`). */
+  memberOnlyTopics?: readonly TopicKind[]
+  /** Per-topic validators; a topic without one accepts every message that passes admission. */
+  validators?: Partial<Record<TopicKind, GossipValidator>>
+  /** Circuit-relay server limits, or `false` to run no relay. */
+  relay?: { maxReservations?: number; reservationTtlMs?: number } | false
+  /**
+   * Inbound connection attempts accepted per second from one IP address. Default 20: devnets run
+   * every node on 127.0.0.1, and a proxy terminating `wss://` makes every browser look like one
+   * host; libp2p's own default (5) would refuse them.
+   */
+  inboundConnectionsPerHostPerSecond?: number
+  /** How long a peer disconnected for a graylisted score is refused. Default 10 min. */
+  banMs?: number
+  /** Where log lines go. Default: nowhere. */
+  logger?: NodeLogger
+}
+
+/** One open connection, for status pages and tests. */
+export interface ConnectionInfo {
+  /** The remote peer. */
+  peerId: string
+  /** The remote address (shows the transport: `/tcp/…`, `/ws`, `/p2p-circuit`). */
+  remoteAddr: string
+  /** True for relayed connections with data/duration limits. */
+  limited: boolean
+}
+
+/** A running libp2p host of a full node. Create with {@link createNodeHost}. */
+export interface NodeHost {
+  /** This node's peer id. */
+  readonly peerId: string
+  /** The chain this host serves. */
+  readonly chainId: string
+  /** The underlying libp2p node, for what this interface does not cover (metrics, extra transports). */
+  readonly libp2p: Libp2p
+  /** The addresses peers can dial, each ending in `/p2p/<peerId>`. */
+  multiaddrs(): string[]
+  /** Subscribes to a topic; returns the function that removes this handler (and unsubscribes after the last). */
+  subscribe(kind: TopicKind, handler: GossipHandler): () => void
+  /** Publishes to a topic; resolves with the number of peers it was sent to (0 is not an error). */
+  publish(kind: TopicKind, data: Uint8Array): Promise<number>
+  /** Serves a request-response protocol (a full id, see `protocolName`). */
+  handle(protocol: string, handler: RequestHandler, opts?: HandleOptions): Promise<void>
+  /** Stops serving a protocol. */
+  unhandle(protocol: string): Promise<void>
+  /** Sends one request and returns the response, or throws a `RequestError`. */
+  request(peerId: string, protocol: string, data: Uint8Array, opts?: RequestOptions): Promise<Uint8Array>
+  /** Dials a multiaddr once (no redial); resolves with the remote peer id. */
+  dial(addr: string): Promise<string>
+  /** The gossipsub score of a peer (0 when unknown). */
+  peerScore(peerId: string): number
+  /** Peers currently in the gossip mesh of a topic. */
+  meshPeers(kind: TopicKind): string[]
+  /** Peers known to be subscribed to a topic. */
+  subscribers(kind: TopicKind): string[]
+  /** Open connections. */
+  connections(): ConnectionInfo[]
+  /**
+   * Re-checks admission after a membership change: disconnects every non-member subscribed to a
+   * member-only topic. (Streams and messages are checked as they arrive; this covers peers that
+   * subscribed while they were still members.) Returns the peers disconnected.
+   */
+  enforceAdmission(): string[]
+  /** Whether a peer is currently refused for a graylisted score. */
+  isBanned(peerId: string): boolean
+  /** Stops redialling, closes every connection and the listeners. */
+  stop(): Promise<void>
+}
+
+/** The parts of gossipsub's implementation we use that its public interface type does not declare. */
+interface ScoredGossipSub {
+  getScore(peerId: string): number
+  getMeshPeers(topic: string): string[]
+}
+
+// A banned peer's score decays slowly (1%/s); ten minutes brings a -180 peer back near -0.5.
+const DEFAULT_BAN_MS = 10 * 60_000
+// Relay slots: browsers each hold one for WebRTC signalling; the library default (15) is for
+// public DHT nodes. Bounded, so a flood of light clients cannot exhaust the node.
+const DEFAULT_MAX_RESERVATIONS = 1024
+
+/**
+ * Starts the libp2p host of a full node: TCP and WebSockets listeners, noise, yamux, identify,
+ * ping, gossipsub with validation and peer scoring, a circuit-relay server for browsers, member
+ * admission, and a reconnect loop to the configured peers.
+ *
+ * Admission is checked per protocol and per message, not by the connection gater: light clients
+ * (browsers) must connect to read headers and use read-only protocols, so connections cannot be
+ * refused by membership. Member-only request protocols answer non-members with `NOT_MEMBER`;
+ * member-only topics reject (and so penalise) messages forwarded by non-members, and a non-member
+ * that subscribes to one is disconnected, so members' transactions and votes are not streamed
+ * to it. The gater only refuses peers banned for a graylisted score.
+ */
+export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost> {
+  const log = options.logger ?? silentLogger
+  const { chainId, isMember } = options
+  const host = options.listenHost ?? '127.0.0.1'
+  const ip = host.includes(':') ? 'ip6' : 'ip4'
+  const banMs = options.banMs ?? DEFAULT_BAN_MS
+  const privateKey = await nodePrivateKey(options.nodeKey)
+
+  const topics = new Map<string, TopicKind>(TOPIC_KINDS.map((k) => [topicName(chainId, k), k]))
+  const memberOnly = new Set<TopicKind>(options.memberOnlyTopics ?? ['tx', 'proposal', 'vote'])
+
+  const bans = new Map<string, number>()
+  const banRemainingMs = (peerId: string): number => {
+    const until = bans.get(peerId)
+    if (until === undefined) return 0
+    const left = until - Date.now()
+    if (left <= 0) bans.delete(peerId)
+    return Math.max(0, left)
+  }
+  const isBannedId = (peerId: PeerId) => banRemainingMs(peerId.toString()) > 0
+  const gater: ConnectionGater = {
+    denyDialPeer: isBannedId,
+    denyInboundEncryptedConnection: isBannedId,
+    denyOutboundEncryptedConnection: isBannedId,
+  }
+
+  const listen = [`/${ip}/${host}/tcp/${options.tcpPort ?? 0}`]
+  if (options.wsPort !== false) listen.push(`/${ip}/${host}/tcp/${options.wsPort ?? 0}/ws`)
+  const relay = options.relay === false ? undefined : (options.relay ?? {})
+
+  const libp2p = await createLibp2p({
+    privateKey,
+    addresses: { listen, ...(options.announce ? { announce: options.announce } : {}) },
+    transports: [tcp(), webSockets()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: gater,
+    connectionManager: { inboundConnectionThreshold: options.inboundConnectionsPerHostPerSecond ?? 20 },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        // Our messages carry their own signatures; gossipsub signing would cost ~4x throughput (STACK.md).
+        globalSignaturePolicy: StrictNoSign,
+        // Without author and sequence number, identity is content: the same bytes on the same topic are one message.
+        msgIdFn: (msg) =>
+          createHash('sha256')
+            .update(msg.topic)
+            .update(new Uint8Array([0]))
+            .update(msg.data)
+            .digest(),
+        emitSelf: false,
+        allowedTopics: [...topics.keys()],
+        // A lone validator (devnet of one) or a node whose peers are still connecting must not fail to publish.
+        allowPublishToZeroTopicPeers: true,
+        // Re-publishing a vote or transaction we already sent is harmless.
+        ignoreDuplicatePublishError: true,
+        fallbackToFloodsub: false,
+        doPX: false,
+        scoreParams: peerScoreParams([...topics.keys()]),
+        scoreThresholds: SCORE_THRESHOLDS,
+      }),
+      ...(relay
+        ? {
+            relay: circuitRelayServer({
+              reservations: {
+                maxReservations: relay.maxReservations ?? DEFAULT_MAX_RESERVATIONS,
+                // The default limit (2 min, 128 KiB per relayed connection) cuts WebRTC signalling
+                // between browsers short; relayed traffic here is signalling only.
+                applyDefaultLimit: false,
+                ...(relay.reservationTtlMs !== undefined ? { reservationTtl: relay.reservationTtlMs } : {}),
+              },
+            }),
+          }
+        : {}),
+    },
+  })
+
+  const pubsub = libp2p.services.pubsub
+  const scored = pubsub as unknown as ScoredGossipSub
+  const peerIdStr = libp2p.peerId.toString()
+
+  for (const [topic, kind] of topics) {
+    const validate = options.validators?.[kind]
+    pubsub.topicValidators.set(topic, async (peer, msg) => {
+      const from = peer.toString()
+      let verdict: GossipVerdict
+      if (memberOnly.has(kind) && !isMember(from)) {
+        log.debug('rejected member-only gossip from a non-member', { topic, peer: from })
+        verdict = 'reject'
+      } else if (validate === undefined) {
+        verdict = 'accept'
+      } else {
+        try {
+          verdict = await validate(msg.data, from)
+        } catch (err) {
+          // A throwing validator is our bug, not the peer's fault: drop without penalty.
+          log.error('gossip validator threw', { topic, error: err instanceof Error ? err.message : String(err) })
+          verdict = 'ignore'
+        }
+      }
+      if (verdict === 'reject') log.warn('rejected a gossip message', { topic, peer: from })
+      return verdict === 'accept'
+        ? TopicValidatorResult.Accept
+        : verdict === 'reject'
+          ? TopicValidatorResult.Reject
+          : TopicValidatorResult.Ignore
+    })
+  }
+
+  const hangUp = (peer: string, reason: string) => {
+    void libp2p.hangUp(peerIdFromString(peer)).catch((err: unknown) => log.debug('hang-up failed', { peer, error: String(err) }))
+    log.warn('disconnected a peer', { peer, reason })
+  }
+
+  // Gossipsub already ignores a graylisted peer's RPCs; we also disconnect and refuse it for a while so it
+  // stops costing us a connection. Checked on each heartbeat, when gossipsub refreshes its score cache.
+  const enforceScores = () => {
+    for (const conn of libp2p.getConnections()) {
+      const peer = conn.remotePeer.toString()
+      if (bans.has(peer)) continue
+      const score = scored.getScore(peer)
+      if (score < SCORE_THRESHOLDS.graylistThreshold) {
+        bans.set(peer, Date.now() + banMs)
+        hangUp(peer, `gossip score ${score.toFixed(1)} below ${SCORE_THRESHOLDS.graylistThreshold}`)
+      }
+    }
+  }
+  pubsub.addEventListener('gossipsub:heartbeat', enforceScores)
+
+  // A non-member has no business receiving members' transactions and votes.
+  pubsub.addEventListener('subscription-change', (evt) => {
+    const peer = evt.detail.peerId.toString()
+    const wants = evt.detail.subscriptions.filter((s) => s.subscribe && memberOnly.has(topics.get(s.topic) as TopicKind))
+    if (wants.length > 0 && !isMember(peer)) hangUp(peer, `non-member subscribed to ${wants.map((s) => s.topic).join(', ')}`)
+  })
+
+  const handlers = new Map<string, Set<GossipHandler>>()
+  pubsub.addEventListener('gossipsub:message', (evt: CustomEvent<GossipsubMessage>) => {
+    const { msg, propagationSource } = evt.detail
+    const set = handlers.get(msg.topic)
+    if (set === undefined) return
+    const from = propagationSource.toString()
+    for (const h of set) {
+      try {
+        h(msg.data, from)
+      } catch (err) {
+        log.error('gossip handler threw', { topic: msg.topic, error: err instanceof Error ? err.message : String(err) })
+      }
+    }
+  })
+
+  const redialer = new Redialer(libp2p, options.bootstrap ?? [], options.redial ?? {}, log, banRemainingMs)
+  redialer.start()
+  let stopped = false
+  const live = () => {
+    if (stopped) throw new P2PError('NOT_STARTED', 'the node host has been stopped', { penalize: false })
+  }
+  log.info('p2p host listening', { peerId: peerIdStr, addrs: libp2p.getMultiaddrs().map(String) })
+
+  return {
+    peerId: peerIdStr,
+    chainId,
+    libp2p: libp2p as unknown as Libp2p,
+    multiaddrs: () => libp2p.getMultiaddrs().map(String),
+    subscribe(kind, handler) {
+      live()
+      const topic = topicName(chainId, kind)
+      let set = handlers.get(topic)
+      if (set === undefined) {
+        set = new Set()
+        handlers.set(topic, set)
+        pubsub.subscribe(topic)
+      }
+      set.add(handler)
+      return () => {
+        const s = handlers.get(topic)
+        if (s === undefined || !s.delete(handler) || s.size > 0) return
+        handlers.delete(topic)
+        if (!stopped) pubsub.unsubscribe(topic)
+      }
+    },
+    async publish(kind, data) {
+      live()
+      const res = await pubsub.publish(topicName(chainId, kind), data)
+      return res.recipients.length
+    },
+    async handle(protocol, handler, opts = {}) {
+      live()
+      await handleRequests(libp2p as unknown as Libp2p, protocol, handler, opts, isMember, log)
+    },
+    async unhandle(protocol) {
+      await libp2p.unhandle(protocol)
+    },
+    async request(peerId, protocol, data, opts) {
+      live()
+      return sendRequest(libp2p as unknown as Libp2p, peerId, protocol, data, opts)
+    },
+    async dial(addr) {
+      live()
+      const conn = await libp2p.dial(multiaddr(addr))
+      return conn.remotePeer.toString()
+    },
+    peerScore: (peerId) => scored.getScore(peerId),
+    meshPeers: (kind) => scored.getMeshPeers(topicName(chainId, kind)),
+    subscribers: (kind) => pubsub.getSubscribers(topicName(chainId, kind)).map(String),
+    connections: () =>
+      libp2p
+        .getConnections()
+        .map((c) => ({ peerId: c.remotePeer.toString(), remoteAddr: c.remoteAddr.toString(), limited: c.limits !== undefined })),
+    enforceAdmission() {
+      const out = new Set<string>()
+      for (const kind of memberOnly) {
+        for (const peer of pubsub.getSubscribers(topicName(chainId, kind))) {
+          const id = peer.toString()
+          if (!isMember(id) && !out.has(id)) {
+            out.add(id)
+            hangUp(id, `no longer a member, subscribed to ${kind}`)
+          }
+        }
+      }
+      return [...out]
+    },
+    isBanned: (peerId) => banRemainingMs(peerId) > 0,
+    async stop() {
+      if (stopped) return
+      stopped = true
+      redialer.stop()
+      pubsub.removeEventListener('gossipsub:heartbeat', enforceScores)
+      await libp2p.stop()
+      log.info('p2p host stopped', { peerId: peerIdStr })
+    },
+  }
+}

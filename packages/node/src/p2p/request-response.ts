@@ -1,0 +1,199 @@
+import type { Connection, Libp2p, Stream } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { LoopchainError } from '@loopchain/core'
+import { RequestError, type RequestErrorCode } from './errors.js'
+import { decodeErrorBody, type ErrorFrameBody, encodeErrorFrame, encodeFrame, FrameKind, readFrame } from './frames.js'
+import type { NodeLogger } from './logger.js'
+
+/** Answers one request; the returned bytes go back as the response. Throwing sends an error frame. */
+export type RequestHandler = (request: Uint8Array, peerId: string) => Uint8Array | Promise<Uint8Array>
+
+/** How a protocol is served. */
+export interface HandleOptions {
+  /** Requests larger than this are refused with `REQUEST_TOO_LARGE` before being buffered. Default 1 MiB. */
+  maxRequestBytes?: number
+  /** Refuse peers for which `isMember` is false with `NOT_MEMBER` (full-node protocols). Default false. */
+  memberOnly?: boolean
+  /** The stream is aborted if the exchange takes longer than this, so a slow peer cannot pin it. Default 30 s. */
+  timeoutMs?: number
+  /** Streams of this protocol a single connection may have open at once. Default 32. */
+  maxInboundStreams?: number
+}
+
+/** How a request is made. */
+export interface RequestOptions {
+  /** The whole exchange (dial, send, response) must finish within this. Default 10 s. */
+  timeoutMs?: number
+  /** Responses larger than this abort the stream with `RESPONSE_TOO_LARGE`. Default 1 MiB. */
+  maxResponseBytes?: number
+  /** Cancels the request early. */
+  signal?: AbortSignal
+}
+
+// 1 MiB: larger than any single block we expect to send in one response, small enough that a
+// peer cannot make us buffer much with one stream.
+const DEFAULT_MAX_BYTES = 1 << 20
+// Request round trips on a LAN take milliseconds; 10 s leaves room for a busy validator.
+const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
+const DEFAULT_HANDLER_TIMEOUT_MS = 30_000
+// After an error frame we stop reading; give the requester this long to read it and reset the
+// stream before we reset it ourselves (resetting at once could drop the frame in flight).
+const ERROR_GRACE_MS = 2_000
+
+const KNOWN_REMOTE_CODES = new Set<RequestErrorCode>(['REQUEST_TOO_LARGE', 'NOT_MEMBER', 'HANDLER_FAILED', 'BAD_FRAME', 'NO_HANDLER'])
+
+/** Sends bytes, waiting for the stream to drain when its buffer is full, then closes our write half. */
+async function sendAndClose(stream: Stream, bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
+  if (!stream.send(bytes)) await stream.onDrain(signal ? { signal } : {})
+  await stream.close(signal ? { signal } : {})
+}
+
+/** Registers `handler` for `protocol` on `libp2p` with framing, limits, admission and error frames. */
+export async function handleRequests(
+  libp2p: Libp2p,
+  protocol: string,
+  handler: RequestHandler,
+  opts: HandleOptions,
+  isMember: (peerId: string) => boolean,
+  log: NodeLogger,
+): Promise<void> {
+  const maxRequestBytes = opts.maxRequestBytes ?? DEFAULT_MAX_BYTES
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_HANDLER_TIMEOUT_MS
+
+  const replyError = async (stream: Stream, body: ErrorFrameBody): Promise<void> => {
+    await sendAndClose(stream, encodeErrorFrame(body))
+    const t = setTimeout(() => stream.abort(new RequestError(body.code as RequestErrorCode, body.message)), ERROR_GRACE_MS)
+    t.unref()
+  }
+
+  const onStream = async (stream: Stream, connection: Connection): Promise<void> => {
+    const peer = connection.remotePeer.toString()
+    const deadline = setTimeout(
+      () => stream.abort(new RequestError('TIMEOUT', `${protocol} exchange with ${peer} exceeded ${timeoutMs} ms`, { penalize: false })),
+      timeoutMs,
+    )
+    deadline.unref()
+    try {
+      if (opts.memberOnly && !isMember(peer)) {
+        log.debug('refused member-only protocol to a non-member', { protocol, peer })
+        await replyError(stream, { code: 'NOT_MEMBER', message: `${protocol} is open to member institutions only` })
+        return
+      }
+      let request: Uint8Array
+      try {
+        const frame = await readFrame(
+          stream,
+          maxRequestBytes,
+          (n) => new RequestError('REQUEST_TOO_LARGE', `request of ${n} bytes exceeds the limit of ${maxRequestBytes}`),
+        )
+        if (frame.kind !== FrameKind.Request) throw new RequestError('BAD_FRAME', `expected a request frame, got kind ${frame.kind}`)
+        request = frame.payload
+      } catch (err) {
+        if (err instanceof RequestError && (err.code === 'REQUEST_TOO_LARGE' || err.code === 'BAD_FRAME')) {
+          log.warn('refused a request', { protocol, peer, code: err.code, message: err.message })
+          await replyError(stream, { code: err.code, message: err.message })
+          return
+        }
+        throw err
+      }
+      let response: Uint8Array
+      try {
+        response = await handler(request, peer)
+      } catch (err) {
+        // The requester learns that the handler failed and, for our own typed errors, why; other
+        // errors are internal and their text stays in our log.
+        const typed = err instanceof LoopchainError
+        log.warn('request handler failed', { protocol, peer, error: err instanceof Error ? err.message : String(err) })
+        await replyError(stream, {
+          code: 'HANDLER_FAILED',
+          message: typed ? err.message : 'the handler failed',
+          ...(typed ? { remoteCode: err.code } : {}),
+        })
+        return
+      }
+      await sendAndClose(stream, encodeFrame(FrameKind.Response, response))
+    } catch (err) {
+      log.debug('request stream failed', { protocol, peer, error: err instanceof Error ? err.message : String(err) })
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    } finally {
+      clearTimeout(deadline)
+    }
+  }
+
+  await libp2p.handle(protocol, onStream, {
+    maxInboundStreams: opts.maxInboundStreams ?? 32,
+    // Light clients reach full nodes through relays too; a request is small and short-lived.
+    runOnLimitedConnection: true,
+  })
+}
+
+/** Sends one request over a new stream and returns the response bytes, or throws a {@link RequestError}. */
+export async function sendRequest(
+  libp2p: Libp2p,
+  peerId: string,
+  protocol: string,
+  bytes: Uint8Array,
+  opts: RequestOptions = {},
+): Promise<Uint8Array> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
+  const maxResponseBytes = opts.maxResponseBytes ?? DEFAULT_MAX_BYTES
+  const timeout = AbortSignal.timeout(timeoutMs)
+  const signal = opts.signal ? AbortSignal.any([timeout, opts.signal]) : timeout
+  const details = { peer: peerId, protocol }
+  const timedOut = () =>
+    new RequestError('TIMEOUT', `no response from ${peerId} on ${protocol} within ${timeoutMs} ms`, { penalize: false, details })
+
+  let stream: Stream
+  try {
+    stream = await libp2p.dialProtocol(peerIdFromString(peerId), protocol, { signal, runOnLimitedConnection: true })
+  } catch (err) {
+    if (timeout.aborted) throw timedOut()
+    const unsupported = err instanceof Error && err.name === 'UnsupportedProtocolError'
+    throw new RequestError(unsupported ? 'NO_HANDLER' : 'STREAM_FAILED', `could not open ${protocol} to ${peerId}: ${String(err)}`, {
+      penalize: false,
+      details,
+      cause: err,
+    })
+  }
+
+  const onAbort = () => stream.abort(timedOut())
+  signal.addEventListener('abort', onAbort, { once: true })
+  let ok = false
+  try {
+    const response = readFrame(
+      stream,
+      maxResponseBytes,
+      (n) => new RequestError('RESPONSE_TOO_LARGE', `response of ${n} bytes exceeds the limit of ${maxResponseBytes}`, { details }),
+    )
+    // Write concurrently with reading: a responder that refuses early (too large, not a member)
+    // answers before it has read our request, and we must not wait on a write it will never drain.
+    void sendAndClose(stream, encodeFrame(FrameKind.Request, bytes)).catch(() => {})
+    const frame = await response
+    if (frame.kind === FrameKind.Response) {
+      ok = true
+      return frame.payload
+    }
+    if (frame.kind === FrameKind.Error) {
+      const body = decodeErrorBody(frame.payload)
+      const code: RequestErrorCode = KNOWN_REMOTE_CODES.has(body.code as RequestErrorCode) ? (body.code as RequestErrorCode) : 'BAD_FRAME'
+      throw new RequestError(code, body.message, {
+        penalize: code === 'BAD_FRAME',
+        details: { ...details, remote: true, ...(body.remoteCode !== undefined ? { remoteCode: body.remoteCode } : {}) },
+      })
+    }
+    throw new RequestError('BAD_FRAME', `expected a response frame, got kind ${frame.kind}`, { details })
+  } catch (err) {
+    if (timeout.aborted) throw timedOut()
+    if (err instanceof RequestError) throw err
+    throw new RequestError('STREAM_FAILED', `${protocol} stream to ${peerId} failed: ${String(err)}`, {
+      penalize: false,
+      details,
+      cause: err,
+    })
+  } finally {
+    signal.removeEventListener('abort', onAbort)
+    // After a whole response both halves are closed; anything else leaves a half-open stream that
+    // we reset so neither side keeps it.
+    if (!ok) stream.abort(new RequestError('STREAM_FAILED', 'request abandoned', { penalize: false }))
+  }
+}

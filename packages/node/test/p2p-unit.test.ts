@@ -1,0 +1,124 @@
+import {
+  createPeerScoreParams,
+  createPeerScoreThresholds,
+  validatePeerScoreParams,
+  validatePeerScoreThresholds,
+} from '@libp2p/gossipsub/score'
+import { keyPairFromSecret } from '@loopchain/core'
+import { describe, expect, it } from 'vitest'
+import { readFrame } from '../src/p2p/frames.js'
+import {
+  encodeFrame,
+  FrameKind,
+  installNodePolyfills,
+  nodePrivateKey,
+  P2PError,
+  peerIdFromNodeKey,
+  peerScoreParams,
+  protocolName,
+  RequestError,
+  SCORE_THRESHOLDS,
+  topicName,
+  topicScoreParams,
+} from '../src/p2p/index.js'
+
+async function* chunks(bytes: Uint8Array, size: number, thenHang = false): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size)
+  if (thenHang) await new Promise(() => {})
+}
+const tooLarge = (n: number) => new RequestError('REQUEST_TOO_LARGE', `too large: ${n}`)
+
+describe('p2p names', () => {
+  it('namespaces topics and protocols by chain id', () => {
+    expect(topicName('main-1', 'vote')).toBe('/loopchain/main-1/vote/1')
+    expect(topicName('main-1', 'header')).not.toBe(topicName('main-2', 'header'))
+    expect(protocolName('main-1', 'blocks')).toBe('/loopchain/main-1/blocks/1')
+  })
+
+  it('refuses chain ids and names that would break or collide in a protocol id', () => {
+    for (const bad of ['a/b', '', 'has space', 'x'.repeat(65)]) {
+      expect(() => protocolName(bad, 'blocks')).toThrow(P2PError)
+      expect(() => protocolName('main', bad)).toThrow(/must match/)
+    }
+    expect(() => topicName('main', 'blocks' as never)).toThrow(P2PError)
+  })
+})
+
+describe('node identity', () => {
+  it('derives the peer id from the 32-byte ed25519 node key, the same public key as the core', async () => {
+    const secret = new Uint8Array(32).fill(7)
+    const key = await nodePrivateKey(secret)
+    expect(key.type).toBe('Ed25519')
+    expect(key.publicKey.raw).toEqual(keyPairFromSecret(secret).publicKey)
+    expect(await peerIdFromNodeKey(secret)).toBe(await peerIdFromNodeKey(secret.slice()))
+    expect(await peerIdFromNodeKey(secret)).not.toBe(await peerIdFromNodeKey(new Uint8Array(32).fill(8)))
+  })
+
+  it('rejects a node key that is not 32 bytes', async () => {
+    await expect(nodePrivateKey(new Uint8Array(64))).rejects.toMatchObject({ name: 'P2PError', code: 'INVALID_KEY' })
+  })
+})
+
+describe('request-response frames', () => {
+  it('reads a frame delivered one byte at a time', async () => {
+    const payload = new TextEncoder().encode('hello frames')
+    const frame = await readFrame(chunks(encodeFrame(FrameKind.Response, payload), 1), 100, tooLarge)
+    expect(frame.kind).toBe(FrameKind.Response)
+    expect(new TextDecoder().decode(frame.payload)).toBe('hello frames')
+  })
+
+  it('refuses an oversized frame from its header, without waiting for the payload', async () => {
+    const header = encodeFrame(FrameKind.Request, new Uint8Array(5000)).subarray(0, 5)
+    await expect(readFrame(chunks(header, 5, true), 1024, tooLarge)).rejects.toMatchObject({ code: 'REQUEST_TOO_LARGE' })
+  })
+
+  it('reports a truncated frame and an unknown kind as typed errors', async () => {
+    const whole = encodeFrame(FrameKind.Request, new Uint8Array(10))
+    await expect(readFrame(chunks(whole.subarray(0, 9), 4), 100, tooLarge)).rejects.toMatchObject({ code: 'STREAM_FAILED' })
+    const bad = whole.slice()
+    bad[0] = 9
+    await expect(readFrame(chunks(bad, 16), 100, tooLarge)).rejects.toMatchObject({ name: 'RequestError', code: 'BAD_FRAME' })
+  })
+})
+
+describe('Node 20 shims', () => {
+  it('installs Promise.withResolvers and WebSocket only where missing', async () => {
+    // A constructor without Promise's statics stands in for Node 20's Promise.
+    const BarePromise = function BarePromise(executor: (res: (v: unknown) => void, rej: (e: unknown) => void) => void) {
+      return new Promise(executor)
+    }
+    const bare = { Promise: BarePromise }
+    expect(installNodePolyfills(bare).sort()).toEqual(['Promise.withResolvers', 'WebSocket'])
+    const { promise, resolve } = (
+      BarePromise as unknown as { withResolvers: () => { promise: Promise<unknown>; resolve: (v: unknown) => void } }
+    ).withResolvers()
+    resolve(5)
+    await expect(promise).resolves.toBe(5)
+    expect(typeof (bare as { WebSocket?: unknown }).WebSocket).toBe('function')
+
+    const ownWs = class {}
+    const modern = {
+      Promise: class extends Promise<unknown> {
+        static withResolvers = () => 'native'
+      },
+      WebSocket: ownWs,
+    }
+    expect(installNodePolyfills(modern)).toEqual([])
+    expect(modern.WebSocket).toBe(ownWs)
+    expect(modern.Promise.withResolvers()).toBe('native')
+  })
+})
+
+describe('gossip scoring parameters', () => {
+  it('are accepted by gossipsub and graylist a peer after three invalid messages, not one', () => {
+    const params = createPeerScoreParams(peerScoreParams(['/loopchain/t/tx/1']))
+    expect(() => validatePeerScoreParams(params)).not.toThrow()
+    expect(() => validatePeerScoreThresholds(createPeerScoreThresholds(SCORE_THRESHOLDS))).not.toThrow()
+    const t = topicScoreParams()
+    const penalty = (invalid: number) => invalid * invalid * t.invalidMessageDeliveriesWeight * t.topicWeight
+    expect(penalty(1)).toBeLessThan(0)
+    expect(penalty(1)).toBeGreaterThanOrEqual(SCORE_THRESHOLDS.graylistThreshold)
+    // The most positive score a peer can bank cannot absorb three invalid messages.
+    expect(penalty(3) + params.topicScoreCap).toBeLessThan(SCORE_THRESHOLDS.graylistThreshold)
+  })
+})

@@ -1,0 +1,54 @@
+/**
+ * `npm run bench -- core`: hashing and signature throughput for the pure-JavaScript (noble) and
+ * native (OpenSSL) providers, and the state tree against @ethereumjs/mpt on the same keys.
+ */
+import { nobleCrypto, sha3_256, sha256, utf8 } from '@loopchain/core'
+import { nativeCrypto } from '@loopchain/node'
+import { runStateBench } from './core-state.js'
+import { opsPerSecond, printer, type Report } from './report.js'
+
+/** Hash and signature figures. */
+export function runCryptoBench(report: Report): void {
+  const block = new Uint8Array(64 * 1024).map((_, i) => i & 0xff)
+  const mb = block.length / 1e6
+  report('sha256_noble', opsPerSecond(() => sha256(block)) * mb, 'MB/s')
+  report('sha256_native', opsPerSecond(() => nativeCrypto.sha256(block)) * mb, 'MB/s')
+  report('sha3_256_noble', opsPerSecond(() => sha3_256(block)) * mb, 'MB/s')
+  const small = new Uint8Array(65)
+  report(
+    'sha256_65b_noble',
+    opsPerSecond(() => sha256(small)),
+    'hashes/s',
+  )
+  report(
+    'sha256_65b_native',
+    opsPerSecond(() => nativeCrypto.sha256(small)),
+    'hashes/s',
+  )
+
+  const sk = sha256(utf8('bench key'))
+  const pk = nobleCrypto.publicKey(sk)
+  const msg = sha256(utf8('a transaction hash'))
+  const sig = nobleCrypto.sign(msg, sk)
+  const signNoble = opsPerSecond(() => nobleCrypto.sign(msg, sk))
+  const signNative = opsPerSecond(() => nativeCrypto.sign(msg, sk))
+  const verifyNoble = opsPerSecond(() => nobleCrypto.verify(sig, msg, pk))
+  const verifyNative = opsPerSecond(() => nativeCrypto.verify(sig, msg, pk))
+  report('ed25519_sign_noble', signNoble, 'ops/s')
+  report('ed25519_sign_native', signNative, 'ops/s')
+  report('ed25519_sign_native_vs_noble_ratio', signNative / signNoble, 'x')
+  report('ed25519_verify_noble', verifyNoble, 'ops/s')
+  report('ed25519_verify_native', verifyNative, 'ops/s')
+  report('ed25519_verify_native_vs_noble_ratio', verifyNative / verifyNoble, 'x')
+}
+
+/** The whole core suite. */
+export async function runCoreBench(report: Report, sizes = [1e4, 1e5, 1e6]): Promise<void> {
+  runCryptoBench(report)
+  await runStateBench(report, { sizes })
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const sizes = process.argv.slice(2).map(Number)
+  await runCoreBench(printer('core'), sizes.length ? sizes : undefined)
+}
