@@ -5,11 +5,19 @@ import { type CoreVectors, computeCoreVectors } from '../../packages/core/test/v
 import { runInChromium } from '../support/chromium.js'
 
 describe('golden vectors in headless Chromium', () => {
-  it('Chromium computes exactly the bytes Node computes and the vectors pin', async () => {
+  it('Chromium computes exactly the bytes Node computes and the vectors pin, state proofs included', async () => {
     const entry = fileURLToPath(new URL('./core-vectors.entry.ts', import.meta.url))
-    const r = await runInChromium<{ userAgent: string; failures: string[]; computed: CoreVectors }>(entry)
+    const r = await runInChromium<{
+      userAgent: string
+      failures: string[]
+      stateFailures: string[]
+      stateCases: number
+      computed: CoreVectors
+    }>(entry)
     expect(r.userAgent).toMatch(/HeadlessChrome|Chrome/)
     expect(r.failures).toEqual([])
+    expect(r.stateFailures).toEqual([])
+    expect(r.stateCases).toBeGreaterThanOrEqual(5)
     expect(r.computed).toEqual(JSON.parse(JSON.stringify(computeCoreVectors())))
     expect(r.computed).toEqual(stored)
   })
