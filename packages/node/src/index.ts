@@ -1,8 +1,9 @@
 /**
  * @packageDocumentation
  *
- * The loopchain full node for Node.js. So far: the native crypto provider; LevelDB stores,
- * networking, the mempool, the consensus driver and JSON-RPC arrive with the full node.
+ * The loopchain full node for Node.js. So far: the native crypto provider, the LevelDB store and
+ * the libp2p host layer; the mempool, the consensus driver, sync and JSON-RPC arrive with the
+ * full node.
  *
  * @example
  * ```ts
@@ -12,5 +13,5 @@
  * ```
  */
 export { nativeCrypto } from './native-crypto.js'
-export { LevelKVStore, type LevelStoreOptions } from './storage/level-store.js'
 export * from './p2p/index.js'
+export { LevelKVStore, type LevelStoreOptions } from './storage/level-store.js'

@@ -1,0 +1,160 @@
+/**
+ * The contract engine's contract with its caller: what a call needs (limits, a host), what it
+ * returns (a result or a typed failure, always with the steps it used) and the errors that are
+ * not a contract's fault (engine faults). Engine-independent: nothing here names QuickJS.
+ */
+import type { Value } from '../../codec/value.js'
+import { LoopchainError } from '../../errors.js'
+
+/**
+ * Why a contract call failed. Each is a deterministic outcome: every node that runs the same call
+ * sees the same code, message and step count, so it can go into a receipt.
+ */
+export type FailureCode =
+  /** The call used more than its step limit; `stepsUsed` equals the limit. */
+  | 'OUT_OF_STEPS'
+  /** The call's sandbox ran out of its memory limit (an allocation failed and nothing caught it). */
+  | 'OUT_OF_MEMORY'
+  /** The call nested deeper than the sandbox's fixed stack allows. */
+  | 'STACK_OVERFLOW'
+  /** Contract code threw; the message is the thrown error's message. */
+  | 'CONTRACT_ERROR'
+  /** The code is not a loadable contract: not UTF-8, a syntax error, an import, too large. */
+  | 'INVALID_CODE'
+  /** The contract exports no function of that name. */
+  | 'UNKNOWN_METHOD'
+  /** The arguments are not a {@link Value} the engine can pass (or the method name is malformed). */
+  | 'INVALID_ARGUMENT'
+
+/** A failed call's reason, as it goes into a receipt. */
+export interface CallFailure {
+  /** Machine-readable reason. */
+  readonly code: FailureCode
+  /** Human-readable detail; deterministic, at most {@link MAX_FAILURE_MESSAGE} characters. */
+  readonly message: string
+}
+
+/** Longest failure message kept (in UTF-16 units); longer ones are cut so receipts stay small. */
+export const MAX_FAILURE_MESSAGE = 256
+
+/** The outcome of one contract call. `stepsUsed` is charged whether or not the call succeeded. */
+export type CallResult =
+  | { readonly ok: true; readonly result: Value; readonly stepsUsed: number }
+  | { readonly ok: false; readonly failure: CallFailure; readonly stepsUsed: number }
+
+/** Per-call resource limits. */
+export interface CallLimits {
+  /**
+   * Most steps the call may use. A step is one QuickJS "poll point" — a loop back-edge, a function
+   * entry or return — plus the fixed costs in {@link StepSchedule}. Positive safe integer.
+   */
+  readonly stepLimit: number
+  /**
+   * Most bytes the sandbox heap may grow by during the call, beyond the contract's image (its
+   * runtime, prelude and evaluated module, plus the free space the image already holds), in
+   * the allocator's granularity. Also the largest single allocation. Bounded by {@link MAX_MEMORY_LIMIT}.
+   */
+  readonly memoryLimit: number
+}
+
+/** Largest memory limit a call may ask for: 256 MiB keeps every sandbox far from the wasm32 ceiling. */
+export const MAX_MEMORY_LIMIT = 256 * 1024 * 1024
+
+/** Fixed step costs the engine adds for work that does not pass through a QuickJS poll point. */
+export interface StepSchedule {
+  /** Steps charged for each call a contract makes into the host (storage, events, calls, context). */
+  readonly hostCall: number
+  /** Steps charged per byte that crosses the boundary in either direction in a host call. */
+  readonly hostByte: number
+  /**
+   * Steps charged each time the regular-expression engine polls for an interrupt (QuickJS does so
+   * every 10,000 backtracking steps without touching the step counter).
+   */
+  readonly regexPoll: number
+}
+
+/**
+ * What contract code can ask of the world, served synchronously (the caller pre-loads or caches
+ * the state a call may touch). Implementations must be deterministic. To make a contract-visible
+ * error, throw {@link HostRejection}; to stop the whole call with a failure code, throw
+ * {@link HostAbort}. Anything else thrown is treated as a fault of the host, not of the contract:
+ * the call throws {@link EngineFault} and produces no result.
+ */
+export interface HostApi {
+  /** The stored value under `key`, or undefined when there is none. */
+  storageGet(key: Uint8Array): Uint8Array | undefined
+  /** Stores `value` under `key`. The engine passes fresh copies; the host may keep them. */
+  storageSet(key: Uint8Array, value: Uint8Array): void
+  /** Removes `key` (a no-op when absent). */
+  storageDelete(key: Uint8Array): void
+  /** Records an event log entry. */
+  emit(event: string, data: Value): void
+  /** Calls another contract and returns its result; throw {@link HostRejection} when it fails. */
+  call(target: Uint8Array, method: string, args: Value): Value
+  /** A fact about the call's context (sender, height, block time, ...), chosen by name. */
+  context(name: string): Value
+}
+
+/** Thrown by a {@link HostApi} method to make contract code see an ordinary, catchable Error. */
+export class HostRejection extends LoopchainError<'HOST_REJECTED'> {
+  constructor(message: string) {
+    super('HOST_REJECTED', message, { penalize: false })
+  }
+}
+
+/** Thrown by a {@link HostApi} method to end the call at once with a failure (e.g. host-side step accounting). */
+export class HostAbort extends LoopchainError<FailureCode> {
+  constructor(code: FailureCode, message: string) {
+    super(code, message, { penalize: false })
+  }
+}
+
+/** Codes of {@link EngineFault}. */
+export type EngineFaultCode =
+  /** The wasm engine failed to initialise, or its build does not match what this module expects. */
+  | 'ENGINE_INIT'
+  /** The host's native stack overflowed inside the engine: the outcome would be host-dependent. */
+  | 'HOST_STACK_EXHAUSTED'
+  /** The engine trapped or failed in a way a contract cannot cause deterministically. */
+  | 'ENGINE_CRASHED'
+  /** A {@link HostApi} method threw something other than a HostRejection or HostAbort, or returned a bad value. */
+  | 'HOST_FAILED'
+  /** The host could not supply the memory a call may use (checked before the call runs). */
+  | 'HOST_OUT_OF_MEMORY'
+  /** The engine faulted earlier and must be replaced (call `initEngine` again). */
+  | 'ENGINE_UNUSABLE'
+
+/**
+ * A failure that is not the contract's doing and whose outcome could differ between machines. It
+ * must never become a receipt: the node stops executing the block and reports the fault.
+ */
+export class EngineFault extends LoopchainError<EngineFaultCode> {
+  constructor(code: EngineFaultCode, message: string, cause?: unknown) {
+    super(code, message, { penalize: false, ...(cause === undefined ? {} : { cause }) })
+  }
+}
+
+/** The outcome of loading contract code: a callable contract, or why the code was refused. */
+export type LoadResult = { readonly ok: true; readonly contract: LoadedContract } | { readonly ok: false; readonly failure: CallFailure }
+
+/** Contract code that compiled. Each call runs in a fresh sandbox, so no state survives between calls. */
+export interface LoadedContract {
+  /** The exact source the contract runs. */
+  readonly source: string
+  /**
+   * Runs exported function `method` with `args` against `host`. Synchronous. Returns a typed
+   * failure for anything the contract or its inputs caused; throws {@link EngineFault} only for
+   * faults of the engine or the host.
+   */
+  call(method: string, args: Value, host: HostApi, limits: CallLimits): CallResult
+}
+
+/** A deterministic contract engine. */
+export interface ContractEngine {
+  /** Name and version of the engine build, e.g. `quickjs-ng 0.12.1 (quickjs-emscripten 0.32.0)`. */
+  readonly version: string
+  /** Compiles `code` (UTF-8 bytes or a string of ES module source) and returns a callable contract. */
+  load(code: Uint8Array | string): LoadResult
+  /** True once the engine has faulted; every later call throws {@link EngineFault}. */
+  readonly faulted: boolean
+}
