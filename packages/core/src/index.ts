@@ -16,6 +16,7 @@
 export * from './codec/codec.js'
 export * from './codec/hex.js'
 export * from './codec/value.js'
+export * from './consensus/index.js'
 export * from './crypto/address.js'
 export * from './crypto/hash.js'
 export * from './crypto/keys.js'

@@ -5,7 +5,7 @@
  * gives identical roots.
  */
 import { Domain } from '../crypto/hash.js'
-import { bytesToBinaryString } from './binary.js'
+import { hash32ToBinaryString } from './binary.js'
 import { fastSha256, fastSha256Binary } from './sha256.js'
 
 /** A SHA-256 implementation. It must not keep or modify its input: the hasher reuses the buffer. */
@@ -21,7 +21,7 @@ export class StateHasher {
 
   /** @param sha256 the SHA-256 to use; defaults to {@link fastSha256}. */
   constructor(readonly sha256: Sha256 = fastSha256) {
-    this.digest = sha256 === fastSha256 ? fastSha256Binary : (d) => bytesToBinaryString(sha256(d))
+    this.digest = sha256 === fastSha256 ? fastSha256Binary : (d) => hash32ToBinaryString(sha256(d))
   }
 
   /** The 256-bit path of a key: `taggedHash(StateKey, key)`. Hashing spreads keys evenly. */

@@ -6,6 +6,7 @@
 export { StateProofError, type StateProofErrorCode, StateTreeError, type StateTreeErrorCode } from './errors.js'
 export { defaultStateHasher, type Sha256, StateHasher } from './hasher.js'
 export { type IterateOptions, type KVStore, prefixRange, prefixUpperBound, type WriteOp } from './kv-store.js'
+export { checkKVStoreContract } from './kv-store-contract.js'
 export { MemoryKVStore } from './memory-store.js'
 export {
   decodeStateProof,

@@ -19,16 +19,27 @@ function checkOp(op: WriteOp, i: number): void {
   }
 }
 
+/** Initial arena size; it doubles as needed. */
+const ARENA_INITIAL = 64 * 1024
+
 /**
- * A {@link KVStore} held in a `Map`; nothing survives the process. Keys and values are kept as
- * binary strings: a short string costs a header and its bytes, while a small `Uint8Array` costs
- * a typed-array object and a buffer object on top — a 10^6-key state tree's store is about a third
- * of the size this way.
+ * A {@link KVStore} held in memory; nothing survives the process.
+ *
+ * Keys are binary strings in a `Map` (`binary.ts`: JavaScript compares them in byte order); values
+ * live in one growing byte arena, each behind a 4-byte length, and the map holds only their offsets.
+ * A state tree writes millions of ~65-byte records: as separate `Uint8Array`s (~230 bytes of heap
+ * each) or even strings they would be millions of objects for the garbage collector to trace on
+ * every major collection, while offsets are plain small integers. Overwritten and deleted values
+ * are reclaimed by compacting the arena once they make up half of it.
  */
 export class MemoryKVStore implements KVStore {
-  private readonly map = new Map<string, string>()
+  private readonly map = new Map<string, number>()
   /** Keys in order, rebuilt lazily: sorting on every insert would make bulk loads quadratic. */
   private sorted: string[] | undefined = []
+  private arena = new Uint8Array(ARENA_INITIAL)
+  private used = 0
+  /** Arena bytes held by values no key points to any more. */
+  private dead = 0
 
   /** Number of entries held. */
   get size(): number {
@@ -37,8 +48,8 @@ export class MemoryKVStore implements KVStore {
 
   /** Synchronous {@link get}. */
   getSync(key: Uint8Array): Uint8Array | undefined {
-    const v = this.map.get(bytesToBinaryString(key))
-    return v === undefined ? undefined : binaryStringToBytes(v)
+    const at = this.map.get(bytesToBinaryString(key))
+    return at === undefined ? undefined : this.valueAt(at)
   }
 
   /** The value under `key`, or `undefined`. */
@@ -49,15 +60,75 @@ export class MemoryKVStore implements KVStore {
   /** Synchronous {@link write}: every op is checked before the first one applies. */
   writeSync(ops: readonly WriteOp[]): void {
     if (!Array.isArray(ops)) throw new TypeError('write ops must be an array')
-    for (let i = 0; i < ops.length; i++) checkOp(ops[i] as WriteOp, i)
+    let bytes = 0
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i] as WriteOp
+      checkOp(op, i)
+      if (op.type === 'put') bytes += 4 + op.value.length
+    }
+    this.reserve(bytes)
     for (const op of ops) {
       const k = bytesToBinaryString(op.key)
+      const old = this.map.get(k)
+      if (old !== undefined) this.dead += 4 + this.lengthAt(old)
       if (op.type === 'put') {
-        if (this.sorted !== undefined && !this.map.has(k)) this.sorted = undefined
-        this.map.set(k, bytesToBinaryString(op.value))
-      } else if (this.map.delete(k)) {
+        if (old === undefined) this.sorted = undefined
+        this.map.set(k, this.append(op.value))
+      } else if (old !== undefined) {
+        this.map.delete(k)
         this.sorted = undefined
       }
+    }
+    if (this.dead > ARENA_INITIAL && this.dead * 2 > this.used) this.compact()
+  }
+
+  private lengthAt(at: number): number {
+    const a = this.arena
+    return (((a[at] as number) << 24) | ((a[at + 1] as number) << 16) | ((a[at + 2] as number) << 8) | (a[at + 3] as number)) >>> 0
+  }
+
+  private valueAt(at: number): Uint8Array {
+    return this.arena.slice(at + 4, at + 4 + this.lengthAt(at))
+  }
+
+  /** Makes room for `n` more arena bytes. */
+  private reserve(n: number): void {
+    if (this.used + n <= this.arena.length) return
+    let size = this.arena.length * 2
+    while (size < this.used + n) size *= 2
+    const next = new Uint8Array(size)
+    next.set(this.arena.subarray(0, this.used))
+    this.arena = next
+  }
+
+  /** Copies `v` into reserved arena space behind its length; returns its offset. */
+  private append(v: Uint8Array): number {
+    const at = this.used
+    const a = this.arena
+    const n = v.length
+    a[at] = n >>> 24
+    a[at + 1] = n >>> 16
+    a[at + 2] = n >>> 8
+    a[at + 3] = n
+    a.set(v, at + 4)
+    this.used = at + 4 + n
+    return at
+  }
+
+  /** Rewrites the arena with live values only. */
+  private compact(): void {
+    const old = this.arena
+    const oldOffsets = [...this.map]
+    this.arena = new Uint8Array(Math.max(ARENA_INITIAL, this.used - this.dead))
+    this.used = 0
+    this.dead = 0
+    for (const [k, at] of oldOffsets) {
+      const n =
+        4 +
+        ((((old[at] as number) << 24) | ((old[at + 1] as number) << 16) | ((old[at + 2] as number) << 8) | (old[at + 3] as number)) >>> 0)
+      this.arena.set(old.subarray(at, at + n), this.used)
+      this.map.set(k, this.used)
+      this.used += n
     }
   }
 
@@ -91,7 +162,7 @@ export class MemoryKVStore implements KVStore {
   }
 
   private entry(k: string): [Uint8Array, Uint8Array] {
-    return [binaryStringToBytes(k), binaryStringToBytes(this.map.get(k) as string)]
+    return [binaryStringToBytes(k), this.valueAt(this.map.get(k) as number)]
   }
 }
 

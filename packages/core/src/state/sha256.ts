@@ -115,10 +115,48 @@ export function fastSha256(data: Uint8Array): Uint8Array {
 /** SHA-256 of `data` as a 32-character binary string (see `binary.ts`); allocates only the string. */
 export function fastSha256Binary(data: Uint8Array): string {
   digest(data)
-  let out = ''
-  for (let i = 0; i < 8; i++) {
-    const x = S[i] as number
-    out += String.fromCharCode(x >>> 24, (x >>> 16) & 0xff, (x >>> 8) & 0xff, x & 0xff)
-  }
-  return out
+  // One call with all 32 code units makes one flat string; appending in pieces would build a rope
+  // of intermediate strings that is flattened (copied again) on first use.
+  const a = S[0] as number
+  const b = S[1] as number
+  const c = S[2] as number
+  const d = S[3] as number
+  const e = S[4] as number
+  const f = S[5] as number
+  const g = S[6] as number
+  const h = S[7] as number
+  return String.fromCharCode(
+    a >>> 24,
+    (a >>> 16) & 0xff,
+    (a >>> 8) & 0xff,
+    a & 0xff,
+    b >>> 24,
+    (b >>> 16) & 0xff,
+    (b >>> 8) & 0xff,
+    b & 0xff,
+    c >>> 24,
+    (c >>> 16) & 0xff,
+    (c >>> 8) & 0xff,
+    c & 0xff,
+    d >>> 24,
+    (d >>> 16) & 0xff,
+    (d >>> 8) & 0xff,
+    d & 0xff,
+    e >>> 24,
+    (e >>> 16) & 0xff,
+    (e >>> 8) & 0xff,
+    e & 0xff,
+    f >>> 24,
+    (f >>> 16) & 0xff,
+    (f >>> 8) & 0xff,
+    f & 0xff,
+    g >>> 24,
+    (g >>> 16) & 0xff,
+    (g >>> 8) & 0xff,
+    g & 0xff,
+    h >>> 24,
+    (h >>> 16) & 0xff,
+    (h >>> 8) & 0xff,
+    h & 0xff,
+  )
 }

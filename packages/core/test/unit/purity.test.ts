@@ -33,17 +33,19 @@ describe('packages/core is pure', () => {
   it('no source file reaches a Node built-in, the clock, randomness, timers or I/O', () => {
     const offences: string[] = []
     for (const f of files(SRC)) {
-      // Comments may mention what the code must not do.
+      // Comments may mention what the code must not do, and the contract sandbox's prelude
+      // deletes host globals (`delete Math.random`): naming a global to remove it is not a use.
       const code = readFileSync(f, 'utf8')
         .replace(/\/\*[\s\S]*?\*\//g, '')
         .replace(/(^|[^:])\/\/.*$/gm, '$1')
+        .replace(/\bdelete\s+[\w.$]+/g, '')
       for (const [re, what] of FORBIDDEN) if (re.test(code)) offences.push(`${relative(SRC, f)}: ${what}`)
     }
     expect(offences).toEqual([])
   })
 
   it('the check itself flags an offending line', () => {
-    const sample = "import { readFileSync } from 'node:fs'\nconst t = Date.now()"
-    expect(FORBIDDEN.filter(([re]) => re.test(sample)).length).toBe(2)
+    const sample = "import { readFileSync } from 'node:fs'\nconst t = Date.now()\nconst r = Math.random()"
+    expect(FORBIDDEN.filter(([re]) => re.test(sample)).length).toBe(3)
   })
 })

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { prefixRange, prefixUpperBound, type WriteOp } from '../../src/state/kv-store.js'
+import { type KVStore, prefixRange, prefixUpperBound, type WriteOp } from '../../src/state/kv-store.js'
+import { checkKVStoreContract } from '../../src/state/kv-store-contract.js'
 import { binaryStringToBytes, bytesToBinaryString, MemoryKVStore } from '../../src/state/memory-store.js'
 
 const b = (...xs: number[]) => Uint8Array.from(xs)
@@ -9,6 +10,34 @@ async function collect(it: AsyncIterable<[Uint8Array, Uint8Array]>): Promise<num
   for await (const [k] of it) out.push([...k])
   return out
 }
+
+describe('checkKVStoreContract', () => {
+  it('passes MemoryKVStore', async () => {
+    await checkKVStoreContract(() => new MemoryKVStore())
+  })
+
+  it('catches a store that ignores the lt bound', async () => {
+    const leaky = (): KVStore => {
+      const m = new MemoryKVStore()
+      return { get: (k) => m.get(k), write: (ops) => m.write(ops), iterate: (o = {}) => m.iterate({ ...o, lt: undefined }) }
+    }
+    await expect(checkKVStoreContract(leaky)).rejects.toThrow(/lt exclusive/)
+  })
+
+  it('catches a store that hands out its own buffers', async () => {
+    const aliasing = (): KVStore => {
+      const m = new Map<string, Uint8Array>()
+      return {
+        get: async (k) => m.get(k.join()),
+        write: async (ops) => {
+          for (const op of ops) op.type === 'put' ? m.set(op.key.join(), op.value) : m.delete(op.key.join())
+        },
+        iterate: () => new MemoryKVStore().iterate(),
+      }
+    }
+    await expect(checkKVStoreContract(aliasing)).rejects.toThrow(/own copy/)
+  })
+})
 
 describe('MemoryKVStore', () => {
   it('returns what was put and undefined for what was deleted or never put', async () => {
@@ -74,6 +103,21 @@ describe('MemoryKVStore', () => {
       { type: 'del', key: b(1, 0) },
     ])
     expect(await collect(s.iterate({ gte: b(1), lt: b(0x20) }))).toEqual([[1], [2, 5], [0x10]])
+  })
+
+  it('keeps every live value through overwrites, deletes and arena compaction', async () => {
+    const s = new MemoryKVStore()
+    const val = (i: number, round: number) => Uint8Array.from({ length: 100 + (i % 50) }, (_, j) => (i + j + round) & 0xff)
+    const key = (i: number) => Uint8Array.of(i >> 8, i & 0xff)
+    for (let round = 0; round < 4; round++) {
+      await s.write(Array.from({ length: 2000 }, (_, i) => ({ type: 'put' as const, key: key(i), value: val(i, round) })))
+    }
+    await s.write(Array.from({ length: 1000 }, (_, i) => ({ type: 'del' as const, key: key(2 * i) })))
+    expect(s.size).toBe(1000)
+    for (let i = 0; i < 2000; i++) expect(await s.get(key(i))).toEqual(i % 2 === 0 ? undefined : val(i, 3))
+    const seen = await collect(s.iterate())
+    expect(seen).toHaveLength(1000)
+    expect(seen[0]).toEqual([0, 1])
   })
 
   it('iterates over a snapshot: writes during iteration do not appear', async () => {
