@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { prefixRange, StateTree, utf8, verifyStateProof } from '@loopchain/core'
+import { checkKVStoreContract, prefixRange, StateTree, utf8, verifyStateProof } from '@loopchain/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { LevelKVStore } from '../src/index.js'
 
@@ -25,6 +25,16 @@ const keysOf = async (it: AsyncIterable<[Uint8Array, Uint8Array]>) => {
 }
 
 describe('LevelDB store (classic-level on disk)', () => {
+  it('meets the KVStore contract that the in-memory twin meets', async () => {
+    const opened: LevelKVStore[] = []
+    await checkKVStoreContract(async () => {
+      const s = await LevelKVStore.open(tempDir())
+      opened.push(s)
+      return s
+    })
+    for (const s of opened) await s.close()
+  })
+
   it('gets, writes batches atomically, iterates ranges in byte order, and persists across reopen', async () => {
     const dir = tempDir()
     const s = await LevelKVStore.open(dir)
