@@ -14,9 +14,12 @@
 export const BRIDGE_NAMES = ['__lc_get', '__lc_set', '__lc_del', '__lc_emit', '__lc_call', '__lc_ctx'] as const
 
 /**
- * The prelude script. Its completion value is an object `{ invoke, describe }`: `invoke(fn, argsBuf)`
+ * The prelude script. Its completion value is an object `{ invoke, describe, inspect }`: `invoke(fn, argsBuf)`
  * decodes the arguments, calls `fn`, and returns the encoded result as an ArrayBuffer;
- * `describe(e)` classifies a thrown value as `[failureCode, message]`.
+ * `describe(e)` classifies a thrown value as `[failureCode, message]`; `inspect(ns, name)` lists
+ * the module's exports by kind and returns export `name` when it is data (a SCORE's manifest). It
+ * also holds the SCORE SDK (VarDB, DictDB, ArrayDB, msg, block, tx, self) so that it is compiled
+ * once into the base image, costs a contract nothing to load, and runs metered like contract code.
  */
 export const PRELUDE = `(function (g) {
   'use strict';
@@ -165,6 +168,138 @@ export const PRELUDE = `(function (g) {
 
   // --- the contract-facing API -----------------------------------------------------------------
   function text(v, what) { if (typeof v !== 'string') throw new TypeErr(what + ' must be a string'); return v; }
+  // --- the SCORE SDK: typed storage containers, context, calls ----------------------------------
+  // Key layout (docs/writing-a-score.md): kind byte (1 VarDB, 2 DictDB, 3 ArrayDB) ‖ uvarint byte
+  // length of the UTF-8 name ‖ name ‖ zero or more sub-keys, each in the canonical Value encoding.
+  // Every part is self-delimiting, so a key parses one way only and two containers never share one.
+  const reTest = RegExp.prototype.test, ADDRESS_RE = /^(hx|cx)[0-9a-f]{40}$/;
+  function isAddress(v) { return typeof v === 'string' && v.length === 42 && apply(reTest, ADDRESS_RE, [v]); }
+  function hexDigit(c) { return c <= 57 ? c - 48 : c - 87; }
+  // The 21-byte form the host takes for a call target: type byte (0 account, 1 contract) ‖ 20 bytes.
+  function addressBuffer(a) {
+    if (!isAddress(a)) throw new TypeErr('target must be an address (hx… or cx…)');
+    const out = new U8(21);
+    out[0] = a.charCodeAt(0) === 99 ? 1 : 0;
+    for (let i = 0; i < 20; i++) out[i + 1] = hexDigit(a.charCodeAt(2 + 2 * i)) * 16 + hexDigit(a.charCodeAt(3 + 2 * i));
+    return apply(taBuffer, out, []);
+  }
+  const VALUE_TYPES = freeze({ int: 1, str: 1, bytes: 1, bool: 1, Address: 1, any: 1 });
+  function valueType(type) {
+    if (type === undefined) return 'any';
+    if (typeof type !== 'string' || VALUE_TYPES[type] !== 1) throw new TypeErr('unknown value type ' + StringC(type) + ' (int, str, bytes, bool, Address, any)');
+    return type;
+  }
+  function checkType(type, v, what) {
+    switch (type) {
+      case 'int': if (typeof v === 'bigint') return; break;
+      case 'str': if (typeof v === 'string') return; break;
+      case 'bytes': if (isBytes(v)) return; break;
+      case 'bool': if (typeof v === 'boolean') return; break;
+      case 'Address': if (isAddress(v)) return; break;
+      default: if (v !== undefined) return;
+    }
+    throw new TypeErr(what + ' must be ' + (type === 'any' ? 'a Value' : type === 'int' ? 'an int (bigint)' : 'a ' + type));
+  }
+  // What a missing slot reads as (as in ICON): 0n, '', false, or null for bytes, Address and any.
+  function defaultOf(type) { return type === 'int' ? 0n : type === 'str' ? '' : type === 'bool' ? false : null; }
+  function concat(a, b) { const out = new U8(a.length + b.length); apply(taSet, out, [a, 0]); apply(taSet, out, [b, a.length]); return out; }
+  function header(kind, name) {
+    const n = utf8(text(name, 'a storage name'));
+    if (n.length === 0) throw new TypeErr('a storage name must not be empty');
+    const len = [];
+    let x = n.length;
+    while (x >= 0x80) { len[len.length] = (x % 0x80) | 0x80; x = (x - (x % 0x80)) / 0x80; }
+    len[len.length] = x;
+    const out = new U8(1 + len.length + n.length);
+    out[0] = kind;
+    for (let i = 0; i < len.length; i++) out[1 + i] = len[i];
+    apply(taSet, out, [n, 1 + len.length]);
+    return out;
+  }
+  function subKey(k) {
+    const t = typeof k;
+    if (t !== 'string' && t !== 'bigint' && t !== 'boolean' && !isBytes(k)) throw new TypeErr('a key must be a string, Address, bigint, boolean or Uint8Array');
+    return new U8(encode(k));
+  }
+  function readSlot(key, type) { const r = bridge.get(key); return r === undefined ? defaultOf(type) : decode(r); }
+  // Writing the default value removes the slot: it reads back the same and the state stays small.
+  function writeSlot(key, type, v) {
+    if (v === defaultOf(type)) bridge.del(key); else bridge.set(key, encode(v));
+  }
+  function bufferOf(u8) { return apply(taBuffer, u8, []); }
+  const SUB = freeze(create(null));
+
+  class VarDB {
+    #key; #type;
+    /** A single value named \`name\`, of value type \`type\` (default 'any'). */
+    constructor(name, type) { this.#type = valueType(type); this.#key = bufferOf(header(1, name)); }
+    get() { return readSlot(this.#key, this.#type); }
+    set(v) { checkType(this.#type, v, 'value'); writeSlot(this.#key, this.#type, v); }
+    remove() { bridge.del(this.#key); }
+  }
+
+  class DictDB {
+    #prefix; #type; #depth;
+    /** A map named \`name\` from keys to values of \`type\`; with depth > 1, at(k) gives the next level. */
+    constructor(name, type, depth, prefix) {
+      if (depth === undefined) depth = 1;
+      if (typeof depth !== 'number' || depth % 1 !== 0 || depth < 1 || depth > 8) throw new RangeErr('depth must be an integer from 1 to 8');
+      this.#type = valueType(type);
+      this.#depth = depth;
+      this.#prefix = name === SUB ? prefix : header(2, name);
+    }
+    at(k) {
+      if (this.#depth < 2) throw new TypeErr('at() is for the outer levels of a nested DictDB; use get/set/remove on the last level');
+      return new DictDB(SUB, this.#type, this.#depth - 1, concat(this.#prefix, subKey(k)));
+    }
+    #leaf(k) {
+      if (this.#depth !== 1) throw new TypeErr('this DictDB has ' + this.#depth + ' more levels: use at(key) first');
+      return bufferOf(concat(this.#prefix, subKey(k)));
+    }
+    get(k) { return readSlot(this.#leaf(k), this.#type); }
+    has(k) { return bridge.get(this.#leaf(k)) !== undefined; }
+    set(k, v) { const key = this.#leaf(k); checkType(this.#type, v, 'value'); writeSlot(key, this.#type, v); }
+    remove(k) { bridge.del(this.#leaf(k)); }
+  }
+
+  class ArrayDB {
+    #base; #type;
+    /** A list named \`name\` of values of \`type\`: length under the bare key, item i under key ‖ Value(i). */
+    constructor(name, type) { this.#type = valueType(type); this.#base = header(3, name); }
+    get length() { const r = bridge.get(bufferOf(this.#base)); return r === undefined ? 0 : Number(decode(r)); }
+    #slot(i) { return bufferOf(concat(this.#base, new U8(encode(BigIntC(i))))); }
+    #index(i) {
+      const n = this.length;
+      const j = typeof i === 'bigint' ? i : typeof i === 'number' && i % 1 === 0 ? BigIntC(i) : null;
+      if (j === null || j < 0n || j >= BigIntC(n)) throw new RangeErr('index ' + StringC(i) + ' is out of range (length ' + n + ')');
+      return Number(j);
+    }
+    get(i) { return readSlot(this.#slot(this.#index(i)), this.#type); }
+    set(i, v) { const j = this.#index(i); checkType(this.#type, v, 'value'); writeSlot(this.#slot(j), this.#type, v); }
+    push(v) {
+      checkType(this.#type, v, 'value');
+      const n = this.length;
+      writeSlot(this.#slot(n), this.#type, v);
+      bridge.set(bufferOf(this.#base), encode(BigIntC(n + 1)));
+    }
+    pop() {
+      const n = this.length;
+      if (n === 0) throw new RangeErr('pop from an empty ArrayDB');
+      const slot = this.#slot(n - 1), v = readSlot(slot, this.#type);
+      bridge.del(slot);
+      if (n === 1) bridge.del(bufferOf(this.#base)); else bridge.set(bufferOf(this.#base), encode(BigIntC(n - 1)));
+      return v;
+    }
+    *[Symbol.iterator]() { const n = this.length; for (let i = 0; i < n; i++) yield this.get(i); }
+  }
+  for (const C of [VarDB, DictDB, ArrayDB]) { freeze(C.prototype); freeze(C); }
+
+  function ctxValue(name) { return decode(bridge.ctx(name)); }
+  const msg = freeze({ get sender() { return ctxValue('sender'); }, get value() { return ctxValue('value'); } });
+  const block = freeze({ get height() { return ctxValue('height'); }, get timestamp() { return ctxValue('timestamp'); } });
+  const tx = freeze({ get hash() { return ctxValue('txHash'); }, get origin() { return ctxValue('origin'); } });
+  const self = freeze({ get address() { return ctxValue('address'); } });
+
   const storage = freeze({
     get(key) { const r = bridge.get(bytesToBuffer(key, 'key')); return r === undefined ? null : new U8(r); },
     set(key, value) { bridge.set(bytesToBuffer(key, 'key'), bytesToBuffer(value, 'value')); },
@@ -173,8 +308,12 @@ export const PRELUDE = `(function (g) {
   const api = freeze({
     storage,
     emit(event, data) { bridge.emit(text(event, 'event'), encode(data === undefined ? null : data)); },
-    call(target, method, args) { return decode(bridge.call(bytesToBuffer(target, 'target'), text(method, 'method'), encode(args === undefined ? null : args))); },
+    call(target, method, args) {
+      const t = typeof target === 'string' ? addressBuffer(target) : bytesToBuffer(target, 'target');
+      return decode(bridge.call(t, text(method, 'method'), encode(args === undefined ? null : args)));
+    },
     context(name) { return decode(bridge.ctx(text(name, 'name'))); },
+    VarDB, DictDB, ArrayDB, msg, block, tx, self,
   });
   defineProperty(g, 'loopchain', { value: api, writable: false, enumerable: false, configurable: false });
 
@@ -206,5 +345,12 @@ export const PRELUDE = `(function (g) {
     if (e instanceof Err) return ['CONTRACT_ERROR', StringC(e.message)];
     return ['CONTRACT_ERROR', StringC(e)];
   }
-  return freeze({ invoke(fn, argsBuf) { const r = fn(decode(argsBuf)); return encode(r === undefined ? null : r); }, describe });
+  // Lists the module's exports by kind, with the value of export \`name\` when it is data (the manifest).
+  function inspect(ns, name) {
+    const kinds = create(null), ks = keys(ns);
+    for (let i = 0; i < ks.length; i++) kinds[ks[i]] = typeof ns[ks[i]];
+    const v = ns[name];
+    return encode({ kinds, value: typeof v === 'function' || v === undefined ? null : v });
+  }
+  return freeze({ invoke(fn, argsBuf) { const r = fn(decode(argsBuf)); return encode(r === undefined ? null : r); }, describe, inspect });
 })(globalThis)`

@@ -130,6 +130,11 @@ export class StepMeter {
     return this.exhausted ? this.limit : Math.min(this.used, this.limit)
   }
 
+  /** Steps still available to a running call: what a nested call may use from the same budget. */
+  get remaining(): number {
+    return Math.max(0, this.limit - this.stepsUsed)
+  }
+
   /** Steps used so far (for a running call). */
   get stepsUsed(): number {
     if (this.exhausted) return this.limit

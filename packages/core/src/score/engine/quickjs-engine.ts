@@ -39,6 +39,7 @@ import {
   type LoadResult,
   MAX_FAILURE_MESSAGE,
   MAX_MEMORY_LIMIT,
+  type StepBudget,
   type StepSchedule,
 } from './types.js'
 
@@ -462,6 +463,7 @@ class QuickJsEngine implements ContractEngine {
       contract: Object.freeze({
         source,
         call: (method: string, args: Value, host: HostApi, limits: CallLimits) => this.call(source, method, args, host, limits),
+        inspect: (name: string, limits: CallLimits) => this.call(source, name, null, NO_HOST, limits, true),
       }),
     }
   }
@@ -487,7 +489,7 @@ class QuickJsEngine implements ContractEngine {
     return new EngineFault('ENGINE_CRASHED', `the engine failed: ${String(e)}`, plainCause(e))
   }
 
-  call(source: string, method: string, args: Value, host: HostApi, limits: CallLimits): CallResult {
+  call(source: string, method: string, args: Value, host: HostApi, limits: CallLimits, inspect = false): CallResult {
     this.assertUsable()
     const stepLimit = positiveSafeInteger(limits.stepLimit, 'stepLimit')
     const memoryLimit = positiveSafeInteger(limits.memoryLimit, 'memoryLimit')
@@ -514,7 +516,7 @@ class QuickJsEngine implements ContractEngine {
     let entry: Entry | undefined
     try {
       entry = level.enter(source)
-      result = level.run(entry, method, argBytes, host, stepLimit, memoryLimit)
+      result = level.run(entry, method, argBytes, host, stepLimit, memoryLimit, inspect)
     } catch (e) {
       problem = { error: e }
     } finally {
@@ -586,6 +588,7 @@ class Level {
   private readonly meter: StepMeter
   private readonly invoke: QuickJSHandle
   private readonly describe: QuickJSHandle
+  private readonly inspectFn: QuickJSHandle
   private state: CallState | undefined
   private handles: QuickJSHandle[] = []
 
@@ -608,6 +611,7 @@ class Level {
     const kit = ctx.unwrapResult(ctx.evalCode(PRELUDE, 'prelude.js', { strict: true }))
     this.invoke = ctx.getProp(kit, 'invoke')
     this.describe = ctx.getProp(kit, 'describe')
+    this.inspectFn = ctx.getProp(kit, 'inspect')
     kit.dispose()
     rt.setMemoryLimit(-1)
     instance.setFootprintLimit(0)
@@ -675,8 +679,19 @@ class Level {
     return h
   }
 
-  /** Runs `method` of the contract whose image {@link enter} just put in memory. */
-  run(entry: Entry, method: string, argBytes: Uint8Array, host: HostApi, stepLimit: number, memoryLimit: number): CallResult {
+  /**
+   * Runs `method` of the contract whose image {@link enter} just put in memory; with `inspect`,
+   * describes the module's exports instead (`method` names the export whose value to return).
+   */
+  run(
+    entry: Entry,
+    method: string,
+    argBytes: Uint8Array,
+    host: HostApi,
+    stepLimit: number,
+    memoryLimit: number,
+    inspect = false,
+  ): CallResult {
     const { ctx, meter } = this
     const { init } = entry
     if (init.failure !== undefined) return failed(init.failure.code, init.failure.message, Math.min(init.steps, stepLimit))
@@ -689,10 +704,15 @@ class Level {
       this.instance.setFootprintLimit(entry.imageFootprint + memoryLimit)
       meter.start(stepLimit - init.steps)
       const steps = (): number => init.steps + meter.stop()
-      const fn = this.keep(ctx.getProp(entry.namespace!, method))
-      if (ctx.typeof(fn) !== 'function') return failed('UNKNOWN_METHOD', `the contract exports no function ${method}`, steps())
-      const argBuffer = this.keep(ctx.newArrayBuffer(argBytes.slice().buffer))
-      const r = ctx.callFunction(this.invoke, ctx.undefined, fn, argBuffer)
+      let r: ReturnType<QuickJSContext['callFunction']>
+      if (inspect) {
+        r = ctx.callFunction(this.inspectFn, ctx.undefined, entry.namespace!, this.keep(ctx.newString(method)))
+      } else {
+        const fn = this.keep(ctx.getProp(entry.namespace!, method))
+        if (ctx.typeof(fn) !== 'function') return failed('UNKNOWN_METHOD', `the contract exports no function ${method}`, steps())
+        const argBuffer = this.keep(ctx.newArrayBuffer(argBytes.slice().buffer))
+        r = ctx.callFunction(this.invoke, ctx.undefined, fn, argBuffer)
+      }
       const exhausted = meter.exhausted
       const stepsUsed = steps()
       if (state.hostFailure !== undefined) throw hostFault(state.hostFailure.error)
@@ -853,7 +873,16 @@ class Level {
         const method = this.stringArg(m, 'method')
         const args = this.valueArg(a, 'args')
         this.charge(target.length + method.length)
-        const out = this.hostValue(h.call(target, method, args), 'call')
+        const meter = this.meter
+        const budget: StepBudget = {
+          remaining: meter.remaining,
+          charge: (steps) => {
+            if (!Number.isSafeInteger(steps) || steps < 0)
+              throw new HostContractError(`budget.charge(${String(steps)}) is not a step count`)
+            meter.charge(steps)
+          },
+        }
+        const out = this.hostValue(h.call(target, method, args, budget), 'call')
         this.charge(out.length, false)
         return ctx.newArrayBuffer(out.buffer)
       },
@@ -889,6 +918,20 @@ class Level {
       fn.dispose()
     }
   }
+}
+
+function noHost(): never {
+  throw new HostRejection('no host while the module is inspected')
+}
+
+/** The host of {@link LoadedContract.inspect}: a manifest is data, so any host access is refused. */
+const NO_HOST: HostApi = {
+  storageGet: noHost,
+  storageSet: noHost,
+  storageDelete: noHost,
+  emit: noHost,
+  call: noHost,
+  context: noHost,
 }
 
 function hostFault(e: unknown): EngineFault {

@@ -21,10 +21,22 @@ export type FailureCode =
   | 'CONTRACT_ERROR'
   /** The code is not a loadable contract: not UTF-8, a syntax error, an import, too large. */
   | 'INVALID_CODE'
-  /** The contract exports no function of that name. */
+  /** The contract exports no function of that name, or its ABI declares no such external method. */
   | 'UNKNOWN_METHOD'
-  /** The arguments are not a {@link Value} the engine can pass (or the method name is malformed). */
+  /** The arguments are not a {@link Value} the engine can pass (or the method name is malformed), or do not match the ABI. */
   | 'INVALID_ARGUMENT'
+  /** There is no SCORE at the called address (SCORE layer, `score/call.ts`). */
+  | 'UNKNOWN_SCORE'
+  /** A value was sent to a method the ABI does not mark payable. */
+  | 'NOT_PAYABLE'
+  /** A read-only call (a read-only method, a query, or anything they call) tried to write storage or emit an event. */
+  | 'READONLY_VIOLATION'
+  /** A call into a SCORE that is already on the call stack (re-entry is refused; see docs/writing-a-score.md). */
+  | 'REENTRANCY'
+  /** The permission hook (governance) refused the caller. */
+  | 'PERMISSION_DENIED'
+  /** An event that the ABI does not declare, or whose fields do not match the declaration, or too many events. */
+  | 'INVALID_EVENT'
 
 /** A failed call's reason, as it goes into a receipt. */
 export interface CallFailure {
@@ -89,10 +101,22 @@ export interface HostApi {
   storageDelete(key: Uint8Array): void
   /** Records an event log entry. */
   emit(event: string, data: Value): void
-  /** Calls another contract and returns its result; throw {@link HostRejection} when it fails. */
-  call(target: Uint8Array, method: string, args: Value): Value
+  /**
+   * Calls another contract and returns its result; throw {@link HostRejection} when it fails. The
+   * callee draws from the caller's budget: run it with at most `budget.remaining` steps and bill
+   * what it used with `budget.charge`, so a chain of calls never uses more than the outer limit.
+   */
+  call(target: Uint8Array, method: string, args: Value, budget: StepBudget): Value
   /** A fact about the call's context (sender, height, block time, ...), chosen by name. */
   context(name: string): Value
+}
+
+/** The calling contract's step budget, handed to {@link HostApi.call} for the nested call. */
+export interface StepBudget {
+  /** Steps the caller has left (at the moment of the call). */
+  readonly remaining: number
+  /** Charges `steps` (a non-negative safe integer) to the caller; past its limit the caller runs out of steps. */
+  charge(steps: number): void
 }
 
 /** Thrown by a {@link HostApi} method to make contract code see an ordinary, catchable Error. */
@@ -147,6 +171,13 @@ export interface LoadedContract {
    * faults of the engine or the host.
    */
   call(method: string, args: Value, host: HostApi, limits: CallLimits): CallResult
+  /**
+   * Describes the module's exports without calling any: the result is
+   * `{ kinds: { [export]: typeof }, value: <export \`name\` when it is not a function, else null> }`,
+   * encoded as a {@link Value} inside the sandbox (so a manifest must be made of Values). The
+   * contract gets no host: a getter that touches storage fails. Used to read a SCORE's manifest.
+   */
+  inspect(name: string, limits: CallLimits): CallResult
 }
 
 /** A deterministic contract engine. */

@@ -1,0 +1,84 @@
+/**
+ * Synchronous reads over the asynchronous state tree, for the duration of one block. The contract
+ * engine runs synchronously (it is WebAssembly and cannot await), but the state lives behind an
+ * async store (LevelDB on a node, IndexedDB in a browser). So execution is optimistic: a
+ * transaction runs against what is already loaded; a read of anything not yet loaded throws
+ * {@link StateMiss}; the executor then loads that key and runs the transaction again from the
+ * start. Execution is deterministic, so the rerun takes the same path up to the missing key and
+ * then further; a transaction that touches k new keys runs at most k + 1 times, and a warm cache
+ * (the common case: the same accounts trade again) means exactly once.
+ */
+import { toHex } from '../codec/hex.js'
+import { LoopchainError } from '../errors.js'
+import type { StateTree } from '../state/state-tree.js'
+
+/** Thrown by {@link BlockState.read} for a key that is not loaded yet; the executor loads it and retries. */
+export class StateMiss extends LoopchainError<'STATE_MISS'> {
+  constructor(readonly key: Uint8Array) {
+    super('STATE_MISS', `state key ${toHex(key).slice(0, 64)} is not loaded`, { penalize: false })
+  }
+}
+
+/** Most reruns of one transaction; each loads a key, so this bounds how many keys one transaction reads. */
+export const MAX_STATE_LOADS_PER_TX = 100_000
+
+/** The state as a block's execution sees it: loaded values plus the block's own writes. */
+export class BlockState {
+  /** Loaded or written values by hex key; `null` records a known absence. */
+  private readonly values = new Map<string, Uint8Array | null>()
+  /**
+   * The key of the last miss, kept here as well as in the thrown error: the contract engine turns
+   * a host function's exception into its own fault (dropping the error's identity), and the miss
+   * must survive that trip.
+   */
+  private missed: Uint8Array | undefined
+
+  constructor(readonly tree: StateTree) {}
+
+  /** The value under `key`, `undefined` when absent; throws {@link StateMiss} when not loaded. */
+  read(key: Uint8Array): Uint8Array | undefined {
+    const v = this.values.get(toHex(key))
+    if (v === undefined) {
+      this.missed = key.slice()
+      throw new StateMiss(key)
+    }
+    return v ?? undefined
+  }
+
+  /** Loads `key` from the tree (staged writes included). */
+  async load(key: Uint8Array): Promise<void> {
+    const id = toHex(key)
+    if (this.values.has(id)) return
+    this.values.set(id, (await this.tree.get(key)) ?? null)
+  }
+
+  /** Applies a transaction's writes: to the tree (staged until the block commits) and to the loaded view. */
+  apply(writes: Iterable<{ readonly key: Uint8Array; readonly value: Uint8Array | undefined }>): void {
+    for (const w of writes) {
+      if (w.value === undefined) this.tree.delete(w.key)
+      else this.tree.put(w.key, w.value)
+      this.values.set(toHex(w.key), w.value ?? null)
+    }
+  }
+
+  /**
+   * Runs `attempt` until it stops missing state: each miss loads the key and runs it again. A
+   * miss ends the attempt however it surfaces (the StateMiss itself, or an engine fault wrapping
+   * it). `attempt` must have no effects outside what it returns (writes go through an overlay).
+   */
+  async retrying<T>(attempt: () => T): Promise<T> {
+    for (let i = 0; i <= MAX_STATE_LOADS_PER_TX; i++) {
+      this.missed = undefined
+      try {
+        return attempt()
+      } catch (e) {
+        const key = this.missed
+        if (key === undefined) throw e
+        await this.load(key)
+      }
+    }
+    throw new LoopchainError('TOO_MANY_STATE_LOADS', `a transaction read more than ${MAX_STATE_LOADS_PER_TX} state keys`, {
+      penalize: false,
+    })
+  }
+}

@@ -1,0 +1,94 @@
+import { beforeAll, describe, expect, it } from 'vitest'
+import {
+  type ContractEngine,
+  contractAddress,
+  getAccount,
+  initEngine,
+  MemoryKVStore,
+  queryScore,
+  StateTree,
+  toHex,
+  transactionHash,
+} from '../../src/index.js'
+import { alice, blocks, bob, carol, PARAMS, runChain, T0 } from '../fixtures/exec/chain.js'
+
+let engine: ContractEngine
+beforeAll(async () => {
+  engine = await initEngine()
+})
+
+describe('block execution', () => {
+  it('runs transfers, messages, a deploy and token calls with the receipts a user expects', async () => {
+    const { blocks: out } = await runChain(engine)
+    const codes = out.map((b) => b.receipts.map((r) => r.failure ?? 'OK'))
+    expect(codes).toEqual([
+      ['OK', 'OK', 'OK'],
+      ['OK', 'BAD_NONCE', 'PERMISSION_DENIED'],
+      ['OK', 'CONTRACT_ERROR', 'OK', 'UNKNOWN_METHOD', 'INSUFFICIENT_BALANCE'],
+    ])
+    // The deploy and the successful transfers emitted Transfer events; failures emit nothing.
+    expect(out[1]?.receipts[0]?.logs).toBe(0)
+    expect(out[2]?.receipts.map((r) => r.logs)).toEqual([1, 0, 1, 0, 0])
+    // Refused before running (replay, unaffordable): no steps, no fee.
+    expect(out[1]?.receipts[1]).toMatchObject({ steps: 0, fee: '0' })
+    expect(out[2]?.receipts[4]).toMatchObject({ steps: 0, fee: '0' })
+    // A failed contract call still costs its steps.
+    const failed = out[2]?.receipts[1]
+    expect(failed?.steps).toBeGreaterThan(1000)
+    expect(failed?.fee).toBe(String(BigInt(failed?.steps ?? 0) * PARAMS.stepPrice))
+    // Every block changed the state.
+    expect(new Set(out.map((b) => b.stateRoot)).size).toBe(3)
+  })
+
+  it('moves balances and charges exactly steps × price, and advances nonces only for executed transactions', async () => {
+    const { blocks: out, tree } = await runChain(engine)
+    const fees = (i: number, j: number) => BigInt(out[i]?.receipts[j]?.fee ?? 'x')
+    const a = await getAccount(tree, alice.address)
+    const b = await getAccount(tree, bob.address)
+    const c = await getAccount(tree, carol.address)
+    expect(a.balance).toBe(1_000_000_000n - 5_000n - fees(0, 0) - fees(1, 0) - fees(2, 0))
+    expect(b.balance).toBe(1_000_000_000n + 5_000n - 7n - fees(0, 1) - fees(2, 1) - fees(2, 2))
+    expect(c.balance).toBe(1_000_000_000n + 7n - fees(0, 2) - fees(1, 2) - fees(2, 3))
+    // alice: transfer, deploy, call (the replay did not count); carol's unaffordable transfer did not count.
+    expect([a.nonce, b.nonce, c.nonce]).toEqual([3, 3, 3])
+  })
+
+  it('token state after the calls: the failed transfer left no trace', async () => {
+    const { tree } = await runChain(engine)
+    const deploy = blocks()[1]?.[0]
+    if (!deploy) throw new Error('no deploy')
+    const token = contractAddress(transactionHash(deploy.body))
+    const balanceOf = async (who: string) => {
+      const r = await queryScore(
+        tree,
+        { params: PARAMS, engine },
+        { from: who as never, to: token, method: 'balanceOf', params: { _owner: who }, height: 4, timestamp: T0 },
+      )
+      if (!r.ok) throw new Error(r.failure.message)
+      return r.result
+    }
+    expect(await balanceOf(alice.address)).toBe(1_000_000n - 250n)
+    expect(await balanceOf(bob.address)).toBe(200n)
+    expect(await balanceOf(carol.address)).toBe(50n)
+    // A query cannot write, even through a writing method.
+    const w = await queryScore(
+      tree,
+      { params: PARAMS, engine },
+      { from: alice.address, to: token, method: 'transfer', params: { _to: bob.address, _value: 1n }, height: 4, timestamp: T0 },
+    )
+    expect(w.ok ? 'ok' : w.failure.code).toBe('READONLY_VIOLATION')
+  })
+
+  it('is deterministic: the same chain from a fresh store gives the same roots and receipts', async () => {
+    const one = await runChain(engine)
+    const two = await runChain(await initEngine(), new MemoryKVStore())
+    expect(two.blocks).toEqual(one.blocks)
+  })
+
+  it('a tree reopened from the store at a block root reads the same accounts', async () => {
+    const { store, tree } = await runChain(engine)
+    const again = await StateTree.open(store, tree.root)
+    expect(await getAccount(again, alice.address)).toEqual(await getAccount(tree, alice.address))
+    expect(toHex(again.root)).toBe(toHex(tree.root))
+  })
+})
