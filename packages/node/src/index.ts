@@ -12,6 +12,8 @@
  * checkTransaction(tx, ctx, nativeCrypto)
  * ```
  */
+
+export { Mempool, MempoolError, type MempoolErrorCode, type MempoolOptions } from './mempool.js'
 export { nativeCrypto } from './native-crypto.js'
 export * from './p2p/index.js'
 export { LevelKVStore, type LevelStoreOptions } from './storage/level-store.js'

@@ -1,0 +1,198 @@
+/**
+ * The mempool: transactions that passed every check a node can make before they are in a block,
+ * waiting for a proposer. Checks, in order (DESIGN.md, "The path of a transaction"): size,
+ * decoding, version, network, sender key and signature, timestamp window, step limit, payload
+ * (all by `checkTransaction`), then replay (already pooled, or a nonce the sender has used), the
+ * nonce gap, the sender's permission, and the pool's limits.
+ *
+ * Proposal order is deterministic for a given pool: each sender's transactions leave in nonce
+ * order, and among the senders' next transactions the one with the smallest (timestamp, hash)
+ * goes first — so no sender can jump ahead by flooding, and two proposers with the same pool
+ * propose the same block.
+ */
+import {
+  type Address,
+  type CryptoProvider,
+  checkTransaction,
+  decodeTransaction,
+  encode,
+  LoopchainError,
+  MAX_TX_BYTES,
+  type Transaction,
+  type TxCheckContext,
+  TxError,
+  toHex,
+  transactionCodec,
+} from '@loopchain/core'
+
+/** Why the mempool refused a transaction (beyond the stateless {@link TxError} codes). */
+export type MempoolErrorCode = 'DUPLICATE' | 'NONCE_TOO_LOW' | 'NONCE_TOO_FAR' | 'NOT_PERMITTED' | 'SENDER_LIMIT' | 'POOL_FULL'
+
+/** A refusal by the pool's own rules. Not the sender's fault, so never penalised. */
+export class MempoolError extends LoopchainError<MempoolErrorCode> {
+  constructor(code: MempoolErrorCode, message: string, details?: Record<string, unknown>) {
+    super(code, message, { penalize: false, ...(details ? { details } : {}) })
+  }
+}
+
+/** Limits and the facts the pool needs from the node. */
+export interface MempoolOptions {
+  /** Stateless checks' context, minus the clock, which each call passes. */
+  readonly check: Omit<TxCheckContext, 'now'>
+  readonly crypto: CryptoProvider
+  /** The sender's next nonce in the latest state. */
+  readonly accountNonce: (sender: Address) => Promise<number>
+  /** Whether `sender` may transact at all (governance); absent: everyone may. */
+  readonly mayTransact?: (sender: Address) => Promise<boolean> | boolean
+  /** Most transactions in the pool (default 20,000: several full blocks). */
+  readonly maxTransactions?: number
+  /** Most bytes in the pool (default 64 MiB). */
+  readonly maxBytes?: number
+  /** Most transactions one sender may have waiting (default 256). */
+  readonly maxPerSender?: number
+  /** How far ahead of the sender's next nonce a transaction may be (default 64). */
+  readonly maxNonceGap?: number
+}
+
+interface Entry {
+  readonly tx: Transaction
+  readonly hash: string
+  readonly bytes: number
+}
+
+function before(a: Entry, b: Entry): boolean {
+  const ta = a.tx.body.timestamp
+  const tb = b.tx.body.timestamp
+  return ta !== tb ? ta < tb : a.hash < b.hash
+}
+
+/** Pending transactions, checked and ordered. */
+export class Mempool {
+  private readonly byHash = new Map<string, Entry>()
+  /** Per sender: pooled transactions by nonce. */
+  private readonly bySender = new Map<Address, Map<number, Entry>>()
+  private totalBytes = 0
+  private readonly maxTransactions: number
+  private readonly maxBytes: number
+  private readonly maxPerSender: number
+  private readonly maxNonceGap: number
+
+  constructor(private readonly opts: MempoolOptions) {
+    this.maxTransactions = opts.maxTransactions ?? 20_000
+    this.maxBytes = opts.maxBytes ?? 64 * 1024 * 1024
+    this.maxPerSender = opts.maxPerSender ?? 256
+    this.maxNonceGap = opts.maxNonceGap ?? 64
+  }
+
+  /** Transactions waiting. */
+  get size(): number {
+    return this.byHash.size
+  }
+
+  /** Encoded bytes waiting. */
+  get bytes(): number {
+    return this.totalBytes
+  }
+
+  /** True when a transaction with this hash (hex) is pooled. */
+  has(hashHex: string): boolean {
+    return this.byHash.has(hashHex)
+  }
+
+  /**
+   * Checks and pools a transaction given as wire bytes or decoded; `now` is the node's clock in
+   * microseconds. Returns its hash (hex). Throws {@link TxError} or {@link MempoolError}.
+   */
+  async add(input: Uint8Array | Transaction, now: number): Promise<string> {
+    const raw = input instanceof Uint8Array ? input : undefined
+    if (raw && raw.length > MAX_TX_BYTES) throw new TxError('TOO_LARGE', `transaction of ${raw.length} bytes is above ${MAX_TX_BYTES}`)
+    const tx = raw ? decodeTransaction(raw) : (input as Transaction)
+    const size = raw?.length ?? encode(transactionCodec, tx).length
+    const hash = toHex(checkTransaction(tx, { ...this.opts.check, now }, this.opts.crypto))
+    if (this.byHash.has(hash)) throw new MempoolError('DUPLICATE', `transaction ${hash} is already pooled`)
+    const sender = tx.body.from
+    const next = await this.opts.accountNonce(sender)
+    if (tx.body.nonce < next) {
+      throw new MempoolError('NONCE_TOO_LOW', `nonce ${tx.body.nonce} was already used; the sender's next nonce is ${next}`, { next })
+    }
+    if (tx.body.nonce > next + this.maxNonceGap) {
+      throw new MempoolError('NONCE_TOO_FAR', `nonce ${tx.body.nonce} is more than ${this.maxNonceGap} ahead of the next nonce ${next}`, {
+        next,
+      })
+    }
+    if (this.opts.mayTransact && !(await this.opts.mayTransact(sender))) {
+      throw new MempoolError('NOT_PERMITTED', `${sender} may not send transactions on this chain`)
+    }
+    const queue = this.bySender.get(sender) ?? new Map<number, Entry>()
+    if (queue.has(tx.body.nonce)) {
+      throw new MempoolError('DUPLICATE', `another transaction of ${sender} with nonce ${tx.body.nonce} is already pooled`)
+    }
+    if (queue.size >= this.maxPerSender) throw new MempoolError('SENDER_LIMIT', `${sender} already has ${queue.size} transactions waiting`)
+    if (this.byHash.size >= this.maxTransactions || this.totalBytes + size > this.maxBytes) {
+      throw new MempoolError('POOL_FULL', 'the mempool is full; retry later', { size: this.byHash.size, bytes: this.totalBytes })
+    }
+    const entry: Entry = { tx, hash, bytes: size }
+    queue.set(tx.body.nonce, entry)
+    this.bySender.set(sender, queue)
+    this.byHash.set(hash, entry)
+    this.totalBytes += size
+    return hash
+  }
+
+  /**
+   * The next block's transactions, in proposal order: at most `maxTxs` and `maxBytes`, each
+   * sender's in unbroken nonce order from its next nonce (a gap stops that sender).
+   */
+  async select(maxTxs: number, maxBytes: number): Promise<Transaction[]> {
+    const heads = new Map<Address, { entry: Entry; nonce: number; queue: Map<number, Entry> }>()
+    for (const [sender, queue] of this.bySender) {
+      const next = await this.opts.accountNonce(sender)
+      const entry = queue.get(next)
+      if (entry) heads.set(sender, { entry, nonce: next, queue })
+    }
+    const out: Transaction[] = []
+    let bytes = 0
+    while (out.length < maxTxs && heads.size > 0) {
+      let best: Address | undefined
+      for (const [sender, h] of heads) {
+        const current = best === undefined ? undefined : heads.get(best)
+        if (current === undefined || before(h.entry, current.entry)) best = sender
+      }
+      const h = heads.get(best as Address)
+      if (!h) break
+      if (bytes + h.entry.bytes > maxBytes) {
+        heads.delete(best as Address)
+        continue
+      }
+      out.push(h.entry.tx)
+      bytes += h.entry.bytes
+      const following = h.queue.get(h.nonce + 1)
+      if (following) heads.set(best as Address, { entry: following, nonce: h.nonce + 1, queue: h.queue })
+      else heads.delete(best as Address)
+    }
+    return out
+  }
+
+  /**
+   * Drops what a committed block made stale: its own transactions, and every pooled transaction
+   * whose nonce its sender has now used. `now` (microseconds) also expires transactions whose
+   * timestamp left the window.
+   */
+  async prune(now: number): Promise<number> {
+    let dropped = 0
+    const window = this.opts.check.timestampWindow
+    for (const [sender, queue] of this.bySender) {
+      const next = await this.opts.accountNonce(sender)
+      for (const [nonce, entry] of queue) {
+        if (nonce < next || entry.tx.body.timestamp < now - window) {
+          queue.delete(nonce)
+          this.byHash.delete(entry.hash)
+          this.totalBytes -= entry.bytes
+          dropped++
+        }
+      }
+      if (queue.size === 0) this.bySender.delete(sender)
+    }
+    return dropped
+  }
+}

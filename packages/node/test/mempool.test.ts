@@ -1,0 +1,132 @@
+import {
+  type Address,
+  DEFAULT_PARAMS,
+  encode,
+  keyPairFromSecret,
+  LoopchainError,
+  sha256,
+  signTransaction,
+  type Transaction,
+  TxKind,
+  transactionCodec,
+  utf8,
+} from '@loopchain/core'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { Mempool, nativeCrypto } from '../src/index.js'
+
+const NOW = 1_767_225_600_000_000
+const key = (s: string) => keyPairFromSecret(sha256(utf8(s)))
+const [a, b, c] = [key('pool a'), key('pool b'), key('pool c')]
+const check = { networkId: 5, timestampWindow: 300_000_000, maxStepLimit: DEFAULT_PARAMS.maxStepLimit }
+
+function tx(from: ReturnType<typeof key>, nonce: number, timestamp = NOW + nonce): Transaction {
+  return signTransaction(
+    {
+      version: 1,
+      networkId: 5,
+      from: from.address,
+      to: c.address,
+      value: 1n,
+      stepLimit: 10_000,
+      timestamp,
+      nonce,
+      kind: TxKind.Transfer,
+      data: new Uint8Array(0),
+    },
+    from,
+  )
+}
+
+function pool(nonces: Record<string, number> = {}, opts: Partial<ConstructorParameters<typeof Mempool>[0]> = {}) {
+  return new Mempool({ check, crypto: nativeCrypto, accountNonce: async (s: Address) => nonces[s] ?? 0, ...opts })
+}
+
+async function code(p: Promise<unknown>): Promise<string> {
+  try {
+    await p
+  } catch (e) {
+    if (e instanceof LoopchainError) return e.code
+    throw e
+  }
+  return 'OK'
+}
+
+describe('mempool', () => {
+  it('pools a valid transaction and refuses a replay, a used nonce and a far nonce', async () => {
+    const p = pool({ [a.address]: 3 })
+    expect(await code(p.add(tx(a, 3), NOW))).toBe('OK')
+    expect(await code(p.add(tx(a, 3), NOW))).toBe('DUPLICATE')
+    expect(await code(p.add(tx(a, 3, NOW + 99), NOW))).toBe('DUPLICATE') // same nonce, other body
+    expect(await code(p.add(tx(a, 2), NOW))).toBe('NONCE_TOO_LOW')
+    expect(await code(p.add(tx(a, 3 + 65), NOW))).toBe('NONCE_TOO_FAR')
+    expect(p.size).toBe(1)
+  })
+
+  it('refuses bad signatures, oversized and malformed bytes, and stale timestamps before pooling', async () => {
+    const p = pool()
+    const t = tx(a, 0)
+    const forged = { ...t, signature: t.signature.map((x, i) => (i === 3 ? x ^ 1 : x)) }
+    expect(await code(p.add(forged, NOW))).toBe('BAD_SIGNATURE')
+    expect(await code(p.add(new Uint8Array(600 * 1024), NOW))).toBe('TOO_LARGE')
+    expect(await code(p.add(encode(transactionCodec, t).subarray(1), NOW))).toBe('MALFORMED')
+    expect(await code(p.add(t, NOW + 10 * check.timestampWindow))).toBe('TIMESTAMP_TOO_OLD')
+    expect(p.size).toBe(0)
+  })
+
+  it('enforces permission, per-sender and total limits', async () => {
+    expect(await code(pool({}, { mayTransact: (s) => s !== a.address }).add(tx(a, 0), NOW))).toBe('NOT_PERMITTED')
+    const small = pool({}, { maxPerSender: 2, maxTransactions: 3 })
+    await small.add(tx(a, 0), NOW)
+    await small.add(tx(a, 1), NOW)
+    expect(await code(small.add(tx(a, 2), NOW))).toBe('SENDER_LIMIT')
+    await small.add(tx(b, 0), NOW)
+    expect(await code(small.add(tx(b, 1), NOW))).toBe('POOL_FULL')
+    const bytes = encode(transactionCodec, tx(a, 0)).length
+    const tight = pool({}, { maxBytes: bytes })
+    await tight.add(tx(a, 0), NOW)
+    expect(await code(tight.add(tx(b, 0), NOW))).toBe('POOL_FULL')
+  })
+
+  it('proposes each sender in nonce order, merges senders by (timestamp, hash), and stops at a gap', async () => {
+    const p = pool()
+    await p.add(tx(a, 1, NOW + 1), NOW)
+    await p.add(tx(a, 0, NOW + 5), NOW)
+    await p.add(tx(b, 0, NOW + 2), NOW)
+    await p.add(tx(b, 1, NOW + 3), NOW)
+    await p.add(tx(b, 3, NOW + 0), NOW) // nonce 2 is missing: waits
+    const order = (await p.select(100, 1 << 20)).map((t) => `${t.body.from === a.address ? 'a' : 'b'}${t.body.nonce}`)
+    expect(order).toEqual(['b0', 'b1', 'a0', 'a1'])
+    expect(await p.select(2, 1 << 20)).toHaveLength(2)
+  })
+
+  it('selection depends only on the pool, not on arrival order', async () => {
+    const txs = [tx(a, 0, NOW + 7), tx(a, 1, NOW + 1), tx(b, 0, NOW + 7), tx(b, 1, NOW + 2), tx(c, 0, NOW + 3)]
+    const reference = (await fillThenSelect(txs)).join()
+    await fc.assert(
+      fc.asyncProperty(fc.shuffledSubarray(txs, { minLength: txs.length, maxLength: txs.length }), async (order) => {
+        expect((await fillThenSelect(order)).join()).toBe(reference)
+      }),
+      { numRuns: 30 },
+    )
+  })
+
+  it('prunes transactions whose nonce was used by a committed block, and expired ones', async () => {
+    const nonces: Record<string, number> = {}
+    const p = pool(nonces)
+    await p.add(tx(a, 0), NOW)
+    await p.add(tx(a, 1), NOW)
+    await p.add(tx(b, 0, NOW - check.timestampWindow + 10), NOW)
+    nonces[a.address] = 1
+    expect(await p.prune(NOW)).toBe(1)
+    expect(await p.prune(NOW + 20)).toBe(1)
+    expect(p.size).toBe(1)
+    expect((await p.select(10, 1 << 20)).map((t) => t.body.nonce)).toEqual([1])
+  })
+})
+
+async function fillThenSelect(txs: Transaction[]): Promise<string[]> {
+  const p = pool()
+  for (const t of txs) await p.add(t, NOW)
+  return (await p.select(100, 1 << 20)).map((t) => `${t.body.from}:${t.body.nonce}`)
+}
