@@ -79,7 +79,9 @@ export class Reader {
   /** Reads `n` bytes as a fresh copy (the result never aliases the input). */
   take(n: number): Uint8Array {
     if (n > this.remaining) throw truncated(this.pos, n, this.remaining)
-    const out = this.bytes.slice(this.pos, this.pos + n)
+    // A fresh plain Uint8Array: `slice` on a subclass such as Node's Buffer would alias the input
+    // (Buffer#slice) or keep the subclass (species), and callers compare and keep these bytes.
+    const out = new Uint8Array(this.bytes.subarray(this.pos, this.pos + n))
     this.pos += n
     return out
   }

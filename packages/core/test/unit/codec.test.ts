@@ -91,6 +91,14 @@ describe('canonical codec', () => {
     expect(decode(option(u16), fromHex('00'))).toBeUndefined()
   })
 
+  it('decoded bytes never alias the input, even when the input is a Node Buffer', () => {
+    const input = Buffer.from([3, 1, 2, 3])
+    const out = decode(bytes(10), input)
+    expect(out.constructor).toBe(Uint8Array)
+    input[1] = 99
+    expect([...out]).toEqual([1, 2, 3])
+  })
+
   it('refuses trailing bytes', () => {
     const e = decodeError(u32, '0000000100')
     expect(e.code).toBe('TRAILING_BYTES')

@@ -18,6 +18,14 @@ export interface LevelStoreOptions {
   readonly cacheSize?: number
 }
 
+/**
+ * LevelDB hands back Node Buffers; callers get plain Uint8Arrays (a Buffer's `slice` aliases
+ * instead of copying, and Buffers compare unequal to Uint8Arrays in deep equality).
+ */
+function plain(b: Uint8Array): Uint8Array {
+  return b.constructor === Uint8Array ? b : new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
+}
+
 /** A LevelDB database behind the {@link KVStore} interface. */
 export class LevelKVStore implements KVStore {
   private constructor(
@@ -39,7 +47,8 @@ export class LevelKVStore implements KVStore {
   }
 
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
-    return (await this.db.get(key)) ?? undefined
+    const v = await this.db.get(key)
+    return v === undefined ? undefined : plain(v)
   }
 
   async write(ops: readonly WriteOp[]): Promise<void> {
@@ -58,7 +67,7 @@ export class LevelKVStore implements KVStore {
       limit: opts.limit ?? -1,
     })
     try {
-      for await (const [k, v] of it) yield [k, v]
+      for await (const [k, v] of it) yield [plain(k), plain(v)]
     } finally {
       await it.close()
     }

@@ -1,0 +1,175 @@
+/**
+ * The chain's blocks on disk: blocks by height and by hash, transactions by hash, receipts, block
+ * results, commit certificates and the head. Everything of one committed block — the block, its
+ * commit, its receipts and result, its transaction index, the state it produced and the new head —
+ * goes into ONE atomic batch ({@link ChainStore.commitBlockOps}), so a kill -9 at any instant leaves
+ * either the whole block or none of it, and a restart resumes from a consistent head.
+ *
+ * Every key starts with the chain's namespace (`chain id ‖ 0x00`), so one node can serve several
+ * chains (loopchain's "channels") from one database.
+ */
+import {
+  type Block,
+  type BlockResult,
+  blockCodec,
+  blockHash,
+  blockResultCodec,
+  type Commit,
+  commitCodec,
+  concatBytes,
+  decode,
+  encode,
+  fixedBytes,
+  type KVStore,
+  list,
+  type Receipt,
+  receiptCodec,
+  struct,
+  transactionHash,
+  utf8,
+  uvarint,
+  type WriteOp,
+} from '@loopchain/core'
+
+const K_HEAD = 0x48 // 'H'
+const K_BLOCK = 0x62 // 'b' ‖ height(8)
+const K_HASH = 0x68 // 'h' ‖ block hash → height
+const K_TX = 0x74 // 't' ‖ tx hash → (height, index)
+const K_RECEIPTS = 0x72 // 'r' ‖ height(8)
+const K_RESULT = 0x78 // 'x' ‖ height(8)
+const K_COMMIT = 0x63 // 'c' ‖ height(8)
+/** Where the state tree of this chain keeps its nodes. */
+const K_STATE = 0x73 // 's'
+
+const receiptsCodec = list(receiptCodec, 100_000)
+const headCodec = struct('Head', { height: uvarint, hash: fixedBytes(32) })
+const txLocationCodec = struct('TxLocation', { height: uvarint, index: uvarint })
+
+/** The last committed block. */
+export interface ChainHead {
+  readonly height: number
+  readonly hash: Uint8Array
+}
+
+/** Where a transaction is: the block height and its index in the block. */
+export interface TxLocation {
+  readonly height: number
+  readonly index: number
+}
+
+function be64(n: number): Uint8Array {
+  // Big-endian so that LevelDB's byte order is height order (range scans for sync).
+  const out = new Uint8Array(8)
+  new DataView(out.buffer).setBigUint64(0, BigInt(n))
+  return out
+}
+
+/** Blocks and their companions for one chain in a {@link KVStore}. */
+export class ChainStore {
+  private readonly prefix: Uint8Array
+
+  constructor(
+    readonly store: KVStore,
+    readonly chainId: string,
+  ) {
+    this.prefix = concatBytes(utf8(chainId), Uint8Array.of(0))
+  }
+
+  private key(kind: number, ...parts: Uint8Array[]): Uint8Array {
+    return concatBytes(this.prefix, Uint8Array.of(kind), ...parts)
+  }
+
+  /** The namespace the chain's state tree uses in the same store. */
+  get stateNamespace(): Uint8Array {
+    return this.key(K_STATE)
+  }
+
+  /** The last committed block, or undefined for a chain with no block yet. */
+  async head(): Promise<ChainHead | undefined> {
+    const raw = await this.store.get(this.key(K_HEAD))
+    return raw === undefined ? undefined : decode(headCodec, raw)
+  }
+
+  /** The block at `height`. */
+  async blockAt(height: number): Promise<Block | undefined> {
+    const raw = await this.store.get(this.key(K_BLOCK, be64(height)))
+    return raw === undefined ? undefined : decode(blockCodec, raw)
+  }
+
+  /** The height of the block with hash `hash`. */
+  async heightOf(hash: Uint8Array): Promise<number | undefined> {
+    const raw = await this.store.get(this.key(K_HASH, hash))
+    return raw === undefined ? undefined : decode(uvarint, raw)
+  }
+
+  /** The commit certificate of the block at `height`. */
+  async commitAt(height: number): Promise<Commit | undefined> {
+    const raw = await this.store.get(this.key(K_COMMIT, be64(height)))
+    return raw === undefined ? undefined : decode(commitCodec, raw)
+  }
+
+  /** The receipts of the block at `height`, in transaction order. */
+  async receiptsAt(height: number): Promise<Receipt[] | undefined> {
+    const raw = await this.store.get(this.key(K_RECEIPTS, be64(height)))
+    return raw === undefined ? undefined : decode(receiptsCodec, raw)
+  }
+
+  /** The result of executing the block at `height`. */
+  async resultAt(height: number): Promise<BlockResult | undefined> {
+    const raw = await this.store.get(this.key(K_RESULT, be64(height)))
+    return raw === undefined ? undefined : decode(blockResultCodec, raw)
+  }
+
+  /** Where the transaction with hash `txHash` was committed. */
+  async locate(txHash: Uint8Array): Promise<TxLocation | undefined> {
+    const raw = await this.store.get(this.key(K_TX, txHash))
+    return raw === undefined ? undefined : decode(txLocationCodec, raw)
+  }
+
+  /**
+   * The write ops of one committed block: the block, its commit certificate, its receipts and
+   * result, its transactions' index, the state ops of its execution, and the new head. Write them
+   * in one `store.write` (see {@link commitBlock}).
+   */
+  commitBlockOps(block: Block, commit: Commit, receipts: readonly Receipt[], result: BlockResult, stateOps: readonly WriteOp[]): WriteOp[] {
+    const h = block.header.height
+    const hash = blockHash(block.header)
+    const ops: WriteOp[] = [
+      ...stateOps,
+      { type: 'put', key: this.key(K_BLOCK, be64(h)), value: encode(blockCodec, block) },
+      { type: 'put', key: this.key(K_HASH, hash), value: encode(uvarint, h) },
+      { type: 'put', key: this.key(K_COMMIT, be64(h)), value: encode(commitCodec, commit) },
+      { type: 'put', key: this.key(K_RECEIPTS, be64(h)), value: encode(receiptsCodec, [...receipts]) },
+      { type: 'put', key: this.key(K_RESULT, be64(h)), value: encode(blockResultCodec, result) },
+    ]
+    block.transactions.forEach((tx, index) => {
+      ops.push({ type: 'put', key: this.key(K_TX, transactionHash(tx.body)), value: encode(txLocationCodec, { height: h, index }) })
+    })
+    // The head goes last in the list; the batch is atomic anyway, but readers of a log see it last.
+    ops.push({ type: 'put', key: this.key(K_HEAD), value: encode(headCodec, { height: h, hash }) })
+    return ops
+  }
+
+  /** Writes a committed block and everything that goes with it atomically. */
+  async commitBlock(
+    block: Block,
+    commit: Commit,
+    receipts: readonly Receipt[],
+    result: BlockResult,
+    stateOps: readonly WriteOp[],
+  ): Promise<void> {
+    const head = await this.head()
+    const expected = head === undefined ? 1 : head.height + 1
+    if (block.header.height !== expected) {
+      throw new RangeError(`block ${block.header.height} does not follow the head ${head?.height ?? 0}`)
+    }
+    await this.store.write(this.commitBlockOps(block, commit, receipts, result, stateOps))
+  }
+
+  /** Blocks from `from` to `to` inclusive, in height order, as stored (for sync by range). */
+  async *blocks(from: number, to: number): AsyncIterable<Block> {
+    for await (const [, v] of this.store.iterate({ gte: this.key(K_BLOCK, be64(from)), lt: this.key(K_BLOCK, be64(to + 1)) })) {
+      yield decode(blockCodec, v)
+    }
+  }
+}
