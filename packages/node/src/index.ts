@@ -16,5 +16,6 @@
 export { Mempool, MempoolError, type MempoolErrorCode, type MempoolOptions } from './mempool.js'
 export { nativeCrypto } from './native-crypto.js'
 export * from './p2p/index.js'
+export * from './rpc/index.js'
 export { type ChainHead, ChainStore, type TxLocation } from './storage/chain-store.js'
 export { LevelKVStore, type LevelStoreOptions } from './storage/level-store.js'

@@ -1,0 +1,165 @@
+/**
+ * The node's HTTP and WebSocket endpoints: JSON-RPC 2.0 at `POST /` and over `ws://…/ws`
+ * (subscriptions), Prometheus metrics at `GET /metrics`, and `GET /health`. Every client gets a
+ * token bucket (requests per second with a burst) and a request-size limit, so one busy or hostile
+ * client cannot starve the others; refusals are JSON-RPC errors, never dropped connections.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { WebSocketServer } from 'ws'
+import type { NodeLogger } from '../p2p/logger.js'
+import { type Json, type RpcDispatcher, RpcErrorCode } from './json-rpc.js'
+
+/** Options of {@link startRpcServer}. */
+export interface RpcServerOptions {
+  readonly dispatcher: RpcDispatcher
+  /** Interface to listen on (default 127.0.0.1). */
+  readonly host?: string
+  /** Port (0 = any free port). */
+  readonly port?: number
+  /** Largest request body: a transaction of 512 KiB hex-encoded is about 1.1 MB (default 2 MiB). */
+  readonly maxBodyBytes?: number
+  /** Sustained requests per second per client (default 200) and the burst above it (default 400). */
+  readonly rateLimit?: { readonly perSecond: number; readonly burst: number }
+  /** The Prometheus text for `/metrics`. */
+  readonly metrics?: () => string | Promise<string>
+  /** The body of `/health`; `ok: false` answers 503. */
+  readonly health?: () => { ok: boolean; [k: string]: Json } | Promise<{ ok: boolean; [k: string]: Json }>
+  readonly logger?: NodeLogger
+  /** The clock (milliseconds), injectable for tests of the rate limit. */
+  readonly now?: () => number
+}
+
+/** A running RPC server. */
+export interface RpcServer {
+  /** `http://host:port/`. */
+  readonly url: string
+  /** `ws://host:port/ws`. */
+  readonly wsUrl: string
+  readonly port: number
+  close(): Promise<void>
+}
+
+class Buckets {
+  private readonly tokens = new Map<string, { level: number; at: number }>()
+  constructor(
+    private readonly perSecond: number,
+    private readonly burst: number,
+    private readonly now: () => number,
+  ) {}
+
+  take(client: string): boolean {
+    const t = this.now()
+    const b = this.tokens.get(client) ?? { level: this.burst, at: t }
+    b.level = Math.min(this.burst, b.level + ((t - b.at) / 1000) * this.perSecond)
+    b.at = t
+    this.tokens.set(client, b)
+    if (this.tokens.size > 100_000) this.tokens.clear() // bound the table; a reset only forgives
+    if (b.level < 1) return false
+    b.level -= 1
+    return true
+  }
+}
+
+const CORS = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'GET, POST, OPTIONS',
+  'access-control-allow-headers': 'content-type',
+}
+
+function rpcErrorBody(code: number, message: string): string {
+  return JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } })
+}
+
+/** Starts the HTTP + WebSocket server. */
+export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer> {
+  const maxBody = opts.maxBodyBytes ?? 2 * 1024 * 1024
+  const now = opts.now ?? (() => Date.now())
+  const buckets = new Buckets(opts.rateLimit?.perSecond ?? 200, opts.rateLimit?.burst ?? 400, now)
+
+  const send = (res: ServerResponse, status: number, type: string, body: string) => {
+    res.writeHead(status, { 'content-type': type, ...CORS }).end(body)
+  }
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const client = req.socket.remoteAddress ?? 'unknown'
+    const path = (req.url ?? '/').split('?')[0]
+    if (req.method === 'OPTIONS') return void res.writeHead(204, CORS).end()
+    if (req.method === 'GET' && path === '/health') {
+      const h = opts.health ? await opts.health() : { ok: true }
+      return send(res, h.ok ? 200 : 503, 'application/json', JSON.stringify(h))
+    }
+    if (req.method === 'GET' && path === '/metrics') {
+      return send(res, 200, 'text/plain; version=0.0.4', opts.metrics ? await opts.metrics() : '')
+    }
+    if (req.method !== 'POST' || (path !== '/' && path !== '/api')) {
+      return send(res, 404, 'application/json', rpcErrorBody(RpcErrorCode.InvalidRequest, 'JSON-RPC is served by POST / (and ws://…/ws)'))
+    }
+    if (!buckets.take(client)) return send(res, 429, 'application/json', rpcErrorBody(RpcErrorCode.RateLimited, 'rate limited: slow down'))
+    const declared = Number(req.headers['content-length'] ?? 0)
+    if (declared > maxBody) {
+      req.resume()
+      return send(res, 413, 'application/json', rpcErrorBody(RpcErrorCode.TooLarge, `request body above ${maxBody} bytes`))
+    }
+    const chunks: Buffer[] = []
+    let size = 0
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length
+      if (size > maxBody) {
+        req.destroy()
+        return send(res, 413, 'application/json', rpcErrorBody(RpcErrorCode.TooLarge, `request body above ${maxBody} bytes`))
+      }
+      chunks.push(chunk as Buffer)
+    }
+    const out = await opts.dispatcher.handleText(Buffer.concat(chunks).toString('utf8'), { client })
+    if (out === undefined) return void res.writeHead(204, CORS).end()
+    send(res, 200, 'application/json', out)
+  }
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      opts.logger?.error('rpc: request failed', { error: String(e) })
+      if (!res.headersSent) send(res, 500, 'application/json', rpcErrorBody(RpcErrorCode.InternalError, 'Internal error'))
+    })
+  })
+
+  const wss = new WebSocketServer({ server, path: '/ws', maxPayload: maxBody })
+  wss.on('connection', (ws, req) => {
+    const client = req.socket.remoteAddress ?? 'unknown'
+    const cleanups: (() => void)[] = []
+    ws.on('close', () => {
+      for (const f of cleanups.splice(0)) f()
+    })
+    const notify = (method: string, params: Json) => {
+      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ jsonrpc: '2.0', method, params }))
+    }
+    ws.on('message', (data) => {
+      if (!buckets.take(client)) {
+        ws.send(rpcErrorBody(RpcErrorCode.RateLimited, 'rate limited: slow down'))
+        return
+      }
+      void opts.dispatcher
+        .handleText(data.toString(), { client, websocket: true, notify, onClose: (f) => cleanups.push(f) })
+        .then((out) => {
+          if (out !== undefined && ws.readyState === ws.OPEN) ws.send(out)
+        })
+    })
+  })
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve())
+  })
+  const { port, address } = server.address() as AddressInfo
+  const host = address.includes(':') ? `[${address}]` : address
+  return {
+    url: `http://${host}:${port}/`,
+    wsUrl: `ws://${host}:${port}/ws`,
+    port,
+    close: async () => {
+      for (const c of wss.clients) c.terminate()
+      await new Promise<void>((resolve) => wss.close(() => resolve()))
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    },
+  }
+}

@@ -1,0 +1,164 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import { type Json, RpcDispatcher, RpcError, RpcErrorCode, type RpcMethod, type RpcServer, startRpcServer } from '../src/index.js'
+
+const methods: RpcMethod[] = [
+  {
+    name: 'math_add',
+    summary: 'Adds two integers.',
+    params: [
+      { name: 'a', schema: { type: 'integer' }, required: true },
+      { name: 'b', schema: { type: 'integer', minimum: 0 }, required: true },
+    ],
+    result: { name: 'sum', schema: { type: 'integer' } },
+    handler: (p) => (p.a as number) + (p.b as number),
+  },
+  {
+    name: 'chain_get',
+    summary: 'Fails as a missing thing does.',
+    params: [{ name: 'hash', schema: { type: 'string', pattern: '^0x[0-9a-f]{64}$' }, required: true }],
+    result: { name: 'block', schema: {} },
+    handler: (p) => {
+      throw new RpcError(RpcErrorCode.NotFound, `no block ${p.hash}`, { hash: p.hash as string })
+    },
+  },
+  {
+    name: 'node_crash',
+    summary: 'Throws an unexpected error.',
+    params: [],
+    result: { name: 'never', schema: {} },
+    handler: () => {
+      throw new Error('secret internal detail')
+    },
+  },
+  {
+    name: 'ticks_subscribe',
+    summary: 'Sends three notifications.',
+    params: [],
+    result: { name: 'subscription', schema: { type: 'string' } },
+    websocketOnly: true,
+    handler: (_p, ctx) => {
+      let n = 0
+      const timer = setInterval(() => ctx.notify?.('ticks', { n: ++n }), 10)
+      ctx.onClose?.(() => clearInterval(timer))
+      setTimeout(() => clearInterval(timer), 35)
+      return 'sub-1'
+    },
+  },
+]
+
+let server: RpcServer | undefined
+let clock = 0
+afterEach(async () => {
+  await server?.close()
+  server = undefined
+})
+
+async function start(extra: Partial<Parameters<typeof startRpcServer>[0]> = {}): Promise<RpcServer> {
+  const errors: unknown[] = []
+  server = await startRpcServer({
+    dispatcher: new RpcDispatcher(methods, { title: 'test', version: '1', maxBatch: 3, onError: (e) => errors.push(e) }),
+    metrics: () => 'loopchain_height 7\n',
+    health: () => ({ ok: true, height: 7 }),
+    ...extra,
+  })
+  return server
+}
+
+async function post(body: string): Promise<{ status: number; json: Json | undefined }> {
+  const res = await fetch(server?.url ?? '', { method: 'POST', body, headers: { 'content-type': 'application/json' } })
+  const text = await res.text()
+  return { status: res.status, json: text ? (JSON.parse(text) as Json) : undefined }
+}
+
+const call = (method: string, params?: Json, id: Json = 1) =>
+  JSON.stringify({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) })
+
+describe('JSON-RPC over HTTP', () => {
+  it('answers calls by name and by position, batches, and stays silent for notifications', async () => {
+    await start()
+    expect((await post(call('math_add', { a: 2, b: 3 }))).json).toEqual({ jsonrpc: '2.0', id: 1, result: 5 })
+    expect((await post(call('math_add', [4, 5], 'x'))).json).toEqual({ jsonrpc: '2.0', id: 'x', result: 9 })
+    const batch = await post(
+      `[${call('math_add', [1, 1], 1)},${JSON.stringify({ jsonrpc: '2.0', method: 'math_add', params: [1, 2] })},${call('nope', [], 3)}]`,
+    )
+    expect(batch.json).toEqual([
+      { jsonrpc: '2.0', id: 1, result: 2 },
+      { jsonrpc: '2.0', id: 3, error: { code: RpcErrorCode.MethodNotFound, message: 'Method not found: nope' } },
+    ])
+    expect((await post(JSON.stringify({ jsonrpc: '2.0', method: 'math_add', params: [1, 2] }))).status).toBe(204)
+  })
+
+  it('maps every kind of bad request to its JSON-RPC error code', async () => {
+    await start()
+    const code = async (body: string) => ((await post(body)).json as { error?: { code: number } }).error?.code
+    expect(await code('{not json')).toBe(RpcErrorCode.ParseError)
+    expect(await code('[]')).toBe(RpcErrorCode.InvalidRequest)
+    expect(await code('{"jsonrpc":"1.0","id":1,"method":"math_add"}')).toBe(RpcErrorCode.InvalidRequest)
+    expect(await code('{"jsonrpc":"2.0","id":{},"method":"math_add"}')).toBe(RpcErrorCode.InvalidRequest)
+    expect(await code(call('math_add', { a: 1 }))).toBe(RpcErrorCode.InvalidParams)
+    expect(await code(call('math_add', { a: 1, b: -1 }))).toBe(RpcErrorCode.InvalidParams)
+    expect(await code(call('math_add', { a: '1', b: 1 }))).toBe(RpcErrorCode.InvalidParams)
+    expect(await code(call('math_add', { a: 1, b: 1, c: 1 }))).toBe(RpcErrorCode.InvalidParams)
+    expect(await code(call('chain_get', { hash: '0x12' }))).toBe(RpcErrorCode.InvalidParams)
+    expect(await code(call('ticks_subscribe', []))).toBe(RpcErrorCode.MethodNotFound)
+    expect(
+      await code(`[${call('math_add', [1, 1])},${call('math_add', [1, 1])},${call('math_add', [1, 1])},${call('math_add', [1, 1])}]`),
+    ).toBe(RpcErrorCode.TooLarge)
+  })
+
+  it('passes method errors with their code and data, and hides internal errors', async () => {
+    await start()
+    const h = `0x${'ab'.repeat(32)}`
+    expect((await post(call('chain_get', { hash: h }))).json).toEqual({
+      jsonrpc: '2.0',
+      id: 1,
+      error: { code: RpcErrorCode.NotFound, message: `no block ${h}`, data: { hash: h } },
+    })
+    const crash = (await post(call('node_crash'))).json as { error: { code: number; message: string } }
+    expect(crash.error).toEqual({ code: RpcErrorCode.InternalError, message: 'Internal error' })
+  })
+
+  it('refuses oversized bodies and rate-limits a client, then lets it back in', async () => {
+    clock = 0
+    await start({ maxBodyBytes: 1000, rateLimit: { perSecond: 1, burst: 2 }, now: () => clock })
+    const big = await post(call('math_add', { a: 1, b: 1, pad: 'x'.repeat(2000) } as Json))
+    expect(big.status).toBe(413)
+    expect((big.json as { error: { code: number } }).error.code).toBe(RpcErrorCode.TooLarge)
+    expect((await post(call('math_add', [1, 1]))).status).toBe(200)
+    const limited = await post(call('math_add', [1, 1]))
+    expect(limited.status).toBe(429)
+    expect((limited.json as { error: { code: number } }).error.code).toBe(RpcErrorCode.RateLimited)
+    clock += 1500
+    expect((await post(call('math_add', [1, 1]))).status).toBe(200)
+  })
+
+  it('serves health, metrics and an OpenRPC document that lists every method with its parameters', async () => {
+    await start()
+    const health = await fetch(`${server?.url}health`)
+    expect(health.status).toBe(200)
+    expect(await health.json()).toEqual({ ok: true, height: 7 })
+    expect(await (await fetch(`${server?.url}metrics`)).text()).toContain('loopchain_height 7')
+    const doc = (await post(call('rpc.discover'))).json as { result: { methods: { name: string; params: { name: string }[] }[] } }
+    const add = doc.result.methods.find((m) => m.name === 'math_add')
+    expect(add?.params.map((p) => p.name)).toEqual(['a', 'b'])
+    expect(doc.result.methods.map((m) => m.name)).toContain('rpc.discover')
+  })
+})
+
+describe('JSON-RPC over WebSocket', () => {
+  it('answers requests and delivers subscription notifications', async () => {
+    await start()
+    const ws = new WebSocket(server?.wsUrl ?? '')
+    await new Promise((r) => ws.once('open', r))
+    const got: Json[] = []
+    ws.on('message', (d) => got.push(JSON.parse(d.toString()) as Json))
+    ws.send(call('math_add', [20, 22], 9))
+    ws.send(call('ticks_subscribe', [], 10))
+    await new Promise((r) => setTimeout(r, 150))
+    ws.close()
+    expect(got).toContainEqual({ jsonrpc: '2.0', id: 9, result: 42 })
+    expect(got).toContainEqual({ jsonrpc: '2.0', id: 10, result: 'sub-1' })
+    expect(got.filter((m) => (m as { method?: string }).method === 'ticks').length).toBeGreaterThanOrEqual(2)
+  })
+})
