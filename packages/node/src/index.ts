@@ -15,6 +15,7 @@
 
 export { Mempool, MempoolError, type MempoolErrorCode, type MempoolOptions } from './mempool.js'
 export { nativeCrypto } from './native-crypto.js'
+export * from './node/index.js'
 export * from './p2p/index.js'
 export * from './rpc/index.js'
 export { type ChainHead, ChainStore, type TxLocation } from './storage/chain-store.js'

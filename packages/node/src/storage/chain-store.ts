@@ -38,6 +38,8 @@ const K_TX = 0x74 // 't' ‖ tx hash → (height, index)
 const K_RECEIPTS = 0x72 // 'r' ‖ height(8)
 const K_RESULT = 0x78 // 'x' ‖ height(8)
 const K_COMMIT = 0x63 // 'c' ‖ height(8)
+/** The genesis hash the database was made for. */
+const K_GENESIS = 0x47 // 'G'
 /** Where the state tree of this chain keeps its nodes. */
 const K_STATE = 0x73 // 's'
 
@@ -77,6 +79,11 @@ export class ChainStore {
 
   private key(kind: number, ...parts: Uint8Array[]): Uint8Array {
     return concatBytes(this.prefix, Uint8Array.of(kind), ...parts)
+  }
+
+  /** Where the node records which genesis this database belongs to. */
+  get genesisKey(): Uint8Array {
+    return this.key(K_GENESIS)
   }
 
   /** The namespace the chain's state tree uses in the same store. */

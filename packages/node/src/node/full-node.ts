@@ -1,0 +1,418 @@
+/**
+ * The full node's heart: it drives the LFT consensus machine with real timers and the WAL, builds
+ * proposals from the mempool, validates peers' proposals, executes committed blocks through the
+ * SCORE VM and stores each block with its state in one atomic batch. The network is a seam
+ * ({@link NodeNetwork}); a single validator runs without one.
+ *
+ * Order of work for a committed block: execute → write block, commit, receipts, result, state
+ * and head in one batch → prune the mempool → tell listeners → start the next height when the
+ * production policy says a block is due (transactions waiting, the minimum interval passed, or
+ * the empty-block interval, if configured).
+ */
+import {
+  type AccountState,
+  type Address,
+  applyGenesis,
+  type Block,
+  type BlockHeader,
+  type BlockResult,
+  blockCodec,
+  blockHash,
+  blockHeaderCodec,
+  blockProductionDue,
+  blockResultHash,
+  bytesEqual,
+  type Commit,
+  type Consensus,
+  type ConsensusMessage,
+  type ConsensusOutput,
+  type ContractEngine,
+  checkBlockStructure,
+  checkTransaction,
+  commitHash,
+  consensusMessageCodec,
+  createConsensus,
+  decode,
+  decodeBlock,
+  encode,
+  executeBlock,
+  type Genesis,
+  genesisHash,
+  genesisHeader,
+  getAccount,
+  keyPairFromSecret,
+  LoopchainError,
+  type Receipt,
+  StateTree,
+  stateResult,
+  type TimeoutConfig,
+  type Transaction,
+  toHex,
+  transactionsRoot,
+  type ValidatorSet,
+  validatorSetHash,
+  verifyCommit,
+} from '@loopchain/core'
+import { Mempool } from '../mempool.js'
+import { nativeCrypto } from '../native-crypto.js'
+import { type NodeLogger, silentLogger } from '../p2p/logger.js'
+import { ChainStore } from '../storage/chain-store.js'
+import { LevelKVStore } from '../storage/level-store.js'
+import { ConsensusWal } from './wal.js'
+
+/** How the node reaches its peers. Messages are already encoded. */
+export interface NodeNetwork {
+  /** Sends a consensus message (proposal, vote, decision) to the validators. */
+  publishConsensus(bytes: Uint8Array): void
+  /** Announces a committed header (light clients and observers follow these). */
+  publishHeader?(bytes: Uint8Array): void
+}
+
+/** Options of {@link FullNode.open}. */
+export interface FullNodeOptions {
+  /** Directory of the node's LevelDB database. */
+  readonly dataDir: string
+  readonly genesis: Genesis
+  /** The validator's 32-byte secret key; absent for an observer. */
+  readonly validatorSecret?: Uint8Array
+  /** The contract engine (calls and deploys need it). */
+  readonly engine?: ContractEngine
+  readonly logger?: NodeLogger
+  /** Overrides of the consensus timeouts (by default derived from the genesis parameters). */
+  readonly timeouts?: Partial<TimeoutConfig>
+  /** The wall clock in milliseconds (injectable for tests). */
+  readonly clock?: () => number
+}
+
+/** A committed block as listeners see it. */
+export interface CommittedBlock {
+  readonly block: Block
+  readonly hash: Uint8Array
+  readonly commit: Commit
+  readonly receipts: readonly Receipt[]
+  readonly result: BlockResult
+}
+
+/** The node's view of the chain tip. */
+interface Tip {
+  readonly header: BlockHeader
+  /** Result of executing the tip block (header 0: the genesis state). */
+  readonly result: BlockResult
+  /** Commit certificate of the tip block (absent at height 0). */
+  readonly commit: Commit | undefined
+}
+
+/** Most a proposed block's timestamp may run ahead of this node's clock. */
+const MAX_CLOCK_DRIFT_MS = 30_000
+
+/** Thrown when the node cannot go on safely (a store that disagrees with the genesis, say). */
+export class NodeError extends LoopchainError<'GENESIS_MISMATCH' | 'STOPPED' | 'CORRUPT_STORE'> {}
+
+/** A running full node (validator or observer). */
+export class FullNode {
+  readonly mempool: Mempool
+  private machine!: Consensus
+  private tip!: Tip
+  private network: NodeNetwork | undefined
+  private queue: Promise<void> = Promise.resolve()
+  private timers = new Set<ReturnType<typeof setTimeout>>()
+  private heightStarted = 0
+  private lastCommitMs = 0
+  private productionTimer: ReturnType<typeof setTimeout> | undefined
+  private stopped = false
+  private readonly listeners = new Set<(b: CommittedBlock) => void>()
+  private readonly log: NodeLogger
+  private readonly clock: () => number
+  private readonly validators: ValidatorSet
+
+  private constructor(
+    readonly options: FullNodeOptions,
+    readonly store: LevelKVStore,
+    readonly chain: ChainStore,
+    private tree: StateTree,
+    private readonly wal: ConsensusWal,
+  ) {
+    this.log = options.logger ?? silentLogger
+    this.clock = options.clock ?? (() => Date.now())
+    this.validators = options.genesis.validators
+    const g = options.genesis
+    this.mempool = new Mempool({
+      check: { networkId: g.networkId, timestampWindow: g.params.txTimestampWindowMs * 1000, maxStepLimit: g.params.maxStepLimit },
+      crypto: nativeCrypto,
+      accountNonce: async (a) => (await this.account(a)).nonce,
+    })
+  }
+
+  /** Opens (or creates) the node's database, applies the genesis on first start, and restores the tip. */
+  static async open(options: FullNodeOptions): Promise<FullNode> {
+    const g = options.genesis
+    const store = await LevelKVStore.open(options.dataDir)
+    const chain = new ChainStore(store, g.chainId)
+    const wal = new ConsensusWal(store, g.chainId)
+    const idKey = chain.genesisKey
+    const known = await store.get(idKey)
+    const gh = genesisHash(g)
+    if (known && !bytesEqual(known, gh)) {
+      await store.close()
+      throw new NodeError('GENESIS_MISMATCH', `the database at ${options.dataDir} belongs to another genesis of chain ${g.chainId}`)
+    }
+    const head = await chain.head()
+    let tree: StateTree
+    let tip: Tip
+    if (!head) {
+      tree = await StateTree.open(store, undefined, { namespace: chain.stateNamespace })
+      const sc = await applyGenesis(tree, g)
+      await store.write([...sc.ops, { type: 'put', key: idKey, value: gh }])
+      tree.markPersisted(sc)
+      const result = stateResult(sc.root)
+      tip = { header: genesisHeader(g, result), result, commit: undefined }
+    } else {
+      const block = await chain.blockAt(head.height)
+      const result = await chain.resultAt(head.height)
+      const commit = await chain.commitAt(head.height)
+      if (!block || !result || !commit) throw new NodeError('CORRUPT_STORE', `the head block ${head.height} is incomplete in the store`)
+      tree = await StateTree.open(store, result.stateRoot, { namespace: chain.stateNamespace })
+      tip = { header: block.header, result, commit }
+    }
+    const node = new FullNode(options, store, chain, tree, wal)
+    node.tip = tip
+    node.machine = createConsensus(
+      {
+        networkId: g.networkId,
+        crypto: nativeCrypto,
+        hashBlock: (bytes) => blockHash(decodeBlock(bytes).header),
+        timeouts: {
+          proposeMs: g.params.timeoutProposeMs,
+          proposeDeltaMs: g.params.timeoutDeltaMs,
+          prevoteMs: g.params.timeoutVoteMs,
+          prevoteDeltaMs: g.params.timeoutDeltaMs,
+          precommitMs: g.params.timeoutVoteMs,
+          precommitDeltaMs: g.params.timeoutDeltaMs,
+          ...options.timeouts,
+        },
+        ...(options.validatorSecret
+          ? { signer: { address: keyPairFromSecret(options.validatorSecret, nativeCrypto).address, secretKey: options.validatorSecret } }
+          : {}),
+      },
+      await wal.load(),
+    )
+    return node
+  }
+
+  /** The last committed height (0 before the first block). */
+  get height(): number {
+    return this.tip.header.height
+  }
+
+  /** The last committed header. */
+  get head(): BlockHeader {
+    return this.tip.header
+  }
+
+  /** The current state tree (after the last committed block). */
+  get state(): StateTree {
+    return this.tree
+  }
+
+  /** Connects the node to its peers. */
+  attachNetwork(network: NodeNetwork): void {
+    this.network = network
+  }
+
+  /** Calls `f` for every block this node commits. Returns an unsubscribe function. */
+  onBlock(f: (b: CommittedBlock) => void): () => void {
+    this.listeners.add(f)
+    return () => this.listeners.delete(f)
+  }
+
+  /** Starts consensus at the next height. */
+  start(): void {
+    this.lastCommitMs = this.clock()
+    this.maybeStartHeight()
+  }
+
+  /** Submits a transaction from a client or a peer; returns its hash (hex). */
+  async submit(tx: Uint8Array | Transaction): Promise<string> {
+    const hash = await this.mempool.add(tx, this.clock() * 1000)
+    this.maybeStartHeight()
+    return hash
+  }
+
+  /** Delivers a consensus message from the network. */
+  receiveConsensus(bytes: Uint8Array, from?: string): void {
+    let message: ConsensusMessage
+    try {
+      message = decode(consensusMessageCodec, bytes)
+    } catch (e) {
+      this.log.debug('consensus: undecodable message', { from, error: String(e) })
+      return
+    }
+    // Peers moved on to the next height: join them even if this node had nothing to propose.
+    if (this.heightStarted <= this.height) this.startHeightNow()
+    this.enqueue({ type: 'message', message, ...(from ? { from } : {}) })
+  }
+
+  /** The account (balance and nonce) of `a` in the latest state. */
+  account(a: Address): Promise<AccountState> {
+    return getAccount(this.tree, a)
+  }
+
+  /** Stops timers and closes the database (after in-flight work). */
+  async stop(): Promise<void> {
+    this.stopped = true
+    for (const t of this.timers) clearTimeout(t)
+    if (this.productionTimer) clearTimeout(this.productionTimer)
+    await this.queue.catch(() => undefined)
+    await this.store.close()
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private maybeStartHeight(): void {
+    if (this.stopped || this.heightStarted > this.height) return
+    const p = this.options.genesis.params
+    const d = blockProductionDue(
+      { minIntervalMs: p.blockIntervalMs, emptyBlocks: p.emptyBlockIntervalMs > 0, emptyBlockIntervalMs: p.emptyBlockIntervalMs },
+      { pendingTxs: this.mempool.size, lastCommitTimeMs: this.lastCommitMs, nowMs: this.clock() },
+    )
+    if (d.due) return this.startHeightNow()
+    if (this.productionTimer) clearTimeout(this.productionTimer)
+    if (d.recheckAtMs !== undefined) {
+      this.productionTimer = setTimeout(() => this.maybeStartHeight(), Math.max(0, d.recheckAtMs - this.clock()))
+    }
+  }
+
+  private startHeightNow(): void {
+    if (this.stopped || this.heightStarted > this.height) return
+    if (this.productionTimer) clearTimeout(this.productionTimer)
+    this.heightStarted = this.height + 1
+    this.enqueue({ type: 'start-height', height: this.height + 1, validators: this.validators })
+  }
+
+  private enqueue(input: Parameters<Consensus['handle']>[0]): void {
+    this.queue = this.queue
+      .then(async () => {
+        if (this.stopped) return
+        for (const out of this.machine.handle(input)) await this.carryOut(out)
+      })
+      .catch((e: unknown) => this.log.error('consensus: driver failed', { error: String(e), stack: (e as Error)?.stack }))
+  }
+
+  private async carryOut(out: ConsensusOutput): Promise<void> {
+    switch (out.type) {
+      case 'wal-write':
+        await this.wal.append(out.entry)
+        return
+      case 'broadcast':
+        this.network?.publishConsensus(encode(consensusMessageCodec, out.message))
+        return
+      case 'schedule-timeout': {
+        const t = setTimeout(() => {
+          this.timers.delete(t)
+          this.enqueue({ type: 'timeout', timeout: out.timeout })
+        }, out.delayMs)
+        this.timers.add(t)
+        return
+      }
+      case 'request-block':
+        this.enqueue({ type: 'block', height: out.height, round: out.round, block: encode(blockCodec, await this.buildBlock(out.round)) })
+        return
+      case 'validate-block':
+        this.enqueue({ type: 'block-validity', height: out.height, blockHash: out.blockHash, valid: this.isValidProposal(out.block) })
+        return
+      case 'commit':
+        await this.commitBlock(decodeBlock(out.block), out.commit)
+        return
+      case 'evidence':
+        this.log.warn('consensus: evidence of a faulty validator', { kind: out.evidence.kind })
+        return
+      case 'rejected':
+        this.log.debug('consensus: message rejected', { from: out.from, code: out.error.code })
+        return
+      case 'peer-behind':
+      case 'sync-needed':
+        // Served by block sync over the network (see the sync protocol); nothing to do alone.
+        return
+    }
+  }
+
+  private async buildBlock(round: number): Promise<Block> {
+    const p = this.options.genesis.params
+    const parent = this.tip.header
+    const txs = await this.mempool.select(p.maxBlockTxs, p.maxBlockBytes - 64 * 1024)
+    const secret = this.options.validatorSecret as Uint8Array
+    const me = keyPairFromSecret(secret, nativeCrypto).address
+    // The per-block certificate key (DESIGN.md, "Certificates"): fresh for every block.
+    const blockKey = keyPairFromSecret(globalThis.crypto.getRandomValues(new Uint8Array(32)), nativeCrypto).publicKey
+    const vh = validatorSetHash(this.validators)
+    const header: BlockHeader = {
+      version: 1,
+      networkId: parent.networkId,
+      height: parent.height + 1,
+      prevHash: blockHash(parent),
+      timestamp: Math.max(this.clock() * 1000, parent.timestamp + 1),
+      proposer: me,
+      round,
+      txRoot: transactionsRoot(txs),
+      resultRoot: blockResultHash(this.tip.result),
+      validatorsHash: vh,
+      nextValidatorsHash: vh,
+      blockKey,
+      lastCommitHash: this.tip.commit ? commitHash(this.tip.commit) : new Uint8Array(32),
+    }
+    return { header, transactions: txs, lastCommit: this.tip.commit }
+  }
+
+  private isValidProposal(bytes: Uint8Array): boolean {
+    const p = this.options.genesis.params
+    try {
+      const block = decodeBlock(bytes, p.maxBlockBytes)
+      const h = block.header
+      checkBlockStructure(block, this.tip.header, { maxTxs: p.maxBlockTxs })
+      if (!bytesEqual(h.resultRoot, blockResultHash(this.tip.result))) throw new Error('resultRoot is not the result of the parent block')
+      const vh = validatorSetHash(this.validators)
+      if (!bytesEqual(h.validatorsHash, vh) || !bytesEqual(h.nextValidatorsHash, vh)) throw new Error('validator set hashes do not match')
+      if (h.timestamp > (this.clock() + MAX_CLOCK_DRIFT_MS) * 1000) throw new Error('timestamp is too far in the future')
+      if (block.lastCommit) {
+        verifyCommit(
+          block.lastCommit,
+          { networkId: h.networkId, height: h.height - 1, blockHash: h.prevHash },
+          this.validators,
+          nativeCrypto,
+        )
+      }
+      const ctx = { networkId: h.networkId, now: h.timestamp, timestampWindow: p.txTimestampWindowMs * 1000, maxStepLimit: p.maxStepLimit }
+      for (const tx of block.transactions) checkTransaction(tx, ctx, nativeCrypto)
+      return true
+    } catch (e) {
+      this.log.warn('consensus: invalid proposal', { error: (e as Error).message })
+      return false
+    }
+  }
+
+  private async commitBlock(block: Block, commit: Commit): Promise<void> {
+    const ex = await executeBlock(this.tree, block, {
+      params: this.options.genesis.params,
+      ...(this.options.engine ? { engine: this.options.engine } : {}),
+    })
+    await this.chain.commitBlock(block, commit, ex.receipts, ex.result, ex.commit.ops)
+    this.tree.markPersisted(ex.commit)
+    await this.wal.truncateBelow(block.header.height)
+    this.tip = { header: block.header, result: ex.result, commit }
+    this.lastCommitMs = this.clock()
+    await this.mempool.prune(this.clock() * 1000)
+    const hash = blockHash(block.header)
+    this.log.info('block committed', { height: block.header.height, txs: block.transactions.length, hash: toHex(hash).slice(0, 16) })
+    this.network?.publishHeader?.(encode(blockHeaderCodec, block.header))
+    const committed: CommittedBlock = { block, hash, commit, receipts: ex.receipts, result: ex.result }
+    for (const f of this.listeners) {
+      try {
+        f(committed)
+      } catch (e) {
+        this.log.warn('a block listener failed', { error: String(e) })
+      }
+    }
+    // Let the machine's own outputs (it already moved to `committed`) finish before the next height.
+    queueMicrotask(() => this.maybeStartHeight())
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * The full node runtime in one process: real LevelDB on disk, real timers, real ed25519. Nodes are
+ * linked by an in-memory network here (the libp2p multi-process tests run the same node over real
+ * sockets); what is under test is the consensus driver, proposal building, validation, execution,
+ * storage and restart.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  DEFAULT_PARAMS,
+  type Genesis,
+  keyPairFromSecret,
+  makeValidatorSet,
+  Right,
+  sha256,
+  signTransaction,
+  TxKind,
+  utf8,
+} from '@loopchain/core'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type CommittedBlock, FullNode } from '../src/index.js'
+
+const key = (s: string) => keyPairFromSecret(sha256(utf8(s)))
+const alice = key('node alice')
+const bob = key('node bob')
+const dirs: string[] = []
+const nodes: FullNode[] = []
+afterEach(async () => {
+  for (const n of nodes.splice(0)) await n.stop().catch(() => undefined)
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+function genesis(validatorKeys: ReturnType<typeof key>[]): Genesis {
+  return {
+    chainId: 'node-test',
+    networkId: 11,
+    timestamp: Date.now() * 1000 - 1_000_000,
+    validators: makeValidatorSet(validatorKeys.map((k) => ({ address: k.address, publicKey: k.publicKey, power: 1 }))),
+    members: validatorKeys.map((k, i) => ({
+      id: `bank-${i}`,
+      name: `Bank ${i}`,
+      address: k.address,
+      nodeKey: undefined,
+      rights: Right.Validator,
+    })),
+    balances: [{ address: alice.address, amount: 1_000_000n }],
+    params: { ...DEFAULT_PARAMS, blockIntervalMs: 20, timeoutProposeMs: 400, timeoutVoteMs: 200, timeoutDeltaMs: 200 },
+  }
+}
+
+function transfer(nonce: number, value = 10n) {
+  return signTransaction(
+    {
+      version: 1,
+      networkId: 11,
+      from: alice.address,
+      to: bob.address,
+      value,
+      stepLimit: 10_000,
+      timestamp: Date.now() * 1000,
+      nonce,
+      kind: TxKind.Transfer,
+      data: new Uint8Array(0),
+    },
+    alice,
+  )
+}
+
+async function open(g: Genesis, secret: Uint8Array | undefined, dir?: string): Promise<FullNode> {
+  const dataDir = dir ?? mkdtempSync(join(tmpdir(), 'loopchain-node-'))
+  if (!dir) dirs.push(dataDir)
+  const n = await FullNode.open({ dataDir, genesis: g, ...(secret ? { validatorSecret: secret } : {}) })
+  nodes.push(n)
+  return n
+}
+
+function until(n: FullNode, pred: (b: CommittedBlock) => boolean, ms = 20_000): Promise<CommittedBlock> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out at height ${n.height}`)), ms)
+    const off = n.onBlock((b) => {
+      if (pred(b)) {
+        clearTimeout(t)
+        off()
+        resolve(b)
+      }
+    })
+  })
+}
+
+describe('full node (one process, LevelDB on disk)', () => {
+  it('a single validator commits blocks with submitted transactions, and resumes after a restart', async () => {
+    const v = key('solo validator')
+    const g = genesis([v])
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
+    dirs.push(dir)
+    let node = await open(g, v.secretKey, dir)
+    node.start()
+    const hashes = [await node.submit(transfer(0)), await node.submit(transfer(1))]
+    await until(node, () => node.mempool.size === 0)
+    expect((await node.account(bob.address)).balance).toBe(20n)
+    expect((await node.account(alice.address)).nonce).toBe(2)
+    const h = node.height
+    expect(h).toBeGreaterThanOrEqual(1)
+    expect(hashes).toHaveLength(2)
+
+    // Nothing waits and empty blocks are off: the chain stays put.
+    await new Promise((r) => setTimeout(r, 300))
+    expect(node.height).toBe(h)
+
+    await node.stop()
+    nodes.splice(nodes.indexOf(node), 1)
+    node = await open(g, v.secretKey, dir)
+    expect(node.height).toBe(h)
+    expect((await node.account(bob.address)).balance).toBe(20n)
+    node.start()
+    await node.submit(transfer(2, 5n))
+    const b = await until(node, (x) => x.block.transactions.length > 0)
+    expect(b.block.header.height).toBe(h + 1)
+    expect(b.block.lastCommit?.height).toBe(h)
+    expect((await node.account(bob.address)).balance).toBe(25n)
+    expect(await node.chain.blockAt(h + 1)).toEqual(b.block)
+  })
+
+  it('four validators linked in memory reach the same blocks and state, with a silent one among them', async () => {
+    const keys = [0, 1, 2, 3].map((i) => key(`validator ${i}`))
+    const g = genesis(keys)
+    const all = await Promise.all(keys.map((k) => open(g, k.secretKey)))
+    // Validator 3 is down: it never hears or says anything. 3 of 4 is still more than 2/3.
+    const live = all.slice(0, 3)
+    live.forEach((n, i) => {
+      n.attachNetwork({
+        publishConsensus: (bytes) => {
+          for (const [j, m] of live.entries()) if (j !== i) setTimeout(() => m.receiveConsensus(bytes, `peer-${i}`), 1)
+        },
+      })
+    })
+    for (const n of live) n.start()
+    for (let nonce = 0; nonce < 5; nonce++) {
+      const tx = transfer(nonce)
+      for (const n of live) await n.submit(tx)
+    }
+    await Promise.all(live.map((n) => until(n, () => n.mempool.size === 0, 30_000)))
+    const height = Math.min(...live.map((n) => n.height))
+    const roots = await Promise.all(live.map(async (n) => (await n.chain.resultAt(height))?.stateRoot))
+    expect(new Set(roots.map((r) => String(r))).size).toBe(1)
+    for (const n of live) expect((await n.account(bob.address)).balance).toBe(50n)
+    const blocks = await Promise.all(live.map((n) => n.chain.blockAt(height)))
+    expect(new Set(blocks.map((b) => JSON.stringify(b, (_k, v) => (typeof v === 'bigint' ? String(v) : v)))).size).toBe(1)
+  })
+})
