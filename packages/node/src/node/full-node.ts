@@ -275,7 +275,10 @@ export class FullNode {
       { minIntervalMs: p.blockIntervalMs, emptyBlocks: p.emptyBlockIntervalMs > 0, emptyBlockIntervalMs: p.emptyBlockIntervalMs },
       { pendingTxs: this.mempool.size, lastCommitTimeMs: this.lastCommitMs, nowMs: this.clock() },
     )
-    if (d.due) return this.startHeightNow()
+    if (d.due) {
+      this.startHeightNow()
+      return
+    }
     if (this.productionTimer) clearTimeout(this.productionTimer)
     if (d.recheckAtMs !== undefined) {
       this.productionTimer = setTimeout(() => this.maybeStartHeight(), Math.max(0, d.recheckAtMs - this.clock()))
