@@ -1,0 +1,284 @@
+/**
+ * The node's JSON-RPC methods (prefix `lc_`). Each declares its parameters, so `rpc.discover`
+ * documents exactly what the server checks. Errors: a refused transaction is `-32000` with the
+ * refusal's code in `data.code`; anything absent is `-32001`; a wait that ran out is `-32002`; a
+ * failed SCORE query is `-32010` with the SCORE failure code.
+ */
+import {
+  type Address,
+  blockHash,
+  encode,
+  fromHex,
+  genesisHash,
+  isAddress,
+  LoopchainError,
+  logMatches,
+  queryScore,
+  stateProofCodec,
+  to0x,
+  toHex,
+} from '@loopchain/core'
+import { type Json, RpcError, RpcErrorCode, type RpcMethod } from '../rpc/json-rpc.js'
+import type { CommittedBlock, FullNode } from './full-node.js'
+import { blockToJson, headerToJson, paramsFromJson, receiptToJson, transactionToJson, valueToJson } from './json.js'
+
+const HEX = '^0x([0-9a-fA-F]{2})*$'
+const HASH = '^0x[0-9a-fA-F]{64}$'
+const ADDRESS = '^(hx|cx)[0-9a-f]{40}$'
+/** A hex-encoded transaction of the largest size, with room. */
+const MAX_TX_HEX = 2 * 600 * 1024
+
+function notFound(what: string): RpcError {
+  return new RpcError(RpcErrorCode.NotFound, `${what} not found`)
+}
+
+async function receiptOf(node: FullNode, hashHex: string): Promise<Json | undefined> {
+  const hash = fromHex(hashHex)
+  const at = await node.chain.locate(hash)
+  if (!at) return undefined
+  const [receipts, block] = await Promise.all([node.chain.receiptsAt(at.height), node.chain.blockAt(at.height)])
+  const r = receipts?.[at.index]
+  if (!r || !block) return undefined
+  return receiptToJson(r, { ...at, blockHash: blockHash(block.header) })
+}
+
+/** The JSON-RPC methods of a full node. */
+export function nodeRpcMethods(node: FullNode): RpcMethod[] {
+  const g = node.options.genesis
+  const waiters = new Map<string, Set<() => void>>()
+  node.onBlock((b) => {
+    for (const r of b.receipts) {
+      const set = waiters.get(toHex(r.txHash))
+      if (set) for (const f of set) f()
+    }
+  })
+
+  const submit = async (txHex: string): Promise<string> => {
+    try {
+      return `0x${await node.submit(fromHex(txHex))}`
+    } catch (e) {
+      if (e instanceof LoopchainError) throw new RpcError(RpcErrorCode.TransactionRejected, e.message, { code: e.code })
+      throw e
+    }
+  }
+
+  return [
+    {
+      name: 'lc_sendTransaction',
+      summary: 'Checks a signed transaction (hex of its canonical encoding) and pools it; returns its hash.',
+      params: [{ name: 'tx', schema: { type: 'string', pattern: HEX, maxLength: MAX_TX_HEX }, required: true }],
+      result: { name: 'hash', schema: { type: 'string', pattern: HASH } },
+      handler: (p) => submit(p.tx as string),
+    },
+    {
+      name: 'lc_sendTransactionAndWait',
+      summary: 'Like lc_sendTransaction, then waits until the transaction is committed and returns its receipt.',
+      params: [
+        { name: 'tx', schema: { type: 'string', pattern: HEX, maxLength: MAX_TX_HEX }, required: true },
+        { name: 'timeoutMs', schema: { type: 'integer', minimum: 1, maximum: 120_000 } },
+      ],
+      result: { name: 'receipt', schema: { type: 'object' } },
+      handler: async (p) => {
+        const hash = await submit(p.tx as string)
+        const id = hash.slice(2)
+        const done = new Promise<void>((resolve) => {
+          const set = waiters.get(id) ?? new Set()
+          set.add(resolve)
+          waiters.set(id, set)
+        })
+        const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), (p.timeoutMs as number | undefined) ?? 15_000))
+        const outcome = await Promise.race([done, timeout])
+        waiters.get(id)?.clear()
+        waiters.delete(id)
+        if (outcome === 'timeout') throw new RpcError(RpcErrorCode.Timeout, `transaction ${hash} was not committed in time`, { hash })
+        return (await receiptOf(node, hash)) ?? null
+      },
+    },
+    {
+      name: 'lc_getTransactionResult',
+      summary: 'The receipt of a committed transaction.',
+      params: [{ name: 'hash', schema: { type: 'string', pattern: HASH }, required: true }],
+      result: { name: 'receipt', schema: { type: 'object' } },
+      handler: async (p) => {
+        const r = await receiptOf(node, p.hash as string)
+        if (r === undefined)
+          throw notFound(node.mempool.has((p.hash as string).slice(2).toLowerCase()) ? 'receipt (pending in the mempool)' : 'transaction')
+        return r
+      },
+    },
+    {
+      name: 'lc_getTransactionByHash',
+      summary: 'A committed transaction with its block height and index.',
+      params: [{ name: 'hash', schema: { type: 'string', pattern: HASH }, required: true }],
+      result: { name: 'transaction', schema: { type: 'object' } },
+      handler: async (p) => {
+        const at = await node.chain.locate(fromHex(p.hash as string))
+        const tx = at ? (await node.chain.blockAt(at.height))?.transactions[at.index] : undefined
+        if (!at || !tx) throw notFound('transaction')
+        return { ...(transactionToJson(tx) as Record<string, Json>), height: at.height, index: at.index }
+      },
+    },
+    {
+      name: 'lc_getLastBlock',
+      summary: 'The last committed block.',
+      params: [{ name: 'full', schema: { type: 'boolean' } }],
+      result: { name: 'block', schema: { type: 'object' } },
+      handler: async (p) => {
+        if (node.height === 0) return { ...(headerToJson(node.head) as Record<string, Json>), transactions: [], lastCommit: null }
+        const b = await node.chain.blockAt(node.height)
+        if (!b) throw notFound('block')
+        return blockToJson(b, p.full !== false)
+      },
+    },
+    {
+      name: 'lc_getBlockByHeight',
+      summary: 'The committed block at a height.',
+      params: [
+        { name: 'height', schema: { type: 'integer', minimum: 1 }, required: true },
+        { name: 'full', schema: { type: 'boolean' } },
+      ],
+      result: { name: 'block', schema: { type: 'object' } },
+      handler: async (p) => {
+        const b = await node.chain.blockAt(p.height as number)
+        if (!b) throw notFound(`block ${p.height}`)
+        return blockToJson(b, p.full !== false)
+      },
+    },
+    {
+      name: 'lc_getBlockByHash',
+      summary: 'The committed block with a hash.',
+      params: [
+        { name: 'hash', schema: { type: 'string', pattern: HASH }, required: true },
+        { name: 'full', schema: { type: 'boolean' } },
+      ],
+      result: { name: 'block', schema: { type: 'object' } },
+      handler: async (p) => {
+        const h = await node.chain.heightOf(fromHex(p.hash as string))
+        const b = h === undefined ? undefined : await node.chain.blockAt(h)
+        if (!b) throw notFound('block')
+        return blockToJson(b, p.full !== false)
+      },
+    },
+    {
+      name: 'lc_getAccount',
+      summary: "An account's balance (decimal string) and next nonce in the latest state.",
+      params: [{ name: 'address', schema: { type: 'string', pattern: ADDRESS }, required: true }],
+      result: { name: 'account', schema: { type: 'object' } },
+      handler: async (p) => {
+        const a = await node.account(p.address as Address)
+        return { balance: a.balance.toString(), nonce: a.nonce }
+      },
+    },
+    {
+      name: 'lc_call',
+      summary: 'Runs a SCORE method read-only against the latest state (nothing is written).',
+      params: [
+        { name: 'to', schema: { type: 'string', pattern: '^cx[0-9a-f]{40}$' }, required: true },
+        { name: 'method', schema: { type: 'string', pattern: '^[A-Za-z_$][A-Za-z0-9_$]*$', maxLength: 128 }, required: true },
+        { name: 'params', schema: { type: 'object' } },
+        { name: 'from', schema: { type: 'string', pattern: ADDRESS } },
+      ],
+      result: { name: 'result', schema: {} },
+      handler: async (p) => {
+        const engine = node.options.engine
+        if (!engine) throw new RpcError(RpcErrorCode.ScoreFailed, 'this node runs without a contract engine', { code: 'NO_ENGINE' })
+        let params: ReturnType<typeof paramsFromJson>
+        try {
+          params = paramsFromJson((p.params as Json | undefined) ?? null, undefined, p.method as string)
+        } catch (e) {
+          throw new RpcError(RpcErrorCode.InvalidParams, (e as Error).message)
+        }
+        const from = (p.from as Address | undefined) ?? ('hx0000000000000000000000000000000000000000' as Address)
+        const r = await queryScore(
+          node.state,
+          { params: g.params, engine },
+          { from, to: p.to as Address, method: p.method as string, params, height: node.height, timestamp: node.head.timestamp },
+        )
+        if (!r.ok) throw new RpcError(RpcErrorCode.ScoreFailed, r.failure.message, { code: r.failure.code })
+        return valueToJson(r.result)
+      },
+    },
+    {
+      name: 'lc_getStateProof',
+      summary: 'The value under a state key and its Merkle proof against the state root after a block (default: the last).',
+      params: [
+        { name: 'key', schema: { type: 'string', pattern: HEX, maxLength: 2 + 2048 }, required: true },
+        { name: 'height', schema: { type: 'integer', minimum: 0 } },
+      ],
+      result: { name: 'proof', schema: { type: 'object' } },
+      handler: async (p) => {
+        const height = (p.height as number | undefined) ?? node.height
+        const result = height === node.height ? undefined : await node.chain.resultAt(height)
+        if (height !== node.height && !result) throw notFound(`block ${height}`)
+        const root = result?.stateRoot ?? node.state.root
+        const { value, proof } = await node.state.prove(fromHex(p.key as string), root)
+        return { height, stateRoot: to0x(root), value: value ? to0x(value) : null, proof: to0x(encode(stateProofCodec, proof)) }
+      },
+    },
+    {
+      name: 'lc_getNetworkInfo',
+      summary: 'Chain identity and this node’s view: chain id, network id, genesis hash, height, role.',
+      params: [],
+      result: { name: 'info', schema: { type: 'object' } },
+      handler: () => ({
+        chainId: g.chainId,
+        networkId: g.networkId,
+        genesisHash: to0x(genesisHash(g)),
+        height: node.height,
+        lastBlockHash: to0x(blockHash(node.head)),
+        role: node.options.validatorSecret ? 'validator' : 'observer',
+        mempool: node.mempool.size,
+      }),
+    },
+    {
+      name: 'lc_getValidators',
+      summary: 'The validator set in force: addresses, public keys and voting power.',
+      params: [],
+      result: { name: 'validators', schema: { type: 'array' } },
+      handler: () => g.validators.validators.map((v) => ({ address: v.address, publicKey: to0x(v.publicKey), power: v.power })),
+    },
+    {
+      name: 'lc_subscribe',
+      summary: "Notifies 'lc_subscription' with each new block header, or with each event log matching a filter.",
+      websocketOnly: true,
+      params: [
+        { name: 'topic', schema: { type: 'string', pattern: '^(blocks|logs)$' }, required: true },
+        {
+          name: 'filter',
+          schema: {
+            type: 'object',
+            additionalProperties: false,
+            properties: { score: { type: 'string', pattern: '^cx[0-9a-f]{40}$' }, event: { type: 'string', maxLength: 256 } },
+          },
+        },
+      ],
+      result: { name: 'subscription', schema: { type: 'string' } },
+      handler: (p, ctx) => {
+        const id = `0x${toHex(globalThis.crypto.getRandomValues(new Uint8Array(8)))}`
+        const filter = (p.filter ?? {}) as { score?: Address; event?: string }
+        if (filter.score !== undefined && !isAddress(filter.score))
+          throw new RpcError(RpcErrorCode.InvalidParams, 'filter.score is not an address')
+        const send = (result: Json) => ctx.notify?.('lc_subscription', { subscription: id, result })
+        const off = node.onBlock((b: CommittedBlock) => {
+          if (p.topic === 'blocks') return send(headerToJson(b.block.header))
+          b.receipts.forEach((r, index) => {
+            for (const log of r.logs) {
+              if (!logMatches(log, filter)) continue
+              send({
+                height: b.block.header.height,
+                txHash: to0x(r.txHash),
+                index,
+                score: log.score,
+                event: log.event,
+                indexed: log.indexed.map(valueToJson),
+                data: log.data.map(valueToJson),
+              })
+            }
+          })
+        })
+        ctx.onClose?.(off)
+        return id
+      },
+    },
+  ]
+}

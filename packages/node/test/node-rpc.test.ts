@@ -1,0 +1,139 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  accountKey,
+  DEFAULT_PARAMS,
+  decode,
+  encode,
+  fromHex,
+  type Genesis,
+  keyPairFromSecret,
+  makeValidatorSet,
+  Right,
+  sha256,
+  signTransaction,
+  stateProofCodec,
+  TxKind,
+  to0x,
+  transactionCodec,
+  utf8,
+  verifyStateProof,
+} from '@loopchain/core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import { FullNode, type Json, nodeRpcMethods, RpcDispatcher, RpcErrorCode, type RpcServer, startRpcServer } from '../src/index.js'
+
+const key = (s: string) => keyPairFromSecret(sha256(utf8(s)))
+const v = key('rpc validator')
+const alice = key('rpc alice')
+const bob = key('rpc bob')
+let node: FullNode
+let server: RpcServer
+let dir: string
+
+const g: Genesis = {
+  chainId: 'rpc-test',
+  networkId: 12,
+  timestamp: Date.now() * 1000 - 1_000_000,
+  validators: makeValidatorSet([{ address: v.address, publicKey: v.publicKey, power: 1 }]),
+  members: [{ id: 'bank-v', name: 'V', address: v.address, nodeKey: undefined, rights: Right.Validator }],
+  balances: [{ address: alice.address, amount: 1_000_000n }],
+  params: { ...DEFAULT_PARAMS, blockIntervalMs: 10 },
+}
+
+const tx = (nonce: number, value = 3n) =>
+  to0x(
+    encode(
+      transactionCodec,
+      signTransaction(
+        {
+          version: 1,
+          networkId: 12,
+          from: alice.address,
+          to: bob.address,
+          value,
+          stepLimit: 10_000,
+          timestamp: Date.now() * 1000,
+          nonce,
+          kind: TxKind.Transfer,
+          data: new Uint8Array(0),
+        },
+        alice,
+      ),
+    ),
+  )
+
+async function rpc(method: string, params: Json = {}): Promise<{ result?: any; error?: { code: number; message: string; data?: any } }> {
+  const res = await fetch(server.url, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
+  return (await res.json()) as never
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'loopchain-rpc-'))
+  node = await FullNode.open({ dataDir: dir, genesis: g, validatorSecret: v.secretKey })
+  node.start()
+  server = await startRpcServer({ dispatcher: new RpcDispatcher(nodeRpcMethods(node), { title: 'loopchain', version: '0.1.0' }) })
+})
+afterAll(async () => {
+  await server.close()
+  await node.stop()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+describe('node JSON-RPC against a running validator', () => {
+  it('sends a transaction, waits for its receipt, and finds it by hash and in its block', async () => {
+    const r = await rpc('lc_sendTransactionAndWait', { tx: tx(0) })
+    expect(r.result).toMatchObject({ status: 'success', failure: null, height: 1, index: 0 })
+    const hash = r.result.txHash as string
+    expect((await rpc('lc_getTransactionResult', { hash })).result.status).toBe('success')
+    expect((await rpc('lc_getTransactionByHash', { hash })).result).toMatchObject({ hash, from: alice.address, value: '3', height: 1 })
+    const block = (await rpc('lc_getBlockByHeight', { height: 1 })).result
+    expect(block.transactions[0].hash).toBe(hash)
+    expect((await rpc('lc_getBlockByHash', { hash: block.hash })).result.height).toBe(1)
+    expect((await rpc('lc_getLastBlock')).result.height).toBeGreaterThanOrEqual(1)
+    expect((await rpc('lc_getAccount', { address: bob.address })).result).toEqual({ balance: '3', nonce: 0 })
+  })
+
+  it('refuses bad transactions with the reason, and reports what is missing', async () => {
+    const replay = await rpc('lc_sendTransaction', { tx: tx(0) })
+    expect(replay.error?.code).toBe(RpcErrorCode.TransactionRejected)
+    expect(replay.error?.data?.code).toBe('NONCE_TOO_LOW')
+    const bytes = fromHex(tx(1))
+    bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 1
+    expect((await rpc('lc_sendTransaction', { tx: to0x(bytes) })).error?.data?.code).toBe('BAD_SIGNATURE')
+    expect((await rpc('lc_sendTransaction', { tx: '0x1234' })).error?.data?.code).toBe('MALFORMED')
+    expect((await rpc('lc_sendTransaction', { tx: 'zz' })).error?.code).toBe(RpcErrorCode.InvalidParams)
+    expect((await rpc('lc_getBlockByHeight', { height: 999 })).error?.code).toBe(RpcErrorCode.NotFound)
+    expect((await rpc('lc_getTransactionResult', { hash: `0x${'00'.repeat(32)}` })).error?.code).toBe(RpcErrorCode.NotFound)
+    // Nothing above changed the chain: bob still has what the first test sent.
+    expect((await rpc('lc_getAccount', { address: bob.address })).result.balance).toBe('3')
+  })
+
+  it('proves an account against the state root', async () => {
+    const key = to0x(accountKey(bob.address))
+    const p = (await rpc('lc_getStateProof', { key })).result
+    expect(p.value).not.toBeNull()
+    verifyStateProof(fromHex(p.stateRoot), accountKey(bob.address), fromHex(p.value), decode(stateProofCodec, fromHex(p.proof)))
+    expect(() =>
+      verifyStateProof(fromHex(p.stateRoot), accountKey(alice.address), fromHex(p.value), decode(stateProofCodec, fromHex(p.proof))),
+    ).toThrow()
+  })
+
+  it('pushes new block headers to a WebSocket subscriber', async () => {
+    const ws = new WebSocket(server.wsUrl)
+    await new Promise((r) => ws.once('open', r))
+    const heads: number[] = []
+    ws.on('message', (d) => {
+      const m = JSON.parse(d.toString())
+      if (m.method === 'lc_subscription') heads.push(m.params.result.height)
+    })
+    ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'lc_subscribe', params: { topic: 'blocks' } }))
+    await new Promise((r) => setTimeout(r, 100))
+    await rpc('lc_sendTransactionAndWait', { tx: tx(1) })
+    await new Promise((r) => setTimeout(r, 100))
+    ws.close()
+    expect(heads.length).toBeGreaterThanOrEqual(1)
+    expect(heads.at(-1)).toBe(node.height)
+  })
+})
