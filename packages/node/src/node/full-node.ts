@@ -48,6 +48,7 @@ import {
   type TimeoutConfig,
   type Transaction,
   toHex,
+  transactionCodec,
   transactionsRoot,
   type ValidatorSet,
   validatorSetHash,
@@ -66,6 +67,10 @@ export interface NodeNetwork {
   publishConsensus(bytes: Uint8Array): void
   /** Announces a committed header (light clients and observers follow these). */
   publishHeader?(bytes: Uint8Array): void
+  /** Spreads a transaction that a client submitted to this node. */
+  publishTransaction?(bytes: Uint8Array): void
+  /** Fetches committed blocks from `height` on (from `peer` when known) and imports them. */
+  requestSync?(peer: string | undefined, height: number): void
 }
 
 /** Options of {@link FullNode.open}. */
@@ -231,9 +236,13 @@ export class FullNode {
     this.maybeStartHeight()
   }
 
-  /** Submits a transaction from a client or a peer; returns its hash (hex). */
-  async submit(tx: Uint8Array | Transaction): Promise<string> {
+  /**
+   * Submits a transaction; returns its hash (hex). A client's transaction is passed on to the
+   * peers; one that came from a peer (`fromPeer`) is not, since gossip already spreads it.
+   */
+  async submit(tx: Uint8Array | Transaction, fromPeer = false): Promise<string> {
     const hash = await this.mempool.add(tx, this.clock() * 1000)
+    if (!fromPeer) this.network?.publishTransaction?.(tx instanceof Uint8Array ? tx : encode(transactionCodec, tx))
     this.maybeStartHeight()
     return hash
   }
@@ -332,9 +341,11 @@ export class FullNode {
       case 'rejected':
         this.log.debug('consensus: message rejected', { from: out.from, code: out.error.code })
         return
-      case 'peer-behind':
       case 'sync-needed':
-        // Served by block sync over the network (see the sync protocol); nothing to do alone.
+        this.network?.requestSync?.(out.from, out.height)
+        return
+      case 'peer-behind':
+        // The peer that is behind notices by itself (sync-needed) and fetches by block sync.
         return
     }
   }
@@ -393,6 +404,32 @@ export class FullNode {
     }
   }
 
+  /**
+   * Imports a block that peers already committed (block sync): checks that it follows the tip and
+   * that its commit certificate carries more than 2/3 of the validators' power, then executes and
+   * stores it like a block this node committed itself, and moves consensus to the next height.
+   * Runs in the driver's queue, so it never interleaves with consensus work.
+   */
+  importBlock(block: Block, commit: Commit): Promise<void> {
+    const run = this.queue.then(async () => {
+      if (this.stopped || block.header.height !== this.height + 1) return
+      checkBlockStructure(block, this.tip.header, { maxTxs: this.options.genesis.params.maxBlockTxs })
+      const h = block.header
+      verifyCommit(commit, { networkId: h.networkId, height: h.height, blockHash: blockHash(h) }, this.validators, nativeCrypto)
+      if (!bytesEqual(h.resultRoot, blockResultHash(this.tip.result)))
+        throw new NodeError('CORRUPT_STORE', `synced block ${h.height} carries a result this node did not compute`)
+      await this.commitBlock(block, commit)
+    })
+    this.queue = run.catch(() => undefined)
+    return run
+  }
+
+  /** The stored block at `height` with its commit certificate (for serving sync). */
+  async committedBlock(height: number): Promise<{ block: Block; commit: Commit } | undefined> {
+    const [block, commit] = await Promise.all([this.chain.blockAt(height), this.chain.commitAt(height)])
+    return block && commit ? { block, commit } : undefined
+  }
+
   private async commitBlock(block: Block, commit: Commit): Promise<void> {
     const ex = await executeBlock(this.tree, block, {
       params: this.options.genesis.params,
@@ -415,6 +452,8 @@ export class FullNode {
         this.log.warn('a block listener failed', { error: String(e) })
       }
     }
+    // A synced block can land while consensus still works on it: move consensus past it.
+    if (this.heightStarted <= block.header.height) this.heightStarted = block.header.height
     // Let the machine's own outputs (it already moved to `committed`) finish before the next height.
     queueMicrotask(() => this.maybeStartHeight())
   }

@@ -1,0 +1,196 @@
+/**
+ * `loopchain`: the command line of a loopchain node.
+ *
+ *   loopchain init --validators 4 --out ./net      keys, a genesis and one config per node
+ *   loopchain start --config ./net/node-0/config.json
+ *   loopchain keys new
+ *   loopchain --help
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
+import {
+  DEFAULT_PARAMS,
+  fromHex,
+  type Genesis,
+  genesisToJson,
+  initEngine,
+  keyPairFromSecret,
+  makeValidatorSet,
+  parseGenesis,
+  Right,
+  to0x,
+} from '@loopchain/core'
+import {
+  connectNode,
+  FullNode,
+  type NodeLogger,
+  nativeCrypto,
+  nodeRpcMethods,
+  peerIdFromNodeKey,
+  RpcDispatcher,
+  startRpcServer,
+} from '@loopchain/node'
+
+const HELP = `loopchain — a permissioned blockchain node
+
+Usage:
+  loopchain init --validators N --out DIR [--chain-id ID] [--base-port P]
+      Make N validator key pairs, node keys, a genesis (DIR/genesis.json) and a config per
+      node (DIR/node-i/config.json) whose peers find each other on 127.0.0.1.
+  loopchain start --config FILE
+      Run a node from its config: LevelDB in the config's dataDir, libp2p on its ports,
+      JSON-RPC on its rpc port. Logs are JSON lines on stdout. Stop with Ctrl-C.
+  loopchain keys new
+      Print a fresh key pair (secret, public key, address) as JSON.
+  loopchain --help
+      This text.
+`
+
+/** A node's config file. Paths are relative to the file. */
+interface NodeConfig {
+  genesis: string
+  dataDir: string
+  validatorKey?: string
+  nodeKey: string
+  p2p: { host?: string; tcpPort: number; wsPort: number; bootstrap: string[] }
+  rpc: { host?: string; port: number }
+}
+
+function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 ? args[i + 1] : undefined
+}
+
+function fail(message: string): never {
+  process.stderr.write(`loopchain: ${message}\n`)
+  process.exit(2)
+}
+
+const random32 = () => globalThis.crypto.getRandomValues(new Uint8Array(32))
+
+/** JSON-lines logger for operators and log shippers. */
+function jsonLogger(node: string): NodeLogger {
+  const line = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
+    process.stdout.write(`${JSON.stringify({ t: new Date().toISOString(), level, node, msg, ...fields })}\n`)
+  }
+  return { info: line('info'), warn: line('warn'), error: line('error'), debug: () => {} }
+}
+
+async function init(args: string[]): Promise<void> {
+  const n = Number(flag(args, 'validators') ?? 4)
+  const out = flag(args, 'out') ?? fail('init needs --out DIR')
+  const chainId = flag(args, 'chain-id') ?? 'loopchain-devnet'
+  const basePort = Number(flag(args, 'base-port') ?? 27600)
+  if (!Number.isInteger(n) || n < 1 || n > 64) fail('--validators must be 1 to 64')
+  const nodes = Array.from({ length: n }, (_, i) => ({ i, validator: keyPairFromSecret(random32(), nativeCrypto), nodeSecret: random32() }))
+  const faucet = keyPairFromSecret(random32(), nativeCrypto)
+  const genesis: Genesis = {
+    chainId,
+    networkId: 1,
+    timestamp: Date.now() * 1000,
+    validators: makeValidatorSet(nodes.map((x) => ({ address: x.validator.address, publicKey: x.validator.publicKey, power: 1 }))),
+    members: nodes.map((x) => ({
+      id: `institution-${x.i}`,
+      name: `Institution ${x.i}`,
+      address: x.validator.address,
+      nodeKey: keyPairFromSecret(x.nodeSecret, nativeCrypto).publicKey,
+      rights: Right.Validator | Right.MemberNode | Right.Issuer | Right.Deployer,
+    })),
+    balances: [{ address: faucet.address, amount: 10n ** 30n }],
+    params: { ...DEFAULT_PARAMS },
+  }
+  mkdirSync(out, { recursive: true })
+  writeFileSync(join(out, 'genesis.json'), `${JSON.stringify(genesisToJson(genesis), null, 2)}\n`)
+  writeFileSync(join(out, 'faucet.json'), `${JSON.stringify({ secretKey: to0x(faucet.secretKey), address: faucet.address }, null, 2)}\n`, {
+    mode: 0o600,
+  })
+  const peerIds = await Promise.all(nodes.map((x) => peerIdFromNodeKey(x.nodeSecret)))
+  for (const x of nodes) {
+    const dir = join(out, `node-${x.i}`)
+    mkdirSync(dir, { recursive: true })
+    const tcp = basePort + 10 * x.i
+    const config: NodeConfig = {
+      genesis: '../genesis.json',
+      dataDir: 'data',
+      validatorKey: to0x(x.validator.secretKey),
+      nodeKey: to0x(x.nodeSecret),
+      p2p: {
+        tcpPort: tcp,
+        wsPort: tcp + 1,
+        bootstrap: nodes.filter((y) => y.i !== x.i).map((y) => `/ip4/127.0.0.1/tcp/${basePort + 10 * y.i}/p2p/${peerIds[y.i]}`),
+      },
+      rpc: { port: tcp + 2 },
+    }
+    writeFileSync(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 })
+  }
+  process.stdout.write(`${JSON.stringify({ out: resolve(out), chainId, validators: n, faucet: faucet.address })}\n`)
+}
+
+async function start(args: string[]): Promise<void> {
+  const file = flag(args, 'config') ?? fail('start needs --config FILE')
+  if (!existsSync(file)) fail(`no config at ${file}`)
+  const base = dirname(resolve(file))
+  const at = (p: string) => (isAbsolute(p) ? p : join(base, p))
+  const config = JSON.parse(readFileSync(file, 'utf8')) as NodeConfig
+  const genesis = parseGenesis(JSON.parse(readFileSync(at(config.genesis), 'utf8')))
+  const log = jsonLogger(base.split('/').pop() ?? 'node')
+  const engine = await initEngine()
+  const node = await FullNode.open({
+    dataDir: at(config.dataDir),
+    genesis,
+    engine,
+    logger: log,
+    ...(config.validatorKey ? { validatorSecret: fromHex(config.validatorKey) } : {}),
+  })
+  const host = await connectNode(node, {
+    nodeKey: fromHex(config.nodeKey),
+    ...(config.p2p.host ? { listenHost: config.p2p.host } : {}),
+    tcpPort: config.p2p.tcpPort,
+    wsPort: config.p2p.wsPort,
+    bootstrap: config.p2p.bootstrap,
+    logger: log,
+  })
+  const rpc = await startRpcServer({
+    dispatcher: new RpcDispatcher(nodeRpcMethods(node), {
+      title: 'loopchain',
+      version: '0.1.0',
+      onError: (e, m) => log.error('rpc method failed', { method: m, error: String(e) }),
+    }),
+    ...(config.rpc.host ? { host: config.rpc.host } : {}),
+    port: config.rpc.port,
+    health: () => ({ ok: true, height: node.height, peers: host.connections().length }),
+    logger: log,
+  })
+  node.start()
+  log.info('node ready', { height: node.height, rpc: rpc.url, p2p: host.multiaddrs(), peerId: host.peerId })
+  let stopping = false
+  const stop = async () => {
+    if (stopping) return
+    stopping = true
+    log.info('stopping')
+    await rpc.close()
+    await host.stop()
+    await node.stop()
+    process.exit(0)
+  }
+  process.on('SIGINT', () => void stop())
+  process.on('SIGTERM', () => void stop())
+}
+
+async function main(args: string[]): Promise<void> {
+  const [cmd, sub] = args
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(HELP)
+    return
+  }
+  if (cmd === 'init') return init(args.slice(1))
+  if (cmd === 'start') return start(args.slice(1))
+  if (cmd === 'keys' && sub === 'new') {
+    const k = keyPairFromSecret(random32(), nativeCrypto)
+    process.stdout.write(`${JSON.stringify({ secretKey: to0x(k.secretKey), publicKey: to0x(k.publicKey), address: k.address }, null, 2)}\n`)
+    return
+  }
+  fail(`unknown command '${args.join(' ')}'; try --help`)
+}
+
+await main(process.argv.slice(2))

@@ -1,0 +1,178 @@
+/**
+ * Connects a {@link FullNode} to its peers over libp2p: consensus messages on the `proposal` and
+ * `vote` topics, client transactions batched on the `tx` topic (one gossip message per batch, not
+ * per transaction: gossipsub's per-message cost would cap the network near 2,000 tx/s, see
+ * STACK.md), committed headers on `header`. Admission comes from the genesis: only member
+ * institutions' node keys may use the member topics.
+ */
+import { publicKeyFromRaw } from '@libp2p/crypto/keys'
+import { peerIdFromPublicKey } from '@libp2p/peer-id'
+import {
+  type Block,
+  blockCodec,
+  bytes,
+  type Commit,
+  commitCodec,
+  consensusMessageCodec,
+  decode,
+  encode,
+  list,
+  MAX_TX_BYTES,
+  struct,
+  uvarint,
+} from '@loopchain/core'
+import { createNodeHost, type GossipVerdict, type NodeHost } from '../p2p/host.js'
+import type { NodeLogger } from '../p2p/logger.js'
+import type { FullNode } from './full-node.js'
+
+/** Transactions per gossip batch, and how long a batch may wait to fill. */
+const TX_BATCH_MAX = 256
+const TX_BATCH_DELAY_MS = 20
+const txBatchCodec = list(bytes(MAX_TX_BYTES), TX_BATCH_MAX)
+
+/** Blocks per sync response, and the byte budget that ends a response early. */
+const SYNC_BATCH = 64
+const SYNC_RESPONSE_BYTES = 8 * 1024 * 1024
+const syncRequestCodec = struct('SyncRequest', { from: uvarint, max: uvarint })
+const syncResponseCodec = list(struct('SyncedBlock', { block: blockCodec, commit: commitCodec }), SYNC_BATCH)
+
+/** Options of {@link connectNode}. */
+export interface NodeNetworkOptions {
+  /** The institution's 32-byte node key (the libp2p identity). */
+  readonly nodeKey: Uint8Array
+  readonly listenHost?: string
+  readonly tcpPort?: number
+  readonly wsPort?: number | false
+  /** Peers to stay connected to. */
+  readonly bootstrap?: string[]
+  readonly logger?: NodeLogger
+}
+
+/** The peer ids of the genesis members that run nodes. */
+export function memberPeerIds(node: FullNode): Set<string> {
+  const ids = new Set<string>()
+  for (const m of node.options.genesis.members) {
+    if (m.nodeKey) ids.add(peerIdFromPublicKey(publicKeyFromRaw(m.nodeKey) as never).toString())
+  }
+  return ids
+}
+
+/** Starts a libp2p host for `node` and attaches it; returns the host. */
+export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Promise<NodeHost> {
+  const members = memberPeerIds(node)
+  const consensusCheck = (data: Uint8Array): GossipVerdict => {
+    try {
+      decode(consensusMessageCodec, data)
+      return 'accept'
+    } catch {
+      return 'reject'
+    }
+  }
+  const host = await createNodeHost({
+    chainId: node.options.genesis.chainId,
+    nodeKey: opts.nodeKey,
+    ...(opts.listenHost ? { listenHost: opts.listenHost } : {}),
+    tcpPort: opts.tcpPort ?? 0,
+    wsPort: opts.wsPort ?? 0,
+    bootstrap: opts.bootstrap ?? [],
+    isMember: (peerId) => members.has(peerId),
+    validators: {
+      proposal: consensusCheck,
+      vote: consensusCheck,
+      tx: (data) => {
+        try {
+          decode(txBatchCodec, data)
+          return 'accept'
+        } catch {
+          return 'reject'
+        }
+      },
+    },
+    ...(opts.logger ? { logger: opts.logger } : {}),
+  })
+  host.subscribe('proposal', (data, from) => node.receiveConsensus(data, from))
+  host.subscribe('vote', (data, from) => node.receiveConsensus(data, from))
+  host.subscribe('tx', (data) => {
+    for (const tx of decode(txBatchCodec, data)) {
+      // Duplicates and stale nonces are normal under gossip: the pool says why, nobody is at fault.
+      node.submit(tx, true).catch(() => undefined)
+    }
+  })
+
+  // Block sync: serve committed blocks with their certificates, and fetch them when behind.
+  const syncProtocol = `/loopchain/${node.options.genesis.chainId}/sync/1`
+  await host.handle(
+    syncProtocol,
+    async (req) => {
+      const { from, max } = decode(syncRequestCodec, req)
+      const out: { block: Block; commit: Commit }[] = []
+      let size = 0
+      for (let h = from; h <= node.height && out.length < Math.min(max, SYNC_BATCH) && size < SYNC_RESPONSE_BYTES; h++) {
+        const b = await node.committedBlock(h)
+        if (!b) break
+        out.push(b)
+        size += encode(blockCodec, b.block).length
+      }
+      return encode(syncResponseCodec, out)
+    },
+    { maxRequestBytes: 64, memberOnly: false },
+  )
+  let syncing = false
+  const sync = async (preferred: string | undefined): Promise<void> => {
+    if (syncing) return
+    syncing = true
+    try {
+      const peers = [...new Set([...(preferred ? [preferred] : []), ...host.connections().map((c) => c.peerId)])].filter((p) =>
+        members.has(p),
+      )
+      for (const peer of peers) {
+        for (;;) {
+          const from = node.height + 1
+          let got: { block: Block; commit: Commit }[]
+          try {
+            got = decode(
+              syncResponseCodec,
+              await host.request(peer, syncProtocol, encode(syncRequestCodec, { from, max: SYNC_BATCH }), {
+                timeoutMs: 10_000,
+                maxResponseBytes: SYNC_RESPONSE_BYTES * 2,
+              }),
+            )
+          } catch (e) {
+            opts.logger?.warn('sync: request failed', { peer, error: String(e) })
+            break
+          }
+          if (got.length === 0) break
+          for (const { block, commit } of got) await node.importBlock(block, commit)
+          opts.logger?.info('sync: caught up to', { height: node.height, peer })
+        }
+      }
+    } catch (e) {
+      opts.logger?.warn('sync: a peer sent a block that does not verify', { error: String(e) })
+    } finally {
+      syncing = false
+    }
+  }
+
+  let batch: Uint8Array[] = []
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const flush = () => {
+    timer = undefined
+    if (batch.length === 0) return
+    const out = encode(txBatchCodec, batch)
+    batch = []
+    void host.publish('tx', out)
+  }
+  node.attachNetwork({
+    publishConsensus: (data) => void host.publish(data[0] === 1 ? 'proposal' : 'vote', data),
+    publishHeader: (data) => void host.publish('header', data),
+    requestSync: (peer) => void sync(peer),
+    publishTransaction: (data) => {
+      batch.push(data)
+      if (batch.length >= TX_BATCH_MAX) flush()
+      else if (timer === undefined) timer = setTimeout(flush, TX_BATCH_DELAY_MS)
+    },
+  })
+  // Catch up once the bootstrap peers are connected, before this node's votes matter.
+  setTimeout(() => void sync(undefined), 1500)
+  return host
+}
