@@ -13,34 +13,62 @@
  * 3. On success the overlay's writes apply; on failure they are dropped. Either way the sender
  *    pays `stepsUsed × stepPrice` (the fee is burnt: a permissioned chain prices steps to bound
  *    work, not to pay anyone) and its nonce advances.
+ *
+ * Before the first transaction, SCORE updates due at this height activate (their `onUpdate` runs;
+ * see registry.ts). A call to {@link GOVERNANCE_ADDRESS} runs the native governance SCORE. When the
+ * block's transactions change the validator set, {@link BlockExecution.nextValidators} carries the
+ * new set: header K+1 (which carries block K's result) names it as `nextValidatorsHash`, and it
+ * votes from height K+2 (docs/governance.md).
  */
 import { decode, encode } from '../codec/codec.js'
 import { bytesEqual } from '../codec/hex.js'
 import type { Value } from '../codec/value.js'
 import { type Address, contractAddress, isContractAddress } from '../crypto/address.js'
 import { sha256 } from '../crypto/hash.js'
+import { DecodeError, LoopchainError } from '../errors.js'
 import type { Block, BlockResult } from '../ledger/block.js'
 import type { ChainParams, Genesis } from '../ledger/genesis.js'
 import { Right } from '../ledger/genesis.js'
 import { type EventLog, logsBloom, type Receipt, ReceiptStatus, receiptsRoot } from '../ledger/receipt.js'
-import { callDataCodec, deployDataCodec, type Transaction, TxKind, transactionHash } from '../ledger/transaction.js'
-import { callScore, type LoadedScore, loadScore, type PermissionCheck } from '../score/call.js'
+import { callDataCodec, type DeployData, deployDataCodec, type Transaction, TxKind, transactionHash } from '../ledger/transaction.js'
+import { type ValidatorSet, validatorSetCodec } from '../ledger/validators.js'
+import { checkParams } from '../score/abi.js'
+import { callScore, type PermissionCheck, UPDATE_METHOD } from '../score/call.js'
 import type { ContractEngine } from '../score/engine/types.js'
 import { StateOverlay } from '../score/overlay.js'
 import type { StateCommit, StateTree } from '../state/state-tree.js'
 import { BlockState } from './block-state.js'
+import { GOVERNANCE_STEPS, governanceCall } from './governance.js'
 import {
   type AccountState,
+  AuditStatus,
   accountKey,
   accountStateCodec,
-  type ContractRecord,
   codeKey,
   contractKey,
-  contractRecordCodec,
   EMPTY_ACCOUNT,
+  GOVERNANCE_ADDRESS,
+  MAX_SCORE_VERSIONS,
+  MEMBER_LIST_KEY,
   memberKey,
+  memberListCodec,
   memberRecordCodec,
+  type ScoreVersion,
+  VALIDATORS_KEY,
+  VersionStatus,
 } from './layout.js'
+import {
+  activateDueUpdates,
+  isQueryable,
+  readRecord,
+  readScheduled,
+  type ScoreCache,
+  scoreCache,
+  servingLookup,
+  servingVersion,
+  writeRecord,
+  writeScheduled,
+} from './registry.js'
 
 /** Fixed step costs outside contract code. */
 export const STEP_COSTS = {
@@ -67,47 +95,28 @@ export interface BlockExecution {
   readonly receipts: Receipt[]
   readonly result: BlockResult
   readonly commit: StateCommit
+  /**
+   * Set when this block's transactions changed the validator set: the set in state after the block.
+   * For block K, header K+1 carries its hash as `nextValidatorsHash` and it votes from height K+2.
+   */
+  readonly nextValidators?: ValidatorSet
 }
 
-/** Writes the genesis state (balances and members with their rights) into an empty tree and commits it. */
+/**
+ * Writes the genesis state into an empty tree and commits it: balances, members with their rights,
+ * the member list, and the initial validator set (which governance then changes).
+ */
 export async function applyGenesis(tree: StateTree, genesis: Genesis): Promise<StateCommit> {
   for (const b of genesis.balances) tree.put(accountKey(b.address), encode(accountStateCodec, { balance: b.amount, nonce: 0 }))
   for (const m of genesis.members) tree.put(memberKey(m.address), encode(memberRecordCodec, { id: m.id, rights: m.rights }))
+  tree.put(MEMBER_LIST_KEY, encode(memberListCodec, genesis.members.map((m) => m.address).sort()))
+  tree.put(VALIDATORS_KEY, encode(validatorSetCodec, genesis.validators))
   return tree.commit()
 }
 
 /** The result of a state with no receipts (genesis, or an empty block). */
 export function stateResult(stateRoot: Uint8Array, receipts: readonly Receipt[] = []): BlockResult {
   return { stateRoot, receiptsRoot: receiptsRoot(receipts), logsBloom: logsBloom(receipts) }
-}
-
-/** SCOREs compiled once per code hash: loading is deterministic, so a cache changes no outcome. */
-class ScoreCache {
-  private readonly byCode = new Map<string, LoadedScore | null>()
-  constructor(private readonly engine: ContractEngine) {}
-
-  get(codeHash: Uint8Array, code: () => Uint8Array | undefined): LoadedScore | undefined {
-    const id = String.fromCharCode(...codeHash)
-    let s = this.byCode.get(id)
-    if (s === undefined) {
-      const bytes = code()
-      if (bytes === undefined) return undefined
-      const r = loadScore(this.engine, bytes)
-      s = r.ok ? { contract: r.contract, abi: r.abi } : null
-      this.byCode.set(id, s)
-    }
-    return s ?? undefined
-  }
-}
-
-const caches = new WeakMap<ContractEngine, ScoreCache>()
-function scoreCache(engine: ContractEngine): ScoreCache {
-  let c = caches.get(engine)
-  if (!c) {
-    c = new ScoreCache(engine)
-    caches.set(engine, c)
-  }
-  return c
 }
 
 function readAccount(state: StateOverlay, a: Address): AccountState {
@@ -154,7 +163,18 @@ function executeTransaction(tx: Transaction, root: StateOverlay, env: ExecutionE
   }
 
   const overlay = root.child()
-  const outcome = runKind(tx, hash, overlay, env, block)
+  let outcome: Outcome
+  try {
+    outcome = runKind(tx, hash, overlay, env, block)
+  } catch (e) {
+    // A payload that does not decode (a proposer skipped the mempool's checks) fails like any bad input.
+    if (!(e instanceof DecodeError)) throw e
+    outcome = {
+      ok: false,
+      stepsUsed: STEP_COSTS.base,
+      failure: { code: 'INVALID_DATA', message: `the payload does not decode: ${e.message}`.slice(0, 256) },
+    }
+  }
   const stepsUsed = Math.min(outcome.stepsUsed, b.stepLimit)
   if (outcome.ok && outcome.stepsUsed <= b.stepLimit) overlay.commit()
   else overlay.discard()
@@ -193,6 +213,19 @@ function runKind(
 ): Outcome {
   const b = tx.body
   const base = STEP_COSTS.base + STEP_COSTS.dataByte * b.data.length
+  if (b.kind === TxKind.Call && b.to === GOVERNANCE_ADDRESS) {
+    const data = decode(callDataCodec, b.data)
+    const r = governanceCall(state, env.params, {
+      from: b.from,
+      method: data.method,
+      params: data.params,
+      value: b.value,
+      height: block.height,
+      query: false,
+    })
+    const stepsUsed = base + GOVERNANCE_STEPS
+    return r.ok ? { ok: true, stepsUsed, logs: r.logs } : { ok: false, stepsUsed, failure: r.failure }
+  }
   switch (b.kind) {
     case TxKind.Transfer:
       if (isContractAddress(b.to))
@@ -211,12 +244,7 @@ function runKind(
       if (!env.engine)
         return { ok: false, stepsUsed: base, failure: { code: 'NO_ENGINE', message: 'this executor has no contract engine' } }
       const cache = scoreCache(env.engine)
-      const scores = (a: Address): LoadedScore | undefined => {
-        const rec = state.get(contractKey(a))
-        if (rec === undefined) return undefined
-        const r: ContractRecord = decode(contractRecordCodec, rec)
-        return cache.get(r.codeHash, () => state.get(codeKey(r.codeHash)))
-      }
+      const scores = servingLookup(state, cache)
       const permit: PermissionCheck = () => undefined
       const common = {
         scores,
@@ -228,6 +256,8 @@ function runKind(
       }
       if (b.kind === TxKind.Call) {
         const data = decode(callDataCodec, b.data)
+        const rec = readRecord(state, b.to)
+        if (rec !== undefined && rec.serving === 0) return { ok: false, stepsUsed: base, failure: notActive(b.to) }
         move(state, b.from, b.to, b.value)
         const r = callScore({
           ...common,
@@ -241,21 +271,35 @@ function runKind(
           ? { ok: true, stepsUsed: base + r.stepsUsed, logs: r.logs }
           : { ok: false, stepsUsed: base + r.stepsUsed, failure: r.failure }
       }
-      return deploy(tx, hash, state, cache, common, base)
+      const data = decode(deployDataCodec, b.data)
+      if (isContractAddress(b.to) && b.to !== NEW_SCORE_ADDRESS) return update(tx, data, state, cache, base, block.height, env.params)
+      return deploy(tx, hash, data, state, cache, common, base, block.height, env.params)
     }
   }
 }
 
+function notActive(a: Address): { code: string; message: string } {
+  return { code: 'SCORE_NOT_ACTIVE', message: `no version of ${a} serves (pending or rejected audit)` }
+}
+
+/**
+ * The `to` of a deploy that creates a new SCORE (any account address works too); a deploy to the
+ * address of an existing SCORE registers an update of it.
+ */
+export const NEW_SCORE_ADDRESS = 'cx0000000000000000000000000000000000000000' as Address
+
 function deploy(
   tx: Transaction,
   hash: Uint8Array,
+  data: DeployData,
   state: StateOverlay,
   cache: ScoreCache,
   common: Omit<Parameters<typeof callScore>[0], 'to' | 'method' | 'params' | 'value' | 'limits'>,
   base: number,
+  height: number,
+  params: ChainParams,
 ): Outcome {
   const b = tx.body
-  const data = decode(deployDataCodec, b.data)
   const steps = base + STEP_COSTS.codeByte * data.code.length
   if (!hasRight(state, b.from, Right.Deployer)) {
     return { ok: false, stepsUsed: steps, failure: { code: 'PERMISSION_DENIED', message: `${b.from} does not hold the deployer right` } }
@@ -282,11 +326,26 @@ function deploy(
   }
   const existing = state.get(codeKey(codeHash))
   if (existing === undefined || !bytesEqual(existing, data.code)) state.set(codeKey(codeHash), data.code)
-  state.set(contractKey(address), encode(contractRecordCodec, { deployer: b.from, codeHash, version: 1 }))
+  const audited = params.requireAudit
+  const v1: ScoreVersion = {
+    version: 1,
+    codeHash,
+    deployer: b.from,
+    deployedAt: height,
+    audit: audited ? AuditStatus.Pending : AuditStatus.Accepted,
+    status: audited ? VersionStatus.Pending : VersionStatus.Active,
+    activeFrom: audited ? undefined : height,
+    params: null,
+    failure: undefined,
+  }
+  writeRecord(state, address, { deployer: b.from, serving: audited ? 0 : 1, versions: [v1] })
   move(state, b.from, address, b.value)
   if (!Object.hasOwn(loaded.abi.methods, 'onInstall')) return { ok: true, stepsUsed: steps, scoreAddress: address }
+  // onInstall runs at deploy even while audit is pending: the constructor's parameters are checked
+  // now, and an accepted version serves at once with its storage ready.
   const r = callScore({
     ...common,
+    scores: (a) => (a === address ? loaded : common.scores(a)),
     to: address,
     method: 'onInstall',
     params: data.params,
@@ -300,6 +359,65 @@ function deploy(
 }
 
 /**
+ * Registers a new version of the SCORE at `tx.to`. Only the SCORE's creator may, and only while it
+ * holds the deployer right; one update at a time (none pending or scheduled); the SCORE must have a
+ * serving version. The parameters are checked now against the new code's `onUpdate` (which runs at
+ * activation). Without audit the version is accepted at once and activates at the next block.
+ */
+function update(
+  tx: Transaction,
+  data: DeployData,
+  state: StateOverlay,
+  cache: ScoreCache,
+  base: number,
+  height: number,
+  params: ChainParams,
+): Outcome {
+  const b = tx.body
+  const steps = base + STEP_COSTS.codeByte * data.code.length
+  const no = (code: string, message: string): Outcome => ({ ok: false, stepsUsed: steps, failure: { code, message } })
+  const rec = readRecord(state, b.to)
+  if (rec === undefined) return no('UNKNOWN_SCORE', `no SCORE at ${b.to} to update (deploy a new SCORE to ${NEW_SCORE_ADDRESS})`)
+  if (!hasRight(state, b.from, Right.Deployer)) return no('PERMISSION_DENIED', `${b.from} does not hold the deployer right`)
+  if (rec.deployer !== b.from) return no('PERMISSION_DENIED', `only ${rec.deployer}, which created ${b.to}, may update it`)
+  if (b.value !== 0n) return no('NOT_PAYABLE', 'an update carries no value')
+  if (rec.serving === 0) return no('SCORE_NOT_ACTIVE', `${b.to} has no serving version to update`)
+  if (rec.versions.some((v) => v.status === VersionStatus.Pending || v.status === VersionStatus.Scheduled))
+    return no('UPDATE_IN_PROGRESS', `${b.to} already has a version waiting for audit or activation`)
+  if (rec.versions.length >= MAX_SCORE_VERSIONS) return no('TOO_MANY_VERSIONS', `${b.to} has ${MAX_SCORE_VERSIONS} versions`)
+  if (data.contentType !== 'application/javascript')
+    return no('INVALID_CODE', `content type ${data.contentType} is not application/javascript`)
+  const codeHash = sha256(data.code)
+  const loaded = cache.get(codeHash, () => data.code)
+  if (loaded === undefined) return no('INVALID_CODE', 'the code does not load as a SCORE (syntax, imports or manifest)')
+  const hook = Object.hasOwn(loaded.abi.methods, UPDATE_METHOD) ? loaded.abi.methods[UPDATE_METHOD] : undefined
+  if (hook === undefined) {
+    if (data.params !== null) return no('INVALID_ARGUMENT', `the new code declares no ${UPDATE_METHOD}, so an update takes no parameters`)
+  } else {
+    const bad = checkParams(hook, data.params)
+    if (bad !== undefined) return no('INVALID_ARGUMENT', bad)
+  }
+  const existing = state.get(codeKey(codeHash))
+  if (existing === undefined || !bytesEqual(existing, data.code)) state.set(codeKey(codeHash), data.code)
+  const version = rec.versions.length + 1
+  const audited = params.requireAudit
+  const v: ScoreVersion = {
+    version,
+    codeHash,
+    deployer: b.from,
+    deployedAt: height,
+    audit: audited ? AuditStatus.Pending : AuditStatus.Accepted,
+    status: audited ? VersionStatus.Pending : VersionStatus.Scheduled,
+    activeFrom: audited ? undefined : height + 1,
+    params: data.params,
+    failure: undefined,
+  }
+  writeRecord(state, b.to, { ...rec, versions: [...rec.versions, v] })
+  if (!audited) writeScheduled(state, [...readScheduled(state), { score: b.to, version, activeFrom: height + 1 }])
+  return { ok: true, stepsUsed: steps, scoreAddress: b.to }
+}
+
+/**
  * Executes `block` on `tree` (which must be at the state after the previous block) and commits the
  * state; returns the receipts, the result (whose hash the next header carries) and the commit whose
  * ops the caller writes together with the block.
@@ -308,6 +426,16 @@ export async function executeBlock(tree: StateTree, block: Block, env: Execution
   const state = new BlockState(tree)
   const receipts: Receipt[] = []
   const info = { height: block.header.height, timestamp: block.header.timestamp }
+  const start = await state.retrying(() => {
+    const root = new StateOverlay((k) => state.read(k))
+    const validators = root.get(VALIDATORS_KEY)
+    if (readScheduled(root).some((u) => u.activeFrom <= info.height)) {
+      if (!env.engine) throw new LoopchainError('NO_ENGINE', 'a SCORE update is due at this height and this executor has no engine')
+      activateDueUpdates(root, scoreCache(env.engine), info)
+    }
+    return { validators, writes: root.changes() }
+  })
+  state.apply(start.writes)
   for (const tx of block.transactions) {
     const { receipt, writes } = await state.retrying(() => {
       const root = new StateOverlay((k) => state.read(k))
@@ -317,29 +445,69 @@ export async function executeBlock(tree: StateTree, block: Block, env: Execution
     state.apply(writes)
     receipts.push(receipt)
   }
+  await state.load(VALIDATORS_KEY)
+  const after = state.read(VALIDATORS_KEY)
+  const changed = after !== undefined && (start.validators === undefined || !bytesEqual(after, start.validators))
   const commit = await tree.commit()
-  return { receipts, result: stateResult(commit.root, receipts), commit }
+  const out = { receipts, result: stateResult(commit.root, receipts), commit }
+  return changed ? { ...out, nextValidators: decode(validatorSetCodec, after) } : out
 }
+
+/** The outcome of {@link queryScore}: a result, or a typed failure. */
+export type QueryResult =
+  | { readonly ok: true; readonly result: Value; readonly stepsUsed: number }
+  | { readonly ok: false; readonly failure: { readonly code: string; readonly message: string }; readonly stepsUsed: number }
 
 /**
  * Runs a read-only method of a SCORE against the current state (a query: nothing is written,
- * every frame is read-only whatever its ABI says). Steps are bounded by `stepLimit`.
+ * every frame is read-only whatever its ABI says). Steps are bounded by `stepLimit`. `version`
+ * addresses a registered version other than the serving one (one that serves or served before):
+ * its code runs over the SCORE's current storage; nested calls reach serving versions. The
+ * governance SCORE's read methods answer at {@link GOVERNANCE_ADDRESS}.
  */
 export async function queryScore(
   tree: StateTree,
   env: ExecutionEnv & { engine: ContractEngine },
-  q: { from: Address; to: Address; method: string; params?: Value; height: number; timestamp: number; stepLimit?: number },
-) {
+  q: {
+    from: Address
+    to: Address
+    method: string
+    params?: Value
+    height: number
+    timestamp: number
+    stepLimit?: number
+    version?: number
+  },
+): Promise<QueryResult> {
   const state = new BlockState(tree)
   const cache = scoreCache(env.engine)
-  return state.retrying(() => {
+  return state.retrying((): QueryResult => {
     const root = new StateOverlay((k) => state.read(k))
-    const scores = (a: Address): LoadedScore | undefined => {
-      const rec = root.get(contractKey(a))
-      if (rec === undefined) return undefined
-      const r = decode(contractRecordCodec, rec)
-      return cache.get(r.codeHash, () => root.get(codeKey(r.codeHash)))
+    if (q.to === GOVERNANCE_ADDRESS) {
+      const r = governanceCall(root, env.params, {
+        from: q.from,
+        method: q.method,
+        params: q.params ?? null,
+        value: 0n,
+        height: q.height,
+        query: true,
+      })
+      return r.ok ? { ok: true, result: r.result, stepsUsed: GOVERNANCE_STEPS } : { ok: false, failure: r.failure, stepsUsed: 0 }
     }
+    const serving = servingLookup(root, cache)
+    let scores = serving
+    const rec = readRecord(root, q.to)
+    if (rec !== undefined && q.version !== undefined) {
+      const v = rec.versions[q.version - 1]
+      if (v === undefined || !isQueryable(v))
+        return {
+          ok: false,
+          failure: { code: 'SCORE_NOT_ACTIVE', message: `version ${q.version} of ${q.to} is not one that serves or served` },
+          stepsUsed: 0,
+        }
+      const old = cache.get(v.codeHash, () => root.get(codeKey(v.codeHash)))
+      scores = (a) => (a === q.to ? old : serving(a))
+    } else if (rec !== undefined && servingVersion(rec) === undefined) return { ok: false, failure: notActive(q.to), stepsUsed: 0 }
     return callScore({
       scores,
       state: root,

@@ -1,6 +1,6 @@
 /**
- * Block execution over the authenticated state: accounts, transfers, messages, SCORE deploys and
- * calls, receipts and the block result.
+ * Block execution over the authenticated state: accounts, transfers, messages, SCORE deploys,
+ * updates and calls, the SCORE registry, the governance system SCORE, receipts and the block result.
  */
 export { BlockState, MAX_STATE_LOADS_PER_TX, StateMiss } from './block-state.js'
 export {
@@ -10,8 +10,22 @@ export {
   type ExecutionEnv,
   executeBlock,
   getAccount,
+  NEW_SCORE_ADDRESS,
+  type QueryResult,
   queryScore,
   STEP_COSTS,
   stateResult,
 } from './executor.js'
+export {
+  approvalThreshold,
+  GOVERNANCE_ABI,
+  GOVERNANCE_STEPS,
+  type GovernanceCall,
+  type GovernanceResult,
+  governanceCall,
+  MAX_LISTED_PROPOSALS,
+  readMember,
+  readValidators,
+} from './governance.js'
 export * from './layout.js'
+export { getScoreApi, getScoreInfo, type ScoreInfo, scoreInfoToValue, UPDATE_STEP_LIMIT } from './registry.js'

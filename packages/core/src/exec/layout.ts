@@ -10,16 +10,28 @@
  * | `c`       | `c ‖ contract address(21)`           | the contract's registry record         |
  * | `k`       | `k ‖ sha256(code)(32)`               | contract code, stored once per hash    |
  * | `m`       | `m ‖ address(21)`                    | a member institution's id and rights   |
+ * | `g`       | `g ‖ v`                              | the current validator set              |
+ * | `g`       | `g ‖ m`                              | every member's address (sorted)        |
+ * | `g`       | `g ‖ n`                              | how many proposals were ever made      |
+ * | `g`       | `g ‖ p ‖ id(u32 BE)`                 | a governance {@link GovernanceProposal}          |
+ * | `g`       | `g ‖ u`                              | SCORE updates waiting for their height |
+ *
+ * Every `g` key is one tag byte after the namespace, then a fixed-length suffix (or none), so the
+ * governance keys cannot meet either. The validator set lives in state so that a light client can
+ * prove it against a verified header's state root.
  */
-import { bigUint, type Codec, fixedBytes, string, struct, u8, uvarint } from '../codec/codec.js'
+import { bigUint, type Codec, enumeration, fixedBytes, list, option, string, struct, u8, uvarint } from '../codec/codec.js'
 import { concatBytes } from '../codec/hex.js'
+import { type Value, value } from '../codec/value.js'
 import { type Address, address, addressToBytes } from '../crypto/address.js'
+import { MAX_VALIDATORS } from '../ledger/validators.js'
 
 const NS_ACCOUNT = 0x61 // 'a'
 const NS_STORAGE = 0x73 // 's'
 const NS_CONTRACT = 0x63 // 'c'
 const NS_CODE = 0x6b // 'k'
 const NS_MEMBER = 0x6d // 'm'
+const NS_GOVERNANCE = 0x67 // 'g'
 
 /** An account's balance and the count of transactions it has sent (its next nonce). */
 export interface AccountState {
@@ -58,19 +70,84 @@ export function memberKey(a: Address): Uint8Array {
   return concatBytes(Uint8Array.of(NS_MEMBER), addressToBytes(a))
 }
 
-/** A deployed SCORE: who deployed it, which code serves, and its version number. */
-export interface ContractRecord {
-  readonly deployer: Address
-  readonly codeHash: Uint8Array
-  readonly version: number
+/** A version's audit: governance's verdict, or pending while the chain requires audit and none is given yet. */
+export const AuditStatus = { Pending: 0, Accepted: 1, Rejected: 2 } as const
+/** An audit status. */
+export type AuditStatus = (typeof AuditStatus)[keyof typeof AuditStatus]
+
+/** Where a SCORE version is in its life (see docs/writing-a-score.md, "Deploying, auditing and updating"). */
+export const VersionStatus = {
+  /** Waiting for governance to accept or reject its audit. */
+  Pending: 0,
+  /** Accepted; becomes the serving version at the start of block `activeFrom` (its `onUpdate` runs then). */
+  Scheduled: 1,
+  /** The version that serves calls. */
+  Active: 2,
+  /** Served once and was replaced by a later version; read-only queries may still address it. */
+  Retired: 3,
+  /** Its `onUpdate` failed at activation; `failure` says why and the previous version kept serving. */
+  Failed: 4,
+  /** Governance rejected its audit; it never serves. */
+  Rejected: 5,
+} as const
+/** A version status. */
+export type VersionStatus = (typeof VersionStatus)[keyof typeof VersionStatus]
+
+/** Why a version failed to activate (its `onUpdate`'s failure). */
+export interface VersionFailure {
+  readonly code: string
+  readonly message: string
 }
+
+/** One registered version of a SCORE. */
+export interface ScoreVersion {
+  /** 1 for the deploy that created the SCORE, then 2, 3, … per update. */
+  readonly version: number
+  readonly codeHash: Uint8Array
+  /** The account that deployed this version. */
+  readonly deployer: Address
+  /** Height of the block whose transaction registered it. */
+  readonly deployedAt: number
+  readonly audit: AuditStatus
+  readonly status: VersionStatus
+  /** The height from which it serves (or was due to serve), once accepted. */
+  readonly activeFrom: number | undefined
+  /** Parameters for the new code's `onUpdate` (null for version 1, whose `onInstall` ran at deploy). */
+  readonly params: Value
+  readonly failure: VersionFailure | undefined
+}
+
+/** Most versions one SCORE may register: bounds the record's size. */
+export const MAX_SCORE_VERSIONS = 256
+
+/** A SCORE's registry record: its creator, the version that serves (0: none) and every version ever registered. */
+export interface ContractRecord {
+  /** The account that created the SCORE; only it may register updates (holding the deployer right at the time). */
+  readonly deployer: Address
+  /** The serving version's number, 0 while no version serves (pending or rejected audit). */
+  readonly serving: number
+  /** Every version, oldest first; `versions[i].version === i + 1`. */
+  readonly versions: readonly ScoreVersion[]
+}
+
+const scoreVersionCodec = struct('ScoreVersion', {
+  version: uvarint,
+  codeHash: fixedBytes(32),
+  deployer: address,
+  deployedAt: uvarint,
+  audit: enumeration('AuditStatus', [0, 1, 2]),
+  status: enumeration('VersionStatus', [0, 1, 2, 3, 4, 5]),
+  activeFrom: option(uvarint),
+  params: value,
+  failure: option(struct('VersionFailure', { code: string(64), message: string(1024) })),
+})
 
 /** Codec of {@link ContractRecord}. */
 export const contractRecordCodec: Codec<ContractRecord> = struct('ContractRecord', {
   deployer: address,
-  codeHash: fixedBytes(32),
-  version: uvarint,
-})
+  serving: uvarint,
+  versions: list(scoreVersionCodec, MAX_SCORE_VERSIONS),
+}) as unknown as Codec<ContractRecord>
 
 /** A member institution as the state holds it (the genesis's members, then governance's changes). */
 export interface MemberRecord {
@@ -81,3 +158,82 @@ export interface MemberRecord {
 
 /** Codec of {@link MemberRecord}. */
 export const memberRecordCodec: Codec<MemberRecord> = struct('MemberRecord', { id: string(64), rights: u8 })
+
+/** The governance system SCORE's fixed address (native code in the executor; see governance.ts). */
+export const GOVERNANCE_ADDRESS = 'cx0000000000000000000000000000000000000001' as Address
+
+/** State key of the current validator set (a `ValidatorSet`), which governance changes. */
+export const VALIDATORS_KEY: Uint8Array = Uint8Array.of(NS_GOVERNANCE, 0x76)
+/** State key of the list of every member's address, sorted (so governance can list members). */
+export const MEMBER_LIST_KEY: Uint8Array = Uint8Array.of(NS_GOVERNANCE, 0x6d)
+/** State key of the count of proposals ever made (the last proposal's id). */
+export const PROPOSAL_COUNT_KEY: Uint8Array = Uint8Array.of(NS_GOVERNANCE, 0x6e)
+/** State key of the SCORE updates accepted and waiting for their activation height. */
+export const SCHEDULED_UPDATES_KEY: Uint8Array = Uint8Array.of(NS_GOVERNANCE, 0x75)
+
+/** State key of governance proposal `id` (1, 2, …). */
+export function proposalKey(id: number): Uint8Array {
+  const k = new Uint8Array(6)
+  k[0] = NS_GOVERNANCE
+  k[1] = 0x70
+  new DataView(k.buffer).setUint32(2, id)
+  return k
+}
+
+/** Codec of the member list at {@link MEMBER_LIST_KEY}. */
+export const memberListCodec: Codec<Address[]> = list(address, 1 << 16)
+
+/** A SCORE version waiting to serve from `activeFrom`. */
+export interface ScheduledUpdate {
+  readonly score: Address
+  readonly version: number
+  readonly activeFrom: number
+}
+
+/** Codec of the list at {@link SCHEDULED_UPDATES_KEY}. */
+export const scheduledUpdatesCodec: Codec<ScheduledUpdate[]> = list(
+  struct('ScheduledUpdate', { score: address, version: uvarint, activeFrom: uvarint }),
+  1 << 16,
+)
+
+/** Where a governance proposal stands. */
+export const GovernanceProposalStatus = {
+  /** Collecting votes. */
+  Open: 0,
+  /** Reached its approval threshold and its action was applied in block `closedAt`. */
+  Executed: 1,
+  /** Enough validators voted no that the threshold can no longer be reached. */
+  Rejected: 2,
+  /** Reached its threshold, but its action no longer applied to the state of that block (see `failure`). */
+  Failed: 3,
+} as const
+/** A proposal status. */
+export type GovernanceProposalStatus = (typeof GovernanceProposalStatus)[keyof typeof GovernanceProposalStatus]
+
+/** A governance proposal: an action, and the validators' votes on it. */
+export interface GovernanceProposal {
+  readonly id: number
+  readonly proposer: Address
+  /** Height of the block that made it. */
+  readonly createdAt: number
+  /** The action as given to `propose` (a map with `type`; see docs/governance.md). */
+  readonly action: Value
+  readonly yes: readonly Address[]
+  readonly no: readonly Address[]
+  readonly status: GovernanceProposalStatus
+  readonly closedAt: number | undefined
+  readonly failure: string | undefined
+}
+
+/** Codec of {@link GovernanceProposal}. */
+export const governanceProposalCodec: Codec<GovernanceProposal> = struct('GovernanceProposal', {
+  id: uvarint,
+  proposer: address,
+  createdAt: uvarint,
+  action: value,
+  yes: list(address, MAX_VALIDATORS),
+  no: list(address, MAX_VALIDATORS),
+  status: enumeration('GovernanceProposalStatus', [0, 1, 2, 3]),
+  closedAt: option(uvarint),
+  failure: option(string(1024)),
+}) as unknown as Codec<GovernanceProposal>

@@ -42,6 +42,12 @@ export function loadScore(engine: ContractEngine, code: Uint8Array | string): Sc
   return { ok: true, contract: loaded.contract, abi: abi.abi }
 }
 
+/** Name of the hook an update's new code runs once when it activates (ICON's `on_update`); never callable otherwise. */
+export const UPDATE_METHOD = 'onUpdate'
+
+/** Lifecycle hooks: only the executor runs them (`install: true`), never a transaction, query or SCORE. */
+const HOOKS: ReadonlySet<string> = new Set([INSTALL_METHOD, UPDATE_METHOD])
+
 /** Finds the SCORE deployed at an address (the executor's registry); undefined when there is none. */
 export type ScoreLookup = (score: Address) => LoadedScore | undefined
 
@@ -85,7 +91,7 @@ export interface ScoreCall {
   readonly limits: CallLimits
   /** A query: every frame is read-only whatever its ABI says. */
   readonly query?: boolean
-  /** The deploy transaction's call of `onInstall`; refused otherwise. */
+  /** The executor's call of a lifecycle hook (`onInstall` at deploy, `onUpdate` at an update's activation); hooks are refused otherwise. */
   readonly install?: boolean
   readonly permit?: PermissionCheck
 }
@@ -149,7 +155,7 @@ class Session {
     if (score === undefined) return failure('UNKNOWN_SCORE', `no SCORE at ${frame.score}`)
     const { abi } = score
     const method = Object.hasOwn(abi.methods, frame.method) ? abi.methods[frame.method] : undefined
-    if (method === undefined || (method.name === INSTALL_METHOD) !== install) {
+    if (method === undefined || HOOKS.has(method.name) !== install) {
       return failure('UNKNOWN_METHOD', `${abi.name} has no external method ${JSON.stringify(frame.method).slice(0, 70)}`)
     }
     const bad = checkParams(method, frame.params)

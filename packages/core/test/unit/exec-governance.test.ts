@@ -1,0 +1,214 @@
+import { beforeAll, describe, expect, it } from 'vitest'
+import {
+  ApprovalRule,
+  approvalThreshold,
+  type ContractEngine,
+  decode,
+  GOVERNANCE_ADDRESS,
+  getAccount,
+  initEngine,
+  MEMBER_LIST_KEY,
+  memberKey,
+  PROPOSAL_COUNT_KEY,
+  proposalKey,
+  Right,
+  toHex,
+  VALIDATORS_KEY,
+  validatorSetCodec,
+} from '../../src/index.js'
+import { COUNTER_V1, dev, govGenesis, member, newcomer, outsider, TestChain, v1, v2, v3 } from '../fixtures/exec/governed.js'
+
+let engine: ContractEngine
+beforeAll(async () => {
+  engine = await initEngine()
+})
+
+const codes = TestChain.codes
+const addMember = (rights: number) => ({ type: 'addMember', address: newcomer.address, id: 'newcomer', rights: BigInt(rights) })
+
+async function rights(c: TestChain, who: string): Promise<unknown> {
+  return c.read(GOVERNANCE_ADDRESS, 'getRights', { address: who })
+}
+
+describe('governance: approval rule', () => {
+  it('thresholds: a majority of 3 is 2, two thirds of 3 is 2 and of 4 is 3, any validator is 1', () => {
+    expect(approvalThreshold(ApprovalRule.MajorityOfValidators, 3)).toBe(2)
+    expect(approvalThreshold(ApprovalRule.MajorityOfValidators, 4)).toBe(3)
+    expect(approvalThreshold(ApprovalRule.TwoThirdsOfValidators, 3)).toBe(2)
+    expect(approvalThreshold(ApprovalRule.TwoThirdsOfValidators, 4)).toBe(3)
+    expect(approvalThreshold(ApprovalRule.AnyValidator, 3)).toBe(1)
+  })
+
+  it('the genesis writes the validator set and the members, and governance reads them', async () => {
+    const g = govGenesis()
+    const c = await TestChain.start(engine, g)
+    const raw = await c.tree.get(VALIDATORS_KEY)
+    expect(raw && decode(validatorSetCodec, raw)).toEqual(g.validators)
+    const vs = (await c.read(GOVERNANCE_ADDRESS, 'getValidators')) as { address: string; power: bigint }[]
+    expect(vs.map((v) => v.address)).toEqual(g.validators.validators.map((v) => v.address))
+    const ms = (await c.read(GOVERNANCE_ADDRESS, 'getMembers')) as { id: string }[]
+    expect(ms.map((m) => m.id).sort()).toEqual(['dev-bank', 'observer', 'val-1', 'val-2', 'val-3'])
+    expect(await c.read(GOVERNANCE_ADDRESS, 'getApprovalRule')).toEqual({ rule: 'majority-of-validators', validators: 3n, threshold: 2n })
+  })
+
+  it('majority of 3 validators: a member is added at the second vote, not the first', async () => {
+    const c = await TestChain.start(engine, govGenesis())
+    let ex = await c.block([c.propose(v1, addMember(Right.Observer))])
+    expect(codes(ex)).toEqual(['OK'])
+    expect(ex.receipts[0]?.logs.map((l) => l.event)).toEqual(['Proposed(int,Address,str)'])
+    expect(await c.read(GOVERNANCE_ADDRESS, 'getMember', { address: newcomer.address })).toBeNull()
+    expect(((await c.read(GOVERNANCE_ADDRESS, 'getProposal', { id: 1n })) as { status: string }).status).toBe('open')
+    ex = await c.block([c.vote(v2, 1)])
+    expect(codes(ex)).toEqual(['OK'])
+    expect(ex.receipts[0]?.logs.map((l) => l.event)).toEqual(['Voted(int,Address,bool)', 'Decided(int,str)'])
+    expect(await c.read(GOVERNANCE_ADDRESS, 'getMember', { address: newcomer.address })).toEqual({
+      address: newcomer.address,
+      id: 'newcomer',
+      rights: BigInt(Right.Observer),
+    })
+    const p = (await c.read(GOVERNANCE_ADDRESS, 'getProposal', { id: 1n })) as { status: string; closedAt: bigint; yes: string[] }
+    expect(p).toMatchObject({ status: 'executed', closedAt: 2n, yes: [v1.address, v2.address] })
+    // A closed proposal takes no more votes.
+    ex = await c.block([c.vote(v3, 1)])
+    expect(codes(ex)).toEqual(['INVALID_ARGUMENT'])
+  })
+
+  it('any-validator: one proposal is enough; rights are changed, then the member is removed', async () => {
+    const c = await TestChain.start(engine, govGenesis({ approvalRule: ApprovalRule.AnyValidator }))
+    await c.block([c.propose(v3, addMember(Right.Observer))])
+    expect(await rights(c, newcomer.address)).toBe(BigInt(Right.Observer))
+    await c.block([c.propose(v1, { type: 'setRights', address: newcomer.address, rights: BigInt(Right.Issuer | Right.Observer) })])
+    expect(await rights(c, newcomer.address)).toBe(BigInt(Right.Issuer | Right.Observer))
+    await c.block([c.propose(v2, { type: 'removeMember', address: newcomer.address })])
+    expect(await rights(c, newcomer.address)).toBe(0n)
+    expect(await c.read(GOVERNANCE_ADDRESS, 'getMember', { address: newcomer.address })).toBeNull()
+    const ps = (await c.read(GOVERNANCE_ADDRESS, 'getProposals', { status: 'executed' })) as unknown[]
+    expect(ps).toHaveLength(3)
+  })
+
+  it('a proposal is rejected once enough validators vote no that the threshold is out of reach', async () => {
+    const c = await TestChain.start(engine, govGenesis())
+    const status = async () => ((await c.read(GOVERNANCE_ADDRESS, 'getProposal', { id: 1n })) as { status: string }).status
+    // 1 yes, 1 no of 3: two votes can still be reached.
+    let ex = await c.block([c.propose(v1, addMember(Right.Observer)), c.vote(v2, 1, false)])
+    expect(codes(ex)).toEqual(['OK', 'OK'])
+    expect(await status()).toBe('open')
+    ex = await c.block([c.vote(v3, 1, false), c.vote(v3, 1, true)])
+    expect(codes(ex)).toEqual(['OK', 'INVALID_ARGUMENT'])
+    expect(await status()).toBe('rejected')
+    expect(await rights(c, newcomer.address)).toBe(0n)
+  })
+})
+
+describe('governance: refusals', () => {
+  it('non-validators cannot propose or vote, and bad input fails typed: nothing but fees and nonces change', async () => {
+    const c = await TestChain.start(engine, govGenesis())
+    await c.block([c.propose(v1, addMember(Right.Observer))])
+    const keys = [VALIDATORS_KEY, MEMBER_LIST_KEY, PROPOSAL_COUNT_KEY, proposalKey(1), proposalKey(2), memberKey(newcomer.address)]
+    const snapshot = async () => Promise.all(keys.map(async (k) => toHex((await c.tree.get(k)) ?? new Uint8Array())))
+    const before = await snapshot()
+    const balances = await Promise.all([outsider, member, dev, v2].map((k) => getAccount(c.tree, k.address)))
+    const ex = await c.block([
+      c.propose(outsider, addMember(Right.Observer)), // not a member
+      c.vote(member, 1), // a member, but not a validator
+      c.vote(dev, 1), // a deployer, not a validator
+      c.propose(v2, { type: 'addMember', address: newcomer.address, id: 'Bad Id', rights: 1n }), // bad id
+      c.propose(v2, { type: 'grantEverything' }), // unknown action
+      c.propose(v2, { type: 'setRights', address: v3.address, rights: 0n }), // a sitting validator must keep the right
+      c.propose(v2, { type: 'removeValidator', address: newcomer.address }), // not a validator
+      c.gov(v2, 'vote', { id: 1n, approve: 'yes' }), // wrong parameter type
+      c.gov(v2, 'vote', { id: 99n, approve: true }), // no such proposal
+      c.gov(v2, 'selfDestruct', null),
+      c.call(v2, GOVERNANCE_ADDRESS, 'vote', { id: 1n, approve: true }, 5n), // value sent
+    ])
+    expect(codes(ex)).toEqual([
+      'PERMISSION_DENIED',
+      'PERMISSION_DENIED',
+      'PERMISSION_DENIED',
+      'INVALID_ARGUMENT',
+      'INVALID_ARGUMENT',
+      'INVALID_ARGUMENT',
+      'INVALID_ARGUMENT',
+      'INVALID_ARGUMENT',
+      'INVALID_ARGUMENT',
+      'UNKNOWN_METHOD',
+      'NOT_PAYABLE',
+    ])
+    expect(await snapshot()).toEqual(before)
+    // Fees were charged and nonces advanced, nothing else: the value of the last call did not move.
+    const after = await Promise.all([outsider, member, dev, v2].map((k) => getAccount(c.tree, k.address)))
+    expect(after.map((a, i) => a.nonce - (balances[i]?.nonce ?? 0))).toEqual([1, 1, 1, 8])
+    const v2Fees = ex.receipts.slice(3).reduce((s, r) => s + r.fee, 0n)
+    expect(after[3]?.balance).toBe((balances[3]?.balance ?? 0n) - v2Fees)
+    expect((await getAccount(c.tree, GOVERNANCE_ADDRESS)).balance).toBe(0n)
+    // A query cannot write.
+    const q = await c.query(GOVERNANCE_ADDRESS, 'vote', { id: 1n, approve: true })
+    expect(q.ok ? 'ok' : q.failure.code).toBe('READONLY_VIOLATION')
+  })
+
+  it('a proposal whose action no longer applies when approved is marked failed and changes nothing', async () => {
+    const c = await TestChain.start(engine, govGenesis())
+    // Two proposals to add the same member: the first executes, the second then no longer applies.
+    await c.block([c.propose(v1, addMember(Right.Observer)), c.propose(v2, { ...addMember(Right.Issuer), id: 'other-id' })])
+    const ex = await c.block([c.vote(v2, 1), c.vote(v1, 2)])
+    expect(codes(ex)).toEqual(['OK', 'OK'])
+    const p2 = (await c.read(GOVERNANCE_ADDRESS, 'getProposal', { id: 2n })) as { status: string; failure: string }
+    expect(p2.status).toBe('failed')
+    expect(p2.failure).toContain('already a member')
+    expect(await rights(c, newcomer.address)).toBe(BigInt(Right.Observer))
+  })
+})
+
+describe('governance: validator set and deploy rights', () => {
+  it('a validator-set change appears in nextValidators of the block that approved it, and only there', async () => {
+    const c = await TestChain.start(engine, govGenesis())
+    await c.block([c.propose(v1, addMember(Right.Validator | Right.MemberNode)), c.vote(v2, 1)])
+    const add = { type: 'addValidator', address: newcomer.address, publicKey: newcomer.publicKey, power: 2n }
+    let ex = await c.block([c.propose(v1, add)])
+    expect(ex.nextValidators).toBeUndefined()
+    ex = await c.block([c.vote(v3, 2)])
+    expect(ex.nextValidators?.validators.map((v) => [v.address, v.power])).toContainEqual([newcomer.address, 2])
+    expect(ex.nextValidators?.validators).toHaveLength(4)
+    // The state holds the new set; now 3 of 4 votes are a majority.
+    expect(((await c.read(GOVERNANCE_ADDRESS, 'getValidators')) as unknown[]).length).toBe(4)
+    expect(await c.read(GOVERNANCE_ADDRESS, 'getApprovalRule')).toMatchObject({ threshold: 3n })
+    ex = await c.block()
+    expect(ex.nextValidators).toBeUndefined()
+    // Power change and removal, each in the block of its last vote.
+    ex = await c.block([c.propose(newcomer, { type: 'setValidatorPower', address: v1.address, power: 5n }), c.vote(v2, 3), c.vote(v3, 3)])
+    expect(ex.nextValidators?.validators.find((v) => v.address === v1.address)?.power).toBe(5)
+    ex = await c.block([c.propose(v1, { type: 'removeValidator', address: newcomer.address }), c.vote(v2, 4), c.vote(v3, 4)])
+    expect(ex.nextValidators?.validators.map((v) => v.address).sort()).toEqual([v1.address, v2.address, v3.address].sort())
+  })
+
+  it('a validator must be a member with the validator right, and its key must match its address', async () => {
+    const c = await TestChain.start(engine, govGenesis({ approvalRule: ApprovalRule.AnyValidator }))
+    const ex = await c.block([
+      c.propose(v1, { type: 'addValidator', address: dev.address, publicKey: dev.publicKey, power: 1n }), // no validator right
+      c.propose(v1, addMember(Right.Validator)),
+      c.propose(v1, { type: 'addValidator', address: newcomer.address, publicKey: dev.publicKey, power: 1n }), // wrong key
+      c.propose(v1, { type: 'addValidator', address: newcomer.address, publicKey: newcomer.publicKey, power: 0n }), // no power
+    ])
+    expect(codes(ex)).toEqual(['INVALID_ARGUMENT', 'OK', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT'])
+    expect(ex.receipts[2]?.failure?.message).toContain('does not match its public key')
+    expect(ex.nextValidators).toBeUndefined()
+  })
+
+  it('deploy permission follows the current rights: a right granted by governance lets a member deploy in a later block', async () => {
+    const c = await TestChain.start(engine, govGenesis())
+    let ex = await c.block([
+      c.deploy(member, COUNTER_V1, { start: 1n }).tx,
+      c.propose(v1, { type: 'setRights', address: member.address, rights: BigInt(Right.Observer | Right.Deployer) }),
+    ])
+    expect(codes(ex)).toEqual(['PERMISSION_DENIED', 'OK'])
+    ex = await c.block([c.vote(v2, 1)])
+    const { tx, address } = c.deploy(member, COUNTER_V1, { start: 1n })
+    ex = await c.block([tx])
+    expect(codes(ex)).toEqual(['OK'])
+    expect(await c.read(address, 'count')).toBe(1n)
+    // And taking the right away stops the next deploy.
+    await c.block([c.propose(v1, { type: 'setRights', address: member.address, rights: BigInt(Right.Observer) }), c.vote(v3, 2)])
+    ex = await c.block([c.deploy(member, COUNTER_V1, { start: 2n }).tx])
+    expect(codes(ex)).toEqual(['PERMISSION_DENIED'])
+  })
+})
