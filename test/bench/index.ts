@@ -20,11 +20,15 @@ const SUITES: Record<string, Suite> = {
     const { runConsensusBench } = await import('./consensus.js')
     await runConsensusBench(printer('consensus'))
   },
+  score: async () => {
+    const { runScoreBench } = await import('./score.js')
+    const transfers = Number(process.argv[3])
+    await runScoreBench(printer('score'), transfers > 0 ? { transfers } : {})
+  },
 }
 
 /** Suites named by the design that later issues build. */
 const COMING: Record<string, string> = {
-  score: 'the SCORE issue (#4)',
   net: 'the full node issue (#5)',
   light: 'the light client issue (#6)',
   channel: 'the private channels issue (#7)',

@@ -6,8 +6,10 @@
  *   loopchain keys new
  *   loopchain --help
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import {
   DEFAULT_PARAMS,
   fromHex,
@@ -40,6 +42,10 @@ Usage:
   loopchain start --config FILE
       Run a node from its config: LevelDB in the config's dataDir, libp2p on its ports,
       JSON-RPC on its rpc port. Logs are JSON lines on stdout. Stop with Ctrl-C.
+  loopchain devnet [--validators N] [--dir DIR] [--base-port P] [--fresh]
+      Run a local network: N validator processes (default 4) from DIR (default ./.devnet,
+      made by 'init' on first use; --fresh starts over). Prints every node's JSON-RPC URL.
+      Ctrl-C stops them all; the data stays in DIR for the next run.
   loopchain keys new
       Print a fresh key pair (secret, public key, address) as JSON.
   loopchain --help
@@ -177,6 +183,45 @@ async function start(args: string[]): Promise<void> {
   process.on('SIGTERM', () => void stop())
 }
 
+async function devnet(args: string[]): Promise<void> {
+  const dir = resolve(flag(args, 'dir') ?? '.devnet')
+  const n = flag(args, 'validators') ?? '4'
+  const basePort = Number(flag(args, 'base-port') ?? 27600)
+  if (args.includes('--fresh')) rmSync(dir, { recursive: true, force: true })
+  if (!existsSync(join(dir, 'genesis.json'))) await init(['--validators', n, '--out', dir, '--base-port', String(basePort)])
+  const configs = Array.from({ length: 64 }, (_, i) => join(dir, `node-${i}`, 'config.json')).filter((f) => existsSync(f))
+  const self = fileURLToPath(import.meta.url)
+  const children = configs.map((config, i) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', self, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] })
+    let buffered = ''
+    child.stdout.on('data', (d: Buffer) => {
+      buffered += d.toString()
+      for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+        const line = buffered.slice(0, nl)
+        buffered = buffered.slice(nl + 1)
+        try {
+          const j = JSON.parse(line) as { msg?: string; rpc?: string; height?: number }
+          if (j.msg === 'node ready')
+            process.stdout.write(`node-${i}  ready at height ${j.height}  JSON-RPC ${j.rpc}  (ws ${j.rpc?.replace('http', 'ws')}ws)\n`)
+          else if (j.msg === 'block committed' && i === 0) process.stdout.write(`block ${(j as { height?: number }).height} committed\n`)
+          else if (/warn|error/.test(line)) process.stdout.write(`node-${i}  ${line}\n`)
+        } catch {
+          process.stdout.write(`node-${i}  ${line}\n`)
+        }
+      }
+    })
+    child.on('exit', (code, signal) => process.stdout.write(`node-${i} exited (${signal ?? code})\n`))
+    return child
+  })
+  process.stdout.write(`devnet: ${children.length} validators from ${dir}; faucet key in ${join(dir, 'faucet.json')}; Ctrl-C stops\n`)
+  const stop = () => {
+    for (const c of children) c.kill('SIGTERM')
+    setTimeout(() => process.exit(0), 3000).unref()
+  }
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
+}
+
 async function main(args: string[]): Promise<void> {
   const [cmd, sub] = args
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
@@ -185,6 +230,7 @@ async function main(args: string[]): Promise<void> {
   }
   if (cmd === 'init') return init(args.slice(1))
   if (cmd === 'start') return start(args.slice(1))
+  if (cmd === 'devnet') return devnet(args.slice(1))
   if (cmd === 'keys' && sub === 'new') {
     const k = keyPairFromSecret(random32(), nativeCrypto)
     process.stdout.write(`${JSON.stringify({ secretKey: to0x(k.secretKey), publicKey: to0x(k.publicKey), address: k.address }, null, 2)}\n`)

@@ -14,18 +14,37 @@ import type { StateTree } from '../state/state-tree.js'
 
 /** Thrown by {@link BlockState.read} for a key that is not loaded yet; the executor loads it and retries. */
 export class StateMiss extends LoopchainError<'STATE_MISS'> {
-  constructor(readonly key: Uint8Array) {
-    super('STATE_MISS', `state key ${toHex(key).slice(0, 64)} is not loaded`, { penalize: false })
+  constructor() {
+    super('STATE_MISS', 'a state key is not loaded yet (the executor loads it and runs the transaction again)', { penalize: false })
   }
 }
+
+/**
+ * One shared instance: a miss is control flow, not a fault, and is thrown thousands of times per
+ * block; building (and, inside the engine, formatting) a fresh stack trace each time cost more
+ * than a tenth of execution. The missing key travels in {@link BlockState}, not in the error.
+ */
+const STATE_MISS = new StateMiss()
+
+/** Most loaded values kept from one block to the next (about 100 MB at 1 KiB values). */
+export const MAX_CACHED_STATE_VALUES = 100_000
+
+/** Views left by the last block on each tree. */
+const warm = new WeakMap<StateTree, BlockState>()
 
 /** Most reruns of one transaction; each loads a key, so this bounds how many keys one transaction reads. */
 export const MAX_STATE_LOADS_PER_TX = 100_000
 
-/** The state as a block's execution sees it: loaded values plus the block's own writes. */
+/**
+ * The state as a block's execution sees it: loaded values plus the block's own writes. The view
+ * may outlive its block (see {@link BlockState.for}): after a commit it equals the committed state
+ * for every key it holds, so the next block on the same tree starts warm.
+ */
 export class BlockState {
   /** Loaded or written values by hex key; `null` records a known absence. */
   private readonly values = new Map<string, Uint8Array | null>()
+  /** The tree root this view matches when no block is running (undefined while one is). */
+  private settledRoot: string | undefined
   /**
    * The key of the last miss, kept here as well as in the thrown error: the contract engine turns
    * a host function's exception into its own fault (dropping the error's identity), and the miss
@@ -35,12 +54,33 @@ export class BlockState {
 
   constructor(readonly tree: StateTree) {}
 
+  /**
+   * The view to execute the next block on `tree` with: the one left by the previous block when it
+   * provably still matches (same tree, same root, nothing staged since), else a fresh one.
+   * Anything that changed the tree outside execution changes its root or leaves staged writes,
+   * so a stale view is never reused.
+   */
+  static for(tree: StateTree): BlockState {
+    const kept = warm.get(tree)
+    if (kept && kept.settledRoot === toHex(tree.root) && tree.stagedCount === 0 && kept.values.size <= MAX_CACHED_STATE_VALUES) {
+      kept.settledRoot = undefined
+      return kept
+    }
+    return new BlockState(tree)
+  }
+
+  /** Marks the view as matching the tree's committed root, for the next block to reuse. */
+  settle(): void {
+    this.settledRoot = toHex(this.tree.root)
+    warm.set(this.tree, this)
+  }
+
   /** The value under `key`, `undefined` when absent; throws {@link StateMiss} when not loaded. */
   read(key: Uint8Array): Uint8Array | undefined {
     const v = this.values.get(toHex(key))
     if (v === undefined) {
       this.missed = key.slice()
-      throw new StateMiss(key)
+      throw STATE_MISS
     }
     return v ?? undefined
   }

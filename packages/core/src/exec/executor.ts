@@ -423,7 +423,7 @@ function update(
  * ops the caller writes together with the block.
  */
 export async function executeBlock(tree: StateTree, block: Block, env: ExecutionEnv): Promise<BlockExecution> {
-  const state = new BlockState(tree)
+  const state = BlockState.for(tree)
   const receipts: Receipt[] = []
   const info = { height: block.header.height, timestamp: block.header.timestamp }
   const start = await state.retrying(() => {
@@ -449,6 +449,7 @@ export async function executeBlock(tree: StateTree, block: Block, env: Execution
   const after = state.read(VALIDATORS_KEY)
   const changed = after !== undefined && (start.validators === undefined || !bytesEqual(after, start.validators))
   const commit = await tree.commit()
+  state.settle()
   const out = { receipts, result: stateResult(commit.root, receipts), commit }
   return changed ? { ...out, nextValidators: decode(validatorSetCodec, after) } : out
 }

@@ -1,7 +1,11 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import {
+  accountKey,
+  accountStateCodec,
   type ContractEngine,
   contractAddress,
+  encode,
+  executeBlock,
   getAccount,
   initEngine,
   MemoryKVStore,
@@ -11,6 +15,22 @@ import {
   transactionHash,
 } from '../../src/index.js'
 import { alice, blocks, bob, carol, PARAMS, runChain, T0 } from '../fixtures/exec/chain.js'
+
+const sampleHeader = {
+  version: 1,
+  networkId: 3,
+  height: 1,
+  prevHash: new Uint8Array(32),
+  timestamp: T0 + 9_000_000,
+  proposer: alice.address,
+  round: 0,
+  txRoot: new Uint8Array(32),
+  resultRoot: new Uint8Array(32),
+  validatorsHash: new Uint8Array(32),
+  nextValidatorsHash: new Uint8Array(32),
+  blockKey: new Uint8Array(32),
+  lastCommitHash: new Uint8Array(32),
+}
 
 let engine: ContractEngine
 beforeAll(async () => {
@@ -83,6 +103,26 @@ describe('block execution', () => {
     const one = await runChain(engine)
     const two = await runChain(await initEngine(), new MemoryKVStore())
     expect(two.blocks).toEqual(one.blocks)
+  })
+
+  it('the loaded view carried from one block to the next is dropped when the tree changed in between', async () => {
+    const { tree } = await runChain(engine)
+    const before = await getAccount(tree, bob.address)
+    // Someone writes the tree outside execution and commits: the carried view must not be used.
+    expect(before.nonce).toBeGreaterThan(0)
+    tree.put(accountKey(bob.address), encode(accountStateCodec, { balance: 7n, nonce: 0 }))
+    await tree.commit()
+    const b = blocks()[0]?.[1] // bob → carol, 7 units, nonce 0
+    if (!b) throw new Error('fixture')
+    const ex = await executeBlock(
+      tree,
+      { header: { ...sampleHeader, height: 9 }, transactions: [b], lastCommit: undefined },
+      { params: PARAMS, engine },
+    )
+    // A fresh read sees nonce 0 and a balance of 7, too little for the value plus the fee; the
+    // stale view would have said BAD_NONCE (bob's nonce was 3).
+    expect(ex.receipts[0]?.failure?.code).toBe('INSUFFICIENT_BALANCE')
+    expect((await getAccount(tree, bob.address)).balance).toBe(7n)
   })
 
   it('a tree reopened from the store at a block root reads the same accounts', async () => {
