@@ -14,23 +14,7 @@ import {
   toHex,
   transactionHash,
 } from '../../src/index.js'
-import { alice, blocks, bob, carol, PARAMS, runChain, T0 } from '../fixtures/exec/chain.js'
-
-const sampleHeader = {
-  version: 1,
-  networkId: 3,
-  height: 1,
-  prevHash: new Uint8Array(32),
-  timestamp: T0 + 9_000_000,
-  proposer: alice.address,
-  round: 0,
-  txRoot: new Uint8Array(32),
-  resultRoot: new Uint8Array(32),
-  validatorsHash: new Uint8Array(32),
-  nextValidatorsHash: new Uint8Array(32),
-  blockKey: new Uint8Array(32),
-  lastCommitHash: new Uint8Array(32),
-}
+import { alice, blocks, bob, carol, executionBlock, PARAMS, runChain, T0 } from '../fixtures/exec/chain.js'
 
 let engine: ContractEngine
 beforeAll(async () => {
@@ -116,7 +100,7 @@ describe('block execution', () => {
     if (!b) throw new Error('fixture')
     const ex = await executeBlock(
       tree,
-      { header: { ...sampleHeader, height: 9 }, transactions: [b], lastCommit: undefined },
+      executionBlock({ networkId: 3, height: 9, timestamp: T0 + 9_000_000, proposer: alice.address }, [b]),
       { params: PARAMS, engine },
     )
     // A fresh read sees nonce 0 and a balance of 7, too little for the value plus the fee; the
