@@ -14,7 +14,7 @@
 export const BRIDGE_NAMES = ['__lc_get', '__lc_set', '__lc_del', '__lc_emit', '__lc_call', '__lc_ctx'] as const
 
 /**
- * The prelude script. Its completion value is an object `{ invoke, describe, inspect }`: `invoke(fn, argsBuf)`
+ * The prelude script. Its completion value is an object `{ invoke, describe, inspect, resolve }`: `invoke(fn, argsBuf)`
  * decodes the arguments, calls `fn`, and returns the encoded result as an ArrayBuffer;
  * `describe(e)` classifies a thrown value as `[failureCode, message]`; `inspect(ns, name)` lists
  * the module's exports by kind and returns export `name` when it is data (a SCORE's manifest). It
@@ -345,12 +345,34 @@ export const PRELUDE = `(function (g) {
     if (e instanceof Err) return ['CONTRACT_ERROR', StringC(e.message)];
     return ['CONTRACT_ERROR', StringC(e)];
   }
-  // Lists the module's exports by kind, with the value of export \`name\` when it is data (the manifest).
+  // A SCORE is a module of exported functions with an exported manifest, or a default-exported
+  // class with a static manifest whose methods are the external methods (a fresh instance per call).
+  const ownNames = Object.getOwnPropertyNames;
+  function scoreClass(ns) {
+    const C = ns.default;
+    return typeof C === 'function' && ns.manifest === undefined && C.manifest !== undefined ? C : undefined;
+  }
+  // The function that serves method \`name\`, or undefined.
+  function resolve(ns, name) {
+    const C = scoreClass(ns);
+    if (C === undefined) return ns[name];
+    const m = name === 'constructor' ? undefined : C.prototype[name];
+    if (typeof m !== 'function') return undefined;
+    return function (args) { return apply(m, new C(), [args]); };
+  }
+  // Lists the SCORE's members by kind, with the value of \`name\` when it is data (the manifest).
   function inspect(ns, name) {
-    const kinds = create(null), ks = keys(ns);
-    for (let i = 0; i < ks.length; i++) kinds[ks[i]] = typeof ns[ks[i]];
-    const v = ns[name];
+    const kinds = create(null), C = scoreClass(ns);
+    if (C === undefined) {
+      const ks = keys(ns);
+      for (let i = 0; i < ks.length; i++) kinds[ks[i]] = typeof ns[ks[i]];
+    } else {
+      const ks = ownNames(C.prototype);
+      for (let i = 0; i < ks.length; i++) if (ks[i] !== 'constructor') kinds[ks[i]] = typeof C.prototype[ks[i]];
+      kinds.manifest = 'object';
+    }
+    const v = C === undefined ? ns[name] : name === 'manifest' ? C.manifest : undefined;
     return encode({ kinds, value: typeof v === 'function' || v === undefined ? null : v });
   }
-  return freeze({ invoke(fn, argsBuf) { const r = fn(decode(argsBuf)); return encode(r === undefined ? null : r); }, describe, inspect });
+  return freeze({ invoke(fn, argsBuf) { const r = fn(decode(argsBuf)); return encode(r === undefined ? null : r); }, describe, inspect, resolve });
 })(globalThis)`

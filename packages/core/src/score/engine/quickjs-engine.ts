@@ -589,6 +589,7 @@ class Level {
   private readonly invoke: QuickJSHandle
   private readonly describe: QuickJSHandle
   private readonly inspectFn: QuickJSHandle
+  private readonly resolveFn: QuickJSHandle
   private state: CallState | undefined
   private handles: QuickJSHandle[] = []
 
@@ -612,6 +613,7 @@ class Level {
     this.invoke = ctx.getProp(kit, 'invoke')
     this.describe = ctx.getProp(kit, 'describe')
     this.inspectFn = ctx.getProp(kit, 'inspect')
+    this.resolveFn = ctx.getProp(kit, 'resolve')
     kit.dispose()
     rt.setMemoryLimit(-1)
     instance.setFootprintLimit(0)
@@ -708,7 +710,12 @@ class Level {
       if (inspect) {
         r = ctx.callFunction(this.inspectFn, ctx.undefined, entry.namespace!, this.keep(ctx.newString(method)))
       } else {
-        const fn = this.keep(ctx.getProp(entry.namespace!, method))
+        const resolved = ctx.callFunction(this.resolveFn, ctx.undefined, entry.namespace!, this.keep(ctx.newString(method)))
+        if (resolved.error) {
+          resolved.error.dispose()
+          return failed('UNKNOWN_METHOD', `the contract has no method ${method}`, steps())
+        }
+        const fn = this.keep(resolved.value)
         if (ctx.typeof(fn) !== 'function') return failed('UNKNOWN_METHOD', `the contract exports no function ${method}`, steps())
         const argBuffer = this.keep(ctx.newArrayBuffer(argBytes.slice().buffer))
         r = ctx.callFunction(this.invoke, ctx.undefined, fn, argBuffer)
