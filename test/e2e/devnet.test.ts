@@ -123,6 +123,30 @@ describe('a four-validator network of separate processes', () => {
     expect(balances.map((b) => b.balance)).toEqual(['50', '50', '50', '50'])
   }, 90_000)
 
+  it('an observer started late syncs from genesis, follows the tip, and serves metrics', async () => {
+    const obs = 4
+    const p = cli(['start', '--config', join(dir, 'observer', 'config.json')])
+    p.stdout?.resume()
+    p.stderr?.resume()
+    procs.set(obs, p)
+    await waitFor(() => rpc(obs, 'lc_getNetworkInfo'), 60_000, 'the observer')
+    expect((await rpc(obs, 'lc_getNetworkInfo')).role).toBe('observer')
+    const tip = (await lastBlock(0)).height
+    await waitFor(async () => ((await lastBlock(obs)).height >= tip ? true : undefined), 30_000, 'observer sync')
+    const r = await rpc(0, 'lc_sendTransactionAndWait', { tx: transfer(1n), timeoutMs: 30_000 })
+    const seen = await waitFor(
+      async () =>
+        (await lastBlock(obs)).height >= r.height ? rpc(obs, 'lc_getBlockByHeight', { height: r.height, full: false }) : undefined,
+      30_000,
+      'observer follows',
+    )
+    expect(seen.hash).toBe((await rpc(0, 'lc_getBlockByHeight', { height: r.height, full: false })).hash)
+    const metrics = await (await fetch(`http://127.0.0.1:${rpcPort(1)}/metrics`)).text()
+    expect(metrics).toMatch(/loopchain_height \d+/)
+    expect(Number(/loopchain_peers (\d+)/.exec(metrics)?.[1])).toBeGreaterThanOrEqual(3)
+    procs.get(obs)?.kill('SIGKILL')
+  }, 120_000)
+
   it('kill -9 of the next leader: the others go on; restarted, it catches up and rejoins', async () => {
     const genesis = parseGenesis(JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')))
     const { height } = await lastBlock(1)
@@ -166,7 +190,7 @@ describe('a four-validator network of separate processes', () => {
         waitFor(
           async () => {
             const b = await rpc(i, 'lc_getAccount', { address: RECIPIENT })
-            return b.balance === '56' ? b : undefined
+            return b.balance === '57' ? b : undefined
           },
           20_000,
           `balance at ${i}`,

@@ -38,12 +38,13 @@ const HELP = `loopchain — a permissioned blockchain node
 Usage:
   loopchain init --validators N --out DIR [--chain-id ID] [--base-port P]
       Make N validator key pairs, node keys, a genesis (DIR/genesis.json) and a config per
-      node (DIR/node-i/config.json) whose peers find each other on 127.0.0.1.
+      node (DIR/node-i/config.json, and DIR/observer/config.json for a non-voting member node)
+      whose peers find each other on 127.0.0.1.
   loopchain start --config FILE
       Run a node from its config: LevelDB in the config's dataDir, libp2p on its ports,
       JSON-RPC on its rpc port. Logs are JSON lines on stdout. Stop with Ctrl-C.
   loopchain devnet [--validators N] [--dir DIR] [--base-port P] [--fresh]
-      Run a local network: N validator processes (default 4) from DIR (default ./.devnet,
+      Run a local network: N validator processes (default 4) and an observer from DIR (default ./.devnet,
       made by 'init' on first use; --fresh starts over). Prints every node's JSON-RPC URL.
       Ctrl-C stops them all; the data stays in DIR for the next run.
   loopchain keys new
@@ -90,18 +91,28 @@ async function init(args: string[]): Promise<void> {
   if (!Number.isInteger(n) || n < 1 || n > 64) fail('--validators must be 1 to 64')
   const nodes = Array.from({ length: n }, (_, i) => ({ i, validator: keyPairFromSecret(random32(), nativeCrypto), nodeSecret: random32() }))
   const faucet = keyPairFromSecret(random32(), nativeCrypto)
+  // An observer institution: a member node that follows the chain and serves reads, never votes.
+  const observer = { account: keyPairFromSecret(random32(), nativeCrypto), nodeSecret: random32() }
   const genesis: Genesis = {
     chainId,
     networkId: 1,
     timestamp: Date.now() * 1000,
     validators: makeValidatorSet(nodes.map((x) => ({ address: x.validator.address, publicKey: x.validator.publicKey, power: 1 }))),
-    members: nodes.map((x) => ({
-      id: `institution-${x.i}`,
-      name: `Institution ${x.i}`,
-      address: x.validator.address,
-      nodeKey: keyPairFromSecret(x.nodeSecret, nativeCrypto).publicKey,
-      rights: Right.Validator | Right.MemberNode | Right.Issuer | Right.Deployer,
-    })),
+    members: nodes
+      .map((x) => ({
+        id: `institution-${x.i}`,
+        name: `Institution ${x.i}`,
+        address: x.validator.address,
+        nodeKey: keyPairFromSecret(x.nodeSecret, nativeCrypto).publicKey,
+        rights: Right.Validator | Right.MemberNode | Right.Issuer | Right.Deployer,
+      }))
+      .concat({
+        id: 'observer',
+        name: 'Observer',
+        address: observer.account.address,
+        nodeKey: keyPairFromSecret(observer.nodeSecret, nativeCrypto).publicKey,
+        rights: Right.MemberNode | Right.Observer,
+      }),
     balances: [{ address: faucet.address, amount: 10n ** 30n }],
     params: { ...DEFAULT_PARAMS },
   }
@@ -129,7 +140,22 @@ async function init(args: string[]): Promise<void> {
     }
     writeFileSync(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 })
   }
-  process.stdout.write(`${JSON.stringify({ out: resolve(out), chainId, validators: n, faucet: faucet.address })}\n`)
+  const observerDir = join(out, 'observer')
+  mkdirSync(observerDir, { recursive: true })
+  const obsPort = basePort + 10 * n
+  const observerConfig: NodeConfig = {
+    genesis: '../genesis.json',
+    dataDir: 'data',
+    nodeKey: to0x(observer.nodeSecret),
+    p2p: {
+      tcpPort: obsPort,
+      wsPort: obsPort + 1,
+      bootstrap: nodes.map((y) => `/ip4/127.0.0.1/tcp/${basePort + 10 * y.i}/p2p/${peerIds[y.i]}`),
+    },
+    rpc: { port: obsPort + 2 },
+  }
+  writeFileSync(join(observerDir, 'config.json'), `${JSON.stringify(observerConfig, null, 2)}\n`, { mode: 0o600 })
+  process.stdout.write(`${JSON.stringify({ out: resolve(out), chainId, validators: n, observer: observerDir, faucet: faucet.address })}\n`)
 }
 
 async function start(args: string[]): Promise<void> {
@@ -165,6 +191,7 @@ async function start(args: string[]): Promise<void> {
     ...(config.rpc.host ? { host: config.rpc.host } : {}),
     port: config.rpc.port,
     health: () => ({ ok: true, height: node.height, peers: host.connections().length }),
+    metrics: () => node.metrics({ loopchain_peers: host.connections().length }),
     logger: log,
   })
   node.start()
@@ -189,7 +216,10 @@ async function devnet(args: string[]): Promise<void> {
   const basePort = Number(flag(args, 'base-port') ?? 27600)
   if (args.includes('--fresh')) rmSync(dir, { recursive: true, force: true })
   if (!existsSync(join(dir, 'genesis.json'))) await init(['--validators', n, '--out', dir, '--base-port', String(basePort)])
-  const configs = Array.from({ length: 64 }, (_, i) => join(dir, `node-${i}`, 'config.json')).filter((f) => existsSync(f))
+  const configs = [
+    ...Array.from({ length: 64 }, (_, i) => join(dir, `node-${i}`, 'config.json')),
+    join(dir, 'observer', 'config.json'),
+  ].filter((f) => existsSync(f))
   const self = fileURLToPath(import.meta.url)
   const children = configs.map((config, i) => {
     const child = spawn(process.execPath, ['--import', 'tsx', self, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] })

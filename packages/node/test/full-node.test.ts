@@ -120,6 +120,10 @@ describe('full node (one process, LevelDB on disk)', () => {
     expect(b.block.lastCommit?.height).toBe(h)
     expect((await node.account(bob.address)).balance).toBe(25n)
     expect(await node.chain.blockAt(h + 1)).toEqual(b.block)
+    const metrics = node.metrics()
+    expect(metrics).toContain(`loopchain_height ${h + 1}\n`)
+    expect(metrics).toMatch(/loopchain_transactions_committed_total 1\n/)
+    expect(metrics).toContain('# TYPE loopchain_leader_changes_total counter')
   })
 
   it('four validators linked in memory reach the same blocks and state, with a silent one among them', async () => {

@@ -125,6 +125,15 @@ export class FullNode {
   private lastCommitMs = 0
   private productionTimer: ReturnType<typeof setTimeout> | undefined
   private stopped = false
+  /** Counters for `/metrics`. */
+  private readonly counters = {
+    blocks: 0,
+    transactions: 0,
+    roundsAboveZero: 0,
+    commitLatencySumMs: 0,
+    lastCommitLatencyMs: 0,
+    heightStartedAtMs: 0,
+  }
   private readonly listeners = new Set<(b: CommittedBlock) => void>()
   private readonly log: NodeLogger
   private readonly clock: () => number
@@ -266,6 +275,30 @@ export class FullNode {
     return getAccount(this.tree, a)
   }
 
+  /**
+   * Prometheus text-format metrics: height, consensus round, blocks and transactions committed,
+   * leader changes (blocks that needed more than round 0), mempool size, commit latency.
+   * `extra` adds lines (the CLI adds peers).
+   */
+  metrics(extra: Record<string, number> = {}): string {
+    const st = this.machine.status()
+    const c = this.counters
+    const lines: [string, string, string, number][] = [
+      ['loopchain_height', 'gauge', 'Last committed block height.', this.height],
+      ['loopchain_consensus_round', 'gauge', 'Round of the height in progress.', st.round],
+      ['loopchain_blocks_committed_total', 'counter', 'Blocks committed since start.', c.blocks],
+      ['loopchain_transactions_committed_total', 'counter', 'Transactions committed since start.', c.transactions],
+      ['loopchain_leader_changes_total', 'counter', 'Blocks committed after round 0: a leader failed or was late.', c.roundsAboveZero],
+      ['loopchain_mempool_transactions', 'gauge', 'Transactions waiting.', this.mempool.size],
+      ['loopchain_mempool_bytes', 'gauge', 'Bytes waiting.', this.mempool.bytes],
+      ['loopchain_commit_latency_last_ms', 'gauge', 'Start of the last height to its commit, milliseconds.', c.lastCommitLatencyMs],
+      ['loopchain_commit_latency_ms_sum', 'counter', 'Sum of commit latencies, milliseconds.', c.commitLatencySumMs],
+      ['loopchain_signature_verifications_total', 'counter', 'Signatures verified by consensus.', st.verifications],
+    ]
+    for (const [name, v] of Object.entries(extra)) lines.push([name, 'gauge', name.replace(/_/g, ' '), v])
+    return lines.map(([n, t, h, v]) => `# HELP ${n} ${h}\n# TYPE ${n} ${t}\n${n} ${v}\n`).join('')
+  }
+
   /** Stops timers and closes the database (after in-flight work). */
   async stop(): Promise<void> {
     this.stopped = true
@@ -298,6 +331,7 @@ export class FullNode {
     if (this.stopped || this.heightStarted > this.height) return
     if (this.productionTimer) clearTimeout(this.productionTimer)
     this.heightStarted = this.height + 1
+    this.counters.heightStartedAtMs = this.clock()
     this.enqueue({ type: 'start-height', height: this.height + 1, validators: this.validators })
   }
 
@@ -440,6 +474,12 @@ export class FullNode {
     await this.wal.truncateBelow(block.header.height)
     this.tip = { header: block.header, result: ex.result, commit }
     this.lastCommitMs = this.clock()
+    const c = this.counters
+    c.blocks++
+    c.transactions += block.transactions.length
+    if (commit.round > 0) c.roundsAboveZero++
+    c.lastCommitLatencyMs = Math.max(0, this.lastCommitMs - c.heightStartedAtMs)
+    c.commitLatencySumMs += c.lastCommitLatencyMs
     await this.mempool.prune(this.clock() * 1000)
     const hash = blockHash(block.header)
     this.log.info('block committed', { height: block.header.height, txs: block.transactions.length, hash: toHex(hash).slice(0, 16) })
