@@ -123,6 +123,37 @@ describe('a four-validator network of separate processes', () => {
     expect(balances.map((b) => b.balance)).toEqual(['50', '50', '50', '50'])
   }, 90_000)
 
+  it('the CLI sends a transfer and reports status', async () => {
+    const send = cli([
+      'tx',
+      'send',
+      '--key',
+      join(dir, 'faucet.json'),
+      '--to',
+      RECIPIENT,
+      '--value',
+      '2',
+      '--rpc',
+      `http://127.0.0.1:${rpcPort(2)}/`,
+      '--wait',
+    ])
+    let out = ''
+    send.stdout?.on('data', (d) => {
+      out += d
+    })
+    const code = await new Promise((r) => send.once('exit', r))
+    expect(code).toBe(0)
+    expect(JSON.parse(out).status).toBe('success')
+    nonce++ // the CLI used the faucet's next nonce
+    const status = cli(['status', '--rpc', `http://127.0.0.1:${rpcPort(3)}/`])
+    let st = ''
+    status.stdout?.on('data', (d) => {
+      st += d
+    })
+    await new Promise((r) => status.once('exit', r))
+    expect(JSON.parse(st)).toMatchObject({ chainId: 'loopchain-devnet', role: 'validator' })
+  }, 60_000)
+
   it('an observer started late syncs from genesis, follows the tip, and serves metrics', async () => {
     const obs = 4
     const p = cli(['start', '--config', join(dir, 'observer', 'config.json')])
@@ -190,7 +221,7 @@ describe('a four-validator network of separate processes', () => {
         waitFor(
           async () => {
             const b = await rpc(i, 'lc_getAccount', { address: RECIPIENT })
-            return b.balance === '57' ? b : undefined
+            return b.balance === '59' ? b : undefined
           },
           20_000,
           `balance at ${i}`,

@@ -12,15 +12,20 @@ import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   DEFAULT_PARAMS,
+  encode,
   fromHex,
   type Genesis,
   genesisToJson,
   initEngine,
+  isAddress,
   keyPairFromSecret,
   makeValidatorSet,
   parseGenesis,
   Right,
+  signTransaction,
+  TxKind,
   to0x,
+  transactionCodec,
 } from '@loopchain/core'
 import {
   connectNode,
@@ -47,6 +52,11 @@ Usage:
       Run a local network: N validator processes (default 4) and an observer from DIR (default ./.devnet,
       made by 'init' on first use; --fresh starts over). Prints every node's JSON-RPC URL.
       Ctrl-C stops them all; the data stays in DIR for the next run.
+  loopchain status [--rpc URL]
+      The node's chain, height, role, last block and mempool (default http://127.0.0.1:27602/).
+  loopchain tx send --key FILE --to ADDRESS --value N [--rpc URL] [--wait]
+      Sign a transfer with the key in FILE (JSON with secretKey, e.g. .devnet/faucet.json) and
+      send it; --wait prints the receipt once the transaction is committed.
   loopchain keys new
       Print a fresh key pair (secret, public key, address) as JSON.
   loopchain --help
@@ -221,7 +231,9 @@ async function devnet(args: string[]): Promise<void> {
     join(dir, 'observer', 'config.json'),
   ].filter((f) => existsSync(f))
   const self = fileURLToPath(import.meta.url)
-  const children = configs.map((config, i) => {
+  const nameOf = (config: string) => config.split('/').slice(-2, -1)[0] ?? 'node'
+  const children = configs.map((config) => {
+    const name = nameOf(config)
     const child = spawn(process.execPath, ['--import', 'tsx', self, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] })
     let buffered = ''
     child.stdout.on('data', (d: Buffer) => {
@@ -232,24 +244,81 @@ async function devnet(args: string[]): Promise<void> {
         try {
           const j = JSON.parse(line) as { msg?: string; rpc?: string; height?: number }
           if (j.msg === 'node ready')
-            process.stdout.write(`node-${i}  ready at height ${j.height}  JSON-RPC ${j.rpc}  (ws ${j.rpc?.replace('http', 'ws')}ws)\n`)
-          else if (j.msg === 'block committed' && i === 0) process.stdout.write(`block ${(j as { height?: number }).height} committed\n`)
-          else if (/warn|error/.test(line)) process.stdout.write(`node-${i}  ${line}\n`)
+            process.stdout.write(
+              `${name.padEnd(8)} ready at height ${j.height}  JSON-RPC ${j.rpc}  (ws ${j.rpc?.replace('http', 'ws')}ws)\n`,
+            )
+          else if (j.msg === 'block committed' && name === 'node-0')
+            process.stdout.write(`block ${(j as { height?: number }).height} committed\n`)
+          else if (/"level":"(warn|error)"/.test(line)) process.stdout.write(`${name.padEnd(8)} ${line}\n`)
         } catch {
-          process.stdout.write(`node-${i}  ${line}\n`)
+          process.stdout.write(`${name.padEnd(8)} ${line}\n`)
         }
       }
     })
-    child.on('exit', (code, signal) => process.stdout.write(`node-${i} exited (${signal ?? code})\n`))
+    child.on('exit', (code, signal) => process.stdout.write(`${name} exited (${signal ?? code})\n`))
     return child
   })
-  process.stdout.write(`devnet: ${children.length} validators from ${dir}; faucet key in ${join(dir, 'faucet.json')}; Ctrl-C stops\n`)
+  const validators = configs.filter((c) => nameOf(c).startsWith('node-')).length
+  process.stdout.write(
+    `devnet: ${validators} validators${configs.length > validators ? ' and an observer' : ''} from ${dir}; faucet key in ${join(dir, 'faucet.json')}; Ctrl-C stops\n`,
+  )
   const stop = () => {
     for (const c of children) c.kill('SIGTERM')
     setTimeout(() => process.exit(0), 3000).unref()
   }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
+}
+
+async function rpcCall(url: string, method: string, params: object = {}): Promise<unknown> {
+  let res: Response
+  try {
+    res = await fetch(url, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
+  } catch (e) {
+    fail(`cannot reach ${url}: ${(e as Error).message} (is the node running? try 'npm run devnet')`)
+  }
+  const j = (await res.json()) as { result?: unknown; error?: { code: number; message: string; data?: unknown } }
+  if (j.error) fail(`${method}: ${j.error.message}${j.error.data ? ` ${JSON.stringify(j.error.data)}` : ''}`)
+  return j.result
+}
+
+async function status(args: string[]): Promise<void> {
+  const url = flag(args, 'rpc') ?? 'http://127.0.0.1:27602/'
+  const info = (await rpcCall(url, 'lc_getNetworkInfo')) as Record<string, unknown>
+  process.stdout.write(`${JSON.stringify(info, null, 2)}\n`)
+}
+
+async function txSend(args: string[]): Promise<void> {
+  const url = flag(args, 'rpc') ?? 'http://127.0.0.1:27602/'
+  const keyFile = flag(args, 'key') ?? fail('tx send needs --key FILE')
+  const to = flag(args, 'to') ?? fail('tx send needs --to ADDRESS')
+  const value = flag(args, 'value') ?? fail('tx send needs --value N')
+  if (!isAddress(to)) fail(`--to ${to} is not an address (hx… or cx…, 40 hex digits)`)
+  if (!/^[1-9][0-9]*$/.test(value)) fail('--value must be a positive integer')
+  const key = keyPairFromSecret(fromHex((JSON.parse(readFileSync(keyFile, 'utf8')) as { secretKey: string }).secretKey), nativeCrypto)
+  const info = (await rpcCall(url, 'lc_getNetworkInfo')) as { networkId: number }
+  const account = (await rpcCall(url, 'lc_getAccount', { address: key.address })) as { nonce: number }
+  const tx = signTransaction(
+    {
+      version: 1,
+      networkId: info.networkId,
+      from: key.address,
+      to,
+      value: BigInt(value),
+      stepLimit: 100_000,
+      timestamp: Date.now() * 1000,
+      nonce: account.nonce,
+      kind: TxKind.Transfer,
+      data: new Uint8Array(0),
+    },
+    key,
+    nativeCrypto,
+  )
+  const hex = to0x(encode(transactionCodec, tx))
+  const out = args.includes('--wait')
+    ? await rpcCall(url, 'lc_sendTransactionAndWait', { tx: hex })
+    : { hash: await rpcCall(url, 'lc_sendTransaction', { tx: hex }) }
+  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`)
 }
 
 async function main(args: string[]): Promise<void> {
@@ -261,6 +330,8 @@ async function main(args: string[]): Promise<void> {
   if (cmd === 'init') return init(args.slice(1))
   if (cmd === 'start') return start(args.slice(1))
   if (cmd === 'devnet') return devnet(args.slice(1))
+  if (cmd === 'status') return status(args.slice(1))
+  if (cmd === 'tx' && sub === 'send') return txSend(args.slice(2))
   if (cmd === 'keys' && sub === 'new') {
     const k = keyPairFromSecret(random32(), nativeCrypto)
     process.stdout.write(`${JSON.stringify({ secretKey: to0x(k.secretKey), publicKey: to0x(k.publicKey), address: k.address }, null, 2)}\n`)

@@ -1,0 +1,55 @@
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { isAddress, parseGenesis } from '@loopchain/core'
+import { describe, expect, it } from 'vitest'
+
+const CLI = fileURLToPath(new URL('../src/main.ts', import.meta.url))
+const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8' })
+
+describe('loopchain CLI', () => {
+  it('prints help a newcomer can follow', () => {
+    const r = run('--help')
+    expect(r.status).toBe(0)
+    for (const cmd of ['init', 'start', 'devnet', 'status', 'tx send', 'keys new']) expect(r.stdout).toContain(`loopchain ${cmd}`)
+  })
+
+  it('init writes a valid genesis, one config per validator, an observer and a faucet key', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-cli-'))
+    try {
+      const r = run('init', '--validators', '3', '--out', dir, '--chain-id', 'cli-test', '--base-port', '31000')
+      expect(r.status).toBe(0)
+      const g = parseGenesis(JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')))
+      expect(g.chainId).toBe('cli-test')
+      expect(g.validators.validators).toHaveLength(3)
+      expect(g.members).toHaveLength(4)
+      for (const i of [0, 1, 2]) {
+        const c = JSON.parse(readFileSync(join(dir, `node-${i}`, 'config.json'), 'utf8'))
+        expect(c.p2p.tcpPort).toBe(31000 + 10 * i)
+        expect(c.p2p.bootstrap).toHaveLength(2)
+        expect(c.validatorKey).toMatch(/^0x[0-9a-f]{64}$/)
+      }
+      expect(JSON.parse(readFileSync(join(dir, 'observer', 'config.json'), 'utf8')).validatorKey).toBeUndefined()
+      expect(isAddress(JSON.parse(readFileSync(join(dir, 'faucet.json'), 'utf8')).address)).toBe(true)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('makes keys, and refuses bad commands and unreachable nodes with a clear message and exit 2', () => {
+    const k = JSON.parse(run('keys', 'new').stdout)
+    expect(isAddress(k.address)).toBe(true)
+    expect(k.secretKey).toMatch(/^0x[0-9a-f]{64}$/)
+    const bad = run('frobnicate')
+    expect(bad.status).toBe(2)
+    expect(bad.stderr).toContain('unknown command')
+    const down = run('status', '--rpc', 'http://127.0.0.1:1/')
+    expect(down.status).toBe(2)
+    expect(down.stderr).toContain('cannot reach')
+    expect(run('start', '--config', '/nonexistent/config.json').stderr).toContain('no config')
+    expect(existsSync('/nonexistent')).toBe(false)
+    expect(run('tx', 'send', '--key', 'x.json', '--to', 'nope', '--value', '1').stderr).toContain('not an address')
+  })
+})
