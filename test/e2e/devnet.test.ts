@@ -156,7 +156,7 @@ describe('a four-validator network of separate processes', () => {
       st += d
     })
     await new Promise((r) => status.once('exit', r))
-    expect(JSON.parse(st)).toMatchObject({ chainId: 'loopchain-devnet', role: 'validator' })
+    expect(JSON.parse(st)).toMatchObject({ chainId: 'loopchain-devnet', role: 'validator', sync: { syncing: false } })
   }, 60_000)
 
   it('an observer started late syncs from genesis, follows the tip, and serves metrics', async () => {
@@ -256,6 +256,11 @@ describe('a four-validator network of separate processes', () => {
     await waitFor(() => rpc(victim, 'lc_getNetworkInfo'), 60_000, 'the restarted validator')
     const tip = (await lastBlock(0)).height
     await waitFor(async () => ((await lastBlock(victim)).height >= tip ? true : undefined), 60_000, 'catch-up under load')
+    // It reported its progress while it caught up, and its view of the target.
+    const progress = (logs.get(victim) ?? []).filter((l) => l.includes('sync: progress')).map((l) => JSON.parse(l))
+    expect(progress.length).toBeGreaterThan(0)
+    expect(progress.at(-1).target).toBeGreaterThanOrEqual(progress.at(-1).height - 1)
+    expect((await rpc(victim, 'lc_getNetworkInfo')).sync.target).toBeGreaterThanOrEqual(tip)
     for (const i of [0, 1, 2, 3]) {
       const found = await Promise.all(
         committed.map((hash) => rpc(i, 'lc_getTransactionResult', { hash }).then((r: { status: string }) => r.status)),

@@ -125,6 +125,8 @@ export class FullNode {
   private lastCommitMs = 0
   private productionTimer: ReturnType<typeof setTimeout> | undefined
   private stopped = false
+  /** The highest height a peer reported during block sync (0 before any sync). */
+  syncTarget = 0
   /** Counters for `/metrics`. */
   private readonly counters = {
     blocks: 0,
@@ -285,6 +287,12 @@ export class FullNode {
     const c = this.counters
     const lines: [string, string, string, number][] = [
       ['loopchain_height', 'gauge', 'Last committed block height.', this.height],
+      [
+        'loopchain_sync_target_height',
+        'gauge',
+        'Highest height a peer reported during block sync.',
+        Math.max(this.syncTarget, this.height),
+      ],
       ['loopchain_consensus_round', 'gauge', 'Round of the height in progress.', st.round],
       ['loopchain_blocks_committed_total', 'counter', 'Blocks committed since start.', c.blocks],
       ['loopchain_transactions_committed_total', 'counter', 'Transactions committed since start.', c.transactions],

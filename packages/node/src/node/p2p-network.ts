@@ -34,7 +34,11 @@ const txBatchCodec = list(bytes(MAX_TX_BYTES), TX_BATCH_MAX)
 const SYNC_BATCH = 64
 const SYNC_RESPONSE_BYTES = 8 * 1024 * 1024
 const syncRequestCodec = struct('SyncRequest', { from: uvarint, max: uvarint })
-const syncResponseCodec = list(struct('SyncedBlock', { block: blockCodec, commit: commitCodec }), SYNC_BATCH)
+/** A batch of committed blocks, with the server's own height so the client knows its target. */
+const syncResponseCodec = struct('SyncResponse', {
+  head: uvarint,
+  blocks: list(struct('SyncedBlock', { block: blockCodec, commit: commitCodec }), SYNC_BATCH),
+})
 
 /** Options of {@link connectNode}. */
 export interface NodeNetworkOptions {
@@ -113,7 +117,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
         out.push(b)
         size += encode(blockCodec, b.block).length
       }
-      return encode(syncResponseCodec, out)
+      return encode(syncResponseCodec, { head: node.height, blocks: out })
     },
     { maxRequestBytes: 64, memberOnly: false },
   )
@@ -125,10 +129,12 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       const peers = [...new Set([...(preferred ? [preferred] : []), ...host.connections().map((c) => c.peerId)])].filter((p) =>
         members.has(p),
       )
+      const started = Date.now()
+      const startHeight = node.height
       for (const peer of peers) {
         for (;;) {
           const from = node.height + 1
-          let got: { block: Block; commit: Commit }[]
+          let got: { head: number; blocks: { block: Block; commit: Commit }[] }
           try {
             got = decode(
               syncResponseCodec,
@@ -141,9 +147,16 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
             opts.logger?.warn('sync: request failed', { peer, error: String(e) })
             break
           }
-          if (got.length === 0) break
-          for (const { block, commit } of got) await node.importBlock(block, commit)
-          opts.logger?.info('sync: caught up to', { height: node.height, peer })
+          if (got.blocks.length === 0) break
+          node.syncTarget = Math.max(node.syncTarget, got.head)
+          for (const { block, commit } of got.blocks) await node.importBlock(block, commit)
+          const seconds = Math.max(0.001, (Date.now() - started) / 1000)
+          opts.logger?.info('sync: progress', {
+            height: node.height,
+            target: got.head,
+            blocksPerSecond: Math.round((node.height - startHeight) / seconds),
+            peer,
+          })
         }
       }
     } catch (e) {

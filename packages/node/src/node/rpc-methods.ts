@@ -227,6 +227,7 @@ export function nodeRpcMethods(node: FullNode): RpcMethod[] {
         height: node.height,
         lastBlockHash: to0x(blockHash(node.head)),
         role: node.options.validatorSecret ? 'validator' : 'observer',
+        sync: { height: node.height, target: Math.max(node.syncTarget, node.height), syncing: node.syncTarget > node.height },
         mempool: node.mempool.size,
       }),
     },
