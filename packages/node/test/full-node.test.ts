@@ -151,5 +151,9 @@ describe('full node (one process, LevelDB on disk)', () => {
     for (const n of live) expect((await n.account(bob.address)).balance).toBe(50n)
     const blocks = await Promise.all(live.map((n) => n.chain.blockAt(height)))
     expect(new Set(blocks.map((b) => JSON.stringify(b, (_k, v) => (typeof v === 'bigint' ? String(v) : v)))).size).toBe(1)
+    // Idle, with empty blocks off, the network stays put: late votes do not start new heights.
+    const idle = Math.max(...live.map((n) => n.height))
+    await new Promise((r) => setTimeout(r, 1500))
+    expect(live.map((n) => n.height)).toEqual(live.map(() => idle))
   })
 })

@@ -42,6 +42,7 @@ import {
   getAccount,
   keyPairFromSecret,
   LoopchainError,
+  messageHeight,
   type Receipt,
   StateTree,
   stateResult,
@@ -267,8 +268,9 @@ export class FullNode {
       this.log.debug('consensus: undecodable message', { from, error: String(e) })
       return
     }
-    // Peers moved on to the next height: join them even if this node had nothing to propose.
-    if (this.heightStarted <= this.height) this.startHeightNow()
+    // Peers moved on to the next height: join them even if this node had nothing to propose. (A
+    // late vote for a height already committed must not start one: idle chains would tick.)
+    if (this.heightStarted <= this.height && messageHeight(message) > this.height) this.startHeightNow()
     this.enqueue({ type: 'message', message, ...(from ? { from } : {}) })
   }
 
