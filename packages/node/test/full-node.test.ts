@@ -7,21 +7,12 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import {
-  DEFAULT_PARAMS,
-  type Genesis,
-  keyPairFromSecret,
-  makeValidatorSet,
-  Right,
-  sha256,
-  signTransaction,
-  TxKind,
-  utf8,
-} from '@loopchain/core'
+import type { Genesis } from '@loopchain/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type CommittedBlock, FullNode } from '../src/index.js'
+import { testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
 
-const key = (s: string) => keyPairFromSecret(sha256(utf8(s)))
+const key = testKey
 const alice = key('node alice')
 const bob = key('node bob')
 const dirs: string[] = []
@@ -32,39 +23,17 @@ afterEach(async () => {
 })
 
 function genesis(validatorKeys: ReturnType<typeof key>[]): Genesis {
-  return {
+  return testGenesis({
     chainId: 'node-test',
     networkId: 11,
-    timestamp: Date.now() * 1000 - 1_000_000,
-    validators: makeValidatorSet(validatorKeys.map((k) => ({ address: k.address, publicKey: k.publicKey, power: 1 }))),
-    members: validatorKeys.map((k, i) => ({
-      id: `bank-${i}`,
-      name: `Bank ${i}`,
-      address: k.address,
-      nodeKey: undefined,
-      rights: Right.Validator,
-    })),
-    balances: [{ address: alice.address, amount: 1_000_000n }],
-    params: { ...DEFAULT_PARAMS, blockIntervalMs: 20, timeoutProposeMs: 400, timeoutVoteMs: 200, timeoutDeltaMs: 200 },
-  }
+    validators: validatorKeys,
+    funded: alice,
+    params: { blockIntervalMs: 20, timeoutProposeMs: 400, timeoutVoteMs: 200, timeoutDeltaMs: 200 },
+  })
 }
 
 function transfer(nonce: number, value = 10n) {
-  return signTransaction(
-    {
-      version: 1,
-      networkId: 11,
-      from: alice.address,
-      to: bob.address,
-      value,
-      stepLimit: 10_000,
-      timestamp: Date.now() * 1000,
-      nonce,
-      kind: TxKind.Transfer,
-      data: new Uint8Array(0),
-    },
-    alice,
-  )
+  return testTransfer(11, alice, bob.address, nonce, value)
 }
 
 async function open(g: Genesis, secret: Uint8Array | undefined, dir?: string): Promise<FullNode> {

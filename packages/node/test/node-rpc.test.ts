@@ -3,28 +3,21 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
   accountKey,
-  DEFAULT_PARAMS,
   decode,
   encode,
   fromHex,
   type Genesis,
-  keyPairFromSecret,
-  makeValidatorSet,
-  Right,
-  sha256,
-  signTransaction,
   stateProofCodec,
-  TxKind,
   to0x,
   transactionCodec,
-  utf8,
   verifyStateProof,
 } from '@loopchain/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { FullNode, type Json, nodeRpcMethods, RpcDispatcher, RpcErrorCode, type RpcServer, startRpcServer } from '../src/index.js'
+import { testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
 
-const key = (s: string) => keyPairFromSecret(sha256(utf8(s)))
+const key = testKey
 const v = key('rpc validator')
 const alice = key('rpc alice')
 const bob = key('rpc bob')
@@ -32,37 +25,9 @@ let node: FullNode
 let server: RpcServer
 let dir: string
 
-const g: Genesis = {
-  chainId: 'rpc-test',
-  networkId: 12,
-  timestamp: Date.now() * 1000 - 1_000_000,
-  validators: makeValidatorSet([{ address: v.address, publicKey: v.publicKey, power: 1 }]),
-  members: [{ id: 'bank-v', name: 'V', address: v.address, nodeKey: undefined, rights: Right.Validator }],
-  balances: [{ address: alice.address, amount: 1_000_000n }],
-  params: { ...DEFAULT_PARAMS, blockIntervalMs: 10 },
-}
+const g: Genesis = testGenesis({ chainId: 'rpc-test', networkId: 12, validators: [v], funded: alice, params: { blockIntervalMs: 10 } })
 
-const tx = (nonce: number, value = 3n) =>
-  to0x(
-    encode(
-      transactionCodec,
-      signTransaction(
-        {
-          version: 1,
-          networkId: 12,
-          from: alice.address,
-          to: bob.address,
-          value,
-          stepLimit: 10_000,
-          timestamp: Date.now() * 1000,
-          nonce,
-          kind: TxKind.Transfer,
-          data: new Uint8Array(0),
-        },
-        alice,
-      ),
-    ),
-  )
+const tx = (nonce: number, value = 3n) => to0x(encode(transactionCodec, testTransfer(12, alice, bob.address, nonce, value)))
 
 async function rpc(method: string, params: Json = {}): Promise<{ result?: any; error?: { code: number; message: string; data?: any } }> {
   const res = await fetch(server.url, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })

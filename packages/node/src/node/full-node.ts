@@ -141,6 +141,8 @@ export class FullNode {
   private readonly log: NodeLogger
   private readonly clock: () => number
   private readonly validators: ValidatorSet
+  /** This validator's account address (undefined for an observer). */
+  private readonly ownAddress: Address | undefined
 
   private constructor(
     readonly options: FullNodeOptions,
@@ -152,6 +154,7 @@ export class FullNode {
     this.log = options.logger ?? silentLogger
     this.clock = options.clock ?? (() => Date.now())
     this.validators = options.genesis.validators
+    this.ownAddress = options.validatorSecret ? keyPairFromSecret(options.validatorSecret, nativeCrypto).address : undefined
     const g = options.genesis
     this.mempool = new Mempool({
       check: { networkId: g.networkId, timestampWindow: g.params.txTimestampWindowMs * 1000, maxStepLimit: g.params.maxStepLimit },
@@ -207,9 +210,7 @@ export class FullNode {
           precommitDeltaMs: g.params.timeoutDeltaMs,
           ...options.timeouts,
         },
-        ...(options.validatorSecret
-          ? { signer: { address: keyPairFromSecret(options.validatorSecret, nativeCrypto).address, secretKey: options.validatorSecret } }
-          : {}),
+        ...(options.validatorSecret ? { signer: { address: node.ownAddress as Address, secretKey: options.validatorSecret } } : {}),
       },
       await wal.load(),
     )
@@ -398,8 +399,7 @@ export class FullNode {
     const p = this.options.genesis.params
     const parent = this.tip.header
     const txs = await this.mempool.select(p.maxBlockTxs, p.maxBlockBytes - 64 * 1024)
-    const secret = this.options.validatorSecret as Uint8Array
-    const me = keyPairFromSecret(secret, nativeCrypto).address
+    const me = this.ownAddress as Address
     // The per-block certificate key (DESIGN.md, "Certificates"): fresh for every block.
     const blockKey = keyPairFromSecret(globalThis.crypto.getRandomValues(new Uint8Array(32)), nativeCrypto).publicKey
     const vh = validatorSetHash(this.validators)
