@@ -23,6 +23,7 @@ import {
   uvarint,
   type WalEntry,
 } from '@loopchain/core'
+import { be64 } from '../storage/chain-store.js'
 
 const lockCodec = struct('WalLock', {
   height: uvarint,
@@ -59,12 +60,6 @@ export const walEntryCodec: Codec<WalEntry> = {
 
 function entryHeight(e: WalEntry): number {
   return e.kind === 'vote' ? e.vote.vote.height : e.kind === 'proposal' ? e.proposal.proposal.height : e.height
-}
-
-function be64(n: number): Uint8Array {
-  const out = new Uint8Array(8)
-  new DataView(out.buffer).setBigUint64(0, BigInt(n))
-  return out
 }
 
 /** The WAL of one chain in a store. */

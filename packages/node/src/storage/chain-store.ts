@@ -59,8 +59,8 @@ export interface TxLocation {
   readonly index: number
 }
 
-function be64(n: number): Uint8Array {
-  // Big-endian so that LevelDB's byte order is height order (range scans for sync).
+/** A height as 8 big-endian bytes: LevelDB's byte order is then height order (range scans for sync). */
+export function be64(n: number): Uint8Array {
   const out = new Uint8Array(8)
   new DataView(out.buffer).setBigUint64(0, BigInt(n))
   return out
