@@ -18,14 +18,25 @@ export function to0x(b: Uint8Array): string {
   return `0x${toHex(b)}`
 }
 
+/** Value of each hex digit by char code; -1 for anything else. */
+const DIGIT = new Int8Array(128).fill(-1)
+for (let i = 0; i < 16; i++) {
+  DIGIT[i.toString(16).charCodeAt(0)] = i
+  DIGIT[i.toString(16).toUpperCase().charCodeAt(0)] = i
+}
+
 /** Hex (optionally `0x`-prefixed) to bytes; throws {@link DecodeError} on odd length or bad digits. */
 export function fromHex(s: string): Uint8Array {
-  const h = s.startsWith('0x') || s.startsWith('0X') ? s.slice(2) : s
-  if (h.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(h)) {
-    throw new DecodeError('INVALID_VALUE', `not a hex string: ${JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s)}`)
+  const start = s.charCodeAt(0) === 48 && (s.charCodeAt(1) | 32) === 120 ? 2 : 0
+  const bad = () => new DecodeError('INVALID_VALUE', `not a hex string: ${JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s)}`)
+  if ((s.length - start) % 2 !== 0) throw bad()
+  const out = new Uint8Array((s.length - start) / 2)
+  for (let i = 0, j = start; i < out.length; i++, j += 2) {
+    const hi = DIGIT[s.charCodeAt(j)] ?? -1
+    const lo = DIGIT[s.charCodeAt(j + 1)] ?? -1
+    if (hi < 0 || lo < 0) throw bad()
+    out[i] = (hi << 4) | lo
   }
-  const out = new Uint8Array(h.length / 2)
-  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(h.slice(2 * i, 2 * i + 2), 16)
   return out
 }
 

@@ -92,6 +92,23 @@ export class BlockState {
     this.values.set(id, (await this.tree.get(key)) ?? null)
   }
 
+  /**
+   * Loads many keys at once (their reads run concurrently). A block's known keys are loaded
+   * before it runs, so that its transactions execute without waiting per key: a node busy with
+   * incoming transactions would otherwise hand the event loop away at every single read.
+   */
+  async loadAll(keys: Iterable<Uint8Array>): Promise<void> {
+    const pending: Promise<void>[] = []
+    const seen = new Set<string>()
+    for (const key of keys) {
+      const id = toHex(key)
+      if (this.values.has(id) || seen.has(id)) continue
+      seen.add(id)
+      pending.push(this.tree.get(key).then((v) => void this.values.set(id, v ?? null)))
+    }
+    await Promise.all(pending)
+  }
+
   /** Applies a transaction's writes: to the tree (staged until the block commits) and to the loaded view. */
   apply(writes: Iterable<{ readonly key: Uint8Array; readonly value: Uint8Array | undefined }>): void {
     for (const w of writes) {

@@ -426,6 +426,8 @@ export async function executeBlock(tree: StateTree, block: Block, env: Execution
   const state = BlockState.for(tree)
   const receipts: Receipt[] = []
   const info = { height: block.header.height, timestamp: block.header.timestamp }
+  // Every transaction reads its sender's and its target's account: load them all up front.
+  await state.loadAll(block.transactions.flatMap((tx) => [accountKey(tx.body.from), accountKey(tx.body.to)]))
   const start = await state.retrying(() => {
     const root = new StateOverlay((k) => state.read(k))
     const validators = root.get(VALIDATORS_KEY)

@@ -95,9 +95,17 @@ export const deployDataCodec: Codec<DeployData> = struct('DeployData', {
   params: value,
 })
 
+/** Hashes already computed, per body object (bodies are immutable; a node hashes each several times). */
+const hashes = new WeakMap<TransactionBody, Uint8Array>()
+
 /** The transaction hash: its identity, and the 32 bytes its sender signs. */
 export function transactionHash(body: TransactionBody): Uint8Array {
-  return taggedHash(Domain.Transaction, encode(transactionBodyCodec, body))
+  let h = hashes.get(body)
+  if (h === undefined) {
+    h = taggedHash(Domain.Transaction, encode(transactionBodyCodec, body))
+    hashes.set(body, h)
+  }
+  return h.slice()
 }
 
 /** Signs a body with the sender's key pair. `body.from` must be the key pair's address. */
@@ -133,6 +141,12 @@ export interface TxCheckContext {
   readonly timestampWindow: number
   /** Most steps one transaction may ask for. */
   readonly maxStepLimit: number
+  /**
+   * Whether this exact transaction (body, key and signature) was already verified by the caller,
+   * e.g. it sits in the node's mempool; then its signature is not checked again. Every other
+   * check still runs.
+   */
+  readonly alreadyVerified?: (tx: Transaction, hash: Uint8Array) => boolean
 }
 
 /**
@@ -179,6 +193,7 @@ export function checkTransaction(tx: Transaction, ctx: TxCheckContext, crypto: C
   }
   checkPayload(b)
   const hash = transactionHash(b)
+  if (ctx.alreadyVerified?.(tx, hash)) return hash
   if (!crypto.verify(tx.signature, hash, tx.publicKey)) throw new TxError('BAD_SIGNATURE', 'transaction signature does not verify')
   return hash
 }
