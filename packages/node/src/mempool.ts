@@ -12,6 +12,7 @@
  */
 import {
   type Address,
+  bytesEqual,
   type CryptoProvider,
   checkTransaction,
   decodeTransaction,
@@ -23,6 +24,7 @@ import {
   TxError,
   toHex,
   transactionCodec,
+  transactionHash,
 } from '@loopchain/core'
 
 /** Why the mempool refused a transaction (beyond the stateless {@link TxError} codes). */
@@ -100,6 +102,16 @@ export class Mempool {
   }
 
   /**
+   * True when exactly this transaction (same hash, key and signature) is pooled, so its signature
+   * was verified on the way in: a proposal made of pooled transactions is checked without
+   * verifying them again.
+   */
+  holds(tx: Transaction, hash: Uint8Array): boolean {
+    const e = this.byHash.get(toHex(hash))
+    return e !== undefined && bytesEqual(e.tx.signature, tx.signature) && bytesEqual(e.tx.publicKey, tx.publicKey)
+  }
+
+  /**
    * Checks and pools a transaction given as wire bytes or decoded; `now` is the node's clock in
    * microseconds. Returns its hash (hex). Throws {@link TxError} or {@link MempoolError}.
    */
@@ -108,8 +120,11 @@ export class Mempool {
     if (raw && raw.length > MAX_TX_BYTES) throw new TxError('TOO_LARGE', `transaction of ${raw.length} bytes is above ${MAX_TX_BYTES}`)
     const tx = raw ? decodeTransaction(raw) : (input as Transaction)
     const size = raw?.length ?? encode(transactionCodec, tx).length
+    // A duplicate costs a hash, not a signature verification (gossip delivers many).
+    if (this.byHash.has(toHex(transactionHash(tx.body)))) {
+      throw new MempoolError('DUPLICATE', `transaction ${toHex(transactionHash(tx.body))} is already pooled`)
+    }
     const hash = toHex(checkTransaction(tx, { ...this.opts.check, now }, this.opts.crypto))
-    if (this.byHash.has(hash)) throw new MempoolError('DUPLICATE', `transaction ${hash} is already pooled`)
     const sender = tx.body.from
     const next = await this.opts.accountNonce(sender)
     if (tx.body.nonce < next) {
@@ -145,8 +160,9 @@ export class Mempool {
    */
   async select(maxTxs: number, maxBytes: number): Promise<Transaction[]> {
     const heads = new Map<Address, { entry: Entry; nonce: number; queue: Map<number, Entry> }>()
+    const nonces = await this.nextNonces()
     for (const [sender, queue] of this.bySender) {
-      const next = await this.opts.accountNonce(sender)
+      const next = nonces.get(sender) as number
       const entry = queue.get(next)
       if (entry) heads.set(sender, { entry, nonce: next, queue })
     }
@@ -181,8 +197,9 @@ export class Mempool {
   async prune(now: number): Promise<number> {
     let dropped = 0
     const window = this.opts.check.timestampWindow
+    const nonces = await this.nextNonces()
     for (const [sender, queue] of this.bySender) {
-      const next = await this.opts.accountNonce(sender)
+      const next = nonces.get(sender) as number
       for (const [nonce, entry] of queue) {
         if (nonce < next || entry.tx.body.timestamp < now - window) {
           queue.delete(nonce)
@@ -194,5 +211,12 @@ export class Mempool {
       if (queue.size === 0) this.bySender.delete(sender)
     }
     return dropped
+  }
+
+  /** Every pooled sender's next nonce, read concurrently (one await, not one per sender). */
+  private async nextNonces(): Promise<Map<Address, number>> {
+    const senders = [...this.bySender.keys()]
+    const nonces = await Promise.all(senders.map((a) => this.opts.accountNonce(a)))
+    return new Map(senders.map((a, i) => [a, nonces[i] as number]))
   }
 }

@@ -124,6 +124,7 @@ export class BlockError extends LoopchainError<
   | 'TX_ROOT_MISMATCH'
   | 'COMMIT_MISMATCH'
   | 'TOO_MANY_TXS'
+  | 'VALIDATORS_MISMATCH'
 > {}
 
 /** Decodes a block from the wire, refusing anything above `maxBytes` before decoding. */
@@ -150,6 +151,9 @@ export function checkBlockStructure(block: Block, parent: BlockHeader, limits: {
   if (!bytesEqual(h.prevHash, blockHash(parent))) throw new BlockError('WRONG_PARENT', `block ${h.height} does not extend the known parent`)
   if (h.timestamp <= parent.timestamp) {
     throw new BlockError('TIMESTAMP_NOT_INCREASING', `block timestamp ${h.timestamp} is not after its parent's ${parent.timestamp}`)
+  }
+  if (!bytesEqual(h.validatorsHash, parent.nextValidatorsHash)) {
+    throw new BlockError('VALIDATORS_MISMATCH', `block ${h.height} is not voted on by the set its parent announced`)
   }
   if (block.transactions.length > limits.maxTxs) {
     throw new BlockError('TOO_MANY_TXS', `block carries ${block.transactions.length} transactions, above ${limits.maxTxs}`)

@@ -108,8 +108,25 @@ interface Tip {
   readonly commit: Commit | undefined
 }
 
+/** Gossiped transactions checked per turn of the event loop (see {@link FullNode.submitFromPeer}). */
+const SUBMIT_CHUNK = 32
+
 /** Most a proposed block's timestamp may run ahead of this node's clock. */
 const MAX_CLOCK_DRIFT_MS = 30_000
+
+/**
+ * The consensus machine hands the same block bytes around (hash, validate, commit): decode each
+ * once. Keyed by the bytes' identity, so a different array is always decoded afresh.
+ */
+const decodedBlocks = new WeakMap<Uint8Array, Block>()
+function decodeBlockOnce(bytes: Uint8Array): Block {
+  let b = decodedBlocks.get(bytes)
+  if (b === undefined) {
+    b = decodeBlock(bytes)
+    decodedBlocks.set(bytes, b)
+  }
+  return b
+}
 
 /** Thrown when the node cannot go on safely (a store that disagrees with the genesis, say). */
 export class NodeError extends LoopchainError<'GENESIS_MISMATCH' | 'STOPPED' | 'CORRUPT_STORE'> {}
@@ -126,6 +143,8 @@ export class FullNode {
   private lastCommitMs = 0
   private productionTimer: ReturnType<typeof setTimeout> | undefined
   private stopped = false
+  private readonly nonces = new Map<Address, number>()
+  private nonceEpoch = 0
   /** The highest height a peer reported during block sync (0 before any sync). */
   syncTarget = 0
   /** Counters for `/metrics`. */
@@ -140,7 +159,8 @@ export class FullNode {
   private readonly listeners = new Set<(b: CommittedBlock) => void>()
   private readonly log: NodeLogger
   private readonly clock: () => number
-  private readonly validators: ValidatorSet
+  /** The validator sets: each in force from `from` on (genesis first, then governance changes). */
+  private readonly sets: { from: number; set: ValidatorSet }[]
   /** This validator's account address (undefined for an observer). */
   private readonly ownAddress: Address | undefined
 
@@ -153,13 +173,13 @@ export class FullNode {
   ) {
     this.log = options.logger ?? silentLogger
     this.clock = options.clock ?? (() => Date.now())
-    this.validators = options.genesis.validators
+    this.sets = [{ from: 1, set: options.genesis.validators }]
     this.ownAddress = options.validatorSecret ? keyPairFromSecret(options.validatorSecret, nativeCrypto).address : undefined
     const g = options.genesis
     this.mempool = new Mempool({
       check: { networkId: g.networkId, timestampWindow: g.params.txTimestampWindowMs * 1000, maxStepLimit: g.params.maxStepLimit },
       crypto: nativeCrypto,
-      accountNonce: async (a) => (await this.account(a)).nonce,
+      accountNonce: (a) => this.nextNonce(a),
     })
   }
 
@@ -196,11 +216,12 @@ export class FullNode {
     }
     const node = new FullNode(options, store, chain, tree, wal)
     node.tip = tip
+    node.sets.push(...(await chain.validatorSetChanges()))
     node.machine = createConsensus(
       {
         networkId: g.networkId,
         crypto: nativeCrypto,
-        hashBlock: (bytes) => blockHash(decodeBlock(bytes).header),
+        hashBlock: (bytes) => blockHash(decodeBlockOnce(bytes).header),
         timeouts: {
           proposeMs: g.params.timeoutProposeMs,
           proposeDeltaMs: g.params.timeoutDeltaMs,
@@ -215,6 +236,18 @@ export class FullNode {
       await wal.load(),
     )
     return node
+  }
+
+  /** The validator set that votes on block `height` (governance changes apply two heights after their block). */
+  validatorsAt(height: number): ValidatorSet {
+    let set = this.sets[0]?.set as ValidatorSet
+    for (const s of this.sets) if (s.from <= height) set = s.set
+    return set
+  }
+
+  /** Every validator-set change so far, in height order, the genesis set first (light clients follow these). */
+  get validatorSetChanges(): readonly { readonly from: number; readonly set: ValidatorSet }[] {
+    return this.sets
   }
 
   /** The last committed height (0 before the first block). */
@@ -260,6 +293,28 @@ export class FullNode {
     return hash
   }
 
+  /**
+   * Pools transactions that peers gossiped (already spread, so not passed on again), a few dozen
+   * at a time with a turn of the event loop between: a batch of hundreds of signature checks in
+   * one go would hold up the consensus messages that arrive meanwhile. Refusals are normal under
+   * gossip (duplicates, used nonces) and nobody's fault; returns how many were pooled.
+   */
+  async submitFromPeer(txs: readonly Uint8Array[]): Promise<number> {
+    let pooled = 0
+    for (let i = 0; i < txs.length; i += SUBMIT_CHUNK) {
+      if (i > 0) await new Promise((r) => setImmediate(r))
+      if (this.stopped) break
+      const chunk = txs.slice(i, i + SUBMIT_CHUNK).map((tx) =>
+        this.submit(tx, true).then(
+          () => 1,
+          () => 0,
+        ),
+      )
+      for (const n of await Promise.all(chunk)) pooled += n
+    }
+    return pooled
+  }
+
   /** Delivers a consensus message from the network. */
   receiveConsensus(bytes: Uint8Array, from?: string): void {
     let message: ConsensusMessage
@@ -278,6 +333,23 @@ export class FullNode {
   /** The account (balance and nonce) of `a` in the latest state. */
   account(a: Address): Promise<AccountState> {
     return getAccount(this.tree, a)
+  }
+
+  /**
+   * The next nonce of `a` for the mempool, cached: only a transaction `a` sends changes its
+   * nonce, so a commit forgets just the block's senders. A read that a commit overtook is not
+   * cached (the epoch moved).
+   */
+  private async nextNonce(a: Address): Promise<number> {
+    const cached = this.nonces.get(a)
+    if (cached !== undefined) return cached
+    const epoch = this.nonceEpoch
+    const n = (await this.account(a)).nonce
+    if (epoch === this.nonceEpoch) {
+      if (this.nonces.size >= 100_000) this.nonces.clear()
+      this.nonces.set(a, n)
+    }
+    return n
   }
 
   /**
@@ -343,7 +415,7 @@ export class FullNode {
     if (this.productionTimer) clearTimeout(this.productionTimer)
     this.heightStarted = this.height + 1
     this.counters.heightStartedAtMs = this.clock()
-    this.enqueue({ type: 'start-height', height: this.height + 1, validators: this.validators })
+    this.enqueue({ type: 'start-height', height: this.height + 1, validators: this.validatorsAt(this.height + 1) })
   }
 
   private enqueue(input: Parameters<Consensus['handle']>[0]): void {
@@ -366,6 +438,7 @@ export class FullNode {
       case 'schedule-timeout': {
         const t = setTimeout(() => {
           this.timers.delete(t)
+          this.log.debug('consensus: timeout', { ...out.timeout })
           this.enqueue({ type: 'timeout', timeout: out.timeout })
         }, out.delayMs)
         this.timers.add(t)
@@ -378,7 +451,7 @@ export class FullNode {
         this.enqueue({ type: 'block-validity', height: out.height, blockHash: out.blockHash, valid: this.isValidProposal(out.block) })
         return
       case 'commit':
-        await this.commitBlock(decodeBlock(out.block), out.commit)
+        await this.commitBlock(decodeBlockOnce(out.block), out.commit)
         return
       case 'evidence':
         this.log.warn('consensus: evidence of a faulty validator', { kind: out.evidence.kind })
@@ -402,7 +475,7 @@ export class FullNode {
     const me = this.ownAddress as Address
     // The per-block certificate key (DESIGN.md, "Certificates"): fresh for every block.
     const blockKey = keyPairFromSecret(globalThis.crypto.getRandomValues(new Uint8Array(32)), nativeCrypto).publicKey
-    const vh = validatorSetHash(this.validators)
+    const height = parent.height + 1
     const header: BlockHeader = {
       version: 1,
       networkId: parent.networkId,
@@ -413,8 +486,8 @@ export class FullNode {
       round,
       txRoot: transactionsRoot(txs),
       resultRoot: blockResultHash(this.tip.result),
-      validatorsHash: vh,
-      nextValidatorsHash: vh,
+      validatorsHash: validatorSetHash(this.validatorsAt(height)),
+      nextValidatorsHash: validatorSetHash(this.validatorsAt(height + 1)),
       blockKey,
       lastCommitHash: this.tip.commit ? commitHash(this.tip.commit) : new Uint8Array(32),
     }
@@ -424,22 +497,33 @@ export class FullNode {
   private isValidProposal(bytes: Uint8Array): boolean {
     const p = this.options.genesis.params
     try {
-      const block = decodeBlock(bytes, p.maxBlockBytes)
+      if (bytes.length > p.maxBlockBytes) throw new Error(`the block is ${bytes.length} bytes, above ${p.maxBlockBytes}`)
+      const block = decodeBlockOnce(bytes)
       const h = block.header
       checkBlockStructure(block, this.tip.header, { maxTxs: p.maxBlockTxs })
       if (!bytesEqual(h.resultRoot, blockResultHash(this.tip.result))) throw new Error('resultRoot is not the result of the parent block')
-      const vh = validatorSetHash(this.validators)
-      if (!bytesEqual(h.validatorsHash, vh) || !bytesEqual(h.nextValidatorsHash, vh)) throw new Error('validator set hashes do not match')
+      if (
+        !bytesEqual(h.validatorsHash, validatorSetHash(this.validatorsAt(h.height))) ||
+        !bytesEqual(h.nextValidatorsHash, validatorSetHash(this.validatorsAt(h.height + 1)))
+      )
+        throw new Error('validator set hashes do not match')
       if (h.timestamp > (this.clock() + MAX_CLOCK_DRIFT_MS) * 1000) throw new Error('timestamp is too far in the future')
       if (block.lastCommit) {
         verifyCommit(
           block.lastCommit,
           { networkId: h.networkId, height: h.height - 1, blockHash: h.prevHash },
-          this.validators,
+          this.validatorsAt(h.height - 1),
           nativeCrypto,
         )
       }
-      const ctx = { networkId: h.networkId, now: h.timestamp, timestampWindow: p.txTimestampWindowMs * 1000, maxStepLimit: p.maxStepLimit }
+      const ctx = {
+        networkId: h.networkId,
+        now: h.timestamp,
+        timestampWindow: p.txTimestampWindowMs * 1000,
+        maxStepLimit: p.maxStepLimit,
+        // Pooled transactions were verified on the way in; only the others cost a verification.
+        alreadyVerified: (tx: Transaction, hash: Uint8Array) => this.mempool.holds(tx, hash),
+      }
       for (const tx of block.transactions) checkTransaction(tx, ctx, nativeCrypto)
       return true
     } catch (e) {
@@ -459,7 +543,7 @@ export class FullNode {
       if (this.stopped || block.header.height !== this.height + 1) return
       checkBlockStructure(block, this.tip.header, { maxTxs: this.options.genesis.params.maxBlockTxs })
       const h = block.header
-      verifyCommit(commit, { networkId: h.networkId, height: h.height, blockHash: blockHash(h) }, this.validators, nativeCrypto)
+      verifyCommit(commit, { networkId: h.networkId, height: h.height, blockHash: blockHash(h) }, this.validatorsAt(h.height), nativeCrypto)
       if (!bytesEqual(h.resultRoot, blockResultHash(this.tip.result)))
         throw new NodeError('CORRUPT_STORE', `synced block ${h.height} carries a result this node did not compute`)
       await this.commitBlock(block, commit)
@@ -475,12 +559,22 @@ export class FullNode {
   }
 
   private async commitBlock(block: Block, commit: Commit): Promise<void> {
+    const t0 = performance.now()
     const ex = await executeBlock(this.tree, block, {
       params: this.options.genesis.params,
       ...(this.options.engine ? { engine: this.options.engine } : {}),
     })
-    await this.chain.commitBlock(block, commit, ex.receipts, ex.result, ex.commit.ops)
+    const t1 = performance.now()
+    await this.chain.commitBlock(block, commit, ex.receipts, ex.result, ex.commit.ops, ex.nextValidators)
     this.tree.markPersisted(ex.commit)
+    if (ex.nextValidators) {
+      const from = block.header.height + 2
+      this.sets.push({ from, set: ex.nextValidators })
+      this.log.info('validator set changes', { from, validators: ex.nextValidators.validators.map((v) => v.address) })
+    }
+    this.nonceEpoch++
+    for (const tx of block.transactions) this.nonces.delete(tx.body.from)
+    const t2 = performance.now()
     await this.wal.truncateBelow(block.header.height)
     this.tip = { header: block.header, result: ex.result, commit }
     this.lastCommitMs = this.clock()
@@ -492,7 +586,15 @@ export class FullNode {
     c.commitLatencySumMs += c.lastCommitLatencyMs
     await this.mempool.prune(this.clock() * 1000)
     const hash = blockHash(block.header)
-    this.log.info('block committed', { height: block.header.height, txs: block.transactions.length, hash: toHex(hash).slice(0, 16) })
+    this.log.info('block committed', {
+      height: block.header.height,
+      round: commit.round,
+      txs: block.transactions.length,
+      hash: toHex(hash).slice(0, 16),
+      latencyMs: c.lastCommitLatencyMs,
+      executeMs: Math.round(t1 - t0),
+      storeMs: Math.round(t2 - t1),
+    })
     this.network?.publishHeader?.(encode(blockHeaderCodec, block.header))
     const committed: CommittedBlock = { block, hash, commit, receipts: ex.receipts, result: ex.result }
     for (const f of this.listeners) {

@@ -28,6 +28,8 @@ import {
   transactionHash,
   utf8,
   uvarint,
+  type ValidatorSet,
+  validatorSetCodec,
   type WriteOp,
 } from '@loopchain/core'
 
@@ -38,6 +40,7 @@ const K_TX = 0x74 // 't' ‖ tx hash → (height, index)
 const K_RECEIPTS = 0x72 // 'r' ‖ height(8)
 const K_RESULT = 0x78 // 'x' ‖ height(8)
 const K_COMMIT = 0x63 // 'c' ‖ height(8)
+const K_VALSET = 0x76 // 'v' ‖ first height(8) → the validator set in force from that height
 /** The genesis hash the database was made for. */
 const K_GENESIS = 0x47 // 'G'
 /** Where the state tree of this chain keeps its nodes. */
@@ -138,7 +141,14 @@ export class ChainStore {
    * result, its transactions' index, the state ops of its execution, and the new head. Write them
    * in one `store.write` (see {@link commitBlock}).
    */
-  commitBlockOps(block: Block, commit: Commit, receipts: readonly Receipt[], result: BlockResult, stateOps: readonly WriteOp[]): WriteOp[] {
+  commitBlockOps(
+    block: Block,
+    commit: Commit,
+    receipts: readonly Receipt[],
+    result: BlockResult,
+    stateOps: readonly WriteOp[],
+    nextValidators?: ValidatorSet,
+  ): WriteOp[] {
     const h = block.header.height
     const hash = blockHash(block.header)
     const ops: WriteOp[] = [
@@ -149,6 +159,8 @@ export class ChainStore {
       { type: 'put', key: this.key(K_RECEIPTS, be64(h)), value: encode(receiptsCodec, [...receipts]) },
       { type: 'put', key: this.key(K_RESULT, be64(h)), value: encode(blockResultCodec, result) },
     ]
+    // A set changed by block K votes from K + 2 (core docs/governance.md).
+    if (nextValidators) ops.push({ type: 'put', key: this.key(K_VALSET, be64(h + 2)), value: encode(validatorSetCodec, nextValidators) })
     block.transactions.forEach((tx, index) => {
       ops.push({ type: 'put', key: this.key(K_TX, transactionHash(tx.body)), value: encode(txLocationCodec, { height: h, index }) })
     })
@@ -164,13 +176,26 @@ export class ChainStore {
     receipts: readonly Receipt[],
     result: BlockResult,
     stateOps: readonly WriteOp[],
+    nextValidators?: ValidatorSet,
   ): Promise<void> {
     const head = await this.head()
     const expected = head === undefined ? 1 : head.height + 1
     if (block.header.height !== expected) {
       throw new RangeError(`block ${block.header.height} does not follow the head ${head?.height ?? 0}`)
     }
-    await this.store.write(this.commitBlockOps(block, commit, receipts, result, stateOps))
+    await this.store.write(this.commitBlockOps(block, commit, receipts, result, stateOps, nextValidators))
+  }
+
+  /** Every validator-set change stored, in height order: the set in force from `from` on. */
+  async validatorSetChanges(): Promise<{ from: number; set: ValidatorSet }[]> {
+    const out: { from: number; set: ValidatorSet }[] = []
+    const lo = this.key(K_VALSET)
+    const hi = this.key(K_VALSET + 1)
+    for await (const [k, v] of this.store.iterate({ gte: lo, lt: hi })) {
+      const from = Number(new DataView(k.buffer, k.byteOffset + k.length - 8, 8).getBigUint64(0))
+      out.push({ from, set: decode(validatorSetCodec, v) })
+    }
+    return out
   }
 
   /** Blocks from `from` to `to` inclusive, in height order, as stored (for sync by range). */
