@@ -4,7 +4,10 @@
  *   loopchain init --validators 4 --out ./net      keys, a genesis and one config per node
  *   loopchain start --config ./net/node-0/config.json
  *   loopchain keys new
+ *   loopchain tx deploy --key ./net/faucet.json --code token.js --wait
  *   loopchain --help
+ *
+ * The client commands (status, tx, call) talk to a node's JSON-RPC; see tx.ts.
  */
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -12,20 +15,15 @@ import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   DEFAULT_PARAMS,
-  encode,
   fromHex,
   type Genesis,
   genesisToJson,
   initEngine,
-  isAddress,
   keyPairFromSecret,
   makeValidatorSet,
   parseGenesis,
   Right,
-  signTransaction,
-  TxKind,
   to0x,
-  transactionCodec,
 } from '@loopchain/core'
 import {
   connectNode,
@@ -37,6 +35,8 @@ import {
   RpcDispatcher,
   startRpcServer,
 } from '@loopchain/node'
+import { DEFAULT_RPC, fail, flag, rpcCall } from './cli.js'
+import { call, txCall, txDeploy, txSend } from './tx.js'
 
 const HELP = `loopchain — a permissioned blockchain node
 
@@ -44,21 +44,49 @@ Usage:
   loopchain init --validators N --out DIR [--chain-id ID] [--base-port P]
       Make N validator key pairs, node keys, a genesis (DIR/genesis.json) and a config per
       node (DIR/node-i/config.json, and DIR/observer/config.json for a non-voting member node)
-      whose peers find each other on 127.0.0.1.
+      whose peers find each other on 127.0.0.1, and DIR/faucet.json: a funded key that may deploy SCOREs.
+      e.g.  loopchain init --validators 4 --out ./net
   loopchain start --config FILE
       Run a node from its config: LevelDB in the config's dataDir, libp2p on its ports,
       JSON-RPC on its rpc port. Logs are JSON lines on stdout. Stop with Ctrl-C.
+      e.g.  loopchain start --config ./net/node-0/config.json
   loopchain devnet [--validators N] [--dir DIR] [--base-port P] [--fresh]
       Run a local network: N validator processes (default 4) and an observer from DIR (default ./.devnet,
       made by 'init' on first use; --fresh starts over). Prints every node's JSON-RPC URL.
       Ctrl-C stops them all; the data stays in DIR for the next run.
+      e.g.  loopchain devnet --fresh
   loopchain status [--rpc URL]
-      The node's chain, height, role, last block and mempool (default http://127.0.0.1:27602/).
-  loopchain tx send --key FILE --to ADDRESS --value N [--rpc URL] [--wait]
-      Sign a transfer with the key in FILE (JSON with secretKey, e.g. .devnet/faucet.json) and
-      send it; --wait prints the receipt once the transaction is committed.
+      The node's chain, height, role, last block and mempool.
+      e.g.  loopchain status --rpc http://127.0.0.1:27612/
   loopchain keys new
-      Print a fresh key pair (secret, public key, address) as JSON.
+      Print a fresh key pair (secret, public key, address) as JSON: a key file for --key.
+      e.g.  loopchain keys new > me.json
+
+Transactions, signed with the key in FILE (JSON with secretKey, e.g. .devnet/faucet.json):
+  loopchain tx send --key FILE --to ADDRESS --value N [--wait]
+      Transfer N native tokens. Prints the transaction hash; --wait prints the receipt once the
+      transaction is committed.
+      e.g.  loopchain tx send --key .devnet/faucet.json --to hx… --value 1000 --wait
+  loopchain tx deploy --key FILE --code FILE.js [--params JSON] [--to cx…] [--wait]
+      Deploy a SCORE: one JavaScript module (see packages/core/docs/writing-a-score.md; a .ts file
+      is compiled with esbuild first). --params go to its onInstall. Prints the SCORE's address
+      (scoreAddress). With --to, register a new version of that SCORE instead (--params go to its onUpdate).
+      The key's account needs the deployer right; the faucet of 'init' and 'devnet' has it.
+      e.g.  loopchain tx deploy --key .devnet/faucet.json --code token.js --params '{"_name":"Loop","_symbol":"LOOP","_decimals":18,"_initialSupply":1000}' --wait
+  loopchain tx call --key FILE --to cx… --method NAME [--params JSON] [--value N] [--wait]
+      Call a SCORE method in a transaction, so that it may change state; --value pays a payable method.
+      e.g.  loopchain tx call --key .devnet/faucet.json --to cx… --method transfer --params '{"_to":"hx…","_value":10}' --wait
+  Each also takes --rpc URL and --step-limit N. A committed transaction that failed exits 1.
+
+Queries:
+  loopchain call --to cx… --method NAME [--params JSON] [--rpc URL]
+      Run a read-only SCORE method against the node's latest state: no key, nothing is written.
+      e.g.  loopchain call --to cx… --method balanceOf --params '{"_owner":"hx…"}'
+
+  --rpc defaults to http://127.0.0.1:27602/, node-0 of the devnet. --params is a JSON object of named
+  parameters: integers as JSON numbers (tx deploy also takes decimal strings for its int parameters),
+  addresses and text as strings. Bad input, an unreachable node and a JSON-RPC error exit 2 with a message.
+
   loopchain --help
       This text.
 `
@@ -73,16 +101,6 @@ interface NodeConfig {
   rpc: { host?: string; port: number }
 }
 
-function flag(args: string[], name: string): string | undefined {
-  const i = args.indexOf(`--${name}`)
-  return i >= 0 ? args[i + 1] : undefined
-}
-
-function fail(message: string): never {
-  process.stderr.write(`loopchain: ${message}\n`)
-  process.exit(2)
-}
-
 const random32 = () => globalThis.crypto.getRandomValues(new Uint8Array(32))
 
 /** JSON-lines logger for operators and log shippers. */
@@ -90,7 +108,8 @@ function jsonLogger(node: string): NodeLogger {
   const line = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
     process.stdout.write(`${JSON.stringify({ t: new Date().toISOString(), level, node, msg, ...fields })}\n`)
   }
-  return { info: line('info'), warn: line('warn'), error: line('error'), debug: () => {} }
+  const debug = process.env.LOOPCHAIN_LOG === 'debug' ? line('debug') : () => {}
+  return { info: line('info'), warn: line('warn'), error: line('error'), debug }
 }
 
 async function init(args: string[]): Promise<void> {
@@ -108,21 +127,25 @@ async function init(args: string[]): Promise<void> {
     networkId: 1,
     timestamp: Date.now() * 1000,
     validators: makeValidatorSet(nodes.map((x) => ({ address: x.validator.address, publicKey: x.validator.publicKey, power: 1 }))),
-    members: nodes
-      .map((x) => ({
+    members: [
+      ...nodes.map((x) => ({
         id: `institution-${x.i}`,
         name: `Institution ${x.i}`,
         address: x.validator.address,
         nodeKey: keyPairFromSecret(x.nodeSecret, nativeCrypto).publicKey,
         rights: Right.Validator | Right.MemberNode | Right.Issuer | Right.Deployer,
-      }))
-      .concat({
+      })),
+      {
         id: 'observer',
         name: 'Observer',
         address: observer.account.address,
         nodeKey: keyPairFromSecret(observer.nodeSecret, nativeCrypto).publicKey,
         rights: Right.MemberNode | Right.Observer,
-      }),
+      },
+      // Deploying needs a member with the deployer right: the faucet is one, so that a developer on a
+      // fresh network deploys with the one key it hands out. It runs no node and never votes.
+      { id: 'faucet', name: 'Faucet', address: faucet.address, nodeKey: undefined, rights: Right.Deployer },
+    ],
     balances: [{ address: faucet.address, amount: 10n ** 30n }],
     params: { ...DEFAULT_PARAMS },
   }
@@ -193,7 +216,7 @@ async function start(args: string[]): Promise<void> {
     logger: log,
   })
   const rpc = await startRpcServer({
-    dispatcher: new RpcDispatcher(nodeRpcMethods(node), {
+    dispatcher: new RpcDispatcher(nodeRpcMethods(node, host), {
       title: 'loopchain',
       version: '0.1.0',
       onError: (e, m) => log.error('rpc method failed', { method: m, error: String(e) }),
@@ -201,7 +224,7 @@ async function start(args: string[]): Promise<void> {
     ...(config.rpc.host ? { host: config.rpc.host } : {}),
     port: config.rpc.port,
     health: () => ({ ok: true, height: node.height, peers: host.connections().length }),
-    metrics: () => node.metrics({ loopchain_peers: host.connections().length }),
+    metrics: () => node.metrics({ loopchain_peers: host.connections().length, loopchain_peers_banned: host.bannedPeers().length }),
     logger: log,
   })
   node.start()
@@ -270,55 +293,9 @@ async function devnet(args: string[]): Promise<void> {
   process.on('SIGTERM', stop)
 }
 
-async function rpcCall(url: string, method: string, params: object = {}): Promise<unknown> {
-  let res: Response
-  try {
-    res = await fetch(url, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
-  } catch (e) {
-    fail(`cannot reach ${url}: ${(e as Error).message} (is the node running? try 'npm run devnet')`)
-  }
-  const j = (await res.json()) as { result?: unknown; error?: { code: number; message: string; data?: unknown } }
-  if (j.error) fail(`${method}: ${j.error.message}${j.error.data ? ` ${JSON.stringify(j.error.data)}` : ''}`)
-  return j.result
-}
-
 async function status(args: string[]): Promise<void> {
-  const url = flag(args, 'rpc') ?? 'http://127.0.0.1:27602/'
-  const info = (await rpcCall(url, 'lc_getNetworkInfo')) as Record<string, unknown>
+  const info = (await rpcCall(flag(args, 'rpc') ?? DEFAULT_RPC, 'lc_getNetworkInfo')) as Record<string, unknown>
   process.stdout.write(`${JSON.stringify(info, null, 2)}\n`)
-}
-
-async function txSend(args: string[]): Promise<void> {
-  const url = flag(args, 'rpc') ?? 'http://127.0.0.1:27602/'
-  const keyFile = flag(args, 'key') ?? fail('tx send needs --key FILE')
-  const to = flag(args, 'to') ?? fail('tx send needs --to ADDRESS')
-  const value = flag(args, 'value') ?? fail('tx send needs --value N')
-  if (!isAddress(to)) fail(`--to ${to} is not an address (hx… or cx…, 40 hex digits)`)
-  if (!/^[1-9][0-9]*$/.test(value)) fail('--value must be a positive integer')
-  const key = keyPairFromSecret(fromHex((JSON.parse(readFileSync(keyFile, 'utf8')) as { secretKey: string }).secretKey), nativeCrypto)
-  const info = (await rpcCall(url, 'lc_getNetworkInfo')) as { networkId: number }
-  const account = (await rpcCall(url, 'lc_getAccount', { address: key.address })) as { nonce: number }
-  const tx = signTransaction(
-    {
-      version: 1,
-      networkId: info.networkId,
-      from: key.address,
-      to,
-      value: BigInt(value),
-      stepLimit: 100_000,
-      timestamp: Date.now() * 1000,
-      nonce: account.nonce,
-      kind: TxKind.Transfer,
-      data: new Uint8Array(0),
-    },
-    key,
-    nativeCrypto,
-  )
-  const hex = to0x(encode(transactionCodec, tx))
-  const out = args.includes('--wait')
-    ? await rpcCall(url, 'lc_sendTransactionAndWait', { tx: hex })
-    : { hash: await rpcCall(url, 'lc_sendTransaction', { tx: hex }) }
-  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`)
 }
 
 async function main(args: string[]): Promise<void> {
@@ -332,6 +309,9 @@ async function main(args: string[]): Promise<void> {
   if (cmd === 'devnet') return devnet(args.slice(1))
   if (cmd === 'status') return status(args.slice(1))
   if (cmd === 'tx' && sub === 'send') return txSend(args.slice(2))
+  if (cmd === 'tx' && sub === 'deploy') return txDeploy(args.slice(2))
+  if (cmd === 'tx' && sub === 'call') return txCall(args.slice(2))
+  if (cmd === 'call') return call(args.slice(1))
   if (cmd === 'keys' && sub === 'new') {
     const k = keyPairFromSecret(random32(), nativeCrypto)
     process.stdout.write(`${JSON.stringify({ secretKey: to0x(k.secretKey), publicKey: to0x(k.publicKey), address: k.address }, null, 2)}\n`)

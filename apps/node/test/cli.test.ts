@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { isAddress, parseGenesis } from '@loopchain/core'
+import { isAddress, parseGenesis, Right } from '@loopchain/core'
 import { describe, expect, it } from 'vitest'
 
 const CLI = fileURLToPath(new URL('../src/main.ts', import.meta.url))
@@ -13,7 +13,10 @@ describe('loopchain CLI', () => {
   it('prints help a newcomer can follow', () => {
     const r = run('--help')
     expect(r.status).toBe(0)
-    for (const cmd of ['init', 'start', 'devnet', 'status', 'tx send', 'keys new']) expect(r.stdout).toContain(`loopchain ${cmd}`)
+    for (const cmd of ['init', 'start', 'devnet', 'status', 'tx send', 'tx deploy', 'tx call', 'call', 'keys new']) {
+      expect(r.stdout).toContain(`loopchain ${cmd} `)
+      expect(r.stdout).toContain(`e.g.  loopchain ${cmd} `)
+    }
   })
 
   it('init writes a valid genesis, one config per validator, an observer and a faucet key', () => {
@@ -24,7 +27,10 @@ describe('loopchain CLI', () => {
       const g = parseGenesis(JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')))
       expect(g.chainId).toBe('cli-test')
       expect(g.validators.validators).toHaveLength(3)
-      expect(g.members).toHaveLength(4)
+      // Three validators, the observer, and the faucet with the deployer right.
+      expect(g.members).toHaveLength(5)
+      const faucet = JSON.parse(readFileSync(join(dir, 'faucet.json'), 'utf8'))
+      expect(g.members.find((m) => m.address === faucet.address)?.rights).toBe(Right.Deployer)
       for (const i of [0, 1, 2]) {
         const c = JSON.parse(readFileSync(join(dir, `node-${i}`, 'config.json'), 'utf8'))
         expect(c.p2p.tcpPort).toBe(31000 + 10 * i)

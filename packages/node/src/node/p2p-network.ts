@@ -13,7 +13,6 @@ import {
   bytes,
   type Commit,
   commitCodec,
-  consensusMessageCodec,
   decode,
   encode,
   list,
@@ -21,7 +20,8 @@ import {
   struct,
   uvarint,
 } from '@loopchain/core'
-import { createNodeHost, type GossipVerdict, type NodeHost } from '../p2p/host.js'
+import { type ConsensusGossipContext, type ConsensusTopic, checkConsensusGossip } from '../p2p/consensus-gossip.js'
+import { createNodeHost, type GossipValidator, type NodeHost } from '../p2p/host.js'
 import type { NodeLogger } from '../p2p/logger.js'
 import type { FullNode } from './full-node.js'
 
@@ -64,14 +64,25 @@ export function memberPeerIds(node: FullNode): Set<string> {
 /** Starts a libp2p host for `node` and attaches it; returns the host. */
 export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Promise<NodeHost> {
   const members = memberPeerIds(node)
-  const consensusCheck = (data: Uint8Array): GossipVerdict => {
-    try {
-      decode(consensusMessageCodec, data)
-      return 'accept'
-    } catch {
-      return 'reject'
-    }
+  const g = node.options.genesis
+  // The set in force at a height is known up to two heights past the tip (a change in block K
+  // applies from K + 2); beyond, the consensus machine judges membership itself.
+  const gossipContext: ConsensusGossipContext = {
+    networkId: g.networkId,
+    validatorsAt: (height) => (height <= node.height + 2 ? node.validatorsAt(height) : undefined),
+    get committedHeight() {
+      return node.height
+    },
   }
+  const consensusCheck =
+    (topic: ConsensusTopic): GossipValidator =>
+    (data, from) => {
+      const fault = checkConsensusGossip(data, topic, gossipContext)
+      if (fault === undefined) return 'accept'
+      if (fault.action === 'reject')
+        opts.logger?.debug('dropped a consensus message', { topic, peer: from, code: fault.code, reason: fault.message })
+      return fault.action
+    }
   const host = await createNodeHost({
     chainId: node.options.genesis.chainId,
     nodeKey: opts.nodeKey,
@@ -81,8 +92,8 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     bootstrap: opts.bootstrap ?? [],
     isMember: (peerId) => members.has(peerId),
     validators: {
-      proposal: consensusCheck,
-      vote: consensusCheck,
+      proposal: consensusCheck('proposal'),
+      vote: consensusCheck('vote'),
       tx: (data) => {
         try {
           decode(txBatchCodec, data)
@@ -96,12 +107,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   })
   host.subscribe('proposal', (data, from) => node.receiveConsensus(data, from))
   host.subscribe('vote', (data, from) => node.receiveConsensus(data, from))
-  host.subscribe('tx', (data) => {
-    for (const tx of decode(txBatchCodec, data)) {
-      // Duplicates and stale nonces are normal under gossip: the pool says why, nobody is at fault.
-      node.submit(tx, true).catch(() => undefined)
-    }
-  })
+  host.subscribe('tx', (data) => void node.submitFromPeer(decode(txBatchCodec, data)))
 
   // Block sync: serve committed blocks with their certificates, and fetch them when behind.
   const syncProtocol = `/loopchain/${node.options.genesis.chainId}/sync/1`

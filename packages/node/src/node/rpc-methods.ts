@@ -18,9 +18,11 @@ import {
   to0x,
   toHex,
 } from '@loopchain/core'
+import type { NodeHost } from '../p2p/host.js'
 import { type Json, RpcError, RpcErrorCode, type RpcMethod } from '../rpc/json-rpc.js'
 import type { CommittedBlock, FullNode } from './full-node.js'
 import { blockToJson, headerToJson, paramsFromJson, receiptToJson, transactionToJson, valueToJson } from './json.js'
+import { memberPeerIds } from './p2p-network.js'
 
 const HEX = '^0x([0-9a-fA-F]{2})*$'
 const HASH = '^0x[0-9a-fA-F]{64}$'
@@ -42,9 +44,16 @@ async function receiptOf(node: FullNode, hashHex: string): Promise<Json | undefi
   return receiptToJson(r, { ...at, blockHash: blockHash(block.header) })
 }
 
-/** The JSON-RPC methods of a full node. */
-export function nodeRpcMethods(node: FullNode): RpcMethod[] {
+/** What `lc_getPeers` reads from the node's libp2p host. */
+export type PeerSource = Pick<NodeHost, 'peerId' | 'connections' | 'peerScore' | 'bannedPeers'>
+
+// JSON has no infinities; gossipsub scores are finite in practice, but a status page must not break.
+const finite = (x: number): number | null => (Number.isFinite(x) ? Math.round(x * 1000) / 1000 : null)
+
+/** The JSON-RPC methods of a full node; with `peers`, also `lc_getPeers`. */
+export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] {
   const g = node.options.genesis
+  const members = peers ? memberPeerIds(node) : new Set<string>()
   const waiters = new Map<string, Set<() => void>>()
   node.onBlock((b) => {
     for (const r of b.receipts) {
@@ -231,12 +240,33 @@ export function nodeRpcMethods(node: FullNode): RpcMethod[] {
         mempool: node.mempool.size,
       }),
     },
+    ...(peers
+      ? [
+          {
+            name: 'lc_getPeers',
+            summary:
+              'This node’s peer id, its connected peers (member or not, gossip score) and the peers it refuses for a graylisted score. No addresses.',
+            params: [],
+            result: { name: 'peers', schema: { type: 'object' } },
+            handler: () => ({
+              peerId: peers.peerId,
+              peers: [...new Set(peers.connections().map((c) => c.peerId))].map((id) => ({
+                peerId: id,
+                member: members.has(id),
+                score: finite(peers.peerScore(id)),
+              })),
+              banned: peers.bannedPeers().map((b) => ({ ...b, score: finite(peers.peerScore(b.peerId)) })),
+            }),
+          } satisfies RpcMethod,
+        ]
+      : []),
     {
       name: 'lc_getValidators',
       summary: 'The validator set in force: addresses, public keys and voting power.',
       params: [],
       result: { name: 'validators', schema: { type: 'array' } },
-      handler: () => g.validators.validators.map((v) => ({ address: v.address, publicKey: to0x(v.publicKey), power: v.power })),
+      handler: () =>
+        node.validatorsAt(node.height + 1).validators.map((v) => ({ address: v.address, publicKey: to0x(v.publicKey), power: v.power })),
     },
     {
       name: 'lc_subscribe',

@@ -122,6 +122,8 @@ export interface NodeHost {
   enforceAdmission(): string[]
   /** Whether a peer is currently refused for a graylisted score. */
   isBanned(peerId: string): boolean
+  /** Peers currently refused for a graylisted score, with the time left on each ban. */
+  bannedPeers(): { peerId: string; remainingMs: number }[]
   /** Stops redialling, closes every connection and the listeners. */
   stop(): Promise<void>
 }
@@ -374,6 +376,7 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
       return [...out]
     },
     isBanned: (peerId) => banRemainingMs(peerId) > 0,
+    bannedPeers: () => [...bans.keys()].map((peerId) => ({ peerId, remainingMs: banRemainingMs(peerId) })).filter((b) => b.remainingMs > 0),
     async stop() {
       if (stopped) return
       stopped = true

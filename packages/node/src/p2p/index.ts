@@ -11,6 +11,13 @@
  */
 import './polyfills.js'
 
+export {
+  type ConsensusGossipCode,
+  type ConsensusGossipContext,
+  type ConsensusGossipFault,
+  type ConsensusTopic,
+  checkConsensusGossip,
+} from './consensus-gossip.js'
 export { P2PError, type P2PErrorCode, RequestError, type RequestErrorCode } from './errors.js'
 export { encodeFrame, FRAME_HEADER_BYTES, FrameKind } from './frames.js'
 export {

@@ -1,0 +1,37 @@
+/**
+ * What every `loopchain` command shares: reading flags, failing with a message, and a JSON-RPC
+ * client that turns an unreachable node or an error answer into that message.
+ */
+
+/** Where the client commands look for a node: node-0 of a devnet made with the default base port. */
+export const DEFAULT_RPC = 'http://127.0.0.1:27602/'
+
+/** The value after `--name`, if the flag is there. */
+export function flag(args: string[], name: string): string | undefined {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 ? args[i + 1] : undefined
+}
+
+/** Prints `loopchain: message` on stderr and exits 2: the user's input or the node said no. */
+export function fail(message: string): never {
+  process.stderr.write(`loopchain: ${message}\n`)
+  process.exit(2)
+}
+
+/** Calls a JSON-RPC method; any transport or JSON-RPC error ends the command through {@link fail}. */
+export async function rpcCall(url: string, method: string, params: object = {}): Promise<unknown> {
+  let res: Response
+  try {
+    res = await fetch(url, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
+  } catch (e) {
+    fail(`cannot reach ${url}: ${(e as Error).message} (is the node running? try 'npm run devnet')`)
+  }
+  let j: { result?: unknown; error?: { code: number; message: string; data?: unknown } }
+  try {
+    j = (await res.json()) as typeof j
+  } catch {
+    fail(`${url} answered HTTP ${res.status} with no JSON-RPC response (is it a loopchain node's JSON-RPC URL?)`)
+  }
+  if (j.error) fail(`${method}: ${j.error.message}${j.error.data ? ` ${JSON.stringify(j.error.data)}` : ''}`)
+  return j.result
+}

@@ -1,0 +1,154 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { TOKEN_SOURCE } from '@loopchain/core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const CLI = fileURLToPath(new URL('../src/main.ts', import.meta.url))
+const fixture = (name: string) => fileURLToPath(new URL(`fixtures/${name}`, import.meta.url))
+const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8', timeout: 60_000 })
+
+// A base port away from the devnet's 27600 and from cli.test.ts's 31000; random so that two runs side by side rarely collide.
+const basePort = 33_000 + 10 * Math.floor(Math.random() * 2_000)
+const url = `http://127.0.0.1:${basePort + 2}/`
+const bob = `hx${'b0'.repeat(20)}`
+let dir: string
+let node: ChildProcess
+let faucet: { address: string; secretKey: string }
+let keyFile: string
+
+async function rpc(method: string, params: object = {}, retry = true): Promise<any> {
+  try {
+    const res = await fetch(url, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
+    return ((await res.json()) as { result?: unknown }).result
+  } catch (e) {
+    // A kept-alive connection idle for seconds (a CLI run) may be closed by the server as it is reused: once more, on a new one.
+    if (retry) return rpc(method, params, false)
+    throw e
+  }
+}
+
+/** Runs a `tx` command against the node with a key file: the faucet's unless said otherwise. */
+const txAs = (key: string, sub: string, ...args: string[]) => run('tx', sub, '--key', key, '--rpc', url, ...args)
+const tx = (sub: string, ...args: string[]) => txAs(keyFile, sub, ...args)
+/** Runs `call` against the node and parses its result. */
+const call = (to: string, method: string, params?: object) =>
+  JSON.parse(run('call', '--rpc', url, '--to', to, '--method', method, ...(params ? ['--params', JSON.stringify(params)] : [])).stdout)
+/** The same query straight over JSON-RPC: a CLI run costs seconds on a busy machine. */
+const query = (to: string, method: string, params?: object) => rpc('lc_call', { to, method, ...(params ? { params } : {}) })
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'loopchain-cli-tx-'))
+  expect(run('init', '--validators', '1', '--out', dir, '--base-port', String(basePort)).status).toBe(0)
+  keyFile = join(dir, 'faucet.json')
+  faucet = JSON.parse(readFileSync(keyFile, 'utf8'))
+  writeFileSync(join(dir, 'token.js'), TOKEN_SOURCE)
+  const log = openSync(join(dir, 'node.log'), 'w')
+  node = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '--config', join(dir, 'node-0', 'config.json')], {
+    stdio: ['ignore', log, log],
+  })
+  closeSync(log)
+  const deadline = Date.now() + 60_000
+  for (;;) {
+    if (node.exitCode !== null || Date.now() > deadline)
+      throw new Error(`the node did not come up:\n${readFileSync(join(dir, 'node.log'), 'utf8')}`)
+    try {
+      if ((await rpc('lc_getNetworkInfo')) !== undefined) break
+    } catch {}
+    await new Promise((r) => setTimeout(r, 200))
+  }
+})
+
+afterAll(async () => {
+  if (node && node.exitCode === null) {
+    const exited = new Promise((r) => node.once('exit', r))
+    node.kill('SIGTERM')
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))])
+    if (node.exitCode === null) node.kill('SIGKILL')
+  }
+  if (dir) rmSync(dir, { recursive: true, force: true })
+})
+
+describe('loopchain tx deploy, tx call and call against a running node', () => {
+  it('deploys the example token with the faucet key, moves tokens with tx call and reads them back with call', async () => {
+    // An int above 2^53 goes as a decimal string: deploy types --params by the code's onInstall.
+    const supply = 10n ** 24n
+    const params = { _name: 'Loop', _symbol: 'LOOP', _decimals: 18, _initialSupply: supply.toString() }
+    const deployed = tx('deploy', '--code', join(dir, 'token.js'), '--params', JSON.stringify(params), '--wait')
+    expect(deployed.stderr).toBe('')
+    expect(deployed.status).toBe(0)
+    const receipt = JSON.parse(deployed.stdout)
+    expect(receipt).toMatchObject({ status: 'success', failure: null })
+    const token = receipt.scoreAddress as string
+    expect(token).toMatch(/^cx[0-9a-f]{40}$/)
+    expect(await query(token, 'name')).toBe('Loop')
+
+    const sent = tx('call', '--to', token, '--method', 'transfer', '--params', JSON.stringify({ _to: bob, _value: 250 }), '--wait')
+    expect(sent.status).toBe(0)
+    const transfer = JSON.parse(sent.stdout)
+    expect(transfer).toMatchObject({ status: 'success', logs: [{ score: token, event: 'Transfer(Address,Address,int,bytes)' }] })
+    expect(call(token, 'balanceOf', { _owner: bob })).toBe('250')
+    expect(await query(token, 'balanceOf', { _owner: faucet.address })).toBe((supply - 250n).toString())
+
+    // A call the contract refuses is committed with a failed receipt: printed, and exit 1.
+    const poor = join(dir, 'poor.json')
+    writeFileSync(poor, run('keys', 'new').stdout)
+    const refused = txAs(poor, 'call', '--to', token, '--method', 'transfer', '--params', `{"_to":"${bob}","_value":1}`, '--wait')
+    expect(refused.status).toBe(1)
+    expect(JSON.parse(refused.stdout)).toMatchObject({ status: 'failure', failure: { code: 'CONTRACT_ERROR' } })
+    expect(refused.stderr).toContain('the transaction failed: CONTRACT_ERROR: insufficient balance')
+    expect(await query(token, 'balanceOf', { _owner: bob })).toBe('250')
+  })
+
+  it('compiles a TypeScript SCORE, and registers a new version of it with --to', async () => {
+    const deployed = tx('deploy', '--code', fixture('counter.score.ts'), '--params', '{"start":41}', '--wait')
+    expect(deployed.status).toBe(0)
+    expect(deployed.stderr).toMatch(/compiled .*counter\.score\.ts with esbuild \d+\.\d+\.\d+/)
+    const counter = JSON.parse(deployed.stdout).scoreAddress as string
+    expect(tx('call', '--to', counter, '--method', 'increment', '--wait').status).toBe(0)
+    expect(await query(counter, 'count')).toBe('42')
+
+    const updated = tx('deploy', '--to', counter, '--code', fixture('counter-v2.score.js'), '--params', '{"step":10}', '--wait')
+    expect(updated.status).toBe(0)
+    expect(JSON.parse(updated.stdout)).toMatchObject({ status: 'success', scoreAddress: counter })
+    // The new version serves from the next block: this call's block runs its onUpdate first.
+    expect(tx('call', '--to', counter, '--method', 'increment', '--wait').status).toBe(0)
+    expect(call(counter, 'count')).toBe('52')
+
+    // Without --wait, deploy prints the hash and the address the SCORE will have.
+    const early = tx('deploy', '--code', fixture('counter.score.ts'), '--params', '{"start":0}')
+    expect(early.status).toBe(0)
+    const { hash, scoreAddress } = JSON.parse(early.stdout)
+    let receipt: any
+    for (let i = 0; i < 100 && !receipt; i++) {
+      receipt = await rpc('lc_getTransactionResult', { hash })
+      if (!receipt) await new Promise((r) => setTimeout(r, 100))
+    }
+    expect(receipt).toMatchObject({ status: 'success', scoreAddress })
+  })
+
+  it('refuses bad input and reports JSON-RPC errors with exit 2 and a clear message', () => {
+    const governance = `cx${'0'.repeat(39)}1`
+    const fails = (r: ReturnType<typeof run>, message: string | RegExp) => {
+      expect(r.status).toBe(2)
+      expect(r.stderr).toMatch(message)
+      expect(r.stdout).toBe('')
+    }
+    fails(tx('call', '--to', governance, '--method', 'vote', '--params', '[1, 2]'), /--params must be a JSON object of named parameters/)
+    fails(tx('call', '--to', governance, '--method', 'vote', '--params', '{oops'), /--params is not JSON/)
+    fails(tx('call', '--to', governance, '--method', 'vote', '--params', '{"id":1.5}'), /--params: params\.id must be an integer/)
+    fails(tx('call', '--to', bob, '--method', 'vote'), /--to hx.* is not a SCORE address/)
+    fails(run('tx', 'deploy', '--key', keyFile), /tx deploy needs --code FILE/)
+    fails(tx('deploy', '--code', join(dir, 'missing.js')), /cannot read the code file .*missing\.js/)
+    fails(
+      tx('deploy', '--code', join(dir, 'token.js'), '--params', '{"_symbol":"X"}'),
+      /--params: onInstall: parameter _name \(str\) is missing/,
+    )
+    fails(tx('deploy', '--code', join(dir, 'node.log')), /does not load as a SCORE: INVALID_CODE/)
+    fails(run('tx', 'call', '--key', join(dir, 'genesis.json'), '--to', governance, '--method', 'vote'), /has no secretKey/)
+    // The node's own refusal: lc_call's error message and data.
+    fails(run('call', '--rpc', url, '--to', governance, '--method', 'nope'), /lc_call: .*nope.* \{"code":"UNKNOWN_METHOD"\}/)
+  })
+})

@@ -1,0 +1,157 @@
+/**
+ * Gossip-time checks of consensus messages: the cheap tests that prove a proposal, vote or
+ * decision invalid whatever this node's state, so gossipsub drops it before forwarding it and
+ * lowers the score of the peer that sent it (peers that only relay valid-looking messages are
+ * never blamed, because invalid ones are not relayed).
+ *
+ * Signatures are not verified here: the consensus machine verifies each distinct message once,
+ * and doing it here as well would double the node's most expensive per-message work. A message
+ * with a bad signature from a known validator therefore passes these checks and is refused by the
+ * machine instead, without a penalty.
+ */
+import {
+  type Address,
+  bytesEqual,
+  type ConsensusMessage,
+  consensusMessageCodec,
+  decode,
+  isQuorum,
+  messageHeight,
+  proposerIndex,
+  totalPower,
+  type ValidatorSet,
+  ZERO_HASH,
+} from '@loopchain/core'
+
+/** The gossip topics consensus messages travel on: proposals on one, votes and decisions on the other. */
+export type ConsensusTopic = 'proposal' | 'vote'
+
+/**
+ * Why a consensus message was dropped at the gossip layer.
+ *
+ * - `UNDECODABLE`: not a consensus message.
+ * - `WRONG_TOPIC`: a proposal on the vote topic or a vote on the proposal topic.
+ * - `WRONG_NETWORK`: signed for another network id.
+ * - `BAD_HEIGHT`: height 0 (the genesis is not voted on).
+ * - `UNKNOWN_VALIDATOR`: the signer is not in the validator set in force at that height.
+ * - `WRONG_PROPOSER`: the proposer does not lead that height and round.
+ * - `BAD_VALID_ROUND`: a proposal's valid round is not below its round.
+ * - `BAD_COMMIT`: a decision's certificate cannot prove anything (nil block, unsorted or
+ *   unknown signers, less than a quorum of power), signatures aside.
+ * - `STALE`: a message of a height below this node's last commit; not a fault.
+ */
+export type ConsensusGossipCode =
+  | 'UNDECODABLE'
+  | 'WRONG_TOPIC'
+  | 'WRONG_NETWORK'
+  | 'BAD_HEIGHT'
+  | 'UNKNOWN_VALIDATOR'
+  | 'WRONG_PROPOSER'
+  | 'BAD_VALID_ROUND'
+  | 'BAD_COMMIT'
+  | 'STALE'
+
+/**
+ * A consensus message the gossip layer drops. `reject` penalises the peer that sent it (the
+ * message is invalid for everyone); `ignore` drops it without blame (it is merely useless to us).
+ */
+export interface ConsensusGossipFault {
+  readonly action: 'reject' | 'ignore'
+  readonly code: ConsensusGossipCode
+  readonly message: string
+}
+
+/** What {@link checkConsensusGossip} knows about the chain. */
+export interface ConsensusGossipContext {
+  readonly networkId: number
+  /**
+   * The validator set in force at a height, or `undefined` when this node cannot know it yet
+   * (then membership and proposer are left to the consensus machine).
+   */
+  validatorsAt(height: number): ValidatorSet | undefined
+  /** This node's last committed height: every message of an earlier height is decided already. */
+  readonly committedHeight: number
+}
+
+// Validator sets are immutable and live for many heights; index them once.
+const indexes = new WeakMap<ValidatorSet, Map<Address, number>>()
+function indexOf(set: ValidatorSet, a: Address): number | undefined {
+  let m = indexes.get(set)
+  if (m === undefined) {
+    m = new Map(set.validators.map((v, i) => [v.address, i]))
+    indexes.set(set, m)
+  }
+  return m.get(a)
+}
+
+const reject = (code: ConsensusGossipCode, message: string): ConsensusGossipFault => ({ action: 'reject', code, message })
+
+function checkMessage(m: ConsensusMessage, topic: ConsensusTopic, ctx: ConsensusGossipContext): ConsensusGossipFault | undefined {
+  if ((m.kind === 'proposal') !== (topic === 'proposal')) return reject('WRONG_TOPIC', `a ${m.kind} on the ${topic} topic`)
+  if (m.kind === 'vote') {
+    const v = m.vote.vote
+    if (v.networkId !== ctx.networkId) return reject('WRONG_NETWORK', `vote for network ${v.networkId}`)
+    if (v.height === 0) return reject('BAD_HEIGHT', 'vote at height 0')
+    const set = ctx.validatorsAt(v.height)
+    if (set && indexOf(set, v.validator) === undefined)
+      return reject('UNKNOWN_VALIDATOR', `${v.validator} is not a validator at height ${v.height}`)
+    return undefined
+  }
+  if (m.kind === 'proposal') {
+    const p = m.proposal.proposal
+    if (p.networkId !== ctx.networkId) return reject('WRONG_NETWORK', `proposal for network ${p.networkId}`)
+    if (p.height === 0) return reject('BAD_HEIGHT', 'proposal at height 0')
+    if (p.validRound < -1 || p.validRound >= p.round) return reject('BAD_VALID_ROUND', `valid round ${p.validRound} in round ${p.round}`)
+    const set = ctx.validatorsAt(p.height)
+    if (set) {
+      if (indexOf(set, p.proposer) === undefined)
+        return reject('UNKNOWN_VALIDATOR', `${p.proposer} is not a validator at height ${p.height}`)
+      if (set.validators[proposerIndex(set, p.height, p.round)]?.address !== p.proposer)
+        return reject('WRONG_PROPOSER', `${p.proposer} does not lead round ${p.round} at height ${p.height}`)
+    }
+    return undefined
+  }
+  const c = m.decision.commit
+  if (c.height === 0) return reject('BAD_HEIGHT', 'decision at height 0')
+  if (bytesEqual(c.blockHash, ZERO_HASH)) return reject('BAD_COMMIT', 'a commit cannot be for nil')
+  const set = ctx.validatorsAt(c.height)
+  if (set) {
+    // What verifyCommit checks before the signatures: distinct, known signers with a quorum of power.
+    let power = 0
+    let prev = -1
+    for (const s of c.signatures) {
+      const v = set.validators[s.index]
+      if (s.index <= prev || v === undefined) return reject('BAD_COMMIT', `commit signer index ${s.index} is out of order or unknown`)
+      prev = s.index
+      power += v.power
+    }
+    if (!isQuorum(power, totalPower(set))) return reject('BAD_COMMIT', `commit carries ${power} of ${totalPower(set)} voting power`)
+  }
+  return undefined
+}
+
+/**
+ * Checks one consensus gossip message without verifying signatures; returns why to drop it, or
+ * `undefined` to deliver and forward it. Messages that are invalid for everyone are `reject`ed;
+ * messages of heights below `committedHeight` are `ignore`d (a peer still at such a height catches
+ * up by block sync, not by votes). Messages of later heights are delivered: they are how a node
+ * learns that it fell behind.
+ */
+export function checkConsensusGossip(
+  data: Uint8Array,
+  topic: ConsensusTopic,
+  ctx: ConsensusGossipContext,
+): ConsensusGossipFault | undefined {
+  let m: ConsensusMessage
+  try {
+    m = decode(consensusMessageCodec, data)
+  } catch (e) {
+    return reject('UNDECODABLE', e instanceof Error ? e.message : String(e))
+  }
+  const fault = checkMessage(m, topic, ctx)
+  if (fault) return fault
+  const h = messageHeight(m)
+  if (h < ctx.committedHeight)
+    return { action: 'ignore', code: 'STALE', message: `height ${h} is below the last commit ${ctx.committedHeight}` }
+  return undefined
+}

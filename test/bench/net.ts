@@ -1,0 +1,314 @@
+/**
+ * `npm run bench -- net`: a 4-validator devnet of separate `loopchain start` processes on this
+ * machine, loaded by a generator that signs its transfers ahead and submits them over JSON-RPC
+ * (batches of up to 100, each sender always to the same node so its nonces arrive in order).
+ *
+ * Figures: committed tx/s sustained over the measurement window, commit latency p50 / p99 from
+ * submission to the moment the committing block is announced (a WebSocket block subscription on
+ * one node), CPU and peak memory per node, and the in-run ceiling: native ed25519 verifications
+ * per second on this machine times its cores, divided by the validators (every validator checks
+ * every transaction's signature once). Options: `--rate N` offered tx/s (default 60% of that
+ * ceiling), `--seconds N` measured window (default 30), `--senders N` (default 1,000).
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { availableParallelism, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import {
+  type Address,
+  encode,
+  genesisToJson,
+  keyPairFromSecret,
+  parseGenesis,
+  sha256,
+  signTransaction,
+  TxKind,
+  to0x,
+  toHex,
+  transactionCodec,
+  transactionHash,
+  utf8,
+} from '@loopchain/core'
+import { nativeCrypto } from '@loopchain/node'
+import WebSocket from 'ws'
+import type { Report } from './report.js'
+
+const CLI = fileURLToPath(new URL('../../apps/node/src/main.ts', import.meta.url))
+const VALIDATORS = 4
+const WARMUP_S = 5
+const DRAIN_S = 15
+const TICK_MS = 25
+const RECIPIENT = 'hx00000000000000000000000000000000000b3c01' as Address
+
+export interface NetBenchOptions {
+  readonly rate?: number
+  readonly seconds?: number
+  readonly senders?: number
+}
+
+interface Proc {
+  readonly child: ChildProcess
+  readonly pid: number
+  readonly rpc: string
+}
+
+/** utime + stime of a process in seconds, from /proc (Linux). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/** Peak resident memory of a process in MiB (VmHWM). */
+function peakRssMiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) / 1024 : Number.NaN
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number
+}
+
+async function rpc(url: string, body: unknown): Promise<any> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  return res.json()
+}
+
+async function waitFor(f: () => Promise<boolean>, ms: number, what: string): Promise<void> {
+  const until = Date.now() + ms
+  for (;;) {
+    if (
+      await f().catch((e: Error) => {
+        if (e.message.includes('exited')) throw e
+        return false
+      })
+    )
+      return
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}
+
+/** Native ed25519 verifications per second on one core, measured now. */
+function verifyRate(): number {
+  const k = keyPairFromSecret(sha256(utf8('bench-baseline')), nativeCrypto)
+  const msg = sha256(utf8('message'))
+  const sig = nativeCrypto.sign(msg, k.secretKey)
+  for (let i = 0; i < 500; i++) nativeCrypto.verify(sig, msg, k.publicKey)
+  const n = 5000
+  const t0 = performance.now()
+  for (let i = 0; i < n; i++) nativeCrypto.verify(sig, msg, k.publicKey)
+  return (n * 1000) / (performance.now() - t0)
+}
+
+export async function runNetBench(report: Report, opts: NetBenchOptions = {}): Promise<void> {
+  const cores = availableParallelism()
+  const perCore = verifyRate()
+  const ceiling = (perCore * cores) / VALIDATORS
+  const rate = opts.rate ?? Math.round(ceiling * 0.6)
+  const seconds = opts.seconds ?? 30
+  const senderCount = opts.senders ?? 1000
+  console.error(
+    `net: verify ${Math.round(perCore)}/s per core × ${cores} cores / ${VALIDATORS} validators = ceiling ${Math.round(ceiling)} tx/s`,
+  )
+  console.error(`net: offering ${rate} tx/s for ${WARMUP_S}s warm-up + ${seconds}s measured, from ${senderCount} senders`)
+
+  // A fresh devnet whose genesis funds the generator's senders.
+  const dir = mkdtempSync(join(tmpdir(), 'loopchain-bench-net-'))
+  const base = 40_000 + Math.floor(Math.random() * 1_500) * 10
+  const senders = Array.from({ length: senderCount }, (_, i) => keyPairFromSecret(sha256(utf8(`bench-sender-${i}`)), nativeCrypto))
+  const procs: Proc[] = []
+  try {
+    const init = spawn(
+      process.execPath,
+      ['--import', 'tsx', CLI, 'init', '--validators', String(VALIDATORS), '--out', dir, '--base-port', String(base)],
+      {
+        stdio: 'ignore',
+      },
+    )
+    await new Promise((r) => init.once('exit', r))
+    const gPath = join(dir, 'genesis.json')
+    const g = parseGenesis(JSON.parse(readFileSync(gPath, 'utf8')))
+    const balances = [...g.balances, ...senders.map((s) => ({ address: s.address, amount: 10n ** 24n }))]
+    balances.sort((a, b) => (a.address < b.address ? -1 : 1))
+    const funded = { ...g, balances }
+    writeFileSync(gPath, JSON.stringify(genesisToJson(funded), null, 2))
+
+    for (let i = 0; i < VALIDATORS; i++) {
+      const prof = process.env.LOOPCHAIN_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, 'prof')}`] : []
+      const child = spawn(process.execPath, [...prof, '--import', 'tsx', CLI, 'start', '--config', join(dir, `node-${i}`, 'config.json')], {
+        stdio: ['ignore', openSync(join(dir, `node-${i}.log`), 'w'), 'inherit'],
+        env: { ...process.env },
+      })
+      procs.push({ child, pid: child.pid as number, rpc: `http://127.0.0.1:${base + 10 * i + 2}/` })
+    }
+    for (const p of procs) {
+      await waitFor(
+        async () => {
+          if (p.child.exitCode !== null) throw new Error(`the node at ${p.rpc} exited with ${p.child.exitCode}`)
+          return !(await rpc(p.rpc, { jsonrpc: '2.0', id: 1, method: 'lc_getNetworkInfo' })).error
+        },
+        60_000,
+        p.rpc,
+      )
+    }
+
+    // Sign everything ahead: sender s sends its k-th transfer with nonce k.
+    const total = Math.ceil(rate * (WARMUP_S + seconds))
+    const txs: { hex: string; hash: string; node: number }[] = []
+    const now = Date.now() * 1000
+    const signStart = performance.now()
+    for (let j = 0; j < total; j++) {
+      const s = j % senderCount
+      const key = senders[s] as (typeof senders)[number]
+      const tx = signTransaction(
+        {
+          version: 1,
+          networkId: g.networkId,
+          from: key.address,
+          to: RECIPIENT,
+          value: 1n,
+          stepLimit: 100_000,
+          timestamp: now + j,
+          nonce: Math.floor(j / senderCount),
+          kind: TxKind.Transfer,
+          data: new Uint8Array(0),
+        },
+        key,
+        nativeCrypto,
+      )
+      txs.push({ hex: to0x(encode(transactionCodec, tx)), hash: toHex(transactionHash(tx.body)), node: s % VALIDATORS })
+    }
+    console.error(`net: signed ${total} transfers in ${Math.round(performance.now() - signStart)} ms`)
+
+    // Commit times come from node 0's block subscription; the block's hashes from lc_getBlockByHeight.
+    const submittedAt = new Map<string, number>()
+    const committedAt = new Map<string, number>()
+    const blocks: { at: number; txs: number }[] = []
+    const ws = new WebSocket(`${(procs[0] as Proc).rpc.replace('http', 'ws')}ws`)
+    await new Promise((r, j) => ws.once('open', r).once('error', j))
+    let fetching = Promise.resolve()
+    ws.on('message', (raw) => {
+      const m = JSON.parse(String(raw))
+      if (m.method !== 'lc_subscription') return
+      const at = performance.now()
+      const height = m.params.result.height as number
+      fetching = fetching.then(async () => {
+        const r = await rpc((procs[0] as Proc).rpc, {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'lc_getBlockByHeight',
+          params: { height, full: false },
+        })
+        const hashes = (r.result?.transactions ?? []) as string[]
+        blocks.push({ at, txs: hashes.length })
+        for (const h of hashes) committedAt.set(h.slice(2), at)
+      })
+    })
+    ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'lc_subscribe', params: { topic: 'blocks' } }))
+
+    // Open loop at the offered rate, in batches per node every tick.
+    let refused = 0
+    const refusals = new Map<string, number>()
+    const inflight = new Set<Promise<void>>()
+    const t0 = performance.now()
+    let next = 0
+    const cpu0: number[] = []
+    let windowStart = 0
+    let loadCpu0 = process.cpuUsage()
+    while (next < total) {
+      const elapsed = (performance.now() - t0) / 1000
+      if (windowStart === 0 && elapsed >= WARMUP_S) {
+        windowStart = performance.now()
+        for (const p of procs) cpu0.push(cpuSeconds(p.pid))
+        loadCpu0 = process.cpuUsage()
+      }
+      const due = Math.min(total, Math.floor(elapsed * rate))
+      const perNode: (typeof txs)[] = Array.from({ length: VALIDATORS }, () => [])
+      for (; next < due; next++) (perNode[(txs[next] as (typeof txs)[number]).node] as typeof txs).push(txs[next] as (typeof txs)[number])
+      for (let i = 0; i < VALIDATORS; i++) {
+        const list = perNode[i] as typeof txs
+        for (let k = 0; k < list.length; k += 100) {
+          const chunk = list.slice(k, k + 100)
+          const sentAt = performance.now()
+          for (const t of chunk) submittedAt.set(t.hash, sentAt)
+          const body = chunk.map((t, n) => ({ jsonrpc: '2.0', id: n, method: 'lc_sendTransaction', params: { tx: t.hex } }))
+          const p: Promise<void> = rpc((procs[i] as Proc).rpc, body)
+            .then((rs: any) => {
+              for (const r of Array.isArray(rs) ? rs : [rs]) {
+                if (!r.error) continue
+                refused++
+                const why = String(r.error.data?.code ?? r.error.message)
+                refusals.set(why, (refusals.get(why) ?? 0) + 1)
+              }
+            })
+            .catch(() => {
+              refused += chunk.length
+            })
+            .finally(() => inflight.delete(p))
+          inflight.add(p)
+        }
+      }
+      await new Promise((r) => setTimeout(r, TICK_MS))
+    }
+    const windowEnd = performance.now()
+    const cpu1 = procs.map((p) => cpuSeconds(p.pid))
+    const loadCpu = process.cpuUsage(loadCpu0)
+    await Promise.all(inflight)
+    // Let the tail commit, then stop listening.
+    const drainUntil = Date.now() + DRAIN_S * 1000
+    while (Date.now() < drainUntil && committedAt.size < submittedAt.size - refused) await new Promise((r) => setTimeout(r, 100))
+    await fetching
+    ws.close()
+
+    const windowS = (windowEnd - windowStart) / 1000
+    const committedInWindow = [...committedAt.values()].filter((at) => at >= windowStart && at < windowEnd).length
+    const latencies: number[] = []
+    for (const [h, sent] of submittedAt) {
+      const at = committedAt.get(h)
+      if (at !== undefined && sent >= windowStart) latencies.push(at - sent)
+    }
+    latencies.sort((a, b) => a - b)
+    const missing = submittedAt.size - committedAt.size - refused
+    const tps = committedInWindow / windowS
+    const windowBlocks = blocks.filter((b) => b.at >= windowStart && b.at < windowEnd)
+    if (refusals.size) console.error(`net: refused ${refused}: ${JSON.stringify(Object.fromEntries(refusals))}`)
+
+    report('sig_verify_native_per_core', perCore, 'ops/s')
+    report('cores', cores, 'cores')
+    report('sig_ceiling_tps', ceiling, 'tx/s')
+    report('offered_tps', rate, 'tx/s')
+    report('committed_tps', tps, 'tx/s')
+    report('tps_vs_sig_ceiling_ratio', tps / ceiling, 'x')
+    report('commit_latency_p50_ms', percentile(latencies, 50), 'ms')
+    report('commit_latency_p99_ms', percentile(latencies, 99), 'ms')
+    report('blocks_per_s', windowBlocks.length / windowS, 'blocks/s')
+    report('txs_per_block', windowBlocks.reduce((s, b) => s + b.txs, 0) / Math.max(1, windowBlocks.length), 'txs')
+    report('refused_txs', refused, 'txs')
+    report('uncommitted_txs', Math.max(0, missing), 'txs')
+    procs.forEach((_, i) => {
+      report(`node${i}_cpu`, (100 * ((cpu1[i] as number) - (cpu0[i] as number))) / windowS, '%core')
+    })
+    const rss = procs.map((p) => peakRssMiB(p.pid))
+    procs.forEach((_, i) => {
+      report(`node${i}_peak_rss`, rss[i] as number, 'MiB')
+    })
+    report('node_peak_rss_max', Math.max(...rss), 'MiB')
+    report('loadgen_cpu', (100 * (loadCpu.user + loadCpu.system)) / 1e6 / windowS, '%core')
+  } finally {
+    // A clean stop first (profiles and logs get written), then no mercy.
+    for (const p of procs) p.child.kill('SIGTERM')
+    await Promise.all(
+      procs.map((p) =>
+        p.child.exitCode !== null
+          ? undefined
+          : Promise.race([new Promise((r) => p.child.once('exit', r)), new Promise((r) => setTimeout(r, 5000))]),
+      ),
+    )
+    for (const p of procs) p.child.kill('SIGKILL')
+    if (process.env.LOOPCHAIN_BENCH_KEEP) console.error(`net: logs and data kept in ${dir}`)
+    else rmSync(dir, { recursive: true, force: true })
+  }
+}
