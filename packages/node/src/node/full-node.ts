@@ -27,6 +27,7 @@ import {
   type ConsensusMessage,
   type ConsensusOutput,
   type ContractEngine,
+  type CryptoProvider,
   checkBlockStructure,
   checkTransaction,
   commitHash,
@@ -36,6 +37,7 @@ import {
   decodeBlock,
   encode,
   executeBlock,
+  fastVoteSignBytes,
   type Genesis,
   genesisHash,
   genesisHeader,
@@ -43,6 +45,7 @@ import {
   keyPairFromSecret,
   LoopchainError,
   messageHeight,
+  proposalSignBytes,
   type Receipt,
   StateTree,
   stateResult,
@@ -108,6 +111,30 @@ interface Tip {
   readonly commit: Commit | undefined
 }
 
+/**
+ * A crypto provider that remembers the signatures it found valid (a bounded set), so a consensus
+ * message checked by the gossip validator before it is forwarded is not verified again when the
+ * consensus machine handles it. Only successes are kept: a failure costs its caller every time.
+ */
+export function rememberingCrypto(base: CryptoProvider, size = 16_384): CryptoProvider {
+  const seen = new Set<string>()
+  const id = (...parts: Uint8Array[]) => parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString('latin1')).join('|')
+  return {
+    ...base,
+    name: `${base.name}+memo`,
+    verify(signature, message, publicKey) {
+      const k = id(signature, publicKey, message)
+      if (seen.has(k)) return true
+      const ok = base.verify(signature, message, publicKey)
+      if (ok) {
+        if (seen.size >= size) seen.delete(seen.values().next().value as string)
+        seen.add(k)
+      }
+      return ok
+    },
+  }
+}
+
 /** Gossiped transactions checked per turn of the event loop (see {@link FullNode.submitFromPeer}). */
 const SUBMIT_CHUNK = 32
 
@@ -144,6 +171,8 @@ export class FullNode {
   private productionTimer: ReturnType<typeof setTimeout> | undefined
   private stopped = false
   private readonly nonces = new Map<Address, number>()
+  /** Native crypto that remembers valid signatures (see {@link rememberingCrypto}). */
+  private readonly crypto = rememberingCrypto(nativeCrypto)
   private nonceEpoch = 0
   /** The highest height a peer reported during block sync (0 before any sync). */
   syncTarget = 0
@@ -220,7 +249,7 @@ export class FullNode {
     node.machine = createConsensus(
       {
         networkId: g.networkId,
-        crypto: nativeCrypto,
+        crypto: node.crypto,
         hashBlock: (bytes) => blockHash(decodeBlockOnce(bytes).header),
         timeouts: {
           proposeMs: g.params.timeoutProposeMs,
@@ -325,9 +354,43 @@ export class FullNode {
       return
     }
     // Peers moved on to the next height: join them even if this node had nothing to propose. (A
-    // late vote for a height already committed must not start one: idle chains would tick.)
-    if (this.heightStarted <= this.height && messageHeight(message) > this.height) this.startHeightNow()
+    // late vote for a height already committed must not start one: idle chains would tick; nor
+    // may a message whose signatures do not verify: anyone could make the chain tick.)
+    if (this.heightStarted <= this.height && messageHeight(message) > this.height && this.consensusSignaturesValid(message) === true) {
+      this.startHeightNow()
+    }
     this.enqueue({ type: 'message', message, ...(from ? { from } : {}) })
+  }
+
+  /**
+   * Whether a consensus message's signatures verify against the validator set of its height:
+   * `undefined` when that set is not known yet (more than two heights ahead). Successes are
+   * remembered, so the consensus machine does not verify the same signature again.
+   */
+  consensusSignaturesValid(m: ConsensusMessage): boolean | undefined {
+    const height = messageHeight(m)
+    if (height > this.height + 2) return undefined
+    const set = this.validatorsAt(height)
+    const keyOf = (a: Address) => set.validators.find((v) => v.address === a)?.publicKey
+    try {
+      switch (m.kind) {
+        case 'vote': {
+          const pk = keyOf(m.vote.vote.validator)
+          return pk !== undefined && this.crypto.verify(m.vote.signature, fastVoteSignBytes(m.vote.vote, nativeCrypto.sha256), pk)
+        }
+        case 'proposal': {
+          const pk = keyOf(m.proposal.proposal.proposer)
+          return pk !== undefined && this.crypto.verify(m.proposal.signature, proposalSignBytes(m.proposal.proposal), pk)
+        }
+        default: {
+          const c = m.decision.commit
+          verifyCommit(c, { networkId: this.options.genesis.networkId, height: c.height, blockHash: c.blockHash }, set, this.crypto)
+          return true
+        }
+      }
+    } catch {
+      return false
+    }
   }
 
   /** The account (balance and nonce) of `a` in the latest state. */

@@ -13,6 +13,7 @@ import {
   bytes,
   type Commit,
   commitCodec,
+  consensusMessageCodec,
   decode,
   encode,
   list,
@@ -78,10 +79,19 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     (topic: ConsensusTopic): GossipValidator =>
     (data, from) => {
       const fault = checkConsensusGossip(data, topic, gossipContext)
-      if (fault === undefined) return 'accept'
-      if (fault.action === 'reject')
-        opts.logger?.debug('dropped a consensus message', { topic, peer: from, code: fault.code, reason: fault.message })
-      return fault.action
+      if (fault !== undefined) {
+        if (fault.action === 'reject')
+          opts.logger?.debug('dropped a consensus message', { topic, peer: from, code: fault.code, reason: fault.message })
+        return fault.action
+      }
+      // Signatures last (the costly check), once: the node remembers the valid ones for its
+      // consensus machine. A bad signature is the forwarder's fault: honest peers verify before
+      // they forward, so they never pass one on.
+      if (node.consensusSignaturesValid(decode(consensusMessageCodec, data)) === false) {
+        opts.logger?.debug('dropped a consensus message', { topic, peer: from, code: 'BAD_SIGNATURE' })
+        return 'reject'
+      }
+      return 'accept'
     }
   const host = await createNodeHost({
     chainId: node.options.genesis.chainId,
