@@ -250,10 +250,34 @@ export async function txCall(args: string[]): Promise<void> {
   const value = flag(args, 'value') ?? '0'
   if (!/^(0|[1-9][0-9]*)$/.test(value)) fail('--value must be a non-negative integer')
   const stepLimit = stepLimitFlag(args, CONTRACT_STEP_LIMIT)
-  // No ABI here (the node serves none), so JSON maps as lc_call maps it: integers become ints.
-  const params = toValue(() => valueFromJson(json))
+  const key = readKey(keyFile)
+  // Typed by the SCORE's ABI from the node (lc_getScoreApi), so big integers and bytes travel as
+  // strings: '{"_value":"1000000000000000000000"}'.
+  const abi = (await rpcCall(flag(args, 'rpc') ?? DEFAULT_RPC, 'lc_getScoreApi', { address: to })) as {
+    type: string
+    name: string
+    inputs: { name: string; type: string }[]
+  }[]
+  const declared = abi.find((e) => e.type === 'function' && e.name === method)
+  if (declared === undefined)
+    fail(
+      `${to} has no method ${method}; its methods: ${abi
+        .filter((e) => e.type === 'function')
+        .map((e) => e.name)
+        .join(', ')}`,
+    )
+  const params = toValue(() =>
+    json === null
+      ? null
+      : Object.fromEntries(
+          Object.entries(json as Record<string, Json>).map(([k, x]) => [
+            k,
+            valueFromJson(x, declared.inputs.find((i) => i.name === k)?.type, `params.${k}`),
+          ]),
+        ),
+  )
   const data = encode(callDataCodec, { method, params })
-  const sent = await signAndSend(args, readKey(keyFile), { kind: TxKind.Call, to, value: BigInt(value), data }, stepLimit)
+  const sent = await signAndSend(args, key, { kind: TxKind.Call, to, value: BigInt(value), data }, stepLimit)
   print(sent.receipt ?? { hash: sent.hash }, sent.receipt)
 }
 

@@ -85,12 +85,26 @@ describe('loopchain tx deploy, tx call and call against a running node', () => {
     expect(token).toMatch(/^cx[0-9a-f]{40}$/)
     expect(await query(token, 'name')).toBe('Loop')
 
-    const sent = tx('call', '--to', token, '--method', 'transfer', '--params', JSON.stringify({ _to: bob, _value: 250 }), '--wait')
+    // 10^21 + 250 is beyond 2^53: typed as an int by the SCORE's ABI, it arrives exactly.
+    const amount = 10n ** 21n + 250n
+    const sent = tx(
+      'call',
+      '--to',
+      token,
+      '--method',
+      'transfer',
+      '--params',
+      JSON.stringify({ _to: bob, _value: amount.toString() }),
+      '--wait',
+    )
     expect(sent.status).toBe(0)
     const transfer = JSON.parse(sent.stdout)
     expect(transfer).toMatchObject({ status: 'success', logs: [{ score: token, event: 'Transfer(Address,Address,int,bytes)' }] })
-    expect(call(token, 'balanceOf', { _owner: bob })).toBe('250')
-    expect(await query(token, 'balanceOf', { _owner: faucet.address })).toBe((supply - 250n).toString())
+    expect(call(token, 'balanceOf', { _owner: bob })).toBe(amount.toString())
+    expect(await query(token, 'balanceOf', { _owner: faucet.address })).toBe((supply - amount).toString())
+    const unknown = tx('call', '--to', token, '--method', 'mint', '--params', '{}')
+    expect(unknown.status).toBe(2)
+    expect(unknown.stderr).toContain('has no method mint')
 
     // A call the contract refuses is committed with a failed receipt: printed, and exit 1.
     const poor = join(dir, 'poor.json')
@@ -99,7 +113,7 @@ describe('loopchain tx deploy, tx call and call against a running node', () => {
     expect(refused.status).toBe(1)
     expect(JSON.parse(refused.stdout)).toMatchObject({ status: 'failure', failure: { code: 'CONTRACT_ERROR' } })
     expect(refused.stderr).toContain('the transaction failed: CONTRACT_ERROR: insufficient balance')
-    expect(await query(token, 'balanceOf', { _owner: bob })).toBe('250')
+    expect(await query(token, 'balanceOf', { _owner: bob })).toBe(amount.toString())
   })
 
   it('compiles a TypeScript SCORE, and registers a new version of it with --to', async () => {

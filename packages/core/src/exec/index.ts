@@ -28,4 +28,4 @@ export {
   readValidators,
 } from './governance.js'
 export * from './layout.js'
-export { getScoreApi, getScoreInfo, type ScoreInfo, scoreInfoToValue, UPDATE_STEP_LIMIT } from './registry.js'
+export { getScoreAbi, getScoreApi, getScoreInfo, type ScoreInfo, scoreInfoToValue, UPDATE_STEP_LIMIT } from './registry.js'

@@ -9,7 +9,7 @@
 import { decode, encode } from '../codec/codec.js'
 import type { Value } from '../codec/value.js'
 import type { Address } from '../crypto/address.js'
-import { abiToValue } from '../score/abi.js'
+import { abiToValue, type ScoreAbi } from '../score/abi.js'
 import { callScore, type LoadedScore, loadScore, type ScoreLookup, UPDATE_METHOD } from '../score/call.js'
 import type { ContractEngine } from '../score/engine/types.js'
 import type { StateOverlay } from '../score/overlay.js'
@@ -235,16 +235,26 @@ export function scoreInfoToValue(info: ScoreInfo): Value {
 }
 
 /**
- * The ABI of a SCORE's serving version (or of `version`, any registered one) as `abiToValue`
- * gives it, for a `getScoreApi` endpoint; undefined when there is no such SCORE or version.
+ * The ABI of a SCORE's serving version (or of `version`, any registered one); undefined when
+ * there is no such SCORE or version. The governance SCORE answers at its address.
  */
-export async function getScoreApi(tree: StateTree, engine: ContractEngine, address: Address, version?: number): Promise<Value | undefined> {
-  if (address === GOVERNANCE_ADDRESS) return version === undefined ? abiToValue(GOVERNANCE_ABI) : undefined
+export async function getScoreAbi(
+  tree: StateTree,
+  engine: ContractEngine,
+  address: Address,
+  version?: number,
+): Promise<ScoreAbi | undefined> {
+  if (address === GOVERNANCE_ADDRESS) return version === undefined ? GOVERNANCE_ABI : undefined
   const info = await getScoreInfo(tree, address)
   if (info === undefined) return undefined
   const v = version === undefined ? servingVersion(info) : info.versions[version - 1]
   if (v === undefined) return undefined
   const code = await tree.get(codeKey(v.codeHash))
-  const loaded = scoreCache(engine).get(v.codeHash, () => code)
-  return loaded === undefined ? undefined : abiToValue(loaded.abi)
+  return scoreCache(engine).get(v.codeHash, () => code)?.abi
+}
+
+/** {@link getScoreAbi} as `abiToValue` gives it, for a `getScoreApi` endpoint. */
+export async function getScoreApi(tree: StateTree, engine: ContractEngine, address: Address, version?: number): Promise<Value | undefined> {
+  const abi = await getScoreAbi(tree, engine, address, version)
+  return abi === undefined ? undefined : abiToValue(abi)
 }

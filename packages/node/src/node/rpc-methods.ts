@@ -10,6 +10,8 @@ import {
   encode,
   fromHex,
   genesisHash,
+  getScoreAbi,
+  getScoreApi,
   isAddress,
   LoopchainError,
   logMatches,
@@ -191,9 +193,11 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
       handler: async (p) => {
         const engine = node.options.engine
         if (!engine) throw new RpcError(RpcErrorCode.ScoreFailed, 'this node runs without a contract engine', { code: 'NO_ENGINE' })
+        // Typed by the SCORE's ABI, so big integers and bytes can be passed as strings.
+        const abi = await getScoreAbi(node.state, engine, p.to as Address)
         let params: ReturnType<typeof paramsFromJson>
         try {
-          params = paramsFromJson((p.params as Json | undefined) ?? null, undefined, p.method as string)
+          params = paramsFromJson((p.params as Json | undefined) ?? null, abi, p.method as string)
         } catch (e) {
           throw new RpcError(RpcErrorCode.InvalidParams, (e as Error).message)
         }
@@ -205,6 +209,22 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
         )
         if (!r.ok) throw new RpcError(RpcErrorCode.ScoreFailed, r.failure.message, { code: r.failure.code })
         return valueToJson(r.result)
+      },
+    },
+    {
+      name: 'lc_getScoreApi',
+      summary: "A SCORE's ABI: its methods (parameters, result, readonly, payable) and events; the serving version or a given one.",
+      params: [
+        { name: 'address', schema: { type: 'string', pattern: '^cx[0-9a-f]{40}$' }, required: true },
+        { name: 'version', schema: { type: 'integer', minimum: 1 } },
+      ],
+      result: { name: 'abi', schema: { type: 'object' } },
+      handler: async (p) => {
+        const engine = node.options.engine
+        if (!engine) throw new RpcError(RpcErrorCode.ScoreFailed, 'this node runs without a contract engine', { code: 'NO_ENGINE' })
+        const abi = await getScoreApi(node.state, engine, p.address as Address, p.version as number | undefined)
+        if (abi === undefined) throw notFound(`SCORE ${p.address}${p.version ? ` version ${p.version}` : ''}`)
+        return valueToJson(abi)
       },
     },
     {
@@ -270,7 +290,8 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
     },
     {
       name: 'lc_subscribe',
-      summary: "Notifies 'lc_subscription' with each new block header, or with each event log matching a filter.",
+      summary:
+        "Notifies 'lc_subscription' with each new block header, or with each event log matching a filter (a SCORE address; an event by name, e.g. 'Transfer', or full signature).",
       websocketOnly: true,
       params: [
         { name: 'topic', schema: { type: 'string', pattern: '^(blocks|logs)$' }, required: true },
@@ -294,7 +315,9 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
           if (p.topic === 'blocks') return send(headerToJson(b.block.header))
           b.receipts.forEach((r, index) => {
             for (const log of r.logs) {
-              if (!logMatches(log, filter)) continue
+              if (!logMatches(log, { ...(filter.score ? { score: filter.score } : {}) })) continue
+              // An event by its name ('Transfer') or its full signature ('Transfer(Address,Address,int,bytes)').
+              if (filter.event !== undefined && log.event !== filter.event && !log.event.startsWith(`${filter.event}(`)) continue
               send({
                 height: b.block.header.height,
                 txHash: to0x(r.txHash),

@@ -1,0 +1,158 @@
+/**
+ * SCORE methods of the node's JSON-RPC against a running validator with the contract engine: a
+ * token deployed by a transaction, its ABI (`lc_getScoreApi`), read-only calls typed by that ABI
+ * (integers beyond 2^53 as decimal strings), and event logs pushed to a WebSocket subscriber
+ * filtered by SCORE and event.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  type Address,
+  callDataCodec,
+  contractAddress,
+  deployDataCodec,
+  encode,
+  type Genesis,
+  initEngine,
+  NEW_SCORE_ADDRESS,
+  Right,
+  signTransaction,
+  TOKEN_SOURCE,
+  type TransactionBody,
+  TxKind,
+  to0x,
+  transactionCodec,
+  transactionHash,
+  utf8,
+  type Value,
+} from '@loopchain/core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import { FullNode, type Json, nodeRpcMethods, RpcDispatcher, RpcErrorCode, type RpcServer, startRpcServer } from '../src/index.js'
+import { testGenesis, testKey } from './fixtures/test-chain.js'
+
+const NETWORK = 13
+const v = testKey('score-rpc validator')
+const alice = testKey('score-rpc alice')
+const bob = testKey('score-rpc bob')
+const SUPPLY = 10n ** 24n
+let node: FullNode
+let server: RpcServer
+let dir: string
+let token: Address
+let nonce = 0
+
+const base = testGenesis({ chainId: 'score-rpc-test', networkId: NETWORK, validators: [v], funded: alice, params: { blockIntervalMs: 10 } })
+// Alice is a member institution with the deployer right.
+const g: Genesis = {
+  ...base,
+  members: [...base.members, { id: 'alice-bank', name: 'Alice Bank', address: alice.address, nodeKey: undefined, rights: Right.Deployer }],
+}
+
+function send(body: Pick<TransactionBody, 'to' | 'kind' | 'data'>): { hex: string; hash: Uint8Array } {
+  const tx = signTransaction(
+    {
+      version: 1,
+      networkId: NETWORK,
+      from: alice.address,
+      value: 0n,
+      stepLimit: 50_000_000,
+      timestamp: Date.now() * 1000,
+      nonce: nonce++,
+      ...body,
+    },
+    alice,
+  )
+  return { hex: to0x(encode(transactionCodec, tx)), hash: transactionHash(tx.body) }
+}
+
+const call = (method: string, params: Value) => send({ kind: TxKind.Call, to: token, data: encode(callDataCodec, { method, params }) })
+
+async function rpc(method: string, params: Json = {}): Promise<{ result?: any; error?: { code: number; message: string; data?: any } }> {
+  const res = await fetch(server.url, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
+  return (await res.json()) as never
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'loopchain-score-rpc-'))
+  node = await FullNode.open({ dataDir: dir, genesis: g, validatorSecret: v.secretKey, engine: await initEngine() })
+  node.start()
+  server = await startRpcServer({ dispatcher: new RpcDispatcher(nodeRpcMethods(node), { title: 'loopchain', version: '0.1.0' }) })
+  const deploy = send({
+    kind: TxKind.Deploy,
+    to: NEW_SCORE_ADDRESS,
+    data: encode(deployDataCodec, {
+      contentType: 'application/javascript',
+      code: utf8(TOKEN_SOURCE),
+      params: { _name: 'Test', _symbol: 'TST', _decimals: 18n, _initialSupply: SUPPLY },
+    }),
+  })
+  const r = await rpc('lc_sendTransactionAndWait', { tx: deploy.hex })
+  expect(r.result?.status).toBe('success')
+  token = contractAddress(deploy.hash)
+  expect(r.result.scoreAddress).toBe(token)
+}, 60_000)
+
+afterAll(async () => {
+  await server.close()
+  await node.stop()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+describe('SCORE methods over JSON-RPC', () => {
+  it('returns the ABI of a deployed SCORE and of governance, and NotFound for an unknown address', async () => {
+    const abi = (await rpc('lc_getScoreApi', { address: token })).result
+    expect(JSON.stringify(abi)).toContain('balanceOf')
+    expect(JSON.stringify(abi)).toContain('Transfer')
+    const gov = (await rpc('lc_getScoreApi', { address: 'cx0000000000000000000000000000000000000001' })).result
+    expect(JSON.stringify(gov)).toContain('propose')
+    const missing = await rpc('lc_getScoreApi', { address: `cx${'ab'.repeat(20)}` })
+    expect(missing.error?.code).toBe(RpcErrorCode.NotFound)
+  })
+
+  it('runs read-only calls with parameters typed by the ABI, and reports a failing call with its code', async () => {
+    expect((await rpc('lc_call', { to: token, method: 'balanceOf', params: { _owner: alice.address } })).result).toBe(SUPPLY.toString())
+    expect((await rpc('lc_call', { to: token, method: 'symbol' })).result).toBe('TST')
+    const bad = await rpc('lc_call', { to: token, method: 'noSuchMethod' })
+    expect(bad.error?.code).toBe(RpcErrorCode.ScoreFailed)
+    expect(typeof bad.error?.data?.code).toBe('string')
+    // A write method is refused read-only, and nothing changes.
+    const write = await rpc('lc_call', { to: token, method: 'transfer', params: { _to: bob.address, _value: '1' } })
+    expect(write.error?.code).toBe(RpcErrorCode.ScoreFailed)
+    expect((await rpc('lc_call', { to: token, method: 'balanceOf', params: { _owner: bob.address } })).result).toBe('0')
+  })
+
+  it('pushes event logs matching a SCORE and an event name to a WebSocket subscriber', async () => {
+    const ws = new WebSocket(server.url.replace('http', 'ws') + 'ws')
+    await new Promise((r, j) => ws.once('open', r).once('error', j))
+    const seen: any[] = []
+    const subscribed = new Promise<void>((resolve) =>
+      ws.on('message', (raw) => {
+        const m = JSON.parse(String(raw))
+        if (m.id === 1) resolve()
+        if (m.method === 'lc_subscription') seen.push(m.params.result)
+      }),
+    )
+    ws.send(
+      JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'lc_subscribe',
+        params: { topic: 'logs', filter: { score: token, event: 'Transfer' } },
+      }),
+    )
+    await subscribed
+    // 10^21 is beyond 2^53: it travels as a typed int, not a float.
+    const big = 10n ** 21n
+    const r = await rpc('lc_sendTransactionAndWait', { tx: call('transfer', { _to: bob.address, _value: big }).hex })
+    expect(r.result?.status).toBe('success')
+    for (let i = 0; i < 50 && seen.length === 0; i++) await new Promise((res) => setTimeout(res, 50))
+    ws.close()
+    expect(seen).toHaveLength(1)
+    expect(seen[0].score).toBe(token)
+    expect(seen[0].event).toMatch(/^Transfer/)
+    expect(JSON.stringify(seen[0])).toContain(big.toString())
+    expect((await rpc('lc_call', { to: token, method: 'balanceOf', params: { _owner: bob.address } })).result).toBe(big.toString())
+  })
+})
