@@ -74,6 +74,11 @@ export class Mempool {
   /** Per sender: pooled transactions by nonce. */
   private readonly bySender = new Map<Address, Map<number, Entry>>()
   private totalBytes = 0
+  /**
+   * Whether some sender's next transaction is pooled (so a block would not be empty). Set when a
+   * transaction arrives with its sender's next nonce; recomputed after each block (prune).
+   */
+  private ready = false
   private readonly maxTransactions: number
   private readonly maxBytes: number
   private readonly maxPerSender: number
@@ -89,6 +94,14 @@ export class Mempool {
   /** Transactions waiting. */
   get size(): number {
     return this.byHash.size
+  }
+
+  /**
+   * True when a block made now would carry a transaction: some sender's next nonce is pooled.
+   * Transactions stuck behind a nonce gap do not count, so they never make empty blocks.
+   */
+  get hasReady(): boolean {
+    return this.ready
   }
 
   /** Encoded bytes waiting. */
@@ -120,6 +133,11 @@ export class Mempool {
     if (raw && raw.length > MAX_TX_BYTES) throw new TxError('TOO_LARGE', `transaction of ${raw.length} bytes is above ${MAX_TX_BYTES}`)
     const tx = raw ? decodeTransaction(raw) : (input as Transaction)
     const size = raw?.length ?? encode(transactionCodec, tx).length
+    // A full pool refuses before any costly check: under overload, verifying what cannot be kept
+    // would take the CPU that consensus needs to empty the pool.
+    if (this.byHash.size >= this.maxTransactions || this.totalBytes + size > this.maxBytes) {
+      throw new MempoolError('POOL_FULL', 'the mempool is full; retry later', { size: this.byHash.size, bytes: this.totalBytes })
+    }
     // A duplicate costs a hash, not a signature verification (gossip delivers many).
     if (this.byHash.has(toHex(transactionHash(tx.body)))) {
       throw new MempoolError('DUPLICATE', `transaction ${toHex(transactionHash(tx.body))} is already pooled`)
@@ -147,6 +165,7 @@ export class Mempool {
       throw new MempoolError('POOL_FULL', 'the mempool is full; retry later', { size: this.byHash.size, bytes: this.totalBytes })
     }
     const entry: Entry = { tx, hash, bytes: size }
+    if (tx.body.nonce === next) this.ready = true
     queue.set(tx.body.nonce, entry)
     this.bySender.set(sender, queue)
     this.byHash.set(hash, entry)
@@ -159,32 +178,61 @@ export class Mempool {
    * sender's in unbroken nonce order from its next nonce (a gap stops that sender).
    */
   async select(maxTxs: number, maxBytes: number): Promise<Transaction[]> {
-    const heads = new Map<Address, { entry: Entry; nonce: number; queue: Map<number, Entry> }>()
+    // A binary heap of each sender's next transaction, smallest (timestamp, hash) on top: the
+    // same order as a scan over all senders per pick, in O(log senders) a pick.
+    type Head = { entry: Entry; nonce: number; queue: Map<number, Entry> }
+    const heap: Head[] = []
+    const up = (i: number) => {
+      while (i > 0) {
+        const parent = (i - 1) >> 1
+        if (!before((heap[i] as Head).entry, (heap[parent] as Head).entry)) return
+        ;[heap[i], heap[parent]] = [heap[parent] as Head, heap[i] as Head]
+        i = parent
+      }
+    }
+    const down = (i: number) => {
+      for (;;) {
+        const l = 2 * i + 1
+        const r = l + 1
+        let m = i
+        if (l < heap.length && before((heap[l] as Head).entry, (heap[m] as Head).entry)) m = l
+        if (r < heap.length && before((heap[r] as Head).entry, (heap[m] as Head).entry)) m = r
+        if (m === i) return
+        ;[heap[i], heap[m]] = [heap[m] as Head, heap[i] as Head]
+        i = m
+      }
+    }
+    const pop = () => {
+      const last = heap.pop() as Head
+      if (heap.length > 0) {
+        heap[0] = last
+        down(0)
+      }
+    }
     const nonces = await this.nextNonces()
     for (const [sender, queue] of this.bySender) {
       const next = nonces.get(sender) as number
       const entry = queue.get(next)
-      if (entry) heads.set(sender, { entry, nonce: next, queue })
+      if (entry) {
+        heap.push({ entry, nonce: next, queue })
+        up(heap.length - 1)
+      }
     }
     const out: Transaction[] = []
     let bytes = 0
-    while (out.length < maxTxs && heads.size > 0) {
-      let best: Address | undefined
-      for (const [sender, h] of heads) {
-        const current = best === undefined ? undefined : heads.get(best)
-        if (current === undefined || before(h.entry, current.entry)) best = sender
-      }
-      const h = heads.get(best as Address)
-      if (!h) break
+    while (out.length < maxTxs && heap.length > 0) {
+      const h = heap[0] as Head
       if (bytes + h.entry.bytes > maxBytes) {
-        heads.delete(best as Address)
+        pop()
         continue
       }
       out.push(h.entry.tx)
       bytes += h.entry.bytes
       const following = h.queue.get(h.nonce + 1)
-      if (following) heads.set(best as Address, { entry: following, nonce: h.nonce + 1, queue: h.queue })
-      else heads.delete(best as Address)
+      if (following) {
+        heap[0] = { entry: following, nonce: h.nonce + 1, queue: h.queue }
+        down(0)
+      } else pop()
     }
     return out
   }
@@ -198,10 +246,11 @@ export class Mempool {
     let dropped = 0
     const window = this.opts.check.timestampWindow
     const nonces = await this.nextNonces()
+    let ready = false
     for (const [sender, queue] of this.bySender) {
-      const next = nonces.get(sender) as number
+      const next = nonces.get(sender)
       for (const [nonce, entry] of queue) {
-        if (nonce < next || entry.tx.body.timestamp < now - window) {
+        if ((next !== undefined && nonce < next) || entry.tx.body.timestamp < now - window) {
           queue.delete(nonce)
           this.byHash.delete(entry.hash)
           this.totalBytes -= entry.bytes
@@ -209,7 +258,10 @@ export class Mempool {
         }
       }
       if (queue.size === 0) this.bySender.delete(sender)
+      // A sender that arrived while the nonces were read counts as ready (its add said so).
+      else if (next === undefined || queue.has(next)) ready = true
     }
+    this.ready = ready
     return dropped
   }
 

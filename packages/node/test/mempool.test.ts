@@ -53,6 +53,26 @@ async function code(p: Promise<unknown>): Promise<string> {
 }
 
 describe('mempool', () => {
+  it("says a block would carry something only when a sender's next nonce is pooled, not for transactions behind a gap", async () => {
+    const nonces: Record<string, number> = { [a.address]: 0 }
+    const p = pool(nonces)
+    expect(p.hasReady).toBe(false)
+    expect(await code(p.add(tx(a, 1), NOW))).toBe('OK') // nonce 0 is missing: stuck
+    expect(p.size).toBe(1)
+    expect(p.hasReady).toBe(false)
+    expect(await p.select(10, 1 << 20)).toHaveLength(0)
+    expect(await code(p.add(tx(a, 0), NOW))).toBe('OK')
+    expect(p.hasReady).toBe(true)
+    expect(await p.select(10, 1 << 20)).toHaveLength(2)
+    // A block used nonce 0 only: nonce 1 is next and still pooled.
+    nonces[a.address] = 1
+    await p.prune(NOW)
+    expect(p.hasReady).toBe(true)
+    nonces[a.address] = 2
+    await p.prune(NOW)
+    expect([p.size, p.hasReady]).toEqual([0, false])
+  })
+
   it('pools a valid transaction and refuses a replay, a used nonce and a far nonce', async () => {
     const p = pool({ [a.address]: 3 })
     expect(await code(p.add(tx(a, 3), NOW))).toBe('OK')

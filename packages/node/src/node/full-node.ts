@@ -171,6 +171,14 @@ export class FullNode {
   private productionTimer: ReturnType<typeof setTimeout> | undefined
   private stopped = false
   private readonly nonces = new Map<Address, number>()
+  /** Transactions waiting to be checked (see {@link drainIntake}). */
+  private readonly intake: {
+    tx: Uint8Array | Transaction
+    fromPeer: boolean
+    resolve: (hash: string) => void
+    reject: (e: unknown) => void
+  }[] = []
+  private draining = false
   /** Native crypto that remembers valid signatures (see {@link rememberingCrypto}). */
   private readonly crypto = rememberingCrypto(nativeCrypto)
   private nonceEpoch = 0
@@ -315,33 +323,59 @@ export class FullNode {
    * Submits a transaction; returns its hash (hex). A client's transaction is passed on to the
    * peers; one that came from a peer (`fromPeer`) is not, since gossip already spreads it.
    */
-  async submit(tx: Uint8Array | Transaction, fromPeer = false): Promise<string> {
-    const hash = await this.mempool.add(tx, this.clock() * 1000)
-    if (!fromPeer) this.network?.publishTransaction?.(tx instanceof Uint8Array ? tx : encode(transactionCodec, tx))
-    this.maybeStartHeight()
-    return hash
+  submit(tx: Uint8Array | Transaction, fromPeer = false): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.intake.push({ tx, fromPeer, resolve, reject })
+      if (!this.draining) {
+        this.draining = true
+        setImmediate(() => this.drainIntake())
+      }
+    })
   }
 
   /**
-   * Pools transactions that peers gossiped (already spread, so not passed on again), a few dozen
-   * at a time with a turn of the event loop between: a batch of hundreds of signature checks in
-   * one go would hold up the consensus messages that arrive meanwhile. Refusals are normal under
-   * gossip (duplicates, used nonces) and nobody's fault; returns how many were pooled.
+   * Pools transactions that peers gossiped (already spread, so not passed on again). Refusals are
+   * normal under gossip (duplicates, used nonces) and nobody's fault; returns how many were pooled.
    */
   async submitFromPeer(txs: readonly Uint8Array[]): Promise<number> {
-    let pooled = 0
-    for (let i = 0; i < txs.length; i += SUBMIT_CHUNK) {
-      if (i > 0) await new Promise((r) => setImmediate(r))
-      if (this.stopped) break
-      const chunk = txs.slice(i, i + SUBMIT_CHUNK).map((tx) =>
+    const outcomes = await Promise.all(
+      txs.map((tx) =>
         this.submit(tx, true).then(
           () => 1,
           () => 0,
         ),
+      ),
+    )
+    return outcomes.reduce((a, b) => a + b, 0)
+  }
+
+  /**
+   * Checks queued transactions a few dozen at a time, one chunk per turn of the event loop.
+   * Arrivals (JSON-RPC requests, gossip batches) only queue: so between two chunks the loop
+   * handles whatever consensus is waiting for (votes, proposals, store reads and writes) instead
+   * of finding it behind thousands of signature checks. Under load consensus keeps its pace and
+   * intake slows, which is the order a chain needs.
+   */
+  private drainIntake(): void {
+    const chunk = this.intake.splice(0, SUBMIT_CHUNK)
+    const now = this.clock() * 1000
+    for (const item of chunk) {
+      if (this.stopped) {
+        item.reject(new NodeError('STOPPED', 'the node is stopping'))
+        continue
+      }
+      this.mempool.add(item.tx, now).then(
+        (hash) => {
+          if (!item.fromPeer)
+            this.network?.publishTransaction?.(item.tx instanceof Uint8Array ? item.tx : encode(transactionCodec, item.tx))
+          this.maybeStartHeight()
+          item.resolve(hash)
+        },
+        (e: unknown) => item.reject(e),
       )
-      for (const n of await Promise.all(chunk)) pooled += n
     }
-    return pooled
+    if (this.intake.length > 0) setImmediate(() => this.drainIntake())
+    else this.draining = false
   }
 
   /** Delivers a consensus message from the network. */
@@ -461,7 +495,7 @@ export class FullNode {
     const p = this.options.genesis.params
     const d = blockProductionDue(
       { minIntervalMs: p.blockIntervalMs, emptyBlocks: p.emptyBlockIntervalMs > 0, emptyBlockIntervalMs: p.emptyBlockIntervalMs },
-      { pendingTxs: this.mempool.size, lastCommitTimeMs: this.lastCommitMs, nowMs: this.clock() },
+      { pendingTxs: this.mempool.hasReady ? 1 : 0, lastCommitTimeMs: this.lastCommitMs, nowMs: this.clock() },
     )
     if (d.due) {
       this.startHeightNow()
