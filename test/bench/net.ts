@@ -7,8 +7,9 @@
  * submission to the moment the committing block is announced (a WebSocket block subscription on
  * one node), CPU and peak memory per node, and the in-run ceiling: native ed25519 verifications
  * per second on this machine times its cores, divided by the validators (every validator checks
- * every transaction's signature once). Options: `--rate N` offered tx/s (default 60% of that
- * ceiling), `--seconds N` measured window (default 30), `--senders N` (default 1,000).
+ * every transaction's signature once). Without `--rate N`, short steps of rising offered rates
+ * find the highest the network sustains, and the measured window runs at that rate. Options:
+ * `--rate N` offered tx/s, `--seconds N` measured window (default 30), `--senders N` (default 1,000).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -39,6 +40,8 @@ const VALIDATORS = 4
 const WARMUP_S = 5
 const DRAIN_S = 15
 const TICK_MS = 25
+const PROBE_S = 6
+const PROBE_FRACTIONS = [0.06, 0.1, 0.14, 0.18, 0.23, 0.3, 0.38, 0.47, 0.57]
 const RECIPIENT = 'hx00000000000000000000000000000000000b3c01' as Address
 
 export interface NetBenchOptions {
@@ -107,13 +110,20 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
   const cores = availableParallelism()
   const perCore = verifyRate()
   const ceiling = (perCore * cores) / VALIDATORS
-  const rate = opts.rate ?? Math.round(ceiling * 0.6)
   const seconds = opts.seconds ?? 30
+  // Without --rate, probe rising rates first (PROBE_S each) and measure at the highest one the
+  // network sustained: at least 90% of a step's transactions committed, p50 under a second and a half.
+  const probes = opts.rate === undefined ? PROBE_FRACTIONS.map((f) => Math.round(ceiling * f)) : []
+  let rate = opts.rate ?? (probes[0] as number)
   const senderCount = opts.senders ?? 1000
   console.error(
     `net: verify ${Math.round(perCore)}/s per core × ${cores} cores / ${VALIDATORS} validators = ceiling ${Math.round(ceiling)} tx/s`,
   )
-  console.error(`net: offering ${rate} tx/s for ${WARMUP_S}s warm-up + ${seconds}s measured, from ${senderCount} senders`)
+  console.error(
+    probes.length
+      ? `net: probing ${probes.join(', ')} tx/s (${PROBE_S}s each), then ${WARMUP_S}s warm-up + ${seconds}s measured, from ${senderCount} senders`
+      : `net: offering ${rate} tx/s for ${WARMUP_S}s warm-up + ${seconds}s measured, from ${senderCount} senders`,
+  )
 
   // A fresh devnet whose genesis funds the generator's senders.
   const dir = mkdtempSync(join(tmpdir(), 'loopchain-bench-net-'))
@@ -157,7 +167,8 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     }
 
     // Sign everything ahead: sender s sends its k-th transfer with nonce k.
-    const total = Math.ceil(rate * (WARMUP_S + seconds))
+    const most = Math.max(rate, ...probes)
+    const total = Math.ceil(probes.reduce((n, r) => n + r * PROBE_S, (probes[0] ?? 0) * PROBE_S) + most * (WARMUP_S + seconds))
     const txs: { hex: string; hash: string; node: number; sender: number }[] = []
     const now = Date.now() * 1000
     const signStart = performance.now()
@@ -216,61 +227,99 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     const dead = new Set<number>()
     const refusals = new Map<string, number>()
     const inflight = new Set<Promise<void>>()
-    const t0 = performance.now()
     let next = 0
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+    /** Submits everything due at `rateNow` since `t0` (plus `base` already due before) for `ms`. */
+    const offer = async (rateNow: number, ms: number, onTick?: () => void): Promise<void> => {
+      const t0 = performance.now()
+      const base = next
+      while (next < total && performance.now() - t0 < ms) {
+        onTick?.()
+        const due = Math.min(total, base + Math.floor(((performance.now() - t0) / 1000) * rateNow))
+        const perNode: (typeof txs)[] = Array.from({ length: VALIDATORS }, () => [])
+        for (; next < due; next++) {
+          const t = txs[next] as (typeof txs)[number]
+          // A sender with a refused transaction has a nonce gap: the rest of its transactions would wait forever.
+          if (dead.has(t.sender)) skipped++
+          else (perNode[t.node] as typeof txs).push(t)
+        }
+        for (let i = 0; i < VALIDATORS; i++) {
+          const list = perNode[i] as typeof txs
+          for (let k = 0; k < list.length; k += 100) {
+            const chunk = list.slice(k, k + 100)
+            const sentAt = performance.now()
+            for (const t of chunk) submittedAt.set(t.hash, sentAt)
+            const body = chunk.map((t, n) => ({ jsonrpc: '2.0', id: n, method: 'lc_sendTransaction', params: { tx: t.hex } }))
+            const p: Promise<void> = rpc((procs[i] as Proc).rpc, body)
+              .then((rs: any) => {
+                for (const r of Array.isArray(rs) ? rs : [rs]) {
+                  if (!r.error) continue
+                  refused++
+                  const t = chunk[r.id] as (typeof txs)[number]
+                  dead.add(t.sender)
+                  submittedAt.delete(t.hash)
+                  const why = String(r.error.data?.code ?? r.error.message)
+                  refusals.set(why, (refusals.get(why) ?? 0) + 1)
+                }
+              })
+              .catch(() => {
+                refused += chunk.length
+              })
+              .finally(() => inflight.delete(p))
+            inflight.add(p)
+          }
+        }
+        await sleep(TICK_MS)
+      }
+    }
+    const drained = async (ms: number) => {
+      const until = Date.now() + ms
+      while (Date.now() < until && [...submittedAt.keys()].some((h) => !committedAt.has(h))) await sleep(100)
+    }
+
+    // Probe: one step per rate; a step passes when what it sent in its first two thirds has
+    // committed by its end, mostly and quickly.
+    // A first step only warms up: every sender's key is new to the nodes, the first blocks are slow.
+    if (probes.length) {
+      await offer(probes[0] as number, PROBE_S * 1000)
+      await drained(10_000)
+    }
+    for (const r of probes) {
+      const stepStart = performance.now()
+      await offer(r, PROBE_S * 1000)
+      const sent = [...submittedAt].filter(([, at]) => at >= stepStart && at < stepStart + (PROBE_S * 2000) / 3)
+      const lat = sent.map(([h, at]) => (committedAt.has(h) ? (committedAt.get(h) as number) - at : Number.POSITIVE_INFINITY))
+      lat.sort((x, y) => x - y)
+      const done = lat.filter(Number.isFinite).length / Math.max(1, lat.length)
+      const p50 = percentile(lat, 50)
+      const ok = done >= 0.9 && p50 <= 1500
+      console.error(
+        `net: probe ${r} tx/s: ${Math.round(done * 100)}% committed, p50 ${Number.isFinite(p50) ? Math.round(p50) : '∞'} ms ${ok ? 'ok' : 'too much'}`,
+      )
+      if (!ok) break
+      rate = r
+    }
+    if (probes.length) {
+      await drained(20_000)
+      console.error(`net: measuring at ${rate} tx/s`)
+    }
     const cpu0: number[] = []
     let windowStart = 0
     let loadCpu0 = process.cpuUsage()
-    while (next < total) {
-      const elapsed = (performance.now() - t0) / 1000
-      if (windowStart === 0 && elapsed >= WARMUP_S) {
+    const measureFrom = performance.now() + WARMUP_S * 1000
+    await offer(rate, (WARMUP_S + seconds) * 1000, () => {
+      if (windowStart === 0 && performance.now() >= measureFrom) {
         windowStart = performance.now()
         for (const p of procs) cpu0.push(cpuSeconds(p.pid))
         loadCpu0 = process.cpuUsage()
       }
-      const due = Math.min(total, Math.floor(elapsed * rate))
-      const perNode: (typeof txs)[] = Array.from({ length: VALIDATORS }, () => [])
-      for (; next < due; next++) {
-        const t = txs[next] as (typeof txs)[number]
-        // A sender with a refused transaction has a nonce gap: the rest of its transactions would wait forever.
-        if (dead.has(t.sender)) skipped++
-        else (perNode[t.node] as typeof txs).push(t)
-      }
-      for (let i = 0; i < VALIDATORS; i++) {
-        const list = perNode[i] as typeof txs
-        for (let k = 0; k < list.length; k += 100) {
-          const chunk = list.slice(k, k + 100)
-          const sentAt = performance.now()
-          for (const t of chunk) submittedAt.set(t.hash, sentAt)
-          const body = chunk.map((t, n) => ({ jsonrpc: '2.0', id: n, method: 'lc_sendTransaction', params: { tx: t.hex } }))
-          const p: Promise<void> = rpc((procs[i] as Proc).rpc, body)
-            .then((rs: any) => {
-              for (const r of Array.isArray(rs) ? rs : [rs]) {
-                if (!r.error) continue
-                refused++
-                const t = chunk[r.id] as (typeof txs)[number]
-                dead.add(t.sender)
-                submittedAt.delete(t.hash)
-                const why = String(r.error.data?.code ?? r.error.message)
-                refusals.set(why, (refusals.get(why) ?? 0) + 1)
-              }
-            })
-            .catch(() => {
-              refused += chunk.length
-            })
-            .finally(() => inflight.delete(p))
-          inflight.add(p)
-        }
-      }
-      await new Promise((r) => setTimeout(r, TICK_MS))
-    }
+    })
     const windowEnd = performance.now()
     const cpu1 = procs.map((p) => cpuSeconds(p.pid))
     const loadCpu = process.cpuUsage(loadCpu0)
     await Promise.all(inflight)
     // Let the tail commit, then stop listening.
-    const drainUntil = Date.now() + DRAIN_S * 1000
-    while (Date.now() < drainUntil && committedAt.size < submittedAt.size) await new Promise((r) => setTimeout(r, 100))
+    await drained(DRAIN_S * 1000)
     await fetching
     ws.close()
 
@@ -282,7 +331,7 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
       if (at !== undefined && sent >= windowStart) latencies.push(at - sent)
     }
     latencies.sort((a, b) => a - b)
-    const missing = submittedAt.size - committedAt.size
+    const missing = [...submittedAt.keys()].filter((h) => !committedAt.has(h)).length
     const tps = committedInWindow / windowS
     const windowBlocks = blocks.filter((b) => b.at >= windowStart && b.at < windowEnd)
     if (refusals.size) console.error(`net: refused ${refused}: ${JSON.stringify(Object.fromEntries(refusals))}`)
