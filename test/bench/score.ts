@@ -278,7 +278,7 @@ async function runChain(plan: Plan, engine: ContractEngine): Promise<RunResult> 
       return tx
     })
     height++
-    const block: Block = { header: header(height, txs), transactions: txs, lastCommit: undefined }
+    const block: Block = { header: header(height, txs), transactions: txs, lastCommit: undefined, certSignatures: [] }
     checkSeconds += (performance.now() - t) / 1000
     const ex = await executeBlock(tree, block, { params: PARAMS, engine })
     await store.write(ex.commit.ops)

@@ -51,18 +51,23 @@ interface Unsigned {
 }
 
 /** A receipt as the node's JSON-RPC gives it (the fields the CLI reads). */
-interface ReceiptJson {
+export interface ReceiptJson {
   readonly txHash: string
   readonly status: 'success' | 'failure'
   readonly scoreAddress: string | null
   readonly failure: { readonly code: string; readonly message: string } | null
 }
 
-/** Reads a key file: JSON with `secretKey` (0x and 64 hex digits), as `keys new` prints and `init` writes for the faucet. */
-function readKey(file: string): KeyPair {
+/**
+ * Reads a key file: JSON with `secretKey` (0x and 64 hex digits), as `keys new` prints and `init`
+ * writes for the faucet — or a validator's node config, whose `validatorKey` is the account of its
+ * institution (what `cert issue` signs with on a devnet).
+ */
+export function readKey(file: string): KeyPair {
   let secret: unknown
   try {
-    secret = (JSON.parse(readFileSync(file, 'utf8')) as { secretKey?: unknown }).secretKey
+    const j = JSON.parse(readFileSync(file, 'utf8')) as { secretKey?: unknown; validatorKey?: unknown }
+    secret = j.secretKey ?? j.validatorKey
   } catch (e) {
     fail(`cannot read the key file ${file}: ${(e as Error).message}`)
   }
@@ -108,7 +113,7 @@ function toValue(convert: () => Value): Value {
   }
 }
 
-function stepLimitFlag(args: string[], fallback: number): number {
+export function stepLimitFlag(args: string[], fallback: number): number {
   const raw = flag(args, 'step-limit')
   if (raw === undefined) return fallback
   if (!/^[1-9][0-9]*$/.test(raw) || !Number.isSafeInteger(Number(raw))) fail('--step-limit must be a positive integer')
@@ -119,7 +124,7 @@ function stepLimitFlag(args: string[], fallback: number): number {
  * Signs `tx` with `key` at the sender's next nonce and sends it to --rpc: the hash, and with
  * --wait the receipt once the transaction is committed.
  */
-async function signAndSend(
+export async function signAndSend(
   args: string[],
   key: KeyPair,
   tx: Unsigned,
@@ -149,7 +154,7 @@ async function signAndSend(
 }
 
 /** Prints `out` as JSON; a receipt that records a failure also goes to stderr and makes the exit code 1. */
-function print(out: object, receipt?: ReceiptJson): void {
+export function print(out: object, receipt?: ReceiptJson): void {
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`)
   if (receipt?.failure) {
     process.stderr.write(`loopchain: the transaction failed: ${receipt.failure.code}: ${receipt.failure.message}\n`)

@@ -110,4 +110,5 @@ export const arbBlock: fc.Arbitrary<Block> = fc.record({
   }),
   transactions: fc.array(arbTransaction, { maxLength: 3 }),
   lastCommit: fc.option(arbCommit, { nil: undefined }),
+  certSignatures: fc.array(arbSig, { maxLength: 2 }),
 })

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Genesis } from '@loopchain/core'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type CommittedBlock, FullNode } from '../src/index.js'
-import { testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
+import { FullNode } from '../src/index.js'
+import { nextBlock, testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
 
 const key = testKey
 const alice = key('node alice')
@@ -44,19 +44,6 @@ async function open(g: Genesis, secret: Uint8Array | undefined, dir?: string): P
   return n
 }
 
-function until(n: FullNode, pred: (b: CommittedBlock) => boolean, ms = 20_000): Promise<CommittedBlock> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out at height ${n.height}`)), ms)
-    const off = n.onBlock((b) => {
-      if (pred(b)) {
-        clearTimeout(t)
-        off()
-        resolve(b)
-      }
-    })
-  })
-}
-
 describe('full node (one process, LevelDB on disk)', () => {
   it('a single validator commits blocks with submitted transactions, and resumes after a restart', async () => {
     const v = key('solo validator')
@@ -66,7 +53,7 @@ describe('full node (one process, LevelDB on disk)', () => {
     let node = await open(g, v.secretKey, dir)
     node.start()
     const hashes = [await node.submit(transfer(0)), await node.submit(transfer(1))]
-    await until(node, () => node.mempool.size === 0)
+    await nextBlock(node, () => node.mempool.size === 0)
     expect((await node.account(bob.address)).balance).toBe(20n)
     expect((await node.account(alice.address)).nonce).toBe(2)
     const h = node.height
@@ -84,7 +71,7 @@ describe('full node (one process, LevelDB on disk)', () => {
     expect((await node.account(bob.address)).balance).toBe(20n)
     node.start()
     await node.submit(transfer(2, 5n))
-    const b = await until(node, (x) => x.block.transactions.length > 0)
+    const b = await nextBlock(node, (x) => x.block.transactions.length > 0)
     expect(b.block.header.height).toBe(h + 1)
     expect(b.block.lastCommit?.height).toBe(h)
     expect((await node.account(bob.address)).balance).toBe(25n)
@@ -113,7 +100,7 @@ describe('full node (one process, LevelDB on disk)', () => {
       const tx = transfer(nonce)
       for (const n of live) await n.submit(tx)
     }
-    await Promise.all(live.map((n) => until(n, () => n.mempool.size === 0, 30_000)))
+    await Promise.all(live.map((n) => nextBlock(n, () => n.mempool.size === 0, 30_000)))
     const height = Math.min(...live.map((n) => n.height))
     const roots = await Promise.all(live.map(async (n) => (await n.chain.resultAt(height))?.stateRoot))
     expect(new Set(roots.map((r) => String(r))).size).toBe(1)

@@ -22,8 +22,8 @@ import {
   validatorSetHash,
 } from '@loopchain/core'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type CommittedBlock, FullNode } from '../src/index.js'
-import { testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
+import { FullNode } from '../src/index.js'
+import { nextBlock, testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
 
 const NETWORK = 12
 const alice = testKey('valset alice')
@@ -39,19 +39,6 @@ async function open(g: Genesis, secret: Uint8Array, dataDir: string): Promise<Fu
   const n = await FullNode.open({ dataDir, genesis: g, validatorSecret: secret })
   nodes.push(n)
   return n
-}
-
-function until(n: FullNode, pred: (b: CommittedBlock) => boolean, ms = 30_000): Promise<CommittedBlock> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`timed out at height ${n.height}`)), ms)
-    const off = n.onBlock((b) => {
-      if (pred(b)) {
-        clearTimeout(t)
-        off()
-        resolve(b)
-      }
-    })
-  })
 }
 
 function governance(from: KeyPair, nonce: number, method: string, params: Value) {
@@ -114,9 +101,9 @@ describe('validator-set changes in running nodes', () => {
     const [v0, v1, v2, v3] = keys as [KeyPair, KeyPair, KeyPair, KeyPair]
     const add = { type: 'addValidator', address: v3.address, publicKey: v3.publicKey, power: 1n }
     await submitAll(governance(v0, 0, 'propose', { action: add }))
-    await until(all[0] as FullNode, () => (all[0] as FullNode).mempool.size === 0)
+    await nextBlock(all[0] as FullNode, () => (all[0] as FullNode).mempool.size === 0)
     // The second yes of three applies the change, in block K.
-    const applied = until(all[0] as FullNode, (b) => b.block.transactions.some((t) => t.body.from === v1.address))
+    const applied = nextBlock(all[0] as FullNode, (b) => b.block.transactions.some((t) => t.body.from === v1.address))
     await submitAll(governance(v1, 0, 'vote', { id: 1n, approve: true }))
     const k = (await applied).block.header.height
     const newSet = (all[0] as FullNode).validatorsAt(k + 2)
@@ -125,7 +112,7 @@ describe('validator-set changes in running nodes', () => {
 
     // Two more blocks: K + 1 announces the set, K + 2 is voted on by it.
     for (let nonce = 0; nonce < 2; nonce++) {
-      const done = until(all[0] as FullNode, (b) =>
+      const done = nextBlock(all[0] as FullNode, (b) =>
         b.block.transactions.some((t) => t.body.from === alice.address && t.body.nonce === nonce),
       )
       await submitAll(testTransfer(NETWORK, alice, bob.address, nonce, 1n))
@@ -140,7 +127,7 @@ describe('validator-set changes in running nodes', () => {
     // Validator 0 goes down. Three of the four still hold more than 2/3 only with the new one voting.
     await (all[0] as FullNode).stop()
     running = all.slice(1)
-    const committed = until(all[1] as FullNode, (b) =>
+    const committed = nextBlock(all[1] as FullNode, (b) =>
       b.block.transactions.some((t) => t.body.from === alice.address && t.body.nonce === 2),
     )
     await submitAll(testTransfer(NETWORK, alice, bob.address, 2, 1n))

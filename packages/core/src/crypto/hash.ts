@@ -38,6 +38,8 @@ export const Domain = {
   AccountAddress: 0x19,
   ContractAddress: 0x1a,
   Bloom: 0x1b,
+  /** A certificate's digest (its id), which the issuing block's key signs. */
+  Certificate: 0x20,
 } as const
 
 /** A domain tag's name. */

@@ -15,7 +15,8 @@
  *    work, not to pay anyone) and its nonce advances.
  *
  * Before the first transaction, SCORE updates due at this height activate (their `onUpdate` runs;
- * see registry.ts). A call to {@link GOVERNANCE_ADDRESS} runs the native governance SCORE. When the
+ * see registry.ts). A call to {@link GOVERNANCE_ADDRESS} runs the native governance SCORE, one to
+ * {@link CERTIFICATE_REGISTRY_ADDRESS} the native certificate registry (certificates.ts). When the
  * block's transactions change the validator set, {@link BlockExecution.nextValidators} carries the
  * new set: header K+1 (which carries block K's result) names it as `nextValidatorsHash`, and it
  * votes from height K+2 (docs/governance.md).
@@ -38,12 +39,14 @@ import type { ContractEngine } from '../score/engine/types.js'
 import { StateOverlay } from '../score/overlay.js'
 import type { StateCommit, StateTree } from '../state/state-tree.js'
 import { BlockState } from './block-state.js'
+import { CERTIFICATE_STEPS, certificateCall } from './certificates.js'
 import { GOVERNANCE_STEPS, governanceCall } from './governance.js'
 import {
   type AccountState,
   AuditStatus,
   accountKey,
   accountStateCodec,
+  CERTIFICATE_REGISTRY_ADDRESS,
   codeKey,
   contractKey,
   EMPTY_ACCOUNT,
@@ -224,6 +227,21 @@ function runKind(
       query: false,
     })
     const stepsUsed = base + GOVERNANCE_STEPS
+    return r.ok ? { ok: true, stepsUsed, logs: r.logs } : { ok: false, stepsUsed, failure: r.failure }
+  }
+  if (b.kind === TxKind.Call && b.to === CERTIFICATE_REGISTRY_ADDRESS) {
+    const data = decode(callDataCodec, b.data)
+    const r = certificateCall(state, {
+      from: b.from,
+      method: data.method,
+      params: data.params,
+      value: b.value,
+      networkId: b.networkId,
+      height: block.height,
+      txHash: hash,
+      query: false,
+    })
+    const stepsUsed = base + CERTIFICATE_STEPS
     return r.ok ? { ok: true, stepsUsed, logs: r.logs } : { ok: false, stepsUsed, failure: r.failure }
   }
   switch (b.kind) {
@@ -496,6 +514,19 @@ export async function queryScore(
         query: true,
       })
       return r.ok ? { ok: true, result: r.result, stepsUsed: GOVERNANCE_STEPS } : { ok: false, failure: r.failure, stepsUsed: 0 }
+    }
+    if (q.to === CERTIFICATE_REGISTRY_ADDRESS) {
+      const r = certificateCall(root, {
+        from: q.from,
+        method: q.method,
+        params: q.params ?? null,
+        value: 0n,
+        networkId: 0,
+        height: q.height,
+        txHash: new Uint8Array(32),
+        query: true,
+      })
+      return r.ok ? { ok: true, result: r.result, stepsUsed: CERTIFICATE_STEPS } : { ok: false, failure: r.failure, stepsUsed: 0 }
     }
     const serving = servingLookup(root, cache)
     let scores = serving

@@ -4,6 +4,15 @@
  */
 export { BlockState, MAX_STATE_LOADS_PER_TX, StateMiss } from './block-state.js'
 export {
+  CERTIFICATE_STATUS_NAMES,
+  CERTIFICATE_STEPS,
+  type CertificateCall,
+  type CertificateCallResult,
+  certificateCall,
+  certificateRecordToValue,
+  readCertificateRecord,
+} from './certificates.js'
+export {
   applyGenesis,
   type BlockExecution,
   CONTRACT_MEMORY_LIMIT,

@@ -15,6 +15,7 @@
  * | `g`       | `g ‖ n`                              | how many proposals were ever made      |
  * | `g`       | `g ‖ p ‖ id(u32 BE)`                 | a governance {@link GovernanceProposal}          |
  * | `g`       | `g ‖ u`                              | SCORE updates waiting for their height |
+ * | `r`       | `r ‖ certificate id(32)`             | a {@link CertificateRecord}: issuer, status |
  *
  * Every `g` key is one tag byte after the namespace, then a fixed-length suffix (or none), so the
  * governance keys cannot meet either. The validator set lives in state so that a light client can
@@ -32,6 +33,7 @@ const NS_CONTRACT = 0x63 // 'c'
 const NS_CODE = 0x6b // 'k'
 const NS_MEMBER = 0x6d // 'm'
 const NS_GOVERNANCE = 0x67 // 'g'
+const NS_CERTIFICATE = 0x72 // 'r' (the certificate registry)
 
 /** An account's balance and the count of transactions it has sent (its next nonce). */
 export interface AccountState {
@@ -237,3 +239,62 @@ export const governanceProposalCodec: Codec<GovernanceProposal> = struct('Govern
   closedAt: option(uvarint),
   failure: option(string(1024)),
 }) as unknown as Codec<GovernanceProposal>
+
+/** The certificate registry system SCORE's fixed address (native code in the executor; see certificates.ts). */
+export const CERTIFICATE_REGISTRY_ADDRESS = 'cx0000000000000000000000000000000000000002' as Address
+
+/** Where a certificate stands (docs/certificates.md). */
+export const CertificateStatus = {
+  /** Issued and neither revoked nor renewed. */
+  Active: 0,
+  /** Revoked by its issuer in block `changedAt`. */
+  Revoked: 1,
+  /** Renewed in block `changedAt`: the certificate `supersededBy` replaces it. */
+  Superseded: 2,
+} as const
+/** A certificate status. */
+export type CertificateStatus = (typeof CertificateStatus)[keyof typeof CertificateStatus]
+
+/**
+ * The registry's record of one certificate, under {@link certificateStatusKey}: enough to find the
+ * issuing transaction (height and hash) and to prove the current status to a light client. The
+ * certificate's content stays in its block: the id is the digest of that content.
+ */
+export interface CertificateRecord {
+  /** The member that issued it (the transaction's sender). */
+  readonly issuer: Address
+  /** Height of the block that issued it. */
+  readonly height: number
+  /** Hash of the issuing transaction. */
+  readonly txHash: Uint8Array
+  readonly status: CertificateStatus
+  /** Height of the block that revoked or renewed it. */
+  readonly changedAt: number | undefined
+  /** The id of the certificate that renewed it. */
+  readonly supersededBy: Uint8Array | undefined
+  /** The id of the certificate it renews. */
+  readonly replaces: Uint8Array | undefined
+  /** The issuer's reason for a revocation. */
+  readonly reason: string | undefined
+}
+
+/** Longest revocation reason, in UTF-8 bytes. */
+export const MAX_REVOCATION_REASON = 256
+
+/** Codec of {@link CertificateRecord}. */
+export const certificateRecordCodec: Codec<CertificateRecord> = struct('CertificateRecord', {
+  issuer: address,
+  height: uvarint,
+  txHash: fixedBytes(32),
+  status: enumeration('CertificateStatus', [0, 1, 2]),
+  changedAt: option(uvarint),
+  supersededBy: option(fixedBytes(32)),
+  replaces: option(fixedBytes(32)),
+  reason: option(string(MAX_REVOCATION_REASON)),
+}) as unknown as Codec<CertificateRecord>
+
+/** State key of the record of certificate `id` (32 bytes): what a light client asks a proof of. */
+export function certificateStatusKey(id: Uint8Array): Uint8Array {
+  if (!(id instanceof Uint8Array) || id.length !== 32) throw new RangeError('a certificate id is 32 bytes')
+  return concatBytes(Uint8Array.of(NS_CERTIFICATE), id)
+}

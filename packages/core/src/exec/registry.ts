@@ -6,6 +6,8 @@
  * has run at the start of that block (see docs/writing-a-score.md, "Deploying, auditing and
  * updating a SCORE").
  */
+
+import { CERTIFICATE_REGISTRY_ABI } from '../cert/certificate.js'
 import { decode, encode } from '../codec/codec.js'
 import type { Value } from '../codec/value.js'
 import type { Address } from '../crypto/address.js'
@@ -17,6 +19,7 @@ import type { StateTree } from '../state/state-tree.js'
 import { GOVERNANCE_ABI } from './governance.js'
 import {
   AuditStatus,
+  CERTIFICATE_REGISTRY_ADDRESS,
   type ContractRecord,
   codeKey,
   contractKey,
@@ -245,6 +248,7 @@ export async function getScoreAbi(
   version?: number,
 ): Promise<ScoreAbi | undefined> {
   if (address === GOVERNANCE_ADDRESS) return version === undefined ? GOVERNANCE_ABI : undefined
+  if (address === CERTIFICATE_REGISTRY_ADDRESS) return version === undefined ? CERTIFICATE_REGISTRY_ABI : undefined
   const info = await getScoreInfo(tree, address)
   if (info === undefined) return undefined
   const v = version === undefined ? servingVersion(info) : info.versions[version - 1]

@@ -73,12 +73,21 @@ export function blockHash(header: BlockHeader): Uint8Array {
   return taggedHash(Domain.Header, encode(blockHeaderCodec, header))
 }
 
-/** A block: its header, transactions and the previous block's commit certificate. */
+/**
+ * A block: its header, transactions, the previous block's commit certificate, and the block key's
+ * signatures of the certificates it issues.
+ */
 export interface Block {
   readonly header: BlockHeader
   readonly transactions: readonly Transaction[]
   /** The commit certificate of block `height − 1`; absent only at height 1. */
   readonly lastCommit: Commit | undefined
+  /**
+   * One ed25519 signature by `header.blockKey` per certificate-issuing transaction, in transaction
+   * order, over that certificate's id (`cert/certificate.ts`, docs/certificates.md). The header does
+   * not hash them: the block key, which the header does commit to, is what makes them authentic.
+   */
+  readonly certSignatures: readonly Uint8Array[]
 }
 
 /** Codec of {@link Block}. */
@@ -86,7 +95,8 @@ export const blockCodec: Codec<Block> = struct('Block', {
   header: blockHeaderCodec,
   transactions: list(transactionCodec, MAX_BLOCK_TXS),
   lastCommit: option(commitCodec),
-})
+  certSignatures: list(fixedBytes(64), MAX_BLOCK_TXS),
+}) as unknown as Codec<Block>
 
 /** The outcome of executing a block; its hash is the next header's `resultRoot`. */
 export interface BlockResult {
@@ -125,6 +135,7 @@ export class BlockError extends LoopchainError<
   | 'COMMIT_MISMATCH'
   | 'TOO_MANY_TXS'
   | 'VALIDATORS_MISMATCH'
+  | 'CERT_SIGNATURES'
 > {}
 
 /** Decodes a block from the wire, refusing anything above `maxBytes` before decoding. */

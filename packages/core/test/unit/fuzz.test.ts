@@ -11,7 +11,9 @@ import {
   blockResultCodec,
   type Codec,
   callDataCodec,
+  certificateCodec,
   commitCodec,
+  compactCertificateCodec,
   DecodeError,
   decode,
   deployDataCodec,
@@ -44,6 +46,8 @@ const DECODERS: [string, Codec<any>][] = [
   ['call data', callDataCodec],
   ['deploy data', deployDataCodec],
   ['merkle proof', merkleProofCodec],
+  ['certificate', certificateCodec],
+  ['compact certificate', compactCertificateCodec],
 ]
 
 /** Arbitrary-bytes cases per decoder in the default run (the issue asks for at least 100,000). */
@@ -74,6 +78,7 @@ const SEEDS: Record<string, string[]> = {
   genesis: [vectors.genesis.hex],
   value: vectors.values.map((v) => v.hex),
   'merkle proof': vectors.merkle.filter((m) => m.size > 0).map((m) => m.proofOfLast),
+  certificate: [vectors.certificate.hex],
 }
 
 const mutation = (seed: Uint8Array) =>

@@ -7,17 +7,24 @@ import { ed25519 } from '@noble/curves/ed25519.js'
 import { sha512 as nobleSha512 } from '@noble/hashes/sha2.js'
 import {
   accountAddress,
+  type Block,
   bigUint,
+  blockCertificates,
   blockCodec,
   blockHash,
   blockHeaderCodec,
   type Codec,
   type CryptoProvider,
+  certificateCodec,
+  certificateId,
   commitCodec,
   commitHash,
   decode,
+  decodeCompactCertificate,
   encode,
+  encodeCompactCertificate,
   fromHex,
+  type Genesis,
   genesisCodec,
   genesisHash,
   genesisToJson,
@@ -81,6 +88,8 @@ export interface CoreVectors {
   vote: Encoded
   block2: Encoded
   genesis: { json: unknown; hex: string; hash: string }
+  /** The certificate block 1 issues: its encoding, id (hash), block-key signature and compact text. */
+  certificate: Encoded & { signature: string; compact: string }
 }
 
 const SAMPLE_VALUES: [string, Value][] = [
@@ -274,6 +283,24 @@ export function computeCoreVectors(crypto: CryptoProvider = nobleCrypto): CoreVe
     vote: { hex: toHex(encode(signedVoteCodec, vote)), hash: toHex(vote.signature) },
     block2: enc(blockCodec, block2, (b) => blockHash(b.header)),
     genesis: { json: genesisToJson(genesis), hex: toHex(encode(genesisCodec, genesis)), hash: toHex(genesisHash(genesis)) },
+    certificate: certificateVector(block1, genesis),
+  }
+}
+
+function certificateVector(block1: Block, genesis: Genesis): CoreVectors['certificate'] {
+  const [issued] = blockCertificates(block1.transactions, 1)
+  const signature = block1.certSignatures[0]
+  if (!issued || !signature) throw new Error('block 1 issues no certificate')
+  const file = {
+    chain: { chainId: genesis.chainId, networkId: NETWORK_ID, genesisHash: genesisHash(genesis) },
+    certificate: issued.certificate,
+    signature,
+    evidence: undefined,
+  }
+  return {
+    ...enc(certificateCodec, issued.certificate, certificateId),
+    signature: toHex(signature),
+    compact: encodeCompactCertificate(file),
   }
 }
 
@@ -302,6 +329,7 @@ export function checkCoreVectors(stored: CoreVectors, crypto: CryptoProvider = n
     ['commit1', commitCodec, stored.commit1.hex],
     ['vote', signedVoteCodec, stored.vote.hex],
     ['genesis', genesisCodec, stored.genesis.hex],
+    ['certificate', certificateCodec, stored.certificate.hex],
     ...stored.transactions.map((t, i): [string, Codec<any>, string] => [`transactions[${i}]`, transactionCodec, t.hex]),
     ...stored.values.map((v): [string, Codec<any>, string] => [`values.${v.name}`, value, v.hex]),
     ...stored.merkle
@@ -320,6 +348,14 @@ export function checkCoreVectors(stored: CoreVectors, crypto: CryptoProvider = n
     if (toHex(genesisHash(g)) !== stored.genesis.hash) failures.push('genesis: the JSON form parses to another hash')
   } catch (e) {
     failures.push(`genesis: JSON form does not parse: ${(e as Error).message}`)
+  }
+  try {
+    const compact = decodeCompactCertificate(stored.certificate.compact)
+    if (toHex(certificateId(compact.certificate)) !== stored.certificate.hash) failures.push('certificate: the compact form has another id')
+    if (!crypto.verify(fromHex(stored.certificate.signature), fromHex(stored.certificate.hash), sampleKey('block-key-1').publicKey))
+      failures.push(`certificate: ${crypto.name} refuses the block-key signature`)
+  } catch (e) {
+    failures.push(`certificate: compact form does not decode: ${(e as Error).message}`)
   }
   for (const c of stored.verify) {
     const got = crypto.verify(fromHex(c.signature), fromHex(c.message), fromHex(c.publicKey))

@@ -8,6 +8,7 @@ import {
   type BlockHeader,
   blockHash,
   blockResultHash,
+  CERTIFICATE_REGISTRY_ADDRESS,
   type Commit,
   callDataCodec,
   commitHash,
@@ -26,6 +27,7 @@ import {
   Right,
   receiptsRoot,
   sha256,
+  signBlockCertificates,
   signTransaction,
   signVote,
   type Transaction,
@@ -99,6 +101,33 @@ export function sampleTransactions(): Transaction[] {
   )
 }
 
+/** A certificate issued by validator-a (the sample's issuer) to the certificate registry, nonce 0. */
+export function sampleCertificateIssue(): Transaction {
+  const issuer = sampleKey('validator-a')
+  const params: Value = {
+    subject: 'Kim Minji',
+    subjectKey: sampleKey('subject').publicKey,
+    attributes: { degree: 'MSc', 전공: '컴퓨터공학', field: 'Distributed systems' },
+    validFrom: BigInt(T0),
+    validUntil: BigInt(T0 + 365 * 86_400_000_000),
+  }
+  return signTransaction(
+    {
+      version: 1,
+      networkId: NETWORK_ID,
+      from: issuer.address,
+      to: CERTIFICATE_REGISTRY_ADDRESS,
+      value: 0n,
+      stepLimit: 100_000,
+      timestamp: T0 + 1_500_000,
+      nonce: 0,
+      kind: TxKind.Call,
+      data: encode(callDataCodec, { method: 'issue', params }),
+    },
+    issuer,
+  )
+}
+
 /** A sample receipt with two event logs. */
 export function sampleReceipt(tx: Transaction): Receipt {
   const score = contractAddress(sha256(utf8('token deploy')))
@@ -123,7 +152,8 @@ export function sampleBlocks(): { header0: BlockHeader; block1: Block; commit1: 
   const { keys, set } = sampleValidators()
   const result0 = { stateRoot: sha256(utf8('genesis state')), receiptsRoot: ZERO_HASH, logsBloom: new Uint8Array(256) }
   const header0 = genesisHeader(genesis, result0)
-  const txs = sampleTransactions()
+  // Block 1 also issues a certificate, so its block-key signature list is pinned too.
+  const txs = [...sampleTransactions(), sampleCertificateIssue()]
   const vh = validatorSetHash(set)
   const first = keys[0] as KeyPair
   const header1: BlockHeader = {
@@ -141,7 +171,12 @@ export function sampleBlocks(): { header0: BlockHeader; block1: Block; commit1: 
     blockKey: sampleKey('block-key-1').publicKey,
     lastCommitHash: ZERO_HASH,
   }
-  const block1: Block = { header: header1, transactions: txs, lastCommit: undefined }
+  const block1: Block = {
+    header: header1,
+    transactions: txs,
+    lastCommit: undefined,
+    certSignatures: signBlockCertificates(txs, 1, sampleKey('block-key-1').secretKey),
+  }
   const h1 = blockHash(header1)
   // Validators b, c, d sign (power 2+3+4 = 9 of 10).
   const signatures = set.validators
@@ -168,5 +203,5 @@ export function sampleBlocks(): { header0: BlockHeader; block1: Block; commit1: 
     blockKey: sampleKey('block-key-2').publicKey,
     lastCommitHash: commitHash(commit1),
   }
-  return { header0, block1, commit1, block2: { header: header2, transactions: [], lastCommit: commit1 } }
+  return { header0, block1, commit1, block2: { header: header2, transactions: [], lastCommit: commit1, certSignatures: [] } }
 }

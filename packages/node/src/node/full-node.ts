@@ -16,18 +16,21 @@ import {
   type Block,
   type BlockHeader,
   type BlockResult,
+  blockCertificates,
   blockCodec,
   blockHash,
-  blockHeaderCodec,
   blockProductionDue,
   blockResultHash,
   bytesEqual,
+  CERTIFICATE_REGISTRY_ADDRESS,
   type Commit,
   type Consensus,
   type ConsensusMessage,
   type ConsensusOutput,
   type ContractEngine,
   type CryptoProvider,
+  certificateOfTransaction,
+  checkBlockCertSignatures,
   checkBlockStructure,
   checkTransaction,
   commitHash,
@@ -48,6 +51,8 @@ import {
   proposalSignBytes,
   type Receipt,
   StateTree,
+  signBlockCertificates,
+  signedHeaderCodec,
   stateResult,
   type TimeoutConfig,
   type Transaction,
@@ -69,7 +74,7 @@ import { ConsensusWal } from './wal.js'
 export interface NodeNetwork {
   /** Sends a consensus message (proposal, vote, decision) to the validators. */
   publishConsensus(bytes: Uint8Array): void
-  /** Announces a committed header (light clients and observers follow these). */
+  /** Announces a committed header: an encoded `SignedHeader` (the header and its commit; light clients follow these). */
   publishHeader?(bytes: Uint8Array): void
   /** Spreads a transaction that a client submitted to this node. */
   publishTransaction?(bytes: Uint8Array): void
@@ -182,6 +187,12 @@ export class FullNode {
   /** Native crypto that remembers valid signatures (see {@link rememberingCrypto}). */
   private readonly crypto = rememberingCrypto(nativeCrypto)
   private nonceEpoch = 0
+  /**
+   * The tip block changed the certificate registry: one more block is due, because header N commits
+   * to the state after block N − 1, and a light client can prove a certificate's status only once
+   * the block after the change is committed.
+   */
+  private registryResultPending = false
   /** The highest height a peer reported during block sync (0 before any sync). */
   syncTarget = 0
   /** Counters for `/metrics`. */
@@ -495,7 +506,7 @@ export class FullNode {
     const p = this.options.genesis.params
     const d = blockProductionDue(
       { minIntervalMs: p.blockIntervalMs, emptyBlocks: p.emptyBlockIntervalMs > 0, emptyBlockIntervalMs: p.emptyBlockIntervalMs },
-      { pendingTxs: this.mempool.hasReady ? 1 : 0, lastCommitTimeMs: this.lastCommitMs, nowMs: this.clock() },
+      { pendingTxs: this.mempool.hasReady || this.registryResultPending ? 1 : 0, lastCommitTimeMs: this.lastCommitMs, nowMs: this.clock() },
     )
     if (d.due) {
       this.startHeightNow()
@@ -568,11 +579,37 @@ export class FullNode {
   private async buildBlock(round: number): Promise<Block> {
     const p = this.options.genesis.params
     const parent = this.tip.header
-    const txs = await this.mempool.select(p.maxBlockTxs, p.maxBlockBytes - 64 * 1024)
+    let txs = await this.mempool.select(p.maxBlockTxs, p.maxBlockBytes - 64 * 1024)
     const me = this.ownAddress as Address
-    // The per-block certificate key (DESIGN.md, "Certificates"): fresh for every block.
-    const blockKey = keyPairFromSecret(globalThis.crypto.getRandomValues(new Uint8Array(32)), nativeCrypto).publicKey
     const height = parent.height + 1
+    // The per-block certificate key (DESIGN.md, "Certificates"; core docs/certificates.md): fresh
+    // for every proposal. Its secret exists only here: it signs the id of every certificate the
+    // block issues — computable from the transactions and the height alone — and is wiped at once,
+    // so no later compromise of this node can sign a certificate into a past block.
+    const blockSecret = globalThis.crypto.getRandomValues(new Uint8Array(32))
+    let blockKey: Uint8Array
+    let certSignatures: Uint8Array[]
+    try {
+      blockKey = nativeCrypto.publicKey(blockSecret)
+      certSignatures = signBlockCertificates(txs, height, blockSecret, nativeCrypto)
+    } finally {
+      blockSecret.fill(0)
+    }
+    // The signatures (64 bytes and a little each) must fit in the block too: drop transactions from
+    // the end (each sender's nonces stay in order) until they do, and the signatures of dropped ones.
+    const over =
+      certSignatures.length === 0
+        ? 0
+        : txs.reduce((n, tx) => n + encode(transactionCodec, tx).length, 0) + 66 * certSignatures.length - (p.maxBlockBytes - 64 * 1024)
+    if (over > 0) {
+      let freed = 0
+      while (txs.length > 0 && freed < over) {
+        const last = txs[txs.length - 1] as Transaction
+        freed += encode(transactionCodec, last).length + (certificateOfTransaction(last, height) ? 66 : 0)
+        txs = txs.slice(0, -1)
+      }
+      certSignatures = certSignatures.slice(0, blockCertificates(txs, height).length)
+    }
     const header: BlockHeader = {
       version: 1,
       networkId: parent.networkId,
@@ -588,7 +625,7 @@ export class FullNode {
       blockKey,
       lastCommitHash: this.tip.commit ? commitHash(this.tip.commit) : new Uint8Array(32),
     }
-    return { header, transactions: txs, lastCommit: this.tip.commit }
+    return { header, transactions: txs, lastCommit: this.tip.commit, certSignatures }
   }
 
   private isValidProposal(bytes: Uint8Array): boolean {
@@ -622,6 +659,8 @@ export class FullNode {
         alreadyVerified: (tx: Transaction, hash: Uint8Array) => this.mempool.holds(tx, hash),
       }
       for (const tx of block.transactions) checkTransaction(tx, ctx, nativeCrypto)
+      // Every certificate the block issues must carry the block key's signature, or no one could verify it.
+      checkBlockCertSignatures(block, nativeCrypto)
       return true
     } catch (e) {
       this.log.warn('consensus: invalid proposal', { error: (e as Error).message })
@@ -641,6 +680,8 @@ export class FullNode {
       checkBlockStructure(block, this.tip.header, { maxTxs: this.options.genesis.params.maxBlockTxs })
       const h = block.header
       verifyCommit(commit, { networkId: h.networkId, height: h.height, blockHash: blockHash(h) }, this.validatorsAt(h.height), nativeCrypto)
+      // The header's hash does not cover the certificate signatures: a peer could strip them.
+      checkBlockCertSignatures(block, nativeCrypto)
       if (!bytesEqual(h.resultRoot, blockResultHash(this.tip.result)))
         throw new NodeError('CORRUPT_STORE', `synced block ${h.height} carries a result this node did not compute`)
       await this.commitBlock(block, commit)
@@ -656,6 +697,14 @@ export class FullNode {
   }
 
   private async commitBlock(block: Block, commit: Commit): Promise<void> {
+    try {
+      checkBlockCertSignatures(block, nativeCrypto)
+    } catch (e) {
+      // Only a proposer that sent this node other signature bytes under the same header gets here:
+      // the validators that voted checked theirs. Consensus decided, so the block is kept; its
+      // certificates are served from another node's copy (lc_getCertificate refuses this one's).
+      this.log.error('committed block carries bad certificate signatures', { height: block.header.height, error: (e as Error).message })
+    }
     const t0 = performance.now()
     const ex = await executeBlock(this.tree, block, {
       params: this.options.genesis.params,
@@ -674,6 +723,7 @@ export class FullNode {
     const t2 = performance.now()
     await this.wal.truncateBelow(block.header.height)
     this.tip = { header: block.header, result: ex.result, commit }
+    this.registryResultPending = block.transactions.some((tx) => tx.body.to === CERTIFICATE_REGISTRY_ADDRESS)
     this.lastCommitMs = this.clock()
     const c = this.counters
     c.blocks++
@@ -692,7 +742,7 @@ export class FullNode {
       executeMs: Math.round(t1 - t0),
       storeMs: Math.round(t2 - t1),
     })
-    this.network?.publishHeader?.(encode(blockHeaderCodec, block.header))
+    this.network?.publishHeader?.(encode(signedHeaderCodec, { header: block.header, commit }))
     const committed: CommittedBlock = { block, hash, commit, receipts: ex.receipts, result: ex.result }
     for (const f of this.listeners) {
       try {

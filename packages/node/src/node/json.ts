@@ -113,12 +113,13 @@ export function commitToJson(c: Commit): Json {
   }
 }
 
-/** A block as JSON: header, transactions (full or by hash) and the carried commit. */
+/** A block as JSON: header, transactions (full or by hash), the carried commit and the certificate signatures. */
 export function blockToJson(b: Block, full = true): Json {
   return {
     ...(headerToJson(b.header) as Record<string, Json>),
     transactions: b.transactions.map((t) => (full ? transactionToJson(t) : to0x(transactionHash(t.body)))),
     lastCommit: b.lastCommit ? commitToJson(b.lastCommit) : null,
+    certSignatures: b.certSignatures.map((sig) => to0x(sig)),
   }
 }
 

@@ -7,6 +7,7 @@
 import {
   type Address,
   blockHash,
+  certificateFileToJson,
   encode,
   fromHex,
   genesisHash,
@@ -17,11 +18,13 @@ import {
   logMatches,
   queryScore,
   stateProofCodec,
+  statusEvidenceToJson,
   to0x,
   toHex,
 } from '@loopchain/core'
 import type { NodeHost } from '../p2p/host.js'
 import { type Json, RpcError, RpcErrorCode, type RpcMethod } from '../rpc/json-rpc.js'
+import { certificateFileOf, certificateStatusOf } from './certificates.js'
 import type { CommittedBlock, FullNode } from './full-node.js'
 import { blockToJson, headerToJson, paramsFromJson, receiptToJson, transactionToJson, valueToJson } from './json.js'
 import { memberPeerIds } from './p2p-network.js'
@@ -242,6 +245,31 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
         const root = result?.stateRoot ?? node.state.root
         const { value, proof } = await node.state.prove(fromHex(p.key as string), root)
         return { height, stateRoot: to0x(root), value: value ? to0x(value) : null, proof: to0x(encode(stateProofCodec, proof)) }
+      },
+    },
+    {
+      name: 'lc_getCertificate',
+      summary:
+        'The portable file of a certificate (JSON, core docs/certificates.md): the certificate, its block-key signature, the issuing header with its commit, the validator-set changes up to it and the proof of the issuer’s right.',
+      params: [{ name: 'id', schema: { type: 'string', pattern: HASH }, required: true }],
+      result: { name: 'file', schema: { type: 'object' } },
+      handler: async (p) => {
+        const file = await certificateFileOf(node, fromHex(p.id as string))
+        if (!file) throw notFound('certificate')
+        return certificateFileToJson(file) as Json
+      },
+    },
+    {
+      name: 'lc_getCertificateStatus',
+      summary:
+        'Evidence of a certificate’s current status: the last committed header and its commit, the result it commits to, and the proof of the registry record (or its absence) in that state — status as of height (last − 1).',
+      params: [{ name: 'id', schema: { type: 'string', pattern: HASH }, required: true }],
+      result: { name: 'status', schema: { type: 'object' } },
+      handler: async (p) => {
+        const id = fromHex(p.id as string)
+        const r = await certificateStatusOf(node, id)
+        if (!r) throw notFound('a committed header (no block yet)')
+        return statusEvidenceToJson(id, r.evidence, r.status) as Json
       },
     },
     {
