@@ -81,9 +81,10 @@ export async function serveStatic(dir: string): Promise<{ url: string; close: ()
 
 /**
  * Bundles `entry`, opens it in a fresh Chromium page and returns `globalThis.__result` once the
- * entry sets it (an entry reports a thrown error by setting `__error`).
+ * entry sets it (an entry reports a thrown error by setting `__error`). `params`, when given, is
+ * `globalThis.__params` in the page before the entry runs (JSON-serialisable values).
  */
-export async function runInChromium<T>(entry: string, timeoutMs = 120_000): Promise<T> {
+export async function runInChromium<T>(entry: string, timeoutMs = 120_000, params?: unknown): Promise<T> {
   const dir = await bundleForBrowser(entry)
   const server = await serveStatic(dir)
   const browser = await launchChromium()
@@ -92,6 +93,11 @@ export async function runInChromium<T>(entry: string, timeoutMs = 120_000): Prom
     const logs: string[] = []
     page.on('console', (m) => logs.push(m.text()))
     page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`))
+    if (params !== undefined) {
+      await page.addInitScript((p) => {
+        ;(globalThis as { __params?: unknown }).__params = p
+      }, params)
+    }
     await page.goto(server.url)
     await page.waitForFunction(() => '__result' in globalThis || '__error' in globalThis, undefined, { timeout: timeoutMs })
     const error = await page.evaluate(() => (globalThis as { __error?: string }).__error)

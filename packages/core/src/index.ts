@@ -13,6 +13,7 @@
  * ```
  */
 
+export * from './cert/index.js'
 export * from './codec/codec.js'
 export * from './codec/hex.js'
 export * from './codec/value.js'
@@ -33,3 +34,4 @@ export * from './light/index.js'
 export * from './merkle/merkle-list.js'
 export * from './score/index.js'
 export * from './state/index.js'
+export * from './wire/index.js'

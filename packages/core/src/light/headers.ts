@@ -11,9 +11,11 @@ import { type Codec, decode, encode, list, struct } from '../codec/codec.js'
 import { bytesEqual } from '../codec/hex.js'
 import { type CryptoProvider, nobleCrypto } from '../crypto/provider.js'
 import { LoopchainError } from '../errors.js'
-import { type BlockHeader, blockHash, blockHeaderCodec } from '../ledger/block.js'
+import { type BlockHeader, type BlockResult, blockHash, blockHeaderCodec, blockResultHash } from '../ledger/block.js'
 import { type ValidatorSet, validatorSetCodec, validatorSetHash } from '../ledger/validators.js'
 import { type Commit, commitCodec, verifyCommit } from '../ledger/vote.js'
+import { StateProofError } from '../state/errors.js'
+import { type StateProof, verifyStateProof } from '../state/proof.js'
 
 /** A header with the commit certificate that finalised it. */
 export interface SignedHeader {
@@ -21,6 +23,7 @@ export interface SignedHeader {
   readonly commit: Commit
 }
 
+/** Codec of {@link SignedHeader}. */
 export const signedHeaderCodec: Codec<SignedHeader> = struct('SignedHeader', { header: blockHeaderCodec, commit: commitCodec })
 
 /**
@@ -36,10 +39,12 @@ export interface ValidatorSetChange {
 /** Most changes one message may carry. */
 export const MAX_SET_CHANGES = 4096
 
+/** Codec of {@link ValidatorSetChange}. */
 export const validatorSetChangeCodec: Codec<ValidatorSetChange> = struct('ValidatorSetChange', {
   signed: signedHeaderCodec,
   next: validatorSetCodec,
 })
+/** Codec of a list of {@link ValidatorSetChange} (a certificate file carries one). */
 export const validatorSetChangesCodec: Codec<ValidatorSetChange[]> = list(validatorSetChangeCodec, MAX_SET_CHANGES)
 
 /** A validator set and the first height it votes on. */
@@ -57,7 +62,11 @@ export type LightErrorCode =
   | 'WRONG_NEXT_SET'
   | 'OUT_OF_ORDER'
   | 'UNKNOWN_HEIGHT'
+  | 'BROKEN_LINK'
+  | 'WRONG_RESULT'
+  | 'BAD_PROOF'
 
+/** A header, set change or proof a light client refuses; `code` says why. */
 export class LightError extends LoopchainError<LightErrorCode> {}
 
 /** The set voting on `height`, from sets sorted by `from` (the genesis set first, from 1). */
@@ -96,23 +105,99 @@ export function followValidatorSets(
   changes: readonly ValidatorSetChange[],
   crypto: CryptoProvider = nobleCrypto,
 ): SetInForce[] {
-  const sets: SetInForce[] = [{ from: 1, set: genesis.validators }]
+  return extendValidatorSets([{ from: 1, set: genesis.validators }], genesis.networkId, changes, crypto)
+}
+
+/**
+ * {@link followValidatorSets} from sets already verified (a light client's stored sets): returns
+ * `sets` followed by the sets the later `changes` bring in. `sets` is not modified.
+ */
+export function extendValidatorSets(
+  sets: readonly SetInForce[],
+  networkId: number,
+  changes: readonly ValidatorSetChange[],
+  crypto: CryptoProvider = nobleCrypto,
+): SetInForce[] {
+  const out = [...sets]
   for (const c of changes) {
     const h = c.signed.header
-    const last = sets[sets.length - 1] as SetInForce
+    const last = out[out.length - 1]
+    if (last === undefined) throw new LightError('UNKNOWN_HEIGHT', 'no validator set to follow changes from')
     if (h.height < last.from) {
       throw new LightError('OUT_OF_ORDER', `a set change announced at height ${h.height} comes before the set in force from ${last.from}`)
     }
-    verifySignedHeader(c.signed, last.set, genesis.networkId, crypto)
+    verifySignedHeader(c.signed, last.set, networkId, crypto)
     if (bytesEqual(h.nextValidatorsHash, h.validatorsHash)) {
       throw new LightError('NOT_A_CHANGE', `header ${h.height} announces no validator-set change`)
     }
     if (!bytesEqual(h.nextValidatorsHash, validatorSetHash(c.next))) {
       throw new LightError('WRONG_NEXT_SET', `the set given for height ${h.height + 1} is not the one header ${h.height} announces`)
     }
-    sets.push({ from: h.height + 1, set: c.next })
+    out.push({ from: h.height + 1, set: c.next })
   }
-  return sets
+  return out
+}
+
+/**
+ * Checks that `child` directly extends `parent`: the next height, `prevHash` is the parent's
+ * hash, and it is voted on by the set the parent announced. Throws {@link LightError}
+ * `BROKEN_LINK`.
+ */
+export function checkHeaderLink(parent: BlockHeader, child: BlockHeader): void {
+  if (child.height !== parent.height + 1) {
+    throw new LightError('BROKEN_LINK', `header ${child.height} does not follow header ${parent.height}`)
+  }
+  if (!bytesEqual(child.prevHash, blockHash(parent))) {
+    throw new LightError('BROKEN_LINK', `header ${child.height} does not name header ${parent.height} as its parent`)
+  }
+  if (!bytesEqual(child.validatorsHash, parent.nextValidatorsHash)) {
+    throw new LightError('BROKEN_LINK', `header ${child.height} is not voted on by the set header ${parent.height} announced`)
+  }
+}
+
+/**
+ * Verifies consecutive signed headers: each against the set in force at its height, each linked
+ * to the one before (and the first to `parent`, when given). Returns the headers.
+ */
+export function verifyHeaderChain(
+  sets: readonly SetInForce[],
+  networkId: number,
+  headers: readonly SignedHeader[],
+  parent?: BlockHeader,
+  crypto: CryptoProvider = nobleCrypto,
+): readonly SignedHeader[] {
+  let prev = parent
+  for (const sh of headers) {
+    if (prev !== undefined) checkHeaderLink(prev, sh.header)
+    verifySignedHeader(sh, setAt(sets, sh.header.height), networkId, crypto)
+    prev = sh.header
+  }
+  return headers
+}
+
+/**
+ * Checks a state value (or its absence) against a verified header: `result` must be the block
+ * result `header` carries as `resultRoot` (the state after block `height − 1`), and `proof` must
+ * prove `value` for `key` against its state root. Throws {@link LightError} `WRONG_RESULT` or
+ * `BAD_PROOF`.
+ */
+export function verifyStateAgainstHeader(
+  header: BlockHeader,
+  key: Uint8Array,
+  answer: { readonly result: BlockResult; readonly value: Uint8Array | undefined; readonly proof: StateProof },
+): void {
+  if (!bytesEqual(blockResultHash(answer.result), header.resultRoot)) {
+    throw new LightError('WRONG_RESULT', `the block result given is not the one header ${header.height} commits to`)
+  }
+  try {
+    verifyStateProof(answer.result.stateRoot, key, answer.value, answer.proof)
+  } catch (cause) {
+    if (!(cause instanceof StateProofError)) throw cause
+    throw new LightError('BAD_PROOF', `the state proof does not hold against header ${header.height}: ${cause.message}`, {
+      cause,
+      details: { proofCode: cause.code },
+    })
+  }
 }
 
 /** Encodes changes for the wire or a certificate file. */

@@ -2,7 +2,7 @@
  * Connects a {@link FullNode} to its peers over libp2p: consensus messages on the `proposal` and
  * `vote` topics, client transactions batched on the `tx` topic (one gossip message per batch, not
  * per transaction: gossipsub's per-message cost would cap the network near 2,000 tx/s, see
- * STACK.md), committed headers on `header`. Admission comes from the genesis: only member
+ * STACK.md), committed headers with their commits on `header`; the read-only light-client protocols. Admission comes from the genesis: only member
  * institutions' node keys may use the member topics.
  */
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
@@ -25,6 +25,7 @@ import { type ConsensusGossipContext, type ConsensusTopic, checkConsensusGossip 
 import { createNodeHost, type GossipValidator, type NodeHost } from '../p2p/host.js'
 import type { NodeLogger } from '../p2p/logger.js'
 import type { FullNode } from './full-node.js'
+import { checkHeaderGossip, serveLightClients } from './light-server.js'
 
 /** Transactions per gossip batch, and how long a batch may wait to fill. */
 const TX_BATCH_MAX = 256
@@ -48,6 +49,8 @@ export interface NodeNetworkOptions {
   readonly listenHost?: string
   readonly tcpPort?: number
   readonly wsPort?: number | false
+  /** UDP port of a WebRTC-direct listener for light clients (0: any free one). Default none. */
+  readonly webrtcDirectPort?: number | false
   /** Peers to stay connected to. */
   readonly bootstrap?: string[]
   readonly logger?: NodeLogger
@@ -99,6 +102,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     ...(opts.listenHost ? { listenHost: opts.listenHost } : {}),
     tcpPort: opts.tcpPort ?? 0,
     wsPort: opts.wsPort ?? 0,
+    ...(opts.webrtcDirectPort !== undefined ? { webrtcDirectPort: opts.webrtcDirectPort } : {}),
     bootstrap: opts.bootstrap ?? [],
     isMember: (peerId) => members.has(peerId),
     validators: {
@@ -112,6 +116,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
           return 'reject'
         }
       },
+      header: (data) => checkHeaderGossip(node, data),
     },
     ...(opts.logger ? { logger: opts.logger } : {}),
   })
@@ -137,6 +142,8 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     },
     { maxRequestBytes: 64, memberOnly: false },
   )
+  // Light clients: headers, validator-set changes and state proofs, read-only (core wire/light.ts).
+  await serveLightClients(host, node)
   let syncing = false
   const sync = async (preferred: string | undefined): Promise<void> => {
     if (syncing) return

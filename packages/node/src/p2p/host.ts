@@ -8,6 +8,7 @@ import { noise } from '@libp2p/noise'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
 import { tcp } from '@libp2p/tcp'
+import { webRTCDirect } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
 import { yamux } from '@libp2p/yamux'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -48,6 +49,12 @@ export interface NodeHostOptions {
   tcpPort?: number
   /** WebSockets port (browsers connect here); 0 picks a free one, `false` disables. Default 0. */
   wsPort?: number | false
+  /**
+   * UDP port of a WebRTC-direct listener (browsers and light clients dial it without a TLS
+   * certificate: the address carries the listener's certificate hash); 0 picks a free one.
+   * Default `false`: none.
+   */
+  webrtcDirectPort?: number | false
   /** Multiaddrs to announce instead of the listen addresses (public or proxied addresses). */
   announce?: string[]
   /** Peers to stay connected to (validators, bootstrap nodes): full multiaddrs, ideally with `/p2p/<id>`. */
@@ -180,12 +187,14 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
 
   const listen = [`/${ip}/${host}/tcp/${options.tcpPort ?? 0}`]
   if (options.wsPort !== false) listen.push(`/${ip}/${host}/tcp/${options.wsPort ?? 0}/ws`)
+  const webrtcDirect = options.webrtcDirectPort !== undefined && options.webrtcDirectPort !== false
+  if (webrtcDirect) listen.push(`/${ip}/${host}/udp/${options.webrtcDirectPort}/webrtc-direct`)
   const relay = options.relay === false ? undefined : (options.relay ?? {})
 
   const libp2p = await createLibp2p({
     privateKey,
     addresses: { listen, ...(options.announce ? { announce: options.announce } : {}) },
-    transports: [tcp(), webSockets()],
+    transports: [tcp(), webSockets(), ...(webrtcDirect ? [webRTCDirect()] : [])],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: gater,

@@ -1,8 +1,16 @@
 import type { Connection, Libp2p, Stream } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { LoopchainError } from '@loopchain/core'
+import {
+  type ErrorFrameBody,
+  encodeErrorFrame,
+  encodeFrame,
+  exchangeRequest,
+  FrameKind,
+  LoopchainError,
+  readFrame,
+  sendAndClose,
+} from '@loopchain/core'
 import { RequestError, type RequestErrorCode } from './errors.js'
-import { decodeErrorBody, type ErrorFrameBody, encodeErrorFrame, encodeFrame, FrameKind, readFrame } from './frames.js'
 import type { NodeLogger } from './logger.js'
 
 /** Answers one request; the returned bytes go back as the response. Throwing sends an error frame. */
@@ -39,14 +47,6 @@ const DEFAULT_HANDLER_TIMEOUT_MS = 30_000
 // After an error frame we stop reading; give the requester this long to read it and reset the
 // stream before we reset it ourselves (resetting at once could drop the frame in flight).
 const ERROR_GRACE_MS = 2_000
-
-const KNOWN_REMOTE_CODES = new Set<RequestErrorCode>(['REQUEST_TOO_LARGE', 'NOT_MEMBER', 'HANDLER_FAILED', 'BAD_FRAME', 'NO_HANDLER'])
-
-/** Sends bytes, waiting for the stream to drain when its buffer is full, then closes our write half. */
-async function sendAndClose(stream: Stream, bytes: Uint8Array, signal?: AbortSignal): Promise<void> {
-  if (!stream.send(bytes)) await stream.onDrain(signal ? { signal } : {})
-  await stream.close(signal ? { signal } : {})
-}
 
 /** Registers `handler` for `protocol` on `libp2p` with framing, limits, admission and error frames. */
 export async function handleRequests(
@@ -160,28 +160,11 @@ export async function sendRequest(
   signal.addEventListener('abort', onAbort, { once: true })
   let ok = false
   try {
-    const response = readFrame(
-      stream,
-      maxResponseBytes,
-      (n) => new RequestError('RESPONSE_TOO_LARGE', `response of ${n} bytes exceeds the limit of ${maxResponseBytes}`, { details }),
-    )
-    // Write concurrently with reading: a responder that refuses early (too large, not a member)
-    // answers before it has read our request, and we must not wait on a write it will never drain.
-    void sendAndClose(stream, encodeFrame(FrameKind.Request, bytes)).catch(() => {})
-    const frame = await response
-    if (frame.kind === FrameKind.Response) {
-      ok = true
-      return frame.payload
-    }
-    if (frame.kind === FrameKind.Error) {
-      const body = decodeErrorBody(frame.payload)
-      const code: RequestErrorCode = KNOWN_REMOTE_CODES.has(body.code as RequestErrorCode) ? (body.code as RequestErrorCode) : 'BAD_FRAME'
-      throw new RequestError(code, body.message, {
-        penalize: code === 'BAD_FRAME',
-        details: { ...details, remote: true, ...(body.remoteCode !== undefined ? { remoteCode: body.remoteCode } : {}) },
-      })
-    }
-    throw new RequestError('BAD_FRAME', `expected a response frame, got kind ${frame.kind}`, { details })
+    // The framing (request frame out, one response or error frame back) is shared with the light
+    // client: core `wire/frames.ts`.
+    const payload = await exchangeRequest(stream, bytes, maxResponseBytes, details)
+    ok = true
+    return payload
   } catch (err) {
     if (timeout.aborted) throw timedOut()
     if (err instanceof RequestError) throw err

@@ -10,9 +10,11 @@
  */
 import {
   type Block,
+  type BlockHeader,
   type BlockResult,
   blockCodec,
   blockHash,
+  blockHeaderCodec,
   blockResultCodec,
   type Commit,
   commitCodec,
@@ -22,6 +24,7 @@ import {
   fixedBytes,
   type KVStore,
   list,
+  Reader,
   type Receipt,
   receiptCodec,
   struct,
@@ -104,6 +107,15 @@ export class ChainStore {
   async blockAt(height: number): Promise<Block | undefined> {
     const raw = await this.store.get(this.key(K_BLOCK, be64(height)))
     return raw === undefined ? undefined : decode(blockCodec, raw)
+  }
+
+  /**
+   * The header of the block at `height`, read from the front of the stored block without decoding
+   * its transactions (the header is a block's first field): light clients ask for many headers.
+   */
+  async headerAt(height: number): Promise<BlockHeader | undefined> {
+    const raw = await this.store.get(this.key(K_BLOCK, be64(height)))
+    return raw === undefined ? undefined : blockHeaderCodec.read(new Reader(raw))
   }
 
   /** The height of the block with hash `hash`. */

@@ -1,0 +1,67 @@
+/**
+ * The read-only protocols a full node serves to light clients (core `wire/light.ts`: tip, headers
+ * by range, validator-set changes, state proofs), open to non-members, and the check of headers
+ * gossiped on the `header` topic.
+ */
+import {
+  createLightHandlers,
+  decode,
+  LIGHT_MAX_REQUEST_BYTES,
+  LIGHT_PROTOCOLS,
+  type LightBackend,
+  lightProtocolId,
+  type SignedHeader,
+  signedHeaderCodec,
+  verifySignedHeader,
+} from '@loopchain/core'
+import type { GossipVerdict, NodeHost } from '../p2p/host.js'
+import type { FullNode } from './full-node.js'
+
+/** What the light-client protocols read from a full node: its stored headers, commits, results and state. */
+export function fullNodeLightBackend(node: FullNode): LightBackend {
+  return {
+    get height() {
+      return node.height
+    },
+    async signedHeader(height): Promise<SignedHeader | undefined> {
+      const [header, commit] = await Promise.all([node.chain.headerAt(height), node.chain.commitAt(height)])
+      return header && commit ? { header, commit } : undefined
+    },
+    // The first entry is the genesis set, which clients pin themselves.
+    setChanges: () => node.validatorSetChanges.slice(1),
+    resultAt: (height) => node.chain.resultAt(height),
+    prove: (key, stateRoot) => node.state.prove(key, stateRoot),
+  }
+}
+
+/** Serves the light-client protocols of `node` on `host` (non-members allowed; request sizes bounded per protocol). */
+export async function serveLightClients(host: NodeHost, node: FullNode): Promise<void> {
+  const handlers = createLightHandlers(fullNodeLightBackend(node))
+  const chainId = node.options.genesis.chainId
+  for (const p of LIGHT_PROTOCOLS) {
+    await host.handle(lightProtocolId(chainId, p), handlers[p], { maxRequestBytes: LIGHT_MAX_REQUEST_BYTES[p], memberOnly: false })
+  }
+}
+
+/**
+ * The `header` topic's gossip check: a signed header finalised by the set in force at its height.
+ * Headers more than two heights ahead of this node cannot be judged yet and are ignored, not
+ * rejected; malformed or forged ones are rejected, which penalises the forwarding peer.
+ */
+export function checkHeaderGossip(node: FullNode, data: Uint8Array): GossipVerdict {
+  let sh: SignedHeader
+  try {
+    sh = decode(signedHeaderCodec, data)
+  } catch {
+    return 'reject'
+  }
+  const h = sh.header.height
+  if (h < 1) return 'reject'
+  if (h > node.height + 2) return 'ignore'
+  try {
+    verifySignedHeader(sh, node.validatorsAt(h), node.options.genesis.networkId)
+    return 'accept'
+  } catch {
+    return 'reject'
+  }
+}
