@@ -1,18 +1,96 @@
-import { defineConfig } from 'vitest/config'
+import { existsSync, readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Plugin } from 'vite'
+import { defineConfig, type ViteUserConfig } from 'vitest/config'
+
+/** The web app's directory: `vite` serves it and `vite build` writes apps/web/dist. */
+export const WEB_ROOT = fileURLToPath(new URL('./apps/web', import.meta.url))
 
 /**
- * One config for the whole tree: Vitest runs every package's tests from here, and the web app
- * (apps/web) is built from here once it lands.
+ * The dev server's chain.json: the one `loopchain devnet` writes into its directory
+ * (LOOPCHAIN_DEVNET_DIR, default ./.devnet), so `npm run web:dev` beside a running devnet just works.
+ * A production deployment ships its own chain.json with the built page (apps/web/README.md).
  */
-export default defineConfig({
-  test: {
-    include: ['packages/*/test/**/*.test.ts', 'apps/*/test/**/*.test.ts', 'test/**/*.test.ts'],
-    // Property and fuzz suites run hundreds of thousands of cases; 2 cores is the machine's size.
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
-    pool: 'forks',
-    // CI asks for a machine-readable report as well (see .ci/run).
-    reporters: process.env.LOOPCHAIN_TEST_REPORT ? ['default', 'json'] : ['default'],
-    outputFile: process.env.LOOPCHAIN_TEST_REPORT ? { json: process.env.LOOPCHAIN_TEST_REPORT } : {},
-  },
+function devnetChainJson(): Plugin {
+  return {
+    name: 'loopchain-devnet-chain-json',
+    configureServer(server) {
+      server.middlewares.use('/chain.json', (_req, res) => {
+        const file = resolve(process.env.LOOPCHAIN_DEVNET_DIR ?? '.devnet', 'web', 'chain.json')
+        if (!existsSync(file)) {
+          res.statusCode = 404
+          res.end(`no ${file}: start 'npm run devnet' first (or set LOOPCHAIN_DEVNET_DIR)`)
+          return
+        }
+        res.setHeader('content-type', 'application/json')
+        res.setHeader('cache-control', 'no-store')
+        res.end(readFileSync(file))
+      })
+    },
+  }
+}
+
+/**
+ * Drops emitted assets no chunk refers to. The core's contract engine brings a QuickJS .wasm that
+ * the bundler emits as soon as it sees the import, even when tree-shaking then removes every use:
+ * the page never loads it, so it should not ship.
+ */
+function dropUnreferencedAssets(): Plugin {
+  return {
+    name: 'loopchain-drop-unreferenced-assets',
+    apply: 'build',
+    generateBundle(_options, bundle) {
+      const code = Object.values(bundle)
+        .map((f) => (f.type === 'chunk' ? f.code : typeof f.source === 'string' ? f.source : ''))
+        .join('\n')
+      for (const [name, f] of Object.entries(bundle)) {
+        if (f.type === 'asset' && f.fileName.endsWith('.wasm') && !code.includes(f.fileName.split('/').pop() as string)) delete bundle[name]
+      }
+    },
+  }
+}
+
+/**
+ * One config for the whole tree. Under Vitest (mode `test`) it runs every package's tests; for
+ * `vite` and `vite build` (npm run web:dev / web:build) it serves and builds the web app.
+ */
+export default defineConfig(({ mode }): ViteUserConfig => {
+  // Vitest runs in mode `test`; not process.env.VITEST, which a test's child processes inherit
+  // (the devnet a test starts builds the page with this config in mode `production`).
+  if (mode === 'test') {
+    return {
+      test: {
+        include: ['packages/*/test/**/*.test.ts', 'apps/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+        // Property and fuzz suites run hundreds of thousands of cases; 2 cores is the machine's size.
+        testTimeout: 120_000,
+        hookTimeout: 120_000,
+        pool: 'forks',
+        // CI asks for a machine-readable report as well (see .ci/run).
+        reporters: process.env.LOOPCHAIN_TEST_REPORT ? ['default', 'json'] : ['default'],
+        outputFile: process.env.LOOPCHAIN_TEST_REPORT ? { json: process.env.LOOPCHAIN_TEST_REPORT } : {},
+      },
+    }
+  }
+  return {
+    root: WEB_ROOT,
+    // The repository's cache, which `postinstall` clears after patching dependencies (not apps/web/node_modules/.vite).
+    cacheDir: fileURLToPath(new URL('./node_modules/.vite', import.meta.url)),
+    // Relative asset URLs: the built page works from any path it is deployed under.
+    base: './',
+    build: {
+      outDir: 'dist',
+      emptyOutDir: true,
+      // libp2p's Node shims use top-level await (ES2022); every browser that runs WebRTC has it.
+      target: 'es2022',
+      // The benchmark target is 300 kB gzipped for the whole page; warn well before.
+      chunkSizeWarningLimit: 1200,
+      // Error classes name themselves after their class (LoopchainError sets name from new.target):
+      // keep class names through minification so messages read RequestError, not a mangled name.
+      rolldownOptions: { output: { keepNames: true } },
+    },
+    server: { host: '127.0.0.1' },
+    preview: { host: '127.0.0.1' },
+    plugins: [devnetChainJson(), dropUnreferencedAssets()],
+  }
 })

@@ -7,7 +7,7 @@
  *   loopchain tx deploy --key ./net/faucet.json --code token.js --wait
  *   loopchain --help
  *
- * The client commands (status, tx, call) talk to a node's JSON-RPC; see tx.ts.
+ * The client commands (status, tx, call, cert) talk to a node's JSON-RPC; see tx.ts and cert.ts.
  */
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -35,8 +35,10 @@ import {
   RpcDispatcher,
   startRpcServer,
 } from '@loopchain/node'
+import { certExport, certIssue, certRenew, certRevoke, certVerify } from './cert.js'
 import { DEFAULT_RPC, fail, flag, rpcCall } from './cli.js'
 import { call, txCall, txDeploy, txSend } from './tx.js'
+import { startDevnetWeb, type WebServer } from './web.js'
 
 const HELP = `loopchain — a permissioned blockchain node
 
@@ -50,9 +52,11 @@ Usage:
       Run a node from its config: LevelDB in the config's dataDir, libp2p on its ports,
       JSON-RPC on its rpc port. Logs are JSON lines on stdout. Stop with Ctrl-C.
       e.g.  loopchain start --config ./net/node-0/config.json
-  loopchain devnet [--validators N] [--dir DIR] [--base-port P] [--fresh]
+  loopchain devnet [--validators N] [--dir DIR] [--base-port P] [--web-port P] [--no-web] [--fresh]
       Run a local network: N validator processes (default 4) and an observer from DIR (default ./.devnet,
-      made by 'init' on first use; --fresh starts over). Prints every node's JSON-RPC URL.
+      made by 'init' on first use; --fresh starts over). Prints every node's JSON-RPC URL, and serves
+      the web app (certificate verification, network view) at http://127.0.0.1:<base port + 100>/
+      (--web-port to choose, --no-web for none), building it first when its sources changed.
       Ctrl-C stops them all; the data stays in DIR for the next run.
       e.g.  loopchain devnet --fresh
   loopchain status [--rpc URL]
@@ -77,6 +81,31 @@ Transactions, signed with the key in FILE (JSON with secretKey, e.g. .devnet/fau
       Call a SCORE method in a transaction, so that it may change state; --value pays a payable method.
       e.g.  loopchain tx call --key .devnet/faucet.json --to cx… --method transfer --params '{"_to":"hx…","_value":10}' --wait
   Each also takes --rpc URL and --step-limit N. A committed transaction that failed exits 1.
+
+Certificates (core docs/certificates.md), issued by a member with the issuer right (the validators of 'init'):
+  loopchain cert issue --key FILE --subject TEXT [--subject-key 0x…] [--attr NAME=VALUE ...]
+                       [--valid-from ISO] [--valid-until ISO] [--wait]
+      Issue a certificate; the block that carries it signs it with its own one-time key. --valid-from
+      defaults to now; without --valid-until it does not expire. With --wait, prints its id once the
+      next block makes it provable.
+      --key may be a validator's config (its validatorKey is its institution's account, an issuer on a devnet).
+      e.g.  loopchain cert issue --key .devnet/node-0/config.json --subject 'Kim Minji' --attr degree=MSc --valid-until 2030-01-01 --wait
+  loopchain cert renew --key FILE --id 0x… [same flags as issue] [--wait]
+      Issue a certificate that replaces --id (which then reads as superseded). Flags left out keep the
+      old certificate's values; the new window starts now and lasts as long as the old one.
+  loopchain cert revoke --key FILE --id 0x… [--reason TEXT] [--wait]
+      Revoke a certificate this key's institution issued.
+  loopchain cert export --id 0x… [--out FILE] [--qr]
+      The certificate's portable file: JSON with the header, signatures and proofs an offline check
+      needs. --qr gives the compact text for a QR code instead (no proofs: it verifies only online).
+  loopchain cert verify --file FILE [--genesis FILE] [--rpc URL]
+      Verify a certificate file (or compact text) in six steps against the genesis you trust (default
+      ./.devnet/genesis.json): well-formed, header committed by the validators, block-key signature,
+      issuer's right, status, validity window. Offline the status step is skipped; with --rpc the
+      node proves the status as of its latest block (and completes a compact form). Prints the report
+      as JSON and each step on stderr; exits 0 when valid, 1 when a step fails, 3 when some could not run.
+      e.g.  loopchain cert verify --file kim.json --rpc http://127.0.0.1:27602/
+  The cert commands that send also take --rpc URL and --step-limit N.
 
 Queries:
   loopchain call --to cx… --method NAME [--params JSON] [--rpc URL]
@@ -285,8 +314,21 @@ async function devnet(args: string[]): Promise<void> {
   process.stdout.write(
     `devnet: ${validators} validators${configs.length > validators ? ' and an observer' : ''} from ${dir}; faucet key in ${join(dir, 'faucet.json')}; Ctrl-C stops\n`,
   )
+  let web: WebServer | undefined
+  if (!args.includes('--no-web')) {
+    // The page is a convenience next to the nodes: if it cannot be built or served, the network still runs.
+    const webPort = Number(flag(args, 'web-port') ?? basePort + 100)
+    startDevnetWeb(dir, configs, webPort).then(
+      (w) => {
+        web = w
+        process.stdout.write(`web app: ${w.url}\n`)
+      },
+      (e: unknown) => process.stdout.write(`web app: not served (${(e as Error).message})\n`),
+    )
+  }
   const stop = () => {
     for (const c of children) c.kill('SIGTERM')
+    void web?.close()
     setTimeout(() => process.exit(0), 3000).unref()
   }
   process.on('SIGINT', stop)
@@ -312,6 +354,11 @@ async function main(args: string[]): Promise<void> {
   if (cmd === 'tx' && sub === 'deploy') return txDeploy(args.slice(2))
   if (cmd === 'tx' && sub === 'call') return txCall(args.slice(2))
   if (cmd === 'call') return call(args.slice(1))
+  if (cmd === 'cert' && sub === 'issue') return certIssue(args.slice(2))
+  if (cmd === 'cert' && sub === 'renew') return certRenew(args.slice(2))
+  if (cmd === 'cert' && sub === 'revoke') return certRevoke(args.slice(2))
+  if (cmd === 'cert' && sub === 'export') return certExport(args.slice(2))
+  if (cmd === 'cert' && sub === 'verify') return certVerify(args.slice(2))
   if (cmd === 'keys' && sub === 'new') {
     const k = keyPairFromSecret(random32(), nativeCrypto)
     process.stdout.write(`${JSON.stringify({ secretKey: to0x(k.secretKey), publicKey: to0x(k.publicKey), address: k.address }, null, 2)}\n`)

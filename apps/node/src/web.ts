@@ -1,0 +1,168 @@
+/**
+ * How `loopchain devnet` serves the web app (apps/web): it builds the page with Vite when the
+ * build is missing or older than its sources, writes the page's chain.json (the devnet's genesis,
+ * pinned, and its nodes' WebSocket addresses) and serves both on 127.0.0.1.
+ *
+ * A devnet may hand the page its genesis because the devnet made it; a production deployment pins
+ * the genesis in the chain.json it deploys with the page, and never lets a node supply it.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { extname, join, normalize, sep } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { fromHex } from '@loopchain/core'
+import { peerIdFromNodeKey } from '@loopchain/node'
+
+/** The repository's root (this file is apps/node/src/web.ts). */
+const REPO = fileURLToPath(new URL('../../../', import.meta.url))
+/** The web app's sources and its build. */
+export const WEB_DIR = join(REPO, 'apps', 'web')
+export const WEB_DIST = join(WEB_DIR, 'dist')
+/** What the page's build depends on: when any of it is newer than the build, the page is rebuilt. */
+const WEB_SOURCES = [
+  join(WEB_DIR, 'src'),
+  join(WEB_DIR, 'index.html'),
+  join(REPO, 'packages', 'core', 'src'),
+  join(REPO, 'packages', 'light-client', 'src'),
+  join(REPO, 'vite.config.ts'),
+]
+
+/** The `format` of chain.json (apps/web/src/config.ts reads it). */
+export const CHAIN_CONFIG_FORMAT = 'loopchain-web/1'
+
+interface NodeConfigFile {
+  nodeKey: string
+  p2p: { host?: string; wsPort: number }
+}
+
+/**
+ * The page's chain.json for the devnet in `dir`: its genesis and, for each node config found
+ * (`node-i/`, `observer/`), the node's WebSocket multiaddr with its peer id.
+ */
+export async function devnetChainConfig(dir: string, configs: readonly string[]): Promise<Record<string, unknown>> {
+  const genesis = JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')) as unknown
+  const bootstrap = await Promise.all(
+    configs.map(async (file) => {
+      const c = JSON.parse(readFileSync(file, 'utf8')) as NodeConfigFile
+      const host = c.p2p.host && c.p2p.host !== '0.0.0.0' ? c.p2p.host : '127.0.0.1'
+      return `/ip4/${host}/tcp/${c.p2p.wsPort}/ws/p2p/${await peerIdFromNodeKey(fromHex(c.nodeKey))}`
+    }),
+  )
+  // allowLocal: the page may dial loopback over plain ws://, which only a devnet needs.
+  return { format: CHAIN_CONFIG_FORMAT, genesis, bootstrap, allowLocal: true }
+}
+
+function newestMtime(path: string): number {
+  if (!existsSync(path)) return 0
+  const st = statSync(path)
+  if (!st.isDirectory()) return st.mtimeMs
+  let newest = st.mtimeMs
+  for (const e of readdirSync(path)) {
+    if (e === 'node_modules' || e === 'dist') continue
+    newest = Math.max(newest, newestMtime(join(path, e)))
+  }
+  return newest
+}
+
+/** True when apps/web/dist is missing or older than a source it is built from. */
+export function webBuildIsStale(): boolean {
+  const built = join(WEB_DIST, 'index.html')
+  if (!existsSync(built)) return true
+  const at = statSync(built).mtimeMs
+  return WEB_SOURCES.some((p) => newestMtime(p) > at)
+}
+
+/**
+ * Builds the web app into apps/web/dist with Vite (the root vite.config.ts), unless the build is
+ * current. It builds into a directory of its own and then swaps it in, so a page being served
+ * never sees half a build. Returns the build's directory.
+ */
+export async function buildWebApp(opts: { force?: boolean } = {}): Promise<string> {
+  if (!opts.force && !webBuildIsStale()) return WEB_DIST
+  const { build } = await import('vite')
+  const tmp = `${WEB_DIST}.tmp-${process.pid}`
+  rmSync(tmp, { recursive: true, force: true })
+  await build({ configFile: join(REPO, 'vite.config.ts'), mode: 'production', logLevel: 'warn', build: { outDir: tmp, emptyOutDir: true } })
+  rmSync(WEB_DIST, { recursive: true, force: true })
+  renameSync(tmp, WEB_DIST)
+  return WEB_DIST
+}
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.wasm': 'application/wasm',
+}
+
+// The page talks to full nodes over WebSockets on other ports; everything else comes from here.
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+
+/** A running web server. */
+export interface WebServer {
+  readonly url: string
+  close(): Promise<void>
+}
+
+/**
+ * Serves the built page from `dist` and `chainJson` as /chain.json, on `host:port` (port 0: any
+ * free port). Hashed assets are cached for good; the page and chain.json never.
+ */
+export async function serveWebApp(opts: { dist: string; chainJson: string; host?: string; port: number }): Promise<WebServer> {
+  const root = normalize(opts.dist + sep)
+  const server = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)
+    const headers = { 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' }
+    if (req.method !== 'GET' && req.method !== 'HEAD') return void res.writeHead(405, headers).end()
+    if (path === '/chain.json') {
+      return void res.writeHead(200, { ...headers, 'content-type': TYPES['.json'], 'cache-control': 'no-store' }).end(opts.chainJson)
+    }
+    const file = normalize(join(root, path === '/' ? 'index.html' : path))
+    if (!file.startsWith(root) || !existsSync(file) || statSync(file).isDirectory()) {
+      return void res.writeHead(404, { ...headers, 'content-type': 'text/plain' }).end('not found')
+    }
+    const html = file.endsWith('.html')
+    res
+      .writeHead(200, {
+        ...headers,
+        'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+        'cache-control': html ? 'no-cache' : 'public, max-age=31536000, immutable',
+        ...(html ? { 'content-security-policy': CSP } : {}),
+      })
+      .end(req.method === 'HEAD' ? undefined : readFileSync(file))
+  })
+  const host = opts.host ?? '127.0.0.1'
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(opts.port, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://${host}:${port}/`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections()
+        server.close(() => resolve())
+      }),
+  }
+}
+
+/**
+ * Everything `devnet` does for the page: builds it if needed, writes DIR/web/chain.json (which the
+ * Vite dev server, `npm run web:dev`, serves too) and serves the page on `port`.
+ */
+export async function startDevnetWeb(dir: string, configs: readonly string[], port: number): Promise<WebServer> {
+  const chain = `${JSON.stringify(await devnetChainConfig(dir, configs), null, 2)}\n`
+  mkdirSync(join(dir, 'web'), { recursive: true })
+  writeFileSync(join(dir, 'web', 'chain.json'), chain)
+  const dist = await buildWebApp()
+  return serveWebApp({ dist, chainJson: chain, port })
+}
