@@ -1,8 +1,11 @@
 #!/usr/bin/env node
 // Runs the TypeScript CLI through tsx (the packages export their sources; no build step).
 import { spawnSync } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
+import { createRequire } from 'node:module'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const main = fileURLToPath(new URL('../src/main.ts', import.meta.url))
-const r = spawnSync(process.execPath, ['--import', 'tsx', main, ...process.argv.slice(2)], { stdio: 'inherit' })
+// tsx as this package resolves it, so the command works from any directory.
+const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href
+const r = spawnSync(process.execPath, ['--import', tsx, main, ...process.argv.slice(2)], { stdio: 'inherit' })
 process.exit(r.status ?? 1)

@@ -15,6 +15,7 @@ import {
   verifySignedHeader,
 } from '@loopchain/core'
 import type { GossipVerdict, NodeHost } from '../p2p/host.js'
+import { genesisResult } from './certificates.js'
 import type { FullNode } from './full-node.js'
 
 /** What the light-client protocols read from a full node: its stored headers, commits, results and state. */
@@ -29,7 +30,8 @@ export function fullNodeLightBackend(node: FullNode): LightBackend {
     },
     // The first entry is the genesis set, which clients pin themselves.
     setChanges: () => node.validatorSetChanges.slice(1),
-    resultAt: (height) => node.chain.resultAt(height),
+    // Height 0 is the genesis state (header 1 carries its result): computed, not stored.
+    resultAt: (height) => (height === 0 ? genesisResult(node.options.genesis) : node.chain.resultAt(height)),
     prove: (key, stateRoot) => node.state.prove(key, stateRoot),
   }
 }
