@@ -126,7 +126,8 @@ interface NodeConfig {
   dataDir: string
   validatorKey?: string
   nodeKey: string
-  p2p: { host?: string; tcpPort: number; wsPort: number; bootstrap: string[] }
+  /** `webrtcDirectPort`: a UDP port for browsers' WebRTC-direct (no TLS certificate needed); absent: off. */
+  p2p: { host?: string; tcpPort: number; wsPort: number; webrtcDirectPort?: number; bootstrap: string[] }
   rpc: { host?: string; port: number }
 }
 
@@ -241,6 +242,7 @@ async function start(args: string[]): Promise<void> {
     ...(config.p2p.host ? { listenHost: config.p2p.host } : {}),
     tcpPort: config.p2p.tcpPort,
     wsPort: config.p2p.wsPort,
+    ...(config.p2p.webrtcDirectPort !== undefined ? { webrtcDirectPort: config.p2p.webrtcDirectPort } : {}),
     bootstrap: config.p2p.bootstrap,
     logger: log,
   })
