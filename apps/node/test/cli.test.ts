@@ -13,7 +13,19 @@ describe('loopchain CLI', () => {
   it('prints help a newcomer can follow', () => {
     const r = run('--help')
     expect(r.status).toBe(0)
-    for (const cmd of ['init', 'start', 'devnet', 'status', 'tx send', 'tx deploy', 'tx call', 'call', 'keys new', 'cert issue', 'cert verify']) {
+    for (const cmd of [
+      'init',
+      'start',
+      'devnet',
+      'status',
+      'tx send',
+      'tx deploy',
+      'tx call',
+      'call',
+      'keys new',
+      'cert issue',
+      'cert verify',
+    ]) {
       expect(r.stdout).toContain(`loopchain ${cmd} `)
       expect(r.stdout).toContain(`e.g.  loopchain ${cmd} `)
     }

@@ -124,7 +124,7 @@ describe('SCORE methods over JSON-RPC', () => {
   })
 
   it('pushes event logs matching a SCORE and an event name to a WebSocket subscriber', async () => {
-    const ws = new WebSocket(server.url.replace('http', 'ws') + 'ws')
+    const ws = new WebSocket(`${server.url.replace('http', 'ws')}ws`)
     await new Promise((r, j) => ws.once('open', r).once('error', j))
     const seen: any[] = []
     const subscribed = new Promise<void>((resolve) =>
