@@ -1,25 +1,19 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type OneNode, runCli, startOneNode } from './fixtures/one-node.js'
 
-const CLI = fileURLToPath(new URL('../src/main.ts', import.meta.url))
-const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8', timeout: 90_000 })
+const run = runCli
 
 // Away from the devnet's 27600, cli.test.ts's 31000 and cli-tx.test.ts's 33000–53000.
 const basePort = 55_000 + 10 * Math.floor(Math.random() * 900)
 const url = `http://127.0.0.1:${basePort + 2}/`
 let dir: string
-let node: ChildProcess
+let one: OneNode
 let issuerKey: string
 let genesis: string
 
-async function rpc(method: string, params: object = {}): Promise<any> {
-  const res = await fetch(url, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
-  return ((await res.json()) as { result?: unknown }).result
-}
+const rpc = (method: string, params: object = {}) => one.rpc(method, params)
 
 const cert = (sub: string, ...args: string[]) => run('cert', sub, '--rpc', url, ...args)
 const verify = (file: string, online: boolean) =>
@@ -28,37 +22,15 @@ const stepOf = (stdout: string, name: string) =>
   (JSON.parse(stdout).steps as { name: string; status: string; detail: string }[]).find((s) => s.name === name)
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'loopchain-cli-cert-'))
-  expect(run('init', '--validators', '1', '--out', dir, '--base-port', String(basePort)).status).toBe(0)
+  one = await startOneNode('cli-cert', basePort)
+  dir = one.dir
   genesis = join(dir, 'genesis.json')
   // The validator's institution holds the issuer right (init gives it to every validator); its
   // node config serves as the key file.
   issuerKey = join(dir, 'node-0', 'config.json')
-  const log = openSync(join(dir, 'node.log'), 'w')
-  node = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '--config', join(dir, 'node-0', 'config.json')], {
-    stdio: ['ignore', log, log],
-  })
-  closeSync(log)
-  const deadline = Date.now() + 60_000
-  for (;;) {
-    if (node.exitCode !== null || Date.now() > deadline)
-      throw new Error(`the node did not come up:\n${readFileSync(join(dir, 'node.log'), 'utf8')}`)
-    try {
-      if ((await rpc('lc_getNetworkInfo')) !== undefined) break
-    } catch {}
-    await new Promise((r) => setTimeout(r, 200))
-  }
 })
 
-afterAll(async () => {
-  if (node && node.exitCode === null) {
-    const exited = new Promise((r) => node.once('exit', r))
-    node.kill('SIGTERM')
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))])
-    if (node.exitCode === null) node.kill('SIGKILL')
-  }
-  if (dir) rmSync(dir, { recursive: true, force: true })
-})
+afterAll(() => one?.stop())
 
 describe('loopchain cert against a running node', () => {
   it('issue → export → verify offline (partial) and online (valid) → revoke → verify fails at the status step', async () => {

@@ -1,34 +1,23 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { TOKEN_SOURCE } from '@loopchain/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type OneNode, runCli, startOneNode } from './fixtures/one-node.js'
 
-const CLI = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 const fixture = (name: string) => fileURLToPath(new URL(`fixtures/${name}`, import.meta.url))
-const run = (...args: string[]) => spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { encoding: 'utf8', timeout: 60_000 })
+const run = runCli
 
 // A base port away from the devnet's 27600 and from cli.test.ts's 31000; random so that two runs side by side rarely collide.
 const basePort = 33_000 + 10 * Math.floor(Math.random() * 2_000)
 const url = `http://127.0.0.1:${basePort + 2}/`
 const bob = `hx${'b0'.repeat(20)}`
 let dir: string
-let node: ChildProcess
+let one: OneNode
 let faucet: { address: string; secretKey: string }
 let keyFile: string
 
-async function rpc(method: string, params: object = {}, retry = true): Promise<any> {
-  try {
-    const res = await fetch(url, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
-    return ((await res.json()) as { result?: unknown }).result
-  } catch (e) {
-    // A kept-alive connection idle for seconds (a CLI run) may be closed by the server as it is reused: once more, on a new one.
-    if (retry) return rpc(method, params, false)
-    throw e
-  }
-}
+const rpc = (method: string, params: object = {}) => one.rpc(method, params)
 
 /** Runs a `tx` command against the node with a key file: the faucet's unless said otherwise. */
 const txAs = (key: string, sub: string, ...args: string[]) => run('tx', sub, '--key', key, '--rpc', url, ...args)
@@ -40,36 +29,14 @@ const call = (to: string, method: string, params?: object) =>
 const query = (to: string, method: string, params?: object) => rpc('lc_call', { to, method, ...(params ? { params } : {}) })
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'loopchain-cli-tx-'))
-  expect(run('init', '--validators', '1', '--out', dir, '--base-port', String(basePort)).status).toBe(0)
+  one = await startOneNode('cli-tx', basePort)
+  dir = one.dir
   keyFile = join(dir, 'faucet.json')
   faucet = JSON.parse(readFileSync(keyFile, 'utf8'))
   writeFileSync(join(dir, 'token.js'), TOKEN_SOURCE)
-  const log = openSync(join(dir, 'node.log'), 'w')
-  node = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '--config', join(dir, 'node-0', 'config.json')], {
-    stdio: ['ignore', log, log],
-  })
-  closeSync(log)
-  const deadline = Date.now() + 60_000
-  for (;;) {
-    if (node.exitCode !== null || Date.now() > deadline)
-      throw new Error(`the node did not come up:\n${readFileSync(join(dir, 'node.log'), 'utf8')}`)
-    try {
-      if ((await rpc('lc_getNetworkInfo')) !== undefined) break
-    } catch {}
-    await new Promise((r) => setTimeout(r, 200))
-  }
 })
 
-afterAll(async () => {
-  if (node && node.exitCode === null) {
-    const exited = new Promise((r) => node.once('exit', r))
-    node.kill('SIGTERM')
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))])
-    if (node.exitCode === null) node.kill('SIGKILL')
-  }
-  if (dir) rmSync(dir, { recursive: true, force: true })
-})
+afterAll(() => one?.stop())
 
 describe('loopchain tx deploy, tx call and call against a running node', () => {
   it('deploys the example token with the faucet key, moves tokens with tx call and reads them back with call', async () => {
