@@ -93,7 +93,7 @@ async function waitFor<T>(f: () => T | undefined | Promise<T | undefined>, ms: n
   }
 }
 
-/** The processes whose parent is `pid` (Linux /proc): the devnet's node processes. */
+/** The `loopchain start` processes whose parent is `pid` (Linux /proc): the devnet's nodes. */
 function childrenOf(pid: number): number[] {
   const out: number[] = []
   for (const e of readdirSync('/proc')) {
@@ -102,7 +102,9 @@ function childrenOf(pid: number): number[] {
       const stat = readFileSync(`/proc/${e}/stat`, 'utf8')
       // Field 4 (after the parenthesised command name) is the parent's pid.
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-      if (ppid === pid) out.push(Number(e))
+      // Node processes only (`loopchain start`): building the page may leave an esbuild service beside them.
+      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0')
+      if (ppid === pid && cmd.includes('start') && cmd.includes('--config')) out.push(Number(e))
     } catch {
       // The process ended while we looked.
     }
