@@ -22,6 +22,7 @@ import {
   transactionCodec,
 } from '@loopchain/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { waitFor } from '../support/cli-network.js'
 
 const CLI = fileURLToPath(new URL('../../apps/node/src/main.ts', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'loopchain-devnet-'))
@@ -55,20 +56,6 @@ async function rpc(i: number, method: string, params: object = {}): Promise<any>
   const j = (await res.json()) as { result?: unknown; error?: { message: string } }
   if (j.error) throw new Error(`${method}: ${j.error.message}`)
   return j.result
-}
-
-async function waitFor<T>(f: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
-  const until = Date.now() + ms
-  for (;;) {
-    try {
-      const v = await f()
-      if (v !== undefined) return v
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 200))
-  }
 }
 
 let nonce = 0
