@@ -39,7 +39,7 @@ import {
   type Vote,
   VoteType,
 } from '@loopchain/core'
-import { createNodeHost, type NodeHost, peerIdFromNodeKey, protocolName } from '@loopchain/node'
+import { createNodeHost, type NodeHost, peerIdFromNodeKey, protocolName, reservePortBlock } from '@loopchain/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 const CLI = fileURLToPath(new URL('../../apps/node/src/main.ts', import.meta.url))
@@ -47,7 +47,7 @@ const CHAIN = 'loopchain-devnet'
 const N = 4
 const dir = mkdtempSync(join(tmpdir(), 'loopchain-admission-'))
 // A port range of our own; node i uses base + 10·i (tcp), +1 (ws), +2 (JSON-RPC).
-const BASE = 40_000 + Math.floor(Math.random() * 1_500) * 10
+const BASE = reservePortBlock()
 const rpcUrl = (i: number) => `http://127.0.0.1:${BASE + 10 * i + 2}/`
 const RECIPIENT = 'hx00000000000000000000000000000000000ad301' as Address
 

@@ -21,13 +21,14 @@ import {
   to0x,
   transactionCodec,
 } from '@loopchain/core'
+import { reservePortBlock } from '@loopchain/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitFor } from '../support/cli-network.js'
 
 const CLI = fileURLToPath(new URL('../../apps/node/src/main.ts', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'loopchain-devnet-'))
-// A port range of our own, away from the common ones; each node uses base + 10·i (+1 ws, +2 rpc).
-const BASE = 30_000 + Math.floor(Math.random() * 2_000) * 10
+// A block of ports no other test holds; each node uses base + 10·i (+1 ws, +2 rpc).
+const BASE = reservePortBlock()
 const procs = new Map<number, ChildProcess>()
 const rpcPort = (i: number) => BASE + 10 * i + 2
 const RECIPIENT = 'hx00000000000000000000000000000000000e2e01' as Address

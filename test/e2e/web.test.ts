@@ -35,6 +35,7 @@ import {
   to0x,
   transactionCodec,
 } from '@loopchain/core'
+import { reservePortBlock } from '@loopchain/node'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium } from '../support/chromium.js'
@@ -44,7 +45,7 @@ const CLI = join(REPO, 'apps/node/src/main.ts')
 const SHOTS = join(REPO, 'test-results/web')
 const dir = mkdtempSync(join(tmpdir(), 'loopchain-web-'))
 // A port range of our own: node i uses base + 10·i (+1 ws, +2 rpc), the page base + 100.
-const BASE = 34_000 + Math.floor(Math.random() * 1_500) * 10
+const BASE = reservePortBlock()
 const RPC = `http://127.0.0.1:${BASE + 2}/`
 const PHONE = { width: 390, height: 844 }
 const DESKTOP = { width: 1280, height: 900 }

@@ -25,6 +25,7 @@ import {
   transactionCodec,
   type Value,
 } from '@loopchain/core'
+import { reservePortBlock } from '@loopchain/node'
 import { peerIdFromNodeKey } from '../../packages/node/src/index.js'
 
 const CLI = fileURLToPath(new URL('../../apps/node/src/main.ts', import.meta.url))
@@ -72,8 +73,8 @@ export class CliNetwork {
    */
   static async start(opts: { validators: number; observer?: boolean; log?: boolean }): Promise<CliNetwork> {
     const dir = mkdtempSync(join(tmpdir(), 'loopchain-e2e-'))
-    // A random range of our own, away from the common ports; node i uses base + 10·i (+1 ws, +2 rpc).
-    const base = 32_000 + Math.floor(Math.random() * 2_500) * 10
+    // A block of ports no other test holds; node i uses base + 10·i (+1 ws, +2 rpc).
+    const base = reservePortBlock()
     const net = new CliNetwork(dir, base, opts.validators)
     const init = cli(['init', '--validators', String(opts.validators), '--out', dir, '--base-port', String(base)])
     await new Promise((resolve) => init.once('exit', resolve))

@@ -1,12 +1,13 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { reservePortBlock } from '@loopchain/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type OneNode, runCli, startOneNode } from './fixtures/one-node.js'
 
 const run = runCli
 
-// Away from the devnet's 27600, cli.test.ts's 31000 and cli-tx.test.ts's 33000–53000.
-const basePort = 55_000 + 10 * Math.floor(Math.random() * 900)
+// A block of ports no other test on this machine holds.
+const basePort = reservePortBlock()
 const url = `http://127.0.0.1:${basePort + 2}/`
 let dir: string
 let one: OneNode

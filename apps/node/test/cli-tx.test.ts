@@ -2,14 +2,15 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { TOKEN_SOURCE } from '@loopchain/core'
+import { reservePortBlock } from '@loopchain/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type OneNode, runCli, startOneNode } from './fixtures/one-node.js'
 
 const fixture = (name: string) => fileURLToPath(new URL(`fixtures/${name}`, import.meta.url))
 const run = runCli
 
-// A base port away from the devnet's 27600 and from cli.test.ts's 31000; random so that two runs side by side rarely collide.
-const basePort = 33_000 + 10 * Math.floor(Math.random() * 2_000)
+// A block of ports no other test on this machine holds.
+const basePort = reservePortBlock()
 const url = `http://127.0.0.1:${basePort + 2}/`
 const bob = `hx${'b0'.repeat(20)}`
 let dir: string
