@@ -4,15 +4,13 @@
  * header, and keeps it all in IndexedDB; after the node is killed and the page reloaded, it starts
  * from IndexedDB alone (same tip, same sets, stored headers) and reports that no node is reachable.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type Address, accountKey, genesisToJson, toHex } from '@loopchain/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import lightVectors from '../../packages/core/test/vectors/light.json' with { type: 'json' }
-import { connectNode, FullNode } from '../../packages/node/src/index.js'
-import { testGenesis, testKey, testTransfer } from '../../packages/node/test/fixtures/test-chain.js'
+import { startWebrtcDirectNode } from '../../packages/node/test/fixtures/webrtc-node.js'
 import { bundleForBrowser, launchChromium, runInChromium, serveStatic } from '../support/chromium.js'
 import { CliNetwork, waitFor } from '../support/cli-network.js'
 
@@ -102,34 +100,8 @@ describe('the light client in headless Chromium', () => {
 
 describe('the light client in headless Chromium over WebRTC-direct', () => {
   it('dials a full node by its certhash address (no WebSockets at all) and syncs and proves state', async () => {
-    const validator = testKey('browser webrtc validator')
-    const alice = testKey('browser webrtc alice')
-    const bob = testKey('browser webrtc bob')
-    const genesis = testGenesis({
-      chainId: 'webrtc-browser',
-      networkId: 22,
-      validators: [validator],
-      funded: alice,
-      params: { blockIntervalMs: 20 },
-    })
-    const dataDir = mkdtempSync(join(tmpdir(), 'loopchain-webrtc-browser-'))
-    const node = await FullNode.open({ dataDir, genesis, validatorSecret: validator.secretKey })
-    const host = await connectNode(node, { nodeKey: testKey('browser webrtc node key').secretKey, wsPort: false, webrtcDirectPort: 0 })
+    const { genesis, node, addr, bob, stop } = await startWebrtcDirectNode('webrtc browser', 22)
     try {
-      node.start()
-      for (let nonce = 0; nonce < 3; nonce++) {
-        const committed = new Promise<void>((resolve) => {
-          const off = node.onBlock((b) => {
-            if (b.block.transactions.some((t) => t.body.nonce === nonce)) {
-              off()
-              resolve()
-            }
-          })
-        })
-        await node.submit(testTransfer(22, alice, bob.address, nonce, 5n))
-        await committed
-      }
-      const addr = host.multiaddrs().find((a) => a.includes('/webrtc-direct/')) as string
       const entry = fileURLToPath(new URL('./light-client.entry.ts', import.meta.url))
       const params = {
         phase: 'sync',
@@ -143,9 +115,7 @@ describe('the light client in headless Chromium over WebRTC-direct', () => {
       expect(r).toMatchObject({ height: node.height, setChanges: 0 })
       expect(r.value).not.toBeNull()
     } finally {
-      await host.stop()
-      await node.stop()
-      rmSync(dataDir, { recursive: true, force: true })
+      await stop()
     }
   }, 180_000)
 })
