@@ -13,7 +13,6 @@ import {
   bytes,
   type Commit,
   commitCodec,
-  consensusMessageCodec,
   decode,
   encode,
   list,
@@ -77,6 +76,8 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     get committedHeight() {
       return node.height
     },
+    // Verified once, here, and remembered for the node's consensus machine.
+    signaturesValid: (m) => node.consensusSignaturesValid(m),
   }
   const consensusCheck =
     (topic: ConsensusTopic): GossipValidator =>
@@ -86,13 +87,6 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
         if (fault.action === 'reject')
           opts.logger?.debug('dropped a consensus message', { topic, peer: from, code: fault.code, reason: fault.message })
         return fault.action
-      }
-      // Signatures last (the costly check), once: the node remembers the valid ones for its
-      // consensus machine. A bad signature is the forwarder's fault: honest peers verify before
-      // they forward, so they never pass one on.
-      if (node.consensusSignaturesValid(decode(consensusMessageCodec, data)) === false) {
-        opts.logger?.debug('dropped a consensus message', { topic, peer: from, code: 'BAD_SIGNATURE' })
-        return 'reject'
       }
       return 'accept'
     }

@@ -49,6 +49,7 @@ export type ConsensusGossipCode =
   | 'WRONG_PROPOSER'
   | 'BAD_VALID_ROUND'
   | 'BAD_COMMIT'
+  | 'BAD_SIGNATURE'
   | 'STALE'
 
 /**
@@ -71,6 +72,12 @@ export interface ConsensusGossipContext {
   validatorsAt(height: number): ValidatorSet | undefined
   /** This node's last committed height: every message of an earlier height is decided already. */
   readonly committedHeight: number
+  /**
+   * Whether the message's signatures verify (`undefined`: cannot tell yet). The costly check, so
+   * it runs last, once the cheap ones passed. A bad signature is the forwarder's fault: honest
+   * peers verify before they forward.
+   */
+  signaturesValid?(m: ConsensusMessage): boolean | undefined
 }
 
 // Validator sets are immutable and live for many heights; index them once.
@@ -153,5 +160,6 @@ export function checkConsensusGossip(
   const h = messageHeight(m)
   if (h < ctx.committedHeight)
     return { action: 'ignore', code: 'STALE', message: `height ${h} is below the last commit ${ctx.committedHeight}` }
+  if (ctx.signaturesValid?.(m) === false) return reject('BAD_SIGNATURE', `a signature of the ${m.kind} does not verify`)
   return undefined
 }
