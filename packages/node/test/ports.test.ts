@@ -1,16 +1,56 @@
-import { existsSync } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { PORT_BLOCK, reservePortBlock } from '../src/index.js'
+import { PORT_BLOCK, releasePortBlock, reservePortBlock } from '../src/index.js'
+
+const DIR = join(tmpdir(), 'loopchain-port-blocks')
 
 describe('port blocks for side-by-side networks', () => {
   it('never hands the same block out twice while it is held, and marks the claim on disk', () => {
     const bases = Array.from({ length: 20 }, () => reservePortBlock())
-    expect(new Set(bases).size).toBe(bases.length)
-    for (const b of bases) {
-      expect(b % PORT_BLOCK).toBe(0)
-      expect(existsSync(join(tmpdir(), 'loopchain-port-blocks', String(b)))).toBe(true)
+    try {
+      expect(new Set(bases).size).toBe(bases.length)
+      for (const b of bases) {
+        expect(b % PORT_BLOCK).toBe(0)
+        expect(readFileSync(join(DIR, String(b), 'pid'), 'utf8')).toBe(String(process.pid))
+      }
+    } finally {
+      for (const b of bases) releasePortBlock(b)
+    }
+    for (const b of bases) expect(existsSync(join(DIR, String(b)))).toBe(false)
+  })
+
+  it('takes over claims left by processes that are gone (workers ended by a signal, kill -9)', () => {
+    // A process that has exited: its pid is free (the OS does not reuse it this fast).
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], {
+      encoding: 'utf8',
+    }).stdout
+    mkdirSync(DIR, { recursive: true })
+    for (let base = 30_000; base < 55_000; base += PORT_BLOCK) {
+      const claim = join(DIR, String(base))
+      try {
+        mkdirSync(claim)
+      } catch {
+        continue // held by a test running beside this one
+      }
+      writeFileSync(join(claim, 'pid'), dead)
+    }
+    // Every block of the range is now claimed: by the dead process, or by a test running beside.
+    expect(readdirSync(DIR).filter((n) => Number(n) >= 30_000 && Number(n) < 55_000).length).toBe(125)
+    const bases = Array.from({ length: 20 }, () => reservePortBlock())
+    try {
+      expect(new Set(bases).size).toBe(20)
+      for (const b of bases) expect(readFileSync(join(DIR, String(b), 'pid'), 'utf8')).toBe(String(process.pid))
+    } finally {
+      for (const b of bases) releasePortBlock(b)
+      for (const name of readdirSync(DIR)) {
+        const claim = join(DIR, name)
+        try {
+          if (readFileSync(join(claim, 'pid'), 'utf8') === dead) rmSync(claim, { recursive: true, force: true })
+        } catch {}
+      }
     }
   })
 })

@@ -1,11 +1,13 @@
 /**
  * Port blocks for tests and benchmarks that start whole networks side by side on one machine.
  * Each caller gets a block of {@link PORT_BLOCK} consecutive ports that no other caller on this
- * machine holds: the claim is a directory made atomically under the system's temp dir, released
- * when the process exits (a claim left by a killed process expires after two hours). Random
- * bases in overlapping ranges collided now and then (EADDRINUSE) when test files ran in parallel.
+ * machine holds: the claim is a directory made atomically under the system's temp dir, holding
+ * the claiming process's id. It is released when the process exits normally, and a claim whose
+ * process is gone (a test worker ended by a signal, a kill -9) is taken over by the next caller.
+ * Random bases in overlapping ranges collided now and then (EADDRINUSE) when test files ran in
+ * parallel.
  */
-import { mkdirSync, rmSync, statSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -13,8 +15,51 @@ import { join } from 'node:path'
 export const PORT_BLOCK = 200
 const FIRST = 30_000
 const BLOCKS = 125 // 30000–54999; benches and the devnet's 27600 stay outside
-const STALE_MS = 2 * 60 * 60 * 1000
+/** A claim with no owner file yet is being made; after this long its maker died mid-claim. */
+const UNOWNED_GRACE_MS = 10_000
 const DIR = join(tmpdir(), 'loopchain-port-blocks')
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** True when the claim's owner is gone (so the block may be taken over). */
+function abandoned(claim: string): boolean {
+  let text: string
+  try {
+    text = readFileSync(join(claim, 'pid'), 'utf8')
+  } catch {
+    try {
+      return Date.now() - statSync(claim).mtimeMs > UNOWNED_GRACE_MS
+    } catch {
+      return true
+    }
+  }
+  const pid = Number(text)
+  return !Number.isSafeInteger(pid) || pid <= 0 || (pid !== process.pid && !alive(pid))
+}
+
+function tryClaim(claim: string): boolean {
+  try {
+    mkdirSync(claim)
+    return true
+  } catch {
+    if (!abandoned(claim)) return false
+    // Two callers may both see the same abandoned claim: only the one whose mkdir succeeds wins.
+    rmSync(claim, { recursive: true, force: true })
+    try {
+      mkdirSync(claim)
+      return true
+    } catch {
+      return false
+    }
+  }
+}
 
 /** Claims a free block and returns its first port. */
 export function reservePortBlock(): number {
@@ -23,19 +68,15 @@ export function reservePortBlock(): number {
   for (let k = 0; k < BLOCKS; k++) {
     const base = FIRST + ((start + k) % BLOCKS) * PORT_BLOCK
     const claim = join(DIR, String(base))
-    try {
-      mkdirSync(claim)
-    } catch {
-      try {
-        if (Date.now() - statSync(claim).mtimeMs < STALE_MS) continue
-        rmSync(claim, { recursive: true, force: true })
-        mkdirSync(claim)
-      } catch {
-        continue
-      }
-    }
-    process.once('exit', () => rmSync(claim, { recursive: true, force: true }))
+    if (!tryClaim(claim)) continue
+    writeFileSync(join(claim, 'pid'), String(process.pid))
+    process.once('exit', () => releasePortBlock(base))
     return base
   }
   throw new Error(`no free block of ${PORT_BLOCK} ports between ${FIRST} and ${FIRST + BLOCKS * PORT_BLOCK}`)
+}
+
+/** Gives a block back before the process ends. */
+export function releasePortBlock(base: number): void {
+  rmSync(join(DIR, String(base)), { recursive: true, force: true })
 }
