@@ -14,6 +14,7 @@
  */
 
 export * from './cert/index.js'
+export * from './channel/index.js'
 export * from './codec/codec.js'
 export * from './codec/hex.js'
 export * from './codec/value.js'

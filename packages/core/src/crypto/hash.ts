@@ -40,6 +40,12 @@ export const Domain = {
   Bloom: 0x1b,
   /** A certificate's digest (its id), which the issuing block's key signs. */
   Certificate: 0x20,
+  /** A payment channel's id, from the transaction that opened it. */
+  ChannelId: 0x21,
+  /** A channel state both parties sign (packages/core/src/channel). */
+  ChannelState: 0x22,
+  /** A private message on a channel, signed by its sender. */
+  ChannelMessage: 0x23,
 } as const
 
 /** A domain tag's name. */

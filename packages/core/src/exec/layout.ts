@@ -240,6 +240,9 @@ export const governanceProposalCodec: Codec<GovernanceProposal> = struct('Govern
   failure: option(string(1024)),
 }) as unknown as Codec<GovernanceProposal>
 
+/** The payment channel system SCORE's fixed address (native code in the executor; see channels.ts). */
+export const CHANNEL_ADDRESS = 'cx0000000000000000000000000000000000000003' as Address
+
 /** The certificate registry system SCORE's fixed address (native code in the executor; see certificates.ts). */
 export const CERTIFICATE_REGISTRY_ADDRESS = 'cx0000000000000000000000000000000000000002' as Address
 

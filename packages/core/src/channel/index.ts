@@ -1,0 +1,2 @@
+/** Payment channels: the co-signed state, its checks, and the channel SCORE's ABI (docs/channels.md). */
+export * from './state.js'
