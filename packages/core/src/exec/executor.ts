@@ -16,7 +16,8 @@
  *
  * Before the first transaction, SCORE updates due at this height activate (their `onUpdate` runs;
  * see registry.ts). A call to {@link GOVERNANCE_ADDRESS} runs the native governance SCORE, one to
- * {@link CERTIFICATE_REGISTRY_ADDRESS} the native certificate registry (certificates.ts). When the
+ * {@link CERTIFICATE_REGISTRY_ADDRESS} the native certificate registry (certificates.ts), one to
+ * {@link CHANNEL_ADDRESS} the native payment channel SCORE (channels.ts). When the
  * block's transactions change the validator set, {@link BlockExecution.nextValidators} carries the
  * new set: header K+1 (which carries block K's result) names it as `nextValidatorsHash`, and it
  * votes from height K+2 (docs/governance.md).
@@ -26,6 +27,7 @@ import { bytesEqual } from '../codec/hex.js'
 import type { Value } from '../codec/value.js'
 import { type Address, contractAddress, isContractAddress } from '../crypto/address.js'
 import { sha256 } from '../crypto/hash.js'
+import type { CryptoProvider } from '../crypto/provider.js'
 import { DecodeError, LoopchainError } from '../errors.js'
 import type { Block, BlockResult } from '../ledger/block.js'
 import type { ChainParams, Genesis } from '../ledger/genesis.js'
@@ -40,6 +42,7 @@ import { StateOverlay } from '../score/overlay.js'
 import type { StateCommit, StateTree } from '../state/state-tree.js'
 import { BlockState } from './block-state.js'
 import { CERTIFICATE_STEPS, certificateCall } from './certificates.js'
+import { CHANNEL_STEPS, channelCall } from './channels.js'
 import { GOVERNANCE_STEPS, governanceCall } from './governance.js'
 import {
   type AccountState,
@@ -47,6 +50,7 @@ import {
   accountKey,
   accountStateCodec,
   CERTIFICATE_REGISTRY_ADDRESS,
+  CHANNEL_ADDRESS,
   codeKey,
   contractKey,
   EMPTY_ACCOUNT,
@@ -91,6 +95,11 @@ export interface ExecutionEnv {
   readonly params: ChainParams
   /** Needed for calls and deploys; a chain of transfers and messages runs without one. */
   readonly engine?: ContractEngine
+  /**
+   * Verifies the signatures native SCOREs check (payment channel states); nobleCrypto when absent.
+   * Every provider accepts exactly the same signatures, so the choice changes speed, never a result.
+   */
+  readonly crypto?: CryptoProvider
 }
 
 /** A block's execution: its receipts, its result, and the state commit to write with the block. */
@@ -242,6 +251,22 @@ function runKind(
       query: false,
     })
     const stepsUsed = base + CERTIFICATE_STEPS
+    return r.ok ? { ok: true, stepsUsed, logs: r.logs } : { ok: false, stepsUsed, failure: r.failure }
+  }
+  if (b.kind === TxKind.Call && b.to === CHANNEL_ADDRESS) {
+    const data = decode(callDataCodec, b.data)
+    // The value moves to the channel account inside the call, so a refused call moves nothing.
+    const r = channelCall(state, {
+      from: b.from,
+      method: data.method,
+      params: data.params,
+      value: b.value,
+      height: block.height,
+      txHash: hash,
+      query: false,
+      ...(env.crypto === undefined ? {} : { crypto: env.crypto }),
+    })
+    const stepsUsed = base + CHANNEL_STEPS
     return r.ok ? { ok: true, stepsUsed, logs: r.logs } : { ok: false, stepsUsed, failure: r.failure }
   }
   switch (b.kind) {
@@ -484,7 +509,8 @@ export type QueryResult =
  * every frame is read-only whatever its ABI says). Steps are bounded by `stepLimit`. `version`
  * addresses a registered version other than the serving one (one that serves or served before):
  * its code runs over the SCORE's current storage; nested calls reach serving versions. The
- * governance SCORE's read methods answer at {@link GOVERNANCE_ADDRESS}.
+ * native SCOREs' read methods answer at {@link GOVERNANCE_ADDRESS}, {@link CERTIFICATE_REGISTRY_ADDRESS}
+ * and {@link CHANNEL_ADDRESS}.
  */
 export async function queryScore(
   tree: StateTree,
@@ -527,6 +553,18 @@ export async function queryScore(
         query: true,
       })
       return r.ok ? { ok: true, result: r.result, stepsUsed: CERTIFICATE_STEPS } : { ok: false, failure: r.failure, stepsUsed: 0 }
+    }
+    if (q.to === CHANNEL_ADDRESS) {
+      const r = channelCall(root, {
+        from: q.from,
+        method: q.method,
+        params: q.params ?? null,
+        value: 0n,
+        height: q.height,
+        txHash: new Uint8Array(32),
+        query: true,
+      })
+      return r.ok ? { ok: true, result: r.result, stepsUsed: CHANNEL_STEPS } : { ok: false, failure: r.failure, stepsUsed: 0 }
     }
     const serving = servingLookup(root, cache)
     let scores = serving

@@ -1,6 +1,7 @@
 /**
  * Block execution over the authenticated state: accounts, transfers, messages, SCORE deploys,
- * updates and calls, the SCORE registry, the governance system SCORE, receipts and the block result.
+ * updates and calls, the SCORE registry, the native system SCOREs (governance, certificate registry,
+ * payment channels), receipts and the block result.
  */
 export { BlockState, MAX_STATE_LOADS_PER_TX, StateMiss } from './block-state.js'
 export {
@@ -12,6 +13,16 @@ export {
   certificateRecordToValue,
   readCertificateRecord,
 } from './certificates.js'
+export {
+  CHANNEL_OUTCOME_NAMES,
+  CHANNEL_STATUS_NAMES,
+  CHANNEL_STEPS,
+  type ChannelCall,
+  type ChannelCallResult,
+  channelCall,
+  channelRecordToValue,
+  readChannelRecord,
+} from './channels.js'
 export {
   applyGenesis,
   type BlockExecution,

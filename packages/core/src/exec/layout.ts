@@ -16,12 +16,15 @@
  * | `g`       | `g ‖ p ‖ id(u32 BE)`                 | a governance {@link GovernanceProposal}          |
  * | `g`       | `g ‖ u`                              | SCORE updates waiting for their height |
  * | `r`       | `r ‖ certificate id(32)`             | a {@link CertificateRecord}: issuer, status |
+ * | `h`       | `h ‖ channel id(32)`                 | a {@link ChannelRecord}: parties, deposits, status, close |
  *
  * Every `g` key is one tag byte after the namespace, then a fixed-length suffix (or none), so the
  * governance keys cannot meet either. The validator set lives in state so that a light client can
  * prove it against a verified header's state root.
  */
-import { bigUint, type Codec, enumeration, fixedBytes, list, option, string, struct, u8, uvarint } from '../codec/codec.js'
+
+import { type Htlc, htlcCodec, MAX_HTLCS, type Party } from '../channel/state.js'
+import { bigUint, bool, type Codec, enumeration, fixedBytes, list, option, string, struct, u8, uvarint } from '../codec/codec.js'
 import { concatBytes } from '../codec/hex.js'
 import { type Value, value } from '../codec/value.js'
 import { type Address, address, addressToBytes } from '../crypto/address.js'
@@ -34,6 +37,7 @@ const NS_CODE = 0x6b // 'k'
 const NS_MEMBER = 0x6d // 'm'
 const NS_GOVERNANCE = 0x67 // 'g'
 const NS_CERTIFICATE = 0x72 // 'r' (the certificate registry)
+const NS_CHANNEL = 0x68 // 'h' (the payment channel SCORE)
 
 /** An account's balance and the count of transactions it has sent (its next nonce). */
 export interface AccountState {
@@ -300,4 +304,106 @@ export const certificateRecordCodec: Codec<CertificateRecord> = struct('Certific
 export function certificateStatusKey(id: Uint8Array): Uint8Array {
   if (!(id instanceof Uint8Array) || id.length !== 32) throw new RangeError('a certificate id is 32 bytes')
   return concatBytes(Uint8Array.of(NS_CERTIFICATE), id)
+}
+
+/** Where a payment channel is in its life (docs/channels.md, "On chain"). */
+export const ChannelStatus = {
+  /** Opened with A's deposit; waiting for B to join (or A to cancel). */
+  Opening: 0,
+  /** Both deposits locked; the parties exchange states off chain. */
+  Open: 1,
+  /** A party closed alone: the challenge period runs until `deadline`. */
+  Closing: 2,
+  /** Paid out; nothing more happens to it. */
+  Closed: 3,
+} as const
+/** A channel status. */
+export type ChannelStatus = (typeof ChannelStatus)[keyof typeof ChannelStatus]
+
+/** How a closed channel ended. */
+export const ChannelOutcome = {
+  /** A took its deposit back before B joined. */
+  Cancelled: 0,
+  /** Paid out on a final state both signed. */
+  Cooperative: 1,
+  /** A challenge showed a newer state than the closer's: the other party took everything. */
+  Penalised: 2,
+  /** Paid out on the closer's state after the challenge period. */
+  Unilateral: 3,
+} as const
+/** A channel outcome. */
+export type ChannelOutcome = (typeof ChannelOutcome)[keyof typeof ChannelOutcome]
+
+/** A conditional payment of a closing state as the channel SCORE records it. */
+export interface RecordedHtlc {
+  readonly htlc: Htlc
+  /** Its preimage was shown in time: the amount went to the recipient's balance. */
+  readonly redeemed: boolean
+}
+
+/**
+ * The channel SCORE's record of one channel, under {@link channelKey}. Index 0 is the opener (A),
+ * 1 the peer (B). `balances` are the deposits while the channel is opening or open; the closer's
+ * state (plus redeemed payments) while it is closing; what each party was paid once closed.
+ */
+export interface ChannelRecord {
+  readonly status: ChannelStatus
+  readonly parties: readonly [Address, Address]
+  /** The parties' ed25519 public keys, which sign the channel's states. */
+  readonly keys: readonly [Uint8Array, Uint8Array]
+  readonly deposits: readonly [bigint, bigint]
+  /** Blocks a unilateral close waits for a challenge. */
+  readonly challengePeriod: number
+  /** Height of the block that opened it. */
+  readonly openedAt: number
+  /** The party that closed alone. */
+  readonly closer: Party | undefined
+  /** Sequence number of the recorded state (0: the opening state). */
+  readonly seq: number
+  readonly balances: readonly [bigint, bigint]
+  /** The recorded state's conditional payments. */
+  readonly htlcs: readonly RecordedHtlc[]
+  /** Last height at which a challenge is accepted, while closing. */
+  readonly deadline: number | undefined
+  /** Height of the block that paid it out. */
+  readonly closedAt: number | undefined
+  readonly outcome: ChannelOutcome | undefined
+}
+
+/** Two values of one codec, one per party. */
+function pairOf<T>(name: string, c: Codec<T>): Codec<readonly [T, T]> {
+  return {
+    name,
+    minSize: 2 * c.minSize,
+    write(w, v) {
+      c.write(w, v[0])
+      c.write(w, v[1])
+    },
+    read(r) {
+      return [c.read(r), c.read(r)] as const
+    },
+  }
+}
+
+/** Codec of {@link ChannelRecord}. */
+export const channelRecordCodec: Codec<ChannelRecord> = struct('ChannelRecord', {
+  status: enumeration('ChannelStatus', [0, 1, 2, 3]),
+  parties: pairOf('Parties', address),
+  keys: pairOf('Keys', fixedBytes(32)),
+  deposits: pairOf('Deposits', bigUint(32)),
+  challengePeriod: uvarint,
+  openedAt: uvarint,
+  closer: option(enumeration('Party', [0, 1])),
+  seq: uvarint,
+  balances: pairOf('Balances', bigUint(32)),
+  htlcs: list(struct('RecordedHtlc', { htlc: htlcCodec, redeemed: bool }), MAX_HTLCS),
+  deadline: option(uvarint),
+  closedAt: option(uvarint),
+  outcome: option(enumeration('ChannelOutcome', [0, 1, 2, 3])),
+}) as unknown as Codec<ChannelRecord>
+
+/** State key of the record of channel `id` (32 bytes). */
+export function channelKey(id: Uint8Array): Uint8Array {
+  if (!(id instanceof Uint8Array) || id.length !== 32) throw new RangeError('a channel id is 32 bytes')
+  return concatBytes(Uint8Array.of(NS_CHANNEL), id)
 }

@@ -8,6 +8,7 @@
  */
 
 import { CERTIFICATE_REGISTRY_ABI } from '../cert/certificate.js'
+import { CHANNEL_ABI } from '../channel/state.js'
 import { decode, encode } from '../codec/codec.js'
 import type { Value } from '../codec/value.js'
 import type { Address } from '../crypto/address.js'
@@ -20,6 +21,7 @@ import { GOVERNANCE_ABI } from './governance.js'
 import {
   AuditStatus,
   CERTIFICATE_REGISTRY_ADDRESS,
+  CHANNEL_ADDRESS,
   type ContractRecord,
   codeKey,
   contractKey,
@@ -239,7 +241,8 @@ export function scoreInfoToValue(info: ScoreInfo): Value {
 
 /**
  * The ABI of a SCORE's serving version (or of `version`, any registered one); undefined when
- * there is no such SCORE or version. The governance SCORE answers at its address.
+ * there is no such SCORE or version. The native SCOREs (governance, certificate registry, payment
+ * channels) answer at their addresses.
  */
 export async function getScoreAbi(
   tree: StateTree,
@@ -249,6 +252,7 @@ export async function getScoreAbi(
 ): Promise<ScoreAbi | undefined> {
   if (address === GOVERNANCE_ADDRESS) return version === undefined ? GOVERNANCE_ABI : undefined
   if (address === CERTIFICATE_REGISTRY_ADDRESS) return version === undefined ? CERTIFICATE_REGISTRY_ABI : undefined
+  if (address === CHANNEL_ADDRESS) return version === undefined ? CHANNEL_ABI : undefined
   const info = await getScoreInfo(tree, address)
   if (info === undefined) return undefined
   const v = version === undefined ? servingVersion(info) : info.versions[version - 1]

@@ -22,7 +22,6 @@ import {
   blockProductionDue,
   blockResultHash,
   bytesEqual,
-  CERTIFICATE_REGISTRY_ADDRESS,
   type Commit,
   type Consensus,
   type ConsensusMessage,
@@ -188,11 +187,11 @@ export class FullNode {
   private readonly crypto = rememberingCrypto(nativeCrypto)
   private nonceEpoch = 0
   /**
-   * The tip block changed the certificate registry: one more block is due, because header N commits
-   * to the state after block N − 1, and a light client can prove a certificate's status only once
-   * the block after the change is committed.
+   * The tip block held transactions: one more block is due, because header N commits to the state
+   * after block N − 1, and a light client can prove what a transaction did (a certificate's status,
+   * a channel's record, a balance) only once the block after it is committed.
    */
-  private registryResultPending = false
+  private resultPending = false
   /** The highest height a peer reported during block sync (0 before any sync). */
   syncTarget = 0
   /** Counters for `/metrics`. */
@@ -506,7 +505,7 @@ export class FullNode {
     const p = this.options.genesis.params
     const d = blockProductionDue(
       { minIntervalMs: p.blockIntervalMs, emptyBlocks: p.emptyBlockIntervalMs > 0, emptyBlockIntervalMs: p.emptyBlockIntervalMs },
-      { pendingTxs: this.mempool.hasReady || this.registryResultPending ? 1 : 0, lastCommitTimeMs: this.lastCommitMs, nowMs: this.clock() },
+      { pendingTxs: this.mempool.hasReady || this.resultPending ? 1 : 0, lastCommitTimeMs: this.lastCommitMs, nowMs: this.clock() },
     )
     if (d.due) {
       this.startHeightNow()
@@ -708,6 +707,7 @@ export class FullNode {
     const t0 = performance.now()
     const ex = await executeBlock(this.tree, block, {
       params: this.options.genesis.params,
+      crypto: nativeCrypto,
       ...(this.options.engine ? { engine: this.options.engine } : {}),
     })
     const t1 = performance.now()
@@ -723,7 +723,7 @@ export class FullNode {
     const t2 = performance.now()
     await this.wal.truncateBelow(block.header.height)
     this.tip = { header: block.header, result: ex.result, commit }
-    this.registryResultPending = block.transactions.some((tx) => tx.body.to === CERTIFICATE_REGISTRY_ADDRESS)
+    this.resultPending = block.transactions.length > 0
     this.lastCommitMs = this.clock()
     const c = this.counters
     c.blocks++
