@@ -153,12 +153,17 @@ async function chainState(i: number) {
 }
 const allStates = () => Promise.all(Array.from({ length: N }, (_, i) => chainState(i)))
 
-/** Waits until every node is at the same height with an empty pool, and returns that state. */
+/**
+ * Waits until every node is at the same height with an empty pool, past the block that commits the
+ * last transactions' result (a block with transactions is always followed by one more), and returns that state.
+ */
 async function settled() {
   return waitFor('the nodes to agree and idle', async () => {
     const s = await allStates()
     const same = s.every((x) => x.lastBlockHash === s[0]?.lastBlockHash && x.stateRoot === s[0]?.stateRoot && x.mempool === 0)
-    return same ? s : undefined
+    if (!same) return undefined
+    const last = await rpc(0, 'lc_getLastBlock')
+    return last.transactions.length === 0 ? s : undefined
   })
 }
 

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import type { Genesis } from '@loopchain/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { FullNode } from '../src/index.js'
-import { nextBlock, testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
+import { idle, nextBlock, testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
 
 const key = testKey
 const alice = key('node alice')
@@ -54,6 +54,7 @@ describe('full node (one process, LevelDB on disk)', () => {
     node.start()
     const hashes = [await node.submit(transfer(0)), await node.submit(transfer(1))]
     await nextBlock(node, () => node.mempool.size === 0)
+    await idle([node])
     expect((await node.account(bob.address)).balance).toBe(20n)
     expect((await node.account(alice.address)).nonce).toBe(2)
     const h = node.height
@@ -101,6 +102,7 @@ describe('full node (one process, LevelDB on disk)', () => {
       for (const n of live) await n.submit(tx)
     }
     await Promise.all(live.map((n) => nextBlock(n, () => n.mempool.size === 0, 30_000)))
+    await idle(live)
     const height = Math.min(...live.map((n) => n.height))
     const roots = await Promise.all(live.map(async (n) => (await n.chain.resultAt(height))?.stateRoot))
     expect(new Set(roots.map((r) => String(r))).size).toBe(1)
@@ -108,8 +110,8 @@ describe('full node (one process, LevelDB on disk)', () => {
     const blocks = await Promise.all(live.map((n) => n.chain.blockAt(height)))
     expect(new Set(blocks.map((b) => JSON.stringify(b, (_k, v) => (typeof v === 'bigint' ? String(v) : v)))).size).toBe(1)
     // Idle, with empty blocks off, the network stays put: late votes do not start new heights.
-    const idle = Math.max(...live.map((n) => n.height))
+    const top = Math.max(...live.map((n) => n.height))
     await new Promise((r) => setTimeout(r, 1500))
-    expect(live.map((n) => n.height)).toEqual(live.map(() => idle))
+    expect(live.map((n) => n.height)).toEqual(live.map(() => top))
   })
 })

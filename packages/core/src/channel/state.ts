@@ -8,7 +8,7 @@
  * Party 0 ("A") opened the channel; party 1 ("B") joined it. Every state of a channel keeps the
  * channel's total: `balances[0] + balances[1] + Σ htlc.amount == depositA + depositB`.
  */
-import { bigUint, bool, type Codec, decode, encode, enumeration, fixedBytes, list, struct, uvarint } from '../codec/codec.js'
+import { bigUint, bool, type Codec, decode, encode, enumeration, fixedBytes, list, pairOf, struct, uvarint } from '../codec/codec.js'
 import { concatBytes } from '../codec/hex.js'
 import type { Address } from '../crypto/address.js'
 import { Domain, taggedHash } from '../crypto/hash.js'
@@ -69,22 +69,7 @@ export const htlcCodec: Codec<Htlc> = struct('Htlc', {
   expiry: uvarint,
 }) as unknown as Codec<Htlc>
 
-/** Two values of one codec, one after the other (a value per party). */
-function pair<T>(name: string, c: Codec<T>): Codec<readonly [T, T]> {
-  return {
-    name,
-    minSize: 2 * c.minSize,
-    write(w, v) {
-      c.write(w, v[0])
-      c.write(w, v[1])
-    },
-    read(r) {
-      return [c.read(r), c.read(r)] as const
-    },
-  }
-}
-
-const balancesCodec = pair('Balances', bigUint(32))
+const balancesCodec = pairOf('Balances', bigUint(32))
 
 /** Codec of {@link ChannelState}. */
 export const channelStateCodec: Codec<ChannelState> = struct('ChannelState', {
@@ -95,7 +80,7 @@ export const channelStateCodec: Codec<ChannelState> = struct('ChannelState', {
   final: bool,
 }) as unknown as Codec<ChannelState>
 
-const signaturesCodec = pair('Signatures', fixedBytes(64))
+const signaturesCodec = pairOf('Signatures', fixedBytes(64))
 
 /** Codec of {@link SignedChannelState}. */
 export const signedChannelStateCodec: Codec<SignedChannelState> = struct('SignedChannelState', {

@@ -441,6 +441,21 @@ export function struct<F extends Fields>(name: string, fields: F): Codec<StructO
   }
 }
 
+/** Two values of one codec, one after the other (e.g. one per party of a channel). */
+export function pairOf<T>(name: string, c: Codec<T>): Codec<readonly [T, T]> {
+  return {
+    name,
+    minSize: 2 * c.minSize,
+    write(w, v) {
+      c.write(w, v[0])
+      c.write(w, v[1])
+    },
+    read(r) {
+      return [c.read(r), c.read(r)] as const
+    },
+  }
+}
+
 /** One of a fixed set of small integers (an enum), as one byte. */
 export function enumeration<const V extends readonly number[]>(name: string, values: V): Codec<V[number]> {
   const allowed = new Set<number>(values)

@@ -24,7 +24,7 @@
  */
 
 import { type Htlc, htlcCodec, MAX_HTLCS, type Party } from '../channel/state.js'
-import { bigUint, bool, type Codec, enumeration, fixedBytes, list, option, string, struct, u8, uvarint } from '../codec/codec.js'
+import { bigUint, bool, type Codec, enumeration, fixedBytes, list, option, pairOf, string, struct, u8, uvarint } from '../codec/codec.js'
 import { concatBytes } from '../codec/hex.js'
 import { type Value, value } from '../codec/value.js'
 import { type Address, address, addressToBytes } from '../crypto/address.js'
@@ -368,21 +368,6 @@ export interface ChannelRecord {
   /** Height of the block that paid it out. */
   readonly closedAt: number | undefined
   readonly outcome: ChannelOutcome | undefined
-}
-
-/** Two values of one codec, one per party. */
-function pairOf<T>(name: string, c: Codec<T>): Codec<readonly [T, T]> {
-  return {
-    name,
-    minSize: 2 * c.minSize,
-    write(w, v) {
-      c.write(w, v[0])
-      c.write(w, v[1])
-    },
-    read(r) {
-      return [c.read(r), c.read(r)] as const
-    },
-  }
 }
 
 /** Codec of {@link ChannelRecord}. */
