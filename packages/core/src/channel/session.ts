@@ -1,0 +1,696 @@
+/**
+ * The off-chain channel protocol: one {@link ChannelSession} per party per channel. Pure and
+ * isomorphic — no I/O, clock or randomness: the caller moves the wire messages, persists
+ * {@link ChannelSession.snapshot}, and passes the block height and the preimages in.
+ *
+ * Updates. A party proposes a change (pay, add / settle / fail a hash-locked payment, close) as
+ * the next numbered state and signs it; the other party checks that the state is exactly that
+ * change applied to the latest state, countersigns and acknowledges — "signed by the payer,
+ * countersigned by the payee". The receiver must persist its snapshot before it sends the
+ * acknowledgement ({@link ReceiveResult.persist}): whatever it acknowledged survives a crash.
+ * A proposer may have up to {@link MAX_IN_FLIGHT} proposals in flight, each built on the one
+ * before, so sequential payments do not wait a round trip each.
+ *
+ * Conflicts. When both parties propose the same number at once, party 0's proposal wins: party 1
+ * drops its own proposals in flight (reported as `dropped`, to propose again) and accepts party
+ * 0's; party 0 refuses party 1's with `CONFLICT`. Deterministic, and no state is ever signed twice
+ * by both parties under one number.
+ *
+ * Reconnects. Both parties send `hello` with their latest co-signed number; the one that is ahead
+ * sends that state (`sync`, both signatures), and proposals still in flight are sent again. A
+ * duplicate of an update already countersigned is acknowledged again, not refused.
+ *
+ * Messages. Private messages travel on the same link, numbered per sender and signed over the
+ * channel id, the number and the body, so one cannot be replayed on this channel or into another.
+ *
+ * Refusals. A message that fails a check throws {@link ChannelProtocolError} and changes nothing.
+ */
+import {
+  bigUint,
+  bytes,
+  type Codec,
+  decode,
+  encode,
+  fixedBytes,
+  option,
+  type Reader,
+  string,
+  struct,
+  uvarint,
+  type Writer,
+} from '../codec/codec.js'
+import { type Address, address } from '../crypto/address.js'
+import { sha256 } from '../crypto/hash.js'
+import { type CryptoProvider, nobleCrypto } from '../crypto/provider.js'
+import { DecodeError, LoopchainError } from '../errors.js'
+import {
+  type ChannelState,
+  channelMessageDigest,
+  channelStateDigest,
+  checkChannelState,
+  type Htlc,
+  htlcCodec,
+  MAX_HTLCS,
+  type Party,
+  type SignedChannelState,
+  signedChannelStateCodec,
+} from './state.js'
+
+/** Proposals one party may have in flight (each built on the one before). */
+export const MAX_IN_FLIGHT = 64
+/** A hash-locked payment must leave at least this many blocks before it expires. */
+export const MIN_HTLC_MARGIN = 10
+/** ... and expire within this many blocks. */
+export const MAX_HTLC_WAIT = 10_000
+/** Largest private message body, in bytes. */
+export const MAX_MESSAGE_BYTES = 4096
+/** Longest memo on an update, in UTF-8 bytes. */
+export const MAX_MEMO_BYTES = 256
+
+/** Signs and verifies for a session, synchronously (noble, native) or not (WebCrypto). */
+export interface ChannelSigner {
+  readonly name: string
+  /** My signature of `message`. */
+  sign(message: Uint8Array): Uint8Array | Promise<Uint8Array>
+  /** True when `signature` of `message` is valid under `publicKey` (the core's rule). */
+  verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean | Promise<boolean>
+}
+
+/** A {@link ChannelSigner} over a synchronous {@link CryptoProvider}. */
+export function providerSigner(secretKey: Uint8Array, crypto: CryptoProvider = nobleCrypto): ChannelSigner {
+  const sk = secretKey.slice()
+  return { name: crypto.name, sign: (m) => crypto.sign(m, sk), verify: (s, m, k) => crypto.verify(s, m, k) }
+}
+
+/** What an update claims to change. */
+export type ChannelChange =
+  | { readonly kind: 'pay'; readonly amount: bigint; readonly memo?: string }
+  /** A hash-locked payment from the proposer; `next` asks a hub to forward it to that account. */
+  | { readonly kind: 'add'; readonly htlc: Htlc; readonly next?: Address }
+  /** The recipient shows the preimage: the amount is theirs. */
+  | { readonly kind: 'settle'; readonly id: number; readonly preimage: Uint8Array }
+  /** The recipient gives the payment back. */
+  | { readonly kind: 'fail'; readonly id: number }
+  /** Both agree to settle on chain at once on these balances (a final state). */
+  | { readonly kind: 'close' }
+
+/** Messages between the two parties. */
+export type ChannelWire =
+  | { readonly t: 'hello'; readonly channelId: Uint8Array; readonly seq: number }
+  | {
+      readonly t: 'update'
+      readonly channelId: Uint8Array
+      readonly seq: number
+      readonly change: ChannelChange
+      readonly signature: Uint8Array
+    }
+  | { readonly t: 'ack'; readonly channelId: Uint8Array; readonly seq: number; readonly signature: Uint8Array }
+  | { readonly t: 'reject'; readonly channelId: Uint8Array; readonly seq: number; readonly code: string; readonly reason: string }
+  | { readonly t: 'sync'; readonly signed: SignedChannelState }
+  | { readonly t: 'msg'; readonly channelId: Uint8Array; readonly seq: number; readonly body: Uint8Array; readonly signature: Uint8Array }
+
+const CHANGE_TAGS = ['pay', 'add', 'settle', 'fail', 'close'] as const
+const WIRE_TAGS = ['hello', 'update', 'ack', 'reject', 'sync', 'msg'] as const
+const id32 = fixedBytes(32)
+const sig64 = fixedBytes(64)
+const amount = bigUint(32)
+const memoCodec = option(string(MAX_MEMO_BYTES))
+const payCodec = struct('Pay', { amount, memo: memoCodec })
+const addCodec = struct('Add', { htlc: htlcCodec, next: option(address) })
+const settleCodec = struct('Settle', { id: uvarint, preimage: id32 })
+const failCodec = struct('Fail', { id: uvarint })
+const helloCodec = struct('Hello', { channelId: id32, seq: uvarint })
+const ackCodec = struct('Ack', { channelId: id32, seq: uvarint, signature: sig64 })
+const rejectCodec = struct('Reject', { channelId: id32, seq: uvarint, code: string(64), reason: string(512) })
+const msgCodec = struct('Msg', { channelId: id32, seq: uvarint, body: bytes(MAX_MESSAGE_BYTES), signature: sig64 })
+const updateHeadCodec = struct('UpdateHead', { channelId: id32, seq: uvarint, signature: sig64 })
+
+function writeChange(w: Writer, c: ChannelChange): void {
+  w.u8(CHANGE_TAGS.indexOf(c.kind))
+  switch (c.kind) {
+    case 'pay':
+      payCodec.write(w, { amount: c.amount, memo: c.memo })
+      return
+    case 'add':
+      addCodec.write(w, { htlc: c.htlc, next: c.next })
+      return
+    case 'settle':
+      settleCodec.write(w, c)
+      return
+    case 'fail':
+      failCodec.write(w, c)
+      return
+    case 'close':
+      return
+  }
+}
+
+function readChange(r: Reader): ChannelChange {
+  const tag = r.u8()
+  switch (CHANGE_TAGS[tag]) {
+    case 'pay': {
+      const p = payCodec.read(r)
+      return p.memo === undefined ? { kind: 'pay', amount: p.amount } : { kind: 'pay', amount: p.amount, memo: p.memo }
+    }
+    case 'add': {
+      const a = addCodec.read(r)
+      return a.next === undefined ? { kind: 'add', htlc: a.htlc } : { kind: 'add', htlc: a.htlc, next: a.next }
+    }
+    case 'settle':
+      return { kind: 'settle', ...settleCodec.read(r) }
+    case 'fail':
+      return { kind: 'fail', ...failCodec.read(r) }
+    case 'close':
+      return { kind: 'close' }
+    default:
+      throw new DecodeError('INVALID_TAG', `channel change tag ${tag} is not one of 0..${CHANGE_TAGS.length - 1}`)
+  }
+}
+
+/** Codec of {@link ChannelWire}: a tag byte, then the message. */
+export const channelWireCodec: Codec<ChannelWire> = {
+  name: 'ChannelWire',
+  minSize: 2,
+  write(w, m) {
+    w.u8(WIRE_TAGS.indexOf(m.t))
+    switch (m.t) {
+      case 'hello':
+        helloCodec.write(w, m)
+        return
+      case 'update':
+        updateHeadCodec.write(w, m)
+        return writeChange(w, m.change)
+      case 'ack':
+        ackCodec.write(w, m)
+        return
+      case 'reject':
+        rejectCodec.write(w, m)
+        return
+      case 'sync':
+        signedChannelStateCodec.write(w, m.signed)
+        return
+      case 'msg':
+        msgCodec.write(w, m)
+        return
+    }
+  },
+  read(r) {
+    const tag = r.u8()
+    switch (WIRE_TAGS[tag]) {
+      case 'hello':
+        return { t: 'hello', ...helloCodec.read(r) }
+      case 'update': {
+        const head = updateHeadCodec.read(r)
+        return { t: 'update', ...head, change: readChange(r) }
+      }
+      case 'ack':
+        return { t: 'ack', ...ackCodec.read(r) }
+      case 'reject':
+        return { t: 'reject', ...rejectCodec.read(r) }
+      case 'sync':
+        return { t: 'sync', signed: signedChannelStateCodec.read(r) }
+      case 'msg':
+        return { t: 'msg', ...msgCodec.read(r) }
+      default:
+        throw new DecodeError('INVALID_TAG', `channel message tag ${tag} is not one of 0..${WIRE_TAGS.length - 1}`)
+    }
+  },
+}
+
+/** Encodes a wire message. */
+export const encodeChannelWire = (m: ChannelWire): Uint8Array => encode(channelWireCodec, m)
+
+/** Decodes a wire message; malformed bytes are a {@link ChannelProtocolError} `MALFORMED`. */
+export function decodeChannelWire(b: Uint8Array): ChannelWire {
+  try {
+    return decode(channelWireCodec, b)
+  } catch (e) {
+    if (e instanceof DecodeError) throw new ChannelProtocolError('MALFORMED', `not a channel message: ${e.message}`)
+    throw e
+  }
+}
+
+/** Codes of {@link ChannelProtocolError}. */
+export type ChannelProtocolErrorCode =
+  | 'MALFORMED'
+  | 'WRONG_CHANNEL'
+  | 'STALE_UPDATE'
+  | 'OUT_OF_ORDER'
+  | 'CONFLICT'
+  | 'BAD_SIGNATURE'
+  | 'BAD_TRANSITION'
+  | 'BAD_PREIMAGE'
+  | 'INSUFFICIENT_BALANCE'
+  | 'TOO_MANY_HTLCS'
+  | 'TOO_MANY_IN_FLIGHT'
+  | 'REPLAYED_MESSAGE'
+  | 'UNEXPECTED_ACK'
+  | 'CHANNEL_CLOSED'
+
+/** A refused message or action: nothing changed. */
+export class ChannelProtocolError extends LoopchainError<ChannelProtocolErrorCode> {}
+
+/** A proposal of mine in flight: the change, the state it leads to, and my signature. */
+export interface InFlight {
+  readonly change: ChannelChange
+  readonly state: ChannelState
+  readonly signature: Uint8Array
+}
+
+/** Everything a session needs to resume: plain data (structured-clone-able, bigints and bytes). */
+export interface ChannelSnapshot {
+  readonly version: 1
+  readonly me: Party
+  readonly channelId: Uint8Array
+  readonly keys: readonly [Uint8Array, Uint8Array]
+  readonly total: bigint
+  /** The latest state both signed (seq 0: the opening state, with empty signatures). */
+  readonly latest: SignedChannelState
+  /** My proposals not yet countersigned, in seq order. */
+  readonly inFlight: readonly InFlight[]
+  /** Preimages I know, by hex of the hash lock. */
+  readonly preimages: Readonly<Record<string, Uint8Array>>
+  /** Number of my last private message, and of the peer's last one I accepted. */
+  readonly messagesOut: number
+  readonly messagesIn: number
+}
+
+/** Something that happened, for the wallet to show or act on. */
+export type ChannelSessionEvent =
+  | { readonly type: 'received'; readonly seq: number; readonly change: ChannelChange }
+  | { readonly type: 'confirmed'; readonly seq: number; readonly change: ChannelChange }
+  | { readonly type: 'forward'; readonly seq: number; readonly htlc: Htlc; readonly next: Address }
+  | { readonly type: 'settled'; readonly seq: number; readonly htlc: Htlc; readonly preimage: Uint8Array }
+  | {
+      readonly type: 'refused'
+      readonly seq: number
+      readonly code: string
+      readonly reason: string
+      readonly changes: readonly ChannelChange[]
+    }
+  | { readonly type: 'dropped'; readonly changes: readonly ChannelChange[] }
+  | { readonly type: 'message'; readonly seq: number; readonly body: Uint8Array }
+  | { readonly type: 'synced'; readonly seq: number }
+  | { readonly type: 'closeAgreed'; readonly signed: SignedChannelState }
+
+/** What handling one incoming message produced. */
+export interface ReceiveResult {
+  /** Messages to send back, in order. */
+  readonly replies: readonly ChannelWire[]
+  /** True when the snapshot must be persisted before the replies are sent. */
+  readonly persist: boolean
+  readonly events: readonly ChannelSessionEvent[]
+}
+
+/** The block height the caller sees: hash-locked payments' expiries are checked against it. */
+export interface ChannelContext {
+  readonly height: number
+}
+
+const NO_SIGNATURE = new Uint8Array(64)
+const hexOf = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')
+const other = (p: Party): Party => (p === 0 ? 1 : 0)
+const fail = (code: ChannelProtocolErrorCode, message: string): never => {
+  throw new ChannelProtocolError(code, message)
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/**
+ * The state `change`, proposed by `by`, makes of `prev` (seq + 1), or a refusal. Both parties run
+ * this same function: the proposer to build the state it signs, the receiver to check it.
+ */
+export function applyChange(prev: ChannelState, change: ChannelChange, by: Party, ctx: ChannelContext): ChannelState {
+  if (prev.final) fail('CHANNEL_CLOSED', 'the channel has a final state: nothing follows it')
+  const balances: [bigint, bigint] = [prev.balances[0], prev.balances[1]]
+  let htlcs = prev.htlcs
+  let final = false
+  switch (change.kind) {
+    case 'pay': {
+      if (change.amount <= 0n) fail('BAD_TRANSITION', 'a payment must be positive')
+      if (change.amount > balances[by]) fail('INSUFFICIENT_BALANCE', `the payer holds ${balances[by]}, not ${change.amount}`)
+      balances[by] -= change.amount
+      balances[other(by)] += change.amount
+      break
+    }
+    case 'add': {
+      const h = change.htlc
+      if (h.from !== by) fail('BAD_TRANSITION', 'a hash-locked payment is added by its payer')
+      const nextId = nextHtlcId(prev)
+      if (h.id !== nextId) fail('BAD_TRANSITION', `the next hash-locked payment id is ${nextId}, not ${h.id}`)
+      if (h.amount <= 0n) fail('BAD_TRANSITION', 'a hash-locked payment must be positive')
+      if (h.amount > balances[by]) fail('INSUFFICIENT_BALANCE', `the payer holds ${balances[by]}, not ${h.amount}`)
+      if (h.expiry < ctx.height + MIN_HTLC_MARGIN / 2 || h.expiry > ctx.height + MAX_HTLC_WAIT)
+        fail('BAD_TRANSITION', `expiry ${h.expiry} is not within ${MIN_HTLC_MARGIN / 2}..${MAX_HTLC_WAIT} blocks of height ${ctx.height}`)
+      if (htlcs.length >= MAX_HTLCS) fail('TOO_MANY_HTLCS', `at most ${MAX_HTLCS} hash-locked payments may be pending`)
+      balances[by] -= h.amount
+      htlcs = [...htlcs, h]
+      break
+    }
+    case 'settle':
+    case 'fail': {
+      const h = htlcs.find((x) => x.id === change.id)
+      if (h === undefined) fail('BAD_TRANSITION', `no pending hash-locked payment ${change.id}`)
+      const htlc = h as Htlc
+      if (htlc.from === by) fail('BAD_TRANSITION', `only the recipient of payment ${change.id} may ${change.kind} it`)
+      if (change.kind === 'settle') {
+        if (!sameBytes(sha256(change.preimage), htlc.hashLock)) fail('BAD_PREIMAGE', `the preimage does not open payment ${change.id}`)
+        if (ctx.height >= htlc.expiry) fail('BAD_TRANSITION', `payment ${change.id} expired at height ${htlc.expiry}`)
+        balances[other(htlc.from)] += htlc.amount
+      } else balances[htlc.from] += htlc.amount
+      htlcs = htlcs.filter((x) => x.id !== change.id)
+      break
+    }
+    case 'close':
+      if (htlcs.length > 0) fail('BAD_TRANSITION', 'settle or fail the pending hash-locked payments before closing')
+      final = true
+      break
+  }
+  return { channelId: prev.channelId, seq: prev.seq + 1, balances, htlcs, final }
+}
+
+/** The id a hash-locked payment added to `s` gets: one above every pending one (ids are unique within a state). */
+export function nextHtlcId(s: ChannelState): number {
+  let id = 0
+  for (const h of s.htlcs) id = Math.max(id, h.id)
+  return id + 1
+}
+
+/** One party's side of one channel. Public methods run one at a time, in call order. */
+export class ChannelSession {
+  private s: ChannelSnapshot
+  private queue: Promise<unknown> = Promise.resolve()
+
+  private constructor(
+    snapshot: ChannelSnapshot,
+    private readonly signer: ChannelSigner,
+  ) {
+    this.s = snapshot
+  }
+
+  /** A new session on the opening state (the deposits). */
+  static create(opts: {
+    me: Party
+    channelId: Uint8Array
+    keys: readonly [Uint8Array, Uint8Array]
+    deposits: readonly [bigint, bigint]
+    signer: ChannelSigner
+  }): ChannelSession {
+    const opening: ChannelState = {
+      channelId: opts.channelId,
+      seq: 0,
+      balances: [opts.deposits[0], opts.deposits[1]],
+      htlcs: [],
+      final: false,
+    }
+    return new ChannelSession(
+      {
+        version: 1,
+        me: opts.me,
+        channelId: opts.channelId.slice(),
+        keys: [opts.keys[0].slice(), opts.keys[1].slice()],
+        total: opts.deposits[0] + opts.deposits[1],
+        latest: { state: opening, signatures: [NO_SIGNATURE, NO_SIGNATURE] },
+        inFlight: [],
+        preimages: {},
+        messagesOut: 0,
+        messagesIn: 0,
+      },
+      opts.signer,
+    )
+  }
+
+  /** A session resumed from a persisted snapshot. */
+  static restore(snapshot: ChannelSnapshot, signer: ChannelSigner): ChannelSession {
+    if (snapshot.version !== 1) throw new ChannelProtocolError('MALFORMED', `unknown channel snapshot version ${snapshot.version}`)
+    return new ChannelSession(structuredClone(snapshot), signer)
+  }
+
+  /** The session's state to persist (a copy). */
+  snapshot(): ChannelSnapshot {
+    return structuredClone(this.s)
+  }
+
+  get me(): Party {
+    return this.s.me
+  }
+  get channelId(): Uint8Array {
+    return this.s.channelId
+  }
+  /** The latest state both signed. */
+  get latest(): SignedChannelState {
+    return this.s.latest
+  }
+  /** The state I proposed last (or the latest co-signed one): what my next proposal builds on. */
+  get tip(): ChannelState {
+    return this.s.inFlight.at(-1)?.state ?? this.s.latest.state
+  }
+  get inFlight(): readonly InFlight[] {
+    return this.s.inFlight
+  }
+  /** My balance and the peer's in the latest co-signed state. */
+  get balances(): { mine: bigint; theirs: bigint } {
+    const b = this.s.latest.state.balances
+    return { mine: b[this.s.me], theirs: b[other(this.s.me)] }
+  }
+
+  /** Proposes paying `amount` to the peer; returns the update to send. */
+  pay(amount: bigint, ctx: ChannelContext, memo?: string): Promise<ChannelWire> {
+    return this.propose(memo === undefined ? { kind: 'pay', amount } : { kind: 'pay', amount, memo }, ctx)
+  }
+
+  /** Proposes a hash-locked payment to the peer (`next`: forward it to that account, for a hub). */
+  addHtlc(p: { amount: bigint; hashLock: Uint8Array; expiry: number; next?: Address }, ctx: ChannelContext): Promise<ChannelWire> {
+    return this.serial(async () => {
+      const htlc: Htlc = { id: nextHtlcId(this.tip), from: this.s.me, amount: p.amount, hashLock: p.hashLock.slice(), expiry: p.expiry }
+      return this.proposeNow(p.next === undefined ? { kind: 'add', htlc } : { kind: 'add', htlc, next: p.next }, ctx)
+    })
+  }
+
+  /** Proposes settling the peer's hash-locked payment `id` with its preimage. */
+  settleHtlc(id: number, preimage: Uint8Array, ctx: ChannelContext): Promise<ChannelWire> {
+    return this.propose({ kind: 'settle', id, preimage: preimage.slice() }, ctx)
+  }
+
+  /** Proposes giving the peer's hash-locked payment `id` back. */
+  failHtlc(id: number, ctx: ChannelContext): Promise<ChannelWire> {
+    return this.propose({ kind: 'fail', id }, ctx)
+  }
+
+  /** Proposes the final state for a cooperative close (no payments may be pending). */
+  proposeClose(ctx: ChannelContext): Promise<ChannelWire> {
+    return this.propose({ kind: 'close' }, ctx)
+  }
+
+  /** Remembers a preimage (e.g. one I made for an invoice), so a payment locked with it can be settled. */
+  rememberPreimage(preimage: Uint8Array): Uint8Array {
+    const lock = sha256(preimage)
+    this.s = { ...this.s, preimages: { ...this.s.preimages, [hexOf(lock)]: preimage.slice() } }
+    return lock
+  }
+
+  /** The preimage of `hashLock`, if known. */
+  preimageOf(hashLock: Uint8Array): Uint8Array | undefined {
+    return this.s.preimages[hexOf(hashLock)]
+  }
+
+  /** A signed private message to the peer. */
+  message(body: Uint8Array): Promise<ChannelWire> {
+    return this.serial(async () => {
+      if (body.length > MAX_MESSAGE_BYTES) fail('MALFORMED', `a message holds at most ${MAX_MESSAGE_BYTES} bytes`)
+      const seq = this.s.messagesOut + 1
+      const signature = await this.signer.sign(channelMessageDigest(this.s.channelId, seq, this.s.me, body))
+      this.s = { ...this.s, messagesOut: seq }
+      return { t: 'msg', channelId: this.s.channelId, seq, body: body.slice(), signature }
+    })
+  }
+
+  /** The hello to send when a link (re)opens. */
+  hello(): ChannelWire {
+    return { t: 'hello', channelId: this.s.channelId, seq: this.s.latest.state.seq }
+  }
+
+  /** Handles one message from the peer. Throws {@link ChannelProtocolError} (nothing changed) when it is refused. */
+  receive(m: ChannelWire, ctx: ChannelContext): Promise<ReceiveResult> {
+    return this.serial(async () => {
+      const before = this.s
+      try {
+        return await this.receiveNow(m, ctx)
+      } catch (e) {
+        this.s = before
+        throw e
+      }
+    })
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  private serial<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(f, f)
+    this.queue = run.catch(() => undefined)
+    return run
+  }
+
+  private propose(change: ChannelChange, ctx: ChannelContext): Promise<ChannelWire> {
+    return this.serial(() => this.proposeNow(change, ctx))
+  }
+
+  private async proposeNow(change: ChannelChange, ctx: ChannelContext): Promise<ChannelWire> {
+    if (this.s.inFlight.length >= MAX_IN_FLIGHT) fail('TOO_MANY_IN_FLIGHT', `at most ${MAX_IN_FLIGHT} proposals wait for the peer`)
+    const state = applyChange(this.tip, change, this.s.me, ctx)
+    const signature = await this.signer.sign(channelStateDigest(state))
+    this.s = { ...this.s, inFlight: [...this.s.inFlight, { change, state, signature }] }
+    return { t: 'update', channelId: this.s.channelId, seq: state.seq, change, signature }
+  }
+
+  private checkChannel(id: Uint8Array): void {
+    if (!sameBytes(id, this.s.channelId)) fail('WRONG_CHANNEL', 'the message belongs to another channel')
+  }
+
+  private async receiveNow(m: ChannelWire, ctx: ChannelContext): Promise<ReceiveResult> {
+    switch (m.t) {
+      case 'update':
+        this.checkChannel(m.channelId)
+        return this.onUpdate(m, ctx)
+      case 'ack':
+        this.checkChannel(m.channelId)
+        return this.onAck(m)
+      case 'reject':
+        this.checkChannel(m.channelId)
+        return this.onReject(m)
+      case 'hello':
+        this.checkChannel(m.channelId)
+        return this.onHello(m)
+      case 'sync':
+        this.checkChannel(m.signed.state.channelId)
+        return this.onSync(m.signed)
+      case 'msg':
+        this.checkChannel(m.channelId)
+        return this.onMessage(m)
+    }
+  }
+
+  private async onUpdate(m: Extract<ChannelWire, { t: 'update' }>, ctx: ChannelContext): Promise<ReceiveResult> {
+    const s = this.s
+    const peer = other(s.me)
+    const latest = s.latest
+    // A duplicate of the update I countersigned last (re-sent after a reconnect): acknowledge it again.
+    if (m.seq === latest.state.seq && m.seq > 0 && sameBytes(m.signature, latest.signatures[peer])) {
+      return { replies: [{ t: 'ack', channelId: s.channelId, seq: m.seq, signature: latest.signatures[s.me] }], persist: false, events: [] }
+    }
+    if (m.seq <= latest.state.seq) fail('STALE_UPDATE', `state ${m.seq} is not newer than the latest, ${latest.state.seq}`)
+    if (m.seq > latest.state.seq + 1) fail('OUT_OF_ORDER', `state ${m.seq} skips ahead of ${latest.state.seq + 1}`)
+    const events: ChannelSessionEvent[] = []
+    if (s.inFlight.length > 0) {
+      // Both proposed this number: party 0's proposal wins.
+      if (s.me === 0) fail('CONFLICT', `both proposed state ${m.seq}; party 0's proposal stands`)
+      events.push({ type: 'dropped', changes: s.inFlight.map((f) => f.change) })
+    }
+    const state = applyChange(latest.state, m.change, peer, ctx)
+    const digest = channelStateDigest(state)
+    // Verify the proposer's signature and make mine at once (WebCrypto runs them in parallel); mine leaves only if theirs holds.
+    const [ok, mine] = await Promise.all([this.signer.verify(m.signature, digest, s.keys[peer]), this.signer.sign(digest)])
+    if (!ok) fail('BAD_SIGNATURE', `the signature does not sign state ${m.seq} as this change makes it`)
+    const signatures: [Uint8Array, Uint8Array] = s.me === 0 ? [mine, m.signature] : [m.signature, mine]
+    this.s = { ...s, latest: { state, signatures }, inFlight: [] }
+    events.push(...this.changeEvents('received', m.seq, m.change, latest.state, state))
+    return { replies: [{ t: 'ack', channelId: s.channelId, seq: m.seq, signature: mine }], persist: true, events }
+  }
+
+  private async onAck(m: Extract<ChannelWire, { t: 'ack' }>): Promise<ReceiveResult> {
+    const s = this.s
+    const first = s.inFlight[0]
+    if (first === undefined || first.state.seq !== m.seq) fail('UNEXPECTED_ACK', `no proposal ${m.seq} waits for an acknowledgement`)
+    const f = first as InFlight
+    const peer = other(s.me)
+    if (!(await this.signer.verify(m.signature, channelStateDigest(f.state), s.keys[peer])))
+      fail('BAD_SIGNATURE', `the countersignature does not sign state ${m.seq}`)
+    const signatures: [Uint8Array, Uint8Array] = s.me === 0 ? [f.signature, m.signature] : [m.signature, f.signature]
+    this.s = { ...s, latest: { state: f.state, signatures }, inFlight: s.inFlight.slice(1) }
+    return { replies: [], persist: true, events: this.changeEvents('confirmed', m.seq, f.change, s.latest.state, f.state) }
+  }
+
+  private async onReject(m: Extract<ChannelWire, { t: 'reject' }>): Promise<ReceiveResult> {
+    const s = this.s
+    const at = s.inFlight.findIndex((f) => f.state.seq === m.seq)
+    // A refusal of something no longer in flight (e.g. a conflict already resolved) changes nothing.
+    if (at < 0) return { replies: [], persist: false, events: [] }
+    const dropped = s.inFlight.slice(at).map((f) => f.change)
+    this.s = { ...s, inFlight: s.inFlight.slice(0, at) }
+    return { replies: [], persist: true, events: [{ type: 'refused', seq: m.seq, code: m.code, reason: m.reason, changes: dropped }] }
+  }
+
+  private async onHello(m: Extract<ChannelWire, { t: 'hello' }>): Promise<ReceiveResult> {
+    const s = this.s
+    const replies: ChannelWire[] = []
+    if (m.seq < s.latest.state.seq) replies.push({ t: 'sync', signed: s.latest })
+    // Proposals in flight go again (the peer acknowledges a duplicate again, or takes it as new).
+    if (m.seq <= s.latest.state.seq)
+      for (const f of s.inFlight)
+        replies.push({ t: 'update', channelId: s.channelId, seq: f.state.seq, change: f.change, signature: f.signature })
+    return { replies, persist: false, events: [] }
+  }
+
+  private async onSync(signed: SignedChannelState): Promise<ReceiveResult> {
+    const s = this.s
+    const st = signed.state
+    if (st.seq <= s.latest.state.seq) return { replies: [], persist: false, events: [] }
+    const bad = checkChannelState(st, s.channelId, s.total)
+    if (bad !== undefined) fail('BAD_TRANSITION', bad)
+    const digest = channelStateDigest(st)
+    const [ok0, ok1] = await Promise.all([
+      this.signer.verify(signed.signatures[0], digest, s.keys[0]),
+      this.signer.verify(signed.signatures[1], digest, s.keys[1]),
+    ])
+    if (!ok0 || !ok1) fail('BAD_SIGNATURE', `state ${st.seq} is not signed by both parties`)
+    // If it is one of my proposals, those up to it were countersigned and the later ones still build on it;
+    // otherwise my proposals in flight build on an older state and are dropped.
+    const mineAt = s.inFlight.findIndex((f) => f.state.seq === st.seq && sameBytes(channelStateDigest(f.state), digest))
+    const keep = mineAt >= 0 ? s.inFlight.slice(mineAt + 1) : []
+    const dropped = mineAt >= 0 ? [] : s.inFlight
+    this.s = { ...s, latest: { state: st, signatures: [signed.signatures[0], signed.signatures[1]] }, inFlight: keep }
+    const events: ChannelSessionEvent[] = [{ type: 'synced', seq: st.seq }]
+    if (dropped.length > 0) events.push({ type: 'dropped', changes: dropped.map((f) => f.change) })
+    if (st.final) events.push({ type: 'closeAgreed', signed })
+    const replies: ChannelWire[] = keep.map((f) => ({
+      t: 'update',
+      channelId: s.channelId,
+      seq: f.state.seq,
+      change: f.change,
+      signature: f.signature,
+    }))
+    return { replies, persist: true, events }
+  }
+
+  private async onMessage(m: Extract<ChannelWire, { t: 'msg' }>): Promise<ReceiveResult> {
+    const s = this.s
+    if (m.seq <= s.messagesIn) fail('REPLAYED_MESSAGE', `message ${m.seq} was already received (last ${s.messagesIn})`)
+    const peer = other(s.me)
+    if (!(await this.signer.verify(m.signature, channelMessageDigest(s.channelId, m.seq, peer, m.body), s.keys[peer])))
+      fail('BAD_SIGNATURE', `message ${m.seq} is not signed by the peer for this channel`)
+    this.s = { ...s, messagesIn: m.seq }
+    return { replies: [], persist: true, events: [{ type: 'message', seq: m.seq, body: m.body }] }
+  }
+
+  private changeEvents(
+    type: 'received' | 'confirmed',
+    seq: number,
+    change: ChannelChange,
+    prev: ChannelState,
+    state: ChannelState,
+  ): ChannelSessionEvent[] {
+    const events: ChannelSessionEvent[] = [{ type, seq, change }]
+    if (type === 'received' && change.kind === 'add' && change.next !== undefined)
+      events.push({ type: 'forward', seq, htlc: change.htlc, next: change.next })
+    if (change.kind === 'settle') {
+      const htlc = prev.htlcs.find((h) => h.id === change.id)
+      if (htlc !== undefined) events.push({ type: 'settled', seq, htlc, preimage: change.preimage })
+    }
+    if (state.final) events.push({ type: 'closeAgreed', signed: this.s.latest })
+    return events
+  }
+}

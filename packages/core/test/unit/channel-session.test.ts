@@ -1,0 +1,210 @@
+import { describe, expect, it } from 'vitest'
+import {
+  ChannelProtocolError,
+  ChannelSession,
+  type ChannelSessionEvent,
+  type ChannelWire,
+  checkSignedChannelState,
+  decodeChannelWire,
+  encodeChannelWire,
+  keyPairFromSecret,
+  providerSigner,
+  sha256,
+  utf8,
+} from '../../src/index.js'
+
+const seed = (n: number) => new Uint8Array(32).fill(n)
+const A = keyPairFromSecret(seed(1))
+const B = keyPairFromSecret(seed(2))
+const H = keyPairFromSecret(seed(3))
+const C = keyPairFromSecret(seed(4))
+const ctx = { height: 100 }
+
+function pair(id: number, k0 = A, k1 = B, deposits: [bigint, bigint] = [1000n, 1000n]) {
+  const channelId = new Uint8Array(32).fill(id)
+  const keys = [k0.publicKey, k1.publicKey] as const
+  const s0 = ChannelSession.create({ me: 0, channelId, keys, deposits, signer: providerSigner(k0.secretKey) })
+  const s1 = ChannelSession.create({ me: 1, channelId, keys, deposits, signer: providerSigner(k1.secretKey) })
+  return { channelId, keys, s0, s1, total: deposits[0] + deposits[1] }
+}
+
+/** Delivers `m` (through its encoding, as on a wire) to `to`, then every reply back and forth until quiet. */
+async function deliver(
+  from: ChannelSession,
+  to: ChannelSession,
+  m: ChannelWire,
+  events: ChannelSessionEvent[] = [],
+): Promise<ChannelSessionEvent[]> {
+  const queue: [ChannelSession, ChannelSession, ChannelWire][] = [[from, to, m]]
+  while (queue.length > 0) {
+    const [f, t, msg] = queue.shift() as [ChannelSession, ChannelSession, ChannelWire]
+    const r = await t.receive(decodeChannelWire(encodeChannelWire(msg)), ctx)
+    events.push(...r.events)
+    for (const reply of r.replies) queue.push([t, f, reply])
+  }
+  return events
+}
+
+describe('channel session', () => {
+  it('100 payments each way, pipelined, every state co-signed and accepted by the chain check', async () => {
+    const { s0, s1, channelId, keys, total } = pair(1)
+    const updates0: ChannelWire[] = []
+    const updates1: ChannelWire[] = []
+    // Fifty at a time in flight, delivered in order; acks flow back.
+    for (let batch = 0; batch < 2; batch++) {
+      updates0.length = 0
+      for (let i = 0; i < 50; i++) updates0.push(await s0.pay(3n, ctx))
+      expect(s0.inFlight).toHaveLength(50)
+      for (const u of updates0) await deliver(s0, s1, u)
+      expect(s0.inFlight).toHaveLength(0)
+      updates1.length = 0
+      for (let i = 0; i < 50; i++) updates1.push(await s1.pay(2n, ctx))
+      for (const u of updates1) await deliver(s1, s0, u)
+    }
+    expect(s0.latest.state.seq).toBe(200)
+    expect(s1.latest).toEqual(s0.latest)
+    expect(s0.balances).toEqual({ mine: 1000n - 300n + 200n, theirs: 1000n + 300n - 200n })
+    expect(checkSignedChannelState(s0.latest, channelId, total, keys)).toBeUndefined()
+  })
+
+  it('refuses more than the in-flight window, a payment above the balance, and a zero payment, changing nothing', async () => {
+    const { s0 } = pair(2, A, B, [10n, 0n])
+    await expect(s0.pay(11n, ctx)).rejects.toMatchObject({ code: 'INSUFFICIENT_BALANCE' })
+    await expect(s0.pay(0n, ctx)).rejects.toMatchObject({ code: 'BAD_TRANSITION' })
+    expect(s0.inFlight).toHaveLength(0)
+    const { s0: big } = pair(3, A, B, [1000n, 0n])
+    for (let i = 0; i < 64; i++) await big.pay(1n, ctx)
+    await expect(big.pay(1n, ctx)).rejects.toMatchObject({ code: 'TOO_MANY_IN_FLIGHT' })
+  })
+
+  it('rejects forged, replayed, reordered and foreign updates and messages; each leaves the snapshot unchanged', async () => {
+    const { s0, s1 } = pair(4)
+    const other = pair(5)
+    const u1 = await s0.pay(10n, ctx)
+    await deliver(s0, s1, u1)
+    const before = s1.snapshot()
+    const refuse = async (m: ChannelWire, code: string) => {
+      const err = await s1.receive(m, ctx).catch((e) => e)
+      expect(err).toBeInstanceOf(ChannelProtocolError)
+      expect(err.code).toBe(code)
+      expect(s1.snapshot()).toEqual(before)
+    }
+    const u2 = (await s0.pay(5n, ctx)) as Extract<ChannelWire, { t: 'update' }>
+    // Forged: signature bits flipped.
+    await refuse({ ...u2, signature: u2.signature.map((b, i) => (i === 3 ? b ^ 1 : b)) }, 'BAD_SIGNATURE')
+    // The signature of a payment of 5 presented as a payment of 50 (the payer's signature does not cover it).
+    await refuse({ ...u2, change: { kind: 'pay', amount: 50n } }, 'BAD_SIGNATURE')
+    // Replayed: the first update again with another signature (a stale number).
+    await refuse({ ...(u1 as Extract<ChannelWire, { t: 'update' }>), signature: new Uint8Array(64) }, 'STALE_UPDATE')
+    // Skipping ahead.
+    await refuse({ ...u2, seq: 3 }, 'OUT_OF_ORDER')
+    // Another channel's id.
+    await refuse({ ...u2, channelId: other.channelId }, 'WRONG_CHANNEL')
+    // The exact same update twice: the second is acknowledged again, not applied twice.
+    await deliver(s0, s1, u2)
+    expect(s1.balances.mine).toBe(1015n)
+    const again = await s1.receive(u2, ctx)
+    expect(again.replies.map((r) => r.t)).toEqual(['ack'])
+    expect(s1.balances.mine).toBe(1015n)
+
+    // Messages: good, replayed, replayed into another channel, forged.
+    const msg = await s0.message(utf8('hello B'))
+    const ev = await deliver(s0, s1, msg)
+    expect(ev).toEqual([{ type: 'message', seq: 1, body: utf8('hello B') }])
+    const snap = s1.snapshot()
+    await expect(s1.receive(msg, ctx)).rejects.toMatchObject({ code: 'REPLAYED_MESSAGE' })
+    // The same message (same signer, seq and body) into another channel of the same two keys.
+    const otherWithSameKeys = pair(6)
+    await expect(
+      otherWithSameKeys.s1.receive({ ...(msg as Extract<ChannelWire, { t: 'msg' }>), channelId: otherWithSameKeys.channelId }, ctx),
+    ).rejects.toMatchObject({
+      code: 'BAD_SIGNATURE',
+    })
+    const m2 = (await s0.message(utf8('second'))) as Extract<ChannelWire, { t: 'msg' }>
+    await expect(s1.receive({ ...m2, body: utf8('SECOND') }, ctx)).rejects.toMatchObject({ code: 'BAD_SIGNATURE' })
+    expect(s1.snapshot()).toEqual(snap)
+    // Malformed bytes.
+    expect(() => decodeChannelWire(Uint8Array.of(9, 1, 2))).toThrow(ChannelProtocolError)
+  })
+
+  it('concurrent proposals: party 0 wins, party 1 is told what was dropped', async () => {
+    const { s0, s1 } = pair(7)
+    const u0 = await s0.pay(7n, ctx)
+    const u1 = await s1.pay(9n, ctx)
+    // Party 0 refuses party 1's proposal of the same number.
+    await expect(s0.receive(u1, ctx)).rejects.toMatchObject({ code: 'CONFLICT' })
+    const ev = await deliver(s0, s1, u0)
+    expect(ev.find((e) => e.type === 'dropped')).toEqual({ type: 'dropped', changes: [{ kind: 'pay', amount: 9n }] })
+    expect(s0.latest).toEqual(s1.latest)
+    expect(s1.balances.mine).toBe(1007n)
+    // Party 1 proposes again.
+    await deliver(s1, s0, await s1.pay(9n, ctx))
+    expect(s0.balances.mine).toBe(1002n)
+  })
+
+  it('a two-hop hash-locked payment A → hub → C, forwarded on the event and settled back with the preimage', async () => {
+    const ah = pair(8, A, H)
+    const hc = pair(9, H, C)
+    const preimage = new Uint8Array(32).fill(42)
+    const lock = hc.s1.rememberPreimage(preimage)
+    expect(lock).toEqual(sha256(preimage))
+    // A offers 50 to the hub, to be forwarded to C.
+    const evAH = await deliver(ah.s0, ah.s1, await ah.s0.addHtlc({ amount: 50n, hashLock: lock, expiry: 200, next: C.address }, ctx))
+    const fwd = evAH.find((e) => e.type === 'forward')
+    expect(fwd).toMatchObject({ type: 'forward', next: C.address })
+    // The hub offers the same lock to C with an earlier expiry.
+    const evHC = await deliver(hc.s0, hc.s1, await hc.s0.addHtlc({ amount: 50n, hashLock: lock, expiry: 150 }, ctx))
+    const incoming = evHC.find((e) => e.type === 'received')
+    expect(incoming).toMatchObject({ change: { kind: 'add' } })
+    // C settles with the preimage; the hub learns it and settles with A.
+    const evSettle = await deliver(hc.s1, hc.s0, await hc.s1.settleHtlc(1, hc.s1.preimageOf(lock) as Uint8Array, ctx))
+    const learned = evSettle.find((e) => e.type === 'received' && e.change.kind === 'settle')
+    expect(learned).toBeDefined()
+    const pre = (learned as { change: { preimage: Uint8Array } }).change.preimage
+    await deliver(ah.s1, ah.s0, await ah.s1.settleHtlc(1, pre, ctx))
+    expect(ah.s0.balances).toEqual({ mine: 950n, theirs: 1050n })
+    expect(hc.s1.balances).toEqual({ mine: 1050n, theirs: 950n })
+    expect(ah.s0.latest.state.htlcs).toHaveLength(0)
+
+    // A wrong preimage, and a fail that returns the amount.
+    await deliver(ah.s0, ah.s1, await ah.s0.addHtlc({ amount: 5n, hashLock: sha256(new Uint8Array(32)), expiry: 200 }, ctx))
+    expect(ah.s1.latest.state.htlcs.map((h) => h.id)).toEqual([1])
+    await expect(ah.s1.settleHtlc(1, new Uint8Array(32).fill(1), ctx)).rejects.toMatchObject({ code: 'BAD_PREIMAGE' })
+    await expect(ah.s0.settleHtlc(1, new Uint8Array(32), ctx)).rejects.toMatchObject({ code: 'BAD_TRANSITION' })
+    await deliver(ah.s1, ah.s0, await ah.s1.failHtlc(1, ctx))
+    expect(ah.s0.balances.mine).toBe(950n)
+    // Nor may a payment expire too soon.
+    await expect(ah.s0.addHtlc({ amount: 1n, hashLock: lock, expiry: 101 }, ctx)).rejects.toMatchObject({ code: 'BAD_TRANSITION' })
+  })
+
+  it('restores from a snapshot mid-stream, and a crash between persisting and sending converges after hello/sync', async () => {
+    const { s0, s1, channelId, keys, total } = pair(10)
+    for (let i = 0; i < 5; i++) await deliver(s0, s1, await s0.pay(1n, ctx))
+    // s1 persists, then "crashes" before its ack leaves: s0 still has the proposal in flight.
+    const u = await s0.pay(4n, ctx)
+    await s1.receive(u, ctx)
+    const persisted = s1.snapshot()
+    const s1b = ChannelSession.restore(persisted, providerSigner(B.secretKey))
+    // Reconnect: both say hello.
+    await deliver(s1b, s0, s1b.hello())
+    await deliver(s0, s1b, s0.hello())
+    expect(s0.inFlight).toHaveLength(0)
+    expect(s0.latest).toEqual(s1b.latest)
+    expect(s0.latest.state.seq).toBe(6)
+    expect(checkSignedChannelState(s1b.latest, channelId, total, keys)).toBeUndefined()
+    // And payments continue.
+    await deliver(s1b, s0, await s1b.pay(1n, ctx))
+    expect(s0.latest.state.seq).toBe(7)
+  })
+
+  it('agrees a final state for a cooperative close; nothing follows it', async () => {
+    const { s0, s1, channelId, keys, total } = pair(11)
+    await deliver(s0, s1, await s0.pay(100n, ctx))
+    const ev = await deliver(s1, s0, await s1.proposeClose(ctx))
+    const agreed = ev.find((e) => e.type === 'closeAgreed')
+    expect(agreed).toBeDefined()
+    expect(s0.latest.state.final).toBe(true)
+    expect(checkSignedChannelState(s0.latest, channelId, total, keys)).toBeUndefined()
+    await expect(s0.pay(1n, ctx)).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
+  })
+})

@@ -1,0 +1,108 @@
+/**
+ * What the channel wallet reads from and writes to the chain, through the light client: account
+ * and channel records proven with Merkle proofs against verified headers (no node is trusted to
+ * say a channel is open or what it paid), and signed calls to the channel SCORE submitted over
+ * libp2p. A node can refuse or drop a transaction, never forge its effect.
+ */
+import {
+  type AccountState,
+  type Address,
+  accountKey,
+  accountStateCodec,
+  CHANNEL_ADDRESS,
+  CHANNEL_STEPS,
+  type ChainParams,
+  type ChannelRecord,
+  callDataCodec,
+  channelKey,
+  channelRecordCodec,
+  decode,
+  EMPTY_ACCOUNT,
+  encode,
+  type KeyPair,
+  STEP_COSTS,
+  signTransaction,
+  type Transaction,
+  TX_VERSION,
+  TxKind,
+  type Value,
+} from '@loopchain/core'
+import type { VerifiedState } from './client.js'
+
+/** The light-client calls the wallet needs (a {@link LightClient} has them). */
+export interface ChainAccess {
+  /** Height of the verified tip. */
+  readonly height: number
+  getStateProof(key: Uint8Array, opts?: { height?: number }): Promise<VerifiedState>
+  /** Submits a signed transaction to a full node; resolves with its hash once a node accepted it into its pool. */
+  submitTransaction(tx: Transaction): Promise<Uint8Array>
+}
+
+/** A value proven against the verified header at `height` (the state after block `height − 1`). */
+export interface Proven<T> {
+  readonly value: T
+  readonly height: number
+}
+
+/** The account of `a`, proven. */
+export async function provenAccount(chain: ChainAccess, a: Address): Promise<Proven<AccountState>> {
+  const v = await chain.getStateProof(accountKey(a))
+  return { value: v.value === undefined ? EMPTY_ACCOUNT : decode(accountStateCodec, v.value), height: v.height }
+}
+
+/** The channel SCORE's record of channel `id`, proven (undefined: proven absent). */
+export async function provenChannel(chain: ChainAccess, id: Uint8Array): Promise<Proven<ChannelRecord | undefined>> {
+  const v = await chain.getStateProof(channelKey(id))
+  return { value: v.value === undefined ? undefined : decode(channelRecordCodec, v.value), height: v.height }
+}
+
+/**
+ * Signs calls to the channel SCORE with one key. Nonces come from the proven account, and calls
+ * sent since (still pending) are counted locally, so several can go out before a block lands.
+ */
+export class ChannelCaller {
+  private nextNonce = 0
+
+  constructor(
+    private readonly chain: ChainAccess,
+    private readonly key: KeyPair,
+    private readonly networkId: number,
+    private readonly params: Pick<ChainParams, 'stepPrice'>,
+    /** Microseconds since the Unix epoch for transaction timestamps (the page's clock). */
+    private readonly nowMicros: () => number = () => Date.now() * 1000,
+  ) {}
+
+  /** Signs and submits `method(params)` with `value`; resolves with the transaction's hash once a node accepted it. */
+  async call(method: string, params: Value, value = 0n): Promise<Uint8Array> {
+    const account = await provenAccount(this.chain, this.key.address)
+    const nonce = Math.max(account.value.nonce, this.nextNonce)
+    const data = encode(callDataCodec, { method, params })
+    const stepLimit = STEP_COSTS.base + STEP_COSTS.dataByte * data.length + CHANNEL_STEPS
+    const fee = BigInt(stepLimit) * this.params.stepPrice
+    if (account.value.balance < value + fee)
+      throw new RangeError(`the account holds ${account.value.balance} (as of height ${account.height}); this needs ${value + fee}`)
+    const tx = signTransaction(
+      {
+        version: TX_VERSION,
+        networkId: this.networkId,
+        from: this.key.address,
+        to: CHANNEL_ADDRESS,
+        value,
+        stepLimit,
+        timestamp: this.nowMicros(),
+        nonce,
+        kind: TxKind.Call,
+        data,
+      },
+      this.key,
+    )
+    const hash = await this.chain.submitTransaction(tx)
+    this.nextNonce = nonce + 1
+    return hash
+  }
+
+  /** Forgets locally counted nonces (after a refusal that left the pool without our calls). */
+  resetNonce(): void {
+    this.nextNonce = 0
+  }
+}
