@@ -571,6 +571,8 @@ export class ChannelSession {
       case 'msg':
         this.checkChannel(m.channelId)
         return this.onMessage(m)
+      default:
+        return fail('MALFORMED', `unknown channel message ${JSON.stringify((m as { t?: unknown }).t)}`)
     }
   }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import {
+  ChannelDriver,
   ChannelProtocolError,
   ChannelSession,
   type ChannelSessionEvent,
@@ -206,5 +207,70 @@ describe('channel session', () => {
     expect(s0.latest.state.final).toBe(true)
     expect(checkSignedChannelState(s0.latest, channelId, total, keys)).toBeUndefined()
     await expect(s0.pay(1n, ctx)).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
+  })
+})
+
+describe('channel driver', () => {
+  it('saves before it acknowledges, groups saves under load, and resolves payments once countersigned', async () => {
+    const { s0, s1 } = pair(12)
+    const saved: { who: number; seq: number }[] = []
+    const wire: { to: number; m: ChannelWire }[] = []
+    // A slow store (like IndexedDB, a save completes in a later task), so several states arrive during one save.
+    const slowSave = (who: number) => async (snap: { latest: { state: { seq: number } } }) => {
+      await new Promise((r) => setTimeout(r, 5))
+      saved.push({ who, seq: snap.latest.state.seq })
+    }
+    const d0 = new ChannelDriver(s0, { send: (m) => wire.push({ to: 1, m }), save: slowSave(0), height: () => 100 })
+    const d1 = new ChannelDriver(s1, {
+      send: (m) => {
+        // Every ack leaves only after a save that covers its state.
+        if (m.t === 'ack') expect(saved.filter((x) => x.who === 1).some((x) => x.seq >= m.seq)).toBe(true)
+        wire.push({ to: 0, m })
+      },
+      save: slowSave(1),
+      height: () => 100,
+    })
+    const pays = Array.from({ length: 30 }, () => d0.pay(1n))
+    // Pump the wire as a link does: each message handed over as it arrives, without waiting for the last one's save.
+    const handling: Promise<void>[] = []
+    for (let idle = 0; idle < 20; ) {
+      const next = wire.shift()
+      if (next === undefined) {
+        idle++
+        await new Promise((r) => setTimeout(r, 0))
+        continue
+      }
+      idle = 0
+      handling.push((next.to === 1 ? d1 : d0).receive(next.m))
+    }
+    await Promise.all([...pays, ...handling])
+    expect(s0.latest.state.seq).toBe(30)
+    expect(s1.latest).toEqual(s0.latest)
+    // Fewer saves than states on the receiving side: the group commit batched them.
+    expect(saved.filter((x) => x.who === 1).length).toBeLessThan(30)
+    expect(saved.filter((x) => x.who === 1).at(-1)?.seq).toBe(30)
+  })
+
+  it('answers a refused update with a reject, and the payer’s promise rejects', async () => {
+    const { s0, s1 } = pair(13)
+    const wire: { to: number; m: ChannelWire }[] = []
+    const d0 = new ChannelDriver(s0, { send: (m) => wire.push({ to: 1, m }), save: async () => {}, height: () => 100 })
+    const refused: string[] = []
+    const d1 = new ChannelDriver(s1, {
+      send: (m) => wire.push({ to: 0, m }),
+      save: async () => {},
+      height: () => 100,
+      onRefused: (e) => refused.push(e.code),
+    })
+    const p = d0.pay(5n)
+    await new Promise((r) => setTimeout(r, 0))
+    const u = wire.shift()?.m as Extract<ChannelWire, { t: 'update' }>
+    await d1.receive({ ...u, signature: new Uint8Array(64) })
+    expect(refused).toEqual(['BAD_SIGNATURE'])
+    const reject = wire.shift()?.m
+    expect(reject?.t).toBe('reject')
+    await d0.receive(reject as ChannelWire)
+    await expect(p).rejects.toMatchObject({ code: 'CONFLICT' })
+    expect(s0.inFlight).toHaveLength(0)
   })
 })
