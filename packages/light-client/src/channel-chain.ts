@@ -56,6 +56,9 @@ export async function provenChannel(chain: ChainAccess, id: Uint8Array): Promise
   return { value: v.value === undefined ? undefined : decode(channelRecordCodec, v.value), height: v.height }
 }
 
+const NONCE_RETRIES = 10
+const NONCE_RETRY_MS = 500
+
 /**
  * Signs calls to the channel SCORE with one key. Nonces come from the proven account, and calls
  * sent since (still pending) are counted locally, so several can go out before a block lands.
@@ -72,8 +75,25 @@ export class ChannelCaller {
     private readonly nowMicros: () => number = () => Date.now() * 1000,
   ) {}
 
-  /** Signs and submits `method(params)` with `value`; resolves with the transaction's hash once a node accepted it. */
+  /**
+   * Signs and submits `method(params)` with `value`; resolves with the transaction's hash once a
+   * node accepted it. The proven nonce lags the node's pool by a block or two: a nonce refusal is
+   * retried (a few times, a moment apart) once newer headers are verified.
+   */
   async call(method: string, params: Value, value = 0n): Promise<Uint8Array> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.callOnce(method, params, value)
+      } catch (e) {
+        const nonceProblem = /NONCE/.test(String((e as { code?: unknown }).code ?? '')) || /nonce/i.test((e as Error).message)
+        if (!nonceProblem || attempt >= NONCE_RETRIES) throw e
+        this.nextNonce = 0
+        await new Promise((r) => setTimeout(r, NONCE_RETRY_MS))
+      }
+    }
+  }
+
+  private async callOnce(method: string, params: Value, value: bigint): Promise<Uint8Array> {
     const account = await provenAccount(this.chain, this.key.address)
     const nonce = Math.max(account.value.nonce, this.nextNonce)
     const data = encode(callDataCodec, { method, params })

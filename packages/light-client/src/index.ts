@@ -18,6 +18,27 @@
  * const { value } = await client.getStateProof(key)
  * ```
  */
+
+export { type ChainAccess, ChannelCaller, type Proven, provenAccount, provenChannel } from './channel-chain.js'
+export {
+  type ChannelPhase,
+  type ChannelRecord,
+  type ChannelStore,
+  IndexedDbChannelStore,
+  MAX_STORED_MESSAGES,
+  MemoryChannelStore,
+  type StoredMessage,
+} from './channel-store.js'
+export {
+  ChannelWallet,
+  type ChannelWalletOptions,
+  DEFAULT_CHALLENGE_PERIOD,
+  encodeInvite,
+  type Invite,
+  parseInvite,
+  type WalletLink,
+  type WalletLinks,
+} from './channel-wallet.js'
 export {
   type Conflict,
   type CrossCheckResult,
@@ -39,6 +60,7 @@ export {
   type LightTransportKind,
   localDevGater,
 } from './libp2p-transport.js'
+export { MemoryLinkNetwork } from './memory-links.js'
 export {
   type LightCheckpoint,
   type LightSnapshot,
@@ -55,3 +77,5 @@ export {
   type MemoryPeer,
   MemoryTransport,
 } from './transport.js'
+export * from './wallet-api.js'
+export { bestSigner, hasWebCryptoEd25519, nobleSigner, webCryptoSigner } from './webcrypto-ed25519.js'

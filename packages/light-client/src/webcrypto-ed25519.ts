@@ -9,15 +9,10 @@
  * one refuses small-order or non-canonical public keys, so a key is checked once with
  * {@link isAcceptablePublicKey} before WebCrypto sees it.
  */
-import { type CryptoProvider, isAcceptablePublicKey, nobleCrypto } from '@loopchain/core'
+import { type ChannelSigner, type CryptoProvider, isAcceptablePublicKey, nobleCrypto } from '@loopchain/core'
 
-/** Sign and verify that may run asynchronously (WebCrypto) or not (noble, wrapped). */
-export interface AsyncSigner {
-  /** `webcrypto` or `noble`: for the page and the benchmark lines. */
-  readonly name: string
-  sign(message: Uint8Array): Promise<Uint8Array>
-  verify(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): Promise<boolean>
-}
+/** A channel signer whose work may run asynchronously (WebCrypto) or not (noble, wrapped). */
+export type AsyncSigner = ChannelSigner
 
 // PKCS#8 wrapping of a 32-byte Ed25519 seed (RFC 8410): the fixed prefix, then the seed.
 const PKCS8_PREFIX = Uint8Array.of(0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20)
@@ -89,8 +84,8 @@ export function nobleSigner(secretKey: Uint8Array, crypto: CryptoProvider = nobl
   const sk = secretKey.slice()
   return {
     name: crypto.name,
-    sign: async (message) => crypto.sign(message, sk),
-    verify: async (signature, message, publicKey) => crypto.verify(signature, message, publicKey),
+    sign: (message) => crypto.sign(message, sk),
+    verify: (signature, message, publicKey) => crypto.verify(signature, message, publicKey),
   }
 }
 

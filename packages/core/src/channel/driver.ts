@@ -14,6 +14,7 @@ import {
   type ChannelSessionEvent,
   type ChannelSnapshot,
   type ChannelWire,
+  MAX_IN_FLIGHT,
 } from './session.js'
 import type { SignedChannelState } from './state.js'
 
@@ -45,6 +46,8 @@ export class ChannelDriver {
   private held: ChannelWire[] = []
   private heldEvents: ChannelSessionEvent[] = []
   private closeWaiter: { resolve: (s: SignedChannelState) => void; reject: (e: Error) => void } | undefined
+  /** Callers waiting for room in the in-flight window. */
+  private slotWaiters: (() => void)[] = []
 
   constructor(
     readonly session: ChannelSession,
@@ -57,23 +60,22 @@ export class ChannelDriver {
 
   /** Pays `amount`; resolves once the peer countersigned (and it is saved), rejects when refused or dropped. */
   async pay(amount: bigint, memo?: string): Promise<void> {
-    const m = await this.session.pay(amount, this.ctx, memo)
-    return this.sendAndWait(m)
+    return this.propose(() => this.session.pay(amount, this.ctx, memo))
   }
 
   /** Offers a hash-locked payment; resolves once countersigned. */
   async addHtlc(p: { amount: bigint; hashLock: Uint8Array; expiry: number; next?: Address }): Promise<void> {
-    return this.sendAndWait(await this.session.addHtlc(p, this.ctx))
+    return this.propose(() => this.session.addHtlc(p, this.ctx))
   }
 
   /** Settles the peer's hash-locked payment `id` with its preimage; resolves once countersigned. */
   async settleHtlc(id: number, preimage: Uint8Array): Promise<void> {
-    return this.sendAndWait(await this.session.settleHtlc(id, preimage, this.ctx))
+    return this.propose(() => this.session.settleHtlc(id, preimage, this.ctx))
   }
 
   /** Gives the peer's hash-locked payment `id` back; resolves once countersigned. */
   async failHtlc(id: number): Promise<void> {
-    return this.sendAndWait(await this.session.failHtlc(id, this.ctx))
+    return this.propose(() => this.session.failHtlc(id, this.ctx))
   }
 
   /** Agrees the final state with the peer; resolves with it, both signatures on it. */
@@ -81,7 +83,7 @@ export class ChannelDriver {
     const done = new Promise<SignedChannelState>((resolve, reject) => {
       this.closeWaiter = { resolve, reject }
     })
-    await this.sendAndWait(await this.session.proposeClose(this.ctx))
+    await this.propose(() => this.session.proposeClose(this.ctx))
     return done
   }
 
@@ -149,6 +151,28 @@ export class ChannelDriver {
     this.closeWaiter = undefined
   }
 
+  /**
+   * Makes a proposal once the in-flight window has room (a burst of payments queues rather than
+   * fails), sends it and waits for the countersignature. Proposals being made count as in flight.
+   */
+  private async propose(make: () => Promise<ChannelWire>): Promise<void> {
+    while (this.session.inFlight.length + this.making >= MAX_IN_FLIGHT) await new Promise<void>((r) => this.slotWaiters.push(r))
+    this.making++
+    let m: ChannelWire
+    try {
+      m = await make()
+    } finally {
+      this.making--
+      this.wakeSlots()
+    }
+    return this.sendAndWait(m)
+  }
+  private making = 0
+
+  private wakeSlots(): void {
+    for (const w of this.slotWaiters.splice(0)) w()
+  }
+
   private sendAndWait(m: ChannelWire): Promise<void> {
     const seq = (m as Extract<ChannelWire, { t: 'update' }>).seq
     const done = new Promise<void>((resolve, reject) => this.waiters.set(seq, { resolve, reject }))
@@ -188,10 +212,12 @@ export class ChannelDriver {
   private settle(seq: number): void {
     this.waiters.get(seq)?.resolve()
     this.waiters.delete(seq)
+    this.wakeSlots()
   }
 
   private fail(seq: number, e: Error): void {
     this.waiters.get(seq)?.reject(e)
     this.waiters.delete(seq)
+    this.wakeSlots()
   }
 }

@@ -1,0 +1,769 @@
+/**
+ * The channel wallet: a key, its channels, and the links to their peers. It opens channels with
+ * other wallets (a handshake on the direct link, then `open` and `join` on chain), pays and
+ * chats over the link through a {@link ChannelDriver} per channel (every state saved before it
+ * is acknowledged), closes cooperatively or alone, and watches the chain: a peer's close with an
+ * older state than the one it holds is challenged at once (the peer is penalised). Chain facts
+ * come from the light client as state proofs against verified headers.
+ *
+ * Link frames: one tag byte, then a channel protocol message (tag 1) or a wallet control message
+ * (tag 2, JSON: identity, channel proposals and their answers). Control messages carry nothing a
+ * peer could abuse: what a channel is, the chain's proven record says.
+ */
+import {
+  CHANNEL_OUTCOME_NAMES,
+  CHANNEL_STATUS_NAMES,
+  type ChannelRecord as ChainChannelRecord,
+  ChannelDriver,
+  ChannelProtocolError,
+  ChannelSession,
+  type ChannelSessionEvent,
+  type ChannelSigner,
+  type ChannelSnapshot,
+  ChannelStatus,
+  type ChannelWire,
+  channelIdOf,
+  decodeChannelWire,
+  encodeChannelWire,
+  encodeSignedChannelState,
+  fromHex,
+  isAddress,
+  type KeyPair,
+  MIN_CHALLENGE_PERIOD,
+  type SignedChannelState,
+  to0x,
+  utf8,
+} from '@loopchain/core'
+import { type ChainAccess, ChannelCaller, provenAccount, provenChannel } from './channel-chain.js'
+import type { ChannelRecord, ChannelStore, StoredMessage } from './channel-store.js'
+import { MAX_STORED_MESSAGES } from './channel-store.js'
+import { type LinkKind, type WalletActions, type WalletChannel, WalletError, type WalletState } from './wallet-api.js'
+
+/** A link to another wallet (peer-link.ts makes them over WebRTC or the relay). */
+export interface WalletLink {
+  /** The libp2p peer at the other end (authenticated by the link's handshake). */
+  readonly remotePeer: string
+  readonly kind: 'direct' | 'relayed'
+  send(frame: Uint8Array): void
+  onMessage(cb: (frame: Uint8Array) => void): void
+  onClose(cb: () => void): void
+  close(): void
+}
+
+/** Where links come from. */
+export interface WalletLinks {
+  /** Addresses other wallets dial to reach this one (empty until a relay reservation is made). */
+  myAddresses(): string[]
+  onLink(cb: (link: WalletLink) => void): void
+  dial(address: string): Promise<WalletLink>
+}
+
+/** What a wallet is made of. */
+export interface ChannelWalletOptions {
+  readonly key: KeyPair
+  /** Signs channel states and messages (WebCrypto where the runtime has Ed25519). */
+  readonly signer: ChannelSigner
+  readonly store: ChannelStore
+  readonly chain: ChainAccess
+  readonly links: WalletLinks
+  readonly networkId: number
+  readonly stepPrice: bigint
+  /** Hands a co-signed state to this wallet's institution's watchtower (undefined: none). */
+  readonly watch?: (signed: Uint8Array) => Promise<void>
+  /** How often the chain is checked for open, closing and closed channels (ms). Default 1000. */
+  readonly pollMs?: number
+  /** Wall clock for message times and transaction timestamps (ms). */
+  readonly now?: () => number
+}
+
+/** The default challenge period (blocks) when the opener does not choose one. */
+export const DEFAULT_CHALLENGE_PERIOD = 20
+const TAG_WIRE = 1
+const TAG_CONTROL = 2
+const ANSWER_TIMEOUT_MS = 30_000
+const RECONNECT_MS = 3_000
+
+type Control =
+  | { type: 'hi'; address: string; publicKey: string; links?: string[] }
+  | { type: 'propose'; localId: string; deposit: string; peerDeposit: string; challengePeriod: number }
+  | { type: 'accept'; localId: string }
+  | { type: 'decline'; localId: string; reason: string }
+  | { type: 'opened'; localId: string; channelId: string; txHash: string }
+
+/** The invite another wallet uses to reach this one. */
+export interface Invite {
+  readonly address: string
+  readonly publicKey: string
+  readonly links: readonly string[]
+}
+
+const INVITE_PREFIX = 'lcch1.'
+
+/** Encodes an invite as one URL-safe text. */
+export function encodeInvite(i: Invite): string {
+  const json = JSON.stringify({ a: i.address, k: i.publicKey, l: i.links })
+  return INVITE_PREFIX + btoa(json).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+}
+
+/** Reads an invite text; throws {@link WalletError} `BAD_INVITE` saying what is wrong. */
+export function parseInvite(text: string): Invite {
+  const t = text.trim()
+  const bad = (why: string): never => {
+    throw new WalletError('BAD_INVITE', `this is not a channel invite: ${why}`)
+  }
+  if (!t.startsWith(INVITE_PREFIX)) bad(`it should start with ${INVITE_PREFIX}`)
+  let o: { a?: unknown; k?: unknown; l?: unknown }
+  try {
+    o = JSON.parse(atob(t.slice(INVITE_PREFIX.length).replace(/-/g, '+').replace(/_/g, '/')))
+  } catch {
+    return bad('it does not decode')
+  }
+  if (!isAddress(o.a)) bad('no account address')
+  if (typeof o.k !== 'string' || !/^0x[0-9a-f]{64}$/.test(o.k)) bad('no public key')
+  if (!Array.isArray(o.l) || o.l.length === 0 || !o.l.every((x) => typeof x === 'string' && x.length < 512))
+    bad('no address to reach it at')
+  return { address: o.a as string, publicKey: o.k as string, links: o.l as string[] }
+}
+
+interface Live {
+  record: ChannelRecord
+  driver?: ChannelDriver
+  /** The latest co-signed state handed to the watchtower. */
+  watchedSeq?: number
+  onChain?: WalletChannel['onChain']
+  error?: string
+  saving: Promise<void>
+  /** The join or challenge transaction on its way (one at a time). */
+  joining?: Promise<Uint8Array>
+  challenging?: Promise<Uint8Array>
+}
+
+/** The channel wallet (see the module comment). */
+export class ChannelWallet implements WalletActions {
+  private readonly channels = new Map<string, Live>()
+  /** Links by the peer's account address. */
+  private readonly links = new Map<string, WalletLink>()
+  private readonly subscribers = new Set<(s: WalletState) => void>()
+  private readonly answers = new Map<string, (c: Control) => void>()
+  private readonly caller: ChannelCaller
+  private readonly now: () => number
+  private balance: { value: bigint; height: number } | undefined
+  private timer: ReturnType<typeof setInterval> | undefined
+  private polling = false
+  private closed = false
+  private current: WalletState
+
+  private constructor(private readonly o: ChannelWalletOptions) {
+    this.now = o.now ?? Date.now
+    this.caller = new ChannelCaller(o.chain, o.key, o.networkId, { stepPrice: o.stepPrice }, () => this.now() * 1000)
+    this.current = this.compute()
+  }
+
+  /** Opens the wallet: loads its channels, listens for links, reconnects to peers, starts watching the chain. */
+  static async open(o: ChannelWalletOptions): Promise<ChannelWallet> {
+    const w = new ChannelWallet(o)
+    for (const r of await o.store.list()) {
+      const live: Live = { record: r, saving: Promise.resolve() }
+      if (r.snapshot !== undefined) live.driver = w.makeDriver(live, ChannelSession.restore(r.snapshot as ChannelSnapshot, o.signer))
+      w.channels.set(r.id, live)
+    }
+    o.links.onLink((link) => w.adopt(link))
+    let ticks = 0
+    w.timer = setInterval(() => {
+      void w.poll()
+      // Peers that dropped are dialled again every few seconds.
+      if (++ticks % Math.max(1, Math.round(RECONNECT_MS / (o.pollMs ?? 1000))) === 0) void w.reconnect()
+    }, o.pollMs ?? 1000)
+    void w.poll()
+    void w.reconnect()
+    w.changed()
+    return w
+  }
+
+  get state(): WalletState {
+    return this.current
+  }
+
+  subscribe(cb: (s: WalletState) => void): () => void {
+    this.subscribers.add(cb)
+    cb(this.current)
+    return () => this.subscribers.delete(cb)
+  }
+
+  /** This wallet's invite (undefined until a relay reservation gives it an address). */
+  invite(): string | undefined {
+    const links = this.o.links.myAddresses()
+    if (links.length === 0) return undefined
+    return encodeInvite({ address: this.o.key.address, publicKey: to0x(this.o.key.publicKey), links })
+  }
+
+  async openChannel(
+    invite: string,
+    opts: { deposit: bigint; peerDeposit?: bigint; challengePeriod?: number; label?: string },
+  ): Promise<string> {
+    const peer = parseInvite(invite)
+    if (peer.address === this.o.key.address) throw new WalletError('SELF', 'this is your own invite')
+    const peerDeposit = opts.peerDeposit ?? 0n
+    const challengePeriod = opts.challengePeriod ?? DEFAULT_CHALLENGE_PERIOD
+    if (opts.deposit <= 0n) throw new WalletError('BAD_AMOUNT', 'the deposit must be positive')
+    if (peerDeposit < 0n) throw new WalletError('BAD_AMOUNT', "the peer's deposit cannot be negative")
+    if (challengePeriod < MIN_CHALLENGE_PERIOD)
+      throw new WalletError('BAD_PERIOD', `the challenge period is at least ${MIN_CHALLENGE_PERIOD} blocks`)
+    const link = await this.linkTo(peer.address, peer.links)
+    const localId = `local-${to0x(crypto.getRandomValues(new Uint8Array(8)))}`
+    const record: ChannelRecord = {
+      id: localId,
+      me: 0,
+      phase: 'proposed',
+      peer: { address: peer.address, publicKey: peer.publicKey, link: peer.links[0], ...(opts.label ? { label: opts.label } : {}) },
+      deposits: [opts.deposit, peerDeposit],
+      challengePeriod,
+      messages: [],
+      updatedAt: this.now(),
+    }
+    const live: Live = { record, saving: Promise.resolve() }
+    this.channels.set(localId, live)
+    await this.save(live)
+    const answer = await this.ask(link, localId, {
+      type: 'propose',
+      localId,
+      deposit: String(opts.deposit),
+      peerDeposit: String(peerDeposit),
+      challengePeriod,
+    })
+    if (answer.type === 'decline') {
+      await this.finish(live, 'closed', `declined: ${answer.reason}`)
+      throw new WalletError('DECLINED', `the peer declined: ${answer.reason}`)
+    }
+    const txHash = await this.call(
+      'open',
+      { peer: peer.address, openerKey: this.o.key.publicKey, peerKey: fromHex(peer.publicKey), challengePeriod: BigInt(challengePeriod) },
+      opts.deposit,
+    )
+    const id = to0x(channelIdOf(txHash))
+    live.record = { ...record, id, phase: 'opening', openTx: to0x(txHash), updatedAt: this.now() }
+    this.channels.delete(localId)
+    this.channels.set(id, live)
+    await this.o.store.rename(localId, live.record)
+    this.send(link, { type: 'opened', localId, channelId: id, txHash: to0x(txHash) })
+    this.changed()
+    return id
+  }
+
+  async pay(id: string, amount: bigint): Promise<void> {
+    if (amount <= 0n) throw new WalletError('BAD_AMOUNT', 'a payment must be positive')
+    const d = this.openDriver(id)
+    await this.guard(id, () => d.pay(amount))
+  }
+
+  async sendMessage(id: string, text: string): Promise<void> {
+    const body = utf8(text)
+    if (body.length === 0) throw new WalletError('EMPTY', 'the message is empty')
+    const d = this.openDriver(id)
+    await this.guard(id, () => d.message(body))
+    const live = this.live(id)
+    this.addMessage(live, { from: 'me', seq: d.session.snapshot().messagesOut, text, at: this.now() })
+    await this.save(live)
+  }
+
+  async closeCooperative(id: string): Promise<void> {
+    const d = this.openDriver(id)
+    const signed = await this.guard(id, () => d.proposeClose())
+    await this.submitFinal(id, signed)
+  }
+
+  async closeUnilateral(id: string): Promise<void> {
+    const live = this.live(id)
+    const d = live.driver
+    if (d === undefined || live.record.phase !== 'open') throw new WalletError('NOT_OPEN', 'only an open channel can be closed')
+    const latest = d.session.latest
+    await this.call('close', { id: fromHex(id), state: latest.state.seq === 0 ? null : encodeSignedChannelState(latest) })
+    live.record = { ...live.record, phase: 'closing', updatedAt: this.now() }
+    await this.save(live)
+  }
+
+  async withdraw(id: string): Promise<void> {
+    this.live(id)
+    await this.call('withdraw', { id: fromHex(id) })
+  }
+
+  async watch(id: string): Promise<void> {
+    const live = this.live(id)
+    if (this.o.watch === undefined) throw new WalletError('NO_WATCHTOWER', 'this network offers no watchtower')
+    const d = live.driver
+    if (d === undefined) throw new WalletError('NOT_OPEN', 'the channel has no co-signed state yet')
+    const latest = d.session.latest
+    await this.o.watch(encodeSignedChannelState(latest))
+    live.watchedSeq = latest.state.seq
+    this.changed()
+  }
+
+  /** The latest co-signed state of a channel (for tools and tests). */
+  latestState(id: string): SignedChannelState | undefined {
+    return this.channels.get(id)?.driver?.session.latest
+  }
+
+  /** Stops timers and links; the store stays open for the caller to close. */
+  async close(): Promise<void> {
+    this.closed = true
+    if (this.timer !== undefined) clearInterval(this.timer)
+    for (const l of this.channels.values()) l.driver?.abandon('the wallet closed')
+    for (const link of this.links.values()) link.close()
+    await Promise.all([...this.channels.values()].map((l) => l.saving))
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Links and control messages.
+
+  private async linkTo(address: string, addrs: readonly string[]): Promise<WalletLink> {
+    const have = this.links.get(address)
+    if (have !== undefined) return have
+    let last: unknown
+    for (const a of addrs) {
+      try {
+        const link = await this.o.links.dial(a)
+        this.adopt(link)
+        await this.waitFor(() => (this.links.get(address) === link ? link : undefined), 10_000, 'the peer to say who it is')
+        return link
+      } catch (e) {
+        last = e
+      }
+    }
+    throw new WalletError('UNREACHABLE', `cannot reach the peer: ${(last as Error)?.message ?? 'no address'}`)
+  }
+
+  private adopt(link: WalletLink): void {
+    let peer: string | undefined
+    link.onMessage(
+      (frame) =>
+        void this.onFrame(
+          link,
+          frame,
+          () => peer,
+          (a) => (peer = a),
+        ),
+    )
+    link.onClose(() => {
+      if (peer !== undefined && this.links.get(peer) === link) {
+        this.links.delete(peer)
+        this.changed()
+      }
+    })
+    this.send(link, { type: 'hi', address: this.o.key.address, publicKey: to0x(this.o.key.publicKey), links: this.o.links.myAddresses() })
+  }
+
+  private send(link: WalletLink, c: Control): void {
+    const body = utf8(JSON.stringify(c))
+    const frame = new Uint8Array(body.length + 1)
+    frame[0] = TAG_CONTROL
+    frame.set(body, 1)
+    try {
+      link.send(frame)
+    } catch {
+      // A closed link: the peer hears again on the next one.
+    }
+  }
+
+  private ask(link: WalletLink, localId: string, c: Control): Promise<Control> {
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => {
+        this.answers.delete(localId)
+        reject(new WalletError('NO_ANSWER', 'the peer did not answer the proposal'))
+      }, ANSWER_TIMEOUT_MS)
+      this.answers.set(localId, (a) => {
+        clearTimeout(t)
+        this.answers.delete(localId)
+        resolve(a)
+      })
+      this.send(link, c)
+    })
+  }
+
+  private async onFrame(link: WalletLink, frame: Uint8Array, peer: () => string | undefined, setPeer: (a: string) => void): Promise<void> {
+    if (frame[0] === TAG_WIRE) {
+      const who = peer()
+      if (who === undefined) return
+      let m: ChannelWire
+      try {
+        m = decodeChannelWire(frame.subarray(1))
+      } catch {
+        return
+      }
+      const id = to0x(m.t === 'sync' ? m.signed.state.channelId : m.channelId)
+      const live = this.channels.get(id)
+      // Only the channel's own peer speaks for it.
+      if (live?.driver === undefined || live.record.peer.address !== who) return
+      await live.driver.receive(m).catch((e) => this.fault(live, e))
+      return
+    }
+    if (frame[0] !== TAG_CONTROL) return
+    let c: Control
+    try {
+      c = JSON.parse(new TextDecoder().decode(frame.subarray(1)))
+    } catch {
+      return
+    }
+    switch (c.type) {
+      case 'hi': {
+        if (!isAddress(c.address) || typeof c.publicKey !== 'string') return
+        setPeer(c.address)
+        this.peerKeys.set(c.address, c.publicKey)
+        this.links.set(c.address, link)
+        const where = Array.isArray(c.links) && typeof c.links[0] === 'string' && c.links[0].length < 512 ? c.links[0] : undefined
+        for (const live of this.channels.values()) {
+          if (live.record.peer.address !== c.address) continue
+          // Remember where the peer can be reached again, then resume the channel on the new link.
+          if (where !== undefined && live.record.peer.link !== where) {
+            live.record = { ...live.record, peer: { ...live.record.peer, link: where } }
+            void this.save(live)
+          }
+          live.driver?.hello()
+        }
+        this.changed()
+        return
+      }
+      case 'accept':
+      case 'decline':
+        this.answers.get(c.localId)?.(c)
+        return
+      case 'propose':
+        return this.onPropose(link, peer(), c)
+      case 'opened':
+        return this.onOpened(peer(), c)
+    }
+  }
+
+  private async onPropose(link: WalletLink, from: string | undefined, c: Extract<Control, { type: 'propose' }>): Promise<void> {
+    if (from === undefined) return
+    let peerDeposit: bigint
+    let deposit: bigint
+    try {
+      peerDeposit = BigInt(c.peerDeposit)
+      deposit = BigInt(c.deposit)
+    } catch {
+      return this.send(link, { type: 'decline', localId: c.localId, reason: 'amounts must be integers' })
+    }
+    if (peerDeposit < 0n || deposit <= 0n || typeof c.localId !== 'string' || c.localId.length > 64)
+      return this.send(link, { type: 'decline', localId: String(c.localId).slice(0, 64), reason: 'bad amounts' })
+    if (peerDeposit > 0n) {
+      const mine = await provenAccount(this.o.chain, this.o.key.address).catch(() => undefined)
+      if (mine === undefined || mine.value.balance < peerDeposit)
+        return this.send(link, { type: 'decline', localId: c.localId, reason: `I cannot deposit ${peerDeposit}` })
+    }
+    const publicKey = this.peerKeys.get(from)
+    const record: ChannelRecord = {
+      id: `${from}:${c.localId}`,
+      me: 1,
+      phase: 'proposed',
+      peer: { address: from, publicKey: publicKey ?? '' },
+      deposits: [deposit, peerDeposit],
+      challengePeriod: c.challengePeriod,
+      messages: [],
+      updatedAt: this.now(),
+    }
+    const live: Live = { record, saving: Promise.resolve() }
+    this.channels.set(record.id, live)
+    await this.save(live)
+    this.send(link, { type: 'accept', localId: c.localId })
+  }
+
+  private readonly peerKeys = new Map<string, string>()
+
+  private async onOpened(from: string | undefined, c: Extract<Control, { type: 'opened' }>): Promise<void> {
+    if (from === undefined) return
+    const oldId = `${from}:${c.localId}`
+    const live = this.channels.get(oldId)
+    if (live === undefined || live.record.phase !== 'proposed') return
+    let id: Uint8Array
+    try {
+      id = fromHex(c.channelId)
+      if (to0x(channelIdOf(fromHex(c.txHash))) !== c.channelId) return
+    } catch {
+      return
+    }
+    live.record = { ...live.record, id: c.channelId, phase: 'opening', openTx: c.txHash, updatedAt: this.now() }
+    this.channels.delete(oldId)
+    this.channels.set(c.channelId, live)
+    await this.o.store.rename(oldId, live.record)
+    this.changed()
+    // Join once the chain shows the channel as proposed (checked by the poll); nothing here is taken on trust.
+    void id
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // The chain.
+
+  private async call(method: string, params: Record<string, unknown>, value = 0n): Promise<Uint8Array> {
+    try {
+      return await this.caller.call(method, params as never, value)
+    } catch (e) {
+      throw new WalletError('TX_REFUSED', `${method}: ${(e as Error).message}`)
+    }
+  }
+
+  private async submitFinal(id: string, signed: SignedChannelState): Promise<void> {
+    const live = this.live(id)
+    live.record = { ...live.record, phase: 'closing', updatedAt: this.now() }
+    await this.save(live)
+    // Both parties may submit it; the second finds the channel closed, which is fine.
+    await this.call('closeCooperative', { state: encodeSignedChannelState(signed) }).catch(() => undefined)
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling || this.closed) return
+    this.polling = true
+    try {
+      const acct = await provenAccount(this.o.chain, this.o.key.address).catch(() => undefined)
+      if (acct !== undefined) this.balance = { value: acct.value.balance, height: acct.height }
+      for (const live of [...this.channels.values()]) {
+        const r = live.record
+        if (r.phase === 'closed' || r.phase === 'proposed' || !r.id.startsWith('0x')) continue
+        const p = await provenChannel(this.o.chain, fromHex(r.id)).catch(() => undefined)
+        if (p === undefined) continue
+        await this.onRecord(live, p.value, p.height)
+      }
+    } finally {
+      this.polling = false
+      this.changed()
+    }
+  }
+
+  private async onRecord(live: Live, rec: ChainChannelRecord | undefined, height: number): Promise<void> {
+    const r = live.record
+    if (rec === undefined) return
+    const me = this.o.key.address
+    // The chain's record is the truth: parties, my key, the opener's deposit and the period must be what was agreed.
+    if (
+      rec.parties[r.me] !== me ||
+      rec.parties[1 - r.me] !== r.peer.address ||
+      to0x(rec.keys[r.me] as Uint8Array) !== to0x(this.o.key.publicKey) ||
+      rec.deposits[0] !== r.deposits[0] ||
+      rec.challengePeriod !== r.challengePeriod
+    ) {
+      live.error = 'the chain records other terms for this channel than were agreed'
+      this.changed()
+      return
+    }
+    live.onChain = {
+      status: CHANNEL_STATUS_NAMES[rec.status],
+      provenAt: height,
+      ...(rec.closer !== undefined ? { closer: rec.closer } : {}),
+      ...(rec.status >= ChannelStatus.Closing ? { closedSeq: rec.seq } : {}),
+      ...(rec.deadline !== undefined ? { deadline: rec.deadline } : {}),
+      ...(rec.outcome !== undefined ? { outcome: CHANNEL_OUTCOME_NAMES[rec.outcome] } : {}),
+    }
+    if (rec.status === ChannelStatus.Opening && r.me === 1 && r.phase === 'opening' && live.joining === undefined) {
+      live.joining = this.call('join', { id: fromHex(r.id) }, r.deposits[1]).catch((e) => {
+        live.error = (e as Error).message
+        live.joining = undefined
+        return new Uint8Array()
+      })
+      return
+    }
+    if (rec.status === ChannelStatus.Open && live.driver === undefined) {
+      const session = ChannelSession.create({
+        me: r.me,
+        channelId: fromHex(r.id),
+        keys: [rec.keys[0], rec.keys[1]],
+        deposits: [rec.deposits[0], rec.deposits[1]],
+        signer: this.o.signer,
+      })
+      live.record = {
+        ...r,
+        phase: 'open',
+        peer: { ...r.peer, publicKey: to0x(rec.keys[1 - r.me] as Uint8Array) },
+        deposits: [rec.deposits[0], rec.deposits[1]],
+      }
+      live.driver = this.makeDriver(live, session)
+      await live.driver.flush()
+      await this.save(live)
+      live.driver.hello()
+      return
+    }
+    if (rec.status === ChannelStatus.Closing) {
+      if (r.phase !== 'closing') {
+        live.record = { ...r, phase: 'closing', updatedAt: this.now() }
+        await this.save(live)
+      }
+      // The peer closed with an older state than the one we both signed: challenge it (the peer is penalised).
+      const latest = live.driver?.session.latest
+      if (
+        rec.closer !== r.me &&
+        latest !== undefined &&
+        latest.state.seq > rec.seq &&
+        live.challenging === undefined &&
+        height <= (rec.deadline ?? 0)
+      ) {
+        live.challenging = this.call('challenge', { state: encodeSignedChannelState(latest) }).catch((e) => {
+          live.error = (e as Error).message
+          live.challenging = undefined
+          return new Uint8Array()
+        })
+      }
+      return
+    }
+    if (rec.status === ChannelStatus.Closed && r.phase !== 'closed') {
+      const outcome = rec.outcome === undefined ? 'closed' : CHANNEL_OUTCOME_NAMES[rec.outcome]
+      await this.finish(live, 'closed', outcome)
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------
+  // Channels.
+
+  private makeDriver(live: Live, session: ChannelSession): ChannelDriver {
+    return new ChannelDriver(session, {
+      send: (m) => {
+        const link = this.links.get(live.record.peer.address)
+        if (link === undefined) return
+        const body = encodeChannelWire(m)
+        const frame = new Uint8Array(body.length + 1)
+        frame[0] = TAG_WIRE
+        frame.set(body, 1)
+        try {
+          link.send(frame)
+        } catch {
+          // The link closed: the hello on the next one brings the peer up to date.
+        }
+      },
+      save: async (snapshot) => {
+        live.record = { ...live.record, snapshot, updatedAt: this.now() }
+        await this.save(live)
+      },
+      height: () => this.o.chain.height,
+      onEvent: (e) => this.onSessionEvent(live, e),
+      onRefused: (e) => {
+        live.error = `refused a message from the peer: ${e.code}`
+        this.changed()
+      },
+    })
+  }
+
+  private onSessionEvent(live: Live, e: ChannelSessionEvent): void {
+    if (e.type === 'message') {
+      this.addMessage(live, { from: 'peer', seq: e.seq, text: new TextDecoder().decode(e.body), at: this.now() })
+      void this.save(live)
+    }
+    if (e.type === 'closeAgreed' && live.record.me === 1) void this.submitFinal(live.record.id, e.signed).catch(() => undefined)
+    this.changed()
+  }
+
+  private addMessage(live: Live, m: StoredMessage): void {
+    const messages = [...live.record.messages, m]
+    live.record = { ...live.record, messages: messages.slice(-MAX_STORED_MESSAGES) }
+    this.changed()
+  }
+
+  private async finish(live: Live, phase: 'closed', outcome: string): Promise<void> {
+    live.record = { ...live.record, phase, outcome, updatedAt: this.now() }
+    live.driver?.abandon('the channel is closed')
+    await this.save(live)
+  }
+
+  /** Writes a channel's record; writes of one channel happen in order. */
+  private save(live: Live): Promise<void> {
+    const write = live.saving.then(() => this.o.store.put(live.record))
+    live.saving = write.catch(() => undefined)
+    this.changed()
+    return write
+  }
+
+  private live(id: string): Live {
+    const l = this.channels.get(id)
+    if (l === undefined) throw new WalletError('UNKNOWN_CHANNEL', `no channel ${id}`)
+    return l
+  }
+
+  private openDriver(id: string): ChannelDriver {
+    const l = this.live(id)
+    if (l.driver === undefined || l.record.phase !== 'open') throw new WalletError('NOT_OPEN', 'the channel is not open')
+    if (!this.links.has(l.record.peer.address)) throw new WalletError('PEER_OFFLINE', 'the peer is not connected')
+    return l.driver
+  }
+
+  private async guard<T>(id: string, f: () => Promise<T>): Promise<T> {
+    try {
+      return await f()
+    } catch (e) {
+      const live = this.channels.get(id)
+      if (live) live.error = (e as Error).message
+      this.changed()
+      if (e instanceof ChannelProtocolError) throw new WalletError(e.code, e.message)
+      throw e
+    }
+  }
+
+  private fault(live: Live, e: unknown): void {
+    live.error = (e as Error).message
+    this.changed()
+  }
+
+  private reconnecting = false
+  private async reconnect(): Promise<void> {
+    if (this.reconnecting || this.closed) return
+    this.reconnecting = true
+    try {
+      await this.reconnectNow()
+    } finally {
+      this.reconnecting = false
+    }
+  }
+
+  private async reconnectNow(): Promise<void> {
+    for (const live of this.channels.values()) {
+      const r = live.record
+      if (r.phase === 'closed' || r.peer.link === undefined || this.links.has(r.peer.address)) continue
+      await this.linkTo(r.peer.address, [r.peer.link]).catch(() => undefined)
+    }
+  }
+
+  private async waitFor<T>(f: () => T | undefined, ms: number, what: string): Promise<T> {
+    const until = Date.now() + ms
+    for (;;) {
+      const v = f()
+      if (v !== undefined) return v
+      if (Date.now() > until) throw new WalletError('TIMEOUT', `timed out waiting for ${what}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+
+  private changed(): void {
+    this.current = this.compute()
+    for (const cb of this.subscribers) cb(this.current)
+  }
+
+  private compute(): WalletState {
+    const channels: WalletChannel[] = []
+    for (const live of this.channels.values()) {
+      const r = live.record
+      const latest = live.driver?.session.latest.state
+      const mine = latest ? latest.balances[r.me] : r.deposits[r.me]
+      const theirs = latest ? latest.balances[1 - r.me] : r.deposits[1 - r.me]
+      const link = this.links.get(r.peer.address)
+      channels.push({
+        id: r.id,
+        phase: r.phase,
+        me: r.me,
+        peer: { address: r.peer.address, publicKey: r.peer.publicKey, ...(r.peer.label ? { label: r.peer.label } : {}) },
+        deposits: r.deposits,
+        myBalance: mine as bigint,
+        peerBalance: theirs as bigint,
+        seq: latest?.seq ?? 0,
+        pendingPayments: latest?.htlcs.length ?? 0,
+        link: (link?.kind ?? 'none') as LinkKind,
+        messages: r.messages,
+        ...(live.onChain ? { onChain: live.onChain } : {}),
+        ...(live.watchedSeq !== undefined ? { watchedSeq: live.watchedSeq } : {}),
+        ...(live.error ? { error: live.error } : {}),
+      })
+    }
+    return {
+      address: this.o.key.address,
+      publicKey: to0x(this.o.key.publicKey),
+      ...(this.balance ? { balance: this.balance.value, balanceAt: this.balance.height } : {}),
+      ...(this.invite() ? { invite: this.invite() } : {}),
+      signer: this.o.signer.name,
+      channels,
+    }
+  }
+}

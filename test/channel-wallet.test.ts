@@ -1,0 +1,238 @@
+/**
+ * Two channel wallets against a real full node (in this process, LevelDB on disk), each with its
+ * own light client verifying headers and state proofs; the links between the wallets are the
+ * in-memory twin (test/e2e/channels.test.ts runs the same over WebRTC between two Chromium pages).
+ * Open on chain, pay both ways, chat, close cooperatively; a stale unilateral close is challenged
+ * by the other wallet and penalised; a wallet reopened from its store resumes the channel.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  accountKey,
+  accountStateCodec,
+  CHANNEL_ADDRESS,
+  callDataCodec,
+  createLightHandlers,
+  DEFAULT_PARAMS,
+  decode,
+  encode,
+  encodeSignedChannelState,
+  fromHex,
+  type Genesis,
+  keyPairFromSecret,
+  makeValidatorSet,
+  providerSigner,
+  Right,
+  type SignedChannelState,
+  STEP_COSTS,
+  sha256,
+  signTransaction,
+  TX_VERSION,
+  TxKind,
+  utf8,
+} from '@loopchain/core'
+import {
+  type ChainAccess,
+  ChannelWallet,
+  LightClient,
+  MemoryChannelStore,
+  MemoryLightStore,
+  MemoryLinkNetwork,
+  MemoryTransport,
+  type WalletState,
+} from '@loopchain/light-client'
+import { FullNode, fullNodeLightBackend } from '@loopchain/node'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+
+const key = (label: string) => keyPairFromSecret(sha256(utf8(label)))
+const validator = key('wallet-test validator')
+const alice = key('wallet-test alice')
+const bob = key('wallet-test bob')
+const NET = 7
+const genesis: Genesis = {
+  chainId: 'wallet-test',
+  networkId: NET,
+  timestamp: Date.now() * 1000 - 1_000_000,
+  validators: makeValidatorSet([{ address: validator.address, publicKey: validator.publicKey, power: 1 }]),
+  members: [{ id: 'bank', name: 'Bank', address: validator.address, nodeKey: undefined, rights: Right.Validator }],
+  balances: [
+    { address: alice.address, amount: 1_000_000n },
+    { address: bob.address, amount: 1_000_000n },
+  ],
+  params: { ...DEFAULT_PARAMS },
+}
+
+let node: FullNode
+const dir = mkdtempSync(join(tmpdir(), 'loopchain-wallet-'))
+const timers: ReturnType<typeof setInterval>[] = []
+
+/** A light client on the node (in-memory requests, real verification) that keeps syncing, as the page's does. */
+async function chainFor(): Promise<ChainAccess & { client: LightClient }> {
+  const transport = new MemoryTransport({ n1: createLightHandlers(fullNodeLightBackend(node)) })
+  const client = await LightClient.open({ genesis, transport, store: new MemoryLightStore() })
+  await client.sync()
+  timers.push(setInterval(() => void client.sync().catch(() => undefined), 100))
+  return {
+    client,
+    get height() {
+      return client.height
+    },
+    getStateProof: (k, o) => client.getStateProof(k, o),
+    submitTransaction: async (tx) => fromHex(await node.submit(tx)),
+  }
+}
+
+async function walletOf(k: typeof alice, links: MemoryLinkNetwork, name: string, store = new MemoryChannelStore()) {
+  const chain = await chainFor()
+  return ChannelWallet.open({
+    key: k,
+    signer: providerSigner(k.secretKey),
+    store,
+    chain,
+    links: links.endpoint(name),
+    networkId: NET,
+    stepPrice: 0n,
+    pollMs: 100,
+  })
+}
+
+async function until<T>(w: ChannelWallet, f: (s: WalletState) => T | undefined, what: string, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = f(w.state)
+    if (v !== undefined && v !== false) return v
+    if (Date.now() > end)
+      throw new Error(
+        `timed out waiting for ${what}: ${JSON.stringify(w.state, (_k, x) => (typeof x === 'bigint' ? String(x) : x)).slice(0, 1500)}`,
+      )
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+const proven = async (a: string) => {
+  const raw = await node.state.get(accountKey(a as never))
+  return raw === undefined ? 0n : decode(accountStateCodec, raw).balance
+}
+
+beforeAll(async () => {
+  node = await FullNode.open({ dataDir: dir, genesis, validatorSecret: validator.secretKey })
+  node.start()
+  // Light clients need a committed block to start from.
+  await node.submit(
+    signTransaction(
+      {
+        version: TX_VERSION,
+        networkId: NET,
+        from: alice.address,
+        to: validator.address,
+        value: 1n,
+        stepLimit: STEP_COSTS.base,
+        timestamp: Date.now() * 1000,
+        nonce: 0,
+        kind: TxKind.Transfer,
+        data: new Uint8Array(0),
+      },
+      alice,
+    ),
+  )
+  while (node.height < 2) await new Promise((r) => setTimeout(r, 50))
+})
+
+afterAll(async () => {
+  for (const t of timers) clearInterval(t)
+  await node?.stop()
+  rmSync(dir, { recursive: true, force: true })
+})
+
+async function openPair(links: MemoryLinkNetwork, a: ChannelWallet, b: ChannelWallet, deposit = 10_000n, peerDeposit = 5_000n) {
+  const invite = await until(b, (s) => s.invite, 'an invite')
+  const id = await a.openChannel(invite, { deposit, peerDeposit, challengePeriod: 5 })
+  await until(a, (s) => s.channels.find((c) => c.id === id && c.phase === 'open'), 'A to see the channel open')
+  await until(b, (s) => s.channels.find((c) => c.id === id && c.phase === 'open'), 'B to see the channel open')
+  void links
+  return id
+}
+
+describe('channel wallets on a real node', () => {
+  it('open, 100 payments each way, messages, cooperative close with the right balances on chain', async () => {
+    const links = new MemoryLinkNetwork()
+    const a = await walletOf(alice, links, 'alice')
+    const b = await walletOf(bob, links, 'bob')
+    const before = [await proven(alice.address), await proven(bob.address)]
+    const id = await openPair(links, a, b)
+    for (let i = 0; i < 100; i++) await a.pay(id, 7n)
+    const pays: Promise<void>[] = []
+    for (let i = 0; i < 100; i++) pays.push(b.pay(id, 3n))
+    await Promise.all(pays)
+    await a.sendMessage(id, 'hello bob')
+    await b.sendMessage(id, 'hi alice ✓')
+    await until(
+      b,
+      (s) => s.channels.find((c) => c.id === id)?.messages.some((m) => m.from === 'peer' && m.text === 'hello bob'),
+      'bob to get the message',
+    )
+    await until(a, (s) => s.channels.find((c) => c.id === id)?.messages.some((m) => m.text === 'hi alice ✓'), 'alice to get the message')
+    const ca = a.state.channels.find((c) => c.id === id)
+    expect(ca?.seq).toBe(200)
+    expect(ca?.myBalance).toBe(10_000n - 700n + 300n)
+    expect(ca?.peerBalance).toBe(5_000n + 700n - 300n)
+    await a.closeCooperative(id)
+    await until(a, (s) => s.channels.find((c) => c.id === id && c.phase === 'closed'), 'the close on chain')
+    expect(a.state.channels.find((c) => c.id === id)?.onChain?.outcome).toBe('cooperative')
+    // Fees are zero on this chain: the balances moved by exactly the channel's payments.
+    expect(await proven(alice.address)).toBe((before[0] as bigint) - 400n)
+    expect(await proven(bob.address)).toBe((before[1] as bigint) + 400n)
+    expect(await proven(CHANNEL_ADDRESS)).toBe(0n)
+    await a.close()
+    await b.close()
+  }, 90_000)
+
+  it('a close with an old state is challenged by the other wallet, which takes everything; a reopened wallet resumes', async () => {
+    const links = new MemoryLinkNetwork()
+    const storeB = new MemoryChannelStore()
+    const a = await walletOf(alice, links, 'alice2')
+    let b = await walletOf(bob, links, 'bob2', storeB)
+    const id = await openPair(links, a, b, 1_000n, 1_000n)
+    await a.pay(id, 100n)
+    const old = a.latestState(id) as SignedChannelState
+    await a.pay(id, 300n)
+    // Bob's page closes and reopens from its store: the channel resumes and payments go on.
+    await b.close()
+    links.cutAll()
+    b = await walletOf(bob, links, 'bob2', storeB)
+    expect(b.state.channels.find((c) => c.id === id)?.seq).toBe(2)
+    await until(a, (s) => s.channels.find((c) => c.id === id)?.link === 'direct' && s, 'the link back')
+    await b.pay(id, 50n)
+    expect(b.state.channels.find((c) => c.id === id)?.myBalance).toBe(1_350n)
+
+    // Alice cheats: a unilateral close with state 1 (she had 900 then; she has 650 now).
+    const before = [await proven(alice.address), await proven(bob.address)]
+    const data = encode(callDataCodec, { method: 'close', params: { id: fromHex(id), state: encodeSignedChannelState(old) } })
+    const nonce = decode(accountStateCodec, (await node.state.get(accountKey(alice.address))) as Uint8Array).nonce
+    await node.submit(
+      signTransaction(
+        {
+          version: TX_VERSION,
+          networkId: NET,
+          from: alice.address,
+          to: CHANNEL_ADDRESS,
+          value: 0n,
+          stepLimit: STEP_COSTS.base + data.length + 20_000,
+          timestamp: Date.now() * 1000,
+          nonce,
+          kind: TxKind.Call,
+          data,
+        },
+        alice,
+      ),
+    )
+    // Bob's wallet sees the stale close and challenges: he receives the whole channel (2,000).
+    await until(b, (s) => s.channels.find((c) => c.id === id && c.phase === 'closed'), 'the challenge to settle')
+    expect(b.state.channels.find((c) => c.id === id)?.onChain?.outcome).toBe('penalised')
+    expect(await proven(bob.address)).toBe((before[1] as bigint) + 2_000n)
+    expect(await proven(alice.address)).toBe(before[0] as bigint)
+    await a.close()
+    await b.close()
+  }, 90_000)
+})
