@@ -61,6 +61,7 @@ export {
   localDevGater,
 } from './libp2p-transport.js'
 export { MemoryLinkNetwork } from './memory-links.js'
+export { channelLinkProtocol, MAX_LINK_FRAME, openPeerLinks, type PeerLinkOptions, type PeerLinks } from './peer-link.js'
 export {
   type LightCheckpoint,
   type LightSnapshot,

@@ -5,12 +5,13 @@
  * gossipsub topic. It listens on nothing: a light client only dials.
  */
 import './polyfills.js'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { gossipsub, StrictNoSign, TopicValidatorResult } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
-import type { ConnectionGater, Stream } from '@libp2p/interface'
+import type { ConnectionGater, PrivateKey, Stream } from '@libp2p/interface'
 import { noise } from '@libp2p/noise'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { webRTCDirect } from '@libp2p/webrtc'
+import { webRTC, webRTCDirect } from '@libp2p/webrtc'
 import { webSockets } from '@libp2p/websockets'
 import { yamux } from '@libp2p/yamux'
 import {
@@ -48,6 +49,14 @@ export interface Libp2pTransportOptions {
   readonly transports?: readonly LightTransportKind[]
   /** Time to connect to one full node. Default 10 s. */
   readonly dialTimeoutMs?: number
+  /**
+   * Also reach other light clients (browsers) for channel links: WebRTC between peers, signalled
+   * through a full node's circuit relay (a reservation is made on the connected nodes), and the
+   * relayed connection itself as a fallback (peer-link.ts).
+   */
+  readonly peerLinks?: boolean
+  /** The libp2p identity (so a page's peer id, and so its link address, survives a reload). */
+  readonly privateKey?: PrivateKey
   readonly logger?: LightLogger
 }
 
@@ -102,8 +111,14 @@ export async function createLibp2pTransport(options: Libp2pTransportOptions): Pr
   const topic = topicName(options.chainId, 'header')
   const dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_TIMEOUT_MS
   const node = await createLibp2p({
-    addresses: { listen: [] },
-    transports: [...(kinds.includes('websockets') ? [webSockets()] : []), ...(kinds.includes('webrtc-direct') ? [webRTCDirect()] : [])],
+    ...(options.privateKey ? { privateKey: options.privateKey } : {}),
+    // With peer links: a relay reservation on the full nodes, and WebRTC connections from other peers.
+    addresses: { listen: options.peerLinks ? ['/p2p-circuit', '/webrtc'] : [] },
+    transports: [
+      ...(kinds.includes('websockets') ? [webSockets()] : []),
+      ...(kinds.includes('webrtc-direct') ? [webRTCDirect()] : []),
+      ...(options.peerLinks ? [webRTC(), circuitRelayTransport()] : []),
+    ],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     ...(options.allowLocal ? { connectionGater: localDevGater } : {}),

@@ -1,0 +1,144 @@
+/**
+ * Links between two light clients (here two Node processes' worth of libp2p in this process) for
+ * channel traffic: each reserves a slot on a real full node's circuit relay over WebSockets, one
+ * dials the other's `/p2p-circuit/webrtc` address, and frames pass both ways over the direct WebRTC
+ * connection; the relayed fallback carries frames too. (test/e2e/channels.test.ts does this between
+ * two Chromium pages.)
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { utf8 } from '@loopchain/core'
+import { connectNode, FullNode, type NodeHost, reservePortBlock } from '@loopchain/node'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  createLibp2pTransport,
+  type Libp2pTransport,
+  openPeerLinks,
+  type PeerLinks,
+  type WalletLink,
+} from '../../packages/light-client/src/index.js'
+import { testGenesis, testKey } from '../../packages/node/test/fixtures/test-chain.js'
+
+const BASE = reservePortBlock()
+const validator = testKey('peer-link validator')
+const genesis = testGenesis({ chainId: 'peer-link', networkId: 31, validators: [validator], funded: testKey('peer-link alice') })
+const dir = mkdtempSync(join(tmpdir(), 'loopchain-peerlink-'))
+let node: FullNode
+let host: NodeHost
+let wsAddr: string
+const stops: (() => Promise<void>)[] = []
+
+beforeAll(async () => {
+  node = await FullNode.open({ dataDir: dir, genesis, validatorSecret: validator.secretKey })
+  host = await connectNode(node, { nodeKey: testKey('peer-link node key').secretKey, tcpPort: BASE, wsPort: BASE + 1 })
+  wsAddr = host.multiaddrs().find((a) => a.includes('/ws/')) as string
+})
+
+afterAll(async () => {
+  for (const s of stops.reverse()) await s().catch(() => undefined)
+  await host?.stop().catch(() => undefined)
+  await node?.stop().catch(() => undefined)
+  rmSync(dir, { recursive: true, force: true })
+})
+
+async function peer(direct = true): Promise<{ t: Libp2pTransport; links: PeerLinks }> {
+  const t = await createLibp2pTransport({
+    chainId: genesis.chainId,
+    bootstrap: [wsAddr],
+    allowLocal: true,
+    transports: ['websockets'],
+    peerLinks: true,
+  })
+  const links = await openPeerLinks(t, { chainId: genesis.chainId, direct, directTimeoutMs: 8_000 })
+  stops.push(async () => {
+    await links.close()
+    await t.close()
+  })
+  return { t, links }
+}
+
+async function addressOf(links: PeerLinks): Promise<string> {
+  const until = Date.now() + 15_000
+  for (;;) {
+    const a = links.myAddresses()[0]
+    if (a !== undefined) return a
+    if (Date.now() > until) throw new Error('no relay reservation')
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+function inbox(link: WalletLink): string[] {
+  const got: string[] = []
+  link.onMessage((f) => got.push(new TextDecoder().decode(f)))
+  return got
+}
+
+async function until(f: () => boolean, what: string): Promise<void> {
+  const end = Date.now() + 10_000
+  while (!f()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+describe('peer links through a full node’s relay', () => {
+  it('dials a peer over WebRTC signalled through the relay; frames pass both ways in order', async () => {
+    const a = await peer()
+    const b = await peer()
+    const bAddr = await addressOf(b.links)
+    expect(bAddr).toMatch(/\/p2p-circuit\/webrtc\/p2p\//)
+    let incoming: WalletLink | undefined
+    b.links.onLink((l) => {
+      incoming = l
+    })
+    const link = await a.links.dial(bAddr)
+    expect(link.kind).toBe('direct')
+    expect(link.remotePeer).toBe(b.t.libp2p.peerId.toString())
+    // The connection to b is WebRTC (signalled through the relay), not the relay's limited circuit.
+    const toB = a.t.libp2p.getConnections().filter((c) => c.remotePeer.toString() === link.remotePeer)
+    expect(toB.some((c) => c.remoteAddr.toString().includes('/webrtc') && c.limits === undefined)).toBe(true)
+    const fromB = inbox(link)
+    for (let i = 0; i < 50; i++) link.send(utf8(`a${i}`))
+    await until(() => incoming !== undefined, 'the incoming link')
+    const atB = inbox(incoming as WalletLink)
+    await until(() => atB.length === 50, 'frames at b')
+    expect(atB).toEqual(Array.from({ length: 50 }, (_, i) => `a${i}`))
+    expect(incoming?.remotePeer).toBe(a.t.libp2p.peerId.toString())
+    ;(incoming as WalletLink).send(utf8('pong'))
+    await until(() => fromB.length === 1, 'the reply')
+    // Round trips, for the record (timings are benchmarked, not asserted).
+    const times: number[] = []
+    ;(incoming as WalletLink).onMessage((f) => (incoming as WalletLink).send(f))
+    for (let i = 0; i < 200; i++) {
+      const t0 = performance.now()
+      const n = fromB.length
+      link.send(utf8('ping'))
+      await new Promise<void>((r) => {
+        const tick = () => (fromB.length > n ? r() : setImmediate(tick))
+        tick()
+      })
+      times.push(performance.now() - t0)
+    }
+    times.sort((x, y) => x - y)
+    console.log(`peer link round trip (Node, direct WebRTC): p50 ${times[100]?.toFixed(2)} ms, p99 ${times[198]?.toFixed(2)} ms`)
+  }, 60_000)
+
+  it('falls back to the relayed connection when no direct one is made, and says so', async () => {
+    const a = await peer(false)
+    const b = await peer()
+    const bAddr = await addressOf(b.links)
+    let incoming: WalletLink | undefined
+    b.links.onLink((l) => {
+      incoming = l
+    })
+    const link = await a.links.dial(bAddr)
+    expect(link.kind).toBe('relayed')
+    link.send(utf8('over the relay'))
+    await until(() => incoming !== undefined, 'the incoming link')
+    const atB = inbox(incoming as WalletLink)
+    await until(() => atB.length === 1, 'the frame')
+    expect(atB).toEqual(['over the relay'])
+    expect(incoming?.kind).toBe('relayed')
+  }, 60_000)
+})
