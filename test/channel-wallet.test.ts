@@ -79,13 +79,17 @@ async function chainFor(): Promise<ChainAccess & { client: LightClient }> {
       return client.height
     },
     getStateProof: (k, o) => client.getStateProof(k, o),
-    submitTransaction: async (tx) => fromHex(await node.submit(tx)),
+    // The light protocols' `submit` (and the wallet's `watch`), served by the node's own handlers.
+    submitTransaction: (tx) => client.submitTransaction(tx),
   }
 }
 
 async function walletOf(k: typeof alice, links: MemoryLinkNetwork, name: string, store = new MemoryChannelStore()) {
   const chain = await chainFor()
   return ChannelWallet.open({
+    watch: async (signed) => {
+      await chain.client.watchChannel(signed)
+    },
     key: k,
     signer: providerSigner(k.secretKey),
     store,
@@ -234,5 +238,54 @@ describe('channel wallets on a real node', () => {
     expect(await proven(alice.address)).toBe(before[0] as bigint)
     await a.close()
     await b.close()
+  }, 90_000)
+
+  it('the watchtower challenges a stale close while the honest wallet is closed', async () => {
+    const links = new MemoryLinkNetwork()
+    const a = await walletOf(alice, links, 'alice3')
+    const b = await walletOf(bob, links, 'bob3')
+    const id = await openPair(links, a, b, 1_000n, 1_000n)
+    await a.pay(id, 100n)
+    const old = a.latestState(id) as SignedChannelState
+    await a.pay(id, 200n)
+    // Bob hands his latest state to his institution's node, then his page closes.
+    await b.watch(id)
+    expect(b.state.channels.find((c) => c.id === id)?.watchedSeq).toBe(2)
+    expect(node.watchtower?.size).toBeGreaterThanOrEqual(1)
+    await b.close()
+    links.remove('bob3')
+    // A forged state is refused by the watchtower with a typed error, and changes nothing.
+    const forged = encodeSignedChannelState({ ...old, signatures: [old.signatures[0], new Uint8Array(64)] })
+    await expect(node.watchtower?.watch(forged)).rejects.toMatchObject({ code: 'BAD_STATE' })
+
+    const before = await proven(bob.address)
+    const challenges = node.watchtower?.challengesSent ?? 0
+    const data = encode(callDataCodec, { method: 'close', params: { id: fromHex(id), state: encodeSignedChannelState(old) } })
+    const nonce = decode(accountStateCodec, (await node.state.get(accountKey(alice.address))) as Uint8Array).nonce
+    await node.submit(
+      signTransaction(
+        {
+          version: TX_VERSION,
+          networkId: NET,
+          from: alice.address,
+          to: CHANNEL_ADDRESS,
+          value: 0n,
+          stepLimit: STEP_COSTS.base + data.length + 20_000,
+          timestamp: Date.now() * 1000,
+          nonce,
+          kind: TxKind.Call,
+          data,
+        },
+        alice,
+      ),
+    )
+    const end = Date.now() + 20_000
+    while ((await proven(bob.address)) === before) {
+      if (Date.now() > end) throw new Error('the watchtower did not challenge')
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    expect(await proven(bob.address)).toBe(before + 2_000n)
+    expect(node.watchtower?.challengesSent).toBe(challenges + 1)
+    await a.close()
   }, 90_000)
 })

@@ -35,6 +35,9 @@ import {
   signedHeaderCodec,
   stateProofAnswerCodec,
   stateProofRequestCodec,
+  type Transaction,
+  transactionCodec,
+  uvarint,
   type ValidatorSet,
   type ValidatorSetChange,
   validatorSetHash,
@@ -361,6 +364,41 @@ export class LightClient {
    * `opts.height` (default the verified tip), which commits to the state after block `height − 1`.
    * A node whose proof does not hold is a `PEER_FAULT`, and the next node is asked.
    */
+  /**
+   * Submits a signed transaction to a connected full node (the next one when a node cannot be
+   * reached); resolves with its hash once a node admitted it to its pool. A refusal (bad nonce,
+   * full pool, bad signature…) is {@link LightClientError} `REFUSED` with the node's code. What the
+   * transaction did is read later with {@link getStateProof}: a node cannot fake it.
+   */
+  async submitTransaction(tx: Transaction | Uint8Array): Promise<Uint8Array> {
+    const hash = await this.write('submit', tx instanceof Uint8Array ? tx : encode(transactionCodec, tx))
+    if (hash.length !== 32)
+      throw new LightClientError('UNAVAILABLE', 'a node answered a submission with no transaction hash', { penalize: false })
+    return hash
+  }
+
+  /** Hands an encoded co-signed channel state to a connected node's watchtower; resolves with the seq it holds. */
+  async watchChannel(signedState: Uint8Array): Promise<number> {
+    return decode(uvarint, await this.write('watch', signedState))
+  }
+
+  private async write(protocol: 'submit' | 'watch', bytes: Uint8Array): Promise<Uint8Array> {
+    const transport = this.options.transport
+    const errors: unknown[] = []
+    for (const peer of this.candidatePeers()) {
+      try {
+        return await (transport as LightTransport).request(peer, protocol, bytes, { timeoutMs: this.options.requestTimeoutMs ?? 10_000 })
+      } catch (err) {
+        const remote = err instanceof RequestError ? (err.details as { remote?: boolean; remoteCode?: string }) : undefined
+        // The node judged it (not "I do not serve this"): every node would; say why.
+        if (remote?.remote === true && remote.remoteCode !== undefined && remote.remoteCode !== 'NOT_FOUND')
+          throw new LightClientError('REFUSED', (err as Error).message, { penalize: false, details: { peer, code: remote.remoteCode } })
+        errors.push(err)
+      }
+    }
+    throw this.failure(protocol, errors)
+  }
+
   async getStateProof(key: Uint8Array, opts: { height?: number } = {}): Promise<VerifiedState> {
     this.live()
     if (opts.height === undefined && this.tipHeader === undefined) {

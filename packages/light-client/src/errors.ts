@@ -13,8 +13,18 @@ import { LoopchainError } from '@loopchain/core'
  *   (see `LightClient.conflicts`): the chain forked or a validator set's keys leaked.
  * - `STORE_MISMATCH`: the store holds another chain's data (chain id, network or genesis set differ).
  * - `CLOSED`: the client was used after `close()`.
+ * - `REFUSED`: a node refused a transaction or a watched state (`details.code`: the node's reason,
+ *   e.g. `BAD_NONCE`); another node would refuse it too, so it is not retried elsewhere.
  */
-export type LightClientErrorCode = 'PEER_FAULT' | 'CONFLICT' | 'NO_PEER' | 'UNAVAILABLE' | 'NOT_VERIFIED' | 'STORE_MISMATCH' | 'CLOSED'
+export type LightClientErrorCode =
+  | 'PEER_FAULT'
+  | 'CONFLICT'
+  | 'NO_PEER'
+  | 'UNAVAILABLE'
+  | 'NOT_VERIFIED'
+  | 'STORE_MISMATCH'
+  | 'CLOSED'
+  | 'REFUSED'
 
 /** A light-client operation that failed; `code` says why (see {@link LightClientErrorCode}). */
 export class LightClientError extends LoopchainError<LightClientErrorCode> {}

@@ -47,7 +47,7 @@ export class MemoryTransport implements LightTransport {
   private readonly offline = new Set<string>()
   private readonly handlers = new Set<HeaderHandler>()
   /** Requests made, per protocol (benchmarks and tests count round trips). */
-  readonly requests: Record<LightProtocol, number> = { tip: 0, headers: 0, sets: 0, proof: 0 }
+  readonly requests: Record<LightProtocol, number> = { tip: 0, headers: 0, sets: 0, proof: 0, submit: 0, watch: 0 }
 
   constructor(peers: Record<string, MemoryPeer> = {}) {
     for (const [id, p] of Object.entries(peers)) this.peersById.set(id, p)

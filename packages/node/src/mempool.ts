@@ -109,6 +109,11 @@ export class Mempool {
     return this.totalBytes
   }
 
+  /** Transactions of `sender` waiting (its next nonce is its account's plus these, when they have no gap). */
+  pendingFrom(sender: Address): number {
+    return this.bySender.get(sender)?.size ?? 0
+  }
+
   /** True when a transaction with this hash (hex) is pooled. */
   has(hashHex: string): boolean {
     return this.byHash.has(hashHex)

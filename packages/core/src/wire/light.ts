@@ -16,6 +16,7 @@
 import { bool, type Codec, decode, encode, list, option, bytes as sizedBytes, struct, uvarint } from '../codec/codec.js'
 import { DecodeError, LoopchainError } from '../errors.js'
 import { type BlockResult, blockResultCodec } from '../ledger/block.js'
+import { MAX_TX_BYTES } from '../ledger/transaction.js'
 import {
   type SetInForce,
   type SignedHeader,
@@ -28,10 +29,18 @@ import { MAX_STATE_KEY_LENGTH, MAX_STATE_VALUE_LENGTH } from '../state/tree-node
 import { protocolName } from './names.js'
 
 /** The light-client protocols, by short name. */
-export type LightProtocol = 'tip' | 'headers' | 'sets' | 'proof'
+export type LightProtocol = 'tip' | 'headers' | 'sets' | 'proof' | 'submit' | 'watch'
 
-/** Every light-client protocol. */
-export const LIGHT_PROTOCOLS: readonly LightProtocol[] = ['tip', 'headers', 'sets', 'proof']
+/**
+ * Every light-client protocol: four read-only ones, and two a wallet writes with — `submit` (a
+ * signed transaction into the node's pool; the answer is its hash) and `watch` (a co-signed
+ * channel state for the node's watchtower). Neither can make a node say anything false: a
+ * transaction's effect is proven later, and a watched state is checked against the chain.
+ */
+export const LIGHT_PROTOCOLS: readonly LightProtocol[] = ['tip', 'headers', 'sets', 'proof', 'submit', 'watch']
+
+/** Largest encoded channel state a watchtower takes (16 pending payments and both signatures fit well). */
+export const MAX_WATCH_REQUEST_BYTES = 8 * 1024
 
 /** The libp2p protocol id of a light-client protocol on one chain, e.g. `/loopchain/main/light-tip/1`. */
 export function lightProtocolId(chainId: string, protocol: LightProtocol): string {
@@ -57,6 +66,8 @@ export const LIGHT_MAX_REQUEST_BYTES: Readonly<Record<LightProtocol, number>> = 
   headers: 32,
   sets: 16,
   proof: MAX_STATE_KEY_LENGTH + 32,
+  submit: MAX_TX_BYTES,
+  watch: MAX_WATCH_REQUEST_BYTES,
 }
 
 /** The largest response a client accepts for each protocol. */
@@ -66,6 +77,9 @@ export const LIGHT_MAX_RESPONSE_BYTES: Readonly<Record<LightProtocol, number>> =
   sets: LIGHT_RESPONSE_BUDGET + LARGEST_ITEM_BYTES,
   // A value may be as large as the state allows (contract code); the proof adds at most ~8 KiB.
   proof: MAX_STATE_VALUE_LENGTH + 64 * 1024,
+  // A transaction's hash; a watch is answered with the seq the watchtower now holds (a uvarint).
+  submit: 32,
+  watch: 16,
 }
 
 /** Asks for up to `count` consecutive signed headers from height `from` (at least 1). */
@@ -149,6 +163,10 @@ export interface LightBackend {
   resultAt(height: number): Promise<BlockResult | undefined> | BlockResult | undefined
   /** A proof of `key` in the state with root `stateRoot`. */
   prove(key: Uint8Array, stateRoot: Uint8Array): Promise<StateProofResult> | StateProofResult
+  /** Admits an encoded signed transaction into the pool; resolves with its hash, throws the pool's typed refusal. */
+  submit?(tx: Uint8Array): Promise<Uint8Array>
+  /** Hands an encoded co-signed channel state to the watchtower; resolves with the seq it now holds. */
+  watch?(signedState: Uint8Array): Promise<number>
 }
 
 /** A server's handler per light-client protocol: request bytes in, response bytes out. */
@@ -177,7 +195,27 @@ async function mustHeader(backend: LightBackend, height: number): Promise<Signed
  * bounds and throws {@link LightServeError} for a bad or unanswerable one.
  */
 export function createLightHandlers(backend: LightBackend): LightHandlers {
+  const sized = (protocol: LightProtocol, request: Uint8Array) => {
+    if (request.length > LIGHT_MAX_REQUEST_BYTES[protocol])
+      throw new LightServeError(
+        'BAD_REQUEST',
+        `${protocol} request of ${request.length} bytes is above ${LIGHT_MAX_REQUEST_BYTES[protocol]}`,
+      )
+  }
   return {
+    async submit(request) {
+      if (backend.submit === undefined)
+        throw new LightServeError('NOT_FOUND', 'this node takes no transactions from light clients', { penalize: false })
+      sized('submit', request)
+      return backend.submit(request)
+    },
+
+    async watch(request) {
+      if (backend.watch === undefined) throw new LightServeError('NOT_FOUND', 'this node runs no watchtower', { penalize: false })
+      sized('watch', request)
+      return encode(uvarint, await backend.watch(request))
+    },
+
     async tip(request) {
       if (request.length !== 0) throw new LightServeError('BAD_REQUEST', 'a tip request is empty')
       const h = backend.height

@@ -68,6 +68,7 @@ import { type NodeLogger, silentLogger } from '../p2p/logger.js'
 import { ChainStore } from '../storage/chain-store.js'
 import { LevelKVStore } from '../storage/level-store.js'
 import { ConsensusWal } from './wal.js'
+import { Watchtower } from './watchtower.js'
 
 /** How the node reaches its peers. Messages are already encoded. */
 export interface NodeNetwork {
@@ -95,6 +96,8 @@ export interface FullNodeOptions {
   readonly timeouts?: Partial<TimeoutConfig>
   /** The wall clock in milliseconds (injectable for tests). */
   readonly clock?: () => number
+  /** Run a watchtower (validators only; default true). */
+  readonly watchtower?: boolean
 }
 
 /** A committed block as listeners see it. */
@@ -282,8 +285,14 @@ export class FullNode {
       },
       await wal.load(),
     )
+    // A validator's node keeps a watchtower for its institution's channel users; it challenges from the validator's account.
+    if (options.validatorSecret && options.watchtower !== false)
+      node.watchtower = await Watchtower.open(node, keyPairFromSecret(options.validatorSecret, nativeCrypto), node.log)
     return node
   }
+
+  /** The node's watchtower (validators' nodes; undefined on an observer). */
+  watchtower: Watchtower | undefined
 
   /** The validator set that votes on block `height` (governance changes apply two heights after their block). */
   validatorsAt(height: number): ValidatorSet {
@@ -495,6 +504,7 @@ export class FullNode {
     for (const t of this.timers) clearTimeout(t)
     if (this.productionTimer) clearTimeout(this.productionTimer)
     await this.queue.catch(() => undefined)
+    await this.watchtower?.close()
     await this.store.close()
   }
 

@@ -5,3 +5,4 @@ export { checkHeaderGossip, fullNodeLightBackend, serveLightClients } from './li
 export { connectNode, memberPeerIds, type NodeNetworkOptions } from './p2p-network.js'
 export { nodeRpcMethods } from './rpc-methods.js'
 export { ConsensusWal, walEntryCodec } from './wal.js'
+export { MAX_WATCHED_CHANNELS, WatchError, type WatchErrorCode, Watchtower } from './watchtower.js'

@@ -6,6 +6,7 @@
 import {
   createLightHandlers,
   decode,
+  fromHex,
   LIGHT_MAX_REQUEST_BYTES,
   LIGHT_PROTOCOLS,
   type LightBackend,
@@ -17,6 +18,7 @@ import {
 import type { GossipVerdict, NodeHost } from '../p2p/host.js'
 import { genesisResult } from './certificates.js'
 import type { FullNode } from './full-node.js'
+import type { Watchtower } from './watchtower.js'
 
 /** What the light-client protocols read from a full node: its stored headers, commits, results and state. */
 export function fullNodeLightBackend(node: FullNode): LightBackend {
@@ -33,6 +35,8 @@ export function fullNodeLightBackend(node: FullNode): LightBackend {
     // Height 0 is the genesis state (header 1 carries its result): computed, not stored.
     resultAt: (height) => (height === 0 ? genesisResult(node.options.genesis) : node.chain.resultAt(height)),
     prove: (key, stateRoot) => node.state.prove(key, stateRoot),
+    submit: async (tx) => fromHex(await node.submit(tx)),
+    ...(node.watchtower ? { watch: (signed: Uint8Array) => (node.watchtower as Watchtower).watch(signed) } : {}),
   }
 }
 

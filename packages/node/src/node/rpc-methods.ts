@@ -273,6 +273,23 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
       },
     },
     {
+      name: 'lc_watchChannel',
+      summary:
+        'Hands a co-signed payment channel state (0x hex of its encoding) to this node’s watchtower, which challenges a unilateral close with an older state while the party is offline. Returns the seq now held; refuses (data.code) MALFORMED, UNKNOWN_CHANNEL, CHANNEL_CLOSED, BAD_STATE, FULL.',
+      params: [{ name: 'state', schema: { type: 'string', pattern: HEX, maxLength: 20_000 }, required: true }],
+      result: { name: 'seq', schema: { type: 'integer' } },
+      handler: async (p) => {
+        const tower = node.watchtower
+        if (!tower) throw new RpcError(RpcErrorCode.NotFound, 'this node runs no watchtower (an observer)', { code: 'NO_WATCHTOWER' })
+        try {
+          return await tower.watch(fromHex(p.state as string))
+        } catch (e) {
+          if (e instanceof LoopchainError) throw new RpcError(RpcErrorCode.TransactionRejected, e.message, { code: e.code })
+          throw e
+        }
+      },
+    },
+    {
       name: 'lc_getNetworkInfo',
       summary: 'Chain identity and this node’s view: chain id, network id, genesis hash, height, role.',
       params: [],

@@ -1,0 +1,190 @@
+/**
+ * The watchtower: a party of a payment channel hands its latest co-signed state to its
+ * institution's node (light protocol `watch`, or JSON-RPC `lc_watchChannel`), and while the
+ * party is offline the node watches the chain. When a block records a unilateral close of a
+ * watched channel with an older state than the one held, the node sends `challenge(state)` from
+ * its own account: the closer is penalised and the other party receives the whole channel.
+ *
+ * Held states are checked against the chain's record of the channel (keys, total) before they are
+ * kept, only the highest seq per channel is kept, and they live in their own LevelDB beside the
+ * node's (`<dataDir>/watchtower`), so a restart keeps watching.
+ */
+import {
+  accountKey,
+  accountStateCodec,
+  CHANNEL_ADDRESS,
+  CHANNEL_STEPS,
+  ChannelEvent,
+  type ChannelRecord,
+  ChannelStatus,
+  callDataCodec,
+  channelKey,
+  channelRecordCodec,
+  checkSignedChannelState,
+  decode,
+  decodeSignedChannelState,
+  EMPTY_ACCOUNT,
+  encode,
+  encodeSignedChannelState,
+  type KeyPair,
+  LoopchainError,
+  type SignedChannelState,
+  STEP_COSTS,
+  signTransaction,
+  TX_VERSION,
+  TxKind,
+  to0x,
+} from '@loopchain/core'
+import { nativeCrypto } from '../native-crypto.js'
+import type { NodeLogger } from '../p2p/logger.js'
+import { LevelKVStore } from '../storage/level-store.js'
+import type { CommittedBlock, FullNode } from './full-node.js'
+
+/** Most channels one watchtower holds. */
+export const MAX_WATCHED_CHANNELS = 10_000
+
+/** Why a state was not taken. */
+export type WatchErrorCode = 'MALFORMED' | 'UNKNOWN_CHANNEL' | 'CHANNEL_CLOSED' | 'BAD_STATE' | 'FULL'
+
+/** A state the watchtower refused (nothing changed). */
+export class WatchError extends LoopchainError<WatchErrorCode> {}
+
+/** The watchtower of one node. Open with {@link Watchtower.open}. */
+export class Watchtower {
+  private readonly held = new Map<string, SignedChannelState>()
+  private readonly challenged = new Map<string, number>()
+  private challenges = 0
+  private off: (() => void) | undefined
+
+  private constructor(
+    private readonly node: FullNode,
+    private readonly db: LevelKVStore,
+    private readonly key: KeyPair,
+    private readonly log: NodeLogger,
+  ) {}
+
+  /** Opens the watchtower's store under the node's data directory and starts watching committed blocks. */
+  static async open(node: FullNode, key: KeyPair, log: NodeLogger): Promise<Watchtower> {
+    const db = await LevelKVStore.open(`${node.options.dataDir}/watchtower`)
+    const w = new Watchtower(node, db, key, log)
+    for await (const [k, v] of db.iterate()) w.held.set(to0x(k), decodeSignedChannelState(v))
+    w.off = node.onBlock((b) => void w.onBlock(b).catch((e) => log.warn('watchtower: a block could not be checked', { error: String(e) })))
+    if (w.held.size > 0) log.info('watchtower: watching', { channels: w.held.size })
+    return w
+  }
+
+  /** Channels watched. */
+  get size(): number {
+    return this.held.size
+  }
+
+  /** Challenges sent since start. */
+  get challengesSent(): number {
+    return this.challenges
+  }
+
+  /**
+   * Takes `bytes` (an encoded co-signed state) if it is a valid state of an open or closing channel
+   * and newer than the one held; resolves with the seq now held. Throws {@link WatchError}.
+   */
+  async watch(bytes: Uint8Array): Promise<number> {
+    let signed: SignedChannelState
+    try {
+      signed = decodeSignedChannelState(bytes)
+    } catch (e) {
+      throw new WatchError('MALFORMED', `not a signed channel state: ${(e as Error).message}`)
+    }
+    const id = signed.state.channelId
+    const rec = await this.record(id)
+    if (rec === undefined) throw new WatchError('UNKNOWN_CHANNEL', `no channel ${to0x(id)} on chain`)
+    if (rec.status === ChannelStatus.Closed || rec.status === ChannelStatus.Opening)
+      throw new WatchError('CHANNEL_CLOSED', `channel ${to0x(id)} is not open`)
+    const bad = checkSignedChannelState(signed, id, rec.deposits[0] + rec.deposits[1], rec.keys, nativeCrypto)
+    if (bad !== undefined) throw new WatchError('BAD_STATE', bad)
+    const hex = to0x(id)
+    const have = this.held.get(hex)
+    if (have !== undefined && have.state.seq >= signed.state.seq) return have.state.seq
+    if (have === undefined && this.held.size >= MAX_WATCHED_CHANNELS)
+      throw new WatchError('FULL', 'this watchtower holds as many channels as it can')
+    await this.db.write([{ type: 'put', key: id, value: encodeSignedChannelState(signed) }])
+    this.held.set(hex, signed)
+    this.log.info('watchtower: holding a channel state', { channel: hex, seq: signed.state.seq })
+    // A close may already be on chain.
+    if (rec.status === ChannelStatus.Closing) await this.check(hex, rec)
+    return signed.state.seq
+  }
+
+  /** Stops watching and closes the store. */
+  async close(): Promise<void> {
+    this.off?.()
+    await this.db.close()
+  }
+
+  private async record(id: Uint8Array): Promise<ChannelRecord | undefined> {
+    const raw = await this.node.state.get(channelKey(id))
+    return raw === undefined ? undefined : decode(channelRecordCodec, raw)
+  }
+
+  private async onBlock(b: CommittedBlock): Promise<void> {
+    for (const r of b.receipts)
+      for (const l of r.logs) {
+        if (l.score !== CHANNEL_ADDRESS) continue
+        const id = l.indexed[0]
+        if (!(id instanceof Uint8Array)) continue
+        const hex = to0x(id)
+        if (!this.held.has(hex)) continue
+        const rec = await this.record(id)
+        if (rec === undefined) continue
+        if (l.event === ChannelEvent.Closing) await this.check(hex, rec)
+        else if (rec.status === ChannelStatus.Closed) await this.forget(hex, id)
+      }
+  }
+
+  /** Challenges a closing channel whose recorded state is older than the held one. */
+  private async check(hex: string, rec: ChannelRecord): Promise<void> {
+    const held = this.held.get(hex)
+    if (held === undefined || rec.status !== ChannelStatus.Closing || held.state.seq <= rec.seq) return
+    if (rec.deadline !== undefined && this.node.height > rec.deadline) return
+    if (this.challenged.get(hex) === held.state.seq) return
+    this.challenged.set(hex, held.state.seq)
+    const data = encode(callDataCodec, { method: 'challenge', params: { state: encodeSignedChannelState(held) } })
+    const raw = await this.node.state.get(accountKey(this.key.address))
+    const account = raw === undefined ? EMPTY_ACCOUNT : decode(accountStateCodec, raw)
+    const tx = signTransaction(
+      {
+        version: TX_VERSION,
+        networkId: this.node.options.genesis.networkId,
+        from: this.key.address,
+        to: CHANNEL_ADDRESS,
+        value: 0n,
+        stepLimit: STEP_COSTS.base + STEP_COSTS.dataByte * data.length + CHANNEL_STEPS,
+        timestamp: Date.now() * 1000,
+        nonce: account.nonce + this.node.mempool.pendingFrom(this.key.address),
+        kind: TxKind.Call,
+        data,
+      },
+      this.key,
+      nativeCrypto,
+    )
+    try {
+      await this.node.submit(tx)
+      this.challenges++
+      this.log.warn('watchtower: a channel was closed with an old state; challenge sent', {
+        channel: hex,
+        closedWith: rec.seq,
+        held: held.state.seq,
+        deadline: rec.deadline,
+      })
+    } catch (e) {
+      // Try again on the next block (a nonce taken by another transaction, a full pool).
+      this.challenged.delete(hex)
+      this.log.warn('watchtower: the challenge was not admitted', { channel: hex, error: String(e) })
+    }
+  }
+
+  private async forget(hex: string, id: Uint8Array): Promise<void> {
+    this.held.delete(hex)
+    this.challenged.delete(hex)
+    await this.db.write([{ type: 'del', key: id }])
+  }
+}
