@@ -55,8 +55,10 @@ Usage:
   loopchain devnet [--validators N] [--dir DIR] [--base-port P] [--web-port P] [--no-web] [--fresh]
       Run a local network: N validator processes (default 4) and an observer from DIR (default ./.devnet,
       made by 'init' on first use; --fresh starts over). Prints every node's JSON-RPC URL, and serves
-      the web app (certificate verification, network view) at http://127.0.0.1:<base port + 100>/
-      (--web-port to choose, --no-web for none), building it first when its sources changed.
+      the web app (certificate verification, payment channels, network view) at
+      http://127.0.0.1:<base port + 100>/ (--web-port to choose, --no-web for none), building it
+      first when its sources changed. The page's server has a test-funds faucet (POST /faucet
+      {"address":"hx…"}: 1,000,000 from DIR/faucet.json), which only a devnet has.
       Ctrl-C stops them all; the data stays in DIR for the next run.
       e.g.  loopchain devnet --fresh
   loopchain status [--rpc URL]

@@ -7,12 +7,25 @@
  * the genesis in the chain.json it deploys with the page, and never lets a node supply it.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:http'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { extname, join, normalize, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { fromHex } from '@loopchain/core'
-import { peerIdFromNodeKey } from '@loopchain/node'
+import {
+  type Address,
+  encode,
+  fromHex,
+  isAddress,
+  STEP_COSTS,
+  signTransaction,
+  TX_VERSION,
+  TxKind,
+  to0x,
+  transactionCodec,
+} from '@loopchain/core'
+import { nativeCrypto, peerIdFromNodeKey } from '@loopchain/node'
+import { rpcCall } from './cli.js'
+import { readKey } from './tx.js'
 
 /** The repository's root (this file is apps/node/src/web.ts). */
 const REPO = fileURLToPath(new URL('../../../', import.meta.url))
@@ -113,11 +126,19 @@ export interface WebServer {
  * Serves the built page from `dist` and `chainJson` as /chain.json, on `host:port` (port 0: any
  * free port). Hashed assets are cached for good; the page and chain.json never.
  */
-export async function serveWebApp(opts: { dist: string; chainJson: string; host?: string; port: number }): Promise<WebServer> {
+export async function serveWebApp(opts: {
+  dist: string
+  chainJson: string
+  host?: string
+  port: number
+  /** Devnets only: `POST /faucet {"address"}` sends test funds (see {@link devnetFaucet}). */
+  faucet?: Faucet
+}): Promise<WebServer> {
   const root = normalize(opts.dist + sep)
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)
     const headers = { 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' }
+    if (path === '/faucet' && opts.faucet && req.method === 'POST') return void answerFaucet(opts.faucet, req, res, headers)
     if (req.method !== 'GET' && req.method !== 'HEAD') return void res.writeHead(405, headers).end()
     if (path === '/chain.json') {
       return void res.writeHead(200, { ...headers, 'content-type': TYPES['.json'], 'cache-control': 'no-store' }).end(opts.chainJson)
@@ -155,6 +176,91 @@ export async function serveWebApp(opts: { dist: string; chainJson: string; host?
   }
 }
 
+/** Sends test funds to an address; resolves with the transaction hash or throws a sentence for the page. */
+export type Faucet = (address: string) => Promise<string>
+
+/** What one faucet request sends. */
+export const FAUCET_AMOUNT = 1_000_000n
+// One request per address this often: a devnet convenience, not a tap to drain.
+const FAUCET_INTERVAL_MS = 5_000
+
+function answerFaucet(faucet: Faucet, req: IncomingMessage, res: ServerResponse, headers: Record<string, string>): void {
+  let body = ''
+  const reply = (status: number, o: object) =>
+    res.writeHead(status, { ...headers, 'content-type': TYPES['.json'] as string, 'cache-control': 'no-store' }).end(JSON.stringify(o))
+  req.setEncoding('utf8')
+  req.on('data', (d: string) => {
+    body += d
+    if (body.length > 1024) {
+      reply(413, { error: 'the request is too large' })
+      req.destroy()
+    }
+  })
+  req.on('end', () => {
+    if (res.headersSent) return
+    let address: unknown
+    try {
+      address = (JSON.parse(body) as { address?: unknown }).address
+    } catch {
+      reply(400, { error: 'send JSON {"address": "hx…"}' })
+      return
+    }
+    if (!isAddress(address) || !address.startsWith('hx')) {
+      reply(400, { error: 'address must be an account address (hx…)' })
+      return
+    }
+    faucet(address).then(
+      (txHash) => reply(200, { txHash, amount: String(FAUCET_AMOUNT) }),
+      (e: unknown) => reply(429, { error: (e as Error).message }),
+    )
+  })
+}
+
+/**
+ * The devnet's faucet: transfers of {@link FAUCET_AMOUNT} from the faucet key (DIR/faucet.json)
+ * through node `rpc`'s JSON-RPC, one at a time (nonces counted here), at most one per address
+ * every few seconds.
+ */
+export function devnetFaucet(dir: string, rpc: string): Faucet {
+  const key = readKey(join(dir, 'faucet.json'))
+  const last = new Map<string, number>()
+  let queue: Promise<unknown> = Promise.resolve()
+  let nextNonce = 0
+  return (address) => {
+    const t = Date.now()
+    if (t - (last.get(address) ?? 0) < FAUCET_INTERVAL_MS) return Promise.reject(new Error('test funds were just sent to this address; wait a few seconds'))
+    last.set(address, t)
+    const run = queue.then(async () => {
+      const info = (await rpcCall(rpc, 'lc_getNetworkInfo')) as { networkId: number }
+      const account = (await rpcCall(rpc, 'lc_getAccount', { address: key.address })) as { nonce: number }
+      const nonce = Math.max(account.nonce, nextNonce)
+      const tx = signTransaction(
+        {
+          version: TX_VERSION,
+          networkId: info.networkId,
+          from: key.address,
+          to: address as Address,
+          value: FAUCET_AMOUNT,
+          stepLimit: STEP_COSTS.base,
+          timestamp: Date.now() * 1000,
+          nonce,
+          kind: TxKind.Transfer,
+          data: new Uint8Array(0),
+        },
+        key,
+        nativeCrypto,
+      )
+      const hash = (await rpcCall(rpc, 'lc_sendTransaction', { tx: to0x(encode(transactionCodec, tx)) })) as string
+      nextNonce = nonce + 1
+      return hash
+    })
+    queue = run.catch(() => {
+      nextNonce = 0
+    })
+    return run
+  }
+}
+
 /**
  * Everything `devnet` does for the page: builds it if needed, writes DIR/web/chain.json (which the
  * Vite dev server, `npm run web:dev`, serves too) and serves the page on `port`.
@@ -164,5 +270,7 @@ export async function startDevnetWeb(dir: string, configs: readonly string[], po
   mkdirSync(join(dir, 'web'), { recursive: true })
   writeFileSync(join(dir, 'web', 'chain.json'), chain)
   const dist = await buildWebApp()
-  return serveWebApp({ dist, chainJson: chain, port })
+  const first = JSON.parse(readFileSync(configs[0] as string, 'utf8')) as { rpc: { host?: string; port: number } }
+  const faucet = devnetFaucet(dir, `http://${first.rpc.host && first.rpc.host !== '0.0.0.0' ? first.rpc.host : '127.0.0.1'}:${first.rpc.port}/`)
+  return serveWebApp({ dist, chainJson: chain, port, faucet })
 }
