@@ -1,17 +1,18 @@
 /**
- * The loopchain web app: certificate verification and a network view, on a light client that runs
- * in this page (libp2p to full nodes, headers in IndexedDB). Pages are routes of a hash router;
- * a later one (channels) is one more entry in `routes`.
+ * The loopchain web app: certificate verification, payment channels and a network view, on a light
+ * client that runs in this page (libp2p to full nodes, headers in IndexedDB). Pages are routes of a
+ * hash router.
  */
 import { startApp } from './app.js'
 import { h, replace } from './dom.js'
 import { type Route, startRouter } from './router.js'
 import type { SessionState } from './session.js'
+import { channelsRoute } from './views/channels.js'
 import { networkRoute } from './views/network.js'
 import { verifyRoute } from './views/verify.js'
 
 const app = startApp()
-const routes: Route[] = [verifyRoute(app), networkRoute(app)]
+const routes: Route[] = [verifyRoute(app), channelsRoute(app), networkRoute(app)]
 
 const nav = document.getElementById('nav') as HTMLElement
 const main = document.getElementById('main') as HTMLElement

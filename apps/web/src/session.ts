@@ -4,6 +4,9 @@
  * and offline; libp2p then dials the configured full nodes in the background, syncs, follows new
  * headers on gossip and cross-checks the tip with a second node. Views subscribe to its changes.
  */
+
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
 import { blockHash, type LightProtocol, RequestError, type SetInForce, type SignedHeader, to0x, type ValidatorSet } from '@loopchain/core'
 import {
   type Conflict,
@@ -107,6 +110,11 @@ export class Session {
   private syncing = false
   private lastSync = 0
   private timer: ReturnType<typeof setInterval> | undefined
+  private libp2pResolve!: (t: Libp2pTransport) => void
+  /** The page's libp2p node, once it started (the channel wallet's links run on it). */
+  readonly libp2pReady: Promise<Libp2pTransport> = new Promise((r) => {
+    this.libp2pResolve = r
+  })
 
   private constructor(
     readonly config: ChainConfig,
@@ -221,8 +229,12 @@ export class Session {
         allowLocal: this.config.allowLocal,
         transports: ['websockets'],
         dialTimeoutMs: REQUEST_TIMEOUT_MS,
+        // Channel links to other pages: a relay reservation on the nodes, WebRTC between pages.
+        peerLinks: true,
+        privateKey: await pagePeerKey(),
       })
       this.transport.attach(t)
+      this.libp2pResolve(t)
       const onPeers = () => this.update({ peers: this.transport.peers() })
       t.libp2p.addEventListener('peer:connect', onPeers)
       t.libp2p.addEventListener('peer:disconnect', onPeers)
@@ -284,4 +296,28 @@ function deleteDatabase(name: string): Promise<void> {
 /** Short hex of a header's hash, for display. */
 export function headerHashHex(sh: SignedHeader): string {
   return to0x(blockHash(sh.header))
+}
+
+const PEER_KEY = 'loopchain-web/libp2p-key'
+
+/**
+ * The page's libp2p identity, kept in localStorage: the peer id is part of the address other
+ * pages dial for channel links, so it must survive a reload.
+ */
+async function pagePeerKey(): Promise<PrivateKey> {
+  const saved = localStorage.getItem(PEER_KEY)
+  if (saved !== null) {
+    try {
+      return privateKeyFromProtobuf(Uint8Array.from(atob(saved), (c) => c.charCodeAt(0)))
+    } catch {
+      // A damaged key: make a new one (peers learn the new address on the next link).
+    }
+  }
+  const key = await generateKeyPair('Ed25519')
+  try {
+    localStorage.setItem(PEER_KEY, btoa(String.fromCharCode(...privateKeyToProtobuf(key))))
+  } catch {
+    // Storage disabled: the identity lasts as long as the page.
+  }
+  return key
 }
