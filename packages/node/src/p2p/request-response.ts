@@ -103,7 +103,11 @@ export async function handleRequests(
         // The requester learns that the handler failed and, for our own typed errors, why; other
         // errors are internal and their text stays in our log.
         const typed = err instanceof LoopchainError
-        log.warn('request handler failed', { protocol, peer, error: err instanceof Error ? err.message : String(err) })
+        // A typed refusal (nothing to serve yet, a transaction the pool refuses) is the protocol
+        // working; only the requester's fault or our own failure is worth a warning.
+        const fields = { protocol, peer, error: err instanceof Error ? err.message : String(err), ...(typed ? { code: err.code } : {}) }
+        if (typed && !err.penalize) log.debug('request refused', fields)
+        else log.warn('request handler failed', fields)
         await replyError(stream, {
           code: 'HANDLER_FAILED',
           message: typed ? err.message : 'the handler failed',

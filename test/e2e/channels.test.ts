@@ -1,0 +1,338 @@
+/**
+ * Private payment channels between two browsers (two Chromium contexts: two people) against a
+ * devnet of real node processes, driven through the channels page as a person would: test funds
+ * from the devnet's faucet, an invite, a channel opened on chain, 100 payments each way over the
+ * direct WebRTC link, messages each way, a reload mid-channel, a cooperative close with the right
+ * balances on chain. Then a cheater closes alone with an old state: the other browser challenges
+ * and takes the channel; and again while the honest browser is closed, where its institution's
+ * watchtower does it. Screenshots go to test-results/channels/.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import {
+  CHANNEL_ADDRESS,
+  callDataCodec,
+  encode,
+  encodeSignedChannelState,
+  fromHex,
+  keyPairFromSecret,
+  parseGenesis,
+  type SignedChannelState,
+  STEP_COSTS,
+  signTransaction,
+  TX_VERSION,
+  TxKind,
+  to0x,
+  transactionCodec,
+} from '@loopchain/core'
+import { reservePortBlock } from '@loopchain/node'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { launchChromium } from '../support/chromium.js'
+
+const REPO = fileURLToPath(new URL('../../', import.meta.url))
+const CLI = join(REPO, 'apps/node/src/main.ts')
+const SHOTS = join(REPO, 'test-results/channels')
+const dir = mkdtempSync(join(tmpdir(), 'loopchain-channels-'))
+const BASE = reservePortBlock()
+const RPC = `http://127.0.0.1:${BASE + 2}/`
+
+let devnet: ChildProcess
+let devnetOut = ''
+let url = ''
+let browser: Browser
+
+async function rpc(method: string, params: object = {}): Promise<any> {
+  const res = await fetch(RPC, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
+  const j = (await res.json()) as { result?: unknown; error?: { message: string } }
+  if (j.error) throw new Error(`${method}: ${j.error.message}`)
+  return j.result
+}
+
+async function waitFor<T>(f: () => T | undefined | Promise<T | undefined>, ms: number, what: string): Promise<T> {
+  const until = Date.now() + ms
+  for (;;) {
+    const v = await f()
+    if (v !== undefined) return v
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}\n${devnetOut.slice(-2000)}`)
+    await new Promise((r) => setTimeout(r, 200))
+  }
+}
+
+const balanceOf = async (address: string) => BigInt((await rpc('lc_getAccount', { address })).balance)
+
+/** One person: a browser context with the channels page open. */
+interface Person {
+  ctx: BrowserContext
+  page: Page
+  address: string
+}
+
+async function person(name: string): Promise<Person> {
+  const ctx = await browser.newContext({ viewport: name === 'bob' ? { width: 390, height: 844 } : { width: 1280, height: 900 } })
+  const page = await ctx.newPage()
+  page.on('pageerror', (e) => console.log(`${name} page error: ${e.message}`))
+  await page.goto(`${url}#/channels`)
+  const address = await waitFor(
+    async () => (await page.getByTestId('wallet-address').textContent()) || undefined,
+    60_000,
+    `${name}'s wallet`,
+  )
+  return { ctx, page, address }
+}
+
+async function fund(p: Person): Promise<void> {
+  await p.page.getByTestId('faucet').click()
+  await waitFor(async () => ((await balanceOf(p.address)) > 0n ? true : undefined), 30_000, 'test funds')
+  await p.page.waitForFunction(
+    () => !['…', '0'].includes(document.querySelector('[data-testid=wallet-balance]')?.textContent ?? '…'),
+    null,
+    {
+      timeout: 30_000,
+    },
+  )
+}
+
+/** Opens a channel from `a` to `b` through the page; resolves with its id once both pages show it open. */
+async function openChannel(a: Person, b: Person, deposit: number, peerDeposit: number, label: string): Promise<string> {
+  await b.page.waitForFunction(
+    () => (document.querySelector('[data-testid=invite-text]') as HTMLTextAreaElement | null)?.value.startsWith('lcch1.'),
+    null,
+    {
+      timeout: 60_000,
+    },
+  )
+  const invite = await b.page.getByTestId('invite-text').inputValue()
+  const channels = () => a.page.locator('[data-testid=channel]').evaluateAll((els) => els.map((e) => e.getAttribute('data-channel') ?? ''))
+  const before = new Set(await channels())
+  await a.page.getByTestId('open-invite').fill(invite)
+  await a.page.getByTestId('open-deposit').fill(String(deposit))
+  await a.page.getByTestId('open-peer-deposit').fill(String(peerDeposit))
+  await a.page.getByTestId('open-period').fill('6')
+  await a.page.getByTestId('open-label').fill(label)
+  await a.page.getByTestId('open-submit').click()
+  // The channel's card shows a local id while the peer answers, then the chain's id once the open transaction is sent.
+  const id = await waitFor(async () => (await channels()).find((c) => c.startsWith('0x') && !before.has(c)), 60_000, 'the channel id')
+  for (const p of [a, b]) await p.page.waitForSelector(`[data-channel="${id}"][data-phase=open]`, { timeout: 60_000 })
+  return id
+}
+
+const card = (p: Person, id: string) => p.page.locator(`[data-channel="${id}"]`)
+const seqOf = async (p: Person, id: string) => Number(await card(p, id).getByTestId('state-seq').getAttribute('data-seq'))
+
+async function pay(p: Person, id: string, amount: number): Promise<void> {
+  const c = card(p, id)
+  const before = await seqOf(p, id)
+  await c.getByTestId('pay-amount').fill(String(amount))
+  await c.getByTestId('pay-submit').click()
+  await p.page.waitForFunction(
+    ([cid, n]) => Number(document.querySelector(`[data-channel="${cid}"] [data-testid=state-seq]`)?.getAttribute('data-seq')) > Number(n),
+    [id, before] as const,
+    { timeout: 20_000 },
+  )
+}
+
+async function chat(from: Person, to: Person, id: string, text: string): Promise<void> {
+  await card(from, id).getByTestId('chat-input').fill(text)
+  await card(from, id).getByTestId('chat-send').click()
+  await to.page.waitForFunction(
+    ([cid, t]) => document.querySelector(`[data-channel="${cid}"] [data-testid=chat-list]`)?.textContent?.includes(t),
+    [id, text] as const,
+    {
+      timeout: 20_000,
+    },
+  )
+}
+
+/** The wallet's secret key and the channel's latest co-signed state, read from the page's IndexedDB (what a cheater has). */
+async function cheatKit(p: Person, id: string): Promise<{ secret: string; signed: SignedChannelState }> {
+  const chainId = parseGenesis(JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8'))).chainId
+  const raw = await p.page.evaluate(
+    async ([name, cid]) => {
+      const db = await new Promise<IDBDatabase>((res, rej) => {
+        const r = indexedDB.open(name)
+        r.onsuccess = () => res(r.result)
+        r.onerror = () => rej(r.error)
+      })
+      const get = (store: string, key: string) =>
+        new Promise<any>((res, rej) => {
+          const r = db.transaction(store).objectStore(store).get(key)
+          r.onsuccess = () => res(r.result)
+          r.onerror = () => rej(r.error)
+        })
+      const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')
+      const rec = await get('channels', cid)
+      const secret = await get('wallet', 'secretKey')
+      const l = rec.snapshot.latest
+      return {
+        secret: hex(secret),
+        state: { channelId: hex(l.state.channelId), seq: l.state.seq, balances: l.state.balances.map(String), final: l.state.final },
+        signatures: l.signatures.map(hex),
+      }
+    },
+    [`loopchain-wallet-${chainId}`, id] as const,
+  )
+  return {
+    secret: raw.secret,
+    signed: {
+      state: {
+        channelId: fromHex(raw.state.channelId),
+        seq: raw.state.seq,
+        balances: [BigInt(raw.state.balances[0]), BigInt(raw.state.balances[1])],
+        htlcs: [],
+        final: raw.state.final,
+      },
+      signatures: [fromHex(raw.signatures[0]), fromHex(raw.signatures[1])],
+    },
+  }
+}
+
+/** Closes channel `id` alone with `old`, signed with the cheater's key, straight to a node. */
+async function cheat(secret: string, id: string, old: SignedChannelState): Promise<void> {
+  const key = keyPairFromSecret(fromHex(secret))
+  const genesis = parseGenesis(JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')))
+  const { nonce } = await rpc('lc_getAccount', { address: key.address })
+  const data = encode(callDataCodec, { method: 'close', params: { id: fromHex(id), state: encodeSignedChannelState(old) } })
+  const tx = signTransaction(
+    {
+      version: TX_VERSION,
+      networkId: genesis.networkId,
+      from: key.address,
+      to: CHANNEL_ADDRESS,
+      value: 0n,
+      stepLimit: STEP_COSTS.base + data.length + 30_000,
+      timestamp: Date.now() * 1000,
+      nonce,
+      kind: TxKind.Call,
+      data,
+    },
+    key,
+  )
+  const receipt = await rpc('lc_sendTransactionAndWait', { tx: to0x(encode(transactionCodec, tx)), timeoutMs: 30_000 })
+  expect(receipt.status).toBe('success')
+}
+
+const channelRecord = async (id: string) => rpc('lc_call', { to: CHANNEL_ADDRESS, method: 'get', params: { id } })
+
+beforeAll(async () => {
+  mkdirSync(SHOTS, { recursive: true })
+  devnet = spawn(process.execPath, ['--import', 'tsx', CLI, 'devnet', '--dir', dir, '--base-port', String(BASE)], {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  devnet.stdout?.on('data', (d) => {
+    devnetOut += d
+  })
+  devnet.stderr?.on('data', (d) => {
+    devnetOut += d
+  })
+  url = await waitFor(() => /web app: (http\S+)/.exec(devnetOut)?.[1], 180_000, 'the web app URL')
+  await waitFor(() => ((devnetOut.match(/ready at height/g) ?? []).length >= 5 ? true : undefined), 120_000, 'five nodes')
+  browser = await launchChromium()
+}, 300_000)
+
+afterAll(async () => {
+  await browser?.close()
+  const nodes: number[] = []
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8')
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === devnet?.pid) nodes.push(Number(e))
+    } catch {}
+  }
+  devnet?.kill('SIGTERM')
+  await new Promise((r) => setTimeout(r, 500))
+  for (const pid of nodes)
+    try {
+      process.kill(pid, 'SIGKILL')
+    } catch {}
+  rmSync(dir, { recursive: true, force: true })
+})
+
+describe('payment channels between two browsers on a devnet', () => {
+  let alice: Person
+  let bob: Person
+
+  it('open, 100 payments each way, messages, a reload mid-channel, cooperative close with the right balances on chain', async () => {
+    alice = await person('alice')
+    bob = await person('bob')
+    await fund(alice)
+    await fund(bob)
+    const a0 = await balanceOf(alice.address)
+    const b0 = await balanceOf(bob.address)
+    const id = await openChannel(alice, bob, 5000, 1000, 'Bob')
+    expect(await card(alice, id).getByTestId('link-kind').getAttribute('data-kind')).toBe('direct')
+    expect((await channelRecord(id)).status).toBe('open')
+
+    for (let i = 0; i < 100; i++) await pay(alice, id, 7)
+    for (let i = 0; i < 100; i++) await pay(bob, id, 3)
+    expect(await seqOf(alice, id)).toBe(200)
+    await chat(alice, bob, id, 'hello Bob, 700 sent')
+    await chat(bob, alice, id, 'thanks Alice — 300 back')
+    await alice.page.screenshot({ path: join(SHOTS, 'alice-open.png'), fullPage: true })
+    await bob.page.screenshot({ path: join(SHOTS, 'bob-open.png'), fullPage: true })
+
+    // Bob reloads mid-channel: the channel comes back from IndexedDB, the link is made again, payments go on.
+    await bob.page.reload()
+    await bob.page.waitForSelector(`[data-channel="${id}"][data-phase=open]`, { timeout: 60_000 })
+    expect(await seqOf(bob, id)).toBe(200)
+    await bob.page.waitForSelector(`[data-channel="${id}"] [data-testid=link-kind][data-kind=direct]`, { timeout: 60_000 })
+    expect(await card(bob, id).getByTestId('chat-list').textContent()).toContain('hello Bob')
+    await pay(bob, id, 50)
+    await pay(alice, id, 1)
+    expect(await card(bob, id).getByTestId('my-balance').textContent()).toBe((1000 + 700 - 300 - 50 + 1).toLocaleString('en-US'))
+
+    await card(alice, id).getByTestId('close-coop').click()
+    for (const p of [alice, bob]) await p.page.waitForSelector(`[data-channel="${id}"][data-phase=closed]`, { timeout: 60_000 })
+    const rec = await channelRecord(id)
+    expect(rec.status).toBe('closed')
+    expect(rec.outcome).toBe('cooperative')
+    // Fees are zero on the devnet: each account moved by exactly what the channel paid.
+    const aliceFinal = 5000 - 700 + 300 + 50 - 1
+    expect(await balanceOf(alice.address)).toBe(a0 - 5000n + BigInt(aliceFinal))
+    expect(await balanceOf(bob.address)).toBe(b0 - 1000n + BigInt(6000 - aliceFinal))
+    expect(await card(alice, id).getByTestId('onchain-status').textContent()).toContain('Settled together')
+  }, 600_000)
+
+  it('a close with an old state is challenged by the other browser, which receives the whole channel', async () => {
+    const id = await openChannel(alice, bob, 2000, 500, 'Bob again')
+    await pay(alice, id, 100)
+    const { secret, signed: old } = await cheatKit(alice, id)
+    expect(old.state.seq).toBe(1)
+    await pay(alice, id, 400)
+    const b0 = await balanceOf(bob.address)
+    await cheat(secret, id, old)
+    await bob.page.waitForSelector(`[data-channel="${id}"][data-phase=closed]`, { timeout: 60_000 })
+    const rec = await channelRecord(id)
+    expect(rec.outcome).toBe('penalised')
+    expect(await balanceOf(bob.address)).toBe(b0 + 2500n)
+    expect(await card(bob, id).getByTestId('onchain-status').textContent()).toContain('penalised')
+    await bob.page.screenshot({ path: join(SHOTS, 'bob-penalty.png'), fullPage: true })
+  }, 300_000)
+
+  it('the watchtower challenges the stale close while the honest browser is closed', async () => {
+    const id = await openChannel(alice, bob, 1500, 500, 'Bob, watched')
+    await pay(alice, id, 100)
+    const { secret, signed: old } = await cheatKit(alice, id)
+    await pay(alice, id, 200)
+    await card(bob, id).getByTestId('watch').click()
+    await bob.page.waitForFunction(
+      (cid) => document.querySelector(`[data-channel="${cid}"] [data-testid=watch]`)?.textContent?.includes('#2'),
+      id,
+      {
+        timeout: 20_000,
+      },
+    )
+    // Bob closes his browser.
+    await bob.ctx.close()
+    const b0 = await balanceOf(bob.address)
+    await cheat(secret, id, old)
+    await waitFor(async () => ((await channelRecord(id)).status === 'closed' ? true : undefined), 60_000, 'the watchtower’s challenge')
+    expect((await channelRecord(id)).outcome).toBe('penalised')
+    expect(await balanceOf(bob.address)).toBe(b0 + 2000n)
+  }, 300_000)
+})
