@@ -92,7 +92,7 @@ describe('sync', () => {
     const r = await client.sync()
     expect(r).toMatchObject({ peer: 'honest', height: 20_000, setChanges: 6, verifiedHeaders: 7, behind: false })
     expect(bytesEqual(r.hash, blockHash(c.headers[19_999] as SignedHeader['header']))).toBe(true)
-    expect(transport.requests).toEqual({ tip: 1, headers: 0, sets: 1, proof: 0 })
+    expect(transport.requests).toEqual({ tip: 1, headers: 0, sets: 1, proof: 0, submit: 0, watch: 0 })
     expect(client.validatorSets.map((s) => s.from)).toEqual(c.sets.map((s) => s.from))
     // The set in force at every height is now known, up to the one after the tip.
     for (const s of c.sets) expect(client.validatorsAt(s.from)).toEqual(s.set)

@@ -34,7 +34,7 @@ import {
 } from '@loopchain/core'
 import { afterAll, describe, expect, it } from 'vitest'
 import { type CommittedBlock, checkHeaderGossip, FullNode, fullNodeLightBackend } from '../src/index.js'
-import { testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
+import { idle, testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
 
 const NET = 31
 const validator = testKey('light-server validator')
@@ -96,6 +96,7 @@ describe('the light-client protocols of a full node', () => {
     )
     const k = (await send(propose, validator, 0)).block.header.height
     for (let nonce = 0; nonce < 3; nonce++) await send(testTransfer(NET, alice, bob.address, nonce, 7n), alice, nonce)
+    await idle([node])
     const handlers = createLightHandlers(fullNodeLightBackend(node))
 
     // Each committed header was published with its commit, as light clients receive it on gossip.
