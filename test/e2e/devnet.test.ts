@@ -88,8 +88,8 @@ beforeAll(async () => {
   const init = cli(['init', '--validators', '4', '--out', dir, '--base-port', String(BASE)])
   await new Promise((resolve) => init.once('exit', resolve))
   for (let i = 0; i < 4; i++) startNode(i)
-  for (let i = 0; i < 4; i++) await waitFor(() => rpc(i, 'lc_getNetworkInfo'), 60_000, `node ${i}`)
-}, 120_000)
+  for (let i = 0; i < 4; i++) await waitFor(() => rpc(i, 'lc_getNetworkInfo'), 120_000, `node ${i}`)
+}, 300_000)
 
 afterAll(() => {
   for (const p of procs.values()) p.kill('SIGKILL')

@@ -58,7 +58,7 @@ export class ChannelDriver {
     return { height: this.io.height() }
   }
 
-  /** Pays `amount`; resolves once the peer countersigned (and it is saved), rejects when refused or dropped. */
+  /** Pays `amount`; resolves once the peer countersigned (and saved) it, rejects when refused or dropped. */
   async pay(amount: bigint, memo?: string): Promise<void> {
     return this.propose(() => this.session.pay(amount, this.ctx, memo))
   }
@@ -116,6 +116,15 @@ export class ChannelDriver {
       this.emit(r.events)
       return
     }
+    if (m.t === 'ack') {
+      // My proposal, countersigned: confirmed at once. The peer saved it before acknowledging, so
+      // it survives a crash of either side (a restarted side gets it back by sync); our own copy
+      // goes to storage with the next save.
+      this.dirty = true
+      this.emit(r.events)
+      await this.flush()
+      return
+    }
     this.dirty = true
     this.held.push(...r.replies)
     this.heldEvents.push(...r.events)
@@ -169,8 +178,10 @@ export class ChannelDriver {
   }
   private making = 0
 
+  /** Wakes as many waiting proposals as the window has room for, first come first served (not all of them: a burst of thousands would wake thousands per payment). */
   private wakeSlots(): void {
-    for (const w of this.slotWaiters.splice(0)) w()
+    let room = MAX_IN_FLIGHT - this.session.inFlight.length - this.making
+    while (room-- > 0 && this.slotWaiters.length > 0) (this.slotWaiters.shift() as () => void)()
   }
 
   private sendAndWait(m: ChannelWire): Promise<void> {

@@ -1,0 +1,140 @@
+/**
+ * `npm run bench -- channel [--payments N]`: co-signed channel payments between two Chromium pages
+ * (two browser contexts, as two people) over a direct WebRTC link, signalled through the circuit
+ * relay of a real full node (in this process, LevelDB in a temporary directory). Each page runs
+ * the core's channel session and driver, and saves every state to IndexedDB before it is
+ * acknowledged. Figures:
+ *
+ * - `sig_ceiling_webcrypto`: sign-then-verify pairs per second in the paying page with the
+ *   browser's native WebCrypto Ed25519 — the ceiling (a payment costs each side one signature and
+ *   one verification); `sig_ceiling_noble`: the same in pure JavaScript (noble), for comparison;
+ * - `payments_per_s` (target >= 1000): payments of 1 issued back to back, each signed by the payer
+ *   and countersigned by the payee (the driver keeps up to 64 in flight, in order), with WebCrypto;
+ *   `payments_vs_sig_ceiling_ratio` (target >= 0.5) against the webcrypto ceiling;
+ *   `payments_per_s_noble` and its ratio against the noble ceiling;
+ * - `payment_latency_p50_ms` (target < 5) and `_p99_ms`: one payment at a time, from the payer's
+ *   call until the countersigned state is saved on the payer's side;
+ * - `link_kind_direct`: 1 when the link ran over WebRTC (not the relay).
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { to0x } from '@loopchain/core'
+import { connectNode, FullNode, type NodeHost } from '@loopchain/node'
+import type { Page } from 'playwright-core'
+import { testGenesis, testKey } from '../../packages/node/test/fixtures/test-chain.js'
+import { bundleForBrowser, launchChromium, serveStatic } from '../support/chromium.js'
+import type { Report } from './report.js'
+
+const ENTRY = fileURLToPath(new URL('./channel-page.entry.ts', import.meta.url))
+// Outside the tests' port blocks (30000–54999) and the net bench's.
+const PORT = 56_100
+
+type Bench = {
+  start(chainId: string, bootstrap: string[]): Promise<string>
+  dial(addr: string): Promise<string>
+  ceiling(kind: string, seedHex: string, ms: number): Promise<number>
+  setup(me: 0 | 1, seeds: [string, string], channelIdHex: string, kind: string, deposits: [string, string]): Promise<void>
+  sequential(n: number): Promise<number[]>
+  pipelined(n: number): Promise<number>
+  seq(): number
+  saves(): number
+}
+
+const call = <K extends keyof Bench>(page: Page, name: K, ...args: Parameters<Bench[K]>): Promise<Awaited<ReturnType<Bench[K]>>> =>
+  page.evaluate(
+    ([n, a]) =>
+      ((globalThis as unknown as { bench: Record<string, (...x: unknown[]) => unknown> }).bench[n] as (...x: unknown[]) => unknown)(...a),
+    [name, args] as const,
+  ) as never
+
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s[Math.min(s.length - 1, Math.floor((s.length - 1) * p))] as number
+}
+
+/** Runs the suite. */
+export async function runChannelBench(report: Report, opts: { payments?: number } = {}): Promise<void> {
+  const payments = opts.payments ?? 3000
+  const validator = testKey('channel bench validator')
+  const genesis = testGenesis({ chainId: 'channel-bench', networkId: 77, validators: [validator], funded: testKey('channel bench funded') })
+  const dataDir = mkdtempSync(join(tmpdir(), 'loopchain-channel-bench-'))
+  const node = await FullNode.open({ dataDir, genesis, validatorSecret: validator.secretKey })
+  let host: NodeHost | undefined
+  const dist = await bundleForBrowser(ENTRY)
+  const server = await serveStatic(dist)
+  const browser = await launchChromium()
+  try {
+    host = await connectNode(node, { nodeKey: testKey('channel bench node key').secretKey, tcpPort: PORT, wsPort: PORT + 1 })
+    const ws = host.multiaddrs().find((a) => a.includes('/ws/')) as string
+    const pages: Page[] = []
+    for (let i = 0; i < 2; i++) {
+      const ctx = await browser.newContext()
+      const page = await ctx.newPage()
+      page.on('pageerror', (e) => console.error(`page ${i}: ${e.message}`))
+      await page.goto(server.url)
+      await page.waitForFunction(() => '__result' in globalThis)
+      pages.push(page)
+    }
+    const [payer, payee] = pages as [Page, Page]
+    await call(payer, 'start', genesis.chainId, [ws])
+    const payeeAddr = await call(payee, 'start', genesis.chainId, [ws])
+    const kind = await call(payer, 'dial', payeeAddr)
+    report('link_kind_direct', kind === 'direct' ? 1 : 0, 'bool')
+
+    const seeds: [string, string] = [to0x(new Uint8Array(randomBytes(32))), to0x(new Uint8Array(randomBytes(32)))]
+    const ceiling = {
+      webcrypto: await call(payer, 'ceiling', 'webcrypto', seeds[0], 2000),
+      noble: await call(payer, 'ceiling', 'noble', seeds[0], 2000),
+    }
+    report('sig_ceiling_webcrypto', ceiling.webcrypto, 'pairs/s')
+    report('sig_ceiling_noble', ceiling.noble, 'pairs/s')
+
+    const fresh = async (signer: string) => {
+      const id = to0x(new Uint8Array(randomBytes(32)))
+      const deposits: [string, string] = [String(10n ** 12n), '0']
+      await call(payer, 'setup', 0, seeds, id, signer, deposits)
+      await call(payee, 'setup', 1, seeds, id, signer, deposits)
+    }
+
+    // One at a time: latency.
+    await fresh('webcrypto')
+    await call(payer, 'sequential', 100) // warm-up
+    const times = await call(payer, 'sequential', 1000)
+    report('payment_latency_p50_ms', pct(times, 0.5), 'ms')
+    report('payment_latency_p99_ms', pct(times, 0.99), 'ms')
+    report('sequential_payments_per_s', 1000 / (times.reduce((a, b) => a + b, 0) / times.length), 'payments/s')
+
+    // Back to back: throughput.
+    await fresh('webcrypto')
+    await call(payer, 'pipelined', 300) // warm-up
+    const ms = await call(payer, 'pipelined', payments)
+    const perS = (payments * 1000) / ms
+    report('payments_per_s', perS, 'payments/s')
+    report('payments_vs_sig_ceiling_ratio', perS / ceiling.webcrypto, 'x')
+    if ((await call(payee, 'seq')) !== (await call(payer, 'seq'))) throw new Error('the parties ended on different states')
+    if (process.env.LOOPCHAIN_BENCH_DEBUG) {
+      console.log('saves', await call(payer, 'saves'), await call(payee, 'saves'))
+      for (const p of pages) await p.evaluate(() => ((globalThis as { __noSave?: boolean }).__noSave = true))
+      await fresh('webcrypto')
+      const ms2 = await call(payer, 'pipelined', payments)
+      console.log('no-save payments/s', (payments * 1000) / ms2)
+      for (const p of pages) await p.evaluate(() => ((globalThis as { __noSave?: boolean }).__noSave = false))
+    }
+
+    await fresh('noble')
+    const msNoble = await call(payer, 'pipelined', Math.min(payments, 500))
+    const perSNoble = (Math.min(payments, 500) * 1000) / msNoble
+    report('payments_per_s_noble', perSNoble, 'payments/s')
+    report('payments_noble_vs_sig_ceiling_ratio', perSNoble / ceiling.noble, 'x')
+  } finally {
+    await browser.close()
+    await server.close()
+    await host?.stop().catch(() => undefined)
+    await node.stop().catch(() => undefined)
+    rmSync(dataDir, { recursive: true, force: true })
+    rmSync(dist, { recursive: true, force: true })
+  }
+}
