@@ -35,6 +35,7 @@ import {
 import {
   type ChainAccess,
   ChannelWallet,
+  encodeInvoice,
   LightClient,
   MemoryChannelStore,
   MemoryLightStore,
@@ -49,6 +50,8 @@ const key = (label: string) => keyPairFromSecret(sha256(utf8(label)))
 const validator = key('wallet-test validator')
 const alice = key('wallet-test alice')
 const bob = key('wallet-test bob')
+const carol = key('wallet-test carol')
+const hubKey = key('wallet-test hub')
 const NET = 7
 const genesis: Genesis = {
   chainId: 'wallet-test',
@@ -59,6 +62,8 @@ const genesis: Genesis = {
   balances: [
     { address: alice.address, amount: 1_000_000n },
     { address: bob.address, amount: 1_000_000n },
+    { address: carol.address, amount: 1_000_000n },
+    { address: hubKey.address, amount: 1_000_000n },
   ],
   params: { ...DEFAULT_PARAMS },
 }
@@ -84,9 +89,10 @@ async function chainFor(): Promise<ChainAccess & { client: LightClient }> {
   }
 }
 
-async function walletOf(k: typeof alice, links: MemoryLinkNetwork, name: string, store = new MemoryChannelStore()) {
+async function walletOf(k: typeof alice, links: MemoryLinkNetwork, name: string, store = new MemoryChannelStore(), hub = false) {
   const chain = await chainFor()
   return ChannelWallet.open({
+    hub,
     watch: async (signed) => {
       await chain.client.watchChannel(signed)
     },
@@ -287,5 +293,28 @@ describe('channel wallets on a real node', () => {
     expect(await proven(bob.address)).toBe(before + 2_000n)
     expect(node.watchtower?.challengesSent).toBe(challenges + 1)
     await a.close()
+  }, 90_000)
+
+  it('a two-hop payment through a hub: A → hub → C, locked by C’s invoice and settled back hop by hop', async () => {
+    const links = new MemoryLinkNetwork()
+    const a = await walletOf(alice, links, 'alice4')
+    const hub = await walletOf(hubKey, links, 'hub4', new MemoryChannelStore(), true)
+    const c = await walletOf(carol, links, 'carol4')
+    const ah = await openPair(links, a, hub, 1_000n, 0n)
+    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    const invoice = c.createInvoice(300n)
+    await a.payInvoice(ah, invoice)
+    const bal = (w: ChannelWallet, id: string) => w.state.channels.find((x) => x.id === id)
+    expect(bal(a, ah)?.myBalance).toBe(700n)
+    // The hub's own settlement with A is countersigned a moment later.
+    await until(hub, (s) => s.channels.find((x) => x.id === ah && x.myBalance === 300n), 'the hub to be paid')
+    await until(c, (s) => s.channels.find((x) => x.id === hc && x.myBalance === 300n), 'carol to be paid')
+    expect(bal(hub, hc)?.myBalance).toBe(700n)
+    expect(bal(a, ah)?.pendingPayments).toBe(0)
+    // An invoice nobody can settle (the payee is unknown to the hub) comes back, and nothing moves.
+    const stranger = encodeInvoice({ address: bob.address, amount: 5n, hashLock: sha256(utf8('nobody knows')) })
+    await expect(a.payInvoice(ah, stranger)).rejects.toMatchObject({ code: 'PAYMENT_FAILED' })
+    expect(bal(a, ah)?.myBalance).toBe(700n)
+    for (const w of [a, hub, c]) await w.close()
   }, 90_000)
 })

@@ -14,6 +14,7 @@ import {
   CHANNEL_OUTCOME_NAMES,
   CHANNEL_STATUS_NAMES,
   type ChannelRecord as ChainChannelRecord,
+  type ChannelChange,
   ChannelDriver,
   ChannelProtocolError,
   ChannelSession,
@@ -31,6 +32,7 @@ import {
   type KeyPair,
   MIN_CHALLENGE_PERIOD,
   type SignedChannelState,
+  sha256,
   to0x,
   utf8,
 } from '@loopchain/core'
@@ -74,6 +76,12 @@ export interface ChannelWalletOptions {
   readonly pollMs?: number
   /** Wall clock for message times and transaction timestamps (ms). */
   readonly now?: () => number
+  /**
+   * Forward hash-locked payments between this wallet's channels (a full node acting as hub): a
+   * payment that arrives with `next` is offered on the channel with that account, and settled
+   * back with the preimage the next hop reveals. Default false.
+   */
+  readonly hub?: boolean
 }
 
 /** The default challenge period (blocks) when the opener does not choose one. */
@@ -98,6 +106,45 @@ export interface Invite {
 }
 
 const INVITE_PREFIX = 'lcch1.'
+const INVOICE_PREFIX = 'lcinv1.'
+/** Blocks a routed payment may take to settle; each hop gives the next one {@link HOP_DELTA} fewer. */
+export const ROUTED_PAYMENT_WAIT = 100
+/** Blocks a hub keeps between the expiry it offers downstream and the one it was offered. */
+export const HOP_DELTA = 20
+
+/** A request for a payment, paid through a hub: who is paid, how much, and the hash of a secret only the payee knows. */
+export interface Invoice {
+  readonly address: string
+  readonly amount: bigint
+  readonly hashLock: Uint8Array
+}
+
+const b64url = (s: string) => btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+const unb64url = (s: string) => atob(s.replace(/-/g, '+').replace(/_/g, '/'))
+
+/** Encodes an invoice as one URL-safe text. */
+export function encodeInvoice(i: Invoice): string {
+  return INVOICE_PREFIX + b64url(JSON.stringify({ a: i.address, v: String(i.amount), h: to0x(i.hashLock) }))
+}
+
+/** Reads an invoice text; throws {@link WalletError} `BAD_INVOICE`. */
+export function parseInvoice(text: string): Invoice {
+  const t = text.trim()
+  const bad = (why: string): never => {
+    throw new WalletError('BAD_INVOICE', `this is not an invoice: ${why}`)
+  }
+  if (!t.startsWith(INVOICE_PREFIX)) bad(`it should start with ${INVOICE_PREFIX}`)
+  let o: { a?: unknown; v?: unknown; h?: unknown }
+  try {
+    o = JSON.parse(unb64url(t.slice(INVOICE_PREFIX.length)))
+  } catch {
+    return bad('it does not decode')
+  }
+  if (!isAddress(o.a)) bad('no payee address')
+  if (typeof o.v !== 'string' || !/^[1-9]\d{0,70}$/.test(o.v)) bad('no amount')
+  if (typeof o.h !== 'string' || !/^0x[0-9a-f]{64}$/.test(o.h)) bad('no hash lock')
+  return { address: o.a as string, amount: BigInt(o.v as string), hashLock: fromHex(o.h as string) }
+}
 
 /** Encodes an invite as one URL-safe text. */
 export function encodeInvite(i: Invite): string {
@@ -133,6 +180,8 @@ interface Live {
   onChain?: WalletChannel['onChain']
   error?: string
   saving: Promise<void>
+  /** Hash locks of the payments we offered on this channel, by htlc id (to match settlements). */
+  offered?: Map<number, string>
   /** The join or challenge transaction on its way (one at a time). */
   joining?: Promise<Uint8Array>
   challenging?: Promise<Uint8Array>
@@ -145,6 +194,12 @@ export class ChannelWallet implements WalletActions {
   private readonly links = new Map<string, WalletLink>()
   private readonly subscribers = new Set<(s: WalletState) => void>()
   private readonly answers = new Map<string, (c: Control) => void>()
+  /** Preimages of this wallet's invoices, by hex of the hash lock. */
+  private readonly invoices = new Map<string, Uint8Array>()
+  /** Routed payments this wallet sent, waiting to be settled, by hex of the hash lock. */
+  private readonly routed = new Map<string, { resolve: () => void; reject: (e: Error) => void }>()
+  /** Payments a hub forwarded: by hex of the hash lock, where it came in. */
+  private readonly forwards = new Map<string, { channel: string; htlcId: number }>()
   private readonly caller: ChannelCaller
   private readonly now: () => number
   private balance: { value: bigint; height: number } | undefined
@@ -296,6 +351,53 @@ export class ChannelWallet implements WalletActions {
     await this.o.watch(encodeSignedChannelState(latest))
     live.watchedSeq = latest.state.seq
     this.changed()
+  }
+
+  /**
+   * An invoice for `amount`: the payee keeps a random secret and gives out its hash; a payment
+   * locked with that hash (through a hub) can be settled only by showing the secret, which
+   * settles every hop on the way back.
+   */
+  createInvoice(amount: bigint): string {
+    if (amount <= 0n) throw new WalletError('BAD_AMOUNT', 'an invoice must ask for a positive amount')
+    const preimage = crypto.getRandomValues(new Uint8Array(32))
+    let lock: Uint8Array | undefined
+    // Every open session remembers it (saved with its snapshot), so a reload can still settle.
+    for (const live of this.channels.values())
+      if (live.driver) {
+        lock = live.driver.session.rememberPreimage(preimage)
+        void live.driver.flush()
+      }
+    lock ??= sha256(preimage)
+    this.invoices.set(to0x(lock), preimage)
+    return encodeInvoice({ address: this.o.key.address, amount, hashLock: lock })
+  }
+
+  /**
+   * Pays an invoice through channel `id` (whose peer is a hub): a hash-locked payment to the hub
+   * with the payee as its next hop. Resolves once it settled (the payee showed the secret), rejects
+   * when a hop gave it back.
+   */
+  async payInvoice(id: string, invoice: string): Promise<void> {
+    const inv = parseInvoice(invoice)
+    const d = this.openDriver(id)
+    const lock = to0x(inv.hashLock)
+    if (this.routed.has(lock)) throw new WalletError('IN_FLIGHT', 'this invoice is being paid')
+    const settled = new Promise<void>((resolve, reject) => this.routed.set(lock, { resolve, reject }))
+    try {
+      await this.guard(id, () =>
+        d.addHtlc({
+          amount: inv.amount,
+          hashLock: inv.hashLock,
+          expiry: this.o.chain.height + ROUTED_PAYMENT_WAIT,
+          next: inv.address as never,
+        }),
+      )
+    } catch (e) {
+      this.routed.delete(lock)
+      throw e
+    }
+    return settled
   }
 
   /** The latest co-signed state of a channel (for tools and tests). */
@@ -640,12 +742,74 @@ export class ChannelWallet implements WalletActions {
   }
 
   private onSessionEvent(live: Live, e: ChannelSessionEvent): void {
+    if (e.type === 'confirmed' && e.change.kind === 'add') {
+      live.offered ??= new Map()
+      live.offered.set(e.change.htlc.id, to0x(e.change.htlc.hashLock))
+    }
+    if (e.type === 'received') this.onRouted(live, e.change)
     if (e.type === 'message') {
       this.addMessage(live, { from: 'peer', seq: e.seq, text: new TextDecoder().decode(e.body), at: this.now() })
       void this.save(live)
     }
     if (e.type === 'closeAgreed' && live.record.me === 1) void this.submitFinal(live.record.id, e.signed).catch(() => undefined)
     this.changed()
+  }
+
+  /** Hash-locked payments: settle ours, forward as a hub, and pass settlements and refusals back. */
+  private onRouted(live: Live, change: ChannelChange): void {
+    const d = live.driver
+    if (d === undefined) return
+    const fail = (htlcId: number) => void d.failHtlc(htlcId).catch((err) => this.fault(live, err))
+    if (change.kind === 'add') {
+      const h = change.htlc
+      const lock = to0x(h.hashLock)
+      const preimage = this.invoices.get(lock) ?? d.session.preimageOf(h.hashLock)
+      if (change.next === undefined || change.next === this.o.key.address) {
+        // For us: settle with the invoice's secret, or give back a payment we never asked for.
+        if (preimage !== undefined) void d.settleHtlc(h.id, preimage).catch((err) => this.fault(live, err))
+        else fail(h.id)
+        return
+      }
+      if (!this.o.hub) return fail(h.id)
+      const out = [...this.channels.values()].find(
+        (l) => l.record.peer.address === change.next && l.record.phase === 'open' && l.driver && this.links.has(change.next as string),
+      )
+      const expiry = h.expiry - HOP_DELTA
+      if (out?.driver === undefined || out.driver.session.balances.mine < h.amount || expiry <= this.o.chain.height) return fail(h.id)
+      this.forwards.set(lock, { channel: live.record.id, htlcId: h.id })
+      void out.driver.addHtlc({ amount: h.amount, hashLock: h.hashLock, expiry }).catch(() => {
+        this.forwards.delete(lock)
+        fail(h.id)
+      })
+      return
+    }
+    if (change.kind === 'settle' || change.kind === 'fail') {
+      // The peer settled or gave back a payment we offered: find which one by the state before.
+      const lock = this.lockOf(live, change.id)
+      if (lock === undefined) return
+      const mine = this.routed.get(lock)
+      if (mine) {
+        this.routed.delete(lock)
+        if (change.kind === 'settle') mine.resolve()
+        else mine.reject(new WalletError('PAYMENT_FAILED', 'a hop gave the payment back'))
+      }
+      const back = this.forwards.get(lock)
+      if (back) {
+        this.forwards.delete(lock)
+        const inbound = this.channels.get(back.channel)?.driver
+        if (inbound === undefined) return
+        if (change.kind === 'settle') void inbound.settleHtlc(back.htlcId, change.preimage).catch((err) => this.fault(live, err))
+        else void inbound.failHtlc(back.htlcId).catch((err) => this.fault(live, err))
+      }
+    }
+  }
+
+  /** Hex of the hash lock of our payment `htlcId` on `live`, from the states we offered it in. */
+  private lockOf(live: Live, htlcId: number): string | undefined {
+    const locks = live.offered ?? new Map<number, string>()
+    const lock = locks.get(htlcId)
+    locks.delete(htlcId)
+    return lock
   }
 
   private addMessage(live: Live, m: StoredMessage): void {

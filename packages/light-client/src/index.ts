@@ -34,8 +34,13 @@ export {
   type ChannelWalletOptions,
   DEFAULT_CHALLENGE_PERIOD,
   encodeInvite,
+  encodeInvoice,
+  HOP_DELTA,
   type Invite,
+  type Invoice,
   parseInvite,
+  parseInvoice,
+  ROUTED_PAYMENT_WAIT,
   type WalletLink,
   type WalletLinks,
 } from './channel-wallet.js'
