@@ -338,4 +338,48 @@ describe('payment channels between two browsers on a devnet', () => {
     expect((await channelRecord(id)).outcome).toBe('penalised')
     expect(await balanceOf(bob.address)).toBe(b0 + 2000n)
   }, 300_000)
+
+  it('a two-hop payment through the devnet’s hub node: Alice pays Carol’s invoice, the hub forwards it', async () => {
+    const carol = await person('carol')
+    await fund(carol)
+    const viaHub = async (p: Person) => {
+      const channels = () =>
+        p.page.locator('[data-testid=channel]').evaluateAll((els) => els.map((e) => e.getAttribute('data-channel') ?? ''))
+      const before = new Set(await channels())
+      await p.page.getByTestId('use-hub').click()
+      await p.page.getByTestId('open-deposit').fill('3000')
+      await p.page.getByTestId('open-peer-deposit').fill('3000')
+      await p.page.getByTestId('open-submit').click()
+      const id = await waitFor(
+        async () => (await channels()).find((c) => c.startsWith('0x') && !before.has(c)),
+        60_000,
+        'the hub channel id',
+      )
+      await p.page.waitForSelector(`[data-channel="${id}"][data-phase=open]`, { timeout: 60_000 })
+      return id
+    }
+    const aliceHub = await viaHub(alice)
+    const carolHub = await viaHub(carol)
+    expect((await channelRecord(aliceHub)).status).toBe('open')
+    // Carol asks for 250; Alice pays the invoice through her channel with the hub.
+    await card(carol, carolHub).locator('summary').click()
+    await card(carol, carolHub).getByTestId('invoice-amount').fill('250')
+    await card(carol, carolHub).getByTestId('invoice-create').click()
+    const invoice = await card(carol, carolHub).getByTestId('invoice-text').inputValue()
+    expect(invoice).toMatch(/^lcinv1\./)
+    await card(alice, aliceHub).locator('summary').click()
+    await card(alice, aliceHub).getByTestId('pay-invoice-text').fill(invoice)
+    await card(alice, aliceHub).getByTestId('pay-invoice').click()
+    await carol.page.waitForFunction(
+      (cid) => document.querySelector(`[data-channel="${cid}"] [data-testid=my-balance]`)?.textContent === '3,250',
+      carolHub,
+      { timeout: 30_000 },
+    )
+    await alice.page.waitForFunction(
+      (cid) => document.querySelector(`[data-channel="${cid}"] [data-testid=my-balance]`)?.textContent === '2,750',
+      aliceHub,
+      { timeout: 30_000 },
+    )
+    await carol.page.screenshot({ path: join(SHOTS, 'carol-hub.png'), fullPage: true })
+  }, 300_000)
 })

@@ -37,6 +37,7 @@ import {
 } from '@loopchain/node'
 import { certExport, certIssue, certRenew, certRevoke, certVerify } from './cert.js'
 import { DEFAULT_RPC, fail, flag, rpcCall } from './cli.js'
+import { startHub } from './hub.js'
 import { call, txCall, txDeploy, txSend } from './tx.js'
 import { startDevnetWeb, type WebServer } from './web.js'
 
@@ -131,6 +132,8 @@ interface NodeConfig {
   /** `webrtcDirectPort`: a UDP port for browsers' WebRTC-direct (no TLS certificate needed); absent: off. */
   p2p: { host?: string; tcpPort: number; wsPort: number; webrtcDirectPort?: number; bootstrap: string[] }
   rpc: { host?: string; port: number }
+  /** Run a payment-channel hub with the validator's account (apps/node/src/hub.ts); validators only. */
+  hub?: boolean
 }
 
 const random32 = () => globalThis.crypto.getRandomValues(new Uint8Array(32))
@@ -178,7 +181,12 @@ async function init(args: string[]): Promise<void> {
       // fresh network deploys with the one key it hands out. It runs no node and never votes.
       { id: 'faucet', name: 'Faucet', address: faucet.address, nodeKey: undefined, rights: Right.Deployer },
     ],
-    balances: [{ address: faucet.address, amount: 10n ** 30n }],
+    // Institutions' accounts hold working funds too: fees, watchtower challenges, a hub's channel deposits.
+    // Sorted by address, as the genesis requires.
+    balances: [
+      { address: faucet.address, amount: 10n ** 30n },
+      ...nodes.map((x) => ({ address: x.validator.address, amount: 10n ** 24n })),
+    ].sort((a, b) => (a.address < b.address ? -1 : 1)),
     params: { ...DEFAULT_PARAMS },
   }
   mkdirSync(out, { recursive: true })
@@ -202,6 +210,8 @@ async function init(args: string[]): Promise<void> {
         bootstrap: nodes.filter((y) => y.i !== x.i).map((y) => `/ip4/127.0.0.1/tcp/${basePort + 10 * y.i}/p2p/${peerIds[y.i]}`),
       },
       rpc: { port: tcp + 2 },
+      // The first institution's node is the network's channel hub.
+      ...(x.i === 0 ? { hub: true } : {}),
     }
     writeFileSync(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 })
   }
@@ -261,13 +271,24 @@ async function start(args: string[]): Promise<void> {
     logger: log,
   })
   node.start()
-  log.info('node ready', { height: node.height, rpc: rpc.url, p2p: host.multiaddrs(), peerId: host.peerId })
+  const hub =
+    config.hub && config.validatorKey
+      ? await startHub(node, host, keyPairFromSecret(fromHex(config.validatorKey), nativeCrypto), genesis, log)
+      : undefined
+  log.info('node ready', {
+    height: node.height,
+    rpc: rpc.url,
+    p2p: host.multiaddrs(),
+    peerId: host.peerId,
+    ...(hub ? { hubInvite: hub.invite() } : {}),
+  })
   let stopping = false
   const stop = async () => {
     if (stopping) return
     stopping = true
     log.info('stopping')
     await rpc.close()
+    await hub?.stop()
     await host.stop()
     await node.stop()
     process.exit(0)

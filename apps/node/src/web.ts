@@ -16,6 +16,7 @@ import {
   encode,
   fromHex,
   isAddress,
+  keyPairFromSecret,
   STEP_COSTS,
   signTransaction,
   TX_VERSION,
@@ -23,6 +24,7 @@ import {
   to0x,
   transactionCodec,
 } from '@loopchain/core'
+import { encodeInvite } from '@loopchain/light-client'
 import { nativeCrypto, peerIdFromNodeKey } from '@loopchain/node'
 import { rpcCall } from './cli.js'
 import { readKey } from './tx.js'
@@ -47,6 +49,8 @@ export const CHAIN_CONFIG_FORMAT = 'loopchain-web/1'
 interface NodeConfigFile {
   nodeKey: string
   p2p: { host?: string; wsPort: number }
+  validatorKey?: string
+  hub?: boolean
 }
 
 /**
@@ -55,15 +59,22 @@ interface NodeConfigFile {
  */
 export async function devnetChainConfig(dir: string, configs: readonly string[]): Promise<Record<string, unknown>> {
   const genesis = JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')) as unknown
-  const bootstrap = await Promise.all(
+  const nodes = await Promise.all(
     configs.map(async (file) => {
       const c = JSON.parse(readFileSync(file, 'utf8')) as NodeConfigFile
       const host = c.p2p.host && c.p2p.host !== '0.0.0.0' ? c.p2p.host : '127.0.0.1'
-      return `/ip4/${host}/tcp/${c.p2p.wsPort}/ws/p2p/${await peerIdFromNodeKey(fromHex(c.nodeKey))}`
+      return { c, addr: `/ip4/${host}/tcp/${c.p2p.wsPort}/ws/p2p/${await peerIdFromNodeKey(fromHex(c.nodeKey))}` }
     }),
   )
+  // Hubs: nodes that run a channel hub with their institution's account, reached on their WebSockets address.
+  const hubs = nodes
+    .filter(({ c }) => c.hub === true && c.validatorKey !== undefined)
+    .map(({ c, addr }) => {
+      const key = keyPairFromSecret(fromHex(c.validatorKey as string), nativeCrypto)
+      return encodeInvite({ address: key.address, publicKey: to0x(key.publicKey), links: [addr] })
+    })
   // allowLocal: the page may dial loopback over plain ws://, which only a devnet needs.
-  return { format: CHAIN_CONFIG_FORMAT, genesis, bootstrap, allowLocal: true }
+  return { format: CHAIN_CONFIG_FORMAT, genesis, bootstrap: nodes.map((n) => n.addr), allowLocal: true, hubs }
 }
 
 function newestMtime(path: string): number {
@@ -228,7 +239,8 @@ export function devnetFaucet(dir: string, rpc: string): Faucet {
   let nextNonce = 0
   return (address) => {
     const t = Date.now()
-    if (t - (last.get(address) ?? 0) < FAUCET_INTERVAL_MS) return Promise.reject(new Error('test funds were just sent to this address; wait a few seconds'))
+    if (t - (last.get(address) ?? 0) < FAUCET_INTERVAL_MS)
+      return Promise.reject(new Error('test funds were just sent to this address; wait a few seconds'))
     last.set(address, t)
     const run = queue.then(async () => {
       const info = (await rpcCall(rpc, 'lc_getNetworkInfo')) as { networkId: number }
@@ -271,6 +283,9 @@ export async function startDevnetWeb(dir: string, configs: readonly string[], po
   writeFileSync(join(dir, 'web', 'chain.json'), chain)
   const dist = await buildWebApp()
   const first = JSON.parse(readFileSync(configs[0] as string, 'utf8')) as { rpc: { host?: string; port: number } }
-  const faucet = devnetFaucet(dir, `http://${first.rpc.host && first.rpc.host !== '0.0.0.0' ? first.rpc.host : '127.0.0.1'}:${first.rpc.port}/`)
+  const faucet = devnetFaucet(
+    dir,
+    `http://${first.rpc.host && first.rpc.host !== '0.0.0.0' ? first.rpc.host : '127.0.0.1'}:${first.rpc.port}/`,
+  )
   return serveWebApp({ dist, chainJson: chain, port, faucet })
 }

@@ -20,6 +20,8 @@ export interface ChainConfig {
   readonly bootstrap: readonly string[]
   /** Allow dialling loopback and private addresses over plain `ws://` (devnets only). */
   readonly allowLocal: boolean
+  /** Invites of the network's channel hubs (full nodes that forward payments between channels). */
+  readonly hubs: readonly string[]
 }
 
 /** Why chain.json cannot be used. */
@@ -42,7 +44,8 @@ export function parseChainConfig(json: unknown): ChainConfig {
   if (!Array.isArray(bootstrap) || !bootstrap.every((a) => typeof a === 'string' && /\/p2p\/[1-9A-HJ-NP-Za-km-z]+$/.test(a))) {
     throw new ChainConfigError('chain.json: bootstrap must be a list of multiaddrs ending in /p2p/<peer id>')
   }
-  return { genesis, genesisHash: to0x(genesisHash(genesis)), bootstrap, allowLocal: o.allowLocal === true }
+  const hubs = Array.isArray(o.hubs) ? o.hubs.filter((x): x is string => typeof x === 'string' && x.length < 4096) : []
+  return { genesis, genesisHash: to0x(genesisHash(genesis)), bootstrap, allowLocal: o.allowLocal === true, hubs }
 }
 
 // The last chain.json read, kept so that a reload without a network still knows its chain.

@@ -26,6 +26,8 @@ export interface PeerLinkOptions {
   readonly directTimeoutMs?: number
   /** Try a direct connection at all (false: relayed only, e.g. to test the fallback). Default true. */
   readonly direct?: boolean
+  /** The addresses to give out instead of relay reservations (a full node that others dial directly). */
+  readonly advertise?: () => string[]
 }
 
 /** Peer links on a transport: the wallet's {@link WalletLinks}, plus a way to stop. */
@@ -68,6 +70,7 @@ export async function openPeerLinks(transport: Libp2pTransport, o: PeerLinkOptio
 
   return {
     myAddresses() {
+      if (o.advertise) return o.advertise()
       // Addresses through a relay reservation that a peer can reach with WebRTC.
       return node
         .getMultiaddrs()

@@ -61,8 +61,7 @@ function renderChannels(main: HTMLElement, app: App, params: URLSearchParams): (
       if (closed) return
       status.remove()
       const cards = new Map<string, ChannelCard>()
-      const drawOpen = openForm(openCard, w, params.get('invite') ?? '')
-      void drawOpen
+      openForm(openCard, w, params.get('invite') ?? '', app.config?.hubs ?? [])
       const walletView = walletSection(walletCard, app)
       const inviteView = inviteSection(inviteCard)
       off = w.subscribe((s) => {
@@ -217,7 +216,7 @@ function inviteSection(card: HTMLElement): (s: WalletState) => void {
   }
 }
 
-function openForm(card: HTMLElement, w: ChannelWallet, invite: string): void {
+function openForm(card: HTMLElement, w: ChannelWallet, invite: string, hubs: readonly string[]): void {
   const inviteInput = h('textarea', {
     id: 'open-invite',
     rows: 3,
@@ -257,6 +256,27 @@ function openForm(card: HTMLElement, w: ChannelWallet, invite: string): void {
     },
     h('label', { for: 'open-invite' }, 'Their invite'),
     inviteInput,
+    hubs[0] === undefined
+      ? null
+      : h(
+          'p',
+          { class: 'hint' },
+          'Or open a channel with the network’s hub, a full node that forwards payments to anyone else who has a channel with it. ',
+          h(
+            'button',
+            {
+              type: 'button',
+              class: 'button',
+              'data-testid': 'use-hub',
+              onclick: () => {
+                inviteInput.value = hubs[0] as string
+                label.value = 'Network hub'
+                if (peerDeposit.value === '0') peerDeposit.value = deposit.value
+              },
+            },
+            'Use the network’s hub',
+          ),
+        ),
     h(
       'div',
       { class: 'fields' },
@@ -315,6 +335,68 @@ function channelCard(w: ChannelWallet, first: WalletChannel): ChannelCard {
       },
       label,
     )
+  const invoiceAmount = h('input', {
+    inputmode: 'numeric',
+    'aria-label': 'Amount to request',
+    'data-testid': 'invoice-amount',
+    placeholder: 'Amount',
+  })
+  const invoiceOut = h('textarea', { readonly: true, rows: 2, hidden: true, 'data-testid': 'invoice-text', 'aria-label': 'Your invoice' })
+  const invoiceForm = h(
+    'form',
+    {
+      class: 'pay',
+      onsubmit: (e: Event) => {
+        e.preventDefault()
+        try {
+          invoiceOut.value = w.createInvoice(parseAmount(invoiceAmount.value, 'the amount'))
+          invoiceOut.hidden = false
+          note.textContent = 'Send this invoice to the payer: they pay it through their channel with the hub.'
+        } catch (err) {
+          note.textContent = (err as Error).message
+        }
+      },
+    },
+    invoiceAmount,
+    h('button', { type: 'submit', class: 'button', 'data-testid': 'invoice-create' }, 'Request'),
+  )
+  const payInvoiceText = h('input', { 'aria-label': 'Invoice to pay', 'data-testid': 'pay-invoice-text', placeholder: 'lcinv1.…' })
+  const payInvoiceButton = h('button', { type: 'submit', class: 'button', 'data-testid': 'pay-invoice' }, 'Pay invoice')
+  const payInvoiceForm = h(
+    'form',
+    {
+      class: 'pay',
+      onsubmit: async (e: Event) => {
+        e.preventDefault()
+        payInvoiceButton.disabled = true
+        note.textContent = 'Paying through the hub…'
+        try {
+          await w.payInvoice(id, payInvoiceText.value)
+          note.textContent = 'The invoice is paid: the payee showed its secret, and every hop settled.'
+          payInvoiceText.value = ''
+        } catch (err) {
+          note.textContent = (err as Error).message
+        } finally {
+          payInvoiceButton.disabled = false
+        }
+      },
+    },
+    payInvoiceText,
+    payInvoiceButton,
+  )
+  const routed = h(
+    'details',
+    { class: 'routed' },
+    h('summary', {}, 'Payments through a hub (invoices)'),
+    h(
+      'p',
+      { class: 'hint' },
+      'Request a payment from anyone with a channel to the same hub, or pay their invoice: the hub forwards it, locked so that it cannot keep it.',
+    ),
+    invoiceForm,
+    invoiceOut,
+    payInvoiceForm,
+  )
   const watch = act('Hand latest state to watchtower', 'watch', () => w.watch(id))
   const closeCoop = act('Close together', 'close-coop', () => w.closeCooperative(id))
   const closeAlone = act(
@@ -381,6 +463,7 @@ function channelCard(w: ChannelWallet, first: WalletChannel): ChannelCard {
     ),
     h('p', { class: 'hint' }, link),
     payForm,
+    routed,
     h('h3', {}, 'Messages'),
     chatList,
     chatForm,
