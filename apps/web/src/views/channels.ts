@@ -18,7 +18,7 @@ export function channelsRoute(app: App): Route {
 }
 
 const LINK_WORDS: Record<WalletChannel['link'], string> = {
-  direct: 'Direct WebRTC link to the peer',
+  direct: 'Direct link to the peer (WebRTC between browsers, or straight to a hub node): no relay in between',
   relayed: 'Relayed through a full node: no direct link could be made',
   none: 'Peer offline',
 }
