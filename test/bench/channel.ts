@@ -55,6 +55,33 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((s.length - 1) * p))] as number
 }
 
+type CpuProfile = { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples: number[]; timeDeltas: number[] }
+
+/** Starts the V8 profiler in `page` (LOOPCHAIN_BENCH_PROF=1); the returned function stops it and gives the profile. */
+async function startProfile(page: Page): Promise<() => Promise<CpuProfile>> {
+  const cdp = await page.context().newCDPSession(page)
+  await cdp.send('Profiler.enable')
+  await cdp.send('Profiler.setSamplingInterval', { interval: 100 })
+  await cdp.send('Profiler.start')
+  return async () => (await cdp.send('Profiler.stop')).profile as unknown as CpuProfile
+}
+
+/** Prints the functions with the most self time in a profile. */
+function printProfile(who: string, p: CpuProfile): void {
+  const byId = new Map(p.nodes.map((n) => [n.id, n]))
+  const self = new Map<string, number>()
+  let total = 0
+  p.samples.forEach((id, i) => {
+    const n = byId.get(id)
+    const f = n ? `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.split('/').pop()}:${n.callFrame.lineNumber}` : '?'
+    const dt = p.timeDeltas[i] ?? 0
+    total += dt
+    self.set(f, (self.get(f) ?? 0) + dt)
+  })
+  console.log(`profile of the ${who} (${(total / 1000).toFixed(0)} ms sampled):`)
+  for (const [f, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 18)) console.log(`  ${((100 * t) / total).toFixed(1).padStart(5)}%  ${f}`)
+}
+
 /** Runs the suite. */
 export async function runChannelBench(report: Report, opts: { payments?: number } = {}): Promise<void> {
   const payments = opts.payments ?? 3000
@@ -110,7 +137,9 @@ export async function runChannelBench(report: Report, opts: { payments?: number 
     // Back to back: throughput.
     await fresh('webcrypto')
     await call(payer, 'pipelined', 300) // warm-up
+    const profiling = process.env.LOOPCHAIN_BENCH_PROF ? await Promise.all(pages.map((p) => startProfile(p))) : undefined
     const ms = await call(payer, 'pipelined', payments)
+    if (profiling) for (const [i, stop] of profiling.entries()) printProfile(i === 0 ? 'payer' : 'payee', await stop())
     const perS = (payments * 1000) / ms
     report('payments_per_s', perS, 'payments/s')
     report('payments_vs_sig_ceiling_ratio', perS / ceiling.webcrypto, 'x')
