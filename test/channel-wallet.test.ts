@@ -12,11 +12,10 @@ import {
   accountKey,
   accountStateCodec,
   CHANNEL_ADDRESS,
-  callDataCodec,
+  channelCallTransaction,
   createLightHandlers,
   DEFAULT_PARAMS,
   decode,
-  encode,
   encodeSignedChannelState,
   fromHex,
   type Genesis,
@@ -125,6 +124,13 @@ const proven = async (a: string) => {
   return raw === undefined ? 0n : decode(accountStateCodec, raw).balance
 }
 
+/** `k` closes channel `id` alone with `old` (a cheat when a newer state exists), straight to the node. */
+async function closeAlone(k: typeof alice, id: string, old: SignedChannelState): Promise<void> {
+  const nonce = decode(accountStateCodec, (await node.state.get(accountKey(k.address))) as Uint8Array).nonce
+  const params = { id: fromHex(id), state: encodeSignedChannelState(old) }
+  await node.submit(channelCallTransaction({ key: k, networkId: NET, nonce, method: 'close', params, timestamp: Date.now() * 1000 }))
+}
+
 beforeAll(async () => {
   node = await FullNode.open({ dataDir: dir, genesis, validatorSecret: validator.secretKey })
   node.start()
@@ -218,25 +224,7 @@ describe('channel wallets on a real node', () => {
 
     // Alice cheats: a unilateral close with state 1 (she had 900 then; she has 650 now).
     const before = [await proven(alice.address), await proven(bob.address)]
-    const data = encode(callDataCodec, { method: 'close', params: { id: fromHex(id), state: encodeSignedChannelState(old) } })
-    const nonce = decode(accountStateCodec, (await node.state.get(accountKey(alice.address))) as Uint8Array).nonce
-    await node.submit(
-      signTransaction(
-        {
-          version: TX_VERSION,
-          networkId: NET,
-          from: alice.address,
-          to: CHANNEL_ADDRESS,
-          value: 0n,
-          stepLimit: STEP_COSTS.base + data.length + 20_000,
-          timestamp: Date.now() * 1000,
-          nonce,
-          kind: TxKind.Call,
-          data,
-        },
-        alice,
-      ),
-    )
+    await closeAlone(alice, id, old)
     // Bob's wallet sees the stale close and challenges: he receives the whole channel (2,000).
     await until(b, (s) => s.channels.find((c) => c.id === id && c.phase === 'closed'), 'the challenge to settle')
     expect(b.state.channels.find((c) => c.id === id)?.onChain?.outcome).toBe('penalised')
@@ -266,25 +254,7 @@ describe('channel wallets on a real node', () => {
 
     const before = await proven(bob.address)
     const challenges = node.watchtower?.challengesSent ?? 0
-    const data = encode(callDataCodec, { method: 'close', params: { id: fromHex(id), state: encodeSignedChannelState(old) } })
-    const nonce = decode(accountStateCodec, (await node.state.get(accountKey(alice.address))) as Uint8Array).nonce
-    await node.submit(
-      signTransaction(
-        {
-          version: TX_VERSION,
-          networkId: NET,
-          from: alice.address,
-          to: CHANNEL_ADDRESS,
-          value: 0n,
-          stepLimit: STEP_COSTS.base + data.length + 20_000,
-          timestamp: Date.now() * 1000,
-          nonce,
-          kind: TxKind.Call,
-          data,
-        },
-        alice,
-      ),
-    )
+    await closeAlone(alice, id, old)
     const end = Date.now() + 20_000
     while ((await proven(bob.address)) === before) {
       if (Date.now() > end) throw new Error('the watchtower did not challenge')

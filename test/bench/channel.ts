@@ -55,7 +55,11 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((s.length - 1) * p))] as number
 }
 
-type CpuProfile = { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples: number[]; timeDeltas: number[] }
+type CpuProfile = {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]
+  samples: number[]
+  timeDeltas: number[]
+}
 
 /** Starts the V8 profiler in `page` (LOOPCHAIN_BENCH_PROF=1); the returned function stops it and gives the profile. */
 async function startProfile(page: Page): Promise<() => Promise<CpuProfile>> {
@@ -79,7 +83,8 @@ function printProfile(who: string, p: CpuProfile): void {
     self.set(f, (self.get(f) ?? 0) + dt)
   })
   console.log(`profile of the ${who} (${(total / 1000).toFixed(0)} ms sampled):`)
-  for (const [f, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 18)) console.log(`  ${((100 * t) / total).toFixed(1).padStart(5)}%  ${f}`)
+  for (const [f, t] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 18))
+    console.log(`  ${((100 * t) / total).toFixed(1).padStart(5)}%  ${f}`)
 }
 
 /** Runs the suite. */

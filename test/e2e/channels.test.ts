@@ -14,17 +14,13 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   CHANNEL_ADDRESS,
-  callDataCodec,
+  channelCallTransaction,
   encode,
   encodeSignedChannelState,
   fromHex,
   keyPairFromSecret,
   parseGenesis,
   type SignedChannelState,
-  STEP_COSTS,
-  signTransaction,
-  TX_VERSION,
-  TxKind,
   to0x,
   transactionCodec,
 } from '@loopchain/core'
@@ -195,22 +191,14 @@ async function cheat(secret: string, id: string, old: SignedChannelState): Promi
   const key = keyPairFromSecret(fromHex(secret))
   const genesis = parseGenesis(JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')))
   const { nonce } = await rpc('lc_getAccount', { address: key.address })
-  const data = encode(callDataCodec, { method: 'close', params: { id: fromHex(id), state: encodeSignedChannelState(old) } })
-  const tx = signTransaction(
-    {
-      version: TX_VERSION,
-      networkId: genesis.networkId,
-      from: key.address,
-      to: CHANNEL_ADDRESS,
-      value: 0n,
-      stepLimit: STEP_COSTS.base + data.length + 30_000,
-      timestamp: Date.now() * 1000,
-      nonce,
-      kind: TxKind.Call,
-      data,
-    },
+  const tx = channelCallTransaction({
     key,
-  )
+    networkId: genesis.networkId,
+    nonce,
+    method: 'close',
+    params: { id: fromHex(id), state: encodeSignedChannelState(old) },
+    timestamp: Date.now() * 1000,
+  })
   const receipt = await rpc('lc_sendTransactionAndWait', { tx: to0x(encode(transactionCodec, tx)), timeoutMs: 30_000 })
   expect(receipt.status).toBe('success')
 }

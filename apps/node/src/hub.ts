@@ -13,6 +13,7 @@ import {
   type ChannelRecord,
   type ChannelStore,
   ChannelWallet,
+  chainAccessOf,
   encodeInvite,
   type Libp2pTransport,
   LightClient,
@@ -95,13 +96,7 @@ export async function startHub(node: FullNode, host: NodeHost, key: KeyPair, gen
     key,
     signer: providerSigner(key.secretKey, nativeCrypto),
     store,
-    chain: {
-      get height() {
-        return client.height
-      },
-      getStateProof: (k, o) => client.getStateProof(k, o),
-      submitTransaction: (tx) => client.submitTransaction(tx),
-    },
+    chain: chainAccessOf(client),
     links,
     networkId: genesis.networkId,
     stepPrice: genesis.params.stepPrice,

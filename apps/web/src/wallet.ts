@@ -5,7 +5,7 @@
  * libp2p. Started once, when the channels page first needs it.
  */
 import { keyPairFromSecret, to0x } from '@loopchain/core'
-import { bestSigner, ChannelWallet, IndexedDbChannelStore, openPeerLinks, WalletError } from '@loopchain/light-client'
+import { bestSigner, ChannelWallet, chainAccessOf, IndexedDbChannelStore, openPeerLinks, WalletError } from '@loopchain/light-client'
 import type { App } from './app.js'
 
 let started: Promise<ChannelWallet> | undefined
@@ -41,13 +41,7 @@ async function start(app: App): Promise<ChannelWallet> {
     key,
     signer,
     store,
-    chain: {
-      get height() {
-        return client.height
-      },
-      getStateProof: (k, o) => client.getStateProof(k, o),
-      submitTransaction: (tx) => client.submitTransaction(tx),
-    },
+    chain: chainAccessOf(client),
     links,
     networkId: genesis.networkId,
     stepPrice: genesis.params.stepPrice,

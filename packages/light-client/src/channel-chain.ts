@@ -9,25 +9,29 @@ import {
   type Address,
   accountKey,
   accountStateCodec,
-  CHANNEL_ADDRESS,
-  CHANNEL_STEPS,
   type ChainParams,
   type ChannelRecord,
-  callDataCodec,
+  channelCallTransaction,
   channelKey,
   channelRecordCodec,
   decode,
   EMPTY_ACCOUNT,
-  encode,
   type KeyPair,
-  STEP_COSTS,
-  signTransaction,
   type Transaction,
-  TX_VERSION,
-  TxKind,
   type Value,
 } from '@loopchain/core'
-import type { VerifiedState } from './client.js'
+import type { LightClient, VerifiedState } from './client.js'
+
+/** The chain access of a {@link LightClient}: its verified tip, proofs and transaction submission. */
+export function chainAccessOf(client: LightClient): ChainAccess {
+  return {
+    get height() {
+      return client.height
+    },
+    getStateProof: (k, o) => client.getStateProof(k, o),
+    submitTransaction: (tx) => client.submitTransaction(tx),
+  }
+}
 
 /** The light-client calls the wallet needs (a {@link LightClient} has them). */
 export interface ChainAccess {
@@ -96,26 +100,18 @@ export class ChannelCaller {
   private async callOnce(method: string, params: Value, value: bigint): Promise<Uint8Array> {
     const account = await provenAccount(this.chain, this.key.address)
     const nonce = Math.max(account.value.nonce, this.nextNonce)
-    const data = encode(callDataCodec, { method, params })
-    const stepLimit = STEP_COSTS.base + STEP_COSTS.dataByte * data.length + CHANNEL_STEPS
-    const fee = BigInt(stepLimit) * this.params.stepPrice
+    const tx = channelCallTransaction({
+      key: this.key,
+      networkId: this.networkId,
+      nonce,
+      method,
+      params,
+      value,
+      timestamp: this.nowMicros(),
+    })
+    const fee = BigInt(tx.body.stepLimit) * this.params.stepPrice
     if (account.value.balance < value + fee)
       throw new RangeError(`the account holds ${account.value.balance} (as of height ${account.height}); this needs ${value + fee}`)
-    const tx = signTransaction(
-      {
-        version: TX_VERSION,
-        networkId: this.networkId,
-        from: this.key.address,
-        to: CHANNEL_ADDRESS,
-        value,
-        stepLimit,
-        timestamp: this.nowMicros(),
-        nonce,
-        kind: TxKind.Call,
-        data,
-      },
-      this.key,
-    )
     const hash = await this.chain.submitTransaction(tx)
     this.nextNonce = nonce + 1
     return hash

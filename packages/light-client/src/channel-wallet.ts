@@ -770,12 +770,18 @@ export class ChannelWallet implements WalletActions {
         else fail(h.id)
         return
       }
-      if (!this.o.hub) return fail(h.id)
+      if (!this.o.hub) {
+        fail(h.id)
+        return
+      }
       const out = [...this.channels.values()].find(
         (l) => l.record.peer.address === change.next && l.record.phase === 'open' && l.driver && this.links.has(change.next as string),
       )
       const expiry = h.expiry - HOP_DELTA
-      if (out?.driver === undefined || out.driver.session.balances.mine < h.amount || expiry <= this.o.chain.height) return fail(h.id)
+      if (out?.driver === undefined || out.driver.session.balances.mine < h.amount || expiry <= this.o.chain.height) {
+        fail(h.id)
+        return
+      }
       this.forwards.set(lock, { channel: live.record.id, htlcId: h.id })
       void out.driver.addHtlc({ amount: h.amount, hashLock: h.hashLock, expiry }).catch(() => {
         this.forwards.delete(lock)

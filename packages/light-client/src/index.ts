@@ -19,7 +19,7 @@
  * ```
  */
 
-export { type ChainAccess, ChannelCaller, type Proven, provenAccount, provenChannel } from './channel-chain.js'
+export { type ChainAccess, ChannelCaller, chainAccessOf, type Proven, provenAccount, provenChannel } from './channel-chain.js'
 export {
   type ChannelPhase,
   type ChannelRecord,

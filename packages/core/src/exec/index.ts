@@ -13,6 +13,7 @@ export {
   certificateRecordToValue,
   readCertificateRecord,
 } from './certificates.js'
+export { type ChannelCallTx, channelCallTransaction } from './channel-tx.js'
 export {
   CHANNEL_OUTCOME_NAMES,
   CHANNEL_STATUS_NAMES,

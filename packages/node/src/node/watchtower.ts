@@ -13,26 +13,20 @@ import {
   accountKey,
   accountStateCodec,
   CHANNEL_ADDRESS,
-  CHANNEL_STEPS,
   ChannelEvent,
   type ChannelRecord,
   ChannelStatus,
-  callDataCodec,
+  channelCallTransaction,
   channelKey,
   channelRecordCodec,
   checkSignedChannelState,
   decode,
   decodeSignedChannelState,
   EMPTY_ACCOUNT,
-  encode,
   encodeSignedChannelState,
   type KeyPair,
   LoopchainError,
   type SignedChannelState,
-  STEP_COSTS,
-  signTransaction,
-  TX_VERSION,
-  TxKind,
   to0x,
 } from '@loopchain/core'
 import { nativeCrypto } from '../native-crypto.js'
@@ -147,23 +141,17 @@ export class Watchtower {
     if (rec.deadline !== undefined && this.node.height > rec.deadline) return
     if (this.challenged.get(hex) === held.state.seq) return
     this.challenged.set(hex, held.state.seq)
-    const data = encode(callDataCodec, { method: 'challenge', params: { state: encodeSignedChannelState(held) } })
     const raw = await this.node.state.get(accountKey(this.key.address))
     const account = raw === undefined ? EMPTY_ACCOUNT : decode(accountStateCodec, raw)
-    const tx = signTransaction(
+    const tx = channelCallTransaction(
       {
-        version: TX_VERSION,
+        key: this.key,
         networkId: this.node.options.genesis.networkId,
-        from: this.key.address,
-        to: CHANNEL_ADDRESS,
-        value: 0n,
-        stepLimit: STEP_COSTS.base + STEP_COSTS.dataByte * data.length + CHANNEL_STEPS,
-        timestamp: Date.now() * 1000,
         nonce: account.nonce + this.node.mempool.pendingFrom(this.key.address),
-        kind: TxKind.Call,
-        data,
+        method: 'challenge',
+        params: { state: encodeSignedChannelState(held) },
+        timestamp: Date.now() * 1000,
       },
-      this.key,
       nativeCrypto,
     )
     try {
