@@ -7,8 +7,7 @@
  * and takes the channel; and again while the honest browser is closed, where its institution's
  * watchtower does it. Screenshots go to test-results/channels/.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -28,35 +27,18 @@ import { reservePortBlock } from '@loopchain/node'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium } from '../support/chromium.js'
+import { startTestDevnet, type TestDevnet } from '../support/devnet.js'
 
-const REPO = fileURLToPath(new URL('../../', import.meta.url))
-const CLI = join(REPO, 'apps/node/src/main.ts')
-const SHOTS = join(REPO, 'test-results/channels')
+const SHOTS = fileURLToPath(new URL('../../test-results/channels', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'loopchain-channels-'))
 const BASE = reservePortBlock()
-const RPC = `http://127.0.0.1:${BASE + 2}/`
 
-let devnet: ChildProcess
-let devnetOut = ''
+let devnet: TestDevnet
 let url = ''
 let browser: Browser
 
-async function rpc(method: string, params: object = {}): Promise<any> {
-  const res = await fetch(RPC, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
-  const j = (await res.json()) as { result?: unknown; error?: { message: string } }
-  if (j.error) throw new Error(`${method}: ${j.error.message}`)
-  return j.result
-}
-
-async function waitFor<T>(f: () => T | undefined | Promise<T | undefined>, ms: number, what: string): Promise<T> {
-  const until = Date.now() + ms
-  for (;;) {
-    const v = await f()
-    if (v !== undefined) return v
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}\n${devnetOut.slice(-2000)}`)
-    await new Promise((r) => setTimeout(r, 200))
-  }
-}
+const rpc = (method: string, params: object = {}) => devnet.rpc(method, params)
+const waitFor = <T>(f: () => T | undefined | Promise<T | undefined>, ms: number, what: string) => devnet.waitFor(f, ms, what)
 
 const balanceOf = async (address: string) => BigInt((await rpc('lc_getAccount', { address })).balance)
 
@@ -207,37 +189,14 @@ const channelRecord = async (id: string) => rpc('lc_call', { to: CHANNEL_ADDRESS
 
 beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true })
-  devnet = spawn(process.execPath, ['--import', 'tsx', CLI, 'devnet', '--dir', dir, '--base-port', String(BASE)], {
-    cwd: REPO,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  devnet.stdout?.on('data', (d) => {
-    devnetOut += d
-  })
-  devnet.stderr?.on('data', (d) => {
-    devnetOut += d
-  })
-  url = await waitFor(() => /web app: (http\S+)/.exec(devnetOut)?.[1], 180_000, 'the web app URL')
-  await waitFor(() => ((devnetOut.match(/ready at height/g) ?? []).length >= 5 ? true : undefined), 120_000, 'five nodes')
+  devnet = await startTestDevnet(dir, BASE)
+  url = devnet.url
   browser = await launchChromium()
 }, 300_000)
 
 afterAll(async () => {
   await browser?.close()
-  const nodes: number[] = []
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8')
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === devnet?.pid) nodes.push(Number(e))
-    } catch {}
-  }
-  devnet?.kill('SIGTERM')
-  await new Promise((r) => setTimeout(r, 500))
-  for (const pid of nodes)
-    try {
-      process.kill(pid, 'SIGKILL')
-    } catch {}
+  await devnet?.stop()
   rmSync(dir, { recursive: true, force: true })
 })
 

@@ -6,8 +6,7 @@
  * node is stopped and the page reloaded: the headers come from IndexedDB and the offline steps
  * still pass. Screenshots (desktop and phone size) go to test-results/web/.
  */
-import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -39,9 +38,9 @@ import { reservePortBlock } from '@loopchain/node'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium } from '../support/chromium.js'
+import { alive, runLoopchain, startTestDevnet, type TestDevnet } from '../support/devnet.js'
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url))
-const CLI = join(REPO, 'apps/node/src/main.ts')
 const SHOTS = join(REPO, 'test-results/web')
 const dir = mkdtempSync(join(tmpdir(), 'loopchain-web-'))
 // A port range of our own: node i uses base + 10·i (+1 ws, +2 rpc), the page base + 100.
@@ -50,8 +49,7 @@ const RPC = `http://127.0.0.1:${BASE + 2}/`
 const PHONE = { width: 390, height: 844 }
 const DESKTOP = { width: 1280, height: 900 }
 
-let devnet: ChildProcess
-let devnetOut = ''
+let devnet: TestDevnet
 let url = ''
 let browser: Browser
 /** Certificate texts by case: portable files (JSON) and compact QR texts. */
@@ -59,68 +57,9 @@ const files: Record<string, string> = {}
 /** The certificates' heights, to know how far the page must have synced. */
 let lastHeight = 0
 
-/** Runs the CLI to completion; resolves with its stdout, throws with its stderr on a non-zero exit. */
-function cli(args: string[], okCodes = [0]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    p.stdout.on('data', (d) => {
-      out += d
-    })
-    p.stderr.on('data', (d) => {
-      err += d
-    })
-    p.once('exit', (code) =>
-      okCodes.includes(code ?? -1) ? resolve(out) : reject(new Error(`loopchain ${args.join(' ')}: exit ${code}\n${err}`)),
-    )
-  })
-}
-
-async function rpc(method: string, params: object = {}): Promise<any> {
-  const res = await fetch(RPC, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
-  const j = (await res.json()) as { result?: unknown; error?: { message: string } }
-  if (j.error) throw new Error(`${method}: ${j.error.message}`)
-  return j.result
-}
-
-async function waitFor<T>(f: () => T | undefined | Promise<T | undefined>, ms: number, what: string): Promise<T> {
-  const until = Date.now() + ms
-  for (;;) {
-    const v = await f()
-    if (v !== undefined) return v
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}\n${devnetOut.slice(-3000)}`)
-    await new Promise((r) => setTimeout(r, 200))
-  }
-}
-
-/** The `loopchain start` processes whose parent is `pid` (Linux /proc): the devnet's nodes. */
-function childrenOf(pid: number): number[] {
-  const out: number[] = []
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue
-    try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'utf8')
-      // Field 4 (after the parenthesised command name) is the parent's pid.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
-      // Node processes only (`loopchain start`): building the page may leave an esbuild service beside them.
-      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0')
-      if (ppid === pid && cmd.includes('start') && cmd.includes('--config')) out.push(Number(e))
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  return out
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
+const cli = runLoopchain
+const rpc = (method: string, params: object = {}) => devnet.rpc(method, params)
+const waitFor = <T>(f: () => T | undefined | Promise<T | undefined>, ms: number, what: string) => devnet.waitFor(f, ms, what)
 
 /** Issues a certificate with the CLI as node-0's institution; returns its id and height. */
 async function issue(args: string[]): Promise<{ id: string; height: number }> {
@@ -186,25 +125,8 @@ async function nonIssuerCompact(): Promise<string> {
 
 beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true })
-  devnet = spawn(process.execPath, ['--import', 'tsx', CLI, 'devnet', '--dir', dir, '--base-port', String(BASE)], {
-    cwd: REPO,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  devnet.stdout?.on('data', (d) => {
-    devnetOut += d
-  })
-  devnet.stderr?.on('data', (d) => {
-    devnetOut += d
-  })
-  url = await waitFor(
-    () => {
-      if (devnetOut.includes('web app: not served')) throw new Error(`the devnet did not serve the page:\n${devnetOut}`)
-      return /web app: (http\S+)/.exec(devnetOut)?.[1]
-    },
-    180_000,
-    'the web app URL',
-  )
-  await waitFor(() => ((devnetOut.match(/ready at height/g) ?? []).length >= 5 ? true : undefined), 120_000, 'five nodes')
+  devnet = await startTestDevnet(dir, BASE)
+  url = devnet.url
 
   // node-0's validator account is an institution with the issuer right.
   const node0 = JSON.parse(readFileSync(join(dir, 'node-0', 'config.json'), 'utf8'))
@@ -270,11 +192,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await browser?.close()
-  const nodes = devnet?.pid ? childrenOf(devnet.pid) : []
-  devnet?.kill('SIGTERM')
-  await new Promise((r) => setTimeout(r, 500))
-  for (const pid of nodes) if (alive(pid)) process.kill(pid, 'SIGKILL')
-  devnet?.kill('SIGKILL')
+  await devnet?.stop()
   rmSync(dir, { recursive: true, force: true })
 })
 
@@ -460,7 +378,7 @@ describe('the web app against a devnet of real nodes', () => {
 
   it('with every node stopped, a reload loads the headers from IndexedDB and the offline steps still pass', async () => {
     const verified = Number(await page.locator('#net-height').getAttribute('data-height'))
-    const nodes = childrenOf(devnet.pid as number)
+    const nodes = devnet.nodePids()
     expect(nodes).toHaveLength(5)
     for (const pid of nodes) process.kill(pid, 'SIGTERM')
     await waitFor(() => (nodes.every((pid) => !alive(pid)) ? true : undefined), 30_000, 'the nodes to stop')
