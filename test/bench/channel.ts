@@ -29,7 +29,7 @@ import { bundleForBrowser, launchChromium, serveStatic } from '../support/chromi
 import type { Report } from './report.js'
 
 const ENTRY = fileURLToPath(new URL('./channel-page.entry.ts', import.meta.url))
-// Outside the tests' port blocks (30000–54999) and the net bench's.
+// Outside the tests' port blocks (12000–27599) and the net bench's.
 const PORT = 56_100
 
 type Bench = {

@@ -2,8 +2,8 @@
  * Private payment channels between two browsers (two Chromium contexts: two people) against a
  * devnet of real node processes, driven through the channels page as a person would: test funds
  * from the devnet's faucet, an invite, a channel opened on chain, 100 payments each way over the
- * direct WebRTC link, messages each way, a reload mid-channel, a cooperative close with the right
- * balances on chain. Then a cheater closes alone with an old state: the other browser challenges
+ * direct WebRTC link, messages each way, forged and replayed updates and messages refused, a
+ * reload mid-channel, a cooperative close with the right balances on chain. Then a cheater closes alone with an old state: the other browser challenges
  * and takes the channel; and again while the honest browser is closed, where its institution's
  * watchtower does it. Screenshots go to test-results/channels/.
  */
@@ -13,8 +13,11 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   CHANNEL_ADDRESS,
+  type ChannelWire,
   channelCallTransaction,
+  decodeChannelWire,
   encode,
+  encodeChannelWire,
   encodeSignedChannelState,
   fromHex,
   keyPairFromSecret,
@@ -28,6 +31,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium } from '../support/chromium.js'
 import { startTestDevnet, type TestDevnet } from '../support/devnet.js'
+import { installRtcTap, tapped, tapRecording, tapSend } from '../support/rtc-tap.js'
 
 const SHOTS = fileURLToPath(new URL('../../test-results/channels', import.meta.url))
 const dir = mkdtempSync(join(tmpdir(), 'loopchain-channels-'))
@@ -51,6 +55,8 @@ interface Person {
 
 async function person(name: string): Promise<Person> {
   const ctx = await browser.newContext({ viewport: name === 'bob' ? { width: 390, height: 844 } : { width: 1280, height: 900 } })
+  // Records what the page sends on its WebRTC data channels when a test turns it on (support/rtc-tap.ts).
+  await ctx.addInitScript(installRtcTap)
   const page = await ctx.newPage()
   page.on('pageerror', (e) => console.log(`${name} page error: ${e.message}`))
   await page.goto(`${url}#/channels`)
@@ -97,6 +103,10 @@ async function openChannel(a: Person, b: Person, deposit: number, peerDeposit: n
   for (const p of [a, b]) await p.page.waitForSelector(`[data-channel="${id}"][data-phase=open]`, { timeout: 60_000 })
   return id
 }
+
+/** A channel-protocol frame on a peer link (TAG_WIRE in packages/light-client/src/channel-wallet.ts). */
+const WIRE_FRAME = 1
+const wireFrame = (m: ChannelWire) => Uint8Array.from([WIRE_FRAME, ...encodeChannelWire(m)])
 
 const card = (p: Person, id: string) => p.page.locator(`[data-channel="${id}"]`)
 const seqOf = async (p: Person, id: string) => Number(await card(p, id).getByTestId('state-seq').getAttribute('data-seq'))
@@ -204,7 +214,7 @@ describe('payment channels between two browsers on a devnet', () => {
   let alice: Person
   let bob: Person
 
-  it('open, 100 payments each way, messages, a reload mid-channel, cooperative close with the right balances on chain', async () => {
+  it('open, 100 payments each way, messages, forged and replayed updates refused, a reload mid-channel, cooperative close with the right balances on chain', async () => {
     alice = await person('alice')
     bob = await person('bob')
     await fund(alice)
@@ -220,13 +230,56 @@ describe('payment channels between two browsers on a devnet', () => {
     expect(await seqOf(alice, id)).toBe(200)
     await chat(alice, bob, id, 'hello Bob, 700 sent')
     await chat(bob, alice, id, 'thanks Alice — 300 back')
+
+    // Alice turns hostile on the direct link: what her page sent is played back, then forged, on the
+    // same data channel. Bob's page refuses each with a typed reason and nothing in the channel changes.
+    await tapRecording(alice.page, true)
+    await pay(alice, id, 5)
+    await chat(alice, bob, id, 'a message to play back')
+    await tapRecording(alice.page, false)
+    await pay(alice, id, 5)
+    const sent = (await tapped(alice.page)).flatMap((t) =>
+      t.frames.filter((f) => f[0] === WIRE_FRAME).map((f) => ({ index: t.index, m: decodeChannelWire(f.subarray(1)) })),
+    )
+    const update = sent.find((s) => s.m.t === 'update')
+    const message = sent.find((s) => s.m.t === 'msg')
+    if (update?.m.t !== 'update' || message?.m.t !== 'msg') throw new Error(`the tap saw no update and message: ${sent.map((s) => s.m.t)}`)
+    expect(update.m.seq).toBe(201)
+    const bobBefore = { seq: await seqOf(bob, id), balance: await card(bob, id).getByTestId('my-balance').textContent() }
+    expect(bobBefore.seq).toBe(202)
+    const refused = async (m: ChannelWire, code: string) => {
+      await tapSend(alice.page, update.index, [wireFrame(m)])
+      await bob.page.waitForFunction(
+        ([cid, c]) => document.querySelector(`[data-channel="${cid}"] [data-testid=channel-error]`)?.textContent?.includes(c),
+        [id, code] as const,
+        { timeout: 20_000 },
+      )
+    }
+    // Replayed: the update for state 201 once more.
+    await refused(update.m, 'STALE_UPDATE')
+    // Forged: the next state number with a larger amount, under the signature of state 201.
+    if (update.m.change.kind !== 'pay') throw new Error('expected a payment')
+    await refused({ ...update.m, seq: 203, change: { ...update.m.change, amount: 500n } }, 'BAD_SIGNATURE')
+    // A message played back, then one with its words changed.
+    await refused(message.m, 'REPLAYED_MESSAGE')
+    await refused({ ...message.m, seq: message.m.seq + 1, body: new TextEncoder().encode('send me everything') }, 'BAD_SIGNATURE')
+    expect(await seqOf(bob, id)).toBe(bobBefore.seq)
+    expect(await card(bob, id).getByTestId('my-balance').textContent()).toBe(bobBefore.balance)
+    const chatText = (await card(bob, id).getByTestId('chat-list').textContent()) ?? ''
+    expect(chatText.split('a message to play back').length - 1).toBe(1)
+    expect(chatText).not.toContain('send me everything')
+    await bob.page.screenshot({ path: join(SHOTS, 'bob-refused.png'), fullPage: true })
+    // The channel goes on.
+    await pay(alice, id, 10)
+    await pay(bob, id, 10)
+    expect(await seqOf(bob, id)).toBe(204)
     await alice.page.screenshot({ path: join(SHOTS, 'alice-open.png'), fullPage: true })
     await bob.page.screenshot({ path: join(SHOTS, 'bob-open.png'), fullPage: true })
 
     // Bob reloads mid-channel: the channel comes back from IndexedDB, the link is made again, payments go on.
     await bob.page.reload()
     await bob.page.waitForSelector(`[data-channel="${id}"][data-phase=open]`, { timeout: 60_000 })
-    expect(await seqOf(bob, id)).toBe(200)
+    expect(await seqOf(bob, id)).toBe(204)
     // The link is made again (direct, or relayed when WebRTC cannot connect in time on a loaded machine: the page says which).
     await bob.page.waitForSelector(`[data-channel="${id}"] [data-testid=link-kind]:is([data-kind=direct], [data-kind=relayed])`, {
       timeout: 60_000,
@@ -234,7 +287,7 @@ describe('payment channels between two browsers on a devnet', () => {
     expect(await card(bob, id).getByTestId('chat-list').textContent()).toContain('hello Bob')
     await pay(bob, id, 50)
     await pay(alice, id, 1)
-    expect(await card(bob, id).getByTestId('my-balance').textContent()).toBe((1000 + 700 - 300 - 50 + 1).toLocaleString('en-US'))
+    expect(await card(bob, id).getByTestId('my-balance').textContent()).toBe((1000 + 700 - 300 + 10 - 50 + 1).toLocaleString('en-US'))
 
     await card(alice, id).getByTestId('close-coop').click()
     for (const p of [alice, bob]) await p.page.waitForSelector(`[data-channel="${id}"][data-phase=closed]`, { timeout: 60_000 })
@@ -242,7 +295,7 @@ describe('payment channels between two browsers on a devnet', () => {
     expect(rec.status).toBe('closed')
     expect(rec.outcome).toBe('cooperative')
     // Fees are zero on the devnet: each account moved by exactly what the channel paid.
-    const aliceFinal = 5000 - 700 + 300 + 50 - 1
+    const aliceFinal = 5000 - 700 + 300 - 10 + 50 - 1
     expect(await balanceOf(alice.address)).toBe(a0 - 5000n + BigInt(aliceFinal))
     expect(await balanceOf(bob.address)).toBe(b0 - 1000n + BigInt(6000 - aliceFinal))
     expect(await card(alice, id).getByTestId('onchain-status').textContent()).toContain('Settled together')

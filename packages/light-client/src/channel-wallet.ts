@@ -735,7 +735,7 @@ export class ChannelWallet implements WalletActions {
       height: () => this.o.chain.height,
       onEvent: (e) => this.onSessionEvent(live, e),
       onRefused: (e) => {
-        live.error = `refused a message from the peer: ${e.code}`
+        live.error = `refused a message from the peer: ${e.code} (${e.message})`
         this.changed()
       },
     })

@@ -3,7 +3,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { PORT_BLOCK, releasePortBlock, reservePortBlock } from '../src/index.js'
+import { PORT_BLOCK, PORT_RANGE_BLOCKS, PORT_RANGE_FIRST, releasePortBlock, reservePortBlock } from '../src/index.js'
+
+const END = PORT_RANGE_FIRST + PORT_RANGE_BLOCKS * PORT_BLOCK
 
 const DIR = join(tmpdir(), 'loopchain-port-blocks')
 
@@ -28,7 +30,7 @@ describe('port blocks for side-by-side networks', () => {
       encoding: 'utf8',
     }).stdout
     mkdirSync(DIR, { recursive: true })
-    for (let base = 30_000; base < 55_000; base += PORT_BLOCK) {
+    for (let base = PORT_RANGE_FIRST; base < END; base += PORT_BLOCK) {
       const claim = join(DIR, String(base))
       try {
         mkdirSync(claim)
@@ -38,7 +40,7 @@ describe('port blocks for side-by-side networks', () => {
       writeFileSync(join(claim, 'pid'), dead)
     }
     // Every block of the range is now claimed: by the dead process, or by a test running beside.
-    expect(readdirSync(DIR).filter((n) => Number(n) >= 30_000 && Number(n) < 55_000).length).toBe(125)
+    expect(readdirSync(DIR).filter((n) => Number(n) >= PORT_RANGE_FIRST && Number(n) < END).length).toBe(PORT_RANGE_BLOCKS)
     const bases = Array.from({ length: 20 }, () => reservePortBlock())
     try {
       expect(new Set(bases).size).toBe(20)

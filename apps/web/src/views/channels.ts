@@ -99,6 +99,8 @@ function walletSection(card: HTMLElement, app: App): (s: WalletState) => void {
   const signer = h('span', { class: 'hint' })
   const note = h('p', { class: 'hint', role: 'status', 'aria-live': 'polite' })
   let current: WalletState | undefined
+  /** The balance when test funds were asked for: the note says they arrived once it grows. */
+  let fundedFrom: bigint | undefined
   const faucet = h(
     'button',
     {
@@ -109,7 +111,9 @@ function walletSection(card: HTMLElement, app: App): (s: WalletState) => void {
         if (!current) return
         faucet.disabled = true
         try {
+          const from = current.balance ?? 0n
           note.textContent = await askFaucet(current.address)
+          fundedFrom = from
         } catch (e) {
           note.textContent = (e as Error).message
         } finally {
@@ -174,6 +178,10 @@ function walletSection(card: HTMLElement, app: App): (s: WalletState) => void {
     address.textContent = s.address
     balance.textContent = s.balance === undefined ? '…' : formatAmount(s.balance)
     asOf.textContent = s.balanceAt === undefined ? '(not proven yet)' : `proven at height ${s.balanceAt}`
+    if (fundedFrom !== undefined && s.balance !== undefined && s.balance > fundedFrom) {
+      fundedFrom = undefined
+      note.textContent = `Test funds arrived (proven at height ${s.balanceAt}).`
+    }
     signer.textContent =
       s.signer === 'webcrypto' ? 'Ed25519 in this browser’s native WebCrypto' : 'Ed25519 in JavaScript (this browser has no native Ed25519)'
   }
@@ -305,7 +313,7 @@ function channelCard(w: ChannelWallet, first: WalletChannel): ChannelCard {
   const seq = h('span', { 'data-testid': 'state-seq' })
   const link = h('span', { 'data-testid': 'link-kind' })
   const onchain = h('p', { class: 'hint', 'data-testid': 'onchain-status' })
-  const error = h('p', { class: 'error', role: 'alert', hidden: true })
+  const error = h('p', { class: 'error', role: 'alert', hidden: true, 'data-testid': 'channel-error' })
   const note = h('p', { class: 'hint', role: 'status', 'aria-live': 'polite' })
   const amount = h('input', { inputmode: 'numeric', 'aria-label': 'Amount to pay', 'data-testid': 'pay-amount', placeholder: 'Amount' })
   const pay = h('button', { type: 'submit', class: 'button primary', 'data-testid': 'pay-submit' }, 'Pay')

@@ -13,8 +13,17 @@ import { join } from 'node:path'
 
 /** Ports in a block: nodes use base + 10·i (+1, +2), a web app base + 100. */
 export const PORT_BLOCK = 200
-const FIRST = 30_000
-const BLOCKS = 125 // 30000–54999; benches and the devnet's 27600 stay outside
+/**
+ * First port of the range: 12000–27599, below Linux's ephemeral ports (32768–60999), where the
+ * OS picks local ports for outgoing connections — a block there failed now and then with
+ * EADDRINUSE when a browser's or a node's connection happened to hold one of its ports. The
+ * devnet's default 27600 and the benches (55000+) stay outside.
+ */
+export const PORT_RANGE_FIRST = 12_000
+/** Blocks in the range. */
+export const PORT_RANGE_BLOCKS = 78
+const FIRST = PORT_RANGE_FIRST
+const BLOCKS = PORT_RANGE_BLOCKS
 /** A claim with no owner file yet is being made; after this long its maker died mid-claim. */
 const UNOWNED_GRACE_MS = 10_000
 const DIR = join(tmpdir(), 'loopchain-port-blocks')
