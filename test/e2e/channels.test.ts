@@ -104,6 +104,22 @@ async function openChannel(a: Person, b: Person, deposit: number, peerDeposit: n
   return id
 }
 
+/** Runs `f`; when it fails, adds what each page's channel cards say, and screenshots them. */
+async function explained(people: Person[], shot: string, f: () => Promise<void>): Promise<void> {
+  try {
+    await f()
+  } catch (e) {
+    const said = await Promise.all(
+      people.map(async (p, i) => {
+        await p.page.screenshot({ path: join(SHOTS, `${shot}-${i}.png`), fullPage: true }).catch(() => undefined)
+        const cards = await p.page.locator('[data-testid=channel]').allInnerTexts()
+        return `page ${i} (${p.address}):\n${cards.join('\n---\n')}`
+      }),
+    )
+    throw new Error(`${(e as Error).message}\n${said.join('\n')}`)
+  }
+}
+
 /** A channel-protocol frame on a peer link (TAG_WIRE in packages/light-client/src/channel-wallet.ts). */
 const WIRE_FRAME = 1
 const wireFrame = (m: ChannelWire) => Uint8Array.from([WIRE_FRAME, ...encodeChannelWire(m)])
@@ -370,16 +386,18 @@ describe('payment channels between two browsers on a devnet', () => {
     await card(alice, aliceHub).locator('summary').click()
     await card(alice, aliceHub).getByTestId('pay-invoice-text').fill(invoice)
     await card(alice, aliceHub).getByTestId('pay-invoice').click()
-    await carol.page.waitForFunction(
-      (cid) => document.querySelector(`[data-channel="${cid}"] [data-testid=my-balance]`)?.textContent === '3,250',
-      carolHub,
-      { timeout: 30_000 },
-    )
-    await alice.page.waitForFunction(
-      (cid) => document.querySelector(`[data-channel="${cid}"] [data-testid=my-balance]`)?.textContent === '2,750',
-      aliceHub,
-      { timeout: 30_000 },
-    )
+    await explained([alice, carol], 'hub-failure', async () => {
+      await carol.page.waitForFunction(
+        (cid) => document.querySelector(`[data-channel="${cid}"] [data-testid=my-balance]`)?.textContent === '3,250',
+        carolHub,
+        { timeout: 30_000 },
+      )
+      await alice.page.waitForFunction(
+        (cid) => document.querySelector(`[data-channel="${cid}"] [data-testid=my-balance]`)?.textContent === '2,750',
+        aliceHub,
+        { timeout: 30_000 },
+      )
+    })
     await carol.page.screenshot({ path: join(SHOTS, 'carol-hub.png'), fullPage: true })
   }, 300_000)
 })

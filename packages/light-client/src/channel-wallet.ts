@@ -111,6 +111,8 @@ const INVOICE_PREFIX = 'lcinv1.'
 export const ROUTED_PAYMENT_WAIT = 100
 /** Blocks a hub keeps between the expiry it offers downstream and the one it was offered. */
 export const HOP_DELTA = 20
+/** How long a hub waits for the next hop's channel to be open and linked before giving a payment back (ms). */
+export const FORWARD_WAIT_MS = 10_000
 
 /** A request for a payment, paid through a hub: who is paid, how much, and the hash of a secret only the payee knows. */
 export interface Invoice {
@@ -774,19 +776,33 @@ export class ChannelWallet implements WalletActions {
         fail(h.id)
         return
       }
-      const out = [...this.channels.values()].find(
-        (l) => l.record.peer.address === change.next && l.record.phase === 'open' && l.driver && this.links.has(change.next as string),
-      )
-      const expiry = h.expiry - HOP_DELTA
-      if (out?.driver === undefined || out.driver.session.balances.mine < h.amount || expiry <= this.o.chain.height) {
+      const next = change.next
+      const channelTo = () => [...this.channels.values()].find((l) => l.record.peer.address === next && l.record.phase !== 'closed')
+      if (channelTo() === undefined) {
         fail(h.id)
         return
       }
-      this.forwards.set(lock, { channel: live.record.id, htlcId: h.id })
-      void out.driver.addHtlc({ amount: h.amount, hashLock: h.hashLock, expiry }).catch(() => {
-        this.forwards.delete(lock)
-        fail(h.id)
-      })
+      // The next hop's channel may have just opened (this node sees it a poll later than its owner)
+      // or its link be re-forming: wait a little for both before giving the payment back.
+      const ready = () => {
+        const out = channelTo()
+        return out?.record.phase === 'open' && out.driver !== undefined && this.links.has(next) ? out.driver : undefined
+      }
+      void this.waitFor(ready, FORWARD_WAIT_MS, 'the next hop').then(
+        (out) => {
+          const expiry = h.expiry - HOP_DELTA
+          if (out.session.balances.mine < h.amount || expiry <= this.o.chain.height) {
+            fail(h.id)
+            return
+          }
+          this.forwards.set(lock, { channel: live.record.id, htlcId: h.id })
+          void out.addHtlc({ amount: h.amount, hashLock: h.hashLock, expiry }).catch(() => {
+            this.forwards.delete(lock)
+            fail(h.id)
+          })
+        },
+        () => fail(h.id),
+      )
       return
     }
     if (change.kind === 'settle' || change.kind === 'fail') {
