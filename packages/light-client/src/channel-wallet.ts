@@ -88,6 +88,18 @@ export interface ChannelWalletOptions {
 export const DEFAULT_CHALLENGE_PERIOD = 20
 const TAG_WIRE = 1
 const TAG_CONTROL = 2
+
+/** Sends `body` behind its tag byte. A closed link drops it: the hello on the next link brings the peer up to date. */
+function sendFrame(link: WalletLink, tag: number, body: Uint8Array): void {
+  const frame = new Uint8Array(body.length + 1)
+  frame[0] = tag
+  frame.set(body, 1)
+  try {
+    link.send(frame)
+  } catch {
+    // Closed: see above.
+  }
+}
 const ANSWER_TIMEOUT_MS = 30_000
 const RECONNECT_MS = 3_000
 
@@ -457,15 +469,7 @@ export class ChannelWallet implements WalletActions {
   }
 
   private send(link: WalletLink, c: Control): void {
-    const body = utf8(JSON.stringify(c))
-    const frame = new Uint8Array(body.length + 1)
-    frame[0] = TAG_CONTROL
-    frame.set(body, 1)
-    try {
-      link.send(frame)
-    } catch {
-      // A closed link: the peer hears again on the next one.
-    }
+    sendFrame(link, TAG_CONTROL, utf8(JSON.stringify(c)))
   }
 
   private ask(link: WalletLink, localId: string, c: Control): Promise<Control> {
@@ -719,16 +723,7 @@ export class ChannelWallet implements WalletActions {
     return new ChannelDriver(session, {
       send: (m) => {
         const link = this.links.get(live.record.peer.address)
-        if (link === undefined) return
-        const body = encodeChannelWire(m)
-        const frame = new Uint8Array(body.length + 1)
-        frame[0] = TAG_WIRE
-        frame.set(body, 1)
-        try {
-          link.send(frame)
-        } catch {
-          // The link closed: the hello on the next one brings the peer up to date.
-        }
+        if (link !== undefined) sendFrame(link, TAG_WIRE, encodeChannelWire(m))
       },
       save: async (snapshot) => {
         live.record = { ...live.record, snapshot, updatedAt: this.now() }
