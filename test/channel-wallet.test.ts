@@ -287,4 +287,34 @@ describe('channel wallets on a real node', () => {
     expect(bal(a, ah)?.myBalance).toBe(700n)
     for (const w of [a, hub, c]) await w.close()
   }, 90_000)
+
+  // Last in the file: it restarts the node the others share.
+  it('the watchtower keeps what it watches across a restart of its node (LevelDB) and challenges after it', async () => {
+    const links = new MemoryLinkNetwork()
+    const a = await walletOf(alice, links, 'alice5')
+    const b = await walletOf(bob, links, 'bob5')
+    const id = await openPair(links, a, b, 1_000n, 500n)
+    await a.pay(id, 50n)
+    const old = a.latestState(id) as SignedChannelState
+    await a.pay(id, 70n)
+    await b.watch(id)
+    for (const w of [a, b]) await w.close()
+    const watched = node.watchtower?.size ?? 0
+    expect(watched).toBeGreaterThanOrEqual(1)
+
+    await node.stop()
+    node = await FullNode.open({ dataDir: dir, genesis, validatorSecret: validator.secretKey })
+    node.start()
+    expect(node.watchtower?.size).toBe(watched)
+
+    const before = await proven(bob.address)
+    await closeAlone(alice, id, old)
+    const end = Date.now() + 20_000
+    while ((await proven(bob.address)) === before) {
+      if (Date.now() > end) throw new Error('the restarted watchtower did not challenge')
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    expect(await proven(bob.address)).toBe(before + 1_500n)
+    expect(node.watchtower?.challengesSent).toBe(1)
+  }, 90_000)
 })
