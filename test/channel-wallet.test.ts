@@ -124,6 +124,27 @@ const proven = async (a: string) => {
   return raw === undefined ? 0n : decode(accountStateCodec, raw).balance
 }
 
+/** Alice and Bob (wallets named by `tag`) with a channel in which Alice paid twice; `old` is the state after her first payment. */
+async function paidTwice(tag: string, deposits: [bigint, bigint], first: bigint, second: bigint) {
+  const links = new MemoryLinkNetwork()
+  const a = await walletOf(alice, links, `alice${tag}`)
+  const b = await walletOf(bob, links, `bob${tag}`)
+  const id = await openPair(links, a, b, deposits[0], deposits[1])
+  await a.pay(id, first)
+  const old = a.latestState(id) as SignedChannelState
+  await a.pay(id, second)
+  return { links, a, b, id, old }
+}
+
+/** Waits until `address`'s balance on the node is no longer `from`. */
+async function untilMoved(address: string, from: bigint, what: string): Promise<void> {
+  const end = Date.now() + 20_000
+  while ((await proven(address)) === from) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
 /** `k` closes channel `id` alone with `old` (a cheat when a newer state exists), straight to the node. */
 async function closeAlone(k: typeof alice, id: string, old: SignedChannelState): Promise<void> {
   const nonce = decode(accountStateCodec, (await node.state.get(accountKey(k.address))) as Uint8Array).nonce
@@ -235,13 +256,7 @@ describe('channel wallets on a real node', () => {
   }, 90_000)
 
   it('the watchtower challenges a stale close while the honest wallet is closed', async () => {
-    const links = new MemoryLinkNetwork()
-    const a = await walletOf(alice, links, 'alice3')
-    const b = await walletOf(bob, links, 'bob3')
-    const id = await openPair(links, a, b, 1_000n, 1_000n)
-    await a.pay(id, 100n)
-    const old = a.latestState(id) as SignedChannelState
-    await a.pay(id, 200n)
+    const { links, a, b, id, old } = await paidTwice('3', [1_000n, 1_000n], 100n, 200n)
     // Bob hands his latest state to his institution's node, then his page closes.
     await b.watch(id)
     expect(b.state.channels.find((c) => c.id === id)?.watchedSeq).toBe(2)
@@ -255,11 +270,7 @@ describe('channel wallets on a real node', () => {
     const before = await proven(bob.address)
     const challenges = node.watchtower?.challengesSent ?? 0
     await closeAlone(alice, id, old)
-    const end = Date.now() + 20_000
-    while ((await proven(bob.address)) === before) {
-      if (Date.now() > end) throw new Error('the watchtower did not challenge')
-      await new Promise((r) => setTimeout(r, 100))
-    }
+    await untilMoved(bob.address, before, 'the watchtower to challenge')
     expect(await proven(bob.address)).toBe(before + 2_000n)
     expect(node.watchtower?.challengesSent).toBe(challenges + 1)
     await a.close()
@@ -290,13 +301,7 @@ describe('channel wallets on a real node', () => {
 
   // Last in the file: it restarts the node the others share.
   it('the watchtower keeps what it watches across a restart of its node (LevelDB) and challenges after it', async () => {
-    const links = new MemoryLinkNetwork()
-    const a = await walletOf(alice, links, 'alice5')
-    const b = await walletOf(bob, links, 'bob5')
-    const id = await openPair(links, a, b, 1_000n, 500n)
-    await a.pay(id, 50n)
-    const old = a.latestState(id) as SignedChannelState
-    await a.pay(id, 70n)
+    const { a, b, id, old } = await paidTwice('5', [1_000n, 500n], 50n, 70n)
     await b.watch(id)
     for (const w of [a, b]) await w.close()
     const watched = node.watchtower?.size ?? 0
@@ -309,11 +314,7 @@ describe('channel wallets on a real node', () => {
 
     const before = await proven(bob.address)
     await closeAlone(alice, id, old)
-    const end = Date.now() + 20_000
-    while ((await proven(bob.address)) === before) {
-      if (Date.now() > end) throw new Error('the restarted watchtower did not challenge')
-      await new Promise((r) => setTimeout(r, 100))
-    }
+    await untilMoved(bob.address, before, 'the restarted watchtower to challenge')
     expect(await proven(bob.address)).toBe(before + 1_500n)
     expect(node.watchtower?.challengesSent).toBe(1)
   }, 90_000)
