@@ -292,10 +292,17 @@ describe('channel wallets on a real node', () => {
     await until(c, (s) => s.channels.find((x) => x.id === hc && x.myBalance === 300n), 'carol to be paid')
     expect(bal(hub, hc)?.myBalance).toBe(700n)
     expect(bal(a, ah)?.pendingPayments).toBe(0)
+    // The hub's link to Carol is down when Alice pays again: the hub holds the payment until the
+    // wallets link up again (they redial every few seconds), then forwards it.
+    links.cut('hub4', 'carol4')
+    await until(hub, (s) => s.channels.find((x) => x.id === hc && x.link === 'none'), 'the hub to see the link to Carol down')
+    await a.payInvoice(ah, c.createInvoice(40n))
+    await until(c, (s) => s.channels.find((x) => x.id === hc && x.myBalance === 340n), 'carol to be paid after the link came back')
+    expect(bal(a, ah)?.myBalance).toBe(660n)
     // An invoice nobody can settle (the payee is unknown to the hub) comes back, and nothing moves.
     const stranger = encodeInvoice({ address: bob.address, amount: 5n, hashLock: sha256(utf8('nobody knows')) })
     await expect(a.payInvoice(ah, stranger)).rejects.toMatchObject({ code: 'PAYMENT_FAILED' })
-    expect(bal(a, ah)?.myBalance).toBe(700n)
+    expect(bal(a, ah)?.myBalance).toBe(660n)
     for (const w of [a, hub, c]) await w.close()
   }, 90_000)
 

@@ -77,6 +77,13 @@ export class MemoryLinkNetwork {
     for (const l of this.links.splice(0)) l.close()
   }
 
+  /** Cuts the links between endpoints `a` and `b` (both ends see them close; either may dial again). */
+  cut(a: string, b: string): void {
+    const between = (l: MemoryLink) =>
+      (l.remotePeer === `mem/${a}` && l.other?.remotePeer === `mem/${b}`) || (l.remotePeer === `mem/${b}` && l.other?.remotePeer === `mem/${a}`)
+    for (const l of this.links.filter(between)) l.close()
+  }
+
   /** Takes endpoint `name` off the network (a closed page). */
   remove(name: string): void {
     this.endpoints.delete(name)
