@@ -3,9 +3,10 @@
  * devnet of real node processes, driven through the channels page as a person would: test funds
  * from the devnet's faucet, an invite, a channel opened on chain, 100 payments each way over the
  * direct WebRTC link, messages each way, forged and replayed updates and messages refused, a
- * reload mid-channel, a cooperative close with the right balances on chain. Then a cheater closes alone with an old state: the other browser challenges
- * and takes the channel; and again while the honest browser is closed, where its institution's
- * watchtower does it. Screenshots go to test-results/channels/.
+ * reload mid-channel, a cooperative close with the right balances on chain. Then a cheater closes
+ * alone with an old state: the other browser challenges and takes the channel; and again while the
+ * honest browser is closed, where its institution's watchtower does it. Screenshots go to
+ * test-results/channels/.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -263,22 +264,27 @@ describe('payment channels between two browsers on a devnet', () => {
     expect(update.m.seq).toBe(201)
     const bobBefore = { seq: await seqOf(bob, id), balance: await card(bob, id).getByTestId('my-balance').textContent() }
     expect(bobBefore.seq).toBe(202)
-    const refused = async (m: ChannelWire, code: string) => {
+    // Each refusal is told apart by its code and reason (the card shows the latest one).
+    const refused = async (m: ChannelWire, code: string, reason: string) => {
       await tapSend(alice.page, update.index, [wireFrame(m)])
       await bob.page.waitForFunction(
-        ([cid, c]) => document.querySelector(`[data-channel="${cid}"] [data-testid=channel-error]`)?.textContent?.includes(c),
-        [id, code] as const,
+        ([cid, c, r]) => {
+          const text = document.querySelector(`[data-channel="${cid}"] [data-testid=channel-error]`)?.textContent ?? ''
+          return text.includes(c) && text.includes(r)
+        },
+        [id, code, reason] as const,
         { timeout: 20_000 },
       )
     }
     // Replayed: the update for state 201 once more.
-    await refused(update.m, 'STALE_UPDATE')
+    await refused(update.m, 'STALE_UPDATE', 'state 201 is not newer')
     // Forged: the next state number with a larger amount, under the signature of state 201.
     if (update.m.change.kind !== 'pay') throw new Error('expected a payment')
-    await refused({ ...update.m, seq: 203, change: { ...update.m.change, amount: 500n } }, 'BAD_SIGNATURE')
+    await refused({ ...update.m, seq: 203, change: { ...update.m.change, amount: 500n } }, 'BAD_SIGNATURE', 'does not sign state 203')
     // A message played back, then one with its words changed.
-    await refused(message.m, 'REPLAYED_MESSAGE')
-    await refused({ ...message.m, seq: message.m.seq + 1, body: new TextEncoder().encode('send me everything') }, 'BAD_SIGNATURE')
+    await refused(message.m, 'REPLAYED_MESSAGE', `message ${message.m.seq} was already received`)
+    const forgedMessage = { ...message.m, seq: message.m.seq + 1, body: new TextEncoder().encode('send me everything') }
+    await refused(forgedMessage, 'BAD_SIGNATURE', `message ${forgedMessage.seq} is not signed by the peer`)
     expect(await seqOf(bob, id)).toBe(bobBefore.seq)
     expect(await card(bob, id).getByTestId('my-balance').textContent()).toBe(bobBefore.balance)
     const chatText = (await card(bob, id).getByTestId('chat-list').textContent()) ?? ''

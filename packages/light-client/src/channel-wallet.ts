@@ -88,18 +88,6 @@ export interface ChannelWalletOptions {
 export const DEFAULT_CHALLENGE_PERIOD = 20
 const TAG_WIRE = 1
 const TAG_CONTROL = 2
-
-/** Sends `body` behind its tag byte. A closed link drops it: the hello on the next link brings the peer up to date. */
-function sendFrame(link: WalletLink, tag: number, body: Uint8Array): void {
-  const frame = new Uint8Array(body.length + 1)
-  frame[0] = tag
-  frame.set(body, 1)
-  try {
-    link.send(frame)
-  } catch {
-    // Closed: see above.
-  }
-}
 const ANSWER_TIMEOUT_MS = 30_000
 const RECONNECT_MS = 3_000
 
@@ -125,6 +113,18 @@ export const ROUTED_PAYMENT_WAIT = 100
 export const HOP_DELTA = 20
 /** How long a hub waits for the next hop's channel to be open and linked before giving a payment back (ms). */
 export const FORWARD_WAIT_MS = 10_000
+
+/** Sends `body` behind its tag byte. A closed link drops it: the hello on the next link brings the peer up to date. */
+function sendFrame(link: WalletLink, tag: number, body: Uint8Array): void {
+  const frame = new Uint8Array(body.length + 1)
+  frame[0] = tag
+  frame.set(body, 1)
+  try {
+    link.send(frame)
+  } catch {
+    // Closed: see above.
+  }
+}
 
 /** A request for a payment, paid through a hub: who is paid, how much, and the hash of a secret only the payee knows. */
 export interface Invoice {

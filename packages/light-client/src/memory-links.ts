@@ -80,7 +80,8 @@ export class MemoryLinkNetwork {
   /** Cuts the links between endpoints `a` and `b` (both ends see them close; either may dial again). */
   cut(a: string, b: string): void {
     const between = (l: MemoryLink) =>
-      (l.remotePeer === `mem/${a}` && l.other?.remotePeer === `mem/${b}`) || (l.remotePeer === `mem/${b}` && l.other?.remotePeer === `mem/${a}`)
+      (l.remotePeer === `mem/${a}` && l.other?.remotePeer === `mem/${b}`) ||
+      (l.remotePeer === `mem/${b}` && l.other?.remotePeer === `mem/${a}`)
     for (const l of this.links.filter(between)) l.close()
   }
 

@@ -22,8 +22,6 @@ export const PORT_BLOCK = 200
 export const PORT_RANGE_FIRST = 12_000
 /** Blocks in the range. */
 export const PORT_RANGE_BLOCKS = 78
-const FIRST = PORT_RANGE_FIRST
-const BLOCKS = PORT_RANGE_BLOCKS
 /** A claim with no owner file yet is being made; after this long its maker died mid-claim. */
 const UNOWNED_GRACE_MS = 10_000
 const DIR = join(tmpdir(), 'loopchain-port-blocks')
@@ -73,16 +71,18 @@ function tryClaim(claim: string): boolean {
 /** Claims a free block and returns its first port. */
 export function reservePortBlock(): number {
   mkdirSync(DIR, { recursive: true })
-  const start = Math.floor(Math.random() * BLOCKS)
-  for (let k = 0; k < BLOCKS; k++) {
-    const base = FIRST + ((start + k) % BLOCKS) * PORT_BLOCK
+  const start = Math.floor(Math.random() * PORT_RANGE_BLOCKS)
+  for (let k = 0; k < PORT_RANGE_BLOCKS; k++) {
+    const base = PORT_RANGE_FIRST + ((start + k) % PORT_RANGE_BLOCKS) * PORT_BLOCK
     const claim = join(DIR, String(base))
     if (!tryClaim(claim)) continue
     writeFileSync(join(claim, 'pid'), String(process.pid))
     process.once('exit', () => releasePortBlock(base))
     return base
   }
-  throw new Error(`no free block of ${PORT_BLOCK} ports between ${FIRST} and ${FIRST + BLOCKS * PORT_BLOCK}`)
+  throw new Error(
+    `no free block of ${PORT_BLOCK} ports between ${PORT_RANGE_FIRST} and ${PORT_RANGE_FIRST + PORT_RANGE_BLOCKS * PORT_BLOCK}`,
+  )
 }
 
 /** Gives a block back before the process ends. */
