@@ -730,10 +730,12 @@ export class FullNode {
     }
     this.nonceEpoch++
     for (const tx of block.transactions) this.nonces.delete(tx.body.from)
-    const t2 = performance.now()
-    await this.wal.truncateBelow(block.header.height)
+    // The new tip shows together with the state it committed (no await between them), so a reader
+    // never sees the block's state under the previous height; the WAL is trimmed after.
     this.tip = { header: block.header, result: ex.result, commit }
     this.resultPending = block.transactions.length > 0
+    const t2 = performance.now()
+    await this.wal.truncateBelow(block.header.height)
     this.lastCommitMs = this.clock()
     const c = this.counters
     c.blocks++
