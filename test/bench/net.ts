@@ -207,17 +207,22 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
       if (m.method !== 'lc_subscription') return
       const at = performance.now()
       const height = m.params.result.height as number
-      fetching = fetching.then(async () => {
-        const r = await rpc((procs[0] as Proc).rpc, {
-          jsonrpc: '2.0',
-          id: 1,
-          method: 'lc_getBlockByHeight',
-          params: { height, full: false },
+      fetching = fetching
+        .then(async () => {
+          const r = await rpc((procs[0] as Proc).rpc, {
+            jsonrpc: '2.0',
+            id: 1,
+            method: 'lc_getBlockByHeight',
+            params: { height, full: false },
+          })
+          const hashes = (r.result?.transactions ?? []) as string[]
+          blocks.push({ at, txs: hashes.length })
+          for (const h of hashes) committedAt.set(h.slice(2), at)
         })
-        const hashes = (r.result?.transactions ?? []) as string[]
-        blocks.push({ at, txs: hashes.length })
-        for (const h of hashes) committedAt.set(h.slice(2), at)
-      })
+        .catch((e: Error) => {
+          // A block announced as the nodes stop cannot be fetched any more; it is after the window.
+          console.error(`net: could not fetch block ${height}: ${e.message}`)
+        })
     })
     ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'lc_subscribe', params: { topic: 'blocks' } }))
 

@@ -100,7 +100,15 @@ export interface StateTreeOptions {
   readonly sha256?: Sha256
   /** Key prefix of every record this tree stores; defaults to {@link DEFAULT_STATE_NAMESPACE}. */
   readonly namespace?: Uint8Array
+  /**
+   * How many values of the latest state to keep in memory for {@link StateTree.get} (default
+   * {@link DEFAULT_VALUE_CACHE_SIZE}; 0: none). State values are at most a few hundred bytes.
+   */
+  readonly valueCacheSize?: number
 }
+
+/** Latest-state values kept in memory by default: the busy accounts of a loaded chain fit. */
+export const DEFAULT_VALUE_CACHE_SIZE = 100_000
 
 /** What {@link StateTree.commit} produces. */
 export interface StateCommit {
@@ -197,6 +205,12 @@ export class StateTree {
   /** Committed values whose ops may not be in the store yet; see {@link markPersisted}. */
   private unflushed = new Map<string, Uint8Array | undefined>()
   /**
+   * Values of the latest committed state that are also in the store (read from it, or persisted
+   * since): a hot key costs a map lookup instead of a store read. Bounded; the oldest go first.
+   */
+  private readonly recent = new Map<string, Uint8Array | undefined>()
+  private readonly recentMax: number
+  /**
    * Sequence number of the last commit. Not the commit object itself: that would pin its (possibly
    * huge) ops array after the caller has written and dropped it.
    */
@@ -220,6 +234,7 @@ export class StateTree {
     opts: StateTreeOptions,
   ) {
     this.hasher = new BinaryStateHasher(opts.sha256)
+    this.recentMax = opts.valueCacheSize ?? DEFAULT_VALUE_CACHE_SIZE
     const ns = opts.namespace ?? DEFAULT_STATE_NAMESPACE
     this.nodePrefix = concat(ns, 0x6e)
     this.flatPrefix = concat(ns, 0x76)
@@ -265,7 +280,12 @@ export class StateTree {
     if (s !== undefined) return s.value?.slice()
     if (this.flatValid) {
       if (this.unflushed.has(id)) return this.unflushed.get(id)?.slice()
-      return this.store.get(concat(this.flatPrefix, key))
+      if (this.recent.has(id)) return this.recent.get(id)?.slice()
+      const seq = this.commitSeq
+      const v = await this.store.get(concat(this.flatPrefix, key))
+      // A commit that ran during the read may have changed the key: only an undisturbed read is kept.
+      if (seq === this.commitSeq && this.flatValid) this.rememberValue(id, v?.slice())
+      return v
     }
     const leaf = await this.findLeaf(this.rootNode, this.hasher.keyPathBinary(key))
     return leaf === undefined ? undefined : binaryStringToBytes(leaf.value)
@@ -384,9 +404,17 @@ export class StateTree {
   markPersisted(commit: StateCommit): void {
     if (commit.sequence !== this.commitSeq) return
     this.persistedSeq = commit.sequence
+    for (const [id, v] of this.unflushed) this.rememberValue(id, v)
     this.unflushed = new Map()
     // Older roots can now be read back from the store; holding their nodes would pin old versions.
     this.roots.clear()
+  }
+
+  private rememberValue(id: string, value: Uint8Array | undefined): void {
+    if (this.recentMax === 0) return
+    this.recent.delete(id)
+    if (this.recent.size >= this.recentMax) this.recent.delete(this.recent.keys().next().value as string)
+    this.recent.set(id, value)
   }
 
   /** {@link commit}, written straight to the tree's store; returns the new root. */

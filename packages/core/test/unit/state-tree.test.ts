@@ -280,6 +280,53 @@ describe('StateTree', () => {
     expect(await t.commitAndWrite()).toEqual(await t0.commitAndWrite())
   })
 
+  it('serves latest values from memory once read or persisted, never a value a commit replaced', async () => {
+    const base = new MemoryKVStore()
+    await treeOf([[enc('a'), enc('a0')] as [Uint8Array, Uint8Array], [enc('b'), enc('b0')] as [Uint8Array, Uint8Array]], base)
+    let reads = 0
+    // When set, the next store read returns only after `release` is called.
+    let holdNext: Promise<void> | undefined
+    let release = () => {}
+    const counting: KVStore = {
+      get: async (k) => {
+        reads++
+        const v = await base.get(k)
+        const hold = holdNext
+        holdNext = undefined
+        if (hold) await hold
+        return v
+      },
+      write: (ops: readonly WriteOp[]) => base.write(ops),
+      iterate: (o) => base.iterate(o),
+    }
+    const t = await StateTree.open(counting, undefined, { valueCacheSize: 2 })
+    reads = 0
+    // Read once from the store, then from memory; a caller that mutates what it got changes nothing.
+    const got = (await t.get(enc('a'))) as Uint8Array
+    got.fill(0)
+    expect(await t.get(enc('a'))).toEqual(enc('a0'))
+    expect(reads).toBe(1)
+    // A read that a commit overtakes returns what it read but does not keep it.
+    holdNext = new Promise<void>((r) => (release = r))
+    const slowRead = t.get(enc('b'))
+    await new Promise((r) => setTimeout(r, 0))
+    t.put(enc('b'), enc('b1'))
+    const c = await t.commit()
+    await base.write(c.ops)
+    t.markPersisted(c)
+    release()
+    expect(await slowRead).toEqual(enc('b0'))
+    reads = 0
+    expect(await t.get(enc('b'))).toEqual(enc('b1'))
+    expect(reads).toBe(0)
+    // Bounded: a third key pushes the oldest out, which is then read from the store again.
+    expect(await t.get(enc('missing'))).toBeUndefined()
+    expect(await t.get(enc('missing'))).toBeUndefined()
+    expect(reads).toBe(1)
+    expect(await t.get(enc('a'))).toEqual(enc('a0'))
+    expect(reads).toBe(2)
+  })
+
   it('writes nothing new when a commit changes nothing', async () => {
     const t = await treeOf([
       [enc('a'), enc('1')],

@@ -183,6 +183,10 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     }
   }
 
+  /** Gossip is best effort: a publish that fails (the host stopping, no route yet) is logged, never thrown. */
+  const publish = (kind: Parameters<NodeHost['publish']>[0], data: Uint8Array) => {
+    host.publish(kind, data).catch((e: unknown) => opts.logger?.debug('gossip: publish failed', { topic: kind, error: String(e) }))
+  }
   let batch: Uint8Array[] = []
   let timer: ReturnType<typeof setTimeout> | undefined
   const flush = () => {
@@ -190,11 +194,11 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     if (batch.length === 0) return
     const out = encode(txBatchCodec, batch)
     batch = []
-    void host.publish('tx', out)
+    publish('tx', out)
   }
   node.attachNetwork({
-    publishConsensus: (data) => void host.publish(data[0] === 1 ? 'proposal' : 'vote', data),
-    publishHeader: (data) => void host.publish('header', data),
+    publishConsensus: (data) => publish(data[0] === 1 ? 'proposal' : 'vote', data),
+    publishHeader: (data) => publish('header', data),
     requestSync: (peer) => void sync(peer),
     publishTransaction: (data) => {
       batch.push(data)
