@@ -12,8 +12,8 @@
  * `--rate N` offered tx/s, `--seconds N` measured window (default 30), `--senders N` (default 1,000).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import http from 'node:http'
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import http from 'node:http'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'

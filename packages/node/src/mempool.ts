@@ -1,9 +1,10 @@
 /**
  * The mempool: transactions that passed every check a node can make before they are in a block,
  * waiting for a proposer. Checks, in order (DESIGN.md, "The path of a transaction"): size,
- * decoding, version, network, sender key and signature, timestamp window, step limit, payload
- * (all by `checkTransaction`), then replay (already pooled, or a nonce the sender has used), the
- * nonce gap, the sender's permission, and the pool's limits.
+ * decoding, the pool's room, replay (already pooled, or a nonce the sender has used) and the nonce
+ * gap — all cheap, so what cannot be pooled costs no signature verification — then version,
+ * network, sender key and signature, timestamp window, step limit, payload (all by
+ * `checkTransaction`), the sender's permission, and the pool's limits.
  *
  * Proposal order is deterministic for a given pool: each sender's transactions leave in nonce
  * order, and among the senders' next transactions the one with the smallest (timestamp, hash)
@@ -147,7 +148,8 @@ export class Mempool {
     if (this.byHash.has(toHex(transactionHash(tx.body)))) {
       throw new MempoolError('DUPLICATE', `transaction ${toHex(transactionHash(tx.body))} is already pooled`)
     }
-    const hash = toHex(checkTransaction(tx, { ...this.opts.check, now }, this.opts.crypto))
+    // The nonce (a cached lookup) before the signature: a transaction that can never be included
+    // — typically one gossip brings after its block committed — is refused without a verification.
     const sender = tx.body.from
     const next = await this.opts.accountNonce(sender)
     if (tx.body.nonce < next) {
@@ -158,6 +160,7 @@ export class Mempool {
         next,
       })
     }
+    const hash = toHex(checkTransaction(tx, { ...this.opts.check, now }, this.opts.crypto))
     if (this.opts.mayTransact && !(await this.opts.mayTransact(sender))) {
       throw new MempoolError('NOT_PERMITTED', `${sender} may not send transactions on this chain`)
     }

@@ -83,6 +83,43 @@ describe('mempool', () => {
     expect(p.size).toBe(1)
   })
 
+  it('refuses a used or far nonce without verifying, and skips only verifications the hook vouches for', async () => {
+    let verified = 0
+    const counting = {
+      ...nativeCrypto,
+      verify: (...args: Parameters<typeof nativeCrypto.verify>) => {
+        verified++
+        return nativeCrypto.verify(...args)
+      },
+    }
+    const vouched = tx(b, 0)
+    const p = pool(
+      { [a.address]: 3 },
+      {
+        crypto: counting,
+        check: { ...check, alreadyVerified: (t) => t.signature === vouched.signature },
+      },
+    )
+    // A used nonce (gossip bringing a committed transaction again) and a far one cost no verification.
+    expect(await code(p.add(tx(a, 2), NOW))).toBe('NONCE_TOO_LOW')
+    expect(await code(p.add(tx(a, 3 + 65), NOW))).toBe('NONCE_TOO_FAR')
+    expect(verified).toBe(0)
+    expect(await code(p.add(tx(a, 3), NOW))).toBe('OK')
+    expect(verified).toBe(1)
+    // Vouched for (verified in a proposal): pooled without a second verification.
+    expect(await code(p.add(vouched, NOW))).toBe('OK')
+    expect(verified).toBe(1)
+    // The same body with another signature is not vouched for: verified, and refused.
+    const forged = { ...vouched, signature: vouched.signature.map((x, i) => (i === 3 ? x ^ 1 : x)) }
+    expect(
+      await code(
+        pool({}, { crypto: counting, check: { ...check, alreadyVerified: (t) => t.signature === vouched.signature } }).add(forged, NOW),
+      ),
+    ).toBe('BAD_SIGNATURE')
+    expect(verified).toBe(2)
+    expect(p.size).toBe(2)
+  })
+
   it('refuses bad signatures, oversized and malformed bytes, and stale timestamps before pooling', async () => {
     const p = pool()
     const t = tx(a, 0)
