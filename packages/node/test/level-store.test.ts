@@ -51,6 +51,15 @@ describe('LevelDB store (classic-level on disk)', () => {
     await s.close()
     const again = await LevelKVStore.open(dir)
     expect(await keysOf(again.iterate())).toEqual(['a1', 'a3', 'b1'])
+    // A batch with one malformed operation writes none of them, and the store stays usable.
+    const bad = [
+      { type: 'put' as const, key: utf8('c1'), value: utf8('kept?') },
+      { type: 'put' as const, key: utf8('c2'), value: undefined as unknown as Uint8Array },
+    ]
+    await expect(again.write(bad)).rejects.toThrow()
+    expect(await again.get(utf8('c1'))).toBeUndefined()
+    await again.write([{ type: 'put', key: utf8('c3'), value: utf8('after') }])
+    expect(await keysOf(again.iterate())).toEqual(['a1', 'a3', 'b1', 'c3'])
     await again.close()
   })
 
