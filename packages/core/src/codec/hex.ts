@@ -28,16 +28,28 @@ for (let i = 0; i < 16; i++) {
 /** Hex (optionally `0x`-prefixed) to bytes; throws {@link DecodeError} on odd length or bad digits. */
 export function fromHex(s: string): Uint8Array {
   const start = s.charCodeAt(0) === 48 && (s.charCodeAt(1) | 32) === 120 ? 2 : 0
-  const bad = () => new DecodeError('INVALID_VALUE', `not a hex string: ${JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s)}`)
-  if ((s.length - start) % 2 !== 0) throw bad()
+  if ((s.length - start) % 2 !== 0) throw notHex(s)
   const out = new Uint8Array((s.length - start) / 2)
-  for (let i = 0, j = start; i < out.length; i++, j += 2) {
+  if (!hexInto(s, start, out, 0, out.length)) throw notHex(s)
+  return out
+}
+
+/**
+ * Parses `count` bytes of hex from `s` at `start` into `out` at `offset`; false on a bad digit.
+ * Allocation-free (no closure either: this runs for every address a transaction touches).
+ */
+export function hexInto(s: string, start: number, out: Uint8Array, offset: number, count: number): boolean {
+  for (let i = 0, j = start; i < count; i++, j += 2) {
     const hi = DIGIT[s.charCodeAt(j)] ?? -1
     const lo = DIGIT[s.charCodeAt(j + 1)] ?? -1
-    if (hi < 0 || lo < 0) throw bad()
-    out[i] = (hi << 4) | lo
+    if (hi < 0 || lo < 0) return false
+    out[offset + i] = (hi << 4) | lo
   }
-  return out
+  return true
+}
+
+function notHex(s: string): DecodeError {
+  return new DecodeError('INVALID_VALUE', `not a hex string: ${JSON.stringify(s.length > 80 ? `${s.slice(0, 80)}…` : s)}`)
 }
 
 /** Byte-wise equality. */
