@@ -52,7 +52,25 @@ export class Writer {
   finish(): Uint8Array {
     return this.buf.slice(0, this.len)
   }
+
+  /** Bytes the writer can hold before it grows. */
+  get capacity(): number {
+    return this.buf.length
+  }
+
+  /** Forgets what was written, keeping the buffer. */
+  reset(): void {
+    this.len = 0
+  }
 }
+
+/**
+ * A writer kept between {@link encode} calls: a fresh one costs a 256-byte buffer outside the
+ * JavaScript heap per call, and encoding runs several times per transaction. A call that finds it
+ * taken (an encoder that encodes inside) makes its own. Buffers above the cap are not kept.
+ */
+let spareWriter: Writer | undefined = new Writer(4096)
+const SPARE_WRITER_MAX = 1 << 20
 
 /** Cursor over input bytes used by decoders; every read is bounds-checked. */
 export class Reader {
@@ -110,9 +128,17 @@ export type Infer<C> = C extends Codec<infer T> ? T : never
 
 /** Encodes `value` with `codec` into its canonical bytes. */
 export function encode<T>(codec: Codec<T>, value: T): Uint8Array {
-  const w = new Writer()
-  codec.write(w, value)
-  return w.finish()
+  const w = spareWriter ?? new Writer()
+  spareWriter = undefined
+  try {
+    codec.write(w, value)
+    return w.finish()
+  } finally {
+    if (w.capacity <= SPARE_WRITER_MAX) {
+      w.reset()
+      spareWriter = w
+    }
+  }
 }
 
 /** Decodes exactly one value from `bytes`; trailing bytes are an error. */

@@ -99,6 +99,38 @@ describe('canonical codec', () => {
     expect([...out]).toEqual([1, 2, 3])
   })
 
+  it('encode keeps no state between calls: nested encoders, failures and large values leave the next result exact', () => {
+    const inner = struct('Inner', { a: u32, s: string(100) })
+    // An encoder that encodes another value in the middle of its own output.
+    const nesting: Codec<{ a: number; s: string }> = {
+      name: 'Nesting',
+      minSize: 0,
+      write(w, v) {
+        u16.write(w, 7)
+        bytes(1000).write(w, encode(inner, v))
+        u16.write(w, 9)
+      },
+      read: () => {
+        throw new Error('unused')
+      },
+    }
+    const v = { a: 5, s: 'hi' }
+    const innerBytes = encode(inner, v)
+    expect(toHex(encode(nesting, v))).toBe(`0007${toHex(encode(uvarint, innerBytes.length))}${toHex(innerBytes)}0009`)
+    // A failing encode leaves nothing behind for the next one.
+    expect(() => encode(inner, { a: 5, s: 'x'.repeat(101) })).toThrow(EncodeError)
+    expect(encode(inner, v)).toEqual(innerBytes)
+    // Results are copies, never views of a reused buffer.
+    const first = encode(inner, v)
+    encode(inner, { a: 0xffffffff, s: 'zzzz' })
+    expect(first).toEqual(innerBytes)
+    expect(first.buffer.byteLength).toBe(first.length)
+    // Values larger than the kept buffer, then small ones again.
+    const big = 'y'.repeat(3 << 20)
+    expect(decode(string(4 << 20), encode(string(4 << 20), big))).toBe(big)
+    expect(encode(inner, v)).toEqual(innerBytes)
+  })
+
   it('refuses trailing bytes', () => {
     const e = decodeError(u32, '0000000100')
     expect(e.code).toBe('TRAILING_BYTES')
