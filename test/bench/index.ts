@@ -25,6 +25,11 @@ const SUITES: Record<string, Suite> = {
     const transfers = Number(process.argv[3])
     await runScoreBench(printer('score'), transfers > 0 ? { transfers } : {})
   },
+  node: async () => {
+    const { runNodeBench } = await import('./node.js')
+    const i = process.argv.indexOf('--txs')
+    await runNodeBench(printer('node'), i >= 0 ? { txs: Number(process.argv[i + 1]) } : {})
+  },
   net: async () => {
     const { runNetBench } = await import('./net.js')
     const opt = (name: string) => {
