@@ -9,11 +9,11 @@
  * The id depends on the transaction and the height only — never on execution — so the proposer
  * can sign it while building the block, and every validator can check the signature before voting.
  */
-import { type Codec, decode, encode, fixedBytes, hasLoneSurrogate, list, option, string, struct, u8, uvarint } from '../codec/codec.js'
+import { type Codec, decode, fixedBytes, hashEncoded, hasLoneSurrogate, list, option, string, struct, u8, uvarint } from '../codec/codec.js'
 import { compareBytes, utf8 } from '../codec/hex.js'
 import type { Value } from '../codec/value.js'
 import { type Address, address } from '../crypto/address.js'
-import { Domain, taggedHash } from '../crypto/hash.js'
+import { Domain } from '../crypto/hash.js'
 import { type CryptoProvider, nobleCrypto } from '../crypto/provider.js'
 import { DecodeError } from '../errors.js'
 import { CERTIFICATE_REGISTRY_ADDRESS } from '../exec/layout.js'
@@ -90,7 +90,7 @@ export const certificateCodec: Codec<Certificate> = struct('Certificate', {
 
 /** The certificate's id: the tagged SHA-256 of its canonical encoding, which the block key signs. */
 export function certificateId(c: Certificate): Uint8Array {
-  return taggedHash(Domain.Certificate, encode(certificateCodec, c))
+  return hashEncoded(Domain.Certificate, certificateCodec, c)
 }
 
 /**

@@ -8,7 +8,20 @@
  * Party 0 ("A") opened the channel; party 1 ("B") joined it. Every state of a channel keeps the
  * channel's total: `balances[0] + balances[1] + Σ htlc.amount == depositA + depositB`.
  */
-import { bigUint, bool, type Codec, decode, encode, enumeration, fixedBytes, list, pairOf, struct, uvarint } from '../codec/codec.js'
+import {
+  bigUint,
+  bool,
+  type Codec,
+  decode,
+  encode,
+  enumeration,
+  fixedBytes,
+  hashEncoded,
+  list,
+  pairOf,
+  struct,
+  uvarint,
+} from '../codec/codec.js'
 import { concatBytes } from '../codec/hex.js'
 import type { Address } from '../crypto/address.js'
 import { Domain, taggedHash } from '../crypto/hash.js'
@@ -95,7 +108,7 @@ export function channelIdOf(openTxHash: Uint8Array): Uint8Array {
 
 /** What both parties sign: the tagged hash of the state's canonical encoding (the id binds the chain and channel). */
 export function channelStateDigest(s: ChannelState): Uint8Array {
-  return taggedHash(Domain.ChannelState, encode(channelStateCodec, s))
+  return hashEncoded(Domain.ChannelState, channelStateCodec, s)
 }
 
 /** Party `p`'s signature of `s`. */

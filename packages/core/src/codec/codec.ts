@@ -15,6 +15,7 @@
  * more than the input's own size.
  */
 import { DecodeError, EncodeError } from '../errors.js'
+import { fastSha256 } from '../state/sha256.js'
 
 /** Growable output buffer used by encoders. */
 export class Writer {
@@ -51,6 +52,11 @@ export class Writer {
   /** The bytes written so far (a copy). */
   finish(): Uint8Array {
     return this.buf.slice(0, this.len)
+  }
+
+  /** The bytes written so far, as a view valid until the next write or reset. */
+  view(): Uint8Array {
+    return this.buf.subarray(0, this.len)
   }
 
   /** Bytes the writer can hold before it grows. */
@@ -127,6 +133,25 @@ export interface Codec<T> {
 export type Infer<C> = C extends Codec<infer T> ? T : never
 
 /** Encodes `value` with `codec` into its canonical bytes. */
+/**
+ * `taggedHash(tag, encode(codec, value))` without the two intermediate copies: the tag and the
+ * encoding are written into the kept writer and hashed in place.
+ */
+export function hashEncoded<T>(tag: number, codec: Codec<T>, value: T): Uint8Array {
+  const w = spareWriter ?? new Writer()
+  spareWriter = undefined
+  try {
+    w.u8(tag)
+    codec.write(w, value)
+    return fastSha256(w.view())
+  } finally {
+    if (w.capacity <= SPARE_WRITER_MAX) {
+      w.reset()
+      spareWriter = w
+    }
+  }
+}
+
 export function encode<T>(codec: Codec<T>, value: T): Uint8Array {
   const w = spareWriter ?? new Writer()
   spareWriter = undefined

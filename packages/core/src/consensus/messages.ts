@@ -4,9 +4,9 @@
  * A proposal's signature covers the block hash, never the bytes: the receiver hashes the bytes
  * itself with the application's block hash function and rejects a mismatch.
  */
-import { bytes, type Codec, encode, fixedBytes, mapped, struct, uvarint } from '../codec/codec.js'
+import { bytes, type Codec, fixedBytes, hashEncoded, mapped, struct, uvarint } from '../codec/codec.js'
 import { type Address, address } from '../crypto/address.js'
-import { Domain, HASH_LENGTH, taggedHash } from '../crypto/hash.js'
+import { Domain, HASH_LENGTH } from '../crypto/hash.js'
 import { type CryptoProvider, nobleCrypto } from '../crypto/provider.js'
 import { DecodeError } from '../errors.js'
 import { MAX_BLOCK_BYTES } from '../ledger/block.js'
@@ -60,7 +60,7 @@ export const signedProposalCodec: Codec<SignedProposal> = struct('SignedProposal
 
 /** The 32 bytes a proposer signs. */
 export function proposalSignBytes(proposal: Proposal): Uint8Array {
-  return taggedHash(Domain.Proposal, encode(proposalCodec, proposal))
+  return hashEncoded(Domain.Proposal, proposalCodec, proposal)
 }
 
 /** Signs a proposal for `block`. */

@@ -5,10 +5,10 @@
  * that votes on it and the one that votes next, the per-block certificate key, and the previous
  * block's commit certificate, which the body carries.
  */
-import { type Codec, decode, encode, fixedBytes, list, option, struct, u8, uvarint } from '../codec/codec.js'
+import { type Codec, decode, fixedBytes, hashEncoded, list, option, struct, u8, uvarint } from '../codec/codec.js'
 import { bytesEqual } from '../codec/hex.js'
 import { type Address, address } from '../crypto/address.js'
-import { Domain, HASH_LENGTH, taggedHash, ZERO_HASH } from '../crypto/hash.js'
+import { Domain, HASH_LENGTH, ZERO_HASH } from '../crypto/hash.js'
 import { DecodeError, LoopchainError } from '../errors.js'
 import { merkleRoot } from '../merkle/merkle-list.js'
 import type { Genesis } from './genesis.js'
@@ -70,7 +70,7 @@ export const blockHeaderCodec: Codec<BlockHeader> = struct('BlockHeader', {
 
 /** The hash of a header: the block's identity. */
 export function blockHash(header: BlockHeader): Uint8Array {
-  return taggedHash(Domain.Header, encode(blockHeaderCodec, header))
+  return hashEncoded(Domain.Header, blockHeaderCodec, header)
 }
 
 /**
@@ -114,7 +114,7 @@ export const blockResultCodec: Codec<BlockResult> = struct('BlockResult', {
 
 /** The hash a header carries as `resultRoot`. */
 export function blockResultHash(result: BlockResult): Uint8Array {
-  return taggedHash(Domain.Result, encode(blockResultCodec, result))
+  return hashEncoded(Domain.Result, blockResultCodec, result)
 }
 
 /** The Merkle root of a block's transactions (over their hashes, in block order). */

@@ -4,10 +4,23 @@
  * initial balances and the chain's parameters. Its JSON form is what operators edit; its canonical
  * encoding is what is hashed.
  */
-import { bigUint, bool, type Codec, encode, enumeration, fixedBytes, list, option, string, struct, u8, uvarint } from '../codec/codec.js'
+import {
+  bigUint,
+  bool,
+  type Codec,
+  enumeration,
+  fixedBytes,
+  hashEncoded,
+  list,
+  option,
+  string,
+  struct,
+  u8,
+  uvarint,
+} from '../codec/codec.js'
 import { compareBytes, fromHex, to0x } from '../codec/hex.js'
 import { type Address, address, addressToBytes, isAddress } from '../crypto/address.js'
-import { Domain, taggedHash } from '../crypto/hash.js'
+import { Domain } from '../crypto/hash.js'
 import { DecodeError, LoopchainError } from '../errors.js'
 import { type ValidatorSet, ValidatorSetError, validateValidatorSet, validatorSetCodec } from './validators.js'
 
@@ -153,7 +166,7 @@ export const genesisCodec: Codec<Genesis> = struct('Genesis', {
 
 /** The genesis hash: the chain's identity, pinned by light clients. */
 export function genesisHash(g: Genesis): Uint8Array {
-  return taggedHash(Domain.Genesis, encode(genesisCodec, g))
+  return hashEncoded(Domain.Genesis, genesisCodec, g)
 }
 
 /** Why a genesis is not acceptable; `details.path` names the offending field. */

@@ -4,7 +4,7 @@
  * block's logs lets a client skip blocks that cannot hold a log of a given SCORE or event
  * without downloading their receipts.
  */
-import { bigUint, type Codec, encode, enumeration, fixedBytes, list, option, string, struct, uvarint } from '../codec/codec.js'
+import { bigUint, type Codec, encode, enumeration, fixedBytes, hashEncoded, list, option, string, struct, uvarint } from '../codec/codec.js'
 import { bytesEqual, utf8 } from '../codec/hex.js'
 import { type Value, value } from '../codec/value.js'
 import { type Address, address, addressToBytes } from '../crypto/address.js'
@@ -71,7 +71,7 @@ export const receiptCodec: Codec<Receipt> = struct('Receipt', {
 
 /** Hash of a receipt. */
 export function receiptHash(r: Receipt): Uint8Array {
-  return taggedHash(Domain.Receipt, encode(receiptCodec, r))
+  return hashEncoded(Domain.Receipt, receiptCodec, r)
 }
 
 /** The Merkle root of a block's receipts, in transaction order. */

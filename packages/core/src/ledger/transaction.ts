@@ -4,10 +4,10 @@
  * from a signature). The hash covers the body only, so it is the transaction's identity
  * whatever signature bytes travel with it.
  */
-import { bigUint, bytes, type Codec, decode, encode, enumeration, fixedBytes, string, struct, u8, uvarint } from '../codec/codec.js'
+import { bigUint, bytes, type Codec, decode, enumeration, fixedBytes, hashEncoded, string, struct, u8, uvarint } from '../codec/codec.js'
 import { type Value, value } from '../codec/value.js'
 import { type Address, accountAddress, address, isContractAddress } from '../crypto/address.js'
-import { Domain, taggedHash } from '../crypto/hash.js'
+import { Domain } from '../crypto/hash.js'
 import type { KeyPair } from '../crypto/keys.js'
 import { type CryptoProvider, nobleCrypto } from '../crypto/provider.js'
 import { DecodeError, LoopchainError } from '../errors.js'
@@ -102,7 +102,7 @@ const hashes = new WeakMap<TransactionBody, Uint8Array>()
 export function transactionHash(body: TransactionBody): Uint8Array {
   let h = hashes.get(body)
   if (h === undefined) {
-    h = taggedHash(Domain.Transaction, encode(transactionBodyCodec, body))
+    h = hashEncoded(Domain.Transaction, transactionBodyCodec, body)
     hashes.set(body, h)
   }
   return h.slice()

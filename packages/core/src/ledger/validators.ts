@@ -3,10 +3,10 @@
  * it has one encoding and one hash; headers carry that hash, and a light client follows changes of
  * the set from the pinned genesis.
  */
-import { type Codec, encode, fixedBytes, list, struct, uvarint } from '../codec/codec.js'
+import { type Codec, fixedBytes, hashEncoded, list, struct, uvarint } from '../codec/codec.js'
 import { compareBytes } from '../codec/hex.js'
 import { type Address, accountAddress, address, addressToBytes } from '../crypto/address.js'
-import { Domain, taggedHash } from '../crypto/hash.js'
+import { Domain } from '../crypto/hash.js'
 import { LoopchainError } from '../errors.js'
 
 /** Most validators in one set; bounds every loop over a set and a commit's size. */
@@ -76,7 +76,7 @@ export function makeValidatorSet(validators: readonly Validator[]): ValidatorSet
 
 /** The hash headers carry for a set. */
 export function validatorSetHash(set: ValidatorSet): Uint8Array {
-  return taggedHash(Domain.ValidatorSet, encode(validatorSetCodec, set))
+  return hashEncoded(Domain.ValidatorSet, validatorSetCodec, set)
 }
 
 /** Sum of the set's voting power. */

@@ -5,10 +5,10 @@
  * precommits of more than two thirds of the voting power for one block; the next block carries it
  * and light clients verify it.
  */
-import { type Codec, encode, enumeration, fixedBytes, list, struct, u16, uvarint } from '../codec/codec.js'
+import { type Codec, enumeration, fixedBytes, hashEncoded, list, struct, u16, uvarint } from '../codec/codec.js'
 import { bytesEqual } from '../codec/hex.js'
 import { type Address, address } from '../crypto/address.js'
-import { Domain, HASH_LENGTH, taggedHash, ZERO_HASH } from '../crypto/hash.js'
+import { Domain, HASH_LENGTH, ZERO_HASH } from '../crypto/hash.js'
 import { type CryptoProvider, nobleCrypto } from '../crypto/provider.js'
 import { LoopchainError } from '../errors.js'
 import { isQuorum, MAX_VALIDATORS, totalPower, type ValidatorSet } from './validators.js'
@@ -52,7 +52,7 @@ export const signedVoteCodec: Codec<SignedVote> = struct('SignedVote', {
 
 /** The 32 bytes a validator signs for a vote. */
 export function voteSignBytes(vote: Vote): Uint8Array {
-  return taggedHash(Domain.Vote, encode(voteCodec, vote))
+  return hashEncoded(Domain.Vote, voteCodec, vote)
 }
 
 /** Signs a vote. */
@@ -90,7 +90,7 @@ export const commitCodec: Codec<Commit> = struct('Commit', {
 
 /** The hash a header carries as `lastCommitHash`. The genesis block's "no commit" is the zero hash. */
 export function commitHash(commit: Commit): Uint8Array {
-  return taggedHash(Domain.Commit, encode(commitCodec, commit))
+  return hashEncoded(Domain.Commit, commitCodec, commit)
 }
 
 /** Why a commit certificate does not prove its block. */

@@ -12,12 +12,14 @@ import {
   EncodeError,
   encode,
   fromHex,
+  hashEncoded,
   list,
   option,
   receiptCodec,
   signedVoteCodec,
   string,
   struct,
+  taggedHash,
   toHex,
   transactionCodec,
   u16,
@@ -129,6 +131,18 @@ describe('canonical codec', () => {
     const big = 'y'.repeat(3 << 20)
     expect(decode(string(4 << 20), encode(string(4 << 20), big))).toBe(big)
     expect(encode(inner, v)).toEqual(innerBytes)
+  })
+
+  it('hashEncoded is the tagged hash of the encoding, for any value and any tag', () => {
+    fc.assert(
+      fc.property(arbTransaction, fc.integer({ min: 0, max: 255 }), (tx, tag) => {
+        expect(hashEncoded(tag, transactionCodec, tx)).toEqual(taggedHash(tag, encode(transactionCodec, tx)))
+      }),
+      { numRuns: 200 },
+    )
+    const big = { a: 1, s: 'z'.repeat(10_000) }
+    const codec = struct('Big', { a: u32, s: string(20_000) })
+    expect(hashEncoded(7, codec, big)).toEqual(taggedHash(7, encode(codec, big)))
   })
 
   it('refuses trailing bytes', () => {
