@@ -76,14 +76,20 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /** Kept-alive connections: fetch costs the generator about a millisecond of CPU per request. */
-const agent = new http.Agent({ keepAlive: true, maxSockets: 16 })
+// Idle sockets close after 2 s, before the server's own keep-alive timeout (5 s) can close one
+// under a request.
+const agent = new http.Agent({ keepAlive: true, maxSockets: 16, timeout: 2000 })
 
-/** One retry when a kept-alive connection was closed under the request (the server's idle timeout). */
-function rpcText(url: string, body: string): Promise<any> {
-  return postOnce(url, body).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== 'ECONNRESET' && e.code !== 'EPIPE') throw e
-    return postOnce(url, body)
-  })
+/** Retries (twice) a request whose kept-alive connection was closed under it. */
+async function rpcText(url: string, body: string): Promise<any> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await postOnce(url, body)
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code
+      if (attempt >= 3 || (code !== 'ECONNRESET' && code !== 'EPIPE')) throw e
+    }
+  }
 }
 
 function postOnce(url: string, body: string): Promise<any> {
@@ -124,16 +130,24 @@ async function waitFor(f: () => Promise<boolean>, ms: number, what: string): Pro
   }
 }
 
-/** Native ed25519 verifications per second on one core, measured now. */
+/**
+ * Native ed25519 verifications per second on one core, measured now: the best of five short runs,
+ * so a moment of contention on a shared machine lowers neither the ceiling nor, through it, the
+ * honesty of the ratio (a higher ceiling makes the ratio smaller).
+ */
 function verifyRate(): number {
   const k = keyPairFromSecret(sha256(utf8('bench-baseline')), nativeCrypto)
   const msg = sha256(utf8('message'))
   const sig = nativeCrypto.sign(msg, k.secretKey)
   for (let i = 0; i < 500; i++) nativeCrypto.verify(sig, msg, k.publicKey)
-  const n = 5000
-  const t0 = performance.now()
-  for (let i = 0; i < n; i++) nativeCrypto.verify(sig, msg, k.publicKey)
-  return (n * 1000) / (performance.now() - t0)
+  let best = 0
+  for (let run = 0; run < 5; run++) {
+    const n = 2000
+    const t0 = performance.now()
+    for (let i = 0; i < n; i++) nativeCrypto.verify(sig, msg, k.publicKey)
+    best = Math.max(best, (n * 1000) / (performance.now() - t0))
+  }
+  return best
 }
 
 export async function runNetBench(report: Report, opts: NetBenchOptions = {}): Promise<void> {
