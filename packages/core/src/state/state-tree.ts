@@ -38,7 +38,9 @@
  * Nodes are content-addressed in the {@link KVStore} under `namespace ‖ 'n' ‖ hash` and never
  * deleted, so a proof against any committed root keeps working (light clients ask about old
  * heights). A flat index `namespace ‖ 'v' ‖ key → value` makes {@link StateTree.get} one store read,
- * and `namespace ‖ 'm'` records the root that index describes, written in the same batch.
+ * and `namespace ‖ 'm'` records the root that index describes, written in the same batch. The
+ * latest values read or persisted are also kept in memory (bounded, `valueCacheSize`), so a busy
+ * account costs no store read at all; a read that a commit overtakes is never kept.
  *
  * ## Memory
  *
