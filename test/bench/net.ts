@@ -347,10 +347,10 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
       lat.sort((x, y) => x - y)
       const done = lat.filter(Number.isFinite).length / Math.max(1, lat.length)
       const p50 = percentile(lat, 50)
+      const p99 = percentile(lat, 99)
       const ok = done >= 0.9 && p50 <= 1500
-      console.error(
-        `net: probe ${r} tx/s: ${Math.round(done * 100)}% committed, p50 ${Number.isFinite(p50) ? Math.round(p50) : '∞'} ms ${ok ? 'ok' : 'too much'}`,
-      )
+      const ms = (x: number) => (Number.isFinite(x) ? `${Math.round(x)} ms` : '∞')
+      console.error(`net: probe ${r} tx/s: ${Math.round(done * 100)}% committed, p50 ${ms(p50)}, p99 ${ms(p99)} ${ok ? 'ok' : 'too much'}`)
       if (!ok) break
       rate = r
     }
