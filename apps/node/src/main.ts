@@ -241,6 +241,12 @@ async function start(args: string[]): Promise<void> {
   const config = JSON.parse(readFileSync(file, 'utf8')) as NodeConfig
   const genesis = parseGenesis(JSON.parse(readFileSync(at(config.genesis), 'utf8')))
   const log = jsonLogger(base.split('/').pop() ?? 'node')
+  // A promise nobody awaited (here or in a library) is a bug to fix, not a reason to take a
+  // validator down: it is logged with its stack and the node goes on. A synchronous exception
+  // still ends the process; the WAL and the atomic block writes make the restart safe.
+  process.on('unhandledRejection', (e) =>
+    log.error('unhandled rejection (a bug; the node goes on)', { error: String(e), stack: (e as Error | undefined)?.stack }),
+  )
   const engine = await initEngine()
   const node = await FullNode.open({
     dataDir: at(config.dataDir),
@@ -287,10 +293,15 @@ async function start(args: string[]): Promise<void> {
     if (stopping) return
     stopping = true
     log.info('stopping')
-    await rpc.close()
-    await hub?.stop()
-    await host.stop()
-    await node.stop()
+    try {
+      await rpc.close()
+      await hub?.stop()
+      await host.stop()
+      await node.stop()
+    } catch (e) {
+      log.error('stop failed', { error: String(e) })
+      process.exit(1)
+    }
     process.exit(0)
   }
   process.on('SIGINT', () => void stop())
@@ -353,7 +364,7 @@ async function devnet(args: string[]): Promise<void> {
   }
   const stop = () => {
     for (const c of children) c.kill('SIGTERM')
-    void web?.close()
+    web?.close().catch(() => undefined)
     setTimeout(() => process.exit(0), 3000).unref()
   }
   process.on('SIGINT', stop)

@@ -143,6 +143,8 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
         .then((out) => {
           if (out !== undefined && ws.readyState === ws.OPEN) ws.send(out)
         })
+        // A socket that closes between the check and the send must not become an unhandled rejection.
+        .catch(() => ws.terminate())
     })
   })
 
