@@ -156,7 +156,8 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
   const ceiling = (perCore * cores) / VALIDATORS
   const seconds = opts.seconds ?? 30
   // Without --rate, probe rising rates first (PROBE_S each) and measure at the highest one the
-  // network sustained: at least 90% of a step's transactions committed, p50 under a second and a half.
+  // network sustained: at least 98% of what a step sent in its first two thirds committed by its end, p50
+  // under a second (a looser bar let the measured window run over capacity, with queues and p99 growing).
   const probes = opts.rate === undefined ? PROBE_FRACTIONS.map((f) => Math.round(ceiling * f)) : []
   let rate = opts.rate ?? (probes[0] as number)
   const senderCount = opts.senders ?? 1000
@@ -348,7 +349,7 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
       const done = lat.filter(Number.isFinite).length / Math.max(1, lat.length)
       const p50 = percentile(lat, 50)
       const p99 = percentile(lat, 99)
-      const ok = done >= 0.9 && p50 <= 1500
+      const ok = done >= 0.98 && p50 <= 1000
       const ms = (x: number) => (Number.isFinite(x) ? `${Math.round(x)} ms` : '∞')
       console.error(`net: probe ${r} tx/s: ${Math.round(done * 100)}% committed, p50 ${ms(p50)}, p99 ${ms(p99)} ${ok ? 'ok' : 'too much'}`)
       if (!ok) break
