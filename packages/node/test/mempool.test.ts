@@ -1,5 +1,6 @@
 import {
   type Address,
+  checkTransaction,
   DEFAULT_PARAMS,
   encode,
   keyPairFromSecret,
@@ -13,7 +14,7 @@ import {
 } from '@loopchain/core'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { Mempool, nativeCrypto } from '../src/index.js'
+import { Mempool, nativeCrypto, rememberingCrypto } from '../src/index.js'
 
 const NOW = 1_767_225_600_000_000
 const key = (s: string) => keyPairFromSecret(sha256(utf8(s)))
@@ -83,7 +84,7 @@ describe('mempool', () => {
     expect(p.size).toBe(1)
   })
 
-  it('refuses a used or far nonce without verifying, and skips only verifications the hook vouches for', async () => {
+  it('refuses a used or far nonce without verifying, and does not verify again what its remembering provider checked', async () => {
     let verified = 0
     const counting = {
       ...nativeCrypto,
@@ -92,31 +93,25 @@ describe('mempool', () => {
         return nativeCrypto.verify(...args)
       },
     }
-    const vouched = tx(b, 0)
-    const p = pool(
-      { [a.address]: 3 },
-      {
-        crypto: counting,
-        check: { ...check, alreadyVerified: (t) => t.signature === vouched.signature },
-      },
-    )
+    // As in the node: the pool and the proposal checks share one provider that remembers valid signatures.
+    const shared = rememberingCrypto(counting)
+    const p = pool({ [a.address]: 3 }, { crypto: shared })
     // A used nonce (gossip bringing a committed transaction again) and a far one cost no verification.
     expect(await code(p.add(tx(a, 2), NOW))).toBe('NONCE_TOO_LOW')
     expect(await code(p.add(tx(a, 3 + 65), NOW))).toBe('NONCE_TOO_FAR')
     expect(verified).toBe(0)
     expect(await code(p.add(tx(a, 3), NOW))).toBe('OK')
     expect(verified).toBe(1)
-    // Vouched for (verified in a proposal): pooled without a second verification.
-    expect(await code(p.add(vouched, NOW))).toBe('OK')
-    expect(verified).toBe(1)
-    // The same body with another signature is not vouched for: verified, and refused.
-    const forged = { ...vouched, signature: vouched.signature.map((x, i) => (i === 3 ? x ^ 1 : x)) }
-    expect(
-      await code(
-        pool({}, { crypto: counting, check: { ...check, alreadyVerified: (t) => t.signature === vouched.signature } }).add(forged, NOW),
-      ),
-    ).toBe('BAD_SIGNATURE')
+    // Verified in a proposal check first, then brought by gossip: pooled without a second verification.
+    const inProposal = tx(b, 0)
+    checkTransaction(inProposal, { ...check, now: NOW }, shared)
     expect(verified).toBe(2)
+    expect(await code(p.add(inProposal, NOW))).toBe('OK')
+    expect(verified).toBe(2)
+    // The same body under another signature is verified, and refused.
+    const forged = { ...inProposal, signature: inProposal.signature.map((x, i) => (i === 3 ? x ^ 1 : x)) }
+    expect(await code(pool({}, { crypto: shared }).add(forged, NOW))).toBe('BAD_SIGNATURE')
+    expect(verified).toBe(3)
     expect(p.size).toBe(2)
   })
 

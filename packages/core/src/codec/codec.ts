@@ -132,18 +132,12 @@ export interface Codec<T> {
 /** The value type a codec encodes. */
 export type Infer<C> = C extends Codec<infer T> ? T : never
 
-/** Encodes `value` with `codec` into its canonical bytes. */
-/**
- * `taggedHash(tag, encode(codec, value))` without the two intermediate copies: the tag and the
- * encoding are written into the kept writer and hashed in place.
- */
-export function hashEncoded<T>(tag: number, codec: Codec<T>, value: T): Uint8Array {
+/** Runs `f` with the kept writer (or a fresh one when it is taken), then keeps it, emptied. */
+function withWriter<R>(f: (w: Writer) => R): R {
   const w = spareWriter ?? new Writer()
   spareWriter = undefined
   try {
-    w.u8(tag)
-    codec.write(w, value)
-    return fastSha256(w.view())
+    return f(w)
   } finally {
     if (w.capacity <= SPARE_WRITER_MAX) {
       w.reset()
@@ -152,18 +146,24 @@ export function hashEncoded<T>(tag: number, codec: Codec<T>, value: T): Uint8Arr
   }
 }
 
+/** Encodes `value` with `codec` into its canonical bytes. */
 export function encode<T>(codec: Codec<T>, value: T): Uint8Array {
-  const w = spareWriter ?? new Writer()
-  spareWriter = undefined
-  try {
+  return withWriter((w) => {
     codec.write(w, value)
     return w.finish()
-  } finally {
-    if (w.capacity <= SPARE_WRITER_MAX) {
-      w.reset()
-      spareWriter = w
-    }
-  }
+  })
+}
+
+/**
+ * `taggedHash(tag, encode(codec, value))` without the two intermediate copies: the tag and the
+ * encoding are written into the kept writer and hashed in place.
+ */
+export function hashEncoded<T>(tag: number, codec: Codec<T>, value: T): Uint8Array {
+  return withWriter((w) => {
+    w.u8(tag)
+    codec.write(w, value)
+    return fastSha256(w.view())
+  })
 }
 
 /** Decodes exactly one value from `bytes`; trailing bytes are an error. */

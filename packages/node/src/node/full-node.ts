@@ -144,8 +144,8 @@ export function rememberingCrypto(base: CryptoProvider, size = 16_384): CryptoPr
 
 /** Gossiped transactions checked per turn of the event loop (see {@link FullNode.submitFromPeer}). */
 const SUBMIT_CHUNK = 32
-/** Transactions remembered as verified by proposal checks (a few full blocks). */
-const PROPOSAL_VERIFIED_MAX = 20_000
+/** Transaction signatures remembered as valid (a few full blocks' worth). */
+const TX_SIGNATURES_REMEMBERED = 20_000
 
 /** Most a proposed block's timestamp may run ahead of this node's clock. */
 const MAX_CLOCK_DRIFT_MS = 30_000
@@ -190,6 +190,8 @@ export class FullNode {
   private draining = false
   /** Native crypto that remembers valid signatures (see {@link rememberingCrypto}). */
   private readonly crypto = rememberingCrypto(nativeCrypto)
+  /** The same for transactions, apart so a flood of them cannot push out consensus signatures. */
+  private readonly txCrypto = rememberingCrypto(nativeCrypto, TX_SIGNATURES_REMEMBERED)
   private nonceEpoch = 0
   /**
    * The tip block held transactions: one more block is due, because header N commits to the state
@@ -233,10 +235,10 @@ export class FullNode {
         networkId: g.networkId,
         timestampWindow: g.params.txTimestampWindowMs * 1000,
         maxStepLimit: g.params.maxStepLimit,
-        // A transaction that first came inside a proposal was verified there; gossip brings it again.
-        alreadyVerified: (tx, hash) => this.verifiedInProposal(tx, hash),
       },
-      crypto: nativeCrypto,
+      // Shared with proposal checks: a transaction that first came inside a proposal was verified
+      // there, and gossip brings it again a moment later.
+      crypto: this.txCrypto,
       accountNonce: (a) => this.nextNonce(a),
     })
   }
@@ -645,25 +647,6 @@ export class FullNode {
     return { header, transactions: txs, lastCommit: this.tip.commit, certSignatures }
   }
 
-  /**
-   * Transactions whose signatures a proposal check verified (by hash, bounded): the same bytes
-   * arriving by gossip a moment later are pooled without a second verification.
-   */
-  private readonly proposalVerified = new Map<string, Transaction>()
-
-  private rememberVerified(hash: Uint8Array, tx: Transaction): void {
-    const id = toHex(hash)
-    if (this.proposalVerified.has(id)) return
-    if (this.proposalVerified.size >= PROPOSAL_VERIFIED_MAX)
-      this.proposalVerified.delete(this.proposalVerified.keys().next().value as string)
-    this.proposalVerified.set(id, tx)
-  }
-
-  private verifiedInProposal(tx: Transaction, hash: Uint8Array): boolean {
-    const known = this.proposalVerified.get(toHex(hash))
-    return known !== undefined && bytesEqual(known.signature, tx.signature) && bytesEqual(known.publicKey, tx.publicKey)
-  }
-
   private isValidProposal(bytes: Uint8Array): boolean {
     const p = this.options.genesis.params
     try {
@@ -692,9 +675,9 @@ export class FullNode {
         timestampWindow: p.txTimestampWindowMs * 1000,
         maxStepLimit: p.maxStepLimit,
         // Pooled transactions were verified on the way in; only the others cost a verification.
-        alreadyVerified: (tx: Transaction, hash: Uint8Array) => this.mempool.holds(tx, hash) || this.verifiedInProposal(tx, hash),
+        alreadyVerified: (tx: Transaction, hash: Uint8Array) => this.mempool.holds(tx, hash),
       }
-      for (const tx of block.transactions) this.rememberVerified(checkTransaction(tx, ctx, nativeCrypto), tx)
+      for (const tx of block.transactions) checkTransaction(tx, ctx, this.txCrypto)
       // Every certificate the block issues must carry the block key's signature, or no one could verify it.
       checkBlockCertSignatures(block, nativeCrypto)
       return true
