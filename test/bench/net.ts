@@ -18,14 +18,11 @@ import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  type Address,
   encode,
   genesisToJson,
   keyPairFromSecret,
   parseGenesis,
   sha256,
-  signTransaction,
-  TxKind,
   to0x,
   toHex,
   transactionCodec,
@@ -35,6 +32,7 @@ import {
 import { nativeCrypto } from '@loopchain/node'
 import WebSocket from 'ws'
 import type { Report } from './report.js'
+import { benchSenders, benchTransfer } from './transfers.js'
 
 const CLI = fileURLToPath(new URL('../../apps/node/src/main.ts', import.meta.url))
 const VALIDATORS = 4
@@ -43,7 +41,6 @@ const DRAIN_S = 15
 const TICK_MS = 25
 const PROBE_S = 6
 const PROBE_FRACTIONS = [0.06, 0.1, 0.14, 0.18, 0.23, 0.3, 0.38, 0.47, 0.57]
-const RECIPIENT = 'hx00000000000000000000000000000000000b3c01' as Address
 
 export interface NetBenchOptions {
   readonly rate?: number
@@ -174,7 +171,7 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
   const dir = mkdtempSync(join(tmpdir(), 'loopchain-bench-net-'))
   // Ports of its own (55000–59990), away from the tests' ranges, so a bench can run beside them.
   const base = 55_000 + Math.floor(Math.random() * 500) * 10
-  const senders = Array.from({ length: senderCount }, (_, i) => keyPairFromSecret(sha256(utf8(`bench-sender-${i}`)), nativeCrypto))
+  const senders = benchSenders('bench-sender', senderCount)
   const procs: Proc[] = []
   try {
     const init = spawn(
@@ -219,23 +216,7 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     const signStart = performance.now()
     for (let j = 0; j < total; j++) {
       const s = j % senderCount
-      const key = senders[s] as (typeof senders)[number]
-      const tx = signTransaction(
-        {
-          version: 1,
-          networkId: g.networkId,
-          from: key.address,
-          to: RECIPIENT,
-          value: 1n,
-          stepLimit: 100_000,
-          timestamp: now + j,
-          nonce: Math.floor(j / senderCount),
-          kind: TxKind.Transfer,
-          data: new Uint8Array(0),
-        },
-        key,
-        nativeCrypto,
-      )
+      const tx = benchTransfer(senders, g.networkId, j, now)
       // The request is serialised ahead too (its id is the transaction's index): the generator
       // shares the cores with the nodes, so its own work per transaction is kept small.
       const request = `{"jsonrpc":"2.0","id":${j},"method":"lc_sendTransaction","params":{"tx":"${to0x(encode(transactionCodec, tx))}"}}`

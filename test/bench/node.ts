@@ -4,13 +4,13 @@
  * and signature, proposal, execution, the state tree, the atomic block write), next to the CPU of
  * verifying the same transactions' signatures alone, measured in the same run. Their ratio shows
  * how much of a node's own work per transaction is the signature check it cannot skip; `bench net`
- * adds the network and three more validators on the same cores. Option: `--txs N` (default 20,000).
+ * adds the network and three more validators on the same cores. Also the CPU per put of a
+ * block-sized LevelDB batch, chained (what the store uses) vs array. Option: `--txs N` (default 20,000).
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
-  type Address,
   DEFAULT_PARAMS,
   decodeTransaction,
   encode,
@@ -19,21 +19,20 @@ import {
   makeValidatorSet,
   Right,
   sha256,
-  signTransaction,
-  TxKind,
   transactionCodec,
   transactionHash,
   utf8,
 } from '@loopchain/core'
-import { FullNode, nativeCrypto } from '@loopchain/node'
+import { FullNode, LevelKVStore, nativeCrypto } from '@loopchain/node'
+import { ClassicLevel } from 'classic-level'
 import type { Report } from './report.js'
+import { benchSenders, benchTransfer } from './transfers.js'
 
 const SENDERS = 1000
-const RECIPIENT = 'hx00000000000000000000000000000000000b3c01' as Address
 
 export async function runNodeBench(report: Report, opts: { txs?: number } = {}): Promise<void> {
   const total = opts.txs ?? 20_000
-  const senders = Array.from({ length: SENDERS }, (_, i) => keyPairFromSecret(sha256(utf8(`bench-node-sender-${i}`)), nativeCrypto))
+  const senders = benchSenders('bench-node-sender', SENDERS)
   const validator = keyPairFromSecret(sha256(utf8('bench-node-validator')), nativeCrypto)
   const genesis: Genesis = {
     chainId: 'bench-node',
@@ -45,22 +44,7 @@ export async function runNodeBench(report: Report, opts: { txs?: number } = {}):
     params: { ...DEFAULT_PARAMS },
   }
   const now = Date.now() * 1000
-  const wire = Array.from({ length: total }, (_, j) => {
-    const from = senders[j % SENDERS] as (typeof senders)[number]
-    const body = {
-      version: 1,
-      networkId: 7,
-      from: from.address,
-      to: RECIPIENT,
-      value: 1n,
-      stepLimit: 100_000,
-      timestamp: now + j,
-      nonce: Math.floor(j / SENDERS),
-      kind: TxKind.Transfer,
-      data: new Uint8Array(0),
-    }
-    return encode(transactionCodec, signTransaction(body, from, nativeCrypto))
-  })
+  const wire = Array.from({ length: total }, (_, j) => encode(transactionCodec, benchTransfer(senders, 7, j, now)))
 
   // Baseline: the same transactions' signatures verified alone (same keys, same messages).
   const decoded = wire.slice(0, 5000).map((b) => decodeTransaction(b))
@@ -78,6 +62,8 @@ export async function runNodeBench(report: Report, opts: { txs?: number } = {}):
   }
   const v = process.cpuUsage(v0)
   const verifyUs = (v.user + v.system) / decoded.length
+
+  await storeBatchFigures(report)
 
   const dir = mkdtempSync(join(tmpdir(), 'loopchain-bench-node-'))
   const node = await FullNode.open({ dataDir: dir, genesis, validatorSecret: validator.secretKey })
@@ -109,6 +95,42 @@ export async function runNodeBench(report: Report, opts: { txs?: number } = {}):
     report('committed_tps_one_process', total / wallS, 'tx/s')
   } finally {
     await node.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/**
+ * CPU per put of a block-sized LevelDB batch: the store's chained batch (what the node writes
+ * with) against classic-level's array batch (what it wrote with before) — 10 batches of 10,000.
+ */
+async function storeBatchFigures(report: Report): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'loopchain-bench-store-'))
+  const store = await LevelKVStore.open(join(dir, 'store'), { sync: false })
+  const raw = new ClassicLevel<Uint8Array, Uint8Array>(join(dir, 'raw'), { keyEncoding: 'view', valueEncoding: 'view' })
+  await raw.open()
+  try {
+    const ops = () =>
+      Array.from({ length: 10_000 }, (_, i) => ({
+        type: 'put' as const,
+        key: globalThis.crypto.getRandomValues(new Uint8Array(40)),
+        value: new Uint8Array(100 + (i % 7)),
+      }))
+    const perPut = async (write: (batch: ReturnType<typeof ops>) => Promise<void>) => {
+      const batches = Array.from({ length: 10 }, ops)
+      await write(ops()) // warm-up
+      const c0 = process.cpuUsage()
+      for (const b of batches) await write(b)
+      const c = process.cpuUsage(c0)
+      return (c.user + c.system) / (batches.length * 10_000)
+    }
+    const chained = await perPut((b) => store.write(b))
+    const array = await perPut((b) => raw.batch(b, { sync: false }))
+    report('store_put_cpu_us_chained', chained, 'µs')
+    report('store_put_cpu_us_array', array, 'µs')
+    report('store_put_array_vs_chained_ratio', array / chained, 'x')
+  } finally {
+    await store.close()
+    await raw.close()
     rmSync(dir, { recursive: true, force: true })
   }
 }

@@ -145,9 +145,8 @@ export class Mempool {
       throw new MempoolError('POOL_FULL', 'the mempool is full; retry later', { size: this.byHash.size, bytes: this.totalBytes })
     }
     // A duplicate costs a hash, not a signature verification (gossip delivers many).
-    if (this.byHash.has(toHex(transactionHash(tx.body)))) {
-      throw new MempoolError('DUPLICATE', `transaction ${toHex(transactionHash(tx.body))} is already pooled`)
-    }
+    const hash = toHex(transactionHash(tx.body))
+    if (this.byHash.has(hash)) throw new MempoolError('DUPLICATE', `transaction ${hash} is already pooled`)
     // The nonce (a cached lookup) before the signature: a transaction that can never be included
     // — typically one gossip brings after its block committed — is refused without a verification.
     const sender = tx.body.from
@@ -160,7 +159,7 @@ export class Mempool {
         next,
       })
     }
-    const hash = toHex(checkTransaction(tx, { ...this.opts.check, now }, this.opts.crypto))
+    checkTransaction(tx, { ...this.opts.check, now }, this.opts.crypto)
     if (this.opts.mayTransact && !(await this.opts.mayTransact(sender))) {
       throw new MempoolError('NOT_PERMITTED', `${sender} may not send transactions on this chain`)
     }
