@@ -8,6 +8,7 @@
  */
 import type { Address } from '../crypto/address.js'
 import {
+  type ChangeMaker,
   type ChannelContext,
   ChannelProtocolError,
   type ChannelSession,
@@ -15,6 +16,7 @@ import {
   type ChannelSnapshot,
   type ChannelWire,
   MAX_IN_FLIGHT,
+  MAX_RUN,
 } from './session.js'
 import type { SignedChannelState } from './state.js'
 
@@ -46,8 +48,11 @@ export class ChannelDriver {
   private held: ChannelWire[] = []
   private heldEvents: ChannelSessionEvent[] = []
   private closeWaiter: { resolve: (s: SignedChannelState) => void; reject: (e: Error) => void } | undefined
-  /** Callers waiting for room in the in-flight window. */
-  private slotWaiters: (() => void)[] = []
+  /** Proposals waiting for room in the in-flight window, in call order. */
+  private queued: { make: ChangeMaker; waiter: Waiter }[] = []
+  /** A batch of proposals is being made (signed). */
+  private making = false
+  private drainScheduled = false
 
   constructor(
     readonly session: ChannelSession,
@@ -60,22 +65,23 @@ export class ChannelDriver {
 
   /** Pays `amount`; resolves once the peer countersigned (and saved) it, rejects when refused or dropped. */
   async pay(amount: bigint, memo?: string): Promise<void> {
-    return this.propose(() => this.session.pay(amount, this.ctx, memo))
+    return this.propose(() => (memo === undefined ? { kind: 'pay', amount } : { kind: 'pay', amount, memo }))
   }
 
   /** Offers a hash-locked payment; resolves once countersigned. */
   async addHtlc(p: { amount: bigint; hashLock: Uint8Array; expiry: number; next?: Address }): Promise<void> {
-    return this.propose(() => this.session.addHtlc(p, this.ctx))
+    return this.propose(this.session.htlcMaker(p))
   }
 
   /** Settles the peer's hash-locked payment `id` with its preimage; resolves once countersigned. */
   async settleHtlc(id: number, preimage: Uint8Array): Promise<void> {
-    return this.propose(() => this.session.settleHtlc(id, preimage, this.ctx))
+    const copy = preimage.slice()
+    return this.propose(() => ({ kind: 'settle', id, preimage: copy }))
   }
 
   /** Gives the peer's hash-locked payment `id` back; resolves once countersigned. */
   async failHtlc(id: number): Promise<void> {
-    return this.propose(() => this.session.failHtlc(id, this.ctx))
+    return this.propose(() => ({ kind: 'fail', id }))
   }
 
   /** Agrees the final state with the peer; resolves with it, both signatures on it. */
@@ -83,7 +89,7 @@ export class ChannelDriver {
     const done = new Promise<SignedChannelState>((resolve, reject) => {
       this.closeWaiter = { resolve, reject }
     })
-    await this.propose(() => this.session.proposeClose(this.ctx))
+    await this.propose(() => ({ kind: 'close' }))
     return done
   }
 
@@ -154,41 +160,61 @@ export class ChannelDriver {
 
   /** Rejects every waiting proposal (the link or the page is going away). */
   abandon(reason: string): void {
-    for (const w of this.waiters.values()) w.reject(new ChannelProtocolError('CHANNEL_CLOSED', reason))
+    for (const w of [...this.waiters.values(), ...this.queued.map((q) => q.waiter)])
+      w.reject(new ChannelProtocolError('CHANNEL_CLOSED', reason))
     this.waiters.clear()
+    this.queued = []
     this.closeWaiter?.reject(new ChannelProtocolError('CHANNEL_CLOSED', reason))
     this.closeWaiter = undefined
   }
 
   /**
-   * Makes a proposal once the in-flight window has room (a burst of payments queues rather than
-   * fails), sends it and waits for the countersignature. Proposals being made count as in flight.
+   * Queues a proposal and resolves once it is countersigned. Queued proposals are made in batches
+   * as the in-flight window has room (a burst of payments queues rather than fails): a batch is
+   * signed together and its updates leave in one write, so pipelined payments cost one link
+   * send per batch, not per payment.
    */
-  private async propose(make: () => Promise<ChannelWire>): Promise<void> {
-    while (this.session.inFlight.length + this.making >= MAX_IN_FLIGHT) await new Promise<void>((r) => this.slotWaiters.push(r))
-    this.making++
-    let m: ChannelWire
+  private propose(make: ChangeMaker): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.queued.push({ make, waiter: { resolve, reject } })
+      this.scheduleDrain()
+    })
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainScheduled || this.making || this.queued.length === 0) return
+    this.drainScheduled = true
+    queueMicrotask(() => {
+      this.drainScheduled = false
+      void this.drain()
+    })
+  }
+
+  /** Makes the queued proposals the window has room for, sends them in order, and goes on while room is left. */
+  private async drain(): Promise<void> {
+    const room = MAX_IN_FLIGHT - this.session.inFlight.length
+    if (this.making || room <= 0 || this.queued.length === 0) return
+    const batch = this.queued.splice(0, Math.min(room, MAX_RUN))
+    this.making = true
     try {
-      m = await make()
+      const made = await this.session.proposeMany(
+        batch.map((b) => b.make),
+        this.ctx,
+      )
+      for (const [i, r] of made.entries()) {
+        const { waiter } = batch[i] as (typeof batch)[number]
+        if (r.error !== undefined) waiter.reject(r.error)
+        else {
+          this.waiters.set((r.wire as Extract<ChannelWire, { t: 'update' }>).seq, waiter)
+          this.io.send(r.wire)
+        }
+      }
+    } catch (e) {
+      for (const b of batch) b.waiter.reject(e instanceof Error ? e : new Error(String(e)))
     } finally {
-      this.making--
-      this.wakeSlots()
+      this.making = false
+      this.scheduleDrain()
     }
-    return this.sendAndWait(m)
-  }
-  private making = 0
-
-  /** Wakes as many waiting proposals as the window has room for, first come first served (not all of them: a burst of thousands would wake thousands per payment). */
-  private wakeSlots(): void {
-    let room = MAX_IN_FLIGHT - this.session.inFlight.length - this.making
-    while (room-- > 0 && this.slotWaiters.length > 0) (this.slotWaiters.shift() as () => void)()
-  }
-
-  private sendAndWait(m: ChannelWire): Promise<void> {
-    const seq = (m as Extract<ChannelWire, { t: 'update' }>).seq
-    const done = new Promise<void>((resolve, reject) => this.waiters.set(seq, { resolve, reject }))
-    this.io.send(m)
-    return done
   }
 
   private emit(events: readonly ChannelSessionEvent[]): void {
@@ -223,12 +249,12 @@ export class ChannelDriver {
   private settle(seq: number): void {
     this.waiters.get(seq)?.resolve()
     this.waiters.delete(seq)
-    this.wakeSlots()
+    this.scheduleDrain()
   }
 
   private fail(seq: number, e: Error): void {
     this.waiters.get(seq)?.reject(e)
     this.waiters.delete(seq)
-    this.wakeSlots()
+    this.scheduleDrain()
   }
 }

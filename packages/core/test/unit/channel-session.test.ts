@@ -1,14 +1,18 @@
 import { describe, expect, it } from 'vitest'
 import {
   ChannelDriver,
+  type ChannelProposal,
   ChannelProtocolError,
   ChannelSession,
   type ChannelSessionEvent,
+  type ChannelSigner,
   type ChannelWire,
   checkSignedChannelState,
   decodeChannelWire,
   encodeChannelWire,
   keyPairFromSecret,
+  MAX_IN_FLIGHT,
+  MAX_RUN,
   providerSigner,
   sha256,
   utf8,
@@ -73,8 +77,8 @@ describe('channel session', () => {
     await expect(s0.pay(11n, ctx)).rejects.toMatchObject({ code: 'INSUFFICIENT_BALANCE' })
     await expect(s0.pay(0n, ctx)).rejects.toMatchObject({ code: 'BAD_TRANSITION' })
     expect(s0.inFlight).toHaveLength(0)
-    const { s0: big } = pair(3, A, B, [1000n, 0n])
-    for (let i = 0; i < 64; i++) await big.pay(1n, ctx)
+    const { s0: big } = pair(3, A, B, [10_000n, 0n])
+    for (let i = 0; i < MAX_IN_FLIGHT; i++) await big.pay(1n, ctx)
     await expect(big.pay(1n, ctx)).rejects.toMatchObject({ code: 'TOO_MANY_IN_FLIGHT' })
   })
 
@@ -271,6 +275,230 @@ describe('channel driver', () => {
     expect(reject?.t).toBe('reject')
     await d0.receive(reject as ChannelWire)
     await expect(p).rejects.toMatchObject({ code: 'CONFLICT' })
+    expect(s0.inFlight).toHaveLength(0)
+  })
+})
+
+/** A signer that counts its verifications. */
+function counting(secretKey: Uint8Array): ChannelSigner & { verified: number } {
+  const inner = providerSigner(secretKey)
+  const c = {
+    name: 'counting',
+    verified: 0,
+    sign: (m: Uint8Array) => inner.sign(m),
+    verify: (sig: Uint8Array, m: Uint8Array, k: Uint8Array) => {
+      c.verified++
+      return inner.verify(sig, m, k)
+    },
+  }
+  return c
+}
+
+type Update = Extract<ChannelWire, { t: 'update' }>
+/** The updates of proposals that were all accepted. */
+const wires = (out: readonly ChannelProposal[]): Update[] =>
+  out.map((o) => {
+    if (o.error !== undefined) throw o.error
+    return o.wire as Update
+  })
+type Ack = Extract<ChannelWire, { t: 'ack' }>
+const settle = <T>(ps: Promise<T>[]) =>
+  Promise.all(
+    ps.map((p) =>
+      p.then(
+        (value) => ({ value }),
+        (e: ChannelProtocolError) => ({ code: e.code }),
+      ),
+    ),
+  )
+
+describe('channel session bursts', () => {
+  it('proposes several changes at once: each builds on the last accepted, a refused one changes nothing', async () => {
+    const { s0, s1 } = pair(20, A, B, [100n, 0n])
+    const out = await s0.proposeMany(
+      [
+        () => ({ kind: 'pay', amount: 5n }),
+        () => ({ kind: 'pay', amount: 1000n }),
+        () => ({ kind: 'pay', amount: 0n }),
+        () => ({ kind: 'pay', amount: 7n }),
+        s0.htlcMaker({ amount: 3n, hashLock: sha256(utf8('x')), expiry: 200 }),
+      ],
+      ctx,
+    )
+    expect(out.map((o) => (o.error === undefined ? (o.wire as Update).seq : o.error.code))).toEqual([
+      1,
+      'INSUFFICIENT_BALANCE',
+      'BAD_TRANSITION',
+      2,
+      3,
+    ])
+    expect(s0.inFlight.map((f) => f.state.balances[0])).toEqual([95n, 88n, 85n])
+    for (const o of out) if (o.error === undefined) await deliver(s0, s1, o.wire)
+    expect(s1.latest).toEqual(s0.latest)
+    expect(s1.latest.state.htlcs.map((h) => h.id)).toEqual([1])
+    // The window counts what the batch itself adds.
+    const { s0: rich } = pair(21, A, B, [10_000n, 0n])
+    const many = await rich.proposeMany(
+      Array.from({ length: MAX_IN_FLIGHT + 1 }, () => () => ({ kind: 'pay', amount: 1n }) as const),
+      ctx,
+    )
+    expect(many.filter((o) => o.error === undefined)).toHaveLength(MAX_IN_FLIGHT)
+    expect(many.at(-1)?.error?.code).toBe('TOO_MANY_IN_FLIGHT')
+  })
+
+  it('a run of updates received back to back ends exactly where one at a time does, signatures included', async () => {
+    const run = pair(22)
+    const one = pair(22)
+    const updates = wires(
+      await run.s0.proposeMany(
+        Array.from({ length: 12 }, (_, i) => () => ({ kind: 'pay', amount: BigInt(i + 1) }) as const),
+        ctx,
+      ),
+    )
+    await one.s0.proposeMany(
+      Array.from({ length: 12 }, (_, i) => () => ({ kind: 'pay', amount: BigInt(i + 1) }) as const),
+      ctx,
+    )
+    // Back to back (not awaited): the session takes them as runs.
+    const results = await Promise.all(updates.map((u) => run.s1.receive(u, ctx)))
+    const alone = []
+    for (const u of updates) alone.push(await one.s1.receive(u, ctx))
+    expect(results).toEqual(alone)
+    expect(results.map((r) => (r.replies[0] as Ack).seq)).toEqual(updates.map((u) => u.seq))
+    expect(run.s1.snapshot()).toEqual(one.s1.snapshot())
+    expect(checkSignedChannelState(run.s1.latest, run.channelId, run.total, run.keys)).toBeUndefined()
+  })
+
+  it('a forged update inside a run: those before it stand, it is refused, the ones after are out of order; nothing else changes', async () => {
+    const { s0, s1 } = pair(23)
+    const updates = wires(
+      await s0.proposeMany(
+        Array.from({ length: 8 }, () => () => ({ kind: 'pay', amount: 2n }) as const),
+        ctx,
+      ),
+    )
+    const forged = updates.map((u, i) => (i === 4 ? { ...u, signature: new Uint8Array(64).fill(9) } : u))
+    const out = await settle(forged.map((u) => s1.receive(u, ctx)))
+    expect(out.map((o) => ('code' in o ? o.code : 'ok'))).toEqual([
+      'ok',
+      'ok',
+      'ok',
+      'ok',
+      'BAD_SIGNATURE',
+      'OUT_OF_ORDER',
+      'OUT_OF_ORDER',
+      'OUT_OF_ORDER',
+    ])
+    expect(s1.latest.state.seq).toBe(4)
+    // The genuine update goes on from there.
+    const r = await s1.receive(updates[4] as Update, ctx)
+    expect((r.replies[0] as Ack).seq).toBe(5)
+  })
+
+  it('a run of acknowledgements is checked through its last countersignature; a bad last one is found one at a time', async () => {
+    const signer = counting(A.secretKey)
+    const channelId = new Uint8Array(32).fill(24)
+    const keys = [A.publicKey, B.publicKey] as const
+    const s0 = ChannelSession.create({ me: 0, channelId, keys, deposits: [1000n, 0n], signer })
+    const s1 = ChannelSession.create({ me: 1, channelId, keys, deposits: [1000n, 0n], signer: providerSigner(B.secretKey) })
+    const propose = async (n: number) =>
+      wires(
+        await s0.proposeMany(
+          Array.from({ length: n }, () => () => ({ kind: 'pay', amount: 1n }) as const),
+          ctx,
+        ),
+      )
+    const acksFor = async (us: Update[]) => (await Promise.all(us.map((u) => s1.receive(u, ctx)))).map((r) => r.replies[0] as Ack)
+
+    // Ten good acks: one verification, every proposal confirmed, the newest state co-signed.
+    let acks = await acksFor(await propose(10))
+    signer.verified = 0
+    const events = (await Promise.all(acks.map((a) => s0.receive(a, ctx)))).flatMap((r) => r.events)
+    expect(signer.verified).toBe(1)
+    expect(events.filter((e) => e.type === 'confirmed').map((e) => (e as { seq: number }).seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    expect(s0.inFlight).toHaveLength(0)
+    expect(checkSignedChannelState(s0.latest, channelId, 1000n, keys)).toBeUndefined()
+
+    // A forged last one: the run is retaken one at a time; the nine before it stand, it is refused.
+    acks = await acksFor(await propose(10))
+    const bad = acks.map((a, i) => (i === 9 ? { ...a, signature: new Uint8Array(64).fill(3) } : a))
+    const out = await settle(bad.map((a) => s0.receive(a, ctx)))
+    expect(out.map((o) => ('code' in o ? o.code : 'ok'))).toEqual([...Array(9).fill('ok'), 'BAD_SIGNATURE'])
+    expect(s0.latest.state.seq).toBe(19)
+    expect(s0.inFlight.map((f) => f.state.seq)).toEqual([20])
+    expect(checkSignedChannelState(s0.latest, channelId, 1000n, keys)).toBeUndefined()
+    // The genuine one still confirms it.
+    await s0.receive(acks[9] as Ack, ctx)
+    expect(s0.latest.state.seq).toBe(20)
+
+    // A forged one inside the run is superseded by the good last one: never kept, so never checked.
+    acks = await acksFor(await propose(5))
+    const inner = acks.map((a, i) => (i === 2 ? { ...a, signature: new Uint8Array(64).fill(4) } : a))
+    await Promise.all(inner.map((a) => s0.receive(a, ctx)))
+    expect(s0.latest.state.seq).toBe(25)
+    expect(s0.latest.signatures[1]).toEqual((acks[4] as Ack).signature)
+    expect(checkSignedChannelState(s0.latest, channelId, 1000n, keys)).toBeUndefined()
+  })
+
+  it('runs are at most MAX_RUN long and keep their place among other messages', async () => {
+    const signer = counting(A.secretKey)
+    const channelId = new Uint8Array(32).fill(25)
+    const keys = [A.publicKey, B.publicKey] as const
+    const s0 = ChannelSession.create({ me: 0, channelId, keys, deposits: [10_000n, 0n], signer })
+    const s1 = ChannelSession.create({ me: 1, channelId, keys, deposits: [10_000n, 0n], signer: providerSigner(B.secretKey) })
+    const n = MAX_RUN * 2 + 3
+    const us = wires(
+      await s0.proposeMany(
+        Array.from({ length: n }, () => () => ({ kind: 'pay', amount: 1n }) as const),
+        ctx,
+      ),
+    )
+    const acks = (await Promise.all(us.map((u) => s1.receive(u, ctx)))).map((r) => r.replies[0] as Ack)
+    const msg = await s1.message(utf8('hello'))
+    signer.verified = 0
+    // Acks, a message in the middle, more acks: three runs of acks around the message (its own check).
+    const half = MAX_RUN + 10
+    const got = await Promise.all([
+      ...acks.slice(0, half).map((a) => s0.receive(a, ctx)),
+      s0.receive(msg, ctx),
+      ...acks.slice(half).map((a) => s0.receive(a, ctx)),
+    ])
+    // Runs of MAX_RUN and 10 before the message, and of the other 57 after it: one verification
+    // each, and one for the message.
+    expect(signer.verified).toBe(4)
+    expect(got[half]?.events).toEqual([{ type: 'message', seq: 1, body: utf8('hello') }])
+    expect(s0.latest.state.seq).toBe(n)
+  })
+})
+
+describe('channel driver bursts', () => {
+  it('makes queued payments in batches of MAX_RUN, sent in order, each batch signed before any of it leaves', async () => {
+    const { s0 } = pair(26, A, B, [10_000n, 0n])
+    const sent: { seq: number; inFlight: number }[] = []
+    const d0 = new ChannelDriver(s0, {
+      send: (m) => sent.push({ seq: (m as Update).seq, inFlight: s0.inFlight.length }),
+      save: async () => {},
+      height: () => 100,
+    })
+    const n = MAX_RUN + 36
+    const pays = Array.from({ length: n }, () => d0.pay(1n))
+    await new Promise((r) => setTimeout(r, 20))
+    expect(sent.map((x) => x.seq)).toEqual(Array.from({ length: n }, (_, i) => i + 1))
+    // One at a time, the first would leave with 1 in flight; a batch leaves with all of it in flight.
+    expect(sent.map((x) => x.inFlight)).toEqual([...Array(MAX_RUN).fill(MAX_RUN), ...Array(36).fill(n)])
+    d0.abandon('test over')
+    expect((await settle(pays)).every((o) => 'code' in o && o.code === 'CHANNEL_CLOSED')).toBe(true)
+  })
+
+  it('abandon rejects payments still queued, and none of them is signed or sent', async () => {
+    const { s0 } = pair(27)
+    const sent: ChannelWire[] = []
+    const d0 = new ChannelDriver(s0, { send: (m) => sent.push(m), save: async () => {}, height: () => 100 })
+    const p = d0.pay(1n)
+    d0.abandon('page closing')
+    await expect(p).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
+    await new Promise((r) => setTimeout(r, 0))
+    expect(sent).toEqual([])
     expect(s0.inFlight).toHaveLength(0)
   })
 })
