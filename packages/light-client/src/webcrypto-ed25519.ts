@@ -9,7 +9,7 @@
  * one refuses small-order or non-canonical public keys, so a key is checked once with
  * {@link isAcceptablePublicKey} before WebCrypto sees it.
  */
-import { type ChannelSigner, type CryptoProvider, isAcceptablePublicKey, nobleCrypto } from '@loopchain/core'
+import { bytesEqual, type ChannelSigner, type CryptoProvider, isAcceptablePublicKey, nobleCrypto } from '@loopchain/core'
 
 /** A channel signer whose work may run asynchronously (WebCrypto) or not (noble, wrapped). */
 export type AsyncSigner = ChannelSigner
@@ -51,7 +51,15 @@ export async function webCryptoSigner(secretKey: Uint8Array): Promise<AsyncSigne
   pkcs8.fill(0)
   // Imported public keys by hex, checked once against the core's rule; a channel has two.
   const keys = new Map<string, CryptoKey | null>()
+  // The last key asked for, by identity: a session passes the same peer key object every time.
+  let last: { publicKey: Uint8Array; copy: Uint8Array; key: CryptoKey | null } | undefined
   const importKey = async (publicKey: Uint8Array): Promise<CryptoKey | null> => {
+    if (last !== undefined && last.publicKey === publicKey && bytesEqual(last.copy, publicKey)) return last.key
+    const key = await importByHex(publicKey)
+    last = { publicKey, copy: publicKey.slice(), key }
+    return key
+  }
+  const importByHex = async (publicKey: Uint8Array): Promise<CryptoKey | null> => {
     const id = hex(publicKey)
     let k = keys.get(id)
     if (k === undefined) {
