@@ -30,7 +30,8 @@ let links: PeerLinks
 let link: WalletLink | undefined
 let driver: ChannelDriver | undefined
 let store: IndexedDbChannelStore
-let saves = 0
+/** How long each save to IndexedDB took (ms), since `saveTimes` was last called. */
+let saveMs: number[] = []
 
 async function signerOf(kind: string, seed: Uint8Array): Promise<ChannelSigner> {
   return kind === 'webcrypto' ? webCryptoSigner(seed) : nobleSigner(seed, nobleCrypto)
@@ -100,8 +101,10 @@ const bench = {
     driver = new ChannelDriver(session, {
       send: (m) => link?.send(encodeChannelWire(m)),
       save: (snapshot) => {
-        saves++
-        return (globalThis as { __noSave?: boolean }).__noSave ? Promise.resolve() : store.put({ ...record, snapshot })
+        const t0 = performance.now()
+        return store.put({ ...record, snapshot }).then(() => {
+          saveMs.push(performance.now() - t0)
+        })
       },
       height: () => 1,
     })
@@ -127,9 +130,11 @@ const bench = {
     return performance.now() - t0
   },
 
-  /** Saves made so far (a group commit makes fewer than states). */
-  saves(): number {
-    return saves
+  /** Durations (ms) of the saves made since the last call: a group commit makes fewer saves than states. */
+  saveTimes(): number[] {
+    const out = saveMs
+    saveMs = []
+    return out
   },
 
   /** This party's latest co-signed seq. */

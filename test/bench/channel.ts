@@ -6,12 +6,17 @@
  * acknowledged. Figures:
  *
  * - `sig_ceiling_webcrypto`: sign-then-verify pairs per second in the paying page with the
- *   browser's native WebCrypto Ed25519 — the ceiling (a payment costs each side one signature and
- *   one verification); `sig_ceiling_noble`: the same in pure JavaScript (noble), for comparison;
- * - `payments_per_s` (target >= 1000): payments of 1 issued back to back, each signed by the payer
- *   and countersigned by the payee (the driver keeps up to 64 in flight, in order), with WebCrypto;
+ *   browser's native WebCrypto Ed25519, after a warm-up, best of three seconds — the ceiling (a
+ *   payment costs the payee one verification and one signature, the payer one signature and its
+ *   share of a run's one verification); `sig_ceiling_noble`: the same in pure JavaScript (noble);
+ * - `payments_per_s` (target >= 1000): 10,000 payments of 1 (`--payments N`) issued back to back
+ *   after 2,000 to warm up, each signed by the payer and countersigned by the payee (the driver
+ *   keeps up to MAX_IN_FLIGHT in flight, in order), with WebCrypto;
  *   `payments_vs_sig_ceiling_ratio` (target >= 0.5) against the webcrypto ceiling;
  *   `payments_per_s_noble` and its ratio against the noble ceiling;
+ * - `payee_save_ms_p50` / `_p90` and `payee_saves_per_1000_payments`: the payee's IndexedDB
+ *   writes (strict durability) during that run — a group commit covers many states, and the
+ *   acknowledgements wait for it;
  * - `payment_latency_p50_ms` (target < 5) and `_p99_ms`: one payment at a time, from the payer's
  *   call until the countersigned state is saved on the payer's side;
  * - `link_kind_direct`: 1 when the link ran over WebRTC (not the relay).
@@ -40,7 +45,7 @@ type Bench = {
   sequential(n: number): Promise<number[]>
   pipelined(n: number): Promise<number>
   seq(): number
-  saves(): number
+  saveTimes(): number[]
 }
 
 const call = <K extends keyof Bench>(page: Page, name: K, ...args: Parameters<Bench[K]>): Promise<Awaited<ReturnType<Bench[K]>>> =>
@@ -89,7 +94,7 @@ function printProfile(who: string, p: CpuProfile): void {
 
 /** Runs the suite. */
 export async function runChannelBench(report: Report, opts: { payments?: number } = {}): Promise<void> {
-  const payments = opts.payments ?? 3000
+  const payments = opts.payments ?? 10_000
   const validator = testKey('channel bench validator')
   const genesis = testGenesis({ chainId: 'channel-bench', networkId: 77, validators: [validator], funded: testKey('channel bench funded') })
   const dataDir = mkdtempSync(join(tmpdir(), 'loopchain-channel-bench-'))
@@ -117,10 +122,19 @@ export async function runChannelBench(report: Report, opts: { payments?: number 
     report('link_kind_direct', kind === 'direct' ? 1 : 0, 'bool')
 
     const seeds: [string, string] = [to0x(new Uint8Array(randomBytes(32))), to0x(new Uint8Array(randomBytes(32)))]
-    const ceiling = {
-      webcrypto: await call(payer, 'ceiling', 'webcrypto', seeds[0], 2000),
-      noble: await call(payer, 'ceiling', 'noble', seeds[0], 2000),
+    // The first second of crypto in a fresh page runs slower (measured: ~7k pairs/s, then ~11k):
+    // warm up, then take the best of three runs, so the ceiling is what the page can really do.
+    const best = async (kind: string) => {
+      await call(payer, 'ceiling', kind, seeds[0], 1000)
+      return Math.max(
+        ...[
+          await call(payer, 'ceiling', kind, seeds[0], 1000),
+          await call(payer, 'ceiling', kind, seeds[0], 1000),
+          await call(payer, 'ceiling', kind, seeds[0], 1000),
+        ],
+      )
     }
+    const ceiling = { webcrypto: await best('webcrypto'), noble: await best('noble') }
     report('sig_ceiling_webcrypto', ceiling.webcrypto, 'pairs/s')
     report('sig_ceiling_noble', ceiling.noble, 'pairs/s')
 
@@ -141,22 +155,20 @@ export async function runChannelBench(report: Report, opts: { payments?: number 
 
     // Back to back: throughput.
     await fresh('webcrypto')
-    await call(payer, 'pipelined', 300) // warm-up
+    await call(payer, 'pipelined', 2000) // warm-up
     const profiling = process.env.LOOPCHAIN_BENCH_PROF ? await Promise.all(pages.map((p) => startProfile(p))) : undefined
+    for (const p of pages) await call(p, 'saveTimes')
     const ms = await call(payer, 'pipelined', payments)
+    const payeeSaves = await call(payee, 'saveTimes')
     if (profiling) for (const [i, stop] of profiling.entries()) printProfile(i === 0 ? 'payer' : 'payee', await stop())
     const perS = (payments * 1000) / ms
     report('payments_per_s', perS, 'payments/s')
     report('payments_vs_sig_ceiling_ratio', perS / ceiling.webcrypto, 'x')
     if ((await call(payee, 'seq')) !== (await call(payer, 'seq'))) throw new Error('the parties ended on different states')
-    if (process.env.LOOPCHAIN_BENCH_DEBUG) {
-      console.log('saves', await call(payer, 'saves'), await call(payee, 'saves'))
-      for (const p of pages) await p.evaluate(() => ((globalThis as { __noSave?: boolean }).__noSave = true))
-      await fresh('webcrypto')
-      const ms2 = await call(payer, 'pipelined', payments)
-      console.log('no-save payments/s', (payments * 1000) / ms2)
-      for (const p of pages) await p.evaluate(() => ((globalThis as { __noSave?: boolean }).__noSave = false))
-    }
+    // The payee acknowledges only what it saved: its durable writes pace the pipeline (MAX_IN_FLIGHT).
+    report('payee_saves_per_1000_payments', (payeeSaves.length * 1000) / payments, 'saves')
+    report('payee_save_ms_p50', pct(payeeSaves, 0.5), 'ms')
+    report('payee_save_ms_p90', pct(payeeSaves, 0.9), 'ms')
 
     await fresh('noble')
     const msNoble = await call(payer, 'pipelined', Math.min(payments, 500))
