@@ -449,6 +449,10 @@ export class ChannelWallet implements WalletActions {
   }
 
   private adopt(link: WalletLink): void {
+    // Say who I am first: frames that came before I listened are handed over at once when I do,
+    // and my answers to them (a hello) must not reach the peer before my 'hi' (it drops frames from
+    // a link it cannot yet name).
+    this.send(link, { type: 'hi', address: this.o.key.address, publicKey: to0x(this.o.key.publicKey), links: this.o.links.myAddresses() })
     let peer: string | undefined
     link.onMessage(
       (frame) =>
@@ -465,7 +469,6 @@ export class ChannelWallet implements WalletActions {
         this.changed()
       }
     })
-    this.send(link, { type: 'hi', address: this.o.key.address, publicKey: to0x(this.o.key.publicKey), links: this.o.links.myAddresses() })
   }
 
   private send(link: WalletLink, c: Control): void {

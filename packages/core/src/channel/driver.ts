@@ -57,7 +57,9 @@ export class ChannelDriver {
   constructor(
     readonly session: ChannelSession,
     private readonly io: ChannelDriverIo,
-  ) {}
+  ) {
+    this.gated = session.restored
+  }
 
   private get ctx(): ChannelContext {
     return { height: this.io.height() }
@@ -108,6 +110,28 @@ export class ChannelDriver {
 
   /** Handles one message from the peer. A refused update is answered with a `reject`; nothing changes. */
   async receive(m: ChannelWire): Promise<void> {
+    await this.handle(m)
+    if (this.gated) this.checkGate(m)
+  }
+
+  /**
+   * A restored session may lack proposals it sent after its last save, which the peer may hold.
+   * Proposing again under those numbers would give the peer two signed states for one number,
+   * so after a restore proposals wait until the peer's hello shows that nothing newer than this
+   * side's latest state is out there (or its sync brought it back).
+   */
+  private gated: boolean
+  private peerSeq: number | undefined
+
+  private checkGate(m: ChannelWire): void {
+    if (m.t === 'hello') this.peerSeq = Math.max(this.peerSeq ?? 0, m.seq)
+    if (this.peerSeq !== undefined && this.session.latest.state.seq >= this.peerSeq) {
+      this.gated = false
+      this.scheduleDrain()
+    }
+  }
+
+  private async handle(m: ChannelWire): Promise<void> {
     let r: Awaited<ReturnType<ChannelSession['receive']>>
     try {
       r = await this.session.receive(m, this.ctx)
@@ -182,7 +206,7 @@ export class ChannelDriver {
   }
 
   private scheduleDrain(): void {
-    if (this.drainScheduled || this.making || this.queued.length === 0) return
+    if (this.drainScheduled || this.making || this.gated || this.queued.length === 0) return
     this.drainScheduled = true
     queueMicrotask(() => {
       this.drainScheduled = false
@@ -193,7 +217,7 @@ export class ChannelDriver {
   /** Makes the queued proposals the window has room for, sends them in order, and goes on while room is left. */
   private async drain(): Promise<void> {
     const room = MAX_IN_FLIGHT - this.session.inFlight.length
-    if (this.making || room <= 0 || this.queued.length === 0) return
+    if (this.making || this.gated || room <= 0 || this.queued.length === 0) return
     const batch = this.queued.splice(0, Math.min(room, MAX_RUN))
     this.making = true
     try {

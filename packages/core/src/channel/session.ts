@@ -435,6 +435,8 @@ export class ChannelSession {
   private constructor(
     snapshot: ChannelSnapshot,
     private readonly signer: ChannelSigner,
+    /** True when resumed from a snapshot: proposals sent after the last save may be missing from it. */
+    readonly restored = false,
   ) {
     this.s = snapshot
   }
@@ -474,7 +476,7 @@ export class ChannelSession {
   /** A session resumed from a persisted snapshot. */
   static restore(snapshot: ChannelSnapshot, signer: ChannelSigner): ChannelSession {
     if (snapshot.version !== 1) throw new ChannelProtocolError('MALFORMED', `unknown channel snapshot version ${snapshot.version}`)
-    return new ChannelSession(structuredClone(snapshot), signer)
+    return new ChannelSession(structuredClone(snapshot), signer, true)
   }
 
   /** The session's state to persist (a copy). */

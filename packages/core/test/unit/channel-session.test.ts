@@ -490,6 +490,59 @@ describe('channel driver bursts', () => {
     expect((await settle(pays)).every((o) => 'code' in o && o.code === 'CHANNEL_CLOSED')).toBe(true)
   })
 
+  it('after a restore, proposals wait for the peer’s hello: a proposal lost with the crash comes back by sync, its number is never signed twice', async () => {
+    const { s0, s1 } = pair(28, A, B, [1000n, 1000n])
+    await deliver(s0, s1, await s0.pay(10n, ctx))
+    // Saved here; then a payment of 5 leaves, the peer countersigns it, and the page dies before saving again.
+    const saved = s0.snapshot()
+    await s1.receive(await s0.pay(5n, ctx), ctx)
+    expect(s1.latest.state.seq).toBe(2)
+
+    const r0 = ChannelSession.restore(saved, providerSigner(A.secretKey))
+    expect(r0.restored).toBe(true)
+    const wire: { to: 0 | 1; m: ChannelWire }[] = []
+    const sentByMe: ChannelWire[] = []
+    const d0 = new ChannelDriver(r0, {
+      send: (m) => {
+        sentByMe.push(m)
+        wire.push({ to: 1, m })
+      },
+      save: async () => {},
+      height: () => 100,
+    })
+    const d1 = new ChannelDriver(s1, { send: (m) => wire.push({ to: 0, m }), save: async () => {}, height: () => 100 })
+    const paid = d0.pay(7n)
+    await new Promise((r) => setTimeout(r, 10))
+    // Nothing proposed yet: state 2 would be signed a second time, with another change.
+    expect(sentByMe).toEqual([])
+    // The link comes up: both say hello; the peer, ahead, sends state 2 back, then the payment goes as state 3.
+    d0.hello()
+    d1.hello()
+    for (let idle = 0; idle < 5; ) {
+      const next = wire.shift()
+      if (next === undefined) {
+        idle++
+        await new Promise((r) => setTimeout(r, 0))
+        continue
+      }
+      idle = 0
+      await (next.to === 1 ? d1 : d0).receive(next.m)
+    }
+    await paid
+    const updates = sentByMe.filter((m) => m.t === 'update') as Update[]
+    expect(updates.map((u) => u.seq)).toEqual([3])
+    expect(r0.latest).toEqual(s1.latest)
+    expect(r0.latest.state.balances).toEqual([1000n - 10n - 5n - 7n, 1000n + 10n + 5n + 7n])
+    // A session that was never restored proposes at once.
+    const { s0: fresh } = pair(29)
+    const out: ChannelWire[] = []
+    const df = new ChannelDriver(fresh, { send: (m) => out.push(m), save: async () => {}, height: () => 100 })
+    void df.pay(1n).catch(() => undefined)
+    await new Promise((r) => setTimeout(r, 10))
+    expect(out.map((m) => m.t)).toEqual(['update'])
+    df.abandon('test over')
+  })
+
   it('abandon rejects payments still queued, and none of them is signed or sent', async () => {
     const { s0 } = pair(27)
     const sent: ChannelWire[] = []
