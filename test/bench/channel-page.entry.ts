@@ -100,9 +100,9 @@ const bench = {
     driver?.abandon('a new run')
     driver = new ChannelDriver(session, {
       send: (m) => link?.send(encodeChannelWire(m)),
-      save: (snapshot) => {
+      save: (snapshot, durable) => {
         const t0 = performance.now()
-        return store.put({ ...record, snapshot }).then(() => {
+        return store.put({ ...record, snapshot }, { durable }).then(() => {
           saveMs.push(performance.now() - t0)
         })
       },

@@ -64,7 +64,12 @@ export interface ChannelStore {
   list(): Promise<ChannelRecord[]>
   get(id: string): Promise<ChannelRecord | undefined>
   /** Writes a record (whole); resolves once it is durable. */
-  put(record: ChannelRecord): Promise<void>
+  /**
+   * Writes a record. `durable` (the default) means on disk before it resolves — a write that an
+   * acknowledgement waits for; `durable: false` may resolve once the system has it (a browser
+   * crash keeps it, a power loss may not) — a write nothing waits for.
+   */
+  put(record: ChannelRecord, opts?: { durable?: boolean }): Promise<void>
   /** Replaces the record under `oldId` by `record` (a local id becoming the chain's id), atomically. */
   rename(oldId: string, record: ChannelRecord): Promise<void>
   close(): Promise<void>
@@ -106,8 +111,9 @@ interface WalletDB extends DBSchema {
 const DB_VERSION = 1
 
 /**
- * The browser's {@link ChannelStore} in IndexedDB. Writes use the default (strict) durability: a
- * state is on disk before the wallet acknowledges it.
+ * The browser's {@link ChannelStore} in IndexedDB. Writes ask for strict durability (flushed to
+ * disk before they complete: a state is on disk before the wallet acknowledges it) unless the
+ * caller says nothing waits for them; Chromium's own default has been relaxed since version 121.
  */
 export class IndexedDbChannelStore implements ChannelStore {
   private constructor(private readonly db: IDBPDatabase<WalletDB>) {}
@@ -135,11 +141,12 @@ export class IndexedDbChannelStore implements ChannelStore {
   async get(id: string): Promise<ChannelRecord | undefined> {
     return this.db.get('channels', id)
   }
-  async put(record: ChannelRecord): Promise<void> {
-    await this.db.put('channels', record)
+  async put(record: ChannelRecord, opts?: { durable?: boolean }): Promise<void> {
+    const tx = this.db.transaction('channels', 'readwrite', { durability: opts?.durable === false ? 'relaxed' : 'strict' })
+    await Promise.all([tx.store.put(record), tx.done])
   }
   async rename(oldId: string, record: ChannelRecord): Promise<void> {
-    const tx = this.db.transaction('channels', 'readwrite')
+    const tx = this.db.transaction('channels', 'readwrite', { durability: 'strict' })
     await Promise.all([tx.store.delete(oldId), tx.store.put(record), tx.done])
   }
   async close(): Promise<void> {

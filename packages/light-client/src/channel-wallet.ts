@@ -728,9 +728,9 @@ export class ChannelWallet implements WalletActions {
         const link = this.links.get(live.record.peer.address)
         if (link !== undefined) sendFrame(link, TAG_WIRE, encodeChannelWire(m))
       },
-      save: async (snapshot) => {
+      save: async (snapshot, durable) => {
         live.record = { ...live.record, snapshot, updatedAt: this.now() }
-        await this.save(live)
+        await this.save(live, durable)
       },
       height: () => this.o.chain.height,
       onEvent: (e) => this.onSessionEvent(live, e),
@@ -845,8 +845,8 @@ export class ChannelWallet implements WalletActions {
   }
 
   /** Writes a channel's record; writes of one channel happen in order. */
-  private save(live: Live): Promise<void> {
-    const write = live.saving.then(() => this.o.store.put(live.record))
+  private save(live: Live, durable = true): Promise<void> {
+    const write = live.saving.then(() => this.o.store.put(live.record, { durable }))
     live.saving = write.catch(() => undefined)
     this.changed()
     return write

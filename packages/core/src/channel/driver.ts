@@ -24,8 +24,12 @@ import type { SignedChannelState } from './state.js'
 export interface ChannelDriverIo {
   /** Sends a message to the peer (undefined link: the peer is offline; messages are re-sent on hello). */
   send(m: ChannelWire): void
-  /** Saves the snapshot durably; resolves once it is on disk. */
-  save(snapshot: ChannelSnapshot): Promise<void>
+  /**
+   * Saves the snapshot; resolves once saved. `durable`: an acknowledgement or a message waits for
+   * this save, so it must be on disk (not only handed to the system) before it resolves; false
+   * when it only records the peer's countersignatures of my proposals, which the peer has saved.
+   */
+  save(snapshot: ChannelSnapshot, durable: boolean): Promise<void>
   /** The block height the wallet sees (for hash-locked payments' expiries). */
   height(): number
   /** Every event, after the state it reports was saved. */
@@ -44,6 +48,8 @@ export class ChannelDriver {
   /** Proposals of mine by seq, resolved when countersigned. */
   private readonly waiters = new Map<number, Waiter>()
   private dirty = false
+  /** Something waiting for the next save needs it on disk. */
+  private durable = false
   private writing: Promise<void> | undefined
   private held: ChannelWire[] = []
   private heldEvents: ChannelSessionEvent[] = []
@@ -99,6 +105,7 @@ export class ChannelDriver {
   async message(body: Uint8Array): Promise<void> {
     const m = await this.session.message(body)
     this.dirty = true
+    this.durable = true
     await this.flush()
     this.io.send(m)
   }
@@ -156,6 +163,7 @@ export class ChannelDriver {
       return
     }
     this.dirty = true
+    this.durable = true
     this.held.push(...r.replies)
     this.heldEvents.push(...r.events)
     await this.flush()
@@ -169,11 +177,13 @@ export class ChannelDriver {
         continue
       }
       this.dirty = false
+      const durable = this.durable
+      this.durable = false
       const replies = this.held
       const events = this.heldEvents
       this.held = []
       this.heldEvents = []
-      this.writing = this.io.save(this.session.snapshot()).finally(() => {
+      this.writing = this.io.save(this.session.snapshot(), durable).finally(() => {
         this.writing = undefined
       })
       await this.writing

@@ -68,7 +68,7 @@ import {
 /**
  * Proposals one party may have in flight (each built on the one before). A proposal is
  * acknowledged only once the peer has saved it, so the window must cover the payments of one
- * durable write: browsers' strict IndexedDB commits took 30–150 ms in `npm run bench -- channel`,
+ * durable write: the payee's IndexedDB commits took 20–150 ms in `npm run bench -- channel`,
  * and at ~5,000 payments/s a smaller window stalled the payer (64: ~2,300/s, 256: ~3,300/s,
  * 1024: ~5,000/s; 2048 no better — the payer's own snapshot grew slower to write).
  */

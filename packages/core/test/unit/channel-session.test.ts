@@ -543,6 +543,34 @@ describe('channel driver bursts', () => {
     df.abandon('test over')
   })
 
+  it('a save that an acknowledgement or a message waits for is durable; one that only records countersignatures is not', async () => {
+    const { s0, s1 } = pair(30)
+    const saves: { who: number; durable: boolean; seq: number }[] = []
+    const wire: { to: 0 | 1; m: ChannelWire }[] = []
+    const io = (who: 0 | 1) => ({
+      send: (m: ChannelWire) => wire.push({ to: who === 0 ? 1 : 0, m }),
+      save: async (snap: { latest: { state: { seq: number } } }, durable: boolean) => {
+        saves.push({ who, durable, seq: snap.latest.state.seq })
+      },
+      height: () => 100,
+    })
+    const d = [new ChannelDriver(s0, io(0)), new ChannelDriver(s1, io(1))] as const
+    const pump = async () => {
+      for (let next = wire.shift(); next !== undefined; next = wire.shift()) await d[next.to].receive(next.m)
+    }
+    const paid = d[0].pay(4n)
+    await new Promise((r) => setTimeout(r, 0))
+    await pump()
+    await paid
+    expect(saves).toEqual([
+      { who: 1, durable: true, seq: 1 },
+      { who: 0, durable: false, seq: 1 },
+    ])
+    saves.length = 0
+    await d[0].message(utf8('hi'))
+    expect(saves).toEqual([{ who: 0, durable: true, seq: 1 }])
+  })
+
   it('abandon rejects payments still queued, and none of them is signed or sent', async () => {
     const { s0 } = pair(27)
     const sent: ChannelWire[] = []
