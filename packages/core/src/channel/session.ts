@@ -52,6 +52,7 @@ import { type Address, address } from '../crypto/address.js'
 import { sha256 } from '../crypto/hash.js'
 import { type CryptoProvider, nobleCrypto } from '../crypto/provider.js'
 import { DecodeError, LoopchainError } from '../errors.js'
+import { memoByIdentity } from '../memo.js'
 import {
   type ChannelState,
   channelMessageDigest,
@@ -351,15 +352,7 @@ const fail = (code: ChannelProtocolErrorCode, message: string): never => {
 
 // Digests of states made or checked here, so a proposal's is not computed again when its
 // acknowledgement comes (states are never changed once made; a restored session recomputes).
-const digests = new WeakMap<ChannelState, Uint8Array>()
-function digestOf(state: ChannelState): Uint8Array {
-  let d = digests.get(state)
-  if (d === undefined) {
-    d = channelStateDigest(state)
-    digests.set(state, d)
-  }
-  return d
-}
+const digestOf = memoByIdentity(channelStateDigest)
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false

@@ -4,6 +4,7 @@
  * from a signature). The hash covers the body only, so it is the transaction's identity
  * whatever signature bytes travel with it.
  */
+
 import { bigUint, bytes, type Codec, decode, enumeration, fixedBytes, hashEncoded, string, struct, u8, uvarint } from '../codec/codec.js'
 import { type Value, value } from '../codec/value.js'
 import { type Address, accountAddress, address, isContractAddress } from '../crypto/address.js'
@@ -11,6 +12,7 @@ import { Domain } from '../crypto/hash.js'
 import type { KeyPair } from '../crypto/keys.js'
 import { type CryptoProvider, nobleCrypto } from '../crypto/provider.js'
 import { DecodeError, LoopchainError } from '../errors.js'
+import { memoByIdentity } from '../memo.js'
 
 /** The transaction format version this code writes and accepts. */
 export const TX_VERSION = 1
@@ -96,16 +98,11 @@ export const deployDataCodec: Codec<DeployData> = struct('DeployData', {
 })
 
 /** Hashes already computed, per body object (bodies are immutable; a node hashes each several times). */
-const hashes = new WeakMap<TransactionBody, Uint8Array>()
+const hashOnce = memoByIdentity((body: TransactionBody) => hashEncoded(Domain.Transaction, transactionBodyCodec, body))
 
 /** The transaction hash: its identity, and the 32 bytes its sender signs. */
 export function transactionHash(body: TransactionBody): Uint8Array {
-  let h = hashes.get(body)
-  if (h === undefined) {
-    h = hashEncoded(Domain.Transaction, transactionBodyCodec, body)
-    hashes.set(body, h)
-  }
-  return h.slice()
+  return hashOnce(body).slice()
 }
 
 /** Signs a body with the sender's key pair. `body.from` must be the key pair's address. */

@@ -25,10 +25,11 @@ const H = keyPairFromSecret(seed(3))
 const C = keyPairFromSecret(seed(4))
 const ctx = { height: 100 }
 
-function pair(id: number, k0 = A, k1 = B, deposits: [bigint, bigint] = [1000n, 1000n]) {
+/** A fresh channel between `k0` and `k1` (party 0 signs with `signer0` when given). */
+function pair(id: number, k0 = A, k1 = B, deposits: [bigint, bigint] = [1000n, 1000n], signer0?: ChannelSigner) {
   const channelId = new Uint8Array(32).fill(id)
   const keys = [k0.publicKey, k1.publicKey] as const
-  const s0 = ChannelSession.create({ me: 0, channelId, keys, deposits, signer: providerSigner(k0.secretKey) })
+  const s0 = ChannelSession.create({ me: 0, channelId, keys, deposits, signer: signer0 ?? providerSigner(k0.secretKey) })
   const s1 = ChannelSession.create({ me: 1, channelId, keys, deposits, signer: providerSigner(k1.secretKey) })
   return { channelId, keys, s0, s1, total: deposits[0] + deposits[1] }
 }
@@ -48,6 +49,32 @@ async function deliver(
     for (const reply of r.replies) queue.push([t, f, reply])
   }
   return events
+}
+
+/**
+ * Hands each message on `wire` to its driver as a link does, until the wire stays empty for
+ * `idleTicks` turns; with `overlap`, without waiting for one message's handling (and save) before
+ * the next. Returns the handlings.
+ */
+async function pump(
+  wire: { to: number; m: ChannelWire }[],
+  drivers: readonly ChannelDriver[],
+  opts: { overlap: boolean; idleTicks: number },
+): Promise<Promise<void>[]> {
+  const handling: Promise<void>[] = []
+  for (let idle = 0; idle < opts.idleTicks; ) {
+    const next = wire.shift()
+    if (next === undefined) {
+      idle++
+      await new Promise((r) => setTimeout(r, 0))
+      continue
+    }
+    idle = 0
+    const h = (drivers[next.to] as ChannelDriver).receive(next.m)
+    handling.push(h)
+    if (!opts.overlap) await h
+  }
+  return handling
 }
 
 describe('channel session', () => {
@@ -236,17 +263,7 @@ describe('channel driver', () => {
     })
     const pays = Array.from({ length: 30 }, () => d0.pay(1n))
     // Pump the wire as a link does: each message handed over as it arrives, without waiting for the last one's save.
-    const handling: Promise<void>[] = []
-    for (let idle = 0; idle < 20; ) {
-      const next = wire.shift()
-      if (next === undefined) {
-        idle++
-        await new Promise((r) => setTimeout(r, 0))
-        continue
-      }
-      idle = 0
-      handling.push((next.to === 1 ? d1 : d0).receive(next.m))
-    }
+    const handling = await pump(wire, [d0, d1], { overlap: true, idleTicks: 20 })
     await Promise.all([...pays, ...handling])
     expect(s0.latest.state.seq).toBe(30)
     expect(s1.latest).toEqual(s0.latest)
@@ -397,10 +414,7 @@ describe('channel session bursts', () => {
 
   it('a run of acknowledgements is checked through its last countersignature; a bad last one is found one at a time', async () => {
     const signer = counting(A.secretKey)
-    const channelId = new Uint8Array(32).fill(24)
-    const keys = [A.publicKey, B.publicKey] as const
-    const s0 = ChannelSession.create({ me: 0, channelId, keys, deposits: [1000n, 0n], signer })
-    const s1 = ChannelSession.create({ me: 1, channelId, keys, deposits: [1000n, 0n], signer: providerSigner(B.secretKey) })
+    const { s0, s1, channelId, keys } = pair(24, A, B, [1000n, 0n], signer)
     const propose = async (n: number) =>
       wires(
         await s0.proposeMany(
@@ -442,10 +456,7 @@ describe('channel session bursts', () => {
 
   it('runs are at most MAX_RUN long and keep their place among other messages', async () => {
     const signer = counting(A.secretKey)
-    const channelId = new Uint8Array(32).fill(25)
-    const keys = [A.publicKey, B.publicKey] as const
-    const s0 = ChannelSession.create({ me: 0, channelId, keys, deposits: [10_000n, 0n], signer })
-    const s1 = ChannelSession.create({ me: 1, channelId, keys, deposits: [10_000n, 0n], signer: providerSigner(B.secretKey) })
+    const { s0, s1 } = pair(25, A, B, [10_000n, 0n], signer)
     const n = MAX_RUN * 2 + 3
     const us = wires(
       await s0.proposeMany(
@@ -518,16 +529,7 @@ describe('channel driver bursts', () => {
     // The link comes up: both say hello; the peer, ahead, sends state 2 back, then the payment goes as state 3.
     d0.hello()
     d1.hello()
-    for (let idle = 0; idle < 5; ) {
-      const next = wire.shift()
-      if (next === undefined) {
-        idle++
-        await new Promise((r) => setTimeout(r, 0))
-        continue
-      }
-      idle = 0
-      await (next.to === 1 ? d1 : d0).receive(next.m)
-    }
+    await pump(wire, [d0, d1], { overlap: false, idleTicks: 5 })
     await paid
     const updates = sentByMe.filter((m) => m.t === 'update') as Update[]
     expect(updates.map((u) => u.seq)).toEqual([3])

@@ -46,6 +46,7 @@ import {
   getAccount,
   keyPairFromSecret,
   LoopchainError,
+  memoByIdentity,
   messageHeight,
   proposalSignBytes,
   type Receipt,
@@ -154,15 +155,7 @@ const MAX_CLOCK_DRIFT_MS = 30_000
  * The consensus machine hands the same block bytes around (hash, validate, commit): decode each
  * once. Keyed by the bytes' identity, so a different array is always decoded afresh.
  */
-const decodedBlocks = new WeakMap<Uint8Array, Block>()
-function decodeBlockOnce(bytes: Uint8Array): Block {
-  let b = decodedBlocks.get(bytes)
-  if (b === undefined) {
-    b = decodeBlock(bytes)
-    decodedBlocks.set(bytes, b)
-  }
-  return b
-}
+const decodeBlockOnce = memoByIdentity(decodeBlock)
 
 /** Thrown when the node cannot go on safely (a store that disagrees with the genesis, say). */
 export class NodeError extends LoopchainError<'GENESIS_MISMATCH' | 'STOPPED' | 'CORRUPT_STORE'> {}
