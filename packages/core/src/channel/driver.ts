@@ -218,9 +218,10 @@ export class ChannelDriver {
   private scheduleDrain(): void {
     if (this.drainScheduled || this.making || this.gated || this.queued.length === 0) return
     this.drainScheduled = true
-    queueMicrotask(() => {
+    // Later in this turn, so the payments asked for together go out as one batch.
+    void Promise.resolve().then(() => {
       this.drainScheduled = false
-      void this.drain()
+      return this.drain()
     })
   }
 
