@@ -346,6 +346,9 @@ export interface ChannelContext {
 const NO_SIGNATURE = new Uint8Array(64)
 const hexOf = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')
 const other = (p: Party): Party => (p === 0 ? 1 : 0)
+/** Both signatures in party order, from mine and the peer's. */
+const bothSignatures = (me: Party, mine: Uint8Array, theirs: Uint8Array): [Uint8Array, Uint8Array] =>
+  me === 0 ? [mine, theirs] : [theirs, mine]
 const fail = (code: ChannelProtocolErrorCode, message: string): never => {
   throw new ChannelProtocolError(code, message)
 }
@@ -592,7 +595,8 @@ export class ChannelSession {
     try {
       return await this.receiveNow(m, ctx)
     } catch (e) {
-      this.s = before
+      // Undone — but a preimage remembered meanwhile (outside the queue) stays.
+      this.s = { ...before, preimages: this.s.preimages }
       throw e
     }
   }
@@ -661,8 +665,8 @@ export class ChannelSession {
       if (n > 0) {
         const mine = (checked[n - 1] as [boolean, Uint8Array])[1]
         const theirs = (run[n - 1] as PendingUpdate).m.signature
-        const signatures: [Uint8Array, Uint8Array] = s.me === 0 ? [mine, theirs] : [theirs, mine]
-        this.s = { ...s, latest: { state: states[n - 1] as ChannelState, signatures } }
+        const signatures = bothSignatures(s.me, mine, theirs)
+        this.s = { ...this.s, latest: { state: states[n - 1] as ChannelState, signatures } }
         for (let i = 0; i < n; i++) {
           const { m } = run[i] as PendingUpdate
           const prev = i === 0 ? s.latest.state : (states[i - 1] as ChannelState)
@@ -703,8 +707,8 @@ export class ChannelSession {
     if (n > 0) {
       const last = fits[n - 1] as InFlight
       const theirs = (run[n - 1] as PendingAck).m.signature
-      const signatures: [Uint8Array, Uint8Array] = s.me === 0 ? [last.signature, theirs] : [theirs, last.signature]
-      this.s = { ...s, latest: { state: last.state, signatures }, inFlight: s.inFlight.slice(n) }
+      const signatures = bothSignatures(s.me, last.signature, theirs)
+      this.s = { ...this.s, latest: { state: last.state, signatures }, inFlight: s.inFlight.slice(n) }
       for (let i = 0; i < n; i++) {
         const f = fits[i] as InFlight
         const prev = i === 0 ? s.latest.state : (fits[i - 1] as InFlight).state
@@ -811,8 +815,8 @@ export class ChannelSession {
     // Verify the proposer's signature and make mine at once (WebCrypto runs them in parallel); mine leaves only if theirs holds.
     const [ok, mine] = await Promise.all([this.signer.verify(m.signature, digest, s.keys[peer]), this.signer.sign(digest)])
     if (!ok) fail('BAD_SIGNATURE', `the signature does not sign state ${m.seq} as this change makes it`)
-    const signatures: [Uint8Array, Uint8Array] = s.me === 0 ? [mine, m.signature] : [m.signature, mine]
-    this.s = { ...s, latest: { state, signatures }, inFlight: [] }
+    const signatures = bothSignatures(s.me, mine, m.signature)
+    this.s = { ...this.s, latest: { state, signatures }, inFlight: [] }
     events.push(...this.changeEvents('received', m.seq, m.change, latest.state, state))
     return { replies: [{ t: 'ack', channelId: s.channelId, seq: m.seq, signature: mine }], persist: true, events }
   }
@@ -825,8 +829,8 @@ export class ChannelSession {
     const peer = other(s.me)
     if (!(await this.signer.verify(m.signature, digestOf(f.state), s.keys[peer])))
       fail('BAD_SIGNATURE', `the countersignature does not sign state ${m.seq}`)
-    const signatures: [Uint8Array, Uint8Array] = s.me === 0 ? [f.signature, m.signature] : [m.signature, f.signature]
-    this.s = { ...s, latest: { state: f.state, signatures }, inFlight: s.inFlight.slice(1) }
+    const signatures = bothSignatures(s.me, f.signature, m.signature)
+    this.s = { ...this.s, latest: { state: f.state, signatures }, inFlight: s.inFlight.slice(1) }
     return { replies: [], persist: true, events: this.changeEvents('confirmed', m.seq, f.change, s.latest.state, f.state) }
   }
 
@@ -836,7 +840,7 @@ export class ChannelSession {
     // A refusal of something no longer in flight (e.g. a conflict already resolved) changes nothing.
     if (at < 0) return { replies: [], persist: false, events: [] }
     const dropped = s.inFlight.slice(at).map((f) => f.change)
-    this.s = { ...s, inFlight: s.inFlight.slice(0, at) }
+    this.s = { ...this.s, inFlight: s.inFlight.slice(0, at) }
     return { replies: [], persist: true, events: [{ type: 'refused', seq: m.seq, code: m.code, reason: m.reason, changes: dropped }] }
   }
 
@@ -868,7 +872,7 @@ export class ChannelSession {
     const mineAt = s.inFlight.findIndex((f) => f.state.seq === st.seq && sameBytes(channelStateDigest(f.state), digest))
     const keep = mineAt >= 0 ? s.inFlight.slice(mineAt + 1) : []
     const dropped = mineAt >= 0 ? [] : s.inFlight
-    this.s = { ...s, latest: { state: st, signatures: [signed.signatures[0], signed.signatures[1]] }, inFlight: keep }
+    this.s = { ...this.s, latest: { state: st, signatures: [signed.signatures[0], signed.signatures[1]] }, inFlight: keep }
     const events: ChannelSessionEvent[] = [{ type: 'synced', seq: st.seq }]
     if (dropped.length > 0) events.push({ type: 'dropped', changes: dropped.map((f) => f.change) })
     if (st.final) events.push({ type: 'closeAgreed', signed })
@@ -888,7 +892,7 @@ export class ChannelSession {
     const peer = other(s.me)
     if (!(await this.signer.verify(m.signature, channelMessageDigest(s.channelId, m.seq, peer, m.body), s.keys[peer])))
       fail('BAD_SIGNATURE', `message ${m.seq} is not signed by the peer for this channel`)
-    this.s = { ...s, messagesIn: m.seq }
+    this.s = { ...this.s, messagesIn: m.seq }
     return { replies: [], persist: true, events: [{ type: 'message', seq: m.seq, body: m.body }] }
   }
 

@@ -454,6 +454,40 @@ describe('channel session bursts', () => {
     expect(checkSignedChannelState(s0.latest, channelId, 1000n, keys)).toBeUndefined()
   })
 
+  it('a preimage remembered while an update or a refused message is being checked is kept', async () => {
+    // A signer that takes its time, as WebCrypto's promises do.
+    const inner = providerSigner(B.secretKey)
+    const slow: ChannelSigner = {
+      name: 'slow',
+      sign: (m) => inner.sign(m),
+      verify: async (sig, m, k) => {
+        await new Promise((r) => setTimeout(r, 5))
+        return inner.verify(sig, m, k)
+      },
+    }
+    const { s0 } = pair(31)
+    const s1 = ChannelSession.create({
+      me: 1,
+      channelId: s0.channelId,
+      keys: [A.publicKey, B.publicKey],
+      deposits: [1000n, 1000n],
+      signer: slow,
+    })
+    const u = await s0.pay(3n, ctx)
+    const accepted = s1.receive(u, ctx)
+    await new Promise((r) => setTimeout(r, 1))
+    const lock1 = s1.rememberPreimage(utf8('one'))
+    await accepted
+    expect(s1.latest.state.seq).toBe(1)
+    const refused = s1.receive({ ...(u as Update), seq: 2, signature: new Uint8Array(64) }, ctx)
+    await new Promise((r) => setTimeout(r, 1))
+    const lock2 = s1.rememberPreimage(utf8('two'))
+    await expect(refused).rejects.toMatchObject({ code: 'BAD_SIGNATURE' })
+    expect(s1.preimageOf(lock1)).toEqual(utf8('one'))
+    expect(s1.preimageOf(lock2)).toEqual(utf8('two'))
+    expect(Object.keys(s1.snapshot().preimages)).toHaveLength(2)
+  })
+
   it('runs are at most MAX_RUN long and keep their place among other messages', async () => {
     const signer = counting(A.secretKey)
     const { s0, s1 } = pair(25, A, B, [10_000n, 0n], signer)
