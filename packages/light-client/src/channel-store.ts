@@ -63,9 +63,8 @@ export interface ChannelStore {
   saveKey(secretKey: Uint8Array): Promise<void>
   list(): Promise<ChannelRecord[]>
   get(id: string): Promise<ChannelRecord | undefined>
-  /** Writes a record (whole); resolves once it is durable. */
   /**
-   * Writes a record. `durable` (the default) means on disk before it resolves — a write that an
+   * Writes a record (whole). `durable` (the default) means on disk before it resolves — a write that an
    * acknowledgement waits for; `durable: false` may resolve once the system has it (a browser
    * crash keeps it, a power loss may not) — a write nothing waits for.
    */

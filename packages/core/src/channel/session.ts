@@ -71,7 +71,8 @@ import {
  * acknowledged only once the peer has saved it, so the window must cover the payments of one
  * durable write: the payee's IndexedDB commits took 20–150 ms in `npm run bench -- channel`,
  * and at ~5,000 payments/s a smaller window stalled the payer (64: ~2,300/s, 256: ~3,300/s,
- * 1024: ~5,000/s; 2048 no better — the payer's own snapshot grew slower to write).
+ * 1024: ~5,000/s; 2048 no better — the payer's own snapshot grew slower to write; see
+ * docs/channels.md).
  */
 export const MAX_IN_FLIGHT = 1024
 /**
