@@ -25,12 +25,12 @@ const H = keyPairFromSecret(seed(3))
 const C = keyPairFromSecret(seed(4))
 const ctx = { height: 100 }
 
-/** A fresh channel between `k0` and `k1` (party 0 signs with `signer0` when given). */
-function pair(id: number, k0 = A, k1 = B, deposits: [bigint, bigint] = [1000n, 1000n], signer0?: ChannelSigner) {
+/** A fresh channel between `k0` and `k1` (each party signs with its `signer` when given). */
+function pair(id: number, k0 = A, k1 = B, deposits: [bigint, bigint] = [1000n, 1000n], signer0?: ChannelSigner, signer1?: ChannelSigner) {
   const channelId = new Uint8Array(32).fill(id)
   const keys = [k0.publicKey, k1.publicKey] as const
   const s0 = ChannelSession.create({ me: 0, channelId, keys, deposits, signer: signer0 ?? providerSigner(k0.secretKey) })
-  const s1 = ChannelSession.create({ me: 1, channelId, keys, deposits, signer: providerSigner(k1.secretKey) })
+  const s1 = ChannelSession.create({ me: 1, channelId, keys, deposits, signer: signer1 ?? providerSigner(k1.secretKey) })
   return { channelId, keys, s0, s1, total: deposits[0] + deposits[1] }
 }
 
@@ -207,6 +207,66 @@ describe('channel session', () => {
     expect(ah.s0.balances.mine).toBe(950n)
     // Nor may a payment expire too soon.
     await expect(ah.s0.addHtlc({ amount: 1n, hashLock: lock, expiry: 101 }, ctx)).rejects.toMatchObject({ code: 'BAD_TRANSITION' })
+  })
+
+  it('saves proposals in flight as bytes and restores them exactly: every kind of change, re-sent on hello as first sent', async () => {
+    const { s0, s1 } = pair(40)
+    const preimage = new Uint8Array(32).fill(9)
+    const lock = s1.rememberPreimage(preimage)
+    await deliver(s1, s0, await s1.addHtlc({ amount: 20n, hashLock: lock, expiry: 200 }, ctx))
+    // In flight from s0: a payment with a memo, a forwarded hash-locked payment, a settle and a plain payment.
+    const sent = [
+      await s0.pay(3n, ctx, 'rent'),
+      await s0.addHtlc({ amount: 7n, hashLock: sha256(new Uint8Array(32)), expiry: 300, next: C.address }, ctx),
+      await s0.failHtlc(1, ctx),
+      await s0.pay(1n, ctx),
+    ]
+    const snap = s0.snapshot()
+    expect(snap.version).toBe(2)
+    expect(snap.inFlight).toBeInstanceOf(Uint8Array)
+    // One byte string that survives a structured clone (what IndexedDB keeps).
+    const r0 = ChannelSession.restore(structuredClone(snap), providerSigner(A.secretKey))
+    expect(r0.inFlight).toEqual(s0.inFlight)
+    expect(r0.snapshot()).toEqual(snap)
+    const resent = (await r0.receive(s1.hello(), ctx)).replies
+    expect(resent.map(encodeChannelWire)).toEqual(sent.map(encodeChannelWire))
+    // The peer takes them as if they had come the first time.
+    for (const m of resent) await deliver(r0, s1, m)
+    expect(r0.latest.state.seq).toBe(5)
+    expect(r0.latest).toEqual(s1.latest)
+  })
+
+  it('a snapshot taken earlier stays as it was while the session goes on (it shares what the session never changes)', async () => {
+    const { s0, s1 } = pair(41)
+    const first = await s0.pay(1n, ctx)
+    const snap = s0.snapshot()
+    const copy = structuredClone(snap)
+    await deliver(s0, s1, first)
+    for (let i = 0; i < 3; i++) await deliver(s0, s1, await s0.pay(2n, ctx))
+    s0.rememberPreimage(new Uint8Array(32).fill(5))
+    expect(s0.latest.state.seq).toBe(4)
+    expect(snap).toEqual(copy)
+  })
+
+  it('restores a version 1 snapshot (proposals in flight as objects), and refuses an unknown version or damaged proposals as MALFORMED', async () => {
+    const { s0, s1 } = pair(42)
+    await deliver(s0, s1, await s0.pay(10n, ctx))
+    const u = await s0.pay(5n, ctx)
+    const { inFlight: _, ...rest } = s0.snapshot()
+    const v1 = structuredClone({ ...rest, version: 1 as const, inFlight: s0.inFlight })
+    const r0 = ChannelSession.restore(v1, providerSigner(A.secretKey))
+    expect(r0.inFlight).toEqual(s0.inFlight)
+    expect(r0.snapshot()).toEqual(s0.snapshot())
+    expect((await r0.receive(s1.hello(), ctx)).replies.map(encodeChannelWire)).toEqual([encodeChannelWire(u)])
+
+    const good = s0.snapshot()
+    for (const bad of [
+      { ...good, version: 3 },
+      { ...good, inFlight: good.inFlight.subarray(0, good.inFlight.length - 1) },
+    ])
+      expect(() => ChannelSession.restore(bad as typeof good, providerSigner(A.secretKey))).toThrow(
+        expect.objectContaining({ code: 'MALFORMED' }),
+      )
   })
 
   it('restores from a snapshot mid-stream, and a crash between persisting and sending converges after hello/sync', async () => {
