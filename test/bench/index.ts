@@ -7,6 +7,16 @@ import { printer } from './report.js'
 
 type Suite = () => Promise<void>
 
+/** The numeric `--name value` options among `names` that were given on the command line. */
+function numberOpts<const K extends string>(...names: K[]): Partial<Record<K, number>> {
+  const out: Partial<Record<K, number>> = {}
+  for (const name of names) {
+    const i = process.argv.indexOf(`--${name}`)
+    if (i >= 0) out[name] = Number(process.argv[i + 1])
+  }
+  return out
+}
+
 const SUITES: Record<string, Suite> = {
   core: async () => {
     const { runCoreBench } = await import('./core.js')
@@ -27,31 +37,19 @@ const SUITES: Record<string, Suite> = {
   },
   node: async () => {
     const { runNodeBench } = await import('./node.js')
-    const i = process.argv.indexOf('--txs')
-    await runNodeBench(printer('node'), i >= 0 ? { txs: Number(process.argv[i + 1]) } : {})
+    await runNodeBench(printer('node'), numberOpts('txs'))
   },
   net: async () => {
     const { runNetBench } = await import('./net.js')
-    const opt = (name: string) => {
-      const i = process.argv.indexOf(`--${name}`)
-      return i >= 0 ? Number(process.argv[i + 1]) : undefined
-    }
-    const o = { rate: opt('rate'), seconds: opt('seconds'), senders: opt('senders') }
-    await runNetBench(printer('net'), Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)))
+    await runNetBench(printer('net'), numberOpts('rate', 'seconds', 'senders'))
   },
   channel: async () => {
     const { runChannelBench } = await import('./channel.js')
-    const i = process.argv.indexOf('--payments')
-    await runChannelBench(printer('channel'), i >= 0 ? { payments: Number(process.argv[i + 1]) } : {})
+    await runChannelBench(printer('channel'), numberOpts('payments', 'rounds'))
   },
   light: async () => {
     const { runLightBench } = await import('./light.js')
-    const opt = (name: string) => {
-      const i = process.argv.indexOf(`--${name}`)
-      return i >= 0 ? Number(process.argv[i + 1]) : undefined
-    }
-    const o = { height: opt('height'), changes: opt('changes'), validators: opt('validators'), runs: opt('runs') }
-    await runLightBench(printer('light'), Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)))
+    await runLightBench(printer('light'), numberOpts('height', 'changes', 'validators', 'runs'))
   },
 }
 
