@@ -32,6 +32,23 @@ let driver: ChannelDriver | undefined
 let store: IndexedDbChannelStore
 /** How long each save to IndexedDB took (ms), since `saveTimes` was last called. */
 let saveMs: number[] = []
+/** Signatures made and checked by this page's channel party since `cryptoCounts` was last called. */
+let counts = { signs: 0, verifies: 0 }
+
+/** `signer`, counting its work. */
+function counted(signer: ChannelSigner): ChannelSigner {
+  return {
+    name: signer.name,
+    sign: (m) => {
+      counts.signs++
+      return signer.sign(m)
+    },
+    verify: (sig, m, k) => {
+      counts.verifies++
+      return signer.verify(sig, m, k)
+    },
+  }
+}
 
 async function signerOf(kind: string, seed: Uint8Array): Promise<ChannelSigner> {
   return kind === 'webcrypto' ? webCryptoSigner(seed) : nobleSigner(seed, nobleCrypto)
@@ -85,7 +102,7 @@ const bench = {
       channelId: fromHex(channelIdHex),
       keys: [k0.publicKey, k1.publicKey],
       deposits: [BigInt(deposits[0]), BigInt(deposits[1])],
-      signer: await signerOf(kind, fromHex(seeds[me])),
+      signer: counted(await signerOf(kind, fromHex(seeds[me]))),
     })
     const record: ChannelRecord = {
       id: channelIdHex,
@@ -134,6 +151,13 @@ const bench = {
   saveTimes(): number[] {
     const out = saveMs
     saveMs = []
+    return out
+  },
+
+  /** Signatures made and checked since the last call. */
+  cryptoCounts(): { signs: number; verifies: number } {
+    const out = counts
+    counts = { signs: 0, verifies: 0 }
     return out
   },
 

@@ -6,9 +6,8 @@
  * acknowledged. Figures:
  *
  * - `sig_ceiling_webcrypto`: sign-then-verify pairs per second in the paying page with the
- *   browser's native WebCrypto Ed25519, after a warm-up, best of three seconds — the ceiling (a
- *   payment costs the payee one verification and one signature, the payer one signature and its
- *   share of a run's one verification); `sig_ceiling_noble`: the same in pure JavaScript (noble);
+ *   browser's native WebCrypto Ed25519, after a warm-up, best of three seconds — the ceiling;
+ *   `sig_ceiling_noble`: the same in pure JavaScript (noble);
  * - `payments_per_s` (target >= 1000): R rounds (default 3) of 10,000 payments of 1 (`--payments N`)
  *   issued back to back after 2,000 to warm up, each signed by the payer and countersigned by the
  *   payee (the driver keeps up to MAX_IN_FLIGHT in flight, in order), with WebCrypto; the median
@@ -21,6 +20,12 @@
  *   writes (strict durability) during those rounds — a group commit covers many states, and the
  *   acknowledgements wait for it; `payer_saves_per_1000_payments` and `payer_save_ms_p50`: the
  *   payer's (relaxed: they only record countersignatures the payee has saved);
+ * - `payer_signs_per_payment`, `payer_verifies_per_payment`, `payee_signs_per_payment`,
+ *   `payee_verifies_per_payment`: the signature work a payment cost in those rounds. Each side
+ *   signs every state; of a run of updates (or of acknowledgements) received back to back, each
+ *   side checks the other's signature on the last state only, which covers every state before it
+ *   (the earlier ones are superseded in the same step and never kept) — so a payment costs about
+ *   one signature on each side, and a fraction of a verification;
  * - `payment_latency_p50_ms` (target < 5) and `_p99_ms`: one payment at a time, from the payer's
  *   call until the payee's countersignature — sent only after the payee's durable save — is
  *   checked on the payer's side;
@@ -51,6 +56,7 @@ type Bench = {
   pipelined(n: number): Promise<number>
   seq(): number
   saveTimes(): number[]
+  cryptoCounts(): { signs: number; verifies: number }
 }
 
 const call = <K extends keyof Bench>(page: Page, name: K, ...args: Parameters<Bench[K]>): Promise<Awaited<ReturnType<Bench[K]>>> =>
@@ -169,6 +175,7 @@ export async function runChannelBench(report: Report, opts: { payments?: number;
     await call(payer, 'pipelined', 2000) // warm-up
     const profiling = process.env.LOOPCHAIN_BENCH_PROF ? await Promise.all(pages.map((p) => startProfile(p))) : undefined
     for (const p of pages) await call(p, 'saveTimes')
+    for (const p of pages) await call(p, 'cryptoCounts')
     const roundsOut: { perS: number; ceiling: number }[] = []
     let after = await call(payer, 'ceiling', 'webcrypto', seeds[0], 1000)
     for (let r = 0; r < rounds; r++) {
@@ -183,6 +190,8 @@ export async function runChannelBench(report: Report, opts: { payments?: number;
     }
     const payeeSaves = await call(payee, 'saveTimes')
     const payerSaves = await call(payer, 'saveTimes')
+    const payeeCrypto = await call(payee, 'cryptoCounts')
+    const payerCrypto = await call(payer, 'cryptoCounts')
     if (profiling)
       for (const [i, stop] of profiling.entries()) {
         const who = i === 0 ? 'payer' : 'payee'
@@ -206,6 +215,12 @@ export async function runChannelBench(report: Report, opts: { payments?: number;
     report('payee_save_ms_p90', pct(payeeSaves, 0.9), 'ms')
     report('payer_saves_per_1000_payments', (payerSaves.length * 1000) / all, 'saves')
     report('payer_save_ms_p50', pct(payerSaves, 0.5), 'ms')
+    // What a payment cost in signature work: each side signs every state, and checks the other's
+    // signature once per run (the run's last state covers the ones before it).
+    report('payer_signs_per_payment', payerCrypto.signs / all, 'signs')
+    report('payer_verifies_per_payment', payerCrypto.verifies / all, 'verifies')
+    report('payee_signs_per_payment', payeeCrypto.signs / all, 'signs')
+    report('payee_verifies_per_payment', payeeCrypto.verifies / all, 'verifies')
 
     await fresh('noble')
     const msNoble = await call(payer, 'pipelined', Math.min(payments, 500))

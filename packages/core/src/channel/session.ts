@@ -13,11 +13,12 @@
  *
  * Bursts. Proposals can be made several at once ({@link ChannelSession.proposeMany}), and updates
  * or acknowledgements that arrive back to back are handled as a run of up to {@link MAX_RUN}: the
- * receiver checks and countersigns every update of a run. The proposer keeps only the newest
- * co-signed state, so of a run of acknowledgements it checks the last countersignature, on the
- * state that covers every payment before it; the earlier ones are superseded and never kept, so
- * they are not checked. From the first message of a run that does not fit (or when the last
- * countersignature fails), the rest is handled one at a time, with exactly the outcome and error
+ * receiver countersigns every update of a run. Each party keeps only the newest co-signed state,
+ * so of a run of updates the receiver checks the proposer's signature on the last state, and of a
+ * run of acknowledgements the proposer checks the last countersignature: that state covers every
+ * change before it, and the earlier signatures are superseded in the same step, never kept or
+ * used, so they are not checked. From the first message of a run that does not fit (or when the
+ * last signature fails), the rest is handled one at a time, with exactly the outcome and error
  * each would have had alone.
  *
  * Conflicts. When both parties propose the same number at once, party 0's proposal wins: party 1
@@ -70,10 +71,11 @@ import {
 /**
  * Proposals one party may have in flight (each built on the one before). A proposal is
  * acknowledged only once the peer has saved it, so the window must cover the payments of one
- * durable write: the payee's IndexedDB commits took 20–150 ms in `npm run bench -- channel`,
- * and at ~5,000 payments/s a smaller window stalled the payer (64: ~2,300/s, 256: ~3,300/s,
- * 1024: ~5,000/s; 2048 no better — the payer's own snapshot grew slower to write; see
- * docs/channels.md).
+ * durable write: the payee's IndexedDB commits took 10–150 ms in `npm run bench -- channel`,
+ * and a smaller window stalled the payer (64: ~2,300 payments/s, 256: ~3,300, 512: ~4,200, 1024:
+ * ~5,000, before runs were checked through their last signature; see docs/channels.md). 2048
+ * measured ~10% faster once they were (ratio 0.70–0.74 against 0.61–0.71); 1024 is kept, as it
+ * halves what a payer writes on each save and sends again on a reconnect.
  */
 export const MAX_IN_FLIGHT = 1024
 /**
@@ -695,8 +697,11 @@ export class ChannelSession {
 
   /**
    * A run of updates: while they follow each other on the latest state (and none of mine is in
-   * flight), each is checked and countersigned, all signatures at once; the rest, from the first
-   * that does not fit or verify, one at a time — exactly the single-message rules and errors.
+   * flight), each is countersigned, all at once. Only the newest co-signed state is kept, so the
+   * proposer's signatures are checked through the last one, on the state that covers every change
+   * before it (as {@link onAcks} does for countersignatures); an earlier one is superseded in the
+   * same step, never kept, never used, and not checked. Should the last fail, the run is taken one
+   * update at a time — exactly the single-message rules and errors — which finds the first bad one.
    */
   private async onUpdates(run: readonly PendingUpdate[], ctx: ChannelContext): Promise<void> {
     const s = this.s
@@ -714,32 +719,30 @@ export class ChannelSession {
         states.push(prev)
       }
     }
-    let n = 0
-    if (states.length > 0) {
-      let checked: [boolean, Uint8Array][]
+    let n = states.length
+    if (n > 0) {
+      let ok: boolean
+      let mine: Uint8Array[]
       try {
-        // Verify each proposer's signature and make mine at once; mine leaves only if theirs holds.
-        checked = await Promise.all(
-          states.map((st, i) => {
-            const digest = digestOf(st)
-            return Promise.all([this.signer.verify((run[i] as PendingUpdate).m.signature, digest, s.keys[peer]), this.signer.sign(digest)])
-          }),
-        )
+        // Check theirs and make mine at once; mine leave only if theirs holds.
+        const last = states[n - 1] as ChannelState
+        ;[ok, mine] = await Promise.all([
+          this.signer.verify((run[n - 1] as PendingUpdate).m.signature, digestOf(last), s.keys[peer]),
+          Promise.all(states.map((st) => this.signer.sign(digestOf(st)))),
+        ])
       } catch (e) {
         for (const x of run) x.reject(e instanceof Error ? e : new Error(String(e)))
         return
       }
-      while (n < states.length && (checked[n] as [boolean, Uint8Array])[0]) n++
-      if (n > 0) {
-        const mine = (checked[n - 1] as [boolean, Uint8Array])[1]
-        const theirs = (run[n - 1] as PendingUpdate).m.signature
-        const signatures = bothSignatures(s.me, mine, theirs)
+      if (!ok) n = 0
+      else {
+        const signatures = bothSignatures(s.me, mine[n - 1] as Uint8Array, (run[n - 1] as PendingUpdate).m.signature)
         this.s = { ...this.s, latest: { state: states[n - 1] as ChannelState, signatures } }
         for (let i = 0; i < n; i++) {
           const { m } = run[i] as PendingUpdate
           const prev = i === 0 ? s.latest.state : (states[i - 1] as ChannelState)
           ;(run[i] as PendingUpdate).resolve({
-            replies: [{ t: 'ack', channelId: s.channelId, seq: m.seq, signature: (checked[i] as [boolean, Uint8Array])[1] }],
+            replies: [{ t: 'ack', channelId: s.channelId, seq: m.seq, signature: mine[i] as Uint8Array }],
             persist: true,
             events: this.changeEvents('received', m.seq, m.change, prev, states[i] as ChannelState),
           })

@@ -446,30 +446,53 @@ describe('channel session bursts', () => {
     expect(checkSignedChannelState(run.s1.latest, run.channelId, run.total, run.keys)).toBeUndefined()
   })
 
-  it('a forged update inside a run: those before it stand, it is refused, the ones after are out of order; nothing else changes', async () => {
-    const { s0, s1 } = pair(23)
-    const updates = wires(
-      await s0.proposeMany(
-        Array.from({ length: 8 }, () => () => ({ kind: 'pay', amount: 2n }) as const),
-        ctx,
-      ),
-    )
-    const forged = updates.map((u, i) => (i === 4 ? { ...u, signature: new Uint8Array(64).fill(9) } : u))
+  it('a run of updates is checked through its last signature; a bad last one is found one at a time, a superseded one is never kept', async () => {
+    const signer = counting(B.secretKey)
+    const { s0, s1, channelId, keys } = pair(23, A, B, [1000n, 0n], undefined, signer)
+    const propose = async (n: number) =>
+      wires(
+        await s0.proposeMany(
+          Array.from({ length: n }, () => () => ({ kind: 'pay', amount: 2n }) as const),
+          ctx,
+        ),
+      )
+    const confirm = async (acks: ChannelWire[]) => {
+      for (const a of acks) await s0.receive(a, ctx)
+    }
+
+    // Eight good updates: one verification, eight countersignatures, the newest state co-signed.
+    let updates = await propose(8)
+    signer.verified = 0
+    const ok = await Promise.all(updates.map((u) => s1.receive(u, ctx)))
+    expect(signer.verified).toBe(1)
+    expect(ok.map((r) => (r.replies[0] as Ack).seq)).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+    expect(checkSignedChannelState(s1.latest, channelId, 1000n, keys)).toBeUndefined()
+    await confirm(ok.map((r) => r.replies[0] as Ack))
+    expect(s0.latest).toEqual(s1.latest)
+
+    // A forged last one: the run is retaken one at a time; the seven before it stand, it is refused.
+    updates = await propose(8)
+    const forged = updates.map((u, i) => (i === 7 ? { ...u, signature: new Uint8Array(64).fill(9) } : u))
     const out = await settle(forged.map((u) => s1.receive(u, ctx)))
-    expect(out.map((o) => ('code' in o ? o.code : 'ok'))).toEqual([
-      'ok',
-      'ok',
-      'ok',
-      'ok',
-      'BAD_SIGNATURE',
-      'OUT_OF_ORDER',
-      'OUT_OF_ORDER',
-      'OUT_OF_ORDER',
-    ])
-    expect(s1.latest.state.seq).toBe(4)
+    expect(out.map((o) => ('code' in o ? o.code : 'ok'))).toEqual([...Array(7).fill('ok'), 'BAD_SIGNATURE'])
+    expect(s1.latest.state.seq).toBe(15)
+    expect(checkSignedChannelState(s1.latest, channelId, 1000n, keys)).toBeUndefined()
     // The genuine update goes on from there.
-    const r = await s1.receive(updates[4] as Update, ctx)
-    expect((r.replies[0] as Ack).seq).toBe(5)
+    const r = await s1.receive(updates[7] as Update, ctx)
+    expect((r.replies[0] as Ack).seq).toBe(16)
+    await confirm([...out.slice(0, 7).map((o) => ('value' in o ? o.value.replies[0] : undefined) as Ack), r.replies[0] as Ack])
+
+    // A forged one inside the run is superseded by the good last one in the same step: the kept
+    // state carries the proposer's genuine last signature, and every state was countersigned.
+    updates = await propose(5)
+    const inner = updates.map((u, i) => (i === 2 ? { ...u, signature: new Uint8Array(64).fill(4) } : u))
+    const acks = (await Promise.all(inner.map((u) => s1.receive(u, ctx)))).map((x) => x.replies[0] as Ack)
+    expect(acks.map((a) => a.seq)).toEqual([17, 18, 19, 20, 21])
+    expect(s1.latest.state.seq).toBe(21)
+    expect(s1.latest.signatures[0]).toEqual((updates[4] as Update).signature)
+    expect(checkSignedChannelState(s1.latest, channelId, 1000n, keys)).toBeUndefined()
+    await confirm(acks)
+    expect(s0.latest).toEqual(s1.latest)
   })
 
   it('a run of acknowledgements is checked through its last countersignature; a bad last one is found one at a time', async () => {
