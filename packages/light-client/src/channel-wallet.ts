@@ -329,9 +329,9 @@ export class ChannelWallet implements WalletActions {
     const body = utf8(text)
     if (body.length === 0) throw new WalletError('EMPTY', 'the message is empty')
     const d = this.openDriver(id)
-    await this.guard(id, () => d.message(body))
+    const seq = await this.guard(id, () => d.message(body))
     const live = this.live(id)
-    this.addMessage(live, { from: 'me', seq: d.session.snapshot().messagesOut, text, at: this.now() })
+    this.addMessage(live, { from: 'me', seq, text, at: this.now() })
     await this.save(live)
   }
 

@@ -59,6 +59,8 @@ export class ChannelDriver {
   /** A batch of proposals is being made (signed). */
   private making = false
   private drainScheduled = false
+  /** Set by {@link abandon}: this driver is done, and everything asked of it since rejects with this. */
+  private abandoned: ChannelProtocolError | undefined
 
   constructor(
     readonly session: ChannelSession,
@@ -101,13 +103,15 @@ export class ChannelDriver {
     return done
   }
 
-  /** Sends a private message (signed, numbered); saved first so its number is never reused. */
-  async message(body: Uint8Array): Promise<void> {
+  /** Sends a private message (signed, numbered); saved first so its number is never reused. Resolves with its number. */
+  async message(body: Uint8Array): Promise<number> {
+    if (this.abandoned !== undefined) throw this.abandoned
     const m = await this.session.message(body)
     this.dirty = true
     this.durable = true
     await this.flush()
     this.io.send(m)
+    return m.seq
   }
 
   /** Says hello on a new link (the peer answers with what this side lacks, and proposals in flight go again). */
@@ -192,13 +196,18 @@ export class ChannelDriver {
     }
   }
 
-  /** Rejects every waiting proposal (the link or the page is going away). */
+  /**
+   * Ends this driver (the page or the channel is going away): every waiting proposal rejects, a
+   * batch being signed rejects and is not sent (it stays in the session's window, so a new driver
+   * on the session sends it on the next hello), and whatever is asked of this driver later rejects.
+   */
   abandon(reason: string): void {
-    for (const w of [...this.waiters.values(), ...this.queued.map((q) => q.waiter)])
-      w.reject(new ChannelProtocolError('CHANNEL_CLOSED', reason))
+    const e = new ChannelProtocolError('CHANNEL_CLOSED', reason)
+    this.abandoned ??= e
+    for (const w of [...this.waiters.values(), ...this.queued.map((q) => q.waiter)]) w.reject(e)
     this.waiters.clear()
     this.queued = []
-    this.closeWaiter?.reject(new ChannelProtocolError('CHANNEL_CLOSED', reason))
+    this.closeWaiter?.reject(e)
     this.closeWaiter = undefined
   }
 
@@ -209,6 +218,7 @@ export class ChannelDriver {
    * send per batch, not per payment.
    */
   private propose(make: ChangeMaker): Promise<void> {
+    if (this.abandoned !== undefined) return Promise.reject(this.abandoned)
     return new Promise<void>((resolve, reject) => {
       this.queued.push({ make, waiter: { resolve, reject } })
       this.scheduleDrain()
@@ -216,7 +226,7 @@ export class ChannelDriver {
   }
 
   private scheduleDrain(): void {
-    if (this.drainScheduled || this.making || this.gated || this.queued.length === 0) return
+    if (this.drainScheduled || this.making || this.gated || this.queued.length === 0 || this.abandoned !== undefined) return
     this.drainScheduled = true
     // Later in this turn, so the payments asked for together go out as one batch.
     void Promise.resolve().then(() => {
@@ -236,6 +246,10 @@ export class ChannelDriver {
         batch.map((b) => b.make),
         this.ctx,
       )
+      if (this.abandoned !== undefined) {
+        for (const b of batch) b.waiter.reject(this.abandoned)
+        return
+      }
       for (const [i, r] of made.entries()) {
         const { waiter } = batch[i] as (typeof batch)[number]
         if (r.error !== undefined) waiter.reject(r.error)

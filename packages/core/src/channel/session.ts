@@ -567,6 +567,7 @@ export class ChannelSession {
   get inFlight(): readonly InFlight[] {
     return this.s.inFlight
   }
+
   /** My balance and the peer's in the latest co-signed state. */
   get balances(): { mine: bigint; theirs: bigint } {
     const b = this.s.latest.state.balances
@@ -629,7 +630,7 @@ export class ChannelSession {
   }
 
   /** A signed private message to the peer. */
-  message(body: Uint8Array): Promise<ChannelWire> {
+  message(body: Uint8Array): Promise<Extract<ChannelWire, { t: 'msg' }>> {
     return this.serial(async () => {
       if (body.length > MAX_MESSAGE_BYTES) fail('MALFORMED', `a message holds at most ${MAX_MESSAGE_BYTES} bytes`)
       const seq = this.s.messagesOut + 1

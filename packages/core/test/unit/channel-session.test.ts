@@ -701,4 +701,35 @@ describe('channel driver bursts', () => {
     expect(sent).toEqual([])
     expect(s0.inFlight).toHaveLength(0)
   })
+
+  it('abandon while a batch is being signed: its payments reject, nothing leaves, and later payments reject at once', async () => {
+    // A signer that takes its time, as WebCrypto's promises do.
+    const inner = providerSigner(A.secretKey)
+    let signing!: () => void
+    const started = new Promise<void>((r) => {
+      signing = r
+    })
+    const slow: ChannelSigner = {
+      name: 'slow',
+      sign: async (m) => {
+        signing()
+        await new Promise((r) => setTimeout(r, 20))
+        return inner.sign(m)
+      },
+      verify: (sig, m, k) => inner.verify(sig, m, k),
+    }
+    const { s0 } = pair(43, A, B, [1000n, 1000n], slow)
+    const sent: ChannelWire[] = []
+    const d0 = new ChannelDriver(s0, { send: (m) => sent.push(m), save: async () => {}, height: () => 100 })
+    const paid = settle([d0.pay(1n), d0.pay(2n), d0.pay(3n)])
+    await started
+    d0.abandon('page closing')
+    expect((await paid).map((o) => ('code' in o ? o.code : 'ok'))).toEqual(['CHANNEL_CLOSED', 'CHANNEL_CLOSED', 'CHANNEL_CLOSED'])
+    await new Promise((r) => setTimeout(r, 30))
+    expect(sent).toEqual([])
+    // Signed before the abandon, so kept in flight: a new driver on this session sends them on the next hello.
+    expect(s0.inFlight).toHaveLength(3)
+    await expect(d0.pay(4n)).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
+    await expect(d0.message(utf8('hi'))).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
+  })
 })
