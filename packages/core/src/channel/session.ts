@@ -49,6 +49,7 @@ import {
   uvarint,
   type Writer,
 } from '../codec/codec.js'
+import { concatBytes } from '../codec/hex.js'
 import { type Address, address } from '../crypto/address.js'
 import { sha256 } from '../crypto/hash.js'
 import { type CryptoProvider, nobleCrypto } from '../crypto/provider.js'
@@ -347,16 +348,7 @@ export const inFlightCodec: Codec<InFlight> = {
 // Each proposal is encoded once, when first saved: a full window is saved many times.
 const inFlightBytes = memoByIdentity((f: InFlight) => encode(inFlightCodec, f))
 
-function encodeInFlight(inFlight: readonly InFlight[]): Uint8Array {
-  const parts = inFlight.map(inFlightBytes)
-  const out = new Uint8Array(parts.reduce((n, b) => n + b.length, 0))
-  let at = 0
-  for (const b of parts) {
-    out.set(b, at)
-    at += b.length
-  }
-  return out
-}
+const encodeInFlight = (inFlight: readonly InFlight[]): Uint8Array => concatBytes(...inFlight.map(inFlightBytes))
 
 function decodeInFlight(b: Uint8Array): InFlight[] {
   const r = new Reader(b)
