@@ -559,7 +559,6 @@ export class ChannelSession {
   get inFlight(): readonly InFlight[] {
     return this.s.inFlight
   }
-
   /** My balance and the peer's in the latest co-signed state. */
   get balances(): { mine: bigint; theirs: bigint } {
     const b = this.s.latest.state.balances
