@@ -690,10 +690,7 @@ export class ChannelSession {
   /**
    * A run of updates: while they follow each other on the latest state (and none of mine is in
    * flight), each is countersigned, all at once. Only the newest co-signed state is kept, so the
-   * proposer's signatures are checked through the last one, on the state that covers every change
-   * before it (as {@link onAcks} does for countersignatures); an earlier one is superseded in the
-   * same step, never kept, never used, and not checked. Should the last fail, the run is taken one
-   * update at a time — exactly the single-message rules and errors — which finds the first bad one.
+   * proposer's signatures are checked through the last one (see {@link takeRun}).
    */
   private async onUpdates(run: readonly PendingUpdate[], ctx: ChannelContext): Promise<void> {
     const s = this.s
@@ -711,79 +708,84 @@ export class ChannelSession {
         states.push(prev)
       }
     }
-    let n = states.length
-    if (n > 0) {
-      let ok: boolean
-      let mine: Uint8Array[]
-      try {
-        // Check theirs and make mine at once; mine leave only if theirs holds.
-        const last = states[n - 1] as ChannelState
-        ;[ok, mine] = await Promise.all([
-          this.signer.verify((run[n - 1] as PendingUpdate).m.signature, digestOf(last), s.keys[peer]),
-          Promise.all(states.map((st) => this.signer.sign(digestOf(st)))),
-        ])
-      } catch (e) {
-        for (const x of run) x.reject(e instanceof Error ? e : new Error(String(e)))
-        return
-      }
-      if (!ok) n = 0
-      else {
-        const signatures = bothSignatures(s.me, mine[n - 1] as Uint8Array, (run[n - 1] as PendingUpdate).m.signature)
-        this.s = { ...this.s, latest: { state: states[n - 1] as ChannelState, signatures } }
-        for (let i = 0; i < n; i++) {
-          const { m } = run[i] as PendingUpdate
-          const prev = i === 0 ? s.latest.state : (states[i - 1] as ChannelState)
-          ;(run[i] as PendingUpdate).resolve({
-            replies: [{ t: 'ack', channelId: s.channelId, seq: m.seq, signature: mine[i] as Uint8Array }],
-            persist: true,
-            events: this.changeEvents('received', m.seq, m.change, prev, states[i] as ChannelState),
-          })
+    const n = states.length
+    await this.takeRun(run, n, ctx, async () => {
+      // Check theirs and make mine at once; mine leave only if theirs holds.
+      const theirs = (run[n - 1] as PendingUpdate).m.signature
+      const [ok, mine] = await Promise.all([
+        this.signer.verify(theirs, digestOf(states[n - 1] as ChannelState), s.keys[peer]),
+        Promise.all(states.map((st) => this.signer.sign(digestOf(st)))),
+      ])
+      if (!ok) return undefined
+      const signatures = bothSignatures(s.me, mine[n - 1] as Uint8Array, theirs)
+      this.s = { ...this.s, latest: { state: states[n - 1] as ChannelState, signatures } }
+      return states.map((state, i) => {
+        const { m } = run[i] as PendingUpdate
+        return {
+          replies: [{ t: 'ack', channelId: s.channelId, seq: m.seq, signature: mine[i] as Uint8Array }],
+          persist: true,
+          events: this.changeEvents('received', m.seq, m.change, i === 0 ? s.latest.state : (states[i - 1] as ChannelState), state),
         }
-      }
-    }
-    for (const e of run.slice(n)) await this.receiveOne(e.m, ctx).then(e.resolve, e.reject)
+      })
+    })
   }
 
+  /** A run of acknowledgements: the i-th countersigns my i-th proposal in flight; checked through the last one (see {@link takeRun}). */
   private async onAcks(run: readonly PendingAck[], ctx: ChannelContext): Promise<void> {
     const s = this.s
-    const peer = other(s.me)
-    // The i-th ack of the run should countersign the i-th proposal in flight.
-    const fits = run.map((e, i) => {
+    const fits: InFlight[] = []
+    for (const [i, { m }] of run.entries()) {
       const f = s.inFlight[i]
-      return f !== undefined && f.state.seq === e.m.seq && sameBytes(e.m.channelId, s.channelId) ? f : undefined
+      if (f === undefined || f.state.seq !== m.seq || !sameBytes(m.channelId, s.channelId)) break
+      fits.push(f)
+    }
+    const n = fits.length
+    await this.takeRun(run, n, ctx, async () => {
+      const last = fits[n - 1] as InFlight
+      const theirs = (run[n - 1] as PendingAck).m.signature
+      if (!(await this.signer.verify(theirs, digestOf(last.state), s.keys[other(s.me)]))) return undefined
+      this.s = {
+        ...this.s,
+        latest: { state: last.state, signatures: bothSignatures(s.me, last.signature, theirs) },
+        inFlight: s.inFlight.slice(n),
+      }
+      return fits.map((f, i) => ({
+        replies: [],
+        persist: true,
+        events: this.changeEvents('confirmed', f.state.seq, f.change, i === 0 ? s.latest.state : (fits[i - 1] as InFlight).state, f.state),
+      }))
     })
-    // Only the newest co-signed state is kept, so a run's countersignatures are checked through
-    // its last one: it covers every payment before it. Should it fail, the run is taken one ack at
-    // a time, which finds exactly the first bad one.
-    let n = 0
-    while (n < run.length && fits[n] !== undefined) n++
+  }
+
+  /**
+   * Finishes a run whose first `n` messages fit one on the other. Only the newest co-signed state
+   * is kept, so `step` checks their signatures through the last one, on the state that covers
+   * every change before it — the earlier ones are superseded in the same step, never kept or used,
+   * so they are not checked — and commits, giving each its result; or gives undefined, changing
+   * nothing, when that signature fails. The rest, and the whole run when it failed, is taken one
+   * message at a time: exactly the single-message rules and errors, which find the first bad one.
+   */
+  private async takeRun(
+    run: readonly Pending[],
+    n: number,
+    ctx: ChannelContext,
+    step: () => Promise<ReceiveResult[] | undefined>,
+  ): Promise<void> {
+    let done = 0
     if (n > 0) {
-      let ok: boolean
+      let results: ReceiveResult[] | undefined
       try {
-        ok = await this.signer.verify((run[n - 1] as PendingAck).m.signature, digestOf((fits[n - 1] as InFlight).state), s.keys[peer])
+        results = await step()
       } catch (e) {
         for (const x of run) x.reject(e instanceof Error ? e : new Error(String(e)))
         return
       }
-      if (!ok) n = 0
-    }
-    if (n > 0) {
-      const last = fits[n - 1] as InFlight
-      const theirs = (run[n - 1] as PendingAck).m.signature
-      const signatures = bothSignatures(s.me, last.signature, theirs)
-      this.s = { ...this.s, latest: { state: last.state, signatures }, inFlight: s.inFlight.slice(n) }
-      for (let i = 0; i < n; i++) {
-        const f = fits[i] as InFlight
-        const prev = i === 0 ? s.latest.state : (fits[i - 1] as InFlight).state
-        ;(run[i] as PendingAck).resolve({
-          replies: [],
-          persist: true,
-          events: this.changeEvents('confirmed', f.state.seq, f.change, prev, f.state),
-        })
+      if (results !== undefined) {
+        for (const [i, r] of results.entries()) (run[i] as Pending).resolve(r)
+        done = n
       }
     }
-    // From the first that does not fit on, one at a time: exactly the single-message rules and errors.
-    for (const e of run.slice(n)) await this.receiveOne(e.m, ctx).then(e.resolve, e.reject)
+    for (const e of run.slice(done)) await this.receiveOne(e.m, ctx).then(e.resolve, e.reject)
   }
 
   private propose(change: ChannelChange, ctx: ChannelContext): Promise<ChannelWire> {
