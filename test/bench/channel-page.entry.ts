@@ -7,11 +7,14 @@ import {
   ChannelDriver,
   ChannelSession,
   type ChannelSigner,
+  type ChannelSnapshot,
   decodeChannelWire,
   encodeChannelWire,
+  encodeSignedChannelState,
   fromHex,
   keyPairFromSecret,
   nobleCrypto,
+  toHex,
 } from '@loopchain/core'
 import {
   type ChannelRecord,
@@ -159,6 +162,17 @@ const bench = {
     const out = counts
     counts = { signs: 0, verifies: 0 }
     return out
+  },
+
+  /** This party's latest co-signed state, encoded (hex). */
+  latest(): string {
+    return toHex(encodeSignedChannelState((driver as ChannelDriver).session.latest))
+  },
+
+  /** The latest co-signed seq in this page's IndexedDB record of the channel. */
+  async storedSeq(channelIdHex: string): Promise<number> {
+    const snapshot = (await store.get(channelIdHex))?.snapshot as ChannelSnapshot | undefined
+    return snapshot?.latest.state.seq ?? -1
   },
 
   /** This party's latest co-signed seq. */

@@ -47,7 +47,7 @@ const ENTRY = fileURLToPath(new URL('./channel-page.entry.ts', import.meta.url))
 // Outside the tests' port blocks (12000–27599) and the net bench's.
 const PORT = 56_100
 
-type Bench = {
+export type Bench = {
   start(chainId: string, bootstrap: string[]): Promise<string>
   dial(addr: string): Promise<string>
   ceiling(kind: string, seedHex: string, ms: number): Promise<number>
@@ -55,11 +55,13 @@ type Bench = {
   sequential(n: number): Promise<number[]>
   pipelined(n: number): Promise<number>
   seq(): number
+  latest(): string
+  storedSeq(channelIdHex: string): Promise<number>
   saveTimes(): number[]
   cryptoCounts(): { signs: number; verifies: number }
 }
 
-const call = <K extends keyof Bench>(page: Page, name: K, ...args: Parameters<Bench[K]>): Promise<Awaited<ReturnType<Bench[K]>>> =>
+export const call = <K extends keyof Bench>(page: Page, name: K, ...args: Parameters<Bench[K]>): Promise<Awaited<ReturnType<Bench[K]>>> =>
   page.evaluate(
     ([n, a]) =>
       ((globalThis as unknown as { bench: Record<string, (...x: unknown[]) => unknown> }).bench[n] as (...x: unknown[]) => unknown)(...a),
@@ -109,10 +111,20 @@ function printProfile(who: string, p: CpuProfile): void {
     console.log(`  ${((100 * t) / total).toFixed(1).padStart(5)}%  ${f}`)
 }
 
-/** Runs the suite. */
-export async function runChannelBench(report: Report, opts: { payments?: number; rounds?: number } = {}): Promise<void> {
-  const payments = opts.payments ?? 10_000
-  const rounds = opts.rounds ?? 3
+/** Two Chromium pages (two browser contexts) with the bench's page, each a libp2p node with a relay reservation on a real full node, the payer dialled to the payee. */
+export interface ChannelPages {
+  readonly payer: Page
+  readonly payee: Page
+  readonly pages: readonly [Page, Page]
+  /** How the payer's link to the payee runs. */
+  readonly kind: string
+  /** The bundle's directory (for profiles). */
+  readonly dist: string
+  close(): Promise<void>
+}
+
+/** Starts a full node (LevelDB in a temporary directory) on `port` and `port + 1`, and two pages linked through its relay. */
+export async function openChannelPages(port: number): Promise<ChannelPages> {
   const validator = testKey('channel bench validator')
   const genesis = testGenesis({ chainId: 'channel-bench', networkId: 77, validators: [validator], funded: testKey('channel bench funded') })
   const dataDir = mkdtempSync(join(tmpdir(), 'loopchain-channel-bench-'))
@@ -121,8 +133,16 @@ export async function runChannelBench(report: Report, opts: { payments?: number;
   const dist = await bundleForBrowser(ENTRY)
   const server = await serveStatic(dist)
   const browser = await launchChromium()
+  const close = async () => {
+    await browser.close()
+    await server.close()
+    await host?.stop().catch(() => undefined)
+    await node.stop().catch(() => undefined)
+    rmSync(dataDir, { recursive: true, force: true })
+    rmSync(dist, { recursive: true, force: true })
+  }
   try {
-    host = await connectNode(node, { nodeKey: testKey('channel bench node key').secretKey, tcpPort: PORT, wsPort: PORT + 1 })
+    host = await connectNode(node, { nodeKey: testKey('channel bench node key').secretKey, tcpPort: port, wsPort: port + 1 })
     const ws = host.multiaddrs().find((a) => a.includes('/ws/')) as string
     const pages: Page[] = []
     for (let i = 0; i < 2; i++) {
@@ -137,6 +157,19 @@ export async function runChannelBench(report: Report, opts: { payments?: number;
     await call(payer, 'start', genesis.chainId, [ws])
     const payeeAddr = await call(payee, 'start', genesis.chainId, [ws])
     const kind = await call(payer, 'dial', payeeAddr)
+    return { payer, payee, pages: [payer, payee], kind, dist, close }
+  } catch (e) {
+    await close()
+    throw e
+  }
+}
+
+/** Runs the suite. */
+export async function runChannelBench(report: Report, opts: { payments?: number; rounds?: number } = {}): Promise<void> {
+  const payments = opts.payments ?? 10_000
+  const rounds = opts.rounds ?? 3
+  const { payer, payee, pages, kind, dist, close } = await openChannelPages(PORT)
+  try {
     report('link_kind_direct', kind === 'direct' ? 1 : 0, 'bool')
 
     const seeds: [string, string] = [to0x(new Uint8Array(randomBytes(32))), to0x(new Uint8Array(randomBytes(32)))]
@@ -228,11 +261,6 @@ export async function runChannelBench(report: Report, opts: { payments?: number;
     report('payments_per_s_noble', perSNoble, 'payments/s')
     report('payments_noble_vs_sig_ceiling_ratio', perSNoble / ceiling.noble, 'x')
   } finally {
-    await browser.close()
-    await server.close()
-    await host?.stop().catch(() => undefined)
-    await node.stop().catch(() => undefined)
-    rmSync(dataDir, { recursive: true, force: true })
-    rmSync(dist, { recursive: true, force: true })
+    await close()
   }
 }
