@@ -80,6 +80,9 @@ export async function startHub(node: FullNode, host: NodeHost, key: KeyPair, gen
   const store = new LevelChannelStore(db)
   const client = await LightClient.open({
     genesis,
+    // The hub follows its own node's headers: verify their commits with the node's native crypto,
+    // not the pure-JavaScript default (about 1 ms per signature here, against 76 µs).
+    crypto: nativeCrypto,
     transport: new MemoryTransport({ self: createLightHandlers(fullNodeLightBackend(node)) }),
     store: new MemoryLightStore(),
   })
