@@ -122,3 +122,61 @@ describe('gossip scoring parameters', () => {
     expect(penalty(3) + params.topicScoreCap).toBeLessThan(SCORE_THRESHOLDS.graylistThreshold)
   })
 })
+
+describe('yamux window updates', () => {
+  // A yamux stream as the muxer builds it, with its outgoing frames captured instead of sent.
+  const stream = async () => {
+    await import('../src/p2p/yamux-window.js')
+    const { StreamState, YamuxStream } = await import('@libp2p/yamux/stream')
+    const frames: { type: number; length: number; flag: number }[] = []
+    const log = Object.assign(() => {}, { error() {}, trace() {}, newScope: () => log })
+    const s = new YamuxStream({
+      id: '1',
+      streamId: 1,
+      state: StreamState.Established,
+      direction: 'inbound',
+      log: log as never,
+      // A window update is a header alone; data frames would carry a body.
+      sendFrame: (header: { type: number; length: number; flag: number }) => {
+        frames.push(header)
+        return true
+      },
+      getRTT: () => -1,
+    } as never)
+    const receive = (bytes: number) =>
+      s.handleData({ header: { type: 0, flag: 0, streamID: 1, length: bytes }, data: new Uint8Array(bytes) } as never)
+    return { frames, receive, window: () => (s as unknown as { recvWindow: number }).recvWindow }
+  }
+
+  it('grant credit once half the receive window is used, not after every frame', async () => {
+    const { frames, receive, window } = await stream()
+    const w = window()
+    // 100 small messages (votes, transaction batches) use well under half of the window: no update.
+    for (let i = 0; i < 100; i++) receive(200)
+    expect(frames).toEqual([])
+    // Past half of the window, one update gives back everything used so far.
+    let used = 100 * 200
+    while (used + 200 <= w / 2) {
+      receive(200)
+      used += 200
+    }
+    expect(frames).toEqual([])
+    receive(200)
+    used += 200
+    expect(frames).toEqual([{ type: 1, flag: 0, streamID: 1, length: used }])
+  })
+
+  it('a sender that fills the window is never left without credit', async () => {
+    const { frames, receive, window } = await stream()
+    const w = window()
+    // Frames as large as the window allows, back to back: each one past half is answered at once.
+    let credit = w
+    for (let i = 0; i < 50; i++) {
+      const n = Math.min(64 * 1024, credit)
+      receive(n)
+      credit -= n
+      for (const f of frames.splice(0)) credit += f.length
+      expect(credit).toBeGreaterThan(w / 2 - 64 * 1024)
+    }
+  })
+})
