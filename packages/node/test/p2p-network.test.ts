@@ -186,13 +186,30 @@ describe('p2p host across OS processes', () => {
     const viaM = (await p.m.ok<{ peerId: string; remoteAddr: string }[]>('connections')).find((c) => c.peerId === ids.a)
     expect(viaM?.remoteAddr).toMatch(/\/tcp\/\d+\/p2p\//)
     expect(viaM?.remoteAddr).not.toContain('/ws')
-    await until('m sees a subscribed', async () => (await p.m.ok<string[]>('subscribers', { kind: 'tx' })).includes(ids.a))
-    expect(await p.m.ok<number>('publish', { kind: 'tx', data: 'tcp-hello' })).toBeGreaterThanOrEqual(1)
-    const atA = await p.a.waitEvent((e) => e.kind === 'tx' && e.data === 'tcp-hello')
+    await until('m sees a subscribed', async () => (await p.m.ok<string[]>('subscribers', { kind: 'vote' })).includes(ids.a))
+    await until('a vote mesh with b', async () => (await p.a.ok<string[]>('mesh', { kind: 'vote' })).includes(ids.b))
+    expect(await p.m.ok<number>('publish', { kind: 'vote', data: 'tcp-hello' })).toBeGreaterThanOrEqual(1)
+    const atA = await p.a.waitEvent((e) => e.kind === 'vote' && e.data === 'tcp-hello')
     expect(atA.from).toBe(ids.m)
-    const atB = await p.b.waitEvent((e) => e.kind === 'tx' && e.data === 'tcp-hello')
+    const atB = await p.b.waitEvent((e) => e.kind === 'vote' && e.data === 'tcp-hello')
     // b is connected only to a, so a forwarded it.
     expect(atB.from).toBe(ids.a)
+  })
+
+  it('transactions go from their publisher to the peers it is connected to, and are not forwarded', async () => {
+    await until('m sees a subscribed', async () => (await p.m.ok<string[]>('subscribers', { kind: 'tx' })).includes(ids.a))
+    expect(await p.m.ok<number>('publish', { kind: 'tx', data: 'direct-from-m' })).toBe(1)
+    const atA = await p.a.waitEvent((e) => e.kind === 'tx' && e.data === 'direct-from-m')
+    expect(atA.from).toBe(ids.m)
+    // a publishes its own: b and d, each connected to a, get it from a.
+    expect(await p.a.ok<number>('publish', { kind: 'tx', data: 'direct-from-a' })).toBeGreaterThanOrEqual(2)
+    expect((await p.b.waitEvent((e) => e.kind === 'tx' && e.data === 'direct-from-a')).from).toBe(ids.a)
+    expect((await p.d.waitEvent((e) => e.kind === 'tx' && e.data === 'direct-from-a')).from).toBe(ids.a)
+    // m's batch reached a, which has b and d in its tx mesh, but a passed it on to neither.
+    expect(await p.a.ok<string[]>('mesh', { kind: 'tx' })).toEqual(expect.arrayContaining([ids.b, ids.d]))
+    await new Promise((r) => setTimeout(r, 1500))
+    expect(p.b.received('tx', 'direct-from-m')).toBe(false)
+    expect(p.d.received('tx', 'direct-from-m')).toBe(false)
   })
 
   it('over WebSockets, a gossip message published by one process reaches the other two', async () => {

@@ -66,6 +66,15 @@ export interface NodeHostOptions {
   isMember: (peerId: string) => boolean
   /** Topics only members may publish or subscribe to. Default `tx`, `proposal`, `vote` (light clients read `header`). */
   memberOnlyTopics?: readonly TopicKind[]
+  /**
+   * Topics whose messages go from their publisher straight to every subscribed peer it is connected
+   * to, and no further: a receiver delivers an accepted message to its handlers but does not forward
+   * it (nor offer it in gossip). Default `tx`: members' nodes form a full mesh, so forwarding a
+   * batch of transactions only makes duplicate copies — each one received, decrypted and hashed
+   * before it is dropped. A node that misses a batch gets those transactions in a proposal, where
+   * it checks them like any it has not pooled.
+   */
+  directTopics?: readonly TopicKind[]
   /** Per-topic validators; a topic without one accepts every message that passes admission. */
   validators?: Partial<Record<TopicKind, GossipValidator>>
   /** Circuit-relay server limits, or `false` to run no relay. */
@@ -219,6 +228,10 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
         allowPublishToZeroTopicPeers: true,
         // Re-publishing a vote or transaction we already sent is harmless.
         ignoreDuplicatePublishError: true,
+        // IDONTWANT saves a peer a duplicate copy we would otherwise forward to it; below this size the
+        // IDONTWANT message costs about what the copy would. Transaction batches (direct, never
+        // forwarded, see `directTopics`) stay under it; full proposals go over it.
+        idontwantMinDataSize: 64 * 1024,
         fallbackToFloodsub: false,
         doPX: false,
         scoreParams: peerScoreParams([...topics.keys()]),
@@ -244,6 +257,19 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
   const scored = pubsub as unknown as ScoredGossipSub
   const peerIdStr = libp2p.peerId.toString()
 
+  const handlers = new Map<string, Set<GossipHandler>>()
+  const deliver = (topic: string, data: Uint8Array, from: string) => {
+    const set = handlers.get(topic)
+    if (set === undefined) return
+    for (const h of set) {
+      try {
+        h(data, from)
+      } catch (err) {
+        log.error('gossip handler threw', { topic, error: err instanceof Error ? err.message : String(err) })
+      }
+    }
+  }
+  const direct = new Set<TopicKind>(options.directTopics ?? ['tx'])
   for (const [topic, kind] of topics) {
     const validate = options.validators?.[kind]
     pubsub.topicValidators.set(topic, async (peer, msg) => {
@@ -264,6 +290,11 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
         }
       }
       if (verdict === 'reject') log.warn('rejected a gossip message', { topic, peer: from })
+      if (verdict === 'accept' && direct.has(kind)) {
+        // Delivered here; gossipsub is told to drop it (no penalty), so it is neither forwarded nor offered.
+        deliver(topic, msg.data, from)
+        return TopicValidatorResult.Ignore
+      }
       return verdict === 'accept'
         ? TopicValidatorResult.Accept
         : verdict === 'reject'
@@ -299,19 +330,9 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
     if (wants.length > 0 && !isMember(peer)) hangUp(peer, `non-member subscribed to ${wants.map((s) => s.topic).join(', ')}`)
   })
 
-  const handlers = new Map<string, Set<GossipHandler>>()
   pubsub.addEventListener('gossipsub:message', (evt: CustomEvent<GossipsubMessage>) => {
     const { msg, propagationSource } = evt.detail
-    const set = handlers.get(msg.topic)
-    if (set === undefined) return
-    const from = propagationSource.toString()
-    for (const h of set) {
-      try {
-        h(msg.data, from)
-      } catch (err) {
-        log.error('gossip handler threw', { topic: msg.topic, error: err instanceof Error ? err.message : String(err) })
-      }
-    }
+    deliver(msg.topic, msg.data, propagationSource.toString())
   })
 
   const redialer = new Redialer(libp2p, options.bootstrap ?? [], options.redial ?? {}, log, banRemainingMs)
