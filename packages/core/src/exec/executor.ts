@@ -131,13 +131,40 @@ export function stateResult(stateRoot: Uint8Array, receipts: readonly Receipt[] 
   return { stateRoot, receiptsRoot: receiptsRoot(receipts), logsBloom: logsBloom(receipts) }
 }
 
+/**
+ * A transfer reads its sender's account three times and writes it twice. The state key of an
+ * address is made once (a bounded cache; the keys are never modified), and an account's bytes are
+ * decoded once: bytes this executor wrote carry the account they encode (by identity, so any other
+ * bytes are decoded afresh).
+ */
+const ACCOUNT_KEYS_KEPT = 65_536
+const accountKeys = new Map<Address, Uint8Array>()
+function accountKeyOf(a: Address): Uint8Array {
+  let k = accountKeys.get(a)
+  if (k === undefined) {
+    if (accountKeys.size >= ACCOUNT_KEYS_KEPT) accountKeys.clear()
+    k = accountKey(a)
+    accountKeys.set(a, k)
+  }
+  return k
+}
+const accountOf = new WeakMap<Uint8Array, AccountState>()
+
 function readAccount(state: StateOverlay, a: Address): AccountState {
-  const raw = state.get(accountKey(a))
-  return raw === undefined ? EMPTY_ACCOUNT : decode(accountStateCodec, raw)
+  const raw = state.get(accountKeyOf(a))
+  if (raw === undefined) return EMPTY_ACCOUNT
+  let acc = accountOf.get(raw)
+  if (acc === undefined) {
+    acc = decode(accountStateCodec, raw)
+    accountOf.set(raw, acc)
+  }
+  return acc
 }
 
 function writeAccount(state: StateOverlay, a: Address, acc: AccountState): void {
-  state.set(accountKey(a), encode(accountStateCodec, acc))
+  const raw = encode(accountStateCodec, acc)
+  accountOf.set(raw, acc)
+  state.set(accountKeyOf(a), raw)
 }
 
 function hasRight(state: StateOverlay, a: Address, right: number): boolean {
@@ -470,7 +497,7 @@ export async function executeBlock(tree: StateTree, block: Block, env: Execution
   const receipts: Receipt[] = []
   const info = { height: block.header.height, timestamp: block.header.timestamp }
   // Every transaction reads its sender's and its target's account: load them all up front.
-  await state.loadAll(block.transactions.flatMap((tx) => [accountKey(tx.body.from), accountKey(tx.body.to)]))
+  await state.loadAll(block.transactions.flatMap((tx) => [accountKeyOf(tx.body.from), accountKeyOf(tx.body.to)]))
   const start = await state.retrying(() => {
     const root = new StateOverlay((k) => state.read(k))
     const validators = root.get(VALIDATORS_KEY)

@@ -46,10 +46,15 @@ export class StateOverlay {
 
   /** The current value under `key`: this overlay's write, else the parent's view. */
   get(key: Uint8Array): Uint8Array | undefined {
+    return this.lookup(toHex(key), key)
+  }
+
+  /** {@link get} with the key's hex computed once for the whole chain of overlays. */
+  private lookup(id: string, key: Uint8Array): Uint8Array | undefined {
     this.check()
-    const w = this.pending.get(toHex(key))
+    const w = this.pending.get(id)
     if (w !== undefined) return w.value
-    return this.parent instanceof StateOverlay ? this.parent.get(key) : this.parent(key)
+    return this.parent instanceof StateOverlay ? this.parent.lookup(id, key) : this.parent(key)
   }
 
   /** Buffers `value` under `key`. */
