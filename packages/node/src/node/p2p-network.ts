@@ -2,8 +2,10 @@
  * Connects a {@link FullNode} to its peers over libp2p: consensus messages on the `proposal` and
  * `vote` topics, client transactions batched on the `tx` topic (one gossip message per batch, not
  * per transaction: gossipsub's per-message cost would cap the network near 2,000 tx/s, see
- * STACK.md), committed headers with their commits on `header`; the read-only light-client protocols. Admission comes from the genesis: only member
- * institutions' node keys may use the member topics.
+ * STACK.md; sent by the node that took them to each member it is connected to and not forwarded,
+ * see `directTopics` in the host), committed headers with their commits on `header`; the
+ * read-only light-client protocols. Admission comes from the genesis: only member institutions'
+ * node keys may use the member topics.
  */
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'

@@ -1,5 +1,4 @@
 import './polyfills.js'
-import './yamux-window.js'
 import { createHash } from 'node:crypto'
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import { type GossipsubMessage, gossipsub, StrictNoSign, TopicValidatorResult } from '@libp2p/gossipsub'
