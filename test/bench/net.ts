@@ -5,7 +5,8 @@
  *
  * Figures: committed tx/s sustained over the measurement window, commit latency p50 / p99 from
  * submission to the moment the committing block is announced (a WebSocket block subscription on
- * one node), CPU and peak memory per node, and the in-run ceiling: native ed25519 verifications
+ * one node), CPU and peak memory per node, a node's CPU per committed transaction against one
+ * native verification (`node_cpu_per_tx_vs_verify`), and the in-run ceiling: native ed25519 verifications
  * per second on this machine times its cores, divided by the validators (every validator checks
  * every transaction's signature once). Without `--rate N`, short steps of rising offered rates
  * find the highest the network sustains, and the measured window runs at that rate. Options:
