@@ -229,7 +229,7 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
         ignoreDuplicatePublishError: true,
         // IDONTWANT saves a peer a duplicate copy we would otherwise forward to it; below this size the
         // IDONTWANT message costs about what the copy would. Transaction batches (direct, never
-        // forwarded, see `directTopics`) stay under it; full proposals go over it.
+        // forwarded, see `directTopics`) typically stay under it; full proposals go over it.
         idontwantMinDataSize: 64 * 1024,
         fallbackToFloodsub: false,
         doPX: false,
@@ -290,7 +290,8 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
       }
       if (verdict === 'reject') log.warn('rejected a gossip message', { topic, peer: from })
       if (verdict === 'accept' && direct.has(kind)) {
-        // Delivered here; gossipsub is told to drop it (no penalty), so it is neither forwarded nor offered.
+        // Delivered here; gossipsub is told to drop it (no penalty, counted in its metrics as
+        // ignored), so it is neither forwarded nor offered in IHAVE gossip.
         deliver(topic, msg.data, from)
         return TopicValidatorResult.Ignore
       }
