@@ -6,7 +6,7 @@
  * Figures: committed tx/s sustained over the measurement window, commit latency p50 / p99 from
  * submission to the moment the committing block is announced (a WebSocket block subscription on
  * one node), CPU and peak memory per node, a node's CPU per committed transaction against one
- * native verification (`node_cpu_per_tx_vs_verify`), and the in-run ceiling: native ed25519 verifications
+ * native verification (`node_cpu_per_tx_vs_verify_ratio`), and the in-run ceiling: native ed25519 verifications
  * per second on this machine times its cores, divided by the validators (every validator checks
  * every transaction's signature once). Without `--rate N`, short steps of rising offered rates
  * find the highest the network sustains, and the measured window runs at that rate. Options:
@@ -192,10 +192,16 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
 
     for (let i = 0; i < VALIDATORS; i++) {
       const prof = process.env.LOOPCHAIN_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, 'prof')}`] : []
-      const child = spawn(process.execPath, [...prof, '--import', 'tsx', CLI, 'start', '--config', join(dir, `node-${i}`, 'config.json')], {
-        stdio: ['ignore', openSync(join(dir, `node-${i}.log`), 'w'), 'inherit'],
-        env: { ...process.env },
-      })
+      // Node.js flags for the validators only, to measure runtime settings (e.g. GC flags).
+      const flags = (process.env.LOOPCHAIN_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean)
+      const child = spawn(
+        process.execPath,
+        [...flags, ...prof, '--import', 'tsx', CLI, 'start', '--config', join(dir, `node-${i}`, 'config.json')],
+        {
+          stdio: ['ignore', openSync(join(dir, `node-${i}.log`), 'w'), 'inherit'],
+          env: { ...process.env },
+        },
+      )
       procs.push({ child, pid: child.pid as number, rpc: `http://127.0.0.1:${base + 10 * i + 2}/` })
     }
     for (const p of procs) {
@@ -395,7 +401,7 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     const nodeCpuS = procs.reduce((s, _, i) => s + (cpu1[i] as number) - (cpu0[i] as number), 0) / procs.length
     const cpuUsPerTx = (nodeCpuS * 1e6) / Math.max(1, committedInWindow)
     report('node_cpu_us_per_tx', cpuUsPerTx, 'µs')
-    report('node_cpu_per_tx_vs_verify', cpuUsPerTx / (1e6 / perCore), 'x')
+    report('node_cpu_per_tx_vs_verify_ratio', cpuUsPerTx / (1e6 / perCore), 'x')
     const rss = procs.map((p) => peakRssMiB(p.pid))
     procs.forEach((_, i) => {
       report(`node${i}_peak_rss`, rss[i] as number, 'MiB')
