@@ -35,6 +35,15 @@ describe('consensus WAL on LevelDB', () => {
       // Appends after a reopen go after what was there.
       await wal.append({ kind: 'vote', vote: vote(5, 2) })
       expect((await wal.load()).at(-1)).toEqual({ kind: 'vote', vote: vote(5, 2) })
+      // Each truncation starts where the last one ended; what is below the new height still goes,
+      // even an entry appended below an earlier truncation.
+      await wal.append({ kind: 'vote', vote: vote(7, 0) })
+      await wal.truncateBelow(6)
+      expect(await wal.load()).toEqual([{ kind: 'vote', vote: vote(7, 0) }])
+      await wal.append({ kind: 'vote', vote: vote(3, 0) })
+      await wal.truncateBelow(6)
+      await wal.truncateBelow(8)
+      expect(await wal.load()).toEqual([])
       await store.close()
     } finally {
       rmSync(dir, { recursive: true, force: true })
