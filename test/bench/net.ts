@@ -11,6 +11,8 @@
  * every transaction's signature once). Without `--rate N`, short steps of rising offered rates
  * find the highest the network sustains, and the measured window runs at that rate. Options:
  * `--rate N` offered tx/s, `--seconds N` measured window (default 30), `--senders N` (default 1,000).
+ * Environment: `LOOPCHAIN_BENCH_PROF=1` writes each validator's CPU profile, `LOOPCHAIN_BENCH_KEEP=1`
+ * keeps logs, data and profiles, `LOOPCHAIN_BENCH_NODE_FLAGS` passes Node.js flags to the validators.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
