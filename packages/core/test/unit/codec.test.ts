@@ -193,3 +193,27 @@ describe('canonical codec', () => {
     expect(() => encode(pair, { x: 70000, y: 0 })).toThrow(/Pair.x/)
   })
 })
+
+describe('hex', () => {
+  // Two characters per byte from the byte's own digits: the reference toHex is checked against.
+  const reference = (b: Uint8Array) => Array.from(b, (x) => (x < 16 ? '0' : '') + x.toString(16)).join('')
+
+  it('toHex is lower-case, two digits a byte, at every length (past its 4,096-byte chunks too) and round-trips', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (b) => {
+        expect(toHex(b)).toBe(reference(b))
+        expect(fromHex(toHex(b))).toEqual(b)
+      }),
+    )
+    for (const n of [0, 1, 4095, 4096, 4097, 8192, 10_000]) {
+      const b = Uint8Array.from({ length: n }, (_, i) => (i * 131 + 7) & 0xff)
+      expect(toHex(b)).toBe(reference(b))
+    }
+    // A view into a larger buffer hexes only its own bytes.
+    const big = Uint8Array.from({ length: 64 }, (_, i) => i)
+    expect(toHex(big.subarray(10, 13))).toBe('0a0b0c')
+    // Calls in a row do not leak characters from a longer earlier one.
+    expect(toHex(new Uint8Array(40).fill(0xff))).toBe('ff'.repeat(40))
+    expect(toHex(Uint8Array.of(1))).toBe('01')
+  })
+})
