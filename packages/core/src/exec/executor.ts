@@ -35,6 +35,7 @@ import { Right } from '../ledger/genesis.js'
 import { type EventLog, logsBloom, type Receipt, ReceiptStatus, receiptsRoot } from '../ledger/receipt.js'
 import { callDataCodec, type DeployData, deployDataCodec, type Transaction, TxKind, transactionHash } from '../ledger/transaction.js'
 import { type ValidatorSet, validatorSetCodec } from '../ledger/validators.js'
+import { memoByIdentity } from '../memo.js'
 import { checkParams } from '../score/abi.js'
 import { callScore, type PermissionCheck, UPDATE_METHOD } from '../score/call.js'
 import type { ContractEngine } from '../score/engine/types.js'
@@ -148,22 +149,16 @@ function accountKeyOf(a: Address): Uint8Array {
   }
   return k
 }
-const accountOf = new WeakMap<Uint8Array, AccountState>()
+const accountOf = memoByIdentity((raw: Uint8Array) => decode(accountStateCodec, raw))
 
 function readAccount(state: StateOverlay, a: Address): AccountState {
   const raw = state.get(accountKeyOf(a))
-  if (raw === undefined) return EMPTY_ACCOUNT
-  let acc = accountOf.get(raw)
-  if (acc === undefined) {
-    acc = decode(accountStateCodec, raw)
-    accountOf.set(raw, acc)
-  }
-  return acc
+  return raw === undefined ? EMPTY_ACCOUNT : accountOf(raw)
 }
 
 function writeAccount(state: StateOverlay, a: Address, acc: AccountState): void {
   const raw = encode(accountStateCodec, acc)
-  accountOf.set(raw, acc)
+  accountOf.remember(raw, acc)
   state.set(accountKeyOf(a), raw)
 }
 

@@ -4,7 +4,6 @@
  * from a signature). The hash covers the body only, so it is the transaction's identity
  * whatever signature bytes travel with it.
  */
-
 import { bigUint, bytes, type Codec, decode, enumeration, fixedBytes, hashEncoded, string, struct, u8, uvarint } from '../codec/codec.js'
 import { type Value, value } from '../codec/value.js'
 import { type Address, accountAddress, address, isContractAddress } from '../crypto/address.js'
