@@ -395,13 +395,14 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     report('refused_txs', refused, 'txs')
     report('skipped_txs', skipped, 'txs')
     report('uncommitted_txs', Math.max(0, missing), 'txs')
-    procs.forEach((_, i) => {
-      report(`node${i}_cpu`, (100 * ((cpu1[i] as number) - (cpu0[i] as number))) / windowS, '%core')
+    const cpuS = procs.map((_, i) => (cpu1[i] as number) - (cpu0[i] as number))
+    cpuS.forEach((s, i) => {
+      report(`node${i}_cpu`, (100 * s) / windowS, '%core')
     })
     // A node's CPU per committed transaction, against one native verification on this machine: at
-    // saturation the ceiling ratio is about the inverse of this ratio, and it reads the same below it.
-    const nodeCpuS = procs.reduce((s, _, i) => s + (cpu1[i] as number) - (cpu0[i] as number), 0) / procs.length
-    const cpuUsPerTx = (nodeCpuS * 1e6) / Math.max(1, committedInWindow)
+    // saturation the ceiling ratio is about the inverse of this ratio. Below saturation it reads
+    // high: blocks get smaller and more frequent, and their fixed costs fill the idle time.
+    const cpuUsPerTx = ((cpuS.reduce((a, b) => a + b, 0) / procs.length) * 1e6) / Math.max(1, committedInWindow)
     report('node_cpu_us_per_tx', cpuUsPerTx, 'µs')
     report('node_cpu_per_tx_vs_verify_ratio', cpuUsPerTx / (1e6 / perCore), 'x')
     const rss = procs.map((p) => peakRssMiB(p.pid))
