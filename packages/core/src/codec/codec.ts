@@ -16,6 +16,7 @@
  */
 import { DecodeError, EncodeError } from '../errors.js'
 import { fastSha256 } from '../state/sha256.js'
+import { fromHex, toHex } from './hex.js'
 
 /** Growable output buffer used by encoders. */
 export class Writer {
@@ -81,8 +82,13 @@ const SPARE_WRITER_MAX = 1 << 20
 /** Cursor over input bytes used by decoders; every read is bounds-checked. */
 export class Reader {
   private pos = 0
+  private readonly bytes: Uint8Array
 
-  constructor(private readonly bytes: Uint8Array) {}
+  constructor(bytes: Uint8Array) {
+    // A plain view of a subclass such as Node's Buffer, so `take` can copy with `slice` (on a
+    // Buffer, `slice` aliases the input; on a plain Uint8Array it copies).
+    this.bytes = bytes.constructor === Uint8Array ? bytes : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  }
 
   /** Bytes not yet consumed. */
   get remaining(): number {
@@ -103,9 +109,8 @@ export class Reader {
   /** Reads `n` bytes as a fresh copy (the result never aliases the input). */
   take(n: number): Uint8Array {
     if (n > this.remaining) throw truncated(this.pos, n, this.remaining)
-    // A fresh plain Uint8Array: `slice` on a subclass such as Node's Buffer would alias the input
-    // (Buffer#slice) or keep the subclass (species), and callers compare and keep these bytes.
-    const out = new Uint8Array(this.bytes.subarray(this.pos, this.pos + n))
+    // A fresh plain Uint8Array (the input is a plain one, see the constructor): callers keep these bytes.
+    const out = this.bytes.slice(this.pos, this.pos + n)
     this.pos += n
     return out
   }
@@ -284,21 +289,37 @@ export function bigUint(maxBytes = 32): Codec<bigint> {
   }
 }
 
+/** The largest bigint that converts to a number exactly. */
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER)
+
 /** Minimal big-endian bytes of a non-negative bigint (empty for zero). */
 export function bigintToBytes(v: bigint): Uint8Array {
-  if (v === 0n) return new Uint8Array(0)
-  let hex = v.toString(16)
-  if (hex.length % 2) hex = `0${hex}`
-  const out = new Uint8Array(hex.length / 2)
-  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16)
-  return out
+  if (v < 0n) throw new RangeError('bigintToBytes takes a non-negative bigint')
+  if (v <= MAX_SAFE) {
+    // Most amounts, nonces and fees: number arithmetic, no intermediate string.
+    let n = Number(v)
+    let len = 0
+    for (let x = n; x > 0; x = Math.floor(x / 256)) len++
+    const out = new Uint8Array(len)
+    for (let i = len - 1; i >= 0; i--) {
+      out[i] = n % 256
+      n = Math.floor(n / 256)
+    }
+    return out
+  }
+  const hex = v.toString(16)
+  return fromHex(hex.length % 2 ? `0${hex}` : hex)
 }
 
 /** Big-endian bytes to a non-negative bigint. */
 export function bytesToBigint(b: Uint8Array): bigint {
-  let v = 0n
-  for (const x of b) v = (v << 8n) | BigInt(x)
-  return v
+  if (b.length <= 6) {
+    // Fits a number exactly (48 bits): one bigint made, not one per byte.
+    let n = 0
+    for (let i = 0; i < b.length; i++) n = n * 256 + (b[i] as number)
+    return BigInt(n)
+  }
+  return BigInt(`0x${toHex(b)}`)
 }
 
 /** A boolean as one byte, 0 or 1. */

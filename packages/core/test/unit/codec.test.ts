@@ -86,6 +86,22 @@ describe('canonical codec', () => {
     expect(() => encode(bigUint(32), 2n ** 256n)).toThrow(EncodeError)
   })
 
+  it('big integers are their minimal big-endian bytes on both sides of the number fast path', () => {
+    // Reference: the magnitude's hex digits, padded to whole bytes.
+    const reference = (v: bigint) => {
+      const hex = v === 0n ? '' : v.toString(16)
+      return `${(hex.length + 1) >> 1 < 16 ? '0' : ''}${((hex.length + 1) >> 1).toString(16)}${hex.length % 2 ? '0' : ''}${hex}`
+    }
+    const edges = [0n, 1n, 255n, 256n, 2n ** 48n - 1n, 2n ** 48n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n, 2n ** 64n, 2n ** 256n - 1n]
+    const check = (v: bigint) => {
+      expect(toHex(encode(bigUint(32), v))).toBe(reference(v))
+      expect(decode(bigUint(32), fromHex(reference(v)))).toBe(v)
+    }
+    for (const v of edges) check(v)
+    fc.assert(fc.property(fc.bigInt({ min: 0n, max: 2n ** 60n }), check), { numRuns: 500 })
+    fc.assert(fc.property(fc.bigInt({ min: 0n, max: 2n ** 256n - 1n }), check), { numRuns: 200 })
+  })
+
   it('booleans are exactly 0 or 1, options exactly tag 0 or 1', () => {
     expect(decodeError(bool, '02').code).toBe('NON_CANONICAL')
     expect(decodeError(option(u16), '02').code).toBe('INVALID_TAG')
@@ -99,6 +115,14 @@ describe('canonical codec', () => {
     expect(out.constructor).toBe(Uint8Array)
     input[1] = 99
     expect([...out]).toEqual([1, 2, 3])
+    // A plain array, and a view into a larger one.
+    const plain = new Uint8Array([9, 9, 3, 4, 5, 6])
+    for (const from of [plain.subarray(2), plain.slice(2)]) {
+      const got = decode(bytes(10), from)
+      expect(got.constructor).toBe(Uint8Array)
+      from[1] = 77
+      expect([...got]).toEqual([4, 5, 6])
+    }
   })
 
   it('encode keeps no state between calls: nested encoders, failures and large values leave the next result exact', () => {
