@@ -69,6 +69,19 @@ export class BlockState {
     return new BlockState(tree)
   }
 
+  /**
+   * The committed value under `key` as the last block on `tree` left it, without touching the
+   * store: the bytes, `null` for a known absence, or `undefined` when that view does not hold the
+   * key or no longer provably matches the tree (see {@link for}); the caller then reads the tree.
+   */
+  static peek(tree: StateTree, key: Uint8Array): Uint8Array | null | undefined {
+    const kept = warm.get(tree)
+    if (kept === undefined || kept.settledRoot === undefined || tree.stagedCount !== 0 || kept.settledRoot !== toHex(tree.root)) {
+      return undefined
+    }
+    return kept.values.get(toHex(key))
+  }
+
   /** Marks the view as matching the tree's committed root, for the next block to reuse. */
   settle(): void {
     this.settledRoot = toHex(this.tree.root)
@@ -109,11 +122,14 @@ export class BlockState {
     await Promise.all(pending)
   }
 
-  /** Applies a transaction's writes: to the tree (staged until the block commits) and to the loaded view. */
+  /**
+   * Applies a transaction's writes: to the tree (staged until the block commits) and to the loaded
+   * view. The writes' keys and values are handed over: nothing changes them afterwards.
+   */
   apply(writes: Iterable<{ readonly key: Uint8Array; readonly value: Uint8Array | undefined }>): void {
     for (const w of writes) {
       if (w.value === undefined) this.tree.delete(w.key)
-      else this.tree.put(w.key, w.value)
+      else this.tree.putOwned(w.key, w.value)
       this.values.set(toHex(w.key), w.value ?? null)
     }
   }
@@ -122,16 +138,28 @@ export class BlockState {
    * Runs `attempt` until it stops missing state: each miss loads the key and runs it again. A
    * miss ends the attempt however it surfaces (the StateMiss itself, or an engine fault wrapping
    * it). `attempt` must have no effects outside what it returns (writes go through an overlay).
+   * An attempt that misses nothing (a warm view: the common case) returns its result directly,
+   * without a promise or a turn of the event loop; callers await it either way.
    */
-  async retrying<T>(attempt: () => T): Promise<T> {
-    for (let i = 0; i <= MAX_STATE_LOADS_PER_TX; i++) {
+  retrying<T>(attempt: () => T): T | Promise<T> {
+    this.missed = undefined
+    try {
+      return attempt()
+    } catch (e) {
+      if (this.missed === undefined) throw e
+    }
+    return this.retryAfterMiss(attempt)
+  }
+
+  /** {@link retrying} once the first attempt missed `this.missed`. */
+  private async retryAfterMiss<T>(attempt: () => T): Promise<T> {
+    for (let i = 1; i <= MAX_STATE_LOADS_PER_TX; i++) {
+      await this.load(this.missed as Uint8Array)
       this.missed = undefined
       try {
         return attempt()
       } catch (e) {
-        const key = this.missed
-        if (key === undefined) throw e
-        await this.load(key)
+        if (this.missed === undefined) throw e
       }
     }
     throw new LoopchainError('TOO_MANY_STATE_LOADS', `a transaction read more than ${MAX_STATE_LOADS_PER_TX} state keys`, {

@@ -32,6 +32,7 @@ export {
   executeBlock,
   getAccount,
   NEW_SCORE_ADDRESS,
+  peekAccount,
   type QueryResult,
   queryScore,
   STEP_COSTS,

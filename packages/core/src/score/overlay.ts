@@ -119,6 +119,8 @@ export class StateOverlay {
 
   /** The buffered changes, sorted by key bytes, so applying them is deterministic. */
   changes(): StateWrite[] {
-    return [...this.pending.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, w]) => w)
+    const ids = [...this.pending.keys()]
+    if (ids.length > 1) ids.sort()
+    return ids.map((id) => this.pending.get(id) as StateWrite)
   }
 }

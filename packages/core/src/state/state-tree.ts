@@ -297,20 +297,31 @@ export class StateTree {
   put(key: Uint8Array, value: Uint8Array): void {
     checkKey(key)
     checkValue(value)
-    this.stage(key, value.slice())
+    this.stage(key.slice(), value.slice())
+  }
+
+  /**
+   * {@link put} without the copies, for a caller that hands `key` and `value` over and never
+   * changes them afterwards (block execution: its keys and values are made for the write).
+   */
+  putOwned(key: Uint8Array, value: Uint8Array): void {
+    checkKey(key)
+    checkValue(value)
+    this.stage(key, value)
   }
 
   /** Stages the removal of `key` (a no-op on the root if it is absent). */
   delete(key: Uint8Array): void {
     checkKey(key)
-    this.stage(key, undefined)
+    this.stage(key.slice(), undefined)
   }
 
+  /** Stages a write of `key` and `value`, which are the tree's from now on. */
   private stage(key: Uint8Array, value: Uint8Array | undefined): void {
     const id = bytesToBinaryString(key)
     const undo = this.journal[this.journal.length - 1]
     if (undo !== undefined && !undo.has(id)) undo.set(id, this.staged.get(id))
-    this.staged.set(id, { key: key.slice(), value })
+    this.staged.set(id, { key, value })
   }
 
   /** Opens a checkpoint: a later {@link revert} undoes the staged writes made after this point. */

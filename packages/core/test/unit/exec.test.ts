@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import {
   accountKey,
   accountStateCodec,
+  BlockState,
   type ContractEngine,
   contractAddress,
   encode,
@@ -9,12 +10,13 @@ import {
   getAccount,
   initEngine,
   MemoryKVStore,
+  peekAccount,
   queryScore,
   StateTree,
   toHex,
   transactionHash,
 } from '../../src/index.js'
-import { alice, blocks, bob, carol, executionBlock, PARAMS, runChain, T0 } from '../fixtures/exec/chain.js'
+import { alice, blocks, bob, carol, executionBlock, key, PARAMS, runChain, T0 } from '../fixtures/exec/chain.js'
 
 let engine: ContractEngine
 beforeAll(async () => {
@@ -107,6 +109,48 @@ describe('block execution', () => {
     // stale view would have said BAD_NONCE (bob's nonce was 3).
     expect(ex.receipts[0]?.failure?.code).toBe('INSUFFICIENT_BALANCE')
     expect((await getAccount(tree, bob.address)).balance).toBe(7n)
+  })
+
+  it("peekAccount answers from the last block's view only while that view still matches the tree", async () => {
+    const { tree } = await runChain(engine)
+    // What the last block left, without a store read: the same account getAccount reads.
+    expect(peekAccount(tree, alice.address)).toEqual(await getAccount(tree, alice.address))
+    expect(peekAccount(tree, alice.address)?.nonce).toBe(3)
+    // An account the chain never touched is not in the view: the caller must read the tree.
+    expect(peekAccount(tree, key('nobody').address)).toBeUndefined()
+    // A staged write outside execution, then its commit: the view no longer provably matches.
+    tree.put(accountKey(bob.address), encode(accountStateCodec, { balance: 7n, nonce: 0 }))
+    expect(peekAccount(tree, alice.address)).toBeUndefined()
+    await tree.commit()
+    expect(peekAccount(tree, alice.address)).toBeUndefined()
+    expect(peekAccount(tree, bob.address)).toBeUndefined()
+  })
+
+  it('an attempt that reads only loaded state returns at once; a miss loads the key and runs it again', async () => {
+    const { tree } = await runChain(engine)
+    const state = new BlockState(tree)
+    const k = accountKey(alice.address)
+    let runs = 0
+    const attempt = () => {
+      runs++
+      return state.read(k)
+    }
+    // Nothing loaded yet: the first run misses, the result comes after the load and a second run.
+    const first = state.retrying(attempt)
+    expect(first).toBeInstanceOf(Promise)
+    expect(await first).toEqual(await tree.get(k))
+    expect(runs).toBe(2)
+    // Now loaded: the result itself, no promise, one run.
+    const again = state.retrying(attempt)
+    expect(again).not.toBeInstanceOf(Promise)
+    expect(again).toEqual(await tree.get(k))
+    expect(runs).toBe(3)
+    // Any other failure is thrown as is, at once.
+    expect(() =>
+      state.retrying(() => {
+        throw new RangeError('not a miss')
+      }),
+    ).toThrow(RangeError)
   })
 
   it('a tree reopened from the store at a block root reads the same accounts', async () => {
