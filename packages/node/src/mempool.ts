@@ -43,8 +43,8 @@ export interface MempoolOptions {
   /** Stateless checks' context, minus the clock, which each call passes. */
   readonly check: Omit<TxCheckContext, 'now'>
   readonly crypto: CryptoProvider
-  /** The sender's next nonce in the latest state. */
-  readonly accountNonce: (sender: Address) => Promise<number>
+  /** The sender's next nonce in the latest state (directly when the node has it cached). */
+  readonly accountNonce: (sender: Address) => number | Promise<number>
   /** Whether `sender` may transact at all (governance); absent: everyone may. */
   readonly mayTransact?: (sender: Address) => Promise<boolean> | boolean
   /** Most transactions in the pool (default 20,000: several full blocks). */
@@ -150,7 +150,8 @@ export class Mempool {
     // The nonce (a cached lookup) before the signature: a transaction that can never be included
     // — typically one gossip brings after its block committed — is refused without a verification.
     const sender = tx.body.from
-    const next = await this.opts.accountNonce(sender)
+    const known = this.opts.accountNonce(sender)
+    const next = typeof known === 'number' ? known : await known
     if (tx.body.nonce < next) {
       throw new MempoolError('NONCE_TOO_LOW', `nonce ${tx.body.nonce} was already used; the sender's next nonce is ${next}`, { next })
     }
@@ -272,10 +273,19 @@ export class Mempool {
     return dropped
   }
 
-  /** Every pooled sender's next nonce, read concurrently (one await, not one per sender). */
+  /**
+   * Every pooled sender's next nonce: the cached ones directly, the rest read concurrently (one
+   * await, not one per sender).
+   */
   private async nextNonces(): Promise<Map<Address, number>> {
-    const senders = [...this.bySender.keys()]
-    const nonces = await Promise.all(senders.map((a) => this.opts.accountNonce(a)))
-    return new Map(senders.map((a, i) => [a, nonces[i] as number]))
+    const nonces = new Map<Address, number>()
+    const reads: Promise<void>[] = []
+    for (const a of this.bySender.keys()) {
+      const n = this.opts.accountNonce(a)
+      if (typeof n === 'number') nonces.set(a, n)
+      else reads.push(n.then((v) => void nonces.set(a, v)))
+    }
+    if (reads.length > 0) await Promise.all(reads)
+    return nonces
   }
 }

@@ -141,7 +141,7 @@ describe('mempool', () => {
   })
 
   it('proposes each sender in nonce order, merges senders by (timestamp, hash), and stops at a gap', async () => {
-    const p = pool()
+    const p = pool({}, { accountNonce: (s: Address) => (s === a.address ? 0 : Promise.resolve(0)) })
     await p.add(tx(a, 1, NOW + 1), NOW)
     await p.add(tx(a, 0, NOW + 5), NOW)
     await p.add(tx(b, 0, NOW + 2), NOW)
@@ -165,7 +165,8 @@ describe('mempool', () => {
 
   it('prunes transactions whose nonce was used by a committed block, and expired ones', async () => {
     const nonces: Record<string, number> = {}
-    const p = pool(nonces)
+    // The node answers cached nonces directly and reads the others: a's comes directly, b's is read.
+    const p = pool(nonces, { accountNonce: (s: Address) => (s === a.address ? (nonces[s] ?? 0) : Promise.resolve(nonces[s] ?? 0)) })
     await p.add(tx(a, 0), NOW)
     await p.add(tx(a, 1), NOW)
     await p.add(tx(b, 0, NOW - check.timestampWindow + 10), NOW)

@@ -48,6 +48,7 @@ import {
   LoopchainError,
   memoByIdentity,
   messageHeight,
+  peekAccount,
   proposalSignBytes,
   type Receipt,
   StateTree,
@@ -459,16 +460,22 @@ export class FullNode {
    * nonce, so a commit forgets just the block's senders. A read that a commit overtook is not
    * cached (the epoch moved).
    */
-  private async nextNonce(a: Address): Promise<number> {
+  private nextNonce(a: Address): number | Promise<number> {
     const cached = this.nonces.get(a)
-    if (cached !== undefined) return cached
+    return cached !== undefined ? cached : this.readNonce(a)
+  }
+
+  /** {@link nextNonce} from the state, cached unless a commit overtook the read. */
+  private async readNonce(a: Address): Promise<number> {
     const epoch = this.nonceEpoch
     const n = (await this.account(a)).nonce
-    if (epoch === this.nonceEpoch) {
-      if (this.nonces.size >= 100_000) this.nonces.clear()
-      this.nonces.set(a, n)
-    }
+    if (epoch === this.nonceEpoch) this.cacheNonce(a, n)
     return n
+  }
+
+  private cacheNonce(a: Address, n: number): void {
+    if (this.nonces.size >= 100_000) this.nonces.clear()
+    this.nonces.set(a, n)
   }
 
   /**
@@ -732,7 +739,13 @@ export class FullNode {
       this.log.info('validator set changes', { from, validators: ex.nextValidators.validators.map((v) => v.address) })
     }
     this.nonceEpoch++
-    for (const tx of block.transactions) this.nonces.delete(tx.body.from)
+    // The block's senders' nonces changed: take them from the state its execution left (no store
+    // read), or forget them when that view cannot say.
+    for (const tx of block.transactions) {
+      const acc = peekAccount(this.tree, tx.body.from)
+      if (acc === undefined) this.nonces.delete(tx.body.from)
+      else this.cacheNonce(tx.body.from, acc.nonce)
+    }
     // The new tip shows together with the state it committed (no await between them), so a reader
     // never sees the block's state under the previous height; the WAL is trimmed after.
     this.tip = { header: block.header, result: ex.result, commit }
