@@ -67,5 +67,21 @@ export function taggedHash(tag: number, data: Uint8Array): Uint8Array {
 
 const TAG_SCRATCH = new Uint8Array(4096)
 
+/** `taggedHash(tag, a ‖ b)` for two hashes (a Merkle node), without building `a ‖ b`. */
+export function taggedHashPair(tag: number, a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.length + b.length >= TAG_SCRATCH.length) return taggedHash(tag, concatTwo(a, b))
+  TAG_SCRATCH[0] = tag
+  TAG_SCRATCH.set(a, 1)
+  TAG_SCRATCH.set(b, 1 + a.length)
+  return fastSha256(TAG_SCRATCH.subarray(0, 1 + a.length + b.length))
+}
+
+function concatTwo(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length)
+  out.set(a)
+  out.set(b, a.length)
+  return out
+}
+
 /** The all-zero hash: "no block", "empty tree", "no commit". */
 export const ZERO_HASH: Uint8Array = new Uint8Array(HASH_LENGTH)

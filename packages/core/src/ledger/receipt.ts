@@ -9,7 +9,7 @@ import { bytesEqual, utf8 } from '../codec/hex.js'
 import { type Value, value } from '../codec/value.js'
 import { type Address, address, addressToBytes } from '../crypto/address.js'
 import { Domain, HASH_LENGTH, taggedHash } from '../crypto/hash.js'
-import { merkleRoot } from '../merkle/merkle-list.js'
+import { merkleRootOfLeaves } from '../merkle/merkle-list.js'
 
 /** Most indexed fields in one event, as in ICON: three plus the signature. */
 export const MAX_INDEXED = 3
@@ -76,7 +76,8 @@ export function receiptHash(r: Receipt): Uint8Array {
 
 /** The Merkle root of a block's receipts, in transaction order. */
 export function receiptsRoot(receipts: readonly Receipt[]): Uint8Array {
-  return merkleRoot(receipts.map((r) => encode(receiptCodec, r)))
+  // merkleRoot of the encoded receipts, each leaf hashed where it is encoded (no copy of it).
+  return merkleRootOfLeaves(receipts.map((r) => hashEncoded(Domain.MerkleLeaf, receiptCodec, r)))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@
  */
 import { type Codec, encode, fixedBytes, list, struct, uvarint } from '../codec/codec.js'
 import { bytesEqual, concatBytes } from '../codec/hex.js'
-import { Domain, HASH_LENGTH, taggedHash, ZERO_HASH } from '../crypto/hash.js'
+import { Domain, HASH_LENGTH, taggedHash, taggedHashPair, ZERO_HASH } from '../crypto/hash.js'
 import { LoopchainError } from '../errors.js'
 
 /** Most siblings a proof can have: a list of up to 2^32 items. */
@@ -21,10 +21,7 @@ export function merkleLeaf(item: Uint8Array): Uint8Array {
 }
 
 function node(left: Uint8Array, right: Uint8Array): Uint8Array {
-  const buf = new Uint8Array(2 * HASH_LENGTH)
-  buf.set(left)
-  buf.set(right, HASH_LENGTH)
-  return taggedHash(Domain.MerkleNode, buf)
+  return taggedHashPair(Domain.MerkleNode, left, right)
 }
 
 /** Largest power of two strictly below n (n >= 2). */

@@ -120,7 +120,17 @@ export class StateOverlay {
   /** The buffered changes, sorted by key bytes, so applying them is deterministic. */
   changes(): StateWrite[] {
     const ids = [...this.pending.keys()]
-    if (ids.length > 1) ids.sort()
+    if (ids.length > 16) ids.sort()
+    else {
+      // A transaction writes a handful of keys: an insertion sort, without the work arrays of
+      // Array.prototype.sort (hex keys compare as their bytes either way).
+      for (let i = 1; i < ids.length; i++) {
+        const id = ids[i] as string
+        let j = i - 1
+        for (; j >= 0 && (ids[j] as string) > id; j--) ids[j + 1] = ids[j] as string
+        ids[j + 1] = id
+      }
+    }
     return ids.map((id) => this.pending.get(id) as StateWrite)
   }
 }
