@@ -35,7 +35,6 @@ import { Right } from '../ledger/genesis.js'
 import { type EventLog, logsBloom, type Receipt, ReceiptStatus, receiptsRoot } from '../ledger/receipt.js'
 import { callDataCodec, type DeployData, deployDataCodec, type Transaction, TxKind, transactionHash } from '../ledger/transaction.js'
 import { type ValidatorSet, validatorSetCodec } from '../ledger/validators.js'
-import { memoByIdentity } from '../memo.js'
 import { checkParams } from '../score/abi.js'
 import { callScore, type PermissionCheck, UPDATE_METHOD } from '../score/call.js'
 import type { ContractEngine } from '../score/engine/types.js'
@@ -134,9 +133,9 @@ export function stateResult(stateRoot: Uint8Array, receipts: readonly Receipt[] 
 
 /**
  * A transfer reads its sender's account three times and writes it twice. The state key of an
- * address is made once (a bounded cache; the keys are never modified), and an account's bytes are
- * decoded once: bytes this executor wrote carry the account they encode (by identity, so any other
- * bytes are decoded afresh).
+ * address is made once (a bounded cache; the keys are never modified). An account's bytes are
+ * decoded at each read: remembering the decoded account per bytes object (a WeakMap) cost more
+ * than the decoding it saved (measured on 800-transfer blocks, ~43 against ~47 µs per transfer).
  */
 const ACCOUNT_KEYS_KEPT = 65_536
 const accountKeys = new Map<Address, Uint8Array>()
@@ -149,17 +148,13 @@ function accountKeyOf(a: Address): Uint8Array {
   }
   return k
 }
-const accountOf = memoByIdentity((raw: Uint8Array) => decode(accountStateCodec, raw))
-
 function readAccount(state: StateOverlay, a: Address): AccountState {
   const raw = state.get(accountKeyOf(a))
-  return raw === undefined ? EMPTY_ACCOUNT : accountOf(raw)
+  return raw === undefined ? EMPTY_ACCOUNT : decode(accountStateCodec, raw)
 }
 
 function writeAccount(state: StateOverlay, a: Address, acc: AccountState): void {
-  const raw = encode(accountStateCodec, acc)
-  accountOf.remember(raw, acc)
-  state.set(accountKeyOf(a), raw)
+  state.set(accountKeyOf(a), encode(accountStateCodec, acc))
 }
 
 function hasRight(state: StateOverlay, a: Address, right: number): boolean {
@@ -629,7 +624,7 @@ export async function queryScore(
 export function peekAccount(tree: StateTree, a: Address): AccountState | undefined {
   const raw = BlockState.peek(tree, accountKeyOf(a))
   if (raw === undefined) return undefined
-  return raw === null ? EMPTY_ACCOUNT : accountOf(raw)
+  return raw === null ? EMPTY_ACCOUNT : decode(accountStateCodec, raw)
 }
 
 /** The account state of `a` (balance and nonce) in `tree`'s current state. */
