@@ -10,6 +10,7 @@
  */
 import { toHex } from '../codec/hex.js'
 import { LoopchainError } from '../errors.js'
+import { bytesToBinaryString } from '../state/binary.js'
 import type { StateTree } from '../state/state-tree.js'
 
 /** Thrown by {@link BlockState.read} for a key that is not loaded yet; the executor loads it and retries. */
@@ -41,7 +42,7 @@ export const MAX_STATE_LOADS_PER_TX = 100_000
  * for every key it holds, so the next block on the same tree starts warm.
  */
 export class BlockState {
-  /** Loaded or written values by hex key; `null` records a known absence. */
+  /** Loaded or written values by key (as a binary string); `null` records a known absence. */
   private readonly values = new Map<string, Uint8Array | null>()
   /** The tree root this view matches when no block is running (undefined while one is). */
   private settledRoot: string | undefined
@@ -79,7 +80,7 @@ export class BlockState {
     if (kept === undefined || kept.settledRoot === undefined || tree.stagedCount !== 0 || kept.settledRoot !== toHex(tree.root)) {
       return undefined
     }
-    return kept.values.get(toHex(key))
+    return kept.values.get(bytesToBinaryString(key))
   }
 
   /** Marks the view as matching the tree's committed root, for the next block to reuse. */
@@ -90,7 +91,7 @@ export class BlockState {
 
   /** The value under `key`, `undefined` when absent; throws {@link StateMiss} when not loaded. */
   read(key: Uint8Array): Uint8Array | undefined {
-    const v = this.values.get(toHex(key))
+    const v = this.values.get(bytesToBinaryString(key))
     if (v === undefined) {
       this.missed = key.slice()
       throw STATE_MISS
@@ -100,7 +101,7 @@ export class BlockState {
 
   /** Loads `key` from the tree (staged writes included). */
   async load(key: Uint8Array): Promise<void> {
-    const id = toHex(key)
+    const id = bytesToBinaryString(key)
     if (this.values.has(id)) return
     this.values.set(id, (await this.tree.get(key)) ?? null)
   }
@@ -114,7 +115,7 @@ export class BlockState {
     const pending: Promise<void>[] = []
     const seen = new Set<string>()
     for (const key of keys) {
-      const id = toHex(key)
+      const id = bytesToBinaryString(key)
       if (this.values.has(id) || seen.has(id)) continue
       seen.add(id)
       pending.push(this.tree.get(key).then((v) => void this.values.set(id, v ?? null)))
@@ -130,7 +131,7 @@ export class BlockState {
     for (const w of writes) {
       if (w.value === undefined) this.tree.delete(w.key)
       else this.tree.putOwned(w.key, w.value)
-      this.values.set(toHex(w.key), w.value ?? null)
+      this.values.set(bytesToBinaryString(w.key), w.value ?? null)
     }
   }
 

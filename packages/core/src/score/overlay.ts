@@ -5,9 +5,9 @@
  * in the overlay, and only a successful call merges them into its parent. A failed nested call
  * therefore drops exactly its own writes and logs, and the caller may go on.
  */
-import { toHex } from '../codec/hex.js'
 import { LoopchainError } from '../errors.js'
 import type { EventLog } from '../ledger/receipt.js'
+import { bytesToBinaryString } from '../state/binary.js'
 
 /**
  * Reads committed state synchronously: the value under `key`, or undefined. The executor serves it
@@ -46,10 +46,10 @@ export class StateOverlay {
 
   /** The current value under `key`: this overlay's write, else the parent's view. */
   get(key: Uint8Array): Uint8Array | undefined {
-    return this.lookup(toHex(key), key)
+    return this.lookup(bytesToBinaryString(key), key)
   }
 
-  /** {@link get} with the key's hex computed once for the whole chain of overlays. */
+  /** {@link get} with the key's id (its binary string) made once for the whole chain of overlays. */
   private lookup(id: string, key: Uint8Array): Uint8Array | undefined {
     this.check()
     const w = this.pending.get(id)
@@ -60,13 +60,13 @@ export class StateOverlay {
   /** Buffers `value` under `key`. */
   set(key: Uint8Array, value: Uint8Array): void {
     this.check()
-    this.pending.set(toHex(key), { key, value })
+    this.pending.set(bytesToBinaryString(key), { key, value })
   }
 
   /** Buffers the removal of `key` (kept as a tombstone so the parent's value is hidden). */
   delete(key: Uint8Array): void {
     this.check()
-    this.pending.set(toHex(key), { key, value: undefined })
+    this.pending.set(bytesToBinaryString(key), { key, value: undefined })
   }
 
   /** Appends an event log. */
@@ -123,7 +123,7 @@ export class StateOverlay {
     if (ids.length > 16) ids.sort()
     else {
       // A transaction writes a handful of keys: an insertion sort, without the work arrays of
-      // Array.prototype.sort (hex keys compare as their bytes either way).
+      // Array.prototype.sort (the ids, binary strings, compare as their bytes).
       for (let i = 1; i < ids.length; i++) {
         const id = ids[i] as string
         let j = i - 1
