@@ -106,12 +106,6 @@ export class Reader {
     return this.bytes[this.pos++] as number
   }
 
-  /** A fresh copy of the bytes read since offset `start` (an earlier {@link offset}). */
-  copySince(start: number): Uint8Array {
-    if (start < 0 || start > this.pos) throw new RangeError(`offset ${start} is not before ${this.pos}`)
-    return this.bytes.slice(start, this.pos)
-  }
-
   /** Reads `n` bytes as a fresh copy (the result never aliases the input). */
   take(n: number): Uint8Array {
     if (n > this.remaining) throw truncated(this.pos, n, this.remaining)

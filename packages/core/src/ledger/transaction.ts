@@ -7,7 +7,7 @@
 import { bigUint, bytes, type Codec, decode, enumeration, fixedBytes, hashEncoded, string, struct, u8, uvarint } from '../codec/codec.js'
 import { type Value, value } from '../codec/value.js'
 import { type Address, accountAddress, address, isContractAddress } from '../crypto/address.js'
-import { Domain, taggedHash } from '../crypto/hash.js'
+import { Domain } from '../crypto/hash.js'
 import type { KeyPair } from '../crypto/keys.js'
 import { type CryptoProvider, nobleCrypto } from '../crypto/provider.js'
 import { DecodeError, LoopchainError } from '../errors.js'
@@ -65,42 +65,12 @@ export interface Transaction {
   readonly signature: Uint8Array
 }
 
-const transactionStruct = struct('Transaction', {
+/** Codec of {@link Transaction}. */
+export const transactionCodec: Codec<Transaction> = struct('Transaction', {
   body: transactionBodyCodec,
   publicKey: fixedBytes(32),
   signature: fixedBytes(64),
 })
-
-/**
- * The bytes each decoded transaction came from, by identity. Decoding is canonical (one value,
- * one encoding), so they are what encoding it would give: a node stores and proposes the
- * transactions it decoded without encoding them again.
- */
-const wireBytes = new WeakMap<Transaction, Uint8Array>()
-
-/**
- * Codec of {@link Transaction}. Reading one also hashes its body from the bytes just read (the
- * hash every node needs next), rather than from the body encoded again.
- */
-export const transactionCodec: Codec<Transaction> = {
-  name: transactionStruct.name,
-  minSize: transactionStruct.minSize,
-  write(w, tx) {
-    const raw = typeof tx === 'object' && tx !== null ? wireBytes.get(tx) : undefined
-    if (raw !== undefined) w.raw(raw)
-    else transactionStruct.write(w, tx)
-  },
-  read(r) {
-    const start = r.offset
-    const body = transactionBodyCodec.read(r)
-    const bodyLength = r.offset - start
-    const tx: Transaction = { body, publicKey: r.take(32), signature: r.take(64) }
-    const raw = r.copySince(start)
-    hashOnce.remember(body, taggedHash(Domain.Transaction, raw.subarray(0, bodyLength)))
-    wireBytes.set(tx, raw)
-    return tx
-  },
-}
 
 /** Payload of a call: a method of the SCORE at `to` and its parameters. */
 export interface CallData {
