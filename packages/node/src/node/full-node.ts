@@ -35,7 +35,6 @@ import {
   commitHash,
   consensusMessageCodec,
   createConsensus,
-  decode,
   decodeBlock,
   encode,
   executeBlock,
@@ -66,6 +65,7 @@ import {
 } from '@loopchain/core'
 import { Mempool } from '../mempool.js'
 import { nativeCrypto } from '../native-crypto.js'
+import { decodeConsensusMessage } from '../p2p/consensus-gossip.js'
 import { type NodeLogger, silentLogger } from '../p2p/logger.js'
 import { ChainStore } from '../storage/chain-store.js'
 import { LevelKVStore } from '../storage/level-store.js'
@@ -405,7 +405,7 @@ export class FullNode {
   receiveConsensus(bytes: Uint8Array, from?: string): void {
     let message: ConsensusMessage
     try {
-      message = decode(consensusMessageCodec, bytes)
+      message = decodeConsensusMessage(bytes)
     } catch (e) {
       this.log.debug('consensus: undecodable message', { from, error: String(e) })
       return

@@ -19,6 +19,7 @@ import {
   encode,
   list,
   MAX_TX_BYTES,
+  memoByIdentity,
   struct,
   uvarint,
 } from '@loopchain/core'
@@ -32,6 +33,8 @@ import { checkHeaderGossip, serveLightClients } from './light-server.js'
 const TX_BATCH_MAX = 256
 const TX_BATCH_DELAY_MS = 20
 const txBatchCodec = list(bytes(MAX_TX_BYTES), TX_BATCH_MAX)
+/** A batch decoded once: the gossip check and the delivery that follows get the same bytes. */
+const decodeTxBatch = memoByIdentity((data: Uint8Array) => decode(txBatchCodec, data))
 
 /** Blocks per sync response, and the byte budget that ends a response early. */
 const SYNC_BATCH = 64
@@ -106,7 +109,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       vote: consensusCheck('vote'),
       tx: (data) => {
         try {
-          decode(txBatchCodec, data)
+          decodeTxBatch(data)
           return 'accept'
         } catch {
           return 'reject'
@@ -118,7 +121,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   })
   host.subscribe('proposal', (data, from) => node.receiveConsensus(data, from))
   host.subscribe('vote', (data, from) => node.receiveConsensus(data, from))
-  host.subscribe('tx', (data) => void node.submitFromPeer(decode(txBatchCodec, data)))
+  host.subscribe('tx', (data) => void node.submitFromPeer(decodeTxBatch(data)))
 
   // Block sync: serve committed blocks with their certificates, and fetch them when behind.
   const syncProtocol = `/loopchain/${node.options.genesis.chainId}/sync/1`

@@ -16,12 +16,19 @@ import {
   consensusMessageCodec,
   decode,
   isQuorum,
+  memoByIdentity,
   messageHeight,
   proposerIndex,
   totalPower,
   type ValidatorSet,
   ZERO_HASH,
 } from '@loopchain/core'
+
+/**
+ * Decodes a consensus message, once per bytes object: gossip checks a message and then delivers
+ * the same bytes to the node, which would decode them (a proposal's whole block) again.
+ */
+export const decodeConsensusMessage = memoByIdentity((data: Uint8Array): ConsensusMessage => decode(consensusMessageCodec, data))
 
 /** The gossip topics consensus messages travel on: proposals on one, votes and decisions on the other. */
 export type ConsensusTopic = 'proposal' | 'vote'
@@ -151,7 +158,7 @@ export function checkConsensusGossip(
 ): ConsensusGossipFault | undefined {
   let m: ConsensusMessage
   try {
-    m = decode(consensusMessageCodec, data)
+    m = decodeConsensusMessage(data)
   } catch (e) {
     return reject('UNDECODABLE', e instanceof Error ? e.message : String(e))
   }
