@@ -1,18 +1,11 @@
-/** A function remembered per argument object (see {@link memoByIdentity}). */
-export interface IdentityMemo<K extends object, V> {
-  (k: K): V
-  /** Records `v` as the result for `k`, when the caller made `k` from `v` and knows it already. */
-  remember(k: K, v: V): void
-}
-
 /**
  * `f` remembered per argument object, by identity (a WeakMap: nothing is kept alive by it). For
  * pure functions of objects that are never changed once made — a transaction body, a channel
  * state, the bytes of a block: a different object is always computed afresh.
  */
-export function memoByIdentity<K extends object, V>(f: (k: K) => V): IdentityMemo<K, V> {
+export function memoByIdentity<K extends object, V>(f: (k: K) => V): (k: K) => V {
   const seen = new WeakMap<K, V>()
-  const memo = (k: K): V => {
+  return (k: K): V => {
     let v = seen.get(k)
     if (v === undefined && !seen.has(k)) {
       v = f(k)
@@ -20,6 +13,4 @@ export function memoByIdentity<K extends object, V>(f: (k: K) => V): IdentityMem
     }
     return v as V
   }
-  memo.remember = (k: K, v: V) => void seen.set(k, v)
-  return memo
 }

@@ -3,6 +3,7 @@
  * another's. Every protocol hash is SHA-256 over a one-byte domain tag and the canonical bytes.
  */
 import { sha3_256 as nobleSha3 } from '@noble/hashes/sha3.js'
+import { concatBytes } from '../codec/hex.js'
 import { fastSha256 } from '../state/sha256.js'
 
 /**
@@ -69,18 +70,11 @@ const TAG_SCRATCH = new Uint8Array(4096)
 
 /** `taggedHash(tag, a ‖ b)` for two hashes (a Merkle node), without building `a ‖ b`. */
 export function taggedHashPair(tag: number, a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length + b.length >= TAG_SCRATCH.length) return taggedHash(tag, concatTwo(a, b))
+  if (a.length + b.length >= TAG_SCRATCH.length) return taggedHash(tag, concatBytes(a, b))
   TAG_SCRATCH[0] = tag
   TAG_SCRATCH.set(a, 1)
   TAG_SCRATCH.set(b, 1 + a.length)
   return fastSha256(TAG_SCRATCH.subarray(0, 1 + a.length + b.length))
-}
-
-function concatTwo(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length)
-  out.set(a)
-  out.set(b, a.length)
-  return out
 }
 
 /** The all-zero hash: "no block", "empty tree", "no commit". */

@@ -17,17 +17,4 @@ describe('memoByIdentity', () => {
     expect(f(zero)).toBeUndefined()
     expect(calls).toEqual([a, { n: 2 }, zero])
   })
-
-  it('takes a result it is told, for that object only', () => {
-    let calls = 0
-    const f = memoByIdentity((o: { n: number }) => {
-      calls++
-      return o.n * 2
-    })
-    const told = { n: 2 }
-    f.remember(told, 99)
-    expect(f(told)).toBe(99)
-    expect(f({ n: 2 })).toBe(4)
-    expect(calls).toBe(1)
-  })
 })
