@@ -457,8 +457,8 @@ export class FullNode {
 
   /**
    * The next nonce of `a` for the mempool, cached: only a transaction `a` sends changes its
-   * nonce, so a commit forgets just the block's senders. A read that a commit overtook is not
-   * cached (the epoch moved).
+   * nonce, so a commit refreshes just the block's senders (from the state its execution left,
+   * see {@link commitBlock}). A read that a commit overtook is not cached (the epoch moved).
    */
   private nextNonce(a: Address): number | Promise<number> {
     const cached = this.nonces.get(a)
