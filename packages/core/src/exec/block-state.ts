@@ -8,7 +8,6 @@
  * then further; a transaction that touches k new keys runs at most k + 1 times, and a warm cache
  * (the common case: the same accounts trade again) means exactly once.
  */
-import { toHex } from '../codec/hex.js'
 import { LoopchainError } from '../errors.js'
 import { bytesToBinaryString } from '../state/binary.js'
 import type { StateTree } from '../state/state-tree.js'
@@ -63,7 +62,7 @@ export class BlockState {
    */
   static for(tree: StateTree): BlockState {
     const kept = warm.get(tree)
-    if (kept && kept.settledRoot === toHex(tree.root) && tree.stagedCount === 0 && kept.values.size <= MAX_CACHED_STATE_VALUES) {
+    if (kept && kept.settledRoot === tree.rootId && tree.stagedCount === 0 && kept.values.size <= MAX_CACHED_STATE_VALUES) {
       kept.settledRoot = undefined
       return kept
     }
@@ -77,7 +76,7 @@ export class BlockState {
    */
   static peek(tree: StateTree, key: Uint8Array): Uint8Array | null | undefined {
     const kept = warm.get(tree)
-    if (kept === undefined || kept.settledRoot === undefined || tree.stagedCount !== 0 || kept.settledRoot !== toHex(tree.root)) {
+    if (kept === undefined || kept.settledRoot === undefined || tree.stagedCount !== 0 || kept.settledRoot !== tree.rootId) {
       return undefined
     }
     return kept.values.get(bytesToBinaryString(key))
@@ -85,7 +84,7 @@ export class BlockState {
 
   /** Marks the view as matching the tree's committed root, for the next block to reuse. */
   settle(): void {
-    this.settledRoot = toHex(this.tree.root)
+    this.settledRoot = this.tree.rootId
     warm.set(this.tree, this)
   }
 

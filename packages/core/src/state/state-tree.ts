@@ -264,6 +264,11 @@ export class StateTree {
     return binaryStringToBytes(this.rootHash)
   }
 
+  /** {@link root} as a binary string: compared without making a new array (see `BlockState`). */
+  get rootId(): string {
+    return this.rootHash
+  }
+
   /** Number of keys with staged (uncommitted) writes. */
   get stagedCount(): number {
     return this.staged.size
