@@ -172,8 +172,10 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
 
   // A fresh devnet whose genesis funds the generator's senders.
   const dir = mkdtempSync(join(tmpdir(), 'loopchain-bench-net-'))
-  // Ports of its own (55000–59990), away from the tests' ranges, so a bench can run beside them.
-  const base = 55_000 + Math.floor(Math.random() * 500) * 10
+  // Ports of its own (28000–32735), away from the tests' ranges and the devnet's, so a bench can
+  // run beside them, and below Linux's ephemeral ports (32768+): a port the OS had given an
+  // outgoing connection failed a start with EADDRINUSE now and then.
+  const base = 28_000 + Math.floor(Math.random() * 470) * 10
   const senders = benchSenders('bench-sender', senderCount)
   const procs: Proc[] = []
   try {

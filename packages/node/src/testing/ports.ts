@@ -17,7 +17,7 @@ export const PORT_BLOCK = 200
  * First port of the range: 12000–27599, below Linux's ephemeral ports (32768–60999), where the
  * OS picks local ports for outgoing connections — a block there failed now and then with
  * EADDRINUSE when a browser's or a node's connection happened to hold one of its ports. The
- * devnet's default 27600 and the benches (55000+) stay outside.
+ * devnet's default 27600 and `bench net` (28000–32735) stay outside.
  */
 export const PORT_RANGE_FIRST = 12_000
 /** Blocks in the range. */
