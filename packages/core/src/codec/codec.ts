@@ -106,6 +106,16 @@ export class Reader {
     return this.bytes[this.pos++] as number
   }
 
+  /**
+   * A view of input bytes already read, from offset `start` to `end`: for hashing what was just
+   * decoded. It aliases the input, so it must not be kept or changed.
+   */
+  consumed(start: number, end: number): Uint8Array {
+    if (!(0 <= start && start <= end && end <= this.pos))
+      throw new RangeError(`consumed(${start}, ${end}) is outside the ${this.pos} bytes read`)
+    return this.bytes.subarray(start, end)
+  }
+
   /** Reads `n` bytes as a fresh copy (the result never aliases the input). */
   take(n: number): Uint8Array {
     if (n > this.remaining) throw truncated(this.pos, n, this.remaining)

@@ -7,11 +7,10 @@
 import { bigUint, bytes, type Codec, decode, enumeration, fixedBytes, hashEncoded, string, struct, u8, uvarint } from '../codec/codec.js'
 import { type Value, value } from '../codec/value.js'
 import { type Address, accountAddress, address, isContractAddress } from '../crypto/address.js'
-import { Domain } from '../crypto/hash.js'
+import { Domain, taggedHash } from '../crypto/hash.js'
 import type { KeyPair } from '../crypto/keys.js'
 import { type CryptoProvider, nobleCrypto } from '../crypto/provider.js'
 import { DecodeError, LoopchainError } from '../errors.js'
-import { memoByIdentity } from '../memo.js'
 
 /** The transaction format version this code writes and accepts. */
 export const TX_VERSION = 1
@@ -65,12 +64,35 @@ export interface Transaction {
   readonly signature: Uint8Array
 }
 
-/** Codec of {@link Transaction}. */
-export const transactionCodec: Codec<Transaction> = struct('Transaction', {
+/** Hashes already computed, per body object (bodies are immutable; a node hashes each several times). */
+const bodyHashes = new WeakMap<TransactionBody, Uint8Array>()
+
+/** Public key and signature after the body: fixed sizes, so the body is all but the last 96 bytes. */
+const KEY_AND_SIGNATURE_BYTES = 32 + 64
+
+const transactionStruct: Codec<Transaction> = struct('Transaction', {
   body: transactionBodyCodec,
   publicKey: fixedBytes(32),
   signature: fixedBytes(64),
 })
+
+/**
+ * Codec of {@link Transaction}. Decoding also hashes the body from the bytes just read: decoding
+ * is canonical (a body has exactly one encoding, and any other is refused), so those bytes are
+ * what encoding the body again would give, without the work — addresses back to bytes, amounts
+ * back to magnitudes.
+ */
+export const transactionCodec: Codec<Transaction> = {
+  name: transactionStruct.name,
+  minSize: transactionStruct.minSize,
+  write: transactionStruct.write,
+  read(r) {
+    const start = r.offset
+    const tx = transactionStruct.read(r)
+    bodyHashes.set(tx.body, taggedHash(Domain.Transaction, r.consumed(start, r.offset - KEY_AND_SIGNATURE_BYTES)))
+    return tx
+  },
+}
 
 /** Payload of a call: a method of the SCORE at `to` and its parameters. */
 export interface CallData {
@@ -96,12 +118,14 @@ export const deployDataCodec: Codec<DeployData> = struct('DeployData', {
   params: value,
 })
 
-/** Hashes already computed, per body object (bodies are immutable; a node hashes each several times). */
-const hashOnce = memoByIdentity((body: TransactionBody) => hashEncoded(Domain.Transaction, transactionBodyCodec, body))
-
 /** The transaction hash: its identity, and the 32 bytes its sender signs. */
 export function transactionHash(body: TransactionBody): Uint8Array {
-  return hashOnce(body).slice()
+  let h = bodyHashes.get(body)
+  if (h === undefined) {
+    h = hashEncoded(Domain.Transaction, transactionBodyCodec, body)
+    bodyHashes.set(body, h)
+  }
+  return h.slice()
 }
 
 /** Signs a body with the sender's key pair. `body.from` must be the key pair's address. */

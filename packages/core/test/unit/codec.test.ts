@@ -15,6 +15,7 @@ import {
   hashEncoded,
   list,
   option,
+  Reader,
   receiptCodec,
   signedVoteCodec,
   string,
@@ -215,6 +216,19 @@ describe('canonical codec', () => {
     const pair = struct('Pair', { x: u16, y: u16 })
     expect(toHex(encode(pair, { x: 1, y: 2 }))).toBe('00010002')
     expect(() => encode(pair, { x: 70000, y: 0 })).toThrow(/Pair.x/)
+  })
+})
+
+describe('Reader.consumed', () => {
+  it('views bytes already read, and nothing beyond them', () => {
+    const r = new Reader(Uint8Array.of(1, 2, 3, 4, 5))
+    r.u8()
+    r.take(2)
+    expect([...r.consumed(1, 3)]).toEqual([2, 3])
+    expect(r.consumed(0, 0)).toHaveLength(0)
+    expect(() => r.consumed(2, 4)).toThrow(RangeError)
+    expect(() => r.consumed(2, 1)).toThrow(RangeError)
+    expect(() => r.consumed(-1, 2)).toThrow(RangeError)
   })
 })
 

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import {
   type Block,
   BlockError,
+  blockCodec,
   blockHash,
   bloomMayMatch,
   CommitError,
@@ -11,6 +12,7 @@ import {
   checkTransaction,
   commitHash,
   contractAddress,
+  Domain,
   decodeBlock,
   decodeTransaction,
   encode,
@@ -28,6 +30,7 @@ import {
   type TransactionBody,
   TxError,
   TxKind,
+  transactionBodyCodec,
   transactionCodec,
   transactionHash,
   utf8,
@@ -35,6 +38,7 @@ import {
   validatorSetHash,
   verifyCommit,
 } from '../../src/index.js'
+import { arbTransaction } from '../arbitraries.js'
 import {
   NETWORK_ID,
   sampleBlocks,
@@ -124,6 +128,56 @@ describe('transactions', () => {
       }),
       { numRuns: 400 },
     )
+  })
+})
+
+describe('transaction hashes taken from wire bytes', () => {
+  /** The hash by its definition: SHA-256 of the domain tag and the body's encoding. */
+  const definedHash = (body: TransactionBody) => sha256(Uint8Array.of(Domain.Transaction, ...encode(transactionBodyCodec, body)))
+
+  it('equal the hashes of the bodies, for every kind, alone and inside a block', () => {
+    fc.assert(
+      fc.property(arbTransaction, (tx) => {
+        expect(transactionHash(decodeTransaction(encode(transactionCodec, tx)).body)).toEqual(definedHash(tx.body))
+      }),
+      { numRuns: 200 },
+    )
+    const txs = sampleTransactions()
+    for (const tx of txs) expect(transactionHash(decodeTransaction(encode(transactionCodec, tx)).body)).toEqual(definedHash(tx.body))
+    const { block1 } = sampleBlocks()
+    const decoded = decodeBlock(encode(blockCodec, block1))
+    expect(decoded.transactions.length).toBeGreaterThan(0)
+    decoded.transactions.forEach((tx, i) => {
+      expect(transactionHash(tx.body)).toEqual(definedHash((block1.transactions[i] as (typeof block1.transactions)[number]).body))
+    })
+  })
+
+  it('equal the hashes of the bodies for whatever damaged bytes still decode (decoding is canonical)', () => {
+    const wires = sampleTransactions().map((tx) => encode(transactionCodec, tx))
+    let decodedSome = 0
+    fc.assert(
+      fc.property(fc.nat(wires.length - 1), fc.nat(), fc.nat(255), fc.nat(2), (which, at, byte, how) => {
+        const w = wires[which] as Uint8Array
+        const i = at % w.length
+        // Replace a byte, insert one, or remove one: lengths, varints and tags all get hit.
+        const b =
+          how === 0
+            ? Uint8Array.from(w, (x, j) => (j === i ? byte : x))
+            : how === 1
+              ? Uint8Array.of(...w.subarray(0, i), byte, ...w.subarray(i))
+              : Uint8Array.of(...w.subarray(0, i), ...w.subarray(i + 1))
+        let tx: ReturnType<typeof decodeTransaction>
+        try {
+          tx = decodeTransaction(b)
+        } catch {
+          return
+        }
+        decodedSome++
+        expect(transactionHash(tx.body)).toEqual(definedHash(tx.body))
+      }),
+      { numRuns: 1500 },
+    )
+    expect(decodedSome).toBeGreaterThan(100)
   })
 })
 
