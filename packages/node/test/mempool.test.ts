@@ -10,6 +10,7 @@ import {
   type Transaction,
   TxKind,
   transactionCodec,
+  transactionHash,
   utf8,
 } from '@loopchain/core'
 import fc from 'fast-check'
@@ -113,6 +114,21 @@ describe('mempool', () => {
     expect(await code(pool({}, { crypto: shared }).add(forged, NOW))).toBe('BAD_SIGNATURE')
     expect(verified).toBe(3)
     expect(p.size).toBe(2)
+    // What is remembered is the exact (signature, key, message): another message is verified.
+    const h = transactionHash(inProposal.body)
+    expect(shared.verify(inProposal.signature, h, inProposal.publicKey)).toBe(true)
+    expect(verified).toBe(3)
+    const other = h.slice()
+    other[31] = (other[31] as number) ^ 1
+    expect(shared.verify(inProposal.signature, other, inProposal.publicKey)).toBe(false)
+    expect(verified).toBe(4)
+    // Malformed lengths never match a remembered entry, even when their bytes would line up with one.
+    expect(shared.verify(inProposal.signature, h, inProposal.publicKey)).toBe(true)
+    const shortSig = inProposal.signature.subarray(0, 63)
+    expect(shared.verify(shortSig, h, Uint8Array.of(...inProposal.publicKey, 0))).toBe(false)
+    const longSig = Uint8Array.of(...inProposal.signature, ...inProposal.publicKey.subarray(0, 1))
+    expect(shared.verify(longSig, h, inProposal.publicKey.subarray(1))).toBe(false)
+    expect(verified).toBe(6)
   })
 
   it('refuses bad signatures, oversized and malformed bytes, and stale timestamps before pooling', async () => {

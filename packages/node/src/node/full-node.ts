@@ -127,11 +127,23 @@ interface Tip {
  */
 export function rememberingCrypto(base: CryptoProvider, size = 16_384): CryptoProvider {
   const seen = new Set<string>()
-  const id = (...parts: Uint8Array[]) => parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString('latin1')).join('|')
+  // Signature, key and message in one buffer, read out as one string. Only a 64-byte signature
+  // and a 32-byte key are looked up (nothing else can verify), so the boundaries are fixed.
+  let scratch = Buffer.allocUnsafe(256)
+  const id = (signature: Uint8Array, publicKey: Uint8Array, message: Uint8Array): string => {
+    const n = 96 + message.length
+    if (scratch.length < n) scratch = Buffer.allocUnsafe(2 * n)
+    scratch.set(signature, 0)
+    scratch.set(publicKey, 64)
+    scratch.set(message, 96)
+    return scratch.toString('latin1', 0, n)
+  }
   return {
     ...base,
     name: `${base.name}+memo`,
     verify(signature, message, publicKey) {
+      if (signature?.length !== 64 || publicKey?.length !== 32 || !(message instanceof Uint8Array))
+        return base.verify(signature, message, publicKey)
       const k = id(signature, publicKey, message)
       if (seen.has(k)) return true
       const ok = base.verify(signature, message, publicKey)
