@@ -2,6 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import {
   accountKey,
   accountStateCodec,
+  applyGenesis,
   BlockState,
   type ContractEngine,
   contractAddress,
@@ -12,11 +13,15 @@ import {
   MemoryKVStore,
   peekAccount,
   queryScore,
+  ReceiptStatus,
+  STEP_COSTS,
   StateTree,
+  TxKind,
   toHex,
   transactionHash,
+  utf8,
 } from '../../src/index.js'
-import { alice, blocks, bob, carol, executionBlock, key, PARAMS, runChain, T0 } from '../fixtures/exec/chain.js'
+import { alice, blocks, bob, carol, executionBlock, genesis, key, PARAMS, runChain, T0, tx } from '../fixtures/exec/chain.js'
 
 let engine: ContractEngine
 beforeAll(async () => {
@@ -44,6 +49,50 @@ describe('block execution', () => {
     expect(failed?.fee).toBe(String(BigInt(failed?.steps ?? 0) * PARAMS.stepPrice))
     // Every block changed the state.
     expect(new Set(out.map((b) => b.stateRoot)).size).toBe(3)
+  })
+
+  it('value transfers and messages: to oneself, of nothing, out of steps, to a new account, to a SCORE', async () => {
+    const store = new MemoryKVStore()
+    const tree = await StateTree.open(store)
+    const gc = await applyGenesis(tree, genesis())
+    await store.write(gc.ops)
+    tree.markPersisted(gc)
+    const dave = key('exec dave')
+    const erin = key('exec erin')
+    const base = BigInt(STEP_COSTS.base)
+    const price = PARAMS.stepPrice
+    const txs = [
+      tx(alice, { kind: TxKind.Transfer, to: alice.address, value: 7n }, 0), // to oneself: only the fee
+      tx(alice, { kind: TxKind.Transfer, to: erin.address, value: 0n }, 1), // nothing: erin gets no account
+      tx(alice, { kind: TxKind.Transfer, to: bob.address, value: 3n, stepLimit: STEP_COSTS.base - 1 }, 2), // out of steps
+      tx(alice, { kind: TxKind.Message, to: dave.address, value: 2n, data: utf8('hi') }, 3), // a new account, a payload
+      tx(alice, { kind: TxKind.Transfer, to: contractAddress(new Uint8Array(32)), value: 1n }, 4), // a SCORE: refused, fee charged
+      tx(bob, { kind: TxKind.Transfer, to: carol.address, value: 11n }, 0),
+    ]
+    const ex = await executeBlock(tree, executionBlock({ networkId: 3, height: 1, timestamp: T0 + 1_000_000, proposer: alice.address }, txs), {
+      params: PARAMS,
+      engine,
+    })
+    const summary = ex.receipts.map((r) => ({ status: r.status, failure: r.failure?.code, steps: r.stepUsed, fee: r.fee, logs: r.logs.length }))
+    const ok = (steps: number) => ({ status: ReceiptStatus.Success, failure: undefined, steps, fee: BigInt(steps) * price, logs: 0 })
+    expect(summary).toEqual([
+      ok(STEP_COSTS.base),
+      ok(STEP_COSTS.base),
+      { status: ReceiptStatus.Failure, failure: 'OUT_OF_STEPS', steps: STEP_COSTS.base - 1, fee: (base - 1n) * price, logs: 0 },
+      ok(STEP_COSTS.base + 2 * STEP_COSTS.dataByte),
+      { status: ReceiptStatus.Failure, failure: 'BAD_RECIPIENT', steps: STEP_COSTS.base, fee: base * price, logs: 0 },
+      ok(STEP_COSTS.base),
+    ])
+    const fees = ex.receipts.slice(0, 5).reduce((a, r) => a + r.fee, 0n)
+    await store.write(ex.commit.ops)
+    tree.markPersisted(ex.commit)
+    expect(await getAccount(tree, alice.address)).toEqual({ balance: 1_000_000_000n - 2n - fees, nonce: 5 })
+    expect(await getAccount(tree, bob.address)).toEqual({ balance: 1_000_000_000n - 11n - base * price, nonce: 1 })
+    expect(await getAccount(tree, carol.address)).toEqual({ balance: 1_000_000_000n + 11n, nonce: 0 })
+    expect(await getAccount(tree, dave.address)).toEqual({ balance: 2n, nonce: 0 })
+    // A transfer of nothing and a refused one create no account.
+    expect(await tree.get(accountKey(erin.address))).toBeUndefined()
+    expect(await tree.get(accountKey(contractAddress(new Uint8Array(32))))).toBeUndefined()
   })
 
   it('moves balances and charges exactly steps × price, and advances nonces only for executed transactions', async () => {
