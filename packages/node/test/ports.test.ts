@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { PORT_BLOCK, PORT_RANGE_BLOCKS, PORT_RANGE_FIRST, releasePortBlock, reservePortBlock } from '../src/index.js'
 
@@ -22,6 +23,20 @@ describe('port blocks for side-by-side networks', () => {
       for (const b of bases) releasePortBlock(b)
     }
     for (const b of bases) expect(existsSync(join(DIR, String(b)))).toBe(false)
+  })
+
+  it('gives back every block a process still holds when it exits, with one exit listener', () => {
+    const ports = fileURLToPath(new URL('../src/testing/ports.ts', import.meta.url))
+    const script = `import { reservePortBlock } from ${JSON.stringify(ports)}
+const bases = Array.from({ length: 15 }, () => reservePortBlock())
+process.stdout.write(JSON.stringify({ bases, listeners: process.listenerCount('exit') }))`
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' })
+    expect(child.status).toBe(0)
+    const out = JSON.parse(child.stdout) as { bases: number[]; listeners: number }
+    expect(out.bases).toHaveLength(15)
+    expect(out.listeners).toBeLessThanOrEqual(2) // ours, and at most one of tsx's
+    expect(child.stderr).not.toContain('MaxListenersExceededWarning')
+    for (const b of out.bases) expect(existsSync(join(DIR, String(b)))).toBe(false)
   })
 
   it('takes over claims left by processes that are gone (workers ended by a signal, kill -9)', () => {

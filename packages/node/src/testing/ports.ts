@@ -68,6 +68,10 @@ function tryClaim(claim: string): boolean {
   }
 }
 
+/** Blocks this process holds, given back by one exit listener (one per block tripped Node's leak warning). */
+const held = new Set<number>()
+let releaseOnExit = false
+
 /** Claims a free block and returns its first port. */
 export function reservePortBlock(): number {
   mkdirSync(DIR, { recursive: true })
@@ -77,7 +81,13 @@ export function reservePortBlock(): number {
     const claim = join(DIR, String(base))
     if (!tryClaim(claim)) continue
     writeFileSync(join(claim, 'pid'), String(process.pid))
-    process.once('exit', () => releasePortBlock(base))
+    held.add(base)
+    if (!releaseOnExit) {
+      releaseOnExit = true
+      process.once('exit', () => {
+        for (const b of [...held]) releasePortBlock(b)
+      })
+    }
     return base
   }
   throw new Error(
@@ -87,5 +97,6 @@ export function reservePortBlock(): number {
 
 /** Gives a block back before the process ends. */
 export function releasePortBlock(base: number): void {
+  held.delete(base)
   rmSync(join(DIR, String(base)), { recursive: true, force: true })
 }
