@@ -6,10 +6,11 @@
  * Figures: committed tx/s sustained over the measurement window, commit latency p50 / p99 from
  * submission to the moment the committing block is announced (a WebSocket block subscription on
  * one node), CPU and peak memory per node, a node's CPU per committed transaction against one
- * native verification (`node_cpu_per_tx_vs_verify_ratio`), and the in-run ceiling: native ed25519 verifications
- * per second on this machine (the higher of a reading before the load and one after) times its
- * cores, divided by the validators (every validator checks every transaction's signature once). Without `--rate N`, short steps of rising offered rates
- * find the highest the network sustains, and the measured window runs at that rate. Options:
+ * native verification (`node_cpu_per_tx_vs_verify_ratio`), and the in-run ceiling: native ed25519
+ * verifications per second on this machine (the higher of a reading before the load and one
+ * after) times its cores, divided by the validators (every validator checks every transaction's
+ * signature once). Without `--rate N`, short steps of rising offered rates find the highest the
+ * network sustains, and the measured window runs at that rate. Options:
  * `--rate N` offered tx/s, `--seconds N` measured window (default 30), `--senders N` (default 1,000).
  * Environment: `LOOPCHAIN_BENCH_PROF=1` writes each validator's CPU profile, `LOOPCHAIN_BENCH_KEEP=1`
  * keeps logs, data and profiles, `LOOPCHAIN_BENCH_NODE_FLAGS` passes Node.js flags to the validators.

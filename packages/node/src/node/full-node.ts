@@ -142,8 +142,9 @@ export function rememberingCrypto(base: CryptoProvider, size = 16_384): CryptoPr
     ...base,
     name: `${base.name}+memo`,
     verify(signature, message, publicKey) {
-      if (signature?.length !== 64 || publicKey?.length !== 32 || !(message instanceof Uint8Array))
-        return base.verify(signature, message, publicKey)
+      const wellFormed =
+        signature instanceof Uint8Array && signature.length === 64 && publicKey instanceof Uint8Array && publicKey.length === 32
+      if (!wellFormed || !(message instanceof Uint8Array)) return base.verify(signature, message, publicKey)
       const k = id(signature, publicKey, message)
       if (seen.has(k)) return true
       const ok = base.verify(signature, message, publicKey)
