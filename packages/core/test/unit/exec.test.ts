@@ -69,11 +69,21 @@ describe('block execution', () => {
       tx(alice, { kind: TxKind.Transfer, to: contractAddress(new Uint8Array(32)), value: 1n }, 4), // a SCORE: refused, fee charged
       tx(bob, { kind: TxKind.Transfer, to: carol.address, value: 11n }, 0),
     ]
-    const ex = await executeBlock(tree, executionBlock({ networkId: 3, height: 1, timestamp: T0 + 1_000_000, proposer: alice.address }, txs), {
-      params: PARAMS,
-      engine,
-    })
-    const summary = ex.receipts.map((r) => ({ status: r.status, failure: r.failure?.code, steps: r.stepUsed, fee: r.fee, logs: r.logs.length }))
+    const ex = await executeBlock(
+      tree,
+      executionBlock({ networkId: 3, height: 1, timestamp: T0 + 1_000_000, proposer: alice.address }, txs),
+      {
+        params: PARAMS,
+        engine,
+      },
+    )
+    const summary = ex.receipts.map((r) => ({
+      status: r.status,
+      failure: r.failure?.code,
+      steps: r.stepUsed,
+      fee: r.fee,
+      logs: r.logs.length,
+    }))
     const ok = (steps: number) => ({ status: ReceiptStatus.Success, failure: undefined, steps, fee: BigInt(steps) * price, logs: 0 })
     expect(summary).toEqual([
       ok(STEP_COSTS.base),
