@@ -11,6 +11,7 @@
  */
 import { ED25519_TORSION_SUBGROUP, ed25519 } from '@noble/curves/ed25519.js'
 import { sha512 } from '@noble/hashes/sha2.js'
+import { fromHex } from '../codec/hex.js'
 import { sha256 } from './hash.js'
 import { bytesToBigintLE } from './le.js'
 
@@ -51,7 +52,7 @@ export function isAcceptablePublicKey(publicKey: Uint8Array): boolean {
  */
 const SMALL_ORDER_Y = new Set(
   ED25519_TORSION_SUBGROUP.map((hex) => {
-    const b = Uint8Array.from(hex.match(/../g) as string[], (h) => Number.parseInt(h, 16))
+    const b = fromHex(hex)
     b[31] = (b[31] as number) & 0x7f
     return String.fromCharCode(...b)
   }),
