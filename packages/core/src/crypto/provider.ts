@@ -62,8 +62,9 @@ const SMALL_ORDER_Y = new Set(
  * The part of {@link isAcceptablePublicKey} that needs no curve arithmetic: 32 bytes whose y
  * (the low 255 bits) is below p and is not the y of a small-order point. A canonical encoding
  * that passes is acceptable exactly when it decodes to a point, so a provider whose own verifier
- * decodes the key and fails on one that does not (OpenSSL, WebCrypto) applies this check alone:
- * about a microsecond, where decoding in JavaScript takes about a hundred.
+ * decodes the key and fails on one that does not applies this check alone (the native provider:
+ * OpenSSL): about a microsecond, where decoding in JavaScript takes about a hundred. The browser's
+ * WebCrypto provider still applies the full rule; it has not been checked against Chromium here.
  */
 export function isAcceptableKeyEncoding(publicKey: Uint8Array): boolean {
   if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) return false
