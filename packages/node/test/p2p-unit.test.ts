@@ -180,3 +180,34 @@ describe('yamux window updates', () => {
     }
   })
 })
+
+// `.patches/@libp2p+utils+7.4.1.patch`: noise's frame decoder asked its length decoder for the length
+// of an empty buffer after every chunk that ended on a frame boundary, and the length decoder
+// answers that with a thrown RangeError (an Error and its stack trace per chunk read).
+describe('noise frame decoding', () => {
+  it('does not ask for a length when a chunk ends on a frame boundary, and still waits for a split one', async () => {
+    const { LengthPrefixedDecoder } = await import('@libp2p/utils')
+    let asked = 0
+    let short = 0
+    // Noise's own length decoder: two bytes, big-endian, a RangeError when fewer are buffered.
+    const lengthDecoder = (buf: { byteLength: number; getUint16(i: number): number }) => {
+      asked++
+      if (buf.byteLength < 2) {
+        short++
+        throw new RangeError('Could not decode int16BE')
+      }
+      return buf.getUint16(0)
+    }
+    const d = new LengthPrefixedDecoder({ lengthDecoder: lengthDecoder as never, encodingLength: () => 2 })
+    const frames = (chunk: number[]) => [...d.decode(Uint8Array.from(chunk))].map((f) => [...f.subarray()])
+    // Two whole frames in one chunk: two lengths asked, none of an empty buffer.
+    expect(frames([0, 3, 1, 2, 3, 0, 1, 9])).toEqual([[1, 2, 3], [9]])
+    expect([asked, short]).toEqual([2, 0])
+    // A chunk that ends inside a length prefix, then the rest: one frame, once it is whole.
+    expect(frames([0])).toEqual([])
+    expect(short).toBe(1)
+    expect(frames([2, 7])).toEqual([])
+    expect(frames([8])).toEqual([[7, 8]])
+    expect(short).toBe(1)
+  })
+})
