@@ -126,8 +126,20 @@ export class Mempool {
    * verifying them again.
    */
   holds(tx: Transaction, hash: Uint8Array): boolean {
+    return this.pooled(tx, hash) !== undefined
+  }
+
+  /**
+   * The pooled object of exactly this transaction (same hash, key and signature), if any. A node
+   * uses it in place of a copy decoded from a proposal: the pooled one has lived long enough to be
+   * in the old generation, while a fresh copy held until the block commits would be copied by every
+   * young-generation collection on the way (most of a loaded node's collection work).
+   */
+  pooled(tx: Transaction, hash: Uint8Array): Transaction | undefined {
     const e = this.byHash.get(toHex(hash))
-    return e !== undefined && bytesEqual(e.tx.signature, tx.signature) && bytesEqual(e.tx.publicKey, tx.publicKey)
+    if (e === undefined) return undefined
+    if (e.tx === tx) return tx
+    return bytesEqual(e.tx.signature, tx.signature) && bytesEqual(e.tx.publicKey, tx.publicKey) ? e.tx : undefined
   }
 
   /**

@@ -71,9 +71,13 @@ describe('full node (one process, LevelDB on disk)', () => {
     expect(node.height).toBe(h)
     expect((await node.account(bob.address)).balance).toBe(20n)
     node.start()
-    await node.submit(transfer(2, 5n))
+    const pooled = transfer(2, 5n)
+    await node.submit(pooled)
     const b = await nextBlock(node, (x) => x.block.transactions.length > 0)
     expect(b.block.header.height).toBe(h + 1)
+    // The block, decoded from the proposal's bytes, carries the pool's own transaction object, not
+    // a fresh copy (a copy held until the commit is what a loaded node's young-generation GC copies).
+    expect(b.block.transactions[0]).toBe(pooled)
     expect(b.block.lastCommit?.height).toBe(h)
     expect((await node.account(bob.address)).balance).toBe(25n)
     expect(await node.chain.blockAt(h + 1)).toEqual(b.block)

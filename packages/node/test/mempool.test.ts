@@ -2,6 +2,7 @@ import {
   type Address,
   checkTransaction,
   DEFAULT_PARAMS,
+  decodeTransaction,
   encode,
   keyPairFromSecret,
   LoopchainError,
@@ -129,6 +130,25 @@ describe('mempool', () => {
     const longSig = Uint8Array.of(...inProposal.signature, ...inProposal.publicKey.subarray(0, 1))
     expect(shared.verify(longSig, h, inProposal.publicKey.subarray(1))).toBe(false)
     expect(verified).toBe(6)
+  })
+
+  it('hands out its own object for an exact copy of a pooled transaction, and nothing for a look-alike', async () => {
+    const p = pool({ [a.address]: 3 })
+    const t = tx(a, 3)
+    expect(await code(p.add(t, NOW))).toBe('OK')
+    const h = transactionHash(t.body)
+    const copy = decodeTransaction(encode(transactionCodec, t))
+    expect(copy).not.toBe(t)
+    expect(p.pooled(copy, h)).toBe(t)
+    expect(p.holds(copy, h)).toBe(true)
+    // The same body under another signature, or another key, is not the pooled transaction.
+    const otherSig = { ...copy, signature: copy.signature.map((x, i) => (i === 0 ? x ^ 1 : x)) }
+    expect(p.pooled(otherSig, h)).toBeUndefined()
+    expect(p.holds(otherSig, h)).toBe(false)
+    expect(p.pooled({ ...copy, publicKey: b.publicKey }, h)).toBeUndefined()
+    // Not pooled at all.
+    const t4 = tx(a, 4)
+    expect(p.pooled(t4, transactionHash(t4.body))).toBeUndefined()
   })
 
   it('refuses bad signatures, oversized and malformed bytes, and stale timestamps before pooling', async () => {

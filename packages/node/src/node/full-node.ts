@@ -50,6 +50,7 @@ import {
   peekAccount,
   proposalSignBytes,
   type Receipt,
+  type SignedHeader,
   StateTree,
   signBlockCertificates,
   signedHeaderCodec,
@@ -58,10 +59,12 @@ import {
   type Transaction,
   toHex,
   transactionCodec,
+  transactionHash,
   transactionsRoot,
   type ValidatorSet,
   validatorSetHash,
   verifyCommit,
+  verifySignedHeader,
 } from '@loopchain/core'
 import { Mempool } from '../mempool.js'
 import { nativeCrypto } from '../native-crypto.js'
@@ -165,12 +168,6 @@ const TX_SIGNATURES_REMEMBERED = 20_000
 /** Most a proposed block's timestamp may run ahead of this node's clock. */
 const MAX_CLOCK_DRIFT_MS = 30_000
 
-/**
- * The consensus machine hands the same block bytes around (hash, validate, commit): decode each
- * once. Keyed by the bytes' identity, so a different array is always decoded afresh.
- */
-const decodeBlockOnce = memoByIdentity(decodeBlock)
-
 /** Thrown when the node cannot go on safely (a store that disagrees with the genesis, say). */
 export class NodeError extends LoopchainError<'GENESIS_MISMATCH' | 'STOPPED' | 'CORRUPT_STORE'> {}
 
@@ -195,6 +192,17 @@ export class FullNode {
     reject: (e: unknown) => void
   }[] = []
   private draining = false
+  /**
+   * The consensus machine hands the same block bytes around (hash, validate, commit): each is
+   * decoded once (keyed by the bytes' identity, so a different array is always decoded afresh),
+   * and every transaction the pool holds exactly is taken from the pool instead of the fresh copy
+   * (see {@link Mempool.pooled}; the same values, so the same block).
+   */
+  private readonly decodeBlockOnce = memoByIdentity((bytes: Uint8Array): Block => {
+    const block = decodeBlock(bytes)
+    const transactions = block.transactions.map((tx) => this.mempool.pooled(tx, transactionHash(tx.body)) ?? tx)
+    return { ...block, transactions }
+  })
   /** Native crypto that remembers valid signatures (see {@link rememberingCrypto}). */
   private readonly crypto = rememberingCrypto(nativeCrypto)
   /** The same for transactions, apart so a flood of them cannot push out consensus signatures. */
@@ -288,7 +296,7 @@ export class FullNode {
       {
         networkId: g.networkId,
         crypto: node.crypto,
-        hashBlock: (bytes) => blockHash(decodeBlockOnce(bytes).header),
+        hashBlock: (bytes) => blockHash(node.decodeBlockOnce(bytes).header),
         timeouts: {
           proposeMs: g.params.timeoutProposeMs,
           proposeDeltaMs: g.params.timeoutDeltaMs,
@@ -316,6 +324,15 @@ export class FullNode {
     let set = this.sets[0]?.set as ValidatorSet
     for (const s of this.sets) if (s.from <= height) set = s.set
     return set
+  }
+
+  /**
+   * Checks a signed header (a header and its commit) against the set in force at its height, with
+   * the node's remembering native crypto: the commit's precommits are votes this node has usually
+   * verified already, so they cost no verification again. Throws `LightError` when it does not hold.
+   */
+  verifySignedHeader(sh: SignedHeader): void {
+    verifySignedHeader(sh, this.validatorsAt(sh.header.height), this.options.genesis.networkId, this.crypto)
   }
 
   /** Every validator-set change so far, in height order, the genesis set first (light clients follow these). */
@@ -591,7 +608,7 @@ export class FullNode {
         this.enqueue({ type: 'block-validity', height: out.height, blockHash: out.blockHash, valid: this.isValidProposal(out.block) })
         return
       case 'commit':
-        await this.commitBlock(decodeBlockOnce(out.block), out.commit)
+        await this.commitBlock(this.decodeBlockOnce(out.block), out.commit)
         return
       case 'evidence':
         this.log.warn('consensus: evidence of a faulty validator', { kind: out.evidence.kind })
@@ -664,7 +681,7 @@ export class FullNode {
     const p = this.options.genesis.params
     try {
       if (bytes.length > p.maxBlockBytes) throw new Error(`the block is ${bytes.length} bytes, above ${p.maxBlockBytes}`)
-      const block = decodeBlockOnce(bytes)
+      const block = this.decodeBlockOnce(bytes)
       const h = block.header
       checkBlockStructure(block, this.tip.header, { maxTxs: p.maxBlockTxs })
       if (!bytesEqual(h.resultRoot, blockResultHash(this.tip.result))) throw new Error('resultRoot is not the result of the parent block')
@@ -674,12 +691,13 @@ export class FullNode {
       )
         throw new Error('validator set hashes do not match')
       if (h.timestamp > (this.clock() + MAX_CLOCK_DRIFT_MS) * 1000) throw new Error('timestamp is too far in the future')
+      // The previous height's precommits: votes this node has usually verified already (remembered).
       if (block.lastCommit) {
         verifyCommit(
           block.lastCommit,
           { networkId: h.networkId, height: h.height - 1, blockHash: h.prevHash },
           this.validatorsAt(h.height - 1),
-          nativeCrypto,
+          this.crypto,
         )
       }
       const ctx = {

@@ -13,7 +13,6 @@ import {
   lightProtocolId,
   type SignedHeader,
   signedHeaderCodec,
-  verifySignedHeader,
 } from '@loopchain/core'
 import type { GossipVerdict, NodeHost } from '../p2p/host.js'
 import { genesisResult } from './certificates.js'
@@ -65,7 +64,7 @@ export function checkHeaderGossip(node: FullNode, data: Uint8Array): GossipVerdi
   if (h < 1) return 'reject'
   if (h > node.height + 2) return 'ignore'
   try {
-    verifySignedHeader(sh, node.validatorsAt(h), node.options.genesis.networkId)
+    node.verifySignedHeader(sh)
     return 'accept'
   } catch {
     return 'reject'
