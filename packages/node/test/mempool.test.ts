@@ -86,7 +86,7 @@ describe('mempool', () => {
     expect(p.size).toBe(1)
   })
 
-  it('refuses a used or far nonce without verifying, and does not verify again what its remembering provider checked', async () => {
+  it('refuses a used or far nonce without verifying, and does not verify again what a proposal check remembered', async () => {
     let verified = 0
     const counting = {
       ...nativeCrypto,
@@ -95,41 +95,46 @@ describe('mempool', () => {
         return nativeCrypto.verify(...args)
       },
     }
-    // As in the node: the pool and the proposal checks share one provider that remembers valid signatures.
+    // As in the node: proposal checks remember valid signatures; the pool reads the same memory
+    // without adding to it.
     const shared = rememberingCrypto(counting)
-    const p = pool({ [a.address]: 3 }, { crypto: shared })
+    const p = pool({ [a.address]: 3 }, { crypto: shared.recallOnly })
     // A used nonce (gossip bringing a committed transaction again) and a far one cost no verification.
     expect(await code(p.add(tx(a, 2), NOW))).toBe('NONCE_TOO_LOW')
     expect(await code(p.add(tx(a, 3 + 65), NOW))).toBe('NONCE_TOO_FAR')
     expect(verified).toBe(0)
-    expect(await code(p.add(tx(a, 3), NOW))).toBe('OK')
+    const pooledFirst = tx(a, 3)
+    expect(await code(p.add(pooledFirst, NOW))).toBe('OK')
     expect(verified).toBe(1)
+    // What the pool verified is not remembered (the pool itself stands for it).
+    expect(shared.verify(pooledFirst.signature, transactionHash(pooledFirst.body), pooledFirst.publicKey)).toBe(true)
+    expect(verified).toBe(2)
     // Verified in a proposal check first, then brought by gossip: pooled without a second verification.
     const inProposal = tx(b, 0)
     checkTransaction(inProposal, { ...check, now: NOW }, shared)
-    expect(verified).toBe(2)
+    expect(verified).toBe(3)
     expect(await code(p.add(inProposal, NOW))).toBe('OK')
-    expect(verified).toBe(2)
+    expect(verified).toBe(3)
     // The same body under another signature is verified, and refused.
     const forged = { ...inProposal, signature: inProposal.signature.map((x, i) => (i === 3 ? x ^ 1 : x)) }
-    expect(await code(pool({}, { crypto: shared }).add(forged, NOW))).toBe('BAD_SIGNATURE')
-    expect(verified).toBe(3)
+    expect(await code(pool({}, { crypto: shared.recallOnly }).add(forged, NOW))).toBe('BAD_SIGNATURE')
+    expect(verified).toBe(4)
     expect(p.size).toBe(2)
     // What is remembered is the exact (signature, key, message): another message is verified.
     const h = transactionHash(inProposal.body)
     expect(shared.verify(inProposal.signature, h, inProposal.publicKey)).toBe(true)
-    expect(verified).toBe(3)
+    expect(verified).toBe(4)
     const other = h.slice()
     other[31] = (other[31] as number) ^ 1
     expect(shared.verify(inProposal.signature, other, inProposal.publicKey)).toBe(false)
-    expect(verified).toBe(4)
+    expect(verified).toBe(5)
     // Malformed lengths never match a remembered entry, even when their bytes would line up with one.
     expect(shared.verify(inProposal.signature, h, inProposal.publicKey)).toBe(true)
     const shortSig = inProposal.signature.subarray(0, 63)
     expect(shared.verify(shortSig, h, Uint8Array.of(...inProposal.publicKey, 0))).toBe(false)
     const longSig = Uint8Array.of(...inProposal.signature, ...inProposal.publicKey.subarray(0, 1))
     expect(shared.verify(longSig, h, inProposal.publicKey.subarray(1))).toBe(false)
-    expect(verified).toBe(6)
+    expect(verified).toBe(7)
   })
 
   it('hands out its own object for an exact copy of a pooled transaction, and nothing for a look-alike', async () => {

@@ -123,12 +123,21 @@ interface Tip {
   readonly commit: Commit | undefined
 }
 
+/** A {@link CryptoProvider} that remembers the signatures it found valid (see {@link rememberingCrypto}). */
+export interface RememberingCrypto extends CryptoProvider {
+  /**
+   * The same memory, read only: what is remembered costs no verification, and what this view
+   * verifies is not added. For callers whose successes nobody asks about again.
+   */
+  readonly recallOnly: CryptoProvider
+}
+
 /**
  * A crypto provider that remembers the signatures it found valid (a bounded set), so a consensus
  * message checked by the gossip validator before it is forwarded is not verified again when the
  * consensus machine handles it. Only successes are kept: a failure costs its caller every time.
  */
-export function rememberingCrypto(base: CryptoProvider, size = 16_384): CryptoProvider {
+export function rememberingCrypto(base: CryptoProvider, size = 16_384): RememberingCrypto {
   const seen = new Set<string>()
   // Signature, key and message in one buffer, read out as one string. Only a 64-byte signature
   // and a 32-byte key are looked up (nothing else can verify), so the boundaries are fixed.
@@ -141,22 +150,26 @@ export function rememberingCrypto(base: CryptoProvider, size = 16_384): CryptoPr
     scratch.set(message, 96)
     return scratch.toString('latin1', 0, n)
   }
-  return {
-    ...base,
-    name: `${base.name}+memo`,
-    verify(signature, message, publicKey) {
+  const verifier =
+    (remember: boolean): CryptoProvider['verify'] =>
+    (signature, message, publicKey) => {
       const wellFormed =
         signature instanceof Uint8Array && signature.length === 64 && publicKey instanceof Uint8Array && publicKey.length === 32
       if (!wellFormed || !(message instanceof Uint8Array)) return base.verify(signature, message, publicKey)
       const k = id(signature, publicKey, message)
       if (seen.has(k)) return true
       const ok = base.verify(signature, message, publicKey)
-      if (ok) {
+      if (ok && remember) {
         if (seen.size >= size) seen.delete(seen.values().next().value as string)
         seen.add(k)
       }
       return ok
-    },
+    }
+  return {
+    ...base,
+    name: `${base.name}+memo`,
+    verify: verifier(true),
+    recallOnly: { ...base, name: `${base.name}+recall`, verify: verifier(false) },
   }
 }
 
@@ -251,9 +264,11 @@ export class FullNode {
         timestampWindow: g.params.txTimestampWindowMs * 1000,
         maxStepLimit: g.params.maxStepLimit,
       },
-      // Shared with proposal checks: a transaction that first came inside a proposal was verified
-      // there, and gossip brings it again a moment later.
-      crypto: this.txCrypto,
+      // Proposal checks remember what they verify: a transaction that first came inside a proposal
+      // was verified there, and gossip brings it again a moment later. The pool only looks: what it
+      // verifies is pooled, and a pooled transaction is not verified again (Mempool.pooled), so
+      // remembering it too would only cost a string and a set entry per transaction.
+      crypto: this.txCrypto.recallOnly,
       accountNonce: (a) => this.nextNonce(a),
     })
   }

@@ -1,5 +1,13 @@
 /** The full node runtime: consensus driver, proposals, validation, execution and storage. */
-export { type CommittedBlock, FullNode, type FullNodeOptions, NodeError, type NodeNetwork, rememberingCrypto } from './full-node.js'
+export {
+  type CommittedBlock,
+  FullNode,
+  type FullNodeOptions,
+  NodeError,
+  type NodeNetwork,
+  type RememberingCrypto,
+  rememberingCrypto,
+} from './full-node.js'
 export { blockToJson, headerToJson, paramsFromJson, receiptToJson, transactionToJson, valueFromJson, valueToJson } from './json.js'
 export { checkHeaderGossip, fullNodeLightBackend, serveLightClients } from './light-server.js'
 export { connectNode, memberPeerIds, type NodeNetworkOptions } from './p2p-network.js'
