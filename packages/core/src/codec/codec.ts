@@ -116,15 +116,22 @@ export class Reader {
     return this.bytes.subarray(start, end)
   }
 
-  /** Reads `n` bytes as a fresh copy (the result never aliases the input). */
+  /**
+   * Reads `n` bytes as a fresh copy (the result never aliases the input). Zero bytes are one shared
+   * empty array: nothing in it can change, and a transfer's empty payload then allocates nothing
+   * that a pooled transaction would keep alive.
+   */
   take(n: number): Uint8Array {
     if (n > this.remaining) throw truncated(this.pos, n, this.remaining)
+    if (n === 0) return NO_BYTES
     // A fresh plain Uint8Array (the input is a plain one, see the constructor): callers keep these bytes.
     const out = this.bytes.slice(this.pos, this.pos + n)
     this.pos += n
     return out
   }
 }
+
+const NO_BYTES = new Uint8Array(0)
 
 function truncated(offset: number, wanted: number, remaining: number): DecodeError {
   return new DecodeError('TRUNCATED', `input ends at offset ${offset}: wanted ${wanted} byte(s), ${remaining} left`, {

@@ -219,6 +219,24 @@ describe('canonical codec', () => {
   })
 })
 
+describe('Reader.take', () => {
+  it('copies what it reads, and gives zero bytes as one shared empty array', () => {
+    const input = Uint8Array.of(3, 7, 8, 9, 0, 0)
+    const r = new Reader(input)
+    r.u8()
+    const three = r.take(3)
+    input[1] = 99
+    expect([...three]).toEqual([7, 8, 9])
+    expect(three.buffer).not.toBe(input.buffer)
+    // Empty payloads (every transfer's data) share one array instead of allocating each time.
+    const field = bytes(16)
+    const [e1, e2] = [decode(field, Uint8Array.of(0)), decode(field, Uint8Array.of(0))]
+    expect(e1).toHaveLength(0)
+    expect(e1).toBe(e2)
+    expect(r.take(0)).toBe(e1)
+  })
+})
+
 describe('Reader.consumed', () => {
   it('views bytes already read, and nothing beyond them', () => {
     const r = new Reader(Uint8Array.of(1, 2, 3, 4, 5))
