@@ -34,6 +34,34 @@ describe('native crypto provider', () => {
     )
   })
 
+  it('verifies through its scratch memory at every message length, for interleaved keys, leaving the inputs as they were', () => {
+    const keys = [1, 2, 3].map((i) => new Uint8Array(32).fill(i))
+    const pubs = keys.map((k) => nativeCrypto.publicKey(k))
+    // Around the scratch's 1,024 message bytes, and views at an offset inside larger buffers.
+    for (const n of [0, 1, 32, 1023, 1024, 1025, 5000]) {
+      const msg = Uint8Array.from({ length: n }, (_, i) => (i * 7 + n) & 255)
+      const sigs = keys.map((k) => nativeCrypto.sign(msg, k))
+      const before = [msg.slice(), ...sigs.map((x) => x.slice()), ...pubs.map((x) => x.slice())]
+      for (let round = 0; round < 2; round++) {
+        for (const [i, pub] of pubs.entries()) {
+          expect(nativeCrypto.verify(sigs[i] as Uint8Array, msg, pub)).toBe(true)
+          // Another key's signature, right after: nothing of the previous call is left to match.
+          expect(nativeCrypto.verify(sigs[(i + 1) % 3] as Uint8Array, msg, pub)).toBe(false)
+        }
+      }
+      const framed = new Uint8Array(n + 70)
+      framed.set(msg, 3)
+      framed.set(sigs[0] as Uint8Array, n + 5)
+      expect(nativeCrypto.verify(framed.subarray(n + 5, n + 69), framed.subarray(3, 3 + n), Buffer.from(pubs[0] as Uint8Array))).toBe(true)
+      expect([msg, ...sigs, ...pubs]).toEqual(before)
+      if (n > 0) {
+        const changed = msg.slice()
+        changed[n - 1] = (changed[n - 1] as number) ^ 1
+        expect(nativeCrypto.verify(sigs[0] as Uint8Array, changed, pubs[0] as Uint8Array)).toBe(false)
+      }
+    }
+  })
+
   it('refuses malformed inputs without throwing', () => {
     expect(nativeCrypto.verify(new Uint8Array(10), new Uint8Array(1), new Uint8Array(32))).toBe(false)
     expect(nativeCrypto.verify(new Uint8Array(64), new Uint8Array(1), new Uint8Array(31))).toBe(false)
