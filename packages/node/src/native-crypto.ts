@@ -29,20 +29,33 @@ const KEY_CACHE_SIZE = 4096
  * these instead costs ~1 µs less per verification. Calls are synchronous, so one scratch serves all.
  */
 const SCRATCH_MESSAGE_BYTES = 1024
-const scratch = Buffer.allocUnsafeSlow(64 + 32 + SCRATCH_MESSAGE_BYTES)
+const scratch = Buffer.allocUnsafeSlow(64 + SCRATCH_MESSAGE_BYTES)
 const scratchSignature = scratch.subarray(0, 64)
-const SCRATCH_KEY = 64
-const SCRATCH_MESSAGE = 96
+const SCRATCH_MESSAGE = 64
+let keyScratch = Buffer.allocUnsafeSlow(256)
+
+/**
+ * The bytes of `parts`, one after another, as one latin1 string: a map key for byte arrays, read
+ * through scratch memory (see above) instead of through each part's `.buffer`. Callers that mix
+ * parts of varying lengths must fix the boundaries themselves (fixed sizes, say).
+ */
+export function bytesKey(...parts: Uint8Array[]): string {
+  let n = 0
+  for (const p of parts) n += p.length
+  if (keyScratch.length < n) keyScratch = Buffer.allocUnsafeSlow(2 * n)
+  let at = 0
+  for (const p of parts) {
+    keyScratch.set(p, at)
+    at += p.length
+  }
+  return keyScratch.toString('latin1', 0, n)
+}
 
 class KeyCache<V> {
   private readonly map = new Map<string, V>()
   constructor(private readonly make: (key: Uint8Array) => V) {}
   get(key: Uint8Array): V {
-    let id: string
-    if (key.length <= 32) {
-      scratch.set(key, SCRATCH_KEY)
-      id = scratch.toString('latin1', SCRATCH_KEY, SCRATCH_KEY + key.length)
-    } else id = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')
+    const id = bytesKey(key)
     let v = this.map.get(id)
     if (v === undefined) {
       v = this.make(key)

@@ -67,7 +67,7 @@ import {
   verifySignedHeader,
 } from '@loopchain/core'
 import { Mempool } from '../mempool.js'
-import { nativeCrypto } from '../native-crypto.js'
+import { bytesKey, nativeCrypto } from '../native-crypto.js'
 import { decodeConsensusMessage } from '../p2p/consensus-gossip.js'
 import { type NodeLogger, silentLogger } from '../p2p/logger.js'
 import { ChainStore } from '../storage/chain-store.js'
@@ -139,24 +139,15 @@ export interface RememberingCrypto extends CryptoProvider {
  */
 export function rememberingCrypto(base: CryptoProvider, size = 16_384): RememberingCrypto {
   const seen = new Set<string>()
-  // Signature, key and message in one buffer, read out as one string. Only a 64-byte signature
-  // and a 32-byte key are looked up (nothing else can verify), so the boundaries are fixed.
-  let scratch = Buffer.allocUnsafe(256)
-  const id = (signature: Uint8Array, publicKey: Uint8Array, message: Uint8Array): string => {
-    const n = 96 + message.length
-    if (scratch.length < n) scratch = Buffer.allocUnsafe(2 * n)
-    scratch.set(signature, 0)
-    scratch.set(publicKey, 64)
-    scratch.set(message, 96)
-    return scratch.toString('latin1', 0, n)
-  }
+  // Only a 64-byte signature and a 32-byte key are looked up (nothing else can verify), so the
+  // boundaries in the key are fixed.
   const verifier =
     (remember: boolean): CryptoProvider['verify'] =>
     (signature, message, publicKey) => {
       const wellFormed =
         signature instanceof Uint8Array && signature.length === 64 && publicKey instanceof Uint8Array && publicKey.length === 32
       if (!wellFormed || !(message instanceof Uint8Array)) return base.verify(signature, message, publicKey)
-      const k = id(signature, publicKey, message)
+      const k = bytesKey(signature, publicKey, message)
       if (seen.has(k)) return true
       const ok = base.verify(signature, message, publicKey)
       if (ok && remember) {
