@@ -14,7 +14,7 @@
  */
 
 export { Mempool, MempoolError, type MempoolErrorCode, type MempoolOptions } from './mempool.js'
-export { nativeCrypto } from './native-crypto.js'
+export { installNativeSha256, nativeCrypto, nativeSha256Binary } from './native-crypto.js'
 export * from './node/index.js'
 export * from './p2p/index.js'
 export * from './rpc/index.js'

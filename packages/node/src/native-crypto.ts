@@ -11,8 +11,8 @@
  * structure through OpenSSL 3's decoders: a chain with many occasional senders pays it on most
  * transactions.
  */
-import { createHash, createPrivateKey, createPublicKey, type KeyObject, sign, verify } from 'node:crypto'
-import { type CryptoProvider, isAcceptableKeyEncoding } from '@loopchain/core'
+import { createPrivateKey, createPublicKey, hash, type KeyObject, sign, verify } from 'node:crypto'
+import { type BinarySha256, type CryptoProvider, isAcceptableKeyEncoding, jsSha256Binary, useSha256Backend } from '@loopchain/core'
 
 /** DER prefix of an ed25519 SubjectPublicKeyInfo (RFC 8410); the raw 32-byte key follows. */
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
@@ -79,6 +79,42 @@ const secretKeys = new KeyCache<KeyObject>((seed) =>
   createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' }),
 )
 
+const hashScratch = Buffer.allocUnsafeSlow(64)
+const hashViews: Buffer[] = []
+
+/**
+ * SHA-256 through OpenSSL (`crypto.hash`: one call, no hasher object), as a 32-character binary
+ * string. An input of 64 bytes or fewer may live inside V8's heap and is copied into scratch
+ * memory first (see `scratch` above); a longer one is already outside.
+ */
+export function nativeSha256Binary(data: Uint8Array): string {
+  if (data.byteLength > 64) return hash('sha256', data, 'binary')
+  hashScratch.set(data)
+  let view = hashViews[data.byteLength]
+  if (view === undefined) hashViews[data.byteLength] = view = hashScratch.subarray(0, data.byteLength)
+  return hash('sha256', view, 'binary')
+}
+
+/**
+ * Makes the core's protocol hashes (tagged hashes, Merkle lists, the state tree) use OpenSSL's
+ * SHA-256 in this process: ~0.26 against ~0.71 µs for the tree's 65-byte preimages, ~0.29 against
+ * ~1.05 µs for a 150-byte transaction. It is checked against the JavaScript implementation first
+ * (every length across the padding boundaries) and not installed if they differ, so a hash never
+ * changes, only its cost. Returns whether it is installed. A full node calls it when it starts;
+ * `impl` is for tests.
+ */
+export function installNativeSha256(impl: BinarySha256 = nativeSha256Binary): boolean {
+  if (typeof hash !== 'function') return false
+  const sample = new Uint8Array(300)
+  for (let i = 0; i < sample.length; i++) sample[i] = (i * 151 + 7) & 0xff
+  for (let n = 0; n <= sample.length; n++) {
+    const data = sample.subarray(0, n)
+    if (impl(data) !== jsSha256Binary(data)) return false
+  }
+  useSha256Backend(impl)
+  return true
+}
+
 function u8(b: Buffer): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset, b.byteLength)
 }
@@ -87,7 +123,10 @@ function u8(b: Buffer): Uint8Array {
 export const nativeCrypto: CryptoProvider = {
   name: 'native',
   sha256(data) {
-    return u8(createHash('sha256').update(data).digest())
+    const s = nativeSha256Binary(data)
+    const out = new Uint8Array(32)
+    for (let i = 0; i < 32; i++) out[i] = s.charCodeAt(i)
+    return out
   },
   publicKey(secretKey) {
     if (secretKey.length !== 32) throw new RangeError('an ed25519 secret key is 32 bytes')

@@ -1,9 +1,9 @@
-import { fromHex, nobleCrypto } from '@loopchain/core'
+import { fastSha256, fromHex, jsSha256, jsSha256Binary, nobleCrypto, useSha256Backend } from '@loopchain/core'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import stored from '../../core/test/vectors/core.json' with { type: 'json' }
 import { type CoreVectors, checkCoreVectors } from '../../core/test/vectors/core-vectors.js'
-import { nativeCrypto } from '../src/index.js'
+import { installNativeSha256, nativeCrypto, nativeSha256Binary } from '../src/index.js'
 
 describe('native crypto provider', () => {
   it('reproduces every golden vector, including the hostile verification cases', () => {
@@ -66,5 +66,47 @@ describe('native crypto provider', () => {
     expect(nativeCrypto.verify(new Uint8Array(10), new Uint8Array(1), new Uint8Array(32))).toBe(false)
     expect(nativeCrypto.verify(new Uint8Array(64), new Uint8Array(1), new Uint8Array(31))).toBe(false)
     expect(() => nativeCrypto.sign(new Uint8Array(1), new Uint8Array(31))).toThrow(RangeError)
+  })
+})
+
+describe('native SHA-256', () => {
+  it('equals the JavaScript SHA-256 for on-heap arrays, views at offsets and long inputs, leaving them unchanged', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 400 }), fc.nat(40), (data, pad) => {
+        const copy = data.slice()
+        // The same bytes as a view inside a larger buffer, after `pad` other bytes.
+        const outer = new Uint8Array(pad + data.length + 3).fill(0xa5)
+        outer.set(data, pad)
+        const view = outer.subarray(pad, pad + data.length)
+        expect(nativeSha256Binary(data)).toBe(jsSha256Binary(data))
+        expect(nativeSha256Binary(view)).toBe(jsSha256Binary(data))
+        expect(nativeCrypto.sha256(view)).toEqual(jsSha256(data))
+        expect(data).toEqual(copy)
+      }),
+      { numRuns: 400 },
+    )
+    // Interleaved short and long inputs: the scratch copy of one must not leak into the next.
+    const a = Uint8Array.from({ length: 64 }, (_, i) => i)
+    const b = Uint8Array.from({ length: 10 }, (_, i) => 200 + i)
+    expect([nativeSha256Binary(a), nativeSha256Binary(b), nativeSha256Binary(a)]).toEqual([
+      jsSha256Binary(a),
+      jsSha256Binary(b),
+      jsSha256Binary(a),
+    ])
+  })
+
+  it('is installed for the core hashes only after agreeing with the JavaScript one', () => {
+    const before = useSha256Backend(undefined)
+    try {
+      expect(installNativeSha256()).toBe(true)
+      expect(useSha256Backend(undefined)).toBe(nativeSha256Binary)
+      // One that disagrees on a single length is refused and leaves the JavaScript in place.
+      const wrongAt65 = (d: Uint8Array) => (d.length === 65 ? jsSha256Binary(d.subarray(1)) : nativeSha256Binary(d))
+      expect(installNativeSha256(wrongAt65)).toBe(false)
+      expect(useSha256Backend(undefined)).toBe(undefined)
+      expect(fastSha256(Uint8Array.of(1, 2, 3))).toEqual(jsSha256(Uint8Array.of(1, 2, 3)))
+    } finally {
+      useSha256Backend(before)
+    }
   })
 })

@@ -9,7 +9,8 @@ import { fastSha256 } from '../state/sha256.js'
 /**
  * SHA-256 (FIPS 180-4). The allocation-light implementation of `state/sha256.ts`, checked against
  * `@noble/hashes` in the tests; `npm run bench -- core` prints both (here 2.2x noble's rate at 33
- * bytes, 1.6x at a 150-byte transaction body, 1.1x on 64 kB).
+ * bytes, 1.6x at a 150-byte transaction body, 1.1x on 64 kB). A full node routes it to OpenSSL
+ * (`useSha256Backend`), which gives the same hashes faster.
  */
 export function sha256(data: Uint8Array): Uint8Array {
   return fastSha256(data)

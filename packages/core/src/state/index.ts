@@ -20,7 +20,7 @@ export {
   stateProofSize,
   verifyStateProof,
 } from './proof.js'
-export { fastSha256 } from './sha256.js'
+export { type BinarySha256, fastSha256, jsSha256, jsSha256Binary, useSha256Backend } from './sha256.js'
 export {
   DEFAULT_STATE_NAMESPACE,
   EMPTY_STATE_ROOT,

@@ -98,8 +98,40 @@ function digest(data: Uint8Array): void {
   if (blocks === 2) compress(TAIL, 64)
 }
 
+/**
+ * A SHA-256 that returns the digest as a 32-character binary string (see `binary.ts`), such as
+ * OpenSSL's through `node:crypto`. It must not keep or modify its input.
+ */
+export type BinarySha256 = (data: Uint8Array) => string
+
+let backend: BinarySha256 | undefined
+
+/**
+ * Routes {@link fastSha256} and {@link fastSha256Binary} (and with them every protocol hash: tagged
+ * hashes, Merkle lists, the state tree) through `impl`, or back to this file's JavaScript with
+ * `undefined`. SHA-256 has one correct output, so this changes speed, never a hash: a full node
+ * installs OpenSSL's (about 3x faster on the 65-byte preimages of the tree) after checking it
+ * against this implementation; a browser keeps the JavaScript. Returns the backend it replaced.
+ */
+export function useSha256Backend(impl: BinarySha256 | undefined): BinarySha256 | undefined {
+  const previous = backend
+  backend = impl
+  return previous
+}
+
 /** SHA-256 of `data`; a fresh 32-byte result. Same output as any SHA-256, allocation-light. */
 export function fastSha256(data: Uint8Array): Uint8Array {
+  if (backend !== undefined) {
+    const s = backend(data)
+    const out = new Uint8Array(32)
+    for (let i = 0; i < 32; i++) out[i] = s.charCodeAt(i)
+    return out
+  }
+  return jsSha256(data)
+}
+
+/** The JavaScript SHA-256 of `data`, whatever backend is installed (the reference a backend is checked against). */
+export function jsSha256(data: Uint8Array): Uint8Array {
   digest(data)
   const out = new Uint8Array(32)
   for (let i = 0, o = 0; i < 8; i++, o += 4) {
@@ -114,6 +146,11 @@ export function fastSha256(data: Uint8Array): Uint8Array {
 
 /** SHA-256 of `data` as a 32-character binary string (see `binary.ts`); allocates only the string. */
 export function fastSha256Binary(data: Uint8Array): string {
+  return backend !== undefined ? backend(data) : jsSha256Binary(data)
+}
+
+/** {@link fastSha256Binary} in JavaScript, whatever backend is installed. */
+export function jsSha256Binary(data: Uint8Array): string {
   digest(data)
   // One call with all 32 code units makes one flat string; appending in pieces would build a rope
   // of intermediate strings that is flattened (copied again) on first use.

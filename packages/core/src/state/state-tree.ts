@@ -26,9 +26,11 @@
  * (0.27x), 32k vs 4.7k proofs/s generated and 20.8k vs 2.8k verified.
  *
  * Choices made by measurement: SHA-256 of a 65-byte preimage takes 3.4–4.9 µs in `@noble/hashes`
- * (per-call objects), 2.2 µs through `node:crypto` and 1.5 µs in the allocation-free
- * `sha256.ts`, so that is the default; a native hash stays injectable but is slower in the tree
- * (3.4k vs 12.4k updates/s at 10^5 keys), as every call allocates an off-heap `Buffer`; a resident
+ * (per-call objects), 2.2 µs through `node:crypto`'s hasher objects and 1.5 µs in the
+ * allocation-free `sha256.ts` (since ~0.7 µs), so that is the default everywhere; a full node
+ * routes it to OpenSSL's one-shot `crypto.hash` with a binary-string result (~0.26 µs, no
+ * `Buffer`; `useSha256Backend` in `sha256.ts`). A hash injected per tree (`sha256` below) that
+ * returns a fresh `Buffer` is slower in the tree (3.4k vs 12.4k updates/s at 10^5 keys); a resident
  * `Uint8Array(32)` costs ~230 bytes of heap against ~50 for a 32-character string, so resident
  * hashes, paths and values are binary strings, which halved the tree's memory and let 10^6 keys
  * build in the default 4 GB heap.

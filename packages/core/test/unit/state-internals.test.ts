@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { toHex } from '../../src/codec/hex.js'
 import { sha256 } from '../../src/crypto/hash.js'
 import { binaryStringToBytes, bytesToBinaryString } from '../../src/state/binary.js'
-import { fastSha256, fastSha256Binary } from '../../src/state/sha256.js'
+import { fastSha256, fastSha256Binary, jsSha256, jsSha256Binary, useSha256Backend } from '../../src/state/sha256.js'
 import { decodeNode, encodeBranch, encodeLeaf, encodeLeafGeneric, Leaf, Slab } from '../../src/state/tree-node.js'
 
 const ascii = (s: string) => new TextEncoder().encode(s)
@@ -42,6 +42,32 @@ describe('fastSha256', () => {
       }),
       { numRuns: 500 },
     )
+  })
+})
+
+describe('the SHA-256 backend', () => {
+  it('routes every protocol hash through an installed backend and back to JavaScript when removed', () => {
+    const calls: number[] = []
+    // A deliberately wrong backend: if any path bypassed it, the outputs would still be SHA-256.
+    const marker = String.fromCharCode(...Array.from({ length: 32 }, (_, i) => i))
+    const previous = useSha256Backend((data) => {
+      calls.push(data.length)
+      return marker
+    })
+    try {
+      const data = ascii('abc')
+      expect(fastSha256Binary(data)).toBe(marker)
+      expect(fastSha256(data)).toEqual(Uint8Array.from({ length: 32 }, (_, i) => i))
+      expect(sha256(data)).toEqual(Uint8Array.from({ length: 32 }, (_, i) => i))
+      expect(calls).toEqual([3, 3, 3])
+      // The JavaScript reference is unaffected, so a backend can be checked against it.
+      expect(hex(jsSha256(data))).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad')
+      expect(binaryStringToBytes(jsSha256Binary(data))).toEqual(jsSha256(data))
+    } finally {
+      expect(useSha256Backend(previous)).not.toBe(previous)
+    }
+    expect(hex(fastSha256(ascii('abc')))).toBe('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad')
+    expect(calls).toHaveLength(3)
   })
 })
 

@@ -67,7 +67,7 @@ import {
   verifySignedHeader,
 } from '@loopchain/core'
 import { Mempool } from '../mempool.js'
-import { bytesKey, nativeCrypto } from '../native-crypto.js'
+import { bytesKey, installNativeSha256, nativeCrypto } from '../native-crypto.js'
 import { decodeConsensusMessage } from '../p2p/consensus-gossip.js'
 import { type NodeLogger, silentLogger } from '../p2p/logger.js'
 import { ChainStore } from '../storage/chain-store.js'
@@ -266,6 +266,9 @@ export class FullNode {
 
   /** Opens (or creates) the node's database, applies the genesis on first start, and restores the tip. */
   static async open(options: FullNodeOptions): Promise<FullNode> {
+    // OpenSSL's SHA-256 for every protocol hash in this process (checked against the JavaScript
+    // one first; the hashes are the same either way, only cheaper).
+    installNativeSha256()
     const g = options.genesis
     const store = await LevelKVStore.open(options.dataDir)
     const chain = new ChainStore(store, g.chainId)
