@@ -5,7 +5,7 @@
  * TypeScript; the codec converts to and from the bytes.
  */
 import { type Codec, fixedBytes, mapped } from '../codec/codec.js'
-import { fromHex, hexInto, toHex } from '../codec/hex.js'
+import { fromHex, hexInto, toHexRange } from '../codec/hex.js'
 import { DecodeError } from '../errors.js'
 import { Domain, taggedHash } from './hash.js'
 
@@ -51,12 +51,12 @@ export function addressFromBytes(b: Uint8Array): Address {
   if (b.length !== ADDRESS_LENGTH || prefix === undefined) {
     throw new DecodeError('INVALID_VALUE', `address bytes have an unknown type byte ${b[0]}`)
   }
-  return `${prefix}${toHex(b.subarray(1))}` as Address
+  return `${prefix}${toHexRange(b, 1, ADDRESS_LENGTH)}` as Address
 }
 
 /** The account address of an ed25519 public key. */
 export function accountAddress(publicKey: Uint8Array): Address {
-  return `hx${toHex(taggedHash(Domain.AccountAddress, publicKey).subarray(12))}` as Address
+  return `hx${toHexRange(taggedHash(Domain.AccountAddress, publicKey), 12, 32)}` as Address
 }
 
 /** The address of a contract created by transaction `txHash`, as its `index`-th creation. */
@@ -64,7 +64,7 @@ export function contractAddress(txHash: Uint8Array, index = 0): Address {
   const seed = new Uint8Array(txHash.length + 4)
   seed.set(txHash)
   new DataView(seed.buffer).setUint32(txHash.length, index)
-  return `cx${toHex(taggedHash(Domain.ContractAddress, seed).subarray(12))}` as Address
+  return `cx${toHexRange(taggedHash(Domain.ContractAddress, seed), 12, 32)}` as Address
 }
 
 /** Codec of an address as its 21 bytes. */

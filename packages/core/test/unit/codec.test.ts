@@ -22,6 +22,7 @@ import {
   struct,
   taggedHash,
   toHex,
+  toHexRange,
   transactionCodec,
   u16,
   u32,
@@ -271,5 +272,25 @@ describe('hex', () => {
     // Calls in a row do not leak characters from a longer earlier one.
     expect(toHex(new Uint8Array(40).fill(0xff))).toBe('ff'.repeat(40))
     expect(toHex(Uint8Array.of(1))).toBe('01')
+  })
+
+  it('toHexRange hexes exactly the range, across chunk boundaries, and refuses one outside the bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(), fc.nat(), (b, x, y) => {
+        const start = x % (b.length + 1)
+        const end = start + (y % (b.length - start + 1))
+        expect(toHexRange(b, start, end)).toBe(reference(b.slice(start, end)))
+      }),
+    )
+    const long = Uint8Array.from({ length: 9000 }, (_, i) => (i * 31) & 0xff)
+    expect(toHexRange(long, 3, 8999)).toBe(reference(long.slice(3, 8999)))
+    expect(toHexRange(long, 4096, 4096)).toBe('')
+    for (const [s, e] of [
+      [-1, 2],
+      [2, 1],
+      [0, 9001],
+    ] as const) {
+      expect(() => toHexRange(long, s, e)).toThrow(RangeError)
+    }
   })
 })
