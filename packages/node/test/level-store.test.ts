@@ -63,6 +63,37 @@ describe('LevelDB store (classic-level on disk)', () => {
     await again.close()
   })
 
+  it('writes small and large keys and values, views at offsets and empty values byte for byte, leaving the inputs as they were', async () => {
+    const s = await LevelKVStore.open(tempDir())
+    // Around the 64-byte line where a typed array moves from V8's heap to its own memory (and the
+    // store stages copies): lengths 0, 1, 63, 64, 65 and 300, some as views inside larger buffers.
+    const lengths = [0, 1, 63, 64, 65, 300]
+    const pattern = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 29 + seed * 7 + 1) & 0xff)
+    const asView = (b: Uint8Array) => {
+      const outer = new Uint8Array(b.length + 9).fill(0xee)
+      outer.set(b, 5)
+      return outer.subarray(5, 5 + b.length)
+    }
+    const ops = lengths.flatMap((kn, i) =>
+      lengths.map((vn, j) => {
+        const key = Uint8Array.of(i, j, ...pattern(Math.max(0, kn - 2), i))
+        const value = pattern(vn, 10 * i + j)
+        return { type: 'put' as const, key: (i + j) % 2 ? asView(key) : key, value: j % 2 ? asView(value) : value }
+      }),
+    )
+    const copies = ops.map((op) => [op.key.slice(), op.value.slice()])
+    await s.write(ops)
+    ops.forEach((op, n) => {
+      expect(op.key).toEqual(copies[n]?.[0])
+      expect(op.value).toEqual(copies[n]?.[1])
+    })
+    for (const [key, value] of copies) expect(await s.get(key as Uint8Array)).toEqual(value)
+    let count = 0
+    for await (const _ of s.iterate()) count++
+    expect(count).toBe(lengths.length * lengths.length)
+    await s.close()
+  })
+
   it('a state tree committed to LevelDB reopens at its root with the same values and proofs', async () => {
     const dir = tempDir()
     const store = await LevelKVStore.open(dir)
