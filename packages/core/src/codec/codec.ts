@@ -129,6 +129,19 @@ export class Reader {
     this.pos += n
     return out
   }
+
+  /**
+   * Reads `n` bytes as a view that aliases the input (no copy). For bytes that are decoded again at
+   * once and then dropped, such as the transactions of a gossiped batch: a copy of each would be a
+   * fresh buffer outside V8's heap (above 64 bytes), a malloc and a record for the GC to sweep.
+   * The view keeps the whole input alive while it lives, and changes with it.
+   */
+  view(n: number): Uint8Array {
+    if (n > this.remaining) throw truncated(this.pos, n, this.remaining)
+    const out = this.bytes.subarray(this.pos, this.pos + n)
+    this.pos += n
+    return out
+  }
 }
 
 const NO_BYTES = new Uint8Array(0)
@@ -401,6 +414,22 @@ export function bytes(max: number): Codec<Uint8Array> {
     },
     read(r) {
       return r.take(readLength(r, name, max, 1))
+    },
+  }
+}
+
+/**
+ * {@link bytes} on the wire, decoded as views that alias the input ({@link Reader.view}) instead of
+ * copies: for a container whose items are decoded again and dropped before the input could change.
+ */
+export function bytesView(max: number): Codec<Uint8Array> {
+  const inner = bytes(max)
+  return {
+    name: inner.name,
+    minSize: inner.minSize,
+    write: inner.write,
+    read(r) {
+      return r.view(readLength(r, inner.name, max, 1))
     },
   }
 }

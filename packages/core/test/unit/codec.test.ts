@@ -5,6 +5,7 @@ import {
   blockCodec,
   bool,
   bytes,
+  bytesView,
   type Codec,
   commitCodec,
   DecodeError,
@@ -235,6 +236,28 @@ describe('Reader.take', () => {
     expect(e1).toHaveLength(0)
     expect(e1).toBe(e2)
     expect(r.take(0)).toBe(e1)
+  })
+})
+
+describe('Reader.view and bytesView', () => {
+  it('decode what bytes() decodes, as views of the input, with the same errors', () => {
+    const items = [Uint8Array.of(), Uint8Array.of(1), Uint8Array.from({ length: 200 }, (_, i) => i)]
+    const wire = encode(list(bytes(300), 8), items)
+    // The same bytes on the wire: a batch written by either codec reads with the other.
+    expect(encode(list(bytesView(300), 8), items)).toEqual(wire)
+    const views = decode(list(bytesView(300), 8), wire)
+    expect(views).toEqual(decode(list(bytes(300), 8), wire))
+    // Views alias the input: a change to it shows through, where copies would not see it.
+    const last = views[2] as Uint8Array
+    expect(last.buffer).toBe(wire.buffer)
+    wire[wire.length - 1] = 0xaa
+    expect(last[199]).toBe(0xaa)
+    // Truncated and oversized inputs fail as bytes() fails.
+    const r = new Reader(Uint8Array.of(5, 1, 2))
+    r.u8()
+    expect(() => r.view(3)).toThrow(/TRUNCATED|wanted 3/)
+    expect(() => decode(bytesView(300), Uint8Array.of(3, 1, 2))).toThrow(DecodeError)
+    expect(() => decode(bytesView(2), Uint8Array.of(3, 1, 2, 3))).toThrow(/OVERSIZED|above its maximum/)
   })
 })
 

@@ -42,7 +42,7 @@ function stagedBytes(b: unknown): number {
  * a view per item cost a fraction of that. Larger arrays are outside the heap already.
  */
 class OffHeapStaging {
-  private readonly buf: Buffer | undefined
+  private readonly buf: Uint8Array | undefined
   private at = 0
 
   constructor(ops: readonly WriteOp[]) {
@@ -51,9 +51,9 @@ class OffHeapStaging {
       n += stagedBytes(op.key)
       if (op.type === 'put') n += stagedBytes(op.value)
     }
-    // `allocUnsafeSlow`: its own memory, never a slice of Node's shared pool (which a small
-    // allocation would be, and which later allocations would keep alive with it).
-    this.buf = n > 0 ? Buffer.allocUnsafeSlow(n) : undefined
+    // A plain Uint8Array of more than 64 bytes, so outside the heap whatever `n` is (a Buffer's
+    // `subarray` would ask for `.buffer` through a slower runtime call on every item).
+    this.buf = n > 0 ? new Uint8Array(Math.max(n, MAX_ON_HEAP_BYTES + 1)) : undefined
   }
 
   /** `b`, or its copy outside the heap when it may be inside. Anything else is left for LevelDB to refuse. */
