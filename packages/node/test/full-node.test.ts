@@ -7,8 +7,8 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { Genesis } from '@loopchain/core'
-import { afterEach, describe, expect, it } from 'vitest'
+import { encode, type Genesis, transactionCodec } from '@loopchain/core'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { FullNode } from '../src/index.js'
 import { idle, nextBlock, testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
 
@@ -85,6 +85,32 @@ describe('full node (one process, LevelDB on disk)', () => {
     expect(metrics).toContain(`loopchain_height ${h + 1}\n`)
     expect(metrics).toMatch(/loopchain_transactions_committed_total 1\n/)
     expect(metrics).toContain('# TYPE loopchain_leader_changes_total counter')
+  })
+
+  it('pools gossiped transactions and drops the undecodable, duplicate and replayed ones without a sound', async () => {
+    const v = key('gossip validator')
+    const node = await open(genesis([v]), v.secretKey)
+    const rejections: unknown[] = []
+    const onRejection = (e: unknown) => rejections.push(e)
+    process.on('unhandledRejection', onRejection)
+    try {
+      node.start()
+      const [first, second] = [encode(transactionCodec, transfer(0)), encode(transactionCodec, transfer(1))]
+      node.submitFromPeer([first, Uint8Array.of(1, 2, 3), second, first])
+      await vi.waitFor(async () => expect((await node.account(alice.address)).nonce).toBe(2), { timeout: 10_000 })
+      await idle([node])
+      const height = node.height
+      // Gossip brings the same transactions again after their block: refused (used nonces), and
+      // no block is made for them.
+      node.submitFromPeer([first, second])
+      await new Promise((r) => setTimeout(r, 300))
+      expect(node.mempool.size).toBe(0)
+      expect(node.height).toBe(height)
+      expect((await node.account(bob.address)).balance).toBe(20n)
+      expect(rejections).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onRejection)
+    }
   })
 
   it('four validators linked in memory reach the same blocks and state, with a silent one among them', async () => {

@@ -192,8 +192,9 @@ export class FullNode {
   private readonly intake: {
     tx: Uint8Array | Transaction
     fromPeer: boolean
-    resolve: (hash: string) => void
-    reject: (e: unknown) => void
+    /** Absent for gossiped transactions: nobody waits for them (see {@link submitFromPeer}). */
+    resolve?: (hash: string) => void
+    reject?: (e: unknown) => void
   }[] = []
   private draining = false
   /**
@@ -388,27 +389,27 @@ export class FullNode {
   submit(tx: Uint8Array | Transaction, fromPeer = false): Promise<string> {
     return new Promise((resolve, reject) => {
       this.intake.push({ tx, fromPeer, resolve, reject })
-      if (!this.draining) {
-        this.draining = true
-        setImmediate(() => this.drainIntake())
-      }
+      this.scheduleDrain()
     })
   }
 
   /**
-   * Pools transactions that peers gossiped (already spread, so not passed on again). Refusals are
-   * normal under gossip (duplicates, used nonces) and nobody's fault; returns how many were pooled.
+   * Queues transactions that peers gossiped, to be pooled like the rest (already spread, so not
+   * passed on again). Refusals are normal under gossip (duplicates, used nonces) and nobody's
+   * fault, and nobody waits for the outcome, so these get no promise each: at a thousand and more
+   * a second, a promise, its callbacks and a settled copy per transaction were garbage that lived
+   * as long as the queue.
    */
-  async submitFromPeer(txs: readonly Uint8Array[]): Promise<number> {
-    const outcomes = await Promise.all(
-      txs.map((tx) =>
-        this.submit(tx, true).then(
-          () => 1,
-          () => 0,
-        ),
-      ),
-    )
-    return outcomes.reduce((a, b) => a + b, 0)
+  submitFromPeer(txs: readonly Uint8Array[]): void {
+    for (const tx of txs) this.intake.push({ tx, fromPeer: true })
+    this.scheduleDrain()
+  }
+
+  private scheduleDrain(): void {
+    if (!this.draining) {
+      this.draining = true
+      setImmediate(() => this.drainIntake())
+    }
   }
 
   /**
@@ -423,7 +424,7 @@ export class FullNode {
     const now = this.clock() * 1000
     for (const item of chunk) {
       if (this.stopped) {
-        item.reject(new NodeError('STOPPED', 'the node is stopping'))
+        item.reject?.(new NodeError('STOPPED', 'the node is stopping'))
         continue
       }
       this.mempool.add(item.tx, now).then(
@@ -431,9 +432,9 @@ export class FullNode {
           if (!item.fromPeer)
             this.network?.publishTransaction?.(item.tx instanceof Uint8Array ? item.tx : encode(transactionCodec, item.tx))
           this.maybeStartHeight()
-          item.resolve(hash)
+          item.resolve?.(hash)
         },
-        (e: unknown) => item.reject(e),
+        (e: unknown) => item.reject?.(e),
       )
     }
     if (this.intake.length > 0) setImmediate(() => this.drainIntake())

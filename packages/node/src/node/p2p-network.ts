@@ -126,7 +126,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   })
   host.subscribe('proposal', (data, from) => node.receiveConsensus(data, from))
   host.subscribe('vote', (data, from) => node.receiveConsensus(data, from))
-  host.subscribe('tx', (data) => void node.submitFromPeer(decodeTxBatch(data)))
+  host.subscribe('tx', (data) => node.submitFromPeer(decodeTxBatch(data)))
 
   // Block sync: serve committed blocks with their certificates, and fetch them when behind.
   const syncProtocol = `/loopchain/${node.options.genesis.chainId}/sync/1`
