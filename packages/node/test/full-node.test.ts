@@ -87,16 +87,20 @@ describe('full node (one process, LevelDB on disk)', () => {
     expect(metrics).toContain('# TYPE loopchain_leader_changes_total counter')
   })
 
-  it('pools gossiped transactions and drops the undecodable, duplicate and replayed ones without a sound', async () => {
+  it('pools gossiped transactions, drops the undecodable, duplicate and replayed ones without a sound, and makes no block before start()', async () => {
     const v = key('gossip validator')
     const node = await open(genesis([v]), v.secretKey)
     const rejections: unknown[] = []
     const onRejection = (e: unknown) => rejections.push(e)
     process.on('unhandledRejection', onRejection)
     try {
-      node.start()
       const [first, second] = [encode(transactionCodec, transfer(0)), encode(transactionCodec, transfer(1))]
       node.submitFromPeer([first, Uint8Array.of(1, 2, 3), second, first])
+      // Pooled, but no block before start(): a node that was opened and not started makes none.
+      await vi.waitFor(() => expect(node.mempool.size).toBe(2), { timeout: 5_000 })
+      await new Promise((r) => setTimeout(r, 200))
+      expect(node.height).toBe(0)
+      node.start()
       await vi.waitFor(async () => expect((await node.account(alice.address)).nonce).toBe(2), { timeout: 10_000 })
       await idle([node])
       const height = node.height

@@ -187,6 +187,8 @@ export class FullNode {
   private lastCommitMs = 0
   private productionTimer: ReturnType<typeof setTimeout> | undefined
   private stopped = false
+  /** Whether {@link start} was called: before it, the node pools transactions but makes no blocks. */
+  private started = false
   private readonly nonces = new Map<Address, number>()
   /** Transactions waiting to be checked (see {@link drainIntake}). */
   private readonly intake: {
@@ -378,6 +380,7 @@ export class FullNode {
 
   /** Starts consensus at the next height. */
   start(): void {
+    this.started = true
     this.lastCommitMs = this.clock()
     this.maybeStartHeight()
   }
@@ -561,7 +564,7 @@ export class FullNode {
   // -------------------------------------------------------------------------------------------
 
   private maybeStartHeight(): void {
-    if (this.stopped || this.heightStarted > this.height) return
+    if (!this.started || this.stopped || this.heightStarted > this.height) return
     const p = this.options.genesis.params
     const d = blockProductionDue(
       { minIntervalMs: p.blockIntervalMs, emptyBlocks: p.emptyBlockIntervalMs > 0, emptyBlockIntervalMs: p.emptyBlockIntervalMs },
@@ -578,7 +581,7 @@ export class FullNode {
   }
 
   private startHeightNow(): void {
-    if (this.stopped || this.heightStarted > this.height) return
+    if (!this.started || this.stopped || this.heightStarted > this.height) return
     if (this.productionTimer) clearTimeout(this.productionTimer)
     this.heightStarted = this.height + 1
     this.counters.heightStartedAtMs = this.clock()
