@@ -16,7 +16,7 @@
  */
 import { DecodeError, EncodeError } from '../errors.js'
 import { fastSha256 } from '../state/sha256.js'
-import { fromHex, toHex } from './hex.js'
+import { fromHex, hexInto, toHex, toHexRange } from './hex.js'
 
 /** Growable output buffer used by encoders. */
 export class Writer {
@@ -48,6 +48,19 @@ export class Writer {
     this.reserve(b.length)
     this.buf.set(b, this.len)
     this.len += b.length
+  }
+
+  /**
+   * Appends the byte `first`, then the `n` bytes that `s` spells in hex from character `from`
+   * (either case), without an intermediate array. Returns false, having appended nothing, when
+   * those characters are not hex digits.
+   */
+  prefixedHex(first: number, s: string, from: number, n: number): boolean {
+    this.reserve(1 + n)
+    if (!hexInto(s, from, this.buf, this.len + 1, n)) return false
+    this.buf[this.len] = first
+    this.len += 1 + n
+    return true
   }
 
   /** The bytes written so far (a copy). */
@@ -128,6 +141,14 @@ export class Reader {
     const out = this.bytes.slice(this.pos, this.pos + n)
     this.pos += n
     return out
+  }
+
+  /** Reads `n` bytes as lower-case hex, straight from the input (no copy of the bytes). */
+  hex(n: number): string {
+    if (n > this.remaining) throw truncated(this.pos, n, this.remaining)
+    const s = toHexRange(this.bytes, this.pos, this.pos + n)
+    this.pos += n
+    return s
   }
 
   /**

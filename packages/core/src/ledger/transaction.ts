@@ -10,7 +10,7 @@ import { type Address, accountAddress, address, isContractAddress } from '../cry
 import { Domain, taggedHash } from '../crypto/hash.js'
 import type { KeyPair } from '../crypto/keys.js'
 import { type CryptoProvider, nobleCrypto } from '../crypto/provider.js'
-import { DecodeError, LoopchainError } from '../errors.js'
+import { DecodeError, EncodeError, LoopchainError } from '../errors.js'
 
 /** The transaction format version this code writes and accepts. */
 export const TX_VERSION = 1
@@ -43,19 +43,117 @@ export interface TransactionBody {
   readonly data: Uint8Array
 }
 
-/** Codec of {@link TransactionBody}. */
-export const transactionBodyCodec: Codec<TransactionBody> = struct('TransactionBody', {
+const amount = bigUint(32)
+const txKind = enumeration('TxKind', [TxKind.Transfer, TxKind.Call, TxKind.Deploy, TxKind.Message])
+const txData = bytes(MAX_TX_DATA)
+
+/**
+ * {@link TransactionBody} as a generic struct: the definition of the encoding, and the reference
+ * the direct {@link transactionBodyCodec} is checked against (same bytes, same errors).
+ */
+export const transactionBodyStruct = struct('TransactionBody', {
   version: u8,
   networkId: uvarint,
   from: address,
   to: address,
-  value: bigUint(32),
+  value: amount,
   stepLimit: uvarint,
   timestamp: uvarint,
   nonce: uvarint,
-  kind: enumeration('TxKind', [TxKind.Transfer, TxKind.Call, TxKind.Deploy, TxKind.Message]),
-  data: bytes(MAX_TX_DATA),
+  kind: txKind,
+  data: txData,
 })
+
+/**
+ * Codec of {@link TransactionBody}: {@link transactionBodyStruct} with each field read and written
+ * in place rather than through the struct's loop over its fields, whose calls go to a different
+ * codec each time (so V8 cannot inline them) and whose objects are built one key at a time. Every
+ * node decodes each transaction at least twice (on arrival, in the proposal) and encodes it for
+ * gossip and storage.
+ */
+export const transactionBodyCodec: Codec<TransactionBody> = {
+  name: transactionBodyStruct.name,
+  minSize: transactionBodyStruct.minSize,
+  write(w, v) {
+    if (typeof v !== 'object' || v === null) return transactionBodyStruct.write(w, v)
+    let field = 'version'
+    try {
+      u8.write(w, v.version)
+      field = 'networkId'
+      uvarint.write(w, v.networkId)
+      field = 'from'
+      address.write(w, v.from)
+      field = 'to'
+      address.write(w, v.to)
+      field = 'value'
+      amount.write(w, v.value)
+      field = 'stepLimit'
+      uvarint.write(w, v.stepLimit)
+      field = 'timestamp'
+      uvarint.write(w, v.timestamp)
+      field = 'nonce'
+      uvarint.write(w, v.nonce)
+      field = 'kind'
+      txKind.write(w, v.kind)
+      field = 'data'
+      txData.write(w, v.data)
+    } catch (e) {
+      // The struct's message: which field, then why.
+      if (e instanceof EncodeError) throw new EncodeError(e.code, `TransactionBody.${field}: ${e.message}`)
+      throw e
+    }
+  },
+  read(r) {
+    return new DecodedBody(
+      u8.read(r),
+      uvarint.read(r),
+      address.read(r),
+      address.read(r),
+      amount.read(r),
+      uvarint.read(r),
+      uvarint.read(r),
+      uvarint.read(r),
+      txKind.read(r),
+      txData.read(r),
+    )
+  },
+}
+
+/**
+ * A body as decoded: the same fields as any {@link TransactionBody} (and equal to a plain object
+ * with them), plus its hash where decoding computed it, in a private field that equality checks
+ * and JSON do not see. A decoded body is hashed several times in a node (pool, proposal, block,
+ * receipts); keeping the hash on the object replaces a `WeakMap` entry per transaction, whose
+ * insertions cost about as much as decoding the fields and whose entries every garbage collection
+ * has to trace specially.
+ */
+class DecodedBody implements TransactionBody {
+  #hash: Uint8Array | undefined = undefined
+
+  constructor(
+    readonly version: number,
+    readonly networkId: number,
+    readonly from: Address,
+    readonly to: Address,
+    readonly value: bigint,
+    readonly stepLimit: number,
+    readonly timestamp: number,
+    readonly nonce: number,
+    readonly kind: TxKind,
+    readonly data: Uint8Array,
+  ) {}
+
+  /** The hash of this body (computed once; the caller must not change the result). */
+  static hashOf(body: DecodedBody): Uint8Array {
+    if (body.#hash === undefined) body.#hash = hashEncoded(Domain.Transaction, transactionBodyCodec, body)
+    return body.#hash
+  }
+
+  /** Records the hash computed from the bytes this body was decoded from. */
+  static remember(body: DecodedBody, hash: Uint8Array): void {
+    body.#hash = hash
+  }
+}
 
 /** A transaction as it travels and is stored: body, sender's public key and signature. */
 export interface Transaction {
@@ -64,16 +162,23 @@ export interface Transaction {
   readonly signature: Uint8Array
 }
 
-/** Hashes already computed, per body object (bodies are immutable; a node hashes each several times). */
+/**
+ * Hashes already computed for bodies that were not decoded (built by a signer, say); decoded ones
+ * carry theirs ({@link DecodedBody}). Bodies are immutable, and a node hashes each several times.
+ */
 const bodyHashes = new WeakMap<TransactionBody, Uint8Array>()
 
 /** Public key and signature after the body: fixed sizes, so the body is all but the last 96 bytes. */
 const KEY_AND_SIGNATURE_BYTES = 32 + 64
 
-const transactionStruct: Codec<Transaction> = struct('Transaction', {
+const publicKeyBytes = fixedBytes(32)
+const signatureBytes = fixedBytes(64)
+
+/** {@link Transaction} as a generic struct; see {@link transactionBodyStruct}. */
+export const transactionStruct = struct('Transaction', {
   body: transactionBodyCodec,
-  publicKey: fixedBytes(32),
-  signature: fixedBytes(64),
+  publicKey: publicKeyBytes,
+  signature: signatureBytes,
 })
 
 /**
@@ -88,8 +193,9 @@ export const transactionCodec: Codec<Transaction> = {
   write: transactionStruct.write,
   read(r) {
     const start = r.offset
-    const tx = transactionStruct.read(r)
-    bodyHashes.set(tx.body, taggedHash(Domain.Transaction, r.consumed(start, r.offset - KEY_AND_SIGNATURE_BYTES)))
+    const body = transactionBodyCodec.read(r) as DecodedBody
+    const tx: Transaction = { body, publicKey: publicKeyBytes.read(r), signature: signatureBytes.read(r) }
+    DecodedBody.remember(body, taggedHash(Domain.Transaction, r.consumed(start, r.offset - KEY_AND_SIGNATURE_BYTES)))
     return tx
   },
 }
@@ -120,6 +226,7 @@ export const deployDataCodec: Codec<DeployData> = struct('DeployData', {
 
 /** The transaction hash: its identity, and the 32 bytes its sender signs. */
 export function transactionHash(body: TransactionBody): Uint8Array {
+  if (body instanceof DecodedBody) return DecodedBody.hashOf(body).slice()
   let h = bodyHashes.get(body)
   if (h === undefined) {
     h = hashEncoded(Domain.Transaction, transactionBodyCodec, body)
