@@ -25,24 +25,18 @@ import {
 } from '../../src/index.js'
 import { arbTransaction } from '../arbitraries.js'
 
-/** The value a codec decodes from `bytes`, or its error's class, code and message. */
-function outcome<T>(codec: Codec<T>, bytes: Uint8Array): unknown {
+/** What `f` returns, or its error's class, code and message. */
+function settle(f: () => unknown): unknown {
   try {
-    return { value: decode(codec, bytes) }
+    return { value: f() }
   } catch (e) {
     const err = e as Error & { code?: string }
     return { error: err.constructor.name, code: err.code, message: err.message }
   }
 }
 
-function encodeOutcome<T>(codec: Codec<T>, v: T): unknown {
-  try {
-    return { bytes: encode(codec, v) }
-  } catch (e) {
-    const err = e as Error & { code?: string }
-    return { error: err.constructor.name, code: err.code, message: err.message }
-  }
-}
+const outcome = <T>(codec: Codec<T>, bytes: Uint8Array) => settle(() => decode(codec, bytes))
+const encodeOutcome = <T>(codec: Codec<T>, v: T) => settle(() => encode(codec, v))
 
 /** A valid encoding with one byte changed, cut short, or extended. */
 const arbMangled = fc
