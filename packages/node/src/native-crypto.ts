@@ -12,7 +12,14 @@
  * transactions.
  */
 import { createPrivateKey, createPublicKey, hash, type KeyObject, sign, verify } from 'node:crypto'
-import { type BinarySha256, type CryptoProvider, isAcceptableKeyEncoding, jsSha256Binary, useSha256Backend } from '@loopchain/core'
+import {
+  type BinarySha256,
+  binaryStringToBytes,
+  type CryptoProvider,
+  isAcceptableKeyEncoding,
+  jsSha256Binary,
+  useSha256Backend,
+} from '@loopchain/core'
 
 /** DER prefix of an ed25519 SubjectPublicKeyInfo (RFC 8410); the raw 32-byte key follows. */
 const SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
@@ -123,10 +130,7 @@ function u8(b: Buffer): Uint8Array {
 export const nativeCrypto: CryptoProvider = {
   name: 'native',
   sha256(data) {
-    const s = nativeSha256Binary(data)
-    const out = new Uint8Array(32)
-    for (let i = 0; i < 32; i++) out[i] = s.charCodeAt(i)
-    return out
+    return binaryStringToBytes(nativeSha256Binary(data))
   },
   publicKey(secretKey) {
     if (secretKey.length !== 32) throw new RangeError('an ed25519 secret key is 32 bytes')

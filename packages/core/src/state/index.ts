@@ -3,6 +3,8 @@
  * the authenticated {@link StateTree}, and pure proof verification for light clients. Node
  * internals (records, binary-string helpers, the tree's hashing over strings) stay private.
  */
+
+export { binaryStringToBytes } from './binary.js'
 export { StateProofError, type StateProofErrorCode, StateTreeError, type StateTreeErrorCode } from './errors.js'
 export { defaultStateHasher, type Sha256, StateHasher } from './hasher.js'
 export { type IterateOptions, type KVStore, prefixRange, prefixUpperBound, type WriteOp } from './kv-store.js'

@@ -8,6 +8,8 @@
  * `state-tree.ts`); a test checks it against `@noble/hashes` on every length up to 300 bytes.
  */
 
+import { binaryStringToBytes } from './binary.js'
+
 /** Round constants: the first 32 bits of the fractional parts of the cube roots of the first 64 primes. */
 const K = Int32Array.from([
   0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be,
@@ -121,13 +123,7 @@ export function useSha256Backend(impl: BinarySha256 | undefined): BinarySha256 |
 
 /** SHA-256 of `data`; a fresh 32-byte result. Same output as any SHA-256, allocation-light. */
 export function fastSha256(data: Uint8Array): Uint8Array {
-  if (backend !== undefined) {
-    const s = backend(data)
-    const out = new Uint8Array(32)
-    for (let i = 0; i < 32; i++) out[i] = s.charCodeAt(i)
-    return out
-  }
-  return jsSha256(data)
+  return backend !== undefined ? binaryStringToBytes(backend(data)) : jsSha256(data)
 }
 
 /** The JavaScript SHA-256 of `data`, whatever backend is installed (the reference a backend is checked against). */
