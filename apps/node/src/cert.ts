@@ -29,7 +29,7 @@ import {
   type Value,
   verifyCertificate,
 } from '@loopchain/core'
-import { nativeCrypto } from '@loopchain/node'
+import { nativeCrypto } from '@loopchain/node/client'
 import { DEFAULT_RPC, fail, flag, rpcCall } from './cli.js'
 import { print, type ReceiptJson, readKey, signAndSend, stepLimitFlag } from './tx.js'
 

@@ -30,7 +30,7 @@ import {
   utf8,
   type Value,
 } from '@loopchain/core'
-import { type Json, nativeCrypto, paramsFromJson, valueFromJson } from '@loopchain/node'
+import { type Json, nativeCrypto, paramsFromJson, valueFromJson } from '@loopchain/node/client'
 import { DEFAULT_RPC, fail, flag, rpcCall } from './cli.js'
 
 /** Steps a transfer may use by default: the fixed base cost of 1,000 with room; a transfer runs no code. */

@@ -70,4 +70,23 @@ describe('loopchain CLI', () => {
     expect(existsSync('/nonexistent')).toBe(false)
     expect(run('tx', 'send', '--key', 'x.json', '--to', 'nope', '--value', '1').stderr).toContain('not an address')
   })
+  it('client commands start without loading the node runtime (LevelDB, libp2p); init and start load it', () => {
+    // A preload that reports, at exit, how many of classic-level's CommonJS files were loaded.
+    const probe = `data:text/javascript,import{createRequire}from"node:module";const r=createRequire(${JSON.stringify(`${process.cwd()}/`)});process.on("exit",()=>process.stderr.write("classic-level files: "+Object.keys(r.cache).filter((k)=>k.includes("classic-level")).length+"\\n"))`
+    const loaded = (...args: string[]) => {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', '--import', probe, CLI, ...args], { encoding: 'utf8' })
+      const m = /classic-level files: (\d+)/.exec(r.stderr)
+      if (!m) throw new Error(`no probe line in: ${r.stderr}`)
+      return Number(m[1])
+    }
+    expect(loaded('--help')).toBe(0)
+    expect(loaded('keys', 'new')).toBe(0)
+    expect(loaded('status', '--rpc', 'http://127.0.0.1:9/')).toBe(0)
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-cli-'))
+    try {
+      expect(loaded('init', '--validators', '1', '--out', dir)).toBeGreaterThan(0)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })
