@@ -242,6 +242,31 @@ async function start(args: string[]): Promise<void> {
     log.error('unhandled rejection (a bug; the node goes on)', { error: String(e), stack: (e as Error | undefined)?.stack }),
   )
   const { connectNode, FullNode, nodeRpcMethods, RpcDispatcher, startRpcServer } = await import('@loopchain/node')
+  // What is running so far, stopped in reverse order (by Ctrl-C, SIGTERM, or the node halting).
+  const parts: {
+    rpc?: { close(): Promise<void> }
+    hub?: { stop(): Promise<void> }
+    host?: { stop(): Promise<void> }
+    node?: { stop(): Promise<void> }
+  } = {}
+  let stopping = false
+  const stop = async (code: number) => {
+    if (stopping) return
+    stopping = true
+    log.info('stopping', code ? { exitCode: code } : {})
+    try {
+      await parts.rpc?.close()
+      await parts.hub?.stop()
+      await parts.host?.stop()
+      await parts.node?.stop()
+    } catch (e) {
+      log.error('stop failed', { error: String(e) })
+      process.exit(1)
+    }
+    process.exit(code)
+  }
+  process.on('SIGINT', () => void stop(0))
+  process.on('SIGTERM', () => void stop(0))
   const { startHub } = await import('./hub.js')
   const engine = await initEngine()
   const node = await FullNode.open({
@@ -250,7 +275,11 @@ async function start(args: string[]): Promise<void> {
     engine,
     logger: log,
     ...(config.validatorKey ? { validatorSecret: fromHex(config.validatorKey) } : {}),
+    // The node stopped itself (a block it could not write: a full disk, say): the process exits 1
+    // so that its supervisor sees it; the database is whole up to the last block it wrote.
+    onHalt: () => void stop(1),
   })
+  parts.node = node
   const host = await connectNode(node, {
     nodeKey: fromHex(config.nodeKey),
     ...(config.p2p.host ? { listenHost: config.p2p.host } : {}),
@@ -260,6 +289,7 @@ async function start(args: string[]): Promise<void> {
     bootstrap: config.p2p.bootstrap,
     logger: log,
   })
+  parts.host = host
   const rpc = await startRpcServer({
     dispatcher: new RpcDispatcher(nodeRpcMethods(node, host), {
       title: 'loopchain',
@@ -268,15 +298,22 @@ async function start(args: string[]): Promise<void> {
     }),
     ...(config.rpc.host ? { host: config.rpc.host } : {}),
     port: config.rpc.port,
-    health: () => ({ ok: true, height: node.height, peers: host.connections().length }),
+    health: () => ({
+      ok: node.failure === undefined,
+      height: node.height,
+      peers: host.connections().length,
+      ...(node.failure ? { error: node.failure.message } : {}),
+    }),
     metrics: () => node.metrics({ loopchain_peers: host.connections().length, loopchain_peers_banned: host.bannedPeers().length }),
     logger: log,
   })
+  parts.rpc = rpc
   node.start()
   const hub =
     config.hub && config.validatorKey
       ? await startHub(node, host, keyPairFromSecret(fromHex(config.validatorKey), nativeCrypto), genesis, log)
       : undefined
+  if (hub) parts.hub = hub
   log.info('node ready', {
     height: node.height,
     rpc: rpc.url,
@@ -284,24 +321,6 @@ async function start(args: string[]): Promise<void> {
     peerId: host.peerId,
     ...(hub ? { hubInvite: hub.invite() } : {}),
   })
-  let stopping = false
-  const stop = async () => {
-    if (stopping) return
-    stopping = true
-    log.info('stopping')
-    try {
-      await rpc.close()
-      await hub?.stop()
-      await host.stop()
-      await node.stop()
-    } catch (e) {
-      log.error('stop failed', { error: String(e) })
-      process.exit(1)
-    }
-    process.exit(0)
-  }
-  process.on('SIGINT', () => void stop())
-  process.on('SIGTERM', () => void stop())
 }
 
 async function devnet(args: string[]): Promise<void> {

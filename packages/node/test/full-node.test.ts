@@ -7,9 +7,9 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { encode, type Genesis, transactionCodec } from '@loopchain/core'
+import { encode, type Genesis, transactionCodec, type WriteOp } from '@loopchain/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { FullNode } from '../src/index.js'
+import { FullNode, LevelKVStore, type NodeError } from '../src/index.js'
 import { idle, nextBlock, testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
 
 const key = testKey
@@ -115,6 +115,92 @@ describe('full node (one process, LevelDB on disk)', () => {
     } finally {
       process.off('unhandledRejection', onRejection)
     }
+  })
+
+  it('a block it cannot write (a full disk) halts the node: nothing runs after, and a restart resumes from the last block written', async () => {
+    const v = key('halting validator')
+    const g = genesis([v])
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
+    dirs.push(dir)
+    // Real LevelDB; writes that match `failing` fail the way a full disk does.
+    let failing: ((ops: readonly WriteOp[]) => boolean) | undefined
+    const openStore = async (d: string) => {
+      const s = await LevelKVStore.open(d)
+      return {
+        get: (k: Uint8Array) => s.get(k),
+        iterate: (o?: Parameters<LevelKVStore['iterate']>[0]) => s.iterate(o),
+        close: () => s.close(),
+        write: async (ops: readonly WriteOp[]) => {
+          if (failing?.(ops)) throw Object.assign(new Error('IO error: No space left on device'), { code: 'ENOSPC' })
+          return s.write(ops)
+        },
+      }
+    }
+    const halts: NodeError[] = []
+    const node = await FullNode.open({ dataDir: dir, genesis: g, validatorSecret: v.secretKey, openStore, onHalt: (e) => halts.push(e) })
+    nodes.push(node)
+    node.start()
+    await node.submit(transfer(0))
+    await nextBlock(node, (b) => b.block.transactions.length > 0)
+    await idle([node])
+    const h = node.height
+    expect(node.failure).toBeUndefined()
+
+    // A block's batch (many puts) fails; the consensus WAL's single puts still work.
+    failing = (ops) => ops.length >= 4 && ops.some((o) => o.type === 'put')
+    await node.submit(transfer(1))
+    await vi.waitFor(() => expect(node.failure).toBeDefined(), { timeout: 10_000 })
+    expect(node.failure).toMatchObject({ name: 'NodeError', code: 'HALTED', details: { height: h } })
+    expect(node.failure?.message).toContain(`committing block ${h + 1} failed (IO error: No space left on device)`)
+    expect(halts).toEqual([node.failure])
+    // Nothing runs on the state it could not write: no block, and new transactions are refused.
+    await expect(node.submit(transfer(2))).rejects.toMatchObject({ code: 'STOPPED' })
+    await new Promise((r) => setTimeout(r, 300))
+    expect(node.height).toBe(h)
+    expect(halts).toHaveLength(1)
+    await node.stop()
+    nodes.splice(nodes.indexOf(node), 1)
+
+    // The disk has room again: the restart resumes at the last block written, with its state.
+    failing = undefined
+    const again = await open(g, v.secretKey, dir)
+    expect(again.height).toBe(h)
+    expect((await again.account(bob.address)).balance).toBe(10n)
+    expect((await again.account(alice.address)).nonce).toBe(1)
+    again.start()
+    await again.submit(transfer(1))
+    await nextBlock(again, (b) => b.block.transactions.length > 0)
+    expect((await again.account(bob.address)).balance).toBe(20n)
+  })
+
+  it('a consensus WAL entry it cannot write halts the node before it proposes or votes', async () => {
+    const v = key('wal-less validator')
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
+    dirs.push(dir)
+    let broken = false
+    const node = await FullNode.open({
+      dataDir: dir,
+      genesis: genesis([v]),
+      validatorSecret: v.secretKey,
+      openStore: async (d) => {
+        const s = await LevelKVStore.open(d)
+        return Object.assign(Object.create(s) as LevelKVStore, {
+          write: (ops: readonly WriteOp[]) => (broken ? Promise.reject(new Error('IO error: disk I/O')) : s.write(ops)),
+        })
+      },
+    })
+    nodes.push(node)
+    const sent: Uint8Array[] = []
+    node.attachNetwork({ publishConsensus: (m) => sent.push(m) })
+    broken = true
+    node.start()
+    await node.submit(transfer(0))
+    await vi.waitFor(() => expect(node.failure?.message).toContain('writing the consensus WAL failed (IO error: disk I/O)'), {
+      timeout: 10_000,
+    })
+    // The proposal it could not record was never sent.
+    expect(sent).toEqual([])
+    expect(node.height).toBe(0)
   })
 
   it('four validators linked in memory reach the same blocks and state, with a silent one among them', async () => {

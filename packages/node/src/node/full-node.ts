@@ -43,6 +43,7 @@ import {
   genesisHash,
   genesisHeader,
   getAccount,
+  type KVStore,
   keyPairFromSecret,
   LoopchainError,
   memoByIdentity,
@@ -103,6 +104,18 @@ export interface FullNodeOptions {
   readonly clock?: () => number
   /** Run a watchtower (validators only; default true). */
   readonly watchtower?: boolean
+  /** Opens the node's database (default: LevelDB in `dataDir`). Tests wrap it to inject faults. */
+  readonly openStore?: (dataDir: string) => Promise<NodeStore>
+  /**
+   * Called once when the node stops itself because it cannot go on safely (see
+   * {@link FullNode.failure}); a process should exit non-zero, so that its supervisor sees it.
+   */
+  readonly onHalt?: (error: NodeError) => void
+}
+
+/** The node's database: a {@link KVStore} that can be closed. */
+export interface NodeStore extends KVStore {
+  close(): Promise<void>
 }
 
 /** A committed block as listeners see it. */
@@ -173,7 +186,7 @@ const TX_SIGNATURES_REMEMBERED = 20_000
 const MAX_CLOCK_DRIFT_MS = 30_000
 
 /** Thrown when the node cannot go on safely (a store that disagrees with the genesis, say). */
-export class NodeError extends LoopchainError<'GENESIS_MISMATCH' | 'STOPPED' | 'CORRUPT_STORE'> {}
+export class NodeError extends LoopchainError<'GENESIS_MISMATCH' | 'STOPPED' | 'CORRUPT_STORE' | 'HALTED'> {}
 
 /** A running full node (validator or observer). */
 export class FullNode {
@@ -242,7 +255,7 @@ export class FullNode {
 
   private constructor(
     readonly options: FullNodeOptions,
-    readonly store: LevelKVStore,
+    readonly store: NodeStore,
     readonly chain: ChainStore,
     private tree: StateTree,
     private readonly wal: ConsensusWal,
@@ -273,7 +286,7 @@ export class FullNode {
     // one first; the hashes are the same either way, only cheaper).
     installNativeSha256()
     const g = options.genesis
-    const store = await LevelKVStore.open(options.dataDir)
+    const store = await (options.openStore ?? ((dir: string) => LevelKVStore.open(dir)))(options.dataDir)
     const chain = new ChainStore(store, g.chainId)
     const wal = new ConsensusWal(store, g.chainId)
     const idKey = chain.genesisKey
@@ -551,6 +564,35 @@ export class FullNode {
     return lines.map(([n, t, h, v]) => `# HELP ${n} ${h}\n# TYPE ${n} ${t}\n${n} ${v}\n`).join('')
   }
 
+  /**
+   * Why the node stopped itself, if it did: a committed block it could not execute or write, or a
+   * consensus step whose WAL entry it could not write (voting without it could sign twice after a
+   * restart). Its memory was then ahead of its database, so it takes no more part; the database
+   * still holds every block before, whole (one atomic batch per block), and a restart once the
+   * cause is fixed (a full disk, say) resumes from there and catches up by sync.
+   */
+  get failure(): NodeError | undefined {
+    return this.halted
+  }
+
+  private halted: NodeError | undefined
+
+  private halt(what: string, e: unknown): void {
+    if (this.halted) return
+    const reason = e instanceof Error ? e.message : String(e)
+    this.halted = new NodeError(
+      'HALTED',
+      `${what} failed (${reason}); the node stopped: the database keeps every block up to height ${this.height}; fix the cause and restart`,
+      { penalize: false, details: { height: this.height }, cause: e },
+    )
+    this.stopped = true
+    for (const t of this.timers) clearTimeout(t)
+    this.timers.clear()
+    if (this.productionTimer) clearTimeout(this.productionTimer)
+    this.log.error('node halted', { what, error: reason, height: this.height })
+    this.options.onHalt?.(this.halted)
+  }
+
   /** Stops timers and closes the database (after in-flight work). */
   async stop(): Promise<void> {
     this.stopped = true
@@ -594,13 +636,21 @@ export class FullNode {
         if (this.stopped) return
         for (const out of this.machine.handle(input)) await this.carryOut(out)
       })
-      .catch((e: unknown) => this.log.error('consensus: driver failed', { error: String(e), stack: (e as Error)?.stack }))
+      .catch((e: unknown) => {
+        if (!this.halted) this.log.error('consensus: driver failed', { error: String(e), stack: (e as Error)?.stack })
+      })
   }
 
   private async carryOut(out: ConsensusOutput): Promise<void> {
     switch (out.type) {
       case 'wal-write':
-        await this.wal.append(out.entry)
+        try {
+          await this.wal.append(out.entry)
+        } catch (e) {
+          // Thrown on: the outputs after it (the vote's broadcast) are not carried out.
+          this.halt('writing the consensus WAL', e)
+          throw e
+        }
         return
       case 'broadcast':
         this.network?.publishConsensus(encode(consensusMessageCodec, out.message))
@@ -769,13 +819,21 @@ export class FullNode {
       this.log.error('committed block carries bad certificate signatures', { height: block.header.height, error: (e as Error).message })
     }
     const t0 = performance.now()
-    const ex = await executeBlock(this.tree, block, {
-      params: this.options.genesis.params,
-      crypto: nativeCrypto,
-      ...(this.options.engine ? { engine: this.options.engine } : {}),
-    })
-    const t1 = performance.now()
-    await this.chain.commitBlock(block, commit, ex.receipts, ex.result, ex.commit.ops, ex.nextValidators)
+    let ex: Awaited<ReturnType<typeof executeBlock>>
+    let t1: number
+    try {
+      ex = await executeBlock(this.tree, block, {
+        params: this.options.genesis.params,
+        crypto: nativeCrypto,
+        ...(this.options.engine ? { engine: this.options.engine } : {}),
+      })
+      t1 = performance.now()
+      await this.chain.commitBlock(block, commit, ex.receipts, ex.result, ex.commit.ops, ex.nextValidators)
+    } catch (e) {
+      // The state tree holds the block's state and the store does not: nothing after may run on it.
+      this.halt(`committing block ${block.header.height}`, e)
+      throw e
+    }
     this.tree.markPersisted(ex.commit)
     if (ex.nextValidators) {
       const from = block.header.height + 2
@@ -795,7 +853,10 @@ export class FullNode {
     this.tip = { header: block.header, result: ex.result, commit }
     this.resultPending = block.transactions.length > 0
     const t2 = performance.now()
-    await this.wal.truncateBelow(block.header.height)
+    // The block is stored; entries left over are trimmed with the next one (a full disk halts at the next write).
+    await this.wal
+      .truncateBelow(block.header.height)
+      .catch((e: unknown) => this.log.warn('consensus: WAL trim failed', { error: String(e) }))
     this.lastCommitMs = this.clock()
     const c = this.counters
     c.blocks++

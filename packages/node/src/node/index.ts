@@ -5,6 +5,7 @@ export {
   type FullNodeOptions,
   NodeError,
   type NodeNetwork,
+  type NodeStore,
   type RememberingCrypto,
   rememberingCrypto,
 } from './full-node.js'
