@@ -227,6 +227,14 @@ async function init(args: string[]): Promise<void> {
   process.stdout.write(`${JSON.stringify({ out: resolve(out), chainId, validators: n, observer: observerDir, faucet: faucet.address })}\n`)
 }
 
+/** One line for an operator from a start-up failure (a locked database, a port in use) instead of a stack. */
+function startupProblem(e: unknown, file: string): string {
+  const message = e instanceof Error ? e.message : String(e)
+  const inUse = /EADDRINUSE\D*?((?:\d+\.){3}\d+:\d+|\[[0-9a-f:]*\]:\d+)/.exec(message)
+  if (inUse) return `${inUse[1]} is already in use (another node, or another program, on that port?); the ports are set in ${file}`
+  return message.split('\n')[0] as string
+}
+
 async function start(args: string[]): Promise<void> {
   const file = flag(args, 'config') ?? fail('start needs --config FILE')
   if (!existsSync(file)) fail(`no config at ${file}`)
@@ -268,59 +276,67 @@ async function start(args: string[]): Promise<void> {
   process.on('SIGINT', () => void stop(0))
   process.on('SIGTERM', () => void stop(0))
   const { startHub } = await import('./hub.js')
-  const engine = await initEngine()
-  const node = await FullNode.open({
-    dataDir: at(config.dataDir),
-    genesis,
-    engine,
-    logger: log,
-    ...(config.validatorKey ? { validatorSecret: fromHex(config.validatorKey) } : {}),
-    // The node stopped itself (a block it could not write: a full disk, say): the process exits 1
-    // so that its supervisor sees it; the database is whole up to the last block it wrote.
-    onHalt: () => void stop(1),
-  })
-  parts.node = node
-  const host = await connectNode(node, {
-    nodeKey: fromHex(config.nodeKey),
-    ...(config.p2p.host ? { listenHost: config.p2p.host } : {}),
-    tcpPort: config.p2p.tcpPort,
-    wsPort: config.p2p.wsPort,
-    ...(config.p2p.webrtcDirectPort !== undefined ? { webrtcDirectPort: config.p2p.webrtcDirectPort } : {}),
-    bootstrap: config.p2p.bootstrap,
-    logger: log,
-  })
-  parts.host = host
-  const rpc = await startRpcServer({
-    dispatcher: new RpcDispatcher(nodeRpcMethods(node, host), {
-      title: 'loopchain',
-      version: '0.1.0',
-      onError: (e, m) => log.error('rpc method failed', { method: m, error: String(e) }),
-    }),
-    ...(config.rpc.host ? { host: config.rpc.host } : {}),
-    port: config.rpc.port,
-    health: () => ({
-      ok: node.failure === undefined,
+  try {
+    const engine = await initEngine()
+    const node = await FullNode.open({
+      dataDir: at(config.dataDir),
+      genesis,
+      engine,
+      logger: log,
+      ...(config.validatorKey ? { validatorSecret: fromHex(config.validatorKey) } : {}),
+      // The node stopped itself (a block it could not write: a full disk, say): the process exits 1
+      // so that its supervisor sees it; the database is whole up to the last block it wrote.
+      onHalt: () => void stop(1),
+    })
+    parts.node = node
+    const host = await connectNode(node, {
+      nodeKey: fromHex(config.nodeKey),
+      ...(config.p2p.host ? { listenHost: config.p2p.host } : {}),
+      tcpPort: config.p2p.tcpPort,
+      wsPort: config.p2p.wsPort,
+      ...(config.p2p.webrtcDirectPort !== undefined ? { webrtcDirectPort: config.p2p.webrtcDirectPort } : {}),
+      bootstrap: config.p2p.bootstrap,
+      logger: log,
+    })
+    parts.host = host
+    const rpc = await startRpcServer({
+      dispatcher: new RpcDispatcher(nodeRpcMethods(node, host), {
+        title: 'loopchain',
+        version: '0.1.0',
+        onError: (e, m) => log.error('rpc method failed', { method: m, error: String(e) }),
+      }),
+      ...(config.rpc.host ? { host: config.rpc.host } : {}),
+      port: config.rpc.port,
+      health: () => ({
+        ok: node.failure === undefined,
+        height: node.height,
+        peers: host.connections().length,
+        ...(node.failure ? { error: node.failure.message } : {}),
+      }),
+      metrics: () => node.metrics({ loopchain_peers: host.connections().length, loopchain_peers_banned: host.bannedPeers().length }),
+      logger: log,
+    })
+    parts.rpc = rpc
+    node.start()
+    const hub =
+      config.hub && config.validatorKey
+        ? await startHub(node, host, keyPairFromSecret(fromHex(config.validatorKey), nativeCrypto), genesis, log)
+        : undefined
+    if (hub) parts.hub = hub
+    log.info('node ready', {
       height: node.height,
-      peers: host.connections().length,
-      ...(node.failure ? { error: node.failure.message } : {}),
-    }),
-    metrics: () => node.metrics({ loopchain_peers: host.connections().length, loopchain_peers_banned: host.bannedPeers().length }),
-    logger: log,
-  })
-  parts.rpc = rpc
-  node.start()
-  const hub =
-    config.hub && config.validatorKey
-      ? await startHub(node, host, keyPairFromSecret(fromHex(config.validatorKey), nativeCrypto), genesis, log)
-      : undefined
-  if (hub) parts.hub = hub
-  log.info('node ready', {
-    height: node.height,
-    rpc: rpc.url,
-    p2p: host.multiaddrs(),
-    peerId: host.peerId,
-    ...(hub ? { hubInvite: hub.invite() } : {}),
-  })
+      rpc: rpc.url,
+      p2p: host.multiaddrs(),
+      peerId: host.peerId,
+      ...(hub ? { hubInvite: hub.invite() } : {}),
+    })
+  } catch (e) {
+    // A locked database or a port in use is the operator's to fix: one line, not a stack.
+    const problem = startupProblem(e, file)
+    log.error('start failed', { error: problem })
+    process.stderr.write(`loopchain: cannot start: ${problem}\n`)
+    await stop(1)
+  }
 }
 
 async function devnet(args: string[]): Promise<void> {

@@ -1,9 +1,11 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isAddress, parseGenesis, Right } from '@loopchain/core'
+import { LevelKVStore, releasePortBlock, reservePortBlock } from '@loopchain/node'
 import { describe, expect, it } from 'vitest'
 
 const CLI = fileURLToPath(new URL('../src/main.ts', import.meta.url))
@@ -89,4 +91,53 @@ describe('loopchain CLI', () => {
       rmSync(dir, { recursive: true, force: true })
     }
   })
+  it('start refuses a database another process holds and a port in use with one line and exit 1, and closes what it opened', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-cli-'))
+    const base = reservePortBlock()
+    const blockers: Server[] = []
+    try {
+      expect(run('init', '--validators', '1', '--out', dir, '--base-port', String(base)).status).toBe(0)
+      const config = join(dir, 'node-0', 'config.json')
+      const startOnce = () =>
+        spawnSync(process.execPath, ['--import', 'tsx', CLI, 'start', '--config', config], { encoding: 'utf8', timeout: 60_000 })
+      const oneLine = (r: ReturnType<typeof startOnce>, what: RegExp) => {
+        expect(r.status).toBe(1)
+        expect(r.stderr).toMatch(what)
+        expect(r.stderr).not.toMatch(/\n\s+at /)
+      }
+
+      // The node's database, held by this process (LevelDB's lock), as a running node holds it.
+      const held = await LevelKVStore.open(join(dir, 'node-0', 'data'))
+      try {
+        oneLine(
+          startOnce(),
+          /^loopchain: cannot start: the database at .*node-0\/data is in use by another process \(is this node already running\?\)\n$/,
+        )
+      } finally {
+        await held.close()
+      }
+
+      // Its p2p port, then its JSON-RPC port, taken by another program.
+      const listen = (port: number) =>
+        new Promise<void>((resolve, reject) => {
+          const s = createServer()
+          blockers.push(s)
+          s.once('error', reject).listen(port, '127.0.0.1', () => resolve())
+        })
+      await listen(base)
+      oneLine(
+        startOnce(),
+        new RegExp(`^loopchain: cannot start: 127\\.0\\.0\\.1:${base} is already in use .*the ports are set in .*config\\.json\\n$`),
+      )
+      await new Promise((r) => (blockers.pop() as Server).close(r))
+      await listen(base + 2)
+      oneLine(startOnce(), new RegExp(`^loopchain: cannot start: 127\\.0\\.0\\.1:${base + 2} is already in use`))
+      // Each failed start closed the database it had opened: this process can open it.
+      await (await LevelKVStore.open(join(dir, 'node-0', 'data'))).close()
+    } finally {
+      for (const s of blockers) s.close()
+      releasePortBlock(base)
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 120_000)
 })

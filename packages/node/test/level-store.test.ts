@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -33,6 +33,24 @@ describe('LevelDB store (classic-level on disk)', () => {
       return s
     })
     for (const s of opened) await s.close()
+  })
+
+  it('a database held open elsewhere is refused with StoreError LOCKED; one that cannot be made, with OPEN_FAILED', async () => {
+    const dir = tempDir()
+    const s = await LevelKVStore.open(dir)
+    try {
+      await expect(LevelKVStore.open(dir)).rejects.toMatchObject({
+        name: 'StoreError',
+        code: 'LOCKED',
+        message: `the database at ${dir} is in use by another process (is this node already running?)`,
+      })
+    } finally {
+      await s.close()
+    }
+    // Closed, it opens again.
+    await (await LevelKVStore.open(dir)).close()
+    writeFileSync(join(dir, 'a-file'), 'not a directory')
+    await expect(LevelKVStore.open(join(dir, 'a-file', 'db'))).rejects.toMatchObject({ name: 'StoreError', code: 'OPEN_FAILED' })
   })
 
   it('gets, writes batches atomically, iterates ranges in byte order, and persists across reopen', async () => {

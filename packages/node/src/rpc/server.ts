@@ -148,8 +148,14 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
     })
   })
 
+  // ws re-emits the HTTP server's errors on itself, where nobody listens: a port in use would end
+  // the process with an unhandled 'error' event instead of rejecting here.
+  wss.on('error', () => undefined)
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
+    server.once('error', (e) => {
+      wss.close()
+      reject(e)
+    })
     server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve())
   })
   const { port, address } = server.address() as AddressInfo

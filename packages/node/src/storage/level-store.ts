@@ -4,8 +4,11 @@
  * its receipts and the state it produced in one call, so a kill -9 (or a power cut, with sync on)
  * at any instant leaves either all of it or none of it.
  */
-import type { IterateOptions, KVStore, WriteOp } from '@loopchain/core'
+import { type IterateOptions, type KVStore, LoopchainError, type WriteOp } from '@loopchain/core'
 import { ClassicLevel } from 'classic-level'
+
+/** The database could not be opened: `LOCKED` when another process has it open (LevelDB's lock). */
+export class StoreError extends LoopchainError<'LOCKED' | 'OPEN_FAILED'> {}
 
 /** Options of {@link LevelKVStore.open}. */
 export interface LevelStoreOptions {
@@ -82,7 +85,20 @@ export class LevelKVStore implements KVStore {
       valueEncoding: 'view',
       cacheSize: opts.cacheSize ?? 64 * 1024 * 1024,
     })
-    await db.open()
+    try {
+      await db.open()
+    } catch (e) {
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause
+      if (cause?.code === 'LEVEL_LOCKED')
+        throw new StoreError('LOCKED', `the database at ${location} is in use by another process (is this node already running?)`, {
+          penalize: false,
+          cause: e,
+        })
+      throw new StoreError('OPEN_FAILED', `cannot open the database at ${location}: ${cause?.message ?? (e as Error).message}`, {
+        penalize: false,
+        cause: e,
+      })
+    }
     return new LevelKVStore(db, opts.sync ?? true, location)
   }
 
