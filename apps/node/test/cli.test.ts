@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -140,4 +140,32 @@ describe('loopchain CLI', () => {
       rmSync(dir, { recursive: true, force: true })
     }
   }, 120_000)
+  it('start names what is wrong in a config or its genesis, with exit 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-cli-'))
+    try {
+      expect(run('init', '--validators', '1', '--out', dir, '--base-port', '31000').status).toBe(0)
+      const file = join(dir, 'node-0', 'config.json')
+      const good = JSON.parse(readFileSync(file, 'utf8'))
+      const startWith = (config: unknown) => {
+        writeFileSync(file, typeof config === 'string' ? config : JSON.stringify(config))
+        const r = run('start', '--config', file)
+        expect(r.status).toBe(2)
+        expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1)
+        return r.stderr
+      }
+      expect(startWith('{"genesis": ')).toMatch(/^loopchain: the config .*config\.json is not JSON: /)
+      expect(startWith({ ...good, nodeKey: '0x12' })).toMatch(/: nodeKey must be a 32-byte secret as 0x and 64 hex digits\n$/)
+      expect(startWith({ ...good, p2p: { ...good.p2p, tcpPort: 70_000 } })).toMatch(
+        /: p2p\.tcpPort must be a port number \(0 to 65535\)\n$/,
+      )
+      expect(startWith({ ...good, rpc: {} })).toMatch(/: rpc\.port must be a port number/)
+      expect(startWith({ ...good, genesis: 'missing.json' })).toMatch(
+        /^loopchain: the genesis .*missing\.json \(from .*config\.json\) cannot be used: ENOENT/,
+      )
+      // Nothing was started: no database was made.
+      expect(existsSync(join(dir, 'node-0', 'data'))).toBe(false)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
 })
