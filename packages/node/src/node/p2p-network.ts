@@ -187,7 +187,8 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
         }
       }
     } catch (e) {
-      opts.logger?.warn('sync: a peer sent a block that does not verify', { error: String(e) })
+      // A node that halted writing the block has said so itself; the peer is not at fault.
+      if (node.failure === undefined) opts.logger?.warn('sync: a peer sent a block that does not verify', { error: String(e) })
     } finally {
       syncing = false
     }
