@@ -290,7 +290,7 @@ async function start(args: string[]): Promise<void> {
     log.error('unhandled rejection (a bug; the node goes on)', { error: String(e), stack: (e as Error | undefined)?.stack }),
   )
   const { connectNode, FullNode, nodeRpcMethods, RpcDispatcher, startRpcServer } = await import('@loopchain/node')
-  // What is running so far, stopped in reverse order (by Ctrl-C, SIGTERM, or the node halting).
+  // What is running so far, stopped from the outside in (by Ctrl-C, SIGTERM, or the node halting).
   const parts: {
     rpc?: { close(): Promise<void> }
     hub?: { stop(): Promise<void> }
