@@ -31,6 +31,7 @@ import type { NodeLogger } from '@loopchain/node'
 import { nativeCrypto } from '@loopchain/node/client'
 import { certExport, certIssue, certRenew, certRevoke, certVerify } from './cert.js'
 import { DEFAULT_RPC, fail, flag, rpcCall } from './cli.js'
+import { type NodeConfig, readNodeConfig } from './config.js'
 import { call, txCall, txDeploy, txSend } from './tx.js'
 import type { WebServer } from './web.js'
 
@@ -115,19 +116,6 @@ Queries:
   loopchain --help
       This text.
 `
-
-/** A node's config file. Paths are relative to the file. */
-interface NodeConfig {
-  genesis: string
-  dataDir: string
-  validatorKey?: string
-  nodeKey: string
-  /** `webrtcDirectPort`: a UDP port for browsers' WebRTC-direct (no TLS certificate needed); absent: off. */
-  p2p: { host?: string; tcpPort: number; wsPort: number; webrtcDirectPort?: number; bootstrap: string[] }
-  rpc: { host?: string; port: number }
-  /** Run a payment-channel hub with the validator's account (apps/node/src/hub.ts); validators only. */
-  hub?: boolean
-}
 
 const random32 = () => globalThis.crypto.getRandomValues(new Uint8Array(32))
 
@@ -227,40 +215,6 @@ async function init(args: string[]): Promise<void> {
   process.stdout.write(`${JSON.stringify({ out: resolve(out), chainId, validators: n, observer: observerDir, faucet: faucet.address })}\n`)
 }
 
-/** Reads and checks a node's config file; a problem ends the command with one line naming the field. */
-function readConfig(file: string): NodeConfig {
-  let c: Record<string, unknown>
-  try {
-    c = JSON.parse(readFileSync(file, 'utf8'))
-  } catch (e) {
-    fail(`the config ${file} is not JSON: ${(e as Error).message}`)
-  }
-  const bad = (field: string, want: string): never => fail(`the config ${file}: ${field} must be ${want}`)
-  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
-  const port = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65535
-  const key = (v: unknown) => typeof v === 'string' && /^0x[0-9a-fA-F]{64}$/.test(v)
-  if (!isObject(c)) bad('the file', 'a JSON object')
-  if (typeof c.genesis !== 'string') bad('genesis', 'the path of the genesis file')
-  if (typeof c.dataDir !== 'string') bad('dataDir', 'a directory path')
-  if (!key(c.nodeKey)) bad('nodeKey', 'a 32-byte secret as 0x and 64 hex digits')
-  if (c.validatorKey !== undefined && !key(c.validatorKey)) bad('validatorKey', 'a 32-byte secret as 0x and 64 hex digits, or absent')
-  const p2p = c.p2p
-  if (!isObject(p2p)) bad('p2p', 'an object with tcpPort, wsPort and bootstrap')
-  else {
-    if (!port(p2p.tcpPort)) bad('p2p.tcpPort', 'a port number (0 to 65535)')
-    if (!port(p2p.wsPort)) bad('p2p.wsPort', 'a port number (0 to 65535)')
-    if (p2p.webrtcDirectPort !== undefined && !port(p2p.webrtcDirectPort)) bad('p2p.webrtcDirectPort', 'a port number, or absent')
-    if (!Array.isArray(p2p.bootstrap) || !p2p.bootstrap.every((a) => typeof a === 'string'))
-      bad('p2p.bootstrap', 'a list of multiaddrs (strings)')
-    if (p2p.host !== undefined && typeof p2p.host !== 'string') bad('p2p.host', 'an address to listen on, or absent')
-  }
-  const rpc = c.rpc
-  if (!isObject(rpc) || !port(rpc.port)) bad('rpc.port', 'a port number (0 to 65535)')
-  else if (rpc.host !== undefined && typeof rpc.host !== 'string') bad('rpc.host', 'an address to listen on, or absent')
-  if (c.hub !== undefined && typeof c.hub !== 'boolean') bad('hub', 'true, false or absent')
-  return c as unknown as NodeConfig
-}
-
 /** One line for an operator from a start-up failure (a locked database, a port in use) instead of a stack. */
 function startupProblem(e: unknown, file: string): string {
   const message = e instanceof Error ? e.message : String(e)
@@ -274,7 +228,12 @@ async function start(args: string[]): Promise<void> {
   if (!existsSync(file)) fail(`no config at ${file}`)
   const base = dirname(resolve(file))
   const at = (p: string) => (isAbsolute(p) ? p : join(base, p))
-  const config = readConfig(file)
+  let config: NodeConfig
+  try {
+    config = readNodeConfig(file)
+  } catch (e) {
+    fail((e as Error).message)
+  }
   const genesisFile = at(config.genesis)
   let genesis: Genesis
   try {

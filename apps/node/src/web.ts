@@ -27,6 +27,7 @@ import {
 import { encodeInvite } from '@loopchain/light-client'
 import { nativeCrypto, peerIdFromNodeKey } from '@loopchain/node'
 import { rpcCall } from './cli.js'
+import { localHost, readNodeConfig } from './config.js'
 import { readKey } from './tx.js'
 
 /** The repository's root (this file is apps/node/src/web.ts). */
@@ -46,13 +47,6 @@ const WEB_SOURCES = [
 /** The `format` of chain.json (apps/web/src/config.ts reads it). */
 export const CHAIN_CONFIG_FORMAT = 'loopchain-web/1'
 
-interface NodeConfigFile {
-  nodeKey: string
-  p2p: { host?: string; wsPort: number }
-  validatorKey?: string
-  hub?: boolean
-}
-
 /**
  * The page's chain.json for the devnet in `dir`: its genesis and, for each node config found
  * (`node-i/`, `observer/`), the node's WebSocket multiaddr with its peer id.
@@ -61,9 +55,8 @@ export async function devnetChainConfig(dir: string, configs: readonly string[])
   const genesis = JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')) as unknown
   const nodes = await Promise.all(
     configs.map(async (file) => {
-      const c = JSON.parse(readFileSync(file, 'utf8')) as NodeConfigFile
-      const host = c.p2p.host && c.p2p.host !== '0.0.0.0' ? c.p2p.host : '127.0.0.1'
-      return { c, addr: `/ip4/${host}/tcp/${c.p2p.wsPort}/ws/p2p/${await peerIdFromNodeKey(fromHex(c.nodeKey))}` }
+      const c = readNodeConfig(file)
+      return { c, addr: `/ip4/${localHost(c.p2p.host)}/tcp/${c.p2p.wsPort}/ws/p2p/${await peerIdFromNodeKey(fromHex(c.nodeKey))}` }
     }),
   )
   // Hubs: nodes that run a channel hub with their institution's account, reached on their WebSockets address.
@@ -282,10 +275,7 @@ export async function startDevnetWeb(dir: string, configs: readonly string[], po
   mkdirSync(join(dir, 'web'), { recursive: true })
   writeFileSync(join(dir, 'web', 'chain.json'), chain)
   const dist = await buildWebApp()
-  const first = JSON.parse(readFileSync(configs[0] as string, 'utf8')) as { rpc: { host?: string; port: number } }
-  const faucet = devnetFaucet(
-    dir,
-    `http://${first.rpc.host && first.rpc.host !== '0.0.0.0' ? first.rpc.host : '127.0.0.1'}:${first.rpc.port}/`,
-  )
+  const first = readNodeConfig(configs[0] as string)
+  const faucet = devnetFaucet(dir, `http://${localHost(first.rpc.host)}:${first.rpc.port}/`)
   return serveWebApp({ dist, chainJson: chain, port, faucet })
 }

@@ -44,6 +44,26 @@ async function open(g: Genesis, secret: Uint8Array | undefined, dir?: string): P
   return n
 }
 
+/**
+ * Opens real LevelDB whose writes fail, the way a full or broken disk fails them, whenever `fault`
+ * names an error for the batch; the others are written.
+ */
+function faultyLevelStore(fault: (ops: readonly WriteOp[]) => string | undefined) {
+  return async (dir: string) => {
+    const s = await LevelKVStore.open(dir)
+    return {
+      get: (k: Uint8Array) => s.get(k),
+      iterate: (o?: Parameters<LevelKVStore['iterate']>[0]) => s.iterate(o),
+      close: () => s.close(),
+      write: async (ops: readonly WriteOp[]) => {
+        const error = fault(ops)
+        if (error !== undefined) throw new Error(error)
+        return s.write(ops)
+      },
+    }
+  }
+}
+
 describe('full node (one process, LevelDB on disk)', () => {
   it('a single validator commits blocks with submitted transactions, and resumes after a restart', async () => {
     const v = key('solo validator')
@@ -122,20 +142,8 @@ describe('full node (one process, LevelDB on disk)', () => {
     const g = genesis([v])
     const dir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
     dirs.push(dir)
-    // Real LevelDB; writes that match `failing` fail the way a full disk does.
     let failing: ((ops: readonly WriteOp[]) => boolean) | undefined
-    const openStore = async (d: string) => {
-      const s = await LevelKVStore.open(d)
-      return {
-        get: (k: Uint8Array) => s.get(k),
-        iterate: (o?: Parameters<LevelKVStore['iterate']>[0]) => s.iterate(o),
-        close: () => s.close(),
-        write: async (ops: readonly WriteOp[]) => {
-          if (failing?.(ops)) throw Object.assign(new Error('IO error: No space left on device'), { code: 'ENOSPC' })
-          return s.write(ops)
-        },
-      }
-    }
+    const openStore = faultyLevelStore((ops) => (failing?.(ops) ? 'IO error: No space left on device' : undefined))
     const halts: NodeError[] = []
     const node = await FullNode.open({ dataDir: dir, genesis: g, validatorSecret: v.secretKey, openStore, onHalt: (e) => halts.push(e) })
     nodes.push(node)
@@ -182,12 +190,7 @@ describe('full node (one process, LevelDB on disk)', () => {
       dataDir: dir,
       genesis: genesis([v]),
       validatorSecret: v.secretKey,
-      openStore: async (d) => {
-        const s = await LevelKVStore.open(d)
-        return Object.assign(Object.create(s) as LevelKVStore, {
-          write: (ops: readonly WriteOp[]) => (broken ? Promise.reject(new Error('IO error: disk I/O')) : s.write(ops)),
-        })
-      },
+      openStore: faultyLevelStore(() => (broken ? 'IO error: disk I/O' : undefined)),
     })
     nodes.push(node)
     const sent: Uint8Array[] = []
