@@ -408,10 +408,33 @@ async function status(args: string[]): Promise<void> {
   process.stdout.write(`${JSON.stringify(info, null, 2)}\n`)
 }
 
+/**
+ * The entries of {@link HELP} for the command a user asked about (`loopchain tx --help`, `loopchain
+ * tx send -h`): each entry is its usage line and the indented lines under it, and a note that
+ * follows the group. Empty when no entry starts with those words.
+ */
+function helpFor(words: string[]): string {
+  const prefix = `  loopchain ${words.join(' ')}`
+  const out: string[] = []
+  let taking = false
+  for (const line of HELP.split('\n')) {
+    if (line.startsWith('  loopchain ')) taking = line === prefix || line.startsWith(`${prefix} `)
+    else if (!line.startsWith('      ')) taking &&= /^ {2}[A-Z]/.test(line) // a note under the group ("Each also takes …")
+    if (taking) out.push(line)
+  }
+  return out.length === 0 ? '' : `Usage:\n${out.join('\n')}\n\n  loopchain --help lists every command.\n`
+}
+
 async function main(args: string[]): Promise<void> {
   const [cmd, sub] = args
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
     process.stdout.write(HELP)
+    return
+  }
+  const asked = args.findIndex((a) => a === '--help' || a === '-h')
+  if (asked > 0) {
+    // `loopchain tx send --help`: that command's entry, or all of them for an unknown one.
+    process.stdout.write(helpFor(args.slice(0, Math.min(asked, 2)).filter((a) => !a.startsWith('-'))) || HELP)
     return
   }
   if (cmd === 'init') return init(args.slice(1))

@@ -33,6 +33,20 @@ describe('loopchain CLI', () => {
     }
   })
 
+  it("prints one command's help for `<command> --help`, and everything for an unknown one", () => {
+    const send = run('tx', 'send', '--key', 'nowhere.json', '--help')
+    expect(send.status).toBe(0)
+    expect(send.stdout).toContain('loopchain tx send --key FILE')
+    expect(send.stdout).not.toContain('loopchain tx deploy')
+    const tx = run('tx', '-h')
+    expect(tx.stdout).toContain('loopchain tx deploy')
+    expect(tx.stdout).toContain('Each also takes --rpc URL')
+    expect(tx.stdout).not.toContain('loopchain cert issue')
+    const unknown = run('frobnicate', '--help')
+    expect(unknown.status).toBe(0)
+    expect(unknown.stdout).toContain('loopchain cert issue')
+  })
+
   it('init writes a valid genesis, one config per validator, an observer and a faucet key', () => {
     const dir = mkdtempSync(join(tmpdir(), 'loopchain-cli-'))
     try {
