@@ -376,10 +376,41 @@ describe('the web app against a devnet of real nodes', () => {
     await dark.close()
   }, 180_000)
 
+  it('kill -9 of node-0: the devnet says how to restart it, and goes on printing the blocks the others commit', async () => {
+    const node0 = devnet.nodePids().find((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('node-0/config.json'))
+    expect(node0).toBeDefined()
+    process.kill(node0 as number, 'SIGKILL')
+    await waitFor(() => (devnet.output().includes('node-0 exited (SIGKILL)') ? true : undefined), 30_000, 'the exit line')
+    expect(devnet.output()).toContain(
+      `node-0 exited (SIGKILL). To restart it: npx loopchain start --config ${join(dir, 'node-0', 'config.json')}`,
+    )
+
+    const node1 = `http://127.0.0.1:${BASE + 12}/`
+    const to = 'hx00000000000000000000000000000000000000aa'
+    const receipt = JSON.parse(
+      await cli(['tx', 'send', '--key', join(dir, 'faucet.json'), '--to', to, '--value', '7', '--wait', '--rpc', node1]),
+    )
+    expect(receipt.status).toBe('success')
+    await waitFor(() => (devnet.output().includes(`block ${receipt.height} committed\n`) ? true : undefined), 30_000, 'the block line')
+    // The page follows the three validators left; the next test needs it settled at their tip.
+    const tipOf1 = async () => {
+      const res = await fetch(node1, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'lc_getNetworkInfo' }) })
+      return ((await res.json()) as { result: { height: number } }).result.height
+    }
+    await waitFor(
+      async () => {
+        const shown = Number(await page.locator('#net-height').getAttribute('data-height'))
+        return shown >= receipt.height && shown === (await tipOf1()) ? true : undefined
+      },
+      30_000,
+      'the page at the tip',
+    )
+  }, 90_000)
+
   it('with every node stopped, a reload loads the headers from IndexedDB and the offline steps still pass', async () => {
     const verified = Number(await page.locator('#net-height').getAttribute('data-height'))
     const nodes = devnet.nodePids()
-    expect(nodes).toHaveLength(5)
+    expect(nodes).toHaveLength(4) // node-0 was killed above
     for (const pid of nodes) process.kill(pid, 'SIGTERM')
     await waitFor(() => (nodes.every((pid) => !alive(pid)) ? true : undefined), 30_000, 'the nodes to stop')
     await expect(fetch(RPC)).rejects.toThrow()

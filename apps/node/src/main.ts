@@ -11,7 +11,7 @@
  */
 import { spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { dirname, isAbsolute, join, resolve } from 'node:path'
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   DEFAULT_PARAMS,
@@ -338,6 +338,12 @@ async function start(args: string[]): Promise<void> {
   }
 }
 
+/** `path` relative to the working directory when it is inside it, else as it is. */
+const shortPath = (path: string): string => {
+  const r = relative(process.cwd(), path)
+  return r === '' || r.startsWith('..') || isAbsolute(r) ? path : r
+}
+
 async function devnet(args: string[]): Promise<void> {
   const dir = resolve(flag(args, 'dir') ?? '.devnet')
   const n = flag(args, 'validators') ?? '4'
@@ -350,6 +356,8 @@ async function devnet(args: string[]): Promise<void> {
   ].filter((f) => existsSync(f))
   const self = fileURLToPath(import.meta.url)
   const nameOf = (config: string) => config.split('/').slice(-2, -1)[0] ?? 'node'
+  let shownHeight = 0
+  let stopping = false
   const children = configs.map((config) => {
     const name = nameOf(config)
     const child = spawn(process.execPath, ['--import', 'tsx', self, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] })
@@ -365,15 +373,20 @@ async function devnet(args: string[]): Promise<void> {
             process.stdout.write(
               `${name.padEnd(8)} ready at height ${j.height}  JSON-RPC ${j.rpc}  (ws ${j.rpc?.replace('http', 'ws')}ws)\n`,
             )
-          else if (j.msg === 'block committed' && name === 'node-0')
-            process.stdout.write(`block ${(j as { height?: number }).height} committed\n`)
-          else if (/"level":"(warn|error)"/.test(line)) process.stdout.write(`${name.padEnd(8)} ${line}\n`)
+          else if (j.msg === 'block committed' && typeof j.height === 'number' && j.height > shownHeight) {
+            // Each height once, from whichever node commits it first: the log goes on when node-0 is down.
+            shownHeight = j.height
+            process.stdout.write(`block ${j.height} committed\n`)
+          } else if (/"level":"(warn|error)"/.test(line)) process.stdout.write(`${name.padEnd(8)} ${line}\n`)
         } catch {
           process.stdout.write(`${name.padEnd(8)} ${line}\n`)
         }
       }
     })
-    child.on('exit', (code, signal) => process.stdout.write(`${name} exited (${signal ?? code})\n`))
+    child.on('exit', (code, signal) => {
+      if (stopping) process.stdout.write(`${name} stopped\n`)
+      else process.stdout.write(`${name} exited (${signal ?? code}). To restart it: npx loopchain start --config ${shortPath(config)}\n`)
+    })
     return child
   })
   const validators = configs.filter((c) => nameOf(c).startsWith('node-')).length
@@ -395,6 +408,7 @@ async function devnet(args: string[]): Promise<void> {
       )
   }
   const stop = () => {
+    stopping = true
     for (const c of children) c.kill('SIGTERM')
     web?.close().catch(() => undefined)
     setTimeout(() => process.exit(0), 3000).unref()
