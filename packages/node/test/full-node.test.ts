@@ -236,5 +236,24 @@ describe('full node (one process, LevelDB on disk)', () => {
     const top = Math.max(...live.map((n) => n.height))
     await new Promise((r) => setTimeout(r, 1500))
     expect(live.map((n) => n.height)).toEqual(live.map(() => top))
+
+    // The silent one catches up by block sync. The blocks count, but not as commit latency: it
+    // never ran those heights (its latency had read as the time since 1970).
+    const late = all[3] as FullNode
+    for (let h = 1; h <= top; h++) {
+      const c = await live[0]?.committedBlock(h)
+      if (c) await late.importBlock(c.block, c.commit)
+    }
+    expect(late.height).toBe(top)
+    const metric = (n: FullNode, name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(n.metrics())?.[1])
+    expect(metric(late, 'loopchain_blocks_committed_total')).toBe(top)
+    expect(metric(late, 'loopchain_commit_latency_ms_count')).toBe(0)
+    expect(metric(late, 'loopchain_commit_latency_ms_sum')).toBe(0)
+    for (const n of live) {
+      const count = metric(n, 'loopchain_commit_latency_ms_count')
+      expect(count).toBeGreaterThanOrEqual(1)
+      expect(count).toBeLessThanOrEqual(top)
+      expect(metric(n, 'loopchain_commit_latency_ms_sum') / count).toBeLessThan(30_000)
+    }
   })
 })

@@ -242,6 +242,8 @@ export class FullNode {
     transactions: 0,
     roundsAboveZero: 0,
     commitLatencySumMs: 0,
+    /** Blocks whose latency was measured: those this node committed through consensus, from the start of their height. */
+    commitLatencyCount: 0,
     lastCommitLatencyMs: 0,
     heightStartedAtMs: 0,
   }
@@ -558,6 +560,12 @@ export class FullNode {
       ['loopchain_mempool_bytes', 'gauge', 'Bytes waiting.', this.mempool.bytes],
       ['loopchain_commit_latency_last_ms', 'gauge', 'Start of the last height to its commit, milliseconds.', c.lastCommitLatencyMs],
       ['loopchain_commit_latency_ms_sum', 'counter', 'Sum of commit latencies, milliseconds.', c.commitLatencySumMs],
+      [
+        'loopchain_commit_latency_ms_count',
+        'counter',
+        'Blocks in that sum: committed through consensus here (not block sync), from the start of their height.',
+        c.commitLatencyCount,
+      ],
       ['loopchain_signature_verifications_total', 'counter', 'Signatures verified by consensus.', st.verifications],
     ]
     for (const [name, v] of Object.entries(extra)) lines.push([name, 'gauge', name.replace(/_/g, ' '), v])
@@ -671,7 +679,7 @@ export class FullNode {
         this.enqueue({ type: 'block-validity', height: out.height, blockHash: out.blockHash, valid: this.isValidProposal(out.block) })
         return
       case 'commit':
-        await this.commitBlock(this.decodeBlockOnce(out.block), out.commit)
+        await this.commitBlock(this.decodeBlockOnce(out.block), out.commit, 'consensus')
         return
       case 'evidence':
         this.log.warn('consensus: evidence of a faulty validator', { kind: out.evidence.kind })
@@ -797,7 +805,7 @@ export class FullNode {
       checkBlockCertSignatures(block, nativeCrypto)
       if (!bytesEqual(h.resultRoot, blockResultHash(this.tip.result)))
         throw new NodeError('CORRUPT_STORE', `synced block ${h.height} carries a result this node did not compute`)
-      await this.commitBlock(block, commit)
+      await this.commitBlock(block, commit, 'sync')
     })
     this.queue = run.catch(() => undefined)
     return run
@@ -809,7 +817,8 @@ export class FullNode {
     return block && commit ? { block, commit } : undefined
   }
 
-  private async commitBlock(block: Block, commit: Commit): Promise<void> {
+  /** `via` says whether this node ran the block's height (consensus) or imported it (sync): only the former has a latency. */
+  private async commitBlock(block: Block, commit: Commit, via: 'consensus' | 'sync'): Promise<void> {
     try {
       checkBlockCertSignatures(block, nativeCrypto)
     } catch (e) {
@@ -862,8 +871,13 @@ export class FullNode {
     c.blocks++
     c.transactions += block.transactions.length
     if (commit.round > 0) c.roundsAboveZero++
-    c.lastCommitLatencyMs = Math.max(0, this.lastCommitMs - c.heightStartedAtMs)
-    c.commitLatencySumMs += c.lastCommitLatencyMs
+    // A synced block's height never started here (or started long ago, before this node fell behind).
+    const measured = via === 'consensus' && this.heightStarted === block.header.height
+    if (measured) {
+      c.lastCommitLatencyMs = Math.max(0, this.lastCommitMs - c.heightStartedAtMs)
+      c.commitLatencySumMs += c.lastCommitLatencyMs
+      c.commitLatencyCount++
+    }
     await this.mempool.prune(this.clock() * 1000)
     const hash = blockHash(block.header)
     this.log.info('block committed', {
@@ -871,7 +885,7 @@ export class FullNode {
       round: commit.round,
       txs: block.transactions.length,
       hash: toHex(hash).slice(0, 16),
-      latencyMs: c.lastCommitLatencyMs,
+      ...(measured ? { latencyMs: c.lastCommitLatencyMs } : { via }),
       executeMs: Math.round(t1 - t0),
       storeMs: Math.round(t2 - t1),
     })
