@@ -312,7 +312,11 @@ async function start(args: string[]): Promise<void> {
         peers: host.connections().length,
         ...(node.failure ? { error: node.failure.message } : {}),
       }),
-      metrics: () => node.metrics({ loopchain_peers: host.connections().length, loopchain_peers_banned: host.bannedPeers().length }),
+      metrics: () =>
+        node.metrics({
+          loopchain_peers: { value: host.connections().length, help: 'Open libp2p connections (full nodes and light clients).' },
+          loopchain_peers_banned: { value: host.bannedPeers().length, help: 'Peers refused for now: their score fell below the graylist threshold (invalid messages).' },
+        }),
       logger: log,
     })
     parts.rpc = rpc

@@ -539,9 +539,9 @@ export class FullNode {
   /**
    * Prometheus text-format metrics: height, consensus round, blocks and transactions committed,
    * leader changes (blocks that needed more than round 0), mempool size, commit latency.
-   * `extra` adds lines (the CLI adds peers).
+   * `extra` adds gauges, each with its help text (the CLI adds peers).
    */
-  metrics(extra: Record<string, number> = {}): string {
+  metrics(extra: Record<string, { value: number; help: string }> = {}): string {
     const st = this.machine.status()
     const c = this.counters
     const lines: [string, string, string, number][] = [
@@ -568,7 +568,7 @@ export class FullNode {
       ],
       ['loopchain_signature_verifications_total', 'counter', 'Signatures verified by consensus.', st.verifications],
     ]
-    for (const [name, v] of Object.entries(extra)) lines.push([name, 'gauge', name.replace(/_/g, ' '), v])
+    for (const [name, { value, help }] of Object.entries(extra)) lines.push([name, 'gauge', help, value])
     return lines.map(([n, t, h, v]) => `# HELP ${n} ${h}\n# TYPE ${n} ${t}\n${n} ${v}\n`).join('')
   }
 
