@@ -45,8 +45,23 @@ const methods: RpcMethod[] = [
       return 'sub-1'
     },
   },
+  {
+    name: 'slow_watch',
+    summary: 'Registers a cleanup after a while, as a method still running when the socket closes does.',
+    params: [],
+    result: { name: 'ok', schema: {} },
+    websocketOnly: true,
+    handler: async (_p, ctx) => {
+      await new Promise((r) => setTimeout(r, 100))
+      ctx.onClose?.(() => {
+        cleanedUp++
+      })
+      return true
+    },
+  },
 ]
 
+let cleanedUp = 0
 let server: RpcServer | undefined
 let clock = 0
 afterEach(async () => {
@@ -133,6 +148,33 @@ describe('JSON-RPC over HTTP', () => {
     expect((await post(call('math_add', [1, 1]))).status).toBe(200)
   })
 
+  it('a batch pays the rate limit for each of its calls, not once', async () => {
+    clock = 0
+    await start({ rateLimit: { perSecond: 1, burst: 3 }, now: () => clock })
+    const three = `[${call('math_add', [1, 1], 1)},${call('math_add', [1, 2], 2)},${call('math_add', [1, 3], 3)}]`
+    expect(((await post(three)).json as unknown[]).length).toBe(3)
+    expect((await post(call('math_add', [1, 1]))).status).toBe(429)
+    clock += 2000 // two tokens back: the batch's first call passes the door, its other two do not fit
+    const refused = (await post(three)).json as { error: { code: number; message: string } }
+    expect(refused.error.code).toBe(RpcErrorCode.RateLimited)
+    expect(refused.error.message).toContain('batch of 3')
+  })
+
+  it('answers a body that grows past the limit while it streams with 413, instead of resetting the connection', async () => {
+    await start({ maxBodyBytes: 1000 })
+    const body = new ReadableStream<Uint8Array>({
+      async pull(c) {
+        await new Promise((r) => setTimeout(r, 5))
+        c.enqueue(new TextEncoder().encode(' '.repeat(400)))
+      },
+    })
+    // No content-length: the size is only known as it arrives (chunked).
+    const res = await fetch(server?.url ?? '', { method: 'POST', body, duplex: 'half' } as RequestInit)
+    expect(res.status).toBe(413)
+    expect(((await res.json()) as { error: { code: number } }).error.code).toBe(RpcErrorCode.TooLarge)
+    expect((await post(call('math_add', [1, 1]))).status).toBe(200)
+  })
+
   it('serves health, metrics and an OpenRPC document that lists every method with its parameters', async () => {
     await start()
     const health = await fetch(`${server?.url}health`)
@@ -160,5 +202,40 @@ describe('JSON-RPC over WebSocket', () => {
     expect(got).toContainEqual({ jsonrpc: '2.0', id: 9, result: 42 })
     expect(got).toContainEqual({ jsonrpc: '2.0', id: 10, result: 'sub-1' })
     expect(got.filter((m) => (m as { method?: string }).method === 'ticks').length).toBeGreaterThanOrEqual(2)
+  })
+
+  it('a frame that breaks the protocol closes that socket and nothing else', async () => {
+    await start({ maxBodyBytes: 1000 })
+    for (const bad of [
+      (ws: WebSocket) => ws.send(Buffer.from([0xff, 0xfe]), { binary: false }), // not UTF-8
+      (ws: WebSocket) => ws.send('x'.repeat(5000)), // above maxPayload
+    ]) {
+      const ws = new WebSocket(server?.wsUrl ?? '')
+      await new Promise((r) => ws.once('open', r))
+      ws.on('error', () => undefined)
+      const closed = new Promise((r) => ws.once('close', r))
+      bad(ws)
+      await closed
+    }
+    // The server (and this test's process, which hosts it) lives on, over both transports.
+    expect((await post(call('math_add', [2, 2]))).json).toEqual({ jsonrpc: '2.0', id: 1, result: 4 })
+    const ws = new WebSocket(server?.wsUrl ?? '')
+    await new Promise((r) => ws.once('open', r))
+    const answer = new Promise((r) => ws.once('message', (d) => r(JSON.parse(d.toString()))))
+    ws.send(call('math_add', [3, 4], 5))
+    expect(await answer).toEqual({ jsonrpc: '2.0', id: 5, result: 7 })
+    ws.close()
+  })
+
+  it('a cleanup registered after the socket closed runs at once (a batch still running then)', async () => {
+    await start()
+    cleanedUp = 0
+    const ws = new WebSocket(server?.wsUrl ?? '')
+    await new Promise((r) => ws.once('open', r))
+    ws.send(`[${call('slow_watch', [], 1)},${call('slow_watch', [], 2)}]`)
+    await new Promise((r) => setTimeout(r, 20))
+    ws.close()
+    await new Promise((r) => setTimeout(r, 400))
+    expect(cleanedUp).toBe(2)
   })
 })

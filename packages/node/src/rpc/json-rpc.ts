@@ -65,8 +65,15 @@ export interface RpcContext {
   readonly client: string
   /** Set on WebSocket connections: lets a method push notifications (subscriptions). */
   readonly notify?: (method: string, params: Json) => void
-  /** Registers cleanup to run when the connection closes (WebSocket only). */
+  /** Registers cleanup to run when the connection closes (WebSocket only); runs it at once if it has closed. */
   readonly onClose?: (f: () => void) => void
+  /** What this connection holds (WebSocket only): methods that keep state per connection count it here. */
+  readonly connection?: { subscriptions: number }
+  /**
+   * Charges the rate limit for `calls` more calls; false when the client has no budget left. The
+   * server charged one for the message; a batch pays for the rest before any of it runs.
+   */
+  readonly charge?: (calls: number) => boolean
 }
 
 /** A method the server offers. */
@@ -187,6 +194,10 @@ export class RpcDispatcher {
       if (parsed.length === 0) return JSON.stringify(error(null, RpcErrorCode.InvalidRequest, 'Invalid Request: empty batch'))
       const max = this.info.maxBatch ?? 100
       if (parsed.length > max) return JSON.stringify(error(null, RpcErrorCode.TooLarge, `a batch may hold at most ${max} requests`))
+      if (ctx.charge && !ctx.charge(parsed.length - 1))
+        return JSON.stringify(
+          error(null, RpcErrorCode.RateLimited, `rate limited: a batch of ${parsed.length} calls is above what is left`),
+        )
       const out: Response[] = []
       for (const r of parsed) {
         const res = await this.handleOne(r, ctx)

@@ -48,15 +48,16 @@ class Buckets {
     private readonly now: () => number,
   ) {}
 
-  take(client: string): boolean {
+  /** Takes `n` tokens (all or none). */
+  take(client: string, n = 1): boolean {
     const t = this.now()
     const b = this.tokens.get(client) ?? { level: this.burst, at: t }
     b.level = Math.min(this.burst, b.level + ((t - b.at) / 1000) * this.perSecond)
     b.at = t
     this.tokens.set(client, b)
     if (this.tokens.size > 100_000) this.tokens.clear() // bound the table; a reset only forgives
-    if (b.level < 1) return false
-    b.level -= 1
+    if (b.level < n) return false
+    b.level -= n
     return true
   }
 }
@@ -70,6 +71,12 @@ const CORS = {
 function rpcErrorBody(code: number, message: string): string {
   return JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } })
 }
+
+/**
+ * A WebSocket client that reads slower than its notifications arrive is cut off once this much
+ * waits unsent for it: a paused reader must not hold the node's memory.
+ */
+const MAX_BUFFERED_BYTES = 16 * 1024 * 1024
 
 /** Starts the HTTP + WebSocket server. */
 export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer> {
@@ -106,12 +113,15 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
     for await (const chunk of req) {
       size += (chunk as Buffer).length
       if (size > maxBody) {
-        req.destroy()
-        return send(res, 413, 'application/json', rpcErrorBody(RpcErrorCode.TooLarge, `request body above ${maxBody} bytes`))
+        // The answer first, then the connection: destroying the request first reset it unanswered.
+        res.writeHead(413, { 'content-type': 'application/json', connection: 'close', ...CORS })
+        res.end(rpcErrorBody(RpcErrorCode.TooLarge, `request body above ${maxBody} bytes`), () => req.destroy())
+        return
       }
       chunks.push(chunk as Buffer)
     }
-    const out = await opts.dispatcher.handleText(Buffer.concat(chunks).toString('utf8'), { client })
+    const charge = (calls: number) => buckets.take(client, calls)
+    const out = await opts.dispatcher.handleText(Buffer.concat(chunks).toString('utf8'), { client, charge })
     if (out === undefined) return void res.writeHead(204, CORS).end()
     send(res, 200, 'application/json', out)
   }
@@ -127,19 +137,40 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
   wss.on('connection', (ws, req) => {
     const client = req.socket.remoteAddress ?? 'unknown'
     const cleanups: (() => void)[] = []
+    let closed = false
     ws.on('close', () => {
+      closed = true
       for (const f of cleanups.splice(0)) f()
     })
+    // A frame that breaks the protocol (bad UTF-8, a bad opcode, above maxPayload) closes this
+    // socket; unheard, ws's 'error' event ended the whole process.
+    ws.on('error', (e) => {
+      opts.logger?.debug('rpc: websocket closed on a protocol error', { client, error: e.message })
+      ws.terminate()
+    })
     const notify = (method: string, params: Json) => {
-      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ jsonrpc: '2.0', method, params }))
+      if (ws.readyState !== ws.OPEN) return
+      if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+        opts.logger?.debug('rpc: websocket client too slow, closed', { client, buffered: ws.bufferedAmount })
+        ws.terminate()
+        return
+      }
+      ws.send(JSON.stringify({ jsonrpc: '2.0', method, params }))
     }
+    const onClose = (f: () => void) => {
+      // A batch still running when the socket closed registers after the cleanups ran: run it now.
+      if (closed) f()
+      else cleanups.push(f)
+    }
+    const connection = { subscriptions: 0 }
+    const charge = (calls: number) => buckets.take(client, calls)
     ws.on('message', (data) => {
       if (!buckets.take(client)) {
         ws.send(rpcErrorBody(RpcErrorCode.RateLimited, 'rate limited: slow down'))
         return
       }
       void opts.dispatcher
-        .handleText(data.toString(), { client, websocket: true, notify, onClose: (f) => cleanups.push(f) })
+        .handleText(data.toString(), { client, websocket: true, notify, onClose, connection, charge })
         .then((out) => {
           if (out !== undefined && ws.readyState === ws.OPEN) ws.send(out)
         })
