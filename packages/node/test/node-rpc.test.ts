@@ -14,7 +14,16 @@ import {
 } from '@loopchain/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { FullNode, type Json, nodeRpcMethods, RpcDispatcher, RpcErrorCode, type RpcServer, startRpcServer } from '../src/index.js'
+import {
+  FullNode,
+  type Json,
+  MAX_SUBSCRIPTIONS_PER_CONNECTION,
+  nodeRpcMethods,
+  RpcDispatcher,
+  RpcErrorCode,
+  type RpcServer,
+  startRpcServer,
+} from '../src/index.js'
 import { testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
 
 const key = testKey
@@ -100,5 +109,41 @@ describe('node JSON-RPC against a running validator', () => {
     ws.close()
     expect(heads.length).toBeGreaterThanOrEqual(1)
     expect(heads.at(-1)).toBe(node.height)
+  })
+
+  it('caps the subscriptions a connection may hold', async () => {
+    const open = async () => {
+      const ws = new WebSocket(server.wsUrl)
+      await new Promise((r) => ws.once('open', r))
+      return ws
+    }
+    const subscribeAll = async (ws: WebSocket, n: number) => {
+      const answers: { result?: string; error?: { code: number; message: string } }[] = []
+      const all = new Promise<void>((resolve) =>
+        ws.on('message', (d) => {
+          const m = JSON.parse(d.toString())
+          if (m.id !== undefined && answers.push(m) === n) resolve()
+        }),
+      )
+      for (let i = 0; i < n; i++) ws.send(JSON.stringify({ jsonrpc: '2.0', id: i, method: 'lc_subscribe', params: { topic: 'blocks' } }))
+      await all
+      return answers
+    }
+    const first = await open()
+    const answers = await subscribeAll(first, MAX_SUBSCRIPTIONS_PER_CONNECTION + 1)
+    expect(answers.filter((a) => typeof a.result === 'string')).toHaveLength(MAX_SUBSCRIPTIONS_PER_CONNECTION)
+    const refused = answers.filter((a) => a.error)
+    expect(refused).toHaveLength(1)
+    expect(refused[0]?.error?.code).toBe(RpcErrorCode.TooLarge)
+    expect(refused[0]?.error?.message).toContain(`at most ${MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions`)
+    // The cap is per connection: another one gets its own.
+    const second = await open()
+    expect((await subscribeAll(second, 1))[0]?.result).toMatch(/^0x/)
+    first.close()
+    second.close()
+  })
+
+  it('refuses an empty state key as invalid params', async () => {
+    expect((await rpc('lc_getStateProof', { key: '0x' })).error?.code).toBe(RpcErrorCode.InvalidParams)
   })
 })

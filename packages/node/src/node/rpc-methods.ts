@@ -30,10 +30,14 @@ import { blockToJson, headerToJson, paramsFromJson, receiptToJson, transactionTo
 import { memberPeerIds } from './p2p-network.js'
 
 const HEX = '^0x([0-9a-fA-F]{2})*$'
+const NONEMPTY_HEX = '^0x([0-9a-fA-F]{2})+$'
 const HASH = '^0x[0-9a-fA-F]{64}$'
 const ADDRESS = '^(hx|cx)[0-9a-f]{40}$'
 /** A hex-encoded transaction of the largest size, with room. */
 const MAX_TX_HEX = 2 * 600 * 1024
+/** Subscriptions one WebSocket connection may hold, and all connections together. */
+export const MAX_SUBSCRIPTIONS_PER_CONNECTION = 64
+export const MAX_SUBSCRIPTIONS = 4096
 
 function notFound(what: string): RpcError {
   return new RpcError(RpcErrorCode.NotFound, `${what} not found`)
@@ -60,6 +64,8 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
   const g = node.options.genesis
   const members = peers ? memberPeerIds(node) : new Set<string>()
   const waiters = new Map<string, Set<() => void>>()
+  /** Subscriptions open on this node (each is a block listener that runs in the commit path). */
+  let subscriptions = 0
   node.onBlock((b) => {
     for (const r of b.receipts) {
       const set = waiters.get(toHex(r.txHash))
@@ -92,20 +98,34 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
         { name: 'timeoutMs', schema: { type: 'integer', minimum: 1, maximum: 120_000 } },
       ],
       result: { name: 'receipt', schema: { type: 'object' } },
-      handler: async (p) => {
+      handler: async (p, ctx) => {
         const hash = await submit(p.tx as string)
         const id = hash.slice(2)
-        const done = new Promise<void>((resolve) => {
-          const set = waiters.get(id) ?? new Set()
-          set.add(resolve)
-          waiters.set(id, set)
+        // Ends at the commit, at the timeout, or when the client goes away; its timer never outlives it.
+        let end: (why: 'committed' | 'timeout' | 'closed') => void = () => undefined
+        const outcome = new Promise<'committed' | 'timeout' | 'closed'>((resolve) => {
+          end = resolve
         })
-        const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), (p.timeoutMs as number | undefined) ?? 15_000))
-        const outcome = await Promise.race([done, timeout])
-        waiters.get(id)?.clear()
-        waiters.delete(id)
-        if (outcome === 'timeout') throw new RpcError(RpcErrorCode.Timeout, `transaction ${hash} was not committed in time`, { hash })
-        return (await receiptOf(node, hash)) ?? null
+        const committed = () => end('committed')
+        const set = waiters.get(id) ?? new Set()
+        set.add(committed)
+        waiters.set(id, set)
+        const timer = setTimeout(() => end('timeout'), (p.timeoutMs as number | undefined) ?? 15_000)
+        ctx.onClose?.(() => end('closed'))
+        try {
+          // A block may have committed it between the submit and the waiter above.
+          const early = await receiptOf(node, hash)
+          if (early !== undefined) return early
+          const why = await outcome
+          const receipt = await receiptOf(node, hash)
+          if (receipt !== undefined) return receipt
+          if (why === 'closed') return null // nobody reads it
+          throw new RpcError(RpcErrorCode.Timeout, `transaction ${hash} was not committed in time`, { hash })
+        } finally {
+          clearTimeout(timer)
+          set.delete(committed)
+          if (set.size === 0 && waiters.get(id) === set) waiters.delete(id)
+        }
       },
     },
     {
@@ -234,7 +254,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
       name: 'lc_getStateProof',
       summary: 'The value under a state key and its Merkle proof against the state root after a block (default: the last).',
       params: [
-        { name: 'key', schema: { type: 'string', pattern: HEX, maxLength: 2 + 2048 }, required: true },
+        { name: 'key', schema: { type: 'string', pattern: NONEMPTY_HEX, maxLength: 2 + 2048 }, required: true },
         { name: 'height', schema: { type: 'integer', minimum: 0 } },
       ],
       result: { name: 'proof', schema: { type: 'object' } },
@@ -351,6 +371,10 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
       ],
       result: { name: 'subscription', schema: { type: 'string' } },
       handler: (p, ctx) => {
+        if (ctx.connection && ctx.connection.subscriptions >= MAX_SUBSCRIPTIONS_PER_CONNECTION)
+          throw new RpcError(RpcErrorCode.TooLarge, `a connection may hold at most ${MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions`)
+        if (subscriptions >= MAX_SUBSCRIPTIONS)
+          throw new RpcError(RpcErrorCode.TooLarge, `this node serves at most ${MAX_SUBSCRIPTIONS} subscriptions; try later`)
         const id = `0x${toHex(globalThis.crypto.getRandomValues(new Uint8Array(8)))}`
         const filter = (p.filter ?? {}) as { score?: Address; event?: string }
         if (filter.score !== undefined && !isAddress(filter.score))
@@ -375,7 +399,12 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
             }
           })
         })
-        ctx.onClose?.(off)
+        subscriptions++
+        if (ctx.connection) ctx.connection.subscriptions++
+        ctx.onClose?.(() => {
+          off()
+          subscriptions--
+        })
         return id
       },
     },
