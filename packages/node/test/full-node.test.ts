@@ -7,9 +7,10 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { encode, type Genesis, transactionCodec, type WriteOp } from '@loopchain/core'
+import { encode, type Genesis, messageHeight, transactionCodec, VoteType, type WriteOp } from '@loopchain/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { FullNode, LevelKVStore, type NodeError } from '../src/index.js'
+import { decodeConsensusMessage } from '../src/p2p/consensus-gossip.js'
 import { idle, nextBlock, testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
 
 const key = testKey
@@ -204,6 +205,73 @@ describe('full node (one process, LevelDB on disk)', () => {
     // The proposal it could not record was never sent.
     expect(sent).toEqual([])
     expect(node.height).toBe(0)
+  })
+
+  it('a restart right after a block with transactions still makes the block that carries its result', async () => {
+    const v = key('restart validator')
+    const g = genesis([v])
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
+    dirs.push(dir)
+    let node = await open(g, v.secretKey, dir)
+    node.start()
+    let stopping: Promise<void> | undefined
+    // Stopped from inside the commit, before the next height can start.
+    const off = node.onBlock((b) => {
+      if (b.block.transactions.length > 0 && !stopping) stopping = node.stop()
+    })
+    await node.submit(transfer(0))
+    await vi.waitFor(() => expect(stopping).toBeDefined(), { timeout: 10_000 })
+    await stopping
+    off()
+    const h = node.height
+    nodes.splice(nodes.indexOf(node), 1)
+    node = await open(g, v.secretKey, dir)
+    expect(node.height).toBe(h)
+    node.start()
+    // No transaction waits, and empty blocks are off: only the owed result makes this block.
+    const next = await nextBlock(node, () => true, 5_000)
+    expect(next.block.header.height).toBe(h + 1)
+    expect(next.block.transactions).toHaveLength(0)
+  })
+
+  it('a height that block sync stores while this node still votes on it is not committed twice', async () => {
+    const keys = [0, 1, 2, 3].map((i) => key(`validator ${i}`))
+    const g = genesis(keys)
+    const all = await Promise.all(keys.map((k) => open(g, k.secretKey)))
+    const live = all.slice(0, 3)
+    const late = all[3] as FullNode
+    const heard: Uint8Array[] = [] // what the three said, for the late one later
+    live.forEach((n, i) => {
+      n.attachNetwork({
+        publishConsensus: (bytes) => {
+          heard.push(bytes)
+          for (const [j, m] of live.entries()) if (j !== i) setTimeout(() => m.receiveConsensus(bytes, `peer-${i}`), 1)
+        },
+      })
+    })
+    late.attachNetwork({ publishConsensus: () => undefined })
+    for (const n of live) n.start()
+    late.start()
+    for (const n of live) await n.submit(transfer(0))
+    await Promise.all(live.map((n) => nextBlock(n, (b) => b.block.header.height === 1)))
+    const atHeight1 = heard.map((b) => ({ b, m: decodeConsensusMessage(b) })).filter(({ m }) => messageHeight(m) === 1)
+    const precommits = atHeight1.filter(({ m }) => m.kind === 'vote' && m.vote.vote.type === VoteType.Precommit)
+    expect(precommits.length).toBeGreaterThanOrEqual(3)
+    // The late validator hears the proposal, the prevotes and one precommit: with its own, two of four.
+    for (const { b } of atHeight1.filter(({ m }) => !precommits.some((p) => p.m === m))) late.receiveConsensus(b, 'peer-0')
+    late.receiveConsensus((precommits[0] as { b: Uint8Array }).b, 'peer-0')
+    await new Promise((r) => setTimeout(r, 300))
+    expect(late.height).toBe(0)
+    // Block sync stores height 1; then the other precommits arrive and complete the machine's quorum.
+    const c = await live[0]?.committedBlock(1)
+    if (!c) throw new Error('no block 1')
+    await late.importBlock(c.block, c.commit)
+    expect(late.height).toBe(1)
+    for (const { b } of precommits.slice(1)) late.receiveConsensus(b, 'peer-1')
+    await new Promise((r) => setTimeout(r, 300))
+    expect(late.failure).toBeUndefined()
+    expect(late.height).toBe(1)
+    expect((await late.account(bob.address)).balance).toBe(10n)
   })
 
   it('four validators linked in memory reach the same blocks and state, with a silent one among them', async () => {

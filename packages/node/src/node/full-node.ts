@@ -301,6 +301,7 @@ export class FullNode {
     const head = await chain.head()
     let tree: StateTree
     let tip: Tip
+    let resultPending = false
     if (!head) {
       tree = await StateTree.open(store, undefined, { namespace: chain.stateNamespace })
       const sc = await applyGenesis(tree, g)
@@ -315,9 +316,12 @@ export class FullNode {
       if (!block || !result || !commit) throw new NodeError('CORRUPT_STORE', `the head block ${head.height} is incomplete in the store`)
       tree = await StateTree.open(store, result.stateRoot, { namespace: chain.stateNamespace })
       tip = { header: block.header, result, commit }
+      resultPending = block.transactions.length > 0
     }
     const node = new FullNode(options, store, chain, tree, wal)
     node.tip = tip
+    // A restart right after a block with transactions still owes the block that carries its result.
+    node.resultPending = resultPending
     node.sets.push(...(await chain.validatorSetChanges()))
     node.machine = createConsensus(
       {
@@ -679,6 +683,15 @@ export class FullNode {
         this.enqueue({ type: 'block-validity', height: out.height, blockHash: out.blockHash, valid: this.isValidProposal(out.block) })
         return
       case 'commit':
+        if (out.height <= this.height) {
+          // Block sync already stored this height (late precommits completed the machine's quorum after):
+          // committing it again would fail the store's check and halt the node.
+          const stored = await this.chain.blockAt(out.height)
+          if (stored && !bytesEqual(blockHash(stored.header), out.blockHash))
+            this.log.error('consensus: committed another block than the one stored at this height', { height: out.height })
+          else this.log.debug('consensus: height already stored by sync', { height: out.height })
+          return
+        }
         await this.commitBlock(this.decodeBlockOnce(out.block), out.commit, 'consensus')
         return
       case 'evidence':
