@@ -4,8 +4,10 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
-import { connectNode, FullNode, type NodeLogger } from '../src/index.js'
+import { decode, encode, type Genesis, Right } from '@loopchain/core'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { connectNode, createNodeHost, FullNode, type NodeLogger } from '../src/index.js'
+import { syncProtocolName, syncRequestCodec, syncResponseCodec } from '../src/node/p2p-network.js'
 import { releasePortBlock, reservePortBlock } from '../src/testing/ports.js'
 import { testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
 
@@ -46,4 +48,96 @@ describe('full node on its libp2p host', () => {
     // The transaction batch (and the votes of the height it started) failed to go out, quietly.
     expect(logged.filter((l) => l.message === 'gossip: publish failed').map((l) => l.fields?.topic)).toContain('tx')
   })
+})
+
+describe('block sync against a member that answers wrongly', () => {
+  const quiet: NodeLogger = { info() {}, warn() {}, error() {}, debug() {} }
+
+  /**
+   * A validator with a few blocks, a member host M whose sync answers come from `answer`, and a
+   * fresh observer B connected to both. Returns B, M's request count and the ids.
+   */
+  async function scene(answer: (from: number, honest: FullNode) => Promise<Uint8Array>) {
+    const v = testKey('sync validator')
+    const alice = testKey('sync alice')
+    const [keyA, keyM, keyB] = ['sync node A', 'sync node M', 'sync node B'].map((l) => testKey(l))
+    const base = testGenesis({ chainId: 'sync-liars', networkId: 32, validators: [v], funded: alice, params: { blockIntervalMs: 20 } })
+    const g: Genesis = {
+      ...base,
+      members: [
+        { ...(base.members[0] as Genesis['members'][number]), nodeKey: keyA?.publicKey },
+        { id: 'bank-m', name: 'Bank M', address: (keyM as typeof v).address, nodeKey: keyM?.publicKey, rights: Right.MemberNode },
+        { id: 'bank-b', name: 'Bank B', address: (keyB as typeof v).address, nodeKey: keyB?.publicKey, rights: Right.MemberNode },
+      ],
+    }
+    const port = reservePortBlock()
+    cleanups.push(() => releasePortBlock(port))
+    const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'loopchain-sync-')))
+    cleanups.push(() => {
+      for (const d of dirs) rmSync(d, { recursive: true, force: true })
+    })
+
+    const a = await FullNode.open({ dataDir: dirs[0] as string, genesis: g, validatorSecret: v.secretKey })
+    cleanups.push(() => a.stop())
+    const hostA = await connectNode(a, { nodeKey: (keyA as typeof v).secretKey, tcpPort: port, wsPort: false, logger: quiet })
+    cleanups.push(() => hostA.stop())
+    a.start()
+    for (let nonce = 0; nonce < 3; nonce++) {
+      await a.submit(testTransfer(32, alice, v.address, nonce, 1n))
+      await vi.waitFor(() => expect(a.mempool.size).toBe(0), { timeout: 10_000 })
+    }
+    await vi.waitFor(() => expect(a.height).toBeGreaterThanOrEqual(4), { timeout: 10_000 })
+
+    let asked = 0
+    const hostM = await createNodeHost({
+      chainId: g.chainId,
+      nodeKey: (keyM as typeof v).secretKey,
+      isMember: () => true,
+      tcpPort: port + 1,
+      wsPort: false,
+      logger: quiet,
+    })
+    cleanups.push(() => hostM.stop())
+    await hostM.handle(
+      syncProtocolName(g.chainId),
+      (req) => {
+        asked++
+        return answer(decode(syncRequestCodec, req).from, a)
+      },
+      { maxRequestBytes: 64, memberOnly: false },
+    )
+
+    const b = await FullNode.open({ dataDir: dirs[1] as string, genesis: g })
+    cleanups.push(() => b.stop())
+    const hostB = await connectNode(b, {
+      nodeKey: (keyB as typeof v).secretKey,
+      tcpPort: port + 2,
+      wsPort: false,
+      bootstrap: [hostM.multiaddrs()[0] as string, hostA.multiaddrs()[0] as string],
+      logger: quiet,
+    })
+    cleanups.push(() => hostB.stop())
+    return { a, b, hostB, liar: hostM.peerId, asked: () => asked }
+  }
+
+  const response = (blocks: { block: unknown; commit: unknown }[]) => encode(syncResponseCodec, { head: 1_000_000, blocks } as never)
+
+  it('a member answering with blocks that do not start where asked is banned, and the node syncs from another', async () => {
+    // Always block 2, whatever was asked: the old loop asked again and again (thousands a second).
+    const s = await scene(async (_from, honest) => response([(await honest.committedBlock(2)) as never]))
+    await vi.waitFor(() => expect(s.b.height).toBe(s.a.height), { timeout: 15_000 })
+    await vi.waitFor(() => expect(s.hostB.isBanned(s.liar)).toBe(true), { timeout: 15_000 })
+    expect(s.asked()).toBeLessThanOrEqual(2)
+  }, 40_000)
+
+  it('a member answering with a block whose commit does not verify is banned, and the node syncs from another', async () => {
+    const s = await scene(async (from, honest) => {
+      const c = await honest.committedBlock(from)
+      if (!c) throw new Error(`no block ${from}`)
+      return response([{ block: c.block, commit: { ...c.commit, signatures: [] } }])
+    })
+    await vi.waitFor(() => expect(s.b.height).toBe(s.a.height), { timeout: 15_000 })
+    await vi.waitFor(() => expect(s.hostB.isBanned(s.liar)).toBe(true), { timeout: 15_000 })
+    expect(s.asked()).toBeLessThanOrEqual(2)
+  }, 40_000)
 })

@@ -17,6 +17,7 @@ import {
   commitCodec,
   decode,
   encode,
+  LoopchainError,
   list,
   MAX_TX_BYTES,
   memoByIdentity,
@@ -26,7 +27,7 @@ import {
 import { type ConsensusGossipContext, type ConsensusTopic, checkConsensusGossip } from '../p2p/consensus-gossip.js'
 import { createNodeHost, type GossipValidator, type NodeHost } from '../p2p/host.js'
 import type { NodeLogger } from '../p2p/logger.js'
-import type { FullNode } from './full-node.js'
+import { type FullNode, NodeError } from './full-node.js'
 import { checkHeaderGossip, serveLightClients } from './light-server.js'
 
 /** Transactions per gossip batch, and how long a batch may wait to fill. */
@@ -41,15 +42,24 @@ const txBatchCodec = list(bytesView(MAX_TX_BYTES), TX_BATCH_MAX)
 /** A batch decoded once: the gossip check and the delivery that follows get the same bytes. */
 const decodeTxBatch = memoByIdentity((data: Uint8Array) => decode(txBatchCodec, data))
 
-/** Blocks per sync response, and the byte budget that ends a response early. */
+/**
+ * Blocks per sync response, and the byte budget that ends a response early: a response holds
+ * blocks while they fit, and always its first block, so a client accepts up to the budget plus
+ * one block of the chain's largest size and its commit.
+ */
 const SYNC_BATCH = 64
 const SYNC_RESPONSE_BYTES = 8 * 1024 * 1024
-const syncRequestCodec = struct('SyncRequest', { from: uvarint, max: uvarint })
+const SYNC_COMMIT_ALLOWANCE = 1024 * 1024
+/** Exported for tests that play a peer's side of block sync. */
+export const syncRequestCodec = struct('SyncRequest', { from: uvarint, max: uvarint })
 /** A batch of committed blocks, with the server's own height so the client knows its target. */
-const syncResponseCodec = struct('SyncResponse', {
+export const syncResponseCodec = struct('SyncResponse', {
   head: uvarint,
   blocks: list(struct('SyncedBlock', { block: blockCodec, commit: commitCodec }), SYNC_BATCH),
 })
+
+/** The block-sync protocol of a chain. */
+export const syncProtocolName = (chainId: string): string => `/loopchain/${chainId}/sync/1`
 
 /** Options of {@link connectNode}. */
 export interface NodeNetworkOptions {
@@ -129,18 +139,20 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   host.subscribe('tx', (data) => node.submitFromPeer(decodeTxBatch(data)))
 
   // Block sync: serve committed blocks with their certificates, and fetch them when behind.
-  const syncProtocol = `/loopchain/${node.options.genesis.chainId}/sync/1`
+  const syncProtocol = syncProtocolName(node.options.genesis.chainId)
   await host.handle(
     syncProtocol,
     async (req) => {
       const { from, max } = decode(syncRequestCodec, req)
       const out: { block: Block; commit: Commit }[] = []
       let size = 0
-      for (let h = from; h <= node.height && out.length < Math.min(max, SYNC_BATCH) && size < SYNC_RESPONSE_BYTES; h++) {
+      for (let h = from; h <= node.height && out.length < Math.min(max, SYNC_BATCH); h++) {
         const b = await node.committedBlock(h)
         if (!b) break
+        const bytes = encode(blockCodec, b.block).length + encode(commitCodec, b.commit).length
+        if (out.length > 0 && size + bytes > SYNC_RESPONSE_BYTES) break
         out.push(b)
-        size += encode(blockCodec, b.block).length
+        size += bytes
       }
       return encode(syncResponseCodec, { head: node.height, blocks: out })
     },
@@ -149,6 +161,14 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   // Light clients: headers, validator-set changes and state proofs, read-only (core wire/light.ts).
   await serveLightClients(host, node)
   let syncing = false
+  const maxSyncResponse = SYNC_RESPONSE_BYTES + node.options.genesis.params.maxBlockBytes + SYNC_COMMIT_ALLOWANCE
+  /**
+   * Fetches committed blocks from member peers until none has more. Each block is verified
+   * (commit certificate against the validator set in force, structure, certificates) before it is
+   * stored. A peer whose answer cannot be honest (a block that does not verify, blocks that do not
+   * start where asked) is banned and the next peer asked; an answer that moves nothing (a stale
+   * or gapped block) ends that peer's turn, so no peer can keep the loop spinning.
+   */
   const sync = async (preferred: string | undefined): Promise<void> => {
     if (syncing) return
     syncing = true
@@ -160,6 +180,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       const startHeight = node.height
       for (const peer of peers) {
         for (;;) {
+          if (node.failure !== undefined) return
           const from = node.height + 1
           let got: { head: number; blocks: { block: Block; commit: Commit }[] }
           try {
@@ -167,28 +188,46 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
               syncResponseCodec,
               await host.request(peer, syncProtocol, encode(syncRequestCodec, { from, max: SYNC_BATCH }), {
                 timeoutMs: 10_000,
-                maxResponseBytes: SYNC_RESPONSE_BYTES * 2,
+                maxResponseBytes: maxSyncResponse,
               }),
             )
           } catch (e) {
             opts.logger?.warn('sync: request failed', { peer, error: String(e) })
             break
           }
-          if (got.blocks.length === 0) break
+          const first = got.blocks[0]
+          if (first === undefined) break
+          if (first.block.header.height !== from) {
+            opts.logger?.warn('sync: a peer answered with blocks that do not start where asked', {
+              peer,
+              asked: from,
+              got: first.block.header.height,
+            })
+            host.ban(peer, `sync answer starts at ${first.block.header.height}, not ${from}`)
+            break
+          }
+          try {
+            for (const { block, commit } of got.blocks) await node.importBlock(block, commit)
+          } catch (e) {
+            // A node that halted writing the block has said so itself; the peer is not at fault.
+            if (node.failure !== undefined) return
+            opts.logger?.warn('sync: a peer sent a block that does not verify', { peer, error: String(e) })
+            // A result this node computed differently is this node's problem; a bad certificate is the peer's.
+            if (e instanceof LoopchainError && e.penalize && !(e instanceof NodeError))
+              host.ban(peer, `sync block does not verify: ${e.code}`)
+            break
+          }
+          if (node.height < from) break // nothing imported (the node is stopping): no point asking again
           node.syncTarget = Math.max(node.syncTarget, got.head)
-          for (const { block, commit } of got.blocks) await node.importBlock(block, commit)
           const seconds = Math.max(0.001, (Date.now() - started) / 1000)
           opts.logger?.info('sync: progress', {
             height: node.height,
-            target: got.head,
+            target: Math.max(got.head, node.height),
             blocksPerSecond: Math.round((node.height - startHeight) / seconds),
             peer,
           })
         }
       }
-    } catch (e) {
-      // A node that halted writing the block has said so itself; the peer is not at fault.
-      if (node.failure === undefined) opts.logger?.warn('sync: a peer sent a block that does not verify', { error: String(e) })
     } finally {
       syncing = false
     }

@@ -136,9 +136,14 @@ export interface NodeHost {
    * subscribed while they were still members.) Returns the peers disconnected.
    */
   enforceAdmission(): string[]
-  /** Whether a peer is currently refused for a graylisted score. */
+  /** Whether a peer is currently refused for a graylisted score or a provably bad answer. */
   isBanned(peerId: string): boolean
-  /** Peers currently refused for a graylisted score, with the time left on each ban. */
+  /**
+   * Disconnects a peer and refuses it for the ban period: for what gossip scoring does not see, a
+   * request-response answer that cannot be honest (a synced block whose commit does not verify).
+   */
+  ban(peerId: string, reason: string): void
+  /** Peers currently refused (graylisted or banned), with the time left on each ban. */
   bannedPeers(): { peerId: string; remainingMs: number }[]
   /** Stops redialling, closes every connection and the listeners. */
   stop(): Promise<void>
@@ -407,6 +412,10 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
       return [...out]
     },
     isBanned: (peerId) => banRemainingMs(peerId) > 0,
+    ban: (peerId, reason) => {
+      bans.set(peerId, Date.now() + banMs)
+      hangUp(peerId, reason)
+    },
     bannedPeers: () => [...bans.keys()].map((peerId) => ({ peerId, remainingMs: banRemainingMs(peerId) })).filter((b) => b.remainingMs > 0),
     async stop() {
       if (stopped) return
