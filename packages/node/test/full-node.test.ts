@@ -7,9 +7,19 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { encode, type Genesis, messageHeight, transactionCodec, VoteType, type WriteOp } from '@loopchain/core'
+import {
+  blockCodec,
+  encode,
+  type Genesis,
+  messageHeight,
+  signTransaction,
+  TxKind,
+  transactionCodec,
+  VoteType,
+  type WriteOp,
+} from '@loopchain/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { FullNode, LevelKVStore, type NodeError } from '../src/index.js'
+import { type CommittedBlock, FullNode, LevelKVStore, MAX_PROPOSED_BLOCK_BYTES, type NodeError } from '../src/index.js'
 import { decodeConsensusMessage } from '../src/p2p/consensus-gossip.js'
 import { idle, nextBlock, testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
 
@@ -205,6 +215,50 @@ describe('full node (one process, LevelDB on disk)', () => {
     // The proposal it could not record was never sent.
     expect(sent).toEqual([])
     expect(node.height).toBe(0)
+  })
+
+  it('proposes blocks small enough for one gossip message, even where maxBlockBytes allows more', async () => {
+    const v = key('big block validator')
+    const g = genesis([v]) // maxBlockBytes: the default 8 MiB
+    expect(g.params.maxBlockBytes).toBeGreaterThan(MAX_PROPOSED_BLOCK_BYTES)
+    const node = await open(g, v.secretKey)
+    node.start()
+    const blocks: CommittedBlock[] = []
+    node.onBlock((b) => {
+      blocks.push(b)
+    })
+    // Sixteen messages of 480 KB from two senders (~7.7 MB, under maxBlockBytes): one block would
+    // pass gossipsub's 4 MiB and reach nobody. (Steps cost nothing here, so bob needs no balance.)
+    const data = new Uint8Array(480_000).fill(7)
+    for (let nonce = 0; nonce < 8; nonce++) {
+      for (const [from, to] of [
+        [alice, bob],
+        [bob, alice],
+      ] as const) {
+        await node.submit(
+          signTransaction(
+            {
+              version: 1,
+              networkId: 11,
+              from: from.address,
+              to: to.address,
+              value: 0n,
+              stepLimit: 100_000_000,
+              timestamp: Date.now() * 1000,
+              nonce,
+              kind: TxKind.Message,
+              data,
+            },
+            from,
+          ),
+        )
+      }
+    }
+    const committed = () => blocks.reduce((n, b) => n + b.block.transactions.length, 0)
+    await vi.waitFor(() => expect(committed()).toBe(16), { timeout: 20_000 })
+    const withTxs = blocks.filter((b) => b.block.transactions.length > 0)
+    expect(withTxs.length).toBeGreaterThanOrEqual(2)
+    for (const b of withTxs) expect(encode(blockCodec, b.block).length).toBeLessThanOrEqual(MAX_PROPOSED_BLOCK_BYTES)
   })
 
   it('a restart right after a block with transactions still makes the block that carries its result', async () => {

@@ -182,6 +182,15 @@ const SUBMIT_CHUNK = 32
 /** Transaction signatures remembered as valid (a few full blocks' worth). */
 const TX_SIGNATURES_REMEMBERED = 20_000
 
+/**
+ * The largest block this node proposes, whatever the chain's `maxBlockBytes` allows: a proposal
+ * travels as one gossipsub message, and gossipsub neither sends nor takes one above 4 MiB (its
+ * length-prefix codec's limit, in both directions); the rest is room for the proposal's fields and
+ * the gossip frame. A larger proposal would reach no one, and the chain would go round after
+ * round without a block. Blocks from others are still checked against `maxBlockBytes` itself.
+ */
+export const MAX_PROPOSED_BLOCK_BYTES = 4 * 1024 * 1024 - 512 * 1024
+
 /** Most a proposed block's timestamp may run ahead of this node's clock. */
 const MAX_CLOCK_DRIFT_MS = 30_000
 
@@ -712,7 +721,8 @@ export class FullNode {
   private async buildBlock(round: number): Promise<Block> {
     const p = this.options.genesis.params
     const parent = this.tip.header
-    let txs = await this.mempool.select(p.maxBlockTxs, p.maxBlockBytes - 64 * 1024)
+    const room = Math.min(p.maxBlockBytes, MAX_PROPOSED_BLOCK_BYTES) - 64 * 1024
+    let txs = await this.mempool.select(p.maxBlockTxs, room)
     const me = this.ownAddress as Address
     const height = parent.height + 1
     // The per-block certificate key (DESIGN.md, "Certificates"; core docs/certificates.md): fresh
@@ -733,7 +743,7 @@ export class FullNode {
     const over =
       certSignatures.length === 0
         ? 0
-        : txs.reduce((n, tx) => n + encode(transactionCodec, tx).length, 0) + 66 * certSignatures.length - (p.maxBlockBytes - 64 * 1024)
+        : txs.reduce((n, tx) => n + encode(transactionCodec, tx).length, 0) + 66 * certSignatures.length - room
     if (over > 0) {
       let freed = 0
       while (txs.length > 0 && freed < over) {

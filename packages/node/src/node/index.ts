@@ -3,6 +3,7 @@ export {
   type CommittedBlock,
   FullNode,
   type FullNodeOptions,
+  MAX_PROPOSED_BLOCK_BYTES,
   NodeError,
   type NodeNetwork,
   type NodeStore,

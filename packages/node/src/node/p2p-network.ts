@@ -34,6 +34,11 @@ import { checkHeaderGossip, serveLightClients } from './light-server.js'
 const TX_BATCH_MAX = 256
 const TX_BATCH_DELAY_MS = 20
 /**
+ * A batch goes out before it would pass this many bytes: gossipsub neither sends nor takes a
+ * message above 4 MiB, and 256 large transactions would pass that.
+ */
+const TX_BATCH_BYTES = 1024 * 1024
+/**
  * A batch's transactions decode as views into the gossip message: each is decoded into a
  * transaction at once (the pool keeps that, never these bytes), so a copy per transaction would
  * only be a buffer outside V8's heap to allocate and sweep (half of a loaded node's such buffers).
@@ -238,12 +243,15 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     host.publish(kind, data).catch((e: unknown) => opts.logger?.debug('gossip: publish failed', { topic: kind, error: String(e) }))
   }
   let batch: Uint8Array[] = []
+  let batchBytes = 0
   let timer: ReturnType<typeof setTimeout> | undefined
   const flush = () => {
+    if (timer !== undefined) clearTimeout(timer)
     timer = undefined
     if (batch.length === 0) return
     const out = encode(txBatchCodec, batch)
     batch = []
+    batchBytes = 0
     publish('tx', out)
   }
   node.attachNetwork({
@@ -251,7 +259,9 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     publishHeader: (data) => publish('header', data),
     requestSync: (peer) => void sync(peer),
     publishTransaction: (data) => {
+      if (batchBytes + data.length > TX_BATCH_BYTES) flush()
       batch.push(data)
+      batchBytes += data.length
       if (batch.length >= TX_BATCH_MAX) flush()
       else if (timer === undefined) timer = setTimeout(flush, TX_BATCH_DELAY_MS)
     },
