@@ -9,10 +9,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
   blockCodec,
+  consensusMessageCodec,
   encode,
   type Genesis,
   messageHeight,
   signTransaction,
+  signVote,
   TxKind,
   transactionCodec,
   VoteType,
@@ -259,6 +261,32 @@ describe('full node (one process, LevelDB on disk)', () => {
     const withTxs = blocks.filter((b) => b.block.transactions.length > 0)
     expect(withTxs.length).toBeGreaterThanOrEqual(2)
     for (const b of withTxs) expect(encode(blockCodec, b.block).length).toBeLessThanOrEqual(MAX_PROPOSED_BLOCK_BYTES)
+  })
+
+  it('a consensus message too far ahead to check asks for block sync (at most once a second) and is not kept', async () => {
+    const keys = [0, 1, 2, 3].map((i) => key(`validator ${i}`))
+    const node = await open(genesis(keys), keys[0]?.secretKey)
+    const asked: { peer: string | undefined; height: number }[] = []
+    node.attachNetwork({ publishConsensus: () => undefined, requestSync: (peer, height) => asked.push({ peer, height }) })
+    node.start()
+    const vote = (height: number, signer = keys[1] as ReturnType<typeof key>) =>
+      encode(consensusMessageCodec, {
+        kind: 'vote',
+        vote: signVote(
+          { networkId: 11, type: VoteType.Prevote, height, round: 0, blockHash: new Uint8Array(32), validator: signer.address },
+          signer.secretKey,
+        ),
+      })
+    node.receiveConsensus(vote(10), 'peer-far')
+    for (let i = 0; i < 50; i++) node.receiveConsensus(vote(10 + i, key(`stranger ${i}`)), 'peer-junk')
+    expect(asked).toEqual([{ peer: 'peer-far', height: 0 }])
+    await new Promise((r) => setTimeout(r, 1100))
+    node.receiveConsensus(vote(11), 'peer-later')
+    expect(asked.map((a) => a.peer)).toEqual(['peer-far', 'peer-later'])
+    // None of them reached the consensus machine: nothing verified, no height started.
+    await idle([node], 300)
+    expect(node.height).toBe(0)
+    expect(node.metrics()).toMatch(/^loopchain_signature_verifications_total 0$/m)
   })
 
   it('a restart right after a block with transactions still makes the block that carries its result', async () => {

@@ -196,6 +196,17 @@ describe('p2p host across OS processes', () => {
     expect(atB.from).toBe(ids.a)
   })
 
+  it('a message its validator keeps local is delivered there and forwarded to no one', async () => {
+    await until('m sees a subscribed', async () => (await p.m.ok<string[]>('subscribers', { kind: 'vote' })).includes(ids.a))
+    await until('a vote mesh with b', async () => (await p.a.ok<string[]>('mesh', { kind: 'vote' })).includes(ids.b))
+    expect(await p.m.ok<number>('publish', { kind: 'vote', data: 'local-too-far-ahead' })).toBeGreaterThanOrEqual(1)
+    expect((await p.a.waitEvent((e) => e.kind === 'vote' && e.data === 'local-too-far-ahead')).from).toBe(ids.m)
+    // The same path carries an ordinary vote on to b (see the TCP test); this one stays at a.
+    expect(await p.m.ok<number>('publish', { kind: 'vote', data: 'after-local' })).toBeGreaterThanOrEqual(1)
+    await p.b.waitEvent((e) => e.kind === 'vote' && e.data === 'after-local')
+    expect(p.b.received('vote', 'local-too-far-ahead')).toBe(false)
+  })
+
   it('transactions go from their publisher to the peers it is connected to, and are not forwarded', async () => {
     await until('m sees a subscribed', async () => (await p.m.ok<string[]>('subscribers', { kind: 'tx' })).includes(ids.a))
     expect(await p.m.ok<number>('publish', { kind: 'tx', data: 'direct-from-m' })).toBe(1)

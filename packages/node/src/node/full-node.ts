@@ -207,6 +207,8 @@ export class FullNode {
   private timers = new Set<ReturnType<typeof setTimeout>>()
   private heightStarted = 0
   private lastCommitMs = 0
+  /** When a message too far ahead last asked for block sync (see {@link receiveConsensus}). */
+  private lastAheadSyncMs = Number.NEGATIVE_INFINITY
   private productionTimer: ReturnType<typeof setTimeout> | undefined
   private stopped = false
   /** Whether {@link start} was called: before it, the node pools transactions but makes no blocks. */
@@ -479,6 +481,17 @@ export class FullNode {
       message = decodeConsensusMessage(bytes)
     } catch (e) {
       this.log.debug('consensus: undecodable message', { from, error: String(e) })
+      return
+    }
+    // Too far ahead to check (the validator set of its height is not known yet): this node fell
+    // behind, or someone sends junk. Either way it is not kept — unchecked, a peer could fill the
+    // machine's buffer with large proposals — but it asks for block sync, at most once a second.
+    if (messageHeight(message) > this.height + 2) {
+      const now = this.clock()
+      if (now - this.lastAheadSyncMs >= 1000) {
+        this.lastAheadSyncMs = now
+        this.network?.requestSync?.(from, this.height)
+      }
       return
     }
     // Peers moved on to the next height: join them even if this node had nothing to propose. (A

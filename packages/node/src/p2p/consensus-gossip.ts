@@ -46,6 +46,8 @@ export type ConsensusTopic = 'proposal' | 'vote'
  * - `BAD_COMMIT`: a decision's certificate cannot prove anything (nil block, unsorted or
  *   unknown signers, less than a quorum of power), signatures aside.
  * - `STALE`: a message of a height below this node's last commit; not a fault.
+ * - `AHEAD`: a message of a height whose validator set this node cannot know yet, so it can
+ *   check neither signer nor signature; not a fault, delivered here only (see `local`).
  */
 export type ConsensusGossipCode =
   | 'UNDECODABLE'
@@ -58,13 +60,16 @@ export type ConsensusGossipCode =
   | 'BAD_COMMIT'
   | 'BAD_SIGNATURE'
   | 'STALE'
+  | 'AHEAD'
 
 /**
- * A consensus message the gossip layer drops. `reject` penalises the peer that sent it (the
- * message is invalid for everyone); `ignore` drops it without blame (it is merely useless to us).
+ * A consensus message the gossip layer does not forward. `reject` penalises the peer that sent it
+ * (the message is invalid for everyone); `ignore` drops it without blame (it is merely useless to
+ * us); `local` hands it to this node but forwards it to no one: what this node could not check, it
+ * must not pass on, or a peer that can check it would blame this node for someone else's message.
  */
 export interface ConsensusGossipFault {
-  readonly action: 'reject' | 'ignore'
+  readonly action: 'reject' | 'ignore' | 'local'
   readonly code: ConsensusGossipCode
   readonly message: string
 }
@@ -149,7 +154,7 @@ function checkMessage(m: ConsensusMessage, topic: ConsensusTopic, ctx: Consensus
  * `undefined` to deliver and forward it. Messages that are invalid for everyone are `reject`ed;
  * messages of heights below `committedHeight` are `ignore`d (a peer still at such a height catches
  * up by block sync, not by votes). Messages of later heights are delivered: they are how a node
- * learns that it fell behind.
+ * learns that it fell behind; those too far ahead to check are delivered here only (`local`).
  */
 export function checkConsensusGossip(
   data: Uint8Array,
@@ -167,6 +172,8 @@ export function checkConsensusGossip(
   const h = messageHeight(m)
   if (h < ctx.committedHeight)
     return { action: 'ignore', code: 'STALE', message: `height ${h} is below the last commit ${ctx.committedHeight}` }
+  if (ctx.validatorsAt(h) === undefined)
+    return { action: 'local', code: 'AHEAD', message: `height ${h} is past what this node can check (last commit ${ctx.committedHeight})` }
   if (ctx.signaturesValid?.(m) === false) return reject('BAD_SIGNATURE', `a signature of the ${m.kind} does not verify`)
   return undefined
 }

@@ -21,8 +21,12 @@ import { Redialer, type RedialOptions } from './reconnect.js'
 import { type HandleOptions, handleRequests, type RequestHandler, type RequestOptions, sendRequest } from './request-response.js'
 import { peerScoreParams, SCORE_THRESHOLDS } from './scoring.js'
 
-/** A gossip validator's verdict: deliver and forward, drop and penalise the sender, or just drop. */
-export type GossipVerdict = 'accept' | 'reject' | 'ignore'
+/**
+ * A gossip validator's verdict: deliver and forward, drop and penalise the sender, just drop, or
+ * deliver here without forwarding (`local`: for what this node cannot check, so it never vouches
+ * for it to a peer that can).
+ */
+export type GossipVerdict = 'accept' | 'reject' | 'ignore' | 'local'
 
 /**
  * Checks one gossip message before it is delivered or forwarded. Return `reject` only for
@@ -294,7 +298,7 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
         }
       }
       if (verdict === 'reject') log.warn('rejected a gossip message', { topic, peer: from })
-      if (verdict === 'accept' && direct.has(kind)) {
+      if ((verdict === 'accept' && direct.has(kind)) || verdict === 'local') {
         // Delivered here; gossipsub is told to drop it (no penalty, counted in its metrics as
         // ignored), so it is neither forwarded nor offered in IHAVE gossip.
         deliver(topic, msg.data, from)
