@@ -4,9 +4,11 @@
  * node and in a browser.
  *
  * Per transaction:
- * 1. The nonce must be the sender's next one, and the balance must cover the value plus the most
- *    the steps can cost (`stepLimit × stepPrice`); otherwise the receipt fails with nothing
- *    changed and nothing charged (`BAD_NONCE`, `INSUFFICIENT_BALANCE`).
+ * 1. The nonce must be the sender's next one, or the receipt fails with nothing changed
+ *    (`BAD_NONCE`). The balance must cover the value plus the most the steps can cost
+ *    (`stepLimit × stepPrice`), or the receipt fails with nothing charged
+ *    (`INSUFFICIENT_BALANCE`) — but the nonce is used: a signed transaction that failed must
+ *    never run later, once a balance would cover it, nor stay pooled to fill every block.
  * 2. The transaction runs in an overlay: a transfer moves value between accounts; a message only
  *    costs its bytes; a call runs a SCORE method (value moves to the SCORE's account first); a
  *    deploy stores the code, creates the SCORE and runs its `onInstall`.
@@ -196,6 +198,7 @@ function executeTransaction(tx: Transaction, root: StateOverlay, env: ExecutionE
   if (b.nonce !== sender.nonce) return fail('BAD_NONCE', `nonce ${b.nonce} is not the sender's next nonce ${sender.nonce}`)
   const maxFee = BigInt(b.stepLimit) * price
   if (sender.balance < b.value + maxFee) {
+    writeAccount(root, b.from, { balance: sender.balance, nonce: sender.nonce + 1 })
     return fail('INSUFFICIENT_BALANCE', `balance ${sender.balance} does not cover value ${b.value} and the step limit's fee ${maxFee}`)
   }
 

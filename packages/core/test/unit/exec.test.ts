@@ -105,7 +105,7 @@ describe('block execution', () => {
     expect(await tree.get(accountKey(contractAddress(new Uint8Array(32))))).toBeUndefined()
   })
 
-  it('moves balances and charges exactly steps × price, and advances nonces only for executed transactions', async () => {
+  it('moves balances and charges exactly steps × price, and advances nonces for all but a replayed nonce', async () => {
     const { blocks: out, tree } = await runChain(engine)
     const fees = (i: number, j: number) => BigInt(out[i]?.receipts[j]?.fee ?? 'x')
     const a = await getAccount(tree, alice.address)
@@ -114,8 +114,25 @@ describe('block execution', () => {
     expect(a.balance).toBe(1_000_000_000n - 5_000n - fees(0, 0) - fees(1, 0) - fees(2, 0))
     expect(b.balance).toBe(1_000_000_000n + 5_000n - 7n - fees(0, 1) - fees(2, 1) - fees(2, 2))
     expect(c.balance).toBe(1_000_000_000n + 7n - fees(0, 2) - fees(1, 2) - fees(2, 3))
-    // alice: transfer, deploy, call (the replay did not count); carol's unaffordable transfer did not count.
-    expect([a.nonce, b.nonce, c.nonce]).toEqual([3, 3, 3])
+    // alice: transfer, deploy, call (the replay did not count). carol's unaffordable transfer used
+    // its nonce, charged nothing: signed and failed, it can never run later.
+    expect([a.nonce, b.nonce, c.nonce]).toEqual([3, 3, 4])
+  })
+
+  it('a transaction that failed for its balance never runs later, when a balance would cover it', async () => {
+    const { tree } = await runChain(engine)
+    const unaffordable = blocks()[2]?.[4] // carol's, refused for its balance
+    if (!unaffordable) throw new Error('fixture')
+    // Carol is rich now (written outside execution, as a grant would be), with her nonce as it stands.
+    const carolNow = await getAccount(tree, carol.address)
+    tree.put(accountKey(carol.address), encode(accountStateCodec, { balance: 10n ** 30n, nonce: carolNow.nonce }))
+    await tree.commit()
+    const ex = await executeBlock(
+      tree,
+      executionBlock({ networkId: 3, height: 4, timestamp: T0 + 4_000_000, proposer: alice.address }, [unaffordable]),
+      { params: PARAMS, engine },
+    )
+    expect(ex.receipts[0]?.failure?.code).toBe('BAD_NONCE')
   })
 
   it('token state after the calls: the failed transfer left no trace', async () => {
