@@ -45,7 +45,7 @@ export interface MempoolOptions {
   readonly crypto: CryptoProvider
   /** The sender's next nonce in the latest state (directly when the node has it cached). */
   readonly accountNonce: (sender: Address) => number | Promise<number>
-  /** Whether `sender` may transact at all (governance); absent: everyone may. */
+  /** Whether `sender` may transact at all (governance, funds); absent: everyone may. */
   readonly mayTransact?: (sender: Address) => Promise<boolean> | boolean
   /** Most transactions in the pool (default 20,000: several full blocks). */
   readonly maxTransactions?: number
@@ -173,8 +173,14 @@ export class Mempool {
       })
     }
     checkTransaction(tx, { ...this.opts.check, now }, this.opts.crypto)
-    if (this.opts.mayTransact && !(await this.opts.mayTransact(sender))) {
-      throw new MempoolError('NOT_PERMITTED', `${sender} may not send transactions on this chain`)
+    if (this.opts.mayTransact) {
+      const may = this.opts.mayTransact(sender)
+      if (!(typeof may === 'boolean' ? may : await may)) {
+        throw new MempoolError(
+          'NOT_PERMITTED',
+          `${sender} may not send transactions on this chain: it holds no funds and is not a member (fund the account first)`,
+        )
+      }
     }
     const queue = this.bySender.get(sender) ?? new Map<number, Entry>()
     if (queue.has(tx.body.nonce)) {
@@ -258,12 +264,23 @@ export class Mempool {
   }
 
   /**
-   * Drops what a committed block made stale: its own transactions, and every pooled transaction
-   * whose nonce its sender has now used. `now` (microseconds) also expires transactions whose
-   * timestamp left the window.
+   * Drops what a committed block made stale: its own transactions (`committed`: even one whose
+   * nonce did not move, such as a proposer's BAD_NONCE, is never proposed again), and every pooled
+   * transaction whose nonce its sender has now used. `now` (microseconds) also expires
+   * transactions whose timestamp left the window; the node calls it on a timer too, so a pool
+   * that no block empties (transactions behind a nonce gap) still empties.
    */
-  async prune(now: number): Promise<number> {
+  async prune(now: number, committed: readonly Transaction[] = []): Promise<number> {
     let dropped = 0
+    for (const tx of committed) {
+      const entry = this.byHash.get(toHex(transactionHash(tx.body)))
+      if (entry === undefined) continue
+      const queue = this.bySender.get(entry.tx.body.from)
+      if (queue?.get(entry.tx.body.nonce) === entry) queue.delete(entry.tx.body.nonce)
+      this.byHash.delete(entry.hash)
+      this.totalBytes -= entry.bytes
+      dropped++
+    }
     const window = this.opts.check.timestampWindow
     const nonces = await this.nextNonces()
     let ready = false

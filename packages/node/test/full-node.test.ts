@@ -289,6 +289,54 @@ describe('full node (one process, LevelDB on disk)', () => {
     expect(node.metrics()).toMatch(/^loopchain_signature_verifications_total 0$/m)
   })
 
+  it('reports a peer that gossips transactions that cannot be valid, and bounds what waits to be checked', async () => {
+    const v = key('intake validator')
+    const node = await open(genesis([v]), v.secretKey)
+    const reports: { peer: string; code: string }[] = []
+    node.attachNetwork({ publishConsensus: () => undefined, reportPeer: (peer, code) => reports.push({ peer, code }) })
+    const good = transfer(0)
+    const forged = encode(transactionCodec, { ...good, signature: new Uint8Array(64).fill(1) })
+    node.submitFromPeer([forged, new Uint8Array([1, 2, 3])], 'peer-bad')
+    // Too old is a matter of clocks, not of honesty: not reported.
+    const old = { ...transfer(1).body, timestamp: (Date.now() - 3_600_000) * 1000 }
+    node.submitFromPeer([encode(transactionCodec, signTransaction(old, alice))], 'peer-honest')
+    node.submitFromPeer([encode(transactionCodec, good)], 'peer-good')
+    await vi.waitFor(() => expect(node.intakeSize).toBe(0))
+    await new Promise((r) => setTimeout(r, 50))
+    expect(reports.map((r) => r.peer).sort()).toEqual(['peer-bad', 'peer-bad'])
+    expect(reports.map((r) => r.code).sort()).toEqual(['BAD_SIGNATURE', 'MALFORMED'])
+    expect(node.mempool.size).toBe(1)
+    // A flood beyond the intake's bound is dropped, and a client is told to retry.
+    const junk = Array.from({ length: 60_000 }, () => new Uint8Array([0]))
+    node.submitFromPeer(junk.slice(0, 40_000), 'peer-flood')
+    node.submitFromPeer(junk.slice(40_000), 'peer-flood')
+    expect(node.intakeSize).toBe(40_000)
+    expect(node.metrics()).toMatch(/^loopchain_intake_dropped_total 20000$/m)
+  })
+
+  it('takes transactions from members and funded accounts only, and expires what no block takes', async () => {
+    const v = key('permission validator')
+    const g = { ...genesis([v]), params: { ...genesis([v]).params, txTimestampWindowMs: 1000 } }
+    const node = await open(g, v.secretKey)
+    node.start()
+    const nobody = key('never funded')
+    const send = (from: ReturnType<typeof key>, nonce: number) => testTransfer(11, from, bob.address, nonce, 1n)
+    // A key made on the spot, with no funds and no membership: refused after its signature checks out.
+    await expect(node.submit(send(nobody, 0))).rejects.toMatchObject({ code: 'NOT_PERMITTED' })
+    expect(node.mempool.size).toBe(0)
+    // A member (the validator's account holds nothing) and a funded account may send.
+    expect((await node.account(v.address)).balance).toBe(0n)
+    await node.submit(send(v, 0))
+    await node.submit(send(alice, 0))
+    await vi.waitFor(() => expect(node.mempool.size).toBe(0), { timeout: 10_000 })
+    // Behind a nonce gap nothing makes a block; the transaction still leaves once its window passed.
+    await node.submit(send(alice, 5))
+    expect(node.mempool.size).toBe(1)
+    const h = node.height
+    await vi.waitFor(() => expect(node.mempool.size).toBe(0), { timeout: 5_000 })
+    expect(node.height).toBe(h)
+  })
+
   it('a restart right after a block with transactions still makes the block that carries its result', async () => {
     const v = key('restart validator')
     const g = genesis([v])

@@ -10,6 +10,7 @@ import {
   signTransaction,
   type Transaction,
   TxKind,
+  toHex,
   transactionCodec,
   transactionHash,
   utf8,
@@ -216,6 +217,18 @@ describe('mempool', () => {
     expect(await p.prune(NOW + 20)).toBe(1)
     expect(p.size).toBe(1)
     expect((await p.select(10, 1 << 20)).map((t) => t.body.nonce)).toEqual([1])
+  })
+
+  it("drops a committed block's own transactions even when their sender's nonce did not move", async () => {
+    const p = pool()
+    const t = tx(a, 0)
+    await p.add(t, NOW)
+    await p.add(tx(b, 0), NOW)
+    // The block failed it without using the nonce (say, a proposer's BAD_NONCE): it must not come back in every block.
+    expect(await p.prune(NOW, [decodeTransaction(encode(transactionCodec, t)), tx(c, 9)])).toBe(1)
+    expect(p.has(toHex(transactionHash(t.body)))).toBe(false)
+    expect((await p.select(10, 1 << 20)).map((x) => x.body.from)).toEqual([b.address])
+    expect(p.pendingFrom(a.address)).toBe(0)
   })
 })
 

@@ -35,6 +35,7 @@ import {
   commitHash,
   consensusMessageCodec,
   createConsensus,
+  DecodeError,
   decodeBlock,
   encode,
   executeBlock,
@@ -46,6 +47,7 @@ import {
   type KVStore,
   keyPairFromSecret,
   LoopchainError,
+  memberKey,
   memoByIdentity,
   messageHeight,
   peekAccount,
@@ -58,6 +60,7 @@ import {
   stateResult,
   type TimeoutConfig,
   type Transaction,
+  TxError,
   toHex,
   transactionCodec,
   transactionHash,
@@ -67,7 +70,7 @@ import {
   verifyCommit,
   verifySignedHeader,
 } from '@loopchain/core'
-import { Mempool } from '../mempool.js'
+import { Mempool, MempoolError } from '../mempool.js'
 import { bytesKey, installNativeSha256, nativeCrypto } from '../native-crypto.js'
 import { decodeConsensusMessage } from '../p2p/consensus-gossip.js'
 import { type NodeLogger, silentLogger } from '../p2p/logger.js'
@@ -86,6 +89,11 @@ export interface NodeNetwork {
   publishTransaction?(bytes: Uint8Array): void
   /** Fetches committed blocks from `height` on (from `peer` when known) and imports them. */
   requestSync?(peer: string | undefined, height: number): void
+  /**
+   * A peer gossiped a transaction that cannot be valid whatever the clock (a bad signature,
+   * undecodable bytes): a member's node only passes on what it pooled, so this is the peer's fault.
+   */
+  reportPeer?(peer: string, code: string): void
 }
 
 /** Options of {@link FullNode.open}. */
@@ -177,6 +185,18 @@ export function rememberingCrypto(base: CryptoProvider, size = 16_384): Remember
   }
 }
 
+/** Transactions that may wait to be checked (see {@link FullNode.submitFromPeer}). */
+const MAX_INTAKE = 50_000
+
+/**
+ * Whether a gossiped transaction's refusal shows its forwarder at fault: it fails a check that
+ * does not depend on the clock or the pool, and a member's node passes on only what it pooled.
+ */
+function cannotBeHonest(e: unknown): boolean {
+  if (e instanceof DecodeError) return true
+  return e instanceof TxError && e.code !== 'TIMESTAMP_TOO_OLD' && e.code !== 'TIMESTAMP_IN_FUTURE'
+}
+
 /** Gossiped transactions checked per turn of the event loop (see {@link FullNode.submitFromPeer}). */
 const SUBMIT_CHUNK = 32
 /** Transaction signatures remembered as valid (a few full blocks' worth). */
@@ -214,15 +234,21 @@ export class FullNode {
   /** Whether {@link start} was called: before it, the node pools transactions but makes no blocks. */
   private started = false
   private readonly nonces = new Map<Address, number>()
+  /** Senders known to be allowed to transact (see {@link mayTransact}). */
+  private readonly permitted = new Set<Address>()
   /** Transactions waiting to be checked (see {@link drainIntake}). */
   private readonly intake: {
     tx: Uint8Array | Transaction
     fromPeer: boolean
+    /** The peer that gossiped it. */
+    from?: string
     /** Absent for gossiped transactions: nobody waits for them (see {@link submitFromPeer}). */
     resolve?: (hash: string) => void
     reject?: (e: unknown) => void
   }[] = []
   private draining = false
+  /** Gossiped transactions dropped because the intake was full. */
+  private intakeDropped = 0
   /**
    * The consensus machine hands the same block bytes around (hash, validate, commit): each is
    * decoded once (keyed by the bytes' identity, so a different array is always decoded afresh),
@@ -290,6 +316,7 @@ export class FullNode {
       // remembering it too would only cost a string and a set entry per transaction.
       crypto: this.txCrypto.recallOnly,
       accountNonce: (a) => this.nextNonce(a),
+      mayTransact: (a) => this.mayTransact(a),
     })
   }
 
@@ -412,6 +439,15 @@ export class FullNode {
   start(): void {
     this.started = true
     this.lastCommitMs = this.clock()
+    // Expired transactions leave the pool even when no block comes to prune it (say, all behind a
+    // nonce gap, which never makes a block): a few times per timestamp window, at most every 10 s.
+    const every = Math.min(10_000, Math.max(200, this.options.genesis.params.txTimestampWindowMs / 4))
+    const expiry = setInterval(() => {
+      if (this.stopped) return
+      this.mempool.prune(this.clock() * 1000).catch((e: unknown) => this.log.warn('mempool: expiry failed', { error: String(e) }))
+    }, every)
+    expiry.unref?.()
+    this.timers.add(expiry)
     this.maybeStartHeight()
   }
 
@@ -420,6 +456,10 @@ export class FullNode {
    * peers; one that came from a peer (`fromPeer`) is not, since gossip already spreads it.
    */
   submit(tx: Uint8Array | Transaction, fromPeer = false): Promise<string> {
+    if (this.intake.length >= MAX_INTAKE)
+      return Promise.reject(
+        new MempoolError('POOL_FULL', `the node has ${this.intake.length} transactions waiting to be checked; retry later`),
+      )
     return new Promise((resolve, reject) => {
       this.intake.push({ tx, fromPeer, resolve, reject })
       this.scheduleDrain()
@@ -433,9 +473,19 @@ export class FullNode {
    * a second, a promise, its callbacks and a settled copy per transaction were garbage that lived
    * as long as the queue.
    */
-  submitFromPeer(txs: readonly Uint8Array[]): void {
-    for (const tx of txs) this.intake.push({ tx, fromPeer: true })
+  submitFromPeer(txs: readonly Uint8Array[], from?: string): void {
+    // Bounded: past it, gossip is dropped (a block brings what matters) instead of queued without end.
+    if (this.intake.length + txs.length > MAX_INTAKE) {
+      this.intakeDropped += txs.length
+      return
+    }
+    for (const tx of txs) this.intake.push(from === undefined ? { tx, fromPeer: true } : { tx, fromPeer: true, from })
     this.scheduleDrain()
+  }
+
+  /** Transactions waiting to be checked (arrived, not yet pooled or refused). */
+  get intakeSize(): number {
+    return this.intake.length
   }
 
   private scheduleDrain(): void {
@@ -467,7 +517,10 @@ export class FullNode {
           this.maybeStartHeight()
           item.resolve?.(hash)
         },
-        (e: unknown) => item.reject?.(e),
+        (e: unknown) => {
+          if (item.from !== undefined && cannotBeHonest(e)) this.network?.reportPeer?.(item.from, (e as LoopchainError<string>).code)
+          item.reject?.(e)
+        },
       )
     }
     if (this.intake.length > 0) setImmediate(() => this.drainIntake())
@@ -557,6 +610,31 @@ export class FullNode {
     return n
   }
 
+  /**
+   * Who may send transactions: a member institution, or an account that holds funds or has sent
+   * before. Steps cost nothing by default, so a key nobody funded is free to make; without this,
+   * anyone could fill the pool and blocks from keys made on the spot. Once allowed, a sender is
+   * remembered (its account exists for good: its nonce has moved, or it holds funds).
+   */
+  private mayTransact(a: Address): boolean | Promise<boolean> {
+    if (this.permitted.has(a)) return true
+    const n = this.nonces.get(a)
+    if (n !== undefined && n > 0) return this.permit(a)
+    return this.readPermission(a)
+  }
+
+  private async readPermission(a: Address): Promise<boolean> {
+    const acc = await this.account(a)
+    if (acc.balance > 0n || acc.nonce > 0 || (await this.tree.get(memberKey(a))) !== undefined) return this.permit(a)
+    return false
+  }
+
+  private permit(a: Address): true {
+    if (this.permitted.size >= 100_000) this.permitted.clear()
+    this.permitted.add(a)
+    return true
+  }
+
   private cacheNonce(a: Address, n: number): void {
     if (this.nonces.size >= 100_000) this.nonces.clear()
     this.nonces.set(a, n)
@@ -584,6 +662,8 @@ export class FullNode {
       ['loopchain_leader_changes_total', 'counter', 'Blocks committed after round 0: a leader failed or was late.', c.roundsAboveZero],
       ['loopchain_mempool_transactions', 'gauge', 'Transactions waiting.', this.mempool.size],
       ['loopchain_mempool_bytes', 'gauge', 'Bytes waiting.', this.mempool.bytes],
+      ['loopchain_intake_transactions', 'gauge', 'Transactions arrived and waiting to be checked.', this.intake.length],
+      ['loopchain_intake_dropped_total', 'counter', 'Gossiped transactions dropped because the intake was full.', this.intakeDropped],
       ['loopchain_commit_latency_last_ms', 'gauge', 'Start of the last height to its commit, milliseconds.', c.lastCommitLatencyMs],
       ['loopchain_commit_latency_ms_sum', 'counter', 'Sum of commit latencies, milliseconds.', c.commitLatencySumMs],
       [
@@ -914,7 +994,7 @@ export class FullNode {
       c.commitLatencySumMs += c.lastCommitLatencyMs
       c.commitLatencyCount++
     }
-    await this.mempool.prune(this.clock() * 1000)
+    await this.mempool.prune(this.clock() * 1000, block.transactions)
     const hash = blockHash(block.header)
     this.log.info('block committed', {
       height: block.header.height,

@@ -141,7 +141,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   })
   host.subscribe('proposal', (data, from) => node.receiveConsensus(data, from))
   host.subscribe('vote', (data, from) => node.receiveConsensus(data, from))
-  host.subscribe('tx', (data) => node.submitFromPeer(decodeTxBatch(data)))
+  host.subscribe('tx', (data, from) => node.submitFromPeer(decodeTxBatch(data), from))
 
   // Block sync: serve committed blocks with their certificates, and fetch them when behind.
   const syncProtocol = syncProtocolName(node.options.genesis.chainId)
@@ -242,6 +242,8 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   const publish = (kind: Parameters<NodeHost['publish']>[0], data: Uint8Array) => {
     host.publish(kind, data).catch((e: unknown) => opts.logger?.debug('gossip: publish failed', { topic: kind, error: String(e) }))
   }
+  /** Per peer: gossiped transactions that cannot be valid, counted over a minute. */
+  const txFaults = new Map<string, { since: number; count: number }>()
   let batch: Uint8Array[] = []
   let batchBytes = 0
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -258,6 +260,18 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     publishConsensus: (data) => publish(data[0] === 1 ? 'proposal' : 'vote', data),
     publishHeader: (data) => publish('header', data),
     requestSync: (peer) => void sync(peer),
+    reportPeer: (peer, code) => {
+      // A few can be a peer's bug; a stream of them is an attack: banned at the tenth in a minute.
+      const now = Date.now()
+      const f = txFaults.get(peer)
+      const fault = f && now - f.since < 60_000 ? { since: f.since, count: f.count + 1 } : { since: now, count: 1 }
+      txFaults.set(peer, fault)
+      if (fault.count === 1) opts.logger?.warn('a peer gossiped a transaction that cannot be valid', { peer, code })
+      if (fault.count >= 10) {
+        txFaults.delete(peer)
+        host.ban(peer, `gossiped ${fault.count} transactions that cannot be valid (${code})`)
+      }
+    },
     publishTransaction: (data) => {
       if (batchBytes + data.length > TX_BATCH_BYTES) flush()
       batch.push(data)
