@@ -230,12 +230,12 @@ describe('full node (one process, LevelDB on disk)', () => {
       blocks.push(b)
     })
     // Sixteen messages of 480 KB from two senders (~7.7 MB, under maxBlockBytes): one block would
-    // pass gossipsub's 4 MiB and reach nobody. (Steps cost nothing here, so bob needs no balance.)
+    // pass gossipsub's 4 MiB and reach nobody. (The validator is a member: it may send with no funds.)
     const data = new Uint8Array(480_000).fill(7)
     for (let nonce = 0; nonce < 8; nonce++) {
       for (const [from, to] of [
         [alice, bob],
-        [bob, alice],
+        [v, alice],
       ] as const) {
         await node.submit(
           signTransaction(
