@@ -369,7 +369,7 @@ describe('a member that sends forged and malformed consensus messages', () => {
     expect(banned?.remainingMs).toBeGreaterThan(60_000)
     await waitFor('node 0 hangs up on the member', () => !member.connections().some((c) => c.peerId === peerIds[0]) || undefined)
     expect(await metric(0, 'loopchain_peers_banned')).toBeGreaterThanOrEqual(1)
-    expect(await (await fetch(`${rpcUrl(0)}metrics`)).text()).toContain('# HELP loopchain_peers_banned Peers refused for now: their score')
+    expect(await (await fetch(`${rpcUrl(0)}metrics`)).text()).toContain('# HELP loopchain_peers_banned Peers refused for now: graylisted')
     // The chain still commits, and every node agrees on the block and the state after it.
     const r = await rpc(3, 'lc_sendTransactionAndWait', {
       tx: to0x(encode(transactionCodec, transfer(await faucetNonce()))),

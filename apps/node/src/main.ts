@@ -315,7 +315,10 @@ async function start(args: string[]): Promise<void> {
       metrics: () =>
         node.metrics({
           loopchain_peers: { value: host.connections().length, help: 'Open libp2p connections (full nodes and light clients).' },
-          loopchain_peers_banned: { value: host.bannedPeers().length, help: 'Peers refused for now: their score fell below the graylist threshold (invalid messages).' },
+          loopchain_peers_banned: {
+            value: host.bannedPeers().length,
+            help: 'Peers refused for now: graylisted for invalid gossip, or banned for a sync answer that cannot be honest.',
+          },
         }),
       logger: log,
     })
