@@ -77,14 +77,20 @@ function faultyLevelStore(fault: (ops: readonly WriteOp[]) => string | undefined
   }
 }
 
+/** A started single validator on a data directory the test keeps, so it can reopen it. */
+async function soloValidator(label: string) {
+  const v = key(label)
+  const g = genesis([v])
+  const dir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
+  dirs.push(dir)
+  const node = await open(g, v.secretKey, dir)
+  node.start()
+  return { v, g, dir, node }
+}
+
 describe('full node (one process, LevelDB on disk)', () => {
   it('a single validator commits blocks with submitted transactions, and resumes after a restart', async () => {
-    const v = key('solo validator')
-    const g = genesis([v])
-    const dir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
-    dirs.push(dir)
-    let node = await open(g, v.secretKey, dir)
-    node.start()
+    let { v, g, dir, node } = await soloValidator('solo validator')
     const hashes = [await node.submit(transfer(0)), await node.submit(transfer(1))]
     await nextBlock(node, () => node.mempool.size === 0)
     await idle([node])
@@ -338,12 +344,7 @@ describe('full node (one process, LevelDB on disk)', () => {
   })
 
   it('a restart right after a block with transactions still makes the block that carries its result', async () => {
-    const v = key('restart validator')
-    const g = genesis([v])
-    const dir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
-    dirs.push(dir)
-    let node = await open(g, v.secretKey, dir)
-    node.start()
+    let { v, g, dir, node } = await soloValidator('restart validator')
     let stopping: Promise<void> | undefined
     // Stopped from inside the commit, before the next height can start.
     const off = node.onBlock((b) => {
