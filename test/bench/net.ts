@@ -196,6 +196,14 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     writeFileSync(gPath, JSON.stringify(genesisToJson(funded), null, 2))
 
     for (let i = 0; i < VALIDATORS; i++) {
+      // The load generator is one client sending thousands of calls a second: a trusted gateway,
+      // given the rate limit an operator would give one (the default, 200 a second, is per client).
+      const configPath = join(dir, `node-${i}`, 'config.json')
+      const config = JSON.parse(readFileSync(configPath, 'utf8'))
+      writeFileSync(
+        configPath,
+        JSON.stringify({ ...config, rpc: { ...config.rpc, rateLimit: { perSecond: 1_000_000, burst: 1_000_000 } } }, null, 2),
+      )
       const prof = process.env.LOOPCHAIN_BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(dir, 'prof')}`] : []
       // Node.js flags for the validators only, to measure runtime settings (e.g. GC flags).
       const flags = (process.env.LOOPCHAIN_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean)

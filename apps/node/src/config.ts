@@ -12,7 +12,11 @@ export interface NodeConfig {
   nodeKey: string
   /** `webrtcDirectPort`: a UDP port for browsers' WebRTC-direct (no TLS certificate needed); absent: off. */
   p2p: { host?: string; tcpPort: number; wsPort: number; webrtcDirectPort?: number; bootstrap: string[] }
-  rpc: { host?: string; port: number }
+  /**
+   * `rateLimit`: JSON-RPC calls per second per client address and the burst above it (default 200
+   * and 400); raise it for a trusted gateway that submits in bulk from one address.
+   */
+  rpc: { host?: string; port: number; rateLimit?: { perSecond: number; burst: number } }
   /** Run a payment-channel hub with the validator's account (apps/node/src/hub.ts); validators only. */
   hub?: boolean
 }
@@ -48,7 +52,13 @@ export function readNodeConfig(file: string): NodeConfig {
   }
   const rpc = c.rpc
   if (!isObject(rpc) || !port(rpc.port)) bad('rpc.port', 'a port number (0 to 65535)')
-  else if (rpc.host !== undefined && typeof rpc.host !== 'string') bad('rpc.host', 'an address to listen on, or absent')
+  else {
+    if (rpc.host !== undefined && typeof rpc.host !== 'string') bad('rpc.host', 'an address to listen on, or absent')
+    const limit = rpc.rateLimit
+    const positive = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0
+    if (limit !== undefined && !(isObject(limit) && positive(limit.perSecond) && positive(limit.burst) && (limit.burst as number) >= 1))
+      bad('rpc.rateLimit', 'an object with perSecond and burst (positive numbers, burst at least 1), or absent')
+  }
   if (c.hub !== undefined && typeof c.hub !== 'boolean') bad('hub', 'true, false or absent')
   return c as unknown as NodeConfig
 }

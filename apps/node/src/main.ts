@@ -305,6 +305,7 @@ async function start(args: string[]): Promise<void> {
         onError: (e, m) => log.error('rpc method failed', { method: m, error: String(e) }),
       }),
       ...(config.rpc.host ? { host: config.rpc.host } : {}),
+      ...(config.rpc.rateLimit ? { rateLimit: config.rpc.rateLimit } : {}),
       port: config.rpc.port,
       health: () => ({
         ok: node.failure === undefined,

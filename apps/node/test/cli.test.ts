@@ -173,6 +173,9 @@ describe('loopchain CLI', () => {
         /: p2p\.tcpPort must be a port number \(0 to 65535\)\n$/,
       )
       expect(startWith({ ...good, rpc: {} })).toMatch(/: rpc\.port must be a port number/)
+      expect(startWith({ ...good, rpc: { ...good.rpc, rateLimit: { perSecond: 0, burst: 10 } } })).toMatch(
+        /: rpc\.rateLimit must be an object with perSecond and burst/,
+      )
       expect(startWith({ ...good, genesis: 'missing.json' })).toMatch(
         /^loopchain: the genesis .*missing\.json \(from .*config\.json\) cannot be used: ENOENT/,
       )
