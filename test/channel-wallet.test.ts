@@ -225,6 +225,19 @@ describe('channel wallets on a real node', () => {
     await b.close()
   }, 90_000)
 
+  it('a peer asked to deposit more than it holds declines, and says what it holds', async () => {
+    const links = new MemoryLinkNetwork()
+    const a = await walletOf(alice, links, 'alice')
+    const b = await walletOf(bob, links, 'bob')
+    const held = (await proven(bob.address)) as bigint
+    const invite = await until(b, (s) => s.invite, 'an invite')
+    await expect(a.openChannel(invite, { deposit: 10n, peerDeposit: held + 1n, challengePeriod: 5 })).rejects.toThrow(
+      `I cannot deposit ${held + 1n}: I hold ${held}`,
+    )
+    await a.close()
+    await b.close()
+  }, 60_000)
+
   it('a close with an old state is challenged by the other wallet, which takes everything; a reopened wallet resumes', async () => {
     const links = new MemoryLinkNetwork()
     const storeB = new MemoryChannelStore()

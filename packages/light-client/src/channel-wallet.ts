@@ -558,8 +558,15 @@ export class ChannelWallet implements WalletActions {
       return this.send(link, { type: 'decline', localId: String(c.localId).slice(0, 64), reason: 'bad amounts' })
     if (peerDeposit > 0n) {
       const mine = await provenAccount(this.o.chain, this.o.key.address).catch(() => undefined)
-      if (mine === undefined || mine.value.balance < peerDeposit)
-        return this.send(link, { type: 'decline', localId: c.localId, reason: `I cannot deposit ${peerDeposit}` })
+      // A chain with no verified block yet (a fresh devnet) is not a lack of funds: say which it is.
+      if (mine === undefined)
+        return this.send(link, { type: 'decline', localId: c.localId, reason: 'I cannot prove my balance yet; try again in a moment' })
+      if (mine.value.balance < peerDeposit)
+        return this.send(link, {
+          type: 'decline',
+          localId: c.localId,
+          reason: `I cannot deposit ${peerDeposit}: I hold ${mine.value.balance}`,
+        })
     }
     const publicKey = this.peerKeys.get(from)
     const record: ChannelRecord = {
