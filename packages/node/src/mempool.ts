@@ -45,8 +45,14 @@ export interface MempoolOptions {
   readonly crypto: CryptoProvider
   /** The sender's next nonce in the latest state (directly when the node has it cached). */
   readonly accountNonce: (sender: Address) => number | Promise<number>
-  /** Whether `sender` may transact at all (governance, funds); absent: everyone may. */
+  /**
+   * Whether `sender` may transact freely (a member, an account with funds); absent: everyone may.
+   * A sender it says no to is limited: one transaction waiting at a time, and at most
+   * `maxLimited` such in the pool.
+   */
   readonly mayTransact?: (sender: Address) => Promise<boolean> | boolean
+  /** Most transactions of limited senders in the pool (default 1,000). */
+  readonly maxLimited?: number
   /** Most transactions in the pool (default 20,000: several full blocks). */
   readonly maxTransactions?: number
   /** Most bytes in the pool (default 64 MiB). */
@@ -61,6 +67,8 @@ interface Entry {
   readonly tx: Transaction
   readonly hash: string
   readonly bytes: number
+  /** From a sender {@link MempoolOptions.mayTransact} limits. */
+  readonly limited: boolean
 }
 
 function before(a: Entry, b: Entry): boolean {
@@ -75,6 +83,8 @@ export class Mempool {
   /** Per sender: pooled transactions by nonce. */
   private readonly bySender = new Map<Address, Map<number, Entry>>()
   private totalBytes = 0
+  /** Pooled transactions of limited senders. */
+  private limitedCount = 0
   /**
    * Whether some sender's next transaction is pooled (so a block would not be empty). Set when a
    * transaction arrives with its sender's next nonce; recomputed after each block (prune).
@@ -84,12 +94,14 @@ export class Mempool {
   private readonly maxBytes: number
   private readonly maxPerSender: number
   private readonly maxNonceGap: number
+  private readonly maxLimited: number
 
   constructor(private readonly opts: MempoolOptions) {
     this.maxTransactions = opts.maxTransactions ?? 20_000
     this.maxBytes = opts.maxBytes ?? 64 * 1024 * 1024
     this.maxPerSender = opts.maxPerSender ?? 256
     this.maxNonceGap = opts.maxNonceGap ?? 64
+    this.maxLimited = opts.maxLimited ?? 1000
   }
 
   /** Transactions waiting. */
@@ -173,13 +185,20 @@ export class Mempool {
       })
     }
     checkTransaction(tx, { ...this.opts.check, now }, this.opts.crypto)
+    let limited = false
     if (this.opts.mayTransact) {
       const may = this.opts.mayTransact(sender)
-      if (!(typeof may === 'boolean' ? may : await may)) {
+      limited = !(typeof may === 'boolean' ? may : await may)
+      // An account with no funds may still act (join a channel someone else funds, say), one
+      // transaction at a time and within a small share of the pool: keys cost nothing to make.
+      if (limited && (this.bySender.get(sender)?.size ?? 0) > 0) {
         throw new MempoolError(
           'NOT_PERMITTED',
-          `${sender} may not send transactions on this chain: it holds no funds and is not a member (fund the account first)`,
+          `${sender} holds no funds and is not a member: it may have one transaction waiting at a time (fund the account to send more)`,
         )
+      }
+      if (limited && this.limitedCount >= this.maxLimited) {
+        throw new MempoolError('POOL_FULL', 'the pool holds all the transactions of accounts without funds it takes; retry later')
       }
     }
     const queue = this.bySender.get(sender) ?? new Map<number, Entry>()
@@ -190,7 +209,8 @@ export class Mempool {
     if (this.byHash.size >= this.maxTransactions || this.totalBytes + size > this.maxBytes) {
       throw new MempoolError('POOL_FULL', 'the mempool is full; retry later', { size: this.byHash.size, bytes: this.totalBytes })
     }
-    const entry: Entry = { tx, hash, bytes: size }
+    const entry: Entry = { tx, hash, bytes: size, limited }
+    if (limited) this.limitedCount++
     if (tx.body.nonce === next) this.ready = true
     queue.set(tx.body.nonce, entry)
     this.bySender.set(sender, queue)
@@ -277,8 +297,7 @@ export class Mempool {
       if (entry === undefined) continue
       const queue = this.bySender.get(entry.tx.body.from)
       if (queue?.get(entry.tx.body.nonce) === entry) queue.delete(entry.tx.body.nonce)
-      this.byHash.delete(entry.hash)
-      this.totalBytes -= entry.bytes
+      this.forget(entry)
       dropped++
     }
     const window = this.opts.check.timestampWindow
@@ -289,8 +308,7 @@ export class Mempool {
       for (const [nonce, entry] of queue) {
         if ((next !== undefined && nonce < next) || entry.tx.body.timestamp < now - window) {
           queue.delete(nonce)
-          this.byHash.delete(entry.hash)
-          this.totalBytes -= entry.bytes
+          this.forget(entry)
           dropped++
         }
       }
@@ -300,6 +318,13 @@ export class Mempool {
     }
     this.ready = ready
     return dropped
+  }
+
+  /** Takes a removed entry out of the hash index and the counts. */
+  private forget(entry: Entry): void {
+    this.byHash.delete(entry.hash)
+    this.totalBytes -= entry.bytes
+    if (entry.limited) this.limitedCount--
   }
 
   /**

@@ -327,13 +327,17 @@ describe('full node (one process, LevelDB on disk)', () => {
     node.start()
     const nobody = key('never funded')
     const send = (from: ReturnType<typeof key>, nonce: number) => testTransfer(11, from, bob.address, nonce, 1n)
-    // A key made on the spot, with no funds and no membership: refused after its signature checks out.
-    await expect(node.submit(send(nobody, 0))).rejects.toMatchObject({ code: 'NOT_PERMITTED' })
-    expect(node.mempool.size).toBe(0)
-    // A member (the validator's account holds nothing) and a funded account may send.
+    // A key made on the spot, with no funds and no membership: one transaction waiting at a time.
+    const gapped = (n: number) => send(nobody, n) // behind a gap: it waits, and no block takes it
+    await node.submit(gapped(1))
+    await expect(node.submit(gapped(2))).rejects.toMatchObject({ code: 'NOT_PERMITTED' })
+    expect(node.mempool.pendingFrom(nobody.address)).toBe(1)
+    // A member (the validator's account holds nothing) and a funded account may send more.
     expect((await node.account(v.address)).balance).toBe(0n)
     await node.submit(send(v, 0))
+    await node.submit(send(v, 1))
     await node.submit(send(alice, 0))
+    await node.submit(send(alice, 1))
     await vi.waitFor(() => expect(node.mempool.size).toBe(0), { timeout: 10_000 })
     // Behind a nonce gap nothing makes a block; the transaction still leaves once its window passed.
     await node.submit(send(alice, 5))

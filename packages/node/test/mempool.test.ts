@@ -169,7 +169,16 @@ describe('mempool', () => {
   })
 
   it('enforces permission, per-sender and total limits', async () => {
-    expect(await code(pool({}, { mayTransact: (s) => s !== a.address }).add(tx(a, 0), NOW))).toBe('NOT_PERMITTED')
+    // A sender mayTransact says no to is limited: one transaction waiting, and few such in the pool.
+    const limits = pool({}, { mayTransact: (s) => s === c.address, maxLimited: 2 })
+    expect(await code(limits.add(tx(a, 0), NOW))).toBe('OK')
+    expect(await code(limits.add(tx(a, 1), NOW))).toBe('NOT_PERMITTED')
+    expect(await code(limits.add(tx(b, 0), NOW))).toBe('OK')
+    expect(await code(limits.add(tx(key('pool d'), 0), NOW))).toBe('POOL_FULL')
+    expect(await code(limits.add(tx(c, 0), NOW))).toBe('OK') // free: not counted among the limited
+    // Once one leaves (its block came), another limited sender fits again.
+    expect(await limits.prune(NOW, [tx(a, 0)])).toBe(1)
+    expect(await code(limits.add(tx(key('pool d'), 0), NOW))).toBe('OK')
     const small = pool({}, { maxPerSender: 2, maxTransactions: 3 })
     await small.add(tx(a, 0), NOW)
     await small.add(tx(a, 1), NOW)

@@ -611,21 +611,18 @@ export class FullNode {
   }
 
   /**
-   * Who may send transactions: a member institution, or an account that holds funds or has sent
-   * before. Steps cost nothing by default, so a key nobody funded is free to make; without this,
-   * anyone could fill the pool and blocks from keys made on the spot. Once allowed, a sender is
-   * remembered (its account exists for good: its nonce has moved, or it holds funds).
+   * Who may send transactions freely: a member institution, or an account that holds funds. Steps
+   * cost nothing by default, so a key nobody funded is free to make; the pool limits the others
+   * (one transaction waiting each, a small share of the pool), or anyone could fill it and the
+   * blocks from keys made on the spot. A sender found free is remembered (a cache: one that spends
+   * all it holds stays free until the cache is cleared).
    */
   private mayTransact(a: Address): boolean | Promise<boolean> {
-    if (this.permitted.has(a)) return true
-    const n = this.nonces.get(a)
-    if (n !== undefined && n > 0) return this.permit(a)
-    return this.readPermission(a)
+    return this.permitted.has(a) || this.readPermission(a)
   }
 
   private async readPermission(a: Address): Promise<boolean> {
-    const acc = await this.account(a)
-    if (acc.balance > 0n || acc.nonce > 0 || (await this.tree.get(memberKey(a))) !== undefined) return this.permit(a)
+    if ((await this.account(a)).balance > 0n || (await this.tree.get(memberKey(a))) !== undefined) return this.permit(a)
     return false
   }
 
