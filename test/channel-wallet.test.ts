@@ -225,6 +225,19 @@ describe('channel wallets on a real node', () => {
     await b.close()
   }, 90_000)
 
+  it('a peer with no funds at all joins a channel someone else funds (its one waiting transaction)', async () => {
+    const links = new MemoryLinkNetwork()
+    const dora = key('wallet-test dora, never funded')
+    expect(await proven(dora.address)).toBe(0n)
+    const a = await walletOf(alice, links, 'alice')
+    const d = await walletOf(dora, links, 'dora')
+    const id = await openPair(links, a, d, 1_000n, 0n)
+    await a.pay(id, 250n)
+    await until(d, (s) => s.channels.find((c) => c.id === id && c.myBalance === 250n), 'dora to be paid')
+    await a.close()
+    await d.close()
+  }, 90_000)
+
   it('a peer asked to deposit more than it holds declines, and says what it holds', async () => {
     const links = new MemoryLinkNetwork()
     const a = await walletOf(alice, links, 'alice')
