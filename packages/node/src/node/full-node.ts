@@ -539,7 +539,7 @@ export class FullNode {
     // Too far ahead to check (the validator set of its height is not known yet): this node fell
     // behind, or someone sends junk. Either way it is not kept — unchecked, a peer could fill the
     // machine's buffer with large proposals — but it asks for block sync, at most once a second.
-    if (messageHeight(message) > this.height + 2) {
+    if (!this.knowsValidatorsAt(messageHeight(message))) {
       const now = this.clock()
       if (now - this.lastAheadSyncMs >= 1000) {
         this.lastAheadSyncMs = now
@@ -557,13 +557,22 @@ export class FullNode {
   }
 
   /**
+   * Whether this node knows the validator set in force at `height`: up to two heights past its
+   * tip (a change in block K applies from K + 2). Beyond, nothing signed for that height can be
+   * checked here.
+   */
+  knowsValidatorsAt(height: number): boolean {
+    return height <= this.height + 2
+  }
+
+  /**
    * Whether a consensus message's signatures verify against the validator set of its height:
    * `undefined` when that set is not known yet (more than two heights ahead). Successes are
    * remembered, so the consensus machine does not verify the same signature again.
    */
   consensusSignaturesValid(m: ConsensusMessage): boolean | undefined {
     const height = messageHeight(m)
-    if (height > this.height + 2) return undefined
+    if (!this.knowsValidatorsAt(height)) return undefined
     const set = this.validatorsAt(height)
     const keyOf = (a: Address) => set.validators.find((v) => v.address === a)?.publicKey
     try {

@@ -62,7 +62,7 @@ export function checkHeaderGossip(node: FullNode, data: Uint8Array): GossipVerdi
   }
   const h = sh.header.height
   if (h < 1) return 'reject'
-  if (h > node.height + 2) return 'ignore'
+  if (!node.knowsValidatorsAt(h)) return 'ignore'
   try {
     node.verifySignedHeader(sh)
     return 'accept'

@@ -97,7 +97,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   // applies from K + 2); beyond, the consensus machine judges membership itself.
   const gossipContext: ConsensusGossipContext = {
     networkId: g.networkId,
-    validatorsAt: (height) => (height <= node.height + 2 ? node.validatorsAt(height) : undefined),
+    validatorsAt: (height) => (node.knowsValidatorsAt(height) ? node.validatorsAt(height) : undefined),
     get committedHeight() {
       return node.height
     },
