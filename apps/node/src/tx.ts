@@ -13,6 +13,8 @@ import {
   deployDataCodec,
   encode,
   fromHex,
+  GOVERNANCE_ADDRESS,
+  governanceActionParams,
   INSTALL_METHOD,
   initEngine,
   isAddress,
@@ -277,13 +279,29 @@ export async function txCall(args: string[]): Promise<void> {
       : Object.fromEntries(
           Object.entries(json as Record<string, Json>).map(([k, x]) => [
             k,
-            valueFromJson(x, declared.inputs.find((i) => i.name === k)?.type, `params.${k}`),
+            to === GOVERNANCE_ADDRESS && method === 'propose' && k === 'action'
+              ? governanceActionFromJson(x)
+              : valueFromJson(x, declared.inputs.find((i) => i.name === k)?.type, `params.${k}`),
           ]),
         ),
   )
   const data = encode(callDataCodec, { method, params })
   const sent = await signAndSend(args, key, { kind: TxKind.Call, to, value: BigInt(value), data }, stepLimit)
   print(sent.receipt ?? { hash: sent.hash }, sent.receipt)
+}
+
+/**
+ * A governance proposal's action from JSON, its fields typed by the action's declaration (governance
+ * declares `action` only as a dict): `"nodeKey":"0x…"` and `"publicKey":"0x…"` become bytes.
+ */
+function governanceActionFromJson(j: Json): Value {
+  const type = j !== null && typeof j === 'object' && !Array.isArray(j) ? j.type : undefined
+  const fields = typeof type === 'string' ? governanceActionParams(type) : undefined
+  if (fields === undefined) return valueFromJson(j, undefined, 'params.action')
+  const out: Record<string, Value> = Object.create(null)
+  for (const [k, x] of Object.entries(j as Record<string, Json>))
+    out[k] = valueFromJson(x, fields.find((f) => f.name === k)?.type, `params.action.${k}`)
+  return out
 }
 
 /** `call`: a read-only SCORE method against the node's latest state; nothing is signed or written. */

@@ -111,6 +111,39 @@ describe('loopchain tx deploy, tx call and call against a running node', () => {
     expect(receipt).toMatchObject({ status: 'success', scoreAddress })
   })
 
+  it("a validator proposes through tx call: an action's bytes fields go as 0x hex (a member node key), approved at once on one validator", async () => {
+    const governance = `cx${'0'.repeat(39)}1`
+    const validatorKey = join(dir, 'validator.json')
+    writeFileSync(
+      validatorKey,
+      JSON.stringify({ secretKey: JSON.parse(readFileSync(join(dir, 'node-0', 'config.json'), 'utf8')).validatorKey }),
+    )
+    const carol = `hx${'c0'.repeat(20)}`
+    const nodeKey = `0x${'5a'.repeat(32)}`
+    const action = { type: 'addMember', address: carol, id: 'bank-c', rights: 2, nodeKey }
+    const proposed = txAs(validatorKey, 'call', '--to', governance, '--method', 'propose', '--params', JSON.stringify({ action }), '--wait')
+    expect(proposed.stderr).toBe('')
+    expect(proposed.status).toBe(0)
+    expect(JSON.parse(proposed.stdout)).toMatchObject({ status: 'success' })
+    expect(await query(governance, 'getMember', { address: carol })).toEqual({ address: carol, id: 'bank-c', rights: '2', nodeKey })
+    // A key of the wrong length is refused by governance (committed, failed: exit 1).
+    const short = { type: 'setNodeKey', address: carol, nodeKey: '0x1234' }
+    const refused = txAs(
+      validatorKey,
+      'call',
+      '--to',
+      governance,
+      '--method',
+      'propose',
+      '--params',
+      JSON.stringify({ action: short }),
+      '--wait',
+    )
+    expect(refused.status).toBe(1)
+    expect(refused.stderr).toContain('nodeKey must be 32 bytes')
+    expect((await query(governance, 'getMember', { address: carol })).nodeKey).toBe(nodeKey)
+  })
+
   it('refuses bad input and reports JSON-RPC errors with exit 2 and a clear message', () => {
     const governance = `cx${'0'.repeat(39)}1`
     const fails = (r: ReturnType<typeof run>, message: string | RegExp) => {

@@ -4,9 +4,21 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { decode, encode, type Genesis, Right } from '@loopchain/core'
+import {
+  callDataCodec,
+  decode,
+  encode,
+  type Genesis,
+  GOVERNANCE_ADDRESS,
+  type KeyPair,
+  Right,
+  signTransaction,
+  TxKind,
+  toHex,
+  type Value,
+} from '@loopchain/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { connectNode, createNodeHost, FullNode, type NodeLogger } from '../src/index.js'
+import { connectNode, createNodeHost, FullNode, memberPeerIds, type NodeLogger } from '../src/index.js'
 import { syncProtocolName, syncRequestCodec, syncResponseCodec } from '../src/node/p2p-network.js'
 import { releasePortBlock, reservePortBlock } from '../src/testing/ports.js'
 import { testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
@@ -140,4 +152,92 @@ describe('block sync against a member that answers wrongly', () => {
     await vi.waitFor(() => expect(s.hostB.isBanned(s.liar)).toBe(true), { timeout: 15_000 })
     expect(s.asked()).toBeLessThanOrEqual(2)
   }, 40_000)
+})
+
+describe('admission follows governance', () => {
+  const quiet: NodeLogger = { info() {}, warn() {}, error() {}, debug() {} }
+  const propose = (v: KeyPair, nonce: number, action: Value) =>
+    signTransaction(
+      {
+        version: 1,
+        networkId: 33,
+        from: v.address,
+        to: GOVERNANCE_ADDRESS,
+        value: 0n,
+        stepLimit: 10_000_000,
+        timestamp: Date.now() * 1000,
+        nonce,
+        kind: TxKind.Call,
+        data: encode(callDataCodec, { method: 'propose', params: { action } }),
+      },
+      v,
+    )
+
+  it('a node key governance registers may use the members’ topics; when its right is taken away it is disconnected', async () => {
+    const v = testKey('admission validator')
+    const keyA = testKey('admission node A')
+    const keyO = testKey('admission node O')
+    const bankO = testKey('admission bank O')
+    const base = testGenesis({ chainId: 'admission-gov', networkId: 33, validators: [v], funded: v, params: { blockIntervalMs: 20 } })
+    const g: Genesis = { ...base, members: [{ ...(base.members[0] as Genesis['members'][number]), nodeKey: keyA.publicKey }] }
+    const port = reservePortBlock()
+    cleanups.push(() => releasePortBlock(port))
+    const dataDir = mkdtempSync(join(tmpdir(), 'loopchain-admission-'))
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }))
+    const a = await FullNode.open({ dataDir, genesis: g, validatorSecret: v.secretKey })
+    cleanups.push(() => a.stop())
+    const hostA = await connectNode(a, { nodeKey: keyA.secretKey, tcpPort: port, wsPort: false, logger: quiet })
+    cleanups.push(() => hostA.stop())
+    a.start()
+    const o = await createNodeHost({
+      chainId: g.chainId,
+      nodeKey: keyO.secretKey,
+      isMember: () => true,
+      tcpPort: port + 1,
+      wsPort: false,
+      logger: quiet,
+    })
+    cleanups.push(() => o.stop())
+    const addrA = hostA.multiaddrs()[0] as string
+    const connected = () => hostA.connections().some((c) => c.peerId === o.peerId)
+    expect(memberPeerIds(a)).toEqual(new Set([hostA.peerId]))
+
+    // Not a member yet: subscribing to the transaction topic gets O disconnected.
+    o.subscribe('tx', () => {})
+    await o.dial(addrA)
+    await vi.waitFor(() => expect(connected()).toBe(false), { timeout: 10_000 })
+
+    // Governance registers O's node key with the member-node right: A admits it from the next block.
+    await a.submit(
+      propose(v, 0, { type: 'addMember', address: bankO.address, id: 'bank-o', rights: BigInt(Right.MemberNode), nodeKey: keyO.publicKey }),
+    )
+    await vi.waitFor(() => expect(a.admittedNodeKeys.has(toHex(keyO.publicKey))).toBe(true), { timeout: 10_000 })
+    expect(memberPeerIds(a).has(o.peerId)).toBe(true)
+    await o.dial(addrA)
+    await vi.waitFor(() => expect(hostA.subscribers('tx')).toContain(o.peerId), { timeout: 10_000 })
+    await new Promise((r) => setTimeout(r, 500))
+    expect(connected()).toBe(true)
+
+    // The member-node right taken away: O is disconnected at once, not at its next message.
+    await a.submit(propose(v, 1, { type: 'setRights', address: bankO.address, rights: BigInt(Right.Observer) }))
+    await vi.waitFor(() => expect(connected()).toBe(false), { timeout: 10_000 })
+    expect(a.admittedNodeKeys.has(toHex(keyO.publicKey))).toBe(false)
+    expect(memberPeerIds(a)).toEqual(new Set([hostA.peerId]))
+  })
+
+  it('a restarted node reads the admitted node keys from its state, not from the genesis', async () => {
+    const v = testKey('admission restart validator')
+    const keyO = testKey('admission restart node O')
+    const g = testGenesis({ chainId: 'admission-restart', networkId: 33, validators: [v], funded: v, params: { blockIntervalMs: 20 } })
+    const dataDir = mkdtempSync(join(tmpdir(), 'loopchain-admission-'))
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }))
+    const a = await FullNode.open({ dataDir, genesis: g, validatorSecret: v.secretKey })
+    a.start()
+    await a.submit(propose(v, 0, { type: 'setNodeKey', address: v.address, nodeKey: keyO.publicKey }))
+    await vi.waitFor(() => expect([...a.admittedNodeKeys]).toEqual([toHex(keyO.publicKey)]), { timeout: 10_000 })
+    await a.stop()
+    const again = await FullNode.open({ dataDir, genesis: g, validatorSecret: v.secretKey })
+    cleanups.push(() => again.stop())
+    expect([...again.admittedNodeKeys]).toEqual([toHex(keyO.publicKey)])
+  })
 })

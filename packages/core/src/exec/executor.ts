@@ -125,12 +125,13 @@ export interface BlockExecution {
 }
 
 /**
- * Writes the genesis state into an empty tree and commits it: balances, members with their rights,
- * the member list, and the initial validator set (which governance then changes).
+ * Writes the genesis state into an empty tree and commits it: balances, members with their rights
+ * and node keys, the member list, and the initial validator set (which governance then changes).
  */
 export async function applyGenesis(tree: StateTree, genesis: Genesis): Promise<StateCommit> {
   for (const b of genesis.balances) tree.put(accountKey(b.address), encode(accountStateCodec, { balance: b.amount, nonce: 0 }))
-  for (const m of genesis.members) tree.put(memberKey(m.address), encode(memberRecordCodec, { id: m.id, rights: m.rights }))
+  for (const m of genesis.members)
+    tree.put(memberKey(m.address), encode(memberRecordCodec, { id: m.id, rights: m.rights, nodeKey: m.nodeKey }))
   tree.put(MEMBER_LIST_KEY, encode(memberListCodec, genesis.members.map((m) => m.address).sort()))
   tree.put(VALIDATORS_KEY, encode(validatorSetCodec, genesis.validators))
   return tree.commit()

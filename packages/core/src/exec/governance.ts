@@ -2,11 +2,12 @@
  * The governance system SCORE: native TypeScript inside the executor (not sandboxed), at the fixed
  * address {@link GOVERNANCE_ADDRESS}. It holds the member institutions and their rights, the
  * current validator set, and proposals that the validators vote on under the chain's approval
- * rule: add or remove a member, set a member's rights, change the validator set, accept or reject
+ * rule: add or remove a member, set a member's rights or node key, change the validator set, accept or reject
  * a pending SCORE version. A proposal's action is applied in the block whose vote reaches the
  * threshold. See docs/governance.md.
  */
 import { decode, encode, uvarint } from '../codec/codec.js'
+import { bytesEqual } from '../codec/hex.js'
 import type { Value } from '../codec/value.js'
 import { type Address, isAddress } from '../crypto/address.js'
 import { ApprovalRule, type ChainParams, Right } from '../ledger/genesis.js'
@@ -76,15 +77,25 @@ const METHODS: Record<string, AbiMethod> = Object.assign(Object.create(null), {
 
 /** The fields of each proposal action (besides `type`). */
 const ACTIONS: Record<string, AbiMethod> = Object.assign(Object.create(null), {
-  addMember: m('addMember', [p('address', 'Address'), p('id', 'str'), p('rights', 'int')], false),
+  addMember: m('addMember', [p('address', 'Address'), p('id', 'str'), p('rights', 'int'), p('nodeKey', 'bytes', true)], false),
   removeMember: m('removeMember', [p('address', 'Address')], false),
   setRights: m('setRights', [p('address', 'Address'), p('rights', 'int')], false),
+  setNodeKey: m('setNodeKey', [p('address', 'Address'), p('nodeKey', 'bytes', true)], false),
   addValidator: m('addValidator', [p('address', 'Address'), p('publicKey', 'bytes'), p('power', 'int')], false),
   removeValidator: m('removeValidator', [p('address', 'Address')], false),
   setValidatorPower: m('setValidatorPower', [p('address', 'Address'), p('power', 'int')], false),
   acceptScore: m('acceptScore', [p('score', 'Address'), p('version', 'int')], false),
   rejectScore: m('rejectScore', [p('score', 'Address'), p('version', 'int')], false),
 })
+
+/**
+ * The fields of governance proposal action `type` (besides `type` itself), or undefined for an
+ * unknown one: how a client types an action's fields from JSON (`bytes` from 0x hex, `int` from a
+ * decimal string), since `propose` declares the action only as a `dict`.
+ */
+export function governanceActionParams(type: string): readonly AbiParam[] | undefined {
+  return Object.hasOwn(ACTIONS, type) ? ACTIONS[type]?.params : undefined
+}
 
 /** The governance SCORE's ABI (for `getScoreApi`); events are listed in docs/governance.md. */
 export const GOVERNANCE_ABI: ScoreAbi = Object.freeze({
@@ -124,6 +135,35 @@ export function readMember(state: StateOverlay, a: Address): MemberRecord | unde
 function readMemberList(state: StateOverlay): Address[] {
   const raw = state.get(MEMBER_LIST_KEY)
   return raw === undefined ? [] : decode(memberListCodec, raw)
+}
+
+/**
+ * Whether a member's node is admitted to the members' protocols (transactions, proposals and votes
+ * gossip, block sync as a member): the member has registered a node key and holds the member-node
+ * right, or the validator right (a validator's node must reach the others to vote).
+ */
+export function admitsNode(r: MemberRecord | undefined): r is MemberRecord & { readonly nodeKey: Uint8Array } {
+  return r?.nodeKey !== undefined && (r.rights & (Right.MemberNode | Right.Validator)) !== 0
+}
+
+/** Checks a node key given to `addMember` or `setNodeKey` for `a`; returns why it is refused, or undefined. */
+function checkNodeKey(state: StateOverlay, a: Address, key: Value | undefined): string | undefined {
+  if (key === undefined || key === null) return undefined
+  if (!(key instanceof Uint8Array) || key.length !== 32) return 'nodeKey must be 32 bytes (an ed25519 public key)'
+  for (const other of readMemberList(state)) {
+    if (other === a) continue
+    const r = readMember(state, other)
+    if (r?.nodeKey !== undefined && bytesEqual(r.nodeKey, key)) return `that node key is already ${r.id}'s`
+  }
+  return undefined
+}
+
+function nodeKeyOf(v: Value | undefined): Uint8Array | undefined {
+  return v instanceof Uint8Array ? v : undefined
+}
+
+function memberToValue(a: Address, r: MemberRecord): Value {
+  return { address: a, id: r.id, rights: BigInt(r.rights), nodeKey: r.nodeKey ?? null }
 }
 
 function isMap(v: Value | undefined): v is { [key: string]: Value } {
@@ -173,7 +213,9 @@ function applyAction(state: StateOverlay, action: { [key: string]: Value }, heig
       if (typeof rights === 'string') return rights
       const list = readMemberList(state)
       for (const other of list) if (readMember(state, other)?.id === id) return `member id ${id} is taken`
-      state.set(memberKey(a), encode(memberRecordCodec, { id, rights }))
+      const badKey = checkNodeKey(state, a, action.nodeKey)
+      if (badKey !== undefined) return badKey
+      state.set(memberKey(a), encode(memberRecordCodec, { id, rights, nodeKey: nodeKeyOf(action.nodeKey) }))
       state.set(MEMBER_LIST_KEY, encode(memberListCodec, [...list, a].sort()))
       return undefined
     }
@@ -196,7 +238,15 @@ function applyAction(state: StateOverlay, action: { [key: string]: Value }, heig
       const rights = smallInt(action.rights, 'rights', 0, 31)
       if (typeof rights === 'string') return rights
       if (inSet && (rights & Right.Validator) === 0) return `${a} is in the validator set and must keep the validator right`
-      state.set(memberKey(a), encode(memberRecordCodec, { id: member.id, rights }))
+      state.set(memberKey(a), encode(memberRecordCodec, { ...member, rights }))
+      return undefined
+    }
+    case 'setNodeKey': {
+      const member = readMember(state, a)
+      if (member === undefined) return `${a} is not a member`
+      const badKey = checkNodeKey(state, a, action.nodeKey)
+      if (badKey !== undefined) return badKey
+      state.set(memberKey(a), encode(memberRecordCodec, { ...member, nodeKey: nodeKeyOf(action.nodeKey) }))
       return undefined
     }
     case 'addValidator': {
@@ -360,16 +410,13 @@ export function governanceCall(state: StateOverlay, params: ChainParams, call: G
     case 'getMembers':
       return {
         ok: true,
-        result: readMemberList(state).map((a) => {
-          const r = readMember(state, a)
-          return { address: a, id: r?.id ?? '', rights: BigInt(r?.rights ?? 0) }
-        }),
+        result: readMemberList(state).map((a) => memberToValue(a, readMember(state, a) ?? { id: '', rights: 0, nodeKey: undefined })),
         logs: [],
       }
     case 'getMember': {
       const a = args.address as Address
       const r = readMember(state, a)
-      return { ok: true, result: r === undefined ? null : { address: a, id: r.id, rights: BigInt(r.rights) }, logs: [] }
+      return { ok: true, result: r === undefined ? null : memberToValue(a, r), logs: [] }
     }
     case 'getRights':
       return { ok: true, result: BigInt(readMember(state, args.address as Address)?.rights ?? 0), logs: [] }

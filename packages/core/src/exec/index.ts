@@ -39,11 +39,13 @@ export {
   stateResult,
 } from './executor.js'
 export {
+  admitsNode,
   approvalThreshold,
   GOVERNANCE_ABI,
   GOVERNANCE_STEPS,
   type GovernanceCall,
   type GovernanceResult,
+  governanceActionParams,
   governanceCall,
   MAX_LISTED_PROPOSALS,
   readMember,

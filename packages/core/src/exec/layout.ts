@@ -9,7 +9,7 @@
  * | `s`       | `s ‖ contract address(21) ‖ key`     | a contract's own storage               |
  * | `c`       | `c ‖ contract address(21)`           | the contract's registry record         |
  * | `k`       | `k ‖ sha256(code)(32)`               | contract code, stored once per hash    |
- * | `m`       | `m ‖ address(21)`                    | a member institution's id and rights   |
+ * | `m`       | `m ‖ address(21)`                    | a member institution's id, rights, node key |
  * | `g`       | `g ‖ v`                              | the current validator set              |
  * | `g`       | `g ‖ m`                              | every member's address (sorted)        |
  * | `g`       | `g ‖ n`                              | how many proposals were ever made      |
@@ -160,10 +160,19 @@ export interface MemberRecord {
   readonly id: string
   /** Bit set of `Right`. */
   readonly rights: number
+  /**
+   * The ed25519 public key of the member's node (its libp2p identity), if it runs one. With the
+   * member-node or validator right, that node is admitted to the members' protocols.
+   */
+  readonly nodeKey: Uint8Array | undefined
 }
 
 /** Codec of {@link MemberRecord}. */
-export const memberRecordCodec: Codec<MemberRecord> = struct('MemberRecord', { id: string(64), rights: u8 })
+export const memberRecordCodec: Codec<MemberRecord> = struct('MemberRecord', {
+  id: string(64),
+  rights: u8,
+  nodeKey: option(fixedBytes(32)),
+})
 
 /** The governance system SCORE's fixed address (native code in the executor; see governance.ts). */
 export const GOVERNANCE_ADDRESS = 'cx0000000000000000000000000000000000000001' as Address

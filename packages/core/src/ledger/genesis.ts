@@ -18,7 +18,7 @@ import {
   u8,
   uvarint,
 } from '../codec/codec.js'
-import { compareBytes, fromHex, to0x } from '../codec/hex.js'
+import { compareBytes, fromHex, to0x, toHex } from '../codec/hex.js'
 import { type Address, address, addressToBytes, isAddress } from '../crypto/address.js'
 import { Domain } from '../crypto/hash.js'
 import { DecodeError, LoopchainError } from '../errors.js'
@@ -189,11 +189,18 @@ export function validateGenesis(g: Genesis): Genesis {
   }
   const ids = new Set<string>()
   const byAddress = new Map<string, Member>()
+  const nodeKeys = new Map<string, string>()
   g.members.forEach((m, i) => {
     if (!/^[a-z0-9][a-z0-9-]{0,63}$/.test(m.id)) throw new GenesisError(`members[${i}].id`, 'must be lower-case letters, digits or dashes')
     if (ids.has(m.id)) throw new GenesisError(`members[${i}].id`, `repeats ${m.id}`)
     if (byAddress.has(m.address)) throw new GenesisError(`members[${i}].address`, `repeats ${m.address}`)
     if (m.rights < 0 || m.rights > 31) throw new GenesisError(`members[${i}].rights`, 'has unknown bits')
+    if (m.nodeKey !== undefined) {
+      if (m.nodeKey.length !== 32) throw new GenesisError(`members[${i}].nodeKey`, 'must be 32 bytes')
+      const k = toHex(m.nodeKey)
+      if (nodeKeys.has(k)) throw new GenesisError(`members[${i}].nodeKey`, `is also ${nodeKeys.get(k)}'s node key`)
+      nodeKeys.set(k, m.id)
+    }
     ids.add(m.id)
     byAddress.set(m.address, m)
   })

@@ -1,6 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import {
+  type Address,
   ApprovalRule,
+  admitsNode,
   approvalThreshold,
   type ContractEngine,
   decode,
@@ -9,6 +11,7 @@ import {
   initEngine,
   MEMBER_LIST_KEY,
   memberKey,
+  memberRecordCodec,
   PROPOSAL_COUNT_KEY,
   proposalKey,
   Right,
@@ -16,7 +19,7 @@ import {
   VALIDATORS_KEY,
   validatorSetCodec,
 } from '../../src/index.js'
-import { COUNTER_V1, dev, govGenesis, member, newcomer, outsider, TestChain, v1, v2, v3 } from '../fixtures/exec/governed.js'
+import { COUNTER_V1, dev, govGenesis, key, member, newcomer, outsider, TestChain, v1, v2, v3 } from '../fixtures/exec/governed.js'
 
 let engine: ContractEngine
 beforeAll(async () => {
@@ -65,6 +68,7 @@ describe('governance: approval rule', () => {
       address: newcomer.address,
       id: 'newcomer',
       rights: BigInt(Right.Observer),
+      nodeKey: null,
     })
     const p = (await c.read(GOVERNANCE_ADDRESS, 'getProposal', { id: 1n })) as { status: string; closedAt: bigint; yes: string[] }
     expect(p).toMatchObject({ status: 'executed', closedAt: 2n, yes: [v1.address, v2.address] })
@@ -156,6 +160,81 @@ describe('governance: refusals', () => {
     expect(p2.status).toBe('failed')
     expect(p2.failure).toContain('already a member')
     expect(await rights(c, newcomer.address)).toBe(BigInt(Right.Observer))
+  })
+})
+
+describe("governance: member node keys (admission to the members' protocols)", () => {
+  const nodeKey = (label: string) => key(`node ${label}`).publicKey
+  /** The genesis with a node key for val-1 and for the observer (which holds no member-node right). */
+  const keyedGenesis = () => {
+    const g = govGenesis({ approvalRule: ApprovalRule.AnyValidator })
+    return { ...g, members: g.members.map((m) => (m.id === 'val-1' || m.id === 'observer' ? { ...m, nodeKey: nodeKey(m.id) } : m)) }
+  }
+  const record = async (c: TestChain, a: Address) => {
+    const raw = await c.tree.get(memberKey(a))
+    return raw && decode(memberRecordCodec, raw)
+  }
+
+  it('the genesis writes node keys; a node is admitted with the member-node or validator right, not without', async () => {
+    const c = await TestChain.start(engine, keyedGenesis())
+    expect(await c.read(GOVERNANCE_ADDRESS, 'getMember', { address: v1.address })).toMatchObject({ nodeKey: nodeKey('val-1') })
+    expect(admitsNode(await record(c, v1.address))).toBe(true)
+    // A validator's node is admitted on the validator right alone (it must reach the others to vote).
+    expect(admitsNode({ id: 'v', rights: Right.Validator, nodeKey: nodeKey('v') })).toBe(true)
+    // The observer registered a node key but holds no member-node right; val-2 holds the right but no key.
+    expect(admitsNode(await record(c, member.address))).toBe(false)
+    expect(admitsNode(await record(c, v2.address))).toBe(false)
+    expect(admitsNode(undefined)).toBe(false)
+  })
+
+  it('addMember and setNodeKey register, change and clear a node key; setRights keeps it; removeMember drops it', async () => {
+    const c = await TestChain.start(engine, keyedGenesis())
+    let ex = await c.block([c.propose(v2, { ...addMember(Right.MemberNode), nodeKey: nodeKey('newcomer') })])
+    expect(codes(ex)).toEqual(['OK'])
+    expect(await record(c, newcomer.address)).toEqual({ id: 'newcomer', rights: Right.MemberNode, nodeKey: nodeKey('newcomer') })
+    expect(admitsNode(await record(c, newcomer.address))).toBe(true)
+    ex = await c.block([c.propose(v2, { type: 'setNodeKey', address: newcomer.address, nodeKey: nodeKey('rotated') })])
+    expect(codes(ex)).toEqual(['OK'])
+    expect((await record(c, newcomer.address))?.nodeKey).toEqual(nodeKey('rotated'))
+    // Taking the member-node right away keeps the key on record but no longer admits the node.
+    await c.block([c.propose(v2, { type: 'setRights', address: newcomer.address, rights: BigInt(Right.Observer) })])
+    expect(await record(c, newcomer.address)).toEqual({ id: 'newcomer', rights: Right.Observer, nodeKey: nodeKey('rotated') })
+    expect(admitsNode(await record(c, newcomer.address))).toBe(false)
+    // setNodeKey without a key clears it.
+    await c.block([c.propose(v2, { type: 'setNodeKey', address: newcomer.address })])
+    expect((await record(c, newcomer.address))?.nodeKey).toBeUndefined()
+    expect((await c.read(GOVERNANCE_ADDRESS, 'getMembers')) as unknown[]).toContainEqual({
+      address: newcomer.address,
+      id: 'newcomer',
+      rights: BigInt(Right.Observer),
+      nodeKey: null,
+    })
+    await c.block([c.propose(v2, { type: 'removeMember', address: newcomer.address })])
+    expect(await record(c, newcomer.address)).toBeUndefined()
+  })
+
+  it("a node key that is another member's, or not 32 bytes, or for a non-member is refused and changes nothing", async () => {
+    const c = await TestChain.start(engine, keyedGenesis())
+    const before = await Promise.all([v1, v2, member].map((k) => record(c, k.address)))
+    const ex = await c.block([
+      c.propose(v2, { type: 'setNodeKey', address: v2.address, nodeKey: nodeKey('val-1') }), // val-1's
+      c.propose(v2, { ...addMember(Right.MemberNode), nodeKey: nodeKey('observer') }), // the observer's
+      c.propose(v2, { type: 'setNodeKey', address: v2.address, nodeKey: new Uint8Array(31) }), // too short
+      c.propose(v2, { type: 'setNodeKey', address: v2.address, nodeKey: 'ab'.repeat(32) }), // a string, not bytes
+      c.propose(v2, { type: 'setNodeKey', address: outsider.address, nodeKey: nodeKey('outsider') }), // not a member
+    ])
+    expect(codes(ex)).toEqual(['INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT'])
+    expect(ex.receipts.map((r) => r.failure?.message)).toEqual([
+      expect.stringContaining("already val-1's"),
+      expect.stringContaining("already observer's"),
+      expect.stringContaining('32 bytes'),
+      expect.stringContaining('must be bytes'),
+      expect.stringContaining('is not a member'),
+    ])
+    expect(await Promise.all([v1, v2, member].map((k) => record(c, k.address)))).toEqual(before)
+    expect(await record(c, newcomer.address)).toBeUndefined()
+    // A member may set its own key again (no conflict with itself).
+    expect(codes(await c.block([c.propose(v2, { type: 'setNodeKey', address: v1.address, nodeKey: nodeKey('val-1') })]))).toEqual(['OK'])
   })
 })
 

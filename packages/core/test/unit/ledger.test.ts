@@ -312,5 +312,7 @@ describe('genesis', () => {
     expect(path((j) => (j.params.blockIntervalMs = -5))).toBe('params.blockIntervalMs')
     expect(path((j) => (j.params.color = 'blue'))).toBe('params.color')
     expect(path((j) => (j.validators[0].publicKey = '0x1234'))).toBe('validators[0].publicKey')
+    // Two members cannot claim one node: admission to the members' protocols goes by node key.
+    expect(path((j) => (j.members[1].nodeKey = j.members[0].nodeKey))).toBe('members[1].nodeKey')
   })
 })

@@ -12,6 +12,7 @@
 import {
   type AccountState,
   type Address,
+  admitsNode,
   applyGenesis,
   type Block,
   type BlockHeader,
@@ -36,18 +37,23 @@ import {
   consensusMessageCodec,
   createConsensus,
   DecodeError,
+  decode,
   decodeBlock,
   encode,
   executeBlock,
   fastVoteSignBytes,
   type Genesis,
+  GOVERNANCE_ADDRESS,
   genesisHash,
   genesisHeader,
   getAccount,
   type KVStore,
   keyPairFromSecret,
   LoopchainError,
+  MEMBER_LIST_KEY,
   memberKey,
+  memberListCodec,
+  memberRecordCodec,
   memoByIdentity,
   messageHeight,
   peekAccount,
@@ -285,6 +291,8 @@ export class FullNode {
     heightStartedAtMs: 0,
   }
   private readonly listeners = new Set<(b: CommittedBlock) => void>()
+  private admitted: ReadonlySet<string> = new Set()
+  private readonly admissionListeners = new Set<() => void>()
   private readonly log: NodeLogger
   private readonly clock: () => number
   /** The validator sets: each in force from `from` on (genesis first, then governance changes). */
@@ -361,6 +369,7 @@ export class FullNode {
     // A restart right after a block with transactions still owes the block that carries its result.
     node.resultPending = resultPending
     node.sets.push(...(await chain.validatorSetChanges()))
+    node.admitted = await node.readAdmittedNodeKeys()
     node.machine = createConsensus(
       {
         networkId: g.networkId,
@@ -427,6 +436,59 @@ export class FullNode {
   /** Connects the node to its peers. */
   attachNetwork(network: NodeNetwork): void {
     this.network = network
+  }
+
+  /**
+   * The node keys (hex) of the member nodes the committed state admits to the members' protocols:
+   * registered by the genesis or by governance (`addMember`, `setNodeKey`), with the member-node or
+   * validator right (core `admitsNode`). Read again after every block that calls governance.
+   */
+  get admittedNodeKeys(): ReadonlySet<string> {
+    return this.admitted
+  }
+
+  /** Calls `f` when {@link admittedNodeKeys} changes. Returns an unsubscribe function. */
+  onAdmissionChange(f: () => void): () => void {
+    this.admissionListeners.add(f)
+    return () => this.admissionListeners.delete(f)
+  }
+
+  private async readAdmittedNodeKeys(): Promise<Set<string>> {
+    const out = new Set<string>()
+    const list = await this.tree.get(MEMBER_LIST_KEY)
+    for (const a of list === undefined ? [] : decode(memberListCodec, list)) {
+      const raw = await this.tree.get(memberKey(a))
+      const record = raw === undefined ? undefined : decode(memberRecordCodec, raw)
+      if (admitsNode(record)) out.add(toHex(record.nodeKey))
+    }
+    return out
+  }
+
+  /** After a block that called governance: takes the admitted node keys from the new state, and tells listeners if they changed. */
+  private async refreshAdmission(height: number): Promise<void> {
+    let next: Set<string>
+    try {
+      next = await this.readAdmittedNodeKeys()
+    } catch (e) {
+      // The block is committed; admission stays as it was until the next governance block reads it.
+      this.log.error('reading the admitted member nodes failed', { height, error: String(e) })
+      return
+    }
+    const before = this.admitted
+    if (next.size === before.size && [...next].every((k) => before.has(k))) return
+    this.admitted = next
+    this.log.info('member nodes admitted to the network changed', {
+      height,
+      admitted: [...next].filter((k) => !before.has(k)).map((k) => k.slice(0, 16)),
+      removed: [...before].filter((k) => !next.has(k)).map((k) => k.slice(0, 16)),
+    })
+    for (const f of this.admissionListeners) {
+      try {
+        f()
+      } catch (e) {
+        this.log.warn('an admission listener failed', { error: String(e) })
+      }
+    }
   }
 
   /** Calls `f` for every block this node commits. Returns an unsubscribe function. */
@@ -984,6 +1046,7 @@ export class FullNode {
     this.tip = { header: block.header, result: ex.result, commit }
     this.resultPending = block.transactions.length > 0
     const t2 = performance.now()
+    if (block.transactions.some((tx) => tx.body.to === GOVERNANCE_ADDRESS)) await this.refreshAdmission(block.header.height)
     // The block is stored; entries left over are trimmed with the next one (a full disk halts at the next write).
     await this.wal
       .truncateBelow(block.header.height)

@@ -4,8 +4,9 @@
  * per transaction: gossipsub's per-message cost would cap the network near 2,000 tx/s, see
  * STACK.md; sent by the node that took them to each member it is connected to and not forwarded,
  * see `directTopics` in the host), committed headers with their commits on `header`; the
- * read-only light-client protocols. Admission comes from the genesis: only member institutions'
- * node keys may use the member topics.
+ * read-only light-client protocols. Only the member nodes the committed state admits (a node key
+ * on record with the member-node or validator right; governance changes it) may use the member
+ * topics, and a node that loses admission is disconnected at the block that takes it away.
  */
 import { publicKeyFromRaw } from '@libp2p/crypto/keys'
 import { peerIdFromPublicKey } from '@libp2p/peer-id'
@@ -17,6 +18,7 @@ import {
   commitCodec,
   decode,
   encode,
+  fromHex,
   LoopchainError,
   list,
   MAX_TX_BYTES,
@@ -80,18 +82,26 @@ export interface NodeNetworkOptions {
   readonly logger?: NodeLogger
 }
 
-/** The peer ids of the genesis members that run nodes. */
-export function memberPeerIds(node: FullNode): Set<string> {
-  const ids = new Set<string>()
-  for (const m of node.options.genesis.members) {
-    if (m.nodeKey) ids.add(peerIdFromPublicKey(publicKeyFromRaw(m.nodeKey) as never).toString())
+const peerIds = new Map<string, string>()
+/** The libp2p peer id of a node key (hex), remembered. */
+function peerIdOfNodeKey(hex: string): string {
+  let id = peerIds.get(hex)
+  if (id === undefined) {
+    if (peerIds.size >= 4096) peerIds.clear()
+    id = peerIdFromPublicKey(publicKeyFromRaw(fromHex(hex)) as never).toString()
+    peerIds.set(hex, id)
   }
-  return ids
+  return id
+}
+
+/** The peer ids of the member nodes the node's committed state admits (`FullNode.admittedNodeKeys`). */
+export function memberPeerIds(node: FullNode): Set<string> {
+  return new Set([...node.admittedNodeKeys].map(peerIdOfNodeKey))
 }
 
 /** Starts a libp2p host for `node` and attaches it; returns the host. */
 export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Promise<NodeHost> {
-  const members = memberPeerIds(node)
+  let members = memberPeerIds(node)
   const g = node.options.genesis
   // The set in force at a height is known up to two heights past the tip (a change in block K
   // applies from K + 2); beyond, the consensus machine judges membership itself.
@@ -138,6 +148,17 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       header: (data) => checkHeaderGossip(node, data),
     },
     ...(opts.logger ? { logger: opts.logger } : {}),
+  })
+  // Governance added or removed a member's node: its streams and messages are judged by the new
+  // set as they arrive, and a node no longer admitted is disconnected from the members' topics now.
+  node.onAdmissionChange(() => {
+    members = memberPeerIds(node)
+    try {
+      const gone = host.enforceAdmission()
+      opts.logger?.info('admission: member nodes changed', { members: members.size, disconnected: gone })
+    } catch (e) {
+      opts.logger?.debug('admission: could not re-check the peers (host stopped?)', { error: String(e) })
+    }
   })
   host.subscribe('proposal', (data, from) => node.receiveConsensus(data, from))
   host.subscribe('vote', (data, from) => node.receiveConsensus(data, from))
