@@ -91,7 +91,8 @@ export class CliNetwork {
     return { name, rpcPort: port + 2, wsPort: port + 1 }
   }
 
-  private startNode(name: string, log: boolean): void {
+  /** Starts `loopchain start` for the node whose config is at `<dir>/<name>/config.json`. */
+  startNode(name: string, log = Boolean(process.env.LOOPCHAIN_E2E_LOG)): void {
     const p = cli(['start', '--config', join(this.dir, name, 'config.json')])
     p.stdout?.on('data', (d: Buffer) => {
       if (log) process.stderr.write(`[${name}] ${d}`)

@@ -62,7 +62,6 @@ const finite = (x: number): number | null => (Number.isFinite(x) ? Math.round(x 
 /** The JSON-RPC methods of a full node; with `peers`, also `lc_getPeers`. */
 export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] {
   const g = node.options.genesis
-  const members = peers ? memberPeerIds(node) : new Set<string>()
   const waiters = new Map<string, Set<() => void>>()
   /** Subscriptions open on this node (each is a block listener that runs in the commit path). */
   let subscriptions = 0
@@ -333,15 +332,19 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
               'This node’s peer id, its connected peers (member or not, gossip score) and the peers it refuses for a graylisted score. No addresses.',
             params: [],
             result: { name: 'peers', schema: { type: 'object' } },
-            handler: () => ({
-              peerId: peers.peerId,
-              peers: [...new Set(peers.connections().map((c) => c.peerId))].map((id) => ({
-                peerId: id,
-                member: members.has(id),
-                score: finite(peers.peerScore(id)),
-              })),
-              banned: peers.bannedPeers().map((b) => ({ ...b, score: finite(peers.peerScore(b.peerId)) })),
-            }),
+            handler: () => {
+              // Governance changes who is a member: asked each time.
+              const members = memberPeerIds(node)
+              return {
+                peerId: peers.peerId,
+                peers: [...new Set(peers.connections().map((c) => c.peerId))].map((id) => ({
+                  peerId: id,
+                  member: members.has(id),
+                  score: finite(peers.peerScore(id)),
+                })),
+                banned: peers.bannedPeers().map((b) => ({ ...b, score: finite(peers.peerScore(b.peerId)) })),
+              }
+            },
           } satisfies RpcMethod,
         ]
       : []),
