@@ -369,6 +369,47 @@ describe('full node (one process, LevelDB on disk)', () => {
     expect(next.block.transactions).toHaveLength(0)
   })
 
+  it('a node that missed the gossip catches up with an idle chain by asking for blocks, without any new message', async () => {
+    const v = key('validator 0')
+    const g = genesis([v])
+    const a = await open(g, v.secretKey)
+    a.attachNetwork({ publishConsensus: () => undefined })
+    a.start()
+    for (let nonce = 0; nonce < 2; nonce++) await a.submit(transfer(nonce))
+    await idle([a], 300)
+    expect(a.height).toBeGreaterThanOrEqual(2)
+    // An observer that heard none of it: its only way to A's blocks is block sync when it asks.
+    const dataDir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
+    dirs.push(dataDir)
+    const b = await FullNode.open({ dataDir, genesis: g, idleSyncMs: 150 })
+    nodes.push(b)
+    const asked: number[] = []
+    b.attachNetwork({
+      publishConsensus: () => undefined,
+      requestSync: (_peer, height) => {
+        asked.push(height)
+        void (async () => {
+          for (let h = b.height + 1; h <= a.height; h++) {
+            const c = await a.committedBlock(h)
+            if (c) await b.importBlock(c.block, c.commit)
+          }
+        })()
+      },
+    })
+    b.start()
+    await vi.waitFor(() => expect(b.height).toBe(a.height), { timeout: 5_000 })
+    expect(asked[0]).toBe(0)
+    expect((await b.account(bob.address)).balance).toBe((await a.account(bob.address)).balance)
+    // Caught up, it keeps asking while nothing commits (an up-to-date peer answers with nothing); stopped, it does not.
+    const n = asked.length
+    await new Promise((r) => setTimeout(r, 400))
+    expect(asked.length).toBeGreaterThan(n)
+    await b.stop()
+    const m = asked.length
+    await new Promise((r) => setTimeout(r, 400))
+    expect(asked.length).toBe(m)
+  })
+
   it('a height that block sync stores while this node still votes on it is not committed twice', async () => {
     const keys = [0, 1, 2, 3].map((i) => key(`validator ${i}`))
     const g = genesis(keys)

@@ -118,6 +118,12 @@ export interface FullNodeOptions {
   readonly clock?: () => number
   /** Run a watchtower (validators only; default true). */
   readonly watchtower?: boolean
+  /**
+   * While no block commits for this long, the node asks its peers for blocks (block sync), and
+   * again each time it passes: a node that missed a height's gossip (it connected late, a message
+   * was lost) would otherwise stay behind an idle chain until the next block. Default 5 s.
+   */
+  readonly idleSyncMs?: number
   /** Opens the node's database (default: LevelDB in `dataDir`). Tests wrap it to inject faults. */
   readonly openStore?: (dataDir: string) => Promise<NodeStore>
   /**
@@ -510,6 +516,12 @@ export class FullNode {
     }, every)
     expiry.unref?.()
     this.timers.add(expiry)
+    const idle = this.options.idleSyncMs ?? 5_000
+    const idleSync = setInterval(() => {
+      if (!this.stopped && this.clock() - this.lastCommitMs >= idle) this.network?.requestSync?.(undefined, this.height)
+    }, idle)
+    idleSync.unref?.()
+    this.timers.add(idleSync)
     this.maybeStartHeight()
   }
 
