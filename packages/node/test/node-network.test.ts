@@ -18,7 +18,7 @@ import {
   type Value,
 } from '@loopchain/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { connectNode, createNodeHost, FullNode, memberPeerIds, type NodeLogger } from '../src/index.js'
+import { connectNode, createNodeHost, FullNode, memberPeerIds, type NodeHost, type NodeLogger, type RequestError } from '../src/index.js'
 import { syncProtocolName, syncRequestCodec, syncResponseCodec } from '../src/node/p2p-network.js'
 import { releasePortBlock, reservePortBlock } from '../src/testing/ports.js'
 import { testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
@@ -239,5 +239,55 @@ describe('admission follows governance', () => {
     const again = await FullNode.open({ dataDir, genesis: g, validatorSecret: v.secretKey })
     cleanups.push(() => again.stop())
     expect([...again.admittedNodeKeys]).toEqual([toHex(keyO.publicKey)])
+  })
+})
+
+describe('serving non-members', () => {
+  it('a protocol serves at most maxConcurrentNonMembers non-member requests at once (BUSY after), and members are not counted', async () => {
+    const quiet: NodeLogger = { info() {}, warn() {}, error() {}, debug() {} }
+    const port = reservePortBlock()
+    cleanups.push(() => releasePortBlock(port))
+    const [keyS, keyM, keyN] = ['busy server', 'busy member', 'busy outsider'].map((l) => testKey(l).secretKey)
+    const make = async (nodeKey: Uint8Array | undefined, i: number, isMember: (id: string) => boolean) => {
+      const h = await createNodeHost({
+        chainId: 'busy',
+        nodeKey: nodeKey as Uint8Array,
+        isMember,
+        tcpPort: port + i,
+        wsPort: false,
+        relay: false,
+        logger: quiet,
+      })
+      cleanups.push(() => h.stop())
+      return h
+    }
+    const m = await make(keyM, 1, () => true)
+    const n = await make(keyN, 2, () => true)
+    const s = await make(keyS, 0, (id) => id === m.peerId)
+    // Each request waits until the test lets it go, so the exchanges overlap.
+    const waiting: (() => void)[] = []
+    const protocol = '/loopchain/busy/test/1'
+    await s.handle(protocol, (req) => new Promise((resolve) => waiting.push(() => resolve(req))), { maxConcurrentNonMembers: 2 })
+    const addr = s.multiaddrs()[0] as string
+    await m.dial(addr)
+    await n.dial(addr)
+    const ask = (h: NodeHost, byte: number) =>
+      h.request(s.peerId, protocol, Uint8Array.of(byte), { timeoutMs: 10_000 }).then(
+        (r) => ({ ok: r[0] }),
+        (e: RequestError) => ({ code: e.code }),
+      )
+    const first = [ask(n, 1), ask(n, 2)]
+    await vi.waitFor(() => expect(waiting).toHaveLength(2))
+    // A third from the non-member is refused at once; a member's request is served alongside.
+    expect(await ask(n, 3)).toEqual({ code: 'BUSY' })
+    const member = ask(m, 4)
+    await vi.waitFor(() => expect(waiting).toHaveLength(3))
+    for (const go of waiting.splice(0)) go()
+    expect(await Promise.all([...first, member])).toEqual([{ ok: 1 }, { ok: 2 }, { ok: 4 }])
+    // The places are free again.
+    const again = ask(n, 5)
+    await vi.waitFor(() => expect(waiting).toHaveLength(1))
+    for (const go of waiting.splice(0)) go()
+    expect(await again).toEqual({ ok: 5 })
   })
 })

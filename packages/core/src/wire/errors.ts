@@ -27,6 +27,8 @@ export class P2PError extends LoopchainError<P2PErrorCode> {}
  * - `BAD_FRAME`: the remote sent bytes that are not a frame of this protocol.
  * - `NO_HANDLER`: the protocol is not registered here (responder side).
  * - `STREAM_FAILED`: dialling, negotiating or the stream itself failed (reset, closed early).
+ * - `BUSY`: the responder already serves as many of this protocol's requests from non-members as it
+ *   allows at once (members are not limited); ask again later or another peer.
  */
 export type RequestErrorCode =
   | 'REQUEST_TOO_LARGE'
@@ -37,6 +39,7 @@ export type RequestErrorCode =
   | 'BAD_FRAME'
   | 'NO_HANDLER'
   | 'STREAM_FAILED'
+  | 'BUSY'
 
 /**
  * A request-response exchange that did not yield a response. `details.remote` is true when the

@@ -151,7 +151,14 @@ export async function sendAndClose(stream: FrameStream, bytes: Uint8Array, signa
   await stream.close(signal ? { signal } : {})
 }
 
-const KNOWN_REMOTE_CODES = new Set<RequestErrorCode>(['REQUEST_TOO_LARGE', 'NOT_MEMBER', 'HANDLER_FAILED', 'BAD_FRAME', 'NO_HANDLER'])
+const KNOWN_REMOTE_CODES = new Set<RequestErrorCode>([
+  'REQUEST_TOO_LARGE',
+  'NOT_MEMBER',
+  'HANDLER_FAILED',
+  'BAD_FRAME',
+  'NO_HANDLER',
+  'BUSY',
+])
 
 /**
  * The requester's half of one exchange on an open stream: sends the request frame and returns the

@@ -57,6 +57,8 @@ const decodeTxBatch = memoByIdentity((data: Uint8Array) => decode(txBatchCodec, 
 const SYNC_BATCH = 64
 const SYNC_RESPONSE_BYTES = 8 * 1024 * 1024
 const SYNC_COMMIT_ALLOWANCE = 1024 * 1024
+/** Block-sync requests from non-members served at once, over all peers (`BUSY` beyond). */
+export const SYNC_NON_MEMBERS = 4
 /** Exported for tests that play a peer's side of block sync. */
 export const syncRequestCodec = struct('SyncRequest', { from: uvarint, max: uvarint })
 /** A batch of committed blocks, with the server's own height so the client knows its target. */
@@ -182,7 +184,10 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       }
       return encode(syncResponseCodec, { head: node.height, blocks: out })
     },
-    { maxRequestBytes: 64, memberOnly: false },
+    // Open to non-members (an auditor's node, a member's node before governance admits it), but
+    // each answer reads and encodes up to a few MiB: non-members share SYNC_NON_MEMBERS places at
+    // once, and a connection asks one range at a time (a member's sync loop does).
+    { maxRequestBytes: 64, memberOnly: false, maxConcurrentNonMembers: SYNC_NON_MEMBERS, maxInboundStreams: 2 },
   )
   // Light clients: headers, validator-set changes and state proofs, read-only (core wire/light.ts).
   await serveLightClients(host, node)

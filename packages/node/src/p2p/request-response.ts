@@ -26,6 +26,12 @@ export interface HandleOptions {
   timeoutMs?: number
   /** Streams of this protocol a single connection may have open at once. Default 32. */
   maxInboundStreams?: number
+  /**
+   * Exchanges with non-members this node serves at once on this protocol, over all connections
+   * (peer ids cost nothing to make, so a per-connection limit alone does not bound the work); one
+   * more is refused with `BUSY`. Members are not counted. Default unlimited.
+   */
+  maxConcurrentNonMembers?: number
 }
 
 /** How a request is made. */
@@ -59,6 +65,8 @@ export async function handleRequests(
 ): Promise<void> {
   const maxRequestBytes = opts.maxRequestBytes ?? DEFAULT_MAX_BYTES
   const timeoutMs = opts.timeoutMs ?? DEFAULT_HANDLER_TIMEOUT_MS
+  const maxNonMembers = opts.maxConcurrentNonMembers ?? Number.POSITIVE_INFINITY
+  let nonMembers = 0
 
   const replyError = async (stream: Stream, body: ErrorFrameBody): Promise<void> => {
     await sendAndClose(stream, encodeErrorFrame(body))
@@ -73,11 +81,25 @@ export async function handleRequests(
       timeoutMs,
     )
     deadline.unref()
+    let counted = false
     try {
-      if (opts.memberOnly && !isMember(peer)) {
+      const member = isMember(peer)
+      if (opts.memberOnly && !member) {
         log.debug('refused member-only protocol to a non-member', { protocol, peer })
         await replyError(stream, { code: 'NOT_MEMBER', message: `${protocol} is open to member institutions only` })
         return
+      }
+      if (!member) {
+        if (nonMembers >= maxNonMembers) {
+          log.debug('refused a non-member: busy', { protocol, peer, serving: nonMembers })
+          await replyError(stream, {
+            code: 'BUSY',
+            message: `${protocol} serves ${maxNonMembers} non-member requests at once; try again later`,
+          })
+          return
+        }
+        nonMembers++
+        counted = true
       }
       let request: Uint8Array
       try {
@@ -121,6 +143,7 @@ export async function handleRequests(
       stream.abort(err instanceof Error ? err : new Error(String(err)))
     } finally {
       clearTimeout(deadline)
+      if (counted) nonMembers--
     }
   }
 
