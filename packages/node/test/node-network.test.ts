@@ -5,16 +5,20 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
+  bytes,
   callDataCodec,
   decode,
   encode,
   type Genesis,
   GOVERNANCE_ADDRESS,
   type KeyPair,
+  list,
+  MAX_TX_BYTES,
   Right,
   signTransaction,
   TxKind,
   toHex,
+  transactionCodec,
   type Value,
 } from '@loopchain/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
@@ -289,5 +293,61 @@ describe('serving non-members', () => {
     await vi.waitFor(() => expect(waiting).toHaveLength(1))
     for (const go of waiting.splice(0)) go()
     expect(await again).toEqual({ ok: 5 })
+  })
+})
+
+describe('a member gossiping transactions that cannot be valid', () => {
+  it('is banned at the tenth in a minute: disconnected and refused, while one bad transaction only gets it reported', async () => {
+    const quiet: NodeLogger = { info() {}, warn() {}, error() {}, debug() {} }
+    const v = testKey('bad tx validator')
+    const alice = testKey('bad tx alice')
+    const keyA = testKey('bad tx node A')
+    const keyM = testKey('bad tx node M')
+    const base = testGenesis({ chainId: 'bad-tx', networkId: 34, validators: [v], funded: alice })
+    const g: Genesis = {
+      ...base,
+      members: [
+        { ...(base.members[0] as Genesis['members'][number]), nodeKey: keyA.publicKey },
+        { id: 'bank-m', name: 'Bank M', address: keyM.address, nodeKey: keyM.publicKey, rights: Right.MemberNode },
+      ],
+    }
+    const port = reservePortBlock()
+    cleanups.push(() => releasePortBlock(port))
+    const dataDir = mkdtempSync(join(tmpdir(), 'loopchain-bad-tx-'))
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }))
+    const a = await FullNode.open({ dataDir, genesis: g, validatorSecret: v.secretKey })
+    cleanups.push(() => a.stop())
+    const hostA = await connectNode(a, { nodeKey: keyA.secretKey, tcpPort: port, wsPort: false, logger: quiet })
+    cleanups.push(() => hostA.stop())
+    a.start()
+    const m = await createNodeHost({
+      chainId: g.chainId,
+      nodeKey: keyM.secretKey,
+      isMember: () => true,
+      tcpPort: port + 1,
+      wsPort: false,
+      logger: quiet,
+    })
+    cleanups.push(() => m.stop())
+    m.subscribe('tx', () => {})
+    await m.dial(hostA.multiaddrs()[0] as string)
+    await vi.waitFor(() => expect(hostA.subscribers('tx')).toContain(m.peerId), { timeout: 10_000 })
+    // A transfer whose signature is another message's: the same bytes fail whatever the clock.
+    const forged = (nonce: number) => {
+      const tx = testTransfer(34, alice, v.address, nonce, 1n)
+      const other = testTransfer(34, alice, v.address, nonce, 2n)
+      return encode(transactionCodec, { ...tx, signature: other.signature })
+    }
+    const batch = (txs: Uint8Array[]) => encode(list(bytes(MAX_TX_BYTES), 256), txs)
+    // One: reported, not banned.
+    await m.publish('tx', batch([forged(0)]))
+    await new Promise((r) => setTimeout(r, 1_000))
+    expect(hostA.isBanned(m.peerId)).toBe(false)
+    expect(hostA.connections().some((c) => c.peerId === m.peerId)).toBe(true)
+    // Nine more in one batch: the tenth in a minute bans it.
+    await m.publish('tx', batch(Array.from({ length: 9 }, (_, i) => forged(i + 1))))
+    await vi.waitFor(() => expect(hostA.isBanned(m.peerId)).toBe(true), { timeout: 10_000 })
+    await vi.waitFor(() => expect(hostA.connections().some((c) => c.peerId === m.peerId)).toBe(false), { timeout: 10_000 })
+    expect(a.mempool.size).toBe(0)
   })
 })
