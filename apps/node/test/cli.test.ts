@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process'
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -154,6 +154,41 @@ describe('loopchain CLI', () => {
       rmSync(dir, { recursive: true, force: true })
     }
   }, 120_000)
+  it("start applies the config's rpc.rateLimit: a client above it gets 429 with JSON-RPC error -32005", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-cli-'))
+    const base = reservePortBlock()
+    let node: ChildProcess | undefined
+    try {
+      expect(run('init', '--validators', '1', '--out', dir, '--base-port', String(base)).status).toBe(0)
+      const file = join(dir, 'node-0', 'config.json')
+      const config = JSON.parse(readFileSync(file, 'utf8'))
+      writeFileSync(file, JSON.stringify({ ...config, rpc: { ...config.rpc, rateLimit: { perSecond: 1, burst: 3 } } }))
+      node = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '--config', file], { stdio: 'ignore' })
+      const call = () =>
+        fetch(`http://127.0.0.1:${base + 2}/`, {
+          method: 'POST',
+          body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'lc_getNetworkInfo' }),
+        }).then(async (r) => ({ status: r.status, body: (await r.json()) as { error?: { code: number } } }))
+      const deadline = Date.now() + 60_000
+      for (;;) {
+        const up = await call().catch(() => undefined)
+        if (up?.status === 200) break
+        if (Date.now() > deadline) throw new Error('the node did not come up')
+        await new Promise((r) => setTimeout(r, 500))
+      }
+      // The default (200 a second, bursts of 400) would answer all ten.
+      const replies = await Promise.all(Array.from({ length: 10 }, call))
+      const limited = replies.filter((r) => r.status === 429)
+      expect(limited.length).toBeGreaterThanOrEqual(6)
+      for (const r of limited) expect(r.body.error?.code).toBe(-32005)
+      expect(replies.filter((r) => r.status === 200).length).toBeGreaterThanOrEqual(1)
+    } finally {
+      node?.kill('SIGKILL')
+      releasePortBlock(base)
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 120_000)
+
   it('start names what is wrong in a config or its genesis, with exit 2', () => {
     const dir = mkdtempSync(join(tmpdir(), 'loopchain-cli-'))
     try {
