@@ -229,6 +229,52 @@ describe('admission follows governance', () => {
     expect(memberPeerIds(a)).toEqual(new Set([hostA.peerId]))
   })
 
+  it('a node its own state does not admit follows the chain by headers and block sync, and joins the members’ topics once admitted', async () => {
+    const v = testKey('follow validator')
+    const keyA = testKey('follow node A')
+    const keyB = testKey('follow node B')
+    const bankB = testKey('follow bank B')
+    const base = testGenesis({ chainId: 'admission-follow', networkId: 33, validators: [v], funded: v, params: { blockIntervalMs: 20 } })
+    const g: Genesis = { ...base, members: [{ ...(base.members[0] as Genesis['members'][number]), nodeKey: keyA.publicKey }] }
+    const port = reservePortBlock()
+    cleanups.push(() => releasePortBlock(port))
+    const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'loopchain-follow-')))
+    cleanups.push(() => {
+      for (const d of dirs) rmSync(d, { recursive: true, force: true })
+    })
+    const a = await FullNode.open({ dataDir: dirs[0] as string, genesis: g, validatorSecret: v.secretKey })
+    cleanups.push(() => a.stop())
+    const hostA = await connectNode(a, { nodeKey: keyA.secretKey, tcpPort: port, wsPort: false, logger: quiet })
+    cleanups.push(() => hostA.stop())
+    a.start()
+    // An idle poll far off: B must follow by the headers it hears.
+    const b = await FullNode.open({ dataDir: dirs[1] as string, genesis: g, idleSyncMs: 60_000 })
+    cleanups.push(() => b.stop())
+    const hostB = await connectNode(b, {
+      nodeKey: keyB.secretKey,
+      tcpPort: port + 1,
+      wsPort: false,
+      bootstrap: [hostA.multiaddrs()[0] as string],
+      logger: quiet,
+    })
+    cleanups.push(() => hostB.stop())
+    b.start()
+    await vi.waitFor(() => expect(hostA.subscribers('header')).toContain(hostB.peerId), { timeout: 10_000 })
+    await new Promise((r) => setTimeout(r, 2_000)) // past B's start-up sync
+    // Not admitted, B did not subscribe to the members' topics, so A keeps it connected; it follows A's blocks.
+    expect(hostA.subscribers('vote')).not.toContain(hostB.peerId)
+    expect(hostA.connections().some((c) => c.peerId === hostB.peerId)).toBe(true)
+    for (let nonce = 0; nonce < 2; nonce++) await a.submit(testTransfer(33, v, bankB.address, nonce, 1n))
+    await vi.waitFor(() => expect(b.height).toBeGreaterThanOrEqual(2), { timeout: 10_000 })
+    // Governance admits B's node key: B reaches that block, admits itself, and subscribes.
+    await a.submit(
+      propose(v, 2, { type: 'addMember', address: bankB.address, id: 'bank-b', rights: BigInt(Right.MemberNode), nodeKey: keyB.publicKey }),
+    )
+    await vi.waitFor(() => expect(b.admittedNodeKeys.has(toHex(keyB.publicKey))).toBe(true), { timeout: 10_000 })
+    await vi.waitFor(() => expect(hostA.subscribers('vote')).toContain(hostB.peerId), { timeout: 10_000 })
+    expect(hostA.connections().some((c) => c.peerId === hostB.peerId)).toBe(true)
+  })
+
   it('a restarted node reads the admitted node keys from its state, not from the genesis', async () => {
     const v = testKey('admission restart validator')
     const keyO = testKey('admission restart node O')

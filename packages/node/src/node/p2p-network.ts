@@ -23,6 +23,7 @@ import {
   list,
   MAX_TX_BYTES,
   memoByIdentity,
+  signedHeaderCodec,
   struct,
   uvarint,
 } from '@loopchain/core'
@@ -158,13 +159,11 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     try {
       const gone = host.enforceAdmission()
       opts.logger?.info('admission: member nodes changed', { members: members.size, disconnected: gone })
+      followChain()
     } catch (e) {
       opts.logger?.debug('admission: could not re-check the peers (host stopped?)', { error: String(e) })
     }
   })
-  host.subscribe('proposal', (data, from) => node.receiveConsensus(data, from))
-  host.subscribe('vote', (data, from) => node.receiveConsensus(data, from))
-  host.subscribe('tx', (data, from) => node.submitFromPeer(decodeTxBatch(data), from))
 
   // Block sync: serve committed blocks with their certificates, and fetch them when behind.
   const syncProtocol = syncProtocolName(node.options.genesis.chainId)
@@ -192,6 +191,8 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   // Light clients: headers, validator-set changes and state proofs, read-only (core wire/light.ts).
   await serveLightClients(host, node)
   let syncing = false
+  // Asked while a round runs: that round may have passed the new blocks' peers already, so one more follows it.
+  let syncAgain: { peer: string | undefined } | undefined
   const maxSyncResponse = SYNC_RESPONSE_BYTES + node.options.genesis.params.maxBlockBytes + SYNC_COMMIT_ALLOWANCE
   /**
    * Fetches committed blocks from member peers until none has more. Each block is verified
@@ -201,7 +202,10 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
    * or gapped block) ends that peer's turn, so no peer can keep the loop spinning.
    */
   const sync = async (preferred: string | undefined): Promise<void> => {
-    if (syncing) return
+    if (syncing) {
+      syncAgain = { peer: preferred }
+      return
+    }
     syncing = true
     try {
       const peers = [...new Set([...(preferred ? [preferred] : []), ...host.connections().map((c) => c.peerId)])].filter((p) =>
@@ -261,6 +265,9 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       }
     } finally {
       syncing = false
+      const again = syncAgain
+      syncAgain = undefined
+      if (again !== undefined && node.failure === undefined) void sync(again.peer)
     }
   }
 
@@ -306,6 +313,39 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       else if (timer === undefined) timer = setTimeout(flush, TX_BATCH_DELAY_MS)
     },
   })
+  /**
+   * The members' topics are for the nodes the state admits, and a peer that subscribes to them
+   * unadmitted is hung up on. So this node subscribes to them while its own state admits it; until
+   * then (a new member's node syncing up to the block that admits it, the node of an institution
+   * without the member-node right) it follows the chain by block sync, prompted by the headers
+   * every node announces, and subscribes once the state admits it (or leaves when it no longer does).
+   */
+  let memberTopics: (() => void)[] = []
+  let headers: (() => void) | undefined
+  const followChain = () => {
+    const admitted = members.has(host.peerId)
+    if (admitted && memberTopics.length === 0) {
+      headers?.()
+      headers = undefined
+      memberTopics = [
+        host.subscribe('proposal', (data, from) => node.receiveConsensus(data, from)),
+        host.subscribe('vote', (data, from) => node.receiveConsensus(data, from)),
+        host.subscribe('tx', (data, from) => node.submitFromPeer(decodeTxBatch(data), from)),
+      ]
+    } else if (!admitted && headers === undefined) {
+      for (const off of memberTopics) off()
+      memberTopics = []
+      opts.logger?.info('admission: this node is not an admitted member node in its state; it follows the chain by block sync', {
+        peerId: host.peerId,
+      })
+      // Checked by the topic's validator (a header this node can verify, so at most one a block):
+      // one past the tip asks for blocks.
+      headers = host.subscribe('header', (data, from) => {
+        if (decode(signedHeaderCodec, data).header.height > node.height) void sync(from)
+      })
+    }
+  }
+  followChain()
   // Catch up once the bootstrap peers are connected, before this node's votes matter.
   setTimeout(() => void sync(undefined), 1500)
   return host
