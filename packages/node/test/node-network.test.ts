@@ -6,17 +6,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
   bytes,
-  callDataCodec,
   decode,
   encode,
   type Genesis,
-  GOVERNANCE_ADDRESS,
   type KeyPair,
   list,
   MAX_TX_BYTES,
   Right,
-  signTransaction,
-  TxKind,
   toHex,
   transactionCodec,
   type Value,
@@ -25,12 +21,35 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { connectNode, createNodeHost, FullNode, memberPeerIds, type NodeHost, type NodeLogger, type RequestError } from '../src/index.js'
 import { syncProtocolName, syncRequestCodec, syncResponseCodec } from '../src/node/p2p-network.js'
 import { releasePortBlock, reservePortBlock } from '../src/testing/ports.js'
-import { testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
+import { governanceTx, testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
 
 const cleanups: (() => Promise<void> | void)[] = []
 afterEach(async () => {
   for (const f of cleanups.splice(0).reverse()) await f()
 })
+
+const quiet: NodeLogger = { info() {}, warn() {}, error() {}, debug() {} }
+
+/** Validator `v`'s node on its real libp2p host (node key `nodeKey`, TCP on a reserved port block), started; undone after the test. */
+async function validatorOnHost(g: Genesis, v: KeyPair, nodeKey: KeyPair) {
+  const port = reservePortBlock()
+  cleanups.push(() => releasePortBlock(port))
+  const dataDir = mkdtempSync(join(tmpdir(), 'loopchain-node-net-'))
+  cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }))
+  const node = await FullNode.open({ dataDir, genesis: g, validatorSecret: v.secretKey })
+  cleanups.push(() => node.stop())
+  const host = await connectNode(node, { nodeKey: nodeKey.secretKey, tcpPort: port, wsPort: false, logger: quiet })
+  cleanups.push(() => host.stop())
+  node.start()
+  return { node, host, port }
+}
+
+/** A bare libp2p host that plays a peer (no node behind it; it calls everyone a member). */
+async function peerHost(chainId: string, nodeKey: KeyPair, tcpPort: number): Promise<NodeHost> {
+  const h = await createNodeHost({ chainId, nodeKey: nodeKey.secretKey, isMember: () => true, tcpPort, wsPort: false, logger: quiet })
+  cleanups.push(() => h.stop())
+  return h
+}
 
 describe('full node on its libp2p host', () => {
   it('a gossip publish after the host stopped is logged, never an unhandled rejection', async () => {
@@ -67,8 +86,6 @@ describe('full node on its libp2p host', () => {
 })
 
 describe('block sync against a member that answers wrongly', () => {
-  const quiet: NodeLogger = { info() {}, warn() {}, error() {}, debug() {} }
-
   /**
    * A validator with a few blocks, a member host M whose sync answers come from `answer`, and a
    * fresh observer B connected to both. Returns B, M's request count and the ids.
@@ -159,23 +176,7 @@ describe('block sync against a member that answers wrongly', () => {
 })
 
 describe('admission follows governance', () => {
-  const quiet: NodeLogger = { info() {}, warn() {}, error() {}, debug() {} }
-  const propose = (v: KeyPair, nonce: number, action: Value) =>
-    signTransaction(
-      {
-        version: 1,
-        networkId: 33,
-        from: v.address,
-        to: GOVERNANCE_ADDRESS,
-        value: 0n,
-        stepLimit: 10_000_000,
-        timestamp: Date.now() * 1000,
-        nonce,
-        kind: TxKind.Call,
-        data: encode(callDataCodec, { method: 'propose', params: { action } }),
-      },
-      v,
-    )
+  const propose = (v: KeyPair, nonce: number, action: Value) => governanceTx(33, v, nonce, 'propose', { action })
 
   it('a node key governance registers may use the members’ topics; when its right is taken away it is disconnected', async () => {
     const v = testKey('admission validator')
@@ -184,24 +185,8 @@ describe('admission follows governance', () => {
     const bankO = testKey('admission bank O')
     const base = testGenesis({ chainId: 'admission-gov', networkId: 33, validators: [v], funded: v, params: { blockIntervalMs: 20 } })
     const g: Genesis = { ...base, members: [{ ...(base.members[0] as Genesis['members'][number]), nodeKey: keyA.publicKey }] }
-    const port = reservePortBlock()
-    cleanups.push(() => releasePortBlock(port))
-    const dataDir = mkdtempSync(join(tmpdir(), 'loopchain-admission-'))
-    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }))
-    const a = await FullNode.open({ dataDir, genesis: g, validatorSecret: v.secretKey })
-    cleanups.push(() => a.stop())
-    const hostA = await connectNode(a, { nodeKey: keyA.secretKey, tcpPort: port, wsPort: false, logger: quiet })
-    cleanups.push(() => hostA.stop())
-    a.start()
-    const o = await createNodeHost({
-      chainId: g.chainId,
-      nodeKey: keyO.secretKey,
-      isMember: () => true,
-      tcpPort: port + 1,
-      wsPort: false,
-      logger: quiet,
-    })
-    cleanups.push(() => o.stop())
+    const { node: a, host: hostA, port } = await validatorOnHost(g, v, keyA)
+    const o = await peerHost(g.chainId, keyO, port + 1)
     const addrA = hostA.multiaddrs()[0] as string
     const connected = () => hostA.connections().some((c) => c.peerId === o.peerId)
     expect(memberPeerIds(a)).toEqual(new Set([hostA.peerId]))
@@ -294,7 +279,6 @@ describe('admission follows governance', () => {
 
 describe('serving non-members', () => {
   it('a protocol serves at most maxConcurrentNonMembers non-member requests at once (BUSY after), and members are not counted', async () => {
-    const quiet: NodeLogger = { info() {}, warn() {}, error() {}, debug() {} }
     const port = reservePortBlock()
     cleanups.push(() => releasePortBlock(port))
     const [keyS, keyM, keyN] = ['busy server', 'busy member', 'busy outsider'].map((l) => testKey(l).secretKey)
@@ -344,7 +328,6 @@ describe('serving non-members', () => {
 
 describe('a member gossiping transactions that cannot be valid', () => {
   it('is banned at the tenth in a minute: disconnected and refused, while one bad transaction only gets it reported', async () => {
-    const quiet: NodeLogger = { info() {}, warn() {}, error() {}, debug() {} }
     const v = testKey('bad tx validator')
     const alice = testKey('bad tx alice')
     const keyA = testKey('bad tx node A')
@@ -357,24 +340,8 @@ describe('a member gossiping transactions that cannot be valid', () => {
         { id: 'bank-m', name: 'Bank M', address: keyM.address, nodeKey: keyM.publicKey, rights: Right.MemberNode },
       ],
     }
-    const port = reservePortBlock()
-    cleanups.push(() => releasePortBlock(port))
-    const dataDir = mkdtempSync(join(tmpdir(), 'loopchain-bad-tx-'))
-    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }))
-    const a = await FullNode.open({ dataDir, genesis: g, validatorSecret: v.secretKey })
-    cleanups.push(() => a.stop())
-    const hostA = await connectNode(a, { nodeKey: keyA.secretKey, tcpPort: port, wsPort: false, logger: quiet })
-    cleanups.push(() => hostA.stop())
-    a.start()
-    const m = await createNodeHost({
-      chainId: g.chainId,
-      nodeKey: keyM.secretKey,
-      isMember: () => true,
-      tcpPort: port + 1,
-      wsPort: false,
-      logger: quiet,
-    })
-    cleanups.push(() => m.stop())
+    const { node: a, host: hostA, port } = await validatorOnHost(g, v, keyA)
+    const m = await peerHost(g.chainId, keyM, port + 1)
     m.subscribe('tx', () => {})
     await m.dial(hostA.multiaddrs()[0] as string)
     await vi.waitFor(() => expect(hostA.subscribers('tx')).toContain(m.peerId), { timeout: 10_000 })

@@ -7,23 +7,10 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import {
-  type Address,
-  bytesEqual,
-  callDataCodec,
-  encode,
-  type Genesis,
-  GOVERNANCE_ADDRESS,
-  type KeyPair,
-  Right,
-  signTransaction,
-  TxKind,
-  type Value,
-  validatorSetHash,
-} from '@loopchain/core'
+import { type Address, bytesEqual, type Genesis, type KeyPair, Right, type Value, validatorSetHash } from '@loopchain/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { FullNode } from '../src/index.js'
-import { nextBlock, testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
+import { governanceTx, nextBlock, testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
 
 const NETWORK = 12
 const alice = testKey('valset alice')
@@ -41,23 +28,7 @@ async function open(g: Genesis, secret: Uint8Array, dataDir: string): Promise<Fu
   return n
 }
 
-function governance(from: KeyPair, nonce: number, method: string, params: Value) {
-  return signTransaction(
-    {
-      version: 1,
-      networkId: NETWORK,
-      from: from.address,
-      to: GOVERNANCE_ADDRESS,
-      value: 0n,
-      stepLimit: 10_000_000,
-      timestamp: Date.now() * 1000,
-      nonce,
-      kind: TxKind.Call,
-      data: encode(callDataCodec, { method, params }),
-    },
-    from,
-  )
-}
+const governance = (from: KeyPair, nonce: number, method: string, params: Value) => governanceTx(NETWORK, from, nonce, method, params)
 
 /** Links nodes in memory: every consensus message reaches every other running node. */
 function link(all: FullNode[], running: () => FullNode[]): void {
