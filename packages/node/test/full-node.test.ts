@@ -320,6 +320,26 @@ describe('full node (one process, LevelDB on disk)', () => {
     expect(node.metrics()).toMatch(/^loopchain_intake_dropped_total 20000$/m)
   })
 
+  it('the intake of arrived transactions is bounded: a gossip batch past 50,000 is dropped and counted, a client gets POOL_FULL', async () => {
+    const v = key('validator 0')
+    const node = await open(genesis([v]), v.secretKey)
+    const junk = new Uint8Array(12) // not a transaction: it only has to wait in the intake
+    node.submitFromPeer(new Array(49_999).fill(junk), 'peer-x')
+    expect(node.intakeSize).toBe(49_999)
+    // Two more would pass the bound: the whole batch is dropped, and counted.
+    node.submitFromPeer([junk, junk], 'peer-x')
+    expect(node.intakeSize).toBe(49_999)
+    node.submitFromPeer([junk], 'peer-x')
+    expect(node.intakeSize).toBe(50_000)
+    await expect(node.submit(transfer(0))).rejects.toMatchObject({ code: 'POOL_FULL' })
+    expect(node.metrics()).toMatch(/^loopchain_intake_dropped_total 2$/m)
+    expect(node.metrics()).toMatch(/^loopchain_intake_transactions 50000$/m)
+    // Checked a chunk per turn, the intake empties; then a client's transaction is taken again.
+    await vi.waitFor(() => expect(node.intakeSize).toBe(0), { timeout: 20_000 })
+    expect(await node.submit(transfer(0))).toMatch(/^[0-9a-f]{64}$/)
+    expect(node.mempool.size).toBe(1)
+  })
+
   it('takes transactions from members and funded accounts only, and expires what no block takes', async () => {
     const v = key('permission validator')
     const g = { ...genesis([v]), params: { ...genesis([v]).params, txTimestampWindowMs: 1000 } }
