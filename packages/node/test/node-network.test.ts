@@ -5,7 +5,10 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
+  type Block,
+  blockCodec,
   bytes,
+  commitCodec,
   decode,
   encode,
   type Genesis,
@@ -13,6 +16,8 @@ import {
   list,
   MAX_TX_BYTES,
   Right,
+  signTransaction,
+  TxKind,
   toHex,
   transactionCodec,
   type Value,
@@ -21,7 +26,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { connectNode, createNodeHost, FullNode, memberPeerIds, type NodeHost, type NodeLogger, type RequestError } from '../src/index.js'
 import { syncProtocolName, syncRequestCodec, syncResponseCodec } from '../src/node/p2p-network.js'
 import { releasePortBlock, reservePortBlock } from '../src/testing/ports.js'
-import { governanceTx, testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
+import { governanceTx, idle as idleNodes, testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
 
 const cleanups: (() => Promise<void> | void)[] = []
 afterEach(async () => {
@@ -362,5 +367,69 @@ describe('a member gossiping transactions that cannot be valid', () => {
     await vi.waitFor(() => expect(hostA.isBanned(m.peerId)).toBe(true), { timeout: 10_000 })
     await vi.waitFor(() => expect(hostA.connections().some((c) => c.peerId === m.peerId)).toBe(false), { timeout: 10_000 })
     expect(a.mempool.size).toBe(0)
+  })
+})
+
+describe('block sync answers', () => {
+  it('end when the next block would pass the 8 MiB budget (always holding one), and the next request goes on from there', async () => {
+    const v = testKey('budget validator')
+    const alice = testKey('budget alice')
+    const keyA = testKey('budget node A')
+    const base = testGenesis({ chainId: 'sync-budget', networkId: 35, validators: [v], funded: alice, params: { blockIntervalMs: 20 } })
+    const g: Genesis = { ...base, members: [{ ...(base.members[0] as Genesis['members'][number]), nodeKey: keyA.publicKey }] }
+    const { node: a, host: hostA, port } = await validatorOnHost(g, v, keyA)
+    // Twenty-four messages of 480 KB: blocks of up to 3.5 MiB each (MAX_PROPOSED_BLOCK_BYTES), ~11 MB in all.
+    const data = new Uint8Array(480_000).fill(9)
+    for (let nonce = 0; nonce < 12; nonce++) {
+      for (const from of [alice, v]) {
+        const tx = signTransaction(
+          {
+            version: 1,
+            networkId: 35,
+            from: from.address,
+            to: from.address,
+            value: 0n,
+            stepLimit: 100_000_000,
+            timestamp: Date.now() * 1000,
+            nonce,
+            kind: TxKind.Message,
+            data,
+          },
+          from,
+        )
+        await a.submit(tx)
+      }
+    }
+    await vi.waitFor(() => expect(a.mempool.size).toBe(0), { timeout: 30_000 })
+    await idleNodes([a])
+    const head = a.height
+    const p = await peerHost(g.chainId, testKey('budget peer'), port + 1)
+    await p.dial(hostA.multiaddrs()[0] as string)
+    const ask = async (from: number) => {
+      const raw = await p.request(hostA.peerId, syncProtocolName(g.chainId), encode(syncRequestCodec, { from, max: 64 }), {
+        timeoutMs: 20_000,
+        maxResponseBytes: 64 * 1024 * 1024,
+      })
+      return { raw, got: decode(syncResponseCodec, raw) }
+    }
+    const first = await ask(1)
+    expect(first.got.head).toBe(head)
+    const sizes = first.got.blocks.map((b) => encode(blockCodec, b.block).length + encode(commitCodec, b.commit).length)
+    const last = first.got.blocks.at(-1)?.block.header.height as number
+    // Cut short of the head, within the budget, and the next block would not have fitted.
+    expect(last).toBeLessThan(head)
+    expect(sizes.reduce((x, y) => x + y, 0)).toBeLessThanOrEqual(8 * 1024 * 1024)
+    const next = await ask(last + 1)
+    expect(next.got.blocks[0]?.block.header.height).toBe(last + 1)
+    const nextSize = encode(blockCodec, next.got.blocks[0]?.block as Block).length
+    expect(sizes.reduce((x, y) => x + y, 0) + nextSize).toBeGreaterThan(8 * 1024 * 1024)
+    // All of it arrives over a few answers, in order.
+    const heights: number[] = first.got.blocks.map((b) => b.block.header.height)
+    for (let from = last + 1; from <= head; ) {
+      const { got } = await ask(from)
+      heights.push(...got.blocks.map((b) => b.block.header.height))
+      from = (got.blocks.at(-1)?.block.header.height as number) + 1
+    }
+    expect(heights).toEqual(Array.from({ length: head }, (_, i) => i + 1))
   })
 })
