@@ -349,6 +349,10 @@ describe('the web app against a devnet of real nodes', () => {
     expect(await page.locator('#validators tbody tr').count()).toBe(4)
     expect(Number(await page.locator('#net-peers').textContent())).toBeGreaterThanOrEqual(2)
     expect(Number(await page.locator('#net-height').getAttribute('data-height'))).toBeGreaterThan(lastHeight)
+    // With two nodes connected and a verified tip, the cross-check has run, or says it will: never that it lacks nodes.
+    expect(await page.locator('#cross-check').textContent()).toMatch(
+      /^(Agrees with .* at height \d+\.|Not yet: it runs with the next sync\.)$/,
+    )
     expect(await page.locator('#genesis-hash').textContent()).toBe(
       to0x(genesisHash(parseGenesis(JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8'))))),
     )

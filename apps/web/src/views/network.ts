@@ -87,7 +87,11 @@ function draw(body: HTMLElement, s: Session, st: SessionState): void {
   const cross = st.crossCheck
   const crossText =
     cross === undefined
-      ? 'Not yet: it needs two connected full nodes.'
+      ? peers.length < 2
+        ? 'Not yet: it needs two connected full nodes.'
+        : tip === undefined
+          ? 'Not yet: nothing verified to compare (the chain has no block yet, or this browser has not synced).'
+          : 'Not yet: it runs with the next sync.'
       : cross.status === 'agree'
         ? `Agrees with ${shorten(cross.peer, 8, 6)} at height ${cross.height}.`
         : cross.status === 'conflict'
