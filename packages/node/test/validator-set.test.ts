@@ -56,7 +56,13 @@ describe('validator-set changes in running nodes', () => {
       ...base,
       members: [
         ...base.members,
-        { id: 'bank-3', name: 'Bank 3', address: keys[3]?.address as Address, nodeKey: undefined, rights: Right.Validator },
+        {
+          id: 'bank-3',
+          name: 'Bank 3',
+          address: keys[3]?.address as Address,
+          nodeKey: testKey('node 3').publicKey,
+          rights: Right.Validator,
+        },
       ],
     }
     const dataDirs = keys.map(() => mkdtempSync(join(tmpdir(), 'loopchain-valset-')))

@@ -246,12 +246,17 @@ function applyAction(state: StateOverlay, action: { [key: string]: Value }, heig
       if (member === undefined) return `${a} is not a member`
       const badKey = checkNodeKey(state, a, action.nodeKey)
       if (badKey !== undefined) return badKey
+      if (inSet && nodeKeyOf(action.nodeKey) === undefined) return `${a} is in the validator set and must keep a node key`
       state.set(memberKey(a), encode(memberRecordCodec, { ...member, nodeKey: nodeKeyOf(action.nodeKey) }))
       return undefined
     }
     case 'addValidator': {
-      if (((readMember(state, a)?.rights ?? 0) & Right.Validator) === 0) return `${a} is not a member with the validator right`
+      const member = readMember(state, a)
+      if (((member?.rights ?? 0) & Right.Validator) === 0) return `${a} is not a member with the validator right`
       if (inSet) return `${a} is already a validator`
+      // Its votes travel over the members' topics: a validator whose node is not admitted would only
+      // raise the quorum the others must reach without it.
+      if (member?.nodeKey === undefined) return `${a} has no node key on record (setNodeKey first): its node could not vote`
       const power = smallInt(action.power, 'power', 1, Number.MAX_SAFE_INTEGER)
       if (typeof power === 'string') return power
       return writeValidators(state, [...set, { address: a, publicKey: action.publicKey as Uint8Array, power }])

@@ -241,7 +241,10 @@ describe("governance: member node keys (admission to the members' protocols)", (
 describe('governance: validator set and deploy rights', () => {
   it('a validator-set change appears in nextValidators of the block that approved it, and only there', async () => {
     const c = await TestChain.start(engine, govGenesis())
-    await c.block([c.propose(v1, addMember(Right.Validator | Right.MemberNode)), c.vote(v2, 1)])
+    await c.block([
+      c.propose(v1, { ...addMember(Right.Validator | Right.MemberNode), nodeKey: key('node newcomer').publicKey }),
+      c.vote(v2, 1),
+    ])
     const add = { type: 'addValidator', address: newcomer.address, publicKey: newcomer.publicKey, power: 2n }
     let ex = await c.block([c.propose(v1, add)])
     expect(ex.nextValidators).toBeUndefined()
@@ -260,17 +263,26 @@ describe('governance: validator set and deploy rights', () => {
     expect(ex.nextValidators?.validators.map((v) => v.address).sort()).toEqual([v1.address, v2.address, v3.address].sort())
   })
 
-  it('a validator must be a member with the validator right, and its key must match its address', async () => {
+  it('a validator must be a member with the validator right and a node key on record, and its key must match its address', async () => {
     const c = await TestChain.start(engine, govGenesis({ approvalRule: ApprovalRule.AnyValidator }))
+    const join = { type: 'addValidator', address: newcomer.address, publicKey: newcomer.publicKey, power: 1n }
     const ex = await c.block([
       c.propose(v1, { type: 'addValidator', address: dev.address, publicKey: dev.publicKey, power: 1n }), // no validator right
       c.propose(v1, addMember(Right.Validator)),
-      c.propose(v1, { type: 'addValidator', address: newcomer.address, publicKey: dev.publicKey, power: 1n }), // wrong key
-      c.propose(v1, { type: 'addValidator', address: newcomer.address, publicKey: newcomer.publicKey, power: 0n }), // no power
+      c.propose(v1, join), // no node key: its node could not vote
+      c.propose(v1, { type: 'setNodeKey', address: newcomer.address, nodeKey: key('node newcomer').publicKey }),
+      c.propose(v1, { ...join, publicKey: dev.publicKey }), // wrong key
+      c.propose(v1, { ...join, power: 0n }), // no power
     ])
-    expect(codes(ex)).toEqual(['INVALID_ARGUMENT', 'OK', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT'])
-    expect(ex.receipts[2]?.failure?.message).toContain('does not match its public key')
+    expect(codes(ex)).toEqual(['INVALID_ARGUMENT', 'OK', 'INVALID_ARGUMENT', 'OK', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT'])
+    expect(ex.receipts[2]?.failure?.message).toContain('no node key on record')
+    expect(ex.receipts[4]?.failure?.message).toContain('does not match its public key')
     expect(ex.nextValidators).toBeUndefined()
+    // With its node key, it joins; sitting in the set, it cannot clear the key.
+    expect(codes(await c.block([c.propose(v1, join)]))).toEqual(['OK'])
+    const clear = await c.block([c.propose(v1, { type: 'setNodeKey', address: newcomer.address })])
+    expect(codes(clear)).toEqual(['INVALID_ARGUMENT'])
+    expect(clear.receipts[0]?.failure?.message).toContain('must keep a node key')
   })
 
   it('deploy permission follows the current rights: a right granted by governance lets a member deploy in a later block', async () => {
