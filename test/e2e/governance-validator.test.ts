@@ -74,6 +74,19 @@ describe('a validator added by governance', () => {
     const tip = (await net.rpc('node-0', 'lc_getNetworkInfo')).height
     await waitFor(async () => ((await net.rpc(name, 'lc_getNetworkInfo')).height >= tip ? true : undefined), 90_000, 'node-5 to sync')
     const peerId = await peerIdFromNodeKey(nodeSecret)
+    // Its own state admits it once synced past the block that registered its key (status shows it).
+    const info = await waitFor(
+      async () => {
+        const i = await net.rpc(name, 'lc_getNetworkInfo')
+        return i.admitted ? i : undefined
+      },
+      30_000,
+      'node-5 to admit itself',
+    )
+    expect(info).toMatchObject({ peerId, admitted: true, memberNodes: 6 }) // four validators, the observer, itself
+    const metrics = await (await fetch(`http://127.0.0.1:${rpcPort}/metrics`)).text()
+    expect(metrics).toMatch(/^loopchain_node_admitted 1$/m)
+    expect(metrics).toMatch(/^loopchain_member_nodes 6$/m)
     await waitFor(
       async () => ((await net.rpc('node-0', 'lc_getPeers')).peers.some((p: any) => p.peerId === peerId && p.member) ? true : undefined),
       30_000,

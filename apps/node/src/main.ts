@@ -248,7 +248,7 @@ async function start(args: string[]): Promise<void> {
   process.on('unhandledRejection', (e) =>
     log.error('unhandled rejection (a bug; the node goes on)', { error: String(e), stack: (e as Error | undefined)?.stack }),
   )
-  const { connectNode, FullNode, nodeRpcMethods, RpcDispatcher, startRpcServer } = await import('@loopchain/node')
+  const { connectNode, FullNode, memberPeerIds, nodeRpcMethods, RpcDispatcher, startRpcServer } = await import('@loopchain/node')
   // What is running so far, stopped from the outside in (by Ctrl-C, SIGTERM, or the node halting).
   const parts: {
     rpc?: { close(): Promise<void> }
@@ -319,6 +319,14 @@ async function start(args: string[]): Promise<void> {
           loopchain_peers_banned: {
             value: host.bannedPeers().length,
             help: 'Peers refused for now: graylisted for invalid gossip, or banned for a sync answer that cannot be honest.',
+          },
+          loopchain_member_nodes: {
+            value: node.admittedNodeKeys.size,
+            help: 'Member nodes the committed state admits to the members’ topics.',
+          },
+          loopchain_node_admitted: {
+            value: memberPeerIds(node).has(host.peerId) ? 1 : 0,
+            help: '1 while the committed state admits this node to the members’ topics; 0: it follows by block sync (alert on a validator at 0).',
           },
         }),
       logger: log,

@@ -310,7 +310,8 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
     },
     {
       name: 'lc_getNetworkInfo',
-      summary: 'Chain identity and this node’s view: chain id, network id, genesis hash, height, role.',
+      summary:
+        'Chain identity and this node’s view: chain id, network id, genesis hash, height, role, sync progress, pool size; with a network, its peer id, whether its state admits it to the members’ topics, and how many member nodes it admits.',
       params: [],
       result: { name: 'info', schema: { type: 'object' } },
       handler: () => ({
@@ -322,6 +323,8 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
         role: node.options.validatorSecret ? 'validator' : 'observer',
         sync: { height: node.height, target: Math.max(node.syncTarget, node.height), syncing: node.syncTarget > node.height },
         mempool: node.mempool.size,
+        ...(peers ? { peerId: peers.peerId, admitted: memberPeerIds(node).has(peers.peerId) } : {}),
+        memberNodes: node.admittedNodeKeys.size,
       }),
     },
     ...(peers
