@@ -1,11 +1,8 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx (the packages export their sources; no build step).
-import { spawnSync } from 'node:child_process'
-import { createRequire } from 'node:module'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+// Runs the TypeScript CLI in this process through tsx's loader (the packages export their sources;
+// no build step). One process, not a child: a signal sent to it (Ctrl-C, a supervisor's SIGTERM)
+// reaches the CLI, which stops its node cleanly, and no node is left running without a parent.
+import { register } from 'tsx/esm/api'
 
-const main = fileURLToPath(new URL('../src/main.ts', import.meta.url))
-// tsx as this package resolves it, so the command works from any directory.
-const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href
-const r = spawnSync(process.execPath, ['--import', tsx, main, ...process.argv.slice(2)], { stdio: 'inherit' })
-process.exit(r.status ?? 1)
+register()
+await import(new URL('../src/main.ts', import.meta.url).href)

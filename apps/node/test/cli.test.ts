@@ -189,6 +189,43 @@ describe('loopchain CLI', () => {
     }
   }, 120_000)
 
+  it('SIGTERM to the loopchain command stops its node cleanly (exit 0), leaving nothing running on its ports', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-cli-'))
+    const base = reservePortBlock()
+    const bin = fileURLToPath(new URL('../bin/loopchain.mjs', import.meta.url))
+    let node: ChildProcess | undefined
+    const rpcUp = () =>
+      fetch(`http://127.0.0.1:${base + 2}/`, {
+        method: 'POST',
+        body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'lc_getNetworkInfo' }),
+      }).then(
+        (r) => r.status === 200,
+        () => false,
+      )
+    try {
+      expect(run('init', '--validators', '1', '--out', dir, '--base-port', String(base)).status).toBe(0)
+      // What a process manager runs, and signals: the installed command, not the TypeScript entry.
+      node = spawn(process.execPath, [bin, 'start', '--config', join(dir, 'node-0', 'config.json')], { stdio: 'ignore' })
+      const deadline = Date.now() + 60_000
+      while (!(await rpcUp())) {
+        if (Date.now() > deadline) throw new Error('the node did not come up')
+        await new Promise((r) => setTimeout(r, 500))
+      }
+      const exited = new Promise<number | null>((resolve) => node?.once('exit', (code) => resolve(code)))
+      node.kill('SIGTERM')
+      expect(await exited).toBe(0)
+      // A CLI that ran the node in a child it did not pass the signal to would leave it serving here.
+      await new Promise((r) => setTimeout(r, 1_000))
+      expect(await rpcUp()).toBe(false)
+      // And the database is free: another start could open it.
+      await (await LevelKVStore.open(join(dir, 'node-0', 'data'))).close()
+    } finally {
+      node?.kill('SIGKILL')
+      releasePortBlock(base)
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 120_000)
+
   it('start names what is wrong in a config or its genesis, with exit 2', () => {
     const dir = mkdtempSync(join(tmpdir(), 'loopchain-cli-'))
     try {
