@@ -15,7 +15,6 @@ import {
   messageHeight,
   signTransaction,
   signVote,
-  TxKind,
   transactionCodec,
   VoteType,
   type WriteOp,
@@ -23,7 +22,7 @@ import {
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { type CommittedBlock, FullNode, LevelKVStore, MAX_PROPOSED_BLOCK_BYTES, type NodeError } from '../src/index.js'
 import { decodeConsensusMessage } from '../src/p2p/consensus-gossip.js'
-import { idle, nextBlock, testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
+import { idle, nextBlock, testGenesis, testKey, testMessage, testTransfer } from './fixtures/test-chain.js'
 
 const key = testKey
 const alice = key('node alice')
@@ -243,23 +242,7 @@ describe('full node (one process, LevelDB on disk)', () => {
         [alice, bob],
         [v, alice],
       ] as const) {
-        await node.submit(
-          signTransaction(
-            {
-              version: 1,
-              networkId: 11,
-              from: from.address,
-              to: to.address,
-              value: 0n,
-              stepLimit: 100_000_000,
-              timestamp: Date.now() * 1000,
-              nonce,
-              kind: TxKind.Message,
-              data,
-            },
-            from,
-          ),
-        )
+        await node.submit(testMessage(11, from, to.address, nonce, data))
       }
     }
     const committed = () => blocks.reduce((n, b) => n + b.block.transactions.length, 0)

@@ -16,8 +16,6 @@ import {
   list,
   MAX_TX_BYTES,
   Right,
-  signTransaction,
-  TxKind,
   toHex,
   transactionCodec,
   type Value,
@@ -26,7 +24,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { connectNode, createNodeHost, FullNode, memberPeerIds, type NodeHost, type NodeLogger, type RequestError } from '../src/index.js'
 import { syncProtocolName, syncRequestCodec, syncResponseCodec } from '../src/node/p2p-network.js'
 import { releasePortBlock, reservePortBlock } from '../src/testing/ports.js'
-import { governanceTx, idle as idleNodes, testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
+import { governanceTx, idle as idleNodes, testGenesis, testKey, testMessage, testTransfer } from './fixtures/test-chain.js'
 
 const cleanups: (() => Promise<void> | void)[] = []
 afterEach(async () => {
@@ -382,22 +380,7 @@ describe('block sync answers', () => {
     const data = new Uint8Array(480_000).fill(9)
     for (let nonce = 0; nonce < 12; nonce++) {
       for (const from of [alice, v]) {
-        const tx = signTransaction(
-          {
-            version: 1,
-            networkId: 35,
-            from: from.address,
-            to: from.address,
-            value: 0n,
-            stepLimit: 100_000_000,
-            timestamp: Date.now() * 1000,
-            nonce,
-            kind: TxKind.Message,
-            data,
-          },
-          from,
-        )
-        await a.submit(tx)
+        await a.submit(testMessage(35, from, from.address, nonce, data))
       }
     }
     await vi.waitFor(() => expect(a.mempool.size).toBe(0), { timeout: 30_000 })
