@@ -263,6 +263,27 @@ describe('admission follows governance', () => {
     expect(hostA.connections().some((c) => c.peerId === hostB.peerId)).toBe(true)
   })
 
+  it('a validator whose node key the state does not admit says so in a warning at start', async () => {
+    const v = testKey('unadmitted validator')
+    const g = testGenesis({ chainId: 'admission-warn', networkId: 33, validators: [v], funded: v })
+    const dataDir = mkdtempSync(join(tmpdir(), 'loopchain-admission-'))
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }))
+    const warned: string[] = []
+    const a = await FullNode.open({ dataDir, genesis: g, validatorSecret: v.secretKey })
+    cleanups.push(() => a.stop())
+    const port = reservePortBlock()
+    cleanups.push(() => releasePortBlock(port))
+    // The genesis records no node key for this validator's institution: whatever key the node runs with is not admitted.
+    const host = await connectNode(a, {
+      nodeKey: testKey('unadmitted node').secretKey,
+      tcpPort: port,
+      wsPort: false,
+      logger: { ...quiet, warn: (m) => void warned.push(m) },
+    })
+    cleanups.push(() => host.stop())
+    expect(warned.filter((m) => m.includes('node key is not admitted'))).toHaveLength(1)
+  })
+
   it('a restarted node reads the admitted node keys from its state, not from the genesis', async () => {
     const v = testKey('admission restart validator')
     const keyO = testKey('admission restart node O')

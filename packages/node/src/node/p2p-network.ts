@@ -335,9 +335,16 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     } else if (!admitted && headers === undefined) {
       for (const off of memberTopics) off()
       memberTopics = []
-      opts.logger?.info('admission: this node is not an admitted member node in its state; it follows the chain by block sync', {
-        peerId: host.peerId,
-      })
+      if (node.options.validatorSecret !== undefined)
+        // Most likely a config whose nodeKey is not the one governance recorded for this institution.
+        opts.logger?.warn(
+          'admission: this validator’s node key is not admitted by the chain’s state, so the other nodes refuse its votes; check the config’s nodeKey against the member record (Governance.getMember)',
+          { peerId: host.peerId },
+        )
+      else
+        opts.logger?.info('admission: this node is not an admitted member node in its state; it follows the chain by block sync', {
+          peerId: host.peerId,
+        })
       // Checked by the topic's validator (a header this node can verify, so at most one a block):
       // one past the tip asks for blocks.
       headers = host.subscribe('header', (data, from) => {
