@@ -20,7 +20,7 @@ import {
   type WriteOp,
 } from '@loopchain/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { type CommittedBlock, FullNode, LevelKVStore, MAX_PROPOSED_BLOCK_BYTES, type NodeError } from '../src/index.js'
+import { ChainStore, type CommittedBlock, FullNode, LevelKVStore, MAX_PROPOSED_BLOCK_BYTES, type NodeError } from '../src/index.js'
 import { decodeConsensusMessage } from '../src/p2p/consensus-gossip.js'
 import { idle, nextBlock, testGenesis, testKey, testMessage, testTransfer } from './fixtures/test-chain.js'
 
@@ -370,6 +370,31 @@ describe('full node (one process, LevelDB on disk)', () => {
     const next = await nextBlock(node, () => true, 5_000)
     expect(next.block.header.height).toBe(h + 1)
     expect(next.block.transactions).toHaveLength(0)
+  })
+
+  it('refuses, with what to do, a database of another genesis or of an earlier storage format, and changes neither', async () => {
+    const v = key('validator 0')
+    const g = genesis([v])
+    const dataDir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
+    dirs.push(dataDir)
+    const node = await FullNode.open({ dataDir, genesis: g, validatorSecret: v.secretKey })
+    await node.stop()
+    // Another genesis of the same chain id.
+    const other = { ...g, timestamp: g.timestamp + 1 }
+    await expect(FullNode.open({ dataDir, genesis: other })).rejects.toMatchObject({ code: 'GENESIS_MISMATCH' })
+    // A database an earlier version wrote: it carries no storage-format mark.
+    const chain = new ChainStore(await LevelKVStore.open(dataDir), g.chainId)
+    await chain.store.write([{ type: 'del', key: chain.formatKey }])
+    await (chain.store as LevelKVStore).close()
+    const refused = FullNode.open({ dataDir, genesis: g, validatorSecret: v.secretKey })
+    await expect(refused).rejects.toMatchObject({ code: 'STORE_FORMAT' })
+    await expect(refused).rejects.toThrow(/storage format 1 .* reads format 2\. Move it aside .*--fresh/)
+    // It closed the database it opened, and changed nothing: the mark put back, the node opens as before.
+    const again = new ChainStore(await LevelKVStore.open(dataDir), g.chainId)
+    await again.store.write([{ type: 'put', key: again.formatKey, value: Uint8Array.of(2) }])
+    await (again.store as LevelKVStore).close()
+    const reopened = await open(g, v.secretKey, dataDir)
+    expect(reopened.height).toBe(0)
   })
 
   it('a node that missed the gossip catches up with an idle chain by asking for blocks, without any new message', async () => {

@@ -71,6 +71,7 @@ import {
   transactionCodec,
   transactionHash,
   transactionsRoot,
+  uvarint,
   type ValidatorSet,
   validatorSetHash,
   verifyCommit,
@@ -80,7 +81,7 @@ import { Mempool, MempoolError } from '../mempool.js'
 import { bytesKey, installNativeSha256, nativeCrypto } from '../native-crypto.js'
 import { decodeConsensusMessage } from '../p2p/consensus-gossip.js'
 import { type NodeLogger, silentLogger } from '../p2p/logger.js'
-import { ChainStore } from '../storage/chain-store.js'
+import { ChainStore, STORE_FORMAT } from '../storage/chain-store.js'
 import { LevelKVStore } from '../storage/level-store.js'
 import { ConsensusWal } from './wal.js'
 import { Watchtower } from './watchtower.js'
@@ -227,7 +228,7 @@ export const MAX_PROPOSED_BLOCK_BYTES = 4 * 1024 * 1024 - 512 * 1024
 const MAX_CLOCK_DRIFT_MS = 30_000
 
 /** Thrown when the node cannot go on safely (a store that disagrees with the genesis, say). */
-export class NodeError extends LoopchainError<'GENESIS_MISMATCH' | 'STOPPED' | 'CORRUPT_STORE' | 'HALTED'> {}
+export class NodeError extends LoopchainError<'GENESIS_MISMATCH' | 'STORE_FORMAT' | 'STOPPED' | 'CORRUPT_STORE' | 'HALTED'> {}
 
 /** A running full node (validator or observer). */
 export class FullNode {
@@ -350,6 +351,17 @@ export class FullNode {
       await store.close()
       throw new NodeError('GENESIS_MISMATCH', `the database at ${options.dataDir} belongs to another genesis of chain ${g.chainId}`)
     }
+    if (known) {
+      const mark = await store.get(chain.formatKey)
+      const format = mark === undefined ? 1 : decode(uvarint, mark)
+      if (format !== STORE_FORMAT) {
+        await store.close()
+        throw new NodeError(
+          'STORE_FORMAT',
+          `the database at ${options.dataDir} was written in storage format ${format} by an earlier version; this version reads format ${STORE_FORMAT}. Move it aside and let the node sync from its peers (a devnet: npm run devnet -- --fresh)`,
+        )
+      }
+    }
     const head = await chain.head()
     let tree: StateTree
     let tip: Tip
@@ -357,7 +369,11 @@ export class FullNode {
     if (!head) {
       tree = await StateTree.open(store, undefined, { namespace: chain.stateNamespace })
       const sc = await applyGenesis(tree, g)
-      await store.write([...sc.ops, { type: 'put', key: idKey, value: gh }])
+      await store.write([
+        ...sc.ops,
+        { type: 'put', key: idKey, value: gh },
+        { type: 'put', key: chain.formatKey, value: encode(uvarint, STORE_FORMAT) },
+      ])
       tree.markPersisted(sc)
       const result = stateResult(sc.root)
       tip = { header: genesisHeader(g, result), result, commit: undefined }

@@ -48,6 +48,14 @@ const K_VALSET = 0x76 // 'v' ‖ first height(8) → the validator set in force 
 const K_GENESIS = 0x47 // 'G'
 /** Where the state tree of this chain keeps its nodes. */
 const K_STATE = 0x73 // 's'
+/** The storage format the database was written in (absent: format 1). */
+const K_FORMAT = 0x46 // 'F'
+
+/**
+ * The format this version writes and reads. 2 (2026-12-04): member records carry a node key, so
+ * state written before decodes differently and has other state roots. 1: databases without a mark.
+ */
+export const STORE_FORMAT = 2
 
 const receiptsCodec = list(receiptCodec, 100_000)
 const headCodec = struct('Head', { height: uvarint, hash: fixedBytes(32) })
@@ -90,6 +98,11 @@ export class ChainStore {
   /** Where the node records which genesis this database belongs to. */
   get genesisKey(): Uint8Array {
     return this.key(K_GENESIS)
+  }
+
+  /** Where the node records the storage format it wrote the database in ({@link STORE_FORMAT}). */
+  get formatKey(): Uint8Array {
+    return this.key(K_FORMAT)
   }
 
   /** The namespace the chain's state tree uses in the same store. */
