@@ -185,7 +185,8 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     },
     // Open to non-members (an auditor's node, a member's node before governance admits it), but
     // each answer reads and encodes up to a few MiB: non-members share SYNC_NON_MEMBERS places at
-    // once, and a connection asks one range at a time (a member's sync loop does).
+    // once, and a connection has at most two sync streams open (a member's sync loop asks one range
+    // at a time; the second leaves room for a stream still closing).
     { maxRequestBytes: 64, memberOnly: false, maxConcurrentNonMembers: SYNC_NON_MEMBERS, maxInboundStreams: 2 },
   )
   // Light clients: headers, validator-set changes and state proofs, read-only (core wire/light.ts).
