@@ -97,14 +97,17 @@ function peerIdOfNodeKey(hex: string): string {
   return id
 }
 
+// The node replaces its admitted set when governance changes it, so one peer-id set per set object.
+const peerIdsOfKeys = memoByIdentity((keys: ReadonlySet<string>): ReadonlySet<string> => new Set([...keys].map(peerIdOfNodeKey)))
+
 /** The peer ids of the member nodes the node's committed state admits (`FullNode.admittedNodeKeys`). */
-export function memberPeerIds(node: FullNode): Set<string> {
-  return new Set([...node.admittedNodeKeys].map(peerIdOfNodeKey))
+export function memberPeerIds(node: FullNode): ReadonlySet<string> {
+  return peerIdsOfKeys(node.admittedNodeKeys)
 }
 
 /** Starts a libp2p host for `node` and attaches it; returns the host. */
 export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Promise<NodeHost> {
-  let members = memberPeerIds(node)
+  const isMember = (peerId: string) => memberPeerIds(node).has(peerId)
   const g = node.options.genesis
   // The set in force at a height is known up to two heights past the tip (a change in block K
   // applies from K + 2); beyond, the consensus machine judges membership itself.
@@ -136,7 +139,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     wsPort: opts.wsPort ?? 0,
     ...(opts.webrtcDirectPort !== undefined ? { webrtcDirectPort: opts.webrtcDirectPort } : {}),
     bootstrap: opts.bootstrap ?? [],
-    isMember: (peerId) => members.has(peerId),
+    isMember,
     validators: {
       proposal: consensusCheck('proposal'),
       vote: consensusCheck('vote'),
@@ -155,10 +158,9 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   // Governance added or removed a member's node: its streams and messages are judged by the new
   // set as they arrive, and a node no longer admitted is disconnected from the members' topics now.
   node.onAdmissionChange(() => {
-    members = memberPeerIds(node)
     try {
       const gone = host.enforceAdmission()
-      opts.logger?.info('admission: member nodes changed', { members: members.size, disconnected: gone })
+      opts.logger?.info('admission: member nodes changed', { members: node.admittedNodeKeys.size, disconnected: gone })
       followChain()
     } catch (e) {
       opts.logger?.debug('admission: could not re-check the peers (host stopped?)', { error: String(e) })
@@ -209,9 +211,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     }
     syncing = true
     try {
-      const peers = [...new Set([...(preferred ? [preferred] : []), ...host.connections().map((c) => c.peerId)])].filter((p) =>
-        members.has(p),
-      )
+      const peers = [...new Set([...(preferred ? [preferred] : []), ...host.connections().map((c) => c.peerId)])].filter(isMember)
       const started = Date.now()
       const startHeight = node.height
       for (const peer of peers) {
@@ -324,7 +324,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   let memberTopics: (() => void)[] = []
   let headers: (() => void) | undefined
   const followChain = () => {
-    const admitted = members.has(host.peerId)
+    const admitted = isMember(host.peerId)
     if (admitted && memberTopics.length === 0) {
       headers?.()
       headers = undefined
