@@ -106,18 +106,9 @@ describe('block sync against a member that answers wrongly', () => {
         { id: 'bank-b', name: 'Bank B', address: (keyB as typeof v).address, nodeKey: keyB?.publicKey, rights: Right.MemberNode },
       ],
     }
-    const port = reservePortBlock()
-    cleanups.push(() => releasePortBlock(port))
-    const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'loopchain-sync-')))
-    cleanups.push(() => {
-      for (const d of dirs) rmSync(d, { recursive: true, force: true })
-    })
-
-    const a = await FullNode.open({ dataDir: dirs[0] as string, genesis: g, validatorSecret: v.secretKey })
-    cleanups.push(() => a.stop())
-    const hostA = await connectNode(a, { nodeKey: (keyA as typeof v).secretKey, tcpPort: port, wsPort: false, logger: quiet })
-    cleanups.push(() => hostA.stop())
-    a.start()
+    const { node: a, host: hostA, port } = await validatorOnHost(g, v, keyA as typeof v)
+    const dirB = mkdtempSync(join(tmpdir(), 'loopchain-sync-'))
+    cleanups.push(() => rmSync(dirB, { recursive: true, force: true }))
     for (let nonce = 0; nonce < 3; nonce++) {
       await a.submit(testTransfer(32, alice, v.address, nonce, 1n))
       await vi.waitFor(() => expect(a.mempool.size).toBe(0), { timeout: 10_000 })
@@ -143,7 +134,7 @@ describe('block sync against a member that answers wrongly', () => {
       { maxRequestBytes: 64, memberOnly: false },
     )
 
-    const b = await FullNode.open({ dataDir: dirs[1] as string, genesis: g })
+    const b = await FullNode.open({ dataDir: dirB, genesis: g })
     cleanups.push(() => b.stop())
     const hostB = await connectNode(b, {
       nodeKey: (keyB as typeof v).secretKey,
@@ -224,19 +215,11 @@ describe('admission follows governance', () => {
     const bankB = testKey('follow bank B')
     const base = testGenesis({ chainId: 'admission-follow', networkId: 33, validators: [v], funded: v, params: { blockIntervalMs: 20 } })
     const g: Genesis = { ...base, members: [{ ...(base.members[0] as Genesis['members'][number]), nodeKey: keyA.publicKey }] }
-    const port = reservePortBlock()
-    cleanups.push(() => releasePortBlock(port))
-    const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'loopchain-follow-')))
-    cleanups.push(() => {
-      for (const d of dirs) rmSync(d, { recursive: true, force: true })
-    })
-    const a = await FullNode.open({ dataDir: dirs[0] as string, genesis: g, validatorSecret: v.secretKey })
-    cleanups.push(() => a.stop())
-    const hostA = await connectNode(a, { nodeKey: keyA.secretKey, tcpPort: port, wsPort: false, logger: quiet })
-    cleanups.push(() => hostA.stop())
-    a.start()
+    const { node: a, host: hostA, port } = await validatorOnHost(g, v, keyA)
+    const dirB = mkdtempSync(join(tmpdir(), 'loopchain-follow-'))
+    cleanups.push(() => rmSync(dirB, { recursive: true, force: true }))
     // An idle poll far off: B must follow by the headers it hears.
-    const b = await FullNode.open({ dataDir: dirs[1] as string, genesis: g, idleSyncMs: 60_000 })
+    const b = await FullNode.open({ dataDir: dirB, genesis: g, idleSyncMs: 60_000 })
     cleanups.push(() => b.stop())
     const hostB = await connectNode(b, {
       nodeKey: keyB.secretKey,
