@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { utf8 } from '@loopchain/core'
-import { connectNode, FullNode, type NodeHost, reservePortBlock } from '@loopchain/node'
+import { connectNode, createNodeHost, DEFAULT_RELAY_LIMITS, FullNode, type NodeHost, reservePortBlock } from '@loopchain/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   createLibp2pTransport,
@@ -42,10 +42,10 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-async function peer(direct = true): Promise<{ t: Libp2pTransport; links: PeerLinks }> {
+async function peer(direct = true, relayAddr = wsAddr): Promise<{ t: Libp2pTransport; links: PeerLinks }> {
   const t = await createLibp2pTransport({
     chainId: genesis.chainId,
-    bootstrap: [wsAddr],
+    bootstrap: [relayAddr],
     allowLocal: true,
     transports: ['websockets'],
     peerLinks: true,
@@ -140,5 +140,48 @@ describe('peer links through a full node’s relay', () => {
     await until(() => atB.length === 1, 'the frame')
     expect(atB).toEqual(['over the relay'])
     expect(incoming?.kind).toBe('relayed')
+  }, 60_000)
+
+  it('bounds what one relayed connection carries: past the data limit the relay closes it, and the node reports its slots', async () => {
+    const info = host.relay()
+    expect(info?.limits).toEqual(DEFAULT_RELAY_LIMITS)
+    // A relay of its own with a small data limit (the default is 4 MiB, 30 min).
+    const small = await createNodeHost({
+      chainId: genesis.chainId,
+      nodeKey: testKey('peer-link small relay').secretKey,
+      isMember: () => false,
+      tcpPort: BASE + 2,
+      wsPort: BASE + 3,
+      relay: { dataLimitBytes: 32 * 1024 },
+    })
+    stops.push(() => small.stop())
+    const smallAddr = small.multiaddrs().find((x) => x.includes('/ws/')) as string
+    const a = await peer(false, smallAddr)
+    const b = await peer(true, smallAddr)
+    const bAddr = await addressOf(b.links)
+    await until(() => small.relay()?.reservations === 2, 'two slots on the relay')
+    let incoming: WalletLink | undefined
+    b.links.onLink((l) => {
+      incoming = l
+    })
+    const link = await a.links.dial(bAddr)
+    expect(link.kind).toBe('relayed')
+    let closed = false
+    link.onClose(() => {
+      closed = true
+    })
+    // 16 frames of 4 KiB: 64 KiB, twice the limit. The first few pass; then the relay ends the connection.
+    link.send(new Uint8Array(4096).fill(1))
+    await until(() => incoming !== undefined, 'the incoming link')
+    const atB = inbox(incoming as WalletLink)
+    for (let i = 1; i < 16 && !closed; i++) {
+      link.send(new Uint8Array(4096).fill(1))
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    await until(() => closed, 'the relay to close the connection')
+    expect(atB.length).toBeGreaterThan(0)
+    expect(atB.length).toBeLessThan(8) // 32 KiB of 4 KiB frames, less what the handshakes used
+    // Nothing relayed between the two is left open.
+    expect(a.t.libp2p.getConnections().filter((c) => c.remotePeer.toString() === link.remotePeer)).toHaveLength(0)
   }, 60_000)
 })

@@ -10,8 +10,20 @@ export interface NodeConfig {
   dataDir: string
   validatorKey?: string
   nodeKey: string
-  /** `webrtcDirectPort`: a UDP port for browsers' WebRTC-direct (no TLS certificate needed); absent: off. */
-  p2p: { host?: string; tcpPort: number; wsPort: number; webrtcDirectPort?: number; bootstrap: string[] }
+  /**
+   * `webrtcDirectPort`: a UDP port for browsers' WebRTC-direct (no TLS certificate needed); absent: off.
+   * `relay`: the circuit relay browsers use to reach each other: `false` for none, or limits
+   * (`maxReservations`, `dataLimitBytes` and `durationLimitMs` per relayed connection); absent: on,
+   * with 1,024 slots, 4 MiB and 30 min.
+   */
+  p2p: {
+    host?: string
+    tcpPort: number
+    wsPort: number
+    webrtcDirectPort?: number
+    bootstrap: string[]
+    relay?: false | { maxReservations?: number; dataLimitBytes?: number; durationLimitMs?: number }
+  }
   /**
    * `rateLimit`: JSON-RPC calls per second per client address and the burst above it (default 200
    * and 400); raise it for a trusted gateway that submits in bulk from one address.
@@ -49,6 +61,23 @@ export function readNodeConfig(file: string): NodeConfig {
     if (!Array.isArray(p2p.bootstrap) || !p2p.bootstrap.every((a) => typeof a === 'string'))
       bad('p2p.bootstrap', 'a list of multiaddrs (strings)')
     if (p2p.host !== undefined && typeof p2p.host !== 'string') bad('p2p.host', 'an address to listen on, or absent')
+    const relay = p2p.relay
+    const count = (v: unknown) => v === undefined || (Number.isSafeInteger(v) && (v as number) > 0)
+    if (
+      relay !== undefined &&
+      relay !== false &&
+      !(
+        isObject(relay) &&
+        Object.keys(relay).every((k) => ['maxReservations', 'dataLimitBytes', 'durationLimitMs'].includes(k)) &&
+        count(relay.maxReservations) &&
+        count(relay.dataLimitBytes) &&
+        count(relay.durationLimitMs)
+      )
+    )
+      bad(
+        'p2p.relay',
+        'false, absent, or an object with maxReservations, dataLimitBytes and durationLimitMs (positive integers, each optional)',
+      )
   }
   const rpc = c.rpc
   if (!isObject(rpc) || !port(rpc.port)) bad('rpc.port', 'a port number (0 to 65535)')

@@ -295,6 +295,7 @@ async function start(args: string[]): Promise<void> {
       wsPort: config.p2p.wsPort,
       ...(config.p2p.webrtcDirectPort !== undefined ? { webrtcDirectPort: config.p2p.webrtcDirectPort } : {}),
       bootstrap: config.p2p.bootstrap,
+      ...(config.p2p.relay !== undefined ? { relay: config.p2p.relay } : {}),
       logger: log,
     })
     parts.host = host
@@ -323,6 +324,10 @@ async function start(args: string[]): Promise<void> {
           loopchain_member_nodes: {
             value: node.admittedNodeKeys.size,
             help: 'Member nodes the committed state admits to the members’ topics.',
+          },
+          loopchain_relay_reservations: {
+            value: host.relay()?.reservations ?? 0,
+            help: 'Circuit-relay slots held by light clients (browsers reachable through this node).',
           },
           loopchain_node_admitted: {
             value: memberPeerIds(node).has(host.peerId) ? 1 : 0,

@@ -181,6 +181,31 @@ describe('loopchain CLI', () => {
     }
   }, 120_000)
 
+  it("start applies the config's p2p.relay: its limits, or no relay at all, show in lc_getNetworkInfo and /metrics", async () => {
+    const base = reservePortBlock()
+    const limited = await startOneNode('cli-relay', base, {
+      config: (c) => ({ ...c, p2p: { ...c.p2p, relay: { maxReservations: 8, dataLimitBytes: 65_536 } } }),
+    })
+    try {
+      const info = await limited.rpc('lc_getNetworkInfo')
+      expect(info.relay).toEqual({
+        reservations: 0,
+        limits: { maxReservations: 8, dataLimitBytes: 65_536, durationLimitMs: 30 * 60_000, reservationTtlMs: 2 * 60 * 60_000 },
+      })
+      const metrics = await (await fetch(new URL('/metrics', limited.url))).text()
+      expect(metrics).toMatch(/^loopchain_relay_reservations 0$/m)
+    } finally {
+      await limited.stop()
+    }
+    const none = await startOneNode('cli-relay-off', base, { config: (c) => ({ ...c, p2p: { ...c.p2p, relay: false } }) })
+    try {
+      expect((await none.rpc('lc_getNetworkInfo')).relay).toBeNull()
+    } finally {
+      await none.stop()
+      releasePortBlock(base)
+    }
+  }, 120_000)
+
   it('SIGTERM to the loopchain command stops its node cleanly (exit 0), leaving nothing running on its ports', async () => {
     const base = reservePortBlock()
     // What a process manager runs, and signals: the installed command, not the TypeScript entry.
@@ -228,6 +253,10 @@ describe('loopchain CLI', () => {
       expect(startWith({ ...good, rpc: { ...good.rpc, rateLimit: { perSecond: 0, burst: 10 } } })).toMatch(
         /: rpc\.rateLimit must be an object with perSecond and burst/,
       )
+      for (const relay of [{ dataLimitBytes: -1 }, { durationLimitMs: 1.5 }, { dataLimit: 1024 }, true])
+        expect(startWith({ ...good, p2p: { ...good.p2p, relay } })).toMatch(
+          /: p2p\.relay must be false, absent, or an object with maxReservations, dataLimitBytes and durationLimitMs/,
+        )
       expect(startWith({ ...good, genesis: 'missing.json' })).toMatch(
         /^loopchain: the genesis .*missing\.json \(from .*config\.json\) cannot be used: ENOENT/,
       )

@@ -28,7 +28,7 @@ import {
   uvarint,
 } from '@loopchain/core'
 import { type ConsensusGossipContext, type ConsensusTopic, checkConsensusGossip } from '../p2p/consensus-gossip.js'
-import { createNodeHost, type GossipValidator, type NodeHost } from '../p2p/host.js'
+import { createNodeHost, type GossipValidator, type NodeHost, type RelayLimits } from '../p2p/host.js'
 import type { NodeLogger } from '../p2p/logger.js'
 import { type FullNode, NodeError } from './full-node.js'
 import { checkHeaderGossip, serveLightClients } from './light-server.js'
@@ -82,6 +82,8 @@ export interface NodeNetworkOptions {
   readonly webrtcDirectPort?: number | false
   /** Peers to stay connected to. */
   readonly bootstrap?: string[]
+  /** The circuit relay's limits for light clients (defaults: `DEFAULT_RELAY_LIMITS`), or `false` for no relay. */
+  readonly relay?: RelayLimits | false
   readonly logger?: NodeLogger
 }
 
@@ -139,6 +141,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     wsPort: opts.wsPort ?? 0,
     ...(opts.webrtcDirectPort !== undefined ? { webrtcDirectPort: opts.webrtcDirectPort } : {}),
     bootstrap: opts.bootstrap ?? [],
+    ...(opts.relay !== undefined ? { relay: opts.relay } : {}),
     isMember,
     validators: {
       proposal: consensusCheck('proposal'),

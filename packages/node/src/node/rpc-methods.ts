@@ -53,8 +53,8 @@ async function receiptOf(node: FullNode, hashHex: string): Promise<Json | undefi
   return receiptToJson(r, { ...at, blockHash: blockHash(block.header) })
 }
 
-/** What `lc_getPeers` reads from the node's libp2p host. */
-export type PeerSource = Pick<NodeHost, 'peerId' | 'connections' | 'peerScore' | 'bannedPeers'>
+/** What `lc_getPeers` and `lc_getNetworkInfo` read from the node's libp2p host. */
+export type PeerSource = Pick<NodeHost, 'peerId' | 'connections' | 'peerScore' | 'bannedPeers' | 'relay'>
 
 // JSON has no infinities; gossipsub scores are finite in practice, but a status page must not break.
 const finite = (x: number): number | null => (Number.isFinite(x) ? Math.round(x * 1000) / 1000 : null)
@@ -311,7 +311,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
     {
       name: 'lc_getNetworkInfo',
       summary:
-        'Chain identity and this node’s view: chain id, network id, genesis hash, height, role, sync progress, pool size; with a network, its peer id, whether its state admits it to the members’ topics, and how many member nodes it admits.',
+        'Chain identity and this node’s view: chain id, network id, genesis hash, height, role, sync progress, pool size; with a network, its peer id, whether its state admits it to the members’ topics, how many member nodes it admits, and its circuit relay for light clients (slots in use and the limits on each relayed connection; null when it runs none).',
       params: [],
       result: { name: 'info', schema: { type: 'object' } },
       handler: () => ({
@@ -323,7 +323,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
         role: node.options.validatorSecret ? 'validator' : 'observer',
         sync: { height: node.height, target: Math.max(node.syncTarget, node.height), syncing: node.syncTarget > node.height },
         mempool: node.mempool.size,
-        ...(peers ? { peerId: peers.peerId, admitted: memberPeerIds(node).has(peers.peerId) } : {}),
+        ...(peers ? { peerId: peers.peerId, admitted: memberPeerIds(node).has(peers.peerId), relay: peers.relay() ?? null } : {}),
         memberNodes: node.admittedNodeKeys.size,
       }),
     },

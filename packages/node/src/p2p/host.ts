@@ -81,7 +81,7 @@ export interface NodeHostOptions {
   /** Per-topic validators; a topic without one accepts every message that passes admission. */
   validators?: Partial<Record<TopicKind, GossipValidator>>
   /** Circuit-relay server limits, or `false` to run no relay. */
-  relay?: { maxReservations?: number; reservationTtlMs?: number } | false
+  relay?: RelayLimits | false
   /**
    * Inbound connection attempts accepted per second from one IP address. Default 20: devnets run
    * every node on 127.0.0.1, and a proxy terminating `wss://` makes every browser look like one
@@ -92,6 +92,36 @@ export interface NodeHostOptions {
   banMs?: number
   /** Where log lines go. Default: nowhere. */
   logger?: NodeLogger
+}
+
+/**
+ * What a full node's circuit relay gives the light clients that use it. Browsers hold a slot
+ * (a reservation) to be dialled through, for WebRTC signalling and, when no direct connection can
+ * be made, for the channel link itself (`peer-link.ts`, which redials when a relayed connection
+ * ends). Anyone may reserve, so every relayed connection is bounded in data and time: the relay is
+ * not a free tunnel.
+ */
+export interface RelayLimits {
+  /** Slots held at once over all peers. Default 1024. */
+  maxReservations?: number
+  /** How long a slot lasts before its holder must renew it (libp2p renews it). Default 2 h. */
+  reservationTtlMs?: number
+  /** Bytes one relayed connection may carry (both ways together) before the relay closes it. Default 4 MiB. */
+  dataLimitBytes?: number
+  /** How long one relayed connection may stay open before the relay closes it. Default 30 min. */
+  durationLimitMs?: number
+}
+
+/** The defaults of {@link RelayLimits}. */
+export const DEFAULT_RELAY_LIMITS: Required<RelayLimits> = {
+  // Browsers each hold one slot; the library default (15) is for public DHT nodes. Bounded, so a
+  // flood of light clients cannot exhaust the node.
+  maxReservations: 1024,
+  reservationTtlMs: 2 * 60 * 60_000,
+  // Signalling takes a few KiB; a relayed channel link, ~1 KiB per payment, so thousands fit.
+  // (The library's default, 128 KiB and 2 min, would end a relayed channel link within minutes.)
+  dataLimitBytes: 4 * 1024 * 1024,
+  durationLimitMs: 30 * 60_000,
 }
 
 /** One open connection, for status pages and tests. */
@@ -134,6 +164,8 @@ export interface NodeHost {
   subscribers(kind: TopicKind): string[]
   /** Open connections. */
   connections(): ConnectionInfo[]
+  /** The circuit relay's slots in use and its limits; `undefined` when the host runs no relay. */
+  relay(): { reservations: number; limits: Required<RelayLimits> } | undefined
   /**
    * Re-checks admission after a membership change: disconnects every non-member subscribed to a
    * member-only topic. (Streams and messages are checked as they arrive; this covers peers that
@@ -161,9 +193,6 @@ interface ScoredGossipSub {
 
 // A banned peer's score decays slowly (1%/s); ten minutes brings a -180 peer back near -0.5.
 const DEFAULT_BAN_MS = 10 * 60_000
-// Relay slots: browsers each hold one for WebRTC signalling; the library default (15) is for
-// public DHT nodes. Bounded, so a flood of light clients cannot exhaust the node.
-const DEFAULT_MAX_RESERVATIONS = 1024
 
 /**
  * Starts the libp2p host of a full node: TCP and WebSockets listeners, noise, yamux, identify,
@@ -207,7 +236,7 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
   if (options.wsPort !== false) listen.push(`/${ip}/${host}/tcp/${options.wsPort ?? 0}/ws`)
   const webrtcDirect = options.webrtcDirectPort !== undefined && options.webrtcDirectPort !== false
   if (webrtcDirect) listen.push(`/${ip}/${host}/udp/${options.webrtcDirectPort}/webrtc-direct`)
-  const relay = options.relay === false ? undefined : (options.relay ?? {})
+  const relay = options.relay === false ? undefined : { ...DEFAULT_RELAY_LIMITS, ...options.relay }
 
   const libp2p = await createLibp2p({
     privateKey,
@@ -249,11 +278,11 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
         ? {
             relay: circuitRelayServer({
               reservations: {
-                maxReservations: relay.maxReservations ?? DEFAULT_MAX_RESERVATIONS,
-                // The default limit (2 min, 128 KiB per relayed connection) cuts WebRTC signalling
-                // between browsers short; relayed traffic here is signalling only.
-                applyDefaultLimit: false,
-                ...(relay.reservationTtlMs !== undefined ? { reservationTtl: relay.reservationTtlMs } : {}),
+                maxReservations: relay.maxReservations,
+                reservationTtl: relay.reservationTtlMs,
+                applyDefaultLimit: true,
+                defaultDataLimit: BigInt(relay.dataLimitBytes),
+                defaultDurationLimit: relay.durationLimitMs,
               },
             }),
           }
@@ -402,6 +431,10 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
       libp2p
         .getConnections()
         .map((c) => ({ peerId: c.remotePeer.toString(), remoteAddr: c.remoteAddr.toString(), limited: c.limits !== undefined })),
+    relay() {
+      const service = (libp2p.services as { relay?: { reservations: { size: number } } }).relay
+      return relay && service ? { reservations: service.reservations.size, limits: relay } : undefined
+    },
     enforceAdmission() {
       const out = new Set<string>()
       for (const kind of memberOnly) {

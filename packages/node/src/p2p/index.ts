@@ -23,11 +23,13 @@ export { encodeFrame, FRAME_HEADER_BYTES, FrameKind } from './frames.js'
 export {
   type ConnectionInfo,
   createNodeHost,
+  DEFAULT_RELAY_LIMITS,
   type GossipHandler,
   type GossipValidator,
   type GossipVerdict,
   type NodeHost,
   type NodeHostOptions,
+  type RelayLimits,
 } from './host.js'
 export { type NodeLogger, silentLogger } from './logger.js'
 export { protocolName, TOPIC_KINDS, type TopicKind, topicName } from './names.js'
