@@ -420,3 +420,62 @@ describe('block sync answers', () => {
     expect(heights).toEqual(Array.from({ length: head }, (_, i) => i + 1))
   })
 })
+
+describe('an idle node’s block-sync polls', () => {
+  it('ask one member peer each, in turn, instead of every peer each time', async () => {
+    const v = testKey('poll validator')
+    const keys = ['poll M1', 'poll M2', 'poll M3'].map((l) => testKey(l))
+    const base = testGenesis({ chainId: 'idle-polls', networkId: 36, validators: [v], funded: testKey('poll alice') })
+    const g: Genesis = {
+      ...base,
+      members: [
+        ...base.members,
+        ...keys.map((k, i) => ({
+          id: `bank-m${i}`,
+          name: `Bank M${i}`,
+          address: k.address,
+          nodeKey: k.publicKey,
+          rights: Right.MemberNode,
+        })),
+      ],
+    }
+    const port = reservePortBlock()
+    cleanups.push(() => releasePortBlock(port))
+    // Three members with nothing new: each answers "my head is 0" and notes who asked when.
+    const asks: { peer: string; at: number }[] = []
+    const hosts: NodeHost[] = []
+    for (const [i, k] of keys.entries()) {
+      const h = await peerHost(g.chainId, k, port + i)
+      await h.handle(
+        syncProtocolName(g.chainId),
+        () => {
+          asks.push({ peer: h.peerId, at: Date.now() })
+          return encode(syncResponseCodec, { head: 0, blocks: [] })
+        },
+        { maxRequestBytes: 64, memberOnly: false },
+      )
+      hosts.push(h)
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-polls-'))
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    const b = await FullNode.open({ dataDir: dir, genesis: g, idleSyncMs: 200 })
+    cleanups.push(() => b.stop())
+    const hostB = await connectNode(b, {
+      nodeKey: testKey('poll node B').secretKey,
+      tcpPort: port + 3,
+      wsPort: false,
+      bootstrap: hosts.map((h) => h.multiaddrs()[0] as string),
+      logger: quiet,
+    })
+    cleanups.push(() => hostB.stop())
+    b.start()
+    // Past the start-up round (at 1.5 s, every peer), nine polls.
+    await vi.waitFor(() => expect(asks.length).toBeGreaterThanOrEqual(21), { timeout: 30_000 })
+    const last = asks.slice(12, 21)
+    // In turn: each peer three times in nine, never the same one twice running.
+    for (const h of hosts) expect(last.filter((a) => a.peer === h.peerId)).toHaveLength(3)
+    for (let i = 1; i < last.length; i++) expect(last[i]?.peer).not.toBe(last[i - 1]?.peer)
+    // One request per 200 ms poll: nine take eight intervals. (Every peer per poll: three polls, ~400 ms.)
+    expect((last[8]?.at as number) - (last[0]?.at as number)).toBeGreaterThanOrEqual(1_200)
+  }, 60_000)
+})

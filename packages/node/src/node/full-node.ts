@@ -94,8 +94,12 @@ export interface NodeNetwork {
   publishHeader?(bytes: Uint8Array): void
   /** Spreads a transaction that a client submitted to this node. */
   publishTransaction?(bytes: Uint8Array): void
-  /** Fetches committed blocks from `height` on (from `peer` when known) and imports them. */
-  requestSync?(peer: string | undefined, height: number): void
+  /**
+   * Fetches committed blocks from `height` on (from `peer` when known) and imports them. `poll`:
+   * the node is only checking that it missed nothing while the chain is idle (no cause to think it
+   * is behind), so one peer in turn is enough.
+   */
+  requestSync?(peer: string | undefined, height: number, poll?: boolean): void
   /**
    * A peer gossiped a transaction that cannot be valid whatever the clock (a bad signature,
    * undecodable bytes): a member's node only passes on what it pooled, so this is the peer's fault.
@@ -120,9 +124,9 @@ export interface FullNodeOptions {
   /** Run a watchtower (validators only; default true). */
   readonly watchtower?: boolean
   /**
-   * While no block commits for this long, the node asks its peers for blocks (block sync), and
-   * again each time it passes: a node that missed a height's gossip (it connected late, a message
-   * was lost) would otherwise stay behind an idle chain until the next block. Default 5 s.
+   * While no block commits for this long, the node asks a peer for blocks (block sync; the next
+   * peer in turn each time it passes): a node that missed a height's gossip (it connected late, a
+   * message was lost) would otherwise stay behind an idle chain until the next block. Default 5 s.
    */
   readonly idleSyncMs?: number
   /** Opens the node's database (default: LevelDB in `dataDir`). Tests wrap it to inject faults. */
@@ -534,7 +538,7 @@ export class FullNode {
     this.timers.add(expiry)
     const idle = this.options.idleSyncMs ?? 5_000
     const idleSync = setInterval(() => {
-      if (!this.stopped && this.clock() - this.lastCommitMs >= idle) this.network?.requestSync?.(undefined, this.height)
+      if (!this.stopped && this.clock() - this.lastCommitMs >= idle) this.network?.requestSync?.(undefined, this.height, true)
     }, idle)
     idleSync.unref?.()
     this.timers.add(idleSync)

@@ -198,7 +198,10 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   await serveLightClients(host, node)
   let syncing = false
   // Asked while a round runs: that round may have passed the new blocks' peers already, so one more follows it.
-  let syncAgain: { peer: string | undefined } | undefined
+  let syncAgain: { peer: string | undefined; poll: boolean } | undefined
+  // An idle node's polls take the member peers in turn: one request per poll, not one per peer
+  // (with N members, N² requests over the network every poll).
+  let pollTurn = 0
   const maxSyncResponse = SYNC_RESPONSE_BYTES + node.options.genesis.params.maxBlockBytes + SYNC_COMMIT_ALLOWANCE
   /**
    * Fetches committed blocks from member peers until none has more. Each block is verified
@@ -207,14 +210,19 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
    * start where asked) is banned and the next peer asked; an answer that moves nothing (a stale
    * or gapped block) ends that peer's turn, so no peer can keep the loop spinning.
    */
-  const sync = async (preferred: string | undefined): Promise<void> => {
+  const sync = async (preferred: string | undefined, poll = false): Promise<void> => {
     if (syncing) {
-      syncAgain = { peer: preferred }
+      // A queued round with a cause (a message from ahead, a header) is not downgraded to a poll.
+      if (!poll || syncAgain === undefined) syncAgain = { peer: preferred, poll }
       return
     }
     syncing = true
     try {
-      const peers = [...new Set([...(preferred ? [preferred] : []), ...host.connections().map((c) => c.peerId)])].filter(isMember)
+      let peers = [...new Set([...(preferred ? [preferred] : []), ...host.connections().map((c) => c.peerId)])].filter(isMember)
+      if (poll && preferred === undefined && peers.length > 1) {
+        peers.sort()
+        peers = [peers[pollTurn++ % peers.length] as string]
+      }
       const started = Date.now()
       const startHeight = node.height
       for (const peer of peers) {
@@ -271,7 +279,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       syncing = false
       const again = syncAgain
       syncAgain = undefined
-      if (again !== undefined && node.failure === undefined) void sync(again.peer)
+      if (again !== undefined && node.failure === undefined) void sync(again.peer, again.poll)
     }
   }
 
@@ -296,7 +304,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   node.attachNetwork({
     publishConsensus: (data) => publish(data[0] === 1 ? 'proposal' : 'vote', data),
     publishHeader: (data) => publish('header', data),
-    requestSync: (peer) => void sync(peer),
+    requestSync: (peer, _height, poll) => void sync(peer, poll),
     reportPeer: (peer, code) => {
       // A few can be a peer's bug; a stream of them is an attack: banned at the tenth in a minute.
       const now = Date.now()
