@@ -35,3 +35,35 @@ export async function rpcCall(url: string, method: string, params: object = {}):
   if (j.error) fail(`${method}: ${j.error.message}${j.error.data ? ` ${JSON.stringify(j.error.data)}` : ''}`)
   return j.result
 }
+
+/** The flags a command takes: those followed by a value, those that stand alone, and those that may repeat. */
+export interface FlagSpec {
+  readonly values: readonly string[]
+  readonly switches?: readonly string[]
+  readonly repeatable?: readonly string[]
+}
+
+/**
+ * Checks a command's arguments against what it takes, before it does anything: an unknown flag
+ * (a typo, or one from another command), a flag without its value, a flag given twice or a stray
+ * word ends the command through {@link fail}, instead of being ignored — `keys new --out me.json`
+ * must not print the secret it was asked to write.
+ */
+export function checkArgs(command: string, args: readonly string[], spec: FlagSpec): void {
+  const seen = new Set<string>()
+  const help = `see 'loopchain ${command} --help'`
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i] as string
+    if (!a.startsWith('--')) fail(`${command}: unexpected argument '${a}' (values follow their flag, e.g. --to hx…); ${help}`)
+    const name = a.slice(2)
+    const takesValue = spec.values.includes(name)
+    if (!takesValue && !spec.switches?.includes(name)) fail(`${command} has no option ${a}; ${help}`)
+    if (seen.has(name) && !spec.repeatable?.includes(name)) fail(`${command}: ${a} is given twice`)
+    seen.add(name)
+    if (takesValue) {
+      const v = args[i + 1]
+      if (v === undefined || v.startsWith('--')) fail(`${command}: ${a} needs a value; ${help}`)
+      i++
+    }
+  }
+}

@@ -30,7 +30,7 @@ import {
 import type { NodeLogger } from '@loopchain/node'
 import { nativeCrypto } from '@loopchain/node/client'
 import { certExport, certIssue, certRenew, certRevoke, certVerify } from './cert.js'
-import { DEFAULT_RPC, fail, flag, rpcCall } from './cli.js'
+import { checkArgs, DEFAULT_RPC, type FlagSpec, fail, flag, rpcCall } from './cli.js'
 import { type NodeConfig, readNodeConfig } from './config.js'
 import { call, txCall, txDeploy, txSend } from './tx.js'
 import type { WebServer } from './web.js'
@@ -59,9 +59,11 @@ Usage:
   loopchain status [--rpc URL]
       The node's chain, height, role, last block and mempool.
       e.g.  loopchain status --rpc http://127.0.0.1:27612/
-  loopchain keys new
-      Print a fresh key pair (secret, public key, address) as JSON: a key file for --key.
-      e.g.  loopchain keys new > me.json
+  loopchain keys new [--out FILE]
+      Make a fresh key pair (secret, public key, address): a key file for --key. With --out, write it
+      to FILE (readable by its owner only; never over an existing file) and print only the public part;
+      without, print it all as JSON.
+      e.g.  loopchain keys new --out me.json
 
 Transactions, signed with the key in FILE (JSON with secretKey, e.g. .devnet/faucet.json):
   loopchain tx send --key FILE --to ADDRESS --value N [--wait]
@@ -460,6 +462,47 @@ function helpFor(words: string[]): string {
   return out.length === 0 ? '' : `Usage:\n${out.join('\n')}\n\n  loopchain --help lists every command.\n`
 }
 
+const SENDING = ['key', 'rpc', 'step-limit']
+const CERT_TERMS = ['subject', 'subject-key', 'attr', 'valid-from', 'valid-until']
+/** What each command takes (`checkArgs`): what {@link HELP} lists for it. */
+const COMMAND_FLAGS: Record<string, FlagSpec> = {
+  init: { values: ['validators', 'out', 'chain-id', 'base-port'] },
+  start: { values: ['config'] },
+  devnet: { values: ['validators', 'dir', 'base-port', 'web-port'], switches: ['no-web', 'fresh'] },
+  status: { values: ['rpc'] },
+  'keys new': { values: ['out'] },
+  'tx send': { values: [...SENDING, 'to', 'value'], switches: ['wait'] },
+  'tx deploy': { values: [...SENDING, 'code', 'params', 'to'], switches: ['wait'] },
+  'tx call': { values: [...SENDING, 'to', 'method', 'params', 'value'], switches: ['wait'] },
+  call: { values: ['rpc', 'to', 'method', 'params'] },
+  'cert issue': { values: [...SENDING, ...CERT_TERMS], switches: ['wait'], repeatable: ['attr'] },
+  'cert renew': { values: [...SENDING, 'id', ...CERT_TERMS], switches: ['wait'], repeatable: ['attr'] },
+  'cert revoke': { values: [...SENDING, 'id', 'reason'], switches: ['wait'] },
+  'cert export': { values: ['rpc', 'id', 'out'], switches: ['qr'] },
+  'cert verify': { values: ['rpc', 'file', 'genesis'] },
+}
+
+/**
+ * `keys new`: a fresh key pair. With `--out FILE` the secret goes only to that file (created for
+ * its owner alone; an existing file is never overwritten) and the public part is printed.
+ */
+function keysNew(args: string[]): void {
+  const k = keyPairFromSecret(random32(), nativeCrypto)
+  const pair = { secretKey: to0x(k.secretKey), publicKey: to0x(k.publicKey), address: k.address }
+  const out = flag(args, 'out')
+  if (out === undefined) {
+    process.stdout.write(`${JSON.stringify(pair, null, 2)}\n`)
+    return
+  }
+  try {
+    writeFileSync(out, `${JSON.stringify(pair, null, 2)}\n`, { flag: 'wx', mode: 0o600 })
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    fail(code === 'EEXIST' ? `${out} exists; keys new never overwrites a key file` : `cannot write ${out}: ${(e as Error).message}`)
+  }
+  process.stdout.write(`${JSON.stringify({ file: resolve(out), publicKey: pair.publicKey, address: pair.address }, null, 2)}\n`)
+}
+
 async function main(args: string[]): Promise<void> {
   const [cmd, sub] = args
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
@@ -472,6 +515,11 @@ async function main(args: string[]): Promise<void> {
     process.stdout.write(helpFor(args.slice(0, Math.min(asked, 2)).filter((a) => !a.startsWith('-'))) || HELP)
     return
   }
+  // Two-word commands (`tx send`) first; an unknown one falls through to the message below.
+  const pair = `${cmd} ${sub}`
+  const [command, rest] = COMMAND_FLAGS[pair] ? [pair, args.slice(2)] : [cmd, args.slice(1)]
+  const spec = COMMAND_FLAGS[command]
+  if (spec !== undefined) checkArgs(command, rest, spec)
   if (cmd === 'init') return init(args.slice(1))
   if (cmd === 'start') return start(args.slice(1))
   if (cmd === 'devnet') return devnet(args.slice(1))
@@ -485,11 +533,7 @@ async function main(args: string[]): Promise<void> {
   if (cmd === 'cert' && sub === 'revoke') return certRevoke(args.slice(2))
   if (cmd === 'cert' && sub === 'export') return certExport(args.slice(2))
   if (cmd === 'cert' && sub === 'verify') return certVerify(args.slice(2))
-  if (cmd === 'keys' && sub === 'new') {
-    const k = keyPairFromSecret(random32(), nativeCrypto)
-    process.stdout.write(`${JSON.stringify({ secretKey: to0x(k.secretKey), publicKey: to0x(k.publicKey), address: k.address }, null, 2)}\n`)
-    return
-  }
+  if (cmd === 'keys' && sub === 'new') return keysNew(args.slice(2))
   fail(`unknown command '${args.join(' ')}'; try --help`)
 }
 

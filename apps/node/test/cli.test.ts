@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -87,6 +87,43 @@ describe('loopchain CLI', () => {
     expect(existsSync('/nonexistent')).toBe(false)
     expect(run('tx', 'send', '--key', 'x.json', '--to', 'nope', '--value', '1').stderr).toContain('not an address')
   })
+  it('keys new --out writes the key only to a new file of its own, and prints only the public part', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-keys-'))
+    try {
+      const file = join(dir, 'me.json')
+      const r = run('keys', 'new', '--out', file)
+      expect(r.status).toBe(0)
+      const printed = JSON.parse(r.stdout)
+      const saved = JSON.parse(readFileSync(file, 'utf8'))
+      expect(printed).toEqual({ file, publicKey: saved.publicKey, address: saved.address })
+      expect(r.stdout).not.toContain(saved.secretKey.slice(2))
+      expect(saved.secretKey).toMatch(/^0x[0-9a-f]{64}$/)
+      expect(statSync(file).mode & 0o777).toBe(0o600)
+      const again = run('keys', 'new', '--out', file)
+      expect(again.status).toBe(2)
+      expect(again.stderr).toMatch(/me\.json exists; keys new never overwrites a key file\n$/)
+      expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(saved)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses an unknown option, a flag without its value, a flag given twice and a stray word, before doing anything', () => {
+    const refused = (args: string[], message: RegExp) => {
+      const r = run(...args)
+      expect(r.status).toBe(2)
+      expect(r.stdout).toBe('')
+      expect(r.stderr).toMatch(message)
+    }
+    refused(['keys', 'new', '--outt', 'me.json'], /^loopchain: keys new has no option --outt; see 'loopchain keys new --help'\n$/)
+    refused(['tx', 'send', '--key', 'x.json', '--to', '--value', '1'], /^loopchain: tx send: --to needs a value/)
+    refused(['tx', 'send', '--key', 'x.json', '--to', 'hx1', '--to', 'hx2', '--value', '1'], /^loopchain: tx send: --to is given twice\n$/)
+    refused(['status', 'http://127.0.0.1:27602/'], /^loopchain: status: unexpected argument 'http:\/\/127\.0\.0\.1:27602\/'/)
+    refused(['devnet', '--fresh', '--validators'], /^loopchain: devnet: --validators needs a value/)
+    refused(['init', '--validators', '1', '--out', '/nonexistent/x', '--wait'], /^loopchain: init has no option --wait/)
+    expect(existsSync('/nonexistent')).toBe(false)
+  })
+
   it('client commands start without loading the node runtime (LevelDB, libp2p); init and start load it', () => {
     // A preload that reports, at exit, how many of classic-level's CommonJS files were loaded.
     const probe = `data:text/javascript,import{createRequire}from"node:module";const r=createRequire(${JSON.stringify(`${process.cwd()}/`)});process.on("exit",()=>process.stderr.write("classic-level files: "+Object.keys(r.cache).filter((k)=>k.includes("classic-level")).length+"\\n"))`
