@@ -48,6 +48,18 @@ export function readNodeConfig(file: string): NodeConfig {
   const port = (v: unknown) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65535
   const key = (v: unknown) => typeof v === 'string' && /^0x[0-9a-fA-F]{64}$/.test(v)
   if (!isObject(c)) bad('the file', 'a JSON object')
+  // A misspelt field would otherwise be ignored and its default used without a word.
+  const only = (o: Record<string, unknown>, at: string, known: readonly string[]) => {
+    const extra = Object.keys(o).find((k) => !known.includes(k))
+    if (extra !== undefined)
+      throw new Error(
+        `the config ${file}: ${at}${extra} is not a config field (${at ? `${at.slice(0, -1)} takes` : 'fields:'} ${known.join(', ')})`,
+      )
+  }
+  only(c, '', ['genesis', 'dataDir', 'validatorKey', 'nodeKey', 'p2p', 'rpc', 'hub'])
+  if (isObject(c.p2p)) only(c.p2p, 'p2p.', ['host', 'tcpPort', 'wsPort', 'webrtcDirectPort', 'bootstrap', 'relay'])
+  if (isObject(c.rpc)) only(c.rpc, 'rpc.', ['host', 'port', 'rateLimit'])
+  if (isObject(c.rpc) && isObject(c.rpc.rateLimit)) only(c.rpc.rateLimit, 'rpc.rateLimit.', ['perSecond', 'burst'])
   if (typeof c.genesis !== 'string') bad('genesis', 'the path of the genesis file')
   if (typeof c.dataDir !== 'string') bad('dataDir', 'a directory path')
   if (!key(c.nodeKey)) bad('nodeKey', 'a 32-byte secret as 0x and 64 hex digits')
@@ -62,17 +74,12 @@ export function readNodeConfig(file: string): NodeConfig {
       bad('p2p.bootstrap', 'a list of multiaddrs (strings)')
     if (p2p.host !== undefined && typeof p2p.host !== 'string') bad('p2p.host', 'an address to listen on, or absent')
     const relay = p2p.relay
+    if (isObject(relay)) only(relay, 'p2p.relay.', ['maxReservations', 'dataLimitBytes', 'durationLimitMs'])
     const count = (v: unknown) => v === undefined || (Number.isSafeInteger(v) && (v as number) > 0)
     if (
       relay !== undefined &&
       relay !== false &&
-      !(
-        isObject(relay) &&
-        Object.keys(relay).every((k) => ['maxReservations', 'dataLimitBytes', 'durationLimitMs'].includes(k)) &&
-        count(relay.maxReservations) &&
-        count(relay.dataLimitBytes) &&
-        count(relay.durationLimitMs)
-      )
+      !(isObject(relay) && count(relay.maxReservations) && count(relay.dataLimitBytes) && count(relay.durationLimitMs))
     )
       bad(
         'p2p.relay',

@@ -290,7 +290,14 @@ describe('loopchain CLI', () => {
       expect(startWith({ ...good, rpc: { ...good.rpc, rateLimit: { perSecond: 0, burst: 10 } } })).toMatch(
         /: rpc\.rateLimit must be an object with perSecond and burst/,
       )
-      for (const relay of [{ dataLimitBytes: -1 }, { durationLimitMs: 1.5 }, { dataLimit: 1024 }, true])
+      expect(startWith({ ...good, rpc: { ...good.rpc, rateLimt: { perSecond: 1000, burst: 2000 } } })).toMatch(
+        /: rpc\.rateLimt is not a config field \(rpc takes host, port, rateLimit\)\n$/,
+      )
+      expect(startWith({ ...good, datadir: 'elsewhere' })).toMatch(/: datadir is not a config field \(fields: genesis, dataDir, /)
+      expect(startWith({ ...good, p2p: { ...good.p2p, relay: { dataLimit: 1024 } } })).toMatch(
+        /: p2p\.relay\.dataLimit is not a config field \(p2p\.relay takes maxReservations, dataLimitBytes, durationLimitMs\)\n$/,
+      )
+      for (const relay of [{ dataLimitBytes: -1 }, { durationLimitMs: 1.5 }, true])
         expect(startWith({ ...good, p2p: { ...good.p2p, relay } })).toMatch(
           /: p2p\.relay must be false, absent, or an object with maxReservations, dataLimitBytes and durationLimitMs/,
         )
