@@ -21,7 +21,16 @@ import {
   type Value,
 } from '@loopchain/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { connectNode, createNodeHost, FullNode, memberPeerIds, type NodeHost, type NodeLogger, type RequestError } from '../src/index.js'
+import {
+  connectNode,
+  createNodeHost,
+  FullNode,
+  memberPeerIds,
+  type NodeHost,
+  type NodeLogger,
+  nodeRpcMethods,
+  type RequestError,
+} from '../src/index.js'
 import { syncProtocolName, syncRequestCodec, syncResponseCodec } from '../src/node/p2p-network.js'
 import { releasePortBlock, reservePortBlock } from '../src/testing/ports.js'
 import { governanceTx, idle as idleNodes, testGenesis, testKey, testMessage, testTransfer } from './fixtures/test-chain.js'
@@ -265,6 +274,32 @@ describe('admission follows governance', () => {
     })
     cleanups.push(() => host.stop())
     expect(warned.filter((m) => m.includes('node key is not admitted'))).toHaveLength(1)
+  })
+
+  it('a validator without an admitted node is named in a warning, lc_getNetworkInfo and /metrics until governance records its key', async () => {
+    const v = testKey('keyless validator')
+    const g = testGenesis({ chainId: 'keyless-validator', networkId: 33, validators: [v], funded: v, params: { blockIntervalMs: 20 } })
+    const dataDir = mkdtempSync(join(tmpdir(), 'loopchain-admission-'))
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }))
+    const warned: { msg: string; fields: Record<string, unknown> | undefined }[] = []
+    const a = await FullNode.open({
+      dataDir,
+      genesis: g,
+      validatorSecret: v.secretKey,
+      logger: { ...quiet, warn: (msg, fields) => void warned.push({ msg, fields }) },
+    })
+    cleanups.push(() => a.stop())
+    const notAdmitted = () => warned.filter((w) => w.msg.startsWith('validators whose node the chain does not admit'))
+    expect(notAdmitted()).toEqual([{ msg: expect.any(String), fields: { validators: [v.address], power: 1, totalPower: 1 } }])
+    expect(a.validatorsNotAdmitted).toEqual([v.address])
+    expect(a.metrics()).toMatch(/^loopchain_validators_not_admitted 1$/m)
+    const info = nodeRpcMethods(a).find((m) => m.name === 'lc_getNetworkInfo')
+    expect(((await info?.handler({})) as { validatorsNotAdmitted: string[] }).validatorsNotAdmitted).toEqual([v.address])
+    a.start()
+    await a.submit(propose(v, 0, { type: 'setNodeKey', address: v.address, nodeKey: testKey('keyless node').publicKey }))
+    await vi.waitFor(() => expect(a.validatorsNotAdmitted).toEqual([]), { timeout: 10_000 })
+    expect(a.metrics()).toMatch(/^loopchain_validators_not_admitted 0$/m)
+    expect(notAdmitted()).toHaveLength(1) // nothing new to warn about
   })
 
   it('a restarted node reads the admitted node keys from its state, not from the genesis', async () => {

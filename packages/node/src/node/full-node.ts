@@ -303,6 +303,8 @@ export class FullNode {
   }
   private readonly listeners = new Set<(b: CommittedBlock) => void>()
   private admitted: ReadonlySet<string> = new Set()
+  /** The accounts of the members whose node {@link admitted} holds. */
+  private admittedMembers: ReadonlySet<string> = new Set()
   private readonly admissionListeners = new Set<() => void>()
   private readonly log: NodeLogger
   private readonly clock: () => number
@@ -395,7 +397,10 @@ export class FullNode {
     // A restart right after a block with transactions still owes the block that carries its result.
     node.resultPending = resultPending
     node.sets.push(...(await chain.validatorSetChanges()))
-    node.admitted = await node.readAdmittedNodeKeys()
+    const admission = await node.readAdmission()
+    node.admitted = admission.keys
+    node.admittedMembers = admission.members
+    node.warnValidatorsNotAdmitted()
     node.machine = createConsensus(
       {
         networkId: g.networkId,
@@ -479,22 +484,55 @@ export class FullNode {
     return () => this.admissionListeners.delete(f)
   }
 
-  private async readAdmittedNodeKeys(): Promise<Set<string>> {
-    const out = new Set<string>()
+  /**
+   * The validators of the latest set whose institution's node the state does not admit (no node
+   * key on record: a genesis may name one so). Their votes cannot reach the other nodes, so each
+   * counts toward the quorum but never votes: the set tolerates that much fewer failures.
+   */
+  get validatorsNotAdmitted(): Address[] {
+    const latest = this.sets.at(-1)?.set ?? this.options.genesis.validators
+    return latest.validators.map((v) => v.address).filter((a) => !this.admittedMembers.has(a))
+  }
+
+  private warnValidatorsNotAdmitted(): void {
+    const out = this.validatorsNotAdmitted
+    if (out.length === 0) return
+    const latest = this.sets.at(-1)?.set ?? this.options.genesis.validators
+    const power = (vs: readonly { address: Address; power: number }[]) => vs.reduce((p, v) => p + v.power, 0)
+    this.log.warn(
+      'validators whose node the chain does not admit cannot vote over the network; record their node keys (governance setNodeKey)',
+      {
+        validators: out,
+        power: power(latest.validators.filter((v) => out.includes(v.address))),
+        totalPower: power(latest.validators),
+      },
+    )
+  }
+
+  private async readAdmission(): Promise<{ keys: Set<string>; members: Set<string> }> {
+    const keys = new Set<string>()
+    const members = new Set<string>()
     const list = await this.tree.get(MEMBER_LIST_KEY)
     for (const a of list === undefined ? [] : decode(memberListCodec, list)) {
       const raw = await this.tree.get(memberKey(a))
       const record = raw === undefined ? undefined : decode(memberRecordCodec, raw)
-      if (admitsNode(record)) out.add(toHex(record.nodeKey))
+      if (admitsNode(record)) {
+        keys.add(toHex(record.nodeKey))
+        members.add(a)
+      }
     }
-    return out
+    return { keys, members }
   }
 
   /** After a block that called governance: takes the admitted node keys from the new state, and tells listeners if they changed. */
   private async refreshAdmission(height: number): Promise<void> {
     let next: Set<string>
     try {
-      next = await this.readAdmittedNodeKeys()
+      const read = await this.readAdmission()
+      next = read.keys
+      const notBefore = this.validatorsNotAdmitted.join()
+      this.admittedMembers = read.members
+      if (this.validatorsNotAdmitted.join() !== notBefore) this.warnValidatorsNotAdmitted()
     } catch (e) {
       // The block is committed; admission stays as it was until the next governance block reads it.
       this.log.error('reading the admitted member nodes failed', { height, error: String(e) })
@@ -773,6 +811,12 @@ export class FullNode {
         c.commitLatencyCount,
       ],
       ['loopchain_signature_verifications_total', 'counter', 'Signatures verified by consensus.', st.verifications],
+      [
+        'loopchain_validators_not_admitted',
+        'gauge',
+        'Validators of the latest set whose node the state does not admit (no node key on record): they cannot vote over the network.',
+        this.validatorsNotAdmitted.length,
+      ],
     ]
     for (const [name, { value, help }] of Object.entries(extra)) lines.push([name, 'gauge', help, value])
     return lines.map(([n, t, h, v]) => `# HELP ${n} ${h}\n# TYPE ${n} ${t}\n${n} ${v}\n`).join('')

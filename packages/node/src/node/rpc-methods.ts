@@ -311,7 +311,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
     {
       name: 'lc_getNetworkInfo',
       summary:
-        'Chain identity and this node’s view: chain id, network id, genesis hash, height, role, sync progress, pool size; with a network, its peer id, whether its state admits it to the members’ topics, how many member nodes it admits, and its circuit relay for light clients (slots in use and the limits on each relayed connection; null when it runs none).',
+        'Chain identity and this node’s view: chain id, network id, genesis hash, height, role, sync progress, pool size; with a network, its peer id, whether its state admits it to the members’ topics, how many member nodes it admits, the validators whose node it does not admit (they cannot vote over the network), and its circuit relay for light clients (slots in use and the limits on each relayed connection; null when it runs none).',
       params: [],
       result: { name: 'info', schema: { type: 'object' } },
       handler: () => ({
@@ -325,6 +325,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
         mempool: node.mempool.size,
         ...(peers ? { peerId: peers.peerId, admitted: memberPeerIds(node).has(peers.peerId), relay: peers.relay() ?? null } : {}),
         memberNodes: node.admittedNodeKeys.size,
+        validatorsNotAdmitted: node.validatorsNotAdmitted,
       }),
     },
     ...(peers
