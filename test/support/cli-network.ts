@@ -5,7 +5,7 @@
  * libp2p WebSockets listeners.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -60,6 +60,8 @@ export interface CliNode {
 export class CliNetwork {
   private readonly procs = new Map<string, ChildProcess>()
   private readonly nonces = new Map<string, number>()
+  /** Append each node's log lines to `<dir>/<name>.log` (kept across restarts). */
+  logToFiles = false
   /** Node name → config, as `init` wrote it. */
   private constructor(
     readonly dir: string,
@@ -71,11 +73,12 @@ export class CliNetwork {
    * Initialises `validators` validators and an observer in a temporary directory on a random
    * port range, and starts the named nodes (default all validators).
    */
-  static async start(opts: { validators: number; observer?: boolean; log?: boolean }): Promise<CliNetwork> {
+  static async start(opts: { validators: number; observer?: boolean; log?: boolean; logToFiles?: boolean }): Promise<CliNetwork> {
     const dir = mkdtempSync(join(tmpdir(), 'loopchain-e2e-'))
     // A block of ports no other test holds; node i uses base + 10·i (+1 ws, +2 rpc).
     const base = reservePortBlock()
     const net = new CliNetwork(dir, base, opts.validators)
+    net.logToFiles = opts.logToFiles ?? false
     const init = cli(['init', '--validators', String(opts.validators), '--out', dir, '--base-port', String(base)])
     await new Promise((resolve) => init.once('exit', resolve))
     const names = [...Array.from({ length: opts.validators }, (_, i) => `node-${i}`), ...(opts.observer ? ['observer'] : [])]
@@ -94,8 +97,10 @@ export class CliNetwork {
   /** Starts `loopchain start` for the node whose config is at `<dir>/<name>/config.json`. */
   startNode(name: string, log = Boolean(process.env.LOOPCHAIN_E2E_LOG)): void {
     const p = cli(['start', '--config', join(this.dir, name, 'config.json')])
+    const file = this.logToFiles ? join(this.dir, `${name}.log`) : undefined
     p.stdout?.on('data', (d: Buffer) => {
       if (log) process.stderr.write(`[${name}] ${d}`)
+      if (file) appendFileSync(file, d)
     })
     p.stderr?.on('data', (d: Buffer) => process.stderr.write(`[${name}] ${d}`))
     this.procs.set(name, p)
@@ -167,6 +172,12 @@ export class CliNetwork {
   propose(name: string, action: Value): Promise<any> {
     const data = encode(callDataCodec, { method: 'propose', params: { action } })
     return this.send(this.sign(this.validatorKey(name), GOVERNANCE_ADDRESS, TxKind.Call, data))
+  }
+
+  /** Whether a node's process is running (started and not exited). */
+  running(name: string): boolean {
+    const p = this.procs.get(name)
+    return p !== undefined && p.exitCode === null && p.signalCode === null
   }
 
   /** Kills one node (SIGKILL) or all. */

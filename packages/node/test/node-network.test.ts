@@ -293,8 +293,10 @@ describe('admission follows governance', () => {
     expect(notAdmitted()).toEqual([{ msg: expect.any(String), fields: { validators: [v.address], power: 1, totalPower: 1 } }])
     expect(a.validatorsNotAdmitted).toEqual([v.address])
     expect(a.metrics()).toMatch(/^loopchain_validators_not_admitted 1$/m)
-    const info = nodeRpcMethods(a).find((m) => m.name === 'lc_getNetworkInfo')
-    expect(((await info?.handler({})) as { validatorsNotAdmitted: string[] }).validatorsNotAdmitted).toEqual([v.address])
+    const getInfo = nodeRpcMethods(a).find((m) => m.name === 'lc_getNetworkInfo')
+    if (getInfo === undefined) throw new Error('no lc_getNetworkInfo')
+    const info = (await getInfo.handler({}, { client: 'test' })) as { validatorsNotAdmitted: string[] }
+    expect(info.validatorsNotAdmitted).toEqual([v.address])
     a.start()
     await a.submit(propose(v, 0, { type: 'setNodeKey', address: v.address, nodeKey: testKey('keyless node').publicKey }))
     await vi.waitFor(() => expect(a.validatorsNotAdmitted).toEqual([]), { timeout: 10_000 })

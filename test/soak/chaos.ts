@@ -1,0 +1,271 @@
+/**
+ * `npm run chaos`: a fault run of real processes, longer than `npm test` holds. A devnet of
+ * validators and an observer (`loopchain start` each, LevelDB on disk, libp2p on 127.0.0.1) takes
+ * a steady load of transfers from many senders while one node at a time is killed with SIGKILL and
+ * restarted a few seconds later, over and over. At the end every node is up again and the run
+ * checks what an operator cares about after a bad night:
+ *
+ * - every node holds the same block at every height (no fork, nothing lost by a kill);
+ * - every transaction a client was told is committed is on every node, at the same height, with
+ *   the same status;
+ * - no node saw evidence of a double vote (a restarted validator must not sign twice);
+ * - the chain never stalled while a quorum was up, and each restarted node caught up.
+ *
+ * Options: `--minutes N` (default 5), `--validators N` (default 4; one node down at a time, so
+ * 4 tolerates it), `--senders N` (default 16), `--seed N` (the kill schedule; default 1),
+ * `--keep` (keep the directory with the nodes' logs and data). Exit 0 when every check holds.
+ */
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import {
+  encode,
+  type KeyPair,
+  keyPairFromSecret,
+  sha256,
+  signTransaction,
+  TxKind,
+  to0x,
+  transactionCodec,
+  transactionHash,
+  utf8,
+} from '@loopchain/core'
+import { CliNetwork, waitFor } from '../support/cli-network.js'
+
+function option(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`)
+  if (i < 0) return fallback
+  const v = Number(process.argv[i + 1])
+  if (!Number.isSafeInteger(v) || v < 1) throw new Error(`--${name} takes a positive integer`)
+  return v
+}
+
+const MINUTES = option('minutes', 5)
+const VALIDATORS = option('validators', 4)
+const SENDERS = option('senders', 16)
+const SEED = option('seed', 1)
+const KEEP = process.argv.includes('--keep')
+/** No new block for this long while a quorum is up counts as a stall. */
+const STALL_MS = 30_000
+
+/** A small seeded generator (mulberry32): the same seed kills the same nodes at the same moments. */
+function random(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+const rand = random(SEED)
+const between = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo))
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const say = (line: string) => process.stdout.write(`chaos: ${line}\n`)
+
+const failures: string[] = []
+const fail = (what: string) => {
+  failures.push(what)
+  say(`FAILURE ${what}`)
+}
+
+const net = await CliNetwork.start({ validators: VALIDATORS, observer: true, logToFiles: true })
+const names = [...Array.from({ length: VALIDATORS }, (_, i) => `node-${i}`), 'observer']
+const live = new Set(names)
+const anyLive = () => {
+  const up = [...live]
+  return up[Math.floor(Math.random() * up.length)] as string
+}
+say(`${VALIDATORS} validators and an observer in ${net.dir}; ${MINUTES} min, ${SENDERS} senders, seed ${SEED}`)
+
+/** A node's height, or undefined when it does not answer. */
+async function heightOf(name: string): Promise<number | undefined> {
+  try {
+    return ((await net.rpc(name, 'lc_getNetworkInfo')) as { height: number }).height
+  } catch {
+    return undefined
+  }
+}
+
+// Senders with funds, so the pool takes their transactions freely.
+const senders: KeyPair[] = Array.from({ length: SENDERS }, (_, i) => keyPairFromSecret(sha256(utf8(`chaos sender ${SEED} ${i}`))))
+for (const s of senders) await net.transfer(s.address, 1_000_000n)
+say(`funded ${SENDERS} senders`)
+
+// The load: each sender sends one transfer at a time to a live node and waits for its receipt.
+interface Confirmed {
+  hash: string
+  height: number
+  status: string
+}
+const confirmed: Confirmed[] = []
+let sendErrors = 0
+let stopping = false
+const genesis = net.genesis()
+async function sender(k: KeyPair): Promise<void> {
+  let nonce = 0
+  while (!stopping) {
+    const node = anyLive()
+    const tx = signTransaction(
+      {
+        version: 1,
+        networkId: genesis.networkId,
+        from: k.address,
+        to: (senders[nonce % senders.length] as KeyPair).address,
+        value: 1n,
+        stepLimit: 100_000,
+        timestamp: Date.now() * 1000,
+        nonce,
+        kind: TxKind.Transfer,
+        data: new Uint8Array(0),
+      },
+      k,
+    )
+    const hash = to0x(transactionHash(tx.body))
+    try {
+      const r = (await net.rpc(node, 'lc_sendTransactionAndWait', { tx: to0x(encode(transactionCodec, tx)), timeoutMs: 20_000 })) as {
+        height: number
+        status: string
+      }
+      confirmed.push({ hash, height: r.height, status: r.status })
+      nonce++
+    } catch {
+      // The node died under the request, or the transaction did not commit in time: ask a live
+      // node where this sender stands (a pooled copy may still commit; then the nonce moved on).
+      sendErrors++
+      await sleep(500)
+      try {
+        nonce = ((await net.rpc(anyLive(), 'lc_getAccount', { address: k.address })) as { nonce: number }).nonce
+      } catch {
+        // try again with the next round
+      }
+    }
+  }
+}
+const load = senders.map((k) => sender(k))
+
+// Stall watch: the highest height any live node reports must move while a quorum is up.
+let top = 0
+let topAt = Date.now()
+const watch = setInterval(async () => {
+  const hs = await Promise.all([...live].map(heightOf))
+  const h = Math.max(0, ...hs.filter((x): x is number => x !== undefined))
+  if (h > top) {
+    top = h
+    topAt = Date.now()
+  } else if (Date.now() - topAt > STALL_MS) {
+    fail(`no block for ${Math.round((Date.now() - topAt) / 1000)} s at height ${top} with ${[...live].join(', ')} up`)
+    topAt = Date.now()
+  }
+}, 1000)
+
+// The faults: one node at a time, killed and restarted.
+const kills = new Map<string, number>()
+const catchUp: number[] = []
+const end = Date.now() + MINUTES * 60_000
+while (Date.now() < end) {
+  await sleep(between(5_000, 15_000))
+  if (Date.now() >= end) break
+  const victim = names[between(0, names.length)] as string
+  net.kill(victim)
+  live.delete(victim)
+  kills.set(victim, (kills.get(victim) ?? 0) + 1)
+  const downMs = between(2_000, 12_000)
+  say(`killed ${victim} (SIGKILL) at height ${top}; restarting in ${(downMs / 1000).toFixed(1)} s`)
+  await sleep(downMs)
+  const restartedAt = Date.now()
+  const target = top
+  net.startNode(victim)
+  try {
+    await waitFor(async () => ((await heightOf(victim)) ?? -1) >= target || undefined, 120_000, `${victim} to catch up`)
+    catchUp.push(Date.now() - restartedAt)
+    say(`${victim} back and at height ${target} after ${((Date.now() - restartedAt) / 1000).toFixed(1)} s`)
+  } catch {
+    fail(`${victim} did not reach height ${target} within 120 s of its restart`)
+  }
+  live.add(victim)
+}
+
+stopping = true
+await Promise.all(load)
+clearInterval(watch)
+
+// Every node up, at one height.
+for (const n of names) if (!net.running(n)) net.startNode(n)
+let head = 0
+try {
+  head = await waitFor(
+    async () => {
+      const hs = await Promise.all(names.map(heightOf))
+      return hs.every((h) => h !== undefined && h === hs[0]) ? (hs[0] as number) : undefined
+    },
+    120_000,
+    'every node at one height',
+  )
+} catch (e) {
+  fail(String(e))
+}
+
+// The same block at every height on every node.
+let forks = 0
+for (let h = 1; h <= head; h++) {
+  const hashes = await Promise.all(names.map((n) => net.rpc(n, 'lc_getBlockByHeight', { height: h, full: false }).then((b) => b.hash)))
+  if (new Set(hashes).size !== 1) {
+    forks++
+    if (forks <= 5) fail(`height ${h}: the nodes hold different blocks (${hashes.join(', ')})`)
+  }
+}
+
+// Every confirmed transaction on every node, where its receipt said.
+let missing = 0
+for (const c of confirmed) {
+  for (const n of names) {
+    let r: { height: number; status: string } | undefined
+    try {
+      r = await net.rpc(n, 'lc_getTransactionResult', { hash: c.hash })
+    } catch {
+      r = undefined
+    }
+    if (r === undefined || r.height !== c.height || r.status !== c.status) {
+      missing++
+      if (missing <= 5) fail(`${n}: confirmed transaction ${c.hash} (height ${c.height}, ${c.status}) reads ${JSON.stringify(r)}`)
+    }
+  }
+}
+
+// No double vote, and what the nodes logged as errors.
+let evidence = 0
+const errors: string[] = []
+for (const n of names) {
+  let text = ''
+  try {
+    text = readFileSync(join(net.dir, `${n}.log`), 'utf8')
+  } catch {
+    continue
+  }
+  for (const line of text.split('\n')) {
+    if (line.includes('evidence of a faulty validator')) evidence++
+    if (line.includes('"level":"error"')) errors.push(`${n}: ${line.slice(0, 300)}`)
+  }
+}
+if (evidence > 0) fail(`${evidence} log lines report evidence of a faulty validator (a double vote)`)
+
+const sorted = [...catchUp].sort((a, b) => a - b)
+const killed = [...kills].map(([n, k]) => `${n} ×${k}`).join(', ')
+say(`${[...kills.values()].reduce((a, b) => a + b, 0)} kills (${killed || 'none'}); final height ${head}`)
+say(
+  `${confirmed.length} transactions confirmed to clients (${confirmed.filter((c) => c.status !== 'success').length} failed on chain), ${sendErrors} sends cut short by a kill or a timeout`,
+)
+say(`heights 1..${head} agree on all ${names.length} nodes: ${forks === 0 ? 'yes' : `no (${forks} differ)`}`)
+say(`confirmed transactions on every node where their receipt said: ${missing === 0 ? 'yes' : `no (${missing} reads differ)`}`)
+if (sorted.length > 0)
+  say(
+    `catch-up after a restart: median ${(sorted[Math.floor(sorted.length / 2)] as number) / 1000} s, max ${(sorted.at(-1) as number) / 1000} s`,
+  )
+say(`error lines in the nodes' logs: ${errors.length}`)
+for (const e of errors.slice(0, 10)) say(`  ${e}`)
+say(failures.length === 0 ? 'OK' : `FAILED (${failures.length})`)
+if (KEEP) say(`kept ${net.dir}`)
+else net.stop()
+if (KEEP) net.kill()
+process.exit(failures.length === 0 ? 0 : 1)
