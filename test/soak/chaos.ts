@@ -13,7 +13,9 @@
  *
  * Options: `--minutes N` (default 5), `--validators N` (default 4; one node down at a time, so
  * 4 tolerates it), `--senders N` (default 16), `--seed N` (the kill schedule; default 1),
- * `--keep` (keep the directory with the nodes' logs and data). Exit 0 when every check holds.
+ * `--quorum-loss` (one fault in five kills two validators at once: the chain must stop, then go on
+ * by itself once they are back), `--keep` (keep the directory with the nodes' logs and data).
+ * Exit 0 when every check holds.
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -44,6 +46,7 @@ const VALIDATORS = option('validators', 4)
 const SENDERS = option('senders', 16)
 const SEED = option('seed', 1)
 const KEEP = process.argv.includes('--keep')
+const QUORUM_LOSS = process.argv.includes('--quorum-loss')
 /** No new block for this long while a quorum is up counts as a stall. */
 const STALL_MS = 30_000
 
@@ -144,14 +147,18 @@ async function sender(k: KeyPair): Promise<void> {
 }
 const load = senders.map((k) => sender(k))
 
+/** Validators needed to commit (equal power): more than two thirds. */
+const QUORUM = Math.floor((2 * VALIDATORS) / 3) + 1
+const quorumUp = () => names.filter((n) => n !== 'observer' && live.has(n)).length >= QUORUM
+
 // Stall watch: the highest height any live node reports must move while a quorum is up.
 let top = 0
 let topAt = Date.now()
 const watch = setInterval(async () => {
   const hs = await Promise.all([...live].map(heightOf))
   const h = Math.max(0, ...hs.filter((x): x is number => x !== undefined))
-  if (h > top) {
-    top = h
+  if (h > top || !quorumUp()) {
+    top = Math.max(top, h)
     topAt = Date.now()
   } else if (Date.now() - topAt > STALL_MS) {
     fail(`no block for ${Math.round((Date.now() - topAt) / 1000)} s at height ${top} with ${[...live].join(', ')} up`)
@@ -166,24 +173,36 @@ const end = Date.now() + MINUTES * 60_000
 while (Date.now() < end) {
   await sleep(between(5_000, 15_000))
   if (Date.now() >= end) break
-  const victim = names[between(0, names.length)] as string
-  net.kill(victim)
-  live.delete(victim)
-  kills.set(victim, (kills.get(victim) ?? 0) + 1)
+  // Mostly one node; one time in five (with --quorum-loss), two validators at once: the chain
+  // must stop (no quorum) and go on by itself once they are back.
+  const victims = [names[between(0, names.length)] as string]
+  if (QUORUM_LOSS && rand() < 0.2) {
+    const validators = names.filter((n) => n !== 'observer')
+    const first = validators[between(0, validators.length)] as string
+    const rest = validators.filter((n) => n !== first)
+    victims.splice(0, 1, first, rest[between(0, rest.length)] as string)
+  }
+  for (const v of victims) {
+    net.kill(v)
+    live.delete(v)
+    kills.set(v, (kills.get(v) ?? 0) + 1)
+  }
   const downMs = between(2_000, 12_000)
-  say(`killed ${victim} (SIGKILL) at height ${top}; restarting in ${(downMs / 1000).toFixed(1)} s`)
+  say(`killed ${victims.join(' and ')} (SIGKILL) at height ${top}; restarting in ${(downMs / 1000).toFixed(1)} s`)
   await sleep(downMs)
   const restartedAt = Date.now()
   const target = top
-  net.startNode(victim)
-  try {
-    await waitFor(async () => ((await heightOf(victim)) ?? -1) >= target || undefined, 120_000, `${victim} to catch up`)
-    catchUp.push(Date.now() - restartedAt)
-    say(`${victim} back and at height ${target} after ${((Date.now() - restartedAt) / 1000).toFixed(1)} s`)
-  } catch {
-    fail(`${victim} did not reach height ${target} within 120 s of its restart`)
+  for (const v of victims) net.startNode(v)
+  for (const v of victims) {
+    try {
+      await waitFor(async () => ((await heightOf(v)) ?? -1) >= target || undefined, 120_000, `${v} to catch up`)
+      catchUp.push(Date.now() - restartedAt)
+      say(`${v} back and at height ${target} after ${((Date.now() - restartedAt) / 1000).toFixed(1)} s`)
+    } catch {
+      fail(`${v} did not reach height ${target} within 120 s of its restart`)
+    }
+    live.add(v)
   }
-  live.add(victim)
 }
 
 stopping = true
@@ -216,22 +235,22 @@ for (let h = 1; h <= head; h++) {
   }
 }
 
-// Every confirmed transaction on every node, where its receipt said.
+// Every confirmed transaction on every node, where its receipt said (64 reads at a time).
 let missing = 0
-for (const c of confirmed) {
-  for (const n of names) {
-    let r: { height: number; status: string } | undefined
-    try {
-      r = await net.rpc(n, 'lc_getTransactionResult', { hash: c.hash })
-    } catch {
-      r = undefined
-    }
-    if (r === undefined || r.height !== c.height || r.status !== c.status) {
-      missing++
-      if (missing <= 5) fail(`${n}: confirmed transaction ${c.hash} (height ${c.height}, ${c.status}) reads ${JSON.stringify(r)}`)
-    }
+const check = async (c: Confirmed, n: string) => {
+  let r: { height: number; status: string } | undefined
+  try {
+    r = await net.rpc(n, 'lc_getTransactionResult', { hash: c.hash })
+  } catch {
+    r = undefined
+  }
+  if (r === undefined || r.height !== c.height || r.status !== c.status) {
+    missing++
+    if (missing <= 5) fail(`${n}: confirmed transaction ${c.hash} (height ${c.height}, ${c.status}) reads ${JSON.stringify(r)}`)
   }
 }
+const reads = confirmed.flatMap((c) => names.map((n) => () => check(c, n)))
+for (let i = 0; i < reads.length; i += 64) await Promise.all(reads.slice(i, i + 64).map((f) => f()))
 
 // No double vote, and what the nodes logged as errors.
 let evidence = 0

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
+  type Address,
   type Block,
   blockCodec,
   bytes,
@@ -29,6 +30,7 @@ import {
   type NodeHost,
   type NodeLogger,
   nodeRpcMethods,
+  peerIdFromNodeKey,
   type RequestError,
 } from '../src/index.js'
 import { syncProtocolName, syncRequestCodec, syncResponseCodec } from '../src/node/p2p-network.js'
@@ -515,4 +517,63 @@ describe('an idle node’s block-sync polls', () => {
     // One request per 200 ms poll: nine take eight intervals. (Every peer per poll: three polls, ~400 ms.)
     expect((last[8]?.at as number) - (last[0]?.at as number)).toBeGreaterThanOrEqual(1_200)
   }, 60_000)
+})
+
+describe('after a quorum loss', () => {
+  it('two of four validators stopped and restarted: the chain goes on within seconds, not after gossip forgets the stalled round', async () => {
+    const vs = [0, 1, 2, 3].map((i) => testKey(`quorum validator ${i}`))
+    const nodeKeys = [0, 1, 2, 3].map((i) => testKey(`quorum node ${i}`))
+    const alice = testKey('quorum alice')
+    const base = testGenesis({ chainId: 'quorum-loss', networkId: 37, validators: vs, funded: alice, params: { blockIntervalMs: 20 } })
+    const g: Genesis = { ...base, members: base.members.map((m, i) => ({ ...m, nodeKey: nodeKeys[i]?.publicKey })) }
+    const ports = vs.map(() => reservePortBlock())
+    cleanups.push(() => {
+      for (const p of ports) releasePortBlock(p)
+    })
+    const peerIds = await Promise.all(nodeKeys.map((k) => peerIdFromNodeKey(k.secretKey)))
+    const dirs = vs.map(() => mkdtempSync(join(tmpdir(), 'loopchain-quorum-')))
+    cleanups.push(() => {
+      for (const d of dirs) rmSync(d, { recursive: true, force: true })
+    })
+    const running: ({ node: FullNode; host: NodeHost } | undefined)[] = []
+    const start = async (i: number) => {
+      const node = await FullNode.open({ dataDir: dirs[i] as string, genesis: g, validatorSecret: vs[i]?.secretKey })
+      const host = await connectNode(node, {
+        nodeKey: nodeKeys[i]?.secretKey as Uint8Array,
+        tcpPort: ports[i],
+        wsPort: false,
+        bootstrap: ports.flatMap((p, j) => (j === i ? [] : [`/ip4/127.0.0.1/tcp/${p}/p2p/${peerIds[j]}`])),
+        logger: quiet,
+      })
+      node.start()
+      running[i] = { node, host }
+    }
+    const stop = async (i: number) => {
+      await running[i]?.host.stop()
+      await running[i]?.node.stop()
+      running[i] = undefined
+    }
+    cleanups.push(async () => {
+      for (const i of [0, 1, 2, 3]) await stop(i)
+    })
+    for (const i of [0, 1, 2, 3]) await start(i)
+    const zero = () => running[0]?.node as FullNode
+    await zero().submit(testTransfer(37, alice, vs[1]?.address as Address, 0, 1n))
+    await vi.waitFor(() => expect(running.every((r) => (r?.node.height ?? 0) >= 2)).toBe(true), { timeout: 30_000 })
+
+    // Two of four down: no quorum. A transaction only nodes 0 and 3 hold starts a height they
+    // cannot finish; they propose and vote once, then stall and re-send those messages.
+    await stop(1)
+    await stop(2)
+    const stuck = zero().height
+    await zero().submit(testTransfer(37, alice, vs[1]?.address as Address, 1, 1n))
+    await new Promise((r) => setTimeout(r, 3_000))
+    expect(zero().height).toBe(stuck)
+
+    // Back up, with empty pools: they learn of the stalled height only from the re-sent messages,
+    // which gossip dropped as already seen for two minutes before they were marked as re-sends.
+    await start(1)
+    await start(2)
+    await vi.waitFor(() => expect(zero().height).toBeGreaterThan(stuck), { timeout: 40_000, interval: 200 })
+  }, 90_000)
 })

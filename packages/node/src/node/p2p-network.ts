@@ -27,7 +27,13 @@ import {
   struct,
   uvarint,
 } from '@loopchain/core'
-import { type ConsensusGossipContext, type ConsensusTopic, checkConsensusGossip } from '../p2p/consensus-gossip.js'
+import {
+  type ConsensusGossipContext,
+  ConsensusPublisher,
+  type ConsensusTopic,
+  checkConsensusGossip,
+  consensusMessageBytes,
+} from '../p2p/consensus-gossip.js'
 import { createNodeHost, type GossipValidator, type NodeHost, type RelayLimits } from '../p2p/host.js'
 import type { NodeLogger } from '../p2p/logger.js'
 import { type FullNode, NodeError } from './full-node.js'
@@ -287,6 +293,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   const publish = (kind: Parameters<NodeHost['publish']>[0], data: Uint8Array) => {
     host.publish(kind, data).catch((e: unknown) => opts.logger?.debug('gossip: publish failed', { topic: kind, error: String(e) }))
   }
+  const consensusOut = new ConsensusPublisher(publish)
   /** Per peer: gossiped transactions that cannot be valid, counted over a minute. */
   const txFaults = new Map<string, { since: number; count: number }>()
   let batch: Uint8Array[] = []
@@ -302,7 +309,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     publish('tx', out)
   }
   node.attachNetwork({
-    publishConsensus: (data) => publish(data[0] === 1 ? 'proposal' : 'vote', data),
+    publishConsensus: (data) => consensusOut.send(data),
     publishHeader: (data) => publish('header', data),
     requestSync: (peer, _height, poll) => void sync(peer, poll),
     reportPeer: (peer, code) => {
@@ -340,8 +347,8 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       headers?.()
       headers = undefined
       memberTopics = [
-        host.subscribe('proposal', (data, from) => node.receiveConsensus(data, from)),
-        host.subscribe('vote', (data, from) => node.receiveConsensus(data, from)),
+        host.subscribe('proposal', (data, from) => node.receiveConsensus(consensusMessageBytes(data), from)),
+        host.subscribe('vote', (data, from) => node.receiveConsensus(consensusMessageBytes(data), from)),
         host.subscribe('tx', (data, from) => node.submitFromPeer(decodeTxBatch(data), from)),
       ]
     } else if (!admitted && headers === undefined) {

@@ -30,6 +30,58 @@ import {
  */
 export const decodeConsensusMessage = memoByIdentity((data: Uint8Array): ConsensusMessage => decode(consensusMessageCodec, data))
 
+/**
+ * First byte of a re-sent consensus message on gossip (message tags are 1 to 3): the mark, a
+ * 4-byte counter, then the message. Gossipsub here identifies a message by its bytes and drops a
+ * publish of bytes it has seen in the last two minutes, so a node's re-send of a stalled round's
+ * votes (the machine's `rebroadcast`) would never leave it — and a validator that restarted and
+ * missed the originals would wait those two minutes. The counter makes each re-send new to
+ * gossip; the consensus machine still counts the message once.
+ */
+export const RESEND_MARK = 0xf0
+const RESEND_HEADER_BYTES = 5
+
+/** The gossip payload of a re-send of `message` (number `counter` of this node's re-sends). */
+export function resendPayload(message: Uint8Array, counter: number): Uint8Array {
+  const out = new Uint8Array(RESEND_HEADER_BYTES + message.length)
+  out[0] = RESEND_MARK
+  new DataView(out.buffer).setUint32(1, counter >>> 0)
+  out.set(message, RESEND_HEADER_BYTES)
+  return out
+}
+
+/**
+ * The consensus message in a gossip payload: the payload itself, or what follows a re-send's
+ * header. The same view for the same payload object, so gossip checks and the node decode it once.
+ */
+export const consensusMessageBytes = memoByIdentity(
+  (data: Uint8Array): Uint8Array => (data[0] === RESEND_MARK ? data.subarray(RESEND_HEADER_BYTES) : data),
+)
+
+/**
+ * Publishes consensus messages, each new one as it is and any it has published before as a
+ * re-send ({@link resendPayload}). What it has published is remembered by a message's length and
+ * last 64 bytes (its signature), for the last 8,192 messages.
+ */
+export class ConsensusPublisher {
+  private readonly sent = new Set<string>()
+  private resends = 0
+  constructor(private readonly publish: (topic: ConsensusTopic, payload: Uint8Array) => void) {}
+
+  send(message: Uint8Array): void {
+    const topic: ConsensusTopic = message[0] === 1 ? 'proposal' : 'vote'
+    const tail = message.subarray(Math.max(0, message.length - 64))
+    const key = `${message.length}:${Buffer.from(tail.buffer, tail.byteOffset, tail.byteLength).toString('latin1')}`
+    if (!this.sent.has(key)) {
+      this.sent.add(key)
+      if (this.sent.size > 8192) this.sent.delete(this.sent.values().next().value as string)
+      this.publish(topic, message)
+      return
+    }
+    this.publish(topic, resendPayload(message, ++this.resends))
+  }
+}
+
 /** The gossip topics consensus messages travel on: proposals on one, votes and decisions on the other. */
 export type ConsensusTopic = 'proposal' | 'vote'
 
@@ -163,7 +215,7 @@ export function checkConsensusGossip(
 ): ConsensusGossipFault | undefined {
   let m: ConsensusMessage
   try {
-    m = decodeConsensusMessage(data)
+    m = decodeConsensusMessage(consensusMessageBytes(data))
   } catch (e) {
     return reject('UNDECODABLE', e instanceof Error ? e.message : String(e))
   }
