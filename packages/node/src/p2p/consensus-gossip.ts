@@ -65,7 +65,9 @@ export const consensusMessageBytes = memoByIdentity(
  */
 export class ConsensusPublisher {
   private readonly sent = new Set<string>()
-  private resends = 0
+  // From a random start: after a restart, counters of the last run's re-sends (still in peers'
+  // seen caches) would make the first re-sends of the same messages look old again.
+  private resends = globalThis.crypto.getRandomValues(new Uint32Array(1))[0] as number
   constructor(private readonly publish: (topic: ConsensusTopic, payload: Uint8Array) => void) {}
 
   send(message: Uint8Array): void {
@@ -78,7 +80,8 @@ export class ConsensusPublisher {
       this.publish(topic, message)
       return
     }
-    this.publish(topic, resendPayload(message, ++this.resends))
+    this.resends = (this.resends + 1) >>> 0
+    this.publish(topic, resendPayload(message, this.resends))
   }
 }
 

@@ -1,0 +1,69 @@
+/**
+ * Re-sent consensus messages on gossip: gossipsub drops a publish of bytes it has seen, so a
+ * second publish of the same message must go out as something new, and every receiver must read
+ * the same message from it. (node-network.test.ts checks the effect: a chain that lost quorum
+ * goes on once its validators are back.)
+ */
+import { consensusMessageCodec, encode, signVote, VoteType } from '@loopchain/core'
+import { describe, expect, it } from 'vitest'
+import {
+  ConsensusPublisher,
+  checkConsensusGossip,
+  consensusMessageBytes,
+  decodeConsensusMessage,
+  RESEND_MARK,
+} from '../src/p2p/consensus-gossip.js'
+import { testKey } from './fixtures/test-chain.js'
+
+const v = testKey('resend validator')
+const vote = (round: number) =>
+  encode(consensusMessageCodec, {
+    kind: 'vote',
+    vote: signVote(
+      { type: VoteType.Prevote, height: 5, round, blockHash: new Uint8Array(32), networkId: 9, validator: v.address },
+      v.secretKey,
+    ),
+  })
+
+describe('re-sent consensus messages', () => {
+  it('go out as new payloads that carry the same message; a first send goes out as it is', () => {
+    const out: { topic: string; payload: Uint8Array }[] = []
+    const p = new ConsensusPublisher((topic, payload) => out.push({ topic, payload }))
+    const a = vote(0)
+    const b = vote(1)
+    p.send(a)
+    p.send(b)
+    p.send(a)
+    p.send(a)
+    expect(out.map((o) => o.topic)).toEqual(['vote', 'vote', 'vote', 'vote'])
+    expect(out[0]?.payload).toBe(a)
+    expect(out[1]?.payload).toBe(b)
+    const [r1, r2] = [out[2]?.payload as Uint8Array, out[3]?.payload as Uint8Array]
+    expect(r1[0]).toBe(RESEND_MARK)
+    // Each re-send differs from the others (gossip would drop a repeat) but carries the same message.
+    expect(Buffer.from(r1).equals(Buffer.from(r2))).toBe(false)
+    for (const r of [r1, r2]) expect(Buffer.from(consensusMessageBytes(r)).equals(Buffer.from(a))).toBe(true)
+    // A plain payload is its own message; the same view comes back for the same payload (decoded once).
+    expect(consensusMessageBytes(a)).toBe(a)
+    expect(consensusMessageBytes(r1)).toBe(consensusMessageBytes(r1))
+    expect(decodeConsensusMessage(consensusMessageBytes(r1))).toEqual(decodeConsensusMessage(a))
+  })
+
+  it('pass the gossip checks as the message would, and a garbled one is still refused', () => {
+    const ctx = {
+      networkId: 9,
+      committedHeight: 4,
+      validatorsAt: () => ({ validators: [{ address: v.address, publicKey: v.publicKey, power: 1 }] }),
+    }
+    const out: Uint8Array[] = []
+    const p = new ConsensusPublisher((_t, payload) => out.push(payload))
+    const a = vote(0)
+    p.send(a)
+    p.send(a)
+    expect(checkConsensusGossip(a, 'vote', ctx)).toBeUndefined()
+    expect(checkConsensusGossip(out[1] as Uint8Array, 'vote', ctx)).toBeUndefined()
+    const garbled = Uint8Array.from(out[1] as Uint8Array)
+    garbled[5] = 0x7f // the message's tag byte
+    expect(checkConsensusGossip(garbled, 'vote', ctx)?.code).toBe('UNDECODABLE')
+  })
+})
