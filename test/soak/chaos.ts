@@ -19,18 +19,8 @@
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import {
-  encode,
-  type KeyPair,
-  keyPairFromSecret,
-  sha256,
-  signTransaction,
-  TxKind,
-  to0x,
-  transactionCodec,
-  transactionHash,
-  utf8,
-} from '@loopchain/core'
+import { encode, type KeyPair, keyPairFromSecret, sha256, to0x, transactionCodec, transactionHash, utf8 } from '@loopchain/core'
+import { testTransfer } from '../../packages/node/test/fixtures/test-chain.js'
 import { CliNetwork, waitFor } from '../support/cli-network.js'
 
 function option(name: string, fallback: number): number {
@@ -109,21 +99,7 @@ async function sender(k: KeyPair): Promise<void> {
   let nonce = 0
   while (!stopping) {
     const node = anyLive()
-    const tx = signTransaction(
-      {
-        version: 1,
-        networkId: genesis.networkId,
-        from: k.address,
-        to: (senders[nonce % senders.length] as KeyPair).address,
-        value: 1n,
-        stepLimit: 100_000,
-        timestamp: Date.now() * 1000,
-        nonce,
-        kind: TxKind.Transfer,
-        data: new Uint8Array(0),
-      },
-      k,
-    )
+    const tx = testTransfer(genesis.networkId, k, (senders[nonce % senders.length] as KeyPair).address, nonce, 1n)
     const hash = to0x(transactionHash(tx.body))
     try {
       const r = (await net.rpc(node, 'lc_sendTransactionAndWait', { tx: to0x(encode(transactionCodec, tx)), timeoutMs: 20_000 })) as {
