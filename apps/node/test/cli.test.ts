@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { isAddress, parseGenesis, Right } from '@loopchain/core'
 import { LevelKVStore, releasePortBlock, reservePortBlock } from '@loopchain/node'
 import { describe, expect, it } from 'vitest'
+import { COMMAND_FLAGS, helpFor } from '../src/help.js'
 import { startOneNode } from './fixtures/one-node.js'
 
 const CLI = fileURLToPath(new URL('../src/main.ts', import.meta.url))
@@ -39,6 +40,7 @@ describe('loopchain CLI', () => {
     expect(send.status).toBe(0)
     expect(send.stdout).toContain('loopchain tx send --key FILE')
     expect(send.stdout).not.toContain('loopchain tx deploy')
+    expect(send.stdout).toContain('Each also takes --rpc URL') // its group's note holds for it too
     const tx = run('tx', '-h')
     expect(tx.stdout).toContain('loopchain tx deploy')
     expect(tx.stdout).toContain('Each also takes --rpc URL')
@@ -46,6 +48,25 @@ describe('loopchain CLI', () => {
     const unknown = run('frobnicate', '--help')
     expect(unknown.status).toBe(0)
     expect(unknown.stdout).toContain('loopchain cert issue')
+  })
+
+  it('each command takes exactly the flags its help shows', () => {
+    const flagsIn = (text: string) => new Set([...text.matchAll(/--([a-z][a-z-]*)/g)].map((m) => m[1] as string))
+    for (const [command, spec] of Object.entries(COMMAND_FLAGS)) {
+      const accepted = new Set([...spec.values, ...(spec.switches ?? [])])
+      const entry = helpFor(command.split(' '))
+      expect(entry, command).not.toBe('')
+      // What its usage line and example show, it takes (the usage may wrap onto an indented line).
+      const usage = entry
+        .split('\n')
+        .filter(
+          (l) => l.startsWith(`  loopchain ${command} `) || /^ {20,}\[--/.test(l) || l.trim().startsWith(`e.g.  loopchain ${command} `),
+        )
+      for (const f of flagsIn(usage.join('\n'))) expect(accepted.has(f), `${command} --${f} is shown but refused`).toBe(true)
+      // What it takes, its help tells ('renew' takes "the same flags as issue").
+      const told = flagsIn(command === 'cert renew' ? entry + helpFor(['cert', 'issue']) : entry)
+      for (const f of accepted) expect(told.has(f), `${command} takes --${f} but its help does not say so`).toBe(true)
+    }
   })
 
   it('init writes a valid genesis, one config per validator, an observer and a faucet key', () => {
