@@ -72,6 +72,7 @@ import {
   transactionHash,
   transactionsRoot,
   uvarint,
+  type Validator,
   type ValidatorSet,
   validatorSetHash,
   verifyCommit,
@@ -490,22 +491,25 @@ export class FullNode {
    * counts toward the quorum but never votes: the set tolerates that much fewer failures.
    */
   get validatorsNotAdmitted(): Address[] {
-    const latest = this.sets.at(-1)?.set ?? this.options.genesis.validators
-    return latest.validators.map((v) => v.address).filter((a) => !this.admittedMembers.has(a))
+    return this.notAdmitted().map((v) => v.address)
+  }
+
+  /** The latest set's validators (genesis first in `sets`, then governance's changes) whose node is not admitted. */
+  private notAdmitted(): Validator[] {
+    return this.latestSet().validators.filter((v) => !this.admittedMembers.has(v.address))
+  }
+
+  private latestSet(): ValidatorSet {
+    return (this.sets[this.sets.length - 1] as { set: ValidatorSet }).set
   }
 
   private warnValidatorsNotAdmitted(): void {
-    const out = this.validatorsNotAdmitted
+    const out = this.notAdmitted()
     if (out.length === 0) return
-    const latest = this.sets.at(-1)?.set ?? this.options.genesis.validators
-    const power = (vs: readonly { address: Address; power: number }[]) => vs.reduce((p, v) => p + v.power, 0)
+    const power = (vs: readonly Validator[]) => vs.reduce((p, v) => p + v.power, 0)
     this.log.warn(
       'validators whose node the chain does not admit cannot vote over the network; record their node keys (governance setNodeKey)',
-      {
-        validators: out,
-        power: power(latest.validators.filter((v) => out.includes(v.address))),
-        totalPower: power(latest.validators),
-      },
+      { validators: out.map((v) => v.address), power: power(out), totalPower: power(this.latestSet().validators) },
     )
   }
 
