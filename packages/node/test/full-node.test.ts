@@ -20,7 +20,15 @@ import {
   type WriteOp,
 } from '@loopchain/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { ChainStore, type CommittedBlock, FullNode, LevelKVStore, MAX_PROPOSED_BLOCK_BYTES, type NodeError } from '../src/index.js'
+import {
+  ChainStore,
+  type CommittedBlock,
+  FullNode,
+  LevelKVStore,
+  MAX_PROPOSED_BLOCK_BYTES,
+  type NodeError,
+  silentLogger,
+} from '../src/index.js'
 import { decodeConsensusMessage } from '../src/p2p/consensus-gossip.js'
 import { idle, nextBlock, testGenesis, testKey, testMessage, testTransfer } from './fixtures/test-chain.js'
 
@@ -123,6 +131,51 @@ describe('full node (one process, LevelDB on disk)', () => {
     expect(metrics).toContain(`loopchain_height ${h + 1}\n`)
     expect(metrics).toMatch(/loopchain_transactions_committed_total 1\n/)
     expect(metrics).toContain('# TYPE loopchain_leader_changes_total counter')
+  })
+
+  it('a committed height’s consensus timeouts are cleared: none fires (or is logged) once the block is in', async () => {
+    const v = key('timer validator')
+    const fired: { height: number; kind: string }[] = []
+    const logger = {
+      ...silentLogger,
+      debug: (message: string, fields?: Record<string, unknown>) => {
+        if (message === 'consensus: timeout') fired.push({ height: fields?.height as number, kind: fields?.kind as string })
+      },
+    }
+    const dataDir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
+    dirs.push(dataDir)
+    const node = await FullNode.open({
+      dataDir,
+      genesis: genesis([v]),
+      validatorSecret: v.secretKey,
+      logger,
+      // Every kind of timeout within the wait below, rebroadcast included.
+      timeouts: { rebroadcastMs: 300 },
+    })
+    nodes.push(node)
+    node.start()
+    await node.submit(transfer(0))
+    await nextBlock(node, () => node.mempool.size === 0)
+    await idle([node])
+    const h = node.height
+    expect(h).toBeGreaterThanOrEqual(1)
+    // Propose (400 ms), vote (200 ms) and rebroadcast (300 ms) timeouts of the heights just run
+    // would all have fired by now.
+    await new Promise((r) => setTimeout(r, 900))
+    expect(node.height).toBe(h)
+    expect(fired).toEqual([])
+
+    // A height that is still running keeps its timeouts: a transaction whose block cannot finish
+    // (a validator set of two, one of them absent) gets its round's timeouts.
+    const w = key('timer absent')
+    const stuckDir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
+    dirs.push(stuckDir)
+    const stuck = await FullNode.open({ dataDir: stuckDir, genesis: genesis([v, w]), validatorSecret: v.secretKey, logger })
+    nodes.push(stuck)
+    stuck.start()
+    await stuck.submit(transfer(0))
+    await vi.waitFor(() => expect(fired.some((f) => f.height === 1)).toBe(true), { timeout: 5000, interval: 50 })
+    expect(stuck.height).toBe(0)
   })
 
   it('pools gossiped transactions, drops the undecodable, duplicate and replayed ones without a sound, and makes no block before start()', async () => {

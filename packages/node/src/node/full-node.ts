@@ -243,6 +243,11 @@ export class FullNode {
   private network: NodeNetwork | undefined
   private queue: Promise<void> = Promise.resolve()
   private timers = new Set<ReturnType<typeof setTimeout>>()
+  /**
+   * The consensus machine's pending timeouts, with their heights: a height's are cleared when it is
+   * committed (the machine would ignore them), so none fires, or is logged, for a finished height.
+   */
+  private consensusTimers = new Map<ReturnType<typeof setTimeout>, number>()
   private heightStarted = 0
   private lastCommitMs = 0
   /** When a message too far ahead last asked for block sync (see {@link receiveConsensus}). */
@@ -848,9 +853,7 @@ export class FullNode {
       { penalize: false, details: { height: this.height }, cause: e },
     )
     this.stopped = true
-    for (const t of this.timers) clearTimeout(t)
-    this.timers.clear()
-    if (this.productionTimer) clearTimeout(this.productionTimer)
+    this.clearTimers()
     this.log.error('node halted', { what, error: reason, height: this.height })
     this.options.onHalt?.(this.halted)
   }
@@ -858,11 +861,18 @@ export class FullNode {
   /** Stops timers and closes the database (after in-flight work). */
   async stop(): Promise<void> {
     this.stopped = true
-    for (const t of this.timers) clearTimeout(t)
-    if (this.productionTimer) clearTimeout(this.productionTimer)
+    this.clearTimers()
     await this.queue.catch(() => undefined)
     await this.watchtower?.close()
     await this.store.close()
+  }
+
+  private clearTimers(): void {
+    for (const t of this.timers) clearTimeout(t)
+    this.timers.clear()
+    for (const t of this.consensusTimers.keys()) clearTimeout(t)
+    this.consensusTimers.clear()
+    if (this.productionTimer) clearTimeout(this.productionTimer)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -919,11 +929,11 @@ export class FullNode {
         return
       case 'schedule-timeout': {
         const t = setTimeout(() => {
-          this.timers.delete(t)
+          this.consensusTimers.delete(t)
           this.log.debug('consensus: timeout', { ...out.timeout })
           this.enqueue({ type: 'timeout', timeout: out.timeout })
         }, out.delayMs)
-        this.timers.add(t)
+        this.consensusTimers.set(t, out.timeout.height)
         return
       }
       case 'request-block':
@@ -1125,6 +1135,11 @@ export class FullNode {
     // never sees the block's state under the previous height; the WAL is trimmed after.
     this.tip = { header: block.header, result: ex.result, commit }
     this.resultPending = block.transactions.length > 0
+    for (const [t, height] of this.consensusTimers)
+      if (height <= block.header.height) {
+        clearTimeout(t)
+        this.consensusTimers.delete(t)
+      }
     const t2 = performance.now()
     if (block.transactions.some((tx) => tx.body.to === GOVERNANCE_ADDRESS)) await this.refreshAdmission(block.header.height)
     // The block is stored; entries left over are trimmed with the next one (a full disk halts at the next write).
