@@ -14,8 +14,10 @@
  * Options: `--minutes N` (default 5), `--validators N` (default 4; one node down at a time, so
  * 4 tolerates it), `--senders N` (default 16), `--seed N` (the kill schedule; default 1),
  * `--quorum-loss` (one fault in five kills two validators at once: the chain must stop, then go on
- * by itself once they are back), `--keep` (keep the directory with the nodes' logs and data).
- * Exit 0 when every check holds.
+ * by itself once they are back), `--freeze` (one fault in three freezes a node with SIGSTOP
+ * instead, and thaws it with SIGCONT: a VM paused or a process stuck in a long pause, which keeps
+ * its connections and comes back to a backlog of stale messages), `--keep` (keep the directory
+ * with the nodes' logs and data). Exit 0 when every check holds.
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -37,6 +39,7 @@ const SENDERS = option('senders', 16)
 const SEED = option('seed', 1)
 const KEEP = process.argv.includes('--keep')
 const QUORUM_LOSS = process.argv.includes('--quorum-loss')
+const FREEZE = process.argv.includes('--freeze')
 /** No new block for this long while a quorum is up counts as a stall. */
 const STALL_MS = 30_000
 
@@ -144,6 +147,7 @@ const watch = setInterval(async () => {
 
 // The faults: one node at a time, killed and restarted.
 const kills = new Map<string, number>()
+const freezes = new Map<string, number>()
 const catchUp: number[] = []
 const end = Date.now() + MINUTES * 60_000
 while (Date.now() < end) {
@@ -158,24 +162,32 @@ while (Date.now() < end) {
     const rest = validators.filter((n) => n !== first)
     victims.splice(0, 1, first, rest[between(0, rest.length)] as string)
   }
+  const freeze = FREEZE && rand() < 1 / 3
+  const fault = freeze ? 'SIGSTOP' : 'SIGKILL'
   for (const v of victims) {
-    net.kill(v)
+    net.signal(v, fault)
     live.delete(v)
-    kills.set(v, (kills.get(v) ?? 0) + 1)
+    const tally = freeze ? freezes : kills
+    tally.set(v, (tally.get(v) ?? 0) + 1)
   }
   const downMs = between(2_000, 12_000)
-  say(`killed ${victims.join(' and ')} (SIGKILL) at height ${top}; restarting in ${(downMs / 1000).toFixed(1)} s`)
+  say(
+    `${freeze ? 'froze' : 'killed'} ${victims.join(' and ')} (${fault}) at height ${top}; ${freeze ? 'thawing' : 'restarting'} in ${(downMs / 1000).toFixed(1)} s`,
+  )
   await sleep(downMs)
   const restartedAt = Date.now()
   const target = top
-  for (const v of victims) net.startNode(v)
+  for (const v of victims) {
+    if (freeze) net.signal(v, 'SIGCONT')
+    else net.startNode(v)
+  }
   for (const v of victims) {
     try {
       await waitFor(async () => ((await heightOf(v)) ?? -1) >= target || undefined, 120_000, `${v} to catch up`)
       catchUp.push(Date.now() - restartedAt)
       say(`${v} back and at height ${target} after ${((Date.now() - restartedAt) / 1000).toFixed(1)} s`)
     } catch {
-      fail(`${v} did not reach height ${target} within 120 s of its restart`)
+      fail(`${v} did not reach height ${target} within 120 s of its ${freeze ? 'thaw' : 'restart'}`)
     }
     live.add(v)
   }
@@ -250,7 +262,10 @@ if (evidence > 0) fail(`${evidence} log lines report evidence of a faulty valida
 
 const sorted = [...catchUp].sort((a, b) => a - b)
 const killed = [...kills].map(([n, k]) => `${n} ×${k}`).join(', ')
-say(`${[...kills.values()].reduce((a, b) => a + b, 0)} kills (${killed || 'none'}); final height ${head}`)
+const frozen = [...freezes].map(([n, k]) => `${n} ×${k}`).join(', ')
+say(
+  `${[...kills.values()].reduce((a, b) => a + b, 0)} kills (${killed || 'none'})${FREEZE ? `, ${[...freezes.values()].reduce((a, b) => a + b, 0)} freezes (${frozen || 'none'})` : ''}; final height ${head}`,
+)
 say(
   `${confirmed.length} transactions confirmed to clients (${confirmed.filter((c) => c.status !== 'success').length} failed on chain), ${sendErrors} sends cut short by a kill or a timeout`,
 )
@@ -258,7 +273,7 @@ say(`heights 1..${head} agree on all ${names.length} nodes: ${forks === 0 ? 'yes
 say(`confirmed transactions on every node where their receipt said: ${missing === 0 ? 'yes' : `no (${missing} reads differ)`}`)
 if (sorted.length > 0)
   say(
-    `catch-up after a restart: median ${(sorted[Math.floor(sorted.length / 2)] as number) / 1000} s, max ${(sorted.at(-1) as number) / 1000} s`,
+    `catch-up after a restart or thaw: median ${(sorted[Math.floor(sorted.length / 2)] as number) / 1000} s, max ${(sorted.at(-1) as number) / 1000} s`,
   )
 say(`error lines in the nodes' logs: ${errors.length}`)
 for (const e of errors.slice(0, 10)) say(`  ${e}`)

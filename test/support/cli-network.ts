@@ -185,6 +185,11 @@ export class CliNetwork {
     for (const [n, p] of this.procs) if (name === undefined || n === name) p.kill('SIGKILL')
   }
 
+  /** Sends a signal to one node's process (SIGSTOP / SIGCONT freeze and thaw it). */
+  signal(name: string, signal: NodeJS.Signals): void {
+    this.procs.get(name)?.kill(signal)
+  }
+
   /** Kills every node and removes the directory. */
   stop(): void {
     this.kill()

@@ -9,7 +9,10 @@
  * Proposal order is deterministic for a given pool: each sender's transactions leave in nonce
  * order, and among the senders' next transactions the one with the smallest (timestamp, hash)
  * goes first — so no sender can jump ahead by flooding, and two proposers with the same pool
- * propose the same block.
+ * propose the same block. The timestamp is the sender's own, signed: a sender may date a
+ * transaction back, as far as the timestamp window allows, to go ahead of others pooled at the
+ * same time. Arrival time would not do instead: each node sees its own, so proposers would not
+ * agree, and a leader could order by it as it pleased anyway.
  */
 import {
   type Address,
