@@ -13,6 +13,8 @@
  *
  * Options: `--minutes N` (default 5), `--validators N` (default 4; one node down at a time, so
  * 4 tolerates it), `--senders N` (default 16), `--seed N` (the kill schedule; default 1),
+ * `--down-max N` (the longest a node stays down or frozen, in seconds; default 12: each fault
+ * lasts from 2 s to this),
  * `--quorum-loss` (one fault in five kills two validators at once: the chain must stop, then go on
  * by itself once they are back), `--freeze` (one fault in three freezes a node with SIGSTOP
  * instead, and thaws it with SIGCONT: a VM paused or a process stuck in a long pause, which keeps
@@ -37,6 +39,7 @@ const MINUTES = option('minutes', 5)
 const VALIDATORS = option('validators', 4)
 const SENDERS = option('senders', 16)
 const SEED = option('seed', 1)
+const DOWN_MAX_S = option('down-max', 12)
 const KEEP = process.argv.includes('--keep')
 const QUORUM_LOSS = process.argv.includes('--quorum-loss')
 const FREEZE = process.argv.includes('--freeze')
@@ -170,7 +173,7 @@ while (Date.now() < end) {
     const tally = freeze ? freezes : kills
     tally.set(v, (tally.get(v) ?? 0) + 1)
   }
-  const downMs = between(2_000, 12_000)
+  const downMs = between(2_000, Math.max(2_001, DOWN_MAX_S * 1000))
   say(
     `${freeze ? 'froze' : 'killed'} ${victims.join(' and ')} (${fault}) at height ${top}; ${freeze ? 'thawing' : 'restarting'} in ${(downMs / 1000).toFixed(1)} s`,
   )
@@ -259,6 +262,8 @@ for (const n of names) {
   }
 }
 if (evidence > 0) fail(`${evidence} log lines report evidence of a faulty validator (a double vote)`)
+// Every process that ended was killed by this run (SIGKILL); one that exited by itself crashed.
+for (const e of net.exits.filter((x) => x.signal !== 'SIGKILL')) fail(`${e.name} exited by itself (${e.signal ?? `exit code ${e.code}`})`)
 
 const sorted = [...catchUp].sort((a, b) => a - b)
 const killed = [...kills].map(([n, k]) => `${n} ×${k}`).join(', ')

@@ -60,6 +60,8 @@ export interface CliNode {
 export class CliNetwork {
   private readonly procs = new Map<string, ChildProcess>()
   private readonly nonces = new Map<string, number>()
+  /** Every node process that ended, in order: its exit code, or the signal that ended it. */
+  readonly exits: { name: string; code: number | null; signal: NodeJS.Signals | null }[] = []
   /** Append each node's log lines to `<dir>/<name>.log` (kept across restarts). */
   logToFiles = false
   /** Node name → config, as `init` wrote it. */
@@ -103,6 +105,10 @@ export class CliNetwork {
       if (file) appendFileSync(file, d)
     })
     p.stderr?.on('data', (d: Buffer) => process.stderr.write(`[${name}] ${d}`))
+    p.once('exit', (code, signal) => {
+      this.exits.push({ name, code, signal })
+      if (file) appendFileSync(file, `${JSON.stringify({ t: new Date().toISOString(), harness: 'process exited', code, signal })}\n`)
+    })
     this.procs.set(name, p)
   }
 
