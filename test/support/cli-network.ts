@@ -61,7 +61,9 @@ export class CliNetwork {
   private readonly procs = new Map<string, ChildProcess>()
   private readonly nonces = new Map<string, number>()
   /** Every node process that ended, in order: its exit code, or the signal that ended it. */
-  readonly exits: { name: string; code: number | null; signal: NodeJS.Signals | null }[] = []
+  readonly exits: { name: string; code: number | null; signal: NodeJS.Signals | null; killed: boolean }[] = []
+  /** Processes this harness sent SIGKILL to (`killed` in {@link exits}). */
+  private readonly killing = new WeakSet<ChildProcess>()
   /** Append each node's log lines to `<dir>/<name>.log` (kept across restarts). */
   logToFiles = false
   /** Node name → config, as `init` wrote it. */
@@ -106,7 +108,7 @@ export class CliNetwork {
     })
     p.stderr?.on('data', (d: Buffer) => process.stderr.write(`[${name}] ${d}`))
     p.once('exit', (code, signal) => {
-      this.exits.push({ name, code, signal })
+      this.exits.push({ name, code, signal, killed: this.killing.has(p) })
       if (file) appendFileSync(file, `${JSON.stringify({ t: new Date().toISOString(), harness: 'process exited', code, signal })}\n`)
     })
     this.procs.set(name, p)
@@ -188,12 +190,19 @@ export class CliNetwork {
 
   /** Kills one node (SIGKILL) or all. */
   kill(name?: string): void {
-    for (const [n, p] of this.procs) if (name === undefined || n === name) p.kill('SIGKILL')
+    for (const [n, p] of this.procs)
+      if (name === undefined || n === name) {
+        this.killing.add(p)
+        p.kill('SIGKILL')
+      }
   }
 
-  /** Sends a signal to one node's process (SIGSTOP / SIGCONT freeze and thaw it). */
+  /** Sends a signal to one node's process (SIGSTOP / SIGCONT freeze and thaw it; SIGKILL as {@link kill}). */
   signal(name: string, signal: NodeJS.Signals): void {
-    this.procs.get(name)?.kill(signal)
+    const p = this.procs.get(name)
+    if (p === undefined) return
+    if (signal === 'SIGKILL') this.killing.add(p)
+    p.kill(signal)
   }
 
   /** Kills every node and removes the directory. */
