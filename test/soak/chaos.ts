@@ -25,6 +25,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { encode, type KeyPair, keyPairFromSecret, sha256, to0x, transactionCodec, transactionHash, utf8 } from '@loopchain/core'
 import { testTransfer } from '../../packages/node/test/fixtures/test-chain.js'
+import { Prng } from '../sim/prng.js'
 import { CliNetwork, waitFor } from '../support/cli-network.js'
 
 function option(name: string, fallback: number): number {
@@ -46,19 +47,9 @@ const FREEZE = process.argv.includes('--freeze')
 /** No new block for this long while a quorum is up counts as a stall. */
 const STALL_MS = 30_000
 
-/** A small seeded generator (mulberry32): the same seed kills the same nodes at the same moments. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-const rand = random(SEED)
-const between = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo))
+// The fault schedule comes from the simulator's seeded generator: the same seed kills the same
+// nodes at the same moments.
+const rng = new Prng(SEED)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const say = (line: string) => process.stdout.write(`chaos: ${line}\n`)
 
@@ -154,18 +145,18 @@ const freezes = new Map<string, number>()
 const catchUp: number[] = []
 const end = Date.now() + MINUTES * 60_000
 while (Date.now() < end) {
-  await sleep(between(5_000, 15_000))
+  await sleep(rng.int(5_000, 15_000))
   if (Date.now() >= end) break
   // Mostly one node; one time in five (with --quorum-loss), two validators at once: the chain
   // must stop (no quorum) and go on by itself once they are back.
-  const victims = [names[between(0, names.length)] as string]
-  if (QUORUM_LOSS && rand() < 0.2) {
+  const victims = [rng.pick(names)]
+  if (QUORUM_LOSS && rng.chance(0.2)) {
     const validators = names.filter((n) => n !== 'observer')
-    const first = validators[between(0, validators.length)] as string
+    const first = rng.pick(validators)
     const rest = validators.filter((n) => n !== first)
-    victims.splice(0, 1, first, rest[between(0, rest.length)] as string)
+    victims.splice(0, 1, first, rng.pick(rest))
   }
-  const freeze = FREEZE && rand() < 1 / 3
+  const freeze = FREEZE && rng.chance(1 / 3)
   const fault = freeze ? 'SIGSTOP' : 'SIGKILL'
   for (const v of victims) {
     net.signal(v, fault)
@@ -173,7 +164,7 @@ while (Date.now() < end) {
     const tally = freeze ? freezes : kills
     tally.set(v, (tally.get(v) ?? 0) + 1)
   }
-  const downMs = between(2_000, Math.max(2_001, DOWN_MAX_S * 1000))
+  const downMs = rng.int(2_000, Math.max(2_000, DOWN_MAX_S * 1000))
   say(
     `${freeze ? 'froze' : 'killed'} ${victims.join(' and ')} (${fault}) at height ${top}; ${freeze ? 'thawing' : 'restarting'} in ${(downMs / 1000).toFixed(1)} s`,
   )

@@ -23,6 +23,7 @@ import {
   type ValidatorSet,
   ZERO_HASH,
 } from '@loopchain/core'
+import { bytesKey } from '../native-crypto.js'
 
 /**
  * Decodes a consensus message, once per bytes object: gossip checks a message and then delivers
@@ -73,7 +74,7 @@ export class ConsensusPublisher {
   send(message: Uint8Array): void {
     const topic: ConsensusTopic = message[0] === 1 ? 'proposal' : 'vote'
     const tail = message.subarray(Math.max(0, message.length - 64))
-    const key = `${message.length}:${Buffer.from(tail.buffer, tail.byteOffset, tail.byteLength).toString('latin1')}`
+    const key = `${message.length}:${bytesKey(tail)}`
     if (!this.sent.has(key)) {
       this.sent.add(key)
       if (this.sent.size > 8192) this.sent.delete(this.sent.values().next().value as string)
