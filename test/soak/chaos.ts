@@ -18,7 +18,8 @@
  * `--quorum-loss` (one fault in five kills two validators at once: the chain must stop, then go on
  * by itself once they are back), `--freeze` (one fault in three freezes a node with SIGSTOP
  * instead, and thaws it with SIGCONT: a VM paused or a process stuck in a long pause, which keeps
- * its connections and comes back to a backlog of stale messages), `--keep` (keep the directory
+ * its connections and comes back to a backlog of stale messages), `--freeze-only` (every fault a
+ * freeze: the long pauses that once left a thawed validator gone without a word), `--keep` (keep the directory
  * with the nodes' logs and data). Exit 0 when every check holds.
  */
 import { readFileSync } from 'node:fs'
@@ -43,7 +44,8 @@ const SEED = option('seed', 1)
 const DOWN_MAX_S = option('down-max', 12)
 const KEEP = process.argv.includes('--keep')
 const QUORUM_LOSS = process.argv.includes('--quorum-loss')
-const FREEZE = process.argv.includes('--freeze')
+const FREEZE_ONLY = process.argv.includes('--freeze-only')
+const FREEZE = FREEZE_ONLY || process.argv.includes('--freeze')
 /** No new block for this long while a quorum is up counts as a stall. */
 const STALL_MS = 30_000
 
@@ -60,6 +62,8 @@ const fail = (what: string) => {
 }
 
 const net = await CliNetwork.start({ validators: VALIDATORS, observer: true, logToFiles: true })
+// However this run ends (a harness error too), no node process outlives it.
+process.once('exit', () => net.kill())
 const names = [...Array.from({ length: VALIDATORS }, (_, i) => `node-${i}`), 'observer']
 const live = new Set(names)
 const anyLive = () => {
@@ -156,7 +160,7 @@ while (Date.now() < end) {
     const rest = validators.filter((n) => n !== first)
     victims.splice(0, 1, first, rng.pick(rest))
   }
-  const freeze = FREEZE && rng.chance(1 / 3)
+  const freeze = FREEZE_ONLY || (FREEZE && rng.chance(1 / 3))
   const fault = freeze ? 'SIGSTOP' : 'SIGKILL'
   for (const v of victims) {
     net.signal(v, fault)
@@ -207,28 +211,37 @@ try {
   fail(String(e))
 }
 
+/**
+ * A read from a node under its JSON-RPC rate limit (200 a second per client): a refused or failed
+ * read is tried again, up to 5 times with a growing pause; undefined when it never answers.
+ */
+async function read<T>(n: string, method: string, params: object): Promise<T | undefined> {
+  for (let attempt = 1; attempt <= 5; attempt++) {
+    try {
+      return (await net.rpc(n, method, params)) as T
+    } catch {
+      await sleep(250 * attempt)
+    }
+  }
+  return undefined
+}
+
 // The same block at every height on every node.
 let forks = 0
 for (let h = 1; h <= head; h++) {
-  const hashes = await Promise.all(names.map((n) => net.rpc(n, 'lc_getBlockByHeight', { height: h, full: false }).then((b) => b.hash)))
+  const hashes = await Promise.all(
+    names.map((n) => read<{ hash: string }>(n, 'lc_getBlockByHeight', { height: h, full: false }).then((b) => b?.hash ?? 'unreadable')),
+  )
   if (new Set(hashes).size !== 1) {
     forks++
     if (forks <= 5) fail(`height ${h}: the nodes hold different blocks (${hashes.join(', ')})`)
   }
 }
 
-// Every confirmed transaction on every node, where its receipt said: 5 reads at a time per node,
-// under a node's JSON-RPC rate limit (200 a second); a refused or failed read is tried again.
+// Every confirmed transaction on every node, where its receipt said: 5 reads at a time per node.
 let missing = 0
 const check = async (c: Confirmed, n: string) => {
-  let r: { height: number; status: string } | undefined
-  for (let attempt = 1; r === undefined && attempt <= 5; attempt++) {
-    try {
-      r = await net.rpc(n, 'lc_getTransactionResult', { hash: c.hash })
-    } catch {
-      await sleep(250 * attempt)
-    }
-  }
+  const r = await read<{ height: number; status: string }>(n, 'lc_getTransactionResult', { hash: c.hash })
   if (r === undefined || r.height !== c.height || r.status !== c.status) {
     missing++
     if (missing <= 5) fail(`${n}: confirmed transaction ${c.hash} (height ${c.height}, ${c.status}) reads ${JSON.stringify(r)}`)
@@ -276,5 +289,4 @@ for (const e of errors.slice(0, 10)) say(`  ${e}`)
 say(failures.length === 0 ? 'OK' : `FAILED (${failures.length})`)
 if (KEEP) say(`kept ${net.dir}`)
 else net.stop()
-if (KEEP) net.kill()
 process.exit(failures.length === 0 ? 0 : 1)
