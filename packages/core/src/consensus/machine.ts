@@ -493,7 +493,9 @@ class Machine implements Consensus {
     if (!Number.isSafeInteger(p.validRound) || p.validRound < -1 || p.validRound >= p.round) {
       return this.reject(from, new ConsensusError('BAD_VALID_ROUND', `valid round ${p.validRound} in round ${p.round}`))
     }
-    if (!bytesEqual(this.cfg.hashBlock(sp.block), p.blockHash)) {
+    const hash = this.hashOf(sp.block)
+    if (hash === undefined) return this.reject(from, new ConsensusError('MALFORMED_BLOCK', 'proposed block bytes are not a block'))
+    if (!bytesEqual(hash, p.blockHash)) {
       return this.reject(from, new ConsensusError('BLOCK_HASH_MISMATCH', 'proposed block bytes do not hash to the proposal'))
     }
     this.verifications++
@@ -519,6 +521,20 @@ class Machine implements Consensus {
     }
   }
 
+  /**
+   * A peer's block bytes hashed by the application, or `undefined` when its hash function refuses
+   * them (bytes that do not decode as a block). Such bytes come signed only from a faulty
+   * proposer; they are that message's problem alone, so the throw must not escape `handle` and
+   * lose the outputs of the input being handled (a new height's timeouts, say).
+   */
+  private hashOf(block: Uint8Array): Uint8Array | undefined {
+    try {
+      return this.cfg.hashBlock(block)
+    } catch {
+      return undefined
+    }
+  }
+
   private storeProposal(rs: RoundState, sp: SignedProposal, proposerIdx: number): void {
     if (!rs.proposals.some((q) => q.signature === sp.signature)) rs.proposals.push(sp)
     const key = hashKey(sp.proposal.blockHash)
@@ -528,7 +544,9 @@ class Machine implements Consensus {
 
   private onDecision(d: Decision, from: string | undefined): undefined {
     const c = d.commit
-    if (!bytesEqual(this.cfg.hashBlock(d.block), c.blockHash)) {
+    const hash = this.hashOf(d.block)
+    if (hash === undefined) return this.reject(from, new ConsensusError('MALFORMED_BLOCK', 'decided block bytes are not a block'))
+    if (!bytesEqual(hash, c.blockHash)) {
       return this.reject(from, new ConsensusError('BLOCK_HASH_MISMATCH', 'decided block bytes do not hash to the commit'))
     }
     this.verifications += c.signatures.length

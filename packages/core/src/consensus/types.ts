@@ -64,7 +64,11 @@ export interface ConsensusConfig {
   /** The validator key, or absent for an observer that follows without voting. */
   readonly signer?: ConsensusSigner
   readonly crypto: CryptoProvider
-  /** The application's block hash function (pure); a proposal's bytes must hash to its `blockHash`. */
+  /**
+   * The application's block hash function (pure); a proposal's bytes must hash to its `blockHash`.
+   * It may throw on bytes that are not a block: the message that carried them is refused
+   * (`MALFORMED_BLOCK`).
+   */
   readonly hashBlock: (block: Uint8Array) => Uint8Array
   readonly timeouts?: Partial<TimeoutConfig>
   /**
@@ -154,6 +158,7 @@ export type ConsensusErrorCode =
   | 'BAD_SIGNATURE'
   | 'WRONG_PROPOSER'
   | 'BLOCK_HASH_MISMATCH'
+  | 'MALFORMED_BLOCK'
   | 'BAD_VALID_ROUND'
   | 'BAD_COMMIT'
   | 'BAD_EVIDENCE'

@@ -336,6 +336,27 @@ describe('message checks', () => {
     expect(of(feed(m, msg({ kind: 'proposal', proposal: other })), 'rejected')[0]?.error.code).toBe('WRONG_NETWORK')
   })
 
+  it('refuses signed block bytes that are not a block (MALFORMED_BLOCK) and goes on, also when they wait for the next height', () => {
+    // The application's hash throws on bytes it cannot decode, as a full node's does.
+    const hashBlock = (b: Uint8Array) => {
+      if (b[0] === 0xff) throw new Error('not a block')
+      return sha256(b)
+    }
+    const junk = new Uint8Array([0xff, 1, 2])
+    const m = machine(follower(1, 0, leader(2, 0)), [], { hashBlock })
+    feed(m, start())
+    // At the current height: refused, and the round's real proposal is still taken.
+    expect(of(feed(m, msg(proposalMsg(leader(1, 0), 1, 0, junk))), 'rejected')[0]?.error.code).toBe('MALFORMED_BLOCK')
+    expect(votesOut(feed(m, msg(proposalMsg(leader(1, 0), 1, 0, block))))).toHaveLength(1)
+    // For the next height: held until that height starts, then refused there, and the height's
+    // own outputs (its timeouts) still come out of that same input.
+    expect(feed(m, msg(proposalMsg(leader(2, 0), 2, 0, junk)))).toEqual([])
+    const outs = m.handle(start(2))
+    expect(of(outs, 'rejected').map((o) => o.error.code)).toEqual(['MALFORMED_BLOCK'])
+    expect(of(outs, 'schedule-timeout').map((o) => o.timeout.height)).toContain(2)
+    expect(votesOut(feed(m, msg(proposalMsg(leader(2, 0), 2, 0, utf8('block at 2')))))).toHaveLength(1)
+  })
+
   it('rejects a vote from outside the validator set', () => {
     const m = machine(0)
     feed(m, start())
