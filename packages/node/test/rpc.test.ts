@@ -46,6 +46,13 @@ const methods: RpcMethod[] = [
     },
   },
   {
+    name: 'blob_get',
+    summary: 'Answers 64 KiB.',
+    params: [],
+    result: { name: 'blob', schema: { type: 'string' } },
+    handler: () => 'b'.repeat(64 * 1024),
+  },
+  {
     name: 'slow_watch',
     summary: 'Registers a cleanup after a while, as a method still running when the socket closes does.',
     params: [],
@@ -225,6 +232,25 @@ describe('JSON-RPC over WebSocket', () => {
     ws.send(call('math_add', [3, 4], 5))
     expect(await answer).toEqual({ jsonrpc: '2.0', id: 5, result: 7 })
     ws.close()
+  })
+
+  it('a client that sends requests but stops reading the replies is cut off once too much waits unsent for it', async () => {
+    const logged: string[] = []
+    const logger = { debug: (msg: string) => logged.push(msg), info: () => undefined, warn: () => undefined, error: () => undefined }
+    await start({ maxBufferedBytes: 1024 * 1024, rateLimit: { perSecond: 10_000, burst: 10_000 }, logger })
+    const ws = new WebSocket(server?.wsUrl ?? '')
+    await new Promise((r) => ws.once('open', r))
+    const closed = new Promise((r) => ws.once('close', r))
+    ws.pause() // reads nothing from here on
+    // 50 MiB of replies: far more than the sockets' kernel buffers hold, so the rest waits in the server.
+    for (let i = 0; i < 800; i++) ws.send(call('blob_get', [], i))
+    const until = Date.now() + 10_000
+    while (!logged.includes('rpc: websocket client too slow, closed') && Date.now() < until) await new Promise((r) => setTimeout(r, 50))
+    expect(logged).toContain('rpc: websocket client too slow, closed')
+    ws.resume()
+    await closed
+    // Others are still served.
+    expect((await post(call('math_add', [1, 2]))).json).toEqual({ jsonrpc: '2.0', id: 1, result: 3 })
   })
 
   it('a cleanup registered after the socket closed runs at once (a batch still running then)', async () => {

@@ -19,6 +19,11 @@ export interface RpcServerOptions {
   readonly port?: number
   /** Largest request body: a transaction of 512 KiB hex-encoded is about 1.1 MB (default 2 MiB). */
   readonly maxBodyBytes?: number
+  /**
+   * Most bytes waiting unsent for one WebSocket client (replies and notifications) before it is
+   * cut off (default 16 MiB): a client that stops reading must not hold the node's memory.
+   */
+  readonly maxBufferedBytes?: number
   /** Sustained requests per second per client (default 200) and the burst above it (default 400). */
   readonly rateLimit?: { readonly perSecond: number; readonly burst: number }
   /** The Prometheus text for `/metrics`. */
@@ -72,15 +77,10 @@ function rpcErrorBody(code: number, message: string): string {
   return JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } })
 }
 
-/**
- * A WebSocket client that reads slower than its notifications arrive is cut off once this much
- * waits unsent for it: a paused reader must not hold the node's memory.
- */
-const MAX_BUFFERED_BYTES = 16 * 1024 * 1024
-
 /** Starts the HTTP + WebSocket server. */
 export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer> {
   const maxBody = opts.maxBodyBytes ?? 2 * 1024 * 1024
+  const maxBuffered = opts.maxBufferedBytes ?? 16 * 1024 * 1024
   const now = opts.now ?? (() => Date.now())
   const buckets = new Buckets(opts.rateLimit?.perSecond ?? 200, opts.rateLimit?.burst ?? 400, now)
 
@@ -148,15 +148,18 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
       opts.logger?.debug('rpc: websocket closed on a protocol error', { client, error: e.message })
       ws.terminate()
     })
-    const notify = (method: string, params: Json) => {
+    // Every frame to this client goes through here: one that reads slower than its replies and
+    // notifications come is cut off once too much waits unsent for it.
+    const sendFrame = (text: string) => {
       if (ws.readyState !== ws.OPEN) return
-      if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+      if (ws.bufferedAmount > maxBuffered) {
         opts.logger?.debug('rpc: websocket client too slow, closed', { client, buffered: ws.bufferedAmount })
         ws.terminate()
         return
       }
-      ws.send(JSON.stringify({ jsonrpc: '2.0', method, params }))
+      ws.send(text)
     }
+    const notify = (method: string, params: Json) => sendFrame(JSON.stringify({ jsonrpc: '2.0', method, params }))
     const onClose = (f: () => void) => {
       // A batch still running when the socket closed registers after the cleanups ran: run it now.
       if (closed) f()
@@ -165,14 +168,11 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
     const connection = { subscriptions: 0 }
     const charge = (calls: number) => buckets.take(client, calls)
     ws.on('message', (data) => {
-      if (!buckets.take(client)) {
-        ws.send(rpcErrorBody(RpcErrorCode.RateLimited, 'rate limited: slow down'))
-        return
-      }
+      if (!buckets.take(client)) return sendFrame(rpcErrorBody(RpcErrorCode.RateLimited, 'rate limited: slow down'))
       void opts.dispatcher
         .handleText(data.toString(), { client, websocket: true, notify, onClose, connection, charge })
         .then((out) => {
-          if (out !== undefined && ws.readyState === ws.OPEN) ws.send(out)
+          if (out !== undefined) sendFrame(out)
         })
         // A socket that closes between the check and the send must not become an unhandled rejection.
         .catch(() => ws.terminate())
