@@ -15,6 +15,7 @@ import {
   messageHeight,
   signTransaction,
   signVote,
+  to0x,
   transactionCodec,
   VoteType,
   type WriteOp,
@@ -27,6 +28,7 @@ import {
   LevelKVStore,
   MAX_PROPOSED_BLOCK_BYTES,
   type NodeError,
+  nodeRpcMethods,
   silentLogger,
 } from '../src/index.js'
 import { decodeConsensusMessage } from '../src/p2p/consensus-gossip.js'
@@ -66,9 +68,10 @@ async function open(g: Genesis, secret: Uint8Array | undefined, dir?: string): P
 
 /**
  * Opens real LevelDB whose writes fail, the way a full or broken disk fails them, whenever `fault`
- * names an error for the batch; the others are written.
+ * names an error for the batch; the others are written (after `fault` settles, so it can also hold
+ * a write back).
  */
-function faultyLevelStore(fault: (ops: readonly WriteOp[]) => string | undefined) {
+function faultyLevelStore(fault: (ops: readonly WriteOp[]) => string | undefined | Promise<string | undefined>) {
   return async (dir: string) => {
     const s = await LevelKVStore.open(dir)
     return {
@@ -76,7 +79,7 @@ function faultyLevelStore(fault: (ops: readonly WriteOp[]) => string | undefined
       iterate: (o?: Parameters<LevelKVStore['iterate']>[0]) => s.iterate(o),
       close: () => s.close(),
       write: async (ops: readonly WriteOp[]) => {
-        const error = fault(ops)
+        const error = await fault(ops)
         if (error !== undefined) throw new Error(error)
         return s.write(ops)
       },
@@ -206,6 +209,52 @@ describe('full node (one process, LevelDB on disk)', () => {
     } finally {
       process.off('unhandledRejection', onRejection)
     }
+  })
+
+  it('a state proof asked while a block is being stored is of the last stored block, against its root', async () => {
+    const v = key('proof during a write')
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
+    dirs.push(dir)
+    // The next block's batch (many puts) waits until the test lets it go.
+    let hold = false
+    let held!: () => void
+    const reached = new Promise<void>((r) => {
+      held = r
+    })
+    let release!: () => void
+    const released = new Promise<void>((r) => {
+      release = r
+    })
+    const openStore = faultyLevelStore(async (ops) => {
+      if (hold && ops.length >= 4 && ops.some((o) => o.type === 'put')) {
+        hold = false
+        held()
+        await released
+      }
+      return undefined
+    })
+    const node = await FullNode.open({ dataDir: dir, genesis: genesis([v]), validatorSecret: v.secretKey, openStore })
+    nodes.push(node)
+    node.start()
+    await node.submit(transfer(0))
+    await nextBlock(node, (b) => b.block.transactions.length > 0)
+    await idle([node])
+    const h = node.height
+    const stored = to0x((await node.chain.resultAt(h))?.stateRoot ?? new Uint8Array())
+
+    hold = true
+    await node.submit(transfer(1))
+    await reached
+    try {
+      // The block is executed (the tree is at its root already) but not stored.
+      expect(to0x(node.state.root)).not.toBe(stored)
+      const method = nodeRpcMethods(node).find((m) => m.name === 'lc_getStateProof')
+      const proof = (await method?.handler({ key: '0x00' }, { client: 'test' })) as { height: number; stateRoot: string }
+      expect(proof).toMatchObject({ height: h, stateRoot: stored })
+    } finally {
+      release()
+    }
+    await vi.waitFor(() => expect(node.height).toBeGreaterThan(h), { timeout: 10_000 })
   })
 
   it('a block it cannot write (a full disk) halts the node: nothing runs after, and a restart resumes from the last block written', async () => {

@@ -465,6 +465,15 @@ export class FullNode {
     return this.tip.header
   }
 
+  /**
+   * The result of executing the last committed block (its state root among others), read with
+   * {@link height} in the same turn. Not `state.root`: the tree moves to a block's root while the
+   * block is still being stored, before the tip does.
+   */
+  get tipResult(): BlockResult {
+    return this.tip.result
+  }
+
   /** The current state tree (after the last committed block). */
   get state(): StateTree {
     return this.tree

@@ -258,10 +258,12 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
       ],
       result: { name: 'proof', schema: { type: 'object' } },
       handler: async (p) => {
-        const height = (p.height as number | undefined) ?? node.height
-        const result = height === node.height ? undefined : await node.chain.resultAt(height)
-        if (height !== node.height && !result) throw notFound(`block ${height}`)
-        const root = result?.stateRoot ?? node.state.root
+        // Height and root from the committed tip together (see FullNode.tipResult).
+        const tip = node.height
+        const height = (p.height as number | undefined) ?? tip
+        const result = height === tip ? node.tipResult : await node.chain.resultAt(height)
+        if (!result) throw notFound(`block ${height}`)
+        const root = result.stateRoot
         const { value, proof } = await node.state.prove(fromHex(p.key as string), root)
         return { height, stateRoot: to0x(root), value: value ? to0x(value) : null, proof: to0x(encode(stateProofCodec, proof)) }
       },
