@@ -46,6 +46,19 @@ const methods: RpcMethod[] = [
     },
   },
   {
+    name: 'filter_check',
+    summary: 'Takes a filter object with one known field.',
+    params: [
+      {
+        name: 'filter',
+        schema: { type: 'object', properties: { score: { type: 'string' } }, additionalProperties: false },
+        required: true,
+      },
+    ],
+    result: { name: 'ok', schema: { type: 'boolean' } },
+    handler: () => true,
+  },
+  {
     name: 'blob_get',
     summary: 'Answers 64 KiB.',
     params: [],
@@ -123,6 +136,16 @@ describe('JSON-RPC over HTTP', () => {
     expect(await code(call('math_add', { a: '1', b: 1 }))).toBe(RpcErrorCode.InvalidParams)
     expect(await code(call('math_add', { a: 1, b: 1, c: 1 }))).toBe(RpcErrorCode.InvalidParams)
     expect(await code(call('chain_get', { hash: '0x12' }))).toBe(RpcErrorCode.InvalidParams)
+    // Inherited names are not known fields; an integer past 2^53 - 1 is refused as such.
+    expect((await post(call('filter_check', { filter: { score: 'x' } }))).json).toEqual({ jsonrpc: '2.0', id: 1, result: true })
+    for (const name of ['toString', 'constructor', 'hasOwnProperty'])
+      expect(await code(call('filter_check', { filter: { [name]: 1 } }))).toBe(RpcErrorCode.InvalidParams)
+    expect(await code('{"jsonrpc":"2.0","id":1,"method":"filter_check","params":{"filter":{"__proto__":1}}}')).toBe(
+      RpcErrorCode.InvalidParams,
+    )
+    const huge = (await post(call('math_add', { a: 2 ** 60, b: 1 }))).json as { error?: { code: number; message: string } }
+    expect(huge.error?.code).toBe(RpcErrorCode.InvalidParams)
+    expect(huge.error?.message).toContain('beyond the largest exact integer')
     expect(await code(call('ticks_subscribe', []))).toBe(RpcErrorCode.MethodNotFound)
     expect(
       await code(`[${call('math_add', [1, 1])},${call('math_add', [1, 1])},${call('math_add', [1, 1])},${call('math_add', [1, 1])}]`),

@@ -112,6 +112,8 @@ export function checkSchema(v: Json, s: Schema, path: string): string | undefine
       if (s.pattern !== undefined && !new RegExp(s.pattern).test(v)) return `${path} does not match ${s.pattern}`
       return undefined
     case 'integer':
+      if (typeof v === 'number' && Number.isInteger(v) && !Number.isSafeInteger(v))
+        return `${path} is beyond the largest exact integer (2^53 - 1)`
       if (typeof v !== 'number' || !Number.isSafeInteger(v)) return `${path} must be an integer, not ${typeName(v)}`
       if (s.minimum !== undefined && v < s.minimum) return `${path} must be at least ${s.minimum}`
       if (s.maximum !== undefined && v > s.maximum) return `${path} must be at most ${s.maximum}`
@@ -129,9 +131,10 @@ export function checkSchema(v: Json, s: Schema, path: string): string | undefine
     }
     case 'object': {
       if (typeof v !== 'object' || v === null || Array.isArray(v)) return `${path} must be an object, not ${typeName(v)}`
-      for (const r of s.required ?? []) if (!(r in v)) return `${path}.${r} is required`
+      for (const r of s.required ?? []) if (!Object.hasOwn(v, r)) return `${path}.${r} is required`
       for (const [k, x] of Object.entries(v)) {
-        const p = s.properties?.[k]
+        // Own properties only: a field named `toString` or `__proto__` is not a known one.
+        const p = s.properties && Object.hasOwn(s.properties, k) ? s.properties[k] : undefined
         if (p === undefined) {
           if (s.additionalProperties === false) return `${path}.${k} is not a known field`
           continue
