@@ -51,7 +51,10 @@ export async function serveLightClients(host: NodeHost, node: FullNode): Promise
 /**
  * The `header` topic's gossip check: a signed header finalised by the set in force at its height.
  * Headers more than two heights ahead of this node cannot be judged yet and are ignored, not
- * rejected; malformed or forged ones are rejected, which penalises the forwarding peer.
+ * rejected; so are headers below this node's last one, unchecked: they are news to no one (a light
+ * client asks for old headers by request), and verifying each would let anyone replay the chain's
+ * history to make every node check commits and forward them. Malformed or forged headers are
+ * rejected, which penalises the forwarding peer.
  */
 export function checkHeaderGossip(node: FullNode, data: Uint8Array): GossipVerdict {
   let sh: SignedHeader
@@ -62,7 +65,7 @@ export function checkHeaderGossip(node: FullNode, data: Uint8Array): GossipVerdi
   }
   const h = sh.header.height
   if (h < 1) return 'reject'
-  if (!node.knowsValidatorsAt(h)) return 'ignore'
+  if (h < node.height || !node.knowsValidatorsAt(h)) return 'ignore'
   try {
     node.verifySignedHeader(sh)
     return 'accept'
