@@ -20,6 +20,7 @@ import {
   headersRequestCodec,
   headersResponseCodec,
   type KeyPair,
+  LIGHT_PROTOCOLS,
   type SignedHeader,
   setChangesPageCodec,
   setChangesRequestCodec,
@@ -33,7 +34,15 @@ import {
   verifyStateAgainstHeader,
 } from '@loopchain/core'
 import { afterAll, describe, expect, it } from 'vitest'
-import { type CommittedBlock, checkHeaderGossip, FullNode, fullNodeLightBackend } from '../src/index.js'
+import {
+  type CommittedBlock,
+  checkHeaderGossip,
+  FullNode,
+  fullNodeLightBackend,
+  type HandleOptions,
+  LIGHT_NON_MEMBERS,
+  serveLightClients,
+} from '../src/index.js'
 import { idle, testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
 
 const NET = 31
@@ -130,6 +139,19 @@ describe('the light-client protocols of a full node', () => {
     verifyStateAgainstHeader((range[1] as SignedHeader).header, accountKey(bob.address), older)
     expect(older.value).toBeUndefined()
   }, 60_000)
+})
+
+describe('serving light clients', () => {
+  it('opens every light protocol to non-members, with bounded requests and at most LIGHT_NON_MEMBERS served at once', async () => {
+    const served = new Map<string, HandleOptions | undefined>()
+    await serveLightClients({ handle: async (protocol, _handler, opts) => void served.set(protocol, opts) }, node)
+    expect(served.size).toBe(LIGHT_PROTOCOLS.length)
+    for (const [protocol, opts] of served) {
+      expect(protocol).toContain(node.options.genesis.chainId)
+      expect(opts).toMatchObject({ memberOnly: false, maxConcurrentNonMembers: LIGHT_NON_MEMBERS })
+      expect(opts?.maxRequestBytes).toBeTypeOf('number')
+    }
+  })
 })
 
 describe('header gossip check', () => {

@@ -11,7 +11,7 @@ export {
   rememberingCrypto,
 } from './full-node.js'
 export { blockToJson, headerToJson, paramsFromJson, receiptToJson, transactionToJson, valueFromJson, valueToJson } from './json.js'
-export { checkHeaderGossip, fullNodeLightBackend, serveLightClients } from './light-server.js'
+export { checkHeaderGossip, fullNodeLightBackend, LIGHT_NON_MEMBERS, serveLightClients } from './light-server.js'
 export { connectNode, memberPeerIds, type NodeNetworkOptions } from './p2p-network.js'
 export { MAX_SUBSCRIPTIONS, MAX_SUBSCRIPTIONS_PER_CONNECTION, nodeRpcMethods } from './rpc-methods.js'
 export { ConsensusWal, walEntryCodec } from './wal.js'

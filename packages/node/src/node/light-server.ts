@@ -39,12 +39,24 @@ export function fullNodeLightBackend(node: FullNode): LightBackend {
   }
 }
 
-/** Serves the light-client protocols of `node` on `host` (non-members allowed; request sizes bounded per protocol). */
-export async function serveLightClients(host: NodeHost, node: FullNode): Promise<void> {
+/**
+ * Light-client requests from non-members served at once per protocol, over all peers (`BUSY`
+ * beyond): each is a few store reads (a headers answer up to 1 MiB), done in milliseconds, so this
+ * is room for many browsers at once; peer ids cost nothing to make, so without it the work of
+ * one peer with many ids would have no bound.
+ */
+export const LIGHT_NON_MEMBERS = 64
+
+/** Serves the light-client protocols of `node` on `host` (non-members allowed; request sizes and concurrency bounded per protocol). */
+export async function serveLightClients(host: Pick<NodeHost, 'handle'>, node: FullNode): Promise<void> {
   const handlers = createLightHandlers(fullNodeLightBackend(node))
   const chainId = node.options.genesis.chainId
   for (const p of LIGHT_PROTOCOLS) {
-    await host.handle(lightProtocolId(chainId, p), handlers[p], { maxRequestBytes: LIGHT_MAX_REQUEST_BYTES[p], memberOnly: false })
+    await host.handle(lightProtocolId(chainId, p), handlers[p], {
+      maxRequestBytes: LIGHT_MAX_REQUEST_BYTES[p],
+      memberOnly: false,
+      maxConcurrentNonMembers: LIGHT_NON_MEMBERS,
+    })
   }
 }
 
