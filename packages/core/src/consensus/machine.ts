@@ -67,6 +67,12 @@ import {
 
 /** Messages for later heights kept until that height starts: a few heights of a large set. */
 export const MAX_FUTURE_MESSAGES = 10_000
+/**
+ * Block bytes those messages may hold in all (proposals and decisions carry a block): room for
+ * several of the largest proposals, and a bound on what signed messages for a later height —
+ * which this node cannot weigh yet — can make it keep.
+ */
+export const MAX_FUTURE_BLOCK_BYTES = 64 * 1024 * 1024
 /** Rounds ahead of the current one that a message may name; bounds the memory a peer can make us spend. */
 export const MAX_ROUND_LOOKAHEAD = 10_000
 /** Previous-height votes remembered per height; beyond this every such vote counts as a re-send. */
@@ -177,6 +183,8 @@ class Machine implements Consensus {
   private validRound = -1
   private validHash: string | undefined
   private future: { message: ConsensusMessage; from: string | undefined }[] = []
+  /** Block bytes held in {@link future}. */
+  private futureBlockBytes = 0
   /** Votes of the previous height seen once since this height started (see `looksStuck`). */
   private stragglers = new Set<string>()
   /** Own signed votes and proposals by slot, from signing and from the WAL (I1). */
@@ -297,10 +305,11 @@ class Machine implements Consensus {
     this.startRound(startRound)
     const pending = this.future
     this.future = []
+    this.futureBlockBytes = 0
     for (const m of pending) {
       const h = messageHeight(m.message)
       if (h === height) this.onMessage(m.message, m.from)
-      else if (h > height) this.future.push(m)
+      else if (h > height) this.keepForLater(m.message, m.from)
     }
   }
 
@@ -369,10 +378,19 @@ class Machine implements Consensus {
     return undefined
   }
 
+  /** Keeps a message of a later height for when it starts, within the buffer's bounds (else drops it). */
+  private keepForLater(message: ConsensusMessage, from: string | undefined): void {
+    const bytes =
+      message.kind === 'proposal' ? message.proposal.block.length : message.kind === 'decision' ? message.decision.block.length : 0
+    if (this.future.length >= MAX_FUTURE_MESSAGES || this.futureBlockBytes + bytes > MAX_FUTURE_BLOCK_BYTES) return
+    this.future.push({ message, from })
+    this.futureBlockBytes += bytes
+  }
+
   private onMessage(message: ConsensusMessage, from: string | undefined): void {
     const h = messageHeight(message)
     if (!this.started || h > this.height) {
-      if (this.future.length < MAX_FUTURE_MESSAGES) this.future.push({ message, from })
+      this.keepForLater(message, from)
       return
     }
     if (h < this.height) {

@@ -16,6 +16,7 @@ import {
   type ConsensusOutput,
   consensusMessageCodec,
   createConsensus,
+  MAX_FUTURE_BLOCK_BYTES,
   MAX_SCHEDULE_LENGTH,
   proposalSignBytes,
   proposerIndex,
@@ -355,6 +356,22 @@ describe('message checks', () => {
     expect(of(outs, 'rejected').map((o) => o.error.code)).toEqual(['MALFORMED_BLOCK'])
     expect(of(outs, 'schedule-timeout').map((o) => o.timeout.height)).toContain(2)
     expect(votesOut(feed(m, msg(proposalMsg(leader(2, 0), 2, 0, utf8('block at 2')))))).toHaveLength(1)
+  })
+
+  it('keeps at most MAX_FUTURE_BLOCK_BYTES of blocks from messages for a later height', () => {
+    const m = machine(follower(1, 0))
+    feed(m, start())
+    // Signed proposals for height 2, one per round, 5 MiB of block each: more than the bound holds.
+    const size = 5 * 1024 * 1024
+    const rounds = Math.floor(MAX_FUTURE_BLOCK_BYTES / size) + 2
+    for (let r = 0; r < rounds; r++) {
+      const big = new Uint8Array(size)
+      big[0] = r
+      expect(feed(m, msg(proposalMsg(leader(2, r), 2, r, big)))).toEqual([])
+    }
+    // When height 2 starts, only those that fitted are there to validate.
+    const asked = of(m.handle(start(2)), 'validate-block')
+    expect(asked).toHaveLength(Math.floor(MAX_FUTURE_BLOCK_BYTES / size))
   })
 
   it('rejects a vote from outside the validator set', () => {
