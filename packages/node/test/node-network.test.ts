@@ -168,6 +168,16 @@ describe('block sync against a member that answers wrongly', () => {
     expect(s.asked()).toBeLessThanOrEqual(2)
   }, 40_000)
 
+  it('a head a member claims but never serves leaves the node reading as caught up once the sync ends', async () => {
+    // Honest blocks, a head of 1,000,000.
+    const s = await scene(async (from, honest) => {
+      const c = await honest.committedBlock(from)
+      return response(c ? [c as never] : [])
+    })
+    await vi.waitFor(() => expect(s.b.height).toBe(s.a.height), { timeout: 15_000 })
+    await vi.waitFor(() => expect(s.b.syncTarget).toBe(s.b.height), { timeout: 15_000 })
+  }, 40_000)
+
   it('a member answering with a block whose commit does not verify is banned, and the node syncs from another', async () => {
     const s = await scene(async (from, honest) => {
       const c = await honest.committedBlock(from)

@@ -294,7 +294,10 @@ export class FullNode {
    * a channel's record, a balance) only once the block after it is committed.
    */
   private resultPending = false
-  /** The highest height a peer reported during block sync (0 before any sync). */
+  /**
+   * The highest height a peer reported during the block sync in progress; back to this node's
+   * height when a sync ends (0 before any sync).
+   */
   syncTarget = 0
   /** Counters for `/metrics`. */
   private readonly counters = {

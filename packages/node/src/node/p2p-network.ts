@@ -286,6 +286,9 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       const again = syncAgain
       syncAgain = undefined
       if (again !== undefined && node.failure === undefined) void sync(again.peer, again.poll)
+      // Every peer was asked until it had nothing more: a head some peer claimed and nobody served
+      // (a peer that lied, or blocks no one holds) must not leave the node reading as syncing.
+      else node.syncTarget = node.height
     }
   }
 
