@@ -67,3 +67,24 @@ describe('re-sent consensus messages', () => {
     expect(checkConsensusGossip(garbled, 'vote', ctx)?.code).toBe('UNDECODABLE')
   })
 })
+
+describe('decisions on gossip', () => {
+  it('one for the height this node has committed (or below) is dropped unforwarded, whatever block it carries', () => {
+    const ctx = {
+      networkId: 9,
+      committedHeight: 4,
+      validatorsAt: () => ({ validators: [{ address: v.address, publicKey: v.publicKey, power: 1 }] }),
+    }
+    const decision = (height: number) =>
+      encode(consensusMessageCodec, {
+        kind: 'decision',
+        decision: {
+          block: new Uint8Array(1000).fill(7), // any bytes
+          commit: { height, round: 0, blockHash: new Uint8Array(32).fill(1), signatures: [{ index: 0, signature: new Uint8Array(64) }] },
+        },
+      })
+    for (const h of [3, 4]) expect(checkConsensusGossip(decision(h), 'vote', ctx)).toMatchObject({ action: 'ignore', code: 'STALE' })
+    // The next height's decision is how a node learns of a commit it missed: delivered.
+    expect(checkConsensusGossip(decision(5), 'vote', ctx)).toBeUndefined()
+  })
+})

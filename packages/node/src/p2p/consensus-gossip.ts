@@ -101,7 +101,7 @@ export type ConsensusTopic = 'proposal' | 'vote'
  * - `BAD_VALID_ROUND`: a proposal's valid round is not below its round.
  * - `BAD_COMMIT`: a decision's certificate cannot prove anything (nil block, unsorted or
  *   unknown signers, less than a quorum of power), signatures aside.
- * - `STALE`: a message of a height below this node's last commit; not a fault.
+ * - `STALE`: a message of a height below this node's last commit, or a decision for that commit; not a fault.
  * - `AHEAD`: a message of a height whose validator set this node cannot know yet, so it can
  *   check neither signer nor signature; not a fault, delivered here only (see `local`).
  */
@@ -228,6 +228,11 @@ export function checkConsensusGossip(
   const h = messageHeight(m)
   if (h < ctx.committedHeight)
     return { action: 'ignore', code: 'STALE', message: `height ${h} is below the last commit ${ctx.committedHeight}` }
+  // A decision for the height this node has committed is news to no one it could reach (a node
+  // behind catches up by block sync), and its block is not checked against the commit here: were
+  // it forwarded, anyone could have the network relay any bytes under the tip's public commit.
+  if (m.kind === 'decision' && h === ctx.committedHeight)
+    return { action: 'ignore', code: 'STALE', message: `a decision for height ${h}, which this node has committed` }
   if (ctx.validatorsAt(h) === undefined)
     return { action: 'local', code: 'AHEAD', message: `height ${h} is past what this node can check (last commit ${ctx.committedHeight})` }
   if (ctx.signaturesValid?.(m) === false) return reject('BAD_SIGNATURE', `a signature of the ${m.kind} does not verify`)
