@@ -143,6 +143,10 @@ describe('JSON-RPC over HTTP', () => {
     expect(await code('{"jsonrpc":"2.0","id":1,"method":"filter_check","params":{"filter":{"__proto__":1}}}')).toBe(
       RpcErrorCode.InvalidParams,
     )
+    // Deep nesting is refused before it is parsed; brackets inside strings do not count.
+    const deep = (await post(`${'['.repeat(5000)}${']'.repeat(5000)}`)).json as { error?: { code: number; message: string } }
+    expect(deep.error).toMatchObject({ code: RpcErrorCode.InvalidRequest, message: expect.stringContaining('nested deeper than') })
+    expect(await code(call('chain_get', { hash: '['.repeat(10_000) }))).toBe(RpcErrorCode.InvalidParams)
     const huge = (await post(call('math_add', { a: 2 ** 60, b: 1 }))).json as { error?: { code: number; message: string } }
     expect(huge.error?.code).toBe(RpcErrorCode.InvalidParams)
     expect(huge.error?.message).toContain('beyond the largest exact integer')

@@ -148,6 +148,33 @@ export function checkSchema(v: Json, s: Schema, path: string): string | undefine
 }
 
 /** Dispatches JSON-RPC requests to methods. Transport-neutral: HTTP and WebSocket both call {@link handleText}. */
+/**
+ * Deepest nesting of arrays and objects a request may have; no method takes more than a few
+ * levels. A body nested a million levels deep is valid JSON that `JSON.parse` takes over half a
+ * second to read here, for one rate-limit token: such a body is refused before it is parsed.
+ */
+const MAX_JSON_DEPTH = 64
+/** Bodies up to this many characters cannot nest deep enough to cost anything, so are not scanned. */
+const SHALLOW_BODY_CHARS = 8192
+
+/** Whether `text`'s brackets (outside strings) nest at most `limit` deep: one pass, a few ms for a megabyte. */
+function nestedWithin(text: string, limit: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 0x5c)
+        i++ // backslash: skip the escaped character
+      else if (c === 0x22) inString = false
+    } else if (c === 0x22) inString = true
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > limit) return false
+    } else if (c === 0x5d || c === 0x7d) depth--
+  }
+  return true
+}
+
 export class RpcDispatcher {
   private readonly methods = new Map<string, RpcMethod>()
 
@@ -187,6 +214,8 @@ export class RpcDispatcher {
 
   /** Handles one request body (a single request or a batch); returns the response text, or undefined when there is nothing to answer. */
   async handleText(text: string, ctx: RpcContext & { websocket?: boolean }): Promise<string | undefined> {
+    if (text.length > SHALLOW_BODY_CHARS && !nestedWithin(text, MAX_JSON_DEPTH))
+      return JSON.stringify(error(null, RpcErrorCode.InvalidRequest, `Invalid Request: nested deeper than ${MAX_JSON_DEPTH} levels`))
     let parsed: Json
     try {
       parsed = JSON.parse(text) as Json
