@@ -280,6 +280,25 @@ describe('JSON-RPC over WebSocket', () => {
     expect((await post(call('math_add', [1, 2]))).json).toEqual({ jsonrpc: '2.0', id: 1, result: 3 })
   })
 
+  it('a client that does not answer pings is cut off; one that does stays', async () => {
+    await start({ heartbeatMs: 100 })
+    const silent = new WebSocket(server?.wsUrl ?? '', { autoPong: false })
+    const live = new WebSocket(server?.wsUrl ?? '')
+    await Promise.all([silent, live].map((ws) => new Promise((r) => ws.once('open', r))))
+    const silentClosed = new Promise((r) => silent.once('close', r))
+    let liveClosed = false
+    live.once('close', () => {
+      liveClosed = true
+    })
+    await silentClosed
+    await new Promise((r) => setTimeout(r, 400))
+    expect(liveClosed).toBe(false)
+    const answer = new Promise((r) => live.once('message', (d) => r(JSON.parse(d.toString()))))
+    live.send(call('math_add', [1, 1], 3))
+    expect(await answer).toEqual({ jsonrpc: '2.0', id: 3, result: 2 })
+    live.close()
+  })
+
   it('a cleanup registered after the socket closed runs at once (a batch still running then)', async () => {
     await start()
     cleanedUp = 0

@@ -6,7 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { WebSocketServer } from 'ws'
+import { type WebSocket, WebSocketServer } from 'ws'
 import type { NodeLogger } from '../p2p/logger.js'
 import { type Json, type RpcDispatcher, RpcErrorCode } from './json-rpc.js'
 
@@ -24,6 +24,12 @@ export interface RpcServerOptions {
    * cut off (default 16 MiB): a client that stops reading must not hold the node's memory.
    */
   readonly maxBufferedBytes?: number
+  /**
+   * How often each WebSocket client is pinged (default 30 s); one that has not answered the
+   * previous ping by then is cut off, so a connection whose other end vanished (no FIN ever came)
+   * frees its subscriptions.
+   */
+  readonly heartbeatMs?: number
   /** Sustained requests per second per client (default 200) and the burst above it (default 400). */
   readonly rateLimit?: { readonly perSecond: number; readonly burst: number }
   /** The Prometheus text for `/metrics`. */
@@ -134,8 +140,24 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
   })
 
   const wss = new WebSocketServer({ server, path: '/ws', maxPayload: maxBody })
+  // Clients that answered the last ping (the protocol's own ping: browsers answer by themselves).
+  const answered = new WeakSet<WebSocket>()
+  const heartbeat = setInterval(() => {
+    for (const ws of wss.clients) {
+      if (!answered.has(ws)) {
+        opts.logger?.debug('rpc: websocket client did not answer a ping, closed')
+        ws.terminate()
+        continue
+      }
+      answered.delete(ws)
+      ws.ping()
+    }
+  }, opts.heartbeatMs ?? 30_000)
+  heartbeat.unref()
   wss.on('connection', (ws, req) => {
     const client = req.socket.remoteAddress ?? 'unknown'
+    answered.add(ws)
+    ws.on('pong', () => answered.add(ws))
     const cleanups: (() => void)[] = []
     let closed = false
     ws.on('close', () => {
@@ -184,6 +206,7 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
   wss.on('error', () => undefined)
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) => {
+      clearInterval(heartbeat)
       wss.close()
       reject(e)
     })
@@ -196,6 +219,7 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
     wsUrl: `ws://${host}:${port}/ws`,
     port,
     close: async () => {
+      clearInterval(heartbeat)
       for (const c of wss.clients) c.terminate()
       await new Promise<void>((resolve) => wss.close(() => resolve()))
       await new Promise<void>((resolve) => server.close(() => resolve()))
