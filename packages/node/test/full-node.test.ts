@@ -25,6 +25,7 @@ import {
   ChainStore,
   type CommittedBlock,
   FullNode,
+  type FullNodeOptions,
   LevelKVStore,
   MAX_PROPOSED_BLOCK_BYTES,
   type NodeError,
@@ -85,6 +86,27 @@ function faultyLevelStore(fault: (ops: readonly WriteOp[]) => string | undefined
       },
     }
   }
+}
+
+/**
+ * A started single validator on a data directory the test keeps, whose LevelDB goes through
+ * `openStore` (see {@link faultyLevelStore}), past its first block with a transaction.
+ */
+async function validatorPastFirstBlock(
+  v: ReturnType<typeof key>,
+  openStore: FullNodeOptions['openStore'],
+  extra: Partial<FullNodeOptions> = {},
+) {
+  const g = genesis([v])
+  const dir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
+  dirs.push(dir)
+  const node = await FullNode.open({ dataDir: dir, genesis: g, validatorSecret: v.secretKey, openStore, ...extra })
+  nodes.push(node)
+  node.start()
+  await node.submit(transfer(0))
+  await nextBlock(node, (b) => b.block.transactions.length > 0)
+  await idle([node])
+  return { g, dir, node }
 }
 
 /** A started single validator on a data directory the test keeps, so it can reopen it. */
@@ -212,9 +234,6 @@ describe('full node (one process, LevelDB on disk)', () => {
   })
 
   it('a state proof asked while a block is being stored is of the last stored block, against its root', async () => {
-    const v = key('proof during a write')
-    const dir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
-    dirs.push(dir)
     // The next block's batch (many puts) waits until the test lets it go.
     let hold = false
     let held!: () => void
@@ -233,12 +252,7 @@ describe('full node (one process, LevelDB on disk)', () => {
       }
       return undefined
     })
-    const node = await FullNode.open({ dataDir: dir, genesis: genesis([v]), validatorSecret: v.secretKey, openStore })
-    nodes.push(node)
-    node.start()
-    await node.submit(transfer(0))
-    await nextBlock(node, (b) => b.block.transactions.length > 0)
-    await idle([node])
+    const { node } = await validatorPastFirstBlock(key('proof during a write'), openStore)
     const h = node.height
     const stored = to0x((await node.chain.resultAt(h))?.stateRoot ?? new Uint8Array())
 
@@ -259,18 +273,10 @@ describe('full node (one process, LevelDB on disk)', () => {
 
   it('a block it cannot write (a full disk) halts the node: nothing runs after, and a restart resumes from the last block written', async () => {
     const v = key('halting validator')
-    const g = genesis([v])
-    const dir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
-    dirs.push(dir)
     let failing: ((ops: readonly WriteOp[]) => boolean) | undefined
     const openStore = faultyLevelStore((ops) => (failing?.(ops) ? 'IO error: No space left on device' : undefined))
     const halts: NodeError[] = []
-    const node = await FullNode.open({ dataDir: dir, genesis: g, validatorSecret: v.secretKey, openStore, onHalt: (e) => halts.push(e) })
-    nodes.push(node)
-    node.start()
-    await node.submit(transfer(0))
-    await nextBlock(node, (b) => b.block.transactions.length > 0)
-    await idle([node])
+    const { g, dir, node } = await validatorPastFirstBlock(v, openStore, { onHalt: (e) => halts.push(e) })
     const h = node.height
     expect(node.failure).toBeUndefined()
 
