@@ -190,14 +190,10 @@ export class CliNetwork {
 
   /** Kills one node (SIGKILL) or all. */
   kill(name?: string): void {
-    for (const [n, p] of this.procs)
-      if (name === undefined || n === name) {
-        this.killing.add(p)
-        p.kill('SIGKILL')
-      }
+    for (const n of this.procs.keys()) if (name === undefined || n === name) this.signal(n, 'SIGKILL')
   }
 
-  /** Sends a signal to one node's process (SIGSTOP / SIGCONT freeze and thaw it; SIGKILL as {@link kill}). */
+  /** Sends a signal to one node's process (SIGSTOP / SIGCONT freeze and thaw it; SIGKILL is recorded as the harness's kill). */
   signal(name: string, signal: NodeJS.Signals): void {
     const p = this.procs.get(name)
     if (p === undefined) return
