@@ -450,13 +450,16 @@ export class StateTree {
    * the store on the next visit. The tree otherwise keeps every node it has built or read, which is
    * fastest but grows with the state; a long-running node calls this now and then to bound memory
    * (the top 16 levels are ~2^17 nodes, a few MB). Only persisted nodes can be forgotten, so this
-   * throws {@link StateTreeError} `UNPERSISTED` while a commit's ops are not marked written.
+   * throws {@link StateTreeError} `UNPERSISTED` while a commit's ops are not marked written, and
+   * `BUSY` while a commit runs.
    */
   evict(depth = 16): void {
     if (!Number.isInteger(depth) || depth < 1) throw new RangeError(`evict depth must be a positive integer, got ${depth}`)
     if (this.persistedSeq !== this.commitSeq) {
       throw new StateTreeError('UNPERSISTED', 'evict() before the last commit was marked persisted')
     }
+    // A running commit has loaded its paths and rebuilds them after its last read.
+    if (this.committing) throw new StateTreeError('BUSY', 'evict() while a commit is running')
     this.roots.clear()
     const cut = (n: TreeNode | null): TreeNode | null => (n === null || n.kind === STUB ? n : new Stub(n.hash))
     const walk = (n: TreeNode | null, d: number): void => {
@@ -519,11 +522,20 @@ export class StateTree {
     return decodeNode(hash, record)
   }
 
-  /** Loads a stub and puts the loaded node in its parent's slot, so the next visit needs no read. */
+  /**
+   * Loads a stub and puts the loaded node in its parent's slot, so the next visit needs no read.
+   * Two readers may load the same stub at once (a proof during a commit): the one that lands
+   * second gets the node the first put in the slot, so everything either goes on to load below it
+   * hangs in the tree (a commit's path must be resident in the tree itself, not in a copy).
+   */
   private async attach(parent: Branch, stub: Stub): Promise<Leaf | Branch> {
     const node = await this.loadNode(stub.hash)
     if (parent.left === stub) parent.left = node
     else if (parent.right === stub) parent.right = node
+    else {
+      const slot = parent.left?.hash === stub.hash ? parent.left : parent.right
+      if (slot !== null && slot.kind !== STUB && slot.hash === stub.hash) return slot
+    }
     return node
   }
 

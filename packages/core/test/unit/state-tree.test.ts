@@ -465,6 +465,27 @@ describe('StateTree', () => {
     expect(reads).toBeGreaterThan(3)
   })
 
+  it('commits while a proof reads the same unloaded nodes at the same time', async () => {
+    // A node reopened from its store holds stubs; a light client's proof and the next block's
+    // commit both load them. Whichever load lands second must still leave the commit's path
+    // resident (before, the commit then found a stub on its path and threw).
+    const base = new MemoryKVStore()
+    const keys = Array.from({ length: 500 }, (_, i) => enc(`account-${i}`))
+    await treeOf(
+      keys.map((k, i) => [k, enc(`${i}`)]),
+      base,
+    )
+    const reopened = await StateTree.open(base)
+    const twin = await StateTree.open(base)
+    for (const k of keys.slice(0, 40)) {
+      reopened.put(k, enc('changed'))
+      twin.put(k, enc('changed'))
+    }
+    const proofs = keys.slice(0, 40).map((k) => reopened.prove(k))
+    const { root } = await reopened.commit()
+    expect(root).toEqual((await twin.commit()).root)
+    for (const [i, p] of (await Promise.all(proofs)).entries()) expect(p.value).toEqual(enc(`${i}`))
+  })
   it('evicts deep resident nodes and reads them back on demand, with identical results', async () => {
     const base = new MemoryKVStore()
     let reads = 0
@@ -497,7 +518,13 @@ describe('StateTree', () => {
       t.delete(enc(`k${i}`))
       twin.delete(enc(`k${i}`))
     }
-    expect(await t.commitAndWrite()).toEqual(await twin.commitAndWrite())
+    // Not while a commit is loading its paths: that would turn them back into stubs under it.
+    const running = t.commit()
+    expect(() => t.evict(2)).toThrow(expect.objectContaining({ code: 'BUSY' }))
+    const c2 = await running
+    await base.write(c2.ops)
+    t.markPersisted(c2)
+    expect(c2.root).toEqual(await twin.commitAndWrite())
   })
 
   it('computes the same root with an injected SHA-256', async () => {
