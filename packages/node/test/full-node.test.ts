@@ -12,6 +12,7 @@ import {
   consensusMessageCodec,
   encode,
   type Genesis,
+  getAccount,
   messageHeight,
   signTransaction,
   signVote,
@@ -26,6 +27,7 @@ import {
   type CommittedBlock,
   FullNode,
   type FullNodeOptions,
+  type Json,
   LevelKVStore,
   MAX_PROPOSED_BLOCK_BYTES,
   type NodeError,
@@ -233,7 +235,7 @@ describe('full node (one process, LevelDB on disk)', () => {
     }
   })
 
-  it('a state proof asked while a block is being stored is of the last stored block, against its root', async () => {
+  it('a state proof or an account asked while a block is being stored answers for the last stored block', async () => {
     // The next block's batch (many puts) waits until the test lets it go.
     let hold = false
     let held!: () => void
@@ -265,6 +267,15 @@ describe('full node (one process, LevelDB on disk)', () => {
       const method = nodeRpcMethods(node).find((m) => m.name === 'lc_getStateProof')
       const proof = (await method?.handler({ key: '0x00' }, { client: 'test' })) as { height: number; stateRoot: string }
       expect(proof).toMatchObject({ height: h, stateRoot: stored })
+      // The tree already holds the block's transfer; a client is answered from the stored block.
+      expect(await getAccount(node.state, bob.address)).toMatchObject({ balance: 20n })
+      expect(await getAccount(node.state, alice.address)).toMatchObject({ nonce: 2 })
+      const call = (name: string, params: Record<string, Json>) =>
+        nodeRpcMethods(node)
+          .find((m) => m.name === name)
+          ?.handler(params, { client: 'test' })
+      expect(await call('lc_getAccount', { address: alice.address })).toMatchObject({ nonce: 1 })
+      expect(await call('lc_getAccount', { address: bob.address })).toEqual({ balance: '10', nonce: 0 })
     } finally {
       release()
     }

@@ -10,7 +10,7 @@
  */
 import { LoopchainError } from '../errors.js'
 import { bytesToBinaryString } from '../state/binary.js'
-import type { StateTree } from '../state/state-tree.js'
+import type { StateSource, StateTree } from '../state/state-tree.js'
 
 /** Thrown by {@link BlockState.read} for a key that is not loaded yet; the executor loads it and retries. */
 export class StateMiss extends LoopchainError<'STATE_MISS'> {
@@ -36,15 +36,13 @@ const warm = new WeakMap<StateTree, BlockState>()
 export const MAX_STATE_LOADS_PER_TX = 100_000
 
 /**
- * The state as a block's execution sees it: loaded values plus the block's own writes. The view
- * may outlive its block (see {@link BlockState.for}): after a commit it equals the committed state
- * for every key it holds, so the next block on the same tree starts warm.
+ * Values loaded from a {@link StateSource} for synchronous reads, with the load-and-rerun loop
+ * ({@link retrying}). A query runs on one over a committed state's snapshot; a block's execution
+ * on a {@link BlockState}.
  */
-export class BlockState {
+export class StateCache {
   /** Loaded or written values by key (as a binary string); `null` records a known absence. */
-  private readonly values = new Map<string, Uint8Array | null>()
-  /** The tree root this view matches when no block is running (undefined while one is). */
-  private settledRoot: string | undefined
+  protected readonly values = new Map<string, Uint8Array | null>()
   /**
    * The key of the last miss, kept here as well as in the thrown error: the contract engine turns
    * a host function's exception into its own fault (dropping the error's identity), and the miss
@@ -52,7 +50,88 @@ export class BlockState {
    */
   private missed: Uint8Array | undefined
 
-  constructor(readonly tree: StateTree) {}
+  constructor(private readonly reader: StateSource) {}
+
+  /** The value under `key`, `undefined` when absent; throws {@link StateMiss} when not loaded. */
+  read(key: Uint8Array): Uint8Array | undefined {
+    const v = this.values.get(bytesToBinaryString(key))
+    if (v === undefined) {
+      this.missed = key.slice()
+      throw STATE_MISS
+    }
+    return v ?? undefined
+  }
+
+  /** Loads `key` from the reader (a block's tree: staged writes included). */
+  async load(key: Uint8Array): Promise<void> {
+    const id = bytesToBinaryString(key)
+    if (this.values.has(id)) return
+    this.values.set(id, (await this.reader.get(key)) ?? null)
+  }
+
+  /**
+   * Loads many keys at once (their reads run concurrently). A block's known keys are loaded
+   * before it runs, so that its transactions execute without waiting per key: a node busy with
+   * incoming transactions would otherwise hand the event loop away at every single read.
+   */
+  async loadAll(keys: Iterable<Uint8Array>): Promise<void> {
+    const pending: Promise<void>[] = []
+    const seen = new Set<string>()
+    for (const key of keys) {
+      const id = bytesToBinaryString(key)
+      if (this.values.has(id) || seen.has(id)) continue
+      seen.add(id)
+      pending.push(this.reader.get(key).then((v) => void this.values.set(id, v ?? null)))
+    }
+    await Promise.all(pending)
+  }
+
+  /**
+   * Runs `attempt` until it stops missing state: each miss loads the key and runs it again. A
+   * miss ends the attempt however it surfaces (the StateMiss itself, or an engine fault wrapping
+   * it). `attempt` must have no effects outside what it returns (writes go through an overlay).
+   * An attempt that misses nothing (a warm view: the common case) returns its result directly,
+   * without a promise or a turn of the event loop; callers await it either way.
+   */
+  retrying<T>(attempt: () => T): T | Promise<T> {
+    this.missed = undefined
+    try {
+      return attempt()
+    } catch (e) {
+      if (this.missed === undefined) throw e
+    }
+    return this.retryAfterMiss(attempt)
+  }
+
+  /** {@link retrying} once the first attempt missed `this.missed`. */
+  private async retryAfterMiss<T>(attempt: () => T): Promise<T> {
+    for (let i = 1; i <= MAX_STATE_LOADS_PER_TX; i++) {
+      await this.load(this.missed as Uint8Array)
+      this.missed = undefined
+      try {
+        return attempt()
+      } catch (e) {
+        if (this.missed === undefined) throw e
+      }
+    }
+    throw new LoopchainError('TOO_MANY_STATE_LOADS', `a transaction read more than ${MAX_STATE_LOADS_PER_TX} state keys`, {
+      penalize: false,
+    })
+  }
+}
+
+/**
+ * The state as a block's execution sees it: loaded values plus the block's own writes. The view
+ * may outlive its block (see {@link BlockState.for}): after a commit it equals the committed state
+ * for every key it holds, so the next block on the same tree starts warm.
+ */
+export class BlockState extends StateCache {
+  /** The tree root this view matches when no block is running (undefined while one is). */
+  private settledRoot: string | undefined
+
+  constructor(readonly tree: StateTree) {
+    super(tree)
+  }
 
   /**
    * The view to execute the next block on `tree` with: the one left by the previous block when it
@@ -88,40 +167,6 @@ export class BlockState {
     warm.set(this.tree, this)
   }
 
-  /** The value under `key`, `undefined` when absent; throws {@link StateMiss} when not loaded. */
-  read(key: Uint8Array): Uint8Array | undefined {
-    const v = this.values.get(bytesToBinaryString(key))
-    if (v === undefined) {
-      this.missed = key.slice()
-      throw STATE_MISS
-    }
-    return v ?? undefined
-  }
-
-  /** Loads `key` from the tree (staged writes included). */
-  async load(key: Uint8Array): Promise<void> {
-    const id = bytesToBinaryString(key)
-    if (this.values.has(id)) return
-    this.values.set(id, (await this.tree.get(key)) ?? null)
-  }
-
-  /**
-   * Loads many keys at once (their reads run concurrently). A block's known keys are loaded
-   * before it runs, so that its transactions execute without waiting per key: a node busy with
-   * incoming transactions would otherwise hand the event loop away at every single read.
-   */
-  async loadAll(keys: Iterable<Uint8Array>): Promise<void> {
-    const pending: Promise<void>[] = []
-    const seen = new Set<string>()
-    for (const key of keys) {
-      const id = bytesToBinaryString(key)
-      if (this.values.has(id) || seen.has(id)) continue
-      seen.add(id)
-      pending.push(this.tree.get(key).then((v) => void this.values.set(id, v ?? null)))
-    }
-    await Promise.all(pending)
-  }
-
   /**
    * Applies a transaction's writes: to the tree (staged until the block commits) and to the loaded
    * view. The writes' keys and values are handed over: nothing changes them afterwards.
@@ -132,38 +177,5 @@ export class BlockState {
       else this.tree.putOwned(w.key, w.value)
       this.values.set(bytesToBinaryString(w.key), w.value ?? null)
     }
-  }
-
-  /**
-   * Runs `attempt` until it stops missing state: each miss loads the key and runs it again. A
-   * miss ends the attempt however it surfaces (the StateMiss itself, or an engine fault wrapping
-   * it). `attempt` must have no effects outside what it returns (writes go through an overlay).
-   * An attempt that misses nothing (a warm view: the common case) returns its result directly,
-   * without a promise or a turn of the event loop; callers await it either way.
-   */
-  retrying<T>(attempt: () => T): T | Promise<T> {
-    this.missed = undefined
-    try {
-      return attempt()
-    } catch (e) {
-      if (this.missed === undefined) throw e
-    }
-    return this.retryAfterMiss(attempt)
-  }
-
-  /** {@link retrying} once the first attempt missed `this.missed`. */
-  private async retryAfterMiss<T>(attempt: () => T): Promise<T> {
-    for (let i = 1; i <= MAX_STATE_LOADS_PER_TX; i++) {
-      await this.load(this.missed as Uint8Array)
-      this.missed = undefined
-      try {
-        return attempt()
-      } catch (e) {
-        if (this.missed === undefined) throw e
-      }
-    }
-    throw new LoopchainError('TOO_MANY_STATE_LOADS', `a transaction read more than ${MAX_STATE_LOADS_PER_TX} state keys`, {
-      penalize: false,
-    })
   }
 }

@@ -49,8 +49,8 @@ import { checkParams } from '../score/abi.js'
 import { callScore, type PermissionCheck, UPDATE_METHOD } from '../score/call.js'
 import type { ContractEngine } from '../score/engine/types.js'
 import { StateOverlay } from '../score/overlay.js'
-import type { StateCommit, StateTree } from '../state/state-tree.js'
-import { BlockState } from './block-state.js'
+import type { StateCommit, StateSource, StateTree } from '../state/state-tree.js'
+import { BlockState, StateCache } from './block-state.js'
 import { CERTIFICATE_STEPS, certificateCall } from './certificates.js'
 import { CHANNEL_STEPS, channelCall } from './channels.js'
 import { GOVERNANCE_STEPS, governanceCall } from './governance.js'
@@ -582,7 +582,7 @@ export type QueryResult =
  * and {@link CHANNEL_ADDRESS}.
  */
 export async function queryScore(
-  tree: StateTree,
+  tree: StateSource,
   env: ExecutionEnv & { engine: ContractEngine },
   q: {
     from: Address
@@ -595,7 +595,7 @@ export async function queryScore(
     version?: number
   },
 ): Promise<QueryResult> {
-  const state = new BlockState(tree)
+  const state = new StateCache(tree)
   const cache = scoreCache(env.engine)
   return state.retrying((): QueryResult => {
     const root = new StateOverlay((k) => state.read(k))
@@ -674,8 +674,8 @@ export function peekAccount(tree: StateTree, a: Address): AccountState | undefin
   return raw === null ? EMPTY_ACCOUNT : decode(accountStateCodec, raw)
 }
 
-/** The account state of `a` (balance and nonce) in `tree`'s current state. */
-export async function getAccount(tree: StateTree, a: Address): Promise<AccountState> {
+/** The account state of `a` (balance and nonce) in `tree`'s current state, or in a snapshot's. */
+export async function getAccount(tree: StateSource, a: Address): Promise<AccountState> {
   const raw = await tree.get(accountKey(a))
   return raw === undefined ? EMPTY_ACCOUNT : decode(accountStateCodec, raw)
 }

@@ -3,7 +3,7 @@
  * updates and calls, the SCORE registry, the native system SCOREs (governance, certificate registry,
  * payment channels), receipts and the block result.
  */
-export { BlockState, MAX_STATE_LOADS_PER_TX, StateMiss } from './block-state.js'
+export { BlockState, MAX_STATE_LOADS_PER_TX, StateCache, StateMiss } from './block-state.js'
 export {
   CERTIFICATE_STATUS_NAMES,
   CERTIFICATE_STEPS,

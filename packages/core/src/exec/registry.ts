@@ -16,7 +16,7 @@ import { abiToValue, type ScoreAbi } from '../score/abi.js'
 import { callScore, type LoadedScore, loadScore, type ScoreLookup, UPDATE_METHOD } from '../score/call.js'
 import type { ContractEngine } from '../score/engine/types.js'
 import type { StateOverlay } from '../score/overlay.js'
-import type { StateTree } from '../state/state-tree.js'
+import type { StateSource } from '../state/state-tree.js'
 import { GOVERNANCE_ABI } from './governance.js'
 import {
   AuditStatus,
@@ -209,7 +209,7 @@ export interface ScoreInfo extends ContractRecord {
 }
 
 /** The registry entry of the SCORE at `address` in `tree`'s current state, or undefined. */
-export async function getScoreInfo(tree: StateTree, address: Address): Promise<ScoreInfo | undefined> {
+export async function getScoreInfo(tree: StateSource, address: Address): Promise<ScoreInfo | undefined> {
   const raw = await tree.get(contractKey(address))
   return raw === undefined ? undefined : { address, ...decode(contractRecordCodec, raw) }
 }
@@ -245,7 +245,7 @@ export function scoreInfoToValue(info: ScoreInfo): Value {
  * channels) answer at their addresses.
  */
 export async function getScoreAbi(
-  tree: StateTree,
+  tree: StateSource,
   engine: ContractEngine,
   address: Address,
   version?: number,
@@ -262,7 +262,12 @@ export async function getScoreAbi(
 }
 
 /** {@link getScoreAbi} as `abiToValue` gives it, for a `getScoreApi` endpoint. */
-export async function getScoreApi(tree: StateTree, engine: ContractEngine, address: Address, version?: number): Promise<Value | undefined> {
+export async function getScoreApi(
+  tree: StateSource,
+  engine: ContractEngine,
+  address: Address,
+  version?: number,
+): Promise<Value | undefined> {
   const abi = await getScoreAbi(tree, engine, address, version)
   return abi === undefined ? undefined : abiToValue(abi)
 }

@@ -29,6 +29,7 @@ export {
   MAX_STATE_KEY_LENGTH,
   MAX_STATE_VALUE_LENGTH,
   type StateCommit,
+  type StateSource,
   StateTree,
   type StateTreeOptions,
 } from './state-tree.js'

@@ -124,6 +124,15 @@ export interface StateCommit {
   readonly sequence: number
 }
 
+/**
+ * Reads of one state: a {@link StateTree} (its latest values, staged writes included) or a
+ * committed root's snapshot ({@link StateTree.at}).
+ */
+export interface StateSource {
+  /** The value under `key`; `undefined` when absent. */
+  get(key: Uint8Array): Promise<Uint8Array | undefined>
+}
+
 /** A staged write; `value === undefined` stages a delete. */
 interface Staged {
   readonly key: Uint8Array
@@ -298,6 +307,24 @@ export class StateTree {
     }
     const leaf = await this.findLeaf(this.rootNode, this.hasher.keyPathBinary(key))
     return leaf === undefined ? undefined : binaryStringToBytes(leaf.value)
+  }
+
+  /**
+   * The value of `key` in the state committed as `root` (the last committed root, or any root
+   * ever committed to the store). Unlike {@link get} it never sees staged writes, nor a commit
+   * made after `root`: a root's nodes never change, so reads of one root agree with each other
+   * however many blocks commit meanwhile. It walks the tree, so it costs more than {@link get}.
+   */
+  async getAt(key: Uint8Array, root: Uint8Array): Promise<Uint8Array | undefined> {
+    checkKey(key)
+    const leaf = await this.findLeaf(await this.rootAt(root), this.hasher.keyPathBinary(key))
+    return leaf === undefined ? undefined : binaryStringToBytes(leaf.value)
+  }
+
+  /** The state committed as `root`, read through {@link getAt}: a snapshot (see there). */
+  at(root: Uint8Array): StateSource {
+    const r = root.slice()
+    return { get: (key) => this.getAt(key, r) }
   }
 
   /** Stages `key = value`; visible to {@link get} at once, part of the root after {@link commit}. */

@@ -6,6 +6,7 @@ import {
   BlockState,
   type ContractEngine,
   contractAddress,
+  contractKey,
   encode,
   executeBlock,
   getAccount,
@@ -159,6 +160,22 @@ describe('block execution', () => {
       { from: alice.address, to: token, method: 'transfer', params: { _to: bob.address, _value: 1n }, height: 4, timestamp: T0 },
     )
     expect(w.ok ? 'ok' : w.failure.code).toBe('READONLY_VIOLATION')
+  })
+
+  it('a query over a committed root answers for that state: writes staged or committed after it do not show', async () => {
+    const { tree } = await runChain(engine)
+    const deploy = blocks()[1]?.[0]
+    if (!deploy) throw new Error('no deploy')
+    const token = contractAddress(transactionHash(deploy.body))
+    const q = { from: alice.address, to: token, method: 'balanceOf', params: { _owner: bob.address }, height: 4, timestamp: T0 }
+    const snapshot = tree.at(tree.root)
+    // Staged over the tree (as a block being executed would leave it): the SCORE is gone there.
+    tree.delete(contractKey(token))
+    const live = await queryScore(tree, { params: PARAMS, engine }, q)
+    expect(live.ok ? 'ok' : live.failure.code).not.toBe('ok')
+    expect(await queryScore(snapshot, { params: PARAMS, engine }, q)).toMatchObject({ ok: true, result: 200n })
+    await tree.commit()
+    expect(await queryScore(snapshot, { params: PARAMS, engine }, q)).toMatchObject({ ok: true, result: 200n })
   })
 
   it('is deterministic: the same chain from a fresh store gives the same roots and receipts', async () => {

@@ -465,6 +465,33 @@ describe('StateTree', () => {
     expect(reads).toBeGreaterThan(3)
   })
 
+  it('reads a committed root as a snapshot: no staged write, no later commit shows through getAt', async () => {
+    const store = new MemoryKVStore()
+    const t = await treeOf(
+      Array.from({ length: 200 }, (_, i): [Uint8Array, Uint8Array] => [enc(`k${i}`), enc(`v${i}`)]),
+      store,
+    )
+    const first = t.root
+    const view = t.at(first)
+    t.put(enc('k1'), enc('staged'))
+    t.delete(enc('k2'))
+    t.put(enc('new'), enc('staged'))
+    expect(await t.get(enc('k1'))).toEqual(enc('staged'))
+    expect(await view.get(enc('k1'))).toEqual(enc('v1'))
+    expect(await view.get(enc('k2'))).toEqual(enc('v2'))
+    expect(await view.get(enc('new'))).toBeUndefined()
+    // Committed and persisted: the view still answers for its root, the tree for the new one.
+    await t.commitAndWrite()
+    expect(await view.get(enc('k1'))).toEqual(enc('v1'))
+    expect(await view.get(enc('k2'))).toEqual(enc('v2'))
+    expect(await t.getAt(enc('k1'), t.root)).toEqual(enc('staged'))
+    expect(await t.getAt(enc('k2'), t.root)).toBeUndefined()
+    // Another instance over the same store reads the old root from the stored nodes.
+    const reopened = await StateTree.open(store)
+    for (let i = 0; i < 200; i += 17) expect(await reopened.getAt(enc(`k${i}`), first)).toEqual(enc(`v${i}`))
+    await expect(reopened.getAt(enc('k1'), new Uint8Array(32).fill(7))).rejects.toMatchObject({ code: 'MISSING_NODE' })
+  })
+
   it('commits while a proof reads the same unloaded nodes at the same time', async () => {
     // A node reopened from its store holds stubs; a light client's proof and the next block's
     // commit both load them. Whichever load lands second must still leave the commit's path

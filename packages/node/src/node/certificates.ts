@@ -72,7 +72,7 @@ export async function setChangesUpTo(node: FullNode, height: number): Promise<Va
 
 /** The portable file of certificate `id`, or undefined when the registry has no such certificate. */
 export async function certificateFileOf(node: FullNode, id: Uint8Array): Promise<CertificateFile | undefined> {
-  const raw = await node.state.get(certificateStatusKey(id))
+  const raw = await node.committedState().get(certificateStatusKey(id))
   if (raw === undefined) return undefined
   const rec = decode(certificateRecordCodec, raw)
   const [block, commit, at] = await Promise.all([

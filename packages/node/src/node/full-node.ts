@@ -60,6 +60,7 @@ import {
   proposalSignBytes,
   type Receipt,
   type SignedHeader,
+  type StateSource,
   StateTree,
   signBlockCertificates,
   signedHeaderCodec,
@@ -480,6 +481,17 @@ export class FullNode {
   /** The current state tree (after the last committed block). */
   get state(): StateTree {
     return this.tree
+  }
+
+  /**
+   * A snapshot of the state after the last committed block, for readers outside consensus
+   * (JSON-RPC). The tree itself shows a block's writes while it executes (some of its transactions
+   * applied, others not yet) and its new root while it is stored, before the block is the tip;
+   * this view shows neither, and every read through it answers for the same block however many
+   * commit meanwhile.
+   */
+  committedState(): StateSource {
+    return this.tree.at(this.tip.result.stateRoot)
   }
 
   /** Connects the node to its peers. */

@@ -11,6 +11,7 @@ import {
   encode,
   fromHex,
   genesisHash,
+  getAccount,
   getScoreAbi,
   getScoreApi,
   isAddress,
@@ -194,17 +195,17 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
     },
     {
       name: 'lc_getAccount',
-      summary: "An account's balance (decimal string) and next nonce in the latest state.",
+      summary: "An account's balance (decimal string) and next nonce in the state after the last committed block.",
       params: [{ name: 'address', schema: { type: 'string', pattern: ADDRESS }, required: true }],
       result: { name: 'account', schema: { type: 'object' } },
       handler: async (p) => {
-        const a = await node.account(p.address as Address)
+        const a = await getAccount(node.committedState(), p.address as Address)
         return { balance: a.balance.toString(), nonce: a.nonce }
       },
     },
     {
       name: 'lc_call',
-      summary: 'Runs a SCORE method read-only against the latest state (nothing is written).',
+      summary: 'Runs a SCORE method read-only against the state after the last committed block (nothing is written).',
       params: [
         { name: 'to', schema: { type: 'string', pattern: '^cx[0-9a-f]{40}$' }, required: true },
         { name: 'method', schema: { type: 'string', pattern: '^[A-Za-z_$][A-Za-z0-9_$]*$', maxLength: 128 }, required: true },
@@ -215,8 +216,11 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
       handler: async (p) => {
         const engine = node.options.engine
         if (!engine) throw new RpcError(RpcErrorCode.ScoreFailed, 'this node runs without a contract engine', { code: 'NO_ENGINE' })
+        // One committed state for the whole call, with its height and time (read in one turn).
+        const state = node.committedState()
+        const { height, timestamp } = node.head
         // Typed by the SCORE's ABI, so big integers and bytes can be passed as strings.
-        const abi = await getScoreAbi(node.state, engine, p.to as Address)
+        const abi = await getScoreAbi(state, engine, p.to as Address)
         let params: ReturnType<typeof paramsFromJson>
         try {
           params = paramsFromJson((p.params as Json | undefined) ?? null, abi, p.method as string)
@@ -225,9 +229,9 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
         }
         const from = (p.from as Address | undefined) ?? ('hx0000000000000000000000000000000000000000' as Address)
         const r = await queryScore(
-          node.state,
+          state,
           { params: g.params, engine },
-          { from, to: p.to as Address, method: p.method as string, params, height: node.height, timestamp: node.head.timestamp },
+          { from, to: p.to as Address, method: p.method as string, params, height, timestamp },
         )
         if (!r.ok) throw new RpcError(RpcErrorCode.ScoreFailed, r.failure.message, { code: r.failure.code })
         return valueToJson(r.result)
@@ -244,7 +248,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
       handler: async (p) => {
         const engine = node.options.engine
         if (!engine) throw new RpcError(RpcErrorCode.ScoreFailed, 'this node runs without a contract engine', { code: 'NO_ENGINE' })
-        const abi = await getScoreApi(node.state, engine, p.address as Address, p.version as number | undefined)
+        const abi = await getScoreApi(node.committedState(), engine, p.address as Address, p.version as number | undefined)
         if (abi === undefined) throw notFound(`SCORE ${p.address}${p.version ? ` version ${p.version}` : ''}`)
         return valueToJson(abi)
       },

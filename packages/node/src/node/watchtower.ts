@@ -115,7 +115,7 @@ export class Watchtower {
   }
 
   private async record(id: Uint8Array): Promise<ChannelRecord | undefined> {
-    const raw = await this.node.state.get(channelKey(id))
+    const raw = await this.node.committedState().get(channelKey(id))
     return raw === undefined ? undefined : decode(channelRecordCodec, raw)
   }
 
@@ -141,7 +141,7 @@ export class Watchtower {
     if (rec.deadline !== undefined && this.node.height > rec.deadline) return
     if (this.challenged.get(hex) === held.state.seq) return
     this.challenged.set(hex, held.state.seq)
-    const raw = await this.node.state.get(accountKey(this.key.address))
+    const raw = await this.node.committedState().get(accountKey(this.key.address))
     const account = raw === undefined ? EMPTY_ACCOUNT : decode(accountStateCodec, raw)
     const tx = channelCallTransaction(
       {
