@@ -185,6 +185,8 @@ class Machine implements Consensus {
   private future: { message: ConsensusMessage; from: string | undefined }[] = []
   /** Block bytes held in {@link future}. */
   private futureBlockBytes = 0
+  /** What identifies each message held in {@link future} (see `futureKey`), so a copy is not kept twice. */
+  private futureKeys = new Set<string>()
   /** Votes of the previous height seen once since this height started (see `looksStuck`). */
   private stragglers = new Set<string>()
   /** Own signed votes and proposals by slot, from signing and from the WAL (I1). */
@@ -306,6 +308,7 @@ class Machine implements Consensus {
     const pending = this.future
     this.future = []
     this.futureBlockBytes = 0
+    this.futureKeys = new Set()
     for (const m of pending) {
       const h = messageHeight(m.message)
       if (h === height) this.onMessage(m.message, m.from)
@@ -378,12 +381,46 @@ class Machine implements Consensus {
     return undefined
   }
 
-  /** Keeps a message of a later height for when it starts, within the buffer's bounds (else drops it). */
+  /**
+   * Keeps a message of a later height for when it starts, within the buffer's bounds (else drops
+   * it), once: a copy of a message already held is dropped, or one member could fill the buffer
+   * with copies of one signed message and leave honest ones to wait for re-sends. A carried block
+   * is checked against its signed hash here (that needs no state), so copies of a signed proposal
+   * with other block bytes are refused now, not kept in place of the real one.
+   */
   private keepForLater(message: ConsensusMessage, from: string | undefined): void {
-    const bytes =
-      message.kind === 'proposal' ? message.proposal.block.length : message.kind === 'decision' ? message.decision.block.length : 0
+    let bytes = 0
+    let key: string
+    if (message.kind === 'vote') {
+      const v = message.vote.vote
+      key = `v${v.height}:${v.round}:${v.type}:${v.validator}:${hashKey(v.blockHash)}:${hashKey(message.vote.signature)}`
+    } else {
+      const [block, signed, what] =
+        message.kind === 'proposal'
+          ? [message.proposal.block, message.proposal.proposal.blockHash, 'proposed']
+          : [message.decision.block, message.decision.commit.blockHash, 'decided']
+      const hash = this.hashOf(block)
+      if (hash === undefined) {
+        this.reject(from, new ConsensusError('MALFORMED_BLOCK', `${what} block bytes are not a block`))
+        return
+      }
+      if (!bytesEqual(hash, signed)) {
+        this.reject(from, new ConsensusError('BLOCK_HASH_MISMATCH', `${what} block bytes do not hash to the signed block hash`))
+        return
+      }
+      bytes = block.length
+      if (message.kind === 'proposal') {
+        const p = message.proposal.proposal
+        key = `p${p.height}:${p.round}:${p.validRound}:${p.proposer}:${hashKey(signed)}:${hashKey(message.proposal.signature)}`
+      } else {
+        const c = message.decision.commit
+        key = `d${c.height}:${c.round}:${hashKey(signed)}:${c.signatures.map((x) => `${x.index}:${hashKey(x.signature)}`).join(',')}`
+      }
+    }
+    if (this.futureKeys.has(key)) return
     if (this.future.length >= MAX_FUTURE_MESSAGES || this.futureBlockBytes + bytes > MAX_FUTURE_BLOCK_BYTES) return
     this.future.push({ message, from })
+    this.futureKeys.add(key)
     this.futureBlockBytes += bytes
   }
 
