@@ -86,5 +86,19 @@ describe('decisions on gossip', () => {
     for (const h of [3, 4]) expect(checkConsensusGossip(decision(h), 'vote', ctx)).toMatchObject({ action: 'ignore', code: 'STALE' })
     // The next height's decision is how a node learns of a commit it missed: delivered.
     expect(checkConsensusGossip(decision(5), 'vote', ctx)).toBeUndefined()
+    // Unless its block is not the one its commit names: refused, and its sender blamed.
+    const seen: string[] = []
+    const strict = {
+      ...ctx,
+      blockMatches: (m: { kind: string }) => {
+        seen.push(m.kind)
+        return false
+      },
+    }
+    expect(checkConsensusGossip(decision(5), 'vote', strict)).toMatchObject({ action: 'reject', code: 'BAD_BLOCK' })
+    expect(seen).toEqual(['decision'])
+    // A stale one is dropped before its block is looked at.
+    expect(checkConsensusGossip(decision(4), 'vote', strict)).toMatchObject({ action: 'ignore', code: 'STALE' })
+    expect(seen).toEqual(['decision'])
   })
 })

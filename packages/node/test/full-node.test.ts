@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import {
   blockCodec,
   consensusMessageCodec,
+  decode,
   encode,
   type Genesis,
   getAccount,
@@ -595,6 +596,68 @@ describe('full node (one process, LevelDB on disk)', () => {
     expect(late.failure).toBeUndefined()
     expect(late.height).toBe(1)
     expect((await late.account(bob.address)).balance).toBe(10n)
+  })
+
+  it('a relay that swaps the transactions of a proposal under its signed header cannot make a validator commit them', async () => {
+    const keys = [0, 1, 2, 3].map((i) => key(`validator ${i}`))
+    const g = genesis(keys)
+    const all = await Promise.all(keys.map((k) => open(g, k.secretKey)))
+    const victim = all[3] as FullNode
+    // Every proposal or decision on its way to validator 3 goes through a faulty relay, which
+    // first hands over a copy without the block's first transaction: same header, same hash, same
+    // signature, other transactions. The real message follows.
+    let swapped = 0
+    const swap = (bytes: Uint8Array): Uint8Array | undefined => {
+      const m = decodeConsensusMessage(bytes)
+      if (m.kind === 'vote') return undefined
+      const block = decode(blockCodec, m.kind === 'proposal' ? m.proposal.block : m.decision.block)
+      if (block.transactions.length === 0) return undefined
+      const other = encode(blockCodec, { ...block, transactions: block.transactions.slice(1) })
+      swapped++
+      return encode(
+        consensusMessageCodec,
+        m.kind === 'proposal' ? { ...m, proposal: { ...m.proposal, block: other } } : { ...m, decision: { ...m.decision, block: other } },
+      )
+    }
+    all.forEach((n, i) => {
+      n.attachNetwork({
+        publishConsensus: (bytes) => {
+          for (const [j, m] of all.entries()) {
+            if (j === i) continue
+            const fake = j === 3 ? swap(bytes) : undefined
+            if (fake) setTimeout(() => m.receiveConsensus(fake, 'relay'), 1)
+            setTimeout(() => m.receiveConsensus(bytes, `peer-${i}`), fake ? 20 : 1)
+          }
+        },
+      })
+    })
+    for (const n of all) n.start()
+    for (let nonce = 0; nonce < 5; nonce++) {
+      const tx = transfer(nonce)
+      for (const n of all) await n.submit(tx)
+    }
+    await Promise.all(all.map((n) => nextBlock(n, () => n.mempool.size === 0, 30_000)))
+    await idle(all)
+    expect(swapped).toBeGreaterThan(0)
+    const height = Math.min(...all.map((n) => n.height))
+    // What gossip checks before it forwards: the real decision passes, the swapped copy does not.
+    const real = await decisionWithTransactions()
+    expect(victim.consensusBlockMatches(decodeConsensusMessage(real))).toBe(true)
+    expect(victim.consensusBlockMatches(decodeConsensusMessage(swap(real) as Uint8Array))).toBe(false)
+    const roots = await Promise.all(all.map(async (n) => (await n.chain.resultAt(height))?.stateRoot))
+    expect(new Set(roots.map((r) => String(r))).size).toBe(1)
+    for (const n of all) expect((await n.account(bob.address)).balance).toBe(50n)
+
+    /** The decision of the last stored block with transactions, as a node would send it. */
+    async function decisionWithTransactions(): Promise<Uint8Array> {
+      for (let h = height; h > 0; h--) {
+        const b = await victim.chain.blockAt(h)
+        const c = await victim.chain.commitAt(h)
+        if (b && c && b.transactions.length > 0)
+          return encode(consensusMessageCodec, { kind: 'decision', decision: { block: encode(blockCodec, b), commit: c } })
+      }
+      throw new Error('no block with transactions')
+    }
   })
 
   it('four validators linked in memory reach the same blocks and state, with a silent one among them', async () => {

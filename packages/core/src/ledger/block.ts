@@ -150,6 +150,22 @@ export function decodeBlock(bytes: Uint8Array, maxBytes = MAX_BLOCK_BYTES): Bloc
 }
 
 /**
+ * Checks that the header commits to the block's body: `txRoot` to its transactions and
+ * `lastCommitHash` to its carried commit. The block hash covers only the header, so without this
+ * anyone relaying a block could swap its transactions and keep its hash, signatures and votes
+ * (certificate signatures are not in the header either: `checkBlockCertSignatures`). Throws
+ * {@link BlockError} `TX_ROOT_MISMATCH` or `COMMIT_MISMATCH`.
+ */
+export function checkBlockBody(block: Block): void {
+  const h = block.header
+  if (!bytesEqual(h.txRoot, transactionsRoot(block.transactions)))
+    throw new BlockError('TX_ROOT_MISMATCH', 'txRoot does not match the transactions')
+  const expectCommit = block.lastCommit === undefined ? ZERO_HASH : commitHash(block.lastCommit)
+  if (!bytesEqual(h.lastCommitHash, expectCommit))
+    throw new BlockError('COMMIT_MISMATCH', 'lastCommitHash does not match the carried commit')
+}
+
+/**
  * Checks the structure of `block` against its parent header: version, network, height, parent
  * hash, increasing timestamp, transaction root and the commit hash. It does not verify the
  * commit's signatures (see `verifyCommit`), the transactions' signatures, or execution.
@@ -169,14 +185,10 @@ export function checkBlockStructure(block: Block, parent: BlockHeader, limits: {
   if (block.transactions.length > limits.maxTxs) {
     throw new BlockError('TOO_MANY_TXS', `block carries ${block.transactions.length} transactions, above ${limits.maxTxs}`)
   }
-  if (!bytesEqual(h.txRoot, transactionsRoot(block.transactions)))
-    throw new BlockError('TX_ROOT_MISMATCH', 'txRoot does not match the transactions')
-  const expectCommit = block.lastCommit === undefined ? ZERO_HASH : commitHash(block.lastCommit)
+  checkBlockBody(block)
   if (parent.height === 0 ? block.lastCommit !== undefined : block.lastCommit === undefined) {
     throw new BlockError('COMMIT_MISMATCH', `block ${h.height} must ${parent.height === 0 ? 'not ' : ''}carry its parent's commit`)
   }
-  if (!bytesEqual(h.lastCommitHash, expectCommit))
-    throw new BlockError('COMMIT_MISMATCH', 'lastCommitHash does not match the carried commit')
   if (block.lastCommit && (block.lastCommit.height !== parent.height || !bytesEqual(block.lastCommit.blockHash, h.prevHash))) {
     throw new BlockError('COMMIT_MISMATCH', 'the carried commit is not for the parent block')
   }

@@ -30,6 +30,7 @@ import {
   type ContractEngine,
   type CryptoProvider,
   certificateOfTransaction,
+  checkBlockBody,
   checkBlockCertSignatures,
   checkBlockStructure,
   checkTransaction,
@@ -284,6 +285,21 @@ export class FullNode {
     const transactions = block.transactions.map((tx) => this.mempool.pooled(tx, transactionHash(tx.body)) ?? tx)
     return { ...block, transactions }
   })
+  /**
+   * The hash of a peer's block bytes, for the consensus machine: the header's hash, once the
+   * header is known to commit to everything else in the bytes (transactions and carried commit:
+   * `checkBlockBody`; certificate signatures: `checkBlockCertSignatures`). Throws otherwise, and
+   * the machine refuses the message (`MALFORMED_BLOCK`). The header hash alone would let whoever
+   * relays a proposal or a decision swap its transactions under the same hash, signature and
+   * votes: a node holding that copy would prevote nil on a good block or, at a precommit quorum,
+   * execute other transactions than the rest of the network.
+   */
+  readonly hashBlockBytes = memoByIdentity((bytes: Uint8Array): Uint8Array => {
+    const block = this.decodeBlockOnce(bytes)
+    checkBlockBody(block)
+    checkBlockCertSignatures(block, nativeCrypto)
+    return blockHash(block.header)
+  })
   /** Native crypto that remembers valid signatures (see {@link rememberingCrypto}). */
   private readonly crypto = rememberingCrypto(nativeCrypto)
   /** The same for transactions, apart so a flood of them cannot push out consensus signatures. */
@@ -415,7 +431,7 @@ export class FullNode {
       {
         networkId: g.networkId,
         crypto: node.crypto,
-        hashBlock: (bytes) => blockHash(node.decodeBlockOnce(bytes).header),
+        hashBlock: node.hashBlockBytes,
         timeouts: {
           proposeMs: g.params.timeoutProposeMs,
           proposeDeltaMs: g.params.timeoutDeltaMs,
@@ -728,6 +744,22 @@ export class FullNode {
    */
   knowsValidatorsAt(height: number): boolean {
     return height <= this.height + 2
+  }
+
+  /**
+   * Whether the block a proposal or decision carries is the one its signed hash names, the whole
+   * of it (see {@link hashBlockBytes}); true for a vote. Nothing here depends on the chain, so a
+   * mismatch is invalid for every node and the peer that forwarded it is to blame.
+   */
+  consensusBlockMatches(m: ConsensusMessage): boolean {
+    if (m.kind === 'vote') return true
+    const [bytes, signed] =
+      m.kind === 'proposal' ? [m.proposal.block, m.proposal.proposal.blockHash] : [m.decision.block, m.decision.commit.blockHash]
+    try {
+      return bytesEqual(this.hashBlockBytes(bytes), signed)
+    } catch {
+      return false
+    }
   }
 
   /**

@@ -127,6 +127,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     },
     // Verified once, here, and remembered for the node's consensus machine.
     signaturesValid: (m) => node.consensusSignaturesValid(m),
+    blockMatches: (m) => node.consensusBlockMatches(m),
   }
   const consensusCheck =
     (topic: ConsensusTopic): GossipValidator =>

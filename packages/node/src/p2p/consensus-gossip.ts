@@ -4,10 +4,10 @@
  * lowers the score of the peer that sent it (peers that only relay valid-looking messages are
  * never blamed, because invalid ones are not relayed).
  *
- * Signatures are not verified here: the consensus machine verifies each distinct message once,
- * and doing it here as well would double the node's most expensive per-message work. A message
- * with a bad signature from a known validator therefore passes these checks and is refused by the
- * machine instead, without a penalty.
+ * Signatures are verified last, once the cheap checks passed (`signaturesValid`), and a node
+ * remembers the valid ones so its consensus machine does not verify them again. The block a
+ * proposal or decision carries is checked against its signed hash (`blockMatches`), header and
+ * body, so a relay cannot swap its transactions.
  */
 import {
   type Address,
@@ -101,6 +101,9 @@ export type ConsensusTopic = 'proposal' | 'vote'
  * - `BAD_VALID_ROUND`: a proposal's valid round is not below its round.
  * - `BAD_COMMIT`: a decision's certificate cannot prove anything (nil block, unsorted or
  *   unknown signers, less than a quorum of power), signatures aside.
+ * - `BAD_SIGNATURE`: a signature does not verify.
+ * - `BAD_BLOCK`: a proposal's or decision's block bytes do not hash to the signed block hash, or
+ *   the header does not commit to the rest of them (transactions swapped under the same header).
  * - `STALE`: a message of a height below this node's last commit, or a decision for that commit; not a fault.
  * - `AHEAD`: a message of a height whose validator set this node cannot know yet, so it can
  *   check neither signer nor signature; not a fault, delivered here only (see `local`).
@@ -115,6 +118,7 @@ export type ConsensusGossipCode =
   | 'BAD_VALID_ROUND'
   | 'BAD_COMMIT'
   | 'BAD_SIGNATURE'
+  | 'BAD_BLOCK'
   | 'STALE'
   | 'AHEAD'
 
@@ -146,6 +150,11 @@ export interface ConsensusGossipContext {
    * peers verify before they forward.
    */
   signaturesValid?(m: ConsensusMessage): boolean | undefined
+  /**
+   * Whether a proposal's or decision's block bytes are the block its signed hash names (the
+   * header commits to the rest). Independent of the chain, so checked at any height.
+   */
+  blockMatches?(m: ConsensusMessage): boolean
 }
 
 // Validator sets are immutable and live for many heights; index them once.
@@ -233,6 +242,7 @@ export function checkConsensusGossip(
   // it forwarded, anyone could have the network relay any bytes under the tip's public commit.
   if (m.kind === 'decision' && h === ctx.committedHeight)
     return { action: 'ignore', code: 'STALE', message: `a decision for height ${h}, which this node has committed` }
+  if (ctx.blockMatches?.(m) === false) return reject('BAD_BLOCK', `the ${m.kind}'s block bytes are not the block its signed hash names`)
   if (ctx.validatorsAt(h) === undefined)
     return { action: 'local', code: 'AHEAD', message: `height ${h} is past what this node can check (last commit ${ctx.committedHeight})` }
   if (ctx.signaturesValid?.(m) === false) return reject('BAD_SIGNATURE', `a signature of the ${m.kind} does not verify`)
