@@ -12,11 +12,12 @@ import {
   transactionCodec,
   verifyStateProof,
 } from '@loopchain/core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import {
   FullNode,
   type Json,
+  MAX_SUBSCRIPTIONS_PER_CLIENT,
   MAX_SUBSCRIPTIONS_PER_CONNECTION,
   nodeRpcMethods,
   RpcDispatcher,
@@ -138,9 +139,94 @@ describe('node JSON-RPC against a running validator', () => {
     expect(refused[0]?.error?.message).toContain(`at most ${MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions`)
     // The cap is per connection: another one gets its own.
     const second = await open()
-    expect((await subscribeAll(second, 1))[0]?.result).toMatch(/^0x/)
+    const [theirs] = await subscribeAll(second, 1)
+    expect(theirs?.result).toMatch(/^0x/)
+    // lc_unsubscribe frees a place; it ends only this connection's own subscriptions.
+    const call = (ws: WebSocket, method: string, params: Json) =>
+      new Promise<{ result?: unknown; error?: { code: number } }>((resolve) => {
+        const id = `${method}-${Math.random()}`
+        const on = (d: WebSocket.RawData) => {
+          const m = JSON.parse(d.toString())
+          if (m.id !== id) return
+          ws.off('message', on)
+          resolve(m)
+        }
+        ws.on('message', on)
+        ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }))
+      })
+    expect((await call(first, 'lc_unsubscribe', { subscription: theirs?.result as string })).result).toBe(false)
+    expect((await call(first, 'lc_unsubscribe', { subscription: '0x0000000000000000' })).result).toBe(false)
+    const mine = answers.find((a) => typeof a.result === 'string')?.result as string
+    expect((await call(first, 'lc_unsubscribe', { subscription: mine })).result).toBe(true)
+    expect((await call(first, 'lc_unsubscribe', { subscription: mine })).result).toBe(false)
+    expect((await call(first, 'lc_subscribe', { topic: 'blocks' })).result).toMatch(/^0x/)
+    expect((await call(first, 'lc_subscribe', { topic: 'blocks' })).error?.code).toBe(RpcErrorCode.TooLarge)
+    expect((await rpc('lc_unsubscribe', { subscription: mine })).error?.code).toBe(RpcErrorCode.MethodNotFound)
     first.close()
     second.close()
+  })
+
+  it('caps the subscriptions of one client address over all its connections, and frees them as connections close', async () => {
+    // Its own server, whose rate limit lets one address subscribe this much at once.
+    const wide = await startRpcServer({
+      dispatcher: new RpcDispatcher(nodeRpcMethods(node), { title: 'loopchain', version: '0.1.0' }),
+      rateLimit: { perSecond: 100_000, burst: 100_000 },
+    })
+    const sockets: WebSocket[] = []
+    /** Opens a connection and subscribes `n` times in one batch; the batch's answers. */
+    const subscribe = async (n: number) => {
+      const ws = new WebSocket(wide.wsUrl)
+      sockets.push(ws)
+      await new Promise((r) => ws.once('open', r))
+      const reply = new Promise<{ result?: string; error?: { message: string } }[]>((resolve) =>
+        ws.once('message', (d) => resolve(JSON.parse(d.toString()))),
+      )
+      ws.send(
+        JSON.stringify(Array.from({ length: n }, (_, id) => ({ jsonrpc: '2.0', id, method: 'lc_subscribe', params: { topic: 'blocks' } }))),
+      )
+      return reply
+    }
+    try {
+      const full = MAX_SUBSCRIPTIONS_PER_CLIENT / MAX_SUBSCRIPTIONS_PER_CONNECTION
+      for (let i = 0; i < full; i++) {
+        const got = await subscribe(MAX_SUBSCRIPTIONS_PER_CONNECTION)
+        expect(got.filter((a) => typeof a.result === 'string')).toHaveLength(MAX_SUBSCRIPTIONS_PER_CONNECTION)
+      }
+      const over = await subscribe(1)
+      expect(over[0]?.error?.message).toContain(`at most ${MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions`)
+      // A closed connection gives its places back.
+      const closing = sockets[0] as WebSocket
+      await new Promise((r) => {
+        closing.once('close', r)
+        closing.close()
+      })
+      await vi.waitFor(async () => {
+        const again = await subscribe(1)
+        expect(again[0]?.result).toMatch(/^0x/)
+      })
+    } finally {
+      for (const ws of sockets) ws.close()
+      await wide.close()
+    }
+  })
+
+  it('runs the calls of a batch together: two send-and-wait calls land in one block, answered in order', async () => {
+    const { nonce } = (await rpc('lc_getAccount', { address: alice.address })).result as { nonce: number }
+    const res = await fetch(server.url, {
+      method: 'POST',
+      body: JSON.stringify([
+        { jsonrpc: '2.0', id: 'a', method: 'lc_sendTransactionAndWait', params: { tx: tx(nonce) } },
+        { jsonrpc: '2.0', id: 'b', method: 'lc_sendTransactionAndWait', params: { tx: tx(nonce + 1) } },
+        { jsonrpc: '2.0', id: 'c', method: 'lc_getTransactionResult', params: { hash: `0x${'00'.repeat(32)}` } },
+      ]),
+    })
+    const [a, b, c] = (await res.json()) as { id: string; result?: { height: number; status: string }; error?: unknown }[]
+    expect([a?.id, b?.id, c?.id]).toEqual(['a', 'b', 'c'])
+    expect(a?.result?.status).toBe('success')
+    expect(b?.result?.status).toBe('success')
+    // One after another, the second was sent only once the first had committed: the next block.
+    expect(b?.result?.height).toBe(a?.result?.height)
+    expect(c?.error).toBeDefined()
   })
 
   it('refuses an empty state key as invalid params', async () => {

@@ -36,8 +36,9 @@ const HASH = '^0x[0-9a-fA-F]{64}$'
 const ADDRESS = '^(hx|cx)[0-9a-f]{40}$'
 /** A hex-encoded transaction of the largest size, with room. */
 const MAX_TX_HEX = 2 * 600 * 1024
-/** Subscriptions one WebSocket connection may hold, and all connections together. */
+/** Subscriptions one WebSocket connection may hold, one client address (over all its connections), and all together. */
 export const MAX_SUBSCRIPTIONS_PER_CONNECTION = 64
+export const MAX_SUBSCRIPTIONS_PER_CLIENT = 1024
 export const MAX_SUBSCRIPTIONS = 4096
 
 function notFound(what: string): RpcError {
@@ -66,6 +67,8 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
   const waiters = new Map<string, Set<() => void>>()
   /** Subscriptions open on this node (each is a block listener that runs in the commit path). */
   let subscriptions = 0
+  /** Open subscriptions per client address. */
+  const byClient = new Map<string, number>()
   node.onBlock((b) => {
     for (const r of b.receipts) {
       const set = waiters.get(toHex(r.txHash))
@@ -384,8 +387,13 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
       ],
       result: { name: 'subscription', schema: { type: 'string' } },
       handler: (p, ctx) => {
-        if (ctx.connection && ctx.connection.subscriptions >= MAX_SUBSCRIPTIONS_PER_CONNECTION)
+        const connection = ctx.connection
+        if (!connection) throw new RpcError(RpcErrorCode.MethodNotFound, 'lc_subscribe needs a WebSocket connection')
+        if (connection.subscriptions.size >= MAX_SUBSCRIPTIONS_PER_CONNECTION)
           throw new RpcError(RpcErrorCode.TooLarge, `a connection may hold at most ${MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions`)
+        const held = byClient.get(ctx.client) ?? 0
+        if (held >= MAX_SUBSCRIPTIONS_PER_CLIENT)
+          throw new RpcError(RpcErrorCode.TooLarge, `one client address may hold at most ${MAX_SUBSCRIPTIONS_PER_CLIENT} subscriptions`)
         if (subscriptions >= MAX_SUBSCRIPTIONS)
           throw new RpcError(RpcErrorCode.TooLarge, `this node serves at most ${MAX_SUBSCRIPTIONS} subscriptions; try later`)
         const id = `0x${toHex(globalThis.crypto.getRandomValues(new Uint8Array(8)))}`
@@ -413,12 +421,32 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
           })
         })
         subscriptions++
-        if (ctx.connection) ctx.connection.subscriptions++
-        ctx.onClose?.(() => {
+        byClient.set(ctx.client, held + 1)
+        // Once, whether by lc_unsubscribe or by the connection closing.
+        const cancel = () => {
+          if (!connection.subscriptions.delete(id)) return
           off()
           subscriptions--
-        })
+          const n = (byClient.get(ctx.client) ?? 1) - 1
+          if (n > 0) byClient.set(ctx.client, n)
+          else byClient.delete(ctx.client)
+        }
+        connection.subscriptions.set(id, cancel)
+        ctx.onClose?.(cancel)
         return id
+      },
+    },
+    {
+      name: 'lc_unsubscribe',
+      summary: 'Ends a subscription of this connection (the id lc_subscribe returned); false when it holds no such subscription.',
+      websocketOnly: true,
+      params: [{ name: 'subscription', schema: { type: 'string', pattern: '^0x[0-9a-f]{16}$' }, required: true }],
+      result: { name: 'ended', schema: { type: 'boolean' } },
+      handler: (p, ctx) => {
+        const cancel = ctx.connection?.subscriptions.get(p.subscription as string)
+        if (cancel === undefined) return false
+        cancel()
+        return true
       },
     },
   ]

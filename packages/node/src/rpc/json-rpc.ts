@@ -67,8 +67,11 @@ export interface RpcContext {
   readonly notify?: (method: string, params: Json) => void
   /** Registers cleanup to run when the connection closes (WebSocket only); runs it at once if it has closed. */
   readonly onClose?: (f: () => void) => void
-  /** What this connection holds (WebSocket only): methods that keep state per connection count it here. */
-  readonly connection?: { subscriptions: number }
+  /**
+   * What this connection holds (WebSocket only): its subscriptions by id, each with what cancels
+   * it (methods that keep state per connection register it here).
+   */
+  readonly connection?: { readonly subscriptions: Map<string, () => void> }
   /**
    * Charges the rate limit for `calls` more calls; false when the client has no budget left. The
    * server charged one for the message; a batch pays for the rest before any of it runs.
@@ -230,11 +233,10 @@ export class RpcDispatcher {
         return JSON.stringify(
           error(null, RpcErrorCode.RateLimited, `rate limited: a batch of ${parsed.length} calls is above what is left`),
         )
-      const out: Response[] = []
-      for (const r of parsed) {
-        const res = await this.handleOne(r, ctx)
-        if (res) out.push(res)
-      }
+      // Concurrently (JSON-RPC 2.0 allows any order; the replies keep the requests' order): one
+      // after another, a batch of send-and-wait calls held its request for their waits added up.
+      // Each call starts in the batch's order, so transactions reach the pool in that order.
+      const out = (await Promise.all(parsed.map((r) => this.handleOne(r, ctx)))).filter((r) => r !== undefined)
       return out.length ? JSON.stringify(out) : undefined
     }
     const res = await this.handleOne(parsed, ctx)

@@ -187,7 +187,7 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
       if (closed) f()
       else cleanups.push(f)
     }
-    const connection = { subscriptions: 0 }
+    const connection = { subscriptions: new Map<string, () => void>() }
     const charge = (calls: number) => buckets.take(client, calls)
     ws.on('message', (data) => {
       if (!buckets.take(client)) return sendFrame(rpcErrorBody(RpcErrorCode.RateLimited, 'rate limited: slow down'))
