@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { toHex } from '@loopchain/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { peerIdFromNodeKey } from '../src/p2p/index.js'
+import { peerIdFromNodeKey, REQUEST_FAULTS_TO_BAN } from '../src/p2p/index.js'
 
 // Every node runs in its own OS process (test/fixtures/p2p-node.ts), talking over real TCP and
 // WebSocket sockets on 127.0.0.1; the test drives each through a JSON line protocol.
@@ -356,5 +356,25 @@ describe('membership changes', () => {
     const dropped = await p.a.ok<string[]>('setMembers', { members: [ids.a, ids.b, ids.m] })
     expect(dropped).toEqual([ids.d])
     await until('d gone from a', async () => !(await p.a.ok<{ peerId: string }[]>('connections')).some((x) => x.peerId === ids.d), 5000)
+  })
+})
+
+describe('request protocols', () => {
+  it('a peer that keeps sending faulty requests is banned and disconnected; refusals that are not its fault do not count', async () => {
+    await p.b.ok('dial', { addr: p.d.addr('ws') })
+    await until('b connected to d', async () => (await p.d.ok<{ peerId: string }[]>('connections')).some((c) => c.peerId === ids.b))
+    // Five refusals of the node's own kind (NOT_FOUND, no penalty) cost b nothing.
+    for (let i = 0; i < 5; i++)
+      expect((await p.b.call('request', { peer: ids.d, name: 'fail', data: 'x' })).error?.code).toBe('HANDLER_FAILED')
+    // Oversized requests are b's fault: two are tolerated...
+    for (let i = 0; i < REQUEST_FAULTS_TO_BAN - 1; i++)
+      expect((await p.b.call('request', { peer: ids.d, name: 'echo', size: 5000 })).error?.code).toBe('REQUEST_TOO_LARGE')
+    expect(await p.d.ok<boolean>('banned', { peer: ids.b })).toBe(false)
+    expect(await p.b.ok('request', { peer: ids.d, name: 'echo', data: 'still served' })).toBe('still served')
+    // ...the third bans it: d hangs up and refuses it.
+    expect((await p.b.call('request', { peer: ids.d, name: 'echo', size: 5000 })).error?.code).toBe('REQUEST_TOO_LARGE')
+    await until('d bans b', async () => p.d.ok<boolean>('banned', { peer: ids.b }))
+    await until('b disconnected from d', async () => !(await p.d.ok<{ peerId: string }[]>('connections')).some((c) => c.peerId === ids.b))
+    expect((await p.b.call('request', { peer: ids.d, name: 'echo', data: 'let me back' })).ok).toBe(false)
   })
 })

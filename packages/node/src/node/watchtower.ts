@@ -90,16 +90,17 @@ export class Watchtower {
     }
     const id = signed.state.channelId
     const rec = await this.record(id)
-    if (rec === undefined) throw new WatchError('UNKNOWN_CHANNEL', `no channel ${to0x(id)} on chain`)
+    // Not the sender's fault (no penalty): a channel opened or closed a moment ago, or a full tower.
+    if (rec === undefined) throw new WatchError('UNKNOWN_CHANNEL', `no channel ${to0x(id)} on chain`, { penalize: false })
     if (rec.status === ChannelStatus.Closed || rec.status === ChannelStatus.Opening)
-      throw new WatchError('CHANNEL_CLOSED', `channel ${to0x(id)} is not open`)
+      throw new WatchError('CHANNEL_CLOSED', `channel ${to0x(id)} is not open`, { penalize: false })
     const bad = checkSignedChannelState(signed, id, rec.deposits[0] + rec.deposits[1], rec.keys, nativeCrypto)
     if (bad !== undefined) throw new WatchError('BAD_STATE', bad)
     const hex = to0x(id)
     const have = this.held.get(hex)
     if (have !== undefined && have.state.seq >= signed.state.seq) return have.state.seq
     if (have === undefined && this.held.size >= MAX_WATCHED_CHANNELS)
-      throw new WatchError('FULL', 'this watchtower holds as many channels as it can')
+      throw new WatchError('FULL', 'this watchtower holds as many channels as it can', { penalize: false })
     await this.db.write([{ type: 'put', key: id, value: encodeSignedChannelState(signed) }])
     this.held.set(hex, signed)
     this.log.info('watchtower: holding a channel state', { channel: hex, seq: signed.state.seq })

@@ -193,6 +193,14 @@ interface ScoredGossipSub {
 
 // A banned peer's score decays slowly (1%/s); ten minutes brings a -180 peer back near -0.5.
 const DEFAULT_BAN_MS = 10 * 60_000
+/**
+ * Requests that were the requester's fault (malformed, oversized, refused as invalid) before the
+ * peer is banned, like three invalid gossip messages graylist it. The count decays by 1% a second,
+ * as gossip's does; peers whose count decayed away are forgotten.
+ */
+export const REQUEST_FAULTS_TO_BAN = 3
+const REQUEST_FAULT_DECAY_PER_S = 0.99
+const MAX_FAULTY_PEERS_TRACKED = 10_000
 
 /**
  * Starts the libp2p host of a full node: TCP and WebSockets listeners, noise, yamux, identify,
@@ -218,6 +226,25 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
   const memberOnly = new Set<TopicKind>(options.memberOnlyTopics ?? ['tx', 'proposal', 'vote'])
 
   const bans = new Map<string, number>()
+  /** Decaying counts of faulty requests per peer (see {@link REQUEST_FAULTS_TO_BAN}). */
+  const requestFaults = new Map<string, { count: number; at: number }>()
+  const onRequestFault = (peer: string, code: string) => {
+    const now = Date.now()
+    const f = requestFaults.get(peer)
+    const count = (f ? f.count * REQUEST_FAULT_DECAY_PER_S ** ((now - f.at) / 1000) : 0) + 1
+    // Decay leaves three quick faults a little under 3: the one that takes the count past the one before the limit bans.
+    if (count > REQUEST_FAULTS_TO_BAN - 1) {
+      requestFaults.delete(peer)
+      bans.set(peer, now + banMs)
+      hangUp(peer, `${Math.round(count)} faulty requests, the last ${code}`)
+      return
+    }
+    if (!f && requestFaults.size >= MAX_FAULTY_PEERS_TRACKED) {
+      for (const [p, x] of requestFaults) if (x.count * REQUEST_FAULT_DECAY_PER_S ** ((now - x.at) / 1000) < 0.5) requestFaults.delete(p)
+      if (requestFaults.size >= MAX_FAULTY_PEERS_TRACKED) requestFaults.clear()
+    }
+    requestFaults.set(peer, { count, at: now })
+  }
   const banRemainingMs = (peerId: string): number => {
     const until = bans.get(peerId)
     if (until === undefined) return 0
@@ -410,7 +437,7 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
     },
     async handle(protocol, handler, opts = {}) {
       live()
-      await handleRequests(libp2p as unknown as Libp2p, protocol, handler, opts, isMember, log)
+      await handleRequests(libp2p as unknown as Libp2p, protocol, handler, opts, isMember, log, onRequestFault)
     },
     async unhandle(protocol) {
       await libp2p.unhandle(protocol)

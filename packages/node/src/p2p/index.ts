@@ -29,6 +29,7 @@ export {
   type GossipVerdict,
   type NodeHost,
   type NodeHostOptions,
+  REQUEST_FAULTS_TO_BAN,
   type RelayLimits,
 } from './host.js'
 export { type NodeLogger, silentLogger } from './logger.js'

@@ -54,7 +54,12 @@ const DEFAULT_HANDLER_TIMEOUT_MS = 30_000
 // stream before we reset it ourselves (resetting at once could drop the frame in flight).
 const ERROR_GRACE_MS = 2_000
 
-/** Registers `handler` for `protocol` on `libp2p` with framing, limits, admission and error frames. */
+/**
+ * Registers `handler` for `protocol` on `libp2p` with framing, limits, admission and error frames.
+ * `onFault` hears of each request that was the requester's fault (an oversized request, a broken
+ * frame, a handler's typed refusal marked `penalize`), once its error frame is sent (so a
+ * peer banned for it still reads why).
+ */
 export async function handleRequests(
   libp2p: Libp2p,
   protocol: string,
@@ -62,6 +67,7 @@ export async function handleRequests(
   opts: HandleOptions,
   isMember: (peerId: string) => boolean,
   log: NodeLogger,
+  onFault: (peer: string, code: string) => void = () => undefined,
 ): Promise<void> {
   const maxRequestBytes = opts.maxRequestBytes ?? DEFAULT_MAX_BYTES
   const timeoutMs = opts.timeoutMs ?? DEFAULT_HANDLER_TIMEOUT_MS
@@ -113,7 +119,11 @@ export async function handleRequests(
       } catch (err) {
         if (err instanceof RequestError && (err.code === 'REQUEST_TOO_LARGE' || err.code === 'BAD_FRAME')) {
           log.warn('refused a request', { protocol, peer, code: err.code, message: err.message })
-          await replyError(stream, { code: err.code, message: err.message })
+          try {
+            await replyError(stream, { code: err.code, message: err.message })
+          } finally {
+            onFault(peer, err.code)
+          }
           return
         }
         throw err
@@ -130,11 +140,16 @@ export async function handleRequests(
         const fields = { protocol, peer, error: err instanceof Error ? err.message : String(err), ...(typed ? { code: err.code } : {}) }
         if (typed && !err.penalize) log.debug('request refused', fields)
         else log.warn('request handler failed', fields)
-        await replyError(stream, {
-          code: 'HANDLER_FAILED',
-          message: typed ? err.message : 'the handler failed',
-          ...(typed ? { remoteCode: err.code } : {}),
-        })
+        try {
+          await replyError(stream, {
+            code: 'HANDLER_FAILED',
+            message: typed ? err.message : 'the handler failed',
+            ...(typed ? { remoteCode: err.code } : {}),
+          })
+        } finally {
+          // An untyped failure is ours, not the requester's.
+          if (typed && err.penalize) onFault(peer, err.code)
+        }
         return
       }
       await sendAndClose(stream, encodeFrame(FrameKind.Response, response))
