@@ -360,21 +360,29 @@ describe('membership changes', () => {
 })
 
 describe('request protocols', () => {
-  it('a peer that keeps sending faulty requests is banned and disconnected; refusals that are not its fault do not count', async () => {
-    await p.b.ok('dial', { addr: p.d.addr('ws') })
-    await until('b connected to d', async () => (await p.d.ok<{ peerId: string }[]>('connections')).some((c) => c.peerId === ids.b))
-    // Five refusals of the node's own kind (NOT_FOUND, no penalty) cost b nothing.
+  it('a non-member that keeps sending faulty requests is banned and disconnected; refusals that are not its fault do not count, nor members', async () => {
+    // A fresh light client, so the peers the other tests use stay as they are.
+    const x = await NodeProc.start('x', { keyHex: toHex(key(names.length + 1)), members: [ids.a, ids.b, ids.d, ids.m], wsPort: false })
+    const idX = await peerIdFromNodeKey(key(names.length + 1))
+    await x.ok('dial', { addr: p.d.addr('ws') })
+    // Five refusals of the node's own kind (NOT_FOUND, no penalty) cost x nothing.
     for (let i = 0; i < 5; i++)
-      expect((await p.b.call('request', { peer: ids.d, name: 'fail', data: 'x' })).error?.code).toBe('HANDLER_FAILED')
-    // Oversized requests are b's fault: two are tolerated...
+      expect((await x.call('request', { peer: ids.d, name: 'fail', data: 'x' })).error?.code).toBe('HANDLER_FAILED')
+    // Oversized requests are x's fault: two are tolerated...
     for (let i = 0; i < REQUEST_FAULTS_TO_BAN - 1; i++)
+      expect((await x.call('request', { peer: ids.d, name: 'echo', size: 5000 })).error?.code).toBe('REQUEST_TOO_LARGE')
+    expect(await p.d.ok<boolean>('banned', { peer: idX })).toBe(false)
+    expect(await x.ok('request', { peer: ids.d, name: 'echo', data: 'still served' })).toBe('still served')
+    // ...the third bans it, once it has read why: d hangs up and refuses it.
+    expect((await x.call('request', { peer: ids.d, name: 'echo', size: 5000 })).error?.code).toBe('REQUEST_TOO_LARGE')
+    await until('d bans x', async () => p.d.ok<boolean>('banned', { peer: idX }))
+    await until('x disconnected from d', async () => !(await p.d.ok<{ peerId: string }[]>('connections')).some((c) => c.peerId === idX))
+    expect((await x.call('request', { peer: ids.d, name: 'echo', data: 'let me back' })).ok).toBe(false)
+    // A member's node is not cut off for its requests (its votes travel on the same connection).
+    await p.b.ok('dial', { addr: p.d.addr('ws') })
+    for (let i = 0; i < REQUEST_FAULTS_TO_BAN + 1; i++)
       expect((await p.b.call('request', { peer: ids.d, name: 'echo', size: 5000 })).error?.code).toBe('REQUEST_TOO_LARGE')
     expect(await p.d.ok<boolean>('banned', { peer: ids.b })).toBe(false)
-    expect(await p.b.ok('request', { peer: ids.d, name: 'echo', data: 'still served' })).toBe('still served')
-    // ...the third bans it: d hangs up and refuses it.
-    expect((await p.b.call('request', { peer: ids.d, name: 'echo', size: 5000 })).error?.code).toBe('REQUEST_TOO_LARGE')
-    await until('d bans b', async () => p.d.ok<boolean>('banned', { peer: ids.b }))
-    await until('b disconnected from d', async () => !(await p.d.ok<{ peerId: string }[]>('connections')).some((c) => c.peerId === ids.b))
-    expect((await p.b.call('request', { peer: ids.d, name: 'echo', data: 'let me back' })).ok).toBe(false)
+    expect(await p.b.ok('request', { peer: ids.d, name: 'echo', data: 'member' })).toBe('member')
   })
 })

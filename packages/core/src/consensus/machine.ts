@@ -86,6 +86,23 @@ const MAX_RULE_FIRINGS = 100_000
 function hashKey(h: Uint8Array): string {
   return String.fromCharCode.apply(null, h as unknown as number[])
 }
+
+/**
+ * What identifies a message held for a later height: its signed fields and signatures. A proposal's
+ * or decision's block is not in it: the block is checked against the signed hash before it is kept.
+ */
+function futureKey(m: ConsensusMessage): string {
+  if (m.kind === 'vote') {
+    const v = m.vote.vote
+    return `v${v.networkId}:${v.height}:${v.round}:${v.type}:${v.validator}:${hashKey(v.blockHash)}:${hashKey(m.vote.signature)}`
+  }
+  if (m.kind === 'proposal') {
+    const p = m.proposal.proposal
+    return `p${p.networkId}:${p.height}:${p.round}:${p.validRound}:${p.proposer}:${hashKey(p.blockHash)}:${hashKey(m.proposal.signature)}`
+  }
+  const c = m.decision.commit
+  return `d${c.height}:${c.round}:${hashKey(c.blockHash)}:${c.signatures.map((x) => `${x.index}:${hashKey(x.signature)}`).join(',')}`
+}
 const NIL = hashKey(ZERO_HASH)
 
 /**
@@ -389,12 +406,11 @@ class Machine implements Consensus {
    * with other block bytes are refused now, not kept in place of the real one.
    */
   private keepForLater(message: ConsensusMessage, from: string | undefined): void {
-    let bytes = 0
-    let key: string
-    if (message.kind === 'vote') {
-      const v = message.vote.vote
-      key = `v${v.height}:${v.round}:${v.type}:${v.validator}:${hashKey(v.blockHash)}:${hashKey(message.vote.signature)}`
-    } else {
+    const key = futureKey(message)
+    if (this.futureKeys.has(key)) return
+    const bytes = message.kind === 'vote' ? 0 : (message.kind === 'proposal' ? message.proposal : message.decision).block.length
+    if (this.future.length >= MAX_FUTURE_MESSAGES || this.futureBlockBytes + bytes > MAX_FUTURE_BLOCK_BYTES) return
+    if (message.kind !== 'vote') {
       const [block, signed, what] =
         message.kind === 'proposal'
           ? [message.proposal.block, message.proposal.proposal.blockHash, 'proposed']
@@ -408,17 +424,7 @@ class Machine implements Consensus {
         this.reject(from, new ConsensusError('BLOCK_HASH_MISMATCH', `${what} block bytes do not hash to the signed block hash`))
         return
       }
-      bytes = block.length
-      if (message.kind === 'proposal') {
-        const p = message.proposal.proposal
-        key = `p${p.height}:${p.round}:${p.validRound}:${p.proposer}:${hashKey(signed)}:${hashKey(message.proposal.signature)}`
-      } else {
-        const c = message.decision.commit
-        key = `d${c.height}:${c.round}:${hashKey(signed)}:${c.signatures.map((x) => `${x.index}:${hashKey(x.signature)}`).join(',')}`
-      }
     }
-    if (this.futureKeys.has(key)) return
-    if (this.future.length >= MAX_FUTURE_MESSAGES || this.futureBlockBytes + bytes > MAX_FUTURE_BLOCK_BYTES) return
     this.future.push({ message, from })
     this.futureKeys.add(key)
     this.futureBlockBytes += bytes
@@ -617,7 +623,10 @@ class Machine implements Consensus {
     if (!this.started || height !== this.height || round !== this.round || this.step !== 'propose') return
     if (this.ownIndex < 0 || proposerIndex(this.validators, height, round) !== this.ownIndex) return
     if (this.ownProposals.has(slotKey(height, round))) return
-    this.propose(block, this.cfg.hashBlock(block), -1)
+    // The application's own block: its hash refusing it is a bug there, but must not throw out of
+    // `handle` (the input's other outputs would be lost); the round goes on without a proposal.
+    const hash = this.hashOf(block)
+    if (hash !== undefined) this.propose(block, hash, -1)
   }
 
   private onTimeout(kind: TimeoutKind, height: number, round: number): void {

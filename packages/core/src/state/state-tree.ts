@@ -317,6 +317,17 @@ export class StateTree {
    */
   async getAt(key: Uint8Array, root: Uint8Array): Promise<Uint8Array | undefined> {
     checkKey(key)
+    if (!(root instanceof Uint8Array) || root.length !== HASH_LENGTH) throw new TypeError('state root must be 32 bytes')
+    // The latest root: its values are in memory or the flat index (one read, not one per level),
+    // as long as no commit moves the tree while the read is out.
+    if (this.flatValid && bytesToBinaryString(root) === this.rootHash) {
+      const id = bytesToBinaryString(key)
+      if (this.unflushed.has(id)) return this.unflushed.get(id)?.slice()
+      if (this.recent.has(id)) return this.recent.get(id)?.slice()
+      const seq = this.commitSeq
+      const v = await this.store.get(concat(this.flatPrefix, key))
+      if (seq === this.commitSeq) return v
+    }
     const leaf = await this.findLeaf(await this.rootAt(root), this.hasher.keyPathBinary(key))
     return leaf === undefined ? undefined : binaryStringToBytes(leaf.value)
   }
@@ -454,7 +465,10 @@ export class StateTree {
     for (const [id, v] of this.unflushed) this.rememberValue(id, v)
     this.unflushed = new Map()
     // Older roots can now be read back from the store; holding their nodes would pin old versions.
+    // The latest stays: readers of the last stored state (`at`) still use it while the next
+    // block commits, which replaces it here one block later.
     this.roots.clear()
+    if (this.rootNode !== null) this.remember(this.rootHash, this.rootNode)
   }
 
   private rememberValue(id: string, value: Uint8Array | undefined): void {

@@ -492,6 +492,38 @@ describe('StateTree', () => {
     await expect(reopened.getAt(enc('k1'), new Uint8Array(32).fill(7))).rejects.toMatchObject({ code: 'MISSING_NODE' })
   })
 
+  it('a snapshot read of the latest root that a commit overtakes still answers for that root', async () => {
+    const base = new MemoryKVStore()
+    let gate: Promise<void> | undefined
+    const gated: KVStore = {
+      get: async (k) => {
+        if (gate) await gate
+        return base.get(k)
+      },
+      write: (ops: readonly WriteOp[]) => base.write(ops),
+      iterate: (o) => base.iterate(o),
+    }
+    // No value cache, so the read goes to the store's flat index.
+    const t = await StateTree.open(gated, undefined, { valueCacheSize: 0 })
+    for (let i = 0; i < 50; i++) t.put(enc(`k${i}`), enc(`v${i}`))
+    await t.commitAndWrite()
+    const first = t.root
+    let open!: () => void
+    gate = new Promise((r) => {
+      open = r
+    })
+    const reading = t.getAt(enc('k3'), first)
+    t.put(enc('k3'), enc('newer'))
+    const c = await t.commit()
+    await base.write(c.ops)
+    t.markPersisted(c)
+    gate = undefined
+    open()
+    expect(await reading).toEqual(enc('v3'))
+    expect(await t.getAt(enc('k3'), t.root)).toEqual(enc('newer'))
+    expect(await t.getAt(enc('k3'), first)).toEqual(enc('v3'))
+  })
+
   it('commits while a proof reads the same unloaded nodes at the same time', async () => {
     // A node reopened from its store holds stubs; a light client's proof and the next block's
     // commit both load them. Whichever load lands second must still leave the commit's path

@@ -235,7 +235,16 @@ export const MAX_PROPOSED_BLOCK_BYTES = 4 * 1024 * 1024 - 512 * 1024
 const MAX_CLOCK_DRIFT_MS = 30_000
 
 /** Thrown when the node cannot go on safely (a store that disagrees with the genesis, say). */
-export class NodeError extends LoopchainError<'GENESIS_MISMATCH' | 'STORE_FORMAT' | 'STOPPED' | 'CORRUPT_STORE' | 'HALTED'> {}
+/** A node's own condition (its store, its state), never the fault of whoever asked it something. */
+export class NodeError extends LoopchainError<'GENESIS_MISMATCH' | 'STORE_FORMAT' | 'STOPPED' | 'CORRUPT_STORE' | 'HALTED'> {
+  constructor(
+    code: 'GENESIS_MISMATCH' | 'STORE_FORMAT' | 'STOPPED' | 'CORRUPT_STORE' | 'HALTED',
+    message: string,
+    opts: { details?: Record<string, unknown>; cause?: unknown } = {},
+  ) {
+    super(code, message, { ...opts, penalize: false })
+  }
+}
 
 /** A running full node (validator or observer). */
 export class FullNode {
@@ -297,7 +306,8 @@ export class FullNode {
   readonly hashBlockBytes = memoByIdentity((bytes: Uint8Array): Uint8Array => {
     const block = this.decodeBlockOnce(bytes)
     checkBlockBody(block)
-    checkBlockCertSignatures(block, nativeCrypto)
+    // Remembered: the same signatures are checked again when the block is validated and committed.
+    checkBlockCertSignatures(block, this.txCrypto)
     return blockHash(block.header)
   })
   /** Native crypto that remembers valid signatures (see {@link rememberingCrypto}). */
@@ -906,7 +916,7 @@ export class FullNode {
     this.halted = new NodeError(
       'HALTED',
       `${what} failed (${reason}); the node stopped: the database keeps every block up to height ${this.height}; fix the cause and restart`,
-      { penalize: false, details: { height: this.height }, cause: e },
+      { details: { height: this.height }, cause: e },
     )
     this.stopped = true
     this.clearTimers()
@@ -1111,7 +1121,7 @@ export class FullNode {
       }
       for (const tx of block.transactions) checkTransaction(tx, ctx, this.txCrypto)
       // Every certificate the block issues must carry the block key's signature, or no one could verify it.
-      checkBlockCertSignatures(block, nativeCrypto)
+      checkBlockCertSignatures(block, this.txCrypto)
       return true
     } catch (e) {
       this.log.warn('consensus: invalid proposal', { error: (e as Error).message })
@@ -1132,7 +1142,7 @@ export class FullNode {
       const h = block.header
       verifyCommit(commit, { networkId: h.networkId, height: h.height, blockHash: blockHash(h) }, this.validatorsAt(h.height), nativeCrypto)
       // The header's hash does not cover the certificate signatures: a peer could strip them.
-      checkBlockCertSignatures(block, nativeCrypto)
+      checkBlockCertSignatures(block, this.txCrypto)
       if (!bytesEqual(h.resultRoot, blockResultHash(this.tip.result)))
         throw new NodeError('CORRUPT_STORE', `synced block ${h.height} carries a result this node did not compute`)
       await this.commitBlock(block, commit, 'sync')
@@ -1150,11 +1160,12 @@ export class FullNode {
   /** `via` says whether this node ran the block's height (consensus) or imported it (sync): only the former has a latency. */
   private async commitBlock(block: Block, commit: Commit, via: 'consensus' | 'sync'): Promise<void> {
     try {
-      checkBlockCertSignatures(block, nativeCrypto)
+      checkBlockCertSignatures(block, this.txCrypto)
     } catch (e) {
-      // Only a proposer that sent this node other signature bytes under the same header gets here:
-      // the validators that voted checked theirs. Consensus decided, so the block is kept; its
-      // certificates are served from another node's copy (lc_getCertificate refuses this one's).
+      // Consensus takes a block's bytes only when its certificate signatures verify (hashBlockBytes)
+      // and sync checks them before it gets here, so this is a last guard. Consensus decided, so
+      // the block is kept; its certificates are served from another node's copy
+      // (lc_getCertificate refuses this one's).
       this.log.error('committed block carries bad certificate signatures', { height: block.header.height, error: (e as Error).message })
     }
     const t0 = performance.now()

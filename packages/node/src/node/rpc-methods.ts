@@ -114,7 +114,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
         set.add(committed)
         waiters.set(id, set)
         const timer = setTimeout(() => end('timeout'), (p.timeoutMs as number | undefined) ?? 15_000)
-        ctx.onClose?.(() => end('closed'))
+        const forget = ctx.onClose?.(() => end('closed'))
         try {
           // A block may have committed it between the submit and the waiter above.
           const early = await receiptOf(node, hash)
@@ -126,6 +126,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
           throw new RpcError(RpcErrorCode.Timeout, `transaction ${hash} was not committed in time`, { hash })
         } finally {
           clearTimeout(timer)
+          forget?.()
           set.delete(committed)
           if (set.size === 0 && waiters.get(id) === set) waiters.delete(id)
         }
@@ -423,8 +424,10 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
         subscriptions++
         byClient.set(ctx.client, held + 1)
         // Once, whether by lc_unsubscribe or by the connection closing.
+        let forget: (() => void) | undefined
         const cancel = () => {
           if (!connection.subscriptions.delete(id)) return
+          forget?.()
           off()
           subscriptions--
           const n = (byClient.get(ctx.client) ?? 1) - 1
@@ -432,7 +435,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
           else byClient.delete(ctx.client)
         }
         connection.subscriptions.set(id, cancel)
-        ctx.onClose?.(cancel)
+        forget = ctx.onClose?.(cancel)
         return id
       },
     },

@@ -242,9 +242,10 @@ export function checkConsensusGossip(
   // it forwarded, anyone could have the network relay any bytes under the tip's public commit.
   if (m.kind === 'decision' && h === ctx.committedHeight)
     return { action: 'ignore', code: 'STALE', message: `a decision for height ${h}, which this node has committed` }
-  if (ctx.blockMatches?.(m) === false) return reject('BAD_BLOCK', `the ${m.kind}'s block bytes are not the block its signed hash names`)
   if (ctx.validatorsAt(h) === undefined)
     return { action: 'local', code: 'AHEAD', message: `height ${h} is past what this node can check (last commit ${ctx.committedHeight})` }
   if (ctx.signaturesValid?.(m) === false) return reject('BAD_SIGNATURE', `a signature of the ${m.kind} does not verify`)
+  // Last: it decodes the whole block (kept for the consensus machine, which needs it next).
+  if (ctx.blockMatches?.(m) === false) return reject('BAD_BLOCK', `the ${m.kind}'s block bytes are not the block its signed hash names`)
   return undefined
 }

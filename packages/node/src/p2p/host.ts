@@ -194,13 +194,16 @@ interface ScoredGossipSub {
 // A banned peer's score decays slowly (1%/s); ten minutes brings a -180 peer back near -0.5.
 const DEFAULT_BAN_MS = 10 * 60_000
 /**
- * Requests that were the requester's fault (malformed, oversized, refused as invalid) before the
- * peer is banned, like three invalid gossip messages graylist it. The count decays by 1% a second,
- * as gossip's does; peers whose count decayed away are forgotten.
+ * Requests that were the requester's fault (malformed, oversized, refused as invalid) before a
+ * non-member peer is banned, like three invalid gossip messages graylist it. The count decays by
+ * 1% a second, as gossip's does, and a ban comes once it passes 2: three faults within a few
+ * seconds, or one a minute kept up for a while (a fault every 69 s or more never gets there).
  */
 export const REQUEST_FAULTS_TO_BAN = 3
 const REQUEST_FAULT_DECAY_PER_S = 0.99
 const MAX_FAULTY_PEERS_TRACKED = 10_000
+/** Bans held at once; past this the oldest are lifted early (each heartbeat drops expired ones). */
+const MAX_BANS_TRACKED = 100_000
 
 /**
  * Starts the libp2p host of a full node: TCP and WebSockets listeners, noise, yamux, identify,
@@ -229,21 +232,51 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
   /** Decaying counts of faulty requests per peer (see {@link REQUEST_FAULTS_TO_BAN}). */
   const requestFaults = new Map<string, { count: number; at: number }>()
   const onRequestFault = (peer: string, code: string) => {
+    // A member institution's node is not cut off for its requests: a ban would drop its votes
+    // too, and a member on another software version could fail to decode honestly. Logged.
+    if (isMember(peer)) {
+      log.warn('a member peer sent a faulty request', { peer, code })
+      return
+    }
     const now = Date.now()
+    const decayed = (x: { count: number; at: number }) => x.count * REQUEST_FAULT_DECAY_PER_S ** ((now - x.at) / 1000)
     const f = requestFaults.get(peer)
-    const count = (f ? f.count * REQUEST_FAULT_DECAY_PER_S ** ((now - f.at) / 1000) : 0) + 1
+    const count = (f ? decayed(f) : 0) + 1
     // Decay leaves three quick faults a little under 3: the one that takes the count past the one before the limit bans.
     if (count > REQUEST_FAULTS_TO_BAN - 1) {
       requestFaults.delete(peer)
-      bans.set(peer, now + banMs)
-      hangUp(peer, `${Math.round(count)} faulty requests, the last ${code}`)
+      ban(peer, `${Math.round(count)} faulty requests, the last ${code}`)
       return
     }
-    if (!f && requestFaults.size >= MAX_FAULTY_PEERS_TRACKED) {
-      for (const [p, x] of requestFaults) if (x.count * REQUEST_FAULT_DECAY_PER_S ** ((now - x.at) / 1000) < 0.5) requestFaults.delete(p)
-      if (requestFaults.size >= MAX_FAULTY_PEERS_TRACKED) requestFaults.clear()
+    if (f) requestFaults.delete(peer)
+    else if (requestFaults.size >= MAX_FAULTY_PEERS_TRACKED) {
+      for (const [p, x] of requestFaults) if (decayed(x) < 0.5) requestFaults.delete(p)
+      // Still full of fresh ones: the oldest tenth goes (insertion order is age order).
+      if (requestFaults.size >= MAX_FAULTY_PEERS_TRACKED) {
+        let n = MAX_FAULTY_PEERS_TRACKED / 10
+        for (const p of requestFaults.keys()) {
+          if (n-- <= 0) break
+          requestFaults.delete(p)
+        }
+      }
     }
     requestFaults.set(peer, { count, at: now })
+  }
+  const ban = (peer: string, reason: string) => {
+    bans.set(peer, Date.now() + banMs)
+    hangUp(peer, reason)
+  }
+  /** Drops expired bans (a peer id costs nothing to make: banned ones must not pile up). */
+  const pruneBans = () => {
+    const now = Date.now()
+    for (const [p, until] of bans) if (until <= now) bans.delete(p)
+    if (bans.size > MAX_BANS_TRACKED) {
+      let n = bans.size - MAX_BANS_TRACKED
+      for (const p of bans.keys()) {
+        if (n-- <= 0) break
+        bans.delete(p)
+      }
+    }
   }
   const banRemainingMs = (peerId: string): number => {
     const until = bans.get(peerId)
@@ -376,6 +409,7 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
   // Gossipsub already ignores a graylisted peer's RPCs; we also disconnect and refuse it for a while so it
   // stops costing us a connection. Checked on each heartbeat, when gossipsub refreshes its score cache.
   const enforceScores = () => {
+    pruneBans()
     for (const conn of libp2p.getConnections()) {
       const peer = conn.remotePeer.toString()
       if (bans.has(peer)) continue
@@ -476,10 +510,7 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
       return [...out]
     },
     isBanned: (peerId) => banRemainingMs(peerId) > 0,
-    ban: (peerId, reason) => {
-      bans.set(peerId, Date.now() + banMs)
-      hangUp(peerId, reason)
-    },
+    ban,
     bannedPeers: () => [...bans.keys()].map((peerId) => ({ peerId, remainingMs: banRemainingMs(peerId) })).filter((b) => b.remainingMs > 0),
     async stop() {
       if (stopped) return

@@ -65,8 +65,11 @@ export interface RpcContext {
   readonly client: string
   /** Set on WebSocket connections: lets a method push notifications (subscriptions). */
   readonly notify?: (method: string, params: Json) => void
-  /** Registers cleanup to run when the connection closes (WebSocket only); runs it at once if it has closed. */
-  readonly onClose?: (f: () => void) => void
+  /**
+   * Registers cleanup to run when the connection closes (WebSocket only); runs it at once if it
+   * has closed. Returns what unregisters it (for state the client ends before it goes).
+   */
+  readonly onClose?: (f: () => void) => () => void
   /**
    * What this connection holds (WebSocket only): its subscriptions by id, each with what cancels
    * it (methods that keep state per connection register it here).

@@ -158,11 +158,13 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
     const client = req.socket.remoteAddress ?? 'unknown'
     answered.add(ws)
     ws.on('pong', () => answered.add(ws))
-    const cleanups: (() => void)[] = []
+    const cleanups = new Set<() => void>()
     let closed = false
     ws.on('close', () => {
       closed = true
-      for (const f of cleanups.splice(0)) f()
+      const all = [...cleanups]
+      cleanups.clear()
+      for (const f of all) f()
     })
     // A frame that breaks the protocol (bad UTF-8, a bad opcode, above maxPayload) closes this
     // socket; unheard, ws's 'error' event ended the whole process.
@@ -185,7 +187,8 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
     const onClose = (f: () => void) => {
       // A batch still running when the socket closed registers after the cleanups ran: run it now.
       if (closed) f()
-      else cleanups.push(f)
+      else cleanups.add(f)
+      return () => void cleanups.delete(f)
     }
     const connection = { subscriptions: new Map<string, () => void>() }
     const charge = (calls: number) => buckets.take(client, calls)
