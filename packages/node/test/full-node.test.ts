@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
+  type Block,
   blockCodec,
   consensusMessageCodec,
   decode,
@@ -17,6 +18,7 @@ import {
   messageHeight,
   signTransaction,
   signVote,
+  type Transaction,
   to0x,
   transactionCodec,
   VoteType,
@@ -598,7 +600,13 @@ describe('full node (one process, LevelDB on disk)', () => {
     expect((await late.account(bob.address)).balance).toBe(10n)
   })
 
-  it('a relay that swaps the transactions of a proposal under its signed header cannot make a validator commit them', async () => {
+  it.each([
+    ['drops a transaction', (txs: Transaction[]) => txs.slice(1)],
+    [
+      'swaps a transaction signature',
+      (txs: Transaction[]) => [{ ...(txs[0] as Transaction), signature: (txs[txs.length - 1] as Transaction).signature }, ...txs.slice(1)],
+    ],
+  ])('a relay that %s of a proposal under its signed header cannot make a validator take that block', async (_what, change) => {
     const keys = [0, 1, 2, 3].map((i) => key(`validator ${i}`))
     const g = genesis(keys)
     const all = await Promise.all(keys.map((k) => open(g, k.secretKey)))
@@ -611,8 +619,8 @@ describe('full node (one process, LevelDB on disk)', () => {
       const m = decodeConsensusMessage(bytes)
       if (m.kind === 'vote') return undefined
       const block = decode(blockCodec, m.kind === 'proposal' ? m.proposal.block : m.decision.block)
-      if (block.transactions.length === 0) return undefined
-      const other = encode(blockCodec, { ...block, transactions: block.transactions.slice(1) })
+      if (block.transactions.length < 2) return undefined
+      const other = encode(blockCodec, { ...block, transactions: change([...block.transactions]) })
       swapped++
       return encode(
         consensusMessageCodec,
@@ -631,11 +639,12 @@ describe('full node (one process, LevelDB on disk)', () => {
         },
       })
     })
-    for (const n of all) n.start()
+    // Pooled everywhere before any block, so the first block carries all five.
     for (let nonce = 0; nonce < 5; nonce++) {
       const tx = transfer(nonce)
       for (const n of all) await n.submit(tx)
     }
+    for (const n of all) n.start()
     await Promise.all(all.map((n) => nextBlock(n, () => n.mempool.size === 0, 30_000)))
     await idle(all)
     expect(swapped).toBeGreaterThan(0)
@@ -647,6 +656,11 @@ describe('full node (one process, LevelDB on disk)', () => {
     const roots = await Promise.all(all.map(async (n) => (await n.chain.resultAt(height))?.stateRoot))
     expect(new Set(roots.map((r) => String(r))).size).toBe(1)
     for (const n of all) expect((await n.account(bob.address)).balance).toBe(50n)
+    // The victim stored the very blocks the others did, signatures and all.
+    for (let h = 1; h <= height; h++) {
+      const stored = await Promise.all(all.map(async (n) => to0x(encode(blockCodec, (await n.chain.blockAt(h)) as Block))))
+      expect(new Set(stored).size).toBe(1)
+    }
 
     /** The decision of the last stored block with transactions, as a node would send it. */
     async function decisionWithTransactions(): Promise<Uint8Array> {
@@ -658,6 +672,24 @@ describe('full node (one process, LevelDB on disk)', () => {
       }
       throw new Error('no block with transactions')
     }
+  })
+
+  it('block sync refuses a committed block whose transaction carries another signature, and takes the real one', async () => {
+    const { g, node } = await soloValidator('sync signatures')
+    await node.submit(transfer(0))
+    await node.submit(transfer(1))
+    const b = await nextBlock(node, (x) => x.block.transactions.length > 0)
+    const follower = await open(g, undefined)
+    for (let h = 1; h < b.block.header.height; h++) {
+      const c = await node.committedBlock(h)
+      if (c) await follower.importBlock(c.block, c.commit)
+    }
+    const txs = b.block.transactions
+    const forged = { ...b.block, transactions: [{ ...(txs[0] as Transaction), signature: new Uint8Array(64).fill(1) }, ...txs.slice(1)] }
+    await expect(follower.importBlock(forged, b.commit)).rejects.toMatchObject({ code: 'BAD_SIGNATURE' })
+    expect(follower.height).toBe(b.block.header.height - 1)
+    await follower.importBlock(b.block, b.commit)
+    expect(follower.height).toBe(b.block.header.height)
   })
 
   it('four validators linked in memory reach the same blocks and state, with a silent one among them', async () => {

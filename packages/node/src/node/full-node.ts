@@ -12,6 +12,7 @@
 import {
   type AccountState,
   type Address,
+  accountAddress,
   admitsNode,
   applyGenesis,
   type Block,
@@ -308,8 +309,28 @@ export class FullNode {
     checkBlockBody(block)
     // Remembered: the same signatures are checked again when the block is validated and committed.
     checkBlockCertSignatures(block, this.txCrypto)
+    this.checkTransactionSignatures(block)
     return blockHash(block.header)
   })
+
+  /**
+   * Checks what the header does not commit to in each transaction (its root covers the bodies
+   * only): the key is the sender's and the signature verifies. A pooled transaction was checked on
+   * the way in; the rest are verified through the remembering verifier, so validating the block
+   * next costs nothing more. Without this a relay, or a sync peer, could pass on a committed
+   * block with another transaction's signature in place, under the same hash and commit. Throws
+   * {@link TxError}.
+   */
+  private checkTransactionSignatures(block: Block): void {
+    for (const tx of block.transactions) {
+      const hash = transactionHash(tx.body)
+      if (this.mempool.holds(tx, hash)) continue
+      if (accountAddress(tx.publicKey) !== tx.body.from)
+        throw new TxError('SENDER_MISMATCH', `a transaction's public key does not belong to its sender ${tx.body.from}`)
+      if (!this.txCrypto.verify(tx.signature, hash, tx.publicKey))
+        throw new TxError('BAD_SIGNATURE', `the signature of transaction ${toHex(hash).slice(0, 16)} does not verify`)
+    }
+  }
   /** Native crypto that remembers valid signatures (see {@link rememberingCrypto}). */
   private readonly crypto = rememberingCrypto(nativeCrypto)
   /** The same for transactions, apart so a flood of them cannot push out consensus signatures. */
@@ -1141,8 +1162,10 @@ export class FullNode {
       checkBlockStructure(block, this.tip.header, { maxTxs: this.options.genesis.params.maxBlockTxs })
       const h = block.header
       verifyCommit(commit, { networkId: h.networkId, height: h.height, blockHash: blockHash(h) }, this.validatorsAt(h.height), nativeCrypto)
-      // The header's hash does not cover the certificate signatures: a peer could strip them.
+      // The header's hash does not cover the certificate signatures nor the transactions'
+      // signatures and keys: a peer could swap them.
       checkBlockCertSignatures(block, this.txCrypto)
+      this.checkTransactionSignatures(block)
       if (!bytesEqual(h.resultRoot, blockResultHash(this.tip.result)))
         throw new NodeError('CORRUPT_STORE', `synced block ${h.height} carries a result this node did not compute`)
       await this.commitBlock(block, commit, 'sync')
