@@ -33,7 +33,7 @@ import {
   peerIdFromNodeKey,
   type RequestError,
 } from '../src/index.js'
-import { syncProtocolName, syncRequestCodec, syncResponseCodec } from '../src/node/p2p-network.js'
+import { SYNC_SLOW_ANSWER_MS, syncProtocolName, syncRequestCodec, syncResponseCodec } from '../src/node/p2p-network.js'
 import { releasePortBlock, reservePortBlock } from '../src/testing/ports.js'
 import { governanceTx, idle as idleNodes, testGenesis, testKey, testMessage, testTransfer } from './fixtures/test-chain.js'
 
@@ -104,7 +104,7 @@ describe('block sync against a member that answers wrongly', () => {
    * A validator with a few blocks, a member host M whose sync answers come from `answer`, and a
    * fresh observer B connected to both. Returns B, M's request count and the ids.
    */
-  async function scene(answer: (from: number, honest: FullNode) => Promise<Uint8Array>) {
+  async function scene(answer: (from: number, honest: FullNode) => Promise<Uint8Array>, opts: { txs?: number; dialHonest?: boolean } = {}) {
     const v = testKey('sync validator')
     const alice = testKey('sync alice')
     const [keyA, keyM, keyB] = ['sync node A', 'sync node M', 'sync node B'].map((l) => testKey(l))
@@ -120,11 +120,12 @@ describe('block sync against a member that answers wrongly', () => {
     const { node: a, host: hostA, port } = await validatorOnHost(g, v, keyA as typeof v)
     const dirB = mkdtempSync(join(tmpdir(), 'loopchain-sync-'))
     cleanups.push(() => rmSync(dirB, { recursive: true, force: true }))
-    for (let nonce = 0; nonce < 3; nonce++) {
+    const txs = opts.txs ?? 3
+    for (let nonce = 0; nonce < txs; nonce++) {
       await a.submit(testTransfer(32, alice, v.address, nonce, 1n))
       await vi.waitFor(() => expect(a.mempool.size).toBe(0), { timeout: 10_000 })
     }
-    await vi.waitFor(() => expect(a.height).toBeGreaterThanOrEqual(4), { timeout: 10_000 })
+    await vi.waitFor(() => expect(a.height).toBeGreaterThanOrEqual(txs + 1), { timeout: 10_000 })
 
     let asked = 0
     const hostM = await createNodeHost({
@@ -151,11 +152,11 @@ describe('block sync against a member that answers wrongly', () => {
       nodeKey: (keyB as typeof v).secretKey,
       tcpPort: port + 2,
       wsPort: false,
-      bootstrap: [hostM.multiaddrs()[0] as string, hostA.multiaddrs()[0] as string],
+      bootstrap: [hostM.multiaddrs()[0] as string, ...(opts.dialHonest === false ? [] : [hostA.multiaddrs()[0] as string])],
       logger: quiet,
     })
     cleanups.push(() => hostB.stop())
-    return { a, b, hostB, liar: hostM.peerId, asked: () => asked }
+    return { a, b, hostB, liar: hostM.peerId, asked: () => asked, honestAddr: hostA.multiaddrs()[0] as string }
   }
 
   const response = (blocks: { block: unknown; commit: unknown }[]) => encode(syncResponseCodec, { head: 1_000_000, blocks } as never)
@@ -177,6 +178,28 @@ describe('block sync against a member that answers wrongly', () => {
     await vi.waitFor(() => expect(s.b.height).toBe(s.a.height), { timeout: 15_000 })
     await vi.waitFor(() => expect(s.b.syncTarget).toBe(s.b.height), { timeout: 15_000 })
   }, 40_000)
+
+  it('a member that answers each request slowly with one block loses its turn, and the node syncs from another', async () => {
+    // One honest block per answer, each just slower than SYNC_SLOW_ANSWER_MS: nothing to ban, but
+    // the old loop kept asking it, one block at a time, until the node had every block.
+    const s = await scene(
+      async (from, honest) => {
+        await new Promise((r) => setTimeout(r, SYNC_SLOW_ANSWER_MS + 300))
+        const c = await honest.committedBlock(from)
+        return response(c ? [c as never] : [])
+      },
+      { txs: 8, dialHonest: false },
+    )
+    // The slow member is the only peer at first; the honest one is dialled once it is being asked.
+    await vi.waitFor(() => expect(s.asked()).toBeGreaterThanOrEqual(1), { timeout: 15_000 })
+    await s.hostB.dial(s.honestAddr)
+    // Started, as a running node is: an idle node polls its peers for blocks (every 5 s).
+    s.b.start()
+    await vi.waitFor(() => expect(s.b.height).toBe(s.a.height), { timeout: 30_000 })
+    expect(s.a.height).toBeGreaterThanOrEqual(9)
+    expect(s.asked()).toBeLessThanOrEqual(4)
+    expect(s.hostB.isBanned(s.liar)).toBe(false)
+  }, 60_000)
 
   it('a member answering with a block whose commit does not verify is banned, and the node syncs from another', async () => {
     const s = await scene(async (from, honest) => {

@@ -750,12 +750,13 @@ export class FullNode {
     }
     // Too far ahead to check (the validator set of its height is not known yet): this node fell
     // behind, or someone sends junk. Either way it is not kept — unchecked, a peer could fill the
-    // machine's buffer with large proposals — but it asks for block sync, at most once a second.
+    // machine's buffer with large proposals — but it asks for block sync, at most once a second,
+    // of every member peer: an unchecked message must not choose whom this node syncs from.
     if (!this.knowsValidatorsAt(messageHeight(message))) {
       const now = this.clock()
       if (now - this.lastAheadSyncMs >= 1000) {
         this.lastAheadSyncMs = now
-        this.network?.requestSync?.(from, this.height)
+        this.network?.requestSync?.(undefined, this.height)
       }
       return
     }

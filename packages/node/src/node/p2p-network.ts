@@ -62,6 +62,12 @@ const decodeTxBatch = memoByIdentity((data: Uint8Array) => decode(txBatchCodec, 
  * one block of the chain's largest size and its commit.
  */
 const SYNC_BATCH = 64
+/**
+ * A sync answer slower than this ends the peer's turn once its blocks are in: the next peer is
+ * asked, and a peer that keeps every answer just inside the timeout (one block each) cannot keep
+ * a lagging node behind. Honest answers of a full batch take well under a second here.
+ */
+export const SYNC_SLOW_ANSWER_MS = 2_000
 const SYNC_RESPONSE_BYTES = 8 * 1024 * 1024
 const SYNC_COMMIT_ALLOWANCE = 1024 * 1024
 /** Block-sync requests from non-members served at once, over all peers (`BUSY` beyond). */
@@ -237,6 +243,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
           if (node.failure !== undefined) return
           const from = node.height + 1
           let got: { head: number; blocks: { block: Block; commit: Commit }[] }
+          const asked = Date.now()
           try {
             got = decode(
               syncResponseCodec,
@@ -280,6 +287,10 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
             blocksPerSecond: Math.round((node.height - startHeight) / seconds),
             peer,
           })
+          if (Date.now() - asked > SYNC_SLOW_ANSWER_MS && got.head > node.height) {
+            opts.logger?.info('sync: a slow answer; asking the next peer', { peer, ms: Date.now() - asked })
+            break
+          }
         }
       }
     } finally {
