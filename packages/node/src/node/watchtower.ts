@@ -46,7 +46,8 @@ export class WatchError extends LoopchainError<WatchErrorCode> {}
 /** The watchtower of one node. Open with {@link Watchtower.open}. */
 export class Watchtower {
   private readonly held = new Map<string, SignedChannelState>()
-  private readonly challenged = new Map<string, number>()
+  /** Challenges sent and not yet seen through: the held seq they carry and their transaction's hash. */
+  private readonly challenged = new Map<string, { seq: number; txHash: string }>()
   private challenges = 0
   private off: (() => void) | undefined
 
@@ -64,7 +65,22 @@ export class Watchtower {
     for await (const [k, v] of db.iterate()) w.held.set(to0x(k), decodeSignedChannelState(v))
     w.off = node.onBlock((b) => void w.onBlock(b).catch((e) => log.warn('watchtower: a block could not be checked', { error: String(e) })))
     if (w.held.size > 0) log.info('watchtower: watching', { channels: w.held.size })
+    // A close may have been committed while the tower was down (a kill -9 after the block, before
+    // its challenge was in one): every held channel is looked at again now, not only on new events.
+    await w.recheck([...w.held.keys()])
     return w
+  }
+
+  /** Challenges the given held channels that are closing with an older state; forgets closed ones. */
+  private async recheck(hexes: readonly string[]): Promise<void> {
+    for (const hex of hexes) {
+      const held = this.held.get(hex)
+      if (held === undefined) continue
+      const rec = await this.record(held.state.channelId)
+      if (rec === undefined) continue
+      if (rec.status === ChannelStatus.Closed) await this.forget(hex, held.state.channelId)
+      else await this.check(hex, rec)
+    }
   }
 
   /** Channels watched. */
@@ -121,6 +137,11 @@ export class Watchtower {
   }
 
   private async onBlock(b: CommittedBlock): Promise<void> {
+    // A challenge sent but gone from the pool without a block taking it (expired, evicted) is sent
+    // again while the channel is still closing with the older state.
+    const dropped = [...this.challenged].filter(([, c]) => c.txHash !== '' && !this.node.mempool.has(c.txHash)).map(([hex]) => hex)
+    for (const hex of dropped) this.challenged.delete(hex)
+    await this.recheck(dropped)
     for (const r of b.receipts)
       for (const l of r.logs) {
         if (l.score !== CHANNEL_ADDRESS) continue
@@ -140,8 +161,8 @@ export class Watchtower {
     const held = this.held.get(hex)
     if (held === undefined || rec.status !== ChannelStatus.Closing || held.state.seq <= rec.seq) return
     if (rec.deadline !== undefined && this.node.height > rec.deadline) return
-    if (this.challenged.get(hex) === held.state.seq) return
-    this.challenged.set(hex, held.state.seq)
+    if (this.challenged.get(hex)?.seq === held.state.seq) return
+    this.challenged.set(hex, { seq: held.state.seq, txHash: '' })
     const raw = await this.node.committedState().get(accountKey(this.key.address))
     const account = raw === undefined ? EMPTY_ACCOUNT : decode(accountStateCodec, raw)
     const tx = channelCallTransaction(
@@ -156,7 +177,8 @@ export class Watchtower {
       nativeCrypto,
     )
     try {
-      await this.node.submit(tx)
+      const txHash = await this.node.submit(tx)
+      this.challenged.set(hex, { seq: held.state.seq, txHash: txHash.replace(/^0x/, '') })
       this.challenges++
       this.log.warn('watchtower: a channel was closed with an old state; challenge sent', {
         channel: hex,

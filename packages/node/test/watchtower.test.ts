@@ -1,0 +1,110 @@
+/**
+ * The watchtower of a validator's node, through a real node on LevelDB: it must challenge a stale
+ * close even when the close was committed while the tower was not running (a kill -9 after the
+ * block, before its challenge got into one).
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import {
+  type ChannelState,
+  ChannelStatus,
+  channelCallTransaction,
+  channelIdOf,
+  channelKey,
+  channelRecordCodec,
+  decode,
+  encodeSignedChannelState,
+  type KeyPair,
+  type SignedChannelState,
+  signChannelState,
+  toHex,
+  transactionHash,
+  type Value,
+} from '@loopchain/core'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { FullNode, nativeCrypto } from '../src/index.js'
+import { nextBlock, testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
+
+const NET = 41
+const v = testKey('tower validator')
+const alice = testKey('tower alice')
+const bob = testKey('tower bob')
+const g = testGenesis({ chainId: 'tower-test', networkId: NET, validators: [v], funded: alice, params: { blockIntervalMs: 20 } })
+const dirs: string[] = []
+const nodes: FullNode[] = []
+afterEach(async () => {
+  for (const n of nodes.splice(0)) await n.stop().catch(() => undefined)
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+async function start(dir: string, watchtower: boolean): Promise<FullNode> {
+  const n = await FullNode.open({ dataDir: dir, genesis: g, validatorSecret: v.secretKey, watchtower })
+  nodes.push(n)
+  n.start()
+  return n
+}
+
+const call = (key: KeyPair, nonce: number, method: string, params: Value, value = 0n) =>
+  channelCallTransaction({ key, networkId: NET, nonce, method, params, value, timestamp: Date.now() * 1000 }, nativeCrypto)
+
+/** Submits `tx` and waits for the block that carries it. */
+async function include(n: FullNode, tx: ReturnType<typeof call>): Promise<void> {
+  const hash = toHex(transactionHash(tx.body))
+  const carried = nextBlock(n, (b) => b.receipts.some((r) => toHex(r.txHash) === hash))
+  await n.submit(tx)
+  await carried
+}
+
+function cosigned(channelId: Uint8Array, seq: number, balances: [bigint, bigint]): SignedChannelState {
+  const state: ChannelState = { channelId, seq, balances, htlcs: [], final: false }
+  return { state, signatures: [signChannelState(state, alice.secretKey), signChannelState(state, bob.secretKey)] }
+}
+
+async function record(n: FullNode, id: Uint8Array) {
+  const raw = await n.committedState().get(channelKey(id))
+  return raw === undefined ? undefined : decode(channelRecordCodec, raw)
+}
+
+describe('watchtower', () => {
+  it('challenges a stale close committed while it was down once it runs again, and again when its challenge left the pool unused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-tower-'))
+    dirs.push(dir)
+    let n = await start(dir, true)
+    await include(n, testTransfer(NET, alice, bob.address, 0, 5_000n))
+    const open = call(
+      alice,
+      1,
+      'open',
+      { peer: bob.address, openerKey: alice.publicKey, peerKey: bob.publicKey, challengePeriod: 1_000n },
+      600n,
+    )
+    await include(n, open)
+    const id = channelIdOf(transactionHash(open.body))
+    await include(n, call(bob, 0, 'join', { id }, 400n))
+    // Bob hands the tower the latest state, then goes away.
+    const old = cosigned(id, 1, [550n, 450n])
+    expect(await n.watchtower?.watch(encodeSignedChannelState(cosigned(id, 2, [100n, 900n])))).toBe(2)
+    await n.stop()
+
+    // Alice closes with the old state while the node runs without its tower (it was down).
+    n = await start(dir, false)
+    await include(n, call(alice, 2, 'close', { id, state: encodeSignedChannelState(old) }))
+    expect(await record(n, id)).toMatchObject({ status: ChannelStatus.Closing, seq: 1 })
+    await n.stop()
+
+    // Back with its tower (not making blocks yet): it looks at the channels it holds and challenges.
+    n = await FullNode.open({ dataDir: dir, genesis: g, validatorSecret: v.secretKey })
+    nodes.push(n)
+    expect(n.watchtower?.challengesSent).toBe(1)
+    expect(n.mempool.size).toBe(1)
+    // That challenge leaves the pool unused (here: expired); the tower sends it again at the next block.
+    await n.mempool.prune((Date.now() + 2 * g.params.txTimestampWindowMs) * 1000)
+    expect(n.mempool.size).toBe(0)
+    n.start()
+    await include(n, testTransfer(NET, alice, bob.address, 3, 1n))
+    await vi.waitFor(async () => expect((await record(n, id))?.outcome).toBeDefined(), { timeout: 15_000 })
+    expect(n.watchtower?.challengesSent).toBe(2)
+    expect(await record(n, id)).toMatchObject({ status: ChannelStatus.Closed, balances: [0n, 1000n] })
+  }, 60_000)
+})
