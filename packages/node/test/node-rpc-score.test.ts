@@ -156,3 +156,32 @@ describe('SCORE methods over JSON-RPC', () => {
     expect((await rpc('lc_call', { to: token, method: 'balanceOf', params: { _owner: bob.address } })).result).toBe(big.toString())
   })
 })
+
+describe('a node whose state is not the network’s', () => {
+  it('halts at the first block that names another result than it computed, instead of retrying it forever', async () => {
+    // A node without the contract engine runs the deploy differently (it fails there), so the
+    // result it computes for that block is not the one the next header names.
+    const followerDir = mkdtempSync(join(tmpdir(), 'loopchain-diverged-'))
+    const follower = await FullNode.open({ dataDir: followerDir, genesis: g })
+    try {
+      await rpc('lc_sendTransactionAndWait', { tx: call('transfer', { _to: bob.address, _value: 1n }).hex })
+      let diverged: unknown
+      for (let h = 1; h <= node.height && diverged === undefined; h++) {
+        const c = (await node.committedBlock(h)) as NonNullable<Awaited<ReturnType<FullNode['committedBlock']>>>
+        await follower.importBlock(c.block, c.commit).catch((e: unknown) => {
+          diverged = e
+        })
+      }
+      expect(diverged).toMatchObject({ code: 'CORRUPT_STORE' })
+      expect(follower.failure).toMatchObject({ code: 'HALTED' })
+      const at = follower.height
+      // Halted: nothing more is taken.
+      const next = (await node.committedBlock(at + 1)) as NonNullable<Awaited<ReturnType<FullNode['committedBlock']>>>
+      await follower.importBlock(next.block, next.commit).catch(() => undefined)
+      expect(follower.height).toBe(at)
+    } finally {
+      await follower.stop()
+      rmSync(followerDir, { recursive: true, force: true })
+    }
+  })
+})

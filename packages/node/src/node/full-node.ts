@@ -1040,7 +1040,10 @@ export class FullNode {
           else this.log.debug('consensus: height already stored by sync', { height: out.height })
           return
         }
-        await this.commitBlock(this.decodeBlockOnce(out.block), out.commit, 'consensus')
+        {
+          const block = this.decodeBlockOnce(out.block)
+          if (this.resultFollows(block, 'decided') === undefined) await this.commitBlock(block, out.commit, 'consensus')
+        }
         return
       case 'evidence':
         this.log.warn('consensus: evidence of a faulty validator', { kind: out.evidence.kind })
@@ -1167,12 +1170,28 @@ export class FullNode {
       // signatures and keys: a peer could swap them.
       checkBlockCertSignatures(block, this.txCrypto)
       this.checkTransactionSignatures(block)
-      if (!bytesEqual(h.resultRoot, blockResultHash(this.tip.result)))
-        throw new NodeError('CORRUPT_STORE', `synced block ${h.height} carries a result this node did not compute`)
+      const diverged = this.resultFollows(block, 'synced')
+      if (diverged) throw diverged
       await this.commitBlock(block, commit, 'sync')
     })
     this.queue = run.catch(() => undefined)
     return run
+  }
+
+  /**
+   * A committed block names the result of the block before it (`resultRoot`), as the validators
+   * that signed it computed it. One this node computed differently means its state is not the
+   * network's (a bug, a tampered store, another software version): it halts instead of building on
+   * it or asking peers again forever. A peer cannot cause this: the header is under the commit.
+   */
+  private resultFollows(block: Block, what: 'synced' | 'decided'): NodeError | undefined {
+    if (bytesEqual(block.header.resultRoot, blockResultHash(this.tip.result))) return undefined
+    const e = new NodeError(
+      'CORRUPT_STORE',
+      `${what} block ${block.header.height} names another result of block ${this.height} than this node computed: its state differs from the network's`,
+    )
+    this.halt(`following block ${block.header.height}`, e)
+    return e
   }
 
   /** The stored block at `height` with its commit certificate (for serving sync). */
