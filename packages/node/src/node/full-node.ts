@@ -235,8 +235,10 @@ export const MAX_PROPOSED_BLOCK_BYTES = 4 * 1024 * 1024 - 512 * 1024
 /** Most a proposed block's timestamp may run ahead of this node's clock. */
 const MAX_CLOCK_DRIFT_MS = 30_000
 
-/** Thrown when the node cannot go on safely (a store that disagrees with the genesis, say). */
-/** A node's own condition (its store, its state), never the fault of whoever asked it something. */
+/**
+ * Thrown when the node cannot go on safely (a store that disagrees with the genesis, say): its own
+ * condition, never the fault of whoever asked it something (so never penalised).
+ */
 export class NodeError extends LoopchainError<'GENESIS_MISMATCH' | 'STORE_FORMAT' | 'STOPPED' | 'CORRUPT_STORE' | 'HALTED'> {
   constructor(
     code: 'GENESIS_MISMATCH' | 'STORE_FORMAT' | 'STOPPED' | 'CORRUPT_STORE' | 'HALTED',
