@@ -410,21 +410,13 @@ class Machine implements Consensus {
     if (this.futureKeys.has(key)) return
     const bytes = message.kind === 'vote' ? 0 : (message.kind === 'proposal' ? message.proposal : message.decision).block.length
     if (this.future.length >= MAX_FUTURE_MESSAGES || this.futureBlockBytes + bytes > MAX_FUTURE_BLOCK_BYTES) return
-    if (message.kind !== 'vote') {
-      const [block, signed, what] =
-        message.kind === 'proposal'
-          ? [message.proposal.block, message.proposal.proposal.blockHash, 'proposed']
-          : [message.decision.block, message.decision.commit.blockHash, 'decided']
-      const hash = this.hashOf(block)
-      if (hash === undefined) {
-        this.reject(from, new ConsensusError('MALFORMED_BLOCK', `${what} block bytes are not a block`))
-        return
-      }
-      if (!bytesEqual(hash, signed)) {
-        this.reject(from, new ConsensusError('BLOCK_HASH_MISMATCH', `${what} block bytes do not hash to the signed block hash`))
-        return
-      }
-    }
+    if (
+      message.kind === 'proposal' &&
+      !this.carriesSignedBlock(message.proposal.block, message.proposal.proposal.blockHash, 'proposed', from)
+    )
+      return
+    if (message.kind === 'decision' && !this.carriesSignedBlock(message.decision.block, message.decision.commit.blockHash, 'decided', from))
+      return
     this.future.push({ message, from })
     this.futureKeys.add(key)
     this.futureBlockBytes += bytes
@@ -554,11 +546,7 @@ class Machine implements Consensus {
     if (!Number.isSafeInteger(p.validRound) || p.validRound < -1 || p.validRound >= p.round) {
       return this.reject(from, new ConsensusError('BAD_VALID_ROUND', `valid round ${p.validRound} in round ${p.round}`))
     }
-    const hash = this.hashOf(sp.block)
-    if (hash === undefined) return this.reject(from, new ConsensusError('MALFORMED_BLOCK', 'proposed block bytes are not a block'))
-    if (!bytesEqual(hash, p.blockHash)) {
-      return this.reject(from, new ConsensusError('BLOCK_HASH_MISMATCH', 'proposed block bytes do not hash to the proposal'))
-    }
+    if (!this.carriesSignedBlock(sp.block, p.blockHash, 'proposed', from)) return
     this.verifications++
     if (!this.cfg.crypto.verify(sp.signature, proposalSignBytes(p), proposer.publicKey)) {
       return this.reject(from, badSignature('proposal', p.proposer))
@@ -596,6 +584,19 @@ class Machine implements Consensus {
     }
   }
 
+  /**
+   * Whether `block` (a proposal's or decision's bytes) is the block `signed` names, by the
+   * application's hash; otherwise rejects the message (`MALFORMED_BLOCK`, `BLOCK_HASH_MISMATCH`).
+   */
+  private carriesSignedBlock(block: Uint8Array, signed: Uint8Array, what: 'proposed' | 'decided', from: string | undefined): boolean {
+    const hash = this.hashOf(block)
+    if (hash === undefined) this.reject(from, new ConsensusError('MALFORMED_BLOCK', `${what} block bytes are not a block`))
+    else if (!bytesEqual(hash, signed))
+      this.reject(from, new ConsensusError('BLOCK_HASH_MISMATCH', `${what} block bytes do not hash to the signed block hash`))
+    else return true
+    return false
+  }
+
   private storeProposal(rs: RoundState, sp: SignedProposal, proposerIdx: number): void {
     if (!rs.proposals.some((q) => q.signature === sp.signature)) rs.proposals.push(sp)
     const key = hashKey(sp.proposal.blockHash)
@@ -605,11 +606,7 @@ class Machine implements Consensus {
 
   private onDecision(d: Decision, from: string | undefined): undefined {
     const c = d.commit
-    const hash = this.hashOf(d.block)
-    if (hash === undefined) return this.reject(from, new ConsensusError('MALFORMED_BLOCK', 'decided block bytes are not a block'))
-    if (!bytesEqual(hash, c.blockHash)) {
-      return this.reject(from, new ConsensusError('BLOCK_HASH_MISMATCH', 'decided block bytes do not hash to the commit'))
-    }
+    if (!this.carriesSignedBlock(d.block, c.blockHash, 'decided', from)) return
     this.verifications += c.signatures.length
     try {
       verifyCommit(c, { networkId: this.cfg.networkId, height: this.height, blockHash: c.blockHash }, this.validators, this.cfg.crypto)
