@@ -150,6 +150,12 @@ export function decodeBlock(bytes: Uint8Array, maxBytes = MAX_BLOCK_BYTES): Bloc
 }
 
 /**
+ * Blocks (readonly objects, never changed once made) whose body {@link checkBlockBody} has passed:
+ * a node checks a proposal's when it first sees it and again inside `checkBlockStructure`.
+ */
+const bodiesChecked = new WeakSet<Block>()
+
+/**
  * Checks that the header commits to the block's body: `txRoot` to its transactions and
  * `lastCommitHash` to its carried commit. The block hash covers only the header, so without this
  * anyone relaying a block could swap its transactions and keep its hash, signatures and votes
@@ -157,12 +163,14 @@ export function decodeBlock(bytes: Uint8Array, maxBytes = MAX_BLOCK_BYTES): Bloc
  * {@link BlockError} `TX_ROOT_MISMATCH` or `COMMIT_MISMATCH`.
  */
 export function checkBlockBody(block: Block): void {
+  if (bodiesChecked.has(block)) return
   const h = block.header
   if (!bytesEqual(h.txRoot, transactionsRoot(block.transactions)))
     throw new BlockError('TX_ROOT_MISMATCH', 'txRoot does not match the transactions')
   const expectCommit = block.lastCommit === undefined ? ZERO_HASH : commitHash(block.lastCommit)
   if (!bytesEqual(h.lastCommitHash, expectCommit))
     throw new BlockError('COMMIT_MISMATCH', 'lastCommitHash does not match the carried commit')
+  bodiesChecked.add(block)
 }
 
 /**

@@ -203,6 +203,9 @@ describe('blocks and commits', () => {
       return 'OK'
     }
     const h = block2.header
+    // Checked once per block object: a copy under the same header is checked again.
+    expect(code(block2)).toBe('OK')
+    expect(code(block2)).toBe('OK')
     expect(code({ ...block2, header: { ...h, height: 3 } })).toBe('WRONG_HEIGHT')
     expect(code({ ...block2, header: { ...h, prevHash: new Uint8Array(32) } })).toBe('WRONG_PARENT')
     expect(code({ ...block2, header: { ...h, timestamp: block1.header.timestamp } })).toBe('TIMESTAMP_NOT_INCREASING')
