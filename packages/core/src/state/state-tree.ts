@@ -313,7 +313,9 @@ export class StateTree {
    * The value of `key` in the state committed as `root` (the last committed root, or any root
    * ever committed to the store). Unlike {@link get} it never sees staged writes, nor a commit
    * made after `root`: a root's nodes never change, so reads of one root agree with each other
-   * however many blocks commit meanwhile. It walks the tree, so it costs more than {@link get}.
+   * however many blocks commit meanwhile. The latest root is read as {@link get} reads (memory or
+   * the flat index, falling back to the walk when a commit overtakes the read); an older one walks
+   * the tree from that root.
    */
   async getAt(key: Uint8Array, root: Uint8Array): Promise<Uint8Array | undefined> {
     checkKey(key)

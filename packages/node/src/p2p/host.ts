@@ -205,6 +205,14 @@ const MAX_FAULTY_PEERS_TRACKED = 10_000
 /** Bans held at once; past this the oldest are lifted early (each heartbeat drops expired ones). */
 const MAX_BANS_TRACKED = 100_000
 
+/** Deletes the `n` oldest entries of `map` (a Map iterates in insertion order). */
+function dropOldest(map: Map<string, unknown>, n: number): void {
+  for (const k of map.keys()) {
+    if (n-- <= 0) return
+    map.delete(k)
+  }
+}
+
 /**
  * Starts the libp2p host of a full node: TCP and WebSockets listeners, noise, yamux, identify,
  * ping, gossipsub with validation and peer scoring, a circuit-relay server for browsers, member
@@ -251,14 +259,8 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
     if (f) requestFaults.delete(peer)
     else if (requestFaults.size >= MAX_FAULTY_PEERS_TRACKED) {
       for (const [p, x] of requestFaults) if (decayed(x) < 0.5) requestFaults.delete(p)
-      // Still full of fresh ones: the oldest tenth goes (insertion order is age order).
-      if (requestFaults.size >= MAX_FAULTY_PEERS_TRACKED) {
-        let n = MAX_FAULTY_PEERS_TRACKED / 10
-        for (const p of requestFaults.keys()) {
-          if (n-- <= 0) break
-          requestFaults.delete(p)
-        }
-      }
+      // Still full of fresh ones: the oldest tenth goes.
+      if (requestFaults.size >= MAX_FAULTY_PEERS_TRACKED) dropOldest(requestFaults, MAX_FAULTY_PEERS_TRACKED / 10)
     }
     requestFaults.set(peer, { count, at: now })
   }
@@ -270,13 +272,7 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
   const pruneBans = () => {
     const now = Date.now()
     for (const [p, until] of bans) if (until <= now) bans.delete(p)
-    if (bans.size > MAX_BANS_TRACKED) {
-      let n = bans.size - MAX_BANS_TRACKED
-      for (const p of bans.keys()) {
-        if (n-- <= 0) break
-        bans.delete(p)
-      }
-    }
+    dropOldest(bans, bans.size - MAX_BANS_TRACKED)
   }
   const banRemainingMs = (peerId: string): number => {
     const until = bans.get(peerId)
