@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import { type Json, RpcDispatcher, RpcError, RpcErrorCode, type RpcMethod, type RpcServer, startRpcServer } from '../src/index.js'
 
@@ -79,9 +79,27 @@ const methods: RpcMethod[] = [
       return true
     },
   },
+  {
+    name: 'watch_then_forget',
+    summary: 'Registers two cleanups and takes the first back, as a subscription the client ended does.',
+    params: [],
+    result: { name: 'ok', schema: {} },
+    websocketOnly: true,
+    handler: (_p, ctx) => {
+      const forget = ctx.onClose?.(() => {
+        forgottenRan++
+      })
+      ctx.onClose?.(() => {
+        cleanedUp++
+      })
+      forget?.()
+      return true
+    },
+  },
 ]
 
 let cleanedUp = 0
+let forgottenRan = 0
 let server: RpcServer | undefined
 let clock = 0
 afterEach(async () => {
@@ -309,5 +327,19 @@ describe('JSON-RPC over WebSocket', () => {
     ws.close()
     await new Promise((r) => setTimeout(r, 400))
     expect(cleanedUp).toBe(2)
+  })
+
+  it('a cleanup taken back before the socket closes does not run then; the others do', async () => {
+    await start()
+    cleanedUp = 0
+    forgottenRan = 0
+    const ws = new WebSocket(server?.wsUrl ?? '')
+    await new Promise((r) => ws.once('open', r))
+    const answered = new Promise((r) => ws.once('message', r))
+    ws.send(call('watch_then_forget', [], 1))
+    await answered
+    ws.close()
+    await vi.waitFor(() => expect(cleanedUp).toBe(1))
+    expect(forgottenRan).toBe(0)
   })
 })
