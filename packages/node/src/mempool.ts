@@ -224,9 +224,15 @@ export class Mempool {
 
   /**
    * The next block's transactions, in proposal order: at most `maxTxs` and `maxBytes`, each
-   * sender's in unbroken nonce order from its next nonce (a gap stops that sender).
+   * sender's in unbroken nonce order from its next nonce (a gap stops that sender). `now` is the
+   * block's timestamp (microseconds): validators check every transaction's timestamp against it,
+   * so one outside the window there would make the whole proposal invalid. Such a transaction is
+   * left out and, like a gap, stops its sender (the pool's clock and the block's differ; pruning
+   * drops the expired ones).
    */
-  async select(maxTxs: number, maxBytes: number): Promise<Transaction[]> {
+  async select(maxTxs: number, maxBytes: number, now: number): Promise<Transaction[]> {
+    const window = this.opts.check.timestampWindow
+    const inWindow = (e: Entry) => e.tx.body.timestamp >= now - window && e.tx.body.timestamp <= now + window
     // A binary heap of each sender's next transaction, smallest (timestamp, hash) on top: the
     // same order as a scan over all senders per pick, in O(log senders) a pick.
     type Head = { entry: Entry; nonce: number; queue: Map<number, Entry> }
@@ -262,7 +268,7 @@ export class Mempool {
     for (const [sender, queue] of this.bySender) {
       const next = nonces.get(sender) as number
       const entry = queue.get(next)
-      if (entry) {
+      if (entry && inWindow(entry)) {
         heap.push({ entry, nonce: next, queue })
         up(heap.length - 1)
       }
@@ -278,7 +284,7 @@ export class Mempool {
       out.push(h.entry.tx)
       bytes += h.entry.bytes
       const following = h.queue.get(h.nonce + 1)
-      if (following) {
+      if (following && inWindow(following)) {
         heap[0] = { entry: following, nonce: h.nonce + 1, queue: h.queue }
         down(0)
       } else pop()

@@ -476,6 +476,28 @@ describe('full node (one process, LevelDB on disk)', () => {
     expect(node.height).toBe(h)
   })
 
+  it('a leader leaves out a pooled transaction whose timestamp is outside the window at its block’s timestamp: the block still commits', async () => {
+    const keys = [key('window validator 0'), key('window validator 1')]
+    const window = 60_000
+    const g = { ...genesis(keys), params: { ...genesis(keys).params, txTimestampWindowMs: window } }
+    const both = await Promise.all(keys.map((k) => open(g, k.secretKey)))
+    both.forEach((n, i) => {
+      n.attachNetwork({ publishConsensus: (bytes) => setTimeout(() => both[1 - i]?.receiveConsensus(bytes, `peer-${i}`), 1) })
+    })
+    for (const n of both) n.start()
+    // Nonce 1 waits behind a gap, its timestamp 300 ms inside the window. By the time nonce 0
+    // comes, it has left the window: the pools expire it only on their timer (every 10 s here), so
+    // both still hold it when they propose. Validators check every transaction at the block's
+    // timestamp: a block carrying it would be refused by the other validator, round after round.
+    const late = testTransfer(11, alice, bob.address, 1, 10n, (Date.now() - window + 300) * 1000)
+    for (const n of both) await n.submit(late)
+    await new Promise((r) => setTimeout(r, 500))
+    for (const n of both) await n.submit(transfer(0))
+    const b = await nextBlock(both[0] as FullNode, (x) => x.block.transactions.length > 0, 5_000)
+    expect(b.block.transactions.map((t) => t.body.nonce)).toEqual([0])
+    for (const n of both) expect((await n.account(bob.address)).balance).toBe(10n)
+  })
+
   it('a restart right after a block with transactions still makes the block that carries its result', async () => {
     let { v, g, dir, node } = await soloValidator('restart validator')
     let stopping: Promise<void> | undefined

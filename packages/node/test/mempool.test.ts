@@ -64,10 +64,10 @@ describe('mempool', () => {
     expect(await code(p.add(tx(a, 1), NOW))).toBe('OK') // nonce 0 is missing: stuck
     expect(p.size).toBe(1)
     expect(p.hasReady).toBe(false)
-    expect(await p.select(10, 1 << 20)).toHaveLength(0)
+    expect(await p.select(10, 1 << 20, NOW)).toHaveLength(0)
     expect(await code(p.add(tx(a, 0), NOW))).toBe('OK')
     expect(p.hasReady).toBe(true)
-    expect(await p.select(10, 1 << 20)).toHaveLength(2)
+    expect(await p.select(10, 1 << 20, NOW)).toHaveLength(2)
     // A block used nonce 0 only: nonce 1 is next and still pooled.
     nonces[a.address] = 1
     await p.prune(NOW)
@@ -198,9 +198,29 @@ describe('mempool', () => {
     await p.add(tx(b, 0, NOW + 2), NOW)
     await p.add(tx(b, 1, NOW + 3), NOW)
     await p.add(tx(b, 3, NOW + 0), NOW) // nonce 2 is missing: waits
-    const order = (await p.select(100, 1 << 20)).map((t) => `${t.body.from === a.address ? 'a' : 'b'}${t.body.nonce}`)
+    const order = (await p.select(100, 1 << 20, NOW)).map((t) => `${t.body.from === a.address ? 'a' : 'b'}${t.body.nonce}`)
     expect(order).toEqual(['b0', 'b1', 'a0', 'a1'])
-    expect(await p.select(2, 1 << 20)).toHaveLength(2)
+    expect(await p.select(2, 1 << 20, NOW)).toHaveLength(2)
+  })
+
+  it("selects only transactions inside the window at the block's timestamp; one outside stops its sender like a gap", async () => {
+    const w = check.timestampWindow
+    const p = pool()
+    await p.add(tx(a, 0, NOW), NOW)
+    await p.add(tx(a, 1, NOW - w + 10), NOW) // leaves the window 10 µs after NOW
+    await p.add(tx(a, 2, NOW), NOW)
+    await p.add(tx(b, 0, NOW + w), NOW) // at the window's future edge
+    await p.add(tx(c, 0, NOW - w + 5), NOW) // a sender whose first transaction leaves the window
+    const picked = async (at: number) =>
+      (await p.select(100, 1 << 20, at)).map(
+        (t) => `${t.body.from === a.address ? 'a' : t.body.from === b.address ? 'b' : 'c'}${t.body.nonce}`,
+      )
+    expect((await picked(NOW)).sort()).toEqual(['a0', 'a1', 'a2', 'b0', 'c0'])
+    // 20 µs later a1 and c0 are too old: a2 waits behind a1, and c has nothing.
+    expect((await picked(NOW + 20)).sort()).toEqual(['a0', 'b0'])
+    // A block timestamped earlier than b0's window allows leaves it out.
+    expect((await picked(NOW - 1)).sort()).toEqual(['a0', 'a1', 'a2', 'c0'])
+    expect(p.size).toBe(5)
   })
 
   it('selection depends only on the pool, not on arrival order', async () => {
@@ -225,7 +245,7 @@ describe('mempool', () => {
     expect(await p.prune(NOW)).toBe(1)
     expect(await p.prune(NOW + 20)).toBe(1)
     expect(p.size).toBe(1)
-    expect((await p.select(10, 1 << 20)).map((t) => t.body.nonce)).toEqual([1])
+    expect((await p.select(10, 1 << 20, NOW)).map((t) => t.body.nonce)).toEqual([1])
   })
 
   it("drops a committed block's own transactions even when their sender's nonce did not move", async () => {
@@ -236,7 +256,7 @@ describe('mempool', () => {
     // The block failed it without using the nonce (say, a proposer's BAD_NONCE): it must not come back in every block.
     expect(await p.prune(NOW, [decodeTransaction(encode(transactionCodec, t)), tx(c, 9)])).toBe(1)
     expect(p.has(toHex(transactionHash(t.body)))).toBe(false)
-    expect((await p.select(10, 1 << 20)).map((x) => x.body.from)).toEqual([b.address])
+    expect((await p.select(10, 1 << 20, NOW)).map((x) => x.body.from)).toEqual([b.address])
     expect(p.pendingFrom(a.address)).toBe(0)
   })
 })
@@ -244,5 +264,5 @@ describe('mempool', () => {
 async function fillThenSelect(txs: Transaction[]): Promise<string[]> {
   const p = pool()
   for (const t of txs) await p.add(t, NOW)
-  return (await p.select(100, 1 << 20)).map((t) => `${t.body.from}:${t.body.nonce}`)
+  return (await p.select(100, 1 << 20, NOW)).map((t) => `${t.body.from}:${t.body.nonce}`)
 }

@@ -1066,7 +1066,9 @@ export class FullNode {
     const p = this.options.genesis.params
     const parent = this.tip.header
     const room = Math.min(p.maxBlockBytes, MAX_PROPOSED_BLOCK_BYTES) - 64 * 1024
-    let txs = await this.mempool.select(p.maxBlockTxs, room)
+    // Taken first: the transactions are chosen for this timestamp, the one validators check them at.
+    const timestamp = Math.max(this.clock() * 1000, parent.timestamp + 1)
+    let txs = await this.mempool.select(p.maxBlockTxs, room, timestamp)
     const me = this.ownAddress as Address
     const height = parent.height + 1
     // The per-block certificate key (DESIGN.md, "Certificates"; core docs/certificates.md): fresh
@@ -1102,7 +1104,7 @@ export class FullNode {
       networkId: parent.networkId,
       height: parent.height + 1,
       prevHash: blockHash(parent),
-      timestamp: Math.max(this.clock() * 1000, parent.timestamp + 1),
+      timestamp,
       proposer: me,
       round,
       txRoot: transactionsRoot(txs),
