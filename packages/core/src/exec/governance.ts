@@ -16,6 +16,8 @@ import { makeValidatorSet, type Validator, type ValidatorSet, ValidatorSetError,
 import { type AbiMethod, type AbiParam, type AbiType, checkParams, type ScoreAbi } from '../score/abi.js'
 import type { StateOverlay } from '../score/overlay.js'
 import {
+  BLOCK_START_VALIDATORS_KEY,
+  blockStartValidatorsCodec,
   GOVERNANCE_ADDRESS,
   type GovernanceProposal,
   GovernanceProposalStatus,
@@ -184,7 +186,12 @@ function checkAction(action: Value): string | undefined {
   return checkParams(ACTIONS[type] as AbiMethod, fields)
 }
 
-function writeValidators(state: StateOverlay, validators: readonly Validator[]): string | undefined {
+/**
+ * Writes a new validator set in block `height`. The first change of a block also records the set
+ * the block started with ({@link BLOCK_START_VALIDATORS_KEY}): the change votes from height + 2
+ * on, and height + 1 is still voted by that set (see {@link stillVotes}).
+ */
+function writeValidators(state: StateOverlay, validators: readonly Validator[], height: number): string | undefined {
   let set: ValidatorSet
   try {
     set = makeValidatorSet(validators)
@@ -192,8 +199,25 @@ function writeValidators(state: StateOverlay, validators: readonly Validator[]):
     if (e instanceof ValidatorSetError) return `the new validator set is not valid: ${e.message}`
     throw e
   }
+  const start = state.get(BLOCK_START_VALIDATORS_KEY)
+  if (start === undefined || decode(blockStartValidatorsCodec, start).height !== height)
+    state.set(BLOCK_START_VALIDATORS_KEY, encode(blockStartValidatorsCodec, { height, set: readValidators(state) }))
   state.set(VALIDATORS_KEY, encode(validatorSetCodec, set))
   return undefined
+}
+
+/**
+ * Whether `a` left the validator set in block `height` itself: it still votes on the next block
+ * (the set a block started with votes on the block after it), so its node must stay admitted
+ * through that block. Nodes re-read admission when a block commits: taking its membership, its
+ * validator right or its node key in the same block would shut its votes out of a height that
+ * needs them, and with too few others left, halt the chain.
+ */
+function stillVotes(state: StateOverlay, a: Address, height: number): boolean {
+  const raw = state.get(BLOCK_START_VALIDATORS_KEY)
+  if (raw === undefined) return false
+  const start = decode(blockStartValidatorsCodec, raw)
+  return start.height === height && start.set.validators.some((v) => v.address === a)
 }
 
 /**
@@ -204,6 +228,12 @@ function applyAction(state: StateOverlay, action: { [key: string]: Value }, heig
   const a = action.address as Address
   const set = readValidators(state).validators
   const inSet = set.some((v) => v.address === a)
+  // Its node must stay admitted: in the set, or out of it only from this block on.
+  const voting = inSet
+    ? 'is in the validator set'
+    : stillVotes(state, a, height)
+      ? 'left the validator set in this block and still votes on the next'
+      : undefined
   switch (action.type) {
     case 'addMember': {
       if (readMember(state, a) !== undefined) return `${a} is already a member`
@@ -221,7 +251,7 @@ function applyAction(state: StateOverlay, action: { [key: string]: Value }, heig
     }
     case 'removeMember': {
       if (readMember(state, a) === undefined) return `${a} is not a member`
-      if (inSet) return `${a} is in the validator set; remove it from the set first`
+      if (voting) return `${a} ${voting}; remove it from the set first, and the member in a later block`
       state.delete(memberKey(a))
       state.set(
         MEMBER_LIST_KEY,
@@ -237,7 +267,7 @@ function applyAction(state: StateOverlay, action: { [key: string]: Value }, heig
       if (member === undefined) return `${a} is not a member`
       const rights = smallInt(action.rights, 'rights', 0, 31)
       if (typeof rights === 'string') return rights
-      if (inSet && (rights & Right.Validator) === 0) return `${a} is in the validator set and must keep the validator right`
+      if (voting && (rights & Right.Validator) === 0) return `${a} ${voting} and must keep the validator right until a later block`
       state.set(memberKey(a), encode(memberRecordCodec, { ...member, rights }))
       return undefined
     }
@@ -246,7 +276,7 @@ function applyAction(state: StateOverlay, action: { [key: string]: Value }, heig
       if (member === undefined) return `${a} is not a member`
       const badKey = checkNodeKey(state, a, action.nodeKey)
       if (badKey !== undefined) return badKey
-      if (inSet && nodeKeyOf(action.nodeKey) === undefined) return `${a} is in the validator set and must keep a node key`
+      if (voting && nodeKeyOf(action.nodeKey) === undefined) return `${a} ${voting} and must keep a node key until a later block`
       state.set(memberKey(a), encode(memberRecordCodec, { ...member, nodeKey: nodeKeyOf(action.nodeKey) }))
       return undefined
     }
@@ -259,13 +289,14 @@ function applyAction(state: StateOverlay, action: { [key: string]: Value }, heig
       if (member?.nodeKey === undefined) return `${a} has no node key on record (setNodeKey first): its node could not vote`
       const power = smallInt(action.power, 'power', 1, Number.MAX_SAFE_INTEGER)
       if (typeof power === 'string') return power
-      return writeValidators(state, [...set, { address: a, publicKey: action.publicKey as Uint8Array, power }])
+      return writeValidators(state, [...set, { address: a, publicKey: action.publicKey as Uint8Array, power }], height)
     }
     case 'removeValidator':
       if (!inSet) return `${a} is not a validator`
       return writeValidators(
         state,
         set.filter((v) => v.address !== a),
+        height,
       )
     case 'setValidatorPower': {
       if (!inSet) return `${a} is not a validator`
@@ -274,6 +305,7 @@ function applyAction(state: StateOverlay, action: { [key: string]: Value }, heig
       return writeValidators(
         state,
         set.map((v) => (v.address === a ? { ...v, power } : v)),
+        height,
       )
     }
     case 'acceptScore':

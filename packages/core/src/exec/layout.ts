@@ -28,7 +28,7 @@ import { bigUint, bool, type Codec, enumeration, fixedBytes, list, option, pairO
 import { concatBytes } from '../codec/hex.js'
 import { type Value, value } from '../codec/value.js'
 import { type Address, address, addressToBytes } from '../crypto/address.js'
-import { MAX_VALIDATORS } from '../ledger/validators.js'
+import { MAX_VALIDATORS, validatorSetCodec } from '../ledger/validators.js'
 
 const NS_ACCOUNT = 0x61 // 'a'
 const NS_STORAGE = 0x73 // 's'
@@ -179,6 +179,14 @@ export const GOVERNANCE_ADDRESS = 'cx0000000000000000000000000000000000000001' a
 
 /** State key of the current validator set (a `ValidatorSet`), which governance changes. */
 export const VALIDATORS_KEY: Uint8Array = Uint8Array.of(NS_GOVERNANCE, 0x76)
+/**
+ * State key of the validator set a block started with, and that block's height (a
+ * {@link blockStartValidatorsCodec} value), written at the block's first set change: a change made
+ * in block K votes from K+2 on, so K+1 is still voted by this set (see governance.ts).
+ */
+export const BLOCK_START_VALIDATORS_KEY: Uint8Array = Uint8Array.of(NS_GOVERNANCE, 0x73)
+/** Codec of the value at {@link BLOCK_START_VALIDATORS_KEY}. */
+export const blockStartValidatorsCodec = struct('BlockStartValidators', { height: uvarint, set: validatorSetCodec })
 /** State key of the list of every member's address, sorted (so governance can list members). */
 export const MEMBER_LIST_KEY: Uint8Array = Uint8Array.of(NS_GOVERNANCE, 0x6d)
 /** State key of the count of proposals ever made (the last proposal's id). */

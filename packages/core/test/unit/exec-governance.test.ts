@@ -285,6 +285,29 @@ describe('governance: validator set and deploy rights', () => {
     expect(clear.receipts[0]?.failure?.message).toContain('must keep a node key')
   })
 
+  it('a validator removed in a block keeps its membership, validator right and node key through that block: it still votes on the next', async () => {
+    const g = govGenesis({ approvalRule: ApprovalRule.AnyValidator })
+    const c = await TestChain.start(engine, {
+      ...g,
+      members: g.members.map((m) => (m.id === 'val-1' ? { ...m, nodeKey: key('node val-1').publicKey } : m)),
+    })
+    const leave = { type: 'removeValidator', address: v1.address }
+    const ex = await c.block([
+      c.propose(v2, leave),
+      // Each would shut v1's node out when this block commits, while v1 still votes on the next.
+      c.propose(v2, { type: 'removeMember', address: v1.address }),
+      c.propose(v2, { type: 'setRights', address: v1.address, rights: BigInt(Right.MemberNode) }),
+      c.propose(v2, { type: 'setNodeKey', address: v1.address }),
+    ])
+    expect(codes(ex)).toEqual(['OK', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT', 'INVALID_ARGUMENT'])
+    expect(ex.receipts[1]?.failure?.message).toContain('left the validator set in this block and still votes on the next')
+    expect(ex.nextValidators?.validators.map((v) => v.address).sort()).toEqual([v2.address, v3.address].sort())
+    expect(admitsNode(decode(memberRecordCodec, (await c.tree.get(memberKey(v1.address))) as Uint8Array))).toBe(true)
+    // From the next block on, the set that votes no longer holds it: it may go.
+    expect(codes(await c.block([c.propose(v2, { type: 'removeMember', address: v1.address })]))).toEqual(['OK'])
+    expect(await c.tree.get(memberKey(v1.address))).toBeUndefined()
+  })
+
   it('deploy permission follows the current rights: a right granted by governance lets a member deploy in a later block', async () => {
     const c = await TestChain.start(engine, govGenesis())
     let ex = await c.block([
