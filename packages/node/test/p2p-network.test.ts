@@ -306,6 +306,17 @@ describe('admission of non-members (light clients)', () => {
     await p.n.waitEvent((e) => e.kind === 'header' && e.data === 'header-1')
   })
 
+  it('a non-member that grafts onto a member-only topic without subscribing is taken out of the mesh and disconnected', async () => {
+    await until('n sees a on vote', async () => (await p.n.ok<string[]>('subscribers', { kind: 'vote' })).includes(ids.a))
+    expect(await p.a.ok<number>('score', { peer: ids.n })).toBeGreaterThanOrEqual(0) // gossipsub itself would take the GRAFT
+    await p.n.ok('graft', { peer: ids.a, kind: 'vote' })
+    await until('a hangs up on n', async () => !(await p.n.ok<{ peerId: string }[]>('connections')).some((c) => c.peerId === ids.a))
+    expect(await p.a.ok<string[]>('mesh', { kind: 'vote' })).not.toContain(ids.n)
+    // Back, as a light client would come back, for the tests that follow.
+    await p.n.ok('dial', { addr: p.a.addr('ws') })
+    await until('a sees n on header again', async () => (await p.a.ok<string[]>('subscribers', { kind: 'header' })).includes(ids.n))
+  })
+
   it("a non-member's gossip on a member-only topic is not delivered", async () => {
     await until('n sees a on vote', async () => (await p.n.ok<string[]>('subscribers', { kind: 'vote' })).includes(ids.a))
     expect(await p.n.ok<number>('publish', { kind: 'vote', data: 'vote-from-non-member' })).toBe(1)

@@ -189,6 +189,8 @@ export interface NodeHost {
 interface ScoredGossipSub {
   getScore(peerId: string): number
   getMeshPeers(topic: string): string[]
+  /** Each topic's mesh (peer ids): public in gossipsub's class, not in its interface. */
+  readonly mesh: Map<string, Set<string>>
 }
 
 // A banned peer's score decays slowly (1%/s); ten minutes brings a -180 peer back near -0.5.
@@ -425,6 +427,17 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
     if (wants.length > 0 && !isMember(peer)) hangUp(peer, `non-member subscribed to ${wants.map((s) => s.topic).join(', ')}`)
   })
 
+  // Subscribing is not the only way into a mesh: gossipsub grafts any peer that sends a GRAFT (with
+  // a score of at least 0) without asking whether it subscribed, and forwards the topic's messages
+  // to it. A non-member grafted onto a member topic is taken out at once, before anything is
+  // forwarded (the event comes right after gossipsub adds it), and disconnected.
+  pubsub.addEventListener('gossipsub:graft', (evt) => {
+    const { peerId, topic } = evt.detail
+    if (!memberOnly.has(topics.get(topic) as TopicKind) || isMember(peerId)) return
+    scored.mesh.get(topic)?.delete(peerId)
+    hangUp(peerId, `non-member grafted onto ${topic}`)
+  })
+
   pubsub.addEventListener('gossipsub:message', (evt: CustomEvent<GossipsubMessage>) => {
     const { msg, propagationSource } = evt.detail
     deliver(msg.topic, msg.data, propagationSource.toString())
@@ -495,11 +508,13 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
     enforceAdmission() {
       const out = new Set<string>()
       for (const kind of memberOnly) {
-        for (const peer of pubsub.getSubscribers(topicName(chainId, kind))) {
-          const id = peer.toString()
+        const topic = topicName(chainId, kind)
+        // Subscribers, and mesh peers (a peer can be grafted without subscribing).
+        for (const id of new Set([...pubsub.getSubscribers(topic).map(String), ...scored.getMeshPeers(topic)])) {
           if (!isMember(id) && !out.has(id)) {
             out.add(id)
-            hangUp(id, `no longer a member, subscribed to ${kind}`)
+            scored.mesh.get(topic)?.delete(id)
+            hangUp(id, `no longer a member, in ${kind}`)
           }
         }
       }
