@@ -21,6 +21,7 @@ import {
   type Transaction,
   to0x,
   transactionCodec,
+  transactionHash,
   VoteType,
   type WriteOp,
 } from '@loopchain/core'
@@ -716,6 +717,54 @@ describe('full node (one process, LevelDB on disk)', () => {
     expect(follower.height).toBe(b.block.header.height - 1)
     await follower.importBlock(b.block, b.commit)
     expect(follower.height).toBe(b.block.header.height)
+  })
+
+  it.each([
+    ['repeats a committed transaction', (committed: Transaction) => [committed]],
+    ['skips a nonce', () => [transfer(50)]],
+  ])('validators refuse a proposal that %s: the chain goes on, and what was committed stays as it was', async (_what, extra) => {
+    const keys = [0, 1, 2, 3].map((i) => key(`nonce validator ${i}`))
+    const g = genesis(keys)
+    const all = await Promise.all(keys.map((k) => open(g, k.secretKey)))
+    all.forEach((n, i) => {
+      n.attachNetwork({
+        publishConsensus: (bytes) => {
+          for (const [j, m] of all.entries()) if (j !== i) setTimeout(() => m.receiveConsensus(bytes, `peer-${i}`), 1)
+        },
+      })
+    })
+    const first = transfer(0)
+    for (const n of all) await n.submit(first)
+    for (const n of all) n.start()
+    const b1 = await nextBlock(all[0] as FullNode, (b) => b.block.transactions.length > 0, 30_000)
+    // Validator 0 turns faulty: every block it proposes from now on also carries `extra`, in front.
+    const faulty = all[0] as FullNode
+    const select = faulty.mempool.select.bind(faulty.mempool)
+    const added = extra(first)
+    let faultyProposals = 0
+    faulty.mempool.select = async (...args: Parameters<typeof select>) => {
+      faultyProposals++
+      return [...added, ...(await select(...args))]
+    }
+    // One height after another, so that validator 0's turn to propose comes.
+    for (let nonce = 1; nonce <= 4; nonce++) {
+      const tx = transfer(nonce)
+      for (const n of all) await n.submit(tx)
+      await Promise.all(all.map((n) => nextBlock(n, (b) => b.block.transactions.some((t) => t.body.nonce === nonce), 30_000)))
+    }
+    await idle(all)
+    expect(faultyProposals).toBeGreaterThan(0)
+    for (const n of all) {
+      expect((await n.account(bob.address)).balance).toBe(50n)
+      expect(await n.chain.locate(transactionHash(first.body))).toEqual({ height: b1.block.header.height, index: 0 })
+      const stored: string[] = []
+      for (let h = 1; h <= n.height; h++) {
+        stored.push(...((await n.chain.blockAt(h)) as Block).transactions.map((t) => to0x(transactionHash(t.body))))
+        expect(((await n.chain.receiptsAt(h)) ?? []).filter((r) => r.failure?.code === 'BAD_NONCE')).toEqual([])
+      }
+      // The committed transaction once (its own block), the skipping one never.
+      for (const x of added) expect(stored.filter((h) => h === to0x(transactionHash(x.body))).length).toBe(x === first ? 1 : 0)
+    }
   })
 
   it('four validators linked in memory reach the same blocks and state, with a silent one among them', async () => {

@@ -1030,7 +1030,7 @@ export class FullNode {
         this.enqueue({ type: 'block', height: out.height, round: out.round, block: encode(blockCodec, await this.buildBlock(out.round)) })
         return
       case 'validate-block':
-        this.enqueue({ type: 'block-validity', height: out.height, blockHash: out.blockHash, valid: this.isValidProposal(out.block) })
+        this.enqueue({ type: 'block-validity', height: out.height, blockHash: out.blockHash, valid: await this.isValidProposal(out.block) })
         return
       case 'commit':
         if (out.height <= this.height) {
@@ -1117,7 +1117,7 @@ export class FullNode {
     return { header, transactions: txs, lastCommit: this.tip.commit, certSignatures }
   }
 
-  private isValidProposal(bytes: Uint8Array): boolean {
+  private async isValidProposal(bytes: Uint8Array): Promise<boolean> {
     const p = this.options.genesis.params
     try {
       if (bytes.length > p.maxBlockBytes) throw new Error(`the block is ${bytes.length} bytes, above ${p.maxBlockBytes}`)
@@ -1151,10 +1151,42 @@ export class FullNode {
       for (const tx of block.transactions) checkTransaction(tx, ctx, this.txCrypto)
       // Every certificate the block issues must carry the block key's signature, or no one could verify it.
       checkBlockCertSignatures(block, this.txCrypto)
+      await this.checkNonceOrder(block)
       return true
     } catch (e) {
       this.log.warn('consensus: invalid proposal', { error: (e as Error).message })
       return false
+    }
+  }
+
+  /**
+   * Each sender's transactions in a proposal must carry its next nonces in order, from the one its
+   * account holds after the parent block: what an honest proposer's pool selects. The executor
+   * fails any other with `BAD_NONCE` and changes no state, but the block would still carry it: a
+   * faulty proposer could put a committed transaction into a block again (its `BAD_NONCE` receipt
+   * then answered lookups by hash in place of the real one), or a user's later transaction without
+   * the one before (a failure receipt, and gone from every pool, for a transaction that never
+   * ran). Throws, like the other checks of {@link isValidProposal}.
+   */
+  private async checkNonceOrder(block: Block): Promise<void> {
+    const height = this.height
+    const next = new Map<Address, number>()
+    const reads: Promise<void>[] = []
+    for (const tx of block.transactions) {
+      const from = tx.body.from
+      if (next.has(from)) continue
+      const n = this.nextNonce(from)
+      next.set(from, -1)
+      if (typeof n === 'number') next.set(from, n)
+      else reads.push(n.then((v) => void next.set(from, v)))
+    }
+    if (reads.length > 0) await Promise.all(reads)
+    if (this.height !== height) throw new Error('a block was stored while the proposal was checked')
+    for (const tx of block.transactions) {
+      const expected = next.get(tx.body.from) as number
+      if (tx.body.nonce !== expected)
+        throw new Error(`transaction nonce ${tx.body.nonce} of ${tx.body.from} is not its next nonce ${expected} in this block`)
+      next.set(tx.body.from, expected + 1)
     }
   }
 
