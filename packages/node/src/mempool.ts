@@ -50,12 +50,15 @@ export interface MempoolOptions {
   readonly accountNonce: (sender: Address) => number | Promise<number>
   /**
    * Whether `sender` may transact freely (a member, an account with funds); absent: everyone may.
-   * A sender it says no to is limited: one transaction waiting at a time, and at most
-   * `maxLimited` such in the pool.
+   * A sender it says no to is limited: one transaction waiting at a time, at its next nonce (one
+   * behind a gap would wait for nothing, holding its place), and at most `maxLimited` such, of at
+   * most `maxLimitedBytes` together, in the pool.
    */
   readonly mayTransact?: (sender: Address) => Promise<boolean> | boolean
   /** Most transactions of limited senders in the pool (default 1,000). */
   readonly maxLimited?: number
+  /** Most bytes of limited senders' transactions in the pool (default: a sixteenth of `maxBytes`). */
+  readonly maxLimitedBytes?: number
   /** Most transactions in the pool (default 20,000: several full blocks). */
   readonly maxTransactions?: number
   /** Most bytes in the pool (default 64 MiB). */
@@ -86,8 +89,9 @@ export class Mempool {
   /** Per sender: pooled transactions by nonce. */
   private readonly bySender = new Map<Address, Map<number, Entry>>()
   private totalBytes = 0
-  /** Pooled transactions of limited senders. */
+  /** Pooled transactions of limited senders, and their bytes. */
   private limitedCount = 0
+  private limitedBytes = 0
   /**
    * Whether some sender's next transaction is pooled (so a block would not be empty). Set when a
    * transaction arrives with its sender's next nonce; recomputed after each block (prune).
@@ -98,6 +102,7 @@ export class Mempool {
   private readonly maxPerSender: number
   private readonly maxNonceGap: number
   private readonly maxLimited: number
+  private readonly maxLimitedBytes: number
 
   constructor(private readonly opts: MempoolOptions) {
     this.maxTransactions = opts.maxTransactions ?? 20_000
@@ -105,6 +110,7 @@ export class Mempool {
     this.maxPerSender = opts.maxPerSender ?? 256
     this.maxNonceGap = opts.maxNonceGap ?? 64
     this.maxLimited = opts.maxLimited ?? 1000
+    this.maxLimitedBytes = opts.maxLimitedBytes ?? Math.floor(this.maxBytes / 16)
   }
 
   /** Transactions waiting. */
@@ -200,7 +206,14 @@ export class Mempool {
           `${sender} holds no funds and is not a member: it may have one transaction waiting at a time (fund the account to send more)`,
         )
       }
-      if (limited && this.limitedCount >= this.maxLimited) {
+      if (limited && tx.body.nonce !== next) {
+        throw new MempoolError(
+          'NOT_PERMITTED',
+          `${sender} holds no funds and is not a member: it may send only its next transaction (nonce ${next}), not one behind a gap`,
+          { next },
+        )
+      }
+      if (limited && (this.limitedCount >= this.maxLimited || this.limitedBytes + size > this.maxLimitedBytes)) {
         throw new MempoolError('POOL_FULL', 'the pool holds all the transactions of accounts without funds it takes; retry later')
       }
     }
@@ -213,7 +226,10 @@ export class Mempool {
       throw new MempoolError('POOL_FULL', 'the mempool is full; retry later', { size: this.byHash.size, bytes: this.totalBytes })
     }
     const entry: Entry = { tx, hash, bytes: size, limited }
-    if (limited) this.limitedCount++
+    if (limited) {
+      this.limitedCount++
+      this.limitedBytes += size
+    }
     if (tx.body.nonce === next) this.ready = true
     queue.set(tx.body.nonce, entry)
     this.bySender.set(sender, queue)
@@ -333,7 +349,10 @@ export class Mempool {
   private forget(entry: Entry): void {
     this.byHash.delete(entry.hash)
     this.totalBytes -= entry.bytes
-    if (entry.limited) this.limitedCount--
+    if (entry.limited) {
+      this.limitedCount--
+      this.limitedBytes -= entry.bytes
+    }
   }
 
   /**

@@ -454,14 +454,15 @@ describe('full node (one process, LevelDB on disk)', () => {
     const v = key('permission validator')
     const g = { ...genesis([v]), params: { ...genesis([v]).params, txTimestampWindowMs: 1000 } }
     const node = await open(g, v.secretKey)
-    node.start()
     const nobody = key('never funded')
     const send = (from: ReturnType<typeof key>, nonce: number) => testTransfer(11, from, bob.address, nonce, 1n)
-    // A key made on the spot, with no funds and no membership: one transaction waiting at a time.
-    const gapped = (n: number) => send(nobody, n) // behind a gap: it waits, and no block takes it
-    await node.submit(gapped(1))
-    await expect(node.submit(gapped(2))).rejects.toMatchObject({ code: 'NOT_PERMITTED' })
+    // A key made on the spot, with no funds and no membership: one transaction waiting at a time
+    // (before start(), so no block takes it meanwhile), at its next nonce.
+    await expect(node.submit(send(nobody, 1))).rejects.toMatchObject({ code: 'NOT_PERMITTED', details: { next: 0 } })
+    await node.submit(send(nobody, 0))
+    await expect(node.submit(send(nobody, 1))).rejects.toMatchObject({ code: 'NOT_PERMITTED' })
     expect(node.mempool.pendingFrom(nobody.address)).toBe(1)
+    node.start()
     // A member (the validator's account holds nothing) and a funded account may send more.
     expect((await node.account(v.address)).balance).toBe(0n)
     await node.submit(send(v, 0))

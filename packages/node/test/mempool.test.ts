@@ -179,6 +179,19 @@ describe('mempool', () => {
     // Once one leaves (its block came), another limited sender fits again.
     expect(await limits.prune(NOW, [tx(a, 0)])).toBe(1)
     expect(await code(limits.add(tx(key('pool d'), 0), NOW))).toBe('OK')
+    // A limited sender sends its next nonce only: one behind a gap would hold its place for nothing.
+    const e = key('pool e')
+    expect(await code(limits.prune(NOW, [tx(b, 0)]).then(() => limits.add(tx(e, 1), NOW)))).toBe('NOT_PERMITTED')
+    expect(await code(limits.add(tx(e, 0), NOW))).toBe('OK')
+    // And limited senders' transactions together take at most maxLimitedBytes of the pool.
+    const one = encode(transactionCodec, tx(a, 0)).length
+    const byBytes = pool({}, { mayTransact: (s) => s === c.address, maxLimitedBytes: 2 * one })
+    expect(await code(byBytes.add(tx(a, 0), NOW))).toBe('OK')
+    expect(await code(byBytes.add(tx(b, 0), NOW))).toBe('OK')
+    expect(await code(byBytes.add(tx(e, 0), NOW))).toBe('POOL_FULL')
+    expect(await code(byBytes.add(tx(c, 0), NOW))).toBe('OK')
+    expect(await byBytes.prune(NOW, [tx(a, 0)])).toBe(1)
+    expect(await code(byBytes.add(tx(e, 0), NOW))).toBe('OK')
     const small = pool({}, { maxPerSender: 2, maxTransactions: 3 })
     await small.add(tx(a, 0), NOW)
     await small.add(tx(a, 1), NOW)
