@@ -423,7 +423,7 @@ export class FullNode {
         await store.close()
         throw new NodeError(
           'STORE_FORMAT',
-          `the database at ${options.dataDir} was written in storage format ${format} by an earlier version; this version reads format ${STORE_FORMAT}. Move it aside and let the node sync from its peers (a devnet: npm run devnet -- --fresh)`,
+          `the database at ${options.dataDir} was written in storage format ${format} by an earlier version; this version reads format ${STORE_FORMAT}. Move it aside and let the node sync from its peers (a devnet: npm run devnet -- --fresh). A validator's consensus WAL stays in the old database: start it on the new one only once the network has committed a block after this node stopped, or it could vote twice at the height it stopped in`,
         )
       }
     }
