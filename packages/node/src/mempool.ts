@@ -184,7 +184,8 @@ export class Mempool {
     // — typically one gossip brings after its block committed — is refused without a verification.
     const sender = tx.body.from
     const known = this.opts.accountNonce(sender)
-    const next = typeof known === 'number' ? known : await known
+    let awaited = typeof known !== 'number'
+    let next = typeof known === 'number' ? known : await known
     if (tx.body.nonce < next) {
       throw new MempoolError('NONCE_TOO_LOW', `nonce ${tx.body.nonce} was already used; the sender's next nonce is ${next}`, { next })
     }
@@ -197,6 +198,7 @@ export class Mempool {
     let limited = false
     if (this.opts.mayTransact) {
       const may = this.opts.mayTransact(sender)
+      awaited ||= typeof may !== 'boolean'
       limited = !(typeof may === 'boolean' ? may : await may)
       // An account with no funds may still act (join a channel someone else funds, say), one
       // transaction at a time and within a small share of the pool: keys cost nothing to make.
@@ -215,6 +217,16 @@ export class Mempool {
       }
       if (limited && (this.limitedCount >= this.maxLimited || this.limitedBytes + size > this.maxLimitedBytes)) {
         throw new MempoolError('POOL_FULL', 'the pool holds all the transactions of accounts without funds it takes; retry later')
+      }
+    }
+    if (awaited) {
+      // A block may have committed while this waited, using this nonce (its prune ran before this
+      // insert): the node has its senders' nonces cached after a commit, so a second look is free.
+      const again = this.opts.accountNonce(sender)
+      if (typeof again === 'number' && again > next) {
+        next = again
+        if (tx.body.nonce < next)
+          throw new MempoolError('NONCE_TOO_LOW', `nonce ${tx.body.nonce} was already used; the sender's next nonce is ${next}`, { next })
       }
     }
     const queue = this.bySender.get(sender) ?? new Map<number, Entry>()

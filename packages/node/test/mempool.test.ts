@@ -236,6 +236,21 @@ describe('mempool', () => {
     expect(p.size).toBe(5)
   })
 
+  it('a transaction whose nonce a block used while it waited for its permission is refused, not pooled', async () => {
+    const nonces: Record<string, number> = { [a.address]: 0 }
+    // The permission is read from the state (a promise); meanwhile a block with a's nonce 0 commits.
+    const p = pool(nonces, {
+      accountNonce: (s: Address) => nonces[s] ?? 0,
+      mayTransact: async () => {
+        nonces[a.address] = 1
+        return true
+      },
+    })
+    expect(await code(p.add(tx(a, 0), NOW))).toBe('NONCE_TOO_LOW')
+    expect([p.size, p.hasReady]).toEqual([0, false])
+    expect(await code(p.add(tx(a, 1), NOW))).toBe('OK')
+  })
+
   it('selection depends only on the pool, not on arrival order', async () => {
     const txs = [tx(a, 0, NOW + 7), tx(a, 1, NOW + 1), tx(b, 0, NOW + 7), tx(b, 1, NOW + 2), tx(c, 0, NOW + 3)]
     const reference = (await fillThenSelect(txs)).join()
