@@ -23,7 +23,7 @@ import {
   type Value,
 } from '@loopchain/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { FullNode, nativeCrypto } from '../src/index.js'
+import { FullNode, type FullNodeOptions, MempoolError, nativeCrypto } from '../src/index.js'
 import { nextBlock, testGenesis, testKey, testTransfer } from './fixtures/test-chain.js'
 
 const NET = 41
@@ -38,7 +38,7 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
 
-async function start(dir: string, watchtower: boolean): Promise<FullNode> {
+async function start(dir: string, watchtower: FullNodeOptions['watchtower']): Promise<FullNode> {
   const n = await FullNode.open({ dataDir: dir, genesis: g, validatorSecret: v.secretKey, watchtower })
   nodes.push(n)
   n.start()
@@ -66,7 +66,63 @@ async function record(n: FullNode, id: Uint8Array) {
   return raw === undefined ? undefined : decode(channelRecordCodec, raw)
 }
 
+/** Opens a channel alice → bob (alice deposits `a`, bob `b`), from alice's nonce `nonce`; resolves with its id. */
+async function openChannel(n: FullNode, nonce: number, a: bigint, b: bigint, bobNonce: number): Promise<Uint8Array> {
+  const open = call(
+    alice,
+    nonce,
+    'open',
+    { peer: bob.address, openerKey: alice.publicKey, peerKey: bob.publicKey, challengePeriod: 1_000n },
+    a,
+  )
+  await include(n, open)
+  const id = channelIdOf(transactionHash(open.body))
+  await include(n, call(bob, bobNonce, 'join', { id }, b))
+  return id
+}
+
 describe('watchtower', () => {
+  it('a challenge the node does not admit (a full pool) is sent again at the next block', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-tower-'))
+    dirs.push(dir)
+    const n = await start(dir, true)
+    await include(n, testTransfer(NET, alice, bob.address, 0, 5_000n))
+    const id = await openChannel(n, 1, 600n, 400n, 0)
+    expect(await n.watchtower?.watch(encodeSignedChannelState(cosigned(id, 2, [100n, 900n])))).toBe(2)
+    // The node refuses the tower's first challenge, the way a full pool refuses it.
+    const submit = n.submit.bind(n)
+    let refusals = 0
+    n.submit = async (tx) => {
+      if (!(tx instanceof Uint8Array) && tx.body.from === v.address && refusals++ === 0)
+        throw new MempoolError('POOL_FULL', 'the mempool is full; retry later')
+      return submit(tx)
+    }
+    await include(n, call(alice, 2, 'close', { id, state: encodeSignedChannelState(cosigned(id, 1, [550n, 450n])) }))
+    await vi.waitFor(async () => expect((await record(n, id))?.outcome).toBeDefined(), { timeout: 15_000 })
+    expect(refusals).toBe(2)
+    expect(await record(n, id)).toMatchObject({ status: ChannelStatus.Closed, balances: [0n, 1000n] })
+  }, 60_000)
+
+  it('a full tower lets its smallest channel go for a larger one, and refuses one no larger', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-tower-'))
+    dirs.push(dir)
+    const n = await start(dir, { maxChannels: 2 })
+    await include(n, testTransfer(NET, alice, bob.address, 0, 5_000n))
+    const small = await openChannel(n, 1, 1n, 0n, 0)
+    const mid = await openChannel(n, 2, 50n, 0n, 1)
+    const large = await openChannel(n, 3, 900n, 100n, 2)
+    const tiny = await openChannel(n, 4, 1n, 0n, 3)
+    const hand = (id: Uint8Array, balances: [bigint, bigint]) => n.watchtower?.watch(encodeSignedChannelState(cosigned(id, 1, balances)))
+    await hand(small, [0n, 1n])
+    await hand(mid, [25n, 25n])
+    expect(n.watchtower?.size).toBe(2)
+    await expect(hand(tiny, [0n, 1n])).rejects.toMatchObject({ code: 'FULL' })
+    expect(await hand(large, [500n, 500n])).toBe(1)
+    expect(n.watchtower?.size).toBe(2)
+    // The smallest went: handing it again is refused now (it is the smallest, the tower is full).
+    await expect(hand(small, [0n, 1n])).rejects.toMatchObject({ code: 'FULL' })
+  }, 60_000)
+
   it('challenges a stale close committed while it was down once it runs again, and again when its challenge left the pool unused', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'loopchain-tower-'))
     dirs.push(dir)

@@ -48,6 +48,10 @@ export class Watchtower {
   private readonly held = new Map<string, SignedChannelState>()
   /** Challenges sent and not yet seen through: the held seq they carry and their transaction's hash. */
   private readonly challenged = new Map<string, { seq: number; txHash: string }>()
+  /** Channels whose challenge the node did not admit (a full pool, say): tried again at every block. */
+  private readonly retry = new Set<string>()
+  /** Challenges are made one at a time: each takes the next nonce of the node's account. */
+  private serial: Promise<void> = Promise.resolve()
   private challenges = 0
   private off: (() => void) | undefined
 
@@ -56,12 +60,13 @@ export class Watchtower {
     private readonly db: LevelKVStore,
     private readonly key: KeyPair,
     private readonly log: NodeLogger,
+    private readonly maxChannels: number,
   ) {}
 
   /** Opens the watchtower's store under the node's data directory and starts watching committed blocks. */
-  static async open(node: FullNode, key: KeyPair, log: NodeLogger): Promise<Watchtower> {
+  static async open(node: FullNode, key: KeyPair, log: NodeLogger, maxChannels = MAX_WATCHED_CHANNELS): Promise<Watchtower> {
     const db = await LevelKVStore.open(`${node.options.dataDir}/watchtower`)
-    const w = new Watchtower(node, db, key, log)
+    const w = new Watchtower(node, db, key, log, maxChannels)
     for await (const [k, v] of db.iterate()) w.held.set(to0x(k), decodeSignedChannelState(v))
     w.off = node.onBlock((b) => void w.onBlock(b).catch((e) => log.warn('watchtower: a block could not be checked', { error: String(e) })))
     if (w.held.size > 0) log.info('watchtower: watching', { channels: w.held.size })
@@ -115,14 +120,35 @@ export class Watchtower {
     const hex = to0x(id)
     const have = this.held.get(hex)
     if (have !== undefined && have.state.seq >= signed.state.seq) return have.state.seq
-    if (have === undefined && this.held.size >= MAX_WATCHED_CHANNELS)
-      throw new WatchError('FULL', 'this watchtower holds as many channels as it can', { penalize: false })
+    if (have === undefined && this.held.size >= this.maxChannels) await this.makeRoom(rec.deposits[0] + rec.deposits[1])
     await this.db.write([{ type: 'put', key: id, value: encodeSignedChannelState(signed) }])
     this.held.set(hex, signed)
     this.log.info('watchtower: holding a channel state', { channel: hex, seq: signed.state.seq })
     // A close may already be on chain.
     if (rec.status === ChannelStatus.Closing) await this.check(hex, rec)
     return signed.state.seq
+  }
+
+  /**
+   * A full tower lets the smallest channel it holds (by what the channel holds) go for a larger
+   * one; a channel it is challenging for stays. Channels between fresh keys with a token each cost
+   * little to open: without this, anyone could fill the tower and leave real channels unwatched.
+   * Throws {@link WatchError} `FULL` when no held channel is smaller than `total`.
+   */
+  private async makeRoom(total: bigint): Promise<void> {
+    let smallest: { hex: string; signed: SignedChannelState; total: bigint } | undefined
+    for (const [hex, signed] of this.held) {
+      if (this.challenged.has(hex) || this.retry.has(hex)) continue
+      const t = channelTotal(signed)
+      if (smallest === undefined || t < smallest.total) smallest = { hex, signed, total: t }
+    }
+    if (smallest === undefined || smallest.total >= total)
+      throw new WatchError('FULL', 'this watchtower holds as many channels as it can, none smaller than this one', { penalize: false })
+    await this.forget(smallest.hex, smallest.signed.state.channelId)
+    this.log.warn('watchtower: full; stopped watching the smallest channel for a larger one', {
+      channel: smallest.hex,
+      total: String(smallest.total),
+    })
   }
 
   /** Stops watching and closes the store. */
@@ -141,7 +167,10 @@ export class Watchtower {
     // again while the channel is still closing with the older state.
     const dropped = [...this.challenged].filter(([, c]) => c.txHash !== '' && !this.node.mempool.has(c.txHash)).map(([hex]) => hex)
     for (const hex of dropped) this.challenged.delete(hex)
-    await this.recheck(dropped)
+    // And one the node did not admit is tried again.
+    const again = [...this.retry]
+    this.retry.clear()
+    await this.recheck([...dropped, ...again])
     for (const r of b.receipts)
       for (const l of r.logs) {
         if (l.score !== CHANNEL_ADDRESS) continue
@@ -156,11 +185,24 @@ export class Watchtower {
       }
   }
 
-  /** Challenges a closing channel whose recorded state is older than the held one. */
-  private async check(hex: string, rec: ChannelRecord): Promise<void> {
+  /** Challenges a closing channel whose recorded state is older than the held one (one challenge at a time). */
+  private check(hex: string, rec: ChannelRecord): Promise<void> {
+    const run = this.serial.then(() => this.challenge(hex, rec))
+    this.serial = run.catch(() => undefined)
+    return run
+  }
+
+  private async challenge(hex: string, rec: ChannelRecord): Promise<void> {
     const held = this.held.get(hex)
     if (held === undefined || rec.status !== ChannelStatus.Closing || held.state.seq <= rec.seq) return
-    if (rec.deadline !== undefined && this.node.height > rec.deadline) return
+    // A challenge lands in the next block at the earliest, and the chain takes none after the deadline.
+    if (rec.deadline !== undefined && this.node.height >= rec.deadline) {
+      this.log.error('watchtower: a channel closed with an old state and its challenge period is over', {
+        channel: hex,
+        deadline: rec.deadline,
+      })
+      return
+    }
     if (this.challenged.get(hex)?.seq === held.state.seq) return
     this.challenged.set(hex, { seq: held.state.seq, txHash: '' })
     const raw = await this.node.committedState().get(accountKey(this.key.address))
@@ -187,15 +229,22 @@ export class Watchtower {
         deadline: rec.deadline,
       })
     } catch (e) {
-      // Try again on the next block (a nonce taken by another transaction, a full pool).
+      // Tried again at the next block (a full pool, say).
       this.challenged.delete(hex)
-      this.log.warn('watchtower: the challenge was not admitted', { channel: hex, error: String(e) })
+      this.retry.add(hex)
+      this.log.warn('watchtower: the challenge was not admitted; trying again at the next block', { channel: hex, error: String(e) })
     }
   }
 
   private async forget(hex: string, id: Uint8Array): Promise<void> {
     this.held.delete(hex)
     this.challenged.delete(hex)
+    this.retry.delete(hex)
     await this.db.write([{ type: 'del', key: id }])
   }
+}
+
+/** What a channel holds: its state's balances and conditional payments (they add up to the deposits). */
+function channelTotal(signed: SignedChannelState): bigint {
+  return signed.state.htlcs.reduce((t, h) => t + h.amount, signed.state.balances[0] + signed.state.balances[1])
 }
