@@ -16,6 +16,7 @@ import {
   type Genesis,
   getAccount,
   messageHeight,
+  proposerOf,
   signTransaction,
   signVote,
   type Transaction,
@@ -498,6 +499,30 @@ describe('full node (one process, LevelDB on disk)', () => {
     const b = await nextBlock(both[0] as FullNode, (x) => x.block.transactions.length > 0, 5_000)
     expect(b.block.transactions.map((t) => t.body.nonce)).toEqual([0])
     for (const n of both) expect((await n.account(bob.address)).balance).toBe(10n)
+  })
+
+  it('a validator whose clock is behind judges a proposal ahead of it once its clock gets there, not refusing it for the height', async () => {
+    const keys = [key('clock validator 0'), key('clock validator 1')]
+    const g0 = genesis(keys)
+    const g = { ...g0, params: { ...g0.params, timeoutProposeMs: 3000 } }
+    const leader = proposerOf(g.validators, 1, 0).address
+    // The other validator's clock runs 30.5 s behind: the leader's block is 0.5 s past the drift it allows.
+    const both = await Promise.all(
+      keys.map((k) => {
+        const dataDir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
+        dirs.push(dataDir)
+        const clock = k.address === leader ? () => Date.now() : () => Date.now() - 30_500
+        return FullNode.open({ dataDir, genesis: g, validatorSecret: k.secretKey, clock }).then((n) => (nodes.push(n), n))
+      }),
+    )
+    both.forEach((n, i) => {
+      n.attachNetwork({ publishConsensus: (bytes) => setTimeout(() => both[1 - i]?.receiveConsensus(bytes, `peer-${i}`), 1) })
+    })
+    for (const n of both) await n.submit(transfer(0))
+    for (const n of both) n.start()
+    const b = await nextBlock(both[0] as FullNode, (x) => x.block.transactions.length > 0, 20_000)
+    // Refused, the block would have waited for the next round and the other validator's proposal.
+    expect([b.block.header.height, b.block.header.round, b.block.header.proposer]).toEqual([1, 0, leader])
   })
 
   it('a restart right after a block with transactions still makes the block that carries its result', async () => {

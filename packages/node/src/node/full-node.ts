@@ -125,8 +125,8 @@ export interface FullNodeOptions {
   readonly timeouts?: Partial<TimeoutConfig>
   /** The wall clock in milliseconds (injectable for tests). */
   readonly clock?: () => number
-  /** Run a watchtower (validators only; default true). */
-  readonly watchtower?: boolean
+  /** Run a watchtower (validators only; default true), optionally holding at most `maxChannels` (default 10,000). */
+  readonly watchtower?: boolean | { readonly maxChannels?: number }
   /**
    * While no block commits for this long, the node asks a peer for blocks (block sync; the next
    * peer in turn each time it passes): a node that missed a height's gossip (it connected late, a
@@ -480,7 +480,12 @@ export class FullNode {
     )
     // A validator's node keeps a watchtower for its institution's channel users; it challenges from the validator's account.
     if (options.validatorSecret && options.watchtower !== false)
-      node.watchtower = await Watchtower.open(node, keyPairFromSecret(options.validatorSecret, nativeCrypto), node.log)
+      node.watchtower = await Watchtower.open(
+        node,
+        keyPairFromSecret(options.validatorSecret, nativeCrypto),
+        node.log,
+        typeof options.watchtower === 'object' ? options.watchtower.maxChannels : undefined,
+      )
     return node
   }
 
@@ -1029,9 +1034,39 @@ export class FullNode {
       case 'request-block':
         this.enqueue({ type: 'block', height: out.height, round: out.round, block: encode(blockCodec, await this.buildBlock(out.round)) })
         return
-      case 'validate-block':
+      case 'validate-block': {
+        // A block timestamped further ahead of this node's clock than the drift allowed is judged
+        // when the clock gets there, not refused: the machine keeps a verdict for the whole height,
+        // so a "no" that only this clock gave would stand against every re-proposal of the block,
+        // and a proposer that times a block between two validators' clocks could split them, lock
+        // some on it, and stall the height.
+        const early = this.blockEarlyMs(out.block)
+        if (early > 0) {
+          this.log.debug('consensus: a proposal is ahead of this clock; judged later', { height: out.height, ms: early })
+          const t = setTimeout(
+            () => {
+              this.consensusTimers.delete(t)
+              this.queue = this.queue
+                .then(async () => {
+                  if (this.stopped || out.height !== this.height + 1) return
+                  this.enqueue({
+                    type: 'block-validity',
+                    height: out.height,
+                    blockHash: out.blockHash,
+                    valid: await this.isValidProposal(out.block),
+                  })
+                })
+                .catch((e: unknown) => this.log.error('consensus: judging a proposal failed', { error: String(e) }))
+            },
+            Math.min(early, 2 ** 31 - 1),
+          )
+          t.unref?.()
+          this.consensusTimers.set(t, out.height)
+          return
+        }
         this.enqueue({ type: 'block-validity', height: out.height, blockHash: out.blockHash, valid: await this.isValidProposal(out.block) })
         return
+      }
       case 'commit':
         if (out.height <= this.height) {
           // Block sync already stored this height (late precommits completed the machine's quorum after):
@@ -1115,6 +1150,15 @@ export class FullNode {
       lastCommitHash: this.tip.commit ? commitHash(this.tip.commit) : new Uint8Array(32),
     }
     return { header, transactions: txs, lastCommit: this.tip.commit, certSignatures }
+  }
+
+  /** How long until a proposed block's timestamp is within the drift allowed of this node's clock (0: it is, or the bytes do not decode). */
+  private blockEarlyMs(bytes: Uint8Array): number {
+    try {
+      return Math.max(0, Math.ceil(this.decodeBlockOnce(bytes).header.timestamp / 1000 - MAX_CLOCK_DRIFT_MS - this.clock()))
+    } catch {
+      return 0
+    }
   }
 
   private async isValidProposal(bytes: Uint8Array): Promise<boolean> {
