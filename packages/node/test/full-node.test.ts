@@ -508,11 +508,13 @@ describe('full node (one process, LevelDB on disk)', () => {
     const leader = proposerOf(g.validators, 1, 0).address
     // The other validator's clock runs 30.5 s behind: the leader's block is 0.5 s past the drift it allows.
     const both = await Promise.all(
-      keys.map((k) => {
+      keys.map(async (k) => {
         const dataDir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
         dirs.push(dataDir)
         const clock = k.address === leader ? () => Date.now() : () => Date.now() - 30_500
-        return FullNode.open({ dataDir, genesis: g, validatorSecret: k.secretKey, clock }).then((n) => (nodes.push(n), n))
+        const n = await FullNode.open({ dataDir, genesis: g, validatorSecret: k.secretKey, clock })
+        nodes.push(n)
+        return n
       }),
     )
     both.forEach((n, i) => {

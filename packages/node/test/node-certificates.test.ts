@@ -154,10 +154,10 @@ describe('certificates through a running validator and its JSON-RPC', () => {
       if (!stored) throw new Error(`no block ${h}`)
       if (stored.block.certSignatures.length > 0) {
         const stripped = { ...stored.block, certSignatures: [] }
-        expect((observer as any).isValidProposal(encode(blockCodec, stripped))).toBe(false)
+        expect(await (observer as any).isValidProposal(encode(blockCodec, stripped))).toBe(false)
         await expect(observer.importBlock(stripped, stored.commit)).rejects.toMatchObject({ code: 'CERT_SIGNATURES' })
         expect(observer.height).toBe(h - 1)
-        expect((observer as any).isValidProposal(encode(blockCodec, stored.block))).toBe(true)
+        expect(await (observer as any).isValidProposal(encode(blockCodec, stored.block))).toBe(true)
       }
       await observer.importBlock(stored.block, stored.commit)
     }
