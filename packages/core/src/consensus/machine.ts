@@ -73,8 +73,22 @@ export const MAX_FUTURE_MESSAGES = 10_000
  * which this node cannot weigh yet — can make it keep.
  */
 export const MAX_FUTURE_BLOCK_BYTES = 64 * 1024 * 1024
-/** Rounds ahead of the current one that a message may name; bounds the memory a peer can make us spend. */
+/** Rounds ahead of the current one that a vote may name; bounds the memory a peer can make us spend. */
 export const MAX_ROUND_LOOKAHEAD = 10_000
+/**
+ * Rounds ahead of the current one whose proposals are kept. A proposal carries a block of up to
+ * megabytes, and a faulty validator may sign two for every round it leads: over the votes' look-
+ * ahead that was gigabytes per height. An honest proposer proposes in its current round, where
+ * the others are or soon will be; a node further behind gets the proposal again from its
+ * proposer's re-sends once it gets there.
+ */
+export const MAX_PROPOSAL_LOOKAHEAD = 4
+/**
+ * Highest round of a later height whose messages are kept for it. A height starts at round 0 on
+ * every node; without a bound, one validator's signed messages for thousands of rounds of the next
+ * height filled the buffer and honest ones arriving early were dropped.
+ */
+export const MAX_FUTURE_ROUND = 8
 /** Previous-height votes remembered per height; beyond this every such vote counts as a re-send. */
 const MAX_STRAGGLERS = 4096
 /** Proposals kept per round: the first, and one conflicting one as evidence and as a block source. */
@@ -406,6 +420,9 @@ class Machine implements Consensus {
    * with other block bytes are refused now, not kept in place of the real one.
    */
   private keepForLater(message: ConsensusMessage, from: string | undefined): void {
+    // A decision carries its commit certificate: it may name any round.
+    const round = message.kind === 'vote' ? message.vote.vote.round : message.kind === 'proposal' ? message.proposal.proposal.round : 0
+    if (round > MAX_FUTURE_ROUND) return
     const key = futureKey(message)
     if (this.futureKeys.has(key)) return
     const bytes = message.kind === 'vote' ? 0 : (message.kind === 'proposal' ? message.proposal : message.decision).block.length
@@ -532,7 +549,7 @@ class Machine implements Consensus {
     if (p.networkId !== this.cfg.networkId) {
       return this.reject(from, new ConsensusError('WRONG_NETWORK', `proposal for network ${p.networkId}`))
     }
-    if (p.round > this.round + MAX_ROUND_LOOKAHEAD) return
+    if (p.round > this.round + MAX_PROPOSAL_LOOKAHEAD) return
     const rs = this.roundState(p.round)
     for (const q of rs.proposals) {
       if (bytesEqual(q.proposal.blockHash, p.blockHash) && q.proposal.validRound === p.validRound) return

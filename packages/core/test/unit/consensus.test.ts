@@ -18,6 +18,7 @@ import {
   createConsensus,
   MAX_FUTURE_BLOCK_BYTES,
   MAX_FUTURE_MESSAGES,
+  MAX_PROPOSAL_LOOKAHEAD,
   MAX_SCHEDULE_LENGTH,
   proposalSignBytes,
   proposerIndex,
@@ -378,9 +379,11 @@ describe('message checks', () => {
   it('keeps at most MAX_FUTURE_BLOCK_BYTES of blocks from messages for a later height', () => {
     const m = machine(follower(1, 0))
     feed(m, start())
-    // Signed proposals for height 2, one per round, 5 MiB of block each: more than the bound holds.
-    const size = 5 * 1024 * 1024
-    const rounds = Math.floor(MAX_FUTURE_BLOCK_BYTES / size) + 2
+    // Signed proposals for height 2, one per round it will look at first, 16 MiB of block each:
+    // more than the bound holds.
+    const size = 16 * 1024 * 1024
+    const rounds = MAX_PROPOSAL_LOOKAHEAD + 1
+    expect(rounds * size).toBeGreaterThan(MAX_FUTURE_BLOCK_BYTES)
     for (let r = 0; r < rounds; r++) {
       const big = new Uint8Array(size)
       big[0] = r
@@ -389,6 +392,23 @@ describe('message checks', () => {
     // When height 2 starts, only those that fitted are there to validate.
     const asked = of(m.handle(start(2)), 'validate-block')
     expect(asked).toHaveLength(Math.floor(MAX_FUTURE_BLOCK_BYTES / size))
+  })
+
+  it("keeps a later height's messages of its first rounds only: one validator's votes for thousands of rounds do not crowd out the others", () => {
+    const m = machine(follower(2, 0))
+    feed(m, start())
+    const faulty = follower(2, 0, follower(2, 0))
+    for (let r = 0; r < MAX_FUTURE_MESSAGES + 10; r++) m.handle(msg(voteMsg(faulty, VoteType.Prevote, 2, r, sha256(utf8('some block')))))
+    expect(feed(m, msg(proposalMsg(leader(2, 0), 2, 0, utf8('block at 2'))))).toEqual([])
+    expect(of(m.handle(start(2)), 'validate-block').map((o) => o.block)).toEqual([utf8('block at 2')])
+  })
+
+  it(`keeps proposals of at most ${MAX_PROPOSAL_LOOKAHEAD} rounds ahead: each may carry megabytes`, () => {
+    const m = machine(follower(1, 0))
+    feed(m, start())
+    const asked = (r: number) => of(feed(m, msg(proposalMsg(leader(1, r), 1, r, utf8(`block of round ${r}`)))), 'validate-block').length
+    expect(asked(MAX_PROPOSAL_LOOKAHEAD + 1)).toBe(0)
+    expect(asked(MAX_PROPOSAL_LOOKAHEAD)).toBe(1)
   })
 
   it('rejects a vote from outside the validator set', () => {
