@@ -103,6 +103,32 @@ describe('watchtower', () => {
     expect(await record(n, id)).toMatchObject({ status: ChannelStatus.Closed, balances: [0n, 1000n] })
   }, 60_000)
 
+  it('a state handed in while a close of its channel is committed is still defended', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-tower-'))
+    dirs.push(dir)
+    const n = await start(dir, true)
+    await include(n, testTransfer(NET, alice, bob.address, 0, 5_000n))
+    const id = await openChannel(n, 1, 600n, 400n, 0)
+    // The tower's write of the state waits until alice's stale close is in a block: the tower read
+    // the channel as open before, and the block came while it had no state of the channel yet.
+    const db = (n.watchtower as unknown as { db: { write: (ops: unknown) => Promise<void> } }).db
+    const write = db.write.bind(db)
+    let release = () => {}
+    const gate = new Promise<void>((r) => {
+      release = r
+    })
+    db.write = async (ops) => {
+      await gate
+      return write(ops)
+    }
+    const handed = n.watchtower?.watch(encodeSignedChannelState(cosigned(id, 2, [100n, 900n])))
+    await include(n, call(alice, 2, 'close', { id, state: encodeSignedChannelState(cosigned(id, 1, [550n, 450n])) }))
+    release()
+    expect(await handed).toBe(2)
+    await vi.waitFor(async () => expect((await record(n, id))?.outcome).toBeDefined(), { timeout: 15_000 })
+    expect(await record(n, id)).toMatchObject({ status: ChannelStatus.Closed, balances: [0n, 1000n] })
+  }, 60_000)
+
   it('a full tower lets its smallest channel go for a larger one, and refuses one no larger', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'loopchain-tower-'))
     dirs.push(dir)

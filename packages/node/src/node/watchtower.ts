@@ -124,8 +124,10 @@ export class Watchtower {
     await this.db.write([{ type: 'put', key: id, value: encodeSignedChannelState(signed) }])
     this.held.set(hex, signed)
     this.log.info('watchtower: holding a channel state', { channel: hex, seq: signed.state.seq })
-    // A close may already be on chain.
-    if (rec.status === ChannelStatus.Closing) await this.check(hex, rec)
+    // A close may already be on chain: read again now that the state is held. One committed while
+    // this waited (for the write, say) came to onBlock before there was a state to defend.
+    const now = await this.record(id)
+    if (now !== undefined) await this.check(hex, now)
     return signed.state.seq
   }
 
