@@ -458,6 +458,37 @@ export function bytesView(max: number): Codec<Uint8Array> {
 const textEncoder = new TextEncoder()
 
 /** True when `s` holds a UTF-16 surrogate without its pair (it has no UTF-8 encoding). */
+/**
+ * `s` as text a {@link string} codec of `maxBytes` takes whatever it holds: a lone surrogate
+ * becomes U+FFFD, and the text is cut to at most `maxBytes` of UTF-8 on a character boundary.
+ * Deterministic (no platform API whose output could differ): receipts carry such text, and a
+ * receipt that could not be encoded would halt every node on a committed block.
+ */
+export function encodableText(s: string, maxBytes: number): string {
+  let out = ''
+  let bytes = 0
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    let ch: string
+    let n: number
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && s.charCodeAt(i + 1) >= 0xdc00 && s.charCodeAt(i + 1) <= 0xdfff) {
+      ch = s.slice(i, i + 2)
+      n = 4
+      i++
+    } else if (c >= 0xd800 && c <= 0xdfff) {
+      ch = '\ufffd'
+      n = 3
+    } else {
+      ch = s[i] as string
+      n = c < 0x80 ? 1 : c < 0x800 ? 2 : 3
+    }
+    if (bytes + n > maxBytes) break
+    out += ch
+    bytes += n
+  }
+  return out
+}
+
 export function hasLoneSurrogate(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i)

@@ -24,7 +24,7 @@
  * new set: header K+1 (which carries block K's result) names it as `nextValidatorsHash`, and it
  * votes from height K+2 (docs/governance.md).
  */
-import { decode, encode } from '../codec/codec.js'
+import { decode, encodableText, encode } from '../codec/codec.js'
 import { bytesEqual } from '../codec/hex.js'
 import type { Value } from '../codec/value.js'
 import { type Address, contractAddress, isContractAddress } from '../crypto/address.js'
@@ -34,7 +34,16 @@ import { DecodeError, LoopchainError } from '../errors.js'
 import type { Block, BlockResult } from '../ledger/block.js'
 import type { ChainParams, Genesis } from '../ledger/genesis.js'
 import { Right } from '../ledger/genesis.js'
-import { type EventLog, type Failure, logsBloom, type Receipt, ReceiptStatus, receiptsRoot } from '../ledger/receipt.js'
+import {
+  type EventLog,
+  type Failure,
+  logsBloom,
+  MAX_FAILURE_CODE_BYTES,
+  MAX_FAILURE_MESSAGE_BYTES,
+  type Receipt,
+  ReceiptStatus,
+  receiptsRoot,
+} from '../ledger/receipt.js'
 import {
   callDataCodec,
   type DeployData,
@@ -233,9 +242,19 @@ function executeTransaction(tx: Transaction, root: StateOverlay, env: ExecutionE
     stepUsed: stepsUsed,
     fee,
     scoreAddress: ok ? outcome.scoreAddress : undefined,
-    failure: ok ? undefined : (outcome.failure ?? outOfSteps(b.stepLimit)),
+    failure: ok ? undefined : receiptFailure(outcome.failure ?? outOfSteps(b.stepLimit)),
     logs: ok ? [...(outcome.logs ?? [])] : [],
   }
+}
+
+/**
+ * A failure as a receipt holds it: its code and message made encodable (a contract's error
+ * message, cut at 256 characters in the middle of a surrogate pair, or one holding a lone
+ * surrogate, could not be encoded: the receipts root of a committed block threw and every node
+ * halted on it).
+ */
+function receiptFailure(f: Failure): Failure {
+  return { code: encodableText(f.code, MAX_FAILURE_CODE_BYTES), message: encodableText(f.message, MAX_FAILURE_MESSAGE_BYTES) }
 }
 
 /**

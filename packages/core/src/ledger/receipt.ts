@@ -58,6 +58,11 @@ export interface Receipt {
   readonly logs: readonly EventLog[]
 }
 
+/** Most UTF-8 bytes of a failure's code in a receipt. */
+export const MAX_FAILURE_CODE_BYTES = 64
+/** Most UTF-8 bytes of a failure's message in a receipt. */
+export const MAX_FAILURE_MESSAGE_BYTES = 1024
+
 /** Codec of {@link Receipt}. */
 export const receiptCodec: Codec<Receipt> = struct('Receipt', {
   txHash: fixedBytes(HASH_LENGTH),
@@ -65,7 +70,7 @@ export const receiptCodec: Codec<Receipt> = struct('Receipt', {
   stepUsed: uvarint,
   fee: bigUint(32),
   scoreAddress: option(address),
-  failure: option(struct('Failure', { code: string(64), message: string(1024) })),
+  failure: option(struct('Failure', { code: string(MAX_FAILURE_CODE_BYTES), message: string(MAX_FAILURE_MESSAGE_BYTES) })),
   logs: list(eventLogCodec, MAX_LOGS),
 })
 
