@@ -202,6 +202,15 @@ class Session {
         } catch {
           throw new HostRejection('the call target is not an address')
         }
+        // Before the callee is looked up: a callee whose code this process has not loaded yet has
+        // its manifest read in a frame of its own, which does not exist at the deepest frame. That
+        // lookup failed (and was remembered as "no SCORE") where a process that had the code loaded
+        // went on: two nodes, two results for one block.
+        const max = score.contract.maxCallDepth
+        if (frame.depth + 1 >= max) {
+          lastRejection = { code: 'STACK_OVERFLOW', message: `contract calls nest deeper than ${max}` }
+          throw new HostRejection(rejectionText(lastRejection))
+        }
         const inner = this.run(
           { sender: frame.score, score: callee, method: calleeMethod, params: args, value: 0n, readonly, depth: frame.depth + 1 },
           overlay,

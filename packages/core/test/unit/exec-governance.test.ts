@@ -6,8 +6,11 @@ import {
   approvalThreshold,
   type ContractEngine,
   decode,
+  encodableText,
+  executeBlock,
   GOVERNANCE_ADDRESS,
   getAccount,
+  hasLoneSurrogate,
   initEngine,
   MEMBER_LIST_KEY,
   memberKey,
@@ -15,11 +18,17 @@ import {
   PROPOSAL_COUNT_KEY,
   proposalKey,
   Right,
+  StateTree,
+  type Transaction,
   toHex,
   VALIDATORS_KEY,
   validatorSetCodec,
 } from '../../src/index.js'
-import { COUNTER_V1, dev, govGenesis, key, member, newcomer, outsider, TestChain, v1, v2, v3 } from '../fixtures/exec/governed.js'
+import { executionBlock } from '../fixtures/exec/chain.js'
+import { COUNTER_V1, dev, govGenesis, key, member, newcomer, outsider, T0, TestChain, v1, v2, v3 } from '../fixtures/exec/governed.js'
+
+const chainBlock = (height: number, txs: Transaction[]) =>
+  executionBlock({ networkId: 7, height, timestamp: T0 + height * 1_000_000, proposer: v1.address }, txs)
 
 let engine: ContractEngine
 beforeAll(async () => {
@@ -88,6 +97,46 @@ describe('governance: approval rule', () => {
     expect(await c.read(GOVERNANCE_ADDRESS, 'getMember', { address: newcomer.address })).toBeNull()
     const ps = (await c.read(GOVERNANCE_ADDRESS, 'getProposals', { status: 'executed' })) as unknown[]
     expect(ps).toHaveLength(3)
+  })
+
+  it('a failure message cut inside a surrogate pair still makes an encodable receipt (the block halted every node)', async () => {
+    const c = await TestChain.start(engine, govGenesis())
+    // The message quotes the method name, cut at 70 characters: between the two halves of the emoji.
+    const ex = await c.block([c.gov(outsider, `${'a'.repeat(68)}😀`, null), c.gov(outsider, 'getValidators', null)])
+    expect(codes(ex)).toEqual(['UNKNOWN_METHOD', 'OK'])
+    const message = ex.receipts[0]?.failure?.message as string
+    expect(message).toContain('\ufffd')
+    expect(hasLoneSurrogate(message)).toBe(false)
+    expect(encodableText(`x${'😀'.repeat(3)}\udc00y`, 9)).toBe('x😀😀')
+    expect(encodableText('a\ud800b', 16)).toBe('a\ufffdb')
+  })
+
+  it('a call from the deepest frame fails the same whether this process has the callee loaded or not', async () => {
+    const RELAY = `export const manifest = { name: 'Relay', methods: { relay: { params: [['path', 'list']], returns: 'str' } } }
+export function relay({ path }) {
+  const [next, ...rest] = path
+  try { loopchain.call(next, rest.length > 0 ? 'relay' : 'ping', rest.length > 0 ? { path: rest } : null); return 'ok' }
+  catch (e) { return String(e.message) }
+}`
+    const TARGET = `export const manifest = { name: 'Target', methods: { ping: { returns: 'int' } } }
+export function ping() { return 1n }`
+    const c = await TestChain.start(engine, govGenesis())
+    const relays = [0, 1, 2, 3].map(() => c.deploy(dev, RELAY, null))
+    const target = c.deploy(dev, TARGET, null)
+    expect(codes(await c.block([...relays.map((r) => r.tx), target.tx]))).toEqual(['OK', 'OK', 'OK', 'OK', 'OK'])
+    // R0 → R1 → R2 → R3 → target: the last call is one frame too deep.
+    const path = [...relays.slice(1).map((r) => r.address), target.address]
+    const tx = c.call(outsider, relays[0]?.address as Address, 'relay', { path })
+    const at = c.tree.root
+    // A process that never loaded the target's code (a node restarted since it was deployed).
+    const fresh = await initEngine()
+    const cold = await executeBlock(await StateTree.open(c.store, at), chainBlock(c.height + 1, [tx]), {
+      params: c.genesis.params,
+      engine: fresh,
+    })
+    const warm = await c.block([tx])
+    expect(toHex(cold.result.stateRoot)).toBe(toHex(warm.result.stateRoot))
+    expect(cold.receipts[0]?.stepUsed).toBe(warm.receipts[0]?.stepUsed)
   })
 
   it('a proposal is rejected once enough validators vote no that the threshold is out of reach', async () => {

@@ -464,6 +464,7 @@ class QuickJsEngine implements ContractEngine {
         source,
         call: (method: string, args: Value, host: HostApi, limits: CallLimits) => this.call(source, method, args, host, limits),
         inspect: (name: string, limits: CallLimits) => this.call(source, name, null, NO_HOST, limits, true),
+        maxCallDepth: this.levels.length,
       }),
     }
   }

@@ -178,6 +178,12 @@ export interface LoadedContract {
    * contract gets no host: a getter that touches storage fails. Used to read a SCORE's manifest.
    */
   inspect(name: string, limits: CallLimits): CallResult
+  /**
+   * Frames a call tree may hold (the outer call is one): a call from the deepest frame fails with
+   * `STACK_OVERFLOW`. The caller checks this before it looks the callee up, since loading a
+   * callee's code reads its manifest with a frame of its own.
+   */
+  readonly maxCallDepth: number
 }
 
 /** A deterministic contract engine. */
