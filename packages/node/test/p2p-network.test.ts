@@ -300,6 +300,13 @@ describe('admission of non-members (light clients)', () => {
     expect(await p.n.ok('request', { peer: ids.a, name: 'echo', data: 'read-only' })).toBe('read-only')
   })
 
+  it("a non-member's stream that sends no request does not hold a place: another request is served", async () => {
+    await p.n.ok('stall', { peer: ids.a, name: 'one-echo' })
+    await new Promise((r) => setTimeout(r, 300))
+    // The only non-member place is free: the silent stream was never counted.
+    expect(await p.n.ok('request', { peer: ids.a, name: 'one-echo', data: 'served' })).toBe('served')
+  })
+
   it('a non-member receives headers', async () => {
     await until('a sees n on header', async () => (await p.a.ok<string[]>('subscribers', { kind: 'header' })).includes(ids.n))
     await p.a.ok('publish', { kind: 'header', data: 'header-1' })

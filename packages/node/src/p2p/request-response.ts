@@ -53,6 +53,11 @@ const DEFAULT_HANDLER_TIMEOUT_MS = 30_000
 // After an error frame we stop reading; give the requester this long to read it and reset the
 // stream before we reset it ourselves (resetting at once could drop the frame in flight).
 const ERROR_GRACE_MS = 2_000
+/**
+ * How long a requester has to send its request once it opened a stream. A request is one small
+ * frame: a peer that opens streams and sends nothing is holding them, and is refused.
+ */
+export const REQUEST_READ_TIMEOUT_MS = 5_000
 
 /**
  * Registers `handler` for `protocol` on `libp2p` with framing, limits, admission and error frames.
@@ -95,19 +100,18 @@ export async function handleRequests(
         await replyError(stream, { code: 'NOT_MEMBER', message: `${protocol} is open to member institutions only` })
         return
       }
-      if (!member) {
-        if (nonMembers >= maxNonMembers) {
-          log.debug('refused a non-member: busy', { protocol, peer, serving: nonMembers })
-          await replyError(stream, {
-            code: 'BUSY',
-            message: `${protocol} serves ${maxNonMembers} non-member requests at once; try again later`,
-          })
-          return
-        }
-        nonMembers++
-        counted = true
-      }
       let request: Uint8Array
+      // The request is read before a non-member's place is taken: a peer that opens streams and
+      // sends nothing held every place for the handler's whole deadline, and the others got BUSY.
+      let silent = false
+      const readDeadline = setTimeout(
+        () => {
+          silent = true
+          stream.abort(new RequestError('TIMEOUT', `no request from ${peer} within ${REQUEST_READ_TIMEOUT_MS} ms`, { penalize: false }))
+        },
+        Math.min(REQUEST_READ_TIMEOUT_MS, timeoutMs),
+      )
+      readDeadline.unref()
       try {
         const frame = await readFrame(
           stream,
@@ -126,7 +130,26 @@ export async function handleRequests(
           }
           return
         }
+        if (silent) {
+          log.debug('a requester sent nothing', { protocol, peer })
+          onFault(peer, 'NO_REQUEST')
+          return
+        }
         throw err
+      } finally {
+        clearTimeout(readDeadline)
+      }
+      if (!member) {
+        if (nonMembers >= maxNonMembers) {
+          log.debug('refused a non-member: busy', { protocol, peer, serving: nonMembers })
+          await replyError(stream, {
+            code: 'BUSY',
+            message: `${protocol} serves ${maxNonMembers} non-member requests at once; try again later`,
+          })
+          return
+        }
+        nonMembers++
+        counted = true
       }
       let response: Uint8Array
       try {
