@@ -159,7 +159,7 @@ describe('block sync against a member that answers wrongly', () => {
     return { a, b, hostB, liar: hostM.peerId, asked: () => asked, honestAddr: hostA.multiaddrs()[0] as string }
   }
 
-  const response = (blocks: { block: unknown; commit: unknown }[]) => encode(syncResponseCodec, { head: 1_000_000, blocks } as never)
+  const response = (blocks: { block: unknown; commit: unknown }[], head = 1_000_000) => encode(syncResponseCodec, { head, blocks } as never)
 
   it('a member answering with blocks that do not start where asked is banned, and the node syncs from another', async () => {
     // Always block 2, whatever was asked: the old loop asked again and again (thousands a second).
@@ -179,27 +179,35 @@ describe('block sync against a member that answers wrongly', () => {
     await vi.waitFor(() => expect(s.b.syncTarget).toBe(s.b.height), { timeout: 15_000 })
   }, 40_000)
 
-  it('a member that answers each request slowly with one block loses its turn, and the node syncs from another', async () => {
-    // One honest block per answer, each just slower than SYNC_SLOW_ANSWER_MS: nothing to ban, but
-    // the old loop kept asking it, one block at a time, until the node had every block.
-    const s = await scene(
-      async (from, honest) => {
-        await new Promise((r) => setTimeout(r, SYNC_SLOW_ANSWER_MS + 300))
-        const c = await honest.committedBlock(from)
-        return response(c ? [c as never] : [])
-      },
-      { txs: 8, dialHonest: false },
-    )
-    // The slow member is the only peer at first; the honest one is dialled once it is being asked.
-    await vi.waitFor(() => expect(s.asked()).toBeGreaterThanOrEqual(1), { timeout: 15_000 })
-    await s.hostB.dial(s.honestAddr)
-    // Started, as a running node is: an idle node polls its peers for blocks (every 5 s).
-    s.b.start()
-    await vi.waitFor(() => expect(s.b.height).toBe(s.a.height), { timeout: 30_000 })
-    expect(s.a.height).toBeGreaterThanOrEqual(9)
-    expect(s.asked()).toBeLessThanOrEqual(4)
-    expect(s.hostB.isBanned(s.liar)).toBe(false)
-  }, 60_000)
+  it.each([
+    ['claims a far head', () => 1_000_000],
+    ['claims each block it sends is its head', (from: number) => from],
+  ])(
+    'a member that answers each request slowly with one block (and %s) loses its turn, and the node syncs from another',
+    async (_what, head) => {
+      // One honest block per answer, each just slower than SYNC_SLOW_ANSWER_MS: nothing to ban, but
+      // the old loop kept asking it, one block at a time, until the node had every block (with the
+      // head it claims, for ever).
+      const s = await scene(
+        async (from, honest) => {
+          await new Promise((r) => setTimeout(r, SYNC_SLOW_ANSWER_MS + 300))
+          const c = await honest.committedBlock(from)
+          return response(c ? [c as never] : [], head(from))
+        },
+        { txs: 8, dialHonest: false },
+      )
+      // The slow member is the only peer at first; the honest one is dialled once it is being asked.
+      await vi.waitFor(() => expect(s.asked()).toBeGreaterThanOrEqual(1), { timeout: 15_000 })
+      await s.hostB.dial(s.honestAddr)
+      // Started, as a running node is: an idle node polls its peers for blocks (every 5 s).
+      s.b.start()
+      await vi.waitFor(() => expect(s.b.height).toBe(s.a.height), { timeout: 30_000 })
+      expect(s.a.height).toBeGreaterThanOrEqual(9)
+      expect(s.asked()).toBeLessThanOrEqual(4)
+      expect(s.hostB.isBanned(s.liar)).toBe(false)
+    },
+    60_000,
+  )
 
   it('a member answering with a block whose commit does not verify is banned, and the node syncs from another', async () => {
     const s = await scene(async (from, honest) => {

@@ -287,7 +287,9 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
             blocksPerSecond: Math.round((node.height - startHeight) / seconds),
             peer,
           })
-          if (Date.now() - asked > SYNC_SLOW_ANSWER_MS && got.head > node.height) {
+          // Whatever head it claims: a peer that says it has nothing more would otherwise be asked
+          // again and again, slowly, and never give its turn to the others.
+          if (Date.now() - asked > SYNC_SLOW_ANSWER_MS) {
             opts.logger?.info('sync: a slow answer; asking the next peer', { peer, ms: Date.now() - asked })
             break
           }
