@@ -280,6 +280,16 @@ describe('metering', () => {
     expect(one.stepsUsed - none.stepsUsed).toBeGreaterThanOrEqual(DEFAULT_STEP_SCHEDULE.hostCall + 8 * DEFAULT_STEP_SCHEDULE.hostByte)
   })
 
+  it('charges an event and a call by the bytes of their data, as a storage write', () => {
+    const size = 1 << 16
+    const run = (body: string) => method(body).call('t', null, new MemoryHost(), LIMITS).stepsUsed
+    const emitted = (n: number) => run(`const d = new Uint8Array(${n}); loopchain.emit('E', { d }); return null`)
+    expect(emitted(size) - emitted(0)).toBeGreaterThanOrEqual(size * DEFAULT_STEP_SCHEDULE.hostByte)
+    const called = (n: number) =>
+      run(`const d = new Uint8Array(${n}); try { loopchain.call(new Uint8Array(21), 'f', { d }) } catch {} return null`)
+    expect(called(size) - called(0)).toBeGreaterThanOrEqual(size * DEFAULT_STEP_SCHEDULE.hostByte)
+  })
+
   it('counts the same steps on repeated runs, across contracts and in a fresh engine (pinned in fixtures/score/steps.json)', async () => {
     const measure = (e: ContractEngine): Record<string, number> => {
       const r = e.load(TOKEN)
