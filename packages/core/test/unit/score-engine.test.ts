@@ -280,6 +280,18 @@ describe('metering', () => {
     expect(one.stepsUsed - none.stepsUsed).toBeGreaterThanOrEqual(DEFAULT_STEP_SCHEDULE.hostCall + 8 * DEFAULT_STEP_SCHEDULE.hostByte)
   })
 
+  it('charges the description of a thrown value to the call, within its limit', () => {
+    const c = method('throw { toString() { for (;;) {} } }')
+    const r = c.call('t', null, new MemoryHost(), LIMITS)
+    expect(r).toMatchObject({ ok: false, failure: { code: 'CONTRACT_ERROR' } })
+    // Describing it ran until its budget (100,000 steps) ran out: that is the call's cost now.
+    expect(r.stepsUsed).toBeGreaterThan(90_000)
+    expect(r.stepsUsed).toBeLessThanOrEqual(LIMITS.stepLimit)
+    const small = c.call('t', null, new MemoryHost(), { ...LIMITS, stepLimit: 5_000 })
+    expect(small).toMatchObject({ ok: false, failure: { code: 'CONTRACT_ERROR' } })
+    expect(small.stepsUsed).toBe(5_000)
+  })
+
   it('charges an event and a call by the bytes of their data, as a storage write', () => {
     const size = 1 << 16
     const run = (body: string) => method(body).call('t', null, new MemoryHost(), LIMITS).stepsUsed

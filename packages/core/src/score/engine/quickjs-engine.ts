@@ -664,7 +664,7 @@ class Level {
       const steps = meter.stop()
       const failure = exhausted
         ? { code: 'OUT_OF_STEPS' as const, message: 'module initialisation ran out of steps' }
-        : this.describeError(loaded.error, MODULE_INIT_MEMORY_LIMIT, true)
+        : this.describeError(loaded.error, MODULE_INIT_MEMORY_LIMIT, true).failure
       loaded.error.dispose()
       init = { steps, failure: { code: failure.code, message: truncate(`module initialisation failed: ${failure.message}`) } }
     } else {
@@ -733,8 +733,8 @@ class Level {
       if (r.error) {
         const error = this.keep(r.error)
         if (exhausted) return failed('OUT_OF_STEPS', 'step limit reached', stepsUsed)
-        const failure = this.describeError(error, memoryLimit, false)
-        return failed(failure.code, failure.message, stepsUsed)
+        const described = this.describeError(error, memoryLimit, false, Math.max(0, Math.min(DESCRIBE_STEPS, stepLimit - stepsUsed)))
+        return failed(described.failure.code, described.failure.message, stepsUsed + described.steps)
       }
       const out = this.keep(r.value)
       const bytes = ctx.getArrayBuffer(out)
@@ -762,14 +762,30 @@ class Level {
     }
   }
 
-  /** Maps a thrown guest value to a failure. Runs the prelude's `describe` on a fixed, uncharged budget. */
-  private describeError(error: QuickJSHandle, memoryLimit: number, loading: boolean): CallFailure {
+  /**
+   * Maps a thrown guest value to a failure. Runs the prelude's `describe` (which may run the
+   * contract's own `toString` or `message` getter) on at most `budget` steps, and says how many it
+   * used. A call pays them: on a fixed, uncharged budget, a contract that threw a value whose
+   * description loops got 100,000 steps free for every failed call it made.
+   */
+  private describeError(
+    error: QuickJSHandle,
+    memoryLimit: number,
+    loading: boolean,
+    budget = DESCRIBE_STEPS,
+  ): { failure: CallFailure; steps: number } {
     const { ctx, meter } = this
     this.rt.setMemoryLimit(memoryLimit + DESCRIBE_MEMORY)
     this.instance.setFootprintLimit(this.instance.footprint() + DESCRIBE_MEMORY)
-    meter.start(DESCRIBE_STEPS)
+    meter.start(budget)
     const d = ctx.callFunction(this.describe, ctx.undefined, error)
-    meter.stop()
+    const steps = meter.stop()
+    const failure = this.describedFailure(d, loading)
+    return { failure, steps }
+  }
+
+  private describedFailure(d: ReturnType<QuickJSContext['callFunction']>, loading: boolean): CallFailure {
+    const { ctx } = this
     if (d.error) {
       d.error.dispose()
       return { code: 'CONTRACT_ERROR', message: 'contract threw a value that cannot be described' }
