@@ -81,12 +81,25 @@ async function openChannel(n: FullNode, nonce: number, a: bigint, b: bigint, bob
   return id
 }
 
+/** A started validator with its tower (as `watchtower` says) on a fresh directory, bob funded. */
+async function funded(watchtower: FullNodeOptions['watchtower'] = true): Promise<{ dir: string; n: FullNode }> {
+  const dir = mkdtempSync(join(tmpdir(), 'loopchain-tower-'))
+  dirs.push(dir)
+  const n = await start(dir, watchtower)
+  await include(n, testTransfer(NET, alice, bob.address, 0, 5_000n))
+  return { dir, n }
+}
+
+/** Alice (nonce 2) closes channel `id` with the old state 1; the tower's challenge must give bob everything. */
+async function staleCloseIsPenalised(n: FullNode, id: Uint8Array): Promise<void> {
+  await include(n, call(alice, 2, 'close', { id, state: encodeSignedChannelState(cosigned(id, 1, [550n, 450n])) }))
+  await vi.waitFor(async () => expect((await record(n, id))?.outcome).toBeDefined(), { timeout: 15_000 })
+  expect(await record(n, id)).toMatchObject({ status: ChannelStatus.Closed, balances: [0n, 1000n] })
+}
+
 describe('watchtower', () => {
   it('a challenge the node does not admit (a full pool) is sent again at the next block', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'loopchain-tower-'))
-    dirs.push(dir)
-    const n = await start(dir, true)
-    await include(n, testTransfer(NET, alice, bob.address, 0, 5_000n))
+    const { n } = await funded()
     const id = await openChannel(n, 1, 600n, 400n, 0)
     expect(await n.watchtower?.watch(encodeSignedChannelState(cosigned(id, 2, [100n, 900n])))).toBe(2)
     // The node refuses the tower's first challenge, the way a full pool refuses it.
@@ -97,17 +110,12 @@ describe('watchtower', () => {
         throw new MempoolError('POOL_FULL', 'the mempool is full; retry later')
       return submit(tx)
     }
-    await include(n, call(alice, 2, 'close', { id, state: encodeSignedChannelState(cosigned(id, 1, [550n, 450n])) }))
-    await vi.waitFor(async () => expect((await record(n, id))?.outcome).toBeDefined(), { timeout: 15_000 })
+    await staleCloseIsPenalised(n, id)
     expect(refusals).toBe(2)
-    expect(await record(n, id)).toMatchObject({ status: ChannelStatus.Closed, balances: [0n, 1000n] })
   }, 60_000)
 
   it('a state handed in while a close of its channel is committed is still defended', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'loopchain-tower-'))
-    dirs.push(dir)
-    const n = await start(dir, true)
-    await include(n, testTransfer(NET, alice, bob.address, 0, 5_000n))
+    const { n } = await funded()
     const id = await openChannel(n, 1, 600n, 400n, 0)
     // The tower's write of the state waits until alice's stale close is in a block: the tower read
     // the channel as open before, and the block came while it had no state of the channel yet.
@@ -122,18 +130,15 @@ describe('watchtower', () => {
       return write(ops)
     }
     const handed = n.watchtower?.watch(encodeSignedChannelState(cosigned(id, 2, [100n, 900n])))
-    await include(n, call(alice, 2, 'close', { id, state: encodeSignedChannelState(cosigned(id, 1, [550n, 450n])) }))
+    const penalised = staleCloseIsPenalised(n, id)
+    await vi.waitFor(async () => expect((await record(n, id))?.status).toBe(ChannelStatus.Closing), { timeout: 15_000 })
     release()
     expect(await handed).toBe(2)
-    await vi.waitFor(async () => expect((await record(n, id))?.outcome).toBeDefined(), { timeout: 15_000 })
-    expect(await record(n, id)).toMatchObject({ status: ChannelStatus.Closed, balances: [0n, 1000n] })
+    await penalised
   }, 60_000)
 
   it('a full tower lets its smallest channel go for a larger one, and refuses one no larger', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'loopchain-tower-'))
-    dirs.push(dir)
-    const n = await start(dir, { maxChannels: 2 })
-    await include(n, testTransfer(NET, alice, bob.address, 0, 5_000n))
+    const { n } = await funded({ maxChannels: 2 })
     const small = await openChannel(n, 1, 1n, 0n, 0)
     const mid = await openChannel(n, 2, 50n, 0n, 1)
     const large = await openChannel(n, 3, 900n, 100n, 2)
@@ -150,10 +155,9 @@ describe('watchtower', () => {
   }, 60_000)
 
   it('challenges a stale close committed while it was down once it runs again, and again when its challenge left the pool unused', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'loopchain-tower-'))
-    dirs.push(dir)
-    let n = await start(dir, true)
-    await include(n, testTransfer(NET, alice, bob.address, 0, 5_000n))
+    const first = await funded()
+    const dir = first.dir
+    let n = first.n
     const open = call(
       alice,
       1,
