@@ -367,19 +367,25 @@ export class Mempool {
     }
   }
 
-  /**
-   * Every pooled sender's next nonce: the cached ones directly, the rest read concurrently (one
-   * await, not one per sender).
-   */
-  private async nextNonces(): Promise<Map<Address, number>> {
-    const nonces = new Map<Address, number>()
-    const reads: Promise<void>[] = []
-    for (const a of this.bySender.keys()) {
-      const n = this.opts.accountNonce(a)
-      if (typeof n === 'number') nonces.set(a, n)
-      else reads.push(n.then((v) => void nonces.set(a, v)))
-    }
-    if (reads.length > 0) await Promise.all(reads)
-    return nonces
+  /** Every pooled sender's next nonce (see {@link readNonces}). */
+  private nextNonces(): Promise<Map<Address, number>> {
+    return readNonces(this.bySender.keys(), this.opts.accountNonce)
   }
+}
+
+/**
+ * The next nonce of each of `senders`: the cached ones directly, the rest read concurrently (one
+ * await, not one per sender).
+ */
+export async function readNonces(senders: Iterable<Address>, accountNonce: MempoolOptions['accountNonce']): Promise<Map<Address, number>> {
+  const nonces = new Map<Address, number>()
+  const reads: Promise<void>[] = []
+  for (const a of senders) {
+    if (nonces.has(a)) continue
+    const n = accountNonce(a)
+    if (typeof n === 'number') nonces.set(a, n)
+    else reads.push(n.then((v) => void nonces.set(a, v)))
+  }
+  if (reads.length > 0) await Promise.all(reads)
+  return nonces
 }

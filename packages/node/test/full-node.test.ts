@@ -66,10 +66,10 @@ function transfer(nonce: number, value = 10n) {
   return testTransfer(11, alice, bob.address, nonce, value)
 }
 
-async function open(g: Genesis, secret: Uint8Array | undefined, dir?: string): Promise<FullNode> {
+async function open(g: Genesis, secret: Uint8Array | undefined, dir?: string, extra: Partial<FullNodeOptions> = {}): Promise<FullNode> {
   const dataDir = dir ?? mkdtempSync(join(tmpdir(), 'loopchain-node-'))
   if (!dir) dirs.push(dataDir)
-  const n = await FullNode.open({ dataDir, genesis: g, ...(secret ? { validatorSecret: secret } : {}) })
+  const n = await FullNode.open({ dataDir, genesis: g, ...(secret ? { validatorSecret: secret } : {}), ...extra })
   nodes.push(n)
   return n
 }
@@ -510,14 +510,7 @@ describe('full node (one process, LevelDB on disk)', () => {
     const leader = proposerOf(g.validators, 1, 0).address
     // The other validator's clock runs 30.5 s behind: the leader's block is 0.5 s past the drift it allows.
     const both = await Promise.all(
-      keys.map(async (k) => {
-        const dataDir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
-        dirs.push(dataDir)
-        const clock = k.address === leader ? () => Date.now() : () => Date.now() - 30_500
-        const n = await FullNode.open({ dataDir, genesis: g, validatorSecret: k.secretKey, clock })
-        nodes.push(n)
-        return n
-      }),
+      keys.map((k) => open(g, k.secretKey, undefined, { clock: k.address === leader ? () => Date.now() : () => Date.now() - 30_500 })),
     )
     both.forEach((n, i) => {
       n.attachNetwork({ publishConsensus: (bytes) => setTimeout(() => both[1 - i]?.receiveConsensus(bytes, `peer-${i}`), 1) })

@@ -81,7 +81,7 @@ import {
   verifyCommit,
   verifySignedHeader,
 } from '@loopchain/core'
-import { Mempool, MempoolError } from '../mempool.js'
+import { Mempool, MempoolError, readNonces } from '../mempool.js'
 import { bytesKey, installNativeSha256, nativeCrypto } from '../native-crypto.js'
 import { decodeConsensusMessage } from '../p2p/consensus-gossip.js'
 import { type NodeLogger, silentLogger } from '../p2p/logger.js'
@@ -1047,15 +1047,7 @@ export class FullNode {
             () => {
               this.consensusTimers.delete(t)
               this.queue = this.queue
-                .then(async () => {
-                  if (this.stopped || out.height !== this.height + 1) return
-                  this.enqueue({
-                    type: 'block-validity',
-                    height: out.height,
-                    blockHash: out.blockHash,
-                    valid: await this.isValidProposal(out.block),
-                  })
-                })
+                .then(() => this.judge(out))
                 .catch((e: unknown) => this.log.error('consensus: judging a proposal failed', { error: String(e) }))
             },
             Math.min(early, 2 ** 31 - 1),
@@ -1064,7 +1056,7 @@ export class FullNode {
           this.consensusTimers.set(t, out.height)
           return
         }
-        this.enqueue({ type: 'block-validity', height: out.height, blockHash: out.blockHash, valid: await this.isValidProposal(out.block) })
+        await this.judge(out)
         return
       }
       case 'commit':
@@ -1152,6 +1144,12 @@ export class FullNode {
     return { header, transactions: txs, lastCommit: this.tip.commit, certSignatures }
   }
 
+  /** Tells the machine whether the block it asked about is valid, while its height is still the one running. */
+  private async judge(out: Extract<ConsensusOutput, { type: 'validate-block' }>): Promise<void> {
+    if (this.stopped || out.height !== this.height + 1) return
+    this.enqueue({ type: 'block-validity', height: out.height, blockHash: out.blockHash, valid: await this.isValidProposal(out.block) })
+  }
+
   /** How long until a proposed block's timestamp is within the drift allowed of this node's clock (0: it is, or the bytes do not decode). */
   private blockEarlyMs(bytes: Uint8Array): number {
     try {
@@ -1214,17 +1212,10 @@ export class FullNode {
    */
   private async checkNonceOrder(block: Block): Promise<void> {
     const height = this.height
-    const next = new Map<Address, number>()
-    const reads: Promise<void>[] = []
-    for (const tx of block.transactions) {
-      const from = tx.body.from
-      if (next.has(from)) continue
-      const n = this.nextNonce(from)
-      next.set(from, -1)
-      if (typeof n === 'number') next.set(from, n)
-      else reads.push(n.then((v) => void next.set(from, v)))
-    }
-    if (reads.length > 0) await Promise.all(reads)
+    const next = await readNonces(
+      block.transactions.map((tx) => tx.body.from),
+      (a) => this.nextNonce(a),
+    )
     if (this.height !== height) throw new Error('a block was stored while the proposal was checked')
     for (const tx of block.transactions) {
       const expected = next.get(tx.body.from) as number
