@@ -9,10 +9,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
+  type Address,
   accountKey,
   accountStateCodec,
   CHANNEL_ADDRESS,
   channelCallTransaction,
+  channelKey,
+  channelRecordCodec,
   createLightHandlers,
   DEFAULT_PARAMS,
   decode,
@@ -27,6 +30,7 @@ import {
   STEP_COSTS,
   sha256,
   signTransaction,
+  type TransactionBody,
   TX_VERSION,
   TxKind,
   utf8,
@@ -92,8 +96,8 @@ async function walletOf(k: typeof alice, links: MemoryLinkNetwork, name: string,
   const chain = await chainFor()
   return ChannelWallet.open({
     hub,
-    watch: async (signed) => {
-      await chain.client.watchChannel(signed)
+    watch: async (request) => {
+      await chain.client.watchChannel(request)
     },
     key: k,
     signer: providerSigner(k.secretKey),
@@ -133,7 +137,27 @@ async function paidTwice(tag: string, deposits: [bigint, bigint], first: bigint,
   await a.pay(id, first)
   const old = a.latestState(id) as SignedChannelState
   await a.pay(id, second)
+  // Alice's revocation of the states below 2 follows her save of state 2: with it, her close with state 1 is penalised.
+  await until(b, (s) => s.channels.find((c) => c.id === id && c.peerRevokedBelow === 2), 'alice’s revocation')
   return { links, a, b, id, old }
+}
+
+/** A transfer of `value` from `k` to `to` at nonce 0 (the caller sets the nonce). */
+function transferBody(k: typeof alice, to: Address, value: bigint): TransactionBody {
+  const timestamp = Date.now() * 1000
+  const data = new Uint8Array(0)
+  return {
+    version: TX_VERSION,
+    networkId: NET,
+    from: k.address,
+    to,
+    value,
+    stepLimit: STEP_COSTS.base,
+    timestamp,
+    nonce: 0,
+    kind: TxKind.Transfer,
+    data,
+  }
 }
 
 /** Waits until `address`'s balance on the node is no longer `from`. */
@@ -331,6 +355,49 @@ describe('channel wallets on a real node', () => {
     expect(bal(a, ah)?.myBalance).toBe(660n)
     for (const w of [a, hub, c]) await w.close()
   }, 90_000)
+
+  it('a hub whose payer went silent redeems the payment on chain before it expires, once the payee was paid', async () => {
+    const links = new MemoryLinkNetwork()
+    const a = await walletOf(alice, links, 'alice6')
+    const hub = await walletOf(hubKey, links, 'hub6', new MemoryChannelStore(), true)
+    const c = await walletOf(carol, links, 'carol6')
+    const ah = await openPair(links, a, hub, 1_000n, 0n)
+    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    // Carol's link is down when Alice pays: the hub holds Alice's payment, then Alice's page closes for good.
+    links.cut('hub6', 'carol6')
+    await until(hub, (s) => s.channels.find((x) => x.id === hc && x.link === 'none'), 'the hub to see the link to Carol down')
+    void a.payInvoice(ah, c.createInvoice(300n)).catch(() => undefined)
+    await until(hub, (s) => s.channels.find((x) => x.id === ah && x.pendingPayments === 1), 'the hub to hold Alice’s payment')
+    await a.close()
+    links.remove('alice6')
+    // Carol's link comes back: the hub forwards, Carol settles, and the hub learns the preimage it
+    // cannot settle with Alice. Before the payment expires it closes alone and redeems on chain.
+    await until(c, (s) => s.channels.find((x) => x.id === hc && x.myBalance === 300n), 'Carol to be paid', 30_000)
+    // The node makes blocks only for transactions: other traffic moves the chain towards the expiry.
+    let moving = true
+    const traffic = (async () => {
+      const from = decode(accountStateCodec, (await node.state.get(accountKey(bob.address))) as Uint8Array).nonce
+      for (let nonce = from; moving; nonce++) {
+        await node.submit(signTransaction({ ...transferBody(bob, validator.address, 1n), nonce }, bob))
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    })()
+    const closed = await until(
+      hub,
+      (s) => s.channels.find((x) => x.id === ah && x.phase === 'closed'),
+      'the hub to redeem',
+      60_000,
+    ).finally(() => {
+      moving = false
+    })
+    expect(closed.onChain?.outcome).toBe('unilateral')
+    const rec = decode(channelRecordCodec, (await node.state.get(channelKey(fromHex(ah)))) as Uint8Array)
+    expect(rec.closer).toBe(1)
+    expect(rec.htlcs.map((h) => h.redeemed)).toEqual([true])
+    expect(rec.balances).toEqual([700n, 300n])
+    await traffic
+    for (const w of [hub, c]) await w.close()
+  }, 120_000)
 
   // Last in the file: it restarts the node the others share.
   it('the watchtower keeps what it watches across a restart of its node (LevelDB) and challenges after it', async () => {

@@ -169,6 +169,11 @@ const bench = {
     return toHex(encodeSignedChannelState((driver as ChannelDriver).session.latest))
   },
 
+  /** The number below which the peer revoked its states (0: no revocation yet). */
+  peerRevokedBelow(): number {
+    return (driver as ChannelDriver).session.peerRevocation?.below ?? 0
+  },
+
   /** The latest co-signed seq in this page's IndexedDB record of the channel. */
   async storedSeq(channelIdHex: string): Promise<number> {
     const snapshot = (await store.get(channelIdHex))?.snapshot as ChannelSnapshot | undefined

@@ -19,10 +19,11 @@
  * - `payee_save_ms_p50` / `_p90` and `payee_saves_per_1000_payments`: the payee's IndexedDB
  *   writes (strict durability) during those rounds — a group commit covers many states, and the
  *   acknowledgements wait for it; `payer_saves_per_1000_payments` and `payer_save_ms_p50`: the
- *   payer's (relaxed: they only record countersignatures the payee has saved);
+ *   payer's (durable too: its revocation of the states before the countersigned one waits for it);
  * - `payer_signs_per_payment`, `payer_verifies_per_payment`, `payee_signs_per_payment`,
  *   `payee_verifies_per_payment`: the signature work a payment cost in those rounds. Each side
- *   signs every state; of a run of updates (or of acknowledgements) received back to back, each
+ *   signs every state, and one revocation per run it takes (of the states below the run's last);
+ *   of a run of updates (or of acknowledgements) received back to back, each
  *   side checks the other's signature on the last state only, which covers every state before it
  *   (the earlier ones are superseded in the same step and never kept) — so a payment costs about
  *   one signature on each side, and a fraction of a verification;
@@ -57,6 +58,7 @@ export type Bench = {
   seq(): number
   latest(): string
   storedSeq(channelIdHex: string): Promise<number>
+  peerRevokedBelow(): number
   saveTimes(): number[]
   cryptoCounts(): { signs: number; verifies: number }
 }
@@ -248,8 +250,8 @@ export async function runChannelBench(report: Report, opts: { payments?: number;
     report('payee_save_ms_p90', pct(payeeSaves, 0.9), 'ms')
     report('payer_saves_per_1000_payments', (payerSaves.length * 1000) / all, 'saves')
     report('payer_save_ms_p50', pct(payerSaves, 0.5), 'ms')
-    // What a payment cost in signature work: each side signs every state, and checks the other's
-    // signature once per run (the run's last state covers the ones before it).
+    // What a payment cost in signature work: each side signs every state and one revocation per
+    // run, and checks the other's signature once per run (the run's last state covers the ones before it).
     report('payer_signs_per_payment', payerCrypto.signs / all, 'signs')
     report('payer_verifies_per_payment', payerCrypto.verifies / all, 'verifies')
     report('payee_signs_per_payment', payeeCrypto.signs / all, 'signs')

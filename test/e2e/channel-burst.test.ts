@@ -40,12 +40,17 @@ describe('pipelined channel payments between two Chromium pages', () => {
 
     const payerCrypto = await call(payer, 'cryptoCounts')
     const payeeCrypto = await call(payee, 'cryptoCounts')
-    // Each side signed every state; each checked the other's signatures once per run, and runs formed.
-    expect(payerCrypto.signs).toBe(PAYMENTS)
-    expect(payeeCrypto.signs).toBe(PAYMENTS)
+    // Each side signed every state and one revocation per run it took; each checked the other's
+    // signatures once per run (revocations included), and runs formed.
+    for (const c of [payerCrypto, payeeCrypto]) {
+      expect(c.signs).toBeGreaterThan(PAYMENTS)
+      expect(c.signs - PAYMENTS).toBeLessThan(PAYMENTS / 8)
+    }
     expect(payeeCrypto.verifies).toBeGreaterThan(0)
     expect(payeeCrypto.verifies).toBeLessThan(PAYMENTS / 4)
     expect(payerCrypto.verifies).toBeLessThan(PAYMENTS / 4)
+    // The payee holds the payer's revocation of the states below one the payer saved.
+    expect(await call(payee, 'peerRevokedBelow')).toBeGreaterThan(PAYMENTS / 2)
 
     // Both end on the last payment, the same state, signed by both, and the payee's IndexedDB has it.
     const [a, b] = [

@@ -329,6 +329,8 @@ describe('payment channels between two browsers on a devnet', () => {
     const { secret, signed: old } = await cheatKit(alice, id)
     expect(old.state.seq).toBe(1)
     await pay(alice, id, 400)
+    // Alice's revocation of states 0 and 1 reaches Bob once her page saved state 2.
+    await bob.page.waitForSelector(`[data-channel="${id}"][data-peer-revoked="2"]`, { timeout: 20_000 })
     const b0 = await balanceOf(bob.address)
     await cheat(secret, id, old)
     await bob.page.waitForSelector(`[data-channel="${id}"][data-phase=closed]`, { timeout: 60_000 })
@@ -344,6 +346,7 @@ describe('payment channels between two browsers on a devnet', () => {
     await pay(alice, id, 100)
     const { secret, signed: old } = await cheatKit(alice, id)
     await pay(alice, id, 200)
+    await bob.page.waitForSelector(`[data-channel="${id}"][data-peer-revoked="2"]`, { timeout: 20_000 })
     await card(bob, id).getByTestId('watch').click()
     await bob.page.waitForFunction(
       (cid) => document.querySelector(`[data-channel="${cid}"] [data-testid=watch]`)?.textContent?.includes('#2'),

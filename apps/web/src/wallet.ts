@@ -45,8 +45,8 @@ async function start(app: App): Promise<ChannelWallet> {
     links,
     networkId: genesis.networkId,
     stepPrice: genesis.params.stepPrice,
-    watch: async (signed) => {
-      await client.watchChannel(signed)
+    watch: async (request) => {
+      await client.watchChannel(request)
     },
   })
 }

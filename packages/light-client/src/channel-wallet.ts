@@ -3,7 +3,8 @@
  * other wallets (a handshake on the direct link, then `open` and `join` on chain), pays and
  * chats over the link through a {@link ChannelDriver} per channel (every state saved before it
  * is acknowledged), closes cooperatively or alone, and watches the chain: a peer's close with an
- * older state than the one it holds is challenged at once (the peer is penalised). Chain facts
+ * older state than the one it holds is challenged at once (the peer is penalised when it had
+ * revoked that state, and the newer state replaces it when it had not). Chain facts
  * come from the light client as state proofs against verified headers.
  *
  * Link frames: one tag byte, then a channel protocol message (tag 1) or a wallet control message
@@ -25,9 +26,12 @@ import {
   type ChannelWire,
   channelIdOf,
   decodeChannelWire,
+  encodeChannelRevocation,
   encodeChannelWire,
   encodeSignedChannelState,
+  encodeWatchRequest,
   fromHex,
+  type Htlc,
   isAddress,
   type KeyPair,
   MIN_CHALLENGE_PERIOD,
@@ -70,8 +74,8 @@ export interface ChannelWalletOptions {
   readonly links: WalletLinks
   readonly networkId: number
   readonly stepPrice: bigint
-  /** Hands a co-signed state to this wallet's institution's watchtower (undefined: none). */
-  readonly watch?: (signed: Uint8Array) => Promise<void>
+  /** Hands a co-signed state and the peer's revocation (an encoded `WatchRequest`) to this wallet's institution's watchtower (undefined: none). */
+  readonly watch?: (request: Uint8Array) => Promise<void>
   /** How often the chain is checked for open, closing and closed channels (ms). Default 1000. */
   readonly pollMs?: number
   /** Wall clock for message times and transaction timestamps (ms). */
@@ -113,6 +117,13 @@ export const ROUTED_PAYMENT_WAIT = 100
 export const HOP_DELTA = 20
 /** How long a hub waits for the next hop's channel to be open and linked before giving a payment back (ms). */
 export const FORWARD_WAIT_MS = 10_000
+/**
+ * Blocks before a payment to us expires at which, holding its preimage but no countersigned
+ * settlement (the payer went silent), the wallet closes the channel alone and redeems the payment
+ * on chain: a close and a redeem take a block each, the rest is margin. A hub learns the preimage
+ * {@link HOP_DELTA} blocks before the expiry it was offered at the latest.
+ */
+export const REDEEM_MARGIN = 10
 
 /** Sends `body` behind its tag byte. A closed link drops it: the hello on the next link brings the peer up to date. */
 function sendFrame(link: WalletLink, tag: number, body: Uint8Array): void {
@@ -199,6 +210,10 @@ interface Live {
   /** The join or challenge transaction on its way (one at a time). */
   joining?: Promise<Uint8Array>
   challenging?: Promise<Uint8Array>
+  /** A close sent to redeem a payment on chain, the payments being redeemed (by id), a hub's withdraw. */
+  closingForPayments?: Promise<void>
+  redeeming?: Set<number>
+  withdrawing?: Promise<Uint8Array>
 }
 
 /** The channel wallet (see the module comment). */
@@ -362,7 +377,8 @@ export class ChannelWallet implements WalletActions {
     const d = live.driver
     if (d === undefined) throw new WalletError('NOT_OPEN', 'the channel has no co-signed state yet')
     const latest = d.session.latest
-    await this.o.watch(encodeSignedChannelState(latest))
+    const revoked = d.session.peerRevocation
+    await this.o.watch(encodeWatchRequest({ signed: latest, revocations: revoked === undefined ? [] : [revoked] }))
     live.watchedSeq = latest.state.seq
     this.changed()
   }
@@ -698,13 +714,32 @@ export class ChannelWallet implements WalletActions {
       live.driver.hello()
       return
     }
+    if (rec.status === ChannelStatus.Open && live.driver !== undefined) {
+      // A payment to us whose preimage we hold, about to expire unsettled (the payer is silent):
+      // only the chain can pay it now. Close with the latest state (it holds the payment), then redeem.
+      const due = this.redeemable(live, live.driver.session.latest.state.htlcs, height).some(
+        ({ htlc }) => height >= htlc.expiry - REDEEM_MARGIN,
+      )
+      if (due && live.closingForPayments === undefined && r.phase === 'open') {
+        live.closingForPayments = this.closeUnilateral(r.id).catch((e) => {
+          live.error = (e as Error).message
+          live.closingForPayments = undefined
+        })
+      }
+      return
+    }
     if (rec.status === ChannelStatus.Closing) {
       if (r.phase !== 'closing') {
         live.record = { ...r, phase: 'closing', updatedAt: this.now() }
         await this.save(live)
       }
-      // The peer closed with an older state than the one we both signed: challenge it (the peer is penalised).
+      this.redeemOnChain(live, rec, height)
+      // The peer closed (or someone challenged) with an older state than the one we both signed:
+      // challenge it. With the peer's revocation of that state the peer is penalised; without
+      // one (it closed with its latest, and we hold a proposal of its it never saw countersigned),
+      // our newer state replaces its.
       const latest = live.driver?.session.latest
+      const revoked = live.driver?.session.peerRevocation
       if (
         rec.closer !== r.me &&
         latest !== undefined &&
@@ -712,7 +747,10 @@ export class ChannelWallet implements WalletActions {
         live.challenging === undefined &&
         height <= (rec.deadline ?? 0)
       ) {
-        live.challenging = this.call('challenge', { state: encodeSignedChannelState(latest) }).catch((e) => {
+        const state = encodeSignedChannelState(latest)
+        const params =
+          revoked !== undefined && revoked.below > rec.seq ? { state, revocation: encodeChannelRevocation(revoked) } : { state }
+        live.challenging = this.call('challenge', params).catch((e) => {
           live.error = (e as Error).message
           live.challenging = undefined
           return new Uint8Array()
@@ -723,6 +761,44 @@ export class ChannelWallet implements WalletActions {
     if (rec.status === ChannelStatus.Closed && r.phase !== 'closed') {
       const outcome = rec.outcome === undefined ? 'closed' : CHANNEL_OUTCOME_NAMES[rec.outcome]
       await this.finish(live, 'closed', outcome)
+    }
+  }
+
+  /** Payments to us among `htlcs`, not expired at `height`, whose preimage we hold. */
+  private redeemable(live: Live, htlcs: readonly Htlc[], height: number): { htlc: Htlc; preimage: Uint8Array }[] {
+    const peer = 1 - live.record.me
+    const out: { htlc: Htlc; preimage: Uint8Array }[] = []
+    for (const htlc of htlcs) {
+      if (htlc.from !== peer || height > htlc.expiry) continue
+      const preimage = this.invoices.get(to0x(htlc.hashLock)) ?? live.driver?.session.preimageOf(htlc.hashLock)
+      if (preimage !== undefined) out.push({ htlc, preimage })
+    }
+    return out
+  }
+
+  /**
+   * While a channel is closing: redeems each payment to us that the recorded state holds and we
+   * hold the preimage of (once each; again after a refusal); a hub also pays the channel out once
+   * it can (nobody clicks for it).
+   */
+  private redeemOnChain(live: Live, rec: ChainChannelRecord, height: number): void {
+    const pending = rec.htlcs.filter((h) => !h.redeemed).map((h) => h.htlc)
+    for (const { htlc, preimage } of this.redeemable(live, pending, height)) {
+      live.redeeming ??= new Set()
+      if (live.redeeming.has(htlc.id)) continue
+      live.redeeming.add(htlc.id)
+      void this.call('redeem', { id: fromHex(live.record.id), htlcId: BigInt(htlc.id), preimage }).catch((e) => {
+        live.error = (e as Error).message
+        live.redeeming?.delete(htlc.id)
+      })
+    }
+    const payable = height > (rec.deadline ?? 0) && pending.every((h) => height > h.expiry)
+    if (this.o.hub && payable && live.withdrawing === undefined) {
+      live.withdrawing = this.call('withdraw', { id: fromHex(live.record.id) }).catch((e) => {
+        live.error = (e as Error).message
+        live.withdrawing = undefined
+        return new Uint8Array()
+      })
     }
   }
 
@@ -825,8 +901,12 @@ export class ChannelWallet implements WalletActions {
         this.forwards.delete(lock)
         const inbound = this.channels.get(back.channel)?.driver
         if (inbound === undefined) return
-        if (change.kind === 'settle') void inbound.settleHtlc(back.htlcId, change.preimage).catch((err) => this.fault(live, err))
-        else void inbound.failHtlc(back.htlcId).catch((err) => this.fault(live, err))
+        if (change.kind === 'settle') {
+          // Kept in the inbound session too: if the payer never countersigns the settlement, the
+          // preimage redeems the payment on chain (see REDEEM_MARGIN).
+          inbound.session.rememberPreimage(change.preimage)
+          void inbound.settleHtlc(back.htlcId, change.preimage).catch((err) => this.fault(live, err))
+        } else void inbound.failHtlc(back.htlcId).catch((err) => this.fault(live, err))
       }
     }
   }
@@ -928,6 +1008,7 @@ export class ChannelWallet implements WalletActions {
     for (const live of this.channels.values()) {
       const r = live.record
       const latest = live.driver?.session.latest.state
+      const revoked = live.driver?.session.peerRevocation
       const mine = latest ? latest.balances[r.me] : r.deposits[r.me]
       const theirs = latest ? latest.balances[1 - r.me] : r.deposits[1 - r.me]
       const link = this.links.get(r.peer.address)
@@ -945,6 +1026,7 @@ export class ChannelWallet implements WalletActions {
         messages: r.messages,
         ...(live.onChain ? { onChain: live.onChain } : {}),
         ...(live.watchedSeq !== undefined ? { watchedSeq: live.watchedSeq } : {}),
+        ...(revoked !== undefined ? { peerRevokedBelow: revoked.below } : {}),
         ...(live.error ? { error: live.error } : {}),
       })
     }

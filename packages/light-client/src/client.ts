@@ -377,9 +377,12 @@ export class LightClient {
     return hash
   }
 
-  /** Hands an encoded co-signed channel state to a connected node's watchtower; resolves with the seq it holds. */
-  async watchChannel(signedState: Uint8Array): Promise<number> {
-    return decode(uvarint, await this.write('watch', signedState))
+  /**
+   * Hands an encoded co-signed channel state, optionally followed by the peer's revocations (an
+   * encoded `WatchRequest`), to a connected node's watchtower; resolves with the seq it holds.
+   */
+  async watchChannel(request: Uint8Array): Promise<number> {
+    return decode(uvarint, await this.write('watch', request))
   }
 
   private async write(protocol: 'submit' | 'watch', bytes: Uint8Array): Promise<Uint8Array> {

@@ -36,6 +36,8 @@ export interface WalletChannel {
   readonly seq: number
   /** Payments in flight (hash-locked), both ways. */
   readonly pendingPayments: number
+  /** The peer revoked its states below this number: a close by the peer with one of them is penalised (absent: none yet). */
+  readonly peerRevokedBelow?: number
   readonly link: LinkKind
   readonly messages: readonly StoredMessage[]
   readonly onChain?: OnChainChannel

@@ -1,21 +1,26 @@
 /**
  * The watchtower of a validator's node, through a real node on LevelDB: it must challenge a stale
  * close even when the close was committed while the tower was not running (a kill -9 after the
- * block, before its challenge got into one).
+ * block, before its challenge got into one); with the closer's revocation it penalises the closer,
+ * without one its newer state replaces the closer's.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
+  type ChannelRevocation,
   type ChannelState,
   ChannelStatus,
   channelCallTransaction,
   channelIdOf,
   channelKey,
   channelRecordCodec,
+  channelRevocationDigest,
   decode,
   encodeSignedChannelState,
+  encodeWatchRequest,
   type KeyPair,
+  type Party,
   type SignedChannelState,
   signChannelState,
   toHex,
@@ -61,6 +66,15 @@ function cosigned(channelId: Uint8Array, seq: number, balances: [bigint, bigint]
   return { state, signatures: [signChannelState(state, alice.secretKey), signChannelState(state, bob.secretKey)] }
 }
 
+/** Party `party`'s revocation of the states below `below`, signed with `k` (its own key unless forged). */
+function revoked(channelId: Uint8Array, party: Party, below: number, k: KeyPair = party === 0 ? alice : bob): ChannelRevocation {
+  return { channelId, party, below, signature: nativeCrypto.sign(channelRevocationDigest(channelId, party, below), k.secretKey) }
+}
+
+/** What bob hands the tower: state `seq` co-signed, with alice's revocation of the states below it unless told otherwise. */
+const request = (id: Uint8Array, seq: number, balances: [bigint, bigint], revocations = [revoked(id, 0, seq)]) =>
+  encodeWatchRequest({ signed: cosigned(id, seq, balances), revocations })
+
 async function record(n: FullNode, id: Uint8Array) {
   const raw = await n.committedState().get(channelKey(id))
   return raw === undefined ? undefined : decode(channelRecordCodec, raw)
@@ -90,7 +104,7 @@ async function funded(watchtower: FullNodeOptions['watchtower'] = true): Promise
   return { dir, n }
 }
 
-/** Alice (nonce 2) closes channel `id` with the old state 1; the tower's challenge must give bob everything. */
+/** Alice (nonce 2) closes channel `id` with the old state 1, which she revoked; the tower's challenge must give bob everything. */
 async function staleCloseIsPenalised(n: FullNode, id: Uint8Array): Promise<void> {
   await include(n, call(alice, 2, 'close', { id, state: encodeSignedChannelState(cosigned(id, 1, [550n, 450n])) }))
   await vi.waitFor(async () => expect((await record(n, id))?.outcome).toBeDefined(), { timeout: 15_000 })
@@ -101,7 +115,7 @@ describe('watchtower', () => {
   it('a challenge the node does not admit (a full pool) is sent again at the next block', async () => {
     const { n } = await funded()
     const id = await openChannel(n, 1, 600n, 400n, 0)
-    expect(await n.watchtower?.watch(encodeSignedChannelState(cosigned(id, 2, [100n, 900n])))).toBe(2)
+    expect(await n.watchtower?.watch(request(id, 2, [100n, 900n]))).toBe(2)
     // The node refuses the tower's first challenge, the way a full pool refuses it.
     const submit = n.submit.bind(n)
     let refusals = 0
@@ -129,7 +143,7 @@ describe('watchtower', () => {
       await gate
       return write(ops)
     }
-    const handed = n.watchtower?.watch(encodeSignedChannelState(cosigned(id, 2, [100n, 900n])))
+    const handed = n.watchtower?.watch(request(id, 2, [100n, 900n]))
     const penalised = staleCloseIsPenalised(n, id)
     await vi.waitFor(async () => expect((await record(n, id))?.status).toBe(ChannelStatus.Closing), { timeout: 15_000 })
     release()
@@ -154,6 +168,33 @@ describe('watchtower', () => {
     await expect(hand(small, [0n, 1n])).rejects.toMatchObject({ code: 'FULL' })
   }, 60_000)
 
+  it('without the closer’s revocation its challenge replaces the closer’s state and penalises nobody; a revocation handed in later is kept', async () => {
+    const { n } = await funded()
+    const id = await openChannel(n, 1, 600n, 400n, 0)
+    const other = await openChannel(n, 2, 10n, 0n, 1)
+    // Refused, nothing held: a forged revocation, bob's own, one that covers no state, another channel's, trailing bytes.
+    for (const [bad, code] of [
+      [request(id, 2, [100n, 900n], [revoked(id, 0, 2, bob)]), 'BAD_REVOCATION'],
+      [request(id, 2, [100n, 900n], [revoked(id, 0, 0)]), 'BAD_REVOCATION'],
+      [request(id, 2, [100n, 900n], [revoked(other, 0, 2)]), 'BAD_REVOCATION'],
+      [new Uint8Array([...request(id, 2, [100n, 900n]), 1]), 'MALFORMED'],
+    ] as const)
+      await expect(n.watchtower?.watch(bad)).rejects.toMatchObject({ code })
+    expect(n.watchtower?.size).toBe(0)
+    // State 3 without a revocation; then state 2 with alice's revocation below 2: the tower keeps 3 and that revocation.
+    expect(await n.watchtower?.watch(request(id, 3, [200n, 800n], []))).toBe(3)
+    expect(await n.watchtower?.watch(request(id, 2, [100n, 900n]))).toBe(3)
+    // Alice closes with state 2 (not revoked below 3): the tower's state 3 replaces it.
+    await include(n, call(alice, 3, 'close', { id, state: encodeSignedChannelState(cosigned(id, 2, [100n, 900n])) }))
+    await vi.waitFor(async () => expect((await record(n, id))?.seq).toBe(3), { timeout: 15_000 })
+    expect(await record(n, id)).toMatchObject({ status: ChannelStatus.Closing, balances: [200n, 800n], outcome: undefined })
+    // The same with the other channel and a state alice did revoke: penalised.
+    expect(await n.watchtower?.watch(request(other, 2, [4n, 6n]))).toBe(2)
+    await include(n, call(alice, 4, 'close', { id: other, state: encodeSignedChannelState(cosigned(other, 1, [8n, 2n])) }))
+    await vi.waitFor(async () => expect((await record(n, other))?.outcome).toBeDefined(), { timeout: 15_000 })
+    expect(await record(n, other)).toMatchObject({ status: ChannelStatus.Closed, balances: [0n, 10n] })
+  }, 60_000)
+
   it('challenges a stale close committed while it was down once it runs again, and again when its challenge left the pool unused', async () => {
     const first = await funded()
     const dir = first.dir
@@ -170,7 +211,7 @@ describe('watchtower', () => {
     await include(n, call(bob, 0, 'join', { id }, 400n))
     // Bob hands the tower the latest state, then goes away.
     const old = cosigned(id, 1, [550n, 450n])
-    expect(await n.watchtower?.watch(encodeSignedChannelState(cosigned(id, 2, [100n, 900n])))).toBe(2)
+    expect(await n.watchtower?.watch(request(id, 2, [100n, 900n]))).toBe(2)
     await n.stop()
 
     // Alice closes with the old state while the node runs without its tower (it was down).

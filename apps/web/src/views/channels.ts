@@ -486,6 +486,8 @@ function channelCard(w: ChannelWallet, first: WalletChannel): ChannelCard {
     update(c, s) {
       el.dataset.channel = c.id
       el.dataset.phase = c.phase
+      // The peer revoked its states below this number (a close with one of them is penalised).
+      el.dataset.peerRevoked = String(c.peerRevokedBelow ?? 0)
       title.textContent = c.peer.label ? `With ${c.peer.label}` : `With ${shorten(c.peer.address)}`
       phase.textContent = PHASE_WORDS[c.phase]
       mine.textContent = formatAmount(c.myBalance)

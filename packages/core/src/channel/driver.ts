@@ -99,7 +99,14 @@ export class ChannelDriver {
     const done = new Promise<SignedChannelState>((resolve, reject) => {
       this.closeWaiter = { resolve, reject }
     })
-    await this.propose(() => ({ kind: 'close' }))
+    // Handled here too: when the proposal itself fails, that error is the one the caller gets.
+    done.catch(() => undefined)
+    try {
+      await this.propose(() => ({ kind: 'close' }))
+    } catch (e) {
+      this.closeWaiter = undefined
+      throw e
+    }
     return done
   }
 
@@ -157,12 +164,18 @@ export class ChannelDriver {
       this.emit(r.events)
       return
     }
-    if (m.t === 'ack') {
+    if (m.t === 'ack' || m.t === 'revoke') {
       // My proposal, countersigned: confirmed at once. The peer saved it before acknowledging, so
       // it survives a crash of either side (a restarted side gets it back by sync); our own copy
-      // goes to storage with the next save.
+      // goes to storage with the next save. My revocation of the states before it waits for that
+      // save to be on disk: sent earlier, a crash could leave me with only a revoked state to close
+      // with. (A peer's revocation goes to storage with the next save too.)
       this.dirty = true
       this.emit(r.events)
+      if (r.replies.length > 0) {
+        this.durable = true
+        this.held.push(...r.replies)
+      }
       await this.flush()
       return
     }
@@ -249,6 +262,13 @@ export class ChannelDriver {
       if (this.abandoned !== undefined) {
         for (const b of batch) b.waiter.reject(this.abandoned)
         return
+      }
+      if (made.some((r) => r.error === undefined && r.wire.t === 'update' && r.wire.change.kind === 'close')) {
+        // A final state leaves only once saved, with the mark that nothing else is signed after
+        // it: the peer may close with it at any time, so a restart must not sign a later state.
+        this.dirty = true
+        this.durable = true
+        await this.flush()
       }
       for (const [i, r] of made.entries()) {
         const { waiter } = batch[i] as (typeof batch)[number]

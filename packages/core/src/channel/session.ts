@@ -26,6 +26,18 @@
  * 0's; party 0 refuses party 1's with `CONFLICT`. Deterministic, and no state is ever signed twice
  * by both parties under one number.
  *
+ * Revocations. A signed proposal cannot be taken back: the peer may keep it, refused or not, and
+ * add its own signature later. So a state is stale only once its own signer says so: when a
+ * party's latest co-signed state advances to N and is saved, it sends `revoke` for the states
+ * below N (the acknowledger with its acknowledgement, the proposer on the acknowledgement). A
+ * unilateral close with a state its closer revoked is penalised on chain with that revocation; a
+ * close with an older state its closer never revoked is only replaced by the newer one (see
+ * {@link ChannelRevocation}). Each party keeps the peer's highest revocation in its snapshot.
+ *
+ * Closing. A final state settles at once on chain, whatever followed it, so a party that proposed
+ * one signs no other state of the channel afterwards, even when the peer refuses it (`closing`):
+ * the channel then ends on chain.
+ *
  * Reconnects. Both parties send `hello` with their latest co-signed number; the one that is ahead
  * sends that state (`sync`, both signatures), and proposals still in flight are sent again. A
  * duplicate of an update already countersigned is acknowledged again, not refused.
@@ -56,8 +68,10 @@ import { type CryptoProvider, nobleCrypto } from '../crypto/provider.js'
 import { DecodeError, LoopchainError } from '../errors.js'
 import { memoByIdentity } from '../memo.js'
 import {
+  type ChannelRevocation,
   type ChannelState,
   channelMessageDigest,
+  channelRevocationDigest,
   channelStateCodec,
   channelStateDigest,
   checkChannelState,
@@ -134,9 +148,11 @@ export type ChannelWire =
   | { readonly t: 'reject'; readonly channelId: Uint8Array; readonly seq: number; readonly code: string; readonly reason: string }
   | { readonly t: 'sync'; readonly signed: SignedChannelState }
   | { readonly t: 'msg'; readonly channelId: Uint8Array; readonly seq: number; readonly body: Uint8Array; readonly signature: Uint8Array }
+  /** The sender revokes its states below `below` (see {@link ChannelRevocation}); sent once its state `below` is saved. */
+  | { readonly t: 'revoke'; readonly channelId: Uint8Array; readonly below: number; readonly signature: Uint8Array }
 
 const CHANGE_TAGS = ['pay', 'add', 'settle', 'fail', 'close'] as const
-const WIRE_TAGS = ['hello', 'update', 'ack', 'reject', 'sync', 'msg'] as const
+const WIRE_TAGS = ['hello', 'update', 'ack', 'reject', 'sync', 'msg', 'revoke'] as const
 const id32 = fixedBytes(32)
 const sig64 = fixedBytes(64)
 const amount = bigUint(32)
@@ -150,6 +166,7 @@ const ackCodec = struct('Ack', { channelId: id32, seq: uvarint, signature: sig64
 const rejectCodec = struct('Reject', { channelId: id32, seq: uvarint, code: string(64), reason: string(512) })
 const msgCodec = struct('Msg', { channelId: id32, seq: uvarint, body: bytes(MAX_MESSAGE_BYTES), signature: sig64 })
 const updateHeadCodec = struct('UpdateHead', { channelId: id32, seq: uvarint, signature: sig64 })
+const revokeCodec = struct('Revoke', { channelId: id32, below: uvarint, signature: sig64 })
 
 function writeChange(w: Writer, c: ChannelChange): void {
   w.u8(CHANGE_TAGS.indexOf(c.kind))
@@ -218,6 +235,9 @@ export const channelWireCodec: Codec<ChannelWire> = {
       case 'msg':
         msgCodec.write(w, m)
         return
+      case 'revoke':
+        revokeCodec.write(w, m)
+        return
     }
   },
   read(r) {
@@ -237,6 +257,8 @@ export const channelWireCodec: Codec<ChannelWire> = {
         return { t: 'sync', signed: signedChannelStateCodec.read(r) }
       case 'msg':
         return { t: 'msg', ...msgCodec.read(r) }
+      case 'revoke':
+        return { t: 'revoke', ...revokeCodec.read(r) }
       default:
         throw new DecodeError('INVALID_TAG', `channel message tag ${tag} is not one of 0..${WIRE_TAGS.length - 1}`)
     }
@@ -319,6 +341,12 @@ export interface ChannelSnapshot {
   /** Number of my last private message, and of the peer's last one I accepted. */
   readonly messagesOut: number
   readonly messagesIn: number
+  /** My latest revocation (of the states below my latest co-signed one), sent again on a reconnect. */
+  readonly myRevocation?: ChannelRevocation
+  /** The peer's highest revocation: with it, a close by the peer with a state it covers is penalised. */
+  readonly peerRevocation?: ChannelRevocation
+  /** I signed a final state of my own proposing: I sign no other state of this channel. */
+  readonly closing?: boolean
 }
 
 /** A snapshot as version 1 saved it (proposals in flight as objects); {@link ChannelSession.restore} still reads it. */
@@ -373,6 +401,8 @@ export type ChannelSessionEvent =
   | { readonly type: 'dropped'; readonly changes: readonly ChannelChange[] }
   | { readonly type: 'message'; readonly seq: number; readonly body: Uint8Array }
   | { readonly type: 'synced'; readonly seq: number }
+  /** The peer revoked its states below `below` (its revocation is kept in the snapshot). */
+  | { readonly type: 'revoked'; readonly below: number }
   | { readonly type: 'closeAgreed'; readonly signed: SignedChannelState }
 
 /** What handling one incoming message produced. */
@@ -390,6 +420,7 @@ export interface ChannelContext {
 }
 
 const NO_SIGNATURE = new Uint8Array(64)
+const revokeWire = (r: ChannelRevocation): ChannelWire => ({ t: 'revoke', channelId: r.channelId, below: r.below, signature: r.signature })
 const hexOf = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')
 const other = (p: Party): Party => (p === 0 ? 1 : 0)
 /** Both signatures in party order, from mine and the peer's. */
@@ -559,6 +590,14 @@ export class ChannelSession {
   get inFlight(): readonly InFlight[] {
     return this.s.inFlight
   }
+  /** The peer's highest revocation: a close by the peer with a state below its number is stale (see {@link ChannelRevocation}). */
+  get peerRevocation(): ChannelRevocation | undefined {
+    return this.s.peerRevocation
+  }
+  /** True once I proposed a final state: I sign no other state of this channel. */
+  get closing(): boolean {
+    return this.s.closing === true
+  }
   /** My balance and the peer's in the latest co-signed state. */
   get balances(): { mine: bigint; theirs: bigint } {
     const b = this.s.latest.state.balances
@@ -696,7 +735,7 @@ export class ChannelSession {
     const s = this.s
     const peer = other(s.me)
     const states: ChannelState[] = []
-    if (s.inFlight.length === 0) {
+    if (s.inFlight.length === 0 && s.closing !== true) {
       let prev = s.latest.state
       for (const { m } of run) {
         if (m.seq !== prev.seq + 1 || !sameBytes(m.channelId, s.channelId)) break
@@ -712,17 +751,20 @@ export class ChannelSession {
     await this.takeRun(run, n, ctx, async () => {
       // Check theirs and make mine at once; mine leave only if theirs holds.
       const theirs = (run[n - 1] as PendingUpdate).m.signature
-      const [ok, mine] = await Promise.all([
-        this.signer.verify(theirs, digestOf(states[n - 1] as ChannelState), s.keys[peer]),
+      const last = states[n - 1] as ChannelState
+      const [ok, mine, revocation] = await Promise.all([
+        this.signer.verify(theirs, digestOf(last), s.keys[peer]),
         Promise.all(states.map((st) => this.signer.sign(digestOf(st)))),
+        this.revocation(last.seq),
       ])
       if (!ok) return undefined
       const signatures = bothSignatures(s.me, mine[n - 1] as Uint8Array, theirs)
-      this.s = { ...this.s, latest: { state: states[n - 1] as ChannelState, signatures } }
+      this.s = { ...this.s, latest: { state: last, signatures }, myRevocation: revocation }
       return states.map((state, i) => {
         const { m } = run[i] as PendingUpdate
+        const ack: ChannelWire = { t: 'ack', channelId: s.channelId, seq: m.seq, signature: mine[i] as Uint8Array }
         return {
-          replies: [{ t: 'ack', channelId: s.channelId, seq: m.seq, signature: mine[i] as Uint8Array }],
+          replies: i === n - 1 ? [ack, revokeWire(revocation)] : [ack],
           persist: true,
           events: this.changeEvents('received', m.seq, m.change, i === 0 ? s.latest.state : (states[i - 1] as ChannelState), state),
         }
@@ -743,14 +785,19 @@ export class ChannelSession {
     await this.takeRun(run, n, ctx, async () => {
       const last = fits[n - 1] as InFlight
       const theirs = (run[n - 1] as PendingAck).m.signature
-      if (!(await this.signer.verify(theirs, digestOf(last.state), s.keys[other(s.me)]))) return undefined
+      const [ok, revocation] = await Promise.all([
+        this.signer.verify(theirs, digestOf(last.state), s.keys[other(s.me)]),
+        this.revocation(last.state.seq),
+      ])
+      if (!ok) return undefined
       this.s = {
         ...this.s,
         latest: { state: last.state, signatures: bothSignatures(s.me, last.signature, theirs) },
         inFlight: s.inFlight.slice(n),
+        myRevocation: revocation,
       }
       return fits.map((f, i) => ({
-        replies: [],
+        replies: i === n - 1 ? [revokeWire(revocation)] : [],
         persist: true,
         events: this.changeEvents('confirmed', f.state.seq, f.change, i === 0 ? s.latest.state : (fits[i - 1] as InFlight).state, f.state),
       }))
@@ -806,6 +853,7 @@ export class ChannelSession {
     const outcome: (number | ChannelProtocolError)[] = []
     for (const make of makers) {
       try {
+        if (this.s.closing === true) fail('CHANNEL_CLOSED', 'I proposed the final state: I sign nothing else; the channel closes on chain')
         if (room <= 0) fail('TOO_MANY_IN_FLIGHT', `at most ${MAX_IN_FLIGHT} proposals wait for the peer`)
         const change = make(tip)
         const state = applyChange(tip, change, this.s.me, ctx)
@@ -821,7 +869,10 @@ export class ChannelSession {
     // Signed all at once: the signer may overlap them, and the updates leave together.
     const signatures = await Promise.all(staged.map((p) => this.signer.sign(digestOf(p.state))))
     const added: InFlight[] = staged.map((p, i) => ({ change: p.change, state: p.state, signature: signatures[i] as Uint8Array }))
-    if (added.length > 0) this.s = { ...this.s, inFlight: [...this.s.inFlight, ...added] }
+    // Once I sign a final state, I sign no other: the peer may complete it and close with it at
+    // any time, so a later state of mine would be overruled by it.
+    const closing = this.s.closing === true || added.some((f) => f.state.final)
+    if (added.length > 0) this.s = { ...this.s, inFlight: [...this.s.inFlight, ...added], ...(closing ? { closing } : {}) }
     const channelId = this.s.channelId
     return outcome.map((o) => {
       if (typeof o !== 'number') return { error: o }
@@ -854,6 +905,9 @@ export class ChannelSession {
       case 'msg':
         this.checkChannel(m.channelId)
         return this.onMessage(m)
+      case 'revoke':
+        this.checkChannel(m.channelId)
+        return this.onRevoke(m)
       default:
         return fail('MALFORMED', `unknown channel message ${JSON.stringify((m as { t?: unknown }).t)}`)
     }
@@ -869,6 +923,7 @@ export class ChannelSession {
     }
     if (m.seq <= latest.state.seq) fail('STALE_UPDATE', `state ${m.seq} is not newer than the latest, ${latest.state.seq}`)
     if (m.seq > latest.state.seq + 1) fail('OUT_OF_ORDER', `state ${m.seq} skips ahead of ${latest.state.seq + 1}`)
+    if (s.closing === true) fail('CHANNEL_CLOSED', 'I proposed the final state: I sign nothing else')
     const events: ChannelSessionEvent[] = []
     if (s.inFlight.length > 0) {
       // Both proposed this number: party 0's proposal wins.
@@ -878,12 +933,16 @@ export class ChannelSession {
     const state = applyChange(latest.state, m.change, peer, ctx)
     const digest = channelStateDigest(state)
     // Verify the proposer's signature and make mine at once (WebCrypto runs them in parallel); mine leaves only if theirs holds.
-    const [ok, mine] = await Promise.all([this.signer.verify(m.signature, digest, s.keys[peer]), this.signer.sign(digest)])
+    const [ok, mine, revocation] = await Promise.all([
+      this.signer.verify(m.signature, digest, s.keys[peer]),
+      this.signer.sign(digest),
+      this.revocation(state.seq),
+    ])
     if (!ok) fail('BAD_SIGNATURE', `the signature does not sign state ${m.seq} as this change makes it`)
     const signatures = bothSignatures(s.me, mine, m.signature)
-    this.s = { ...this.s, latest: { state, signatures }, inFlight: [] }
+    this.s = { ...this.s, latest: { state, signatures }, inFlight: [], myRevocation: revocation }
     events.push(...this.changeEvents('received', m.seq, m.change, latest.state, state))
-    return { replies: [{ t: 'ack', channelId: s.channelId, seq: m.seq, signature: mine }], persist: true, events }
+    return { replies: [{ t: 'ack', channelId: s.channelId, seq: m.seq, signature: mine }, revokeWire(revocation)], persist: true, events }
   }
 
   private async onAck(m: Extract<ChannelWire, { t: 'ack' }>): Promise<ReceiveResult> {
@@ -892,11 +951,15 @@ export class ChannelSession {
     if (first === undefined || first.state.seq !== m.seq) fail('UNEXPECTED_ACK', `no proposal ${m.seq} waits for an acknowledgement`)
     const f = first as InFlight
     const peer = other(s.me)
-    if (!(await this.signer.verify(m.signature, digestOf(f.state), s.keys[peer])))
-      fail('BAD_SIGNATURE', `the countersignature does not sign state ${m.seq}`)
+    const [ok, revocation] = await Promise.all([this.signer.verify(m.signature, digestOf(f.state), s.keys[peer]), this.revocation(m.seq)])
+    if (!ok) fail('BAD_SIGNATURE', `the countersignature does not sign state ${m.seq}`)
     const signatures = bothSignatures(s.me, f.signature, m.signature)
-    this.s = { ...this.s, latest: { state: f.state, signatures }, inFlight: s.inFlight.slice(1) }
-    return { replies: [], persist: true, events: this.changeEvents('confirmed', m.seq, f.change, s.latest.state, f.state) }
+    this.s = { ...this.s, latest: { state: f.state, signatures }, inFlight: s.inFlight.slice(1), myRevocation: revocation }
+    return {
+      replies: [revokeWire(revocation)],
+      persist: true,
+      events: this.changeEvents('confirmed', m.seq, f.change, s.latest.state, f.state),
+    }
   }
 
   private async onReject(m: Extract<ChannelWire, { t: 'reject' }>): Promise<ReceiveResult> {
@@ -913,6 +976,8 @@ export class ChannelSession {
     const s = this.s
     const replies: ChannelWire[] = []
     if (m.seq < s.latest.state.seq) replies.push({ t: 'sync', signed: s.latest })
+    // The peer may have missed my latest revocation (the link fell right after the save).
+    if (s.myRevocation !== undefined) replies.push(revokeWire(s.myRevocation))
     // Proposals in flight go again (the peer acknowledges a duplicate again, or takes it as new).
     if (m.seq <= s.latest.state.seq)
       for (const f of s.inFlight)
@@ -932,22 +997,27 @@ export class ChannelSession {
       this.signer.verify(signed.signatures[1], digest, s.keys[1]),
     ])
     if (!ok0 || !ok1) fail('BAD_SIGNATURE', `state ${st.seq} is not signed by both parties`)
+    const revocation = await this.revocation(st.seq)
     // If it is one of my proposals, those up to it were countersigned and the later ones still build on it;
     // otherwise my proposals in flight build on an older state and are dropped.
     const mineAt = s.inFlight.findIndex((f) => f.state.seq === st.seq && sameBytes(channelStateDigest(f.state), digest))
     const keep = mineAt >= 0 ? s.inFlight.slice(mineAt + 1) : []
     const dropped = mineAt >= 0 ? [] : s.inFlight
-    this.s = { ...this.s, latest: { state: st, signatures: [signed.signatures[0], signed.signatures[1]] }, inFlight: keep }
+    this.s = {
+      ...this.s,
+      latest: { state: st, signatures: [signed.signatures[0], signed.signatures[1]] },
+      inFlight: keep,
+      myRevocation: revocation,
+    }
     const events: ChannelSessionEvent[] = [{ type: 'synced', seq: st.seq }]
     if (dropped.length > 0) events.push({ type: 'dropped', changes: dropped.map((f) => f.change) })
     if (st.final) events.push({ type: 'closeAgreed', signed })
-    const replies: ChannelWire[] = keep.map((f) => ({
-      t: 'update',
-      channelId: s.channelId,
-      seq: f.state.seq,
-      change: f.change,
-      signature: f.signature,
-    }))
+    const replies: ChannelWire[] = [
+      revokeWire(revocation),
+      ...keep.map(
+        (f): ChannelWire => ({ t: 'update', channelId: s.channelId, seq: f.state.seq, change: f.change, signature: f.signature }),
+      ),
+    ]
     return { replies, persist: true, events }
   }
 
@@ -959,6 +1029,24 @@ export class ChannelSession {
       fail('BAD_SIGNATURE', `message ${m.seq} is not signed by the peer for this channel`)
     this.s = { ...this.s, messagesIn: m.seq }
     return { replies: [], persist: true, events: [{ type: 'message', seq: m.seq, body: m.body }] }
+  }
+
+  private async onRevoke(m: Extract<ChannelWire, { t: 'revoke' }>): Promise<ReceiveResult> {
+    const s = this.s
+    const peer = other(s.me)
+    // An older one than held (re-sent on a reconnect) adds nothing.
+    if (m.below <= (s.peerRevocation?.below ?? 0)) return { replies: [], persist: false, events: [] }
+    if (!(await this.signer.verify(m.signature, channelRevocationDigest(s.channelId, peer, m.below), s.keys[peer])))
+      fail('BAD_SIGNATURE', `the revocation of the states below ${m.below} is not signed by the peer for this channel`)
+    const peerRevocation: ChannelRevocation = { channelId: s.channelId, party: peer, below: m.below, signature: m.signature }
+    this.s = { ...this.s, peerRevocation }
+    return { replies: [], persist: true, events: [{ type: 'revoked', below: m.below }] }
+  }
+
+  /** My revocation of the states below `below` (signed now; kept once the state it follows is). */
+  private async revocation(below: number): Promise<ChannelRevocation> {
+    const { channelId, me } = this.s
+    return { channelId, party: me, below, signature: await this.signer.sign(channelRevocationDigest(channelId, me, below)) }
   }
 
   private changeEvents(

@@ -19,6 +19,7 @@ import {
   hashEncoded,
   list,
   pairOf,
+  Reader,
   struct,
   uvarint,
 } from '../codec/codec.js'
@@ -26,6 +27,7 @@ import { concatBytes } from '../codec/hex.js'
 import type { Address } from '../crypto/address.js'
 import { Domain, taggedHash } from '../crypto/hash.js'
 import { type CryptoProvider, nobleCrypto } from '../crypto/provider.js'
+import { DecodeError } from '../errors.js'
 import type { AbiMethod, AbiParam, AbiType, ScoreAbi } from '../score/abi.js'
 
 /** A party's index: 0 opened the channel (A), 1 joined it (B). */
@@ -170,6 +172,93 @@ export function encodeSignedChannelState(s: SignedChannelState): Uint8Array {
   return encode(signedChannelStateCodec, s)
 }
 
+/**
+ * A party's revocation: "every state of this channel numbered below `below` is revoked by me".
+ * A party revokes the states below its latest co-signed one once that one is saved, never its
+ * latest, so its own latest state is never revoked. A unilateral close with a state its closer
+ * revoked is stale, and the revocation is what penalises it (the channel SCORE's `challenge`): a
+ * close with a state that is only older than some other co-signed state, but not revoked (say
+ * the peer refused the closer's newer proposal and kept its signature), is merely replaced by the
+ * newer state, so an honest closer never loses the channel.
+ */
+export interface ChannelRevocation {
+  readonly channelId: Uint8Array
+  /** Who revokes (and signs). */
+  readonly party: Party
+  /** Every state with a lower seq is revoked. */
+  readonly below: number
+  readonly signature: Uint8Array
+}
+
+/** Codec of {@link ChannelRevocation}. */
+export const channelRevocationCodec: Codec<ChannelRevocation> = struct('ChannelRevocation', {
+  channelId: fixedBytes(32),
+  party,
+  below: uvarint,
+  signature: fixedBytes(64),
+}) as unknown as Codec<ChannelRevocation>
+
+/** What a revoking party signs: channel id, party and number, under their own tag. */
+export function channelRevocationDigest(channelId: Uint8Array, p: Party, below: number): Uint8Array {
+  const head = new Uint8Array(9)
+  head[0] = p
+  new DataView(head.buffer).setBigUint64(1, BigInt(below))
+  return taggedHash(Domain.ChannelRevocation, concatBytes(channelId, head))
+}
+
+/**
+ * Why `r` is not party `p`'s revocation of channel `channelId`'s states up to (and with) `seq`
+ * under key `key`, or undefined when it is.
+ */
+export function checkChannelRevocation(
+  r: ChannelRevocation,
+  channelId: Uint8Array,
+  p: Party,
+  seq: number,
+  key: Uint8Array,
+  crypto: CryptoProvider = nobleCrypto,
+): string | undefined {
+  if (!equalBytes(r.channelId, channelId)) return 'the revocation belongs to another channel'
+  if (r.party !== p) return `the revocation is party ${r.party}'s, not party ${p}'s`
+  if (r.below <= seq) return `the revocation covers the states below ${r.below}, not state ${seq}`
+  if (!crypto.verify(r.signature, channelRevocationDigest(r.channelId, r.party, r.below), key))
+    return 'the revocation’s signature does not verify'
+  return undefined
+}
+
+/** Decodes a revocation from its bytes (throws DecodeError). */
+export function decodeChannelRevocation(b: Uint8Array): ChannelRevocation {
+  return decode(channelRevocationCodec, b)
+}
+
+/** The encoding of a revocation, as the channel SCORE's `challenge` takes it. */
+export function encodeChannelRevocation(r: ChannelRevocation): Uint8Array {
+  return encode(channelRevocationCodec, r)
+}
+
+/** What a party hands a watchtower: its latest co-signed state and the peer's revocations it holds (at most one per party). */
+export interface WatchRequest {
+  readonly signed: SignedChannelState
+  readonly revocations: readonly ChannelRevocation[]
+}
+
+/** The encoding of a {@link WatchRequest}: the signed state, then each revocation (a bare signed state is one without). */
+export function encodeWatchRequest(w: WatchRequest): Uint8Array {
+  return concatBytes(encodeSignedChannelState(w.signed), ...w.revocations.map(encodeChannelRevocation))
+}
+
+/** Decodes a {@link WatchRequest} (throws DecodeError, also for more than two revocations or bytes left over). */
+export function decodeWatchRequest(b: Uint8Array): WatchRequest {
+  const r = new Reader(b)
+  const signed = signedChannelStateCodec.read(r)
+  const revocations: ChannelRevocation[] = []
+  while (r.remaining > 0) {
+    if (revocations.length === 2) throw new DecodeError('TRAILING_BYTES', 'a watch request holds at most two revocations')
+    revocations.push(channelRevocationCodec.read(r))
+  }
+  return { signed, revocations }
+}
+
 /** The opening state (seq 0): each party holds its deposit, nothing pending. */
 export function openingState(channelId: Uint8Array, deposits: readonly [bigint, bigint]): ChannelState {
   return { channelId, seq: 0, balances: [deposits[0], deposits[1]], htlcs: [], final: false }
@@ -220,8 +309,12 @@ const CHANNEL_METHODS: Record<string, AbiMethod> = Object.assign(Object.create(n
   closeCooperative: m('closeCooperative', [p('state', 'bytes')]),
   /** A party closes alone with its latest co-signed state (or none: the deposits); the challenge period starts. */
   close: m('close', [p('id', 'bytes'), p('state', 'bytes', true)]),
-  /** Anyone shows a newer co-signed state during the challenge period: the closer is penalised. */
-  challenge: m('challenge', [p('state', 'bytes')]),
+  /**
+   * Anyone shows a newer co-signed state during the challenge period: it replaces the closer's.
+   * With the closer's revocation of the closing state too, the close was stale: the closer is
+   * penalised and the other party receives the whole channel.
+   */
+  challenge: m('challenge', [p('state', 'bytes'), p('revocation', 'bytes', true)]),
   /** Anyone shows the preimage of a closed state's conditional payment before it expires. */
   redeem: m('redeem', [p('id', 'bytes'), p('htlcId', 'int'), p('preimage', 'bytes')]),
   /** Anyone pays out a closed channel after its challenge period and its payments' expiries. */
@@ -243,6 +336,7 @@ export const ChannelEvent = {
   Joined: 'ChannelJoined',
   Cancelled: 'ChannelCancelled',
   Closing: 'ChannelClosing',
+  Challenged: 'ChannelChallenged',
   Redeemed: 'ChannelRedeemed',
   Penalised: 'ChannelPenalised',
   Settled: 'ChannelSettled',

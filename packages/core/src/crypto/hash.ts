@@ -52,6 +52,8 @@ export const Domain = {
   ChannelState: 0x22,
   /** A private message on a channel, signed by its sender. */
   ChannelMessage: 0x23,
+  /** A party's revocation of its channel states below a number (packages/core/src/channel). */
+  ChannelRevocation: 0x24,
 } as const
 
 /** A domain tag's name. */

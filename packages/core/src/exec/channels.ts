@@ -3,8 +3,10 @@
  * {@link CHANNEL_ADDRESS}, next to governance and the certificate registry. Two parties lock
  * deposits here, exchange co-signed numbered states off chain (channel/state.ts), and come back to
  * settle: at once on a final state both signed, or alone with their latest state and a challenge
- * period in which anyone (a watchtower) may show a newer co-signed state, which hands the whole
- * channel to the honest party. See docs/channels.md, "On chain".
+ * period in which anyone (a watchtower) may show a newer co-signed state, which replaces the
+ * closer's; shown with the closer's own revocation of the state it closed with, the close was
+ * stale and the whole channel goes to the honest party (see {@link ChannelRevocation}). See the
+ * docs/channels.md, "On chain".
  *
  * One record per channel under `h ‖ id` (layout.ts), so a light client can prove a channel's status
  * against a verified header. The deposits sit in the {@link CHANNEL_ADDRESS} account; a call's value
@@ -17,9 +19,12 @@
 import {
   CHANNEL_ABI,
   ChannelEvent,
+  type ChannelRevocation,
   type ChannelState,
   channelIdOf,
+  checkChannelRevocation,
   checkSignedChannelState,
+  decodeChannelRevocation,
   decodeSignedChannelState,
   MAX_CHALLENGE_PERIOD,
   MAX_CHANNEL_AMOUNT,
@@ -139,7 +144,8 @@ function log(event: string, indexed: Value[], data: Value[] = []): EventLog {
  * success; a failure writes nothing: `UNKNOWN_METHOD`, `NOT_PAYABLE`, `READONLY_VIOLATION`,
  * `INVALID_ARGUMENT`, `INSUFFICIENT_BALANCE`, `UNKNOWN_CHANNEL`, `CHANNEL_EXISTS`, `NOT_A_PARTY`,
  * `WRONG_STATUS`, `BAD_STATE` (does not decode, or fails {@link checkSignedChannelState}: the reason
- * is in the message), `STALE_STATE`, `CHALLENGE_PERIOD_OVER`, `TOO_EARLY`, `UNKNOWN_HTLC`,
+ * is in the message), `BAD_REVOCATION` (does not decode, or is not the closer's revocation of the
+ * closing state), `STALE_STATE`, `CHALLENGE_PERIOD_OVER`, `TOO_EARLY`, `UNKNOWN_HTLC`,
  * `ALREADY_REDEEMED`, `HTLC_EXPIRED`, `BAD_PREIMAGE`.
  */
 export function channelCall(state: StateOverlay, call: ChannelCall): ChannelCallResult {
@@ -249,8 +255,17 @@ function run(o: StateOverlay, name: string, args: { [key: string]: Value }, call
       if (call.height > deadline)
         refuse('CHALLENGE_PERIOD_OVER', `the challenge period of channel ${short(id)} ended at height ${deadline}`)
       verify(signed, id, rec, crypto)
+      if (signed.state.final) refuse('BAD_STATE', 'a final state settles at once (closeCooperative), not by a challenge')
       if (signed.state.seq <= rec.seq) refuse('STALE_STATE', `state ${signed.state.seq} is not newer than the closer's state ${rec.seq}`)
       const cheater = rec.closer ?? 0
+      if (args.revocation === undefined || args.revocation === null) {
+        // Newer, but the closer never revoked its state (it may hold nothing newer: its peer can
+        // keep a proposal it refused). The newer state wins; nobody is penalised.
+        write(o, id, { ...rec, ...replacement(rec, signed.state) })
+        return { result: null, logs: [log(ChannelEvent.Challenged, [id, call.from], [BigInt(signed.state.seq)])] }
+      }
+      const why = checkChannelRevocation(decodeRevocation(args.revocation as Uint8Array), id, cheater, rec.seq, rec.keys[cheater], crypto)
+      if (why !== undefined) refuse('BAD_REVOCATION', why)
       const beneficiary: Party = cheater === 0 ? 1 : 0
       const amount = rec.deposits[0] + rec.deposits[1]
       pay(o, rec.parties[beneficiary], amount)
@@ -362,6 +377,37 @@ function expectStatus(rec: ChannelRecord, id: Uint8Array, status: ChannelStatus)
 
 function partyOf(rec: ChannelRecord, a: Address): Party | undefined {
   return a === rec.parties[0] ? 0 : a === rec.parties[1] ? 1 : undefined
+}
+
+function decodeRevocation(bytes: Uint8Array): ChannelRevocation {
+  try {
+    return decodeChannelRevocation(bytes)
+  } catch (e) {
+    if (e instanceof DecodeError) refuse('BAD_REVOCATION', `the revocation does not decode: ${e.message}`)
+    throw e
+  }
+}
+
+/**
+ * What a newer state puts in a closing record: its seq, balances and conditional payments. A
+ * payment the recorded state held and someone already redeemed (its preimage is public now) stays
+ * redeemed if the newer state holds the same one, so nobody must redeem it twice.
+ */
+function replacement(rec: ChannelRecord, s: ChannelState): Pick<ChannelRecord, 'seq' | 'balances' | 'htlcs'> {
+  const balances: [bigint, bigint] = [s.balances[0], s.balances[1]]
+  const htlcs = s.htlcs.map((htlc) => {
+    const redeemed = rec.htlcs.some(
+      (r) =>
+        r.redeemed &&
+        r.htlc.id === htlc.id &&
+        r.htlc.from === htlc.from &&
+        r.htlc.amount === htlc.amount &&
+        bytesEqual(r.htlc.hashLock, htlc.hashLock),
+    )
+    if (redeemed) balances[htlc.from === 0 ? 1 : 0] += htlc.amount
+    return { htlc, redeemed }
+  })
+  return { seq: s.seq, balances, htlcs }
 }
 
 function decodeState(bytes: Uint8Array): SignedChannelState {

@@ -343,9 +343,9 @@ export const ChannelOutcome = {
   Cancelled: 0,
   /** Paid out on a final state both signed. */
   Cooperative: 1,
-  /** A challenge showed a newer state than the closer's: the other party took everything. */
+  /** A challenge showed the closer's revocation of the state it closed with: the other party took everything. */
   Penalised: 2,
-  /** Paid out on the closer's state after the challenge period. */
+  /** Paid out after the challenge period, on the closer's state or the newest one a challenge showed. */
   Unilateral: 3,
 } as const
 /** A channel outcome. */

@@ -39,7 +39,7 @@ export type LightProtocol = 'tip' | 'headers' | 'sets' | 'proof' | 'submit' | 'w
  */
 export const LIGHT_PROTOCOLS: readonly LightProtocol[] = ['tip', 'headers', 'sets', 'proof', 'submit', 'watch']
 
-/** Largest encoded channel state a watchtower takes (16 pending payments and both signatures fit well). */
+/** Largest watch request a watchtower takes: a channel state (16 pending payments and both signatures) and two revocations fit well. */
 export const MAX_WATCH_REQUEST_BYTES = 8 * 1024
 
 /** The libp2p protocol id of a light-client protocol on one chain, e.g. `/loopchain/main/light-tip/1`. */

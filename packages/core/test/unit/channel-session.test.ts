@@ -3,10 +3,12 @@ import {
   ChannelDriver,
   type ChannelProposal,
   ChannelProtocolError,
+  type ChannelRevocation,
   ChannelSession,
   type ChannelSessionEvent,
   type ChannelSigner,
   type ChannelWire,
+  checkChannelRevocation,
   checkSignedChannelState,
   decodeChannelWire,
   encodeChannelWire,
@@ -14,6 +16,7 @@ import {
   MAX_IN_FLIGHT,
   MAX_RUN,
   providerSigner,
+  type ReceiveResult,
   sha256,
   utf8,
 } from '../../src/index.js'
@@ -228,7 +231,9 @@ describe('channel session', () => {
     const r0 = ChannelSession.restore(structuredClone(snap), providerSigner(A.secretKey))
     expect(r0.inFlight).toEqual(s0.inFlight)
     expect(r0.snapshot()).toEqual(snap)
-    const resent = (await r0.receive(s1.hello(), ctx)).replies
+    const [revoke, ...resent] = (await r0.receive(s1.hello(), ctx)).replies
+    // First my revocation of the states below the one I acknowledged last (the peer may have missed it), then the proposals.
+    expect(revoke).toMatchObject({ t: 'revoke', below: 1 })
     expect(resent.map(encodeChannelWire)).toEqual(sent.map(encodeChannelWire))
     // The peer takes them as if they had come the first time.
     for (const m of resent) await deliver(r0, s1, m)
@@ -257,7 +262,15 @@ describe('channel session', () => {
     const r0 = ChannelSession.restore(v1, providerSigner(A.secretKey))
     expect(r0.inFlight).toEqual(s0.inFlight)
     expect(r0.snapshot()).toEqual(s0.snapshot())
-    expect((await r0.receive(s1.hello(), ctx)).replies.map(encodeChannelWire)).toEqual([encodeChannelWire(u)])
+    expect((await r0.receive(s1.hello(), ctx)).replies.map(encodeChannelWire)).toEqual([
+      encodeChannelWire({
+        t: 'revoke',
+        channelId: s0.channelId,
+        below: 1,
+        signature: (r0.snapshot().myRevocation as ChannelRevocation).signature,
+      }),
+      encodeChannelWire(u),
+    ])
 
     const good = s0.snapshot()
     for (const bad of [
@@ -299,9 +312,83 @@ describe('channel session', () => {
     expect(checkSignedChannelState(s0.latest, channelId, total, keys)).toBeUndefined()
     await expect(s0.pay(1n, ctx)).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
   })
+
+  it('each party revokes the states below its latest co-signed one, never that one; a forged or foreign revocation is refused', async () => {
+    const { s0, s1, channelId, keys } = pair(13)
+    for (let i = 0; i < 3; i++) await deliver(s0, s1, await s0.pay(5n, ctx))
+    await deliver(s1, s0, await s1.pay(2n, ctx))
+    expect(s0.latest.state.seq).toBe(4)
+    // Each holds the other's revocation of everything below 4: a close by the other with state 3 is stale, one with 4 is not.
+    for (const [s, peer] of [
+      [s0, 1],
+      [s1, 0],
+    ] as const) {
+      const r = s.peerRevocation as ChannelRevocation
+      expect(r.below).toBe(4)
+      expect(checkChannelRevocation(r, channelId, peer, 3, keys[peer])).toBeUndefined()
+      expect(checkChannelRevocation(r, channelId, peer, 4, keys[peer])).toBe('the revocation covers the states below 4, not state 4')
+    }
+    // A revocation the peer did not sign, or one for another channel, is refused and changes nothing.
+    const before = s0.snapshot()
+    const good = s0.peerRevocation as ChannelRevocation
+    const forged = { t: 'revoke', channelId, below: 9, signature: good.signature } as const
+    await expect(s0.receive(forged, ctx)).rejects.toMatchObject({ code: 'BAD_SIGNATURE' })
+    await expect(s0.receive({ ...forged, channelId: new Uint8Array(32).fill(99) }, ctx)).rejects.toMatchObject({ code: 'WRONG_CHANNEL' })
+    expect(s0.snapshot()).toEqual(before)
+    // One older than held (re-sent after a reconnect) changes nothing either.
+    expect(await s0.receive({ t: 'revoke', channelId, below: 2, signature: good.signature }, ctx)).toEqual({
+      replies: [],
+      persist: false,
+      events: [],
+    })
+    // It survives a snapshot and a restore.
+    expect(ChannelSession.restore(structuredClone(s0.snapshot()), providerSigner(A.secretKey)).peerRevocation).toEqual(good)
+  })
+
+  it('a party that proposed a final state signs no other state, even when the close is refused or the peer proposed at once', async () => {
+    const { s0, s1 } = pair(14)
+    await deliver(s0, s1, await s0.pay(100n, ctx))
+    // Both propose state 2 at once: party 1 a close, party 0 a payment.
+    const close = await s1.proposeClose(ctx)
+    const pay = await s0.pay(7n, ctx)
+    expect(s1.closing).toBe(true)
+    // Party 1 does not sign party 0's state (it would let party 0 hold a final state 2 and a later state);
+    // party 0 refuses the close as a conflict (party 0's proposal stands).
+    await expect(s1.receive(pay, ctx)).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
+    await expect(s0.receive(close, ctx)).rejects.toMatchObject({ code: 'CONFLICT' })
+    // After the refusal party 1 still proposes nothing and acknowledges nothing, also once restored.
+    await s1.receive({ t: 'reject', channelId: s1.channelId, seq: 2, code: 'CONFLICT', reason: 'test' }, ctx)
+    expect(s1.inFlight).toHaveLength(0)
+    const r1 = ChannelSession.restore(structuredClone(s1.snapshot()), providerSigner(B.secretKey))
+    for (const s of [s1, r1]) {
+      expect(s.closing).toBe(true)
+      await expect(s.pay(1n, ctx)).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
+      await expect(s.proposeClose(ctx)).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
+      await s0.receive({ t: 'reject', channelId: s0.channelId, seq: 2, code: 'CHANNEL_CLOSED', reason: 'test' }, ctx)
+      await expect(s.receive(await s0.pay(3n, ctx), ctx)).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
+      expect(s.latest.state.seq).toBe(1)
+    }
+  })
 })
 
 describe('channel driver', () => {
+  it('a final state leaves only once saved on disk with the mark that nothing else is signed', async () => {
+    const { s0 } = pair(15)
+    const log: string[] = []
+    const d0 = new ChannelDriver(s0, {
+      send: (m) => log.push(`send ${m.t}`),
+      save: async (snap, durable) => {
+        await new Promise((r) => setTimeout(r, 5))
+        log.push(`save closing=${snap.closing === true} durable=${durable} inFlight=${snap.inFlight.length > 0}`)
+      },
+      height: () => 100,
+    })
+    void d0.proposeClose().catch(() => undefined)
+    await new Promise((r) => setTimeout(r, 30))
+    expect(log).toEqual(['save closing=true durable=true inFlight=true', 'send update'])
+    d0.abandon('test over')
+  })
+
   it('saves before it acknowledges, groups saves under load, and resolves payments once countersigned', async () => {
     const { s0, s1 } = pair(12)
     const saved: { who: number; seq: number }[] = []
@@ -440,7 +527,13 @@ describe('channel session bursts', () => {
     const results = await Promise.all(updates.map((u) => run.s1.receive(u, ctx)))
     const alone = []
     for (const u of updates) alone.push(await one.s1.receive(u, ctx))
-    expect(results).toEqual(alone)
+    // The same acknowledgements and events; one revocation for the run where one at a time revokes
+    // at each step, ending with the same one.
+    const acks = (rs: ReceiveResult[]) => rs.map((r) => ({ ...r, replies: r.replies.filter((w) => w.t === 'ack') }))
+    const revokes = (rs: ReceiveResult[]) => rs.flatMap((r) => r.replies.filter((w) => w.t === 'revoke'))
+    expect(acks(results)).toEqual(acks(alone))
+    expect(revokes(results)).toEqual(revokes(alone).slice(-1))
+    expect(revokes(alone)).toHaveLength(12)
     expect(results.map((r) => (r.replies[0] as Ack).seq)).toEqual(updates.map((u) => u.seq))
     expect(run.s1.snapshot()).toEqual(one.s1.snapshot())
     expect(checkSignedChannelState(run.s1.latest, run.channelId, run.total, run.keys)).toBeUndefined()
@@ -662,7 +755,7 @@ describe('channel driver bursts', () => {
     df.abandon('test over')
   })
 
-  it('a save that an acknowledgement or a message waits for is durable; one that only records countersignatures is not', async () => {
+  it('a save that an acknowledgement, a revocation or a message waits for is durable; one that only records the peer’s revocation is not', async () => {
     const { s0, s1 } = pair(30)
     const saves: { who: number; durable: boolean; seq: number }[] = []
     const wire: { to: 0 | 1; m: ChannelWire }[] = []
@@ -681,10 +774,16 @@ describe('channel driver bursts', () => {
     await new Promise((r) => setTimeout(r, 0))
     await pump()
     await paid
+    // The payee saves before its acknowledgement (and revocation); the payer saves the countersigned
+    // state before its own revocation leaves; each then records the other's revocation.
     expect(saves).toEqual([
       { who: 1, durable: true, seq: 1 },
+      { who: 0, durable: true, seq: 1 },
       { who: 0, durable: false, seq: 1 },
+      { who: 1, durable: false, seq: 1 },
     ])
+    expect(s0.peerRevocation?.below).toBe(1)
+    expect(s1.peerRevocation?.below).toBe(1)
     saves.length = 0
     await d[0].message(utf8('hi'))
     expect(saves).toEqual([{ who: 0, durable: true, seq: 1 }])

@@ -11,14 +11,18 @@ import {
   channelIdOf,
   channelKey,
   channelRecordCodec,
+  channelRevocationDigest,
   decode,
   encode,
+  encodeChannelRevocation,
   encodeSignedChannelState,
   getAccount,
   getScoreApi,
   type Htlc,
   initEngine,
   type KeyPair,
+  nobleCrypto,
+  type Party,
   type SignedChannelState,
   StateOverlay,
   sha256,
@@ -135,6 +139,12 @@ function cosign(s: ChannelState, a: KeyPair = alice, b: KeyPair = bob): SignedCh
 
 const enc = (s: ChannelState, a?: KeyPair, b?: KeyPair) => encodeSignedChannelState(cosign(s, a, b))
 
+/** Party `party`'s revocation of channel `channelId`'s states below `below`, signed with `k` (its own key unless forged). */
+function revocation(channelId: Uint8Array, party: Party, below: number, k: KeyPair = party === 0 ? alice : bob): Uint8Array {
+  const signature = nobleCrypto.sign(channelRevocationDigest(channelId, party, below), k.secretKey)
+  return encodeChannelRevocation({ channelId, party, below, signature })
+}
+
 describe('channel SCORE: open and join', () => {
   it('A opens with its deposit, B joins with its own: the deposits sit in the channel account and get shows the record', async () => {
     const ch = await Chain.start()
@@ -235,7 +245,7 @@ describe('channel SCORE: cooperative close', () => {
 })
 
 describe('channel SCORE: unilateral close, challenge and withdraw', () => {
-  it('a close with an old state is challenged by a watchtower with a newer one: the honest party gets the whole channel', async () => {
+  it('a close with a state its closer revoked is challenged with a newer state and that revocation: the honest party gets the whole channel', async () => {
     const ch = await Chain.start()
     const id = await ch.channel(600n, 400n)
     const old = enc(state(id, 1, [550n, 450n]))
@@ -248,7 +258,7 @@ describe('channel SCORE: unilateral close, challenge and withdraw', () => {
     ])
     expect(await ch.get(id)).toMatchObject({ status: 'closing', closer: alice.address, seq: 1n, deadline: BigInt(deadline) })
     await ch.until(deadline - 1)
-    ex = await ch.block([ch.call(tower, 'challenge', { state: newer })])
+    ex = await ch.block([ch.call(tower, 'challenge', { state: newer, revocation: revocation(id, 0, 2) })])
     expect(ch.height).toBe(deadline)
     expect(codes(ex)).toEqual(['OK'])
     expect(ex.receipts[0]?.logs.map((l) => [l.event, l.indexed[1], l.data])).toEqual([
@@ -261,15 +271,96 @@ describe('channel SCORE: unilateral close, challenge and withdraw', () => {
     expect(codes(await ch.block([ch.call(bob, 'withdraw', { id })]))).toEqual(['WRONG_STATUS'])
   })
 
-  it('a close without a state closes on the deposits; a later co-signed state penalises that closer too', async () => {
+  it('a close without a state closes on the deposits; the closer’s revocation of state 0 penalises it too', async () => {
     const ch = await Chain.start()
     const id = await ch.channel(600n, 400n)
     await ch.block([ch.call(bob, 'close', { id })])
     expect(await ch.get(id)).toMatchObject({ status: 'closing', seq: 0n, balances: [600n, 400n], closer: bob.address })
-    const ex = await ch.block([ch.call(alice, 'challenge', { state: enc(state(id, 1, [700n, 300n])) })])
+    const ex = await ch.block([ch.call(alice, 'challenge', { state: enc(state(id, 1, [700n, 300n])), revocation: revocation(id, 1, 1) })])
     expect(codes(ex)).toEqual(['OK'])
     expect(await ch.net(alice)).toBe(400n)
     expect(await ch.net(bob)).toBe(-400n)
+  })
+
+  it('a newer state without the closer’s revocation replaces the closer’s, penalising nobody; the newest shown is paid out', async () => {
+    // Bob proposed state 2 and alice refused it, keeping his signature; bob closes with state 1,
+    // the latest he holds co-signed. Alice completes state 2 and shows it: it wins, bob keeps his share.
+    const ch = await Chain.start()
+    const id = await ch.channel(600n, 400n)
+    await ch.block([ch.call(bob, 'close', { id, state: enc(state(id, 1, [500n, 500n])) })])
+    const deadline = ch.height + PERIOD
+    let ex = await ch.block([ch.call(alice, 'challenge', { state: enc(state(id, 2, [520n, 480n])) })])
+    expect(codes(ex)).toEqual(['OK'])
+    expect(ex.receipts[0]?.logs.map((l) => [l.event, l.indexed[1], l.data])).toEqual([['ChannelChallenged', alice.address, [2n]]])
+    expect(await ch.get(id)).toMatchObject({
+      status: 'closing',
+      closer: bob.address,
+      seq: 2n,
+      balances: [520n, 480n],
+      deadline: BigInt(deadline),
+    })
+    expect(await ch.channelBalance()).toBe(1000n)
+    // A newer one again replaces it; one not newer than the recorded state changes nothing.
+    ex = await ch.block([
+      ch.call(tower, 'challenge', { state: enc(state(id, 3, [540n, 460n])) }),
+      ch.call(tower, 'challenge', { state: enc(state(id, 3, [1000n, 0n])) }),
+    ])
+    expect(codes(ex)).toEqual(['OK', 'STALE_STATE'])
+    await ch.until(deadline)
+    ex = await ch.block([ch.call(tower, 'withdraw', { id })])
+    expect(ex.receipts[0]?.logs.map((l) => [l.event, l.data])).toEqual([['ChannelSettled', [540n, 460n, 'unilateral']]])
+    expect(await ch.net(alice)).toBe(540n - 600n)
+    expect(await ch.net(bob)).toBe(460n - 400n)
+    expect(await ch.channelBalance()).toBe(0n)
+  })
+
+  it('a revocation that is not the closer’s of its state, or a final state, is refused and changes nothing', async () => {
+    const ch = await Chain.start()
+    const id = await ch.channel(600n, 400n)
+    const other = await ch.channel(50n, 50n)
+    await ch.block([ch.call(alice, 'close', { id, state: enc(state(id, 3, [550n, 450n])) })])
+    const before = await ch.raw(id)
+    const newer = enc(state(id, 4, [100n, 900n]))
+    const ex = await ch.block([
+      ch.call(tower, 'challenge', { state: newer, revocation: revocation(id, 1, 4) }), // bob's, not the closer's
+      ch.call(tower, 'challenge', { state: newer, revocation: revocation(id, 0, 3) }), // covers state 2 and below, not 3
+      ch.call(tower, 'challenge', { state: newer, revocation: revocation(id, 0, 4, bob) }), // forged: signed by bob
+      ch.call(tower, 'challenge', { state: newer, revocation: revocation(other, 0, 4) }), // another channel's
+      ch.call(tower, 'challenge', { state: newer, revocation: new Uint8Array(7) }), // does not decode
+      ch.call(tower, 'challenge', { state: enc(state(id, 4, [100n, 900n], [], true)), revocation: revocation(id, 0, 4) }),
+    ])
+    expect(codes(ex)).toEqual(['BAD_REVOCATION', 'BAD_REVOCATION', 'BAD_REVOCATION', 'BAD_REVOCATION', 'BAD_REVOCATION', 'BAD_STATE'])
+    expect(ex.receipts.map((r) => r.failure?.message)).toEqual([
+      "the revocation is party 1's, not party 0's",
+      'the revocation covers the states below 3, not state 3',
+      'the revocation’s signature does not verify',
+      'the revocation belongs to another channel',
+      expect.stringContaining('the revocation does not decode'),
+      'a final state settles at once (closeCooperative), not by a challenge',
+    ])
+    expect(await ch.raw(id)).toBe(before)
+    expect(await ch.channelBalance()).toBe(1100n)
+  })
+
+  it('a payment redeemed under the closer’s state stays redeemed when a newer state holding it replaces that state', async () => {
+    const ch = await Chain.start()
+    const id = await ch.channel(600n, 400n)
+    const p = sha256(utf8('a preimage'))
+    const h: Htlc = { id: 1, from: 0, amount: 200n, hashLock: sha256(p), expiry: ch.height + 50 }
+    const other: Htlc = { id: 2, from: 1, amount: 50n, hashLock: sha256(utf8('never shown')), expiry: ch.height + 50 }
+    await ch.block([ch.call(bob, 'close', { id, state: enc(state(id, 1, [400n, 400n], [h])) })])
+    expect(codes(await ch.block([ch.call(tower, 'redeem', { id, htlcId: 1n, preimage: p })]))).toEqual(['OK'])
+    expect(codes(await ch.block([ch.call(alice, 'challenge', { state: enc(state(id, 2, [390n, 360n], [h, other])) })]))).toEqual(['OK'])
+    // Bob's 360 plus the 200 already redeemed; payment 2 still pending.
+    expect(await ch.get(id)).toMatchObject({
+      seq: 2n,
+      balances: [390n, 560n],
+      htlcs: [
+        { id: 1n, redeemed: true },
+        { id: 2n, redeemed: false },
+      ],
+    })
+    expect(codes(await ch.block([ch.call(tower, 'redeem', { id, htlcId: 1n, preimage: p })]))).toEqual(['ALREADY_REDEEMED'])
   })
 
   it('a challenge with an older or equal state is STALE_STATE and changes nothing', async () => {
@@ -470,7 +561,7 @@ describe('channel SCORE: determinism', () => {
       [tx],
       [a.call(bob, 'join', { id }, 400n), a.call(bob, 'join', { id }, 1n)],
       [a.call(alice, 'close', { id, state: enc(state(id, 1, [550n, 450n])) })],
-      [a.call(tower, 'challenge', { state: enc(state(id, 2, [100n, 900n])) })],
+      [a.call(tower, 'challenge', { state: enc(state(id, 2, [100n, 900n])), revocation: revocation(id, 0, 2) })],
     ]
     for (const txs of blocks) {
       const [ea, eb] = [await a.block(txs), await b.block(txs)]

@@ -35,7 +35,7 @@ export function fullNodeLightBackend(node: FullNode): LightBackend {
     resultAt: (height) => (height === 0 ? genesisResult(node.options.genesis) : node.chain.resultAt(height)),
     prove: (key, stateRoot) => node.state.prove(key, stateRoot),
     submit: async (tx) => fromHex(await node.submit(tx)),
-    ...(node.watchtower ? { watch: (signed: Uint8Array) => (node.watchtower as Watchtower).watch(signed) } : {}),
+    ...(node.watchtower ? { watch: (request: Uint8Array) => (node.watchtower as Watchtower).watch(request) } : {}),
   }
 }
 

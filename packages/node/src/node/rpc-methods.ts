@@ -8,6 +8,7 @@ import {
   type Address,
   blockHash,
   certificateFileToJson,
+  concatBytes,
   encode,
   fromHex,
   genesisHash,
@@ -304,14 +305,22 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource): RpcMethod[] 
     {
       name: 'lc_watchChannel',
       summary:
-        'Hands a co-signed payment channel state (0x hex of its encoding) to this node’s watchtower, which challenges a unilateral close with an older state while the party is offline. Returns the seq now held; refuses (data.code) MALFORMED, UNKNOWN_CHANNEL, CHANNEL_CLOSED, BAD_STATE, FULL.',
-      params: [{ name: 'state', schema: { type: 'string', pattern: HEX, maxLength: 20_000 }, required: true }],
+        'Hands a co-signed payment channel state (0x hex of its encoding) and the peer’s revocations the party holds (0x hex of each, at most two) to this node’s watchtower, which challenges a unilateral close with an older state while the party is offline: with the closer’s revocation of the closing state the closer is penalised, without one the newer state replaces it. Returns the seq now held; refuses (data.code) MALFORMED, UNKNOWN_CHANNEL, CHANNEL_CLOSED, BAD_STATE, BAD_REVOCATION, FULL.',
+      params: [
+        { name: 'state', schema: { type: 'string', pattern: HEX, maxLength: 20_000 }, required: true },
+        {
+          name: 'revocations',
+          schema: { type: 'array', items: { type: 'string', pattern: HEX, maxLength: 400 }, maxItems: 2 },
+          required: false,
+        },
+      ],
       result: { name: 'seq', schema: { type: 'integer' } },
       handler: async (p) => {
         const tower = node.watchtower
         if (!tower) throw new RpcError(RpcErrorCode.NotFound, 'this node runs no watchtower (an observer)', { code: 'NO_WATCHTOWER' })
         try {
-          return await tower.watch(fromHex(p.state as string))
+          const revocations = ((p.revocations as string[] | undefined) ?? []).map(fromHex)
+          return await tower.watch(concatBytes(fromHex(p.state as string), ...revocations))
         } catch (e) {
           if (e instanceof LoopchainError) throw new RpcError(RpcErrorCode.TransactionRejected, e.message, { code: e.code })
           throw e

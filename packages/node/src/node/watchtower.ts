@@ -1,13 +1,16 @@
 /**
- * The watchtower: a party of a payment channel hands its latest co-signed state to its
- * institution's node (light protocol `watch`, or JSON-RPC `lc_watchChannel`), and while the
- * party is offline the node watches the chain. When a block records a unilateral close of a
- * watched channel with an older state than the one held, the node sends `challenge(state)` from
- * its own account: the closer is penalised and the other party receives the whole channel.
+ * The watchtower: a party of a payment channel hands its latest co-signed state, with the peer's
+ * revocation it holds, to its institution's node (light protocol `watch`, or JSON-RPC
+ * `lc_watchChannel`), and while the party is offline the node watches the chain. When a block
+ * records a unilateral close of a watched channel (or a challenge) with an older state than the
+ * one held, the node sends `challenge` from its own account: with the closer's revocation of the
+ * closing state, the closer is penalised and the other party receives the whole channel; without
+ * one, the newer state replaces the closer's.
  *
- * Held states are checked against the chain's record of the channel (keys, total) before they are
- * kept, only the highest seq per channel is kept, and they live in their own LevelDB beside the
- * node's (`<dataDir>/watchtower`), so a restart keeps watching.
+ * Held states and revocations are checked against the chain's record of the channel (keys, total)
+ * before they are kept, only the highest seq per channel and the highest revocation per party are
+ * kept, and they live in their own LevelDB beside the node's (`<dataDir>/watchtower`), so a
+ * restart keeps watching.
  */
 import {
   accountKey,
@@ -15,19 +18,24 @@ import {
   CHANNEL_ADDRESS,
   ChannelEvent,
   type ChannelRecord,
+  type ChannelRevocation,
   ChannelStatus,
   channelCallTransaction,
   channelKey,
   channelRecordCodec,
+  checkChannelRevocation,
   checkSignedChannelState,
   decode,
-  decodeSignedChannelState,
+  decodeWatchRequest,
   EMPTY_ACCOUNT,
+  encodeChannelRevocation,
   encodeSignedChannelState,
+  encodeWatchRequest,
   type KeyPair,
   LoopchainError,
   type SignedChannelState,
   to0x,
+  type WatchRequest,
 } from '@loopchain/core'
 import { nativeCrypto } from '../native-crypto.js'
 import type { NodeLogger } from '../p2p/logger.js'
@@ -38,14 +46,14 @@ import type { CommittedBlock, FullNode } from './full-node.js'
 export const MAX_WATCHED_CHANNELS = 10_000
 
 /** Why a state was not taken. */
-export type WatchErrorCode = 'MALFORMED' | 'UNKNOWN_CHANNEL' | 'CHANNEL_CLOSED' | 'BAD_STATE' | 'FULL'
+export type WatchErrorCode = 'MALFORMED' | 'UNKNOWN_CHANNEL' | 'CHANNEL_CLOSED' | 'BAD_STATE' | 'BAD_REVOCATION' | 'FULL'
 
 /** A state the watchtower refused (nothing changed). */
 export class WatchError extends LoopchainError<WatchErrorCode> {}
 
 /** The watchtower of one node. Open with {@link Watchtower.open}. */
 export class Watchtower {
-  private readonly held = new Map<string, SignedChannelState>()
+  private readonly held = new Map<string, WatchRequest>()
   /** Challenges sent and not yet seen through: the held seq they carry and their transaction's hash. */
   private readonly challenged = new Map<string, { seq: number; txHash: string }>()
   /** Channels whose challenge the node did not admit (a full pool, say): tried again at every block. */
@@ -67,7 +75,7 @@ export class Watchtower {
   static async open(node: FullNode, key: KeyPair, log: NodeLogger, maxChannels = MAX_WATCHED_CHANNELS): Promise<Watchtower> {
     const db = await LevelKVStore.open(`${node.options.dataDir}/watchtower`)
     const w = new Watchtower(node, db, key, log, maxChannels)
-    for await (const [k, v] of db.iterate()) w.held.set(to0x(k), decodeSignedChannelState(v))
+    for await (const [k, v] of db.iterate()) w.held.set(to0x(k), decodeWatchRequest(v))
     w.off = node.onBlock((b) => void w.onBlock(b).catch((e) => log.warn('watchtower: a block could not be checked', { error: String(e) })))
     if (w.held.size > 0) log.info('watchtower: watching', { channels: w.held.size })
     // A close may have been committed while the tower was down (a kill -9 after the block, before
@@ -79,7 +87,7 @@ export class Watchtower {
   /** Challenges the given held channels that are closing with an older state; forgets closed ones. */
   private async recheck(hexes: readonly string[]): Promise<void> {
     for (const hex of hexes) {
-      const held = this.held.get(hex)
+      const held = this.held.get(hex)?.signed
       if (held === undefined) continue
       const rec = await this.record(held.state.channelId)
       if (rec === undefined) continue
@@ -99,16 +107,19 @@ export class Watchtower {
   }
 
   /**
-   * Takes `bytes` (an encoded co-signed state) if it is a valid state of an open or closing channel
-   * and newer than the one held; resolves with the seq now held. Throws {@link WatchError}.
+   * Takes `bytes` (an encoded co-signed state, optionally followed by revocations: a
+   * {@link WatchRequest}) if the state is a valid state of an open or closing channel and the
+   * revocations are its parties'; keeps the newer state and each party's higher revocation.
+   * Resolves with the seq now held. Throws {@link WatchError}.
    */
   async watch(bytes: Uint8Array): Promise<number> {
-    let signed: SignedChannelState
+    let req: WatchRequest
     try {
-      signed = decodeSignedChannelState(bytes)
+      req = decodeWatchRequest(bytes)
     } catch (e) {
-      throw new WatchError('MALFORMED', `not a signed channel state: ${(e as Error).message}`)
+      throw new WatchError('MALFORMED', `not a signed channel state (with revocations): ${(e as Error).message}`)
     }
+    const { signed } = req
     const id = signed.state.channelId
     const rec = await this.record(id)
     // Not the sender's fault (no penalty): a channel opened or closed a moment ago, or a full tower.
@@ -117,18 +128,34 @@ export class Watchtower {
       throw new WatchError('CHANNEL_CLOSED', `channel ${to0x(id)} is not open`, { penalize: false })
     const bad = checkSignedChannelState(signed, id, rec.deposits[0] + rec.deposits[1], rec.keys, nativeCrypto)
     if (bad !== undefined) throw new WatchError('BAD_STATE', bad)
+    for (const r of req.revocations) {
+      const why =
+        r.below < 1
+          ? 'a revocation covers state 0 at least'
+          : checkChannelRevocation(r, id, r.party, r.below - 1, rec.keys[r.party], nativeCrypto)
+      if (why !== undefined) throw new WatchError('BAD_REVOCATION', why)
+    }
     const hex = to0x(id)
     const have = this.held.get(hex)
-    if (have !== undefined && have.state.seq >= signed.state.seq) return have.state.seq
+    const next: WatchRequest = {
+      signed: have !== undefined && have.signed.state.seq >= signed.state.seq ? have.signed : signed,
+      revocations: highestPerParty([...(have?.revocations ?? []), ...req.revocations]),
+    }
+    if (have !== undefined && next.signed === have.signed && sameRevocations(next.revocations, have.revocations))
+      return have.signed.state.seq
     if (have === undefined && this.held.size >= this.maxChannels) await this.makeRoom(rec.deposits[0] + rec.deposits[1])
-    await this.db.write([{ type: 'put', key: id, value: encodeSignedChannelState(signed) }])
-    this.held.set(hex, signed)
-    this.log.info('watchtower: holding a channel state', { channel: hex, seq: signed.state.seq })
+    await this.db.write([{ type: 'put', key: id, value: encodeWatchRequest(next) }])
+    this.held.set(hex, next)
+    this.log.info('watchtower: holding a channel state', {
+      channel: hex,
+      seq: next.signed.state.seq,
+      revoked: next.revocations.map((r) => `party ${r.party} below ${r.below}`).join(', '),
+    })
     // A close may already be on chain: read again now that the state is held. One committed while
     // this waited (for the write, say) came to onBlock before there was a state to defend.
     const now = await this.record(id)
     if (now !== undefined) await this.check(hex, now)
-    return signed.state.seq
+    return next.signed.state.seq
   }
 
   /**
@@ -139,7 +166,7 @@ export class Watchtower {
    */
   private async makeRoom(total: bigint): Promise<void> {
     let smallest: { hex: string; signed: SignedChannelState; total: bigint } | undefined
-    for (const [hex, signed] of this.held) {
+    for (const [hex, { signed }] of this.held) {
       if (this.challenged.has(hex) || this.retry.has(hex)) continue
       const t = channelTotal(signed)
       if (smallest === undefined || t < smallest.total) smallest = { hex, signed, total: t }
@@ -182,7 +209,8 @@ export class Watchtower {
         if (!this.held.has(hex)) continue
         const rec = await this.record(id)
         if (rec === undefined) continue
-        if (l.event === ChannelEvent.Closing) await this.check(hex, rec)
+        // A close, or a challenge that replaced the closing state with one still older than ours.
+        if (l.event === ChannelEvent.Closing || l.event === ChannelEvent.Challenged) await this.check(hex, rec)
         else if (rec.status === ChannelStatus.Closed) await this.forget(hex, id)
       }
   }
@@ -195,8 +223,9 @@ export class Watchtower {
   }
 
   private async challenge(hex: string, rec: ChannelRecord): Promise<void> {
-    const held = this.held.get(hex)
-    if (held === undefined || rec.status !== ChannelStatus.Closing || held.state.seq <= rec.seq) return
+    const watched = this.held.get(hex)
+    const held = watched?.signed
+    if (watched === undefined || held === undefined || rec.status !== ChannelStatus.Closing || held.state.seq <= rec.seq) return
     // A challenge lands in the next block at the earliest, and the chain takes none after the deadline.
     if (rec.deadline !== undefined && this.node.height >= rec.deadline) {
       this.log.error('watchtower: a channel closed with an old state and its challenge period is over', {
@@ -207,6 +236,8 @@ export class Watchtower {
     }
     if (this.challenged.get(hex)?.seq === held.state.seq) return
     this.challenged.set(hex, { seq: held.state.seq, txHash: '' })
+    // The closer's own revocation of the state it closed with makes the close stale: penalised.
+    const revocation = watched.revocations.find((r) => r.party === rec.closer && r.below > rec.seq)
     const raw = await this.node.committedState().get(accountKey(this.key.address))
     const account = raw === undefined ? EMPTY_ACCOUNT : decode(accountStateCodec, raw)
     const tx = channelCallTransaction(
@@ -215,7 +246,10 @@ export class Watchtower {
         networkId: this.node.options.genesis.networkId,
         nonce: account.nonce + this.node.mempool.pendingFrom(this.key.address),
         method: 'challenge',
-        params: { state: encodeSignedChannelState(held) },
+        params:
+          revocation === undefined
+            ? { state: encodeSignedChannelState(held) }
+            : { state: encodeSignedChannelState(held), revocation: encodeChannelRevocation(revocation) },
         timestamp: Date.now() * 1000,
       },
       nativeCrypto,
@@ -229,6 +263,7 @@ export class Watchtower {
         closedWith: rec.seq,
         held: held.state.seq,
         deadline: rec.deadline,
+        penalty: revocation !== undefined,
       })
     } catch (e) {
       // Tried again at the next block (a full pool, say).
@@ -244,6 +279,17 @@ export class Watchtower {
     this.retry.delete(hex)
     await this.db.write([{ type: 'del', key: id }])
   }
+}
+
+/** Of `rs`, each party's revocation with the highest number. */
+function highestPerParty(rs: readonly ChannelRevocation[]): ChannelRevocation[] {
+  const best: (ChannelRevocation | undefined)[] = [undefined, undefined]
+  for (const r of rs) if ((best[r.party]?.below ?? -1) < r.below) best[r.party] = r
+  return best.filter((r): r is ChannelRevocation => r !== undefined)
+}
+
+function sameRevocations(a: readonly ChannelRevocation[], b: readonly ChannelRevocation[]): boolean {
+  return a.length === b.length && a.every((r, i) => r.party === b[i]?.party && r.below === b[i]?.below)
 }
 
 /** What a channel holds: its state's balances and conditional payments (they add up to the deposits). */
