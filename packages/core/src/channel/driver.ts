@@ -20,6 +20,9 @@ import {
 } from './session.js'
 import type { SignedChannelState } from './state.js'
 
+/** How long a change nobody waits for (the peer's revocation) may wait for a save that covers it (ms). */
+export const LAZY_SAVE_MS = 50
+
 /** Where a driver sends messages and saves snapshots. */
 export interface ChannelDriverIo {
   /** Sends a message to the peer (undefined link: the peer is offline; messages are re-sent on hello). */
@@ -36,6 +39,8 @@ export interface ChannelDriverIo {
   onEvent?(e: ChannelSessionEvent): void
   /** A message from the peer was refused (nothing changed). */
   onRefused?(e: ChannelProtocolError, m: ChannelWire): void
+  /** A save nobody waited for failed (the next save tries again). */
+  onSaveFailed?(e: unknown): void
 }
 
 interface Waiter {
@@ -164,12 +169,21 @@ export class ChannelDriver {
       this.emit(r.events)
       return
     }
-    if (m.t === 'ack' || m.t === 'revoke') {
+    if (m.t === 'revoke') {
+      // The peer's revocation: saved with the next save, or a moment later if none comes (a save
+      // of its own here would delay the acknowledgement of the update right behind it). Lost in a
+      // crash before that, it comes again with the peer's next hello.
+      this.dirty = true
+      this.emit(r.events)
+      this.saveSoon()
+      return
+    }
+    if (m.t === 'ack') {
       // My proposal, countersigned: confirmed at once. The peer saved it before acknowledging, so
       // it survives a crash of either side (a restarted side gets it back by sync); our own copy
       // goes to storage with the next save. My revocation of the states before it waits for that
       // save to be on disk: sent earlier, a crash could leave me with only a revoked state to close
-      // with. (A peer's revocation goes to storage with the next save too.)
+      // with.
       this.dirty = true
       this.emit(r.events)
       if (r.replies.length > 0) {
@@ -184,6 +198,22 @@ export class ChannelDriver {
     this.held.push(...r.replies)
     this.heldEvents.push(...r.events)
     await this.flush()
+  }
+
+  private soon: ReturnType<typeof setTimeout> | undefined
+
+  /** Saves within {@link LAZY_SAVE_MS} unless another save covers it first. */
+  private saveSoon(): void {
+    if (this.soon !== undefined) return
+    this.soon = setTimeout(() => {
+      this.soon = undefined
+      if (this.abandoned !== undefined) return
+      void this.flush().catch((e) => {
+        this.dirty = true
+        this.io.onSaveFailed?.(e)
+      })
+    }, LAZY_SAVE_MS)
+    ;(this.soon as { unref?: () => void }).unref?.()
   }
 
   /** Saves now if anything changed, then releases what waited for the save. Resolves once saved. */
@@ -217,6 +247,8 @@ export class ChannelDriver {
   abandon(reason: string): void {
     const e = new ChannelProtocolError('CHANNEL_CLOSED', reason)
     this.abandoned ??= e
+    if (this.soon !== undefined) clearTimeout(this.soon)
+    this.soon = undefined
     for (const w of [...this.waiters.values(), ...this.queued.map((q) => q.waiter)]) w.reject(e)
     this.waiters.clear()
     this.queued = []
