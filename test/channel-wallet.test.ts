@@ -358,7 +358,8 @@ describe('channel wallets on a real node', () => {
 
   it('a hub whose payer went silent redeems the payment on chain before it expires, once the payee was paid', async () => {
     const links = new MemoryLinkNetwork()
-    const a = await walletOf(alice, links, 'alice6')
+    const storeA = new MemoryChannelStore()
+    const a = await walletOf(alice, links, 'alice6', storeA)
     const hub = await walletOf(hubKey, links, 'hub6', new MemoryChannelStore(), true)
     const c = await walletOf(carol, links, 'carol6')
     const ah = await openPair(links, a, hub, 1_000n, 0n)
@@ -382,6 +383,12 @@ describe('channel wallets on a real node', () => {
         await new Promise((r) => setTimeout(r, 100))
       }
     })()
+    await until(hub, (s) => s.channels.find((x) => x.id === ah && x.onChain?.status === 'closing'), 'the hub to close alone', 60_000)
+    // Alice comes back now. The hub signs nothing more for the channel it closed: had it sent its
+    // settlement again and taken her acknowledgement, its revocation of the state it closed with
+    // would have let her wallet take the whole channel.
+    const back = await walletOf(alice, links, 'alice6', storeA)
+    await until(back, (s) => s.channels.find((x) => x.id === ah && x.phase === 'closing'), 'Alice to see the close')
     const closed = await until(
       hub,
       (s) => s.channels.find((x) => x.id === ah && x.phase === 'closed'),
@@ -396,7 +403,7 @@ describe('channel wallets on a real node', () => {
     expect(rec.htlcs.map((h) => h.redeemed)).toEqual([true])
     expect(rec.balances).toEqual([700n, 300n])
     await traffic
-    for (const w of [hub, c]) await w.close()
+    for (const w of [hub, c, back]) await w.close()
   }, 120_000)
 
   // Last in the file: it restarts the node the others share.

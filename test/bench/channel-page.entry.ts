@@ -127,6 +127,7 @@ const bench = {
         })
       },
       height: () => 1,
+      later: (f, ms) => void setTimeout(f, ms),
     })
   },
 

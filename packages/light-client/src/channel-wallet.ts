@@ -124,6 +124,8 @@ export const FORWARD_WAIT_MS = 10_000
  * {@link HOP_DELTA} blocks before the expiry it was offered at the latest.
  */
 export const REDEEM_MARGIN = 10
+/** Blocks after which an on-chain call whose effect the chain does not show is sent again. */
+export const RESEND_BLOCKS = 5
 
 /** Sends `body` behind its tag byte. A closed link drops it: the hello on the next link brings the peer up to date. */
 function sendFrame(link: WalletLink, tag: number, body: Uint8Array): void {
@@ -207,13 +209,12 @@ interface Live {
   saving: Promise<void>
   /** Hash locks of the payments we offered on this channel, by htlc id (to match settlements). */
   offered?: Map<number, string>
-  /** The join or challenge transaction on its way (one at a time). */
+  /** The join transaction on its way. */
   joining?: Promise<Uint8Array>
-  challenging?: Promise<Uint8Array>
-  /** A close sent to redeem a payment on chain, the payments being redeemed (by id), a hub's withdraw. */
+  /** A close made to redeem a payment on chain, on its way. */
   closingForPayments?: Promise<void>
-  redeeming?: Set<number>
-  withdrawing?: Promise<Uint8Array>
+  /** On-chain calls sent (close, challenges, redeems, a hub's withdraw), by what they do: the height each was sent at. */
+  sent?: Map<string, number>
 }
 
 /** The channel wallet (see the module comment). */
@@ -360,10 +361,20 @@ export class ChannelWallet implements WalletActions {
     const live = this.live(id)
     const d = live.driver
     if (d === undefined || live.record.phase !== 'open') throw new WalletError('NOT_OPEN', 'only an open channel can be closed')
-    const latest = d.session.latest
-    await this.call('close', { id: fromHex(id), state: latest.state.seq === 0 ? null : encodeSignedChannelState(latest) })
+    // First nothing more is signed (saved): an acknowledgement arriving after the close would
+    // otherwise bring my revocation of the state I close with, and the peer a penalty.
+    await d.endOffChain()
+    live.sent ??= new Map()
+    live.sent.set('close', this.o.chain.height)
+    await this.sendClose(live, d)
     live.record = { ...live.record, phase: 'closing', updatedAt: this.now() }
     await this.save(live)
+  }
+
+  /** Sends `close` with the latest co-signed state (none: the deposits). */
+  private async sendClose(live: Live, d: ChannelDriver): Promise<void> {
+    const latest = d.session.latest
+    await this.call('close', { id: fromHex(live.record.id), state: latest.state.seq === 0 ? null : encodeSignedChannelState(latest) })
   }
 
   async withdraw(id: string): Promise<void> {
@@ -391,14 +402,10 @@ export class ChannelWallet implements WalletActions {
   createInvoice(amount: bigint): string {
     if (amount <= 0n) throw new WalletError('BAD_AMOUNT', 'an invoice must ask for a positive amount')
     const preimage = crypto.getRandomValues(new Uint8Array(32))
-    let lock: Uint8Array | undefined
-    // Every open session remembers it (saved with its snapshot), so a reload can still settle.
+    const lock = sha256(preimage)
+    // Every open session remembers it (saved with its snapshot), so a reload can still settle, or redeem on chain.
     for (const live of this.channels.values())
-      if (live.driver) {
-        lock = live.driver.session.rememberPreimage(preimage)
-        void live.driver.flush()
-      }
-    lock ??= sha256(preimage)
+      if (live.driver) void live.driver.rememberPreimage(preimage).catch((e) => this.fault(live, e))
     this.invoices.set(to0x(lock), preimage)
     return encodeInvoice({ address: this.o.key.address, amount, hashLock: lock })
   }
@@ -715,17 +722,18 @@ export class ChannelWallet implements WalletActions {
       return
     }
     if (rec.status === ChannelStatus.Open && live.driver !== undefined) {
+      const d = live.driver
       // A payment to us whose preimage we hold, about to expire unsettled (the payer is silent):
       // only the chain can pay it now. Close with the latest state (it holds the payment), then redeem.
-      const due = this.redeemable(live, live.driver.session.latest.state.htlcs, height).some(
-        ({ htlc }) => height >= htlc.expiry - REDEEM_MARGIN,
-      )
-      if (due && live.closingForPayments === undefined && r.phase === 'open') {
+      const due = this.redeemable(live, d.session.latest.state.htlcs, height).some(({ htlc }) => height >= htlc.expiry - REDEEM_MARGIN)
+      if (due && r.phase === 'open' && live.closingForPayments === undefined) {
         live.closingForPayments = this.closeUnilateral(r.id).catch((e) => {
           live.error = (e as Error).message
           live.closingForPayments = undefined
         })
       }
+      // Our close is not on chain yet some blocks on (it left the pool unused, say): again.
+      if (r.phase === 'closing' && d.session.onChain) this.sendOnce(live, 'close', height, () => this.sendClose(live, d))
       return
     }
     if (rec.status === ChannelStatus.Closing) {
@@ -733,28 +741,21 @@ export class ChannelWallet implements WalletActions {
         live.record = { ...r, phase: 'closing', updatedAt: this.now() }
         await this.save(live)
       }
+      // Settled on chain now: nothing more is signed off chain (see ChannelSession.endOffChain).
+      if (live.driver !== undefined && !live.driver.session.onChain) await live.driver.endOffChain()
       this.redeemOnChain(live, rec, height)
       // The peer closed (or someone challenged) with an older state than the one we both signed:
       // challenge it. With the peer's revocation of that state the peer is penalised; without
       // one (it closed with its latest, and we hold a proposal of its it never saw countersigned),
-      // our newer state replaces its.
+      // our newer state replaces its. Again if the record changes (another challenge) or the
+      // challenge leaves no trace.
       const latest = live.driver?.session.latest
       const revoked = live.driver?.session.peerRevocation
-      if (
-        rec.closer !== r.me &&
-        latest !== undefined &&
-        latest.state.seq > rec.seq &&
-        live.challenging === undefined &&
-        height <= (rec.deadline ?? 0)
-      ) {
+      if (rec.closer !== r.me && latest !== undefined && latest.state.seq > rec.seq && height <= (rec.deadline ?? 0)) {
         const state = encodeSignedChannelState(latest)
         const params =
           revoked !== undefined && revoked.below > rec.seq ? { state, revocation: encodeChannelRevocation(revoked) } : { state }
-        live.challenging = this.call('challenge', params).catch((e) => {
-          live.error = (e as Error).message
-          live.challenging = undefined
-          return new Uint8Array()
-        })
+        this.sendOnce(live, `challenge ${rec.seq}`, height, () => this.call('challenge', params))
       }
       return
     }
@@ -782,24 +783,32 @@ export class ChannelWallet implements WalletActions {
    * it can (nobody clicks for it).
    */
   private redeemOnChain(live: Live, rec: ChainChannelRecord, height: number): void {
+    const id = fromHex(live.record.id)
     const pending = rec.htlcs.filter((h) => !h.redeemed).map((h) => h.htlc)
-    for (const { htlc, preimage } of this.redeemable(live, pending, height)) {
-      live.redeeming ??= new Set()
-      if (live.redeeming.has(htlc.id)) continue
-      live.redeeming.add(htlc.id)
-      void this.call('redeem', { id: fromHex(live.record.id), htlcId: BigInt(htlc.id), preimage }).catch((e) => {
-        live.error = (e as Error).message
-        live.redeeming?.delete(htlc.id)
-      })
-    }
+    for (const { htlc, preimage } of this.redeemable(live, pending, height))
+      this.sendOnce(live, `redeem ${htlc.id} ${to0x(htlc.hashLock)}`, height, () =>
+        this.call('redeem', { id, htlcId: BigInt(htlc.id), preimage }),
+      )
     const payable = height > (rec.deadline ?? 0) && pending.every((h) => height > h.expiry)
-    if (this.o.hub && payable && live.withdrawing === undefined) {
-      live.withdrawing = this.call('withdraw', { id: fromHex(live.record.id) }).catch((e) => {
-        live.error = (e as Error).message
-        live.withdrawing = undefined
-        return new Uint8Array()
-      })
-    }
+    if (this.o.hub && payable) this.sendOnce(live, 'withdraw', height, () => this.call('withdraw', { id }))
+  }
+
+  /**
+   * Sends an on-chain call for `key` unless one was sent fewer than {@link RESEND_BLOCKS} blocks
+   * ago: the proven record decides at every poll whether it is still needed, so a call that left
+   * the pool unused, or failed on chain, is sent again, and a refused one at the next poll.
+   */
+  private sendOnce(live: Live, key: string, height: number, send: () => Promise<unknown>): void {
+    live.sent ??= new Map()
+    const sent = live.sent
+    const at = sent.get(key)
+    if (at !== undefined && height < at + RESEND_BLOCKS) return
+    sent.set(key, height)
+    void send().catch((e) => {
+      live.error = (e as Error).message
+      sent.delete(key)
+      this.changed()
+    })
   }
 
   // ------------------------------------------------------------------------------------------
@@ -821,6 +830,11 @@ export class ChannelWallet implements WalletActions {
         live.error = `refused a message from the peer: ${e.code} (${e.message})`
         this.changed()
       },
+      onSaveFailed: (e) => {
+        live.error = `could not save the channel: ${(e as Error).message}`
+        this.changed()
+      },
+      later: (f, ms) => void setTimeout(f, ms),
     })
   }
 
@@ -902,10 +916,13 @@ export class ChannelWallet implements WalletActions {
         const inbound = this.channels.get(back.channel)?.driver
         if (inbound === undefined) return
         if (change.kind === 'settle') {
-          // Kept in the inbound session too: if the payer never countersigns the settlement, the
-          // preimage redeems the payment on chain (see REDEEM_MARGIN).
-          inbound.session.rememberPreimage(change.preimage)
-          void inbound.settleHtlc(back.htlcId, change.preimage).catch((err) => this.fault(live, err))
+          // Saved in the inbound session first: if the payer never countersigns the settlement,
+          // the preimage redeems the payment on chain (see REDEEM_MARGIN), also after a restart.
+          const preimage = change.preimage
+          void inbound
+            .rememberPreimage(preimage)
+            .then(() => inbound.settleHtlc(back.htlcId, preimage))
+            .catch((err) => this.fault(live, err))
         } else void inbound.failHtlc(back.htlcId).catch((err) => this.fault(live, err))
       }
     }

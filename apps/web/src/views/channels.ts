@@ -527,7 +527,7 @@ function onChainWords(c: WalletChannel, oc: NonNullable<WalletChannel['onChain']
     case 'open':
       return `Open on chain, deposits ${formatAmount(c.deposits[0])} and ${formatAmount(c.deposits[1])} ${at}.`
     case 'closing':
-      return `Closed alone by ${oc.closer === c.me ? 'you' : 'the peer'} with state #${oc.closedSeq}; challenges until height ${oc.deadline} ${at}.`
+      return `Closed alone by ${oc.closer === c.me ? 'you' : 'the peer'}; state #${oc.closedSeq} on record (a newer one shown by a challenge replaces it); challenges until height ${oc.deadline} ${at}.`
     default:
       return oc.outcome === 'cooperative'
         ? `Settled together: you received ${formatAmount(c.myBalance)} ${at}.`

@@ -41,6 +41,8 @@ export interface ChannelDriverIo {
   onRefused?(e: ChannelProtocolError, m: ChannelWire): void
   /** A save nobody waited for failed (the next save tries again). */
   onSaveFailed?(e: unknown): void
+  /** Runs `f` in about `ms` milliseconds (a save nobody waits for is put off to merge with the next one); absent: saved at once. */
+  later?(f: () => void, ms: number): void
 }
 
 interface Waiter {
@@ -160,11 +162,29 @@ export class ChannelDriver {
       r = await this.session.receive(m, this.ctx)
     } catch (e) {
       if (!(e instanceof ChannelProtocolError)) throw e
-      if (m.t === 'update') this.io.send({ t: 'reject', channelId: m.channelId, seq: m.seq, code: e.code, reason: e.message.slice(0, 500) })
+      if (m.t === 'update')
+        this.io.send({
+          t: 'reject',
+          channelId: m.channelId,
+          seq: m.seq,
+          signature: m.signature,
+          code: e.code,
+          reason: e.message.slice(0, 500),
+        })
       this.io.onRefused?.(e, m)
       return
     }
     if (!r.persist) {
+      if (r.replies.length > 0 && (this.dirty || this.writing !== undefined)) {
+        // What it sends again (my latest revocation, a repeated acknowledgement) may follow a
+        // state not on disk yet: it leaves after the save that covers it.
+        this.dirty = true
+        this.durable = true
+        this.held.push(...r.replies)
+        this.heldEvents.push(...r.events)
+        await this.flush()
+        return
+      }
       for (const reply of r.replies) this.io.send(reply)
       this.emit(r.events)
       return
@@ -200,20 +220,59 @@ export class ChannelDriver {
     await this.flush()
   }
 
-  private soon: ReturnType<typeof setTimeout> | undefined
+  private saveScheduled = false
 
-  /** Saves within {@link LAZY_SAVE_MS} unless another save covers it first. */
+  /**
+   * Saves within {@link LAZY_SAVE_MS} unless another save covers it first (through the caller's
+   * `later`); at once when the caller gives none.
+   */
   private saveSoon(): void {
-    if (this.soon !== undefined) return
-    this.soon = setTimeout(() => {
-      this.soon = undefined
+    const save = () => {
+      this.saveScheduled = false
       if (this.abandoned !== undefined) return
       void this.flush().catch((e) => {
         this.dirty = true
         this.io.onSaveFailed?.(e)
       })
-    }, LAZY_SAVE_MS)
-    ;(this.soon as { unref?: () => void }).unref?.()
+    }
+    if (this.io.later === undefined) {
+      save()
+      return
+    }
+    if (this.saveScheduled) return
+    this.saveScheduled = true
+    this.io.later(save, LAZY_SAVE_MS)
+  }
+
+  /**
+   * Remembers a preimage in the session (a payment locked with it can then be settled, or redeemed
+   * on chain) and saves it durably before resolving: the caller may act on it right after (a hub
+   * that paid the next hop must still hold it after a restart). Returns the hash lock.
+   */
+  async rememberPreimage(preimage: Uint8Array): Promise<Uint8Array> {
+    const lock = this.session.rememberPreimage(preimage)
+    this.dirty = true
+    this.durable = true
+    await this.flush()
+    return lock
+  }
+
+  /**
+   * Ends the off-chain protocol before the channel is settled on chain (see
+   * {@link ChannelSession.endOffChain}): saved durably before it resolves, so the close can be sent
+   * after it; proposals waiting or in flight reject.
+   */
+  async endOffChain(): Promise<void> {
+    await this.session.endOffChain()
+    this.dirty = true
+    this.durable = true
+    await this.flush()
+    const e = new ChannelProtocolError('CHANNEL_CLOSED', 'the channel is being settled on chain')
+    for (const w of [...this.waiters.values(), ...this.queued.map((q) => q.waiter)]) w.reject(e)
+    this.waiters.clear()
+    this.queued = []
+    this.closeWaiter?.reject(e)
+    this.closeWaiter = undefined
   }
 
   /** Saves now if anything changed, then releases what waited for the save. Resolves once saved. */
@@ -247,8 +306,6 @@ export class ChannelDriver {
   abandon(reason: string): void {
     const e = new ChannelProtocolError('CHANNEL_CLOSED', reason)
     this.abandoned ??= e
-    if (this.soon !== undefined) clearTimeout(this.soon)
-    this.soon = undefined
     for (const w of [...this.waiters.values(), ...this.queued.map((q) => q.waiter)]) w.reject(e)
     this.waiters.clear()
     this.queued = []

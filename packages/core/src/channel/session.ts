@@ -145,7 +145,15 @@ export type ChannelWire =
       readonly signature: Uint8Array
     }
   | { readonly t: 'ack'; readonly channelId: Uint8Array; readonly seq: number; readonly signature: Uint8Array }
-  | { readonly t: 'reject'; readonly channelId: Uint8Array; readonly seq: number; readonly code: string; readonly reason: string }
+  /** A refused update, named by its number and the proposer's signature (a later proposal under that number is another one). */
+  | {
+      readonly t: 'reject'
+      readonly channelId: Uint8Array
+      readonly seq: number
+      readonly signature: Uint8Array
+      readonly code: string
+      readonly reason: string
+    }
   | { readonly t: 'sync'; readonly signed: SignedChannelState }
   | { readonly t: 'msg'; readonly channelId: Uint8Array; readonly seq: number; readonly body: Uint8Array; readonly signature: Uint8Array }
   /** The sender revokes its states below `below` (see {@link ChannelRevocation}); sent once its state `below` is saved. */
@@ -163,7 +171,7 @@ const settleCodec = struct('Settle', { id: uvarint, preimage: id32 })
 const failCodec = struct('Fail', { id: uvarint })
 const helloCodec = struct('Hello', { channelId: id32, seq: uvarint })
 const ackCodec = struct('Ack', { channelId: id32, seq: uvarint, signature: sig64 })
-const rejectCodec = struct('Reject', { channelId: id32, seq: uvarint, code: string(64), reason: string(512) })
+const rejectCodec = struct('Reject', { channelId: id32, seq: uvarint, signature: sig64, code: string(64), reason: string(512) })
 const msgCodec = struct('Msg', { channelId: id32, seq: uvarint, body: bytes(MAX_MESSAGE_BYTES), signature: sig64 })
 const updateHeadCodec = struct('UpdateHead', { channelId: id32, seq: uvarint, signature: sig64 })
 const revokeCodec = struct('Revoke', { channelId: id32, below: uvarint, signature: sig64 })
@@ -347,6 +355,8 @@ export interface ChannelSnapshot {
   readonly peerRevocation?: ChannelRevocation
   /** I signed a final state of my own proposing: I sign no other state of this channel. */
   readonly closing?: boolean
+  /** The channel is being settled on chain (I closed it alone, or saw it closed): I sign nothing more. */
+  readonly onChain?: boolean
 }
 
 /** A snapshot as version 1 saved it (proposals in flight as objects); {@link ChannelSession.restore} still reads it. */
@@ -638,6 +648,22 @@ export class ChannelSession {
     return this.propose({ kind: 'close' }, ctx)
   }
 
+  /**
+   * Stops the off-chain protocol because the channel is being settled on chain (I am about to close
+   * it alone, or it was closed): from now on nothing is signed — no proposal, acknowledgement or
+   * revocation — and nothing is sent again on hello. Persist the snapshot before sending the close.
+   */
+  endOffChain(): Promise<void> {
+    return this.serial(async () => {
+      this.s = { ...this.s, onChain: true }
+    })
+  }
+
+  /** True once {@link endOffChain} was called (the channel is being settled on chain). */
+  get onChain(): boolean {
+    return this.s.onChain === true
+  }
+
   /** Remembers a preimage (e.g. one I made for an invoice), so a payment locked with it can be settled. */
   rememberPreimage(preimage: Uint8Array): Uint8Array {
     const lock = sha256(preimage)
@@ -735,7 +761,7 @@ export class ChannelSession {
     const s = this.s
     const peer = other(s.me)
     const states: ChannelState[] = []
-    if (s.inFlight.length === 0 && s.closing !== true) {
+    if (s.inFlight.length === 0 && s.closing !== true && s.onChain !== true) {
       let prev = s.latest.state
       for (const { m } of run) {
         if (m.seq !== prev.seq + 1 || !sameBytes(m.channelId, s.channelId)) break
@@ -776,7 +802,7 @@ export class ChannelSession {
   private async onAcks(run: readonly PendingAck[], ctx: ChannelContext): Promise<void> {
     const s = this.s
     const fits: InFlight[] = []
-    for (const [i, { m }] of run.entries()) {
+    for (const [i, { m }] of s.onChain === true ? [] : run.entries()) {
       const f = s.inFlight[i]
       if (f === undefined || f.state.seq !== m.seq || !sameBytes(m.channelId, s.channelId)) break
       fits.push(f)
@@ -853,6 +879,7 @@ export class ChannelSession {
     const outcome: (number | ChannelProtocolError)[] = []
     for (const make of makers) {
       try {
+        if (this.s.onChain === true) fail('CHANNEL_CLOSED', 'the channel is being settled on chain: nothing more is signed')
         if (this.s.closing === true) fail('CHANNEL_CLOSED', 'I proposed the final state: I sign nothing else; the channel closes on chain')
         if (room <= 0) fail('TOO_MANY_IN_FLIGHT', `at most ${MAX_IN_FLIGHT} proposals wait for the peer`)
         const change = make(tip)
@@ -886,6 +913,12 @@ export class ChannelSession {
   }
 
   private async receiveNow(m: ChannelWire, ctx: ChannelContext): Promise<ReceiveResult> {
+    if (this.s.onChain === true && (m.t === 'update' || m.t === 'ack' || m.t === 'sync')) {
+      this.checkChannel(m.t === 'sync' ? m.signed.state.channelId : m.channelId)
+      // A closer that went on signing (an ack brings a revocation of the state it closed with)
+      // would hand the peer a penalty.
+      fail('CHANNEL_CLOSED', 'the channel is being settled on chain: nothing more is signed')
+    }
     switch (m.t) {
       case 'update':
         this.checkChannel(m.channelId)
@@ -964,8 +997,9 @@ export class ChannelSession {
 
   private async onReject(m: Extract<ChannelWire, { t: 'reject' }>): Promise<ReceiveResult> {
     const s = this.s
-    const at = s.inFlight.findIndex((f) => f.state.seq === m.seq)
-    // A refusal of something no longer in flight (e.g. a conflict already resolved) changes nothing.
+    const at = s.inFlight.findIndex((f) => f.state.seq === m.seq && sameBytes(f.signature, m.signature))
+    // A refusal of something no longer in flight (e.g. a conflict already resolved, and a new
+    // proposal under that number since) changes nothing.
     if (at < 0) return { replies: [], persist: false, events: [] }
     const dropped = s.inFlight.slice(at).map((f) => f.change)
     this.s = { ...this.s, inFlight: s.inFlight.slice(0, at) }
@@ -975,6 +1009,8 @@ export class ChannelSession {
   private async onHello(m: Extract<ChannelWire, { t: 'hello' }>): Promise<ReceiveResult> {
     const s = this.s
     const replies: ChannelWire[] = []
+    // Settling on chain: nothing is sent again (a proposal acknowledged now would be revoked into a penalty).
+    if (s.onChain === true) return { replies, persist: false, events: [] }
     if (m.seq < s.latest.state.seq) replies.push({ t: 'sync', signed: s.latest })
     // The peer may have missed my latest revocation (the link fell right after the save).
     if (s.myRevocation !== undefined) replies.push(revokeWire(s.myRevocation))

@@ -346,6 +346,31 @@ describe('channel session', () => {
     expect(ChannelSession.restore(structuredClone(s0.snapshot()), providerSigner(A.secretKey)).peerRevocation).toEqual(good)
   })
 
+  it('once settling on chain, a party signs nothing: no acknowledgement, revocation, countersignature or proposal, nothing sent again', async () => {
+    const { s0, s1, channelId } = pair(16)
+    await deliver(s0, s1, await s0.pay(10n, ctx))
+    // s0 has a proposal in flight when it decides to close alone with state 1.
+    const inFlight = await s0.pay(20n, ctx)
+    await s0.endOffChain()
+    expect(s0.onChain).toBe(true)
+    const before = s0.snapshot()
+    // The peer acknowledges it now: taken, it would bring s0's revocation of state 1, the one it closes with.
+    const ack = (await s1.receive(inFlight, ctx)).replies[0] as ChannelWire
+    expect(ack.t).toBe('ack')
+    await expect(s0.receive(ack, ctx)).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
+    await expect(s0.receive({ t: 'sync', signed: s1.latest }, ctx)).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
+    await expect(s0.receive(await s1.pay(1n, ctx), ctx)).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
+    await expect(s0.pay(1n, ctx)).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
+    // A hello gets nothing back: no proposal sent again, no revocation.
+    expect(await s0.receive({ t: 'hello', channelId, seq: 1 }, ctx)).toEqual({ replies: [], persist: false, events: [] })
+    expect(s0.snapshot()).toEqual(before)
+    expect(s0.snapshot().myRevocation?.below).toBe(1)
+    // And so once restored.
+    const r0 = ChannelSession.restore(structuredClone(s0.snapshot()), providerSigner(A.secretKey))
+    expect(r0.onChain).toBe(true)
+    await expect(r0.receive(ack, ctx)).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
+  })
+
   it('a party that proposed a final state signs no other state, even when the close is refused or the peer proposed at once', async () => {
     const { s0, s1 } = pair(14)
     await deliver(s0, s1, await s0.pay(100n, ctx))
@@ -358,21 +383,75 @@ describe('channel session', () => {
     await expect(s1.receive(pay, ctx)).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
     await expect(s0.receive(close, ctx)).rejects.toMatchObject({ code: 'CONFLICT' })
     // After the refusal party 1 still proposes nothing and acknowledges nothing, also once restored.
-    await s1.receive({ t: 'reject', channelId: s1.channelId, seq: 2, code: 'CONFLICT', reason: 'test' }, ctx)
+    const refusal = (u: ChannelWire, code: string): ChannelWire => {
+      const { channelId, seq, signature } = u as Ack
+      return { t: 'reject', channelId, seq, signature, code, reason: 'test' }
+    }
+    await s1.receive(refusal(close, 'CONFLICT'), ctx)
     expect(s1.inFlight).toHaveLength(0)
     const r1 = ChannelSession.restore(structuredClone(s1.snapshot()), providerSigner(B.secretKey))
+    let offered = pay
     for (const s of [s1, r1]) {
       expect(s.closing).toBe(true)
       await expect(s.pay(1n, ctx)).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
       await expect(s.proposeClose(ctx)).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
-      await s0.receive({ t: 'reject', channelId: s0.channelId, seq: 2, code: 'CHANNEL_CLOSED', reason: 'test' }, ctx)
-      await expect(s.receive(await s0.pay(3n, ctx), ctx)).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
+      await s0.receive(refusal(offered, 'CHANNEL_CLOSED'), ctx)
+      expect(s0.inFlight).toHaveLength(0)
+      offered = await s0.pay(3n, ctx)
+      await expect(s.receive(offered, ctx)).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
       expect(s.latest.state.seq).toBe(1)
     }
   })
 })
 
 describe('channel driver', () => {
+  it('what a hello brings back leaves only after the save of the state it follows', async () => {
+    const { s0, s1, channelId } = pair(17)
+    const log: string[] = []
+    let release = () => {}
+    const d1 = new ChannelDriver(s1, {
+      send: (m) => log.push(`send ${m.t}`),
+      save: async () => {
+        log.push('save started')
+        await new Promise<void>((r) => {
+          release = r
+        })
+        log.push('saved')
+      },
+      height: () => 100,
+    })
+    // An update arrives: its save is slow. A hello comes meanwhile: the revocation it would send
+    // again is of the state being saved.
+    const handled = d1.receive(await s0.pay(5n, ctx))
+    await new Promise((r) => setTimeout(r, 5))
+    const hello = d1.receive({ t: 'hello', channelId, seq: 0 })
+    await new Promise((r) => setTimeout(r, 5))
+    expect(log).toEqual(['save started'])
+    release()
+    await new Promise((r) => setTimeout(r, 5))
+    release()
+    await Promise.all([handled, hello])
+    expect(log.filter((x) => x.startsWith('send'))).toEqual(['send ack', 'send revoke', 'send sync', 'send revoke'])
+    expect(log.indexOf('send ack')).toBeGreaterThan(log.indexOf('saved'))
+  })
+
+  it('a preimage remembered through the driver is on disk when it resolves', async () => {
+    const { s0 } = pair(18)
+    const saves: boolean[] = []
+    const d0 = new ChannelDriver(s0, {
+      send: () => {},
+      save: async (snap, durable) => {
+        saves.push(durable)
+        expect(Object.keys(snap.preimages)).toHaveLength(1)
+      },
+      height: () => 100,
+    })
+    const preimage = new Uint8Array(32).fill(7)
+    expect(await d0.rememberPreimage(preimage)).toEqual(sha256(preimage))
+    expect(saves).toEqual([true])
+    expect(s0.preimageOf(sha256(preimage))).toEqual(preimage)
+  })
+
   it('a final state leaves only once saved on disk with the mark that nothing else is signed', async () => {
     const { s0 } = pair(15)
     const log: string[] = []
@@ -434,10 +513,14 @@ describe('channel driver', () => {
     const p = d0.pay(5n)
     await new Promise((r) => setTimeout(r, 0))
     const u = wire.shift()?.m as Extract<ChannelWire, { t: 'update' }>
-    await d1.receive({ ...u, signature: new Uint8Array(64) })
+    // The payee finds that the signature does not sign the state this change makes (it claims 6, not 5).
+    await d1.receive({ ...u, change: { kind: 'pay', amount: 6n } })
     expect(refused).toEqual(['BAD_SIGNATURE'])
     const reject = wire.shift()?.m
     expect(reject?.t).toBe('reject')
+    // A refusal names the proposal by its signature: one of another proposal under that number changes nothing.
+    await d0.receive({ ...(reject as Extract<ChannelWire, { t: 'reject' }>), signature: new Uint8Array(64) })
+    expect(s0.inFlight).toHaveLength(1)
     await d0.receive(reject as ChannelWire)
     await expect(p).rejects.toMatchObject({ code: 'CONFLICT' })
     expect(s0.inFlight).toHaveLength(0)
@@ -766,6 +849,7 @@ describe('channel driver bursts', () => {
         saves.push({ who, durable, seq: snap.latest.state.seq })
       },
       height: () => 100,
+      later: (f: () => void, ms: number) => void setTimeout(f, ms),
     })
     const d = [new ChannelDriver(s0, io(0)), new ChannelDriver(s1, io(1))] as const
     const pump = async () => {

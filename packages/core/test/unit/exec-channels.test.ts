@@ -360,7 +360,14 @@ describe('channel SCORE: unilateral close, challenge and withdraw', () => {
         { id: 2n, redeemed: false },
       ],
     })
-    expect(codes(await ch.block([ch.call(tower, 'redeem', { id, htlcId: 1n, preimage: p })]))).toEqual(['ALREADY_REDEEMED'])
+    // Then a newer state whose payment 1 is another one (ids are reused once a payment is gone): not redeemed, nothing credited.
+    const reused: Htlc = { ...h, hashLock: sha256(utf8('another lock')) }
+    const ex = await ch.block([
+      ch.call(tower, 'redeem', { id, htlcId: 1n, preimage: p }),
+      ch.call(alice, 'challenge', { state: enc(state(id, 3, [400n, 400n], [reused])) }),
+    ])
+    expect(codes(ex)).toEqual(['ALREADY_REDEEMED', 'OK'])
+    expect(await ch.get(id)).toMatchObject({ seq: 3n, balances: [400n, 400n], htlcs: [{ id: 1n, redeemed: false }] })
   })
 
   it('a challenge with an older or equal state is STALE_STATE and changes nothing', async () => {

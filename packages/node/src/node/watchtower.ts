@@ -54,8 +54,10 @@ export class WatchError extends LoopchainError<WatchErrorCode> {}
 /** The watchtower of one node. Open with {@link Watchtower.open}. */
 export class Watchtower {
   private readonly held = new Map<string, WatchRequest>()
-  /** Challenges sent and not yet seen through: the held seq they carry and their transaction's hash. */
-  private readonly challenged = new Map<string, { seq: number; txHash: string }>()
+  /** Challenges sent and not yet seen through: the held seq they carry, whether with a revocation, and their transaction's hash. */
+  private readonly challenged = new Map<string, { seq: number; penalty: boolean; txHash: string }>()
+  /** Watch requests are taken one at a time: each reads what is held, then writes. */
+  private watching: Promise<unknown> = Promise.resolve()
   /** Channels whose challenge the node did not admit (a full pool, say): tried again at every block. */
   private readonly retry = new Set<string>()
   /** Challenges are made one at a time: each takes the next nonce of the node's account. */
@@ -112,7 +114,13 @@ export class Watchtower {
    * revocations are its parties'; keeps the newer state and each party's higher revocation.
    * Resolves with the seq now held. Throws {@link WatchError}.
    */
-  async watch(bytes: Uint8Array): Promise<number> {
+  watch(bytes: Uint8Array): Promise<number> {
+    const run = this.watching.then(() => this.take(bytes))
+    this.watching = run.catch(() => undefined)
+    return run
+  }
+
+  private async take(bytes: Uint8Array): Promise<number> {
     let req: WatchRequest
     try {
       req = decodeWatchRequest(bytes)
@@ -234,10 +242,13 @@ export class Watchtower {
       })
       return
     }
-    if (this.challenged.get(hex)?.seq === held.state.seq) return
-    this.challenged.set(hex, { seq: held.state.seq, txHash: '' })
     // The closer's own revocation of the state it closed with makes the close stale: penalised.
     const revocation = watched.revocations.find((r) => r.party === rec.closer && r.below > rec.seq)
+    const penalty = revocation !== undefined
+    // Sent already. (A revocation handed in after a challenge without one went out comes too late:
+    // once that challenge lands the record holds the newest state, and nothing newer is held.)
+    if (this.challenged.get(hex)?.seq === held.state.seq) return
+    this.challenged.set(hex, { seq: held.state.seq, penalty, txHash: '' })
     const raw = await this.node.committedState().get(accountKey(this.key.address))
     const account = raw === undefined ? EMPTY_ACCOUNT : decode(accountStateCodec, raw)
     const tx = channelCallTransaction(
@@ -256,14 +267,14 @@ export class Watchtower {
     )
     try {
       const txHash = await this.node.submit(tx)
-      this.challenged.set(hex, { seq: held.state.seq, txHash: txHash.replace(/^0x/, '') })
+      this.challenged.set(hex, { seq: held.state.seq, penalty, txHash: txHash.replace(/^0x/, '') })
       this.challenges++
       this.log.warn('watchtower: a channel was closed with an old state; challenge sent', {
         channel: hex,
         closedWith: rec.seq,
         held: held.state.seq,
         deadline: rec.deadline,
-        penalty: revocation !== undefined,
+        penalty,
       })
     } catch (e) {
       // Tried again at the next block (a full pool, say).
