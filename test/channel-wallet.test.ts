@@ -19,6 +19,7 @@ import {
   createLightHandlers,
   DEFAULT_PARAMS,
   decode,
+  decodeTransaction,
   encodeSignedChannelState,
   fromHex,
   type Genesis,
@@ -325,6 +326,38 @@ describe('channel wallets on a real node', () => {
     expect(node.watchtower?.challengesSent).toBe(challenges + 1)
     await a.close()
   }, 90_000)
+
+  it('a final state both signed whose cooperative close did not land is sent again until it does', async () => {
+    const links = new MemoryLinkNetwork()
+    const a = await walletOf(alice, links, 'alice7')
+    const b = await walletOf(bob, links, 'bob7')
+    const id = await openPair(links, a, b, 1_000n, 500n)
+    await a.pay(id, 100n)
+    // The node refuses the wallets' transactions for a while (a full pool, say): both submissions of the final state fail.
+    const submit = node.submit.bind(node)
+    let refusing = true
+    let refused = 0
+    node.submit = async (tx, fromPeer) => {
+      const from = (tx instanceof Uint8Array ? decodeTransaction(tx) : tx).body.from
+      if (refusing && (from === alice.address || from === bob.address)) {
+        refused++
+        throw new Error('the mempool is full; retry later')
+      }
+      return submit(tx, fromPeer)
+    }
+    try {
+      await a.closeCooperative(id)
+      await until(b, (s) => s.channels.find((c) => c.id === id && c.phase === 'closing'), 'Bob to agree the final state')
+      await new Promise((r) => setTimeout(r, 500))
+      expect(refused).toBeGreaterThanOrEqual(2)
+      refusing = false
+      for (const w of [a, b]) await until(w, (s) => s.channels.find((c) => c.id === id && c.phase === 'closed'), 'the cooperative close')
+    } finally {
+      node.submit = submit
+    }
+    expect(a.state.channels.find((c) => c.id === id)?.onChain?.outcome).toBe('cooperative')
+    for (const w of [a, b]) await w.close()
+  }, 60_000)
 
   it('a two-hop payment through a hub: A → hub → C, locked by C’s invoice and settled back hop by hop', async () => {
     const links = new MemoryLinkNetwork()

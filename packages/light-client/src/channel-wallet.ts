@@ -371,10 +371,11 @@ export class ChannelWallet implements WalletActions {
     await this.save(live)
   }
 
-  /** Sends `close` with the latest co-signed state (none: the deposits). */
+  /** Sends `close` with the latest co-signed state (none: the deposits); a final one settles at once instead (`closeCooperative`). */
   private async sendClose(live: Live, d: ChannelDriver): Promise<void> {
     const latest = d.session.latest
-    await this.call('close', { id: fromHex(live.record.id), state: latest.state.seq === 0 ? null : encodeSignedChannelState(latest) })
+    if (latest.state.final) await this.call('closeCooperative', { state: encodeSignedChannelState(latest) })
+    else await this.call('close', { id: fromHex(live.record.id), state: latest.state.seq === 0 ? null : encodeSignedChannelState(latest) })
   }
 
   async withdraw(id: string): Promise<void> {
@@ -732,8 +733,13 @@ export class ChannelWallet implements WalletActions {
           live.closingForPayments = undefined
         })
       }
-      // Our close is not on chain yet some blocks on (it left the pool unused, say): again.
-      if (r.phase === 'closing' && d.session.onChain) this.sendOnce(live, 'close', height, () => this.sendClose(live, d))
+      // Our close is not on chain some blocks on (it left the pool unused, failed, or we crashed
+      // before it left): again. Likewise a final state both signed whose cooperative close did not land.
+      if (d.session.onChain) this.sendOnce(live, 'close', height, () => this.sendClose(live, d))
+      else if (r.phase === 'closing' && d.session.latest.state.final)
+        this.sendOnce(live, 'cooperative', height, () =>
+          this.call('closeCooperative', { state: encodeSignedChannelState(d.session.latest) }),
+        )
       return
     }
     if (rec.status === ChannelStatus.Closing) {
@@ -751,7 +757,13 @@ export class ChannelWallet implements WalletActions {
       // challenge leaves no trace.
       const latest = live.driver?.session.latest
       const revoked = live.driver?.session.peerRevocation
-      if (rec.closer !== r.me && latest !== undefined && latest.state.seq > rec.seq && height <= (rec.deadline ?? 0)) {
+      // (A call lands in a later block: at the deadline it would come too late.)
+      if (latest !== undefined && latest.state.seq > rec.seq && latest.state.final) {
+        // A final state both signed settles at once, whoever closed.
+        this.sendOnce(live, `cooperative ${rec.seq}`, height, () =>
+          this.call('closeCooperative', { state: encodeSignedChannelState(latest) }),
+        )
+      } else if (rec.closer !== r.me && latest !== undefined && latest.state.seq > rec.seq && height < (rec.deadline ?? 0)) {
         const state = encodeSignedChannelState(latest)
         const params =
           revoked !== undefined && revoked.below > rec.seq ? { state, revocation: encodeChannelRevocation(revoked) } : { state }

@@ -292,7 +292,16 @@ export class ChannelDriver {
       this.writing = this.io.save(this.session.snapshot(), durable).finally(() => {
         this.writing = undefined
       })
-      await this.writing
+      try {
+        await this.writing
+      } catch (e) {
+        // Not on disk: what waited for it keeps waiting for the next save, which is still due.
+        this.dirty = true
+        this.durable ||= durable
+        this.held = [...replies, ...this.held]
+        this.heldEvents = [...events, ...this.heldEvents]
+        throw e
+      }
       for (const reply of replies) this.io.send(reply)
       this.emit(events)
     }
@@ -350,6 +359,12 @@ export class ChannelDriver {
       )
       if (this.abandoned !== undefined) {
         for (const b of batch) b.waiter.reject(this.abandoned)
+        return
+      }
+      if (this.session.onChain) {
+        // Settled on chain meanwhile (the batch was being signed): nothing of it leaves.
+        const e = new ChannelProtocolError('CHANNEL_CLOSED', 'the channel is being settled on chain')
+        for (const b of batch) b.waiter.reject(e)
         return
       }
       if (made.some((r) => r.error === undefined && r.wire.t === 'update' && r.wire.change.kind === 'close')) {

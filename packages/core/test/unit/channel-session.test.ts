@@ -435,6 +435,28 @@ describe('channel driver', () => {
     expect(log.indexOf('send ack')).toBeGreaterThan(log.indexOf('saved'))
   })
 
+  it('after a failed save nothing that waited for it leaves until a save succeeds', async () => {
+    const { s0, s1, channelId } = pair(19)
+    const log: string[] = []
+    let fail = true
+    const d1 = new ChannelDriver(s1, {
+      send: (m) => log.push(`send ${m.t}`),
+      save: async () => {
+        if (fail) {
+          fail = false
+          log.push('save failed')
+          throw new Error('disk full')
+        }
+        log.push('saved')
+      },
+      height: () => 100,
+    })
+    await expect(d1.receive(await s0.pay(5n, ctx))).rejects.toThrow('disk full')
+    // A hello now: its revocation follows state 1, which is not on disk. It waits, with the ack, for the next save.
+    await d1.receive({ t: 'hello', channelId, seq: 0 })
+    expect(log).toEqual(['save failed', 'saved', 'send ack', 'send revoke', 'send sync', 'send revoke'])
+  })
+
   it('a preimage remembered through the driver is on disk when it resolves', async () => {
     const { s0 } = pair(18)
     const saves: boolean[] = []

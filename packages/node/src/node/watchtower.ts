@@ -54,8 +54,8 @@ export class WatchError extends LoopchainError<WatchErrorCode> {}
 /** The watchtower of one node. Open with {@link Watchtower.open}. */
 export class Watchtower {
   private readonly held = new Map<string, WatchRequest>()
-  /** Challenges sent and not yet seen through: the held seq they carry, whether with a revocation, and their transaction's hash. */
-  private readonly challenged = new Map<string, { seq: number; penalty: boolean; txHash: string }>()
+  /** Challenges sent and not yet seen through: the held seq they carry and their transaction's hash. */
+  private readonly challenged = new Map<string, { seq: number; txHash: string }>()
   /** Watch requests are taken one at a time: each reads what is held, then writes. */
   private watching: Promise<unknown> = Promise.resolve()
   /** Channels whose challenge the node did not admit (a full pool, say): tried again at every block. */
@@ -248,7 +248,7 @@ export class Watchtower {
     // Sent already. (A revocation handed in after a challenge without one went out comes too late:
     // once that challenge lands the record holds the newest state, and nothing newer is held.)
     if (this.challenged.get(hex)?.seq === held.state.seq) return
-    this.challenged.set(hex, { seq: held.state.seq, penalty, txHash: '' })
+    this.challenged.set(hex, { seq: held.state.seq, txHash: '' })
     const raw = await this.node.committedState().get(accountKey(this.key.address))
     const account = raw === undefined ? EMPTY_ACCOUNT : decode(accountStateCodec, raw)
     const tx = channelCallTransaction(
@@ -267,7 +267,7 @@ export class Watchtower {
     )
     try {
       const txHash = await this.node.submit(tx)
-      this.challenged.set(hex, { seq: held.state.seq, penalty, txHash: txHash.replace(/^0x/, '') })
+      this.challenged.set(hex, { seq: held.state.seq, txHash: txHash.replace(/^0x/, '') })
       this.challenges++
       this.log.warn('watchtower: a channel was closed with an old state; challenge sent', {
         channel: hex,
