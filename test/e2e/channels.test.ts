@@ -155,30 +155,15 @@ async function chat(from: Person, to: Person, id: string, text: string): Promise
 /** The wallet's secret key and the channel's latest co-signed state, read from the page's IndexedDB (what a cheater has). */
 async function cheatKit(p: Person, id: string): Promise<{ secret: string; signed: SignedChannelState }> {
   const chainId = parseGenesis(JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8'))).chainId
-  const raw = await p.page.evaluate(
-    async ([name, cid]) => {
-      const db = await new Promise<IDBDatabase>((res, rej) => {
-        const r = indexedDB.open(name)
-        r.onsuccess = () => res(r.result)
-        r.onerror = () => rej(r.error)
-      })
-      const get = (store: string, key: string) =>
-        new Promise<any>((res, rej) => {
-          const r = db.transaction(store).objectStore(store).get(key)
-          r.onsuccess = () => res(r.result)
-          r.onerror = () => rej(r.error)
-        })
-      const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')
-      const rec = await get('channels', cid)
-      const secret = await get('wallet', 'secretKey')
-      const l = rec.snapshot.latest
-      return {
-        secret: hex(secret),
-        state: { channelId: hex(l.state.channelId), seq: l.state.seq, balances: l.state.balances.map(String), final: l.state.final },
-        signatures: l.signatures.map(hex),
-      }
+  // The payer saves a countersigned state a moment after it shows (with the revocation that follows it).
+  const shown = await seqOf(p, id)
+  const raw = await waitFor(
+    async () => {
+      const r = await read()
+      return r?.state.seq === shown ? r : undefined
     },
-    [`loopchain-wallet-${chainId}`, id] as const,
+    10_000,
+    'the shown state to be saved',
   )
   return {
     secret: raw.secret,
@@ -192,6 +177,35 @@ async function cheatKit(p: Person, id: string): Promise<{ secret: string; signed
       },
       signatures: [fromHex(raw.signatures[0]), fromHex(raw.signatures[1])],
     },
+  }
+
+  function read() {
+    return p.page.evaluate(
+      async ([name, cid]) => {
+        const db = await new Promise<IDBDatabase>((res, rej) => {
+          const r = indexedDB.open(name)
+          r.onsuccess = () => res(r.result)
+          r.onerror = () => rej(r.error)
+        })
+        const get = (store: string, key: string) =>
+          new Promise<any>((res, rej) => {
+            const r = db.transaction(store).objectStore(store).get(key)
+            r.onsuccess = () => res(r.result)
+            r.onerror = () => rej(r.error)
+          })
+        const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('')
+        const rec = await get('channels', cid)
+        const secret = await get('wallet', 'secretKey')
+        if (rec?.snapshot === undefined) return undefined
+        const l = rec.snapshot.latest
+        return {
+          secret: hex(secret),
+          state: { channelId: hex(l.state.channelId), seq: l.state.seq, balances: l.state.balances.map(String), final: l.state.final },
+          signatures: l.signatures.map(hex),
+        }
+      },
+      [`loopchain-wallet-${chainId}`, id] as const,
+    )
   }
 }
 

@@ -202,15 +202,13 @@ export class ChannelDriver {
       // My proposal, countersigned: confirmed at once. The peer saved it before acknowledging, so
       // it survives a crash of either side (a restarted side gets it back by sync); our own copy
       // goes to storage with the next save. My revocation of the states before it waits for that
-      // save to be on disk: sent earlier, a crash could leave me with only a revoked state to close
-      // with.
+      // save, made durable: sent earlier, a crash could leave me with only a revoked state to close
+      // with. Nobody waits for it, so it is put off to cover more acknowledgements (one durable
+      // write per burst, not one per payment).
       this.dirty = true
       this.emit(r.events)
-      if (r.replies.length > 0) {
-        this.durable = true
-        this.held.push(...r.replies)
-      }
-      await this.flush()
+      this.held.push(...r.replies)
+      this.saveSoon()
       return
     }
     this.dirty = true
@@ -283,7 +281,8 @@ export class ChannelDriver {
         continue
       }
       this.dirty = false
-      const durable = this.durable
+      // Replies held for a save need it on disk (acknowledgements, revocations).
+      const durable = this.durable || this.held.length > 0
       this.durable = false
       const replies = this.held
       const events = this.heldEvents

@@ -881,30 +881,34 @@ describe('channel driver bursts', () => {
     await new Promise((r) => setTimeout(r, 0))
     await pump()
     await paid
-    // The payee saves before its acknowledgement (and revocation); the payer saves the countersigned
-    // state before its own revocation leaves.
-    expect(saves).toEqual([
-      { who: 1, durable: true, seq: 1 },
-      { who: 0, durable: true, seq: 1 },
-    ])
+    const later = async () => {
+      await new Promise((r) => setTimeout(r, LAZY_SAVE_MS + 30))
+      await pump()
+    }
+    // The payee saved before its acknowledgement (and revocation); the payer's save is put off.
+    expect(saves).toEqual([{ who: 1, durable: true, seq: 1 }])
     expect(s0.peerRevocation?.below).toBe(1)
+    expect(s1.peerRevocation).toBeUndefined()
+    // A moment later the payer saves, durably, and only then sends its own revocation.
+    await later()
+    expect(saves[1]).toEqual({ who: 0, durable: true, seq: 1 })
     expect(s1.peerRevocation?.below).toBe(1)
-    // The next payment's saves, right behind, cover those revocations: the delayed saves find
-    // nothing to write. Its own revocations are recorded a moment later, in saves nobody waits for.
-    const again = d[0].pay(1n)
+    // The payee records it in a save nobody waits for, not durable.
+    await later()
+    expect(saves.slice(2)).toEqual([{ who: 1, durable: false, seq: 1 }])
+    // Payments back to back: one durable save of the payer's covers them all, and its revocation of the last.
+    saves.length = 0
+    const two = [d[0].pay(1n), d[0].pay(1n)]
     await new Promise((r) => setTimeout(r, 0))
     await pump()
-    await again
-    await new Promise((r) => setTimeout(r, LAZY_SAVE_MS + 30))
-    expect(saves.slice(2).map(({ who, durable }) => ({ who, durable }))).toEqual([
-      { who: 1, durable: true },
-      { who: 0, durable: true },
-      { who: 0, durable: false },
-      { who: 1, durable: false },
-    ])
+    await Promise.all(two)
+    await later()
+    await later()
+    expect(saves.filter((x) => x.who === 0)).toEqual([{ who: 0, durable: true, seq: 3 }])
+    expect(s1.peerRevocation?.below).toBe(3)
     saves.length = 0
     await d[0].message(utf8('hi'))
-    expect(saves).toEqual([{ who: 0, durable: true, seq: 2 }])
+    expect(saves).toEqual([{ who: 0, durable: true, seq: 3 }])
   })
 
   it('abandon rejects payments still queued, and none of them is signed or sent', async () => {
