@@ -379,14 +379,19 @@ function partyOf(rec: ChannelRecord, a: Address): Party | undefined {
   return a === rec.parties[0] ? 0 : a === rec.parties[1] ? 1 : undefined
 }
 
-function decodeRevocation(bytes: Uint8Array): ChannelRevocation {
+/** `bytes` decoded by `decodeFn`, or a `code` refusal saying that `what` does not decode. */
+function decodeArg<T>(bytes: Uint8Array, decodeFn: (b: Uint8Array) => T, code: 'BAD_STATE' | 'BAD_REVOCATION', what: string): T {
   try {
-    return decodeChannelRevocation(bytes)
+    return decodeFn(bytes)
   } catch (e) {
-    if (e instanceof DecodeError) refuse('BAD_REVOCATION', `the revocation does not decode: ${e.message}`)
+    if (e instanceof DecodeError) refuse(code, `${what} does not decode: ${e.message}`)
     throw e
   }
 }
+
+const decodeRevocation = (bytes: Uint8Array): ChannelRevocation =>
+  decodeArg(bytes, decodeChannelRevocation, 'BAD_REVOCATION', 'the revocation')
+const decodeState = (bytes: Uint8Array): SignedChannelState => decodeArg(bytes, decodeSignedChannelState, 'BAD_STATE', 'the state')
 
 /**
  * What a newer state puts in a closing record: its seq, balances and conditional payments. A
@@ -408,15 +413,6 @@ function replacement(rec: ChannelRecord, s: ChannelState): Pick<ChannelRecord, '
     return { htlc, redeemed }
   })
   return { seq: s.seq, balances, htlcs }
-}
-
-function decodeState(bytes: Uint8Array): SignedChannelState {
-  try {
-    return decodeSignedChannelState(bytes)
-  } catch (e) {
-    if (e instanceof DecodeError) refuse('BAD_STATE', `the state does not decode: ${e.message}`)
-    throw e
-  }
 }
 
 function verify(signed: SignedChannelState, id: Uint8Array, rec: ChannelRecord, crypto: CryptoProvider): void {
