@@ -735,11 +735,8 @@ export class ChannelWallet implements WalletActions {
       }
       // Our close is not on chain some blocks on (it left the pool unused, failed, or we crashed
       // before it left): again. Likewise a final state both signed whose cooperative close did not land.
-      if (d.session.onChain) this.sendOnce(live, 'close', height, () => this.sendClose(live, d))
-      else if (r.phase === 'closing' && d.session.latest.state.final)
-        this.sendOnce(live, 'cooperative', height, () =>
-          this.call('closeCooperative', { state: encodeSignedChannelState(d.session.latest) }),
-        )
+      if (d.session.onChain || (r.phase === 'closing' && d.session.latest.state.final))
+        this.sendOnce(live, 'close', height, () => this.sendClose(live, d))
       return
     }
     if (rec.status === ChannelStatus.Closing) {
@@ -755,14 +752,13 @@ export class ChannelWallet implements WalletActions {
       // one (it closed with its latest, and we hold a proposal of its it never saw countersigned),
       // our newer state replaces its. Again if the record changes (another challenge) or the
       // challenge leaves no trace.
-      const latest = live.driver?.session.latest
-      const revoked = live.driver?.session.peerRevocation
+      const d = live.driver
+      const latest = d?.session.latest
+      const revoked = d?.session.peerRevocation
       // (A call lands in a later block: at the deadline it would come too late.)
-      if (latest !== undefined && latest.state.seq > rec.seq && latest.state.final) {
+      if (d !== undefined && latest !== undefined && latest.state.seq > rec.seq && latest.state.final) {
         // A final state both signed settles at once, whoever closed.
-        this.sendOnce(live, `cooperative ${rec.seq}`, height, () =>
-          this.call('closeCooperative', { state: encodeSignedChannelState(latest) }),
-        )
+        this.sendOnce(live, `close ${rec.seq}`, height, () => this.sendClose(live, d))
       } else if (rec.closer !== r.me && latest !== undefined && latest.state.seq > rec.seq && height < (rec.deadline ?? 0)) {
         const state = encodeSignedChannelState(latest)
         const params =

@@ -177,9 +177,8 @@ export class ChannelDriver {
     if (!r.persist) {
       if (r.replies.length > 0 && (this.dirty || this.writing !== undefined)) {
         // What it sends again (my latest revocation, a repeated acknowledgement) may follow a
-        // state not on disk yet: it leaves after the save that covers it.
+        // state not on disk yet: it leaves after the save that covers it (durable: replies are held).
         this.dirty = true
-        this.durable = true
         this.held.push(...r.replies)
         this.heldEvents.push(...r.events)
         await this.flush()
