@@ -121,9 +121,7 @@ export class ChannelDriver {
   async message(body: Uint8Array): Promise<number> {
     if (this.abandoned !== undefined) throw this.abandoned
     const m = await this.session.message(body)
-    this.dirty = true
-    this.durable = true
-    await this.flush()
+    await this.saveDurably()
     this.io.send(m)
     return m.seq
   }
@@ -248,9 +246,7 @@ export class ChannelDriver {
    */
   async rememberPreimage(preimage: Uint8Array): Promise<Uint8Array> {
     const lock = this.session.rememberPreimage(preimage)
-    this.dirty = true
-    this.durable = true
-    await this.flush()
+    await this.saveDurably()
     return lock
   }
 
@@ -261,10 +257,19 @@ export class ChannelDriver {
    */
   async endOffChain(): Promise<void> {
     await this.session.endOffChain()
+    await this.saveDurably()
+    this.rejectAll(new ChannelProtocolError('CHANNEL_CLOSED', 'the channel is being settled on chain'))
+  }
+
+  /** Saves the session now, on disk (what waits for it needs it there). */
+  private saveDurably(): Promise<void> {
     this.dirty = true
     this.durable = true
-    await this.flush()
-    const e = new ChannelProtocolError('CHANNEL_CLOSED', 'the channel is being settled on chain')
+    return this.flush()
+  }
+
+  /** Rejects every proposal waiting or in flight, and a close waiting for its agreement, with `e`. */
+  private rejectAll(e: ChannelProtocolError): void {
     for (const w of [...this.waiters.values(), ...this.queued.map((q) => q.waiter)]) w.reject(e)
     this.waiters.clear()
     this.queued = []
@@ -313,11 +318,7 @@ export class ChannelDriver {
   abandon(reason: string): void {
     const e = new ChannelProtocolError('CHANNEL_CLOSED', reason)
     this.abandoned ??= e
-    for (const w of [...this.waiters.values(), ...this.queued.map((q) => q.waiter)]) w.reject(e)
-    this.waiters.clear()
-    this.queued = []
-    this.closeWaiter?.reject(e)
-    this.closeWaiter = undefined
+    this.rejectAll(e)
   }
 
   /**
@@ -368,9 +369,7 @@ export class ChannelDriver {
       if (made.some((r) => r.error === undefined && r.wire.t === 'update' && r.wire.change.kind === 'close')) {
         // A final state leaves only once saved, with the mark that nothing else is signed after
         // it: the peer may close with it at any time, so a restart must not sign a later state.
-        this.dirty = true
-        this.durable = true
-        await this.flush()
+        await this.saveDurably()
       }
       for (const [i, r] of made.entries()) {
         const { waiter } = batch[i] as (typeof batch)[number]
