@@ -3,7 +3,17 @@
  * signed ahead with the native provider. Transaction j comes from sender j mod n with nonce
  * ⌊j / n⌋, so sending them in order keeps every sender's nonces in order.
  */
-import { type Address, type KeyPair, keyPairFromSecret, sha256, signTransaction, type Transaction, TxKind, utf8 } from '@loopchain/core'
+import {
+  type Address,
+  type KeyPair,
+  keyPairFromSecret,
+  STEP_COSTS,
+  sha256,
+  signTransaction,
+  type Transaction,
+  TxKind,
+  utf8,
+} from '@loopchain/core'
 import { nativeCrypto } from '@loopchain/node'
 
 export const BENCH_RECIPIENT = 'hx00000000000000000000000000000000000b3c01' as Address
@@ -23,7 +33,8 @@ export function benchTransfer(senders: readonly KeyPair[], networkId: number, j:
       from: from.address,
       to: BENCH_RECIPIENT,
       value: 1n,
-      stepLimit: 100_000,
+      // Exactly what a transfer uses: blocks hold transactions up to the steps they declare together.
+      stepLimit: STEP_COSTS.base,
       timestamp: now + j,
       nonce: Math.floor(j / senders.length),
       kind: TxKind.Transfer,

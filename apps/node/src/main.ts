@@ -290,6 +290,16 @@ async function devnet(args: string[]): Promise<void> {
   const basePort = Number(flag(args, 'base-port') ?? 27600)
   if (args.includes('--fresh')) rmSync(dir, { recursive: true, force: true })
   if (!existsSync(join(dir, 'genesis.json'))) await init(['--validators', n, '--out', dir, '--base-port', String(basePort)])
+  try {
+    parseGenesis(JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')))
+  } catch (e) {
+    // Most likely made by an earlier version (a chain parameter added since): say what to do,
+    // before five nodes each fail with the same message.
+    fail(
+      `the devnet in ${shortPath(dir)} cannot start: its genesis cannot be used (${(e as Error).message}). ` +
+        `If an earlier version of loopchain made it, start over with: npm run devnet -- --fresh (this deletes ${shortPath(dir)})`,
+    )
+  }
   const configs = [
     ...Array.from({ length: 64 }, (_, i) => join(dir, `node-${i}`, 'config.json')),
     join(dir, 'observer', 'config.json'),

@@ -23,6 +23,7 @@ import {
   keyPairFromSecret,
   loadScore,
   NEW_SCORE_ADDRESS,
+  STEP_COSTS,
   signTransaction,
   TX_VERSION,
   TxKind,
@@ -35,8 +36,12 @@ import {
 import { type Json, nativeCrypto, paramsFromJson, valueFromJson } from '@loopchain/node/client'
 import { DEFAULT_RPC, fail, flag, rpcCall } from './cli.js'
 
-/** Steps a transfer may use by default: the fixed base cost of 1,000 with room; a transfer runs no code. */
-const TRANSFER_STEP_LIMIT = 100_000
+/**
+ * Steps a transfer declares by default: exactly what it uses, the fixed base cost (it carries no
+ * data and runs no code). A block may hold transactions declaring `maxBlockSteps` together, so a
+ * generous limit would take room from others for nothing.
+ */
+const TRANSFER_STEP_LIMIT = STEP_COSTS.base
 /** Steps a deploy or a call may use by default: room for the largest code (2 steps a byte of 512 KiB) and its onInstall. */
 const CONTRACT_STEP_LIMIT = 10_000_000
 /** A method name as the node's `lc_call` accepts it. */

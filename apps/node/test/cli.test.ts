@@ -145,6 +145,30 @@ describe('loopchain CLI', () => {
     expect(existsSync('/nonexistent')).toBe(false)
   })
 
+  it('devnet refuses a directory whose genesis an earlier version wrote, says how to start over, and starts no node', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-old-devnet-'))
+    try {
+      expect(run('init', '--validators', '1', '--out', dir).status).toBe(0)
+      // What a genesis written before `maxBlockSteps` existed reads as: the old per-transaction cap.
+      const file = join(dir, 'genesis.json')
+      const g = JSON.parse(readFileSync(file, 'utf8'))
+      g.params.maxStepLimit = 1_000_000_000
+      delete g.params.maxBlockSteps
+      writeFileSync(file, JSON.stringify(g))
+      const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'devnet', '--dir', dir, '--no-web', '--base-port', '1'], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      })
+      expect(r.status).toBe(2)
+      expect(r.stderr).toMatch(/cannot start: its genesis cannot be used \(genesis params\.maxStepLimit: must not exceed/)
+      expect(r.stderr).toContain('npm run devnet -- --fresh')
+      expect(r.stdout).not.toContain('ready at height')
+      expect(existsSync(join(dir, 'node-0', 'data'))).toBe(false)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('client commands start without loading the node runtime (LevelDB, libp2p); init and start load it', () => {
     // A preload that reports, at exit, how many of classic-level's CommonJS files were loaded.
     const probe = `data:text/javascript,import{createRequire}from"node:module";const r=createRequire(${JSON.stringify(`${process.cwd()}/`)});process.on("exit",()=>process.stderr.write("classic-level files: "+Object.keys(r.cache).filter((k)=>k.includes("classic-level")).length+"\\n"))`

@@ -251,14 +251,14 @@ export class Mempool {
   }
 
   /**
-   * The next block's transactions, in proposal order: at most `maxTxs` and `maxBytes`, each
-   * sender's in unbroken nonce order from its next nonce (a gap stops that sender). `now` is the
+   * The next block's transactions, in proposal order: at most `maxTxs` and `maxBytes`, declaring
+   * at most `maxSteps` steps together (the chain's `maxBlockSteps`), each sender's in unbroken nonce order from its next nonce (a gap stops that sender). `now` is the
    * block's timestamp (microseconds): validators check every transaction's timestamp against it,
    * so one outside the window there would make the whole proposal invalid. Such a transaction is
    * left out and, like a gap, stops its sender (the pool's clock and the block's differ; pruning
    * drops the expired ones).
    */
-  async select(maxTxs: number, maxBytes: number, now: number): Promise<Transaction[]> {
+  async select(maxTxs: number, maxBytes: number, now: number, maxSteps = Number.POSITIVE_INFINITY): Promise<Transaction[]> {
     const window = this.opts.check.timestampWindow
     const inWindow = (e: Entry) => e.tx.body.timestamp >= now - window && e.tx.body.timestamp <= now + window
     // A binary heap of each sender's next transaction, smallest (timestamp, hash) on top: the
@@ -303,14 +303,16 @@ export class Mempool {
     }
     const out: Transaction[] = []
     let bytes = 0
+    let steps = 0
     while (out.length < maxTxs && heap.length > 0) {
       const h = heap[0] as Head
-      if (bytes + h.entry.bytes > maxBytes) {
+      if (bytes + h.entry.bytes > maxBytes || steps + h.entry.tx.body.stepLimit > maxSteps) {
         pop()
         continue
       }
       out.push(h.entry.tx)
       bytes += h.entry.bytes
+      steps += h.entry.tx.body.stepLimit
       const following = h.queue.get(h.nonce + 1)
       if (following && inWindow(following)) {
         heap[0] = { entry: following, nonce: h.nonce + 1, queue: h.queue }

@@ -10,6 +10,8 @@ import { join } from 'node:path'
 import {
   type Block,
   blockCodec,
+  blockDeclaredSteps,
+  type ChainParams,
   consensusMessageCodec,
   decode,
   encode,
@@ -52,13 +54,13 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
 
-function genesis(validatorKeys: ReturnType<typeof key>[]): Genesis {
+function genesis(validatorKeys: ReturnType<typeof key>[], params: Partial<ChainParams> = {}): Genesis {
   return testGenesis({
     chainId: 'node-test',
     networkId: 11,
     validators: validatorKeys,
     funded: alice,
-    params: { blockIntervalMs: 20, timeoutProposeMs: 400, timeoutVoteMs: 200, timeoutDeltaMs: 200 },
+    params: { blockIntervalMs: 20, timeoutProposeMs: 400, timeoutVoteMs: 200, timeoutDeltaMs: 200, ...params },
   })
 }
 
@@ -789,6 +791,42 @@ describe('full node (one process, LevelDB on disk)', () => {
       }
       // The committed transaction once (its own block), the skipping one never.
       for (const x of added) expect(stored.filter((h) => h === to0x(transactionHash(x.body))).length).toBe(x === first ? 1 : 0)
+    }
+  })
+
+  it("validators refuse a proposal whose transactions declare more steps than the chain's maxBlockSteps; the others' blocks carry them all", async () => {
+    // Test transfers declare 10,000 steps each: two fit in a block, three do not.
+    const keys = [0, 1, 2, 3].map((i) => key(`steps validator ${i}`))
+    const g = genesis(keys, { maxStepLimit: 10_000, maxBlockSteps: 25_000 })
+    const all = await Promise.all(keys.map((k) => open(g, k.secretKey)))
+    all.forEach((n, i) => {
+      n.attachNetwork({
+        publishConsensus: (bytes) => {
+          for (const [j, m] of all.entries()) if (j !== i) setTimeout(() => m.receiveConsensus(bytes, `peer-${i}`), 1)
+        },
+      })
+    })
+    // Validator 0 is faulty: it proposes what its pool holds, whatever the steps.
+    const faulty = all[0] as FullNode
+    const select = faulty.mempool.select.bind(faulty.mempool)
+    let overBudget = 0
+    faulty.mempool.select = async (maxTxs: number, maxBytes: number, now: number) => {
+      const txs = await select(maxTxs, maxBytes, now)
+      if (blockDeclaredSteps(txs) > 25_000) overBudget++
+      return txs
+    }
+    const txs = Array.from({ length: 12 }, (_, nonce) => transfer(nonce, 1n))
+    for (const n of all) for (const tx of txs) await n.submit(tx)
+    for (const n of all) n.start()
+    await Promise.all(all.map((n) => nextBlock(n, () => n.mempool.size === 0, 60_000)))
+    await idle(all)
+    expect(overBudget).toBeGreaterThan(0)
+    for (const n of all) {
+      expect((await n.account(bob.address)).balance).toBe(12n)
+      for (let h = 1; h <= n.height; h++) {
+        const b = (await n.chain.blockAt(h)) as Block
+        expect(blockDeclaredSteps(b.transactions)).toBeLessThanOrEqual(25_000)
+      }
     }
   })
 

@@ -216,6 +216,20 @@ describe('mempool', () => {
     expect(await p.select(2, 1 << 20, NOW)).toHaveLength(2)
   })
 
+  it('keeps a proposal within the steps a block may declare; a transaction that does not fit stops its sender', async () => {
+    const p = pool()
+    await p.add(tx(a, 0, NOW), NOW)
+    await p.add(tx(a, 1, NOW + 1), NOW)
+    await p.add(tx(b, 0, NOW + 2), NOW)
+    const picked = async (maxSteps: number) =>
+      (await p.select(100, 1 << 20, NOW, maxSteps)).map((t) => `${t.body.from === a.address ? 'a' : 'b'}${t.body.nonce}`)
+    // Each declares 10,000 steps.
+    expect(await picked(30_000)).toEqual(['a0', 'a1', 'b0'])
+    expect(await picked(29_999)).toEqual(['a0', 'a1'])
+    expect(await picked(20_000)).toEqual(['a0', 'a1'])
+    expect(await picked(9_999)).toEqual([])
+  })
+
   it("selects only transactions inside the window at the block's timestamp; one outside stops its sender like a gap", async () => {
     const w = check.timestampWindow
     const p = pool()

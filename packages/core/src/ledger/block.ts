@@ -11,7 +11,7 @@ import { type Address, address } from '../crypto/address.js'
 import { Domain, HASH_LENGTH, ZERO_HASH } from '../crypto/hash.js'
 import { DecodeError, LoopchainError } from '../errors.js'
 import { merkleRoot } from '../merkle/merkle-list.js'
-import type { Genesis } from './genesis.js'
+import type { ChainParams, Genesis } from './genesis.js'
 import { BLOOM_BYTES } from './receipt.js'
 import { type Transaction, transactionCodec, transactionHash } from './transaction.js'
 import { validatorSetHash } from './validators.js'
@@ -134,6 +134,7 @@ export class BlockError extends LoopchainError<
   | 'TX_ROOT_MISMATCH'
   | 'COMMIT_MISMATCH'
   | 'TOO_MANY_TXS'
+  | 'TOO_MANY_STEPS'
   | 'VALIDATORS_MISMATCH'
   | 'CERT_SIGNATURES'
 > {}
@@ -173,12 +174,37 @@ export function checkBlockBody(block: Block): void {
   bodiesChecked.add(block)
 }
 
+/** The chain's limits on one block (from its {@link ChainParams}). */
+export interface BlockLimits {
+  readonly maxTxs: number
+  /** Most steps the block's transactions may declare together (`maxBlockSteps`). */
+  readonly maxSteps: number
+}
+
+/** The limits `params` put on a block. */
+export function blockLimits(params: ChainParams): BlockLimits {
+  return { maxTxs: params.maxBlockTxs, maxSteps: params.maxBlockSteps }
+}
+
+/**
+ * The steps `txs` declare together: what they may burn at most when the block runs. Exact up to
+ * 2^53; past it the sum of non-negative numbers may round but never falls back under a limit it
+ * passed, so comparing it with one stays right.
+ */
+export function blockDeclaredSteps(txs: readonly Transaction[]): number {
+  let steps = 0
+  for (const tx of txs) steps += tx.body.stepLimit
+  return steps
+}
+
 /**
  * Checks the structure of `block` against its parent header: version, network, height, parent
- * hash, increasing timestamp, transaction root and the commit hash. It does not verify the
- * commit's signatures (see `verifyCommit`), the transactions' signatures, or execution.
+ * hash, increasing timestamp, transaction root and the commit hash, and the chain's limits on a
+ * block's transactions: their number, and the steps they declare together (`maxSteps`, the
+ * chain's `maxBlockSteps`). It does not verify the commit's signatures (see `verifyCommit`), the
+ * transactions' signatures, or execution.
  */
-export function checkBlockStructure(block: Block, parent: BlockHeader, limits: { maxTxs: number }): void {
+export function checkBlockStructure(block: Block, parent: BlockHeader, limits: BlockLimits): void {
   const h = block.header
   if (h.version !== BLOCK_VERSION) throw new BlockError('UNSUPPORTED_VERSION', `block version ${h.version} is not ${BLOCK_VERSION}`)
   if (h.networkId !== parent.networkId) throw new BlockError('WRONG_NETWORK', `block is for network ${h.networkId}`)
@@ -192,6 +218,10 @@ export function checkBlockStructure(block: Block, parent: BlockHeader, limits: {
   }
   if (block.transactions.length > limits.maxTxs) {
     throw new BlockError('TOO_MANY_TXS', `block carries ${block.transactions.length} transactions, above ${limits.maxTxs}`)
+  }
+  const steps = blockDeclaredSteps(block.transactions)
+  if (steps > limits.maxSteps) {
+    throw new BlockError('TOO_MANY_STEPS', `block's transactions declare ${steps} steps together, above ${limits.maxSteps}`)
   }
   checkBlockBody(block)
   if (parent.height === 0 ? block.lastCommit !== undefined : block.lastCommit === undefined) {

@@ -4,7 +4,9 @@ import {
   type Block,
   BlockError,
   blockCodec,
+  blockDeclaredSteps,
   blockHash,
+  blockLimits,
   bloomMayMatch,
   CommitError,
   callDataCodec,
@@ -12,6 +14,7 @@ import {
   checkTransaction,
   commitHash,
   contractAddress,
+  DEFAULT_PARAMS,
   Domain,
   decodeBlock,
   decodeTransaction,
@@ -184,12 +187,28 @@ describe('transaction hashes taken from wire bytes', () => {
 describe('blocks and commits', () => {
   const { header0, block1, commit1, block2 } = sampleBlocks()
   const { set } = sampleValidators()
-  const limits = { maxTxs: 100 }
+  const limits = { maxTxs: 100, maxSteps: 100_000_000 }
 
   it('a block follows its parent and its commit proves it', () => {
     checkBlockStructure(block1, header0, limits)
     checkBlockStructure(block2, block1.header, limits)
     expect(verifyCommit(commit1, { networkId: NETWORK_ID, height: 1, blockHash: blockHash(block1.header) }, set)).toBe(9)
+  })
+
+  it("a block's transactions may declare at most the chain's maxBlockSteps together", () => {
+    const declared = blockDeclaredSteps(block1.transactions)
+    expect(block1.transactions.length).toBeGreaterThan(1)
+    expect(declared).toBe(block1.transactions.reduce((n, tx) => n + tx.body.stepLimit, 0))
+    checkBlockStructure(block1, header0, { ...limits, maxSteps: declared })
+    let code = ''
+    try {
+      checkBlockStructure(block1, header0, { ...limits, maxSteps: declared - 1 })
+    } catch (e) {
+      code = (e as BlockError).code
+    }
+    expect(code).toBe('TOO_MANY_STEPS')
+    // From the genesis parameters.
+    expect(blockLimits({ ...DEFAULT_PARAMS, maxBlockTxs: 7, maxBlockSteps: 9 })).toEqual({ maxTxs: 7, maxSteps: 9 })
   })
 
   it('structural faults are refused with their code', () => {
@@ -214,7 +233,7 @@ describe('blocks and commits', () => {
     expect(code({ ...block2, lastCommit: { ...commit1, round: 5 } })).toBe('COMMIT_MISMATCH')
     expect(code({ ...block2, header: { ...h, version: 9 } })).toBe('UNSUPPORTED_VERSION')
     expect(code({ ...block1, lastCommit: commit1 }, header0)).toBe('COMMIT_MISMATCH')
-    expect(() => checkBlockStructure(block1, header0, { maxTxs: 2 })).toThrow(/TOO_MANY|above 2/)
+    expect(() => checkBlockStructure(block1, header0, { ...limits, maxTxs: 2 })).toThrow(/TOO_MANY|above 2/)
     expect(() => decodeBlock(new Uint8Array(10), 5)).toThrow(BlockError)
   })
 
@@ -314,6 +333,10 @@ describe('genesis', () => {
     expect(path((j) => (j.balances = [...j.balances].reverse()))).toBe('balances[1]')
     expect(path((j) => (j.params.blockIntervalMs = -5))).toBe('params.blockIntervalMs')
     expect(path((j) => (j.params.color = 'blue'))).toBe('params.color')
+    // One transaction may not declare more steps than a whole block may: it could never be included.
+    expect(path((j) => (j.params.maxStepLimit = j.params.maxBlockSteps + 1))).toBe('params.maxStepLimit')
+    expect(path((j) => (j.params.maxStepLimit = j.params.maxBlockSteps))).toBe('OK')
+    expect(path((j) => (j.params.maxStepLimit = 0))).toBe('params.maxStepLimit')
     expect(path((j) => (j.validators[0].publicKey = '0x1234'))).toBe('validators[0].publicKey')
     // Two members cannot claim one node: admission to the members' protocols goes by node key.
     expect(path((j) => (j.members[1].nodeKey = j.members[0].nodeKey))).toBe('members[1].nodeKey')

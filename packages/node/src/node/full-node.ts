@@ -21,6 +21,7 @@ import {
   blockCertificates,
   blockCodec,
   blockHash,
+  blockLimits,
   blockProductionDue,
   blockResultHash,
   bytesEqual,
@@ -1095,7 +1096,7 @@ export class FullNode {
     const room = Math.min(p.maxBlockBytes, MAX_PROPOSED_BLOCK_BYTES) - 64 * 1024
     // Taken first: the transactions are chosen for this timestamp, the one validators check them at.
     const timestamp = Math.max(this.clock() * 1000, parent.timestamp + 1)
-    let txs = await this.mempool.select(p.maxBlockTxs, room, timestamp)
+    let txs = await this.mempool.select(p.maxBlockTxs, room, timestamp, p.maxBlockSteps)
     const me = this.ownAddress as Address
     const height = parent.height + 1
     // The per-block certificate key (DESIGN.md, "Certificates"; core docs/certificates.md): fresh
@@ -1165,7 +1166,7 @@ export class FullNode {
       if (bytes.length > p.maxBlockBytes) throw new Error(`the block is ${bytes.length} bytes, above ${p.maxBlockBytes}`)
       const block = this.decodeBlockOnce(bytes)
       const h = block.header
-      checkBlockStructure(block, this.tip.header, { maxTxs: p.maxBlockTxs })
+      checkBlockStructure(block, this.tip.header, blockLimits(p))
       if (!bytesEqual(h.resultRoot, blockResultHash(this.tip.result))) throw new Error('resultRoot is not the result of the parent block')
       if (
         !bytesEqual(h.validatorsHash, validatorSetHash(this.validatorsAt(h.height))) ||
@@ -1234,7 +1235,7 @@ export class FullNode {
   importBlock(block: Block, commit: Commit): Promise<void> {
     const run = this.queue.then(async () => {
       if (this.stopped || block.header.height !== this.height + 1) return
-      checkBlockStructure(block, this.tip.header, { maxTxs: this.options.genesis.params.maxBlockTxs })
+      checkBlockStructure(block, this.tip.header, blockLimits(this.options.genesis.params))
       const h = block.header
       verifyCommit(commit, { networkId: h.networkId, height: h.height, blockHash: blockHash(h) }, this.validatorsAt(h.height), nativeCrypto)
       // The header's hash does not cover the certificate signatures nor the transactions'
