@@ -182,6 +182,9 @@ beforeAll(async () => {
     dir,
     '--base-port',
     String(BASE),
+    // These tests compare the whole chain before and after: it must stay idle between them.
+    '--empty-block-interval-ms',
+    '0',
   ])
   init.stdout.resume()
   init.stderr.resume()

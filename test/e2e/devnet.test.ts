@@ -262,4 +262,23 @@ describe('a four-validator network of separate processes', () => {
         `node ${i}`,
       ).toEqual([])
   }, 240_000)
+  it("an idle network still makes blocks, one every emptyBlockIntervalMs (init's default, 5 s), so periods counted in blocks go on", async () => {
+    const g = parseGenesis(JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')))
+    expect(g.params.emptyBlockIntervalMs).toBe(5000)
+    // Nothing is sent from here on: every block that follows is one the chain made by itself.
+    const from = (await lastBlock(0)).height
+    const blocks = await waitFor(
+      async () => {
+        const head = (await lastBlock(0)).height
+        if (head < from + 3) return undefined
+        return Promise.all([head - 1, head].map((height) => rpc(0, 'lc_getBlockByHeight', { height, full: false })))
+      },
+      40_000,
+      'three more blocks on an idle chain',
+    )
+    const [a, b] = blocks as [{ timestamp: number; transactions: string[] }, { timestamp: number; transactions: string[] }]
+    expect([a.transactions, b.transactions]).toEqual([[], []])
+    // At most one empty block an interval: the next starts 5 s after the last commit, past its timestamp.
+    expect(b.timestamp - a.timestamp).toBeGreaterThanOrEqual(5000 * 1000)
+  }, 60_000)
 })

@@ -8,10 +8,12 @@ import type { FlagSpec } from './cli.js'
 export const HELP = `loopchain — a permissioned blockchain node
 
 Usage:
-  loopchain init --validators N --out DIR [--chain-id ID] [--base-port P]
+  loopchain init --validators N --out DIR [--chain-id ID] [--base-port P] [--empty-block-interval-ms MS]
       Make N validator key pairs, node keys, a genesis (DIR/genesis.json) and a config per
       node (DIR/node-i/config.json, and DIR/observer/config.json for a non-voting member node)
       whose peers find each other on 127.0.0.1, and DIR/faucet.json: a funded key that may deploy SCOREs.
+      An idle chain makes an empty block every MS milliseconds (default 5000; 0: none), so that
+      what counts blocks — a channel's challenge period, a payment's expiry — goes on.
       e.g.  loopchain init --validators 4 --out ./net
   loopchain start --config FILE
       Run a node from its config: LevelDB in the config's dataDir, libp2p on its ports,
@@ -115,7 +117,7 @@ const SENDING = ['key', 'rpc', 'step-limit']
 const CERT_TERMS = ['subject', 'subject-key', 'attr', 'valid-from', 'valid-until']
 /** What each command takes (`checkArgs`): what {@link HELP} lists for it. */
 export const COMMAND_FLAGS: Record<string, FlagSpec> = {
-  init: { values: ['validators', 'out', 'chain-id', 'base-port'] },
+  init: { values: ['validators', 'out', 'chain-id', 'base-port', 'empty-block-interval-ms'] },
   start: { values: ['config'] },
   devnet: { values: ['validators', 'dir', 'base-port', 'web-port'], switches: ['no-web', 'fresh'] },
   status: { values: ['rpc'] },

@@ -89,6 +89,15 @@ describe('loopchain CLI', () => {
       }
       expect(JSON.parse(readFileSync(join(dir, 'observer', 'config.json'), 'utf8')).validatorKey).toBeUndefined()
       expect(isAddress(JSON.parse(readFileSync(join(dir, 'faucet.json'), 'utf8')).address)).toBe(true)
+      // An idle chain still makes blocks, so that challenge periods and payment expiries go on.
+      expect(g.params.emptyBlockIntervalMs).toBe(5000)
+      rmSync(dir, { recursive: true, force: true })
+      expect(run('init', '--validators', '1', '--out', dir, '--empty-block-interval-ms', '0').status).toBe(0)
+      expect(parseGenesis(JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8'))).params.emptyBlockIntervalMs).toBe(0)
+      const bad = run('init', '--validators', '1', '--out', join(dir, 'x'), '--empty-block-interval-ms', '-5')
+      expect(bad.status).toBe(2)
+      expect(bad.stderr).toMatch(/--empty-block-interval-ms must be a whole number/)
+      expect(existsSync(join(dir, 'x'))).toBe(false)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
