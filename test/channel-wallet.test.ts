@@ -400,9 +400,12 @@ describe('channel wallets on a real node', () => {
     // Carol's link is down when Alice pays: the hub holds Alice's payment, then Alice's page closes for good.
     links.cut('hub6', 'carol6')
     await until(hub, (s) => s.channels.find((x) => x.id === hc && x.link === 'none'), 'the hub to see the link to Carol down')
-    void a.payInvoice(ah, c.createInvoice(300n)).catch(() => undefined)
+    const paying = a.payInvoice(ah, c.createInvoice(300n))
     await until(hub, (s) => s.channels.find((x) => x.id === ah && x.pendingPayments === 1), 'the hub to hold Alice’s payment')
+    // The page that waited on the payment hears why it will not see it settle.
+    const told = expect(paying).rejects.toMatchObject({ code: 'WALLET_CLOSED' })
     await a.close()
+    await told
     links.remove('alice6')
     // Carol's link comes back: the hub forwards, Carol settles, and the hub learns the preimage it
     // cannot settle with Alice. Before the payment expires it closes alone and redeems on chain.
@@ -438,6 +441,23 @@ describe('channel wallets on a real node', () => {
     await traffic
     for (const w of [hub, c, back]) await w.close()
   }, 120_000)
+
+  it('a payment in flight when its payer closes the channel alone ends its wait with CHANNEL_ON_CHAIN, not never', async () => {
+    const links = new MemoryLinkNetwork()
+    const a = await walletOf(alice, links, 'alice7')
+    const hub = await walletOf(hubKey, links, 'hub7', new MemoryChannelStore(), true)
+    const c = await walletOf(carol, links, 'carol7')
+    const ah = await openPair(links, a, hub, 1_000n, 0n)
+    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    links.cut('hub7', 'carol7')
+    await until(hub, (s) => s.channels.find((x) => x.id === hc && x.link === 'none'), 'the hub to see the link to Carol down')
+    const paying = a.payInvoice(ah, c.createInvoice(200n))
+    await until(hub, (s) => s.channels.find((x) => x.id === ah && x.pendingPayments === 1), 'the hub to hold Alice’s payment')
+    const told = expect(paying).rejects.toMatchObject({ code: 'CHANNEL_ON_CHAIN', message: expect.stringMatching(/redeems it there/) })
+    await a.closeUnilateral(ah)
+    await told
+    for (const w of [a, hub, c]) await w.close()
+  }, 60_000)
 
   // Last in the file: it restarts the node the others share.
   it('the watchtower keeps what it watches across a restart of its node (LevelDB) and challenges after it', async () => {

@@ -111,6 +111,10 @@ export interface Invite {
 
 const INVITE_PREFIX = 'lcch1.'
 const INVOICE_PREFIX = 'lcinv1.'
+/** Why a routed payment's wait ends when its channel goes on chain. */
+const ON_CHAIN_PAYMENT =
+  'the channel is closing on chain with this payment in it: the next hop redeems it there with the secret if it was paid, or it comes back to you once it expires'
+
 /** Blocks a routed payment may take to settle; each hop gives the next one {@link HOP_DELTA} fewer. */
 export const ROUTED_PAYMENT_WAIT = 100
 /** Blocks a hub keeps between the expiry it offers downstream and the one it was offered. */
@@ -364,6 +368,7 @@ export class ChannelWallet implements WalletActions {
     // First nothing more is signed (saved): an acknowledgement arriving after the close would
     // otherwise bring my revocation of the state I close with, and the peer a penalty.
     await d.endOffChain()
+    this.failRouted(live, ON_CHAIN_PAYMENT)
     live.sent ??= new Map()
     live.sent.set('close', this.o.chain.height)
     await this.sendClose(live, d)
@@ -448,6 +453,10 @@ export class ChannelWallet implements WalletActions {
     this.closed = true
     if (this.timer !== undefined) clearInterval(this.timer)
     for (const l of this.channels.values()) l.driver?.abandon('the wallet closed')
+    for (const [lock, mine] of this.routed) {
+      this.routed.delete(lock)
+      mine.reject(new WalletError('WALLET_CLOSED', 'the wallet closed before the payment settled; it settles or expires in the channel'))
+    }
     for (const link of this.links.values()) link.close()
     await Promise.all([...this.channels.values()].map((l) => l.saving))
   }
@@ -746,6 +755,7 @@ export class ChannelWallet implements WalletActions {
       }
       // Settled on chain now: nothing more is signed off chain (see ChannelSession.endOffChain).
       if (live.driver !== undefined && !live.driver.session.onChain) await live.driver.endOffChain()
+      this.failRouted(live, ON_CHAIN_PAYMENT)
       this.redeemOnChain(live, rec, height)
       // The peer closed (or someone challenged) with an older state than the one we both signed:
       // challenge it. With the peer's revocation of that state the peer is penalised; without
@@ -933,6 +943,19 @@ export class ChannelWallet implements WalletActions {
             .catch((err) => this.fault(live, err))
         } else void inbound.failHtlc(back.htlcId).catch((err) => this.fault(live, err))
       }
+    }
+  }
+
+  /**
+   * Ends the waits of {@link payInvoice} for the payments we offered on `live`, which left the
+   * channel's off-chain life: they settle on chain now, or not at all.
+   */
+  private failRouted(live: Live, why: string): void {
+    for (const lock of live.offered?.values() ?? []) {
+      const mine = this.routed.get(lock)
+      if (mine === undefined) continue
+      this.routed.delete(lock)
+      mine.reject(new WalletError('CHANNEL_ON_CHAIN', why))
     }
   }
 
