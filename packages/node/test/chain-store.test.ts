@@ -1,7 +1,18 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { blockHash, type Commit, logsBloom, receiptsRoot, toHex, transactionHash, utf8, ZERO_HASH } from '@loopchain/core'
+import {
+  blockHash,
+  blockHeaderCodec,
+  type Commit,
+  encode,
+  logsBloom,
+  receiptsRoot,
+  toHex,
+  transactionHash,
+  utf8,
+  ZERO_HASH,
+} from '@loopchain/core'
 import { afterEach, describe, expect, it } from 'vitest'
 import { sampleBlocks, sampleReceipt } from '../../core/test/vectors/samples.js'
 import { ChainStore, LevelKVStore } from '../src/index.js'
@@ -40,6 +51,37 @@ describe('chain store on LevelDB', () => {
     expect(toHex((await store.get(utf8('state-node'))) as Uint8Array)).toBe(toHex(utf8('x')))
     // Another chain in the same database sees nothing of this one.
     expect(await new ChainStore(store, 'other-chain').head()).toBeUndefined()
+    await store.close()
+  })
+
+  it('reads a header from its own record, not from the whole block; a block stored without one still gives its header', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-chain-'))
+    dirs.push(dir)
+    const { block1, commit1, block2 } = sampleBlocks()
+    const store = await LevelKVStore.open(dir)
+    const chain = new ChainStore(store, 'loopchain-sample')
+    const result = { stateRoot: ZERO_HASH, receiptsRoot: ZERO_HASH, logsBloom: new Uint8Array(256) }
+    await chain.commitBlock(block1, commit1, [], result, [])
+    // Block 2 as a database written before headers had their own record stores it.
+    const commit2: Commit = { ...commit1, height: 2, blockHash: blockHash(block2.header) }
+    const header2 = toHex(encode(blockHeaderCodec, block2.header))
+    const ops = chain.commitBlockOps(block2, commit2, [], result, [])
+    const old = ops.filter((op) => !(op.type === 'put' && toHex(op.value) === header2))
+    expect(old.length).toBe(ops.length - 1)
+    await store.write(old)
+    let read = 0
+    const get = store.get.bind(store)
+    store.get = async (key: Uint8Array) => {
+      const v = await get(key)
+      read += v?.length ?? 0
+      return v
+    }
+    expect(await chain.headerAt(1)).toEqual(block1.header)
+    expect(read).toBe(encode(blockHeaderCodec, block1.header).length)
+    read = 0
+    expect(await chain.headerAt(2)).toEqual(block2.header)
+    expect(read).toBeGreaterThan(header2.length / 2)
+    expect(await chain.headerAt(3)).toBeUndefined()
     await store.close()
   })
 
