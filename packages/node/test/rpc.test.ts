@@ -174,6 +174,34 @@ describe('JSON-RPC over HTTP', () => {
     ).toBe(RpcErrorCode.TooLarge)
   })
 
+  it('answers a response past the size limit, alone or with its batch, with TooLarge and its id', async () => {
+    const CTX = { client: 'test' }
+    const d = new RpcDispatcher(methods, { title: 'test', version: '1', maxResponseChars: 150_000 })
+    const one = JSON.parse((await d.handleText(call('blob_get', [], 7), CTX)) as string)
+    expect(one.result).toHaveLength(64 * 1024)
+    // Two blobs fit, the third would pass 150,000 characters: its reply is the error, the others stand.
+    const batch = JSON.parse((await d.handleText(`[${[1, 2, 3].map((id) => call('blob_get', [], id)).join(',')}]`, CTX)) as string)
+    expect(batch.map((r: { id: number }) => r.id)).toEqual([1, 2, 3])
+    expect(batch.filter((r: { result?: string }) => r.result?.length === 64 * 1024)).toHaveLength(2)
+    expect(batch.filter((r: { error?: { code: number; message: string } }) => r.error?.code === RpcErrorCode.TooLarge)).toEqual([
+      {
+        jsonrpc: '2.0',
+        id: 3,
+        error: { code: RpcErrorCode.TooLarge, message: expect.stringMatching(/would pass 150000 characters with the batch/) },
+      },
+    ])
+    const small = new RpcDispatcher(methods, { title: 'test', version: '1', maxResponseChars: 50_000 })
+    expect(JSON.parse((await small.handleText(call('blob_get', [], 'b'), CTX)) as string)).toEqual({
+      jsonrpc: '2.0',
+      id: 'b',
+      error: { code: RpcErrorCode.TooLarge, message: expect.stringMatching(/^the response would pass 50000 characters: ask for less/) },
+    })
+    // Small replies are untouched by the limit.
+    expect(JSON.parse((await small.handleText(`[${call('math_add', [1, 2], 1)}]`, CTX)) as string)).toEqual([
+      { jsonrpc: '2.0', id: 1, result: 3 },
+    ])
+  })
+
   it('passes method errors with their code and data, and hides internal errors', async () => {
     await start()
     const h = `0x${'ab'.repeat(32)}`

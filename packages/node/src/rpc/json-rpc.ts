@@ -160,6 +160,13 @@ export function checkSchema(v: Json, s: Schema, path: string): string | undefine
  * second to read here, for one rate-limit token: such a body is refused before it is parsed.
  */
 const MAX_JSON_DEPTH = 64
+/**
+ * Longest response the server writes, a batch's replies together. A block of 8 MiB is some 20
+ * million characters of JSON with its transactions in full; a batch of a hundred of them would
+ * not fit in a JavaScript string and could take the node down. Past it, a reply is a `TooLarge`
+ * error with the request's id.
+ */
+export const MAX_RESPONSE_CHARS = 64 * 1024 * 1024
 /** Bodies up to this many characters cannot nest deep enough to cost anything, so are not scanned. */
 const SHALLOW_BODY_CHARS = 8192
 
@@ -183,11 +190,20 @@ function nestedWithin(text: string, limit: number): boolean {
 
 export class RpcDispatcher {
   private readonly methods = new Map<string, RpcMethod>()
+  private readonly maxResponseChars: number
 
   constructor(
     methods: readonly RpcMethod[],
-    private readonly info: { title: string; version: string; maxBatch?: number; onError?: (e: unknown, method: string) => void },
+    private readonly info: {
+      title: string
+      version: string
+      maxBatch?: number
+      /** Longest response text (a batch's replies together); see {@link MAX_RESPONSE_CHARS}. */
+      maxResponseChars?: number
+      onError?: (e: unknown, method: string) => void
+    },
   ) {
+    this.maxResponseChars = info.maxResponseChars ?? MAX_RESPONSE_CHARS
     for (const m of methods) this.methods.set(m.name, m)
     this.methods.set('rpc.discover', {
       name: 'rpc.discover',
@@ -239,11 +255,36 @@ export class RpcDispatcher {
       // Concurrently (JSON-RPC 2.0 allows any order; the replies keep the requests' order): one
       // after another, a batch of send-and-wait calls held its request for their waits added up.
       // Each call starts in the batch's order, so transactions reach the pool in that order.
-      const out = (await Promise.all(parsed.map((r) => this.handleOne(r, ctx)))).filter((r) => r !== undefined)
-      return out.length ? JSON.stringify(out) : undefined
+      // Each reply is written as it comes and charged to the batch's budget (see MAX_RESPONSE_CHARS).
+      const budget = { left: this.maxResponseChars }
+      const out = (await Promise.all(parsed.map(async (r) => this.reply(await this.handleOne(r, ctx), budget)))).filter(
+        (r) => r !== undefined,
+      )
+      return out.length ? `[${out.join(',')}]` : undefined
     }
-    const res = await this.handleOne(parsed, ctx)
-    return res ? JSON.stringify(res) : undefined
+    return this.reply(await this.handleOne(parsed, ctx), { left: this.maxResponseChars })
+  }
+
+  /** `res` as text, or a TooLarge error in its place when it does not fit in what `budget` has left; charged to it. */
+  private reply(res: Response | undefined, budget: { left: number }): string | undefined {
+    if (res === undefined) return undefined
+    let text: string | undefined
+    try {
+      text = JSON.stringify(res)
+    } catch (e) {
+      if (!(e instanceof RangeError)) throw e // past V8's longest string: too large by far
+    }
+    if (text === undefined || text.length > budget.left) {
+      text = JSON.stringify(
+        error(
+          res.id,
+          RpcErrorCode.TooLarge,
+          `the response would pass ${this.maxResponseChars} characters${budget.left < this.maxResponseChars ? ' with the batch' : ''}: ask for less at a time (full: false for blocks, fewer calls in a batch)`,
+        ),
+      )
+    }
+    budget.left -= text.length
+    return text
   }
 
   private async handleOne(req: Json, ctx: RpcContext & { websocket?: boolean }): Promise<Response | undefined> {
