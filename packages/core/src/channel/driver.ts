@@ -66,6 +66,8 @@ export class ChannelDriver {
   /** A batch of proposals is being made (signed). */
   private making = false
   private drainScheduled = false
+  /** Set the moment {@link endOffChain} is called, before the session records it. */
+  private offChainEnded = false
   /** Set by {@link abandon}: this driver is done, and everything asked of it since rejects with this. */
   private abandoned: ChannelProtocolError | undefined
 
@@ -256,6 +258,9 @@ export class ChannelDriver {
    * after it; proposals waiting or in flight reject.
    */
   async endOffChain(): Promise<void> {
+    // At once, not when the session's queue gets to it: a batch being signed now finishes first,
+    // and must find this set before it would leave (see drain).
+    this.offChainEnded = true
     await this.session.endOffChain()
     await this.saveDurably()
     this.rejectAll(new ChannelProtocolError('CHANNEL_CLOSED', 'the channel is being settled on chain'))
@@ -360,7 +365,7 @@ export class ChannelDriver {
         for (const b of batch) b.waiter.reject(this.abandoned)
         return
       }
-      if (this.session.onChain) {
+      if (this.offChainEnded || this.session.onChain) {
         // Settled on chain meanwhile (the batch was being signed): nothing of it leaves.
         const e = new ChannelProtocolError('CHANNEL_CLOSED', 'the channel is being settled on chain')
         for (const b of batch) b.waiter.reject(e)

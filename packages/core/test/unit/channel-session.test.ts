@@ -953,4 +953,32 @@ describe('channel driver bursts', () => {
     await expect(d0.pay(4n)).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
     await expect(d0.message(utf8('hi'))).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
   })
+
+  it('settling on chain while a batch is being signed: its payments reject and none of it leaves', async () => {
+    const inner = providerSigner(A.secretKey)
+    let signing!: () => void
+    const started = new Promise<void>((r) => {
+      signing = r
+    })
+    const slow: ChannelSigner = {
+      name: 'slow',
+      sign: async (m) => {
+        signing()
+        await new Promise((r) => setTimeout(r, 20))
+        return inner.sign(m)
+      },
+      verify: (sig, m, k) => inner.verify(sig, m, k),
+    }
+    const { s0 } = pair(44, A, B, [1000n, 1000n], slow)
+    const sent: ChannelWire[] = []
+    const d0 = new ChannelDriver(s0, { send: (m) => sent.push(m), save: async () => {}, height: () => 100 })
+    const paid = settle([d0.pay(1n), d0.pay(2n)])
+    await started
+    // The wallet saw the channel closing on chain: an update signed now must not reach the peer,
+    // whose acknowledgement would bring back a revocation of the state this party closes with.
+    await d0.endOffChain()
+    expect((await paid).map((o) => ('code' in o ? o.code : 'ok'))).toEqual(['CHANNEL_CLOSED', 'CHANNEL_CLOSED'])
+    await new Promise((r) => setTimeout(r, 50))
+    expect(sent.filter((m) => m.t === 'update')).toEqual([])
+  })
 })
