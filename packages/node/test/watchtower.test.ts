@@ -23,9 +23,11 @@ import {
   type Party,
   type SignedChannelState,
   signChannelState,
+  to0x,
   toHex,
   transactionHash,
   type Value,
+  type WatchRequest,
 } from '@loopchain/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { FullNode, type FullNodeOptions, MempoolError, nativeCrypto } from '../src/index.js'
@@ -149,6 +151,26 @@ describe('watchtower', () => {
     release()
     expect(await handed).toBe(2)
     await penalised
+  }, 60_000)
+
+  it('two watch requests for one channel at once: the newer state and both revocations are held, in memory and on disk', async () => {
+    const { dir, n } = await funded()
+    const id = await openChannel(n, 1, 600n, 400n, 0)
+    // The newer first: taken together, the older one's write used to land last and replace it.
+    const both = await Promise.all([
+      n.watchtower?.watch(request(id, 5, [100n, 900n], [revoked(id, 0, 5)])),
+      n.watchtower?.watch(request(id, 3, [300n, 700n], [revoked(id, 1, 3)])),
+    ])
+    expect(both).toEqual([5, 5])
+    await n.stop()
+    nodes.splice(nodes.indexOf(n), 1)
+    const again = await start(dir, true)
+    const held = (again.watchtower as unknown as { held: Map<string, WatchRequest> }).held.get(to0x(id))
+    expect(held?.signed.state.seq).toBe(5)
+    expect(held?.revocations.map((r) => [r.party, r.below])).toEqual([
+      [0, 5],
+      [1, 3],
+    ])
   }, 60_000)
 
   it('a full tower lets its smallest channel go for a larger one, and refuses one no larger', async () => {
