@@ -34,6 +34,8 @@ import {
   type TransactionBody,
   TX_VERSION,
   TxKind,
+  toHex,
+  transactionHash,
   utf8,
 } from '@loopchain/core'
 import {
@@ -45,6 +47,7 @@ import {
   MemoryLightStore,
   MemoryLinkNetwork,
   MemoryTransport,
+  RESEND_BLOCKS,
   type WalletState,
 } from '@loopchain/light-client'
 import { FullNode, fullNodeLightBackend } from '@loopchain/node'
@@ -358,6 +361,52 @@ describe('channel wallets on a real node', () => {
     expect(a.state.channels.find((c) => c.id === id)?.onChain?.outcome).toBe('cooperative')
     for (const w of [a, b]) await w.close()
   }, 60_000)
+
+  it('a cooperative close the node took but that never reached a block is sent again after RESEND_BLOCKS blocks', async () => {
+    const links = new MemoryLinkNetwork()
+    const a = await walletOf(alice, links, 'alice8')
+    const b = await walletOf(bob, links, 'bob8')
+    const id = await openPair(links, a, b, 1_000n, 500n)
+    await a.pay(id, 100n)
+    // The node answers the wallets' first submissions as admitted, then loses them (a pool that
+    // dropped them, a node that restarted): nothing says no, the close just never shows.
+    // Calls counting their nonces on from the lost ones would wait behind the gap for good: a call
+    // sent again starts from the proven nonce.
+    const submit = node.submit.bind(node)
+    let lost = 0
+    node.submit = async (tx, fromPeer) => {
+      const t = tx instanceof Uint8Array ? decodeTransaction(tx) : tx
+      if ((t.body.from === alice.address || t.body.from === bob.address) && lost < 2) {
+        lost++
+        return toHex(transactionHash(t.body))
+      }
+      return submit(tx, fromPeer)
+    }
+    // Blocks come only with transactions here: carol's transfers move the chain.
+    let moving = true
+    const traffic = (async () => {
+      const from = decode(accountStateCodec, (await node.state.get(accountKey(carol.address))) as Uint8Array).nonce
+      for (let nonce = from; moving; nonce++) {
+        await submit(signTransaction({ ...transferBody(carol, validator.address, 1n), nonce }, carol))
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    })()
+    try {
+      const lostAt = node.height
+      await a.closeCooperative(id)
+      for (const w of [a, b])
+        await until(w, (s) => s.channels.find((c) => c.id === id && c.phase === 'closed'), 'the cooperative close', 40_000)
+      expect(lost).toBe(2)
+      // What landed was sent again, once RESEND_BLOCKS blocks passed without the close.
+      expect(node.height).toBeGreaterThanOrEqual(lostAt + RESEND_BLOCKS)
+    } finally {
+      moving = false
+      node.submit = submit
+      await traffic
+    }
+    expect(a.state.channels.find((c) => c.id === id)?.onChain?.outcome).toBe('cooperative')
+    for (const w of [a, b]) await w.close()
+  }, 90_000)
 
   it('a two-hop payment through a hub: A → hub → C, locked by C’s invoice and settled back hop by hop', async () => {
     const links = new MemoryLinkNetwork()

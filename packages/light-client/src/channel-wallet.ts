@@ -821,6 +821,10 @@ export class ChannelWallet implements WalletActions {
     const sent = live.sent
     const at = sent.get(key)
     if (at !== undefined && height < at + RESEND_BLOCKS) return
+    // Sent before and its effect never showed: that call may be lost (dropped from a pool), and
+    // its nonce with it. Counting on from it would put this one behind the gap, and every later
+    // one too, for good; from the proven nonce, this one fills it.
+    if (at !== undefined) this.caller.resetNonce()
     sent.set(key, height)
     void send().catch((e) => {
       live.error = (e as Error).message

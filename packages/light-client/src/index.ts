@@ -40,6 +40,7 @@ export {
   type Invoice,
   parseInvite,
   parseInvoice,
+  RESEND_BLOCKS,
   ROUTED_PAYMENT_WAIT,
   type WalletLink,
   type WalletLinks,
