@@ -33,7 +33,7 @@ export function benchTransfer(senders: readonly KeyPair[], networkId: number, j:
       from: from.address,
       to: BENCH_RECIPIENT,
       value: 1n,
-      // Exactly what a transfer uses: blocks hold transactions up to the steps they declare together.
+      // Exactly what a transfer uses.
       stepLimit: STEP_COSTS.base,
       timestamp: now + j,
       nonce: Math.floor(j / senders.length),

@@ -36,11 +36,7 @@ import {
 import { type Json, nativeCrypto, paramsFromJson, valueFromJson } from '@loopchain/node/client'
 import { DEFAULT_RPC, fail, flag, rpcCall } from './cli.js'
 
-/**
- * Steps a transfer declares by default: exactly what it uses, the fixed base cost (it carries no
- * data and runs no code). A block may hold transactions declaring `maxBlockSteps` together, so a
- * generous limit would take room from others for nothing.
- */
+/** Steps a transfer declares by default: exactly what it uses, the fixed base cost (it carries no data and runs no code). */
 const TRANSFER_STEP_LIMIT = STEP_COSTS.base
 /** Steps a deploy or a call may use by default: room for the largest code (2 steps a byte of 512 KiB) and its onInstall. */
 const CONTRACT_STEP_LIMIT = 10_000_000

@@ -29,6 +29,7 @@ import {
   toHex,
   transactionCodec,
   transactionHash,
+  transactionStepBound,
 } from '@loopchain/core'
 
 /** Why the mempool refused a transaction (beyond the stateless {@link TxError} codes). */
@@ -306,13 +307,14 @@ export class Mempool {
     let steps = 0
     while (out.length < maxTxs && heap.length > 0) {
       const h = heap[0] as Head
-      if (bytes + h.entry.bytes > maxBytes || steps + h.entry.tx.body.stepLimit > maxSteps) {
+      const txSteps = transactionStepBound(h.entry.tx.body)
+      if (bytes + h.entry.bytes > maxBytes || steps + txSteps > maxSteps) {
         pop()
         continue
       }
       out.push(h.entry.tx)
       bytes += h.entry.bytes
-      steps += h.entry.tx.body.stepLimit
+      steps += txSteps
       const following = h.queue.get(h.nonce + 1)
       if (following && inWindow(following)) {
         heap[0] = { entry: following, nonce: h.nonce + 1, queue: h.queue }

@@ -795,9 +795,10 @@ describe('full node (one process, LevelDB on disk)', () => {
   })
 
   it("validators refuse a proposal whose transactions declare more steps than the chain's maxBlockSteps; the others' blocks carry them all", async () => {
-    // Test transfers declare 10,000 steps each: two fit in a block, three do not.
+    // Messages of 9,000 bytes use 10,000 steps each (base and a step a byte): two fit in a block,
+    // three do not. (A transfer or message counts what it uses, not a larger step limit it declares.)
     const keys = [0, 1, 2, 3].map((i) => key(`steps validator ${i}`))
-    const g = genesis(keys, { maxStepLimit: 10_000, maxBlockSteps: 25_000 })
+    const g = genesis(keys, { maxStepLimit: 20_000, maxBlockSteps: 25_000 })
     const all = await Promise.all(keys.map((k) => open(g, k.secretKey)))
     all.forEach((n, i) => {
       n.attachNetwork({
@@ -815,14 +816,24 @@ describe('full node (one process, LevelDB on disk)', () => {
       if (blockDeclaredSteps(txs) > 25_000) overBudget++
       return txs
     }
-    const txs = Array.from({ length: 12 }, (_, nonce) => transfer(nonce, 1n))
+    const message = (nonce: number) =>
+      signTransaction(
+        {
+          ...testMessage(11, alice, bob.address, nonce, new Uint8Array(9_000)).body,
+          stepLimit: 20_000,
+          timestamp: Date.now() * 1000 + nonce,
+        },
+        alice,
+      )
+    const txs = Array.from({ length: 12 }, (_, nonce) => message(nonce))
+    expect(blockDeclaredSteps(txs)).toBe(12 * 10_000)
     for (const n of all) for (const tx of txs) await n.submit(tx)
     for (const n of all) n.start()
     await Promise.all(all.map((n) => nextBlock(n, () => n.mempool.size === 0, 60_000)))
     await idle(all)
     expect(overBudget).toBeGreaterThan(0)
     for (const n of all) {
-      expect((await n.account(bob.address)).balance).toBe(12n)
+      expect((await n.account(alice.address)).nonce).toBe(12)
       for (let h = 1; h <= n.height; h++) {
         const b = (await n.chain.blockAt(h)) as Block
         expect(blockDeclaredSteps(b.transactions)).toBeLessThanOrEqual(25_000)

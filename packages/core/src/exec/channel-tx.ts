@@ -4,9 +4,8 @@ import { encode } from '../codec/codec.js'
 import type { Value } from '../codec/value.js'
 import type { KeyPair } from '../crypto/keys.js'
 import { type CryptoProvider, nobleCrypto } from '../crypto/provider.js'
-import { callDataCodec, signTransaction, type Transaction, TX_VERSION, TxKind } from '../ledger/transaction.js'
+import { callDataCodec, STEP_COSTS, signTransaction, type Transaction, TX_VERSION, TxKind } from '../ledger/transaction.js'
 import { CHANNEL_STEPS } from './channels.js'
-import { STEP_COSTS } from './executor.js'
 import { CHANNEL_ADDRESS } from './layout.js'
 
 /** What {@link channelCallTransaction} signs. */

@@ -48,6 +48,8 @@ import {
   callDataCodec,
   type DeployData,
   deployDataCodec,
+  runsNoCode,
+  STEP_COSTS,
   type Transaction,
   type TransactionBody,
   TxKind,
@@ -95,16 +97,6 @@ import {
   writeRecord,
   writeScheduled,
 } from './registry.js'
-
-/** Fixed step costs outside contract code. */
-export const STEP_COSTS = {
-  /** Every transaction: signature, nonce and balance bookkeeping. */
-  base: 1_000,
-  /** Each byte of a transaction's payload (calls, deploys, messages). */
-  dataByte: 1,
-  /** Each byte of code a deploy stores. */
-  codeByte: 2,
-} as const
 
 /** Memory each contract frame may use: small on purpose (see docs/score-engine.md, built-in work). */
 export const CONTRACT_MEMORY_LIMIT = 4 * 1024 * 1024
@@ -212,8 +204,7 @@ function executeTransaction(tx: Transaction, root: StateOverlay, env: ExecutionE
     return fail('INSUFFICIENT_BALANCE', `balance ${sender.balance} does not cover value ${b.value} and the step limit's fee ${maxFee}`)
   }
 
-  if (b.kind === TxKind.Message || (b.kind === TxKind.Transfer && !isContractAddress(b.to)))
-    return valueTransfer(b, hash, sender, root, price)
+  if (runsNoCode(b)) return valueTransfer(b, hash, sender, root, price)
 
   const overlay = root.child()
   let outcome: Outcome

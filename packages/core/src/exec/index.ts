@@ -35,7 +35,6 @@ export {
   peekAccount,
   type QueryResult,
   queryScore,
-  STEP_COSTS,
   stateResult,
 } from './executor.js'
 export {

@@ -13,7 +13,7 @@ import { DecodeError, LoopchainError } from '../errors.js'
 import { merkleRoot } from '../merkle/merkle-list.js'
 import type { ChainParams, Genesis } from './genesis.js'
 import { BLOOM_BYTES } from './receipt.js'
-import { type Transaction, transactionCodec, transactionHash } from './transaction.js'
+import { type Transaction, transactionCodec, transactionHash, transactionStepBound } from './transaction.js'
 import { validatorSetHash } from './validators.js'
 import { type Commit, commitCodec, commitHash } from './vote.js'
 
@@ -187,13 +187,14 @@ export function blockLimits(params: ChainParams): BlockLimits {
 }
 
 /**
- * The steps `txs` declare together: what they may burn at most when the block runs. Exact up to
- * 2^53; past it the sum of non-negative numbers may round but never falls back under a limit it
- * passed, so comparing it with one stays right.
+ * The most steps `txs` can use together when the block runs ({@link transactionStepBound}: each
+ * one's step limit, or the fixed cost of one that runs no code). Exact up to 2^53; past it the sum
+ * of non-negative numbers may round but never falls back under a limit it passed, so comparing it
+ * with one stays right.
  */
 export function blockDeclaredSteps(txs: readonly Transaction[]): number {
   let steps = 0
-  for (const tx of txs) steps += tx.body.stepLimit
+  for (const tx of txs) steps += transactionStepBound(tx.body)
   return steps
 }
 

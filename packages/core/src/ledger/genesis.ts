@@ -85,10 +85,13 @@ export interface ChainParams {
   /** Most steps one transaction may declare (its `stepLimit`); at most `maxBlockSteps`. */
   readonly maxStepLimit: number
   /**
-   * Most steps a block's transactions may declare together. Blocks run after they commit, so this
-   * bounds how long a block can keep every node busy: a declared limit is what a transaction may
-   * burn, whatever it ends up using. Pure computation runs about 40 million steps a second here,
-   * storage writes about 10 million, so the default block runs in 10 s at worst.
+   * Most steps a block's transactions may use together, counted before they run: each one's step
+   * limit, or for a transfer or message (no code) the fixed cost of its size
+   * (`transactionStepBound`). Blocks run after they commit, so this bounds how long a block can
+   * keep every node busy. Pure computation runs about 40 million steps a second here, storage
+   * writes about 10 million, so the default block's transactions run in 10 s at worst — for code
+   * whose steps mean what they say (core docs/score-engine.md §6); upgrade hooks that fall due run
+   * on their own budget besides.
    */
   readonly maxBlockSteps: number
   /** Native tokens charged per step. */

@@ -24,6 +24,16 @@ export const TxKind = { Transfer: 0, Call: 1, Deploy: 2, Message: 3 } as const
 /** A transaction kind. */
 export type TxKind = (typeof TxKind)[keyof typeof TxKind]
 
+/** Fixed step costs outside contract code. */
+export const STEP_COSTS = {
+  /** Every transaction: signature, nonce and balance bookkeeping. */
+  base: 1_000,
+  /** Each byte of a transaction's payload (calls, deploys, messages). */
+  dataByte: 1,
+  /** Each byte of code a deploy stores. */
+  codeByte: 2,
+} as const
+
 /** The signed part of a transaction. */
 export interface TransactionBody {
   readonly version: number
@@ -223,6 +233,25 @@ export const deployDataCodec: Codec<DeployData> = struct('DeployData', {
   code: bytes(MAX_TX_DATA),
   params: value,
 })
+
+/**
+ * Whether `body` runs no code: a message, or a transfer to an account (not a contract). Its steps
+ * are then fixed by its size ({@link transactionStepBound}).
+ */
+export function runsNoCode(body: TransactionBody): boolean {
+  return body.kind === TxKind.Message || (body.kind === TxKind.Transfer && !isContractAddress(body.to))
+}
+
+/**
+ * The most steps `body` can use when it runs: its step limit, or for one that runs no code the
+ * fixed cost of its size if that is less. A block's transactions are bounded by these together
+ * (the chain's `maxBlockSteps`): counting a transfer's generous limit would let cheap transfers
+ * that declare the largest limit fill blocks two at a time.
+ */
+export function transactionStepBound(body: TransactionBody): number {
+  if (!runsNoCode(body)) return body.stepLimit
+  return Math.min(body.stepLimit, STEP_COSTS.base + STEP_COSTS.dataByte * body.data.length)
+}
 
 /** The transaction hash: its identity, and the 32 bytes its sender signs. */
 export function transactionHash(body: TransactionBody): Uint8Array {

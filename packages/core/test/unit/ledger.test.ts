@@ -30,12 +30,14 @@ import {
   parseGenesis,
   sha256,
   signTransaction,
+  type Transaction,
   type TransactionBody,
   TxError,
   TxKind,
   transactionBodyCodec,
   transactionCodec,
   transactionHash,
+  transactionStepBound,
   utf8,
   ValidatorSetError,
   validatorSetHash,
@@ -198,7 +200,19 @@ describe('blocks and commits', () => {
   it("a block's transactions may declare at most the chain's maxBlockSteps together", () => {
     const declared = blockDeclaredSteps(block1.transactions)
     expect(block1.transactions.length).toBeGreaterThan(1)
-    expect(declared).toBe(block1.transactions.reduce((n, tx) => n + tx.body.stepLimit, 0))
+    expect(declared).toBe(block1.transactions.reduce((n, tx) => n + transactionStepBound(tx.body), 0))
+    // What counts: a step limit, or what a transaction that runs no code uses if less.
+    const body = (block1.transactions[0] as Transaction).body
+    const to = body.from
+    const cx = contractAddress(new Uint8Array(32))
+    const data = new Uint8Array(100)
+    expect(transactionStepBound({ ...body, kind: TxKind.Transfer, to, data: new Uint8Array(0), stepLimit: 50_000_000 })).toBe(1_000)
+    expect(transactionStepBound({ ...body, kind: TxKind.Message, to, data, stepLimit: 50_000_000 })).toBe(1_100)
+    expect(transactionStepBound({ ...body, kind: TxKind.Message, to, data, stepLimit: 600 })).toBe(600)
+    expect(transactionStepBound({ ...body, kind: TxKind.Transfer, to: cx, data: new Uint8Array(0), stepLimit: 50_000_000 })).toBe(
+      50_000_000,
+    )
+    expect(transactionStepBound({ ...body, kind: TxKind.Call, to: cx, data, stepLimit: 70_000 })).toBe(70_000)
     checkBlockStructure(block1, header0, { ...limits, maxSteps: declared })
     let code = ''
     try {
