@@ -77,13 +77,30 @@ export class CliNetwork {
    * Initialises `validators` validators and an observer in a temporary directory on a random
    * port range, and starts the named nodes (default all validators).
    */
-  static async start(opts: { validators: number; observer?: boolean; log?: boolean; logToFiles?: boolean }): Promise<CliNetwork> {
+  static async start(opts: {
+    validators: number
+    observer?: boolean
+    log?: boolean
+    logToFiles?: boolean
+    /** The chain's empty-block interval; 0 (the default here): blocks only for transactions, so a test's tip stays put. */
+    emptyBlockIntervalMs?: number
+  }): Promise<CliNetwork> {
     const dir = mkdtempSync(join(tmpdir(), 'loopchain-e2e-'))
     // A block of ports no other test holds; node i uses base + 10·i (+1 ws, +2 rpc).
     const base = reservePortBlock()
     const net = new CliNetwork(dir, base, opts.validators)
     net.logToFiles = opts.logToFiles ?? false
-    const init = cli(['init', '--validators', String(opts.validators), '--out', dir, '--base-port', String(base)])
+    const init = cli([
+      'init',
+      '--validators',
+      String(opts.validators),
+      '--out',
+      dir,
+      '--base-port',
+      String(base),
+      '--empty-block-interval-ms',
+      String(opts.emptyBlockIntervalMs ?? 0),
+    ])
     await new Promise((resolve) => init.once('exit', resolve))
     const names = [...Array.from({ length: opts.validators }, (_, i) => `node-${i}`), ...(opts.observer ? ['observer'] : [])]
     for (const name of names) net.startNode(name, opts.log ?? Boolean(process.env.LOOPCHAIN_E2E_LOG))
