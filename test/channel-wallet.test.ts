@@ -500,11 +500,14 @@ describe('channel wallets on a real node', () => {
     const hc = await openPair(links, hub, c, 1_000n, 0n)
     links.cut('hub7', 'carol7')
     await until(hub, (s) => s.channels.find((x) => x.id === hc && x.link === 'none'), 'the hub to see the link to Carol down')
-    const paying = a.payInvoice(ah, c.createInvoice(200n))
+    const invoice = c.createInvoice(200n)
+    const paying = a.payInvoice(ah, invoice)
     await until(hub, (s) => s.channels.find((x) => x.id === ah && x.pendingPayments === 1), 'the hub to hold Alice’s payment')
     const told = expect(paying).rejects.toMatchObject({ code: 'CHANNEL_ON_CHAIN', message: expect.stringMatching(/redeems it there/) })
     await a.closeUnilateral(ah)
     await told
+    // Paying the same invoice again could pay it twice: refused while the first settles on chain.
+    await expect(a.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'SETTLING_ON_CHAIN' })
     for (const w of [a, hub, c]) await w.close()
   }, 60_000)
 

@@ -213,6 +213,8 @@ interface Live {
   saving: Promise<void>
   /** Hash locks of the payments we offered on this channel, by htlc id (to match settlements). */
   offered?: Map<number, string>
+  /** Hash locks of our payments left in the channel when it went on chain: settled there, or not at all. */
+  settlingOnChain?: Set<string>
   /** The join transaction on its way. */
   joining?: Promise<Uint8Array>
   /** A close made to redeem a payment on chain, on its way. */
@@ -423,10 +425,16 @@ export class ChannelWallet implements WalletActions {
    */
   async payInvoice(id: string, invoice: string): Promise<void> {
     const inv = parseInvoice(invoice)
-    const d = this.openDriver(id)
     const lock = to0x(inv.hashLock)
     if (this.routed.has(lock)) throw new WalletError('IN_FLIGHT', 'this invoice is being paid')
+    // Paying again now could pay twice: the first payment may still be redeemed on chain.
+    if ([...this.channels.values()].some((l) => l.record.phase !== 'closed' && l.settlingOnChain?.has(lock)))
+      throw new WalletError('SETTLING_ON_CHAIN', 'a payment of this invoice is being settled on chain: wait until its channel is closed')
+    const d = this.openDriver(id)
     const settled = new Promise<void>((resolve, reject) => this.routed.set(lock, { resolve, reject }))
+    // Handled here too: it may reject (the wallet closing) before the caller gets it, or while
+    // addHtlc fails and the caller gets that error instead.
+    settled.catch(() => undefined)
     try {
       await this.guard(id, () =>
         d.addHtlc({
@@ -865,6 +873,11 @@ export class ChannelWallet implements WalletActions {
       live.offered ??= new Map()
       live.offered.set(e.change.htlc.id, to0x(e.change.htlc.hashLock))
     }
+    // Acknowledged by a resync rather than one by one: our payments in the synced state are offered too.
+    if (e.type === 'synced' && live.driver !== undefined) {
+      live.offered ??= new Map()
+      for (const h of live.driver.session.latest.state.htlcs) if (h.from === live.record.me) live.offered.set(h.id, to0x(h.hashLock))
+    }
     if (e.type === 'received') this.onRouted(live, e.change)
     if (e.type === 'message') {
       this.addMessage(live, { from: 'peer', seq: e.seq, text: new TextDecoder().decode(e.body), at: this.now() })
@@ -955,7 +968,10 @@ export class ChannelWallet implements WalletActions {
    * channel's off-chain life: they settle on chain now, or not at all.
    */
   private failRouted(live: Live, why: string): void {
-    for (const lock of live.offered?.values() ?? []) {
+    for (const [htlcId, lock] of live.offered ?? []) {
+      live.offered?.delete(htlcId)
+      live.settlingOnChain ??= new Set()
+      live.settlingOnChain.add(lock)
       const mine = this.routed.get(lock)
       if (mine === undefined) continue
       this.routed.delete(lock)
