@@ -13,7 +13,7 @@
  * ```
  */
 
-export { Mempool, MempoolError, type MempoolErrorCode, type MempoolOptions } from './mempool.js'
+export { LIMITED_STEP_BOUND, Mempool, MempoolError, type MempoolErrorCode, type MempoolOptions } from './mempool.js'
 export { installNativeSha256, nativeCrypto, nativeSha256Binary } from './native-crypto.js'
 export * from './node/index.js'
 export * from './p2p/index.js'

@@ -33,6 +33,14 @@ import {
 } from '@loopchain/core'
 
 /** Why the mempool refused a transaction (beyond the stateless {@link TxError} codes). */
+/**
+ * Most steps a transaction of an account without funds (and not a member) may use: room for a
+ * channel call (joining a channel someone else funds takes about 21,000). Steps cost nothing by
+ * default and such keys are free to make: without this, each could declare the largest step
+ * limit, and two such calls would fill a block's step budget (`maxBlockSteps`).
+ */
+export const LIMITED_STEP_BOUND = 100_000
+
 export type MempoolErrorCode = 'DUPLICATE' | 'NONCE_TOO_LOW' | 'NONCE_TOO_FAR' | 'NOT_PERMITTED' | 'SENDER_LIMIT' | 'POOL_FULL'
 
 /** A refusal by the pool's own rules. Not the sender's fault, so never penalised. */
@@ -52,8 +60,9 @@ export interface MempoolOptions {
   /**
    * Whether `sender` may transact freely (a member, an account with funds); absent: everyone may.
    * A sender it says no to is limited: one transaction waiting at a time, at its next nonce (one
-   * behind a gap would wait for nothing, holding its place), and at most `maxLimited` such, of at
-   * most `maxLimitedBytes` together, in the pool.
+   * behind a gap would wait for nothing, holding its place), using at most
+   * {@link LIMITED_STEP_BOUND} steps, and at most `maxLimited` such, of at most `maxLimitedBytes`
+   * together, in the pool.
    */
   readonly mayTransact?: (sender: Address) => Promise<boolean> | boolean
   /** Most transactions of limited senders in the pool (default 1,000). */
@@ -207,6 +216,12 @@ export class Mempool {
         throw new MempoolError(
           'NOT_PERMITTED',
           `${sender} holds no funds and is not a member: it may have one transaction waiting at a time (fund the account to send more)`,
+        )
+      }
+      if (limited && transactionStepBound(tx.body) > LIMITED_STEP_BOUND) {
+        throw new MempoolError(
+          'NOT_PERMITTED',
+          `${sender} holds no funds and is not a member: its transaction may use at most ${LIMITED_STEP_BOUND} steps, not ${tx.body.stepLimit} (fund the account for more)`,
         )
       }
       if (limited && tx.body.nonce !== next) {

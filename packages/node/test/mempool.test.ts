@@ -1,6 +1,8 @@
 import {
   type Address,
+  callDataCodec,
   checkTransaction,
+  contractAddress,
   DEFAULT_PARAMS,
   decodeTransaction,
   encode,
@@ -17,7 +19,7 @@ import {
 } from '@loopchain/core'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { Mempool, nativeCrypto, rememberingCrypto } from '../src/index.js'
+import { LIMITED_STEP_BOUND, Mempool, nativeCrypto, rememberingCrypto } from '../src/index.js'
 
 const NOW = 1_767_225_600_000_000
 const key = (s: string) => keyPairFromSecret(sha256(utf8(s)))
@@ -183,6 +185,30 @@ describe('mempool', () => {
     const e = key('pool e')
     expect(await code(limits.prune(NOW, [tx(b, 0)]).then(() => limits.add(tx(e, 1), NOW)))).toBe('NOT_PERMITTED')
     expect(await code(limits.add(tx(e, 0), NOW))).toBe('OK')
+    // A limited sender's transaction uses at most LIMITED_STEP_BOUND steps: a call declaring more
+    // is refused (two declaring the largest limit would fill a block's step budget).
+    const callOf = (k: ReturnType<typeof key>, stepLimit: number) =>
+      signTransaction(
+        {
+          ...tx(k, 0).body,
+          kind: TxKind.Call,
+          to: contractAddress(new Uint8Array(32)),
+          data: encode(callDataCodec, { method: 'join', params: {} }),
+          stepLimit,
+        },
+        k,
+      )
+    const f = key('pool f')
+    expect(await code(limits.prune(NOW, [tx(e, 0)]).then(() => limits.add(callOf(f, LIMITED_STEP_BOUND + 1), NOW)))).toBe('NOT_PERMITTED')
+    expect(await code(limits.add(callOf(f, LIMITED_STEP_BOUND), NOW))).toBe('OK')
+    // A transfer counts what it uses, whatever limit it declares.
+    expect(
+      await code(
+        limits
+          .prune(NOW, [callOf(f, LIMITED_STEP_BOUND)])
+          .then(() => limits.add(signTransaction({ ...tx(f, 0).body, stepLimit: 5_000_000 }, f), NOW)),
+      ),
+    ).toBe('OK')
     // And limited senders' transactions together take at most maxLimitedBytes of the pool.
     const one = encode(transactionCodec, tx(a, 0)).length
     const byBytes = pool({}, { mayTransact: (s) => s === c.address, maxLimitedBytes: 2 * one })
