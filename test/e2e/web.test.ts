@@ -412,12 +412,22 @@ describe('the web app against a devnet of real nodes', () => {
   }, 90_000)
 
   it('with every node stopped, a reload loads the headers from IndexedDB and the offline steps still pass', async () => {
-    const verified = Number(await page.locator('#net-height').getAttribute('data-height'))
     const nodes = devnet.nodePids()
     expect(nodes).toHaveLength(4) // node-0 was killed above
     for (const pid of nodes) process.kill(pid, 'SIGTERM')
     await waitFor(() => (nodes.every((pid) => !alive(pid)) ? true : undefined), 30_000, 'the nodes to stop')
     await expect(fetch(RPC)).rejects.toThrow()
+    // Read once the nodes are gone (the devnet makes empty blocks): the tip the page verified last.
+    const height = async () => Number(await page.locator('#net-height').getAttribute('data-height'))
+    const verified = await waitFor(
+      async () => {
+        const h = await height()
+        await new Promise((r) => setTimeout(r, 1000))
+        return (await height()) === h ? h : undefined
+      },
+      30_000,
+      'the page to stop moving',
+    )
 
     await page.goto(`${url}#/network`)
     await page.reload()
