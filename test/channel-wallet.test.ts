@@ -173,6 +173,35 @@ async function untilMoved(address: string, from: bigint, what: string): Promise<
   }
 }
 
+/**
+ * Transfers from `k` every 100 ms, through `submit` (the node's own unless told): blocks come only
+ * with transactions here, so this moves the chain towards deadlines. The returned function stops it.
+ */
+function traffic(k: typeof alice, submit: FullNode['submit'] = (tx) => node.submit(tx)): () => Promise<void> {
+  let moving = true
+  const running = (async () => {
+    const from = decode(accountStateCodec, (await node.state.get(accountKey(k.address))) as Uint8Array).nonce
+    for (let nonce = from; moving; nonce++) {
+      await submit(signTransaction({ ...transferBody(k, validator.address, 1n), nonce }, k))
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  })()
+  return () => {
+    moving = false
+    return running
+  }
+}
+
+/** Alice and Bob's wallets on `links` (named `alice<n>`, `bob<n>`) with a channel open and one payment made. */
+async function paidPair(n: number): Promise<{ a: ChannelWallet; b: ChannelWallet; id: string }> {
+  const links = new MemoryLinkNetwork()
+  const a = await walletOf(alice, links, `alice${n}`)
+  const b = await walletOf(bob, links, `bob${n}`)
+  const id = await openPair(links, a, b, 1_000n, 500n)
+  await a.pay(id, 100n)
+  return { a, b, id }
+}
+
 /** `k` closes channel `id` alone with `old` (a cheat when a newer state exists), straight to the node. */
 async function closeAlone(k: typeof alice, id: string, old: SignedChannelState): Promise<void> {
   const nonce = decode(accountStateCodec, (await node.state.get(accountKey(k.address))) as Uint8Array).nonce
@@ -331,11 +360,7 @@ describe('channel wallets on a real node', () => {
   }, 90_000)
 
   it('a final state both signed whose cooperative close did not land is sent again until it does', async () => {
-    const links = new MemoryLinkNetwork()
-    const a = await walletOf(alice, links, 'alice7')
-    const b = await walletOf(bob, links, 'bob7')
-    const id = await openPair(links, a, b, 1_000n, 500n)
-    await a.pay(id, 100n)
+    const { a, b, id } = await paidPair(7)
     // The node refuses the wallets' transactions for a while (a full pool, say): both submissions of the final state fail.
     const submit = node.submit.bind(node)
     let refusing = true
@@ -363,11 +388,7 @@ describe('channel wallets on a real node', () => {
   }, 60_000)
 
   it('a cooperative close the node took but that never reached a block is sent again after RESEND_BLOCKS blocks', async () => {
-    const links = new MemoryLinkNetwork()
-    const a = await walletOf(alice, links, 'alice8')
-    const b = await walletOf(bob, links, 'bob8')
-    const id = await openPair(links, a, b, 1_000n, 500n)
-    await a.pay(id, 100n)
+    const { a, b, id } = await paidPair(8)
     // The node answers the wallets' first submissions as admitted, then loses them (a pool that
     // dropped them, a node that restarted): nothing says no, the close just never shows.
     // Calls counting their nonces on from the lost ones would wait behind the gap for good: a call
@@ -382,27 +403,20 @@ describe('channel wallets on a real node', () => {
       }
       return submit(tx, fromPeer)
     }
-    // Blocks come only with transactions here: carol's transfers move the chain.
-    let moving = true
-    const traffic = (async () => {
-      const from = decode(accountStateCodec, (await node.state.get(accountKey(carol.address))) as Uint8Array).nonce
-      for (let nonce = from; moving; nonce++) {
-        await submit(signTransaction({ ...transferBody(carol, validator.address, 1n), nonce }, carol))
-        await new Promise((r) => setTimeout(r, 100))
-      }
-    })()
+    const stopTraffic = traffic(carol, submit)
     try {
       const lostAt = node.height
       await a.closeCooperative(id)
+      // Within seconds (some 10 blocks a second here): without the fix the calls waited behind the
+      // gap until it grew past the pool's nonce window, about half a minute later.
       for (const w of [a, b])
-        await until(w, (s) => s.channels.find((c) => c.id === id && c.phase === 'closed'), 'the cooperative close', 40_000)
+        await until(w, (s) => s.channels.find((c) => c.id === id && c.phase === 'closed'), 'the cooperative close', 15_000)
       expect(lost).toBe(2)
       // What landed was sent again, once RESEND_BLOCKS blocks passed without the close.
       expect(node.height).toBeGreaterThanOrEqual(lostAt + RESEND_BLOCKS)
     } finally {
-      moving = false
       node.submit = submit
-      await traffic
+      await stopTraffic()
     }
     expect(a.state.channels.find((c) => c.id === id)?.onChain?.outcome).toBe('cooperative')
     for (const w of [a, b]) await w.close()
@@ -460,14 +474,7 @@ describe('channel wallets on a real node', () => {
     // cannot settle with Alice. Before the payment expires it closes alone and redeems on chain.
     await until(c, (s) => s.channels.find((x) => x.id === hc && x.myBalance === 300n), 'Carol to be paid', 30_000)
     // The node makes blocks only for transactions: other traffic moves the chain towards the expiry.
-    let moving = true
-    const traffic = (async () => {
-      const from = decode(accountStateCodec, (await node.state.get(accountKey(bob.address))) as Uint8Array).nonce
-      for (let nonce = from; moving; nonce++) {
-        await node.submit(signTransaction({ ...transferBody(bob, validator.address, 1n), nonce }, bob))
-        await new Promise((r) => setTimeout(r, 100))
-      }
-    })()
+    const stopTraffic = traffic(bob)
     await until(hub, (s) => s.channels.find((x) => x.id === ah && x.onChain?.status === 'closing'), 'the hub to close alone', 60_000)
     // Alice comes back now. The hub signs nothing more for the channel it closed: had it sent its
     // settlement again and taken her acknowledgement, its revocation of the state it closed with
@@ -479,15 +486,12 @@ describe('channel wallets on a real node', () => {
       (s) => s.channels.find((x) => x.id === ah && x.phase === 'closed'),
       'the hub to redeem',
       60_000,
-    ).finally(() => {
-      moving = false
-    })
+    ).finally(stopTraffic)
     expect(closed.onChain?.outcome).toBe('unilateral')
     const rec = decode(channelRecordCodec, (await node.state.get(channelKey(fromHex(ah)))) as Uint8Array)
     expect(rec.closer).toBe(1)
     expect(rec.htlcs.map((h) => h.redeemed)).toEqual([true])
     expect(rec.balances).toEqual([700n, 300n])
-    await traffic
     for (const w of [hub, c, back]) await w.close()
   }, 120_000)
 

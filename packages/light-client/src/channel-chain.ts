@@ -83,11 +83,17 @@ export class ChannelCaller {
    * Signs and submits `method(params)` with `value`; resolves with the transaction's hash once a
    * node accepted it. The proven nonce lags the node's pool by a block or two: a nonce refusal is
    * retried (a few times, a moment apart) once newer headers are verified.
+   *
+   * `fromProven`: at the proven nonce itself, not after the calls counted since — for a call sent
+   * again because the one before left no trace. That one may be lost with its nonce, and every
+   * later call waits behind the gap until something fills it. Only this call takes the proven
+   * nonce (others keep counting on); a refusal is not retried, the caller decides again later.
    */
-  async call(method: string, params: Value, value = 0n): Promise<Uint8Array> {
+  async call(method: string, params: Value, value = 0n, fromProven = false): Promise<Uint8Array> {
+    if (fromProven) return this.callOnce(method, params, value, true)
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.callOnce(method, params, value)
+        return await this.callOnce(method, params, value, false)
       } catch (e) {
         const nonceProblem = /NONCE/.test(String((e as { code?: unknown }).code ?? '')) || /nonce/i.test((e as Error).message)
         if (!nonceProblem || attempt >= NONCE_RETRIES) throw e
@@ -97,9 +103,9 @@ export class ChannelCaller {
     }
   }
 
-  private async callOnce(method: string, params: Value, value: bigint): Promise<Uint8Array> {
+  private async callOnce(method: string, params: Value, value: bigint, fromProven: boolean): Promise<Uint8Array> {
     const account = await provenAccount(this.chain, this.key.address)
-    const nonce = Math.max(account.value.nonce, this.nextNonce)
+    const nonce = fromProven ? account.value.nonce : Math.max(account.value.nonce, this.nextNonce)
     const tx = channelCallTransaction({
       key: this.key,
       networkId: this.networkId,
@@ -113,7 +119,7 @@ export class ChannelCaller {
     if (account.value.balance < value + fee)
       throw new RangeError(`the account holds ${account.value.balance} (as of height ${account.height}); this needs ${value + fee}`)
     const hash = await this.chain.submitTransaction(tx)
-    this.nextNonce = nonce + 1
+    this.nextNonce = Math.max(this.nextNonce, nonce + 1)
     return hash
   }
 

@@ -379,10 +379,17 @@ export class ChannelWallet implements WalletActions {
   }
 
   /** Sends `close` with the latest co-signed state (none: the deposits); a final one settles at once instead (`closeCooperative`). */
-  private async sendClose(live: Live, d: ChannelDriver): Promise<void> {
+  /** Closes with the latest state both signed; `again` as {@link sendOnce} says. */
+  private async sendClose(live: Live, d: ChannelDriver, again = false): Promise<void> {
     const latest = d.session.latest
-    if (latest.state.final) await this.call('closeCooperative', { state: encodeSignedChannelState(latest) })
-    else await this.call('close', { id: fromHex(live.record.id), state: latest.state.seq === 0 ? null : encodeSignedChannelState(latest) })
+    if (latest.state.final) await this.call('closeCooperative', { state: encodeSignedChannelState(latest) }, 0n, again)
+    else
+      await this.call(
+        'close',
+        { id: fromHex(live.record.id), state: latest.state.seq === 0 ? null : encodeSignedChannelState(latest) },
+        0n,
+        again,
+      )
   }
 
   async withdraw(id: string): Promise<void> {
@@ -652,9 +659,9 @@ export class ChannelWallet implements WalletActions {
   // ------------------------------------------------------------------------------------------
   // The chain.
 
-  private async call(method: string, params: Record<string, unknown>, value = 0n): Promise<Uint8Array> {
+  private async call(method: string, params: Record<string, unknown>, value = 0n, fromProven = false): Promise<Uint8Array> {
     try {
-      return await this.caller.call(method, params as never, value)
+      return await this.caller.call(method, params as never, value, fromProven)
     } catch (e) {
       throw new WalletError('TX_REFUSED', `${method}: ${(e as Error).message}`)
     }
@@ -753,7 +760,7 @@ export class ChannelWallet implements WalletActions {
       // Our close is not on chain some blocks on (it left the pool unused, failed, or we crashed
       // before it left): again. Likewise a final state both signed whose cooperative close did not land.
       if (d.session.onChain || (r.phase === 'closing' && d.session.latest.state.final))
-        this.sendOnce(live, 'close', height, () => this.sendClose(live, d))
+        this.sendOnce(live, 'close', height, (again) => this.sendClose(live, d, again))
       return
     }
     if (rec.status === ChannelStatus.Closing) {
@@ -776,12 +783,12 @@ export class ChannelWallet implements WalletActions {
       // (A call lands in a later block: at the deadline it would come too late.)
       if (d !== undefined && latest !== undefined && latest.state.seq > rec.seq && latest.state.final) {
         // A final state both signed settles at once, whoever closed.
-        this.sendOnce(live, `close ${rec.seq}`, height, () => this.sendClose(live, d))
+        this.sendOnce(live, `close ${rec.seq}`, height, (again) => this.sendClose(live, d, again))
       } else if (rec.closer !== r.me && latest !== undefined && latest.state.seq > rec.seq && height < (rec.deadline ?? 0)) {
         const state = encodeSignedChannelState(latest)
         const params =
           revoked !== undefined && revoked.below > rec.seq ? { state, revocation: encodeChannelRevocation(revoked) } : { state }
-        this.sendOnce(live, `challenge ${rec.seq}`, height, () => this.call('challenge', params))
+        this.sendOnce(live, `challenge ${rec.seq}`, height, (again) => this.call('challenge', params, 0n, again))
       }
       return
     }
@@ -812,11 +819,11 @@ export class ChannelWallet implements WalletActions {
     const id = fromHex(live.record.id)
     const pending = rec.htlcs.filter((h) => !h.redeemed).map((h) => h.htlc)
     for (const { htlc, preimage } of this.redeemable(live, pending, height))
-      this.sendOnce(live, `redeem ${htlc.id} ${to0x(htlc.hashLock)}`, height, () =>
-        this.call('redeem', { id, htlcId: BigInt(htlc.id), preimage }),
+      this.sendOnce(live, `redeem ${htlc.id} ${to0x(htlc.hashLock)}`, height, (again) =>
+        this.call('redeem', { id, htlcId: BigInt(htlc.id), preimage }, 0n, again),
       )
     const payable = height > (rec.deadline ?? 0) && pending.every((h) => height > h.expiry)
-    if (this.o.hub && payable) this.sendOnce(live, 'withdraw', height, () => this.call('withdraw', { id }))
+    if (this.o.hub && payable) this.sendOnce(live, 'withdraw', height, (again) => this.call('withdraw', { id }, 0n, again))
   }
 
   /**
@@ -824,17 +831,16 @@ export class ChannelWallet implements WalletActions {
    * ago: the proven record decides at every poll whether it is still needed, so a call that left
    * the pool unused, or failed on chain, is sent again, and a refused one at the next poll.
    */
-  private sendOnce(live: Live, key: string, height: number, send: () => Promise<unknown>): void {
+  private sendOnce(live: Live, key: string, height: number, send: (again: boolean) => Promise<unknown>): void {
     live.sent ??= new Map()
     const sent = live.sent
     const at = sent.get(key)
     if (at !== undefined && height < at + RESEND_BLOCKS) return
-    // Sent before and its effect never showed: that call may be lost (dropped from a pool), and
-    // its nonce with it. Counting on from it would put this one behind the gap, and every later
-    // one too, for good; from the proven nonce, this one fills it.
-    if (at !== undefined) this.caller.resetNonce()
     sent.set(key, height)
-    void send().catch((e) => {
+    // Sent before and its effect never showed: that call may be lost (dropped from a pool), and its
+    // nonce with it. Counting on from it would put this one behind the gap, and every later call
+    // too, for good: `again` sends it at the proven nonce (ChannelCaller.call's `fromProven`).
+    void send(at !== undefined).catch((e) => {
       live.error = (e as Error).message
       sent.delete(key)
       this.changed()
@@ -968,6 +974,13 @@ export class ChannelWallet implements WalletActions {
    * channel's off-chain life: they settle on chain now, or not at all.
    */
   private failRouted(live: Live, why: string): void {
+    // Payments still in flight count too: the peer holds my signature on them, and may still
+    // complete one and redeem it on chain.
+    for (const f of live.driver?.session.inFlight ?? []) {
+      if (f.change.kind !== 'add') continue
+      live.settlingOnChain ??= new Set()
+      live.settlingOnChain.add(to0x(f.change.htlc.hashLock))
+    }
     for (const [htlcId, lock] of live.offered ?? []) {
       live.offered?.delete(htlcId)
       live.settlingOnChain ??= new Set()
