@@ -78,22 +78,11 @@ describe('loopchain tx deploy, tx call and call against a running node', () => {
     const poor = join(dir, 'poor.json')
     writeFileSync(poor, run('keys', 'new').stdout)
     // An account without funds may use at most 100,000 steps: the default limit of a call is refused at once.
-    const unfunded = txAs(poor, 'call', '--to', token, '--method', 'transfer', '--params', `{"_to":"${bob}","_value":1}`, '--wait')
+    const transferOne = ['--to', token, '--method', 'transfer', '--params', `{"_to":"${bob}","_value":1}`, '--wait']
+    const unfunded = txAs(poor, 'call', ...transferOne)
     expect(unfunded.status).toBe(2)
     expect(unfunded.stderr).toMatch(/holds no funds and is not a member: its transaction may use at most 100000 steps, not 10000000/)
-    const refused = txAs(
-      poor,
-      'call',
-      '--to',
-      token,
-      '--method',
-      'transfer',
-      '--params',
-      `{"_to":"${bob}","_value":1}`,
-      '--step-limit',
-      '100000',
-      '--wait',
-    )
+    const refused = txAs(poor, 'call', ...transferOne, '--step-limit', '100000')
     expect(refused.status).toBe(1)
     expect(JSON.parse(refused.stdout)).toMatchObject({ status: 'failure', failure: { code: 'CONTRACT_ERROR' } })
     expect(refused.stderr).toContain('the transaction failed: CONTRACT_ERROR: insufficient balance')

@@ -22,6 +22,15 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
 
+/** A chain store on a fresh LevelDB, and an empty block result to store blocks with. */
+async function emptyChain() {
+  const dir = mkdtempSync(join(tmpdir(), 'loopchain-chain-'))
+  dirs.push(dir)
+  const store = await LevelKVStore.open(dir)
+  const chain = new ChainStore(store, 'loopchain-sample')
+  return { store, chain, result: { stateRoot: ZERO_HASH, receiptsRoot: ZERO_HASH, logsBloom: new Uint8Array(256) } }
+}
+
 describe('chain store on LevelDB', () => {
   it('stores a block with its commit, receipts, result, tx index and state in one batch, and reads them back after reopening', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'loopchain-chain-'))
@@ -55,12 +64,8 @@ describe('chain store on LevelDB', () => {
   })
 
   it('reads a header from its own record, not from the whole block; a block stored without one still gives its header', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'loopchain-chain-'))
-    dirs.push(dir)
+    const { store, chain, result } = await emptyChain()
     const { block1, commit1, block2 } = sampleBlocks()
-    const store = await LevelKVStore.open(dir)
-    const chain = new ChainStore(store, 'loopchain-sample')
-    const result = { stateRoot: ZERO_HASH, receiptsRoot: ZERO_HASH, logsBloom: new Uint8Array(256) }
     await chain.commitBlock(block1, commit1, [], result, [])
     // Block 2 as a database written before headers had their own record stores it.
     const commit2: Commit = { ...commit1, height: 2, blockHash: blockHash(block2.header) }
@@ -86,12 +91,8 @@ describe('chain store on LevelDB', () => {
   })
 
   it('refuses a block that does not follow the head, and serves ranges in height order', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'loopchain-chain-'))
-    dirs.push(dir)
+    const { store, chain, result } = await emptyChain()
     const { block1, commit1, block2 } = sampleBlocks()
-    const store = await LevelKVStore.open(dir)
-    const chain = new ChainStore(store, 'loopchain-sample')
-    const result = { stateRoot: ZERO_HASH, receiptsRoot: ZERO_HASH, logsBloom: new Uint8Array(256) }
     await expect(chain.commitBlock(block2, commit1, [], result, [])).rejects.toThrow(/does not follow/)
     await chain.commitBlock(block1, commit1, [], result, [])
     const commit2: Commit = { ...commit1, height: 2, blockHash: blockHash(block2.header) }

@@ -549,6 +549,25 @@ describe('channel driver', () => {
   })
 })
 
+/** A signer that takes its time, as WebCrypto's promises do; `started` resolves at its first signature. */
+function slowSigner(secretKey: Uint8Array): { slow: ChannelSigner; started: Promise<void> } {
+  const inner = providerSigner(secretKey)
+  let signing!: () => void
+  const started = new Promise<void>((r) => {
+    signing = r
+  })
+  const slow: ChannelSigner = {
+    name: 'slow',
+    sign: async (m) => {
+      signing()
+      await new Promise((r) => setTimeout(r, 20))
+      return inner.sign(m)
+    },
+    verify: (sig, m, k) => inner.verify(sig, m, k),
+  }
+  return { slow, started }
+}
+
 /** A signer that counts its verifications. */
 function counting(secretKey: Uint8Array): ChannelSigner & { verified: number } {
   const inner = providerSigner(secretKey)
@@ -924,21 +943,7 @@ describe('channel driver bursts', () => {
   })
 
   it('abandon while a batch is being signed: its payments reject, nothing leaves, and later payments reject at once', async () => {
-    // A signer that takes its time, as WebCrypto's promises do.
-    const inner = providerSigner(A.secretKey)
-    let signing!: () => void
-    const started = new Promise<void>((r) => {
-      signing = r
-    })
-    const slow: ChannelSigner = {
-      name: 'slow',
-      sign: async (m) => {
-        signing()
-        await new Promise((r) => setTimeout(r, 20))
-        return inner.sign(m)
-      },
-      verify: (sig, m, k) => inner.verify(sig, m, k),
-    }
+    const { slow, started } = slowSigner(A.secretKey)
     const { s0 } = pair(43, A, B, [1000n, 1000n], slow)
     const sent: ChannelWire[] = []
     const d0 = new ChannelDriver(s0, { send: (m) => sent.push(m), save: async () => {}, height: () => 100 })
@@ -955,20 +960,7 @@ describe('channel driver bursts', () => {
   })
 
   it('settling on chain while a batch is being signed: its payments reject and none of it leaves', async () => {
-    const inner = providerSigner(A.secretKey)
-    let signing!: () => void
-    const started = new Promise<void>((r) => {
-      signing = r
-    })
-    const slow: ChannelSigner = {
-      name: 'slow',
-      sign: async (m) => {
-        signing()
-        await new Promise((r) => setTimeout(r, 20))
-        return inner.sign(m)
-      },
-      verify: (sig, m, k) => inner.verify(sig, m, k),
-    }
+    const { slow, started } = slowSigner(A.secretKey)
     const { s0 } = pair(44, A, B, [1000n, 1000n], slow)
     const sent: ChannelWire[] = []
     const d0 = new ChannelDriver(s0, { send: (m) => sent.push(m), save: async () => {}, height: () => 100 })
