@@ -69,6 +69,11 @@ const NONCE_RETRY_MS = 500
  */
 export class ChannelCaller {
   private nextNonce = 0
+  /**
+   * Calls pick their nonce and submit one at a time: two at once (a redeem and a withdraw from one
+   * poll) read the same proven account and counter, and took the same nonce.
+   */
+  private queue: Promise<unknown> = Promise.resolve()
 
   constructor(
     private readonly chain: ChainAccess,
@@ -103,7 +108,13 @@ export class ChannelCaller {
     }
   }
 
-  private async callOnce(method: string, params: Value, value: bigint, fromProven: boolean): Promise<Uint8Array> {
+  private callOnce(method: string, params: Value, value: bigint, fromProven: boolean): Promise<Uint8Array> {
+    const run = this.queue.then(() => this.signAndSubmit(method, params, value, fromProven))
+    this.queue = run.catch(() => undefined)
+    return run
+  }
+
+  private async signAndSubmit(method: string, params: Value, value: bigint, fromProven: boolean): Promise<Uint8Array> {
     const account = await provenAccount(this.chain, this.key.address)
     const nonce = fromProven ? account.value.nonce : Math.max(account.value.nonce, this.nextNonce)
     const tx = channelCallTransaction({
