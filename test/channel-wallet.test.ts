@@ -202,6 +202,17 @@ async function paidPair(n: number): Promise<{ a: ChannelWallet; b: ChannelWallet
   return { a, b, id }
 }
 
+/** Alice → hub → Carol on fresh links (wallets named `alice<n>`, `hub<n>`, `carol<n>`): two channels of 1,000 from the payer's side. */
+async function hubRoute(n: number, storeA = new MemoryChannelStore()) {
+  const links = new MemoryLinkNetwork()
+  const a = await walletOf(alice, links, `alice${n}`, storeA)
+  const hub = await walletOf(hubKey, links, `hub${n}`, new MemoryChannelStore(), true)
+  const c = await walletOf(carol, links, `carol${n}`)
+  const ah = await openPair(links, a, hub, 1_000n, 0n)
+  const hc = await openPair(links, hub, c, 1_000n, 0n)
+  return { links, a, hub, c, ah, hc }
+}
+
 /** `k` closes channel `id` alone with `old` (a cheat when a newer state exists), straight to the node. */
 async function closeAlone(k: typeof alice, id: string, old: SignedChannelState): Promise<void> {
   const nonce = decode(accountStateCodec, (await node.state.get(accountKey(k.address))) as Uint8Array).nonce
@@ -423,12 +434,7 @@ describe('channel wallets on a real node', () => {
   }, 90_000)
 
   it('a two-hop payment through a hub: A → hub → C, locked by C’s invoice and settled back hop by hop', async () => {
-    const links = new MemoryLinkNetwork()
-    const a = await walletOf(alice, links, 'alice4')
-    const hub = await walletOf(hubKey, links, 'hub4', new MemoryChannelStore(), true)
-    const c = await walletOf(carol, links, 'carol4')
-    const ah = await openPair(links, a, hub, 1_000n, 0n)
-    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    const { links, a, hub, c, ah, hc } = await hubRoute(4)
     const invoice = c.createInvoice(300n)
     await a.payInvoice(ah, invoice)
     const bal = (w: ChannelWallet, id: string) => w.state.channels.find((x) => x.id === id)
@@ -453,13 +459,8 @@ describe('channel wallets on a real node', () => {
   }, 90_000)
 
   it('a hub whose payer went silent redeems the payment on chain before it expires, once the payee was paid', async () => {
-    const links = new MemoryLinkNetwork()
     const storeA = new MemoryChannelStore()
-    const a = await walletOf(alice, links, 'alice6', storeA)
-    const hub = await walletOf(hubKey, links, 'hub6', new MemoryChannelStore(), true)
-    const c = await walletOf(carol, links, 'carol6')
-    const ah = await openPair(links, a, hub, 1_000n, 0n)
-    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    const { links, a, hub, c, ah, hc } = await hubRoute(6, storeA)
     // Carol's link is down when Alice pays: the hub holds Alice's payment, then Alice's page closes for good.
     links.cut('hub6', 'carol6')
     await until(hub, (s) => s.channels.find((x) => x.id === hc && x.link === 'none'), 'the hub to see the link to Carol down')
@@ -496,12 +497,7 @@ describe('channel wallets on a real node', () => {
   }, 120_000)
 
   it('a payment in flight when its payer closes the channel alone ends its wait with CHANNEL_ON_CHAIN, not never', async () => {
-    const links = new MemoryLinkNetwork()
-    const a = await walletOf(alice, links, 'alice7')
-    const hub = await walletOf(hubKey, links, 'hub7', new MemoryChannelStore(), true)
-    const c = await walletOf(carol, links, 'carol7')
-    const ah = await openPair(links, a, hub, 1_000n, 0n)
-    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    const { links, a, hub, c, ah, hc } = await hubRoute(7)
     links.cut('hub7', 'carol7')
     await until(hub, (s) => s.channels.find((x) => x.id === hc && x.link === 'none'), 'the hub to see the link to Carol down')
     const invoice = c.createInvoice(200n)
