@@ -262,6 +262,7 @@ describe('a four-validator network of separate processes', () => {
         `node ${i}`,
       ).toEqual([])
   }, 240_000)
+
   it("an idle network still makes blocks, one every emptyBlockIntervalMs (init's default, 5 s), so periods counted in blocks go on", async () => {
     const g = parseGenesis(JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')))
     expect(g.params.emptyBlockIntervalMs).toBe(5000)

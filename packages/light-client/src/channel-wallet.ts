@@ -378,8 +378,10 @@ export class ChannelWallet implements WalletActions {
     await this.save(live)
   }
 
-  /** Sends `close` with the latest co-signed state (none: the deposits); a final one settles at once instead (`closeCooperative`). */
-  /** Closes with the latest state both signed; `again` as {@link sendOnce} says. */
+  /**
+   * Sends `close` with the latest co-signed state (none: the deposits); a final one settles at once
+   * instead (`closeCooperative`). `again`: a call sent again ({@link sendOnce}).
+   */
   private async sendClose(live: Live, d: ChannelDriver, again = false): Promise<void> {
     const latest = d.session.latest
     if (latest.state.final) await this.call('closeCooperative', { state: encodeSignedChannelState(latest) }, 0n, again)

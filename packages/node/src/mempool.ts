@@ -32,7 +32,6 @@ import {
   transactionStepBound,
 } from '@loopchain/core'
 
-/** Why the mempool refused a transaction (beyond the stateless {@link TxError} codes). */
 /**
  * Most steps a transaction of an account without funds (and not a member) may use: room for a
  * channel call (joining a channel someone else funds takes about 21,000). Steps cost nothing by
@@ -41,6 +40,7 @@ import {
  */
 export const LIMITED_STEP_BOUND = 100_000
 
+/** Why the mempool refused a transaction (beyond the stateless {@link TxError} codes). */
 export type MempoolErrorCode = 'DUPLICATE' | 'NONCE_TOO_LOW' | 'NONCE_TOO_FAR' | 'NOT_PERMITTED' | 'SENDER_LIMIT' | 'POOL_FULL'
 
 /** A refusal by the pool's own rules. Not the sender's fault, so never penalised. */

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import {
   type Block,
   blockCodec,
-  blockDeclaredSteps,
+  blockStepBound,
   type ChainParams,
   consensusMessageCodec,
   decode,
@@ -794,7 +794,7 @@ describe('full node (one process, LevelDB on disk)', () => {
     }
   })
 
-  it("validators refuse a proposal whose transactions declare more steps than the chain's maxBlockSteps; the others' blocks carry them all", async () => {
+  it("validators refuse a proposal whose transactions can use more steps than the chain's maxBlockSteps; the others' blocks carry them all", async () => {
     // Messages of 9,000 bytes use 10,000 steps each (base and a step a byte): two fit in a block,
     // three do not. (A transfer or message counts what it uses, not a larger step limit it declares.)
     const keys = [0, 1, 2, 3].map((i) => key(`steps validator ${i}`))
@@ -813,7 +813,7 @@ describe('full node (one process, LevelDB on disk)', () => {
     let overBudget = 0
     faulty.mempool.select = async (maxTxs: number, maxBytes: number, now: number) => {
       const txs = await select(maxTxs, maxBytes, now)
-      if (blockDeclaredSteps(txs) > 25_000) overBudget++
+      if (blockStepBound(txs) > 25_000) overBudget++
       return txs
     }
     const message = (nonce: number) =>
@@ -826,7 +826,7 @@ describe('full node (one process, LevelDB on disk)', () => {
         alice,
       )
     const txs = Array.from({ length: 12 }, (_, nonce) => message(nonce))
-    expect(blockDeclaredSteps(txs)).toBe(12 * 10_000)
+    expect(blockStepBound(txs)).toBe(12 * 10_000)
     for (const n of all) for (const tx of txs) await n.submit(tx)
     for (const n of all) n.start()
     await Promise.all(all.map((n) => nextBlock(n, () => n.mempool.size === 0, 60_000)))
@@ -836,7 +836,7 @@ describe('full node (one process, LevelDB on disk)', () => {
       expect((await n.account(alice.address)).nonce).toBe(12)
       for (let h = 1; h <= n.height; h++) {
         const b = (await n.chain.blockAt(h)) as Block
-        expect(blockDeclaredSteps(b.transactions)).toBeLessThanOrEqual(25_000)
+        expect(blockStepBound(b.transactions)).toBeLessThanOrEqual(25_000)
       }
     }
   })

@@ -177,7 +177,7 @@ export function checkBlockBody(block: Block): void {
 /** The chain's limits on one block (from its {@link ChainParams}). */
 export interface BlockLimits {
   readonly maxTxs: number
-  /** Most steps the block's transactions may declare together (`maxBlockSteps`). */
+  /** Most steps the block's transactions can use together ({@link blockStepBound}; the chain's `maxBlockSteps`). */
   readonly maxSteps: number
 }
 
@@ -192,7 +192,7 @@ export function blockLimits(params: ChainParams): BlockLimits {
  * of non-negative numbers may round but never falls back under a limit it passed, so comparing it
  * with one stays right.
  */
-export function blockDeclaredSteps(txs: readonly Transaction[]): number {
+export function blockStepBound(txs: readonly Transaction[]): number {
   let steps = 0
   for (const tx of txs) steps += transactionStepBound(tx.body)
   return steps
@@ -201,7 +201,7 @@ export function blockDeclaredSteps(txs: readonly Transaction[]): number {
 /**
  * Checks the structure of `block` against its parent header: version, network, height, parent
  * hash, increasing timestamp, transaction root and the commit hash, and the chain's limits on a
- * block's transactions: their number, and the steps they declare together (`maxSteps`, the
+ * block's transactions: their number, and the steps they can use together (`maxSteps`, the
  * chain's `maxBlockSteps`). It does not verify the commit's signatures (see `verifyCommit`), the
  * transactions' signatures, or execution.
  */
@@ -220,9 +220,9 @@ export function checkBlockStructure(block: Block, parent: BlockHeader, limits: B
   if (block.transactions.length > limits.maxTxs) {
     throw new BlockError('TOO_MANY_TXS', `block carries ${block.transactions.length} transactions, above ${limits.maxTxs}`)
   }
-  const steps = blockDeclaredSteps(block.transactions)
+  const steps = blockStepBound(block.transactions)
   if (steps > limits.maxSteps) {
-    throw new BlockError('TOO_MANY_STEPS', `block's transactions declare ${steps} steps together, above ${limits.maxSteps}`)
+    throw new BlockError('TOO_MANY_STEPS', `block's transactions can use ${steps} steps together, above ${limits.maxSteps}`)
   }
   checkBlockBody(block)
   if (parent.height === 0 ? block.lastCommit !== undefined : block.lastCommit === undefined) {

@@ -4,9 +4,9 @@ import {
   type Block,
   BlockError,
   blockCodec,
-  blockDeclaredSteps,
   blockHash,
   blockLimits,
+  blockStepBound,
   bloomMayMatch,
   CommitError,
   callDataCodec,
@@ -198,7 +198,7 @@ describe('blocks and commits', () => {
   })
 
   it("a block's transactions may declare at most the chain's maxBlockSteps together", () => {
-    const declared = blockDeclaredSteps(block1.transactions)
+    const declared = blockStepBound(block1.transactions)
     expect(block1.transactions.length).toBeGreaterThan(1)
     expect(declared).toBe(block1.transactions.reduce((n, tx) => n + transactionStepBound(tx.body), 0))
     // What counts: a step limit, or what a transaction that runs no code uses if less.
