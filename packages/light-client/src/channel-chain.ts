@@ -133,9 +133,4 @@ export class ChannelCaller {
     this.nextNonce = Math.max(this.nextNonce, nonce + 1)
     return hash
   }
-
-  /** Forgets locally counted nonces (after a refusal that left the pool without our calls). */
-  resetNonce(): void {
-    this.nextNonce = 0
-  }
 }

@@ -176,14 +176,17 @@ describe('JSON-RPC over HTTP', () => {
 
   it('answers a response past the size limit, alone or with its batch, with TooLarge and its id', async () => {
     const CTX = { client: 'test' }
-    const d = new RpcDispatcher(methods, { title: 'test', version: '1', maxResponseChars: 150_000 })
-    const one = JSON.parse((await d.handleText(call('blob_get', [], 7), CTX)) as string)
+    // Over HTTP, through the real server.
+    await start({ dispatcher: new RpcDispatcher(methods, { title: 'test', version: '1', maxBatch: 3, maxResponseChars: 150_000 }) })
+    const one = (await post(call('blob_get', [], 7))).json as { result: string }
     expect(one.result).toHaveLength(64 * 1024)
     // Two blobs fit, the third would pass 150,000 characters: its reply is the error, the others stand.
-    const batch = JSON.parse((await d.handleText(`[${[1, 2, 3].map((id) => call('blob_get', [], id)).join(',')}]`, CTX)) as string)
-    expect(batch.map((r: { id: number }) => r.id)).toEqual([1, 2, 3])
-    expect(batch.filter((r: { result?: string }) => r.result?.length === 64 * 1024)).toHaveLength(2)
-    expect(batch.filter((r: { error?: { code: number; message: string } }) => r.error?.code === RpcErrorCode.TooLarge)).toEqual([
+    const reply = await post(`[${[1, 2, 3].map((id) => call('blob_get', [], id)).join(',')}]`)
+    expect(reply.status).toBe(200)
+    const batch = reply.json as { id: number; result?: string; error?: { code: number; message: string } }[]
+    expect(batch.map((r) => r.id)).toEqual([1, 2, 3])
+    expect(batch.filter((r) => r.result?.length === 64 * 1024)).toHaveLength(2)
+    expect(batch.filter((r) => r.error?.code === RpcErrorCode.TooLarge)).toEqual([
       {
         jsonrpc: '2.0',
         id: 3,
