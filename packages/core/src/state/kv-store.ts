@@ -28,6 +28,12 @@ export interface IterateOptions {
 export interface KVStore {
   /** The value under `key`, or `undefined` when there is none. */
   get(key: Uint8Array): Promise<Uint8Array | undefined>
+  /**
+   * {@link get} without waiting, offered by stores that can answer at once (LevelDB through its
+   * synchronous read, memory); IndexedDB cannot. Contract execution reads through it so that a
+   * read the caches miss does not rerun the call (see `StateCache` in the executor).
+   */
+  getSync?(key: Uint8Array): Uint8Array | undefined
   /** Applies every op in order, all or nothing. A later op on the same key wins. */
   write(ops: readonly WriteOp[]): Promise<void>
   /** The entries of a key range in key order (or reverse order), as `[key, value]` pairs. */

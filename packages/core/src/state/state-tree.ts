@@ -131,6 +131,12 @@ export interface StateCommit {
 export interface StateSource {
   /** The value under `key`; `undefined` when absent. */
   get(key: Uint8Array): Promise<Uint8Array | undefined>
+  /**
+   * The value under `key` when it can be read without waiting: the value, `null` when absent, or
+   * `undefined` when only {@link get} can tell (a store without synchronous reads, or a read that
+   * needs the tree's nodes). Contract execution reads through it first (`StateCache`).
+   */
+  tryGetSync?(key: Uint8Array): Uint8Array | null | undefined
 }
 
 /** A staged write; `value === undefined` stages a delete. */
@@ -310,6 +316,34 @@ export class StateTree {
   }
 
   /**
+   * {@link get} without waiting, when that is possible (see {@link StateSource.tryGetSync}): staged
+   * writes, then the latest values in memory, then the flat index through the store's synchronous
+   * read. A value read from the store is remembered as {@link get} remembers it.
+   */
+  tryGetSync(key: Uint8Array): Uint8Array | null | undefined {
+    checkKey(key)
+    const id = bytesToBinaryString(key)
+    const s = this.staged.get(id)
+    if (s !== undefined) return s.value === undefined ? null : s.value.slice()
+    return this.latestSync(id, key, true)
+  }
+
+  /**
+   * The latest committed value of `key` (`id` is its binary string) without waiting: `null` when
+   * absent, `undefined` when the flat index is not in use or the store has no synchronous read.
+   * Synchronous, so no commit can move the tree between the look-ups.
+   */
+  private latestSync(id: string, key: Uint8Array, remember: boolean): Uint8Array | null | undefined {
+    if (!this.flatValid) return undefined
+    if (this.unflushed.has(id)) return this.unflushed.get(id)?.slice() ?? null
+    if (this.recent.has(id)) return this.recent.get(id)?.slice() ?? null
+    if (this.store.getSync === undefined) return undefined
+    const v = this.store.getSync(concat(this.flatPrefix, key))
+    if (remember) this.rememberValue(id, v?.slice())
+    return v ?? null
+  }
+
+  /**
    * The value of `key` in the state committed as `root` (the last committed root, or any root
    * ever committed to the store). Unlike {@link get} it never sees staged writes, nor a commit
    * made after `root`: a root's nodes never change, so reads of one root agree with each other
@@ -337,7 +371,16 @@ export class StateTree {
   /** The state committed as `root`, read through {@link getAt}: a snapshot (see there). */
   at(root: Uint8Array): StateSource {
     const r = root.slice()
-    return { get: (key) => this.getAt(key, r) }
+    const id = bytesToBinaryString(r)
+    return {
+      get: (key) => this.getAt(key, r),
+      // Without waiting only while `root` is the latest (an older root is read by walking nodes).
+      // Not remembered: a query's reads should not push a block's accounts out of memory.
+      tryGetSync: (key) => {
+        checkKey(key)
+        return id === this.rootHash ? this.latestSync(bytesToBinaryString(key), key, false) : undefined
+      },
+    }
   }
 
   /** Stages `key = value`; visible to {@link get} at once, part of the root after {@link commit}. */

@@ -16,11 +16,13 @@ import {
   queryScore,
   ReceiptStatus,
   STEP_COSTS,
+  StateCache,
   StateTree,
   TxKind,
   toHex,
   transactionHash,
   utf8,
+  type WriteOp,
 } from '../../src/index.js'
 import { alice, blocks, bob, carol, executionBlock, genesis, key, PARAMS, runChain, T0, tx } from '../fixtures/exec/chain.js'
 
@@ -184,6 +186,19 @@ describe('block execution', () => {
     expect(two.blocks).toEqual(one.blocks)
   })
 
+  it('gives the same roots and receipts over a store without synchronous reads, where every cold read reruns its transaction', async () => {
+    const withSync = await runChain(engine)
+    // IndexedDB's case: no getSync, so a read the caches miss throws, loads and runs the call again.
+    const store = new MemoryKVStore()
+    const asyncOnly = {
+      get: (k: Uint8Array) => store.get(k),
+      write: (ops: readonly WriteOp[]) => store.write(ops),
+      iterate: () => store.iterate(),
+    }
+    const without = await runChain(engine, asyncOnly as unknown as MemoryKVStore)
+    expect(without.blocks).toEqual(withSync.blocks)
+  })
+
   it('the loaded view carried from one block to the next is dropped when the tree changed in between', async () => {
     const { tree } = await runChain(engine)
     const before = await getAccount(tree, bob.address)
@@ -221,7 +236,8 @@ describe('block execution', () => {
 
   it('an attempt that reads only loaded state returns at once; a miss loads the key and runs it again', async () => {
     const { tree } = await runChain(engine)
-    const state = new BlockState(tree)
+    // A source that can only be read by waiting (IndexedDB's case).
+    const state = new StateCache({ get: (key) => tree.get(key) })
     const k = accountKey(alice.address)
     let runs = 0
     const attempt = () => {
@@ -244,6 +260,31 @@ describe('block execution', () => {
         throw new RangeError('not a miss')
       }),
     ).toThrow(RangeError)
+  })
+
+  it('a key no view has loaded is read from a store with synchronous reads at once: one run, no promise', async () => {
+    const { store, tree } = await runChain(engine)
+    // Reopened: nothing of the state is in memory, so the read goes to the store.
+    const cold = await StateTree.open(store, tree.root)
+    const gets = { n: 0 }
+    const counting = Object.assign(Object.create(store) as MemoryKVStore, {
+      get: (key: Uint8Array) => {
+        gets.n++
+        return store.get(key)
+      },
+    })
+    const state = new BlockState(await StateTree.open(counting, cold.root))
+    gets.n = 0 // opening read the root
+    let runs = 0
+    const keys = [accountKey(alice.address), accountKey(bob.address), accountKey(key('nobody').address)]
+    const r = state.retrying(() => {
+      runs++
+      return keys.map((k) => state.read(k))
+    })
+    expect(r).not.toBeInstanceOf(Promise)
+    expect(runs).toBe(1)
+    expect(gets.n).toBe(0)
+    expect(r).toEqual([await cold.get(keys[0] as Uint8Array), await cold.get(keys[1] as Uint8Array), undefined])
   })
 
   it('a tree reopened from the store at a block root reads the same accounts', async () => {

@@ -492,6 +492,44 @@ describe('StateTree', () => {
     await expect(reopened.getAt(enc('k1'), new Uint8Array(32).fill(7))).rejects.toMatchObject({ code: 'MISSING_NODE' })
   })
 
+  it('answers tryGetSync without waiting where it can, the same as get; undefined where only get can tell', async () => {
+    const store = new MemoryKVStore()
+    const t = await treeOf(
+      Array.from({ length: 50 }, (_, i): [Uint8Array, Uint8Array] => [enc(`k${i}`), enc(`v${i}`)]),
+      store,
+    )
+    const first = t.root
+    // A cold tree over the store: values come from the flat index through the store's getSync.
+    const cold = await StateTree.open(store)
+    expect(cold.tryGetSync(enc('k3'))).toEqual(enc('v3'))
+    expect(cold.tryGetSync(enc('absent'))).toBeNull()
+    // Staged writes and deletes show, as in get; a snapshot of the root does not see them.
+    const view = cold.at(first)
+    cold.put(enc('k3'), enc('staged'))
+    cold.delete(enc('k4'))
+    expect(cold.tryGetSync(enc('k3'))).toEqual(enc('staged'))
+    expect(cold.tryGetSync(enc('k4'))).toBeNull()
+    expect(view.tryGetSync?.(enc('k3'))).toEqual(enc('v3'))
+    expect(view.tryGetSync?.(enc('k4'))).toEqual(enc('v4'))
+    // Committed, not yet written: served from memory. The old root's snapshot now needs the nodes.
+    const c = await cold.commit()
+    expect(cold.tryGetSync(enc('k3'))).toEqual(enc('staged'))
+    expect(cold.tryGetSync(enc('k4'))).toBeNull()
+    expect(view.tryGetSync?.(enc('k3'))).toBeUndefined()
+    expect(await view.get(enc('k3'))).toEqual(enc('v3'))
+    await store.write(c.ops)
+    cold.markPersisted(c)
+    expect(cold.at(cold.root).tryGetSync?.(enc('k5'))).toEqual(enc('v5'))
+    // A store that can only be read by waiting (IndexedDB's case): only what is in memory answers.
+    const asyncOnly: KVStore = { get: (k) => store.get(k), write: (ops) => store.write(ops), iterate: (o) => store.iterate(o) }
+    const slow = await StateTree.open(asyncOnly)
+    expect(slow.tryGetSync(enc('k6'))).toBeUndefined()
+    expect(await slow.get(enc('k6'))).toEqual(enc('v6'))
+    expect(slow.tryGetSync(enc('k6'))).toEqual(enc('v6'))
+    slow.put(enc('k7'), enc('mine'))
+    expect(slow.tryGetSync(enc('k7'))).toEqual(enc('mine'))
+  })
+
   it('a snapshot read of the latest root that a commit overtakes still answers for that root', async () => {
     const base = new MemoryKVStore()
     let gate: Promise<void> | undefined

@@ -107,6 +107,15 @@ export class LevelKVStore implements KVStore {
     return v === undefined ? undefined : plain(v)
   }
 
+  /**
+   * {@link get} on the calling thread: a few µs from LevelDB's block cache, a disk read otherwise.
+   * Contract execution uses it for the keys its caches miss (`KVStore.getSync`).
+   */
+  getSync(key: Uint8Array): Uint8Array | undefined {
+    const v = this.db.getSync(key)
+    return v === undefined ? undefined : plain(v)
+  }
+
   async write(ops: readonly WriteOp[]): Promise<void> {
     if (ops.length === 0) return
     // A chained batch, not an array one: the same single atomic write, at about a quarter of the
