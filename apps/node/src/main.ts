@@ -231,11 +231,17 @@ async function start(args: string[]): Promise<void> {
     })
     parts.host = host
     const rpc = await startRpcServer({
-      dispatcher: new RpcDispatcher(nodeRpcMethods(node, host), {
-        title: 'loopchain',
-        version: '0.1.0',
-        onError: (e, m) => log.error('rpc method failed', { method: m, error: String(e) }),
-      }),
+      dispatcher: new RpcDispatcher(
+        nodeRpcMethods(node, host, {
+          ...(config.rpc.query?.stepLimit !== undefined ? { queryStepLimit: config.rpc.query.stepLimit } : {}),
+          ...(config.rpc.query?.stepsPerSecond !== undefined ? { queryStepsPerSecond: config.rpc.query.stepsPerSecond } : {}),
+        }),
+        {
+          title: 'loopchain',
+          version: '0.1.0',
+          onError: (e, m) => log.error('rpc method failed', { method: m, error: String(e) }),
+        },
+      ),
       ...(config.rpc.host ? { host: config.rpc.host } : {}),
       ...(config.rpc.rateLimit ? { rateLimit: config.rpc.rateLimit } : {}),
       port: config.rpc.port,

@@ -30,11 +30,18 @@ const call = (to: string, method: string, params?: object) =>
 const query = (to: string, method: string, params?: object) => rpc('lc_call', { to, method, ...(params ? { params } : {}) })
 
 beforeAll(async () => {
-  one = await startOneNode('cli-tx', basePort)
+  // A smaller step limit for read-only calls than the default, read from the config file.
+  one = await startOneNode('cli-tx', basePort, { config: (c) => ({ ...c, rpc: { ...c.rpc, query: { stepLimit: 1_000_000 } } }) })
   dir = one.dir
   keyFile = join(dir, 'faucet.json')
   faucet = JSON.parse(readFileSync(keyFile, 'utf8'))
   writeFileSync(join(dir, 'token.js'), TOKEN_SOURCE)
+  writeFileSync(
+    join(dir, 'spin.js'),
+    `export const manifest = { name: 'Spin', methods: { spin: { readonly: true, params: [['n', 'int']], returns: 'int' } } }
+export function spin({ n }) { let i = 0n; while (i < n) i++; return i }
+`,
+  )
 })
 
 afterAll(() => one?.stop())
@@ -87,6 +94,19 @@ describe('loopchain tx deploy, tx call and call against a running node', () => {
     expect(JSON.parse(refused.stdout)).toMatchObject({ status: 'failure', failure: { code: 'CONTRACT_ERROR' } })
     expect(refused.stderr).toContain('the transaction failed: CONTRACT_ERROR: insufficient balance')
     expect(await query(token, 'balanceOf', { _owner: bob })).toBe(amount.toString())
+  })
+
+  it("stops a read-only call at the config's step limit for a call", async () => {
+    const deployed = tx('deploy', '--code', join(dir, 'spin.js'), '--wait')
+    expect(deployed.status).toBe(0)
+    const spin = JSON.parse(deployed.stdout).scoreAddress as string
+    expect(await query(spin, 'spin', { n: '1000' })).toBe('1000')
+    // About 2,000,000 steps: within the default 5,000,000, above the 1,000,000 configured.
+    const res = await fetch(url, {
+      method: 'POST',
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'lc_call', params: { to: spin, method: 'spin', params: { n: '2000000' } } }),
+    })
+    expect(((await res.json()) as { error?: unknown }).error).toMatchObject({ code: -32010, data: { code: 'OUT_OF_STEPS' } })
   })
 
   it('compiles a TypeScript SCORE, and registers a new version of it with --to', async () => {

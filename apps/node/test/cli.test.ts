@@ -345,7 +345,13 @@ describe('loopchain CLI', () => {
         /: rpc\.rateLimit must be an object with perSecond and burst/,
       )
       expect(startWith({ ...good, rpc: { ...good.rpc, rateLimt: { perSecond: 1000, burst: 2000 } } })).toMatch(
-        /: rpc\.rateLimt is not a config field \(rpc takes host, port, rateLimit\)\n$/,
+        /: rpc\.rateLimt is not a config field \(rpc takes host, port, rateLimit, query\)\n$/,
+      )
+      expect(startWith({ ...good, rpc: { ...good.rpc, query: { stepLimit: 0 } } })).toMatch(
+        /: rpc\.query must be an object with stepLimit and stepsPerSecond \(positive integers, each optional\), or absent\n$/,
+      )
+      expect(startWith({ ...good, rpc: { ...good.rpc, query: { steps: 10 } } })).toMatch(
+        /: rpc\.query\.steps is not a config field \(rpc\.query takes stepLimit, stepsPerSecond\)\n$/,
       )
       expect(startWith({ ...good, datadir: 'elsewhere' })).toMatch(/: datadir is not a config field \(fields: genesis, dataDir, /)
       expect(startWith({ ...good, p2p: { ...good.p2p, relay: { dataLimit: 1024 } } })).toMatch(

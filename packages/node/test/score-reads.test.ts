@@ -27,7 +27,17 @@ import {
   utf8,
 } from '@loopchain/core'
 import { afterAll, beforeAll, expect, it, vi } from 'vitest'
-import { FullNode, type Json, LevelKVStore, nodeRpcMethods, RpcDispatcher, type RpcServer, startRpcServer } from '../src/index.js'
+import {
+  FullNode,
+  type Json,
+  LevelKVStore,
+  nodeRpcMethods,
+  QueryBudget,
+  RpcDispatcher,
+  RpcErrorCode,
+  type RpcServer,
+  startRpcServer,
+} from '../src/index.js'
 import { testGenesis, testKey } from './fixtures/test-chain.js'
 
 const NETWORK = 14
@@ -86,8 +96,12 @@ function send(body: Pick<TransactionBody, 'to' | 'kind' | 'data'>): { hex: strin
   return { hex: to0x(encode(transactionCodec, tx)), hash: transactionHash(tx.body) }
 }
 
-async function rpc(method: string, params: Json = {}): Promise<{ result?: any; error?: { code: number; message: string } }> {
-  const res = await fetch(server.url, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
+async function rpc(
+  method: string,
+  params: Json = {},
+  url = server.url,
+): Promise<{ result?: any; error?: { code: number; message: string; data?: any } }> {
+  const res = await fetch(url, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
   return (await res.json()) as never
 }
 
@@ -152,4 +166,71 @@ it('a transaction over the same items runs once in its block, and the next call 
   expect(r.result.result?.status).toBe('success')
   expect(r.waited).toBeLessThan(50)
   expect((await rpc('lc_call', { to: score, method: 'kept' })).result).toBe(SUM.toString())
+})
+
+it('read-only calls stop at the step limit for a call, and are refused with a retry time once they used the budget', async () => {
+  let clock = 1_000_000
+  // 20,000 steps a call (too few to sum the items), 10,000 a second: the budget holds four calls.
+  const limited = await startRpcServer({
+    dispatcher: new RpcDispatcher(
+      nodeRpcMethods(node, undefined, { queryStepLimit: 20_000, queryStepsPerSecond: 10_000, now: () => clock }),
+      {
+        title: 'loopchain',
+        version: '0.1.0',
+      },
+    ),
+  })
+  try {
+    const call = (method: string) => rpc('lc_call', { to: score, method }, limited.url)
+    // A call that needs few steps gives back the rest of its reservation: many run in a row.
+    for (let i = 0; i < 20; i++) expect((await call('kept')).result).toBe(SUM.toString())
+    for (let i = 0; i < 4; i++)
+      expect((await call('sum')).error).toMatchObject({ code: RpcErrorCode.ScoreFailed, data: { code: 'OUT_OF_STEPS' } })
+    const refused = await call('kept')
+    expect(refused.error).toMatchObject({ code: RpcErrorCode.RateLimited, data: { code: 'QUERY_BUDGET' } })
+    expect(refused.error?.data.retryAfterMs).toBeGreaterThan(0)
+    // The node itself serves the other methods meanwhile.
+    expect((await rpc('lc_getAccount', { address: alice.address }, limited.url)).result?.nonce).toBe(nonce)
+    clock += refused.error?.data.retryAfterMs + 2_000
+    expect((await call('kept')).result).toBe(SUM.toString())
+  } finally {
+    await limited.close()
+  }
+})
+
+it('a query budget reserves a whole call, gives back the unused steps, and refills with time', () => {
+  let t = 0
+  const b = new QueryBudget(100, 50, () => t)
+  // Four whole calls can be out at once (capacity 400); the fifth waits.
+  for (let i = 0; i < 4; i++) b.reserve()
+  expect(() => b.reserve()).toThrow(
+    expect.objectContaining({ rpcCode: RpcErrorCode.RateLimited, data: { code: 'QUERY_BUDGET', retryAfterMs: 20 } }),
+  )
+  // Two of them used 10 steps each: 180 back, so calls start again.
+  b.settle(10)
+  b.settle(10)
+  b.reserve()
+  // The other two ran out (a result above the limit counts as the limit): nothing back.
+  b.settle(100)
+  b.settle(1e9)
+  b.settle(-5) // the one just reserved, with a nonsense count: all of it back, never more
+  expect(() => b.reserve()).not.toThrow()
+  b.settle(0)
+  // Drained by spent calls (180, 80, then -20: in debt), then refilled by time at 50 steps a second.
+  for (let i = 0; i < 2; i++) {
+    b.reserve()
+    b.settle(100)
+  }
+  expect(() => b.reserve()).toThrow(expect.objectContaining({ data: { code: 'QUERY_BUDGET', retryAfterMs: 420 } }))
+  t += 399
+  expect(() => b.reserve()).toThrow()
+  t += 21
+  b.reserve()
+  b.settle(0)
+  // Never above four calls, however long it rested.
+  t += 1e9
+  for (let i = 0; i < 4; i++) b.reserve()
+  expect(() => b.reserve()).toThrow()
+  expect(() => new QueryBudget(0, 1, () => 0)).toThrow(RangeError)
+  expect(() => new QueryBudget(1, Number.NaN, () => 0)).toThrow(RangeError)
 })

@@ -4,7 +4,8 @@
  * async store (LevelDB on a node, IndexedDB in a browser). A read is answered from what is
  * loaded, else from the source without waiting when it can (staged writes, values in memory, and
  * on a full node LevelDB's synchronous read: {@link StateSource.tryGetSync}). Only a source that
- * cannot (IndexedDB) makes execution optimistic: a read of anything not loaded throws
+ * cannot (a store without synchronous reads, as one over IndexedDB would be) makes execution
+ * optimistic: a read of anything not loaded throws
  * {@link StateMiss}; the executor then loads that key and runs the transaction again from the
  * start. Execution is deterministic, so the rerun takes the same path up to the missing key and
  * then further; a transaction that touches k new keys runs at most k + 1 times, and so costs up to

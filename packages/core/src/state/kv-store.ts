@@ -30,7 +30,7 @@ export interface KVStore {
   get(key: Uint8Array): Promise<Uint8Array | undefined>
   /**
    * {@link get} without waiting, offered by stores that can answer at once (LevelDB through its
-   * synchronous read, memory); IndexedDB cannot. Contract execution reads through it so that a
+   * synchronous read, memory); one over IndexedDB could not. Contract execution reads through it so that a
    * read the caches miss does not rerun the call (see `StateCache` in the executor).
    */
   getSync?(key: Uint8Array): Uint8Array | undefined

@@ -13,6 +13,15 @@ export {
 export { blockToJson, headerToJson, paramsFromJson, receiptToJson, transactionToJson, valueFromJson, valueToJson } from './json.js'
 export { checkHeaderGossip, fullNodeLightBackend, LIGHT_NON_MEMBERS, serveLightClients } from './light-server.js'
 export { connectNode, memberPeerIds, type NodeNetworkOptions } from './p2p-network.js'
-export { MAX_SUBSCRIPTIONS, MAX_SUBSCRIPTIONS_PER_CLIENT, MAX_SUBSCRIPTIONS_PER_CONNECTION, nodeRpcMethods } from './rpc-methods.js'
+export {
+  DEFAULT_QUERY_STEP_LIMIT,
+  DEFAULT_QUERY_STEPS_PER_SECOND,
+  MAX_SUBSCRIPTIONS,
+  MAX_SUBSCRIPTIONS_PER_CLIENT,
+  MAX_SUBSCRIPTIONS_PER_CONNECTION,
+  type NodeRpcOptions,
+  nodeRpcMethods,
+  QueryBudget,
+} from './rpc-methods.js'
 export { ConsensusWal, walEntryCodec } from './wal.js'
 export { MAX_WATCHED_CHANNELS, WatchError, type WatchErrorCode, Watchtower } from './watchtower.js'
