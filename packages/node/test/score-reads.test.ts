@@ -170,7 +170,7 @@ it('a transaction over the same items runs once in its block, and the next call 
 
 it('read-only calls stop at the step limit for a call, and are refused with a retry time once they used the budget', async () => {
   let clock = 1_000_000
-  // 20,000 steps a call (too few to sum the items), 10,000 a second: the budget holds four calls.
+  // 20,000 steps a call (too few to sum the items), 10,000 a second: the budget holds two calls.
   const limited = await startRpcServer({
     dispatcher: new RpcDispatcher(
       nodeRpcMethods(node, undefined, { queryStepLimit: 20_000, queryStepsPerSecond: 10_000, now: () => clock }),
@@ -182,9 +182,9 @@ it('read-only calls stop at the step limit for a call, and are refused with a re
   })
   try {
     const call = (method: string) => rpc('lc_call', { to: score, method }, limited.url)
-    // A call that needs few steps gives back the rest of its reservation: many run in a row.
+    // A call that needs few steps is charged those: many run in a row.
     for (let i = 0; i < 20; i++) expect((await call('kept')).result).toBe(SUM.toString())
-    for (let i = 0; i < 4; i++)
+    for (let i = 0; i < 2; i++)
       expect((await call('sum')).error).toMatchObject({ code: RpcErrorCode.ScoreFailed, data: { code: 'OUT_OF_STEPS' } })
     const refused = await call('kept')
     expect(refused.error).toMatchObject({ code: RpcErrorCode.RateLimited, data: { code: 'QUERY_BUDGET' } })
@@ -193,44 +193,84 @@ it('read-only calls stop at the step limit for a call, and are refused with a re
     expect((await rpc('lc_getAccount', { address: alice.address }, limited.url)).result?.nonce).toBe(nonce)
     clock += refused.error?.data.retryAfterMs + 2_000
     expect((await call('kept')).result).toBe(SUM.toString())
+    // A batch of small calls runs them one after another: none is refused.
+    const res = await fetch(limited.url, {
+      method: 'POST',
+      body: JSON.stringify(
+        Array.from({ length: 30 }, (_, id) => ({ jsonrpc: '2.0', id, method: 'lc_call', params: { to: score, method: 'kept' } })),
+      ),
+    })
+    const replies = (await res.json()) as { result?: string }[]
+    expect(replies.map((x) => x.result)).toEqual(Array(30).fill(SUM.toString()))
   } finally {
     await limited.close()
   }
 })
 
-it('a query budget reserves a whole call, gives back the unused steps, and refills with time', () => {
+it('a call whose reads must be waited for (a block being written) runs again at most a few times, each run charged', async () => {
+  let clock = 1_000_000
+  const limited = await startRpcServer({
+    dispatcher: new RpcDispatcher(
+      nodeRpcMethods(node, undefined, { queryStepLimit: 1_000_000, queryStepsPerSecond: 1_000, now: () => clock }),
+      {
+        title: 'loopchain',
+        version: '0.1.0',
+      },
+    ),
+  })
+  // The state as it reads while the node writes a block: nothing can be read on the spot.
+  const real = node.committedState()
+  const waiting = vi.spyOn(node, 'committedState').mockReturnValue({ get: (k) => real.get(k) })
+  try {
+    const call = (method: string) => rpc('lc_call', { to: score, method }, limited.url)
+    // Two keys to wait for (the SCORE's record is read before): two reruns, so three runs charged
+    // about 2,000,000 steps of the 2,000,000 the budget holds.
+    expect((await call('kept')).result).toBe(SUM.toString())
+    expect((await call('kept')).error).toMatchObject({ code: RpcErrorCode.RateLimited, data: { code: 'QUERY_BUDGET' } })
+    clock += 1e9
+    // Six hundred items: the call gives up after MAX_QUERY_STATE_LOADS waits, with a retry.
+    expect((await call('sum')).error).toMatchObject({ code: RpcErrorCode.RateLimited, data: { code: 'QUERY_RETRY' } })
+    expect((await call('kept')).error).toMatchObject({ data: { code: 'QUERY_BUDGET' } })
+    waiting.mockRestore()
+    clock += 1e9
+    expect((await call('sum')).result).toBe(SUM.toString())
+  } finally {
+    waiting.mockRestore()
+    await limited.close()
+  }
+})
+
+it('a query budget runs calls one at a time, charges what they report, and refills with time', async () => {
   let t = 0
   const b = new QueryBudget(100, 50, () => t)
-  // Four whole calls can be out at once (capacity 400); the fifth waits.
-  for (let i = 0; i < 4; i++) b.reserve()
-  expect(() => b.reserve()).toThrow(
-    expect.objectContaining({ rpcCode: RpcErrorCode.RateLimited, data: { code: 'QUERY_BUDGET', retryAfterMs: 20 } }),
-  )
-  // Two of them used 10 steps each: 180 back, so calls start again.
-  b.settle(10)
-  b.settle(10)
-  b.reserve()
-  // The other two ran out (a result above the limit counts as the limit): nothing back.
-  b.settle(100)
-  b.settle(1e9)
-  b.settle(-5) // the one just reserved, with a nonsense count: all of it back, never more
-  expect(() => b.reserve()).not.toThrow()
-  b.settle(0)
-  // Drained by spent calls (180, 80, then -20: in debt), then refilled by time at 50 steps a second.
-  for (let i = 0; i < 2; i++) {
-    b.reserve()
-    b.settle(100)
-  }
-  expect(() => b.reserve()).toThrow(expect.objectContaining({ data: { code: 'QUERY_BUDGET', retryAfterMs: 420 } }))
-  t += 399
-  expect(() => b.reserve()).toThrow()
+  const order: string[] = []
+  const slow = (name: string, steps?: number) =>
+    b.run(async (charge) => {
+      order.push(`${name} starts`)
+      await new Promise((r) => setTimeout(r, 5))
+      order.push(`${name} ends`)
+      if (steps !== undefined) charge(steps)
+      return name
+    })
+  // One at a time, in arrival order, each charged what it reports: 200 − 30 − 40.
+  expect(await Promise.all([slow('a', 30), slow('b', 40)])).toEqual(['a', 'b'])
+  expect(order).toEqual(['a starts', 'a ends', 'b starts', 'b ends'])
+  // A call that reports nothing, or throws, is charged the whole limit: 130 − 100 − 100 = −70.
+  await slow('c')
+  await expect(b.run(async () => Promise.reject(new Error('fault')))).rejects.toThrow('fault')
+  await expect(slow('d')).rejects.toMatchObject({ rpcCode: RpcErrorCode.RateLimited, data: { code: 'QUERY_BUDGET', retryAfterMs: 1420 } })
+  // Refilled at 50 steps a second; a nonsense count is charged nothing.
+  t += 1399
+  await expect(slow('e')).rejects.toMatchObject({ data: { code: 'QUERY_BUDGET' } })
   t += 21
-  b.reserve()
-  b.settle(0)
-  // Never above four calls, however long it rested.
+  expect(await slow('f', Number.NaN)).toBe('f')
+  expect(await slow('g', -5)).toBe('g')
+  // Never above two calls' limits, however long it rested; a clock that goes back gives nothing.
   t += 1e9
-  for (let i = 0; i < 4; i++) b.reserve()
-  expect(() => b.reserve()).toThrow()
+  await slow('h', 150)
+  t -= 1e6
+  await slow('i', 60)
+  await expect(slow('j')).rejects.toMatchObject({ data: { code: 'QUERY_BUDGET' } })
   expect(() => new QueryBudget(0, 1, () => 0)).toThrow(RangeError)
   expect(() => new QueryBudget(1, Number.NaN, () => 0)).toThrow(RangeError)
 })

@@ -19,6 +19,7 @@ import {
   LoopchainError,
   logMatches,
   queryScore,
+  type StateSource,
   stateProofCodec,
   statusEvidenceToJson,
   to0x,
@@ -53,24 +54,40 @@ export interface NodeRpcOptions {
   readonly queryStepLimit?: number
   /** Steps of `lc_call`s run per second, all clients together (default {@link DEFAULT_QUERY_STEPS_PER_SECOND}). */
   readonly queryStepsPerSecond?: number
-  /** The clock of that budget in ms (tests pass their own). */
+  /** The clock of that budget in ms, monotonic (tests pass their own). */
   readonly now?: () => number
 }
+
+/** Read-only calls that may wait for their turn; more are refused at once. */
+export const MAX_QUEUED_QUERIES = 256
+/**
+ * State loads one read-only call may wait for. A call's reads are answered on the spot, except
+ * while the node writes a block: the state the call reads is then no longer the tree's latest, so
+ * a read no cache holds must be waited for, and the call runs again from the start after each.
+ */
+export const MAX_QUERY_STATE_LOADS = 16
 
 /**
  * What read-only calls may take of the node's main thread, all clients together: the same thread
  * runs consensus, and a call is not cut short by time. Measured on this project's machine, a step
- * costs ~25 ns in plain computation and ~150 ns in a loop of storage reads, so the default
- * 2,000,000 steps a second is at most ~0.3 s of every second, and one call of the default
- * 5,000,000 steps at most ~0.75 s. A call reserves its whole step limit before it starts and gives
- * back what it did not use; it starts only while the budget is above zero, so a few calls can run
- * at once and none is refused while the budget is barely touched. A refused caller learns when to
- * try again.
+ * costs ~25 ns in plain computation and ~150 ns in a loop of storage reads (a step is counted per
+ * loop turn and call, so work inside one built-in is not bounded by it), so the default 2,000,000
+ * steps a second is on average at most ~0.3 s of every second.
+ *
+ * Calls run one at a time, in arrival order, with a turn of the event loop between them (consensus
+ * messages and timers run there), so one call is the longest the thread is held. A call starts
+ * while the budget is above zero and is charged what it used afterwards, runs it had to start
+ * again (see {@link MAX_QUERY_STATE_LOADS}) at their whole limit; the budget may so go below zero
+ * and the next calls wait for it to refill. It holds at most two calls' limits, so a burst after a
+ * quiet time is two long calls. A refused caller learns when to try again. One client can use the
+ * whole budget: the per-client rate limit of the server is what keeps clients apart.
  */
 export class QueryBudget {
   private level: number
   private at: number
   private readonly capacity: number
+  private tail: Promise<void> = Promise.resolve()
+  private queued = 0
   constructor(
     readonly stepLimit: number,
     readonly perSecond: number,
@@ -78,7 +95,7 @@ export class QueryBudget {
   ) {
     if (!(Number.isSafeInteger(stepLimit) && stepLimit > 0)) throw new RangeError('the query step limit must be a positive integer')
     if (!(Number.isFinite(perSecond) && perSecond > 0)) throw new RangeError('the query steps per second must be a positive number')
-    this.capacity = 4 * stepLimit
+    this.capacity = 2 * stepLimit
     this.level = this.capacity
     this.at = now()
   }
@@ -86,27 +103,55 @@ export class QueryBudget {
   private refill(): void {
     const t = this.now()
     this.level = Math.min(this.capacity, this.level + (Math.max(0, t - this.at) / 1000) * this.perSecond)
-    this.at = t
+    this.at = Math.max(this.at, t)
   }
 
-  /** Reserves a call's step limit; throws a rate-limit error saying when to retry when the budget is used up. */
-  reserve(): void {
-    this.refill()
-    if (this.level <= 0) {
-      const retryAfterMs = Math.ceil(((1 - this.level) / this.perSecond) * 1000)
-      throw new RpcError(
-        RpcErrorCode.RateLimited,
-        `read-only calls have used this node's budget (${this.perSecond} steps a second, all clients together); retry in ${retryAfterMs} ms`,
-        { code: 'QUERY_BUDGET', retryAfterMs },
-      )
+  /**
+   * Runs `call` in its turn within the budget and returns what it returns; `call` reports the
+   * steps to charge through its argument (a call that reports nothing is charged the whole limit).
+   * Throws a rate-limit error (`QUERY_BUDGET` with `retryAfterMs`, or `QUERY_BUSY` when too many
+   * calls wait) instead of running it.
+   */
+  async run<T>(call: (charge: (steps: number) => void) => Promise<T>): Promise<T> {
+    if (this.queued >= MAX_QUEUED_QUERIES)
+      throw new RpcError(RpcErrorCode.RateLimited, `${MAX_QUEUED_QUERIES} read-only calls are waiting on this node; retry later`, {
+        code: 'QUERY_BUSY',
+      })
+    this.queued++
+    let release = () => {}
+    const done = new Promise<void>((r) => {
+      release = r
+    })
+    const before = this.tail
+    this.tail = before.then(() => done)
+    try {
+      await before
+      await new Promise<void>((r) => setImmediate(r))
+    } finally {
+      this.queued--
     }
-    this.level -= this.stepLimit
-  }
-
-  /** Gives back what a reserved call did not use. */
-  settle(stepsUsed: number): void {
-    this.refill()
-    this.level = Math.min(this.capacity, this.level + this.stepLimit - Math.min(this.stepLimit, Math.max(0, stepsUsed)))
+    try {
+      this.refill()
+      if (!(this.level > 0)) {
+        const retryAfterMs = Math.ceil(((1 - this.level) / this.perSecond) * 1000)
+        throw new RpcError(
+          RpcErrorCode.RateLimited,
+          `read-only calls have used this node's budget (${this.perSecond} steps a second, all clients together); retry in ${retryAfterMs} ms`,
+          { code: 'QUERY_BUDGET', retryAfterMs },
+        )
+      }
+      let charged: number | undefined
+      try {
+        return await call((steps) => {
+          charged = (charged ?? 0) + (Number.isFinite(steps) && steps > 0 ? steps : 0)
+        })
+      } finally {
+        this.refill()
+        this.level -= charged ?? this.stepLimit
+      }
+    } finally {
+      release()
+    }
   }
 }
 
@@ -136,7 +181,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
   const queries = new QueryBudget(
     opts.queryStepLimit ?? DEFAULT_QUERY_STEP_LIMIT,
     opts.queryStepsPerSecond ?? DEFAULT_QUERY_STEPS_PER_SECOND,
-    opts.now ?? (() => Date.now()),
+    opts.now ?? (() => performance.now()),
   )
   const waiters = new Map<string, Set<() => void>>()
   /** Subscriptions open on this node (each is a block listener that runs in the commit path). */
@@ -307,19 +352,33 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
           throw new RpcError(RpcErrorCode.InvalidParams, (e as Error).message)
         }
         const from = (p.from as Address | undefined) ?? ('hx0000000000000000000000000000000000000000' as Address)
-        queries.reserve()
-        let used = queries.stepLimit
-        let r: Awaited<ReturnType<typeof queryScore>>
-        try {
-          r = await queryScore(
-            state,
-            { params: g.params, engine },
-            { from, to: p.to as Address, method: p.method as string, params, height, timestamp, stepLimit: queries.stepLimit },
-          )
-          used = r.stepsUsed
-        } finally {
-          queries.settle(used)
+        // Waits counted: each is a run that ended on a read, charged at the whole limit.
+        let loads = 0
+        const source: StateSource = {
+          get: (key) => {
+            if (++loads > MAX_QUERY_STATE_LOADS)
+              throw new RpcError(RpcErrorCode.RateLimited, 'the state moved while the call ran (a block was being written); retry', {
+                code: 'QUERY_RETRY',
+                retryAfterMs: 100,
+              })
+            return state.get(key)
+          },
+          ...(state.tryGetSync ? { tryGetSync: state.tryGetSync } : {}),
         }
+        const r = await queries.run(async (charge) => {
+          try {
+            const out = await queryScore(
+              source,
+              { params: g.params, engine },
+              { from, to: p.to as Address, method: p.method as string, params, height, timestamp, stepLimit: queries.stepLimit },
+            )
+            charge(loads * queries.stepLimit + out.stepsUsed)
+            return out
+          } catch (e) {
+            charge((loads + 1) * queries.stepLimit)
+            throw e
+          }
+        })
         if (!r.ok) throw new RpcError(RpcErrorCode.ScoreFailed, r.failure.message, { code: r.failure.code })
         return valueToJson(r.result)
       },
