@@ -434,10 +434,20 @@ describe('channel wallets on a real node', () => {
   }, 90_000)
 
   it('a two-hop payment through a hub: A → hub → C, locked by C’s invoice and settled back hop by hop', async () => {
-    const { links, a, hub, c, ah, hc } = await hubRoute(4)
+    const storeA = new MemoryChannelStore()
+    const { links, a: first, hub, c, ah, hc } = await hubRoute(4, storeA)
+    let a = first
     const invoice = c.createInvoice(300n)
     await a.payInvoice(ah, invoice)
     const bal = (w: ChannelWallet, id: string) => w.state.channels.find((x) => x.id === id)
+    expect(bal(a, ah)?.myBalance).toBe(700n)
+    // The same invoice again would pay Carol twice: refused, also by the wallet reopened from its store.
+    await expect(a.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'ALREADY_PAID' })
+    await a.close()
+    links.remove('alice4')
+    a = await walletOf(alice, links, 'alice4', storeA)
+    await until(a, (s) => s.channels.find((x) => x.id === ah && x.link === 'direct'), 'Alice to link up with the hub again')
+    await expect(a.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'ALREADY_PAID' })
     expect(bal(a, ah)?.myBalance).toBe(700n)
     // The hub's own settlement with A is countersigned a moment later.
     await until(hub, (s) => s.channels.find((x) => x.id === ah && x.myBalance === 300n), 'the hub to be paid')
@@ -464,7 +474,8 @@ describe('channel wallets on a real node', () => {
     // Carol's link is down when Alice pays: the hub holds Alice's payment, then Alice's page closes for good.
     links.cut('hub6', 'carol6')
     await until(hub, (s) => s.channels.find((x) => x.id === hc && x.link === 'none'), 'the hub to see the link to Carol down')
-    const paying = a.payInvoice(ah, c.createInvoice(300n))
+    const invoice = c.createInvoice(300n)
+    const paying = a.payInvoice(ah, invoice)
     await until(hub, (s) => s.channels.find((x) => x.id === ah && x.pendingPayments === 1), 'the hub to hold Alice’s payment')
     // The page that waited on the payment hears why it will not see it settle.
     const told = expect(paying).rejects.toMatchObject({ code: 'WALLET_CLOSED' })
@@ -493,11 +504,15 @@ describe('channel wallets on a real node', () => {
     expect(rec.closer).toBe(1)
     expect(rec.htlcs.map((h) => h.redeemed)).toEqual([true])
     expect(rec.balances).toEqual([700n, 300n])
+    // Alice's wallet reads the redeem in the closed record: her payment was made, on chain.
+    await until(back, (s) => s.channels.find((x) => x.id === ah && x.phase === 'closed'), 'Alice to see the channel closed')
+    await expect(back.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'ALREADY_PAID' })
     for (const w of [hub, c, back]) await w.close()
   }, 120_000)
 
   it('a payment in flight when its payer closes the channel alone ends its wait with CHANNEL_ON_CHAIN, not never', async () => {
-    const { links, a, hub, c, ah, hc } = await hubRoute(7)
+    const storeA = new MemoryChannelStore()
+    const { links, a, hub, c, ah, hc } = await hubRoute(7, storeA)
     links.cut('hub7', 'carol7')
     await until(hub, (s) => s.channels.find((x) => x.id === hc && x.link === 'none'), 'the hub to see the link to Carol down')
     const invoice = c.createInvoice(200n)
@@ -506,9 +521,14 @@ describe('channel wallets on a real node', () => {
     const told = expect(paying).rejects.toMatchObject({ code: 'CHANNEL_ON_CHAIN', message: expect.stringMatching(/redeems it there/) })
     await a.closeUnilateral(ah)
     await told
-    // Paying the same invoice again could pay it twice: refused while the first settles on chain.
+    // Paying the same invoice again could pay it twice: refused while the first settles on chain,
+    // also by the wallet reopened from its store.
     await expect(a.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'SETTLING_ON_CHAIN' })
-    for (const w of [a, hub, c]) await w.close()
+    await a.close()
+    links.remove('alice7')
+    const back = await walletOf(alice, links, 'alice7', storeA)
+    await expect(back.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'SETTLING_ON_CHAIN' })
+    for (const w of [back, hub, c]) await w.close()
   }, 60_000)
 
   // Last in the file: it restarts the node the others share.

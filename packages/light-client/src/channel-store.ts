@@ -49,12 +49,21 @@ export interface ChannelRecord {
   readonly messages: readonly StoredMessage[]
   /** How it ended, when it did. */
   readonly outcome?: string
+  /**
+   * 0x hash locks of payments I offered here that the peer settled off chain or redeemed on chain
+   * (the newest {@link MAX_PAID_LOCKS}): paying the same invoice again would pay it twice.
+   */
+  readonly paid?: readonly string[]
+  /** 0x hash locks of my payments left in the channel when it went on chain: settled there, or not at all. */
+  readonly settlingOnChain?: readonly string[]
   /** Wall-clock milliseconds of the last change (display only). */
   readonly updatedAt: number
 }
 
 /** Private messages kept per channel; older ones are dropped. */
 export const MAX_STORED_MESSAGES = 500
+/** Hash locks of paid payments kept per channel; older ones are dropped (and could be paid again). */
+export const MAX_PAID_LOCKS = 10_000
 
 /** A wallet's persistent store. */
 export interface ChannelStore {

@@ -42,7 +42,7 @@ import {
 } from '@loopchain/core'
 import { type ChainAccess, ChannelCaller, provenAccount, provenChannel } from './channel-chain.js'
 import type { ChannelRecord, ChannelStore, StoredMessage } from './channel-store.js'
-import { MAX_STORED_MESSAGES } from './channel-store.js'
+import { MAX_PAID_LOCKS, MAX_STORED_MESSAGES } from './channel-store.js'
 import { type LinkKind, type WalletActions, type WalletChannel, WalletError, type WalletState } from './wallet-api.js'
 
 /** A link to another wallet (peer-link.ts makes them over WebRTC or the relay). */
@@ -213,8 +213,6 @@ interface Live {
   saving: Promise<void>
   /** Hash locks of the payments we offered on this channel, by htlc id (to match settlements). */
   offered?: Map<number, string>
-  /** Hash locks of our payments left in the channel when it went on chain: settled there, or not at all. */
-  settlingOnChain?: Set<string>
   /** The join transaction on its way. */
   joining?: Promise<Uint8Array>
   /** A close made to redeem a payment on chain, on its way. */
@@ -436,8 +434,10 @@ export class ChannelWallet implements WalletActions {
     const inv = parseInvoice(invoice)
     const lock = to0x(inv.hashLock)
     if (this.routed.has(lock)) throw new WalletError('IN_FLIGHT', 'this invoice is being paid')
+    const records = [...this.channels.values()].map((l) => l.record)
+    if (records.some((r) => r.paid?.includes(lock))) throw new WalletError('ALREADY_PAID', 'this invoice was paid already')
     // Paying again now could pay twice: the first payment may still be redeemed on chain.
-    if ([...this.channels.values()].some((l) => l.record.phase !== 'closed' && l.settlingOnChain?.has(lock)))
+    if (records.some((r) => r.phase !== 'closed' && r.settlingOnChain?.includes(lock)))
       throw new WalletError('SETTLING_ON_CHAIN', 'a payment of this invoice is being settled on chain: wait until its channel is closed')
     const d = this.openDriver(id)
     const settled = new Promise<void>((resolve, reject) => this.routed.set(lock, { resolve, reject }))
@@ -795,6 +795,12 @@ export class ChannelWallet implements WalletActions {
       return
     }
     if (rec.status === ChannelStatus.Closed && r.phase !== 'closed') {
+      // What the peer redeemed of my payments on chain is paid; the rest came back to me.
+      this.remember(
+        live,
+        'paid',
+        rec.htlcs.filter((h) => h.redeemed && h.htlc.from === r.me).map((h) => to0x(h.htlc.hashLock)),
+      )
       const outcome = rec.outcome === undefined ? 'closed' : CHANNEL_OUTCOME_NAMES[rec.outcome]
       await this.finish(live, 'closed', outcome)
     }
@@ -947,6 +953,7 @@ export class ChannelWallet implements WalletActions {
       // The peer settled or gave back a payment we offered: find which one by the state before.
       const lock = this.lockOf(live, change.id)
       if (lock === undefined) return
+      if (change.kind === 'settle' && this.remember(live, 'paid', [lock])) void this.save(live)
       const mine = this.routed.get(lock)
       if (mine) {
         this.routed.delete(lock)
@@ -978,20 +985,27 @@ export class ChannelWallet implements WalletActions {
   private failRouted(live: Live, why: string): void {
     // Payments still in flight count too: the peer holds my signature on them, and may still
     // complete one and redeem it on chain.
-    for (const f of live.driver?.session.inFlight ?? []) {
-      if (f.change.kind !== 'add') continue
-      live.settlingOnChain ??= new Set()
-      live.settlingOnChain.add(to0x(f.change.htlc.hashLock))
-    }
+    const locks: string[] = []
+    for (const f of live.driver?.session.inFlight ?? []) if (f.change.kind === 'add') locks.push(to0x(f.change.htlc.hashLock))
+    for (const lock of live.offered?.values() ?? []) locks.push(lock)
+    // Kept with the channel: a reload must not forget them while the channel settles.
+    if (this.remember(live, 'settlingOnChain', locks)) void this.save(live)
     for (const [htlcId, lock] of live.offered ?? []) {
       live.offered?.delete(htlcId)
-      live.settlingOnChain ??= new Set()
-      live.settlingOnChain.add(lock)
       const mine = this.routed.get(lock)
       if (mine === undefined) continue
       this.routed.delete(lock)
       mine.reject(new WalletError('CHANNEL_ON_CHAIN', why))
     }
+  }
+
+  /** Adds `locks` to the record's list `field` (the newest {@link MAX_PAID_LOCKS}); whether it changed. */
+  private remember(live: Live, field: 'paid' | 'settlingOnChain', locks: readonly string[]): boolean {
+    const had = live.record[field] ?? []
+    const add = [...new Set(locks)].filter((l) => !had.includes(l))
+    if (add.length === 0) return false
+    live.record = { ...live.record, [field]: [...had, ...add].slice(-MAX_PAID_LOCKS) }
+    return true
   }
 
   /** Hex of the hash lock of our payment `htlcId` on `live`, from the states we offered it in. */

@@ -25,6 +25,7 @@ export {
   type ChannelRecord,
   type ChannelStore,
   IndexedDbChannelStore,
+  MAX_PAID_LOCKS,
   MAX_STORED_MESSAGES,
   MemoryChannelStore,
   type StoredMessage,

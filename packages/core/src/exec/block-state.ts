@@ -36,7 +36,11 @@ export const MAX_CACHED_STATE_VALUES = 100_000
 /** Views left by the last block on each tree. */
 const warm = new WeakMap<StateTree, BlockState>()
 
-/** Most reruns of one transaction; each loads a key, so this bounds how many keys one transaction reads. */
+/**
+ * Most reruns of one transaction, each after loading a key it missed. It bounds the keys a
+ * transaction reads only over a source without synchronous reads; a full node's reads do not
+ * rerun (see the file comment).
+ */
 export const MAX_STATE_LOADS_PER_TX = 100_000
 
 /**
