@@ -34,6 +34,7 @@ import {
   type TransactionBody,
   TX_VERSION,
   TxKind,
+  to0x,
   toHex,
   transactionHash,
   utf8,
@@ -47,6 +48,7 @@ import {
   MemoryLightStore,
   MemoryLinkNetwork,
   MemoryTransport,
+  parseInvoice,
   RESEND_BLOCKS,
   type WalletState,
 } from '@loopchain/light-client'
@@ -509,6 +511,36 @@ describe('channel wallets on a real node', () => {
     await expect(back.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'ALREADY_PAID' })
     for (const w of [hub, c, back]) await w.close()
   }, 120_000)
+
+  it('a payer that reloads while its payment is held still refuses to pay the invoice again, and records it paid when it settles', async () => {
+    const storeA = new MemoryChannelStore()
+    const { links, a, hub, c, ah, hc } = await hubRoute(8, storeA)
+    links.cut('hub8', 'carol8')
+    await until(hub, (s) => s.channels.find((x) => x.id === hc && x.link === 'none'), 'the hub to see the link to Carol down')
+    const invoice = c.createInvoice(100n)
+    const paying = a.payInvoice(ah, invoice)
+    await until(hub, (s) => s.channels.find((x) => x.id === ah && x.pendingPayments === 1), 'the hub to hold Alice’s payment')
+    const told = expect(paying).rejects.toMatchObject({ code: 'WALLET_CLOSED' })
+    await a.close()
+    await told
+    links.remove('alice8')
+    // Reloaded: nothing in memory waits on the payment, but the channel's state holds it.
+    const back = await walletOf(alice, links, 'alice8', storeA)
+    await expect(back.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'IN_FLIGHT' })
+    // Carol's link comes back, she settles, the hub settles with Alice: paid, for good.
+    await until(c, (s) => s.channels.find((x) => x.id === hc && x.myBalance === 100n), 'Carol to be paid', 30_000)
+    await until(
+      back,
+      (s) => s.channels.find((x) => x.id === ah && x.myBalance === 900n && x.pendingPayments === 0),
+      'Alice’s side to settle',
+    )
+    await expect(back.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'ALREADY_PAID' })
+    expect((await storeA.get(ah))?.paid).toEqual([to0x(parseInvoice(invoice).hashLock)])
+    // Another invoice of Carol's goes through the same channel.
+    await back.payInvoice(ah, c.createInvoice(50n))
+    expect(back.state.channels.find((x) => x.id === ah)?.myBalance).toBe(850n)
+    for (const w of [back, hub, c]) await w.close()
+  }, 90_000)
 
   it('a payment in flight when its payer closes the channel alone ends its wait with CHANNEL_ON_CHAIN, not never', async () => {
     const storeA = new MemoryChannelStore()

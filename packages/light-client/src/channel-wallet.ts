@@ -439,6 +439,9 @@ export class ChannelWallet implements WalletActions {
     // Paying again now could pay twice: the first payment may still be redeemed on chain.
     if (records.some((r) => r.phase !== 'closed' && r.settlingOnChain?.includes(lock)))
       throw new WalletError('SETTLING_ON_CHAIN', 'a payment of this invoice is being settled on chain: wait until its channel is closed')
+    // Pending in a channel (also after a reload, when nothing waits on it in memory).
+    if ([...this.channels.values()].some((l) => l.record.phase !== 'closed' && this.pendingLocks(l).includes(lock)))
+      throw new WalletError('IN_FLIGHT', 'a payment of this invoice is pending in a channel')
     const d = this.openDriver(id)
     const settled = new Promise<void>((resolve, reject) => this.routed.set(lock, { resolve, reject }))
     // Handled here too: it may reject (the wallet closing) before the caller gets it, or while
@@ -469,6 +472,10 @@ export class ChannelWallet implements WalletActions {
   async close(): Promise<void> {
     this.closed = true
     if (this.timer !== undefined) clearInterval(this.timer)
+    // States acknowledged since the last save are saved now (they wait for the next save otherwise,
+    // and a closing wallet makes none): a reload then knows its pending payments without asking
+    // the peer first. A save that fails leaves them to the peer's sync, as a crash would.
+    await Promise.all([...this.channels.values()].map((l) => l.driver?.flush().catch(() => undefined)))
     for (const l of this.channels.values()) l.driver?.abandon('the wallet closed')
     for (const [lock, mine] of this.routed) {
       this.routed.delete(lock)
@@ -892,6 +899,10 @@ export class ChannelWallet implements WalletActions {
       live.offered ??= new Map()
       for (const h of live.driver.session.latest.state.htlcs) if (h.from === live.record.me) live.offered.set(h.id, to0x(h.hashLock))
     }
+    // A payment of mine the peer settled: its invoice is paid. From the state it settled in, so also
+    // after a reload (when nothing in memory says which payments were mine). A hub pays no invoices.
+    if (e.type === 'settled' && e.htlc.from === live.record.me && !this.o.hub && this.remember(live, 'paid', [to0x(e.htlc.hashLock)]))
+      void this.save(live)
     if (e.type === 'received') this.onRouted(live, e.change)
     if (e.type === 'message') {
       this.addMessage(live, { from: 'peer', seq: e.seq, text: new TextDecoder().decode(e.body), at: this.now() })
@@ -953,7 +964,6 @@ export class ChannelWallet implements WalletActions {
       // The peer settled or gave back a payment we offered: find which one by the state before.
       const lock = this.lockOf(live, change.id)
       if (lock === undefined) return
-      if (change.kind === 'settle' && this.remember(live, 'paid', [lock])) void this.save(live)
       const mine = this.routed.get(lock)
       if (mine) {
         this.routed.delete(lock)
@@ -985,9 +995,7 @@ export class ChannelWallet implements WalletActions {
   private failRouted(live: Live, why: string): void {
     // Payments still in flight count too: the peer holds my signature on them, and may still
     // complete one and redeem it on chain.
-    const locks: string[] = []
-    for (const f of live.driver?.session.inFlight ?? []) if (f.change.kind === 'add') locks.push(to0x(f.change.htlc.hashLock))
-    for (const lock of live.offered?.values() ?? []) locks.push(lock)
+    const locks = [...this.pendingLocks(live), ...(live.offered?.values() ?? [])]
     // Kept with the channel: a reload must not forget them while the channel settles.
     if (this.remember(live, 'settlingOnChain', locks)) void this.save(live)
     for (const [htlcId, lock] of live.offered ?? []) {
@@ -997,6 +1005,15 @@ export class ChannelWallet implements WalletActions {
       this.routed.delete(lock)
       mine.reject(new WalletError('CHANNEL_ON_CHAIN', why))
     }
+  }
+
+  /** Hash locks of my payments pending in `live`'s channel: in its latest co-signed state, or proposed since. */
+  private pendingLocks(live: Live): string[] {
+    const session = live.driver?.session
+    if (session === undefined) return []
+    const out = session.latest.state.htlcs.filter((h) => h.from === live.record.me).map((h) => to0x(h.hashLock))
+    for (const f of session.inFlight) if (f.change.kind === 'add') out.push(to0x(f.change.htlc.hashLock))
+    return out
   }
 
   /** Adds `locks` to the record's list `field` (the newest {@link MAX_PAID_LOCKS}); whether it changed. */
