@@ -170,10 +170,10 @@ it('a transaction over the same items runs once in its block, and the next call 
 
 it('read-only calls stop at the step limit for a call, and are refused with a retry time once they used the budget', async () => {
   let clock = 1_000_000
-  // 20,000 steps a call (too few to sum the items), 10,000 a second: the budget holds two calls.
+  // 100,000 steps a call (too few to sum the items), 10,000 a second: the budget holds two calls.
   const limited = await startRpcServer({
     dispatcher: new RpcDispatcher(
-      nodeRpcMethods(node, undefined, { queryStepLimit: 20_000, queryStepsPerSecond: 10_000, now: () => clock }),
+      nodeRpcMethods(node, undefined, { queryStepLimit: 100_000, queryStepsPerSecond: 10_000, now: () => clock }),
       {
         title: 'loopchain',
         version: '0.1.0',
@@ -194,6 +194,7 @@ it('read-only calls stop at the step limit for a call, and are refused with a re
     clock += refused.error?.data.retryAfterMs + 2_000
     expect((await call('kept')).result).toBe(SUM.toString())
     // A batch of small calls runs them one after another: none is refused.
+    clock += 1e9
     const res = await fetch(limited.url, {
       method: 'POST',
       body: JSON.stringify(

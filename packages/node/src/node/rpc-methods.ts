@@ -70,9 +70,10 @@ export const MAX_QUERY_STATE_LOADS = 16
 /**
  * What read-only calls may take of the node's main thread, all clients together: the same thread
  * runs consensus, and a call is not cut short by time. Measured on this project's machine, a step
- * costs ~25 ns in plain computation and ~150 ns in a loop of storage reads (a step is counted per
- * loop turn and call, so work inside one built-in is not bounded by it), so the default 2,000,000
- * steps a second is on average at most ~0.3 s of every second.
+ * costs ~35–55 ns, in computation and in storage reads alike (a step is counted per loop turn,
+ * call and host call, so work inside one built-in is not bounded by it), so the default 2,000,000
+ * steps a second is on average at most ~0.1 s of every second, and one call of 5,000,000 steps
+ * ~0.25 s.
  *
  * Calls run one at a time, in arrival order, with a turn of the event loop between them (consensus
  * messages and timers run there), so one call is the longest the thread is held. A call starts

@@ -131,7 +131,7 @@ const METHOD_NAME = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/
 const MAX_IMAGES_PER_DEPTH = 8
 
 /** The default {@link StepSchedule}: a host call costs about as much time as 50 poll points. */
-export const DEFAULT_STEP_SCHEDULE: StepSchedule = Object.freeze({ hostCall: 50, hostByte: 1, regexPoll: 1_000 })
+export const DEFAULT_STEP_SCHEDULE: StepSchedule = Object.freeze({ hostCall: 500, hostByte: 1, storageWrite: 1_000, regexPoll: 1_000 })
 
 /** Options of {@link initEngine}. */
 export interface EngineInitOptions {
@@ -805,8 +805,9 @@ class Level {
   }
 
   /** Charges host work; on exhaustion the guest sees an error now and an uncatchable interrupt at its next step. */
-  private charge(bytes: number, call = true): void {
-    if (!this.meter.charge((call ? this.schedule.hostCall : 0) + this.schedule.hostByte * bytes)) throw new GuestError('step limit reached')
+  private charge(bytes: number, call = true, extra = 0): void {
+    if (!this.meter.charge((call ? this.schedule.hostCall : 0) + this.schedule.hostByte * bytes + extra))
+      throw new GuestError('step limit reached')
   }
 
   private bytesArg(h: QuickJSHandle | undefined, what: string): Uint8Array {
@@ -871,14 +872,14 @@ class Level {
         const h = host()
         const key = this.bytesArg(k, 'key')
         const val = this.bytesArg(v, 'value')
-        this.charge(key.length + val.length)
+        this.charge(key.length + val.length, true, this.schedule.storageWrite)
         h.storageSet(key, val)
         return undefined
       },
       __lc_del: (k) => {
         const h = host()
         const key = this.bytesArg(k, 'key')
-        this.charge(key.length)
+        this.charge(key.length, true, this.schedule.storageWrite)
         h.storageDelete(key)
         return undefined
       },

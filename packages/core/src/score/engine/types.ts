@@ -79,6 +79,11 @@ export interface StepSchedule {
   /** Steps charged per byte that crosses the boundary in either direction in a host call. */
   readonly hostByte: number
   /**
+   * Steps charged on top of the host call for a storage write or delete: what the block's commit
+   * of it costs later (the state tree's new nodes and the write to the store).
+   */
+  readonly storageWrite: number
+  /**
    * Steps charged each time the regular-expression engine polls for an interrupt (QuickJS does so
    * every 10,000 backtracking steps without touching the step counter).
    */
