@@ -121,6 +121,8 @@ export const ROUTED_PAYMENT_WAIT = 100
 export const HOP_DELTA = 20
 /** How long a hub waits for the next hop's channel to be open and linked before giving a payment back (ms). */
 export const FORWARD_WAIT_MS = 10_000
+/** How long closing the wallet waits for its sessions' last saves. */
+const CLOSE_SAVE_MS = 2_000
 /**
  * Blocks before a payment to us expires at which, holding its preimage but no countersigned
  * settlement (the payer went silent), the wallet closes the channel alone and redeems the payment
@@ -440,7 +442,7 @@ export class ChannelWallet implements WalletActions {
     if (records.some((r) => r.phase !== 'closed' && r.settlingOnChain?.includes(lock)))
       throw new WalletError('SETTLING_ON_CHAIN', 'a payment of this invoice is being settled on chain: wait until its channel is closed')
     // Pending in a channel (also after a reload, when nothing waits on it in memory).
-    if ([...this.channels.values()].some((l) => l.record.phase !== 'closed' && this.pendingLocks(l).includes(lock)))
+    if ([...this.channels.values()].some((l) => l.record.phase !== 'closed' && this.pendingLocks(l, true).includes(lock)))
       throw new WalletError('IN_FLIGHT', 'a payment of this invoice is pending in a channel')
     const d = this.openDriver(id)
     const settled = new Promise<void>((resolve, reject) => this.routed.set(lock, { resolve, reject }))
@@ -474,8 +476,16 @@ export class ChannelWallet implements WalletActions {
     if (this.timer !== undefined) clearInterval(this.timer)
     // States acknowledged since the last save are saved now (they wait for the next save otherwise,
     // and a closing wallet makes none): a reload then knows its pending payments without asking
-    // the peer first. A save that fails leaves them to the peer's sync, as a crash would.
-    await Promise.all([...this.channels.values()].map((l) => l.driver?.flush().catch(() => undefined)))
+    // the peer first. A save that fails, or takes longer than CLOSE_SAVE_MS (a peer that keeps
+    // proposing keeps a session unsaved), leaves them to the peer's sync, as a crash would.
+    let timer: ReturnType<typeof setTimeout> | undefined
+    await Promise.race([
+      Promise.all([...this.channels.values()].map((l) => l.driver?.flush().catch(() => undefined))),
+      new Promise<void>((r) => {
+        timer = setTimeout(r, CLOSE_SAVE_MS)
+      }),
+    ])
+    clearTimeout(timer)
     for (const l of this.channels.values()) l.driver?.abandon('the wallet closed')
     for (const [lock, mine] of this.routed) {
       this.routed.delete(lock)
@@ -1007,11 +1017,18 @@ export class ChannelWallet implements WalletActions {
     }
   }
 
-  /** Hash locks of my payments pending in `live`'s channel: in its latest co-signed state, or proposed since. */
-  private pendingLocks(live: Live): string[] {
+  /**
+   * Hash locks of my payments pending in `live`'s channel: in its latest co-signed state, or
+   * proposed since. With `payable`, only those that can still be paid (not past their expiry at
+   * the verified height: nobody can settle or redeem them after it).
+   */
+  private pendingLocks(live: Live, payable = false): string[] {
     const session = live.driver?.session
     if (session === undefined) return []
-    const out = session.latest.state.htlcs.filter((h) => h.from === live.record.me).map((h) => to0x(h.hashLock))
+    const height = this.o.chain.height
+    const out = session.latest.state.htlcs
+      .filter((h) => h.from === live.record.me && !(payable && h.expiry < height))
+      .map((h) => to0x(h.hashLock))
     for (const f of session.inFlight) if (f.change.kind === 'add') out.push(to0x(f.change.htlc.hashLock))
     return out
   }

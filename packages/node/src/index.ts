@@ -18,6 +18,6 @@ export { installNativeSha256, nativeCrypto, nativeSha256Binary } from './native-
 export * from './node/index.js'
 export * from './p2p/index.js'
 export * from './rpc/index.js'
-export { type ChainHead, ChainStore, type TxLocation } from './storage/chain-store.js'
+export { type ChainHead, ChainStore, STORE_FORMAT, type TxLocation } from './storage/chain-store.js'
 export { LevelKVStore, type LevelStoreOptions, StoreError } from './storage/level-store.js'
 export { PORT_BLOCK, PORT_RANGE_BLOCKS, PORT_RANGE_FIRST, releasePortBlock, reservePortBlock } from './testing/ports.js'

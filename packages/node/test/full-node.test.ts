@@ -39,6 +39,7 @@ import {
   MAX_PROPOSED_BLOCK_BYTES,
   type NodeError,
   nodeRpcMethods,
+  STORE_FORMAT,
   silentLogger,
 } from '../src/index.js'
 import { decodeConsensusMessage } from '../src/p2p/consensus-gossip.js'
@@ -563,11 +564,11 @@ describe('full node (one process, LevelDB on disk)', () => {
     const refused = FullNode.open({ dataDir, genesis: g, validatorSecret: v.secretKey })
     await expect(refused).rejects.toMatchObject({ code: 'STORE_FORMAT' })
     await expect(refused).rejects.toThrow(
-      /storage format 1 .* reads format 2\. Move it aside .*--fresh\)\. A validator's consensus WAL stays in the old database/,
+      /storage format 1 .* reads format 3\. Move it aside .*--fresh\)\. A validator's consensus WAL stays in the old database/,
     )
     // It closed the database it opened, and changed nothing: the mark put back, the node opens as before.
     const again = new ChainStore(await LevelKVStore.open(dataDir), g.chainId)
-    await again.store.write([{ type: 'put', key: again.formatKey, value: Uint8Array.of(2) }])
+    await again.store.write([{ type: 'put', key: again.formatKey, value: Uint8Array.of(STORE_FORMAT) }])
     await (again.store as LevelKVStore).close()
     const reopened = await open(g, v.secretKey, dataDir)
     expect(reopened.height).toBe(0)

@@ -302,6 +302,7 @@ export type ChannelProtocolErrorCode =
   | 'REPLAYED_MESSAGE'
   | 'UNEXPECTED_ACK'
   | 'CHANNEL_CLOSED'
+  | 'DUPLICATE_LOCK'
 
 /** A refused message or action: nothing changed. */
 export class ChannelProtocolError extends LoopchainError<ChannelProtocolErrorCode> {}
@@ -628,6 +629,10 @@ export class ChannelSession {
   htlcMaker(p: { amount: bigint; hashLock: Uint8Array; expiry: number; next?: Address }): ChangeMaker {
     const me = this.s.me
     return (tip) => {
+      // One pending payment of mine per lock: a second would pay the same invoice twice (a page that
+      // reloaded before its first came back from the peer asks again). Made on the state it goes on.
+      if (tip.htlcs.some((h) => h.from === me && sameBytes(h.hashLock, p.hashLock)))
+        fail('DUPLICATE_LOCK', 'a payment of mine locked with this hash is already pending in this channel')
       const htlc: Htlc = { id: nextHtlcId(tip), from: me, amount: p.amount, hashLock: p.hashLock.slice(), expiry: p.expiry }
       return p.next === undefined ? { kind: 'add', htlc } : { kind: 'add', htlc, next: p.next }
     }

@@ -211,6 +211,18 @@ describe('channel session', () => {
     expect(ah.s0.balances.mine).toBe(950n)
     // Nor may a payment expire too soon.
     await expect(ah.s0.addHtlc({ amount: 1n, hashLock: lock, expiry: 101 }, ctx)).rejects.toMatchObject({ code: 'BAD_TRANSITION' })
+    // One pending payment of mine per lock, proposed or co-signed (a second would pay the invoice
+    // twice); the peer's payment with the same lock does not count, and once mine is gone the lock is free.
+    const other = sha256(utf8('another invoice'))
+    const first = await ah.s0.addHtlc({ amount: 2n, hashLock: other, expiry: 200 }, ctx)
+    await expect(ah.s0.addHtlc({ amount: 2n, hashLock: other, expiry: 200 }, ctx)).rejects.toMatchObject({ code: 'DUPLICATE_LOCK' })
+    await deliver(ah.s0, ah.s1, first)
+    await expect(ah.s0.addHtlc({ amount: 2n, hashLock: other, expiry: 200 }, ctx)).rejects.toMatchObject({ code: 'DUPLICATE_LOCK' })
+    await deliver(ah.s1, ah.s0, await ah.s1.addHtlc({ amount: 3n, hashLock: other, expiry: 200 }, ctx))
+    const mine = ah.s0.latest.state.htlcs.find((h) => h.from === 0) as { id: number }
+    await deliver(ah.s1, ah.s0, await ah.s1.failHtlc(mine.id, ctx))
+    await deliver(ah.s0, ah.s1, await ah.s0.addHtlc({ amount: 2n, hashLock: other, expiry: 200 }, ctx))
+    expect(ah.s0.latest.state.htlcs.filter((h) => h.from === 0)).toHaveLength(1)
   })
 
   it('saves proposals in flight as bytes and restores them exactly: every kind of change, re-sent on hello as first sent', async () => {

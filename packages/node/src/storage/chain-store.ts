@@ -54,10 +54,12 @@ const K_STATE = 0x73 // 's'
 const K_FORMAT = 0x46 // 'F'
 
 /**
- * The format this version writes and reads. 2 (2026-12-04): member records carry a node key, so
- * state written before decodes differently and has other state roots. 1: databases without a mark.
+ * The format this version writes and reads. 3 (2026-12-05): contracts' host calls cost more steps,
+ * so receipts of SCORE calls (and the result roots over them) differ from those written before.
+ * 2 (2026-12-04): member records carry a node key, so state written before decodes differently
+ * and has other state roots. 1: databases without a mark.
  */
-export const STORE_FORMAT = 2
+export const STORE_FORMAT = 3
 
 const receiptsCodec = list(receiptCodec, 100_000)
 const headCodec = struct('Head', { height: uvarint, hash: fixedBytes(32) })

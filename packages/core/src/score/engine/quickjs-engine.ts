@@ -130,7 +130,11 @@ const METHOD_NAME = /^[A-Za-z_$][A-Za-z0-9_$]{0,63}$/
 /** Contract images kept per call depth; beyond that the depth's instance is reset and images rebuilt on demand. */
 const MAX_IMAGES_PER_DEPTH = 8
 
-/** The default {@link StepSchedule}: a host call costs about as much time as 50 poll points. */
+/**
+ * The default {@link StepSchedule}: a host call costs about as much time as 500 poll points (the
+ * QuickJS bridge and the state behind it), and a storage write as much again twice (its share of
+ * the block's commit). Measured in core docs/score-engine.md §4, Steps.
+ */
 export const DEFAULT_STEP_SCHEDULE: StepSchedule = Object.freeze({ hostCall: 500, hostByte: 1, storageWrite: 1_000, regexPoll: 1_000 })
 
 /** Options of {@link initEngine}. */
