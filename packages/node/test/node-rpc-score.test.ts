@@ -13,24 +13,18 @@ import {
   contractAddress,
   deployDataCodec,
   encode,
-  type Genesis,
   initEngine,
   NEW_SCORE_ADDRESS,
-  Right,
-  signTransaction,
   TOKEN_SOURCE,
   type TransactionBody,
   TxKind,
-  to0x,
-  transactionCodec,
-  transactionHash,
   utf8,
   type Value,
 } from '@loopchain/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { FullNode, type Json, nodeRpcMethods, RpcDispatcher, RpcErrorCode, type RpcServer, startRpcServer } from '../src/index.js'
-import { testGenesis, testKey } from './fixtures/test-chain.js'
+import { signedForRpc, testGenesis, testKey, withDeployer } from './fixtures/test-chain.js'
 
 const NETWORK = 13
 const v = testKey('score-rpc validator')
@@ -43,29 +37,13 @@ let dir: string
 let token: Address
 let nonce = 0
 
-const base = testGenesis({ chainId: 'score-rpc-test', networkId: NETWORK, validators: [v], funded: alice, params: { blockIntervalMs: 10 } })
 // Alice is a member institution with the deployer right.
-const g: Genesis = {
-  ...base,
-  members: [...base.members, { id: 'alice-bank', name: 'Alice Bank', address: alice.address, nodeKey: undefined, rights: Right.Deployer }],
-}
+const g = withDeployer(
+  testGenesis({ chainId: 'score-rpc-test', networkId: NETWORK, validators: [v], funded: alice, params: { blockIntervalMs: 10 } }),
+  alice,
+)
 
-function send(body: Pick<TransactionBody, 'to' | 'kind' | 'data'>): { hex: string; hash: Uint8Array } {
-  const tx = signTransaction(
-    {
-      version: 1,
-      networkId: NETWORK,
-      from: alice.address,
-      value: 0n,
-      stepLimit: 50_000_000,
-      timestamp: Date.now() * 1000,
-      nonce: nonce++,
-      ...body,
-    },
-    alice,
-  )
-  return { hex: to0x(encode(transactionCodec, tx)), hash: transactionHash(tx.body) }
-}
+const send = (body: Pick<TransactionBody, 'to' | 'kind' | 'data'>) => signedForRpc(NETWORK, alice, nonce++, body)
 
 const call = (method: string, params: Value) => send({ kind: TxKind.Call, to: token, data: encode(callDataCodec, { method, params }) })
 

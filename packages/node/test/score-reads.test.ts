@@ -14,16 +14,10 @@ import {
   contractAddress,
   deployDataCodec,
   encode,
-  type Genesis,
   initEngine,
   NEW_SCORE_ADDRESS,
-  Right,
-  signTransaction,
   type TransactionBody,
   TxKind,
-  to0x,
-  transactionCodec,
-  transactionHash,
   utf8,
 } from '@loopchain/core'
 import { afterAll, beforeAll, expect, it, vi } from 'vitest'
@@ -38,23 +32,17 @@ import {
   type RpcServer,
   startRpcServer,
 } from '../src/index.js'
-import { testGenesis, testKey } from './fixtures/test-chain.js'
+import { signedForRpc, testGenesis, testKey, withDeployer } from './fixtures/test-chain.js'
 
 const NETWORK = 14
 const ITEMS = 600
 const v = testKey('score-reads validator')
 const alice = testKey('score-reads alice')
-const base = testGenesis({
-  chainId: 'score-reads-test',
-  networkId: NETWORK,
-  validators: [v],
-  funded: alice,
-  params: { blockIntervalMs: 10 },
-})
-const g: Genesis = {
-  ...base,
-  members: [...base.members, { id: 'alice-bank', name: 'Alice Bank', address: alice.address, nodeKey: undefined, rights: Right.Deployer }],
-}
+// Alice is a member institution with the deployer right.
+const g = withDeployer(
+  testGenesis({ chainId: 'score-reads-test', networkId: NETWORK, validators: [v], funded: alice, params: { blockIntervalMs: 10 } }),
+  alice,
+)
 const SOURCE = `const { ArrayDB, VarDB } = loopchain
 export const manifest = { name: 'Items', methods: {
   add: { params: [['n', 'int']] },
@@ -79,22 +67,7 @@ let score: Address
 let nonce = 0
 const engine = initEngine()
 
-function send(body: Pick<TransactionBody, 'to' | 'kind' | 'data'>): { hex: string; hash: Uint8Array } {
-  const tx = signTransaction(
-    {
-      version: 1,
-      networkId: NETWORK,
-      from: alice.address,
-      value: 0n,
-      stepLimit: 50_000_000,
-      timestamp: Date.now() * 1000,
-      nonce: nonce++,
-      ...body,
-    },
-    alice,
-  )
-  return { hex: to0x(encode(transactionCodec, tx)), hash: transactionHash(tx.body) }
-}
+const send = (body: Pick<TransactionBody, 'to' | 'kind' | 'data'>) => signedForRpc(NETWORK, alice, nonce++, body)
 
 async function rpc(
   method: string,
