@@ -303,8 +303,8 @@ export class StateTree {
     const s = this.staged.get(id)
     if (s !== undefined) return s.value?.slice()
     if (this.flatValid) {
-      if (this.unflushed.has(id)) return this.unflushed.get(id)?.slice()
-      if (this.recent.has(id)) return this.recent.get(id)?.slice()
+      const held = this.latestInMemory(id)
+      if (held !== undefined) return held ?? undefined
       const seq = this.commitSeq
       const v = await this.store.get(concat(this.flatPrefix, key))
       // A commit that ran during the read may have changed the key: only an undisturbed read is kept.
@@ -335,12 +335,22 @@ export class StateTree {
    */
   private latestSync(id: string, key: Uint8Array, remember: boolean): Uint8Array | null | undefined {
     if (!this.flatValid) return undefined
-    if (this.unflushed.has(id)) return this.unflushed.get(id)?.slice() ?? null
-    if (this.recent.has(id)) return this.recent.get(id)?.slice() ?? null
+    const held = this.latestInMemory(id)
+    if (held !== undefined) return held
     if (this.store.getSync === undefined) return undefined
     const v = this.store.getSync(concat(this.flatPrefix, key))
     if (remember) this.rememberValue(id, v?.slice())
     return v ?? null
+  }
+
+  /**
+   * The latest committed value of the key `id` if memory holds it (committed values not yet in the
+   * store, then recent reads): a copy, `null` when known absent, `undefined` when not held.
+   */
+  private latestInMemory(id: string): Uint8Array | null | undefined {
+    if (this.unflushed.has(id)) return this.unflushed.get(id)?.slice() ?? null
+    if (this.recent.has(id)) return this.recent.get(id)?.slice() ?? null
+    return undefined
   }
 
   /**
@@ -357,9 +367,8 @@ export class StateTree {
     // The latest root: its values are in memory or the flat index (one read, not one per level),
     // as long as no commit moves the tree while the read is out.
     if (this.flatValid && bytesToBinaryString(root) === this.rootHash) {
-      const id = bytesToBinaryString(key)
-      if (this.unflushed.has(id)) return this.unflushed.get(id)?.slice()
-      if (this.recent.has(id)) return this.recent.get(id)?.slice()
+      const held = this.latestInMemory(bytesToBinaryString(key))
+      if (held !== undefined) return held ?? undefined
       const seq = this.commitSeq
       const v = await this.store.get(concat(this.flatPrefix, key))
       if (seq === this.commitSeq) return v
