@@ -13,6 +13,7 @@ import {
   accountKey,
   accountStateCodec,
   CHANNEL_ADDRESS,
+  type ChannelSnapshot,
   channelCallTransaction,
   channelKey,
   channelRecordCodec,
@@ -41,6 +42,7 @@ import {
 } from '@loopchain/core'
 import {
   type ChainAccess,
+  type ChannelRecord,
   ChannelWallet,
   encodeInvoice,
   LightClient,
@@ -114,6 +116,15 @@ async function walletOf(k: typeof alice, links: MemoryLinkNetwork, name: string,
     stepPrice: 0n,
     pollMs: 100,
   })
+}
+
+/** A store that keeps a copy of every record written, in order: what a crash right after any write leaves. */
+class RecordingStore extends MemoryChannelStore {
+  readonly puts: ChannelRecord[] = []
+  override async put(record: ChannelRecord): Promise<void> {
+    this.puts.push(structuredClone(record))
+    return super.put(record)
+  }
 }
 
 async function until<T>(w: ChannelWallet, f: (s: WalletState) => T | undefined, what: string, ms = 20_000): Promise<T> {
@@ -436,13 +447,26 @@ describe('channel wallets on a real node', () => {
   }, 90_000)
 
   it('a two-hop payment through a hub: A → hub → C, locked by C’s invoice and settled back hop by hop', async () => {
-    const storeA = new MemoryChannelStore()
+    const storeA = new RecordingStore()
     const { links, a: first, hub, c, ah, hc } = await hubRoute(4, storeA)
     let a = first
     const invoice = c.createInvoice(300n)
     await a.payInvoice(ah, invoice)
     const bal = (w: ChannelWallet, id: string) => w.state.channels.find((x) => x.id === id)
     expect(bal(a, ah)?.myBalance).toBe(700n)
+    // The write that stored the settled state also says the invoice is paid: a crash right after
+    // it leaves a wallet that refuses to pay it again (two writes before, and the crash between them
+    // left it payable).
+    const settled = storeA.puts.find((r) => {
+      const s = (r.snapshot as ChannelSnapshot | undefined)?.latest.state
+      return r.id === ah && s?.balances[0] === 700n && s.htlcs.length === 0
+    })
+    expect(settled?.paid).toEqual([to0x(parseInvoice(invoice).hashLock)])
+    const crashed = new MemoryChannelStore()
+    await crashed.put(settled as ChannelRecord)
+    const after = await walletOf(alice, new MemoryLinkNetwork(), 'alice4-crashed', crashed)
+    await expect(after.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'ALREADY_PAID' })
+    await after.close()
     // The same invoice again would pay Carol twice: refused, also by the wallet reopened from its store.
     await expect(a.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'ALREADY_PAID' })
     await a.close()

@@ -881,8 +881,11 @@ export class ChannelWallet implements WalletActions {
         const link = this.links.get(live.record.peer.address)
         if (link !== undefined) sendFrame(link, TAG_WIRE, encodeChannelWire(m))
       },
-      save: async (snapshot, durable) => {
+      save: async (snapshot, durable, events) => {
         live.record = { ...live.record, snapshot, updatedAt: this.now() }
+        // Paid in the same write as the state that settled it: written apart, a crash between the
+        // two would keep the settled state and forget the invoice was paid.
+        this.remember(live, 'paid', this.settledLocks(live, events))
         await this.save(live, durable)
       },
       height: () => this.o.chain.height,
@@ -909,10 +912,9 @@ export class ChannelWallet implements WalletActions {
       live.offered ??= new Map()
       for (const h of live.driver.session.latest.state.htlcs) if (h.from === live.record.me) live.offered.set(h.id, to0x(h.hashLock))
     }
-    // A payment of mine the peer settled: its invoice is paid. From the state it settled in, so also
-    // after a reload (when nothing in memory says which payments were mine). A hub pays no invoices.
-    if (e.type === 'settled' && e.htlc.from === live.record.me && !this.o.hub && this.remember(live, 'paid', [to0x(e.htlc.hashLock)]))
-      void this.save(live)
+    // Settled payments are recorded by the save that covers them (see makeDriver); one reported
+    // without a save (the same state again) is saved here if it is news.
+    if (this.remember(live, 'paid', this.settledLocks(live, [e]))) void this.save(live)
     if (e.type === 'received') this.onRouted(live, e.change)
     if (e.type === 'message') {
       this.addMessage(live, { from: 'peer', seq: e.seq, text: new TextDecoder().decode(e.body), at: this.now() })
@@ -1031,6 +1033,16 @@ export class ChannelWallet implements WalletActions {
       .map((h) => to0x(h.hashLock))
     for (const f of session.inFlight) if (f.change.kind === 'add') out.push(to0x(f.change.htlc.hashLock))
     return out
+  }
+
+  /**
+   * Hash locks of my payments that `events` report the peer settled: their invoices are paid. Read
+   * from the state they settled in, so also after a reload (when nothing in memory says which
+   * payments were mine). A hub pays no invoices.
+   */
+  private settledLocks(live: Live, events: readonly ChannelSessionEvent[]): string[] {
+    if (this.o.hub) return []
+    return events.flatMap((e) => (e.type === 'settled' && e.htlc.from === live.record.me ? [to0x(e.htlc.hashLock)] : []))
   }
 
   /** Adds `locks` to the record's list `field` (the newest {@link MAX_PAID_LOCKS}); whether it changed. */

@@ -31,8 +31,11 @@ export interface ChannelDriverIo {
    * Saves the snapshot; resolves once saved. `durable`: an acknowledgement or a message waits for
    * this save, so it must be on disk (not only handed to the system) before it resolves; false
    * when it only records the peer's countersignatures of my proposals, which the peer has saved.
+   * `events`: those this save covers, emitted once it resolves; what the caller keeps beside the
+   * snapshot because of them (say, that an invoice was paid) belongs in the same write, or a crash
+   * between two writes would keep the state and lose the rest.
    */
-  save(snapshot: ChannelSnapshot, durable: boolean): Promise<void>
+  save(snapshot: ChannelSnapshot, durable: boolean, events: readonly ChannelSessionEvent[]): Promise<void>
   /** The block height the wallet sees (for hash-locked payments' expiries). */
   height(): number
   /** Every event, after the state it reports was saved. */
@@ -297,7 +300,7 @@ export class ChannelDriver {
       const events = this.heldEvents
       this.held = []
       this.heldEvents = []
-      this.writing = this.io.save(this.session.snapshot(), durable).finally(() => {
+      this.writing = this.io.save(this.session.snapshot(), durable, events).finally(() => {
         this.writing = undefined
       })
       try {
