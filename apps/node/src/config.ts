@@ -29,13 +29,14 @@ export interface NodeConfig {
    * and 400); raise it for a trusted gateway that submits in bulk from one address. `query`: the
    * steps one read-only call (`lc_call`) may use (default 5,000,000) and the steps of read-only
    * calls the node runs per second, all clients together (default 2,000,000): the same thread runs
-   * consensus.
+   * consensus; and for one client address (`stepsPerSecondPerClient`, default a quarter of that;
+   * raise it for a trusted gateway).
    */
   rpc: {
     host?: string
     port: number
     rateLimit?: { perSecond: number; burst: number }
-    query?: { stepLimit?: number; stepsPerSecond?: number }
+    query?: { stepLimit?: number; stepsPerSecond?: number; stepsPerSecondPerClient?: number }
   }
   /** Run a payment-channel hub with the validator's account (apps/node/src/hub.ts); validators only. */
   hub?: boolean
@@ -68,7 +69,7 @@ export function readNodeConfig(file: string): NodeConfig {
   if (isObject(c.p2p)) only(c.p2p, 'p2p.', ['host', 'tcpPort', 'wsPort', 'webrtcDirectPort', 'bootstrap', 'relay'])
   if (isObject(c.rpc)) only(c.rpc, 'rpc.', ['host', 'port', 'rateLimit', 'query'])
   if (isObject(c.rpc) && isObject(c.rpc.rateLimit)) only(c.rpc.rateLimit, 'rpc.rateLimit.', ['perSecond', 'burst'])
-  if (isObject(c.rpc) && isObject(c.rpc.query)) only(c.rpc.query, 'rpc.query.', ['stepLimit', 'stepsPerSecond'])
+  if (isObject(c.rpc) && isObject(c.rpc.query)) only(c.rpc.query, 'rpc.query.', ['stepLimit', 'stepsPerSecond', 'stepsPerSecondPerClient'])
   if (typeof c.genesis !== 'string') bad('genesis', 'the path of the genesis file')
   if (typeof c.dataDir !== 'string') bad('dataDir', 'a directory path')
   if (!key(c.nodeKey)) bad('nodeKey', 'a 32-byte secret as 0x and 64 hex digits')
@@ -105,8 +106,11 @@ export function readNodeConfig(file: string): NodeConfig {
       bad('rpc.rateLimit', 'an object with perSecond and burst (positive numbers, burst at least 1), or absent')
     const query = rpc.query
     const steps = (v: unknown) => v === undefined || (Number.isSafeInteger(v) && (v as number) > 0)
-    if (query !== undefined && !(isObject(query) && steps(query.stepLimit) && steps(query.stepsPerSecond)))
-      bad('rpc.query', 'an object with stepLimit and stepsPerSecond (positive integers, each optional), or absent')
+    if (
+      query !== undefined &&
+      !(isObject(query) && steps(query.stepLimit) && steps(query.stepsPerSecond) && steps(query.stepsPerSecondPerClient))
+    )
+      bad('rpc.query', 'an object with stepLimit, stepsPerSecond and stepsPerSecondPerClient (positive integers, each optional), or absent')
   }
   if (c.hub !== undefined && typeof c.hub !== 'boolean') bad('hub', 'true, false or absent')
   return c as unknown as NodeConfig

@@ -235,6 +235,9 @@ async function start(args: string[]): Promise<void> {
         nodeRpcMethods(node, host, {
           ...(config.rpc.query?.stepLimit !== undefined ? { queryStepLimit: config.rpc.query.stepLimit } : {}),
           ...(config.rpc.query?.stepsPerSecond !== undefined ? { queryStepsPerSecond: config.rpc.query.stepsPerSecond } : {}),
+          ...(config.rpc.query?.stepsPerSecondPerClient !== undefined
+            ? { queryStepsPerSecondPerClient: config.rpc.query.stepsPerSecondPerClient }
+            : {}),
         }),
         {
           title: 'loopchain',

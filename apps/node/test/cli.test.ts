@@ -348,10 +348,10 @@ describe('loopchain CLI', () => {
         /: rpc\.rateLimt is not a config field \(rpc takes host, port, rateLimit, query\)\n$/,
       )
       expect(startWith({ ...good, rpc: { ...good.rpc, query: { stepLimit: 0 } } })).toMatch(
-        /: rpc\.query must be an object with stepLimit and stepsPerSecond \(positive integers, each optional\), or absent\n$/,
+        /: rpc\.query must be an object with stepLimit, stepsPerSecond and stepsPerSecondPerClient \(positive integers, each optional\), or absent\n$/,
       )
       expect(startWith({ ...good, rpc: { ...good.rpc, query: { steps: 10 } } })).toMatch(
-        /: rpc\.query\.steps is not a config field \(rpc\.query takes stepLimit, stepsPerSecond\)\n$/,
+        /: rpc\.query\.steps is not a config field \(rpc\.query takes stepLimit, stepsPerSecond, stepsPerSecondPerClient\)\n$/,
       )
       expect(startWith({ ...good, datadir: 'elsewhere' })).toMatch(/: datadir is not a config field \(fields: genesis, dataDir, /)
       expect(startWith({ ...good, p2p: { ...good.p2p, relay: { dataLimit: 1024 } } })).toMatch(

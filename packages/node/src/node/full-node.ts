@@ -345,6 +345,8 @@ export class FullNode {
    * a channel's record, a balance) only once the block after it is committed.
    */
   private resultPending = false
+  /** Set while a block is between its execution and its tip: resolved when it is the tip (see {@link stateSettled}). */
+  private storing: Promise<void> | undefined
   /**
    * The highest height a peer reported during the block sync in progress; back to this node's
    * height when a sync ends (0 before any sync).
@@ -547,6 +549,15 @@ export class FullNode {
    */
   committedState(): StateSource {
     return this.tree.at(this.tip.result.stateRoot)
+  }
+
+  /**
+   * Resolves once no block is being executed or stored. The committed state is then the state
+   * tree's latest, which reads answer on the spot; in between, a snapshot of the tip reads a root
+   * the tree has moved past, by waiting for the store (see `StateTree.at`).
+   */
+  async stateSettled(): Promise<void> {
+    while (this.storing !== undefined) await this.storing
   }
 
   /** Connects the node to its peers. */
@@ -1286,36 +1297,46 @@ export class FullNode {
     const t0 = performance.now()
     let ex: Awaited<ReturnType<typeof executeBlock>>
     let t1: number
+    // From here until the block is the tip, the tree holds state the tip does not (stateSettled).
+    let stored = () => {}
+    this.storing = new Promise<void>((r) => {
+      stored = r
+    })
     try {
-      ex = await executeBlock(this.tree, block, {
-        params: this.options.genesis.params,
-        crypto: nativeCrypto,
-        ...(this.options.engine ? { engine: this.options.engine } : {}),
-      })
-      t1 = performance.now()
-      await this.chain.commitBlock(block, commit, ex.receipts, ex.result, ex.commit.ops, ex.nextValidators)
-    } catch (e) {
-      // The state tree holds the block's state and the store does not: nothing after may run on it.
-      this.halt(`committing block ${block.header.height}`, e)
-      throw e
+      try {
+        ex = await executeBlock(this.tree, block, {
+          params: this.options.genesis.params,
+          crypto: nativeCrypto,
+          ...(this.options.engine ? { engine: this.options.engine } : {}),
+        })
+        t1 = performance.now()
+        await this.chain.commitBlock(block, commit, ex.receipts, ex.result, ex.commit.ops, ex.nextValidators)
+      } catch (e) {
+        // The state tree holds the block's state and the store does not: nothing after may run on it.
+        this.halt(`committing block ${block.header.height}`, e)
+        throw e
+      }
+      this.tree.markPersisted(ex.commit)
+      if (ex.nextValidators) {
+        const from = block.header.height + 2
+        this.sets.push({ from, set: ex.nextValidators })
+        this.log.info('validator set changes', { from, validators: ex.nextValidators.validators.map((v) => v.address) })
+      }
+      this.nonceEpoch++
+      // The block's senders' nonces changed: take them from the state its execution left (no store
+      // read), or forget them when that view cannot say.
+      for (const tx of block.transactions) {
+        const acc = peekAccount(this.tree, tx.body.from)
+        if (acc === undefined) this.nonces.delete(tx.body.from)
+        else this.cacheNonce(tx.body.from, acc.nonce)
+      }
+      // The new tip shows together with the state it committed (no await between them), so a reader
+      // never sees the block's state under the previous height; the WAL is trimmed after.
+      this.tip = { header: block.header, result: ex.result, commit }
+    } finally {
+      this.storing = undefined
+      stored()
     }
-    this.tree.markPersisted(ex.commit)
-    if (ex.nextValidators) {
-      const from = block.header.height + 2
-      this.sets.push({ from, set: ex.nextValidators })
-      this.log.info('validator set changes', { from, validators: ex.nextValidators.validators.map((v) => v.address) })
-    }
-    this.nonceEpoch++
-    // The block's senders' nonces changed: take them from the state its execution left (no store
-    // read), or forget them when that view cannot say.
-    for (const tx of block.transactions) {
-      const acc = peekAccount(this.tree, tx.body.from)
-      if (acc === undefined) this.nonces.delete(tx.body.from)
-      else this.cacheNonce(tx.body.from, acc.nonce)
-    }
-    // The new tip shows together with the state it committed (no await between them), so a reader
-    // never sees the block's state under the previous height; the WAL is trimmed after.
-    this.tip = { header: block.header, result: ex.result, commit }
     this.resultPending = block.transactions.length > 0
     for (const [t, height] of this.consensusTimers)
       if (height <= block.header.height) {

@@ -23,6 +23,7 @@ export {
   MAX_SUBSCRIPTIONS_PER_CONNECTION,
   type NodeRpcOptions,
   nodeRpcMethods,
+  QUERY_CLIENT_SHARE,
   QueryBudget,
 } from './rpc-methods.js'
 export { ConsensusWal, walEntryCodec } from './wal.js'

@@ -26,6 +26,7 @@ import {
   toHex,
 } from '@loopchain/core'
 import type { NodeHost } from '../p2p/host.js'
+import { KeyedBuckets } from '../rpc/buckets.js'
 import { type Json, RpcError, RpcErrorCode, type RpcMethod } from '../rpc/json-rpc.js'
 import { certificateFileOf, certificateStatusOf } from './certificates.js'
 import type { CommittedBlock, FullNode } from './full-node.js'
@@ -54,6 +55,8 @@ export interface NodeRpcOptions {
   readonly queryStepLimit?: number
   /** Steps of `lc_call`s run per second, all clients together (default {@link DEFAULT_QUERY_STEPS_PER_SECOND}). */
   readonly queryStepsPerSecond?: number
+  /** Steps of `lc_call`s run per second for one client address (default {@link QUERY_CLIENT_SHARE} of the above). */
+  readonly queryStepsPerSecondPerClient?: number
   /** The clock of that budget in ms, monotonic (tests pass their own). */
   readonly now?: () => number
 }
@@ -61,59 +64,59 @@ export interface NodeRpcOptions {
 /** Read-only calls that may wait for their turn; more are refused at once. */
 export const MAX_QUEUED_QUERIES = 256
 /**
- * State loads one read-only call may wait for. A call's reads are answered on the spot, except
- * while the node writes a block: the state the call reads is then no longer the tree's latest, so
- * a read no cache holds must be waited for, and the call runs again from the start after each.
+ * State loads one read-only call may wait for. A call starts once no block is being executed or
+ * stored, and its reads are answered on the spot. Where they cannot be (a store without
+ * synchronous reads, or a block written while the call read its SCORE's ABI), a read no cache
+ * holds must be waited for, and the call runs again from the start after each.
  */
 export const MAX_QUERY_STATE_LOADS = 16
 
+/** The share of the node's read-only-call steps a second one client address may use, unless told otherwise. */
+export const QUERY_CLIENT_SHARE = 1 / 4
+
 /**
- * What read-only calls may take of the node's main thread, all clients together: the same thread
- * runs consensus, and a call is not cut short by time. Measured on this project's machine, a step
- * costs ~35–55 ns, in computation and in storage reads alike (a step is counted per loop turn,
- * call and host call, so work inside one built-in is not bounded by it), so the default 2,000,000
- * steps a second is on average at most ~0.1 s of every second, and one call of 5,000,000 steps
- * ~0.25 s.
+ * What read-only calls may take of the node's main thread: the same thread runs consensus, and a
+ * call is not cut short by time. Measured on this project's machine, a step costs ~35–55 ns, in
+ * computation and in storage reads alike (a step is counted per loop turn, call and host call, so
+ * work inside one built-in is not bounded by it), so the default 2,000,000 steps a second is on
+ * average at most ~0.1 s of every second, and one call of 5,000,000 steps ~0.25 s.
  *
  * Calls run one at a time, in arrival order, with a turn of the event loop between them (consensus
  * messages and timers run there), so one call is the longest the thread is held. A call starts
- * while the budget is above zero and is charged what it used afterwards, runs it had to start
- * again (see {@link MAX_QUERY_STATE_LOADS}) at their whole limit; the budget may so go below zero
- * and the next calls wait for it to refill. It holds at most two calls' limits, so a burst after a
- * quiet time is two long calls. A refused caller learns when to try again. One client can use the
- * whole budget: the per-client rate limit of the server is what keeps clients apart.
+ * while both the node's budget and its client's share are above zero, and both are charged what it
+ * used afterwards (runs it had to start again, see {@link MAX_QUERY_STATE_LOADS}, at their whole
+ * limit); a budget may so go below zero and the next calls wait for it to refill. The node's holds
+ * two calls' limits, so a burst after a quiet time is two long calls. A client address refills at
+ * `perClient` steps a second (by default {@link QUERY_CLIENT_SHARE} of the node's rate) and holds
+ * one call's limit, so one client cannot spend the budget for everyone: by default it takes four
+ * busy clients to. A refused caller learns when to try again.
  */
 export class QueryBudget {
-  private level: number
-  private at: number
-  private readonly capacity: number
+  private readonly node: KeyedBuckets
+  private readonly clients: KeyedBuckets
   private tail: Promise<void> = Promise.resolve()
   private queued = 0
   constructor(
     readonly stepLimit: number,
     readonly perSecond: number,
-    private readonly now: () => number,
+    now: () => number,
+    perClient = perSecond * QUERY_CLIENT_SHARE,
   ) {
     if (!(Number.isSafeInteger(stepLimit) && stepLimit > 0)) throw new RangeError('the query step limit must be a positive integer')
     if (!(Number.isFinite(perSecond) && perSecond > 0)) throw new RangeError('the query steps per second must be a positive number')
-    this.capacity = 2 * stepLimit
-    this.level = this.capacity
-    this.at = now()
-  }
-
-  private refill(): void {
-    const t = this.now()
-    this.level = Math.min(this.capacity, this.level + (Math.max(0, t - this.at) / 1000) * this.perSecond)
-    this.at = Math.max(this.at, t)
+    if (!(Number.isFinite(perClient) && perClient > 0))
+      throw new RangeError('the query steps per second per client must be a positive number')
+    this.node = new KeyedBuckets(perSecond, 2 * stepLimit, now, 1)
+    this.clients = new KeyedBuckets(perClient, stepLimit, now)
   }
 
   /**
-   * Runs `call` in its turn within the budget and returns what it returns; `call` reports the
-   * steps to charge through its argument (a call that reports nothing is charged the whole limit).
-   * Throws a rate-limit error (`QUERY_BUDGET` with `retryAfterMs`, or `QUERY_BUSY` when too many
-   * calls wait) instead of running it.
+   * Runs `call` for `client` in its turn within the budget and returns what it returns; `call`
+   * reports the steps to charge through its argument (a call that reports nothing is charged the
+   * whole limit). Throws a rate-limit error (`QUERY_BUDGET` with `retryAfterMs`, or `QUERY_BUSY`
+   * when too many calls wait) instead of running it.
    */
-  async run<T>(call: (charge: (steps: number) => void) => Promise<T>): Promise<T> {
+  async run<T>(client: string, call: (charge: (steps: number) => void) => Promise<T>): Promise<T> {
     if (this.queued >= MAX_QUEUED_QUERIES)
       throw new RpcError(RpcErrorCode.RateLimited, `${MAX_QUEUED_QUERIES} read-only calls are waiting on this node; retry later`, {
         code: 'QUERY_BUSY',
@@ -132,12 +135,19 @@ export class QueryBudget {
       this.queued--
     }
     try {
-      this.refill()
-      if (!(this.level > 0)) {
-        const retryAfterMs = Math.ceil(((1 - this.level) / this.perSecond) * 1000)
+      if (!(this.node.level('') > 0)) {
+        const retryAfterMs = this.node.msUntilPositive('')
         throw new RpcError(
           RpcErrorCode.RateLimited,
           `read-only calls have used this node's budget (${this.perSecond} steps a second, all clients together); retry in ${retryAfterMs} ms`,
+          { code: 'QUERY_BUDGET', retryAfterMs },
+        )
+      }
+      if (!(this.clients.level(client) > 0)) {
+        const retryAfterMs = this.clients.msUntilPositive(client)
+        throw new RpcError(
+          RpcErrorCode.RateLimited,
+          `your read-only calls have used your share of this node's budget (${this.clients.perSecond} steps a second); retry in ${retryAfterMs} ms`,
           { code: 'QUERY_BUDGET', retryAfterMs },
         )
       }
@@ -147,12 +157,25 @@ export class QueryBudget {
           charged = (charged ?? 0) + (Number.isFinite(steps) && steps > 0 ? steps : 0)
         })
       } finally {
-        this.refill()
-        this.level -= charged ?? this.stepLimit
+        this.node.spend('', charged ?? this.stepLimit)
+        this.clients.spend(client, charged ?? this.stepLimit)
       }
     } finally {
       release()
     }
+  }
+}
+
+/** `state` read without waiting wherever it can be (see `StateSource.tryGetSync`), else as `get` reads. */
+function onTheSpot(state: StateSource): StateSource {
+  const sync = state.tryGetSync
+  if (sync === undefined) return state
+  return {
+    get: (key) => {
+      const v = sync(key)
+      return v === undefined ? state.get(key) : Promise.resolve(v ?? undefined)
+    },
+    tryGetSync: sync,
   }
 }
 
@@ -183,6 +206,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
     opts.queryStepLimit ?? DEFAULT_QUERY_STEP_LIMIT,
     opts.queryStepsPerSecond ?? DEFAULT_QUERY_STEPS_PER_SECOND,
     opts.now ?? (() => performance.now()),
+    opts.queryStepsPerSecondPerClient,
   )
   const waiters = new Map<string, Set<() => void>>()
   /** Subscriptions open on this node (each is a block listener that runs in the commit path). */
@@ -338,35 +362,45 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
         { name: 'from', schema: { type: 'string', pattern: ADDRESS } },
       ],
       result: { name: 'result', schema: {} },
-      handler: async (p) => {
+      handler: async (p, ctx) => {
         const engine = node.options.engine
         if (!engine) throw new RpcError(RpcErrorCode.ScoreFailed, 'this node runs without a contract engine', { code: 'NO_ENGINE' })
-        // One committed state for the whole call, with its height and time (read in one turn).
-        const state = node.committedState()
-        const { height, timestamp } = node.head
-        // Typed by the SCORE's ABI, so big integers and bytes can be passed as strings.
-        const abi = await getScoreAbi(state, engine, p.to as Address)
-        let params: ReturnType<typeof paramsFromJson>
-        try {
-          params = paramsFromJson((p.params as Json | undefined) ?? null, abi, p.method as string)
-        } catch (e) {
-          throw new RpcError(RpcErrorCode.InvalidParams, (e as Error).message)
-        }
         const from = (p.from as Address | undefined) ?? ('hx0000000000000000000000000000000000000000' as Address)
-        // Waits counted: each is a run that ended on a read, charged at the whole limit.
-        let loads = 0
-        const source: StateSource = {
-          get: (key) => {
-            if (++loads > MAX_QUERY_STATE_LOADS)
-              throw new RpcError(RpcErrorCode.RateLimited, 'the state moved while the call ran (a block was being written); retry', {
-                code: 'QUERY_RETRY',
-                retryAfterMs: 100,
-              })
-            return state.get(key)
-          },
-          ...(state.tryGetSync ? { tryGetSync: state.tryGetSync } : {}),
-        }
-        const r = await queries.run(async (charge) => {
+        const r = await queries.run(ctx.client, async (charge) => {
+          // Started once no block is being executed or stored, so the committed state is the
+          // tree's latest and every read is answered on the spot: the call runs once. One
+          // committed state for the whole call, with its height and time (read in one turn).
+          await node.stateSettled()
+          const state = node.committedState()
+          const { height, timestamp } = node.head
+          let params: ReturnType<typeof paramsFromJson>
+          try {
+            // Typed by the SCORE's ABI, so big integers and bytes can be passed as strings. Read
+            // on the spot too: a wait here would let a block move the tree before the call.
+            const abi = await getScoreAbi(onTheSpot(state), engine, p.to as Address)
+            try {
+              params = paramsFromJson((p.params as Json | undefined) ?? null, abi, p.method as string)
+            } catch (e) {
+              throw new RpcError(RpcErrorCode.InvalidParams, (e as Error).message)
+            }
+          } catch (e) {
+            charge(0)
+            throw e
+          }
+          // Waits counted: each is a run that ended on a read, charged at the whole limit. A
+          // block written while the call waited for its ABI can still cause them.
+          let loads = 0
+          const source: StateSource = {
+            get: (key) => {
+              if (++loads > MAX_QUERY_STATE_LOADS)
+                throw new RpcError(RpcErrorCode.RateLimited, 'the state moved while the call ran (a block was being written); retry', {
+                  code: 'QUERY_RETRY',
+                  retryAfterMs: 100,
+                })
+              return state.get(key)
+            },
+            ...(state.tryGetSync ? { tryGetSync: state.tryGetSync } : {}),
+          }
           try {
             const out = await queryScore(
               source,

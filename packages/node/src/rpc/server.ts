@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { type WebSocket, WebSocketServer } from 'ws'
 import type { NodeLogger } from '../p2p/logger.js'
+import { KeyedBuckets } from './buckets.js'
 import { type Json, type RpcDispatcher, RpcErrorCode } from './json-rpc.js'
 
 /** Options of {@link startRpcServer}. */
@@ -51,28 +52,6 @@ export interface RpcServer {
   close(): Promise<void>
 }
 
-class Buckets {
-  private readonly tokens = new Map<string, { level: number; at: number }>()
-  constructor(
-    private readonly perSecond: number,
-    private readonly burst: number,
-    private readonly now: () => number,
-  ) {}
-
-  /** Takes `n` tokens (all or none). */
-  take(client: string, n = 1): boolean {
-    const t = this.now()
-    const b = this.tokens.get(client) ?? { level: this.burst, at: t }
-    b.level = Math.min(this.burst, b.level + ((t - b.at) / 1000) * this.perSecond)
-    b.at = t
-    this.tokens.set(client, b)
-    if (this.tokens.size > 100_000) this.tokens.clear() // bound the table; a reset only forgives
-    if (b.level < n) return false
-    b.level -= n
-    return true
-  }
-}
-
 const CORS = {
   'access-control-allow-origin': '*',
   'access-control-allow-methods': 'GET, POST, OPTIONS',
@@ -88,7 +67,7 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
   const maxBody = opts.maxBodyBytes ?? 2 * 1024 * 1024
   const maxBuffered = opts.maxBufferedBytes ?? 16 * 1024 * 1024
   const now = opts.now ?? (() => Date.now())
-  const buckets = new Buckets(opts.rateLimit?.perSecond ?? 200, opts.rateLimit?.burst ?? 400, now)
+  const buckets = new KeyedBuckets(opts.rateLimit?.perSecond ?? 200, opts.rateLimit?.burst ?? 400, now)
 
   const send = (res: ServerResponse, status: number, type: string, body: string) => {
     res.writeHead(status, { 'content-type': type, ...CORS }).end(body)
