@@ -13,6 +13,7 @@ import {
   accountKey,
   accountStateCodec,
   CHANNEL_ADDRESS,
+  CHANNEL_PROTOCOL_VERSION,
   type ChannelSnapshot,
   channelCallTransaction,
   channelKey,
@@ -44,6 +45,7 @@ import {
   type ChainAccess,
   type ChannelRecord,
   ChannelWallet,
+  encodeInvite,
   encodeInvoice,
   LightClient,
   MemoryChannelStore,
@@ -331,6 +333,46 @@ describe('channel wallets on a real node', () => {
     await a.close()
     await b.close()
   }, 60_000)
+
+  it('a wallet exchanges nothing with a wallet of another channel protocol version, and says which side must update', async () => {
+    const links = new MemoryLinkNetwork()
+    const a = await walletOf(alice, links, 'alice-v')
+    /** A peer page at endpoint `name` whose hello says `protocol` (absent: a page from before it was sent). */
+    const peerPage = (name: string, protocol?: number) => {
+      const heard: { type: string; localId?: string; protocol?: number }[] = []
+      const ep = links.endpoint(name)
+      ep.onLink((link) => {
+        const send = (c: object) => link.send(new Uint8Array([2, ...utf8(JSON.stringify(c))]))
+        send({
+          type: 'hi',
+          address: bob.address,
+          publicKey: to0x(bob.publicKey),
+          links: [`mem/${name}`],
+          ...(protocol ? { protocol } : {}),
+        })
+        link.onMessage((frame) => {
+          if (frame[0] !== 2) return
+          const c = JSON.parse(new TextDecoder().decode(frame.subarray(1)))
+          heard.push(c)
+          if (c.type === 'propose') send({ type: 'decline', localId: c.localId, reason: 'only a test' })
+        })
+      })
+      return { heard, invite: encodeInvite({ address: bob.address, publicKey: to0x(bob.publicKey), links: [`mem/${name}`] }) }
+    }
+    const later = peerPage('later-page', CHANNEL_PROTOCOL_VERSION + 1)
+    await expect(a.openChannel(later.invite, { deposit: 100n })).rejects.toMatchObject({
+      code: 'INCOMPATIBLE_PEER',
+      message: expect.stringMatching(/reload this page/),
+    })
+    // It told its own version, and proposed nothing.
+    expect(later.heard.map((c) => [c.type, c.protocol])).toEqual([['hi', CHANNEL_PROTOCOL_VERSION]])
+    expect(a.state.channels).toHaveLength(0)
+    // A page from before versions were sent speaks version 1: the proposal goes out (and is declined).
+    const earlier = peerPage('earlier-page')
+    await expect(a.openChannel(earlier.invite, { deposit: 100n })).rejects.toMatchObject({ code: 'DECLINED' })
+    expect(earlier.heard.map((c) => c.type)).toEqual(['hi', 'propose'])
+    await a.close()
+  })
 
   it('a close with an old state is challenged by the other wallet, which takes everything; a reopened wallet resumes', async () => {
     const links = new MemoryLinkNetwork()

@@ -13,6 +13,7 @@
  */
 import {
   CHANNEL_OUTCOME_NAMES,
+  CHANNEL_PROTOCOL_VERSION,
   CHANNEL_STATUS_NAMES,
   type ChannelRecord as ChainChannelRecord,
   type ChannelChange,
@@ -96,7 +97,8 @@ const ANSWER_TIMEOUT_MS = 30_000
 const RECONNECT_MS = 3_000
 
 type Control =
-  | { type: 'hi'; address: string; publicKey: string; links?: string[] }
+  // `protocol`: the channel protocol version (absent: 1, the version before it was sent).
+  | { type: 'hi'; address: string; publicKey: string; links?: string[]; protocol?: number }
   | { type: 'propose'; localId: string; deposit: string; peerDeposit: string; challengePeriod: number }
   | { type: 'accept'; localId: string }
   | { type: 'decline'; localId: string; reason: string }
@@ -119,6 +121,8 @@ const ON_CHAIN_PAYMENT =
 export const ROUTED_PAYMENT_WAIT = 100
 /** Blocks a hub keeps between the expiry it offers downstream and the one it was offered. */
 export const HOP_DELTA = 20
+/** How long a link to a wallet of another protocol version stays open after its hello (ms). */
+const INCOMPATIBLE_CLOSE_MS = 1_000
 /** How long a hub waits for the next hop's channel to be open and linked before giving a payment back (ms). */
 export const FORWARD_WAIT_MS = 10_000
 /** How long closing the wallet waits for its sessions' last saves. */
@@ -228,6 +232,8 @@ export class ChannelWallet implements WalletActions {
   private readonly channels = new Map<string, Live>()
   /** Links by the peer's account address. */
   private readonly links = new Map<string, WalletLink>()
+  /** Peers (by address) whose last hello was another channel protocol version: why nothing is exchanged. */
+  private readonly incompatible = new Map<string, string>()
   private readonly subscribers = new Set<(s: WalletState) => void>()
   private readonly answers = new Map<string, (c: Control) => void>()
   /** Preimages of this wallet's invoices, by hex of the hash lock. */
@@ -503,12 +509,22 @@ export class ChannelWallet implements WalletActions {
     if (have !== undefined) return have
     let last: unknown
     for (const a of addrs) {
+      this.incompatible.delete(address)
       try {
         const link = await this.o.links.dial(a)
         this.adopt(link)
-        await this.waitFor(() => (this.links.get(address) === link ? link : undefined), 10_000, 'the peer to say who it is')
+        await this.waitFor(
+          () => {
+            const why = this.incompatible.get(address)
+            if (why !== undefined) throw new WalletError('INCOMPATIBLE_PEER', why)
+            return this.links.get(address) === link ? link : undefined
+          },
+          10_000,
+          'the peer to say who it is',
+        )
         return link
       } catch (e) {
+        if (e instanceof WalletError && e.code === 'INCOMPATIBLE_PEER') throw e
         last = e
       }
     }
@@ -519,7 +535,13 @@ export class ChannelWallet implements WalletActions {
     // Say who I am first: frames that came before I listened are handed over at once when I do,
     // and my answers to them (a hello) must not reach the peer before my 'hi' (it drops frames from
     // a link it cannot yet name).
-    this.send(link, { type: 'hi', address: this.o.key.address, publicKey: to0x(this.o.key.publicKey), links: this.o.links.myAddresses() })
+    this.send(link, {
+      type: 'hi',
+      address: this.o.key.address,
+      publicKey: to0x(this.o.key.publicKey),
+      links: this.o.links.myAddresses(),
+      protocol: CHANNEL_PROTOCOL_VERSION,
+    })
     let peer: string | undefined
     link.onMessage(
       (frame) =>
@@ -584,6 +606,26 @@ export class ChannelWallet implements WalletActions {
     switch (c.type) {
       case 'hi': {
         if (!isAddress(c.address) || typeof c.publicKey !== 'string') return
+        const theirs = c.protocol ?? 1
+        if (!Number.isSafeInteger(theirs)) return
+        if (theirs !== CHANNEL_PROTOCOL_VERSION) {
+          // Another version's messages would be refused one by one, or misread: nothing is
+          // exchanged, and the page says which side must update.
+          const why = `the peer's wallet speaks channel protocol ${theirs} and this one ${CHANNEL_PROTOCOL_VERSION}: ${
+            theirs > CHANNEL_PROTOCOL_VERSION ? 'reload this page to update it' : 'the peer must reload its page to update it'
+          }; the channel waits until then`
+          this.incompatible.set(c.address, why)
+          for (const live of this.channels.values()) if (live.record.peer.address === c.address) live.error = why
+          // Closed a moment later, so my own hello reaches it first: its page can then say the same.
+          setTimeout(() => link.close(), INCOMPATIBLE_CLOSE_MS)
+          this.changed()
+          return
+        }
+        const was = this.incompatible.get(c.address)
+        this.incompatible.delete(c.address)
+        if (was !== undefined)
+          for (const live of this.channels.values())
+            if (live.record.peer.address === c.address && live.error === was) live.error = undefined
         setPeer(c.address)
         this.peerKeys.set(c.address, c.publicKey)
         this.links.set(c.address, link)

@@ -159,6 +159,13 @@ export type ChannelWire =
   /** The sender revokes its states below `below` (see {@link ChannelRevocation}); sent once its state `below` is saved. */
   | { readonly t: 'revoke'; readonly channelId: Uint8Array; readonly below: number; readonly signature: Uint8Array }
 
+/**
+ * The version of the channel protocol: these messages' encoding and the rules for accepting them.
+ * Wallets say theirs when a link opens and speak only to a wallet of the same version; a change to
+ * either bumps it.
+ */
+export const CHANNEL_PROTOCOL_VERSION = 1
+
 const CHANGE_TAGS = ['pay', 'add', 'settle', 'fail', 'close'] as const
 const WIRE_TAGS = ['hello', 'update', 'ack', 'reject', 'sync', 'msg', 'revoke'] as const
 const id32 = fixedBytes(32)
