@@ -25,6 +25,7 @@ import {
   FullNode,
   type Json,
   LevelKVStore,
+  MAX_QUEUED_QUERIES_PER_CLIENT,
   nodeRpcMethods,
   QUERY_CLIENT_SHARE,
   QueryBudget,
@@ -271,6 +272,26 @@ it('one client spends at most its share of the query budget: the others are stil
   t += 10
   expect(await call('greedy', 50)).toBe('greedy')
   await expect(call('greedy', 1)).rejects.toMatchObject({ data: { code: 'QUERY_BUDGET' } })
+  // A client's calls wait at most MAX_QUEUED_QUERIES_PER_CLIENT at once; another's still queue.
+  t += 1e9
+  let open = () => {}
+  const held = new Promise<void>((r) => {
+    open = r
+  })
+  const waiting = Array.from({ length: MAX_QUEUED_QUERIES_PER_CLIENT }, () =>
+    b.run('burst', async (charge) => {
+      await held
+      charge(0)
+    }),
+  )
+  await expect(b.run('burst', async () => 'x')).rejects.toMatchObject({ data: { code: 'QUERY_BUSY' } })
+  const other = b.run('patient', async (charge) => {
+    charge(1)
+    return 'patient'
+  })
+  open()
+  await Promise.all(waiting)
+  expect(await other).toBe('patient')
   // A node that trusts its clients (a gateway) gives each the node's whole rate.
   const gateway = new QueryBudget(100, 400, () => t, 400)
   await gateway.run('gw', async (charge) => charge(100))

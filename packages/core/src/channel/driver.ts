@@ -31,9 +31,11 @@ export interface ChannelDriverIo {
    * Saves the snapshot; resolves once saved. `durable`: an acknowledgement or a message waits for
    * this save, so it must be on disk (not only handed to the system) before it resolves; false
    * when it only records the peer's countersignatures of my proposals, which the peer has saved.
-   * `events`: those this save covers, emitted once it resolves; what the caller keeps beside the
-   * snapshot because of them (say, that an invoice was paid) belongs in the same write, or a crash
-   * between two writes would keep the state and lose the rest.
+   * `events`: those held back for this save (of the peer's updates: a settlement of my payment is
+   * one), emitted once it resolves; what the caller keeps beside the snapshot because of them (say,
+   * that an invoice was paid) belongs in the same write, or a crash between two writes would keep
+   * the state and lose the rest. Acknowledgements' and revocations' events are emitted before the
+   * save that stores them, and are not passed.
    */
   save(snapshot: ChannelSnapshot, durable: boolean, events: readonly ChannelSessionEvent[]): Promise<void>
   /** The block height the wallet sees (for hash-locked payments' expiries). */

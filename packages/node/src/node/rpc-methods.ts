@@ -62,7 +62,14 @@ export interface NodeRpcOptions {
 }
 
 /** Read-only calls that may wait for their turn; more are refused at once. */
-export const MAX_QUEUED_QUERIES = 256
+export const MAX_QUEUED_QUERIES = 1024
+/** Read-only calls of one client address that may wait for their turn: a whole batch (100) fits. */
+export const MAX_QUEUED_QUERIES_PER_CLIENT = 128
+/**
+ * Steps every read-only call is charged on top of what it ran, like a transaction's base cost: it
+ * reads its SCORE's record and code and types its parameters first, also when that fails.
+ */
+export const QUERY_BASE_STEPS = 1_000
 /**
  * State loads one read-only call may wait for. A call starts once no block is being executed or
  * stored, and its reads are answered on the spot. Where they cannot be (a store without
@@ -89,13 +96,17 @@ export const QUERY_CLIENT_SHARE = 1 / 4
  * two calls' limits, so a burst after a quiet time is two long calls. A client address refills at
  * `perClient` steps a second (by default {@link QUERY_CLIENT_SHARE} of the node's rate) and holds
  * one call's limit, so one client cannot spend the budget for everyone: by default it takes four
- * busy clients to. A refused caller learns when to try again.
+ * busy clients to. A client over its share is refused before it takes a place in the queue, and at
+ * most {@link MAX_QUEUED_QUERIES_PER_CLIENT} of its calls wait. A refused caller learns when to
+ * try again.
  */
 export class QueryBudget {
   private readonly node: KeyedBuckets
   private readonly clients: KeyedBuckets
   private tail: Promise<void> = Promise.resolve()
   private queued = 0
+  /** Calls waiting, by client address. */
+  private readonly queuedBy = new Map<string, number>()
   constructor(
     readonly stepLimit: number,
     readonly perSecond: number,
@@ -121,7 +132,17 @@ export class QueryBudget {
       throw new RpcError(RpcErrorCode.RateLimited, `${MAX_QUEUED_QUERIES} read-only calls are waiting on this node; retry later`, {
         code: 'QUERY_BUSY',
       })
+    // A client over its share, or with many calls waiting, is refused before it takes a place.
+    this.checkShare(client)
+    const mine = this.queuedBy.get(client) ?? 0
+    if (mine >= MAX_QUEUED_QUERIES_PER_CLIENT)
+      throw new RpcError(
+        RpcErrorCode.RateLimited,
+        `${MAX_QUEUED_QUERIES_PER_CLIENT} of your read-only calls are waiting on this node; retry later`,
+        { code: 'QUERY_BUSY' },
+      )
     this.queued++
+    this.queuedBy.set(client, mine + 1)
     let release = () => {}
     const done = new Promise<void>((r) => {
       release = r
@@ -133,6 +154,9 @@ export class QueryBudget {
       await new Promise<void>((r) => setImmediate(r))
     } finally {
       this.queued--
+      const left = (this.queuedBy.get(client) ?? 1) - 1
+      if (left > 0) this.queuedBy.set(client, left)
+      else this.queuedBy.delete(client)
     }
     try {
       if (!(this.node.level('') > 0)) {
@@ -143,14 +167,7 @@ export class QueryBudget {
           { code: 'QUERY_BUDGET', retryAfterMs },
         )
       }
-      if (!(this.clients.level(client) > 0)) {
-        const retryAfterMs = this.clients.msUntilPositive(client)
-        throw new RpcError(
-          RpcErrorCode.RateLimited,
-          `your read-only calls have used your share of this node's budget (${this.clients.perSecond} steps a second); retry in ${retryAfterMs} ms`,
-          { code: 'QUERY_BUDGET', retryAfterMs },
-        )
-      }
+      this.checkShare(client)
       let charged: number | undefined
       try {
         return await call((steps) => {
@@ -163,6 +180,17 @@ export class QueryBudget {
     } finally {
       release()
     }
+  }
+
+  /** Refuses `client` when it has used its share (its calls wait for it to refill). */
+  private checkShare(client: string): void {
+    if (this.clients.level(client) > 0) return
+    const retryAfterMs = this.clients.msUntilPositive(client)
+    throw new RpcError(
+      RpcErrorCode.RateLimited,
+      `your read-only calls have used your share of this node's budget (${this.clients.perSecond} steps a second); retry in ${retryAfterMs} ms`,
+      { code: 'QUERY_BUDGET', retryAfterMs },
+    )
   }
 }
 
@@ -384,7 +412,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
               throw new RpcError(RpcErrorCode.InvalidParams, (e as Error).message)
             }
           } catch (e) {
-            charge(0)
+            charge(QUERY_BASE_STEPS)
             throw e
           }
           // Waits counted: each is a run that ended on a read, charged at the whole limit. A
@@ -407,10 +435,10 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
               { params: g.params, engine },
               { from, to: p.to as Address, method: p.method as string, params, height, timestamp, stepLimit: queries.stepLimit },
             )
-            charge(loads * queries.stepLimit + out.stepsUsed)
+            charge(QUERY_BASE_STEPS + loads * queries.stepLimit + out.stepsUsed)
             return out
           } catch (e) {
-            charge((loads + 1) * queries.stepLimit)
+            charge(QUERY_BASE_STEPS + (loads + 1) * queries.stepLimit)
             throw e
           }
         })
