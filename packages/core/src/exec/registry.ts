@@ -47,6 +47,11 @@ export class ScoreCache {
   private readonly byCode = new Map<string, LoadedScore | null>()
   constructor(private readonly engine: ContractEngine) {}
 
+  /** The loaded SCORE of `codeHash` if it was loaded before: null when it did not load, undefined when never tried. */
+  peek(codeHash: Uint8Array): LoadedScore | null | undefined {
+    return this.byCode.get(String.fromCharCode(...codeHash))
+  }
+
   /** The loaded SCORE of `codeHash`, loading `code()` the first time; undefined when it does not load. */
   get(codeHash: Uint8Array, code: () => Uint8Array | undefined): LoadedScore | undefined {
     const id = String.fromCharCode(...codeHash)
@@ -257,8 +262,12 @@ export async function getScoreAbi(
   if (info === undefined) return undefined
   const v = version === undefined ? servingVersion(info) : info.versions[version - 1]
   if (v === undefined) return undefined
+  // Code is read (up to MAX_CODE_BYTES) only when no loaded SCORE has it.
+  const cache = scoreCache(engine)
+  const held = cache.peek(v.codeHash)
+  if (held !== undefined) return held?.abi
   const code = await tree.get(codeKey(v.codeHash))
-  return scoreCache(engine).get(v.codeHash, () => code)?.abi
+  return cache.get(v.codeHash, () => code)?.abi
 }
 
 /** {@link getScoreAbi} as `abiToValue` gives it, for a `getScoreApi` endpoint. */

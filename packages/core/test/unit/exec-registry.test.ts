@@ -43,6 +43,17 @@ describe('SCORE registry: deploy with and without audit', () => {
     // The ABI for getScoreApi.
     const api = (await getScoreApi(c.tree, engine, address)) as { name: string }[]
     expect(api.map((e) => e.name).sort()).toEqual(['count', 'increment', 'onInstall', 'version'])
+    // Its code (up to 512 KB) is read only while no loaded SCORE has it: asked again, the ABI
+    // reads the registry record alone.
+    const keys: string[] = []
+    const counting = {
+      get: (k: Uint8Array) => {
+        keys.push(toHex(k))
+        return c.tree.get(k)
+      },
+    }
+    expect(await getScoreApi(counting, engine, address)).toEqual(api)
+    expect(keys).toHaveLength(1)
   })
 
   it('with audit a deploy is pending: calls fail SCORE_NOT_ACTIVE until a majority of validators accepts it', async () => {
