@@ -67,6 +67,12 @@ const NONCE_RETRY_MS = 500
  * Signs calls to the channel SCORE with one key. Nonces come from the proven account, and calls
  * sent since (still pending) are counted locally, so several can go out before a block lands.
  */
+/** The node's code for refusing a submission (`REFUSED` carries the pool's in its details), else the error's code. */
+function refusalCode(e: unknown): string {
+  const err = e as { code?: unknown; details?: { code?: unknown } }
+  return String((err.code === 'REFUSED' ? err.details?.code : undefined) ?? err.code ?? '')
+}
+
 export class ChannelCaller {
   private nextNonce = 0
   /**
@@ -86,8 +92,10 @@ export class ChannelCaller {
 
   /**
    * Signs and submits `method(params)` with `value`; resolves with the transaction's hash once a
-   * node accepted it. The proven nonce lags the node's pool by a block or two: a nonce refusal is
-   * retried (a few times, a moment apart) once newer headers are verified.
+   * node accepted it. The proven nonce lags the node's pool by a block or two: a nonce the pool
+   * has (`NONCE_TOO_LOW`: sent by another page of this account, say) is retried at once with the
+   * next one; another nonce refusal starts again from the proven nonce, a moment later, once newer
+   * headers may be verified. A few times in all.
    *
    * `fromProven`: at the proven nonce itself, not after the calls counted since — for a call sent
    * again because the one before left no trace. That one may be lost with its nonce, and every
@@ -100,8 +108,13 @@ export class ChannelCaller {
       try {
         return await this.callOnce(method, params, value, false)
       } catch (e) {
-        const nonceProblem = /NONCE/.test(String((e as { code?: unknown }).code ?? '')) || /nonce/i.test((e as Error).message)
+        const code = refusalCode(e)
+        const nonceProblem = /NONCE/.test(code) || /nonce/i.test((e as Error).message)
         if (!nonceProblem || attempt >= NONCE_RETRIES) throw e
+        // Too low: the counter already moved past the nonce tried (signAndSubmit), and the next
+        // one is tried at once. Otherwise the counter is wrong (too far ahead): the proven nonce
+        // again. The counter is shared, so the calls queued behind this one follow.
+        if (code === 'NONCE_TOO_LOW') continue
         this.nextNonce = 0
         await new Promise((r) => setTimeout(r, NONCE_RETRY_MS))
       }
@@ -129,7 +142,14 @@ export class ChannelCaller {
     const fee = BigInt(tx.body.stepLimit) * this.params.stepPrice
     if (account.value.balance < value + fee)
       throw new RangeError(`the account holds ${account.value.balance} (as of height ${account.height}); this needs ${value + fee}`)
-    const hash = await this.chain.submitTransaction(tx)
+    let hash: Uint8Array
+    try {
+      hash = await this.chain.submitTransaction(tx)
+    } catch (e) {
+      // Taken already (in the pool, or on chain since the proof): the next try starts after it.
+      if (refusalCode(e) === 'NONCE_TOO_LOW') this.nextNonce = Math.max(this.nextNonce, nonce + 1)
+      throw e
+    }
     this.nextNonce = Math.max(this.nextNonce, nonce + 1)
     return hash
   }

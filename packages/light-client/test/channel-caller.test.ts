@@ -14,7 +14,7 @@ import {
   utf8,
 } from '@loopchain/core'
 import { describe, expect, it } from 'vitest'
-import { type ChainAccess, ChannelCaller } from '../src/index.js'
+import { type ChainAccess, ChannelCaller, LightClientError } from '../src/index.js'
 
 const key = keyPairFromSecret(sha256(utf8('caller test')))
 
@@ -37,6 +37,31 @@ function chain(proven: number): ChainAccess & { nonces: number[] } {
 }
 
 describe('channel caller', () => {
+  it('a nonce the pool already has (another page of the account sent it) is skipped at once, not retried from the proven one', async () => {
+    // The proof says 4; the node's pool holds 4 to 8 from another page of this account, and
+    // refuses them as a light client hears it (REFUSED with the pool's code).
+    const accepted: number[] = []
+    const c: ChainAccess = {
+      ...chain(4),
+      async submitTransaction(tx: Transaction) {
+        const n = tx.body.nonce
+        if (n <= 8)
+          throw new LightClientError('REFUSED', `nonce ${n} was already used; the sender's next nonce is 9`, {
+            penalize: false,
+            details: { code: 'NONCE_TOO_LOW' },
+          })
+        accepted.push(n)
+        return transactionHash(tx.body)
+      },
+    }
+    const caller = new ChannelCaller(c, key, 1, { stepPrice: 0n })
+    const id = new Uint8Array(32)
+    // Before, each refusal went back to the proven 4 (after 500 ms), and the call failed after ten.
+    await caller.call('withdraw', { id })
+    await caller.call('withdraw', { id })
+    expect(accepted).toEqual([9, 10])
+  })
+
   it('calls made at once take consecutive nonces; one sent again from the proven nonce takes it without moving the others', async () => {
     const c = chain(4)
     const caller = new ChannelCaller(c, key, 1, { stepPrice: 0n })
