@@ -63,16 +63,19 @@ export async function provenChannel(chain: ChainAccess, id: Uint8Array): Promise
 const NONCE_RETRIES = 10
 const NONCE_RETRY_MS = 500
 
-/**
- * Signs calls to the channel SCORE with one key. Nonces come from the proven account, and calls
- * sent since (still pending) are counted locally, so several can go out before a block lands.
- */
+/** Pool refusals that say the nonce tried is taken: the next one may be free. */
+const TAKEN = new Set(['NONCE_POOLED', 'NONCE_TOO_LOW'])
+
 /** The node's code for refusing a submission (`REFUSED` carries the pool's in its details), else the error's code. */
 function refusalCode(e: unknown): string {
   const err = e as { code?: unknown; details?: { code?: unknown } }
   return String((err.code === 'REFUSED' ? err.details?.code : undefined) ?? err.code ?? '')
 }
 
+/**
+ * Signs calls to the channel SCORE with one key. Nonces come from the proven account, and calls
+ * sent since (still pending) are counted locally, so several can go out before a block lands.
+ */
 export class ChannelCaller {
   private nextNonce = 0
   /**
@@ -92,8 +95,9 @@ export class ChannelCaller {
 
   /**
    * Signs and submits `method(params)` with `value`; resolves with the transaction's hash once a
-   * node accepted it. The proven nonce lags the node's pool by a block or two: a nonce the pool
-   * has (`NONCE_TOO_LOW`: sent by another page of this account, say) is retried at once with the
+   * node accepted it. The proven nonce lags the node by a block or two: a nonce the node has seen
+   * (`NONCE_POOLED`: another transaction of this account with it is pooled, sent by another page of
+   * the account, say; `NONCE_TOO_LOW`: used on chain since the proof) is retried at once with the
    * next one; another nonce refusal starts again from the proven nonce, a moment later, once newer
    * headers may be verified. A few times in all.
    *
@@ -111,10 +115,10 @@ export class ChannelCaller {
         const code = refusalCode(e)
         const nonceProblem = /NONCE/.test(code) || /nonce/i.test((e as Error).message)
         if (!nonceProblem || attempt >= NONCE_RETRIES) throw e
-        // Too low: the counter already moved past the nonce tried (signAndSubmit), and the next
-        // one is tried at once. Otherwise the counter is wrong (too far ahead): the proven nonce
+        // Taken: the counter already moved past the nonce tried (signAndSubmit), and the next one
+        // is tried at once. Otherwise the counter is wrong (too far ahead): the proven nonce
         // again. The counter is shared, so the calls queued behind this one follow.
-        if (code === 'NONCE_TOO_LOW') continue
+        if (TAKEN.has(code)) continue
         this.nextNonce = 0
         await new Promise((r) => setTimeout(r, NONCE_RETRY_MS))
       }
@@ -147,7 +151,7 @@ export class ChannelCaller {
       hash = await this.chain.submitTransaction(tx)
     } catch (e) {
       // Taken already (in the pool, or on chain since the proof): the next try starts after it.
-      if (refusalCode(e) === 'NONCE_TOO_LOW') this.nextNonce = Math.max(this.nextNonce, nonce + 1)
+      if (TAKEN.has(refusalCode(e))) this.nextNonce = Math.max(this.nextNonce, nonce + 1)
       throw e
     }
     this.nextNonce = Math.max(this.nextNonce, nonce + 1)

@@ -37,18 +37,23 @@ function chain(proven: number): ChainAccess & { nonces: number[] } {
 }
 
 describe('channel caller', () => {
-  it('a nonce the pool already has (another page of the account sent it) is skipped at once, not retried from the proven one', async () => {
-    // The proof says 4; the node's pool holds 4 to 8 from another page of this account, and
-    // refuses them as a light client hears it (REFUSED with the pool's code).
+  it('a nonce the node has seen (pooled from another page of the account, or used since the proof) is skipped at once', async () => {
+    // The proof says 4; 4 and 5 were committed since, and the pool holds 6 to 8 from another page
+    // of this account. The node refuses them as a light client hears it (REFUSED with the pool's code).
     const accepted: number[] = []
     const c: ChainAccess = {
       ...chain(4),
       async submitTransaction(tx: Transaction) {
         const n = tx.body.nonce
-        if (n <= 8)
-          throw new LightClientError('REFUSED', `nonce ${n} was already used; the sender's next nonce is 9`, {
+        if (n <= 5)
+          throw new LightClientError('REFUSED', `nonce ${n} was already used; the sender's next nonce is 6`, {
             penalize: false,
             details: { code: 'NONCE_TOO_LOW' },
+          })
+        if (n <= 8)
+          throw new LightClientError('REFUSED', `another transaction with nonce ${n} is already pooled`, {
+            penalize: false,
+            details: { code: 'NONCE_POOLED' },
           })
         accepted.push(n)
         return transactionHash(tx.body)

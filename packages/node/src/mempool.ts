@@ -41,7 +41,19 @@ import {
 export const LIMITED_STEP_BOUND = 100_000
 
 /** Why the mempool refused a transaction (beyond the stateless {@link TxError} codes). */
-export type MempoolErrorCode = 'DUPLICATE' | 'NONCE_TOO_LOW' | 'NONCE_TOO_FAR' | 'NOT_PERMITTED' | 'SENDER_LIMIT' | 'POOL_FULL'
+/**
+ * Why the pool refused a transaction. `DUPLICATE`: this very transaction is pooled already.
+ * `NONCE_POOLED`: another transaction of the sender with this nonce is (a pooled transaction is
+ * not replaced; the next nonce is free, or the sender waits for the block).
+ */
+export type MempoolErrorCode =
+  | 'DUPLICATE'
+  | 'NONCE_POOLED'
+  | 'NONCE_TOO_LOW'
+  | 'NONCE_TOO_FAR'
+  | 'NOT_PERMITTED'
+  | 'SENDER_LIMIT'
+  | 'POOL_FULL'
 
 /** A refusal by the pool's own rules. Not the sender's fault, so never penalised. */
 export class MempoolError extends LoopchainError<MempoolErrorCode> {
@@ -247,7 +259,7 @@ export class Mempool {
     }
     const queue = this.bySender.get(sender) ?? new Map<number, Entry>()
     if (queue.has(tx.body.nonce)) {
-      throw new MempoolError('DUPLICATE', `another transaction of ${sender} with nonce ${tx.body.nonce} is already pooled`)
+      throw new MempoolError('NONCE_POOLED', `another transaction of ${sender} with nonce ${tx.body.nonce} is already pooled`, { next })
     }
     if (queue.size >= this.maxPerSender) throw new MempoolError('SENDER_LIMIT', `${sender} already has ${queue.size} transactions waiting`)
     if (this.byHash.size >= this.maxTransactions || this.totalBytes + size > this.maxBytes) {

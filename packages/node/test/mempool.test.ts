@@ -83,7 +83,7 @@ describe('mempool', () => {
     const p = pool({ [a.address]: 3 })
     expect(await code(p.add(tx(a, 3), NOW))).toBe('OK')
     expect(await code(p.add(tx(a, 3), NOW))).toBe('DUPLICATE')
-    expect(await code(p.add(tx(a, 3, NOW + 99), NOW))).toBe('DUPLICATE') // same nonce, other body
+    expect(await code(p.add(tx(a, 3, NOW + 99), NOW))).toBe('NONCE_POOLED') // same nonce, other body
     expect(await code(p.add(tx(a, 2), NOW))).toBe('NONCE_TOO_LOW')
     expect(await code(p.add(tx(a, 3 + 65), NOW))).toBe('NONCE_TOO_FAR')
     expect(p.size).toBe(1)
