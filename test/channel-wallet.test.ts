@@ -374,6 +374,30 @@ describe('channel wallets on a real node', () => {
     await a.close()
   })
 
+  it('a channel whose peer spoke another protocol version says so, and stops saying so once the peer speaks this one', async () => {
+    const links = new MemoryLinkNetwork()
+    const a = await walletOf(alice, links, 'alice-v2')
+    const b = await walletOf(bob, links, 'bob-v2')
+    const id = await openPair(links, a, b, 1_000n, 500n)
+    // A hello in Bob's name from a page of a later version reaches Alice.
+    const later = links.endpoint('bob-v2-later')
+    const link = await later.dial('mem/alice-v2')
+    const hi = { type: 'hi', address: bob.address, publicKey: to0x(bob.publicKey), links: [], protocol: CHANNEL_PROTOCOL_VERSION + 1 }
+    link.send(new Uint8Array([2, ...utf8(JSON.stringify(hi))]))
+    await until(a, (s) => s.channels.find((c) => c.id === id && /reload this page/.test(c.error ?? '')), 'Alice to show the mismatch')
+    // Bob's page (this version) links up again: the channel goes on, and the message is gone.
+    links.cut('alice-v2', 'bob-v2')
+    await until(
+      a,
+      (s) => s.channels.find((c) => c.id === id && c.link === 'direct' && c.error === undefined),
+      'the mismatch to clear',
+      30_000,
+    )
+    await a.pay(id, 10n)
+    expect(a.state.channels.find((c) => c.id === id)?.myBalance).toBe(990n)
+    for (const w of [a, b]) await w.close()
+  }, 60_000)
+
   it('a close with an old state is challenged by the other wallet, which takes everything; a reopened wallet resumes', async () => {
     const links = new MemoryLinkNetwork()
     const storeB = new MemoryChannelStore()

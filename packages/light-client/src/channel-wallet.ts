@@ -123,6 +123,12 @@ export const ROUTED_PAYMENT_WAIT = 100
 export const HOP_DELTA = 20
 /** How long a link to a wallet of another protocol version stays open after its hello (ms). */
 const INCOMPATIBLE_CLOSE_MS = 1_000
+/** Peers of another protocol version remembered at most (a hello names any address). */
+const MAX_INCOMPATIBLE = 1_000
+/** How a channel's error about a peer of another protocol version starts. */
+const OTHER_VERSION = "the peer's wallet speaks channel protocol"
+/** Links already being closed for another protocol version. */
+const closing = new WeakSet<WalletLink>()
 /** How long a hub waits for the next hop's channel to be open and linked before giving a payment back (ms). */
 export const FORWARD_WAIT_MS = 10_000
 /** How long closing the wallet waits for its sessions' last saves. */
@@ -611,21 +617,25 @@ export class ChannelWallet implements WalletActions {
         if (theirs !== CHANNEL_PROTOCOL_VERSION) {
           // Another version's messages would be refused one by one, or misread: nothing is
           // exchanged, and the page says which side must update.
-          const why = `the peer's wallet speaks channel protocol ${theirs} and this one ${CHANNEL_PROTOCOL_VERSION}: ${
+          const why = `${OTHER_VERSION} ${theirs} and this one ${CHANNEL_PROTOCOL_VERSION}: ${
             theirs > CHANNEL_PROTOCOL_VERSION ? 'reload this page to update it' : 'the peer must reload its page to update it'
           }; the channel waits until then`
+          if (this.incompatible.size >= MAX_INCOMPATIBLE) this.incompatible.clear()
           this.incompatible.set(c.address, why)
           for (const live of this.channels.values()) if (live.record.peer.address === c.address) live.error = why
-          // Closed a moment later, so my own hello reaches it first: its page can then say the same.
-          setTimeout(() => link.close(), INCOMPATIBLE_CLOSE_MS)
+          // Closed a moment later (once per link), so my own hello reaches it first: its page can
+          // then say the same.
+          if (!closing.has(link)) {
+            closing.add(link)
+            setTimeout(() => link.close(), INCOMPATIBLE_CLOSE_MS)
+          }
           this.changed()
           return
         }
-        const was = this.incompatible.get(c.address)
         this.incompatible.delete(c.address)
-        if (was !== undefined)
-          for (const live of this.channels.values())
-            if (live.record.peer.address === c.address && live.error === was) live.error = undefined
+        // Its page was updated: what the mismatch said no longer holds.
+        for (const live of this.channels.values())
+          if (live.record.peer.address === c.address && live.error?.startsWith(OTHER_VERSION)) live.error = undefined
         setPeer(c.address)
         this.peerKeys.set(c.address, c.publicKey)
         this.links.set(c.address, link)
