@@ -47,11 +47,23 @@ Transactions, signed with the key in FILE (JSON with secretKey, e.g. .devnet/fau
       is compiled with esbuild first). --params go to its onInstall. Prints the SCORE's address
       (scoreAddress). With --to, register a new version of that SCORE instead (--params go to its onUpdate).
       The key's account needs the deployer right; the faucet of 'init' and 'devnet' has it.
+      The example token's source comes from 'loopchain example token --out token.js'.
       e.g.  loopchain tx deploy --key .devnet/faucet.json --code token.js --params '{"_name":"Loop","_symbol":"LOOP","_decimals":18,"_initialSupply":1000}' --wait
   loopchain tx call --key FILE --to cx… --method NAME [--params JSON] [--value N] [--wait]
       Call a SCORE method in a transaction, so that it may change state; --value pays a payable method.
       e.g.  loopchain tx call --key .devnet/faucet.json --to cx… --method transfer --params '{"_to":"hx…","_value":10}' --wait
   Each also takes --rpc URL and --step-limit N. A committed transaction that failed exits 1.
+
+Example SCOREs, to read and to deploy with 'tx deploy':
+  loopchain example token [--out FILE]
+      The source of an IRC-2-style token (name, symbol, decimals, totalSupply, balanceOf, transfer
+      and a Transfer event; onInstall takes _name, _symbol, _decimals and _initialSupply). Printed,
+      or written to FILE (never over an existing file).
+      e.g.  loopchain example token --out token.js
+  loopchain example escrow [--out FILE]
+      The source of an escrow for one deal paid in that token (onInstall takes token, buyer, seller,
+      amount and deadline); printed, or written to FILE.
+      e.g.  loopchain example escrow --out escrow.js
 
 Certificates (core docs/certificates.md), issued by a member with the issuer right (the validators of 'init'):
   loopchain cert issue --key FILE --subject TEXT [--subject-key 0x…] [--attr NAME=VALUE ...]
@@ -122,6 +134,8 @@ export const COMMAND_FLAGS: Record<string, FlagSpec> = {
   devnet: { values: ['validators', 'dir', 'base-port', 'web-port'], switches: ['no-web', 'fresh'] },
   status: { values: ['rpc'] },
   'keys new': { values: ['out'] },
+  'example token': { values: ['out'] },
+  'example escrow': { values: ['out'] },
   'tx send': { values: [...SENDING, 'to', 'value'], switches: ['wait'] },
   'tx deploy': { values: [...SENDING, 'code', 'params', 'to'], switches: ['wait'] },
   'tx call': { values: [...SENDING, 'to', 'method', 'params', 'value'], switches: ['wait'] },

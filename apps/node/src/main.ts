@@ -4,6 +4,7 @@
  *   loopchain init --validators 4 --out ./net      keys, a genesis and one config per node
  *   loopchain start --config ./net/node-0/config.json
  *   loopchain keys new
+ *   loopchain example token --out token.js
  *   loopchain tx deploy --key ./net/faucet.json --code token.js --wait
  *   loopchain --help
  *
@@ -15,6 +16,7 @@ import { dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   DEFAULT_PARAMS,
+  ESCROW_SOURCE,
   fromHex,
   type Genesis,
   genesisToJson,
@@ -23,6 +25,7 @@ import {
   makeValidatorSet,
   parseGenesis,
   Right,
+  TOKEN_SOURCE,
   to0x,
 } from '@loopchain/core'
 // The node runtime (libp2p, LevelDB), the hub and the web server load only in the commands that
@@ -414,6 +417,23 @@ function keysNew(args: string[]): void {
   process.stdout.write(`${JSON.stringify({ file: resolve(out), publicKey: pair.publicKey, address: pair.address }, null, 2)}\n`)
 }
 
+/** `example token|escrow`: an example SCORE's source, printed or written to a new file. */
+function example(name: 'token' | 'escrow', args: string[]): void {
+  const source = `${(name === 'token' ? TOKEN_SOURCE : ESCROW_SOURCE).trim()}\n`
+  const out = flag(args, 'out')
+  if (out === undefined) {
+    process.stdout.write(source)
+    return
+  }
+  try {
+    writeFileSync(out, source, { flag: 'wx' })
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    fail(code === 'EEXIST' ? `${out} exists; example never overwrites a file` : `cannot write ${out}: ${(e as Error).message}`)
+  }
+  process.stdout.write(`${JSON.stringify({ file: resolve(out), bytes: Buffer.byteLength(source) })}\n`)
+}
+
 async function main(args: string[]): Promise<void> {
   const [cmd, sub] = args
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
@@ -445,6 +465,7 @@ async function main(args: string[]): Promise<void> {
   if (cmd === 'cert' && sub === 'export') return certExport(args.slice(2))
   if (cmd === 'cert' && sub === 'verify') return certVerify(args.slice(2))
   if (cmd === 'keys' && sub === 'new') return keysNew(args.slice(2))
+  if (cmd === 'example' && (sub === 'token' || sub === 'escrow')) return example(sub, args.slice(2))
   fail(`unknown command '${args.join(' ')}'; try --help`)
 }
 

@@ -35,7 +35,12 @@ beforeAll(async () => {
   dir = one.dir
   keyFile = join(dir, 'faucet.json')
   faucet = JSON.parse(readFileSync(keyFile, 'utf8'))
-  writeFileSync(join(dir, 'token.js'), TOKEN_SOURCE)
+  // The example token as a newcomer gets it: from the CLI, into a file of its own.
+  const example = run('example', 'token', '--out', join(dir, 'token.js'))
+  expect(example.status).toBe(0)
+  expect(readFileSync(join(dir, 'token.js'), 'utf8')).toBe(`${TOKEN_SOURCE.trim()}\n`)
+  expect(run('example', 'token', '--out', join(dir, 'token.js')).stderr).toMatch(/token\.js exists; example never overwrites a file\n$/)
+  expect(run('example', 'escrow').stdout).toContain("name: 'Escrow'")
   writeFileSync(
     join(dir, 'spin.js'),
     `export const manifest = { name: 'Spin', methods: { spin: { readonly: true, params: [['n', 'int']], returns: 'int' } } }

@@ -27,6 +27,7 @@ describe('loopchain CLI', () => {
       'tx call',
       'call',
       'keys new',
+      'example token',
       'cert issue',
       'cert verify',
     ]) {
