@@ -74,6 +74,8 @@ describe('node JSON-RPC against a running validator', () => {
     const replay = await rpc('lc_sendTransaction', { tx: tx(0) })
     expect(replay.error?.code).toBe(RpcErrorCode.TransactionRejected)
     expect(replay.error?.data?.code).toBe('NONCE_TOO_LOW')
+    // With the nonce to use instead.
+    expect(replay.error?.data?.next).toBe(1)
     const bytes = fromHex(tx(1))
     bytes[bytes.length - 1] = (bytes[bytes.length - 1] as number) ^ 1
     expect((await rpc('lc_sendTransaction', { tx: to0x(bytes) })).error?.data?.code).toBe('BAD_SIGNATURE')

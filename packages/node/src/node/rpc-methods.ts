@@ -252,7 +252,10 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
     try {
       return `0x${await node.submit(fromHex(txHex))}`
     } catch (e) {
-      if (e instanceof LoopchainError) throw new RpcError(RpcErrorCode.TransactionRejected, e.message, { code: e.code })
+      if (e instanceof LoopchainError) {
+        const next = e.details.next
+        throw new RpcError(RpcErrorCode.TransactionRejected, e.message, { code: e.code, ...(typeof next === 'number' ? { next } : {}) })
+      }
       throw e
     }
   }
@@ -260,7 +263,8 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
   return [
     {
       name: 'lc_sendTransaction',
-      summary: 'Checks a signed transaction (hex of its canonical encoding) and pools it; returns its hash.',
+      summary:
+        "Checks a signed transaction (hex of its canonical encoding) and pools it; returns its hash. A refusal by the pool is -32000 with data.code: DUPLICATE (this very transaction is pooled), NONCE_POOLED (another of the sender's with this nonce is; data.next), NONCE_TOO_LOW or NONCE_TOO_FAR (data.next: the sender's next nonce), NOT_PERMITTED, SENDER_LIMIT or POOL_FULL.",
       params: [{ name: 'tx', schema: { type: 'string', pattern: HEX, maxLength: MAX_TX_HEX }, required: true }],
       result: { name: 'hash', schema: { type: 'string', pattern: HASH } },
       handler: (p) => submit(p.tx as string),
