@@ -16,6 +16,7 @@ import {
   CHANNEL_PROTOCOL_VERSION,
   type ChannelSnapshot,
   channelCallTransaction,
+  channelHelloDigest,
   channelKey,
   channelRecordCodec,
   createLightHandlers,
@@ -367,12 +368,49 @@ describe('channel wallets on a real node', () => {
     // It told its own version, and proposed nothing.
     expect(later.heard.map((c) => [c.type, c.protocol])).toEqual([['hi', CHANNEL_PROTOCOL_VERSION]])
     expect(a.state.channels).toHaveLength(0)
-    // A page from before versions were sent speaks version 1: the proposal goes out (and is declined).
+    // A page from before versions were sent speaks version 1, whose hello proves nothing.
     const earlier = peerPage('earlier-page')
-    await expect(a.openChannel(earlier.invite, { deposit: 100n })).rejects.toMatchObject({ code: 'DECLINED' })
-    expect(earlier.heard.map((c) => c.type)).toEqual(['hi', 'propose'])
+    await expect(a.openChannel(earlier.invite, { deposit: 100n })).rejects.toMatchObject({
+      code: 'INCOMPATIBLE_PEER',
+      message: expect.stringMatching(/the peer must reload its page/),
+    })
+    expect(earlier.heard.map((c) => c.type)).toEqual(['hi'])
     await a.close()
   })
+
+  it('a hello in a wallet’s name that does not prove its key for this link is ignored: nothing of its channels goes there', async () => {
+    const links = new MemoryLinkNetwork()
+    const a = await walletOf(alice, links, 'alice-i')
+    const b = await walletOf(bob, links, 'bob-i')
+    const id = await openPair(links, a, b, 1_000n, 500n)
+    /** Mallory's page dials Alice and says it is Bob, with `proof`; returns what reaches it. */
+    const impersonate = async (name: string, proof?: string) => {
+      const heard: number[] = []
+      const link = await links.endpoint(name).dial('mem/alice-i')
+      link.onMessage((f) => heard.push(f[0] as number))
+      const hi = { type: 'hi', address: bob.address, publicKey: to0x(bob.publicKey), links: [], protocol: CHANNEL_PROTOCOL_VERSION, proof }
+      link.send(new Uint8Array([2, ...utf8(JSON.stringify(hi))]))
+      return heard
+    }
+    // No proof; a proof Bob made for another link (Mallory's own, say), taken to Alice.
+    const bobsForMallory = to0x(
+      providerSigner(bob.secretKey).sign(channelHelloDigest(bob.address, 'mem/mallory-2', CHANNEL_PROTOCOL_VERSION)) as Uint8Array,
+    )
+    const heard = [...(await Promise.all([impersonate('mallory-1'), impersonate('mallory-2', bobsForMallory)]))]
+    await new Promise((r) => setTimeout(r, 300))
+    // Alice still speaks to Bob: a payment and a private message reach him, and only him.
+    await a.pay(id, 10n)
+    await a.sendMessage(id, 'for Bob only')
+    await until(
+      b,
+      (s) => s.channels.find((c) => c.id === id && c.messages.some((m) => m.text === 'for Bob only')),
+      'Bob to get the message',
+    )
+    expect(b.state.channels.find((c) => c.id === id)?.myBalance).toBe(510n)
+    // Mallory's pages got Alice's own hello and nothing after it (no channel frame, tag 1).
+    for (const h of heard) expect(h).toEqual([2])
+    for (const w of [a, b]) await w.close()
+  }, 60_000)
 
   it('a channel whose peer spoke another protocol version says so, and stops saying so once the peer speaks this one', async () => {
     const links = new MemoryLinkNetwork()

@@ -12,6 +12,7 @@
  * peer could abuse: what a channel is, the chain's proven record says.
  */
 import {
+  accountAddress,
   CHANNEL_OUTCOME_NAMES,
   CHANNEL_PROTOCOL_VERSION,
   CHANNEL_STATUS_NAMES,
@@ -25,6 +26,7 @@ import {
   type ChannelSnapshot,
   ChannelStatus,
   type ChannelWire,
+  channelHelloDigest,
   channelIdOf,
   decodeChannelWire,
   encodeChannelRevocation,
@@ -36,6 +38,7 @@ import {
   isAddress,
   type KeyPair,
   MIN_CHALLENGE_PERIOD,
+  nobleCrypto,
   type SignedChannelState,
   sha256,
   to0x,
@@ -61,6 +64,8 @@ export interface WalletLink {
 export interface WalletLinks {
   /** Addresses other wallets dial to reach this one (empty until a relay reservation is made). */
   myAddresses(): string[]
+  /** This end's id as the other end of a link sees it (its {@link WalletLink.remotePeer}): the libp2p peer id. */
+  selfId(): string
   onLink(cb: (link: WalletLink) => void): void
   dial(address: string): Promise<WalletLink>
 }
@@ -98,7 +103,9 @@ const RECONNECT_MS = 3_000
 
 type Control =
   // `protocol`: the channel protocol version (absent: 1, the version before it was sent).
-  | { type: 'hi'; address: string; publicKey: string; links?: string[]; protocol?: number }
+  // `proof` (version 2 on): 0x signature by the address's key of channelHelloDigest(address, the
+  // receiver's link id, protocol).
+  | { type: 'hi'; address: string; publicKey: string; links?: string[]; protocol?: number; proof?: string }
   | { type: 'propose'; localId: string; deposit: string; peerDeposit: string; challengePeriod: number }
   | { type: 'accept'; localId: string }
   | { type: 'decline'; localId: string; reason: string }
@@ -538,32 +545,52 @@ export class ChannelWallet implements WalletActions {
   }
 
   private adopt(link: WalletLink): void {
-    // Say who I am first: frames that came before I listened are handed over at once when I do,
-    // and my answers to them (a hello) must not reach the peer before my 'hi' (it drops frames from
-    // a link it cannot yet name).
-    this.send(link, {
-      type: 'hi',
-      address: this.o.key.address,
-      publicKey: to0x(this.o.key.publicKey),
-      links: this.o.links.myAddresses(),
-      protocol: CHANNEL_PROTOCOL_VERSION,
-    })
     let peer: string | undefined
-    link.onMessage(
-      (frame) =>
-        void this.onFrame(
-          link,
-          frame,
-          () => peer,
-          (a) => (peer = a),
-        ),
-    )
     link.onClose(() => {
       if (peer !== undefined && this.links.get(peer) === link) {
         this.links.delete(peer)
         this.changed()
       }
     })
+    // Say who I am first, proving it for this link's other end: frames that came before I listened
+    // are handed over at once when I do, and my answers to them (a hello) must not reach the peer
+    // before my 'hi' (it drops frames from a link it cannot yet name).
+    const me = this.o.key.address
+    void Promise.resolve(this.o.signer.sign(channelHelloDigest(me, link.remotePeer, CHANNEL_PROTOCOL_VERSION))).then(
+      (proof) => {
+        this.send(link, {
+          type: 'hi',
+          address: me,
+          publicKey: to0x(this.o.key.publicKey),
+          links: this.o.links.myAddresses(),
+          protocol: CHANNEL_PROTOCOL_VERSION,
+          proof: to0x(proof),
+        })
+        link.onMessage(
+          (frame) =>
+            void this.onFrame(
+              link,
+              frame,
+              () => peer,
+              (a) => (peer = a),
+            ),
+        )
+      },
+      () => link.close(),
+    )
+  }
+
+  /**
+   * Whether `c` proves its address for this link: its key is the address's, and it signed the
+   * hello for this end. Checked at once (noble, ~1 ms a link), so that the frames right behind the
+   * hello find the link named. Without it anyone who read an invite could speak in its wallet's
+   * name, and be sent its channels' messages.
+   */
+  private helloProven(c: Extract<Control, { type: 'hi' }>, theirs: number): boolean {
+    if (typeof c.proof !== 'string' || !/^0x[0-9a-f]{128}$/.test(c.proof) || !/^0x[0-9a-f]{64}$/.test(c.publicKey)) return false
+    const key = fromHex(c.publicKey)
+    if (accountAddress(key) !== c.address) return false
+    return nobleCrypto.verify(fromHex(c.proof), channelHelloDigest(c.address, this.o.links.selfId(), theirs), key)
   }
 
   private send(link: WalletLink, c: Control): void {
@@ -632,6 +659,7 @@ export class ChannelWallet implements WalletActions {
           this.changed()
           return
         }
+        if (!this.helloProven(c, theirs)) return
         this.incompatible.delete(c.address)
         // Its page was updated: what the mismatch said no longer holds.
         for (const live of this.channels.values())

@@ -55,6 +55,7 @@ export class MemoryLinkNetwork {
     })
     return {
       myAddresses: () => [`mem/${name}`],
+      selfId: () => `mem/${name}`,
       onLink: (cb) => {
         listeners.push(cb)
       },

@@ -62,7 +62,8 @@ export async function openPeerLinks(transport: Libp2pTransport, o: PeerLinkOptio
       ...(limited ? { runOnLimitedConnection: true } : {}),
     })
     const connection = node.getConnections().find((c) => c.streams.includes(stream))
-    const link = new StreamLink(stream, connection)
+    // The peer dialled is the last /p2p/ of the address (after a relay's own, on a circuit).
+    const link = new StreamLink(stream, connection, /\/p2p\/([^/]+)$/.exec(addr)?.[1])
     open.add(link)
     link.onClose(() => open.delete(link))
     return link
@@ -76,6 +77,9 @@ export async function openPeerLinks(transport: Libp2pTransport, o: PeerLinkOptio
         .getMultiaddrs()
         .map((ma) => ma.toString())
         .filter((a) => a.includes('/p2p-circuit/webrtc/'))
+    },
+    selfId() {
+      return node.peerId.toString()
     },
     onLink(cb) {
       listeners.push(cb)
@@ -116,8 +120,9 @@ class StreamLink implements WalletLink {
   constructor(
     private readonly stream: Stream,
     connection: Connection | undefined,
+    dialled?: string,
   ) {
-    this.remotePeer = connection?.remotePeer.toString() ?? 'unknown'
+    this.remotePeer = connection?.remotePeer.toString() ?? dialled ?? 'unknown'
     // A relayed connection carries the relay's limits and a circuit address; a WebRTC one made
     // through the relay keeps the circuit in its address but runs peer to peer (…/p2p-circuit/webrtc/…).
     const addr = connection?.remoteAddr.toString() ?? ''

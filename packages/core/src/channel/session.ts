@@ -162,9 +162,9 @@ export type ChannelWire =
 /**
  * The version of the channel protocol: these messages' encoding and the rules for accepting them.
  * Wallets say theirs when a link opens and speak only to a wallet of the same version; a change to
- * either bumps it.
+ * either bumps it. 2: the hello proves the wallet's key, bound to the link (`channelHelloDigest`).
  */
-export const CHANNEL_PROTOCOL_VERSION = 1
+export const CHANNEL_PROTOCOL_VERSION = 2
 
 const CHANGE_TAGS = ['pay', 'add', 'settle', 'fail', 'close'] as const
 const WIRE_TAGS = ['hello', 'update', 'ack', 'reject', 'sync', 'msg', 'revoke'] as const

@@ -272,6 +272,15 @@ export function channelMessageDigest(channelId: Uint8Array, seq: number, from: P
   return taggedHash(Domain.ChannelMessage, concatBytes(channelId, head, body))
 }
 
+/**
+ * What a wallet signs in its hello on a link: its address, the id of the link's other end (its
+ * libp2p peer id as the link authenticates it), and the protocol version. Bound to the other end,
+ * so a hello cannot be taken to a third wallet to speak in its sender's name there.
+ */
+export function channelHelloDigest(address: string, to: string, version: number): Uint8Array {
+  return taggedHash(Domain.ChannelHello, new TextEncoder().encode(JSON.stringify([address, to, version])))
+}
+
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false

@@ -54,6 +54,8 @@ export const Domain = {
   ChannelMessage: 0x23,
   /** A party's revocation of its channel states below a number (packages/core/src/channel). */
   ChannelRevocation: 0x24,
+  /** A wallet's hello on a link: it holds its address's key, and speaks to that link's peer. */
+  ChannelHello: 0x25,
 } as const
 
 /** A domain tag's name. */
