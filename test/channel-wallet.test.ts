@@ -392,11 +392,17 @@ describe('channel wallets on a real node', () => {
       link.send(new Uint8Array([2, ...utf8(JSON.stringify(hi))]))
       return heard
     }
-    // No proof; a proof Bob made for another link (Mallory's own, say), taken to Alice.
+    // No proof; a proof Bob made for another link (Mallory's own, say), taken to Alice; Mallory's
+    // own key's proof for Alice's end, under Bob's address and key.
     const bobsForMallory = to0x(
       providerSigner(bob.secretKey).sign(channelHelloDigest(bob.address, 'mem/mallory-2', CHANNEL_PROTOCOL_VERSION)) as Uint8Array,
     )
-    const heard = [...(await Promise.all([impersonate('mallory-1'), impersonate('mallory-2', bobsForMallory)]))]
+    const mallorys = to0x(
+      providerSigner(carol.secretKey).sign(channelHelloDigest(bob.address, 'mem/alice-i', CHANNEL_PROTOCOL_VERSION)) as Uint8Array,
+    )
+    const heard = [
+      ...(await Promise.all([impersonate('mallory-1'), impersonate('mallory-2', bobsForMallory), impersonate('mallory-3', mallorys)])),
+    ]
     await new Promise((r) => setTimeout(r, 300))
     // Alice still speaks to Bob: a payment and a private message reach him, and only him.
     await a.pay(id, 10n)
@@ -412,29 +418,45 @@ describe('channel wallets on a real node', () => {
     for (const w of [a, b]) await w.close()
   }, 60_000)
 
-  it('a channel whose peer spoke another protocol version says so, and stops saying so once the peer speaks this one', async () => {
+  it('a channel whose peer’s page is of another protocol version says so, and stops saying so once it is of this one', async () => {
     const links = new MemoryLinkNetwork()
+    const storeB = new MemoryChannelStore()
     const a = await walletOf(alice, links, 'alice-v2')
-    const b = await walletOf(bob, links, 'bob-v2')
+    let b = await walletOf(bob, links, 'bob-v2', storeB)
     const id = await openPair(links, a, b, 1_000n, 500n)
-    // A hello in Bob's name from a page of a later version reaches Alice.
-    const later = links.endpoint('bob-v2-later')
-    const link = await later.dial('mem/alice-v2')
-    const hi = { type: 'hi', address: bob.address, publicKey: to0x(bob.publicKey), links: [], protocol: CHANNEL_PROTOCOL_VERSION + 1 }
-    link.send(new Uint8Array([2, ...utf8(JSON.stringify(hi))]))
-    await until(a, (s) => s.channels.find((c) => c.id === id && /reload this page/.test(c.error ?? '')), 'Alice to show the mismatch')
+    // Bob's page goes, and a page of a later version answers where Alice last reached him.
+    await b.close()
+    links.remove('bob-v2')
+    links.endpoint('bob-v2').onLink((link) => {
+      const hi = { type: 'hi', address: bob.address, publicKey: to0x(bob.publicKey), links: [], protocol: CHANNEL_PROTOCOL_VERSION + 1 }
+      link.send(new Uint8Array([2, ...utf8(JSON.stringify(hi))]))
+    })
+    await until(
+      a,
+      (s) => s.channels.find((c) => c.id === id && /reload this page/.test(c.error ?? '')),
+      'Alice to show the mismatch',
+      30_000,
+    )
+    links.remove('bob-v2')
+    b = await walletOf(bob, links, 'bob-v2', storeB)
     // Bob's page (this version) links up again: the channel goes on, and the message is gone.
-    links.cut('alice-v2', 'bob-v2')
     await until(
       a,
       (s) => s.channels.find((c) => c.id === id && c.link === 'direct' && c.error === undefined),
       'the mismatch to clear',
       30_000,
     )
+    // A hello of another version in Bob's name on a link Alice did not dial proves nothing and
+    // changes nothing of Bob's channels.
+    const stray = await links.endpoint('stray').dial('mem/alice-v2')
+    const hi = { type: 'hi', address: bob.address, publicKey: to0x(bob.publicKey), links: [], protocol: CHANNEL_PROTOCOL_VERSION + 1 }
+    stray.send(new Uint8Array([2, ...utf8(JSON.stringify(hi))]))
+    await new Promise((r) => setTimeout(r, 300))
+    expect(a.state.channels.find((c) => c.id === id)?.error).toBeUndefined()
     await a.pay(id, 10n)
     expect(a.state.channels.find((c) => c.id === id)?.myBalance).toBe(990n)
     for (const w of [a, b]) await w.close()
-  }, 60_000)
+  }, 90_000)
 
   it('a close with an old state is challenged by the other wallet, which takes everything; a reopened wallet resumes', async () => {
     const links = new MemoryLinkNetwork()

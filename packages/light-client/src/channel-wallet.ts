@@ -130,12 +130,8 @@ export const ROUTED_PAYMENT_WAIT = 100
 export const HOP_DELTA = 20
 /** How long a link to a wallet of another protocol version stays open after its hello (ms). */
 const INCOMPATIBLE_CLOSE_MS = 1_000
-/** Peers of another protocol version remembered at most (a hello names any address). */
-const MAX_INCOMPATIBLE = 1_000
 /** How a channel's error about a peer of another protocol version starts. */
 const OTHER_VERSION = "the peer's wallet speaks channel protocol"
-/** Links already being closed for another protocol version. */
-const closing = new WeakSet<WalletLink>()
 /** How long a hub waits for the next hop's channel to be open and linked before giving a payment back (ms). */
 export const FORWARD_WAIT_MS = 10_000
 /** How long closing the wallet waits for its sessions' last saves. */
@@ -245,8 +241,14 @@ export class ChannelWallet implements WalletActions {
   private readonly channels = new Map<string, Live>()
   /** Links by the peer's account address. */
   private readonly links = new Map<string, WalletLink>()
-  /** Peers (by address) whose last hello was another channel protocol version: why nothing is exchanged. */
-  private readonly incompatible = new Map<string, string>()
+  /**
+   * Links whose hello was of another channel protocol version: why nothing is exchanged. By link,
+   * not by the address the hello names: another version's hello proves nothing, so it tells only
+   * about the address this wallet dialled to get the link.
+   */
+  private readonly incompatible = new WeakMap<WalletLink, string>()
+  /** Links whose hello was taken (one a link: a proof is checked once). */
+  private readonly greeted = new WeakSet<WalletLink>()
   private readonly subscribers = new Set<(s: WalletState) => void>()
   private readonly answers = new Map<string, (c: Control) => void>()
   /** Preimages of this wallet's invoices, by hex of the hash lock. */
@@ -522,13 +524,12 @@ export class ChannelWallet implements WalletActions {
     if (have !== undefined) return have
     let last: unknown
     for (const a of addrs) {
-      this.incompatible.delete(address)
       try {
         const link = await this.o.links.dial(a)
         this.adopt(link)
         await this.waitFor(
           () => {
-            const why = this.incompatible.get(address)
+            const why = this.incompatible.get(link)
             if (why !== undefined) throw new WalletError('INCOMPATIBLE_PEER', why)
             return this.links.get(address) === link ? link : undefined
           },
@@ -546,7 +547,9 @@ export class ChannelWallet implements WalletActions {
 
   private adopt(link: WalletLink): void {
     let peer: string | undefined
+    let closed = false
     link.onClose(() => {
+      closed = true
       if (peer !== undefined && this.links.get(peer) === link) {
         this.links.delete(peer)
         this.changed()
@@ -556,41 +559,51 @@ export class ChannelWallet implements WalletActions {
     // are handed over at once when I do, and my answers to them (a hello) must not reach the peer
     // before my 'hi' (it drops frames from a link it cannot yet name).
     const me = this.o.key.address
-    void Promise.resolve(this.o.signer.sign(channelHelloDigest(me, link.remotePeer, CHANNEL_PROTOCOL_VERSION))).then(
-      (proof) => {
-        this.send(link, {
-          type: 'hi',
-          address: me,
-          publicKey: to0x(this.o.key.publicKey),
-          links: this.o.links.myAddresses(),
-          protocol: CHANNEL_PROTOCOL_VERSION,
-          proof: to0x(proof),
-        })
-        link.onMessage(
-          (frame) =>
-            void this.onFrame(
-              link,
-              frame,
-              () => peer,
-              (a) => (peer = a),
-            ),
-        )
-      },
-      () => link.close(),
-    )
+    void Promise.resolve()
+      .then(() => this.o.signer.sign(channelHelloDigest(me, link.remotePeer, CHANNEL_PROTOCOL_VERSION)))
+      .then(
+        (proof) => {
+          // Closed while signing: nothing to say, and nothing it sent may name it.
+          if (closed) return
+          this.send(link, {
+            type: 'hi',
+            address: me,
+            publicKey: to0x(this.o.key.publicKey),
+            links: this.o.links.myAddresses(),
+            protocol: CHANNEL_PROTOCOL_VERSION,
+            proof: to0x(proof),
+          })
+          link.onMessage(
+            (frame) =>
+              void this.onFrame(
+                link,
+                frame,
+                () => peer,
+                (a) => (peer = a),
+              ),
+          )
+        },
+        () => link.close(),
+      )
   }
 
   /**
    * Whether `c` proves its address for this link: its key is the address's, and it signed the
-   * hello for this end. Checked at once (noble, ~1 ms a link), so that the frames right behind the
-   * hello find the link named. Without it anyone who read an invite could speak in its wallet's
-   * name, and be sent its channels' messages.
+   * hello for this end. Checked at once (the signer's check when it is synchronous, else noble's,
+   * ~1 ms; once a link), so that the frames right behind the hello find the link named. Without it
+   * anyone who read an invite could speak in its wallet's name, and be sent its channels' messages.
    */
   private helloProven(c: Extract<Control, { type: 'hi' }>, theirs: number): boolean {
     if (typeof c.proof !== 'string' || !/^0x[0-9a-f]{128}$/.test(c.proof) || !/^0x[0-9a-f]{64}$/.test(c.publicKey)) return false
     const key = fromHex(c.publicKey)
     if (accountAddress(key) !== c.address) return false
-    return nobleCrypto.verify(fromHex(c.proof), channelHelloDigest(c.address, this.o.links.selfId(), theirs), key)
+    const sig = fromHex(c.proof)
+    const digest = channelHelloDigest(c.address, this.o.links.selfId(), theirs)
+    // The signer's own check when it answers at once (native in a node), else noble's.
+    const quick = this.o.signer.verify(sig, digest, key)
+    if (typeof quick === 'boolean') return quick
+    void quick.catch(() => undefined)
+    return nobleCrypto.verify(sig, digest, key)
   }
 
   private send(link: WalletLink, c: Control): void {
@@ -641,26 +654,21 @@ export class ChannelWallet implements WalletActions {
         if (!isAddress(c.address) || typeof c.publicKey !== 'string') return
         const theirs = c.protocol ?? 1
         if (!Number.isSafeInteger(theirs)) return
+        // One hello a link: a named link stays named, and a proof costs one check.
+        if (this.greeted.has(link)) return
+        this.greeted.add(link)
         if (theirs !== CHANNEL_PROTOCOL_VERSION) {
           // Another version's messages would be refused one by one, or misread: nothing is
           // exchanged, and the page says which side must update.
           const why = `${OTHER_VERSION} ${theirs} and this one ${CHANNEL_PROTOCOL_VERSION}: ${
             theirs > CHANNEL_PROTOCOL_VERSION ? 'reload this page to update it' : 'the peer must reload its page to update it'
           }; the channel waits until then`
-          if (this.incompatible.size >= MAX_INCOMPATIBLE) this.incompatible.clear()
-          this.incompatible.set(c.address, why)
-          for (const live of this.channels.values()) if (live.record.peer.address === c.address) live.error = why
-          // Closed a moment later (once per link), so my own hello reaches it first: its page can
-          // then say the same.
-          if (!closing.has(link)) {
-            closing.add(link)
-            setTimeout(() => link.close(), INCOMPATIBLE_CLOSE_MS)
-          }
-          this.changed()
+          this.incompatible.set(link, why)
+          // Closed a moment later, so my own hello reaches it first: its page can then say the same.
+          setTimeout(() => link.close(), INCOMPATIBLE_CLOSE_MS)
           return
         }
         if (!this.helloProven(c, theirs)) return
-        this.incompatible.delete(c.address)
         // Its page was updated: what the mismatch said no longer holds.
         for (const live of this.channels.values())
           if (live.record.peer.address === c.address && live.error?.startsWith(OTHER_VERSION)) live.error = undefined
@@ -1207,7 +1215,12 @@ export class ChannelWallet implements WalletActions {
     for (const live of this.channels.values()) {
       const r = live.record
       if (r.phase === 'closed' || r.peer.link === undefined || this.links.has(r.peer.address)) continue
-      await this.linkTo(r.peer.address, [r.peer.link]).catch(() => undefined)
+      await this.linkTo(r.peer.address, [r.peer.link]).catch((e) => {
+        // The peer's page, where this wallet last reached it, is of another version: say so.
+        if (!(e instanceof WalletError && e.code === 'INCOMPATIBLE_PEER')) return
+        live.error = e.message
+        this.changed()
+      })
     }
   }
 

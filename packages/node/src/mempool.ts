@@ -259,7 +259,7 @@ export class Mempool {
     }
     const queue = this.bySender.get(sender) ?? new Map<number, Entry>()
     if (queue.has(tx.body.nonce)) {
-      throw new MempoolError('NONCE_POOLED', `another transaction of ${sender} with nonce ${tx.body.nonce} is already pooled`, { next })
+      throw new MempoolError('NONCE_POOLED', `another transaction of ${sender} with nonce ${tx.body.nonce} is already pooled`)
     }
     if (queue.size >= this.maxPerSender) throw new MempoolError('SENDER_LIMIT', `${sender} already has ${queue.size} transactions waiting`)
     if (this.byHash.size >= this.maxTransactions || this.totalBytes + size > this.maxBytes) {

@@ -264,7 +264,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
     {
       name: 'lc_sendTransaction',
       summary:
-        "Checks a signed transaction (hex of its canonical encoding) and pools it; returns its hash. A refusal by the pool is -32000 with data.code: DUPLICATE (this very transaction is pooled), NONCE_POOLED (another of the sender's with this nonce is; data.next), NONCE_TOO_LOW or NONCE_TOO_FAR (data.next: the sender's next nonce), NOT_PERMITTED, SENDER_LIMIT or POOL_FULL.",
+        "Checks a signed transaction (hex of its canonical encoding) and pools it; returns its hash. A refusal by the pool is -32000 with data.code: DUPLICATE (this very transaction is pooled), NONCE_POOLED (another of the sender's with this nonce is), NONCE_TOO_LOW or NONCE_TOO_FAR (data.next: the sender's next nonce on chain), NOT_PERMITTED, SENDER_LIMIT or POOL_FULL.",
       params: [{ name: 'tx', schema: { type: 'string', pattern: HEX, maxLength: MAX_TX_HEX }, required: true }],
       result: { name: 'hash', schema: { type: 'string', pattern: HASH } },
       handler: (p) => submit(p.tx as string),
