@@ -390,6 +390,8 @@ describe('channel wallets on a real node', () => {
       link.onMessage((f) => heard.push(f[0] as number))
       const hi = { type: 'hi', address: bob.address, publicKey: to0x(bob.publicKey), links: [], protocol: CHANNEL_PROTOCOL_VERSION, proof }
       link.send(new Uint8Array([2, ...utf8(JSON.stringify(hi))]))
+      // And a control frame that is no message at all.
+      link.send(new Uint8Array([2, ...utf8('null')]))
       return heard
     }
     // No proof; a proof Bob made for another link (Mallory's own, say), taken to Alice; Mallory's

@@ -250,7 +250,8 @@ export class ChannelWallet implements WalletActions {
   /** Links whose hello was taken (one a link: a proof is checked once). */
   private readonly greeted = new WeakSet<WalletLink>()
   private readonly subscribers = new Set<(s: WalletState) => void>()
-  private readonly answers = new Map<string, (c: Control) => void>()
+  /** Answers awaited to my proposals, by local id: from the link each was sent on only. */
+  private readonly answers = new Map<string, { link: WalletLink; take: (c: Control) => void }>()
   /** Preimages of this wallet's invoices, by hex of the hash lock. */
   private readonly invoices = new Map<string, Uint8Array>()
   /** Routed payments this wallet sent, waiting to be settled, by hex of the hash lock. */
@@ -616,10 +617,13 @@ export class ChannelWallet implements WalletActions {
         this.answers.delete(localId)
         reject(new WalletError('NO_ANSWER', 'the peer did not answer the proposal'))
       }, ANSWER_TIMEOUT_MS)
-      this.answers.set(localId, (a) => {
-        clearTimeout(t)
-        this.answers.delete(localId)
-        resolve(a)
+      this.answers.set(localId, {
+        link,
+        take: (a) => {
+          clearTimeout(t)
+          this.answers.delete(localId)
+          resolve(a)
+        },
       })
       this.send(link, c)
     })
@@ -649,6 +653,8 @@ export class ChannelWallet implements WalletActions {
     } catch {
       return
     }
+    // Not an object (a bare null, say): nothing a wallet sends.
+    if (typeof c !== 'object' || c === null) return
     switch (c.type) {
       case 'hi': {
         if (!isAddress(c.address) || typeof c.publicKey !== 'string') return
@@ -689,9 +695,12 @@ export class ChannelWallet implements WalletActions {
         return
       }
       case 'accept':
-      case 'decline':
-        this.answers.get(c.localId)?.(c)
+      case 'decline': {
+        // Only the peer asked, on the link it was asked on, answers.
+        const waiting = this.answers.get(c.localId)
+        if (waiting !== undefined && waiting.link === link && peer() !== undefined) waiting.take(c)
         return
+      }
       case 'propose':
         return this.onPropose(link, peer(), c)
       case 'opened':
