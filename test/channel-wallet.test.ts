@@ -460,6 +460,38 @@ describe('channel wallets on a real node', () => {
     for (const w of [a, b]) await w.close()
   }, 90_000)
 
+  it('a wallet closes while its peer keeps paying: its last saves wait at most a moment, then it is closed', async () => {
+    const links = new MemoryLinkNetwork()
+    // Alice's saves take a while (a slow disk), so Bob's next payments arrive during each.
+    const slow = new (class extends MemoryChannelStore {
+      override async put(record: ChannelRecord): Promise<void> {
+        await new Promise((r) => setTimeout(r, 20))
+        return super.put(record)
+      }
+    })()
+    const a = await walletOf(alice, links, 'alice-busy', slow)
+    const b = await walletOf(bob, links, 'bob-busy')
+    // Enough for Bob to pay 1 at a time for minutes.
+    const id = await openPair(links, a, b, 1_000n, 100_000n)
+    // Bob pays without pause: Alice's session always has something new to save.
+    let paying = true
+    // Bob keeps 64 payments in flight: as one is acknowledged the next goes.
+    const stream = Promise.all(
+      Array.from({ length: 64 }, async () => {
+        while (paying) {
+          // A turn of the event loop each time: a refusal comes back at once.
+          await Promise.all([b.pay(id, 1n).catch(() => undefined), new Promise((r) => setImmediate(r))])
+        }
+      }),
+    )
+    await until(a, (s) => s.channels.find((c) => c.id === id && c.peerBalance < 99_990n), 'Bob’s payments to flow')
+    // Closes (before, a save that always had more to cover kept close() waiting for ever).
+    await a.close()
+    paying = false
+    await b.close()
+    await stream
+  }, 60_000)
+
   it('a close with an old state is challenged by the other wallet, which takes everything; a reopened wallet resumes', async () => {
     const links = new MemoryLinkNetwork()
     const storeB = new MemoryChannelStore()
