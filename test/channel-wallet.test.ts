@@ -395,15 +395,24 @@ describe('channel wallets on a real node', () => {
       return heard
     }
     // No proof; a proof Bob made for another link (Mallory's own, say), taken to Alice; Mallory's
-    // own key's proof for Alice's end, under Bob's address and key.
+    // own key's proof for Alice's end, under Bob's address and key; Bob's proof for Alice's end on
+    // another chain.
+    const otherChain = to0x(
+      providerSigner(bob.secretKey).sign(channelHelloDigest(NET + 1, bob.address, 'mem/alice-i', CHANNEL_PROTOCOL_VERSION)) as Uint8Array,
+    )
     const bobsForMallory = to0x(
-      providerSigner(bob.secretKey).sign(channelHelloDigest(bob.address, 'mem/mallory-2', CHANNEL_PROTOCOL_VERSION)) as Uint8Array,
+      providerSigner(bob.secretKey).sign(channelHelloDigest(NET, bob.address, 'mem/mallory-2', CHANNEL_PROTOCOL_VERSION)) as Uint8Array,
     )
     const mallorys = to0x(
-      providerSigner(carol.secretKey).sign(channelHelloDigest(bob.address, 'mem/alice-i', CHANNEL_PROTOCOL_VERSION)) as Uint8Array,
+      providerSigner(carol.secretKey).sign(channelHelloDigest(NET, bob.address, 'mem/alice-i', CHANNEL_PROTOCOL_VERSION)) as Uint8Array,
     )
     const heard = [
-      ...(await Promise.all([impersonate('mallory-1'), impersonate('mallory-2', bobsForMallory), impersonate('mallory-3', mallorys)])),
+      ...(await Promise.all([
+        impersonate('mallory-1'),
+        impersonate('mallory-2', bobsForMallory),
+        impersonate('mallory-3', mallorys),
+        impersonate('mallory-4', otherChain),
+      ])),
     ]
     await new Promise((r) => setTimeout(r, 300))
     // Alice still speaks to Bob: a payment and a private message reach him, and only him.

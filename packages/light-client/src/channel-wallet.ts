@@ -103,8 +103,8 @@ const RECONNECT_MS = 3_000
 
 type Control =
   // `protocol`: the channel protocol version (absent: 1, the version before it was sent).
-  // `proof` (version 2 on): 0x signature by the address's key of channelHelloDigest(address, the
-  // receiver's link id, protocol).
+  // `proof` (version 2 on): 0x signature by the address's key of channelHelloDigest(network id,
+  // address, the receiver's link id, protocol).
   | { type: 'hi'; address: string; publicKey: string; links?: string[]; protocol?: number; proof?: string }
   | { type: 'propose'; localId: string; deposit: string; peerDeposit: string; challengePeriod: number }
   | { type: 'accept'; localId: string }
@@ -561,7 +561,7 @@ export class ChannelWallet implements WalletActions {
     // before my 'hi' (it drops frames from a link it cannot yet name).
     const me = this.o.key.address
     void Promise.resolve()
-      .then(() => this.o.signer.sign(channelHelloDigest(me, link.remotePeer, CHANNEL_PROTOCOL_VERSION)))
+      .then(() => this.o.signer.sign(channelHelloDigest(this.o.networkId, me, link.remotePeer, CHANNEL_PROTOCOL_VERSION)))
       .then(
         (proof) => {
           // Closed while signing: nothing to say, and nothing it sent may name it.
@@ -599,7 +599,7 @@ export class ChannelWallet implements WalletActions {
     const key = fromHex(c.publicKey)
     if (accountAddress(key) !== c.address) return false
     const sig = fromHex(c.proof)
-    const digest = channelHelloDigest(c.address, this.o.links.selfId(), theirs)
+    const digest = channelHelloDigest(this.o.networkId, c.address, this.o.links.selfId(), theirs)
     // The signer's own check when it answers at once (native in a node), else noble's.
     const quick = this.o.signer.verify(sig, digest, key)
     if (typeof quick === 'boolean') return quick

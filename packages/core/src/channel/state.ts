@@ -273,12 +273,13 @@ export function channelMessageDigest(channelId: Uint8Array, seq: number, from: P
 }
 
 /**
- * What a wallet signs in its hello on a link: its address, the id of the link's other end (its
- * libp2p peer id as the link authenticates it), and the protocol version. Bound to the other end,
- * so a hello cannot be taken to a third wallet to speak in its sender's name there.
+ * What a wallet signs in its hello on a link: the chain's network id, its address, the id of the
+ * link's other end (its libp2p peer id as the link authenticates it), and the protocol version.
+ * Bound to the other end and the chain, so a hello cannot be taken to a third wallet, or to the
+ * same wallet on another chain, to speak in its sender's name there.
  */
-export function channelHelloDigest(address: string, to: string, version: number): Uint8Array {
-  return taggedHash(Domain.ChannelHello, new TextEncoder().encode(JSON.stringify([address, to, version])))
+export function channelHelloDigest(networkId: number, address: string, to: string, version: number): Uint8Array {
+  return taggedHash(Domain.ChannelHello, new TextEncoder().encode(JSON.stringify([networkId, address, to, version])))
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
