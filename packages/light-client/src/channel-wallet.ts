@@ -674,7 +674,11 @@ export class ChannelWallet implements WalletActions {
           setTimeout(() => link.close(), INCOMPATIBLE_CLOSE_MS)
           return
         }
-        if (!this.helloProven(c, theirs)) return
+        if (!this.helloProven(c, theirs)) {
+          // Nobody this wallet can speak to: the link goes.
+          link.close()
+          return
+        }
         // Its page was updated: what the mismatch said no longer holds.
         for (const live of this.channels.values())
           if (live.record.peer.address === c.address && live.error?.startsWith(OTHER_VERSION)) live.error = undefined
