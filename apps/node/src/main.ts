@@ -396,6 +396,16 @@ async function status(args: string[]): Promise<void> {
   process.stdout.write(`${JSON.stringify(info, null, 2)}\n`)
 }
 
+/** Writes `text` to a new file `out` (mode `mode`), or fails saying why: `refusal` when it exists. */
+function writeNewFile(out: string, text: string, refusal: string, mode = 0o644): void {
+  try {
+    writeFileSync(out, text, { flag: 'wx', mode })
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    fail(code === 'EEXIST' ? `${out} exists; ${refusal}` : `cannot write ${out}: ${(e as Error).message}`)
+  }
+}
+
 /**
  * `keys new`: a fresh key pair. With `--out FILE` the secret goes only to that file (created for
  * its owner alone; an existing file is never overwritten) and the public part is printed.
@@ -408,12 +418,7 @@ function keysNew(args: string[]): void {
     process.stdout.write(`${JSON.stringify(pair, null, 2)}\n`)
     return
   }
-  try {
-    writeFileSync(out, `${JSON.stringify(pair, null, 2)}\n`, { flag: 'wx', mode: 0o600 })
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code
-    fail(code === 'EEXIST' ? `${out} exists; keys new never overwrites a key file` : `cannot write ${out}: ${(e as Error).message}`)
-  }
+  writeNewFile(out, `${JSON.stringify(pair, null, 2)}\n`, 'keys new never overwrites a key file', 0o600)
   process.stdout.write(`${JSON.stringify({ file: resolve(out), publicKey: pair.publicKey, address: pair.address }, null, 2)}\n`)
 }
 
@@ -425,12 +430,7 @@ function example(name: 'token' | 'escrow', args: string[]): void {
     process.stdout.write(source)
     return
   }
-  try {
-    writeFileSync(out, source, { flag: 'wx' })
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code
-    fail(code === 'EEXIST' ? `${out} exists; example never overwrites a file` : `cannot write ${out}: ${(e as Error).message}`)
-  }
+  writeNewFile(out, source, 'example never overwrites a file')
   process.stdout.write(`${JSON.stringify({ file: resolve(out), bytes: Buffer.byteLength(source) })}\n`)
 }
 

@@ -1013,9 +1013,8 @@ export class ChannelWallet implements WalletActions {
       live.offered ??= new Map()
       for (const h of live.driver.session.latest.state.htlcs) if (h.from === live.record.me) live.offered.set(h.id, to0x(h.hashLock))
     }
-    // Settled payments are recorded by the save that covers them (see makeDriver); one reported
-    // without a save (the same state again) is saved here if it is news.
-    if (this.remember(live, 'paid', this.settledLocks(live, [e]))) void this.save(live)
+    // Settled payments of mine are recorded by the save that covers them (see makeDriver): a
+    // settlement is the peer's update, whose events always wait for that save.
     if (e.type === 'received') this.onRouted(live, e.change)
     if (e.type === 'message') {
       this.addMessage(live, { from: 'peer', seq: e.seq, text: new TextDecoder().decode(e.body), at: this.now() })
