@@ -55,6 +55,7 @@ import {
   MemoryTransport,
   parseInvoice,
   RESEND_BLOCKS,
+  type WalletLink,
   type WalletState,
 } from '@loopchain/light-client'
 import { FullNode, fullNodeLightBackend } from '@loopchain/node'
@@ -128,6 +129,16 @@ class RecordingStore extends MemoryChannelStore {
     this.puts.push(structuredClone(record))
     return super.put(record)
   }
+}
+
+/** Sends a wallet control message (tag 2, JSON) on `link`, as a page would. */
+function sendControl(link: WalletLink, c: unknown): void {
+  link.send(new Uint8Array([2, ...utf8(JSON.stringify(c))]))
+}
+
+/** A hello in Bob's name, as a page says it on a link (no proof unless given). */
+function bobsHello(o: { protocol?: number; proof?: string; links?: string[] } = {}) {
+  return { type: 'hi', address: bob.address, publicKey: to0x(bob.publicKey), links: o.links ?? [], ...o }
 }
 
 async function until<T>(w: ChannelWallet, f: (s: WalletState) => T | undefined, what: string, ms = 20_000): Promise<T> {
@@ -343,19 +354,12 @@ describe('channel wallets on a real node', () => {
       const heard: { type: string; localId?: string; protocol?: number }[] = []
       const ep = links.endpoint(name)
       ep.onLink((link) => {
-        const send = (c: object) => link.send(new Uint8Array([2, ...utf8(JSON.stringify(c))]))
-        send({
-          type: 'hi',
-          address: bob.address,
-          publicKey: to0x(bob.publicKey),
-          links: [`mem/${name}`],
-          ...(protocol ? { protocol } : {}),
-        })
+        sendControl(link, bobsHello({ links: [`mem/${name}`], ...(protocol ? { protocol } : {}) }))
         link.onMessage((frame) => {
           if (frame[0] !== 2) return
           const c = JSON.parse(new TextDecoder().decode(frame.subarray(1)))
           heard.push(c)
-          if (c.type === 'propose') send({ type: 'decline', localId: c.localId, reason: 'only a test' })
+          if (c.type === 'propose') sendControl(link, { type: 'decline', localId: c.localId, reason: 'only a test' })
         })
       })
       return { heard, invite: encodeInvite({ address: bob.address, publicKey: to0x(bob.publicKey), links: [`mem/${name}`] }) }
@@ -389,10 +393,9 @@ describe('channel wallets on a real node', () => {
       const link = await links.endpoint(name).dial('mem/alice-i')
       link.onMessage((f) => heard.push(f[0] as number))
       link.onClose(() => heard.push('closed'))
-      const hi = { type: 'hi', address: bob.address, publicKey: to0x(bob.publicKey), links: [], protocol: CHANNEL_PROTOCOL_VERSION, proof }
-      link.send(new Uint8Array([2, ...utf8(JSON.stringify(hi))]))
+      sendControl(link, bobsHello({ protocol: CHANNEL_PROTOCOL_VERSION, ...(proof ? { proof } : {}) }))
       // And a control frame that is no message at all.
-      link.send(new Uint8Array([2, ...utf8('null')]))
+      sendControl(link, null)
       return heard
     }
     // No proof; a proof Bob made for another link (Mallory's own, say), taken to Alice; Mallory's
@@ -443,8 +446,7 @@ describe('channel wallets on a real node', () => {
     await b.close()
     links.remove('bob-v2')
     links.endpoint('bob-v2').onLink((link) => {
-      const hi = { type: 'hi', address: bob.address, publicKey: to0x(bob.publicKey), links: [], protocol: CHANNEL_PROTOCOL_VERSION + 1 }
-      link.send(new Uint8Array([2, ...utf8(JSON.stringify(hi))]))
+      sendControl(link, bobsHello({ protocol: CHANNEL_PROTOCOL_VERSION + 1 }))
     })
     await until(
       a,
@@ -464,8 +466,7 @@ describe('channel wallets on a real node', () => {
     // A hello of another version in Bob's name on a link Alice did not dial proves nothing and
     // changes nothing of Bob's channels.
     const stray = await links.endpoint('stray').dial('mem/alice-v2')
-    const hi = { type: 'hi', address: bob.address, publicKey: to0x(bob.publicKey), links: [], protocol: CHANNEL_PROTOCOL_VERSION + 1 }
-    stray.send(new Uint8Array([2, ...utf8(JSON.stringify(hi))]))
+    sendControl(stray, bobsHello({ protocol: CHANNEL_PROTOCOL_VERSION + 1 }))
     await new Promise((r) => setTimeout(r, 300))
     expect(a.state.channels.find((c) => c.id === id)?.error).toBeUndefined()
     await a.pay(id, 10n)

@@ -26,6 +26,7 @@ import {
   type Json,
   LevelKVStore,
   MAX_QUEUED_QUERIES_PER_CLIENT,
+  type NodeRpcOptions,
   nodeRpcMethods,
   QUERY_CLIENT_SHARE,
   QueryBudget,
@@ -80,10 +81,14 @@ async function rpc(
   return (await res.json()) as never
 }
 
+/** A JSON-RPC server on the node, with the read-only budget `opts`. */
+const serve = (opts: NodeRpcOptions = {}) =>
+  startRpcServer({ dispatcher: new RpcDispatcher(nodeRpcMethods(node, undefined, opts), { title: 'loopchain', version: '0.1.0' }) })
+
 async function openNode(): Promise<void> {
   node = await FullNode.open({ dataDir: dir, genesis: g, validatorSecret: v.secretKey, engine: await engine })
   node.start()
-  server = await startRpcServer({ dispatcher: new RpcDispatcher(nodeRpcMethods(node), { title: 'loopchain', version: '0.1.0' }) })
+  server = await serve()
 }
 
 async function closeNode(): Promise<void> {
@@ -147,15 +152,7 @@ it('read-only calls stop at the step limit for a call, and are refused with a re
   let clock = 1_000_000
   // 100,000 steps a call (too few to sum the items), 10,000 a second: the budget holds two calls,
   // and this test's client address a quarter of the rate, holding one call.
-  const limited = await startRpcServer({
-    dispatcher: new RpcDispatcher(
-      nodeRpcMethods(node, undefined, { queryStepLimit: 100_000, queryStepsPerSecond: 10_000, now: () => clock }),
-      {
-        title: 'loopchain',
-        version: '0.1.0',
-      },
-    ),
-  })
+  const limited = await serve({ queryStepLimit: 100_000, queryStepsPerSecond: 10_000, now: () => clock })
   try {
     const call = (method: string) => rpc('lc_call', { to: score, method }, limited.url)
     // A call that needs few steps is charged those: many run in a row.
@@ -185,15 +182,7 @@ it('read-only calls stop at the step limit for a call, and are refused with a re
 
 it('a call whose reads must be waited for (a block being written) runs again at most a few times, each run charged', async () => {
   let clock = 1_000_000
-  const limited = await startRpcServer({
-    dispatcher: new RpcDispatcher(
-      nodeRpcMethods(node, undefined, { queryStepLimit: 1_000_000, queryStepsPerSecond: 1_000, now: () => clock }),
-      {
-        title: 'loopchain',
-        version: '0.1.0',
-      },
-    ),
-  })
+  const limited = await serve({ queryStepLimit: 1_000_000, queryStepsPerSecond: 1_000, now: () => clock })
   // The state as it reads while the node writes a block: nothing can be read on the spot.
   const real = node.committedState()
   const waiting = vi.spyOn(node, 'committedState').mockReturnValue({ get: (k) => real.get(k) })
