@@ -26,6 +26,7 @@ import {
   transactionCodec,
   transactionHash,
   VoteType,
+  verifySignedHeader,
   type WriteOp,
 } from '@loopchain/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
@@ -38,6 +39,7 @@ import {
   LevelKVStore,
   MAX_PROPOSED_BLOCK_BYTES,
   type NodeError,
+  nativeCrypto,
   nodeRpcMethods,
   STORE_FORMAT,
   silentLogger,
@@ -866,6 +868,41 @@ describe('full node (one process, LevelDB on disk)', () => {
     const roots = await Promise.all(live.map(async (n) => (await n.chain.resultAt(height))?.stateRoot))
     expect(new Set(roots.map((r) => String(r))).size).toBe(1)
     for (const n of live) expect((await n.account(bob.address)).balance).toBe(50n)
+
+    // A light client in a node's process (the channel hub's) checks the node's commit certificates
+    // through the node's memory of the precommits it verified as votes: of each commit's three
+    // signatures, at most the node's own is verified again. A changed signature is still refused.
+    const n0 = live[0] as FullNode
+    const verify = vi.spyOn(nativeCrypto, 'verify')
+    let signatures = 0
+    try {
+      for (let h = 1; h <= height; h++) {
+        const header = await n0.chain.headerAt(h)
+        const commit = await n0.chain.commitAt(h)
+        if (!header || !commit) throw new Error(`height ${h} is not stored`)
+        signatures += commit.signatures.length
+        verifySignedHeader({ header, commit }, g.validators, g.networkId, n0.recallingCrypto)
+      }
+      expect(signatures).toBe(3 * height)
+      expect(verify.mock.calls.length).toBeLessThanOrEqual(height)
+      const commit = (await n0.chain.commitAt(height)) as NonNullable<Awaited<ReturnType<ChainStore['commitAt']>>>
+      const [first, ...rest] = commit.signatures
+      const bad = Uint8Array.from(first?.signature ?? [])
+      bad[0] = (bad[0] as number) ^ 1
+      const tampered = { ...commit, signatures: [{ ...(first as NonNullable<typeof first>), signature: bad }, ...rest] }
+      const header = await n0.chain.headerAt(height)
+      expect(() =>
+        verifySignedHeader(
+          { header: header as NonNullable<typeof header>, commit: tampered },
+          g.validators,
+          g.networkId,
+          n0.recallingCrypto,
+        ),
+      ).toThrow(/does not verify/)
+    } finally {
+      verify.mockRestore()
+    }
+
     const blocks = await Promise.all(live.map((n) => n.chain.blockAt(height)))
     expect(new Set(blocks.map((b) => JSON.stringify(b, (_k, v) => (typeof v === 'bigint' ? String(v) : v)))).size).toBe(1)
     // Idle, with empty blocks off, the network stays put: late votes do not start new heights.

@@ -336,6 +336,15 @@ export class FullNode {
   }
   /** Native crypto that remembers valid signatures (see {@link rememberingCrypto}). */
   private readonly crypto = rememberingCrypto(nativeCrypto)
+  /**
+   * Native crypto that knows the consensus signatures this node has verified (peers' votes and
+   * proposals): those pass without OpenSSL, anything else is verified and not remembered. For a
+   * light client in this process (the channel hub's), whose commit certificates are mostly the
+   * precommits this node already counted.
+   */
+  get recallingCrypto(): CryptoProvider {
+    return this.crypto.recallOnly
+  }
   /** The same for transactions, apart so a flood of them cannot push out consensus signatures. */
   private readonly txCrypto = rememberingCrypto(nativeCrypto, TX_SIGNATURES_REMEMBERED)
   private nonceEpoch = 0
