@@ -886,10 +886,17 @@ describe('full node (one process, LevelDB on disk)', () => {
       expect(signatures).toBe(3 * height)
       expect(verify.mock.calls.length).toBeLessThanOrEqual(height)
       const commit = (await n0.chain.commitAt(height)) as NonNullable<Awaited<ReturnType<ChainStore['commitAt']>>>
-      const [first, ...rest] = commit.signatures
-      const bad = Uint8Array.from(first?.signature ?? [])
-      bad[0] = (bad[0] as number) ^ 1
-      const tampered = { ...commit, signatures: [{ ...(first as NonNullable<typeof first>), signature: bad }, ...rest] }
+      // A peer's signature (one the node remembers), one bit changed.
+      const own = g.validators.validators.findIndex((v) => v.address === keys[0]?.address)
+      const tampered = {
+        ...commit,
+        signatures: commit.signatures.map((s) => {
+          if (s.index === own) return s
+          const bad = Uint8Array.from(s.signature)
+          bad[0] = (bad[0] as number) ^ 1
+          return { ...s, signature: bad }
+        }),
+      }
       const header = await n0.chain.headerAt(height)
       expect(() =>
         verifySignedHeader(
