@@ -740,6 +740,41 @@ describe('channel wallets on a real node', () => {
     for (const w of [back, hub, c]) await w.close()
   }, 90_000)
 
+  it('a payment past its expiry, stuck in its channel while the hub is away, no longer holds its invoice as in flight', async () => {
+    const storeA = new MemoryChannelStore()
+    const { links, a, hub, c, ah } = await hubRoute(10, storeA)
+    // Carol makes an invoice and leaves for good: the hub can only hold what is paid to her.
+    const invoice = c.createInvoice(100n)
+    await c.close()
+    links.remove('carol10')
+    const paying = a.payInvoice(ah, invoice)
+    await until(hub, (s) => s.channels.find((x) => x.id === ah && x.pendingPayments === 1), 'the hub to hold Alice’s payment')
+    const told = expect(paying).rejects.toMatchObject({ code: 'WALLET_CLOSED' })
+    await a.close()
+    await told
+    // Alice comes back under another address and the hub is out of reach: with both online, an
+    // expired payment is taken out of the channel together, and this is about one left in it.
+    links.remove('alice10')
+    links.remove('hub10')
+    const back = await walletOf(alice, links, 'alice10b', storeA)
+    await expect(back.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'IN_FLIGHT' })
+    const expiry = back.latestState(ah)?.state.htlcs[0]?.expiry as number
+    expect(expiry).toBeGreaterThan(0)
+    // Blocks pass (other people's transfers) until the expiry is behind Alice's verified height.
+    const stopTraffic = traffic(bob)
+    try {
+      await until(back, (s) => ((s.balanceAt ?? 0) > expiry ? true : undefined), `Alice's height past ${expiry}`, 60_000)
+    } finally {
+      await stopTraffic()
+    }
+    // Nobody can settle or redeem it now, so the invoice is no longer in flight (another channel
+    // may pay it), though the channel's state still holds it; this channel fails for what it is:
+    // its peer is away.
+    expect(back.latestState(ah)?.state.htlcs.map((h) => h.expiry)).toEqual([expiry])
+    await expect(back.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'PEER_OFFLINE' })
+    for (const w of [back, hub]) await w.close()
+  }, 120_000)
+
   it('a payment in flight when its payer closes the channel alone ends its wait with CHANNEL_ON_CHAIN, not never', async () => {
     const storeA = new MemoryChannelStore()
     const { links, a, hub, c, ah, hc } = await hubRoute(7, storeA)
