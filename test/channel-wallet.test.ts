@@ -240,6 +240,18 @@ async function hubRoute(n: number, storeA = new MemoryChannelStore()) {
   return { links, a, hub, c, ah, hc }
 }
 
+/**
+ * Alice (`a`) pays `invoice` through channel `ah` and the hub holds the payment; then her page
+ * closes, and the call that waited on the payment hears why it will not see it settle.
+ */
+async function payHeldThenClose(a: ChannelWallet, hub: ChannelWallet, ah: string, invoice: string): Promise<void> {
+  const paying = a.payInvoice(ah, invoice)
+  await until(hub, (s) => s.channels.find((x) => x.id === ah && x.pendingPayments === 1), 'the hub to hold Alice’s payment')
+  const told = expect(paying).rejects.toMatchObject({ code: 'WALLET_CLOSED' })
+  await a.close()
+  await told
+}
+
 /** `k` closes channel `id` alone with `old` (a cheat when a newer state exists), straight to the node. */
 async function closeAlone(k: typeof alice, id: string, old: SignedChannelState): Promise<void> {
   const nonce = decode(accountStateCodec, (await node.state.get(accountKey(k.address))) as Uint8Array).nonce
@@ -675,12 +687,7 @@ describe('channel wallets on a real node', () => {
     links.cut('hub6', 'carol6')
     await until(hub, (s) => s.channels.find((x) => x.id === hc && x.link === 'none'), 'the hub to see the link to Carol down')
     const invoice = c.createInvoice(300n)
-    const paying = a.payInvoice(ah, invoice)
-    await until(hub, (s) => s.channels.find((x) => x.id === ah && x.pendingPayments === 1), 'the hub to hold Alice’s payment')
-    // The page that waited on the payment hears why it will not see it settle.
-    const told = expect(paying).rejects.toMatchObject({ code: 'WALLET_CLOSED' })
-    await a.close()
-    await told
+    await payHeldThenClose(a, hub, ah, invoice)
     links.remove('alice6')
     // Carol's link comes back: the hub forwards, Carol settles, and the hub learns the preimage it
     // cannot settle with Alice. Before the payment expires it closes alone and redeems on chain.
@@ -716,11 +723,7 @@ describe('channel wallets on a real node', () => {
     links.cut('hub8', 'carol8')
     await until(hub, (s) => s.channels.find((x) => x.id === hc && x.link === 'none'), 'the hub to see the link to Carol down')
     const invoice = c.createInvoice(100n)
-    const paying = a.payInvoice(ah, invoice)
-    await until(hub, (s) => s.channels.find((x) => x.id === ah && x.pendingPayments === 1), 'the hub to hold Alice’s payment')
-    const told = expect(paying).rejects.toMatchObject({ code: 'WALLET_CLOSED' })
-    await a.close()
-    await told
+    await payHeldThenClose(a, hub, ah, invoice)
     links.remove('alice8')
     // Reloaded: nothing in memory waits on the payment, but the channel's state holds it.
     const back = await walletOf(alice, links, 'alice8', storeA)
@@ -747,11 +750,7 @@ describe('channel wallets on a real node', () => {
     const invoice = c.createInvoice(100n)
     await c.close()
     links.remove('carol10')
-    const paying = a.payInvoice(ah, invoice)
-    await until(hub, (s) => s.channels.find((x) => x.id === ah && x.pendingPayments === 1), 'the hub to hold Alice’s payment')
-    const told = expect(paying).rejects.toMatchObject({ code: 'WALLET_CLOSED' })
-    await a.close()
-    await told
+    await payHeldThenClose(a, hub, ah, invoice)
     // Alice comes back under another address and the hub is out of reach: with both online, an
     // expired payment is taken out of the channel together, and this is about one left in it.
     links.remove('alice10')
