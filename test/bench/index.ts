@@ -41,7 +41,7 @@ const SUITES: Record<string, Suite> = {
   },
   net: async () => {
     const { runNetBench } = await import('./net.js')
-    await runNetBench(printer('net'), numberOpts('rate', 'seconds', 'senders'))
+    await runNetBench(printer('net'), numberOpts('rate', 'seconds', 'senders', 'warmup'))
   },
   channel: async () => {
     const { runChannelBench } = await import('./channel.js')

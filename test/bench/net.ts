@@ -13,7 +13,8 @@
  * (`sig_verify_native_all_cores`, `tps_vs_all_cores_sig_ceiling_ratio`): two cores of a shared
  * machine can deliver less together than twice one. Without `--rate N`, short steps of rising offered rates find the highest the
  * network sustains, and the measured window runs at that rate. Options:
- * `--rate N` offered tx/s, `--seconds N` measured window (default 30), `--senders N` (default 1,000).
+ * `--rate N` offered tx/s, `--seconds N` measured window (default 30), `--senders N` (default 1,000),
+ * `--warmup N` seconds of load before the window (default 5).
  * Environment: `LOOPCHAIN_BENCH_PROF=1` writes each validator's CPU profile, `LOOPCHAIN_BENCH_KEEP=1`
  * keeps logs, data and profiles, `LOOPCHAIN_BENCH_NODE_FLAGS` passes Node.js flags to the validators.
  */
@@ -43,6 +44,7 @@ import { benchSenders, benchTransfer } from './transfers.js'
 
 const CLI = fileURLToPath(new URL('../../apps/node/src/main.ts', import.meta.url))
 const VALIDATORS = 4
+/** Seconds of load before the measured window, unless `--warmup N` says otherwise. */
 const WARMUP_S = 5
 const DRAIN_S = 15
 const TICK_MS = 25
@@ -53,6 +55,8 @@ export interface NetBenchOptions {
   readonly rate?: number
   readonly seconds?: number
   readonly senders?: number
+  /** Seconds of load before the measured window (default {@link WARMUP_S}). */
+  readonly warmup?: number
 }
 
 interface Proc {
@@ -232,6 +236,7 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
   let ceiling = (perCore * cores) / VALIDATORS
   let machine = await machineVerifyRate(cores)
   const seconds = opts.seconds ?? 30
+  const warmup = opts.warmup ?? WARMUP_S
   // Without --rate, probe rising rates first (PROBE_S each) and measure at the highest one the
   // network sustained: at least 98% of what a step sent in its first two thirds committed by its end, p50
   // under a second (a looser bar let the measured window run over capacity, with queues and p99 growing).
@@ -247,8 +252,8 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     )
   console.error(
     probes.length
-      ? `net: probing ${probes.join(', ')} tx/s (${PROBE_S}s each), then ${WARMUP_S}s warm-up + ${seconds}s measured, from ${senderCount} senders`
-      : `net: offering ${rate} tx/s for ${WARMUP_S}s warm-up + ${seconds}s measured, from ${senderCount} senders`,
+      ? `net: probing ${probes.join(', ')} tx/s (${PROBE_S}s each), then ${warmup}s warm-up + ${seconds}s measured, from ${senderCount} senders`
+      : `net: offering ${rate} tx/s for ${warmup}s warm-up + ${seconds}s measured, from ${senderCount} senders`,
   )
 
   // A fresh devnet whose genesis funds the generator's senders.
@@ -310,7 +315,7 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
 
     // Sign everything ahead: sender s sends its k-th transfer with nonce k.
     const most = Math.max(rate, ...probes)
-    const total = Math.ceil(probes.reduce((n, r) => n + r * PROBE_S, (probes[0] ?? 0) * PROBE_S) + most * (WARMUP_S + seconds))
+    const total = Math.ceil(probes.reduce((n, r) => n + r * PROBE_S, (probes[0] ?? 0) * PROBE_S) + most * (warmup + seconds))
     const txs: { request: string; hash: string; node: number; sender: number }[] = []
     const now = Date.now() * 1000
     const signStart = performance.now()
@@ -443,8 +448,8 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     const cpu0: number[] = []
     let windowStart = 0
     let loadCpu0 = process.cpuUsage()
-    const measureFrom = performance.now() + WARMUP_S * 1000
-    await offer(rate, (WARMUP_S + seconds) * 1000, () => {
+    const measureFrom = performance.now() + warmup * 1000
+    await offer(rate, (warmup + seconds) * 1000, () => {
       if (windowStart === 0 && performance.now() >= measureFrom) {
         windowStart = performance.now()
         for (const p of procs) cpu0.push(cpuSeconds(p.pid))
