@@ -11,8 +11,9 @@
  * after) times its cores, divided by the validators (every validator checks every transaction's
  * signature once). Beside it, the same ceiling from what all cores verify at once
  * (`sig_verify_native_all_cores`, `tps_vs_all_cores_sig_ceiling_ratio`): two cores of a shared
- * machine can deliver less together than twice one. Without `--rate N`, short steps of rising offered rates find the highest the
- * network sustains, and the measured window runs at that rate. Options:
+ * machine can deliver less together than twice one. Without `--rate N`, short steps of rising
+ * offered rates find the highest the network sustains, and the measured window runs at that
+ * rate. Options:
  * `--rate N` offered tx/s, `--seconds N` measured window (default 30), `--senders N` (default 1,000),
  * `--warmup N` seconds of load before the window (default 5).
  * Environment: `LOOPCHAIN_BENCH_PROF=1` writes each validator's CPU profile, `LOOPCHAIN_BENCH_KEEP=1`
