@@ -751,7 +751,7 @@ describe('channel wallets on a real node', () => {
     await c.close()
     links.remove('carol10')
     await payHeldThenClose(a, hub, ah, invoice)
-    // Alice comes back under another address and the hub is out of reach: with both online, an
+    // Alice comes back on another link name and the hub is out of reach: with both online, an
     // expired payment is taken out of the channel together, and this is about one left in it.
     links.remove('alice10')
     links.remove('hub10')

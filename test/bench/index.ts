@@ -12,7 +12,10 @@ function numberOpts<const K extends string>(...names: K[]): Partial<Record<K, nu
   const out: Partial<Record<K, number>> = {}
   for (const name of names) {
     const i = process.argv.indexOf(`--${name}`)
-    if (i >= 0) out[name] = Number(process.argv[i + 1])
+    if (i < 0) continue
+    const v = Number(process.argv[i + 1])
+    if (!Number.isFinite(v) || v < 0) throw new Error(`--${name} takes a number of at least 0, not ${process.argv[i + 1] ?? 'nothing'}`)
+    out[name] = v
   }
   return out
 }

@@ -903,6 +903,13 @@ describe('full node (one process, LevelDB on disk)', () => {
       expect(() => verifySignedHeader({ header: last.header, commit: tampered }, g.validators, g.networkId, n0.recallingCrypto)).toThrow(
         /does not verify/,
       )
+      // What the view verifies itself it does not remember: the same new signature twice is verified twice.
+      const signer = keys[1] as (typeof keys)[number]
+      const message = Uint8Array.of(1, 2, 3)
+      const signature = nativeCrypto.sign(message, signer.secretKey)
+      const before = verify.mock.calls.length
+      for (let i = 0; i < 2; i++) expect(n0.recallingCrypto.verify(signature, message, signer.publicKey)).toBe(true)
+      expect(verify.mock.calls.length).toBe(before + 2)
     } finally {
       verify.mockRestore()
     }
