@@ -42,6 +42,9 @@ import {
  */
 export const UPDATE_STEP_LIMIT = 100_000_000
 
+/** A code hash as a map key. */
+const codeId = (codeHash: Uint8Array): string => String.fromCharCode(...codeHash)
+
 /** SCOREs compiled once per code hash: loading is deterministic, so a cache changes no outcome. */
 export class ScoreCache {
   private readonly byCode = new Map<string, LoadedScore | null>()
@@ -49,12 +52,12 @@ export class ScoreCache {
 
   /** The loaded SCORE of `codeHash` if it was loaded before: null when it did not load, undefined when never tried. */
   peek(codeHash: Uint8Array): LoadedScore | null | undefined {
-    return this.byCode.get(String.fromCharCode(...codeHash))
+    return this.byCode.get(codeId(codeHash))
   }
 
   /** The loaded SCORE of `codeHash`, loading `code()` the first time; undefined when it does not load. */
   get(codeHash: Uint8Array, code: () => Uint8Array | undefined): LoadedScore | undefined {
-    const id = String.fromCharCode(...codeHash)
+    const id = codeId(codeHash)
     let s = this.byCode.get(id)
     if (s === undefined) {
       const bytes = code()
