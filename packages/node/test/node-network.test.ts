@@ -4,6 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { peerIdFromString } from '@libp2p/peer-id'
 import {
   type Address,
   type Block,
@@ -12,6 +13,8 @@ import {
   commitCodec,
   decode,
   encode,
+  encodeFrame,
+  FrameKind,
   type Genesis,
   type KeyPair,
   list,
@@ -410,6 +413,74 @@ describe('serving non-members', () => {
     await vi.waitFor(() => expect(waiting).toHaveLength(1))
     for (const go of waiting.splice(0)) go()
     expect(await again).toEqual({ ok: 5 })
+  })
+})
+
+describe('a non-member that does not read its response', () => {
+  it('holds neither a place nor its answer for long: others are served meanwhile, and it is cut off and counted a fault', async () => {
+    const port = reservePortBlock()
+    cleanups.push(() => releasePortBlock(port))
+    const logged: { msg: string; fields: Record<string, unknown> | undefined }[] = []
+    const make = async (label: string, i: number, logger: NodeLogger = quiet) => {
+      const h = await createNodeHost({
+        chainId: 'slow-reader',
+        nodeKey: testKey(label).secretKey,
+        isMember: () => false,
+        tcpPort: port + i,
+        wsPort: false,
+        relay: false,
+        logger,
+      })
+      cleanups.push(() => h.stop())
+      return h
+    }
+    const s = await make('slow reader server', 0, { ...quiet, debug: (msg, fields) => void logged.push({ msg, fields }) })
+    const attacker = await make('slow reader attacker', 1)
+    const honest = await make('slow reader honest', 2)
+    // One place for non-members; a request of byte 1 gets 1 MiB, more than a stream's send window.
+    const answer = (req: Uint8Array) => (req[0] === 1 ? new Uint8Array(1 << 20).fill(7) : req)
+    const limits = { maxConcurrentNonMembers: 1, sendGraceMs: 300, minReadBytesPerSecond: 1 << 20 }
+    const free = '/loopchain/slow-reader/test/1'
+    const tight = '/loopchain/slow-reader-tight/test/1'
+    let served = 0
+    const handler = (req: Uint8Array) => {
+      served++
+      return answer(req)
+    }
+    await s.handle(free, handler, limits)
+    // Here the unsent bytes one big answer holds are all that non-members may hold.
+    await s.handle(tight, handler, { ...limits, maxNonMemberUnsentBytes: 1 << 20 })
+    const addr = s.multiaddrs()[0] as string
+    await attacker.dial(addr)
+    await honest.dial(addr)
+    const stall = async (protocol: string) => {
+      const stream = await attacker.libp2p.dialProtocol(peerIdFromString(s.peerId), protocol)
+      stream.pause() // reads nothing: no window updates, so the answer cannot be sent
+      stream.send(encodeFrame(FrameKind.Request, Uint8Array.of(1)))
+      await stream.close().catch(() => undefined)
+      return stream
+    }
+    const ask = (protocol: string, byte: number) =>
+      honest.request(s.peerId, protocol, Uint8Array.of(byte), { timeoutMs: 5_000 }).then(
+        (r) => ({ ok: r[0] }),
+        (e: RequestError) => ({ code: e.code }),
+      )
+    const cutOff = () =>
+      logged.filter((l) => l.msg === 'a requester did not read its response in time' && l.fields?.peer === attacker.peerId)
+
+    await stall(free)
+    await vi.waitFor(() => expect(served).toBe(1))
+    // The handler is done: its place is free although the answer is still unsent.
+    expect(await ask(free, 2)).toEqual({ ok: 2 })
+    await vi.waitFor(() => expect(cutOff()).toHaveLength(1), { timeout: 10_000 })
+    expect(cutOff()[0]?.fields).toMatchObject({ protocol: free, bytes: (1 << 20) + 5 })
+
+    await stall(tight)
+    await vi.waitFor(() => expect(served).toBe(3))
+    // Its unsent answer fills what non-members may hold: BUSY until it is cut off.
+    expect(await ask(tight, 3)).toEqual({ code: 'BUSY' })
+    await vi.waitFor(() => expect(cutOff()).toHaveLength(2), { timeout: 10_000 })
+    expect(await ask(tight, 4)).toEqual({ ok: 4 })
   })
 })
 

@@ -32,6 +32,19 @@ export interface HandleOptions {
    * more is refused with `BUSY`. Members are not counted. Default unlimited.
    */
   maxConcurrentNonMembers?: number
+  /**
+   * Bytes of non-members' responses this node holds unsent at once on this protocol (a requester
+   * that reads slowly holds its answer here, not a place of `maxConcurrentNonMembers`); a request
+   * that finds them at or above this is refused with `BUSY`. Default 64 MiB.
+   */
+  maxNonMemberUnsentBytes?: number
+  /**
+   * A non-member must read its response at this rate at least, after {@link sendGraceMs}: one
+   * that does not is cut off and counted as a fault (`SLOW_READER`). Default 512 KiB/s.
+   */
+  minReadBytesPerSecond?: number
+  /** Time a non-member has to read a response on top of its size at the minimum rate. Default 5 s. */
+  sendGraceMs?: number
 }
 
 /** How a request is made. */
@@ -53,6 +66,9 @@ const DEFAULT_HANDLER_TIMEOUT_MS = 30_000
 // After an error frame we stop reading; give the requester this long to read it and reset the
 // stream before we reset it ourselves (resetting at once could drop the frame in flight).
 const ERROR_GRACE_MS = 2_000
+const DEFAULT_MAX_NON_MEMBER_UNSENT_BYTES = 64 << 20
+const DEFAULT_MIN_READ_BYTES_PER_S = 512 << 10
+const DEFAULT_SEND_GRACE_MS = 5_000
 /**
  * How long a requester has to send its request once it opened a stream. A request is one small
  * frame: a peer that opens streams and sends nothing is holding them, and is refused.
@@ -77,7 +93,12 @@ export async function handleRequests(
   const maxRequestBytes = opts.maxRequestBytes ?? DEFAULT_MAX_BYTES
   const timeoutMs = opts.timeoutMs ?? DEFAULT_HANDLER_TIMEOUT_MS
   const maxNonMembers = opts.maxConcurrentNonMembers ?? Number.POSITIVE_INFINITY
+  const maxUnsent = opts.maxNonMemberUnsentBytes ?? DEFAULT_MAX_NON_MEMBER_UNSENT_BYTES
+  const minReadRate = opts.minReadBytesPerSecond ?? DEFAULT_MIN_READ_BYTES_PER_S
+  const sendGraceMs = opts.sendGraceMs ?? DEFAULT_SEND_GRACE_MS
+  /** Non-members' exchanges in their handler now, and the bytes of their responses not yet sent. */
   let nonMembers = 0
+  let unsent = 0
 
   const replyError = async (stream: Stream, body: ErrorFrameBody): Promise<void> => {
     await sendAndClose(stream, encodeErrorFrame(body))
@@ -93,6 +114,10 @@ export async function handleRequests(
     )
     deadline.unref()
     let counted = false
+    const release = () => {
+      if (counted) nonMembers--
+      counted = false
+    }
     try {
       const member = isMember(peer)
       if (opts.memberOnly && !member) {
@@ -140,8 +165,8 @@ export async function handleRequests(
         clearTimeout(readDeadline)
       }
       if (!member) {
-        if (nonMembers >= maxNonMembers) {
-          log.debug('refused a non-member: busy', { protocol, peer, serving: nonMembers })
+        if (nonMembers >= maxNonMembers || unsent >= maxUnsent) {
+          log.debug('refused a non-member: busy', { protocol, peer, serving: nonMembers, unsent })
           await replyError(stream, {
             code: 'BUSY',
             message: `${protocol} serves ${maxNonMembers} non-member requests at once; try again later`,
@@ -155,6 +180,7 @@ export async function handleRequests(
       try {
         response = await handler(request, peer)
       } catch (err) {
+        release()
         // The requester learns that the handler failed and, for our own typed errors, why; other
         // errors are internal and their text stays in our log.
         const typed = err instanceof LoopchainError
@@ -175,13 +201,33 @@ export async function handleRequests(
         }
         return
       }
-      await sendAndClose(stream, encodeFrame(FrameKind.Response, response))
+      // The handler's work is done: its place goes to the next non-member. A slow reader holds
+      // only its answer, counted against the unsent bytes, and for a bounded time.
+      release()
+      const frame = encodeFrame(FrameKind.Response, response)
+      if (member) {
+        await sendAndClose(stream, frame)
+        return
+      }
+      const sendMs = sendGraceMs + Math.ceil((frame.length * 1000) / minReadRate)
+      const slow = AbortSignal.timeout(sendMs)
+      unsent += frame.length
+      try {
+        await sendAndClose(stream, frame, slow)
+      } catch (err) {
+        if (!slow.aborted) throw err
+        log.debug('a requester did not read its response in time', { protocol, peer, bytes: frame.length, ms: sendMs })
+        stream.abort(new RequestError('TIMEOUT', `${peer} did not read ${frame.length} bytes within ${sendMs} ms`, { penalize: false }))
+        onFault(peer, 'SLOW_READER')
+      } finally {
+        unsent -= frame.length
+      }
     } catch (err) {
       log.debug('request stream failed', { protocol, peer, error: err instanceof Error ? err.message : String(err) })
       stream.abort(err instanceof Error ? err : new Error(String(err)))
     } finally {
       clearTimeout(deadline)
-      if (counted) nonMembers--
+      release()
     }
   }
 
