@@ -101,6 +101,26 @@ describe('SCORE methods over JSON-RPC', () => {
     expect((await rpc('lc_call', { to: token, method: 'balanceOf', params: { _owner: bob.address } })).result).toBe('0')
   })
 
+  it('refuses an int parameter outside what a value holds before reading it, however long (a megabyte of digits took the main thread for a second)', async () => {
+    const transfer = (value: string) => rpc('lc_call', { to: token, method: 'transfer', params: { _to: bob.address, _value: value } })
+    const outside = [
+      `1${'0'.repeat(1_000_000)}`,
+      (1n << 256n).toString(),
+      `-${((1n << 256n) + 1n).toString()}`,
+      `0x1${'0'.repeat(64)}`,
+      `-0x${'f'.repeat(100_000)}`,
+    ]
+    for (const value of outside) {
+      const r = await transfer(value)
+      expect(r.error?.code).toBe(RpcErrorCode.InvalidParams)
+      expect(r.error?.message).toContain('params._value is outside the integers a value holds')
+    }
+    // The bounds themselves pass (then the write method is refused read-only, as above).
+    for (const value of [((1n << 256n) - 1n).toString(), `-${(1n << 256n).toString()}`, `0x${'0'.repeat(100)}${'f'.repeat(64)}`]) {
+      expect((await transfer(value)).error?.code).toBe(RpcErrorCode.ScoreFailed)
+    }
+  })
+
   it('pushes event logs matching a SCORE and an event name to a WebSocket subscriber', async () => {
     const ws = new WebSocket(`${server.url.replace('http', 'ws')}ws`)
     await new Promise((r, j) => ws.once('open', r).once('error', j))

@@ -35,8 +35,10 @@ export function valueToJson(v: Value): Json {
 export function valueFromJson(j: Json, type?: string, path = 'params'): Value {
   if (type === 'int') {
     if (typeof j === 'number' && Number.isSafeInteger(j)) return BigInt(j)
-    if (typeof j === 'string' && /^-?(0|[1-9][0-9]*)$/.test(j)) return BigInt(j)
-    if (typeof j === 'string' && /^-?0x[0-9a-fA-F]+$/.test(j)) return j.startsWith('-') ? -BigInt(j.slice(1)) : BigInt(j)
+    if (typeof j === 'string') {
+      const v = intFromString(j, path)
+      if (v !== undefined) return v
+    }
     throw new TypeError(`${path} must be an integer (a decimal or 0x string)`)
   }
   if (type === 'bytes') {
@@ -52,6 +54,31 @@ export function valueFromJson(j: Json, type?: string, path = 'params'): Value {
   const out: Record<string, Value> = Object.create(null)
   for (const [k, x] of Object.entries(j)) out[k] = valueFromJson(x, undefined, `${path}.${k}`)
   return out
+}
+
+/** A value's integers are below 2^256 in magnitude (core `codec/value.ts`: 32 bytes, negatives as |v| − 1). */
+const INT_BOUND = 1n << 256n
+/** Digits of the largest such integer: 78 decimal, 64 hex. */
+const MAX_DECIMAL_DIGITS = 78
+const MAX_HEX_DIGITS = 64
+
+/**
+ * A decimal or `0x` integer string as a bigint, undefined when it is neither. Its length is checked
+ * before `BigInt` reads it: reading n digits takes time growing with n², and a request may be
+ * megabytes long, all of it on the node's main thread (consensus included).
+ */
+function intFromString(j: string, path: string): bigint | undefined {
+  const negative = j.startsWith('-')
+  const text = negative ? j.slice(1) : j
+  const hex = /^0x[0-9a-fA-F]+$/.test(text)
+  if (!hex && !/^(0|[1-9][0-9]*)$/.test(text)) return undefined
+  const significant = hex ? text.slice(2).replace(/^0+/, '') : text
+  const out = () => new TypeError(`${path} is outside the integers a value holds (magnitude below 2^256)`)
+  if (significant.length > (hex ? MAX_HEX_DIGITS : MAX_DECIMAL_DIGITS)) throw out()
+  const magnitude = BigInt(text)
+  const v = negative ? -magnitude : magnitude
+  if (v >= INT_BOUND || v < -INT_BOUND) throw out()
+  return v
 }
 
 /** Call parameters typed by a method's ABI. */
