@@ -165,20 +165,22 @@ export function print(out: object, receipt?: ReceiptJson): void {
   }
 }
 
+/** A transaction's value: below 2^256 (78 digits at most, checked before `BigInt` reads it). */
+function valueFlag(raw: string): bigint {
+  const v = /^(0|[1-9][0-9]{0,77})$/.test(raw) ? BigInt(raw) : -1n
+  if (v < 0n || v >= 1n << 256n) fail('--value must be a non-negative integer below 2^256')
+  return v
+}
+
 /** `tx send`: a transfer of native tokens. */
 export async function txSend(args: string[]): Promise<void> {
   const keyFile = flag(args, 'key') ?? fail('tx send needs --key FILE')
   const to = flag(args, 'to') ?? fail('tx send needs --to ADDRESS')
-  const value = flag(args, 'value') ?? fail('tx send needs --value N')
+  const value = valueFlag(flag(args, 'value') ?? fail('tx send needs --value N'))
   if (!isAddress(to)) fail(`--to ${to} is not an address (hx… or cx…, 40 hex digits)`)
-  if (!/^[1-9][0-9]*$/.test(value)) fail('--value must be a positive integer')
+  if (value === 0n) fail('--value must be a positive integer')
   const stepLimit = stepLimitFlag(args, TRANSFER_STEP_LIMIT)
-  const sent = await signAndSend(
-    args,
-    readKey(keyFile),
-    { kind: TxKind.Transfer, to, value: BigInt(value), data: new Uint8Array(0) },
-    stepLimit,
-  )
+  const sent = await signAndSend(args, readKey(keyFile), { kind: TxKind.Transfer, to, value, data: new Uint8Array(0) }, stepLimit)
   print(sent.receipt ?? { hash: sent.hash }, sent.receipt)
 }
 
@@ -255,8 +257,7 @@ export async function txCall(args: string[]): Promise<void> {
   const to = scoreFlag(args, 'tx call')
   const method = methodFlag(args, 'tx call')
   const json = jsonParams(args)
-  const value = flag(args, 'value') ?? '0'
-  if (!/^(0|[1-9][0-9]*)$/.test(value)) fail('--value must be a non-negative integer')
+  const value = valueFlag(flag(args, 'value') ?? '0')
   const stepLimit = stepLimitFlag(args, CONTRACT_STEP_LIMIT)
   const key = readKey(keyFile)
   // Typed by the SCORE's ABI from the node (lc_getScoreApi), so big integers and bytes travel as
@@ -286,8 +287,13 @@ export async function txCall(args: string[]): Promise<void> {
           ]),
         ),
   )
-  const data = encode(callDataCodec, { method, params })
-  const sent = await signAndSend(args, key, { kind: TxKind.Call, to, value: BigInt(value), data }, stepLimit)
+  let data: Uint8Array
+  try {
+    data = encode(callDataCodec, { method, params })
+  } catch (e) {
+    fail(`--params do not fit in a transaction: ${(e as Error).message}`)
+  }
+  const sent = await signAndSend(args, key, { kind: TxKind.Call, to, value, data }, stepLimit)
   print(sent.receipt ?? { hash: sent.hash }, sent.receipt)
 }
 

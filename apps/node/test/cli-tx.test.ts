@@ -185,6 +185,19 @@ describe('loopchain tx deploy, tx call and call against a running node', () => {
     fails(tx('call', '--to', governance, '--method', 'vote', '--params', '{oops'), /--params is not JSON/)
     fails(tx('call', '--to', governance, '--method', 'vote', '--params', '{"id":1.5}'), /--params: params\.id must be an integer/)
     fails(tx('call', '--to', bob, '--method', 'vote'), /--to hx.* is not a SCORE address/)
+    // Numbers a transaction cannot carry: a clear refusal, not an encoder's stack trace.
+    const tooBig = (1n << 256n).toString()
+    fails(tx('send', '--to', bob, '--value', tooBig), /--value must be a non-negative integer below 2\^256/)
+    fails(tx('send', '--to', bob, '--value', '0'), /--value must be a positive integer/)
+    fails(tx('call', '--to', governance, '--method', 'vote', '--value', tooBig), /--value must be a non-negative integer below 2\^256/)
+    fails(
+      tx('call', '--to', governance, '--method', 'vote', '--params', `{"id":"${tooBig}"}`),
+      /--params: params\.id is outside the integers/,
+    )
+    fails(
+      tx('call', '--to', governance, '--method', 'vote', '--params', `{"note":${'['.repeat(40)}${']'.repeat(40)}}`),
+      /--params do not fit in a transaction/,
+    )
     fails(run('tx', 'deploy', '--key', keyFile), /tx deploy needs --code FILE/)
     fails(tx('deploy', '--code', join(dir, 'missing.js')), /cannot read the code file .*missing\.js/)
     fails(
