@@ -68,6 +68,23 @@ async function init(args: string[]): Promise<void> {
   if (!Number.isInteger(n) || n < 1 || n > 64) fail('--validators must be 1 to 64')
   if (!Number.isSafeInteger(emptyBlockIntervalMs) || emptyBlockIntervalMs < 0)
     fail('--empty-block-interval-ms must be a whole number of milliseconds (0: no empty blocks)')
+  // Each node takes three ports from basePort + 10·i, the observer the last three.
+  const lastPort = basePort + 10 * n + 2
+  if (!Number.isInteger(basePort) || basePort < 1 || lastPort > 65535)
+    fail(
+      `--base-port must be a port from 1 to ${65535 - 10 * n - 2}: ${n} validators and an observer use it up to ${n * 10 + 2} ports above`,
+    )
+  // A network's keys are made once: writing over them would leave its data directories (and
+  // anyone who holds its keys) with a genesis that no longer exists, and the old secrets gone.
+  for (const file of [
+    'genesis.json',
+    'faucet.json',
+    'observer/config.json',
+    ...Array.from({ length: 64 }, (_, i) => `node-${i}/config.json`),
+  ]) {
+    if (existsSync(join(out, file)))
+      fail(`${join(out, file)} exists: ${out} holds a network already; choose another --out, or delete that directory to start over`)
+  }
   const nodes = Array.from({ length: n }, (_, i) => ({ i, validator: keyPairFromSecret(random32(), nativeCrypto), nodeSecret: random32() }))
   const faucet = keyPairFromSecret(random32(), nativeCrypto)
   // An observer institution: a member node that follows the chain and serves reads, never votes.
@@ -103,6 +120,12 @@ async function init(args: string[]): Promise<void> {
       ...nodes.map((x) => ({ address: x.validator.address, amount: 10n ** 24n })),
     ].sort((a, b) => (a.address < b.address ? -1 : 1)),
     params: { ...DEFAULT_PARAMS, emptyBlockIntervalMs },
+  }
+  // Checked as \`start\` will read it (the chain id's form, say) before anything is written.
+  try {
+    parseGenesis(genesisToJson(genesis))
+  } catch (e) {
+    fail(`init would write a genesis that nodes refuse: ${(e as Error).message}`)
   }
   mkdirSync(out, { recursive: true })
   writeFileSync(join(out, 'genesis.json'), `${JSON.stringify(genesisToJson(genesis), null, 2)}\n`)

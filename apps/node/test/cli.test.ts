@@ -99,6 +99,23 @@ describe('loopchain CLI', () => {
       expect(bad.status).toBe(2)
       expect(bad.stderr).toMatch(/--empty-block-interval-ms must be a whole number/)
       expect(existsSync(join(dir, 'x'))).toBe(false)
+      // Values \`start\` would refuse are refused before a key is made, and nothing is written.
+      const refused = (extra: string[], message: RegExp) => {
+        const r = run('init', '--validators', '2', '--out', join(dir, 'x'), ...extra)
+        expect(r.status).toBe(2)
+        expect(r.stderr).toMatch(message)
+        expect(existsSync(join(dir, 'x'))).toBe(false)
+      }
+      refused(['--base-port', 'abc'], /--base-port must be a port from 1 to 65513/)
+      refused(['--base-port', '65514'], /--base-port must be a port from 1 to 65513/)
+      refused(['--chain-id', 'Upper'], /init would write a genesis that nodes refuse: .*chainId/)
+      refused(['--chain-id', 'x'.repeat(300)], /init would write a genesis that nodes refuse: .*chainId/)
+      // A network's keys are never written over: the first genesis and its secrets stay.
+      const before = readFileSync(join(dir, 'genesis.json'), 'utf8')
+      const again = run('init', '--validators', '1', '--out', dir)
+      expect(again.status).toBe(2)
+      expect(again.stderr).toMatch(/genesis\.json exists: .* holds a network already/)
+      expect(readFileSync(join(dir, 'genesis.json'), 'utf8')).toBe(before)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
