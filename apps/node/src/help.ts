@@ -13,7 +13,8 @@ Usage:
       node (DIR/node-i/config.json, and DIR/observer/config.json for a non-voting member node)
       whose peers find each other on 127.0.0.1, and DIR/faucet.json: a funded key that may deploy SCOREs.
       An idle chain makes an empty block every MS milliseconds (default 5000; 0: none), so that
-      what counts blocks — a channel's challenge period, a payment's expiry — goes on.
+      what counts blocks — a channel's challenge period, a payment's expiry — goes on. A DIR that
+      holds a network already is refused: its keys are never written over.
       e.g.  loopchain init --validators 4 --out ./net
   loopchain start --config FILE
       Run a node from its config: LevelDB in the config's dataDir, libp2p on its ports,
