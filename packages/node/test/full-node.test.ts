@@ -529,6 +529,41 @@ describe('full node (one process, LevelDB on disk)', () => {
     expect([b.block.header.height, b.block.header.round, b.block.header.proposer]).toEqual([1, 0, leader])
   })
 
+  it('a validator whose clock steps back while it waits for a proposal ahead of it waits again, not refusing it when the first wait ends', async () => {
+    const keys = [key('step validator 0'), key('step validator 1')]
+    const g0 = genesis(keys)
+    const g = { ...g0, params: { ...g0.params, timeoutProposeMs: 3000 } }
+    const leader = proposerOf(g.validators, 1, 0).address
+    // 30.4 s behind: the leader's block is 0.4 s past the drift allowed. Once this validator has
+    // said it will judge the block later, its clock is stepped back 0.4 s more (an NTP correction).
+    let behind = 30_400
+    let waits = 0
+    const logger = {
+      info() {},
+      warn() {},
+      error() {},
+      debug: (msg: string) => {
+        if (msg !== 'consensus: a proposal is ahead of this clock; judged later') return
+        waits++
+        behind = 30_800
+      },
+    }
+    const both = await Promise.all(
+      keys.map((k) =>
+        open(g, k.secretKey, undefined, k.address === leader ? { clock: () => Date.now() } : { clock: () => Date.now() - behind, logger }),
+      ),
+    )
+    both.forEach((n, i) => {
+      n.attachNetwork({ publishConsensus: (bytes) => setTimeout(() => both[1 - i]?.receiveConsensus(bytes, `peer-${i}`), 1) })
+    })
+    for (const n of both) await n.submit(transfer(0))
+    for (const n of both) n.start()
+    const b = await nextBlock(both[0] as FullNode, (x) => x.block.transactions.length > 0, 20_000)
+    expect([b.block.header.height, b.block.header.round, b.block.header.proposer]).toEqual([1, 0, leader])
+    // It waited twice: once for the drift, once more for the step back.
+    expect(waits).toBe(2)
+  })
+
   it('a restart right after a block with transactions still makes the block that carries its result', async () => {
     let { v, g, dir, node } = await soloValidator('restart validator')
     let stopping: Promise<void> | undefined

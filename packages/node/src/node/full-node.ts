@@ -1061,23 +1061,7 @@ export class FullNode {
         // so a "no" that only this clock gave would stand against every re-proposal of the block,
         // and a proposer that times a block between two validators' clocks could split them, lock
         // some on it, and stall the height.
-        const early = this.blockEarlyMs(out.block)
-        if (early > 0) {
-          this.log.debug('consensus: a proposal is ahead of this clock; judged later', { height: out.height, ms: early })
-          const t = setTimeout(
-            () => {
-              this.consensusTimers.delete(t)
-              this.queue = this.queue
-                .then(() => this.judge(out))
-                .catch((e: unknown) => this.log.error('consensus: judging a proposal failed', { error: String(e) }))
-            },
-            Math.min(early, 2 ** 31 - 1),
-          )
-          t.unref?.()
-          this.consensusTimers.set(t, out.height)
-          return
-        }
-        await this.judge(out)
+        await this.judgeWhenDue(out)
         return
       }
       case 'commit':
@@ -1163,6 +1147,29 @@ export class FullNode {
       lastCommitHash: this.tip.commit ? commitHash(this.tip.commit) : new Uint8Array(32),
     }
     return { header, transactions: txs, lastCommit: this.tip.commit, certSignatures }
+  }
+
+  /**
+   * Judges a proposed block now, or when this node's clock reaches its timestamp less the drift
+   * allowed. The clock is read again when the timer fires, and the wait begins anew if it is still
+   * short: a timer may fire a little early by the wall clock, and the clock may have been stepped
+   * back meanwhile, and a verdict given early would be a "no" kept for the whole height.
+   */
+  private async judgeWhenDue(out: Extract<ConsensusOutput, { type: 'validate-block' }>): Promise<void> {
+    const early = this.blockEarlyMs(out.block)
+    if (early === 0) return this.judge(out)
+    this.log.debug('consensus: a proposal is ahead of this clock; judged later', { height: out.height, ms: early })
+    const t = setTimeout(
+      () => {
+        this.consensusTimers.delete(t)
+        this.queue = this.queue
+          .then(() => (this.stopped || out.height !== this.height + 1 ? undefined : this.judgeWhenDue(out)))
+          .catch((e: unknown) => this.log.error('consensus: judging a proposal failed', { error: String(e) }))
+      },
+      Math.min(early, 2 ** 31 - 1),
+    )
+    t.unref?.()
+    this.consensusTimers.set(t, out.height)
   }
 
   /** Tells the machine whether the block it asked about is valid, while its height is still the one running. */
