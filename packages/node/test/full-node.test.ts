@@ -564,6 +564,19 @@ describe('full node (one process, LevelDB on disk)', () => {
     expect(waits).toBe(2)
   })
 
+  it('a pool that cannot be pruned after a block does not keep the block from its listeners, nor the chain from the next height', async () => {
+    const { node } = await soloValidator('prune failure validator')
+    const prune = vi.spyOn(node.mempool, 'prune').mockRejectedValueOnce(new Error('a nonce read failed'))
+    await node.submit(transfer(0))
+    const first = await nextBlock(node, (b) => b.block.transactions.length > 0, 10_000)
+    expect(prune).toHaveBeenCalled()
+    // The block after it (which carries its result) is made and heard too.
+    await node.submit(transfer(1))
+    const second = await nextBlock(node, (b) => b.block.transactions.length > 0, 10_000)
+    expect(second.block.header.height).toBeGreaterThan(first.block.header.height)
+    expect(node.mempool.size).toBe(0)
+  })
+
   it('a restart right after a block with transactions still makes the block that carries its result', async () => {
     let { v, g, dir, node } = await soloValidator('restart validator')
     let stopping: Promise<void> | undefined

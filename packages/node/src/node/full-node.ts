@@ -979,6 +979,8 @@ export class FullNode {
     this.stopped = true
     this.clearTimers()
     await this.queue.catch(() => undefined)
+    // The work the queue was doing may have set one (a proposal judged later, say).
+    this.clearTimers()
     await this.watchtower?.close()
     await this.store.close()
   }
@@ -1044,6 +1046,8 @@ export class FullNode {
         this.network?.publishConsensus(encode(consensusMessageCodec, out.message))
         return
       case 'schedule-timeout': {
+        // A node stopping has cleared its timers already: none may start after (it would hold the process).
+        if (this.stopped) return
         const t = setTimeout(() => {
           this.consensusTimers.delete(t)
           this.log.debug('consensus: timeout', { ...out.timeout })
@@ -1377,7 +1381,12 @@ export class FullNode {
       c.commitLatencySumMs += c.lastCommitLatencyMs
       c.commitLatencyCount++
     }
-    await this.mempool.prune(this.clock() * 1000, block.transactions)
+    // The block is stored: what follows (its listeners, the watchtower among them, its header to
+    // light clients, the next height) must run even if the pool cannot be pruned now (a nonce read
+    // from the store failed). The next block's prune, or the expiry timer's, drops what is stale.
+    await this.mempool
+      .prune(this.clock() * 1000, block.transactions)
+      .catch((e: unknown) => this.log.warn('mempool: pruning after a block failed', { height: block.header.height, error: String(e) }))
     const hash = blockHash(block.header)
     this.log.info('block committed', {
       height: block.header.height,
