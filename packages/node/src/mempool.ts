@@ -216,6 +216,14 @@ export class Mempool {
         next,
       })
     }
+    if (awaited) {
+      // While the nonce was read, the pool may have filled, or taken this very transaction from
+      // another copy: refused before the signature, as without the wait.
+      if (this.byHash.has(hash)) throw new MempoolError('DUPLICATE', `transaction ${hash} is already pooled`)
+      if (this.byHash.size >= this.maxTransactions || this.totalBytes + size > this.maxBytes) {
+        throw new MempoolError('POOL_FULL', 'the mempool is full; retry later', { size: this.byHash.size, bytes: this.totalBytes })
+      }
+    }
     checkTransaction(tx, { ...this.opts.check, now }, this.opts.crypto)
     let limited = false
     if (this.opts.mayTransact) {

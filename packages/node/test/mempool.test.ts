@@ -170,6 +170,26 @@ describe('mempool', () => {
     expect(p.size).toBe(0)
   })
 
+  it('refuses after the nonce read, before the signature, what became a duplicate or found the pool full while it waited', async () => {
+    let verified = 0
+    const counting = {
+      ...nativeCrypto,
+      verify: (...args: Parameters<typeof nativeCrypto.verify>) => (verified++, nativeCrypto.verify(...args)),
+    }
+    // Nonces come from an asynchronous read: all three wait at once, and the first two fill the pool.
+    const full = pool({}, { crypto: counting, maxTransactions: 2 })
+    expect(await Promise.all([a, b, key('pool d')].map((k) => code(full.add(tx(k, 0), NOW))))).toEqual(['OK', 'OK', 'POOL_FULL'])
+    expect(verified).toBe(2)
+    verified = 0
+    const twice = pool({}, { crypto: counting })
+    const same = tx(a, 0)
+    expect(await Promise.all([code(twice.add(same, NOW)), code(twice.add(encode(transactionCodec, same), NOW))])).toEqual([
+      'OK',
+      'DUPLICATE',
+    ])
+    expect(verified).toBe(1)
+  })
+
   it('enforces permission, per-sender and total limits', async () => {
     // A sender mayTransact says no to is limited: one transaction waiting, and few such in the pool.
     const limits = pool({}, { mayTransact: (s) => s === c.address, maxLimited: 2 })
