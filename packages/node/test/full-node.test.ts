@@ -247,6 +247,30 @@ describe('full node (one process, LevelDB on disk)', () => {
     }
   })
 
+  it('checks gossip from hundreds of new senders a bounded number at a time, though each waits for a store read of its nonce', async () => {
+    const v = key('intake validator')
+    const node = await open(genesis([v]), v.secretKey)
+    // Senders the node has never seen: each check reads the sender's nonce from the store first.
+    const txs = Array.from({ length: 600 }, (_, i) =>
+      encode(transactionCodec, testTransfer(11, key(`intake sender ${i}`), bob.address, 0, 1n)),
+    )
+    let underWay = 0
+    let most = 0
+    const add = node.mempool.add.bind(node.mempool)
+    vi.spyOn(node.mempool, 'add').mockImplementation(async (tx, now) => {
+      most = Math.max(most, ++underWay)
+      try {
+        return await add(tx, now)
+      } finally {
+        underWay--
+      }
+    })
+    node.submitFromPeer(txs)
+    await vi.waitFor(() => expect(node.mempool.size).toBe(600), { timeout: 20_000 })
+    expect(most).toBeLessThanOrEqual(64)
+    expect(node.intakeSize).toBe(0)
+  })
+
   it('a state proof or an account asked while a block is being stored answers for the last stored block', async () => {
     // The next block's batch (many puts) waits until the test lets it go.
     let hold = false

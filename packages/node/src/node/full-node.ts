@@ -221,6 +221,12 @@ function cannotBeHonest(e: unknown): boolean {
 
 /** Gossiped transactions checked per turn of the event loop (see {@link FullNode.submitFromPeer}). */
 const SUBMIT_CHUNK = 32
+/**
+ * Checks under way at once. One whose sender's nonce is not cached waits for a store read and
+ * verifies its signature when the read returns: without a bound, thousands of new senders' checks
+ * would each start at once and verify in one burst when their reads came back, outside the chunks.
+ */
+const MAX_CHECKS_UNDER_WAY = 2 * SUBMIT_CHUNK
 /** Transaction signatures remembered as valid (a few full blocks' worth). */
 const TX_SIGNATURES_REMEMBERED = 20_000
 
@@ -285,6 +291,8 @@ export class FullNode {
     reject?: (e: unknown) => void
   }[] = []
   private draining = false
+  /** Checks begun and not yet settled (at most {@link MAX_CHECKS_UNDER_WAY}). */
+  private checking = 0
   /** Gossiped transactions dropped because the intake was full. */
   private intakeDropped = 0
   /**
@@ -696,7 +704,7 @@ export class FullNode {
    * peers; one that came from a peer (`fromPeer`) is not, since gossip already spreads it.
    */
   submit(tx: Uint8Array | Transaction, fromPeer = false): Promise<string> {
-    if (this.intake.length >= MAX_INTAKE)
+    if (this.intake.length + this.checking >= MAX_INTAKE)
       return Promise.reject(
         new MempoolError('POOL_FULL', `the node has ${this.intake.length} transactions waiting to be checked; retry later`),
       )
@@ -715,7 +723,7 @@ export class FullNode {
    */
   submitFromPeer(txs: readonly Uint8Array[], from?: string): void {
     // Bounded: past it, gossip is dropped (a block brings what matters) instead of queued without end.
-    if (this.intake.length + txs.length > MAX_INTAKE) {
+    if (this.intake.length + this.checking + txs.length > MAX_INTAKE) {
       this.intakeDropped += txs.length
       return
     }
@@ -743,21 +751,30 @@ export class FullNode {
    * intake slows, which is the order a chain needs.
    */
   private drainIntake(): void {
-    const chunk = this.intake.splice(0, SUBMIT_CHUNK)
+    const room = Math.min(SUBMIT_CHUNK, MAX_CHECKS_UNDER_WAY - this.checking)
+    if (room <= 0) {
+      // Resumed when a check under way settles.
+      this.draining = false
+      return
+    }
+    const chunk = this.intake.splice(0, room)
     const now = this.clock() * 1000
     for (const item of chunk) {
       if (this.stopped) {
         item.reject?.(new NodeError('STOPPED', 'the node is stopping'))
         continue
       }
+      this.checking++
       this.mempool.add(item.tx, now).then(
         (hash) => {
+          this.checkSettled()
           if (!item.fromPeer)
             this.network?.publishTransaction?.(item.tx instanceof Uint8Array ? item.tx : encode(transactionCodec, item.tx))
           this.maybeStartHeight()
           item.resolve?.(hash)
         },
         (e: unknown) => {
+          this.checkSettled()
           if (item.from !== undefined && cannotBeHonest(e)) this.network?.reportPeer?.(item.from, (e as LoopchainError<string>).code)
           item.reject?.(e)
         },
@@ -765,6 +782,12 @@ export class FullNode {
     }
     if (this.intake.length > 0) setImmediate(() => this.drainIntake())
     else this.draining = false
+  }
+
+  /** A check under way ended: draining goes on if it had stopped at {@link MAX_CHECKS_UNDER_WAY}. */
+  private checkSettled(): void {
+    this.checking--
+    if (this.intake.length > 0) this.scheduleDrain()
   }
 
   /** Delivers a consensus message from the network. */
