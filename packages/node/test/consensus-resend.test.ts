@@ -11,7 +11,9 @@ import {
   checkConsensusGossip,
   consensusMessageBytes,
   decodeConsensusMessage,
+  RESEND_FORWARD_MIN_MS,
   RESEND_MARK,
+  ResendFilter,
 } from '../src/p2p/consensus-gossip.js'
 import { testKey } from './fixtures/test-chain.js'
 
@@ -65,6 +67,35 @@ describe('re-sent consensus messages', () => {
     const garbled = Uint8Array.from(out[1] as Uint8Array)
     garbled[5] = 0x7f // the message's tag byte
     expect(checkConsensusGossip(garbled, 'vote', ctx)?.code).toBe('UNDECODABLE')
+  })
+})
+
+describe('re-sends passed on', () => {
+  it('a re-send of a message accepted less than a second ago is dropped, however many counters wrap it; the first send and other messages are not', () => {
+    let now = 1_000_000
+    const filter = new ResendFilter(() => now)
+    const out: Uint8Array[] = []
+    const p = new ConsensusPublisher((_t, payload) => out.push(payload))
+    const [a, b] = [vote(0), vote(1)]
+    for (let i = 0; i < 4; i++) p.send(a)
+    const [first, ...resent] = out as [Uint8Array, ...Uint8Array[]]
+    // Nothing accepted yet: a re-send is checked like any message.
+    expect(filter.repeats(resent[0] as Uint8Array)).toBe(false)
+    filter.accept(first)
+    now += 10
+    // Every counter: the same message, dropped.
+    for (const r of resent) expect(filter.repeats(r)).toBe(true)
+    // A first send is never held back (gossip drops repeats of the same bytes by itself), nor is another message.
+    expect(filter.repeats(first)).toBe(false)
+    p.send(b)
+    p.send(b)
+    expect(filter.repeats(out[out.length - 1] as Uint8Array)).toBe(false)
+    // Past the window a re-send goes on again, and starts the window anew.
+    now += RESEND_FORWARD_MIN_MS
+    expect(filter.repeats(resent[0] as Uint8Array)).toBe(false)
+    filter.accept(resent[0] as Uint8Array)
+    now += 500
+    expect(filter.repeats(resent[1] as Uint8Array)).toBe(true)
   })
 })
 

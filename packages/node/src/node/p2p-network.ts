@@ -33,6 +33,7 @@ import {
   type ConsensusTopic,
   checkConsensusGossip,
   consensusMessageBytes,
+  ResendFilter,
 } from '../p2p/consensus-gossip.js'
 import { createNodeHost, type GossipValidator, type NodeHost, type RelayLimits } from '../p2p/host.js'
 import type { NodeLogger } from '../p2p/logger.js'
@@ -135,15 +136,18 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     signaturesValid: (m) => node.consensusSignaturesValid(m),
     blockMatches: (m) => node.consensusBlockMatches(m),
   }
+  const resends = new ResendFilter()
   const consensusCheck =
     (topic: ConsensusTopic): GossipValidator =>
     (data, from) => {
+      if (resends.repeats(data)) return 'ignore'
       const fault = checkConsensusGossip(data, topic, gossipContext)
       if (fault !== undefined) {
         if (fault.action === 'reject')
           opts.logger?.debug('dropped a consensus message', { topic, peer: from, code: fault.code, reason: fault.message })
         return fault.action
       }
+      resends.accept(data)
       return 'accept'
     }
   const host = await createNodeHost({

@@ -59,6 +59,47 @@ export const consensusMessageBytes = memoByIdentity(
   (data: Uint8Array): Uint8Array => (data[0] === RESEND_MARK ? data.subarray(RESEND_HEADER_BYTES) : data),
 )
 
+/** A consensus message's identity for the sets below: its length and last 64 bytes (its signature). */
+function messageKey(message: Uint8Array): string {
+  return `${message.length}:${bytesKey(message.subarray(Math.max(0, message.length - 64)))}`
+}
+
+/** Least time between two copies of one consensus message that a node passes on when they are re-sends. */
+export const RESEND_FORWARD_MIN_MS = 1_000
+const RESENDS_TRACKED = 8192
+
+/**
+ * Which re-sends not to pass on. Each re-send is a new gossip message (its counter), checked and
+ * forwarded by every node: a member could wrap one valid message — a proposal of megabytes — in
+ * counter after counter and have the whole network decode, check and forward every copy. A re-send
+ * of a message this node accepted (first or re-sent) less than {@link RESEND_FORWARD_MIN_MS} ago
+ * is dropped without blame: this node has it, and honest nodes re-send a round's messages seconds
+ * apart (the machine's `rebroadcastMs`). Only messages that passed every check are recorded, so
+ * nobody can keep a message from being forwarded by sending a forgery first.
+ */
+export class ResendFilter {
+  private readonly accepted = new Map<string, number>()
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly windowMs = RESEND_FORWARD_MIN_MS,
+  ) {}
+
+  /** True when `data` is a re-send of a message accepted within the window. Cheap: ask it first. */
+  repeats(data: Uint8Array): boolean {
+    if (data[0] !== RESEND_MARK) return false
+    const at = this.accepted.get(messageKey(consensusMessageBytes(data)))
+    return at !== undefined && this.now() - at < this.windowMs
+  }
+
+  /** Records a payload that passed the checks and goes on to this node and its peers. */
+  accept(data: Uint8Array): void {
+    const key = messageKey(consensusMessageBytes(data))
+    this.accepted.delete(key)
+    this.accepted.set(key, this.now())
+    if (this.accepted.size > RESENDS_TRACKED) this.accepted.delete(this.accepted.keys().next().value as string)
+  }
+}
+
 /**
  * Publishes consensus messages, each new one as it is and any it has published before as a
  * re-send ({@link resendPayload}). What it has published is remembered by a message's length and
@@ -73,8 +114,7 @@ export class ConsensusPublisher {
 
   send(message: Uint8Array): void {
     const topic: ConsensusTopic = message[0] === 1 ? 'proposal' : 'vote'
-    const tail = message.subarray(Math.max(0, message.length - 64))
-    const key = `${message.length}:${bytesKey(tail)}`
+    const key = messageKey(message)
     if (!this.sent.has(key)) {
       this.sent.add(key)
       if (this.sent.size > 8192) this.sent.delete(this.sent.values().next().value as string)
