@@ -36,7 +36,7 @@ import {
   peerIdFromNodeKey,
   type RequestError,
 } from '../src/index.js'
-import { SYNC_SLOW_ANSWER_MS, syncProtocolName, syncRequestCodec, syncResponseCodec } from '../src/node/p2p-network.js'
+import { SYNC_SLOW_ANSWER_MS, SYNC_TURN_MS, syncProtocolName, syncRequestCodec, syncResponseCodec } from '../src/node/p2p-network.js'
 import { releasePortBlock, reservePortBlock } from '../src/testing/ports.js'
 import { governanceTx, idle as idleNodes, testGenesis, testKey, testMessage, testTransfer } from './fixtures/test-chain.js'
 
@@ -211,6 +211,25 @@ describe('block sync against a member that answers wrongly', () => {
     },
     60_000,
   )
+
+  it('a member that answers each request with one block just within the slow limit loses its turn after SYNC_TURN_MS, and the node syncs from another', async () => {
+    const perAnswer = SYNC_SLOW_ANSWER_MS - 500
+    // Twenty blocks: at one an answer it would take the member 30 s to serve them.
+    const s = await scene(
+      async (from, honest) => {
+        await new Promise((r) => setTimeout(r, perAnswer))
+        const c = await honest.committedBlock(from)
+        return response(c ? [c as never] : [])
+      },
+      { txs: 20, dialHonest: false },
+    )
+    await vi.waitFor(() => expect(s.asked()).toBeGreaterThanOrEqual(1), { timeout: 15_000 })
+    await s.hostB.dial(s.honestAddr)
+    s.b.start()
+    await vi.waitFor(() => expect(s.b.height).toBe(s.a.height), { timeout: SYNC_TURN_MS + 10_000 })
+    expect(s.asked()).toBeLessThanOrEqual(Math.ceil(SYNC_TURN_MS / perAnswer) + 2)
+    expect(s.hostB.isBanned(s.liar)).toBe(false)
+  }, 60_000)
 
   it('a member answering with a block whose commit does not verify is banned, and the node syncs from another', async () => {
     const s = await scene(async (from, honest) => {

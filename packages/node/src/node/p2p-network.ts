@@ -69,6 +69,13 @@ const SYNC_BATCH = 64
  * a lagging node behind. Honest answers of a full batch take well under a second here.
  */
 export const SYNC_SLOW_ANSWER_MS = 2_000
+/**
+ * Longest a peer's turn lasts while it leaves this node behind the head it claims: a member whose
+ * answers each come just within {@link SYNC_SLOW_ANSWER_MS} with a block or two would otherwise keep
+ * its turn, and the node behind a growing chain, for ever. An honest peer sends a full batch in
+ * milliseconds, so catching up a node takes it well within this.
+ */
+export const SYNC_TURN_MS = 10_000
 const SYNC_RESPONSE_BYTES = 8 * 1024 * 1024
 const SYNC_COMMIT_ALLOWANCE = 1024 * 1024
 /** Block-sync requests from non-members served at once, over all peers (`BUSY` beyond). */
@@ -242,7 +249,12 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       }
       const started = Date.now()
       const startHeight = node.height
-      for (const peer of peers) {
+      const tried = new Set(peers)
+      for (let i = 0; i < peers.length; i++) {
+        const peer = peers[i] as string
+        const turn = Date.now()
+        // Whether this turn ended early (slow) with the node still behind the head the peer claims.
+        let endedBehind = false
         for (;;) {
           if (node.failure !== undefined) return
           const from = node.height + 1
@@ -295,8 +307,28 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
           // again and again, slowly, and never give its turn to the others.
           if (Date.now() - asked > SYNC_SLOW_ANSWER_MS) {
             opts.logger?.info('sync: a slow answer; asking the next peer', { peer, ms: Date.now() - asked })
+            endedBehind = node.height < got.head
             break
           }
+          if (Date.now() - turn > SYNC_TURN_MS && node.height < got.head) {
+            opts.logger?.info('sync: a turn that has not caught up; asking the next peer', {
+              peer,
+              ms: Date.now() - turn,
+              height: node.height,
+              head: got.head,
+            })
+            endedBehind = true
+            break
+          }
+        }
+        // The last peer of the round let the node down while it is behind (a poll asks one): every
+        // other member connected now gets a turn, not the same peer again at the next poll.
+        if (endedBehind && i === peers.length - 1) {
+          for (const c of host.connections())
+            if (isMember(c.peerId) && !tried.has(c.peerId)) {
+              tried.add(c.peerId)
+              peers.push(c.peerId)
+            }
         }
       }
     } finally {
