@@ -171,4 +171,20 @@ describe('header gossip check', () => {
     const old: SignedHeader = { ...sh, header: { ...sh.header, height: node.height - 1 } }
     expect(checkHeaderGossip(node, encode(signedHeaderCodec, old))).toBe('ignore')
   })
+
+  it('passes on one header a height: another valid commit of the same height (a different quorum subset) is dropped unchecked', async () => {
+    const handlers = createLightHandlers(fullNodeLightBackend(node))
+    const bytes = await handlers.tip(new Uint8Array(0))
+    const sh = decode(signedHeaderCodec, bytes)
+    const forwarded = { height: 0 }
+    expect(checkHeaderGossip(node, bytes, forwarded)).toBe('accept')
+    expect(forwarded.height).toBe(sh.header.height)
+    // The same header and commit, encoded again: gossip's own seen-cache would drop the same bytes,
+    // so this stands for any other valid variant of the height.
+    expect(checkHeaderGossip(node, Uint8Array.from(bytes), forwarded)).toBe('ignore')
+    const forged: SignedHeader = { ...sh, header: { ...sh.header, round: sh.header.round + 1 } }
+    expect(checkHeaderGossip(node, encode(signedHeaderCodec, forged), forwarded)).toBe('ignore')
+    // Without the record of what was passed on, each is checked again.
+    expect(checkHeaderGossip(node, Uint8Array.from(bytes))).toBe('accept')
+  })
 })

@@ -38,7 +38,7 @@ import {
 import { createNodeHost, type GossipValidator, type NodeHost, type RelayLimits } from '../p2p/host.js'
 import type { NodeLogger } from '../p2p/logger.js'
 import { type FullNode, NodeError } from './full-node.js'
-import { checkHeaderGossip, serveLightClients } from './light-server.js'
+import { checkHeaderGossip, type HeaderForwarded, serveLightClients } from './light-server.js'
 
 /** Transactions per gossip batch, and how long a batch may wait to fill. */
 const TX_BATCH_MAX = 256
@@ -144,6 +144,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     blockMatches: (m) => node.consensusBlockMatches(m),
   }
   const resends = new ResendFilter()
+  const headersForwarded: HeaderForwarded = { height: 0 }
   const consensusCheck =
     (topic: ConsensusTopic): GossipValidator =>
     (data, from) => {
@@ -178,7 +179,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
           return 'reject'
         }
       },
-      header: (data) => checkHeaderGossip(node, data),
+      header: (data) => checkHeaderGossip(node, data, headersForwarded),
     },
     ...(opts.logger ? { logger: opts.logger } : {}),
   })
@@ -363,7 +364,11 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   }
   node.attachNetwork({
     publishConsensus: (data) => consensusOut.send(data),
-    publishHeader: (data) => publish('header', data),
+    publishHeader: (data) => {
+      // Its own header is the one of its height this node passes on.
+      headersForwarded.height = Math.max(headersForwarded.height, node.height)
+      publish('header', data)
+    },
     requestSync: (peer, _height, poll) => void sync(peer, poll),
     reportPeer: (peer, code) => {
       // A few can be a peer's bug; a stream of them is an attack: banned at the tenth in a minute.
