@@ -69,7 +69,7 @@ async function peerHost(chainId: string, nodeKey: KeyPair, tcpPort: number): Pro
 }
 
 describe('full node on its libp2p host', () => {
-  it('a gossip publish after the host stopped is logged, never an unhandled rejection', async () => {
+  it('a stopped host lets go of its node, and a gossip publish after it stopped is logged, never an unhandled rejection', async () => {
     const unhandled: unknown[] = []
     const onUnhandled = (e: unknown) => unhandled.push(e)
     process.on('unhandledRejection', onUnhandled)
@@ -90,8 +90,20 @@ describe('full node on its libp2p host', () => {
     cleanups.push(() => node.stop())
     const port = reservePortBlock()
     cleanups.push(() => releasePortBlock(port))
+    // What the host attached to the node is let go when it stops (its admission listener here).
+    let released = 0
+    const listen = node.onAdmissionChange.bind(node)
+    vi.spyOn(node, 'onAdmissionChange').mockImplementation((f) => {
+      const off = listen(f)
+      return () => {
+        released++
+        off()
+      }
+    })
     const host = await connectNode(node, { nodeKey: testKey('stopping host key').secretKey, tcpPort: port, wsPort: false, logger })
+    expect(released).toBe(0)
     await host.stop()
+    expect(released).toBe(1)
     // Pooled, then passed on in a gossip batch a moment later: on a host that is gone.
     await node.submit(testTransfer(31, alice, validator.address, 0, 1n))
     expect(node.mempool.size).toBe(1)

@@ -185,7 +185,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   })
   // Governance added or removed a member's node: its streams and messages are judged by the new
   // set as they arrive, and a node no longer admitted is disconnected from the members' topics now.
-  node.onAdmissionChange(() => {
+  const offAdmission = node.onAdmissionChange(() => {
     try {
       const gone = host.enforceAdmission()
       opts.logger?.info('admission: member nodes changed', { members: node.admittedNodeKeys.size, disconnected: gone })
@@ -431,6 +431,13 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   }
   followChain()
   // Catch up once the bootstrap peers are connected, before this node's votes matter.
-  setTimeout(() => void sync(undefined), 1500)
+  const firstSync = setTimeout(() => void sync(undefined), 1500)
+  firstSync.unref?.()
+  host.onStop(() => {
+    offAdmission()
+    clearTimeout(firstSync)
+    if (timer !== undefined) clearTimeout(timer)
+    timer = undefined
+  })
   return host
 }

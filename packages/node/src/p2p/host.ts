@@ -182,6 +182,8 @@ export interface NodeHost {
   /** Peers currently refused (graylisted or banned), with the time left on each ban. */
   bannedPeers(): { peerId: string; remainingMs: number }[]
   /** Stops redialling, closes every connection and the listeners. */
+  /** Runs `f` when the host stops, before libp2p does (what was attached to it lets go). */
+  onStop(f: () => void): void
   stop(): Promise<void>
 }
 
@@ -446,6 +448,7 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
   const redialer = new Redialer(libp2p, options.bootstrap ?? [], options.redial ?? {}, log, banRemainingMs)
   redialer.start()
   let stopped = false
+  const stopHooks: (() => void)[] = []
   const live = () => {
     if (stopped) throw new P2PError('NOT_STARTED', 'the node host has been stopped', { penalize: false })
   }
@@ -523,9 +526,19 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
     isBanned: (peerId) => banRemainingMs(peerId) > 0,
     ban,
     bannedPeers: () => [...bans.keys()].map((peerId) => ({ peerId, remainingMs: banRemainingMs(peerId) })).filter((b) => b.remainingMs > 0),
+    onStop(f) {
+      stopHooks.push(f)
+    },
     async stop() {
       if (stopped) return
       stopped = true
+      for (const f of stopHooks.splice(0)) {
+        try {
+          f()
+        } catch (e) {
+          log.warn('p2p host: a stop hook failed', { error: String(e) })
+        }
+      }
       redialer.stop()
       pubsub.removeEventListener('gossipsub:heartbeat', enforceScores)
       await libp2p.stop()
