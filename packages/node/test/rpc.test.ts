@@ -1,6 +1,16 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
-import { type Json, RpcDispatcher, RpcError, RpcErrorCode, type RpcMethod, type RpcServer, startRpcServer } from '../src/index.js'
+import {
+  clientKey,
+  type Json,
+  RpcDispatcher,
+  RpcError,
+  RpcErrorCode,
+  type RpcMethod,
+  type RpcServer,
+  startRpcServer,
+} from '../src/index.js'
+import { KeyedBuckets } from '../src/rpc/buckets.js'
 
 const methods: RpcMethod[] = [
   {
@@ -126,6 +136,41 @@ async function post(body: string): Promise<{ status: number; json: Json | undefi
 
 const call = (method: string, params?: Json, id: Json = 1) =>
   JSON.stringify({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) })
+
+describe('whom the per-client limits count', () => {
+  it('an IPv4 address (also written as IPv6), or an IPv6 /64 whatever its last 64 bits and spelling', () => {
+    expect(clientKey('10.1.2.3')).toBe('10.1.2.3')
+    expect(clientKey('::ffff:10.1.2.3')).toBe('10.1.2.3')
+    const site = '2001:db8:0:1::/64'
+    for (const a of [
+      '2001:db8:0:1::1',
+      '2001:db8:0:1:ffff:1:2:3',
+      '2001:0DB8:0000:0001:0:0:0:9',
+      '2001:db8::1:0:0:0:7',
+      '2001:db8:0:1::5%eth0',
+    ])
+      expect(clientKey(a)).toBe(site)
+    expect(clientKey('2001:db8:0:2::1')).not.toBe(site)
+    expect(clientKey('::1')).toBe('0:0:0:0::/64')
+    expect(clientKey(undefined)).toBe('unknown')
+  })
+
+  it('a full table of buckets forgets the least recently used clients, not everyone: a busy client stays limited', () => {
+    let now = 0
+    const b = new KeyedBuckets(1, 2, () => now, 10)
+    expect(b.take('busy', 2)).toBe(true)
+    expect(b.take('busy')).toBe(false)
+    // Nine others fill the table; the busy client is used again meanwhile, so it is not the oldest.
+    for (let i = 0; i < 9; i++) {
+      b.level(`other ${i}`)
+      if (i === 4) expect(b.take('busy')).toBe(false)
+    }
+    b.level('one more') // past the table's size: the least recently used ("other 0") goes
+    expect(b.take('busy')).toBe(false)
+    now += 1000
+    expect(b.take('busy')).toBe(true) // refilled by time only
+  })
+})
 
 describe('JSON-RPC over HTTP', () => {
   it('answers calls by name and by position, batches, and stays silent for notifications', async () => {

@@ -39,9 +39,12 @@ const HASH = '^0x[0-9a-fA-F]{64}$'
 const ADDRESS = '^(hx|cx)[0-9a-f]{40}$'
 /** A hex-encoded transaction of the largest size, with room. */
 const MAX_TX_HEX = 2 * 600 * 1024
-/** Subscriptions one WebSocket connection may hold, one client address (over all its connections), and all together. */
+/**
+ * Subscriptions one WebSocket connection may hold, one client (an IPv4 address or an IPv6 /64, over
+ * all its connections), and all together: sixteen clients fill a node, not four.
+ */
 export const MAX_SUBSCRIPTIONS_PER_CONNECTION = 64
-export const MAX_SUBSCRIPTIONS_PER_CLIENT = 1024
+export const MAX_SUBSCRIPTIONS_PER_CLIENT = 256
 export const MAX_SUBSCRIPTIONS = 4096
 
 /** Steps one read-only call (`lc_call`) may use, unless the node is told otherwise. */

@@ -9,7 +9,11 @@ export class KeyedBuckets {
     readonly perSecond: number,
     readonly capacity: number,
     private readonly now: () => number,
-    /** Keys held at most; past it the table is cleared, which only forgives. */
+    /**
+     * Keys held at most; past it the tenth least recently used go (a client away that long has
+     * refilled, or nearly). Clearing the table instead would let anyone with enough addresses
+     * refill every client's bucket at will.
+     */
     private readonly maxKeys = 100_000,
   ) {
     if (!(Number.isFinite(perSecond) && perSecond > 0)) throw new RangeError('a bucket must refill at a positive rate')
@@ -44,10 +48,17 @@ export class KeyedBuckets {
     const t = this.now()
     let b = this.buckets.get(key)
     if (b === undefined) {
-      if (this.buckets.size >= this.maxKeys) this.buckets.clear()
+      if (this.buckets.size >= this.maxKeys) {
+        let drop = Math.max(1, Math.floor(this.maxKeys / 10))
+        for (const k of this.buckets.keys()) {
+          if (drop-- <= 0) break
+          this.buckets.delete(k)
+        }
+      }
       b = { level: this.capacity, at: t }
-      this.buckets.set(key, b)
-    }
+    } else this.buckets.delete(key)
+    // Kept in the order of use: the first keys are the least recently used.
+    this.buckets.set(key, b)
     // A clock that goes back adds nothing (and takes nothing away).
     b.level = Math.min(this.capacity, b.level + (Math.max(0, t - b.at) / 1000) * this.perSecond)
     b.at = Math.max(b.at, t)

@@ -12,6 +12,28 @@ import { KeyedBuckets } from './buckets.js'
 import { type Json, type RpcDispatcher, RpcErrorCode } from './json-rpc.js'
 
 /** Options of {@link startRpcServer}. */
+/**
+ * Whom the per-client limits count a request against: an IPv4 address, or an IPv6 address's /64
+ * (one host, or one site, is given a whole /64: keyed by full address, each of its 2^64 addresses
+ * would be a fresh client with fresh limits). An IPv4 address written as IPv6 (`::ffff:a.b.c.d`,
+ * how a dual-stack socket reports it) counts as that IPv4 address.
+ */
+export function clientKey(remoteAddress: string | undefined): string {
+  if (remoteAddress === undefined) return 'unknown'
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(remoteAddress)
+  if (mapped) return mapped[1] as string
+  if (!remoteAddress.includes(':')) return remoteAddress
+  // Expand "::" to the zero groups it stands for, then keep the first four groups.
+  const [head = '', tail] = remoteAddress.split('%')[0]?.toLowerCase().split('::') as [string, string | undefined]
+  const left = head === '' ? [] : head.split(':')
+  const right = tail === undefined || tail === '' ? [] : tail.split(':')
+  const groups = tail === undefined ? left : [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right]
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`
+}
+
 export interface RpcServerOptions {
   readonly dispatcher: RpcDispatcher
   /** Interface to listen on (default 127.0.0.1). */
@@ -74,7 +96,7 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
   }
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const client = req.socket.remoteAddress ?? 'unknown'
+    const client = clientKey(req.socket.remoteAddress)
     const path = (req.url ?? '/').split('?')[0]
     if (req.method === 'OPTIONS') return void res.writeHead(204, CORS).end()
     if (req.method === 'GET' && path === '/health') {
@@ -134,7 +156,7 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
   }, opts.heartbeatMs ?? 30_000)
   heartbeat.unref()
   wss.on('connection', (ws, req) => {
-    const client = req.socket.remoteAddress ?? 'unknown'
+    const client = clientKey(req.socket.remoteAddress)
     answered.add(ws)
     ws.on('pong', () => answered.add(ws))
     const cleanups = new Set<() => void>()
