@@ -174,7 +174,10 @@ describe('mempool', () => {
     let verified = 0
     const counting = {
       ...nativeCrypto,
-      verify: (...args: Parameters<typeof nativeCrypto.verify>) => (verified++, nativeCrypto.verify(...args)),
+      verify: (...args: Parameters<typeof nativeCrypto.verify>) => {
+        verified++
+        return nativeCrypto.verify(...args)
+      },
     }
     // Nonces come from an asynchronous read: all three wait at once, and the first two fill the pool.
     const full = pool({}, { crypto: counting, maxTransactions: 2 })

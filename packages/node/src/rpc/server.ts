@@ -24,7 +24,9 @@ export function clientKey(remoteAddress: string | undefined): string {
   if (mapped) return mapped[1] as string
   if (!remoteAddress.includes(':')) return remoteAddress
   // Expand "::" to the zero groups it stands for, then keep the first four groups.
-  const [head = '', tail] = remoteAddress.split('%')[0]?.toLowerCase().split('::') as [string, string | undefined]
+  const zone = remoteAddress.indexOf('%')
+  const address = (zone < 0 ? remoteAddress : remoteAddress.slice(0, zone)).toLowerCase()
+  const [head = '', tail] = address.split('::') as [string, string | undefined]
   const left = head === '' ? [] : head.split(':')
   const right = tail === undefined || tail === '' ? [] : tail.split(':')
   const groups = tail === undefined ? left : [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right]
