@@ -332,6 +332,25 @@ describe('JSON-RPC over WebSocket', () => {
     expect(got.filter((m) => (m as { method?: string }).method === 'ticks').length).toBeGreaterThanOrEqual(2)
   })
 
+  it('a request refused by the rate limit is answered with its own id, a notification not at all', async () => {
+    clock = 0
+    await start({ rateLimit: { perSecond: 1, burst: 1 }, now: () => clock })
+    const ws = new WebSocket(server?.wsUrl ?? '')
+    await new Promise((r) => ws.once('open', r))
+    const got: { id?: unknown; result?: unknown; error?: { code: number } }[] = []
+    ws.on('message', (d) => got.push(JSON.parse(d.toString())))
+    ws.send(call('math_add', [1, 1], 'first'))
+    ws.send(call('math_add', [1, 2], 'second'))
+    ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'math_add', params: [1, 3] })) // a notification
+    ws.send(`[${call('math_add', [1, 4], 4)}]`)
+    await vi.waitFor(() => expect(got).toHaveLength(3))
+    await new Promise((r) => setTimeout(r, 100))
+    ws.close()
+    const limited = (id: unknown) => ({ jsonrpc: '2.0', id, error: { code: RpcErrorCode.RateLimited, message: 'rate limited: slow down' } })
+    expect(got).toHaveLength(3)
+    for (const m of [limited('second'), limited(null), { jsonrpc: '2.0', id: 'first', result: 2 }]) expect(got).toContainEqual(m)
+  })
+
   it('a frame that breaks the protocol closes that socket and nothing else', async () => {
     await start({ maxBodyBytes: 1000 })
     for (const bad of [

@@ -82,8 +82,28 @@ const CORS = {
   'access-control-allow-headers': 'content-type',
 }
 
-function rpcErrorBody(code: number, message: string): string {
-  return JSON.stringify({ jsonrpc: '2.0', id: null, error: { code, message } })
+function rpcErrorBody(code: number, message: string, id: string | number | null = null): string {
+  return JSON.stringify({ jsonrpc: '2.0', id, error: { code, message } })
+}
+
+/**
+ * The id of a refused WebSocket request, so that a client with several calls on one socket knows
+ * which one to retry: read from a single request of at most {@link REFUSED_ID_READ_CHARS}
+ * characters (a larger message, or a batch, gets id null: reading it is the work the refusal
+ * saves). `undefined` for a notification, which gets no answer at all.
+ */
+const REFUSED_ID_READ_CHARS = 4096
+function refusedRequestId(text: string): string | number | null | undefined {
+  if (text.length > REFUSED_ID_READ_CHARS) return null
+  try {
+    const m = JSON.parse(text) as unknown
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) return null
+    if (!Object.hasOwn(m, 'id')) return undefined
+    const id = (m as { id: unknown }).id
+    return typeof id === 'string' || typeof id === 'number' ? id : null
+  } catch {
+    return null
+  }
 }
 
 /** Starts the HTTP + WebSocket server. */
@@ -196,7 +216,11 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
     const connection = { subscriptions: new Map<string, () => void>() }
     const charge = (calls: number) => buckets.take(client, calls)
     ws.on('message', (data) => {
-      if (!buckets.take(client)) return sendFrame(rpcErrorBody(RpcErrorCode.RateLimited, 'rate limited: slow down'))
+      if (!buckets.take(client)) {
+        const id = refusedRequestId(data.toString())
+        if (id !== undefined) sendFrame(rpcErrorBody(RpcErrorCode.RateLimited, 'rate limited: slow down', id))
+        return
+      }
       void opts.dispatcher
         .handleText(data.toString(), { client, websocket: true, notify, onClose, connection, charge })
         .then((out) => {
