@@ -95,6 +95,13 @@ describe('node JSON-RPC against a running validator', () => {
     expect(() =>
       verifyStateProof(fromHex(p.stateRoot), accountKey(alice.address), fromHex(p.value), decode(stateProofCodec, fromHex(p.proof))),
     ).toThrow()
+    // At the genesis (height 0), once the chain has moved on: bob had nothing then.
+    expect((await rpc('lc_getNetworkInfo', {})).result.height).toBeGreaterThan(0)
+    const g = (await rpc('lc_getStateProof', { key, height: 0 })).result
+    expect(g.height).toBe(0)
+    expect(g.value).toBeNull()
+    expect(g.stateRoot).not.toBe(p.stateRoot)
+    verifyStateProof(fromHex(g.stateRoot), accountKey(bob.address), undefined, decode(stateProofCodec, fromHex(g.proof)))
   })
 
   it('pushes new block headers to a WebSocket subscriber', async () => {
