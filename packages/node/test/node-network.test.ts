@@ -69,7 +69,7 @@ async function peerHost(chainId: string, nodeKey: KeyPair, tcpPort: number): Pro
 }
 
 describe('full node on its libp2p host', () => {
-  it('a stopped host lets go of its node, and a gossip publish after it stopped is logged, never an unhandled rejection', async () => {
+  it('a stopped host lets go of its node: nothing goes out through it after, not even a batch that was waiting, and nothing is rejected unhandled', async () => {
     const unhandled: unknown[] = []
     const onUnhandled = (e: unknown) => unhandled.push(e)
     process.on('unhandledRejection', onUnhandled)
@@ -101,16 +101,24 @@ describe('full node on its libp2p host', () => {
       }
     })
     const host = await connectNode(node, { nodeKey: testKey('stopping host key').secretKey, tcpPort: port, wsPort: false, logger })
+    const published: string[] = []
+    const publish = host.publish.bind(host)
+    vi.spyOn(host, 'publish').mockImplementation((topic, data) => {
+      published.push(topic)
+      return publish(topic, data)
+    })
+    // Pooled, and waiting in the transaction batch (sent 20 ms later) when the host stops.
+    await node.submit(testTransfer(31, alice, validator.address, 0, 1n))
     expect(released).toBe(0)
     await host.stop()
     expect(released).toBe(1)
-    // Pooled, then passed on in a gossip batch a moment later: on a host that is gone.
-    await node.submit(testTransfer(31, alice, validator.address, 0, 1n))
-    expect(node.mempool.size).toBe(1)
+    // Another after: pooled, and passed on to no one.
+    await node.submit(testTransfer(31, alice, validator.address, 1, 1n))
+    expect(node.mempool.size).toBe(2)
     await new Promise((r) => setTimeout(r, 300))
+    expect(published).toEqual([])
+    expect(logged.filter((l) => l.message === 'gossip: publish failed')).toEqual([])
     expect(unhandled).toEqual([])
-    // The transaction batch (and the votes of the height it started) failed to go out, quietly.
-    expect(logged.filter((l) => l.message === 'gossip: publish failed').map((l) => l.fields?.topic)).toContain('tx')
   })
 })
 
@@ -448,7 +456,7 @@ describe('serving non-members', () => {
 })
 
 describe('a non-member that does not read its response', () => {
-  it('holds neither a place nor its answer for long: others are served meanwhile, and it is cut off and counted a fault', async () => {
+  it('holds neither a place nor its answer for long: others are served meanwhile, and it is cut off (unblamed: a slow link is no fault)', async () => {
     const port = reservePortBlock()
     cleanups.push(() => releasePortBlock(port))
     const logged: { msg: string; fields: Record<string, unknown> | undefined }[] = []
@@ -505,6 +513,7 @@ describe('a non-member that does not read its response', () => {
     expect(await ask(free, 2)).toEqual({ ok: 2 })
     await vi.waitFor(() => expect(cutOff()).toHaveLength(1), { timeout: 10_000 })
     expect(cutOff()[0]?.fields).toMatchObject({ protocol: free, bytes: (1 << 20) + 5 })
+    expect(s.isBanned(attacker.peerId)).toBe(false)
 
     await stall(tight)
     await vi.waitFor(() => expect(served).toBe(3))

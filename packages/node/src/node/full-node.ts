@@ -454,14 +454,13 @@ export class FullNode {
     if (!head) {
       tree = await StateTree.open(store, undefined, { namespace: chain.stateNamespace })
       const sc = await applyGenesis(tree, g)
-      const result = stateResult(sc.root)
       await store.write([
         ...sc.ops,
-        chain.genesisResultOp(result),
         { type: 'put', key: idKey, value: gh },
         { type: 'put', key: chain.formatKey, value: encode(uvarint, STORE_FORMAT) },
       ])
       tree.markPersisted(sc)
+      const result = stateResult(sc.root)
       tip = { header: genesisHeader(g, result), result, commit: undefined }
     } else {
       const block = await chain.blockAt(head.height)
@@ -581,6 +580,11 @@ export class FullNode {
   /** Connects the node to its peers. */
   attachNetwork(network: NodeNetwork): void {
     this.network = network
+  }
+
+  /** Detaches `network` if it is the one attached (its host stopped): nothing is sent through it after. */
+  detachNetwork(network: NodeNetwork): void {
+    if (this.network === network) this.network = undefined
   }
 
   /**

@@ -13,6 +13,7 @@ import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import {
   type Block,
   blockCodec,
+  blockHash,
   bytesView,
   type Commit,
   commitCodec,
@@ -37,7 +38,7 @@ import {
 } from '../p2p/consensus-gossip.js'
 import { createNodeHost, type GossipValidator, type NodeHost, type RelayLimits } from '../p2p/host.js'
 import type { NodeLogger } from '../p2p/logger.js'
-import { type FullNode, NodeError } from './full-node.js'
+import { type FullNode, NodeError, type NodeNetwork } from './full-node.js'
 import { checkHeaderGossip, type HeaderForwarded, serveLightClients } from './light-server.js'
 
 /** Transactions per gossip batch, and how long a batch may wait to fill. */
@@ -70,10 +71,11 @@ const SYNC_BATCH = 64
  */
 export const SYNC_SLOW_ANSWER_MS = 2_000
 /**
- * Longest a peer's turn lasts while it leaves this node behind the head it claims: a member whose
- * answers each come just within {@link SYNC_SLOW_ANSWER_MS} with a block or two would otherwise keep
- * its turn, and the node behind a growing chain, for ever. An honest peer sends a full batch in
- * milliseconds, so catching up a node takes it well within this.
+ * Longest a peer's turn lasts while its answers are short (fewer blocks than asked and than the
+ * head it claims, the byte budget aside) and leave this node behind: a member whose answers each
+ * come just within {@link SYNC_SLOW_ANSWER_MS} with a block or two would otherwise keep its turn,
+ * and the node behind a growing chain, for ever. An honest peer answers in full, however long the
+ * catch-up takes.
  */
 export const SYNC_TURN_MS = 10_000
 const SYNC_RESPONSE_BYTES = 8 * 1024 * 1024
@@ -144,7 +146,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     blockMatches: (m) => node.consensusBlockMatches(m),
   }
   const resends = new ResendFilter()
-  const headersForwarded: HeaderForwarded = { height: 0 }
+  const headersForwarded: HeaderForwarded = { height: 0, hash: new Uint8Array(32) }
   const consensusCheck =
     (topic: ConsensusTopic): GossipValidator =>
     (data, from) => {
@@ -235,6 +237,8 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
    * start where asked) is banned and the next peer asked; an answer that moves nothing (a stale
    * or gapped block) ends that peer's turn, so no peer can keep the loop spinning.
    */
+  /** Whether the last round ended with every peer asked and the node still behind, each too slow. */
+  let leftBehind = false
   const sync = async (preferred: string | undefined, poll = false): Promise<void> => {
     if (syncing) {
       // A queued round with a cause (a message from ahead, a header) is not downgraded to a poll.
@@ -251,6 +255,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       const started = Date.now()
       const startHeight = node.height
       const tried = new Set(peers)
+      leftBehind = false
       for (let i = 0; i < peers.length; i++) {
         const peer = peers[i] as string
         const turn = Date.now()
@@ -260,15 +265,15 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
           if (node.failure !== undefined) return
           const from = node.height + 1
           let got: { head: number; blocks: { block: Block; commit: Commit }[] }
+          let answerBytes: number
           const asked = Date.now()
           try {
-            got = decode(
-              syncResponseCodec,
-              await host.request(peer, syncProtocol, encode(syncRequestCodec, { from, max: SYNC_BATCH }), {
-                timeoutMs: 10_000,
-                maxResponseBytes: maxSyncResponse,
-              }),
-            )
+            const raw = await host.request(peer, syncProtocol, encode(syncRequestCodec, { from, max: SYNC_BATCH }), {
+              timeoutMs: 10_000,
+              maxResponseBytes: maxSyncResponse,
+            })
+            answerBytes = raw.length
+            got = decode(syncResponseCodec, raw)
           } catch (e) {
             opts.logger?.warn('sync: request failed', { peer, error: String(e) })
             break
@@ -311,7 +316,10 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
             endedBehind = node.height < got.head
             break
           }
-          if (Date.now() - turn > SYNC_TURN_MS && node.height < got.head) {
+          // Short: fewer blocks than asked for and than the peer says it has, though the byte budget
+          // did not end the answer. An honest peer answers in full; this one is holding back.
+          const short = got.blocks.length < Math.min(SYNC_BATCH, got.head - from + 1) && answerBytes < SYNC_RESPONSE_BYTES / 2
+          if (short && Date.now() - turn > SYNC_TURN_MS && node.height < got.head) {
             opts.logger?.info('sync: a turn that has not caught up; asking the next peer', {
               peer,
               ms: Date.now() - turn,
@@ -330,6 +338,8 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
               tried.add(c.peerId)
               peers.push(c.peerId)
             }
+          // No one else to ask: the node stays behind (syncing) until the next poll.
+          if (i === peers.length - 1) leftBehind = true
         }
       }
     } finally {
@@ -338,8 +348,9 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       syncAgain = undefined
       if (again !== undefined && node.failure === undefined) void sync(again.peer, again.poll)
       // Every peer was asked until it had nothing more: a head some peer claimed and nobody served
-      // (a peer that lied, or blocks no one holds) must not leave the node reading as syncing.
-      else node.syncTarget = node.height
+      // (a peer that lied, or blocks no one holds) must not leave the node reading as syncing. A
+      // round whose peers each left the node behind, slowly, is not that: it reads as syncing still.
+      else if (!leftBehind) node.syncTarget = node.height
     }
   }
 
@@ -362,11 +373,14 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     batchBytes = 0
     publish('tx', out)
   }
-  node.attachNetwork({
+  const network: NodeNetwork = {
     publishConsensus: (data) => consensusOut.send(data),
     publishHeader: (data) => {
-      // Its own header is the one of its height this node passes on.
-      headersForwarded.height = Math.max(headersForwarded.height, node.height)
+      // Its own header is the one of its block this node passes on.
+      if (node.height > headersForwarded.height) {
+        headersForwarded.height = node.height
+        headersForwarded.hash = blockHash(node.head)
+      }
       publish('header', data)
     },
     requestSync: (peer, _height, poll) => void sync(peer, poll),
@@ -389,7 +403,8 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       if (batch.length >= TX_BATCH_MAX) flush()
       else if (timer === undefined) timer = setTimeout(flush, TX_BATCH_DELAY_MS)
     },
-  })
+  }
+  node.attachNetwork(network)
   /**
    * The members' topics are for the nodes the state admits, and a peer that subscribes to them
    * unadmitted is hung up on. So this node subscribes to them while its own state admits it; until
@@ -434,10 +449,14 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   const firstSync = setTimeout(() => void sync(undefined), 1500)
   firstSync.unref?.()
   host.onStop(() => {
+    // Nothing more goes through this host: no gossip, no sync, no timers.
+    node.detachNetwork(network)
     offAdmission()
     clearTimeout(firstSync)
     if (timer !== undefined) clearTimeout(timer)
     timer = undefined
+    batch = []
+    batchBytes = 0
   })
   return host
 }

@@ -39,8 +39,8 @@ export interface HandleOptions {
    */
   maxNonMemberUnsentBytes?: number
   /**
-   * A non-member must read its response at this rate at least, after {@link sendGraceMs}: one
-   * that does not is cut off and counted as a fault (`SLOW_READER`). Default 512 KiB/s.
+   * A non-member must read its response at this rate at least, after {@link sendGraceMs}, or it is
+   * cut off (not blamed: a slow link is no fault, and the cut frees what it held). Default 512 KiB/s.
    */
   minReadBytesPerSecond?: number
   /** Time a non-member has to read a response on top of its size at the minimum rate. Default 5 s. */
@@ -108,6 +108,7 @@ export async function handleRequests(
 
   const onStream = async (stream: Stream, connection: Connection): Promise<void> => {
     const peer = connection.remotePeer.toString()
+    const began = Date.now()
     const deadline = setTimeout(
       () => stream.abort(new RequestError('TIMEOUT', `${protocol} exchange with ${peer} exceeded ${timeoutMs} ms`, { penalize: false })),
       timeoutMs,
@@ -169,7 +170,10 @@ export async function handleRequests(
           log.debug('refused a non-member: busy', { protocol, peer, serving: nonMembers, unsent })
           await replyError(stream, {
             code: 'BUSY',
-            message: `${protocol} serves ${maxNonMembers} non-member requests at once; try again later`,
+            message:
+              nonMembers >= maxNonMembers
+                ? `${protocol} serves ${maxNonMembers} non-member requests at once; try again later`
+                : `${protocol} holds as many unsent answers to non-members as it takes; try again later`,
           })
           return
         }
@@ -209,7 +213,11 @@ export async function handleRequests(
         await sendAndClose(stream, frame)
         return
       }
-      const sendMs = sendGraceMs + Math.ceil((frame.length * 1000) / minReadRate)
+      // Within what is left of the exchange's deadline too, so that the cut is always this one.
+      const sendMs = Math.max(
+        1,
+        Math.min(sendGraceMs + Math.ceil((frame.length * 1000) / minReadRate), timeoutMs - (Date.now() - began) - 1),
+      )
       const slow = AbortSignal.timeout(sendMs)
       unsent += frame.length
       try {
@@ -218,7 +226,6 @@ export async function handleRequests(
         if (!slow.aborted) throw err
         log.debug('a requester did not read its response in time', { protocol, peer, bytes: frame.length, ms: sendMs })
         stream.abort(new RequestError('TIMEOUT', `${peer} did not read ${frame.length} bytes within ${sendMs} ms`, { penalize: false }))
-        onFault(peer, 'SLOW_READER')
       } finally {
         unsent -= frame.length
       }
