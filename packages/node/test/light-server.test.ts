@@ -172,18 +172,20 @@ describe('header gossip check', () => {
     expect(checkHeaderGossip(node, encode(signedHeaderCodec, old))).toBe('ignore')
   })
 
-  it('passes on one header a height: another valid commit of the same height (a different quorum subset) is dropped unchecked', async () => {
+  it('passes on one header a block: another commit of the same block (a different quorum subset) is dropped unchecked, another block of the height is checked', async () => {
     const handlers = createLightHandlers(fullNodeLightBackend(node))
     const bytes = await handlers.tip(new Uint8Array(0))
     const sh = decode(signedHeaderCodec, bytes)
-    const forwarded = { height: 0 }
+    const forwarded = { height: 0, hash: new Uint8Array(32) }
     expect(checkHeaderGossip(node, bytes, forwarded)).toBe('accept')
     expect(forwarded.height).toBe(sh.header.height)
     // The same header and commit, encoded again: gossip's own seen-cache would drop the same bytes,
     // so this stands for any other valid variant of the height.
     expect(checkHeaderGossip(node, Uint8Array.from(bytes), forwarded)).toBe('ignore')
+    // Another block at this height would be evidence of a fork: checked (this one is forged: refused).
     const forged: SignedHeader = { ...sh, header: { ...sh.header, round: sh.header.round + 1 } }
-    expect(checkHeaderGossip(node, encode(signedHeaderCodec, forged), forwarded)).toBe('ignore')
+    expect(checkHeaderGossip(node, encode(signedHeaderCodec, forged), forwarded)).toBe('reject')
+    expect(forwarded.height).toBe(sh.header.height)
     // Without the record of what was passed on, each is checked again.
     expect(checkHeaderGossip(node, Uint8Array.from(bytes))).toBe('accept')
   })

@@ -4,6 +4,8 @@
  * gossiped on the `header` topic.
  */
 import {
+  blockHash,
+  bytesEqual,
   createLightHandlers,
   decode,
   fromHex,
@@ -78,19 +80,27 @@ export function checkHeaderGossip(node: FullNode, data: Uint8Array, forwarded?: 
   const h = sh.header.height
   if (h < 1) return 'reject'
   if (h < node.height || !node.knowsValidatorsAt(h)) return 'ignore'
-  // One header a height is passed on: the commits of any quorum of the same precommits are all
-  // valid and all different bytes, and the topic is open to anyone.
-  if (forwarded !== undefined && h <= forwarded.height) return 'ignore'
+  // One header a block is passed on: the commits of any quorum of the same precommits are all
+  // valid and all different bytes, and the topic is open to anyone. A header of another block at
+  // the same height is checked and, valid, passed on: it is evidence of a fork, which light
+  // clients look for (reportConflict), and each needs a quorum's signatures of its own.
+  const hash = forwarded === undefined ? undefined : blockHash(sh.header)
+  if (forwarded !== undefined && (h < forwarded.height || (h === forwarded.height && bytesEqual(hash as Uint8Array, forwarded.hash))))
+    return 'ignore'
   try {
     node.verifySignedHeader(sh)
   } catch {
     return 'reject'
   }
-  if (forwarded !== undefined) forwarded.height = h
+  if (forwarded !== undefined && h > forwarded.height) {
+    forwarded.height = h
+    forwarded.hash = hash as Uint8Array
+  }
   return 'accept'
 }
 
-/** The highest height whose header a node has passed on (published, or forwarded as valid). */
+/** The highest height whose header a node has passed on (published, or forwarded as valid), and that header's block. */
 export interface HeaderForwarded {
   height: number
+  hash: Uint8Array
 }
