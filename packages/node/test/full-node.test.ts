@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
+  type Address,
   type Block,
   type BlockHeader,
   blockCodec,
@@ -254,6 +255,13 @@ describe('full node (one process, LevelDB on disk)', () => {
     const txs = Array.from({ length: 600 }, (_, i) =>
       encode(transactionCodec, testTransfer(11, key(`intake sender ${i}`), bob.address, 0, 1n)),
     )
+    // Reads held 20 ms: without the bound every check would start before the first read returns.
+    const opts = (node.mempool as unknown as { opts: { accountNonce: (a: Address) => number | Promise<number> } }).opts
+    const read = opts.accountNonce
+    opts.accountNonce = (a) => {
+      const n = read(a)
+      return typeof n === 'number' ? n : new Promise((r) => setTimeout(() => r(n), 20))
+    }
     let underWay = 0
     let most = 0
     const add = node.mempool.add.bind(node.mempool)

@@ -28,7 +28,7 @@ import {
 import type { NodeHost } from '../p2p/host.js'
 import { KeyedBuckets } from '../rpc/buckets.js'
 import { type Json, RpcError, RpcErrorCode, type RpcMethod } from '../rpc/json-rpc.js'
-import { certificateFileOf, certificateStatusOf } from './certificates.js'
+import { certificateFileOf, certificateStatusOf, genesisResult } from './certificates.js'
 import type { CommittedBlock, FullNode } from './full-node.js'
 import { blockToJson, headerToJson, paramsFromJson, receiptToJson, transactionToJson, valueToJson } from './json.js'
 import { memberPeerIds } from './p2p-network.js'
@@ -481,7 +481,9 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
         // Height and root from the committed tip together (see FullNode.tipResult).
         const tip = node.height
         const height = (p.height as number | undefined) ?? tip
-        const result = height === tip ? node.tipResult : await node.chain.resultAt(height)
+        // The genesis state's result is no block's: computed from the genesis (once; its nodes are stored).
+        const result =
+          height === tip ? node.tipResult : height === 0 ? await genesisResult(node.options.genesis) : await node.chain.resultAt(height)
         if (!result) throw notFound(`block ${height}`)
         const root = result.stateRoot
         const { value, proof } = await node.state.prove(fromHex(p.key as string), root)

@@ -181,9 +181,9 @@ export interface NodeHost {
   ban(peerId: string, reason: string): void
   /** Peers currently refused (graylisted or banned), with the time left on each ban. */
   bannedPeers(): { peerId: string; remainingMs: number }[]
-  /** Stops redialling, closes every connection and the listeners. */
   /** Runs `f` when the host stops, before libp2p does (what was attached to it lets go). */
   onStop(f: () => void): void
+  /** Stops redialling, closes every connection and the listeners. */
   stop(): Promise<void>
 }
 

@@ -6,12 +6,11 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { type WebSocket, WebSocketServer } from 'ws'
+import { type RawData, type WebSocket, WebSocketServer } from 'ws'
 import type { NodeLogger } from '../p2p/logger.js'
 import { KeyedBuckets } from './buckets.js'
 import { type Json, type RpcDispatcher, RpcErrorCode } from './json-rpc.js'
 
-/** Options of {@link startRpcServer}. */
 /**
  * Whom the per-client limits count a request against: an IPv4 address, or an IPv6 address's /64
  * (one host, or one site, is given a whole /64: keyed by full address, each of its 2^64 addresses
@@ -36,6 +35,7 @@ export function clientKey(remoteAddress: string | undefined): string {
     .join(':')}::/64`
 }
 
+/** Options of {@link startRpcServer}. */
 export interface RpcServerOptions {
   readonly dispatcher: RpcDispatcher
   /** Interface to listen on (default 127.0.0.1). */
@@ -88,15 +88,18 @@ function rpcErrorBody(code: number, message: string, id: string | number | null 
 
 /**
  * The id of a refused WebSocket request, so that a client with several calls on one socket knows
- * which one to retry: read from a single request of at most {@link REFUSED_ID_READ_CHARS}
- * characters (a larger message, or a batch, gets id null: reading it is the work the refusal
+ * which one to retry: read from a single request of at most {@link REFUSED_ID_READ_BYTES}
+ * bytes (a larger message, or a batch, gets id null: reading it is the work the refusal
  * saves). `undefined` for a notification, which gets no answer at all.
  */
-const REFUSED_ID_READ_CHARS = 4096
-function refusedRequestId(text: string): string | number | null | undefined {
-  if (text.length > REFUSED_ID_READ_CHARS) return null
+const REFUSED_ID_READ_BYTES = 4096
+function refusedRequestId(data: RawData): string | number | null | undefined {
+  // Measured in bytes before anything is decoded: the refusal is there to save that work.
+  const bytes = Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength
+  if (bytes > REFUSED_ID_READ_BYTES) return null
   try {
-    const m = JSON.parse(text) as unknown
+    const buffer = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
+    const m = JSON.parse(buffer.toString('utf8')) as unknown
     if (m === null || typeof m !== 'object' || Array.isArray(m)) return null
     if (!Object.hasOwn(m, 'id')) return undefined
     const id = (m as { id: unknown }).id
@@ -217,7 +220,7 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
     const charge = (calls: number) => buckets.take(client, calls)
     ws.on('message', (data) => {
       if (!buckets.take(client)) {
-        const id = refusedRequestId(data.toString())
+        const id = refusedRequestId(data)
         if (id !== undefined) sendFrame(rpcErrorBody(RpcErrorCode.RateLimited, 'rate limited: slow down', id))
         return
       }

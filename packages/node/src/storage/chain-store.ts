@@ -203,11 +203,6 @@ export class ChainStore {
     return ops
   }
 
-  /** The write op of the genesis state's result, under height 0 (so state proofs can name it after the chain moved on). */
-  genesisResultOp(result: BlockResult): WriteOp {
-    return { type: 'put', key: this.key(K_RESULT, be64(0)), value: encode(blockResultCodec, result) }
-  }
-
   /** Writes a committed block and everything that goes with it atomically. */
   async commitBlock(
     block: Block,
