@@ -20,6 +20,7 @@ import {
   encode,
   type Genesis,
   getAccount,
+  type KeyPair,
   messageHeight,
   proposerOf,
   signTransaction,
@@ -125,6 +126,28 @@ async function validatorPastFirstBlock(
 }
 
 /** A started single validator on a data directory the test keeps, so it can reopen it. */
+/**
+ * Two validators of `g` (`keys`) linked in memory, `leader` on this machine's clock and the other opened
+ * with `other` (its clock, say); both given transfer 0 and started. Returns the first block with a
+ * transaction.
+ */
+async function firstBlockOfTwo(
+  g: Genesis,
+  keys: readonly KeyPair[],
+  leader: Address,
+  other: Partial<FullNodeOptions>,
+): Promise<CommittedBlock> {
+  const both = await Promise.all(
+    keys.map((k) => open(g, k.secretKey, undefined, k.address === leader ? { clock: () => Date.now() } : other)),
+  )
+  both.forEach((n, i) => {
+    n.attachNetwork({ publishConsensus: (bytes) => setTimeout(() => both[1 - i]?.receiveConsensus(bytes, `peer-${i}`), 1) })
+  })
+  for (const n of both) await n.submit(transfer(0))
+  for (const n of both) n.start()
+  return nextBlock(both[0] as FullNode, (x) => x.block.transactions.length > 0, 20_000)
+}
+
 async function soloValidator(label: string) {
   const v = key(label)
   const g = genesis([v])
@@ -548,15 +571,7 @@ describe('full node (one process, LevelDB on disk)', () => {
     const g = { ...g0, params: { ...g0.params, timeoutProposeMs: 3000 } }
     const leader = proposerOf(g.validators, 1, 0).address
     // The other validator's clock runs 30.5 s behind: the leader's block is 0.5 s past the drift it allows.
-    const both = await Promise.all(
-      keys.map((k) => open(g, k.secretKey, undefined, { clock: k.address === leader ? () => Date.now() : () => Date.now() - 30_500 })),
-    )
-    both.forEach((n, i) => {
-      n.attachNetwork({ publishConsensus: (bytes) => setTimeout(() => both[1 - i]?.receiveConsensus(bytes, `peer-${i}`), 1) })
-    })
-    for (const n of both) await n.submit(transfer(0))
-    for (const n of both) n.start()
-    const b = await nextBlock(both[0] as FullNode, (x) => x.block.transactions.length > 0, 20_000)
+    const b = await firstBlockOfTwo(g, keys, leader, { clock: () => Date.now() - 30_500 })
     // Refused, the block would have waited for the next round and the other validator's proposal.
     expect([b.block.header.height, b.block.header.round, b.block.header.proposer]).toEqual([1, 0, leader])
   })
@@ -580,17 +595,7 @@ describe('full node (one process, LevelDB on disk)', () => {
         behind = 30_800
       },
     }
-    const both = await Promise.all(
-      keys.map((k) =>
-        open(g, k.secretKey, undefined, k.address === leader ? { clock: () => Date.now() } : { clock: () => Date.now() - behind, logger }),
-      ),
-    )
-    both.forEach((n, i) => {
-      n.attachNetwork({ publishConsensus: (bytes) => setTimeout(() => both[1 - i]?.receiveConsensus(bytes, `peer-${i}`), 1) })
-    })
-    for (const n of both) await n.submit(transfer(0))
-    for (const n of both) n.start()
-    const b = await nextBlock(both[0] as FullNode, (x) => x.block.transactions.length > 0, 20_000)
+    const b = await firstBlockOfTwo(g, keys, leader, { clock: () => Date.now() - behind, logger })
     expect([b.block.header.height, b.block.header.round, b.block.header.proposer]).toEqual([1, 0, leader])
     // It waited twice: once for the drift, once more for the step back.
     expect(waits).toBe(2)

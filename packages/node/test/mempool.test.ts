@@ -58,6 +58,22 @@ async function code(p: Promise<unknown>): Promise<string> {
   return 'OK'
 }
 
+/** Native crypto that counts its verifications (`verified()`; `reset()` starts again from 0). */
+function countingCrypto() {
+  let n = 0
+  const counting = {
+    ...nativeCrypto,
+    verify: (...args: Parameters<typeof nativeCrypto.verify>) => {
+      n++
+      return nativeCrypto.verify(...args)
+    },
+  }
+  const reset = () => {
+    n = 0
+  }
+  return { counting, verified: () => n, reset }
+}
+
 describe('mempool', () => {
   it("says a block would carry something only when a sender's next nonce is pooled, not for transactions behind a gap", async () => {
     const nonces: Record<string, number> = { [a.address]: 0 }
@@ -90,14 +106,7 @@ describe('mempool', () => {
   })
 
   it('refuses a used or far nonce without verifying, and does not verify again what a proposal check remembered', async () => {
-    let verified = 0
-    const counting = {
-      ...nativeCrypto,
-      verify: (...args: Parameters<typeof nativeCrypto.verify>) => {
-        verified++
-        return nativeCrypto.verify(...args)
-      },
-    }
+    const { counting, verified } = countingCrypto()
     // As in the node: proposal checks remember valid signatures; the pool reads the same memory
     // without adding to it.
     const shared = rememberingCrypto(counting)
@@ -105,39 +114,39 @@ describe('mempool', () => {
     // A used nonce (gossip bringing a committed transaction again) and a far one cost no verification.
     expect(await code(p.add(tx(a, 2), NOW))).toBe('NONCE_TOO_LOW')
     expect(await code(p.add(tx(a, 3 + 65), NOW))).toBe('NONCE_TOO_FAR')
-    expect(verified).toBe(0)
+    expect(verified()).toBe(0)
     const pooledFirst = tx(a, 3)
     expect(await code(p.add(pooledFirst, NOW))).toBe('OK')
-    expect(verified).toBe(1)
+    expect(verified()).toBe(1)
     // What the pool verified is not remembered (the pool itself stands for it).
     expect(shared.verify(pooledFirst.signature, transactionHash(pooledFirst.body), pooledFirst.publicKey)).toBe(true)
-    expect(verified).toBe(2)
+    expect(verified()).toBe(2)
     // Verified in a proposal check first, then brought by gossip: pooled without a second verification.
     const inProposal = tx(b, 0)
     checkTransaction(inProposal, { ...check, now: NOW }, shared)
-    expect(verified).toBe(3)
+    expect(verified()).toBe(3)
     expect(await code(p.add(inProposal, NOW))).toBe('OK')
-    expect(verified).toBe(3)
+    expect(verified()).toBe(3)
     // The same body under another signature is verified, and refused.
     const forged = { ...inProposal, signature: inProposal.signature.map((x, i) => (i === 3 ? x ^ 1 : x)) }
     expect(await code(pool({}, { crypto: shared.recallOnly }).add(forged, NOW))).toBe('BAD_SIGNATURE')
-    expect(verified).toBe(4)
+    expect(verified()).toBe(4)
     expect(p.size).toBe(2)
     // What is remembered is the exact (signature, key, message): another message is verified.
     const h = transactionHash(inProposal.body)
     expect(shared.verify(inProposal.signature, h, inProposal.publicKey)).toBe(true)
-    expect(verified).toBe(4)
+    expect(verified()).toBe(4)
     const other = h.slice()
     other[31] = (other[31] as number) ^ 1
     expect(shared.verify(inProposal.signature, other, inProposal.publicKey)).toBe(false)
-    expect(verified).toBe(5)
+    expect(verified()).toBe(5)
     // Malformed lengths never match a remembered entry, even when their bytes would line up with one.
     expect(shared.verify(inProposal.signature, h, inProposal.publicKey)).toBe(true)
     const shortSig = inProposal.signature.subarray(0, 63)
     expect(shared.verify(shortSig, h, Uint8Array.of(...inProposal.publicKey, 0))).toBe(false)
     const longSig = Uint8Array.of(...inProposal.signature, ...inProposal.publicKey.subarray(0, 1))
     expect(shared.verify(longSig, h, inProposal.publicKey.subarray(1))).toBe(false)
-    expect(verified).toBe(7)
+    expect(verified()).toBe(7)
   })
 
   it('hands out its own object for an exact copy of a pooled transaction, and nothing for a look-alike', async () => {
@@ -171,26 +180,19 @@ describe('mempool', () => {
   })
 
   it('refuses after the nonce read, before the signature, what became a duplicate or found the pool full while it waited', async () => {
-    let verified = 0
-    const counting = {
-      ...nativeCrypto,
-      verify: (...args: Parameters<typeof nativeCrypto.verify>) => {
-        verified++
-        return nativeCrypto.verify(...args)
-      },
-    }
+    const { counting, verified, reset } = countingCrypto()
     // Nonces come from an asynchronous read: all three wait at once, and the first two fill the pool.
     const full = pool({}, { crypto: counting, maxTransactions: 2 })
     expect(await Promise.all([a, b, key('pool d')].map((k) => code(full.add(tx(k, 0), NOW))))).toEqual(['OK', 'OK', 'POOL_FULL'])
-    expect(verified).toBe(2)
-    verified = 0
+    expect(verified()).toBe(2)
+    reset()
     const twice = pool({}, { crypto: counting })
     const same = tx(a, 0)
     expect(await Promise.all([code(twice.add(same, NOW)), code(twice.add(encode(transactionCodec, same), NOW))])).toEqual([
       'OK',
       'DUPLICATE',
     ])
-    expect(verified).toBe(1)
+    expect(verified()).toBe(1)
   })
 
   it('enforces permission, per-sender and total limits', async () => {
