@@ -230,6 +230,8 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   // (with N members, N² requests over the network every poll).
   let pollTurn = 0
   const maxSyncResponse = SYNC_RESPONSE_BYTES + node.options.genesis.params.maxBlockBytes + SYNC_COMMIT_ALLOWANCE
+  /** Whether the last round ended with every peer asked and the node still behind, each too slow. */
+  let leftBehind = false
   /**
    * Fetches committed blocks from member peers until none has more. Each block is verified
    * (commit certificate against the validator set in force, structure, certificates) before it is
@@ -237,8 +239,6 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
    * start where asked) is banned and the next peer asked; an answer that moves nothing (a stale
    * or gapped block) ends that peer's turn, so no peer can keep the loop spinning.
    */
-  /** Whether the last round ended with every peer asked and the node still behind, each too slow. */
-  let leftBehind = false
   const sync = async (preferred: string | undefined, poll = false): Promise<void> => {
     if (syncing) {
       // A queued round with a cause (a message from ahead, a header) is not downgraded to a poll.
