@@ -11,6 +11,7 @@ import {
   blockCodec,
   bytes,
   commitCodec,
+  consensusMessageCodec,
   decode,
   encode,
   encodeFrame,
@@ -20,9 +21,11 @@ import {
   list,
   MAX_TX_BYTES,
   Right,
+  signVote,
   toHex,
   transactionCodec,
   type Value,
+  VoteType,
 } from '@loopchain/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
@@ -37,6 +40,7 @@ import {
   type RequestError,
 } from '../src/index.js'
 import { SYNC_SLOW_ANSWER_MS, SYNC_TURN_MS, syncProtocolName, syncRequestCodec, syncResponseCodec } from '../src/node/p2p-network.js'
+import { RESEND_FORWARD_MIN_MS, resendPayload } from '../src/p2p/consensus-gossip.js'
 import { releasePortBlock, reservePortBlock } from '../src/testing/ports.js'
 import { governanceTx, idle as idleNodes, testGenesis, testKey, testMessage, testTransfer } from './fixtures/test-chain.js'
 
@@ -521,6 +525,49 @@ describe('a non-member that does not read its response', () => {
     expect(await ask(tight, 3)).toEqual({ code: 'BUSY' })
     await vi.waitFor(() => expect(cutOff()).toHaveLength(2), { timeout: 10_000 })
     expect(await ask(tight, 4)).toEqual({ ok: 4 })
+  })
+})
+
+describe('a member re-sending one consensus message under new counters', () => {
+  it('has a copy delivered once a second at most: re-sends of a message accepted less than a second ago are dropped', async () => {
+    const [v0, v1] = [testKey('resend validator 0'), testKey('resend validator 1')]
+    const alice = testKey('resend alice')
+    const keyA = testKey('resend node A')
+    const keyM = testKey('resend node M')
+    const base = testGenesis({ chainId: 'resend-flood', networkId: 36, validators: [v0, v1], funded: alice })
+    const g: Genesis = {
+      ...base,
+      members: [
+        ...base.members.map((m) => (m.address === v0.address ? { ...m, nodeKey: keyA.publicKey } : m)),
+        { id: 'bank-m', name: 'Bank M', address: keyM.address, nodeKey: keyM.publicKey, rights: Right.MemberNode },
+      ],
+    }
+    const { node: a, host: hostA, port } = await validatorOnHost(g, v0, keyA)
+    const delivered = vi.spyOn(a, 'receiveConsensus')
+    const m = await peerHost(g.chainId, keyM, port + 1)
+    m.subscribe('vote', () => {})
+    await m.dial(hostA.multiaddrs()[0] as string)
+    await vi.waitFor(() => expect(hostA.subscribers('vote')).toContain(m.peerId), { timeout: 10_000 })
+    // The other validator's valid vote (it runs no node here, so height 1 cannot end).
+    const vote = encode(consensusMessageCodec, {
+      kind: 'vote',
+      vote: signVote(
+        { type: VoteType.Prevote, height: 1, round: 0, blockHash: new Uint8Array(32), networkId: 36, validator: v1.address },
+        v1.secretKey,
+      ),
+    })
+    await m.publish('vote', resendPayload(vote, 1))
+    await vi.waitFor(() => expect(delivered).toHaveBeenCalledTimes(1), { timeout: 10_000 })
+    const first = Date.now()
+    // More copies at once: each is new to gossip, and all are dropped.
+    for (let i = 2; i < 6; i++) await m.publish('vote', resendPayload(vote, i))
+    await new Promise((r) => setTimeout(r, 400))
+    expect(delivered).toHaveBeenCalledTimes(1)
+    expect(hostA.isBanned(m.peerId)).toBe(false)
+    // A second on, a re-send is news again (a node that missed the message gets it).
+    await new Promise((r) => setTimeout(r, Math.max(0, first + RESEND_FORWARD_MIN_MS + 100 - Date.now())))
+    await m.publish('vote', resendPayload(vote, 6))
+    await vi.waitFor(() => expect(delivered).toHaveBeenCalledTimes(2), { timeout: 10_000 })
   })
 })
 
