@@ -196,7 +196,18 @@ export class LightClient {
     const g = options.genesis
     const crypto = options.crypto ?? nobleCrypto
     const store = options.store ?? new MemoryLightStore()
-    const snapshot = await store.load()
+    let snapshot: Awaited<ReturnType<LightStore['load']>>
+    try {
+      snapshot = await store.load()
+    } catch (cause) {
+      // Records this version cannot read (written by another, or damaged) are a store to start
+      // over, like a foreign one: the page offers that for STORE_MISMATCH, and would stay stuck.
+      if (!(cause instanceof DecodeError)) throw cause
+      throw new LightClientError('STORE_MISMATCH', `the store holds records this version cannot read: ${cause.message}`, {
+        penalize: false,
+        cause,
+      })
+    }
     if (snapshot === undefined) {
       return new LightClient(options, store, { sets: [{ from: 1, set: g.validators }], changes: [], tip: undefined, known: 0 })
     }
@@ -306,15 +317,22 @@ export class LightClient {
     const synced = await this.exclusive(async () => {
       const peers = this.candidatePeers(opts.peer)
       const errors: unknown[] = []
+      // A node whose tip is not past the verified one (it lags, or holds back the chain) does not
+      // end the sync: the next may be ahead. Otherwise one stale node, asked first, would keep the
+      // client on an old tip (and an old certificate status) with an honest node connected.
+      let notAhead: SyncResult | undefined
       for (const peer of peers) {
         try {
-          return await this.syncFrom(peer)
+          const r = await this.syncFrom(peer)
+          if (!r.behind) return r
+          notAhead ??= r
         } catch (err) {
           if (err instanceof LightClientError && err.code === 'CLOSED') throw err
           this.log.warn('sync: a node failed', { peer, error: String(err) })
           errors.push(err)
         }
       }
+      if (notAhead !== undefined) return notAhead
       throw this.failure('sync', errors)
     })
     if (this.options.crossCheck === false || (this.options.transport?.peers() ?? []).every((p) => p === synced.peer)) return synced
@@ -549,7 +567,8 @@ export class LightClient {
       next,
       known,
     )
-    this.lastPeer = peer
+    // A node behind the verified tip is not asked first next time.
+    if (ours === undefined || h >= ours.header.height) this.lastPeer = peer
     this.log.info('sync: verified tip', { peer, height: next.header.height, setChanges: followed.changes.length })
     return {
       peer,

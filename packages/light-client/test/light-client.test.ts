@@ -130,6 +130,21 @@ describe('sync', () => {
     expect(client.height).toBe(500)
   })
 
+  it('is not kept on an old tip by a node that lags: the next node moves it on, and the lagging one is not asked first again', async () => {
+    const c = await chain(500, 2)
+    const stale = await SyntheticChain.create({ height: 300, changesAt: spreadChanges(500, 2), state: STATE })
+    // The stale node is asked first (the transport lists it first).
+    const transport = new MemoryTransport({ stale: stale.handlers(), honest: c.handlers() })
+    const client = await LightClient.open({ genesis: c.genesis, transport })
+    expect(await client.sync()).toMatchObject({ peer: 'stale', height: 300, behind: false })
+    // Next time the stale node (the last that served) says 300 again: the honest one is asked too.
+    expect(await client.sync()).toMatchObject({ peer: 'honest', height: 500, behind: false })
+    expect(client.height).toBe(500)
+    // And now the honest node is asked first; with every node at or below the tip, the sync says so.
+    expect(await client.sync({ peer: 'stale' })).toMatchObject({ peer: 'stale', height: 500, behind: true })
+    expect(await client.sync()).toMatchObject({ peer: 'honest', height: 500, behind: true })
+  })
+
   it('tries the next node when one lies, and reports the liar', async () => {
     const c = await chain(300, 1)
     const forged = forgeSignature(c.signedHeader(300) as SignedHeader)
@@ -319,6 +334,20 @@ describe('verified headers, reloads and offline use', () => {
       checkpoint: snap?.checkpoint as never,
     })
     await expect(LightClient.open({ genesis: c.genesis, store: tampered })).rejects.toMatchObject({ code: 'STORE_MISMATCH' })
+    // Records this version cannot read (another version's, or damaged) are a mismatch too, so the
+    // page offers to start over instead of staying stuck; any other failure of the store is not.
+    class Unreadable extends MemoryLightStore {
+      override async load(): ReturnType<MemoryLightStore['load']> {
+        return decode(signedHeaderCodec, Uint8Array.of(1, 2, 3)) as never
+      }
+    }
+    await expect(LightClient.open({ genesis: c.genesis, store: new Unreadable() })).rejects.toMatchObject({ code: 'STORE_MISMATCH' })
+    class Failing extends MemoryLightStore {
+      override async load(): ReturnType<MemoryLightStore['load']> {
+        throw new Error('QuotaExceededError')
+      }
+    }
+    await expect(LightClient.open({ genesis: c.genesis, store: new Failing() })).rejects.toThrow('QuotaExceededError')
   })
 
   it('prunes ordinary headers below the kept window', async () => {
