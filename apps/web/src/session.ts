@@ -107,7 +107,8 @@ export class Session {
   private listeners = new Set<(s: SessionState) => void>()
   private current: SessionState
   private lastCrossCheck = 0
-  private syncing = false
+  /** The sync running, if one is (see {@link syncNow}). */
+  private syncing: Promise<boolean> | undefined
   private lastSync = 0
   private timer: ReturnType<typeof setInterval> | undefined
   private libp2pResolve!: (t: Libp2pTransport) => void
@@ -190,10 +191,19 @@ export class Session {
     return (sets[sets.length - 1] as SetInForce).set
   }
 
-  /** Syncs now (when a person asks, or before a verification); resolves with whether a node answered. */
-  async syncNow(): Promise<boolean> {
-    if (this.syncing) return this.current.phase === 'online'
-    this.syncing = true
+  /**
+   * Syncs now (when a person asks, or before a verification); resolves with whether a node
+   * answered. A call while a sync runs waits for that one: a verification must not go on before
+   * the tip it proves the status against is the network's.
+   */
+  syncNow(): Promise<boolean> {
+    this.syncing ??= this.runSync().finally(() => {
+      this.syncing = undefined
+    })
+    return this.syncing
+  }
+
+  private async runSync(): Promise<boolean> {
     try {
       if (this.transport.peers().length === 0) await this.transport.libp2p?.connect()
       await this.client.sync()
@@ -206,7 +216,6 @@ export class Session {
       this.update({ phase: this.transport.peers().length > 0 ? 'online' : 'offline', error: (e as Error).message })
       return false
     } finally {
-      this.syncing = false
       this.update({ peers: this.transport.peers(), storedHeaders: await this.store.headerCount() })
     }
   }

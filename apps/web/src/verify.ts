@@ -93,8 +93,9 @@ export async function verifyText(text: string, ctx: VerifyContext, now = Date.no
   if (ours && client !== undefined) {
     try {
       if (ctx.peers().length === 0) throw new Error('no full node is reachable')
-      // The freshest tip first: the status is then as recent as the network's, not as the last gossip.
-      await ctx.sync()
+      // The freshest tip first: the status is then as recent as the network's, not as the last
+      // gossip. Without it the status would be proven against an older tip: not shown as current.
+      if (!(await ctx.sync())) throw new Error('no full node gave this browser its latest verified tip')
       if (client.height < c.height) throw new Error(`the verified chain does not reach height ${c.height} yet`)
       if (file.evidence === undefined) {
         input = { ...file, chain: { ...file.chain, chainId: genesis.chainId }, evidence: await evidenceOf(client, file) }
