@@ -112,7 +112,7 @@ export async function verifyText(text: string, ctx: VerifyContext, now = Date.no
   // The validator sets this browser followed from the pinned genesis, when they reach the
   // certificate's height (stored, so offline too): a file's own change list could leave a change
   // out, and then an older set, whose keys may since have leaked, would vouch for the header.
-  const known = ours && client !== undefined && knowsSetAt(client, c.height) ? client.validatorSets : undefined
+  const known = ours && client?.knowsValidatorsAt(c.height) ? client.validatorSets : undefined
   const report = verifyCertificate(input, { genesis, now, ...(status ? { status } : {}), ...(known ? { validatorSets: known } : {}) })
   const committed = report.steps.find((s) => s.name === 'header-committed')?.status === 'pass'
   const header =
@@ -121,16 +121,6 @@ export async function verifyText(text: string, ctx: VerifyContext, now = Date.no
       : unknownHeader(committed ? undefined : 'the certificate carries no verified header to compare')
   const base = report.valid === true ? 'valid' : report.valid === false ? 'invalid' : 'partial'
   return { kind, report, verdict: header.status === 'conflict' ? 'invalid' : base, offlineReason, evidenceFrom, header }
-}
-
-/** Whether the client has followed the validator-set changes up to `height`. */
-function knowsSetAt(client: LightClient, height: number): boolean {
-  try {
-    client.validatorsAt(height)
-    return true
-  } catch {
-    return false
-  }
 }
 
 /** The compact form's missing evidence, from the network, verified by the light client against its headers. */

@@ -267,12 +267,17 @@ export class LightClient {
     return this.emitter.on(event, listener)
   }
 
+  /** Whether the set voting on `height` is known: set changes are followed through header `height − 1`. */
+  knowsValidatorsAt(height: number): boolean {
+    return height - 1 <= this.setsKnownThrough
+  }
+
   /**
    * The validator set voting on `height`. Known up to one height past the last header whose set
    * changes were followed; above that it throws `NOT_VERIFIED` (sync first).
    */
   validatorsAt(height: number): ValidatorSet {
-    if (height - 1 > this.setsKnownThrough) {
+    if (!this.knowsValidatorsAt(height)) {
       throw new LightClientError('NOT_VERIFIED', `set changes are followed through header ${this.setsKnownThrough}, not ${height - 1}`, {
         penalize: false,
       })

@@ -97,6 +97,7 @@ describe('sync', () => {
     // The set in force at every height is now known, up to the one after the tip.
     for (const s of c.sets) expect(client.validatorsAt(s.from)).toEqual(s.set)
     expect(() => client.validatorsAt(20_002)).toThrow(LightClientError)
+    expect([client.knowsValidatorsAt(20_001), client.knowsValidatorsAt(20_002)]).toEqual([true, false])
   })
 
   it('a second sync follows only the changes announced since the first', async () => {
