@@ -1,9 +1,9 @@
 /**
  * `npm run bench -- core`: hashing and signature throughput for the pure-JavaScript (noble) and
- * native (OpenSSL) providers, and the state tree against @ethereumjs/mpt on the same keys.
+ * native providers (the node's: libsodium first for verification; OpenSSL alone beside it), and the state tree against @ethereumjs/mpt on the same keys.
  */
 import { nobleCrypto, sha3_256, sha256, utf8 } from '@loopchain/core'
-import { nativeCrypto } from '@loopchain/node'
+import { nativeCrypto, opensslCrypto } from '@loopchain/node'
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
 import { runStateBench } from './core-state.js'
 import { opsPerSecond, printer, type Report } from './report.js'
@@ -39,12 +39,15 @@ export function runCryptoBench(report: Report): void {
   const signNative = opsPerSecond(() => nativeCrypto.sign(msg, sk))
   const verifyNoble = opsPerSecond(() => nobleCrypto.verify(sig, msg, pk))
   const verifyNative = opsPerSecond(() => nativeCrypto.verify(sig, msg, pk))
+  const verifyOpenssl = opsPerSecond(() => opensslCrypto.verify(sig, msg, pk))
   report('ed25519_sign_noble', signNoble, 'ops/s')
   report('ed25519_sign_native', signNative, 'ops/s')
   report('ed25519_sign_native_vs_noble_ratio', signNative / signNoble, 'x')
   report('ed25519_verify_noble', verifyNoble, 'ops/s')
   report('ed25519_verify_native', verifyNative, 'ops/s')
   report('ed25519_verify_native_vs_noble_ratio', verifyNative / verifyNoble, 'x')
+  report('ed25519_verify_openssl', verifyOpenssl, 'ops/s')
+  report('ed25519_verify_native_vs_openssl_ratio', verifyNative / verifyOpenssl, 'x')
 }
 
 /** The whole core suite. */

@@ -31,7 +31,7 @@ import {
 // The node runtime (libp2p, LevelDB), the hub and the web server load only in the commands that
 // run them (init, start, devnet): loading them took ~1.7 s of every status, tx or cert command.
 import type { NodeLogger } from '@loopchain/node'
-import { nativeCrypto } from '@loopchain/node/client'
+import { nativeCrypto, verifiesWithSodium } from '@loopchain/node/client'
 import { certExport, certIssue, certRenew, certRevoke, certVerify } from './cert.js'
 import { checkArgs, DEFAULT_RPC, fail, flag, rpcCall } from './cli.js'
 import { type NodeConfig, readNodeConfig } from './config.js'
@@ -314,6 +314,7 @@ async function start(args: string[]): Promise<void> {
       rpc: rpc.url,
       p2p: host.multiaddrs(),
       peerId: host.peerId,
+      signatureChecks: verifiesWithSodium() ? 'libsodium (OpenSSL decides its refusals)' : 'OpenSSL',
       ...(hub ? { hubInvite: hub.invite() } : {}),
     })
   } catch (e) {

@@ -14,7 +14,15 @@
  */
 
 export { LIMITED_STEP_BOUND, Mempool, MempoolError, type MempoolErrorCode, type MempoolOptions } from './mempool.js'
-export { installNativeSha256, nativeCrypto, nativeSha256Binary } from './native-crypto.js'
+export {
+  installNativeSha256,
+  nativeCrypto,
+  nativeSha256Binary,
+  opensslCrypto,
+  type SodiumVerify,
+  sodiumVerifier,
+  verifiesWithSodium,
+} from './native-crypto.js'
 export * from './node/index.js'
 export * from './p2p/index.js'
 export * from './rpc/index.js'

@@ -1,9 +1,18 @@
+import { createHash } from 'node:crypto'
 import { fastSha256, fromHex, jsSha256, jsSha256Binary, nobleCrypto, useSha256Backend } from '@loopchain/core'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import stored from '../../core/test/vectors/core.json' with { type: 'json' }
 import { type CoreVectors, checkCoreVectors } from '../../core/test/vectors/core-vectors.js'
-import { installNativeSha256, nativeCrypto, nativeSha256Binary } from '../src/index.js'
+import {
+  installNativeSha256,
+  nativeCrypto,
+  nativeSha256Binary,
+  opensslCrypto,
+  type SodiumVerify,
+  sodiumVerifier,
+  verifiesWithSodium,
+} from '../src/index.js'
 
 describe('native crypto provider', () => {
   it('reproduces every golden vector, including the hostile verification cases', () => {
@@ -108,5 +117,74 @@ describe('native SHA-256', () => {
     } finally {
       useSha256Backend(before)
     }
+  })
+})
+
+/**
+ * A valid signature whose R is the identity point: S = h·a mod L, so S·B − h·A is the identity.
+ * OpenSSL and the core's rule accept it; libsodium refuses any R of small order.
+ */
+function identityRSignature(seed: Uint8Array, message: Uint8Array): { signature: Uint8Array; publicKey: Uint8Array } {
+  const L = 2n ** 252n + 27742317777372353535851937790883648493n
+  const le = (b: Uint8Array) => b.reduceRight((acc, x) => (acc << 8n) | BigInt(x), 0n)
+  const scalar = createHash('sha512').update(seed).digest().subarray(0, 32)
+  scalar[0] = (scalar[0] as number) & 248
+  scalar[31] = ((scalar[31] as number) & 127) | 64
+  const publicKey = opensslCrypto.publicKey(seed)
+  const R = new Uint8Array(32)
+  R[0] = 1
+  const h = le(createHash('sha512').update(R).update(publicKey).update(message).digest()) % L
+  let S = (h * le(scalar)) % L
+  const signature = new Uint8Array(64)
+  signature.set(R)
+  for (let i = 32; i < 64; i++, S >>= 8n) signature[i] = Number(S & 255n)
+  return { signature, publicKey }
+}
+
+describe('verification through libsodium first, OpenSSL deciding its refusals', () => {
+  it('loads libsodium on this machine, so the fast path is the one tested', () => {
+    expect(verifiesWithSodium()).toBe(true)
+  })
+
+  it('accepts a signature with R the identity as OpenSSL and noble do, though libsodium alone refuses it', () => {
+    const message = new TextEncoder().encode('a small-order R')
+    const { signature, publicKey } = identityRSignature(new Uint8Array(32).fill(9), message)
+    const sodium = sodiumVerifier() as SodiumVerify
+    expect(sodium(Buffer.from(signature), Buffer.from(message), Buffer.from(publicKey))).toBe(false)
+    expect(opensslCrypto.verify(signature, message, publicKey)).toBe(true)
+    expect(nobleCrypto.verify(signature, message, publicKey)).toBe(true)
+    expect(nativeCrypto.verify(signature, message, publicKey)).toBe(true)
+    // Signed over another message, it is refused by all.
+    expect(nativeCrypto.verify(signature, new TextEncoder().encode('another'), publicKey)).toBe(false)
+  })
+
+  it('agrees with OpenSSL alone on every golden vector and on random corrupted signatures', () => {
+    expect(checkCoreVectors(stored as CoreVectors, opensslCrypto)).toEqual([])
+    for (const c of (stored as CoreVectors).verify) {
+      const args = [fromHex(c.signature), fromHex(c.message), fromHex(c.publicKey)] as const
+      expect({ name: c.name, v: nativeCrypto.verify(...args) }).toEqual({ name: c.name, v: opensslCrypto.verify(...args) })
+    }
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ maxLength: 1100 }), fc.nat(767), (sk, msg, bit) => {
+        const pub = opensslCrypto.publicKey(sk)
+        const sig = opensslCrypto.sign(msg, sk)
+        const all = new Uint8Array([...sig, ...pub])
+        all[bit >> 3] = (all[bit >> 3] as number) ^ (1 << (bit & 7))
+        const [s, k] = [all.subarray(0, 64), all.subarray(64)]
+        expect(nativeCrypto.verify(s, msg, k)).toBe(opensslCrypto.verify(s, msg, k))
+      }),
+      { numRuns: 300 },
+    )
+  })
+
+  it('falls back to OpenSSL alone when the addon does not load or fails its check', () => {
+    expect(
+      sodiumVerifier(() => {
+        throw new Error('no addon')
+      }),
+    ).toBeUndefined()
+    expect(sodiumVerifier(() => ({}))).toBeUndefined()
+    expect(sodiumVerifier(() => ({ crypto_sign_verify_detached: () => true }))).toBeUndefined()
+    expect(sodiumVerifier(() => ({ crypto_sign_verify_detached: () => false }))).toBeUndefined()
   })
 })
