@@ -1,8 +1,8 @@
 /**
  * `npm run bench -- consensus` (or `npx tsx test/bench/consensus.ts`): the consensus state
  * machine's own cost. n machines run in one process over an instant network: every broadcast is
- * encoded once and decoded by each receiver (as over a real network), with real ed25519 (native
- * OpenSSL) signatures. Figures:
+ * encoded once and decoded by each receiver (as over a real network), with real ed25519 signatures
+ * (the node's native provider: OpenSSL signs, libsodium verifies first). Figures:
  * - `heights_per_cpu_s_<n>`: committed heights per CPU-second of the whole network (all n nodes);
  * - `sig_verifications_per_height_per_node_<n>`: at most 2(n−1)+1 (each other validator's
  *   prevote and precommit, and the proposal), since every vote's signature is verified once;
@@ -33,8 +33,8 @@ import { runSimulation } from '../sim/simulator.js'
 import type { Report } from './report.js'
 
 /**
- * The native ed25519 provider the benchmark signs and verifies with (OpenSSL through node:crypto,
- * KeyObjects cached per key). Kept in this one function so it can be swapped in one place.
+ * The native ed25519 provider the benchmark signs and verifies with (the node's: OpenSSL signs,
+ * libsodium verifies first and OpenSSL decides its refusals). Kept in this one function so it can be swapped in one place.
  */
 function benchCrypto(): CryptoProvider {
   return nativeCrypto

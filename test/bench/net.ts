@@ -9,12 +9,14 @@
  * native verification (`node_cpu_per_tx_vs_verify_ratio`), and the in-run ceiling: native ed25519
  * verifications per second on this machine (the higher of a reading before the load and one
  * after) times its cores, divided by the validators (every validator checks every transaction's
- * signature once). "Native" is OpenSSL through node:crypto, the reference every earlier figure
- * used. The nodes verify with libsodium first (see `native-crypto.ts`), about twice as fast here,
- * so the same ceiling from their own verifier is printed beside it
- * (`sig_verify_node_verifier_per_core`, `tps_vs_node_verifier_sig_ceiling_ratio`): the first
- * ratio says how far the node gets on this machine, the second how close it comes to what its
- * own signature checks allow. `LOOPCHAIN_CRYPTO=openssl` makes the nodes verify with OpenSSL alone. Beside it, the same ceiling with what the cores deliver verifying together
+ * signature once). "Native" here is OpenSSL through node:crypto: the reference every figure of
+ * earlier runs used, so `tps_vs_sig_ceiling_ratio` compares across them. The nodes verify with
+ * libsodium first (see `packages/node/src/native-crypto.ts`), about twice as fast here, so the same
+ * ceiling from their own verifier is printed too (`sig_verify_node_verifier_per_core`,
+ * `tps_vs_node_verifier_sig_ceiling_ratio`, and `node_cpu_per_tx_vs_node_verify_ratio`): the
+ * first ratio measures throughput against this machine's speed, the second how close a node comes
+ * to what its own signature checks allow. `LOOPCHAIN_CRYPTO=openssl` makes the nodes (and the
+ * second figure) use OpenSSL alone. Also beside the first, the OpenSSL ceiling with what the cores deliver verifying together
  * in place of their number (`sig_verify_native_all_cores`, `tps_vs_all_cores_sig_ceiling_ratio`):
  * two cores of a shared machine can deliver less together than twice one. Without `--rate N`, short steps of rising
  * offered rates find the highest the network sustains, and the measured window runs at that
@@ -168,7 +170,7 @@ function verifyRate(provider: CryptoProvider): number {
 /**
  * A worker thread that verifies one native ed25519 signature over and over: it says `ready` once
  * warmed up, then on `go` verifies for the given milliseconds and posts how many a second it did
- * (node:crypto with a key object, as the nodes' provider calls OpenSSL, without its small wrapper).
+ * (node:crypto with a key object, OpenSSL: the reference ceiling's verifier, without the provider's wrapper).
  */
 const VERIFY_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads')

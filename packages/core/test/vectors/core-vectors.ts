@@ -189,11 +189,39 @@ function verifyCases(): VerifyCase[] {
     add(`mixed-order-key-${i}`, mixed, m, signature, challenge % 8n === 0n)
   }
   add('short-signature', k.publicKey, msg, sig.slice(0, 63), false)
+  // R of small order, made by the key's holder (S = k·a, so [S]B − [k]A is the identity): the
+  // equation holds and the rule accepts it. libsodium refuses every small-order R, so the node,
+  // which asks it first, must let OpenSSL decide (packages/node/src/native-crypto.ts).
+  add(
+    'identity-R',
+    k.publicKey,
+    utf8('identity R'),
+    signWithPublicKey(k.secretKey, k.publicKey, utf8('identity R'), identity).signature,
+    true,
+  )
+  // With the mixed key A + T, [S]B − [k](A + T) = −[k]T: R = [j]T holds exactly when j ≡ −k (mod 8).
+  for (let i = 0, found = 0; found < 2; i++) {
+    const m = utf8(`torsion R ${i}`)
+    const j = 1 + (i % 7)
+    const { signature, challenge } = signWithPublicKey(k.secretKey, mixed, m, T.multiplyUnsafe(BigInt(j)).toBytes())
+    const valid = (challenge + BigInt(j)) % 8n === 0n
+    if (valid !== (found === 0)) continue
+    add(`torsion-R-${valid ? 'valid' : 'invalid'}`, mixed, m, signature, valid)
+    found++
+  }
   return cases
 }
 
-/** An ed25519 signature made with secret `seed` but hashing `pub` as the public key (a forger's trick), and its challenge k. */
-function signWithPublicKey(seed: Uint8Array, pub: Uint8Array, msg: Uint8Array): { signature: Uint8Array; challenge: bigint } {
+/**
+ * An ed25519 signature made with secret `seed` but hashing `pub` as the public key (a forger's
+ * trick), and its challenge k. With `fixedR`, R is those bytes and S = k·a (no nonce).
+ */
+function signWithPublicKey(
+  seed: Uint8Array,
+  pub: Uint8Array,
+  msg: Uint8Array,
+  fixedR?: Uint8Array,
+): { signature: Uint8Array; challenge: bigint } {
   const sha512 = nobleSha512
   const P = ed25519.Point
   const L = P.Fn.ORDER
@@ -216,8 +244,8 @@ function signWithPublicKey(seed: Uint8Array, pub: Uint8Array, msg: Uint8Array): 
     }
     return out
   }
-  const r = le(sha512(cat(h.slice(32), msg))) % L
-  const R = P.BASE.multiply(r === 0n ? 1n : r).toBytes()
+  const r = fixedR ? 0n : le(sha512(cat(h.slice(32), msg))) % L
+  const R = fixedR ?? P.BASE.multiply(r === 0n ? 1n : r).toBytes()
   const kk = le(sha512(cat(R, pub, msg))) % L
   const S = (r + kk * a) % L
   const out = new Uint8Array(64)
