@@ -58,7 +58,7 @@ const WARMUP_S = 5
 const DRAIN_S = 15
 const TICK_MS = 25
 const PROBE_S = 6
-const PROBE_FRACTIONS = [0.06, 0.1, 0.14, 0.18, 0.23, 0.3, 0.38, 0.47, 0.57]
+const PROBE_FRACTIONS = [0.06, 0.1, 0.14, 0.18, 0.23, 0.3, 0.38, 0.47, 0.57, 0.68, 0.8]
 
 export interface NetBenchOptions {
   readonly rate?: number
