@@ -24,7 +24,7 @@
  * `--rate N` offered tx/s, `--seconds N` measured window (default 30), `--senders N` (default 1,000),
  * `--warmup N` seconds of load before the window (default 5).
  * Environment: `LOOPCHAIN_BENCH_PROF=1` writes each validator's CPU profile, `LOOPCHAIN_BENCH_KEEP=1`
- * keeps logs, data and profiles, `LOOPCHAIN_BENCH_NODE_FLAGS` passes Node.js flags to the validators.
+ * keeps logs, data and profiles and writes each measured transaction's latency (`latencies.csv`), `LOOPCHAIN_BENCH_NODE_FLAGS` passes Node.js flags to the validators.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -494,6 +494,14 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
       if (at !== undefined && sent >= windowStart) latencies.push(at - sent)
     }
     latencies.sort((a, b) => a - b)
+    if (process.env.LOOPCHAIN_BENCH_KEEP) {
+      // Each measured transaction: when it was sent (ms into the window), its latency and its node.
+      const nodeOf = new Map(txs.map((t) => [t.hash, t.node]))
+      const rows = [...submittedAt]
+        .filter(([h, sent]) => sent >= windowStart && committedAt.has(h))
+        .map(([h, sent]) => `${Math.round(sent - windowStart)},${Math.round((committedAt.get(h) as number) - sent)},${nodeOf.get(h)}`)
+      writeFileSync(join(dir, 'latencies.csv'), `sent_ms,latency_ms,node\n${rows.join('\n')}\n`)
+    }
     const missing = [...submittedAt.keys()].filter((h) => !committedAt.has(h)).length
     const tps = committedInWindow / windowS
     const windowBlocks = blocks.filter((b) => b.at >= windowStart && b.at < windowEnd)
