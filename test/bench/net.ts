@@ -16,15 +16,17 @@
  * `tps_vs_node_verifier_sig_ceiling_ratio`, and `node_cpu_per_tx_vs_node_verify_ratio`): the
  * first ratio measures throughput against this machine's speed, the second how close a node comes
  * to what its own signature checks allow. `LOOPCHAIN_CRYPTO=openssl` makes the nodes (and the
- * second figure) use OpenSSL alone. Also beside the first, the OpenSSL ceiling with what the cores deliver verifying together
- * in place of their number (`sig_verify_native_all_cores`, `tps_vs_all_cores_sig_ceiling_ratio`):
- * two cores of a shared machine can deliver less together than twice one. Without `--rate N`, short steps of rising
- * offered rates find the highest the network sustains, and the measured window runs at that
- * rate. Options:
+ * second figure) use OpenSSL alone. Also beside the first, the OpenSSL ceiling with what the
+ * cores deliver verifying together in place of their number (`sig_verify_native_all_cores`,
+ * `tps_vs_all_cores_sig_ceiling_ratio`): two cores of a shared machine can deliver less together
+ * than twice one. Without `--rate N`, short steps of rising offered rates (up to 0.8 of the
+ * ceiling) find the highest the network sustains, and the measured window runs at that rate.
+ * Options:
  * `--rate N` offered tx/s, `--seconds N` measured window (default 30), `--senders N` (default 1,000),
  * `--warmup N` seconds of load before the window (default 5).
  * Environment: `LOOPCHAIN_BENCH_PROF=1` writes each validator's CPU profile, `LOOPCHAIN_BENCH_KEEP=1`
- * keeps logs, data and profiles and writes each measured transaction's latency (`latencies.csv`), `LOOPCHAIN_BENCH_NODE_FLAGS` passes Node.js flags to the validators.
+ * keeps logs, data and profiles and writes each measured transaction's latency (`latencies.csv`),
+ * `LOOPCHAIN_BENCH_NODE_FLAGS` passes Node.js flags to the validators.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'

@@ -7,7 +7,7 @@
  * a key that does not decode to a point. So both providers accept exactly the same inputs.
  *
  * Verification asks libsodium first (`sodium-native`, prebuilt), about twice as fast as OpenSSL
- * here (18–19 k against 8–9 k a second on one core). libsodium checks the same equation with the
+ * here (17.7–23.6 k against 8.0–10.9 k a second on one core, 2026-12-05). libsodium checks the same equation with the
  * same cofactorless byte comparison, and refuses more: a signature whose R is of small order. So
  * its "yes" is OpenSSL's "yes", and only its "no" is asked again of OpenSSL, which decides: the
  * rule stays the core's to the byte (the golden vectors `identity-R` and `torsion-R-valid` are such
@@ -181,6 +181,14 @@ function withSPlusL(signature: Uint8Array): Buffer {
   return out
 }
 
+/** The key object for `publicKey`, or null when the signature or key is malformed or the key refused by the rule. */
+function keyToVerify(signature: Uint8Array, publicKey: Uint8Array): KeyObject | null {
+  if (!(signature instanceof Uint8Array) || signature.length !== 64 || !(publicKey instanceof Uint8Array) || publicKey.length !== 32) {
+    return null
+  }
+  return publicKeys.get(publicKey)
+}
+
 function opensslVerify(signature: Uint8Array, message: Uint8Array, key: KeyObject): boolean {
   try {
     if (!(message instanceof Uint8Array) || message.length > SCRATCH_MESSAGE_BYTES) return verify(null, message, key, signature)
@@ -212,10 +220,7 @@ export const nativeCrypto: CryptoProvider = {
     return u8(sign(null, message, secretKeys.get(secretKey)))
   },
   verify(signature, message, publicKey) {
-    if (!(signature instanceof Uint8Array) || signature.length !== 64 || !(publicKey instanceof Uint8Array) || publicKey.length !== 32) {
-      return false
-    }
-    const key = publicKeys.get(publicKey)
+    const key = keyToVerify(signature, publicKey)
     if (key === null) return false
     const sodium = sodiumVerify()
     if (sodium !== undefined && message instanceof Uint8Array) {
@@ -241,10 +246,7 @@ export const opensslCrypto: CryptoProvider = {
   ...nativeCrypto,
   name: 'openssl',
   verify(signature, message, publicKey) {
-    if (!(signature instanceof Uint8Array) || signature.length !== 64 || !(publicKey instanceof Uint8Array) || publicKey.length !== 32) {
-      return false
-    }
-    const key = publicKeys.get(publicKey)
+    const key = keyToVerify(signature, publicKey)
     return key !== null && opensslVerify(signature, message, key)
   },
 }
