@@ -3,10 +3,12 @@
  * machine, loaded by a generator that signs its transfers ahead and submits them over JSON-RPC
  * (batches of up to 100, each sender always to the same node so its nonces arrive in order).
  *
- * Figures: committed tx/s sustained over the measurement window, commit latency p50 / p99 from
- * submission to the moment the committing block is announced (a WebSocket block subscription on
- * one node), CPU and peak memory per node, a node's CPU per committed transaction against one
- * native verification (`node_cpu_per_tx_vs_verify_ratio`), and the in-run ceiling: native ed25519
+ * Figures: tx/s committed in the measurement window (`committed_tps`), and the same capped at the
+ * rate the window offered (`sustained_tps`, which every ratio uses: a queue from before the window
+ * can drain in it), commit latency p50 / p99 from submission to the moment the committing block is
+ * announced (a WebSocket block subscription on one node), CPU and peak memory per node, a node's
+ * CPU per committed transaction against one native verification
+ * (`node_cpu_per_tx_vs_verify_ratio`), and the in-run ceiling: native ed25519
  * verifications per second on this machine (the higher of a reading before the load and one
  * after) times its cores, divided by the validators (every validator checks every transaction's
  * signature once). "Native" here is OpenSSL through node:crypto: the reference every figure of
@@ -20,9 +22,9 @@
  * cores deliver verifying together in place of their number (`sig_verify_native_all_cores`,
  * `tps_vs_all_cores_sig_ceiling_ratio`): two cores of a shared machine can deliver less together
  * than twice one. Without `--rate N`, short steps of rising offered rates (up to 0.8 of the
- * ceiling) find the highest the network sustains within the latency targets (p50 500 ms, p99 2 s),
- * and the measured window runs at that rate; with it, the window's load follows a short step at
- * half the rate that only warms the nodes up.
+ * ceiling) find the highest the network sustains within the latency targets (p50 500 ms, p99 2 s;
+ * one missed step in the probe is run again), and the measured window runs at that rate; with
+ * it, the window's load follows a short step at half the rate that only warms the nodes up.
  * Options:
  * `--rate N` offered tx/s, `--seconds N` measured window (default 30), `--senders N` (default 1,000),
  * `--warmup N` seconds of load before the window (default 15).
@@ -71,6 +73,8 @@ const PROBE_FRACTIONS = [0.06, 0.1, 0.14, 0.18, 0.23, 0.3, 0.38, 0.44, 0.47, 0.5
 /** The issue's latency targets at the measured load; a probe step passes when it meets them. */
 const TARGET_P50_MS = 500
 const TARGET_P99_MS = 2000
+/** Probe steps that may miss once and run again (see the probe). */
+const PROBE_SECOND_CHANCES = 1
 
 export interface NetBenchOptions {
   readonly rate?: number
@@ -356,7 +360,8 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
 
     // Sign everything ahead: sender s sends its k-th transfer with nonce k.
     const most = Math.max(rate, ...probes)
-    const total = Math.ceil(probes.reduce((n, r) => n + r * PROBE_S, firstStep * PROBE_S) + most * (warmup + seconds))
+    const retried = probes.length ? PROBE_SECOND_CHANCES * most * PROBE_S : 0
+    const total = Math.ceil(probes.reduce((n, r) => n + r * PROBE_S, firstStep * PROBE_S + retried) + most * (warmup + seconds))
     const txs: { request: string; hash: string; node: number; sender: number }[] = []
     const now = Date.now() * 1000
     const signStart = performance.now()
@@ -464,7 +469,11 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     // its first two thirds has committed by its end within the latency targets.
     await offer(firstStep, PROBE_S * 1000)
     await drained(10_000)
-    for (const r of probes) {
+    // One step that misses is run again, once in the whole probe, after the queue drains: a slow
+    // moment of a shared machine would otherwise end the probe far below what the network does.
+    let secondChances = PROBE_SECOND_CHANCES
+    for (let i = 0; i < probes.length; i++) {
+      const r = probes[i] as number
       const stepStart = performance.now()
       await offer(r, PROBE_S * 1000)
       const sent = [...submittedAt].filter(([, at]) => at >= stepStart && at < stepStart + (PROBE_S * 2000) / 3)
@@ -475,7 +484,16 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
       const p99 = percentile(lat, 99)
       const ok = p50 <= TARGET_P50_MS && p99 <= TARGET_P99_MS
       const ms = (x: number) => (Number.isFinite(x) ? `${Math.round(x)} ms` : '∞')
-      console.error(`net: probe ${r} tx/s: ${Math.round(done * 100)}% committed, p50 ${ms(p50)}, p99 ${ms(p99)} ${ok ? 'ok' : 'too much'}`)
+      const again = !ok && secondChances > 0
+      console.error(
+        `net: probe ${r} tx/s: ${Math.round(done * 100)}% committed, p50 ${ms(p50)}, p99 ${ms(p99)} ${ok ? 'ok' : again ? 'too much, once more' : 'too much'}`,
+      )
+      if (again) {
+        secondChances--
+        await drained(10_000)
+        i--
+        continue
+      }
       if (!ok) break
       rate = r
     }
@@ -521,6 +539,11 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     }
     const missing = [...submittedAt.keys()].filter((h) => !committedAt.has(h)).length
     const tps = committedInWindow / windowS
+    // What the ratios count: the committed rate, but never more than the window offered. Near
+    // capacity a queue left from before the window can still be draining in it, and what it
+    // commits then is no rate the network sustains.
+    const sentInWindow = [...submittedAt.values()].filter((at) => at >= windowStart && at < windowEnd).length
+    const sustained = Math.min(tps, sentInWindow / windowS)
     const windowBlocks = blocks.filter((b) => b.at >= windowStart && b.at < windowEnd)
     if (refusals.size) console.error(`net: refused ${refused}: ${JSON.stringify(Object.fromEntries(refusals))}`)
 
@@ -543,9 +566,10 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     report('warmup_s', warmup, 's')
     report('window_s', windowS, 's')
     report('committed_tps', tps, 'tx/s')
-    report('tps_vs_sig_ceiling_ratio', tps / ceiling, 'x')
+    report('sustained_tps', sustained, 'tx/s')
+    report('tps_vs_sig_ceiling_ratio', sustained / ceiling, 'x')
     report('sig_verify_node_verifier_per_core', nodePerCore, 'ops/s')
-    report('tps_vs_node_verifier_sig_ceiling_ratio', tps / ((nodePerCore * cores) / VALIDATORS), 'x')
+    report('tps_vs_node_verifier_sig_ceiling_ratio', sustained / ((nodePerCore * cores) / VALIDATORS), 'x')
     // The same ceiling from what all cores verify at once: one core's rate (as above) times what
     // the cores deliver together (see allCoresFactor), printed beside the defined one, which
     // takes the number of cores.
@@ -553,7 +577,7 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
       const factor = allCoresFactor(machine, cores)
       report('sig_verify_native_all_cores', perCore * factor, 'ops/s')
       report('sig_verify_all_cores_vs_one_core_ratio', factor, 'x')
-      report('tps_vs_all_cores_sig_ceiling_ratio', tps / ((perCore * factor) / VALIDATORS), 'x')
+      report('tps_vs_all_cores_sig_ceiling_ratio', sustained / ((perCore * factor) / VALIDATORS), 'x')
     }
     report('commit_latency_p50_ms', percentile(latencies, 50), 'ms')
     report('commit_latency_p99_ms', percentile(latencies, 99), 'ms')
