@@ -505,7 +505,7 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     }
     if (probes.length) {
       // A short step that just passed is at the edge of capacity: the window's longer run at that
-      // rate missed the targets in a third of this machine's runs. After a miss, the window runs
+      // rate missed the targets in a quarter of this machine's runs. After a miss, the window runs
       // one step below the highest passed (at the highest when none missed).
       const top = passed.length === probes.length || passed.length < 2 ? passed.length - 1 : passed.length - 2
       rate = passed[top] ?? (probes[0] as number)
