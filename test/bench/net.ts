@@ -276,11 +276,11 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
   let machine = await machineVerifyRate(cores)
   const seconds = opts.seconds ?? 30
   const warmup = opts.warmup ?? WARMUP_S
-  // Without --rate, probe rising rates first (PROBE_S each) and measure at the highest one the
-  // network sustained within the latency targets: what a step sent in its first two thirds
-  // committed by its end with p50 and p99 within them (an uncommitted transaction counts as
-  // infinitely late). A looser bar (p50 under a second) chose rates at the edge of capacity, where
-  // the measured window's queues and p99 grew.
+  // Without --rate, probe rising rates first (PROBE_S each) for the highest one the network
+  // sustains within the latency targets, and measure there or a step below (see the probe). A
+  // step passes when what it sent in its first two thirds committed by its end with p50 and p99
+  // within them (an uncommitted transaction counts as infinitely late). A looser bar (p50 under a
+  // second) chose rates at the edge of capacity, where the measured window's queues and p99 grew.
   const probes = opts.rate === undefined ? PROBE_FRACTIONS.map((f) => Math.round(ceiling * f)) : []
   let rate = opts.rate ?? (probes[0] as number)
   // A first step at a low rate only warms up (every sender's key is new to the nodes, the code is
