@@ -7,10 +7,10 @@
  * a key that does not decode to a point. So both providers accept exactly the same inputs.
  *
  * Verification asks libsodium first (`sodium-native`, prebuilt), about twice as fast as OpenSSL
- * here (17.7–23.6 k against 8.0–10.9 k a second on one core, 2026-12-05). libsodium checks the same equation with the
- * same cofactorless byte comparison, and refuses more: a signature whose R is of small order. So
- * its "yes" is OpenSSL's "yes", and only its "no" is asked again of OpenSSL, which decides: the
- * rule stays the core's to the byte (the golden vectors `identity-R` and `torsion-R-valid` are such
+ * here (17.7–26.2 k against 7.0–12.1 k a second on one core in `bench net` runs of 2026-12-05).
+ * libsodium checks the same equation with the same cofactorless byte comparison, and refuses
+ * more: a signature whose R is of small order. So its "yes" is OpenSSL's "yes", and only its "no"
+ * is asked again of OpenSSL, which decides: the rule stays the core's to the byte (the golden vectors `identity-R` and `torsion-R-valid` are such
  * signatures), and only an invalid signature costs both: ~1.4 times what OpenSSL alone cost it.
  * Where the addon does not load, or fails its check at load ({@link sodiumVerifier}), OpenSSL
  * alone; `LOOPCHAIN_CRYPTO=openssl` asks for that.
