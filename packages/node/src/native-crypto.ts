@@ -10,8 +10,9 @@
  * here (17.7–26.2 k against 7.0–12.1 k a second on one core in `bench net` runs of 2026-12-05).
  * libsodium checks the same equation with the same cofactorless byte comparison, and refuses
  * more: a signature whose R is of small order. So its "yes" is OpenSSL's "yes", and only its "no"
- * is asked again of OpenSSL, which decides: the rule stays the core's to the byte (the golden vectors `identity-R` and `torsion-R-valid` are such
- * signatures), and only an invalid signature costs both: ~1.4 times what OpenSSL alone cost it.
+ * is asked again of OpenSSL, which decides: the rule stays the core's to the byte (the golden
+ * vectors `identity-R` and `torsion-R-valid` are such signatures), and only an invalid signature
+ * costs both: ~1.4 times what OpenSSL alone cost it.
  * Where the addon does not load, or fails its check at load ({@link sodiumVerifier}), OpenSSL
  * alone; `LOOPCHAIN_CRYPTO=openssl` asks for that.
  *
