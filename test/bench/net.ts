@@ -623,7 +623,7 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     const windowBlocks = blocks.filter((b) => b.at >= windowStart && b.at < windowEnd)
     if (refusals.size) console.error(`net: refused ${refused}: ${JSON.stringify(Object.fromEntries(refusals))}`)
 
-    // Measured again now the load is off: the higher of the two readings makes the ceiling, so a
+    // Measured again now the load is off: the highest reading of the run makes the ceiling, so a
     // slow moment at the start cannot make the ratio look better than the machine allows.
     const before = perCore
     const after = readCeilingAgain()
