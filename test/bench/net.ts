@@ -59,7 +59,7 @@ import {
 } from '@loopchain/core'
 import { nativeCrypto, opensslCrypto, verifiesWithSodium } from '@loopchain/node'
 import WebSocket from 'ws'
-import type { Report } from './report.js'
+import { floorFigure, type Report } from './report.js'
 import { benchSenders, benchTransfer } from './transfers.js'
 
 const CLI = fileURLToPath(new URL('../../apps/node/src/main.ts', import.meta.url))
@@ -273,17 +273,6 @@ async function machineVerifyRate(cores: number): Promise<{ all: number; one: num
     console.error(`net: could not measure all cores verifying at once: ${(e as Error).message}`)
     return undefined
   }
-}
-
-/**
- * `x` rounded down to the three significant digits a figure prints with (see `formatFigure`):
- * 0.49996 gives 0.499, not the 0.5 that rounding prints.
- */
-function floorFigure(x: number): number {
-  if (!(x > 0) || !Number.isFinite(x)) return x
-  const scale = 10 ** (2 - Math.floor(Math.log10(x)))
-  // The epsilon keeps a product like 0.53 × 1000 = 529.9999… at 530.
-  return Math.floor(x * scale + 1e-9) / scale
 }
 
 /**
@@ -503,6 +492,20 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
         await sleep(TICK_MS)
       }
     }
+    /**
+     * Sorted commit latencies of what was sent from `from` up to `to`: a transaction not committed
+     * counts as infinitely late (`late`), or is left out (`skip`, for a count of its own).
+     */
+    const latencies = (from: number, to: number, uncommitted: 'late' | 'skip'): number[] => {
+      const out: number[] = []
+      for (const [h, sent] of submittedAt) {
+        if (sent < from || sent >= to) continue
+        const at = committedAt.get(h)
+        if (at !== undefined) out.push(at - sent)
+        else if (uncommitted === 'late') out.push(Number.POSITIVE_INFINITY)
+      }
+      return out.sort((x, y) => x - y)
+    }
     const drained = async (ms: number) => {
       const until = Date.now() + ms
       while (Date.now() < until && [...submittedAt.keys()].some((h) => !committedAt.has(h))) await sleep(100)
@@ -530,9 +533,7 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
       const r = probes[i] as number
       const stepStart = performance.now()
       await offer(r, PROBE_S * 1000)
-      const sent = [...submittedAt].filter(([, at]) => at >= stepStart && at < stepStart + (PROBE_S * 2000) / 3)
-      const lat = sent.map(([h, at]) => (committedAt.has(h) ? (committedAt.get(h) as number) - at : Number.POSITIVE_INFINITY))
-      lat.sort((x, y) => x - y)
+      const lat = latencies(stepStart, stepStart + (PROBE_S * 2000) / 3, 'late')
       const done = lat.filter(Number.isFinite).length / Math.max(1, lat.length)
       const p50 = percentile(lat, 50)
       const p99 = percentile(lat, 99)
@@ -599,12 +600,9 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
 
     const windowS = (windowEnd - windowStart) / 1000
     const committedInWindow = [...committedAt.values()].filter((at) => at >= windowStart && at < windowEnd).length
-    const latencies: number[] = []
-    for (const [h, sent] of submittedAt) {
-      const at = committedAt.get(h)
-      if (at !== undefined && sent >= windowStart) latencies.push(at - sent)
-    }
-    latencies.sort((a, b) => a - b)
+    // Everything sent from the window's start on (its tail commits in the drain); what never
+    // committed is counted apart (`uncommitted_txs`).
+    const windowLatencies = latencies(windowStart, Number.POSITIVE_INFINITY, 'skip')
     if (process.env.LOOPCHAIN_BENCH_KEEP) {
       // Each measured transaction: when it was sent (ms into the window), its latency and its node.
       const nodeOf = new Map(txs.map((t) => [t.hash, t.node]))
@@ -661,8 +659,8 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
       report('sig_verify_all_cores_vs_one_core_ratio', factor, 'x')
       report('tps_vs_all_cores_sig_ceiling_ratio', sustained / ((perCore * factor) / VALIDATORS), 'x')
     }
-    const p50 = percentile(latencies, 50)
-    const p99 = percentile(latencies, 99)
+    const p50 = percentile(windowLatencies, 50)
+    const p99 = percentile(windowLatencies, 99)
     report('commit_latency_p50_ms', p50, 'ms')
     report('commit_latency_p99_ms', p99, 'ms')
     report('blocks_per_s', windowBlocks.length / windowS, 'blocks/s')

@@ -13,6 +13,18 @@ export function formatFigure(v: number): string {
   return Number(v.toPrecision(3)).toString()
 }
 
+/**
+ * `v` rounded down to what {@link formatFigure} prints, instead of to the nearest: for a figure
+ * compared with a threshold, so 0.49996 prints 0.499 and not 0.5.
+ */
+export function floorFigure(v: number): number {
+  if (!Number.isFinite(v) || v === 0) return v
+  if (Math.abs(v) >= 1000) return Math.floor(v)
+  const scale = 10 ** (2 - Math.floor(Math.log10(Math.abs(v))))
+  // The epsilon keeps a product like 1.13 × 100 = 112.99999… at 113.
+  return Math.floor(v * scale + 1e-9) / scale
+}
+
 /** A reporter that prints BENCH lines for `suite`. */
 export function printer(suite: string): Report {
   return (name, value, unit) => {
