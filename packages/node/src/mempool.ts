@@ -41,9 +41,10 @@ import {
 export const LIMITED_STEP_BOUND = 100_000
 
 /**
- * Why the pool refused a transaction, beyond the stateless {@link TxError} codes. `DUPLICATE`: this very transaction is pooled already.
- * `NONCE_POOLED`: another transaction of the sender with this nonce is (a pooled transaction is
- * not replaced; the next nonce is free, or the sender waits for the block).
+ * Why the pool refused a transaction, beyond the stateless {@link TxError} codes. `DUPLICATE`:
+ * this very transaction is pooled already. `NONCE_POOLED`: another transaction of the sender with
+ * this nonce is (a pooled transaction is not replaced; the next nonce is free, or the sender waits
+ * for the block).
  */
 export type MempoolErrorCode =
   | 'DUPLICATE'
