@@ -34,7 +34,8 @@ import type { Report } from './report.js'
 
 /**
  * The native ed25519 provider the benchmark signs and verifies with (the node's: OpenSSL signs,
- * libsodium verifies first and OpenSSL decides its refusals). Kept in this one function so it can be swapped in one place.
+ * libsodium verifies first; OpenSSL decides the refusals where the two may differ). Kept in this
+ * one function so it can be swapped in one place.
  */
 function benchCrypto(): CryptoProvider {
   return nativeCrypto

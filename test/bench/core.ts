@@ -48,6 +48,15 @@ export function runCryptoBench(report: Report): void {
   report('ed25519_verify_native_vs_noble_ratio', verifyNative / verifyNoble, 'x')
   report('ed25519_verify_openssl', verifyOpenssl, 'ops/s')
   report('ed25519_verify_native_vs_openssl_ratio', verifyNative / verifyOpenssl, 'x')
+  // An invalid signature (one bit of S flipped): what a node pays for a forged transaction. The
+  // native provider's libsodium refusal is final unless R might be of small order.
+  const bad = Uint8Array.from(sig)
+  bad[40] = (bad[40] as number) ^ 1
+  const refuseNative = opsPerSecond(() => nativeCrypto.verify(bad, msg, pk))
+  const refuseOpenssl = opsPerSecond(() => opensslCrypto.verify(bad, msg, pk))
+  report('ed25519_refuse_native', refuseNative, 'ops/s')
+  report('ed25519_refuse_openssl', refuseOpenssl, 'ops/s')
+  report('ed25519_refuse_native_vs_openssl_ratio', refuseNative / refuseOpenssl, 'x')
 }
 
 /** The whole core suite. */

@@ -314,7 +314,7 @@ async function start(args: string[]): Promise<void> {
       rpc: rpc.url,
       p2p: host.multiaddrs(),
       peerId: host.peerId,
-      signatureChecks: verifiesWithSodium() ? 'libsodium (OpenSSL decides its refusals)' : 'OpenSSL',
+      signatureChecks: verifiesWithSodium() ? 'libsodium (OpenSSL decides where R may be of small order)' : 'OpenSSL',
       ...(hub ? { hubInvite: hub.invite() } : {}),
     })
   } catch (e) {

@@ -9,10 +9,12 @@
  * Verification asks libsodium first (`sodium-native`, prebuilt), about twice as fast as OpenSSL
  * here (17.7–26.2 k against 7.0–12.1 k a second on one core in `bench net` runs of 2026-12-05).
  * libsodium checks the same equation with the same cofactorless byte comparison, and refuses
- * more: a signature whose R is of small order. So its "yes" is OpenSSL's "yes", and only its "no"
- * is asked again of OpenSSL, which decides: the rule stays the core's to the byte (the golden
- * vectors `identity-R` and `torsion-R-valid` are such signatures), and only an invalid signature
- * costs both: ~1.4 times what OpenSSL alone cost it.
+ * more: a signature whose R is of small order. So its "yes" is OpenSSL's "yes", and its "no" is
+ * OpenSSL's "no" too unless R (or the key) might be of small order or is not a canonical encoding
+ * ({@link refusalNeedsOpenSSL}): such a "no" is asked again of OpenSSL, which decides. The rule
+ * stays the core's to the byte (the golden vectors `identity-R` and `torsion-R-valid` are
+ * signatures libsodium alone refuses), and an ordinary invalid signature costs one libsodium check,
+ * not that and OpenSSL's.
  * Where the addon does not load, or fails its check at load ({@link sodiumVerifier}), OpenSSL
  * alone; `LOOPCHAIN_CRYPTO=openssl` asks for that.
  *
@@ -166,6 +168,49 @@ export function sodiumVerifier(load: () => unknown = () => createRequire(import.
   return fn
 }
 
+/**
+ * The y coordinates of the eight points of small order (0, 1, p − 1 and two shared by the points
+ * of order 8), as 32-byte little-endian encodings with the sign bit clear. The test derives them
+ * from noble's table of the torsion subgroup.
+ */
+export const SMALL_ORDER_Y: readonly Uint8Array[] = [
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+].map((h) => Uint8Array.from(Buffer.from(h, 'hex')))
+
+/**
+ * Whether the point encoding at `offset` (32 bytes) might be of small order, whatever its sign bit,
+ * or is not canonical (y ≥ p = 2^255 − 19).
+ */
+function unusualPoint(bytes: Uint8Array, offset: number): boolean {
+  const top = (bytes[offset + 31] as number) & 0x7f
+  if (top === 0x7f && (bytes[offset] as number) >= 0xed) {
+    let i = 1
+    while (i < 31 && bytes[offset + i] === 0xff) i++
+    if (i === 31) return true
+  }
+  next: for (const y of SMALL_ORDER_Y) {
+    if (bytes[offset] !== y[0] || top !== y[31]) continue
+    for (let i = 1; i < 31; i++) if (bytes[offset + i] !== y[i]) continue next
+    return true
+  }
+  return false
+}
+
+/**
+ * Whether libsodium's refusal of this signature must be asked again of OpenSSL: only where the two
+ * may differ, a signature whose R might be of small order (libsodium refuses those, the rule does
+ * not) or is not a canonical encoding, or such a key (the rule refuses those keys before either
+ * library is asked; checked too, so the fast "no" never rests on that). Any other signature that
+ * libsodium refuses fails the equation both check, or S < L, which both check.
+ */
+export function refusalNeedsOpenSSL(signature: Uint8Array, publicKey: Uint8Array): boolean {
+  return unusualPoint(signature, 0) || unusualPoint(publicKey, 0)
+}
+
 /** The order of the ed25519 base point. */
 const ED25519_L = 2n ** 252n + 27742317777372353535851937790883648493n
 
@@ -234,6 +279,7 @@ export const nativeCrypto: CryptoProvider = {
         if (!long) scratch.set(message, SCRATCH_MESSAGE)
         const m = long ? message : scratch.subarray(SCRATCH_MESSAGE, SCRATCH_MESSAGE + message.length)
         if (sodium(scratchSignature, m, keyScratchForSodium)) return true
+        if (!refusalNeedsOpenSSL(signature, publicKey)) return false
       } catch {
         // answered by OpenSSL below
       }

@@ -1,4 +1,6 @@
-import { fastSha256, fromHex, jsSha256, jsSha256Binary, nobleCrypto, useSha256Backend } from '@loopchain/core'
+import { createHash } from 'node:crypto'
+import { fastSha256, fromHex, jsSha256, jsSha256Binary, nobleCrypto, toHex, useSha256Backend } from '@loopchain/core'
+import { ED25519_TORSION_SUBGROUP, ed25519 } from '@noble/curves/ed25519.js'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import stored from '../../core/test/vectors/core.json' with { type: 'json' }
@@ -12,6 +14,7 @@ import {
   sodiumVerifier,
   verifiesWithSodium,
 } from '../src/index.js'
+import { refusalNeedsOpenSSL, SMALL_ORDER_Y } from '../src/native-crypto.js'
 
 describe('native crypto provider', () => {
   it('reproduces every golden vector, including the hostile verification cases', () => {
@@ -126,7 +129,7 @@ const SMALL_ORDER_R = ['identity-R', 'torsion-R-valid'].map((name) => {
   return { name, signature: fromHex(c.signature), message: fromHex(c.message), publicKey: fromHex(c.publicKey) }
 })
 
-describe('verification through libsodium first, OpenSSL deciding its refusals', () => {
+describe('verification through libsodium first, OpenSSL deciding the refusals where they may differ', () => {
   it('loads libsodium on this machine (unless LOOPCHAIN_CRYPTO=openssl), so the fast path is the one tested', () => {
     expect(verifiesWithSodium()).toBe(process.env.LOOPCHAIN_CRYPTO !== 'openssl')
     expect(sodiumVerifier()).toBeTypeOf('function')
@@ -190,5 +193,148 @@ describe('verification through libsodium first, OpenSSL deciding its refusals', 
     const real = sodiumVerifier() as SodiumVerify
     const sPlusLAccepted = (s: Uint8Array, m: Uint8Array, k: Uint8Array) => real(s, m, k) || (s[63] as number) >= 0x10
     expect(sodiumVerifier(() => ({ crypto_sign_verify_detached: sPlusLAccepted }))).toBeUndefined()
+  })
+})
+
+const Point = ed25519.Point
+const L = Point.Fn.ORDER
+const P = 2n ** 255n - 19n
+const modL = (x: bigint) => ((x % L) + L) % L
+const leToBig = (b: Uint8Array) => b.reduceRight((x, byte) => x * 256n + BigInt(byte), 0n)
+const bigToLe = (x: bigint) => Uint8Array.from({ length: 32 }, (_, i) => Number((x >> BigInt(8 * i)) & 255n))
+const TORSION = ED25519_TORSION_SUBGROUP.map((h) => Point.fromHex(h))
+/** An encoding with the sign bit set or clear. */
+const withSign = (e: Uint8Array, sign: boolean) => {
+  const out = Uint8Array.from(e)
+  out[31] = ((out[31] as number) & 0x7f) | (sign ? 0x80 : 0)
+  return out
+}
+
+/**
+ * A valid signature (cofactorless) under A = aB + T (T of small order, the identity included) with
+ * R = rB + T' (r = 0: R of small order). It holds when T' = −hT; h depends on R and the message,
+ * so each T' fits with a chance of one in T's order, and a counter appended to the message moves
+ * on until one does.
+ */
+function torsionSignature(a: bigint, t: number, r: bigint, base: Uint8Array) {
+  const A = Point.BASE.multiply(a).add(TORSION[t] as InstanceType<typeof Point>)
+  const publicKey = A.toBytes()
+  for (let c = 0; ; c++) {
+    const message = Uint8Array.from([...base, c & 255, c >> 8])
+    for (const T of TORSION) {
+      const R = r === 0n ? T : Point.BASE.multiply(r).add(T)
+      const Rb = R.toBytes()
+      const h = modL(leToBig(createHash('sha512').update(Rb).update(publicKey).update(message).digest()))
+      const s = modL(r + h * a)
+      if (h === 0n || s === 0n || !A.multiply(h).add(R).equals(Point.BASE.multiply(s))) continue
+      return { signature: Uint8Array.from([...Rb, ...bigToLe(s)]), message, publicKey, rHasTorsion: !T.is0() }
+    }
+  }
+}
+
+describe("libsodium's refusals: which are asked again of OpenSSL", () => {
+  it('knows the y of every point of small order, as noble lists them', () => {
+    const ys = new Set(TORSION.map((p) => toHex(withSign(p.toBytes(), false))))
+    expect([...ys].sort()).toEqual(SMALL_ORDER_Y.map(toHex).sort())
+  })
+
+  it('asks again for an R or key that might be of small order, with either sign bit, or that is not canonical', () => {
+    const ordinary = nativeCrypto.publicKey(new Uint8Array(32).fill(9))
+    const unusual = [
+      ...TORSION.flatMap((p) => [withSign(p.toBytes(), false), withSign(p.toBytes(), true)]),
+      // y from p to 2^255 − 1: not canonical (y = p and p + 1 encode the small-order y 0 and 1).
+      ...[P, P + 1n, P + 5n, 2n ** 255n - 1n].flatMap((y) => [withSign(bigToLe(y), false), withSign(bigToLe(y), true)]),
+    ]
+    for (const e of unusual) {
+      expect({ e: toHex(e), r: refusalNeedsOpenSSL(Uint8Array.from([...e, ...new Uint8Array(32)]), ordinary) }).toEqual({
+        e: toHex(e),
+        r: true,
+      })
+      expect({ e: toHex(e), k: refusalNeedsOpenSSL(new Uint8Array(64).fill(3), e) }).toEqual({ e: toHex(e), k: true })
+    }
+    // Near misses: one byte off a listed y, and y = p − 2 (canonical, not of small order).
+    const offByOne = withSign(TORSION[1]?.toBytes() as Uint8Array, false)
+    offByOne[7] = (offByOne[7] as number) ^ 1
+    for (const e of [offByOne, bigToLe(P - 2n), bigToLe(2n)]) {
+      expect({ e: toHex(e), r: refusalNeedsOpenSSL(Uint8Array.from([...e, ...new Uint8Array(32)]), ordinary) }).toEqual({
+        e: toHex(e),
+        r: false,
+      })
+    }
+    // Real signatures' R: ordinary points, decided by libsodium alone when it refuses.
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ maxLength: 64 }), (sk, msg) => {
+        expect(refusalNeedsOpenSSL(nativeCrypto.sign(msg, sk), nativeCrypto.publicKey(sk))).toBe(false)
+      }),
+      { numRuns: 200 },
+    )
+  })
+
+  it('agrees with OpenSSL alone for keys of mixed order and R with a torsion part, valid and corrupted', () => {
+    let withTorsionR = 0
+    fc.assert(
+      fc.property(
+        fc.bigInt({ min: 1n, max: L - 1n }),
+        fc.integer({ min: 1, max: 7 }),
+        fc.bigInt({ min: 1n, max: L - 1n }),
+        fc.uint8Array({ maxLength: 80 }),
+        fc.nat(767),
+        (a, t, r, base, bit) => {
+          const { signature, message, publicKey, rHasTorsion } = torsionSignature(a, t, r, base)
+          if (rHasTorsion) withTorsionR++
+          expect([opensslCrypto.verify(signature, message, publicKey), nativeCrypto.verify(signature, message, publicKey)]).toEqual([
+            true,
+            true,
+          ])
+          const all = Uint8Array.from([...signature, ...publicKey])
+          all[bit >> 3] = (all[bit >> 3] as number) ^ (1 << (bit & 7))
+          const [s, k] = [all.subarray(0, 64), all.subarray(64)]
+          expect(nativeCrypto.verify(s, message, k)).toBe(opensslCrypto.verify(s, message, k))
+        },
+      ),
+      { numRuns: 60 },
+    )
+    expect(withTorsionR).toBeGreaterThan(20)
+  })
+
+  it('accepts valid signatures whose R is of small order, each of them, which libsodium alone refuses', () => {
+    const sodium = sodiumVerifier() as SodiumVerify
+    const rs = new Set<string>()
+    fc.assert(
+      fc.property(fc.bigInt({ min: 1n, max: L - 1n }), fc.integer({ min: 0, max: 7 }), fc.uint8Array({ maxLength: 40 }), (a, t, base) => {
+        const { signature, message, publicKey } = torsionSignature(a, t, 0n, base)
+        rs.add(toHex(signature.subarray(0, 32)))
+        const answers = {
+          sodium: sodium(Buffer.from(signature), Buffer.from(message), Buffer.from(publicKey)),
+          openssl: opensslCrypto.verify(signature, message, publicKey),
+          noble: nobleCrypto.verify(signature, message, publicKey),
+          native: nativeCrypto.verify(signature, message, publicKey),
+        }
+        expect(answers).toEqual({ sodium: false, openssl: true, noble: true, native: true })
+      }),
+      { numRuns: 150 },
+    )
+    // R took most of the eight small-order points (the identity whenever the key has no torsion part).
+    expect(rs.size).toBeGreaterThanOrEqual(6)
+  })
+
+  it("gives the rule's answer for R of small order, either sign bit, under any S", () => {
+    const seed = new Uint8Array(32).fill(11)
+    const publicKey = nativeCrypto.publicKey(seed)
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 7 }),
+        fc.boolean(),
+        fc.bigInt({ min: 0n, max: L - 1n }),
+        fc.uint8Array({ maxLength: 40 }),
+        (t, sign, sc, msg) => {
+          const R = withSign((TORSION[t] as InstanceType<typeof Point>).toBytes(), sign)
+          const signature = Uint8Array.from([...R, ...bigToLe(sc)])
+          expect(nativeCrypto.verify(signature, msg, publicKey)).toBe(opensslCrypto.verify(signature, msg, publicKey))
+          expect(nativeCrypto.verify(signature, msg, publicKey)).toBe(nobleCrypto.verify(signature, msg, publicKey))
+        },
+      ),
+      { numRuns: 100 },
+    )
   })
 })
