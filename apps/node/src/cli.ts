@@ -18,22 +18,32 @@ export function fail(message: string): never {
   process.exit(2)
 }
 
-/** Calls a JSON-RPC method; any transport or JSON-RPC error ends the command through {@link fail}. */
-export async function rpcCall(url: string, method: string, params: object = {}): Promise<unknown> {
+/** A JSON-RPC call's result, or why there is none: the node unreachable, no JSON-RPC answer, or an error answer. */
+export type RpcOutcome = { readonly result: unknown } | { readonly error: string }
+
+/** Calls a JSON-RPC method and says how it went, without ending the command. */
+export async function rpcOutcome(url: string, method: string, params: object = {}): Promise<RpcOutcome> {
   let res: Response
   try {
     res = await fetch(url, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
   } catch (e) {
-    fail(`cannot reach ${url}: ${(e as Error).message} (is the node running? try 'npm run devnet')`)
+    return { error: `cannot reach ${url}: ${(e as Error).message} (is the node running? try 'npm run devnet')` }
   }
   let j: { result?: unknown; error?: { code: number; message: string; data?: unknown } }
   try {
     j = (await res.json()) as typeof j
   } catch {
-    fail(`${url} answered HTTP ${res.status} with no JSON-RPC response (is it a loopchain node's JSON-RPC URL?)`)
+    return { error: `${url} answered HTTP ${res.status} with no JSON-RPC response (is it a loopchain node's JSON-RPC URL?)` }
   }
-  if (j.error) fail(`${method}: ${j.error.message}${j.error.data ? ` ${JSON.stringify(j.error.data)}` : ''}`)
-  return j.result
+  if (j.error) return { error: `${method}: ${j.error.message}${j.error.data ? ` ${JSON.stringify(j.error.data)}` : ''}` }
+  return { result: j.result }
+}
+
+/** Calls a JSON-RPC method; any transport or JSON-RPC error ends the command through {@link fail}. */
+export async function rpcCall(url: string, method: string, params: object = {}): Promise<unknown> {
+  const out = await rpcOutcome(url, method, params)
+  if ('error' in out) fail(out.error)
+  return out.result
 }
 
 /** The flags a command takes: those followed by a value, those that stand alone, and those that may repeat. */

@@ -29,9 +29,11 @@ Usage:
       {"address":"hx…"}: 1,000,000 from DIR/faucet.json), which only a devnet has.
       Ctrl-C stops them all; the data stays in DIR for the next run.
       e.g.  loopchain devnet --fresh
-  loopchain status [--rpc URL]
-      The node's chain, height, role, last block and mempool.
-      e.g.  loopchain status --rpc http://127.0.0.1:27612/
+  loopchain status [--rpc URL] [--watch]
+      The node's chain, height, role, last block, block sync and mempool, as JSON. --watch prints
+      one line every 2 s instead (height; while it catches up, the target, blocks a second and the
+      time left; the pool) until Ctrl-C.
+      e.g.  loopchain status --rpc http://127.0.0.1:27612/ --watch
   loopchain keys new [--out FILE]
       Make a fresh key pair (secret, public key, address): a key file for --key. With --out, write it
       to FILE (readable by its owner only; never over an existing file) and print only the public part;
@@ -133,7 +135,7 @@ export const COMMAND_FLAGS: Record<string, FlagSpec> = {
   init: { values: ['validators', 'out', 'chain-id', 'base-port', 'empty-block-interval-ms'] },
   start: { values: ['config'] },
   devnet: { values: ['validators', 'dir', 'base-port', 'web-port'], switches: ['no-web', 'fresh'] },
-  status: { values: ['rpc'] },
+  status: { values: ['rpc'], switches: ['watch'] },
   'keys new': { values: ['out'] },
   'example token': { values: ['out'] },
   'example escrow': { values: ['out'] },

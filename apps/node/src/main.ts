@@ -33,9 +33,10 @@ import {
 import type { NodeLogger } from '@loopchain/node'
 import { nativeCrypto, verifiesWithSodium } from '@loopchain/node/client'
 import { certExport, certIssue, certRenew, certRevoke, certVerify } from './cert.js'
-import { checkArgs, DEFAULT_RPC, fail, flag, rpcCall } from './cli.js'
+import { checkArgs, fail, flag } from './cli.js'
 import { type NodeConfig, readNodeConfig } from './config.js'
 import { COMMAND_FLAGS, HELP, helpFor } from './help.js'
+import { status } from './status.js'
 import { call, txCall, txDeploy, txSend } from './tx.js'
 import type { WebServer } from './web.js'
 
@@ -413,11 +414,6 @@ async function devnet(args: string[]): Promise<void> {
   }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
-}
-
-async function status(args: string[]): Promise<void> {
-  const info = (await rpcCall(flag(args, 'rpc') ?? DEFAULT_RPC, 'lc_getNetworkInfo')) as Record<string, unknown>
-  process.stdout.write(`${JSON.stringify(info, null, 2)}\n`)
 }
 
 /** Writes `text` to a new file `out` (mode `mode`), or fails saying why: `refusal` when it exists. */

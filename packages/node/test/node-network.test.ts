@@ -40,6 +40,7 @@ import {
   type RequestError,
 } from '../src/index.js'
 import { SYNC_SLOW_ANSWER_MS, SYNC_TURN_MS, syncProtocolName, syncRequestCodec, syncResponseCodec } from '../src/node/p2p-network.js'
+import { syncProgress } from '../src/node/rpc-methods.js'
 import { RESEND_FORWARD_MIN_MS, resendPayload } from '../src/p2p/consensus-gossip.js'
 import { releasePortBlock, reservePortBlock } from '../src/testing/ports.js'
 import { governanceTx, idle as idleNodes, testGenesis, testKey, testMessage, testTransfer } from './fixtures/test-chain.js'
@@ -131,7 +132,10 @@ describe('block sync against a member that answers wrongly', () => {
    * A validator with a few blocks, a member host M whose sync answers come from `answer`, and a
    * fresh observer B connected to both. Returns B, M's request count and the ids.
    */
-  async function scene(answer: (from: number, honest: FullNode) => Promise<Uint8Array>, opts: { txs?: number; dialHonest?: boolean } = {}) {
+  async function scene(
+    answer: (from: number, honest: FullNode) => Promise<Uint8Array>,
+    opts: { txs?: number; dialHonest?: boolean; logger?: (b: FullNode) => NodeLogger } = {},
+  ) {
     const v = testKey('sync validator')
     const alice = testKey('sync alice')
     const [keyA, keyM, keyB] = ['sync node A', 'sync node M', 'sync node B'].map((l) => testKey(l))
@@ -180,7 +184,7 @@ describe('block sync against a member that answers wrongly', () => {
       tcpPort: port + 2,
       wsPort: false,
       bootstrap: [hostM.multiaddrs()[0] as string, ...(opts.dialHonest === false ? [] : [hostA.multiaddrs()[0] as string])],
-      logger: quiet,
+      logger: opts.logger?.(b) ?? quiet,
     })
     cleanups.push(() => hostB.stop())
     return { a, b, hostB, liar: hostM.peerId, asked: () => asked, honestAddr: hostA.multiaddrs()[0] as string }
@@ -197,13 +201,40 @@ describe('block sync against a member that answers wrongly', () => {
   }, 40_000)
 
   it('a head a member claims but never serves leaves the node reading as caught up once the sync ends', async () => {
-    // Honest blocks, a head of 1,000,000.
-    const s = await scene(async (from, honest) => {
-      const c = await honest.committedBlock(from)
-      return response(c ? [c as never] : [])
-    })
+    // Honest blocks, a head of 1,000,000. What lc_getNetworkInfo shows, read at each progress line.
+    const seen: { logged: unknown; shown: unknown }[] = []
+    const s = await scene(
+      async (from, honest) => {
+        const c = await honest.committedBlock(from)
+        return response(c ? [c as never] : [])
+      },
+      {
+        logger: (b) => ({
+          ...quiet,
+          info: (msg, fields) => {
+            if (msg === 'sync: progress') seen.push({ logged: fields, shown: syncProgress(b) })
+          },
+        }),
+      },
+    )
     await vi.waitFor(() => expect(s.b.height).toBe(s.a.height), { timeout: 15_000 })
     await vi.waitFor(() => expect(s.b.syncTarget).toBe(s.b.height), { timeout: 15_000 })
+    // While it synced: the claimed head as the target, the rate the log gave, the time left at it.
+    expect(seen.length).toBeGreaterThan(0)
+    for (const { logged, shown } of seen) {
+      const { height, blocksPerSecond } = logged as { height: number; blocksPerSecond: number }
+      expect(blocksPerSecond).toBeGreaterThan(0)
+      expect(shown).toEqual({
+        height,
+        target: 1_000_000,
+        syncing: true,
+        blocksPerSecond,
+        secondsLeft: Math.ceil((1_000_000 - height) / blocksPerSecond),
+      })
+    }
+    // Once it ended: caught up, no rate.
+    expect(syncProgress(s.b)).toEqual({ height: s.b.height, target: s.b.height, syncing: false, blocksPerSecond: 0, secondsLeft: null })
+    expect(s.b.metrics()).toContain('loopchain_sync_blocks_per_second 0')
   }, 40_000)
 
   it.each([

@@ -369,6 +369,11 @@ export class FullNode {
    * height when a sync ends (0 before any sync).
    */
   syncTarget = 0
+  /**
+   * Blocks a second the block sync in progress has imported since its round began; 0 when no
+   * sync is under way. With {@link syncTarget}, what `lc_getNetworkInfo` and `/metrics` show of it.
+   */
+  syncRate = 0
   /** Counters for `/metrics`. */
   private readonly counters = {
     blocks: 0,
@@ -947,6 +952,7 @@ export class FullNode {
         'Highest height a peer reported during block sync.',
         Math.max(this.syncTarget, this.height),
       ],
+      ['loopchain_sync_blocks_per_second', 'gauge', 'Blocks a second the block sync in progress imports (0: none).', this.syncRate],
       ['loopchain_consensus_round', 'gauge', 'Round of the height in progress.', st.round],
       ['loopchain_blocks_committed_total', 'counter', 'Blocks committed since start.', c.blocks],
       ['loopchain_transactions_committed_total', 'counter', 'Transactions committed since start.', c.transactions],

@@ -303,10 +303,11 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
           if (node.height < from) break // nothing imported (the node is stopping): no point asking again
           node.syncTarget = Math.max(node.syncTarget, got.head)
           const seconds = Math.max(0.001, (Date.now() - started) / 1000)
+          node.syncRate = Math.round((node.height - startHeight) / seconds)
           opts.logger?.info('sync: progress', {
             height: node.height,
             target: Math.max(got.head, node.height),
-            blocksPerSecond: Math.round((node.height - startHeight) / seconds),
+            blocksPerSecond: node.syncRate,
             peer,
           })
           // Whatever head it claims: a peer that says it has nothing more would otherwise be asked
@@ -351,6 +352,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       // (a peer that lied, or blocks no one holds) must not leave the node reading as syncing. A
       // round whose peers each left the node behind, slowly, is not that: it reads as syncing still.
       else if (!leftBehind) node.syncTarget = node.height
+      if (node.syncTarget <= node.height) node.syncRate = 0
     }
   }
 

@@ -214,6 +214,24 @@ function notFound(what: string): RpcError {
   return new RpcError(RpcErrorCode.NotFound, `${what} not found`)
 }
 
+/**
+ * Block sync as `lc_getNetworkInfo` shows it: this node's height, the highest a peer reported, and
+ * while behind, the rate of the sync under way and the seconds left at that rate (null until a
+ * first batch of blocks is in).
+ */
+export function syncProgress(node: Pick<FullNode, 'height' | 'syncTarget' | 'syncRate'>): Json {
+  const target = Math.max(node.syncTarget, node.height)
+  const syncing = target > node.height
+  const rate = syncing ? node.syncRate : 0
+  return {
+    height: node.height,
+    target,
+    syncing,
+    blocksPerSecond: rate,
+    secondsLeft: syncing && rate > 0 ? Math.ceil((target - node.height) / rate) : null,
+  }
+}
+
 async function receiptOf(node: FullNode, hashHex: string): Promise<Json | undefined> {
   const hash = fromHex(hashHex)
   const at = await node.chain.locate(hash)
@@ -543,7 +561,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
     {
       name: 'lc_getNetworkInfo',
       summary:
-        'Chain identity and this node’s view: chain id, network id, genesis hash, height, role, sync progress, pool size; with a network, its peer id, whether its state admits it to the members’ topics, how many member nodes it admits, the validators whose node it does not admit (they cannot vote over the network), and its circuit relay for light clients (slots in use and the limits on each relayed connection; null when it runs none).',
+        'Chain identity and this node’s view: chain id, network id, genesis hash, height, role, block sync (height, target, blocks a second and seconds left while behind), pool size; with a network, its peer id, whether its state admits it to the members’ topics, how many member nodes it admits, the validators whose node it does not admit (they cannot vote over the network), and its circuit relay for light clients (slots in use and the limits on each relayed connection; null when it runs none).',
       params: [],
       result: { name: 'info', schema: { type: 'object' } },
       handler: () => ({
@@ -553,7 +571,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
         height: node.height,
         lastBlockHash: to0x(blockHash(node.head)),
         role: node.options.validatorSecret ? 'validator' : 'observer',
-        sync: { height: node.height, target: Math.max(node.syncTarget, node.height), syncing: node.syncTarget > node.height },
+        sync: syncProgress(node),
         mempool: node.mempool.size,
         ...(peers ? { peerId: peers.peerId, admitted: memberPeerIds(node).has(peers.peerId), relay: peers.relay() ?? null } : {}),
         memberNodes: node.admittedNodeKeys.size,

@@ -1,0 +1,73 @@
+/**
+ * `loopchain status`: a node's view of its chain (`lc_getNetworkInfo`) as JSON, and with `--watch`
+ * one line every two seconds — height, block sync under way (blocks a second, time left), pool —
+ * for following a node that catches up, until Ctrl-C. A node that stops answering is said so,
+ * and watched on: it may be restarting.
+ */
+import { DEFAULT_RPC, fail, flag, rpcCall, rpcOutcome } from './cli.js'
+
+/** How often `--watch` asks. */
+const WATCH_INTERVAL_MS = 2000
+
+/** What `lc_getNetworkInfo` answers, as far as the status line reads it. */
+interface NetworkInfo {
+  readonly height?: number
+  readonly role?: string
+  readonly mempool?: number
+  readonly sync?: {
+    readonly target?: number
+    readonly syncing?: boolean
+    readonly blocksPerSecond?: number
+    readonly secondsLeft?: number | null
+  }
+}
+
+const count = (n: number) => n.toLocaleString('en-US')
+
+/** "52 s", "3 min 20 s", "2 h 5 min": a duration for a person. */
+export function humanSeconds(s: number): string {
+  if (s < 60) return `${s} s`
+  if (s < 3600) return `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ''}`
+  return `${Math.floor(s / 3600)} h${Math.floor((s % 3600) / 60) ? ` ${Math.floor((s % 3600) / 60)} min` : ''}`
+}
+
+/** One line of a node's state, for `status --watch` and after the JSON of `status` while it syncs. */
+export function statusLine(info: NetworkInfo): string {
+  const height = info.height ?? 0
+  const sync = info.sync ?? {}
+  const role = info.role ? `${info.role}, ` : ''
+  const pool = `${count(info.mempool ?? 0)} waiting in the pool`
+  if (!sync.syncing) return `${role}height ${count(height)}, in step with its peers; ${pool}`
+  const target = Math.max(sync.target ?? height, height)
+  const pct = target > 0 ? ` (${((100 * height) / target).toFixed(1)}%)` : ''
+  const rate = sync.blocksPerSecond ?? 0
+  const pace =
+    rate > 0
+      ? `${count(rate)} blocks/s${typeof sync.secondsLeft === 'number' ? `, about ${humanSeconds(sync.secondsLeft)} left` : ''}`
+      : 'waiting for blocks from its peers'
+  return `${role}syncing: height ${count(height)} of ${count(target)}${pct}, ${pace}; ${pool}`
+}
+
+export async function status(args: string[]): Promise<void> {
+  const url = flag(args, 'rpc') ?? DEFAULT_RPC
+  if (!args.includes('--watch')) {
+    const info = (await rpcCall(url, 'lc_getNetworkInfo')) as NetworkInfo
+    process.stdout.write(`${JSON.stringify(info, null, 2)}\n`)
+    if (info.sync?.syncing) process.stderr.write(`${statusLine(info)}\n`)
+    return
+  }
+  let answered = false
+  for (;;) {
+    const out = await rpcOutcome(url, 'lc_getNetworkInfo')
+    const time = new Date().toISOString().slice(11, 19)
+    if ('error' in out) {
+      // Never reached: nothing to watch (a wrong URL, say). Reached before: it may be restarting.
+      if (!answered) fail(out.error)
+      process.stdout.write(`${time} not answering: ${out.error}\n`)
+    } else {
+      answered = true
+      process.stdout.write(`${time} ${statusLine(out.result as NetworkInfo)}\n`)
+    }
+    await new Promise((r) => setTimeout(r, WATCH_INTERVAL_MS))
+  }
+}
