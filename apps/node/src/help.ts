@@ -32,7 +32,7 @@ Usage:
   loopchain status [--rpc URL] [--watch]
       The node's chain, height, role, last block, block sync and mempool, as JSON. --watch prints
       one line every 2 s instead (height; while it catches up, the target, blocks a second and the
-      time left; the pool) until Ctrl-C.
+      time left; the pool) until Ctrl-C, and says so when the node does not answer.
       e.g.  loopchain status --rpc http://127.0.0.1:27612/ --watch
   loopchain keys new [--out FILE]
       Make a fresh key pair (secret, public key, address): a key file for --key. With --out, write it
