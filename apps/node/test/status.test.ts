@@ -33,6 +33,12 @@ describe('loopchain status: the line --watch prints', () => {
     )
   })
 
+  it('says a node that has not heard from its peers yet is asking them', () => {
+    expect(
+      statusLine({ height: 0, role: 'observer', mempool: 0, sync: { target: 0, syncing: true, blocksPerSecond: 0, secondsLeft: null } }),
+    ).toBe('observer, height 0, asking its peers how far the chain is; 0 waiting in the pool')
+  })
+
   it('reads durations as a person would', () => {
     expect([0, 59, 60, 200, 3599, 3600, 3660, 7500].map(humanSeconds)).toEqual([
       '0 s',

@@ -217,6 +217,8 @@ describe('block sync against a member that answers wrongly', () => {
         }),
       },
     )
+    // Just connected, before its first sync round (1.5 s on): it cannot know yet how far behind it is.
+    expect(syncProgress(s.b)).toEqual({ height: 0, target: 0, syncing: true, blocksPerSecond: 0, secondsLeft: null })
     await vi.waitFor(() => expect(s.b.height).toBe(s.a.height), { timeout: 15_000 })
     await vi.waitFor(() => expect(s.b.syncTarget).toBe(s.b.height), { timeout: 15_000 })
     // While it synced: the claimed head as the target, the rate the log gave, the time left at it.

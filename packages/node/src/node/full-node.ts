@@ -374,6 +374,12 @@ export class FullNode {
    * sync is under way. With {@link syncTarget}, what `lc_getNetworkInfo` and `/metrics` show of it.
    */
   syncRate = 0
+  /**
+   * False from the moment a network with peers to ask is attached until a block-sync round has
+   * asked one or a block is decided here by consensus: until then this node cannot know how far
+   * behind it is, and reads as syncing.
+   */
+  syncChecked = true
   /** Counters for `/metrics`. */
   private readonly counters = {
     blocks: 0,
@@ -1408,6 +1414,8 @@ export class FullNode {
     c.blocks++
     c.transactions += block.transactions.length
     if (commit.round > 0) c.roundsAboveZero++
+    // Decided with the network at its latest height: in step, whether or not a sync round has run.
+    if (via === 'consensus') this.syncChecked = true
     // A synced block's height never started here (or started long ago, before this node fell behind).
     const measured = via === 'consensus' && this.heightStarted === block.header.height
     if (measured) {

@@ -246,6 +246,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       return
     }
     syncing = true
+    let asked = false
     try {
       let peers = [...new Set([...(preferred ? [preferred] : []), ...host.connections().map((c) => c.peerId)])].filter(isMember)
       if (poll && preferred === undefined && peers.length > 1) {
@@ -255,6 +256,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       const started = Date.now()
       const startHeight = node.height
       const tried = new Set(peers)
+      if (peers.length > 0) asked = true
       leftBehind = false
       for (let i = 0; i < peers.length; i++) {
         const peer = peers[i] as string
@@ -353,6 +355,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       // round whose peers each left the node behind, slowly, is not that: it reads as syncing still.
       else if (!leftBehind) node.syncTarget = node.height
       if (node.syncTarget <= node.height) node.syncRate = 0
+      if (asked) node.syncChecked = true
     }
   }
 
@@ -447,6 +450,8 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     }
   }
   followChain()
+  // Until a sync round has asked a peer, this node does not know the chain's height.
+  if ((opts.bootstrap?.length ?? 0) > 0) node.syncChecked = false
   // Catch up once the bootstrap peers are connected, before this node's votes matter.
   const firstSync = setTimeout(() => void sync(undefined), 1500)
   firstSync.unref?.()

@@ -217,11 +217,12 @@ function notFound(what: string): RpcError {
 /**
  * Block sync as `lc_getNetworkInfo` shows it: this node's height, the highest a peer reported, and
  * while behind, the rate of the sync under way and the seconds left at that rate (null until a
- * first batch of blocks is in).
+ * first batch of blocks is in). A node that has not asked a peer yet (just started) reads as
+ * syncing, with its own height as the target.
  */
-export function syncProgress(node: Pick<FullNode, 'height' | 'syncTarget' | 'syncRate'>): Json {
+export function syncProgress(node: Pick<FullNode, 'height' | 'syncTarget' | 'syncRate' | 'syncChecked'>): Json {
   const target = Math.max(node.syncTarget, node.height)
-  const syncing = target > node.height
+  const syncing = target > node.height || !node.syncChecked
   const rate = syncing ? node.syncRate : 0
   return {
     height: node.height,
