@@ -34,7 +34,7 @@ import type { Report } from './report.js'
 
 /**
  * The native ed25519 provider the benchmark signs and verifies with (the node's: OpenSSL signs,
- * libsodium verifies first; OpenSSL decides the refusals where the two may differ). Kept in this
+ * libsodium verifies first; OpenSSL decides where the two may differ). Kept in this
  * one function so it can be swapped in one place.
  */
 function benchCrypto(): CryptoProvider {

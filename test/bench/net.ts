@@ -313,7 +313,7 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
   const firstStep = opts.rate === undefined ? (probes[0] as number) : Math.round(opts.rate / 2)
   const senderCount = opts.senders ?? 1000
   console.error(
-    `net: verify ${Math.round(perCore)}/s per core (OpenSSL) × ${cores} cores / ${VALIDATORS} validators = ceiling ${Math.round(ceiling)} tx/s; the nodes' verifier (${verifiesWithSodium() ? 'libsodium; OpenSSL where R may be of small order' : 'OpenSSL'}) ${Math.round(nodePerCore)}/s per core`,
+    `net: verify ${Math.round(perCore)}/s per core (OpenSSL) × ${cores} cores / ${VALIDATORS} validators = ceiling ${Math.round(ceiling)} tx/s; the nodes' verifier (${verifiesWithSodium() ? 'libsodium; OpenSSL where the two may differ' : 'OpenSSL'}) ${Math.round(nodePerCore)}/s per core`,
   )
   const logMachine = (when: string, m: { all: number; one: number } | undefined) => {
     if (m)

@@ -7,7 +7,7 @@
  * deploy (`TOKEN_SOURCE`), a token grant to every holder (through blocks, which also warms the
  * JIT), and every transfer signed (native ed25519) and encoded to wire bytes. Timed, per block of
  * 500: decode each transaction from its wire bytes, the stateless checks with ed25519 signature
- * verification (`checkTransaction` with `nativeCrypto`: libsodium; OpenSSL where R may be of small order), the transactions root,
+ * verification (`checkTransaction` with `nativeCrypto`: libsodium; OpenSSL where the two may differ), the transactions root,
  * `executeBlock` (nonce and balance checks, fees, the contract call in the metered QuickJS-ng wasm
  * engine, storage writes through the state tree, the state root commit, the receipts root), and
  * writing the commit's ops to a `MemoryKVStore`.

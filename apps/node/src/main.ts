@@ -315,7 +315,9 @@ async function start(args: string[]): Promise<void> {
       rpc: rpc.url,
       p2p: host.multiaddrs(),
       peerId: host.peerId,
-      signatureChecks: verifiesWithSodium() ? 'libsodium (OpenSSL decides where R may be of small order)' : 'OpenSSL',
+      signatureChecks: verifiesWithSodium()
+        ? 'libsodium (OpenSSL decides where the two may differ: R or key of small order, or not canonical)'
+        : 'OpenSSL',
       ...(hub ? { hubInvite: hub.invite() } : {}),
     })
   } catch (e) {
