@@ -39,9 +39,9 @@ export function statusLine(info: NetworkInfo): string {
   const pool = `${count(info.mempool ?? 0)} waiting in the pool`
   if (!sync.syncing) return `${role}height ${count(height)}, in step with its peers; ${pool}`
   const target = Math.max(sync.target ?? height, height)
-  if (target === height && !sync.blocksPerSecond) return `${role}height ${count(height)}, asking its peers how far the chain is; ${pool}`
-  const pct = target > 0 ? ` (${((100 * height) / target).toFixed(1)}%)` : ''
   const rate = sync.blocksPerSecond ?? 0
+  if (target === height && rate === 0) return `${role}height ${count(height)}, asking its peers how far the chain is; ${pool}`
+  const pct = target > 0 ? ` (${((100 * height) / target).toFixed(1)}%)` : ''
   const pace =
     rate > 0
       ? `${count(rate)} blocks/s${typeof sync.secondsLeft === 'number' ? `, about ${humanSeconds(sync.secondsLeft)} left` : ''}`

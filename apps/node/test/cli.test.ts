@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { isAddress, parseGenesis, Right } from '@loopchain/core'
 import { LevelKVStore, releasePortBlock, reservePortBlock } from '@loopchain/node'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { COMMAND_FLAGS, helpFor } from '../src/help.js'
 import { startOneNode } from './fixtures/one-node.js'
 
@@ -311,6 +311,38 @@ describe('loopchain CLI', () => {
       expect((await none.rpc('lc_getNetworkInfo')).relay).toBeNull()
     } finally {
       await none.stop()
+      releasePortBlock(base)
+    }
+  }, 120_000)
+
+  it('status --watch prints a line every 2 s: a node not answering yet, then the running node in step', async () => {
+    const base = reservePortBlock()
+    const url = `http://127.0.0.1:${base + 2}/`
+    const watch = spawn(process.execPath, ['--import', 'tsx', CLI, 'status', '--rpc', url, '--watch'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    watch.stdout.on('data', (d) => {
+      out += d
+    })
+    try {
+      // Nothing listens there yet: a line says so, and the watch goes on.
+      await vi.waitFor(() => expect(out).toMatch(/^\d\d:\d\d:\d\d not answering: cannot reach /m), { timeout: 30_000 })
+      const one = await startOneNode('cli-watch', base)
+      try {
+        // A lone validator has no peers to ask: in step, at its height.
+        await vi.waitFor(
+          () => expect(out).toMatch(/^\d\d:\d\d:\d\d validator, height \d+, in step with its peers; \d+ waiting in the pool$/m),
+          {
+            timeout: 30_000,
+          },
+        )
+        expect(watch.exitCode).toBeNull()
+      } finally {
+        await one.stop()
+      }
+    } finally {
+      watch.kill()
       releasePortBlock(base)
     }
   }, 120_000)
