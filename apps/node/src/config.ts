@@ -38,6 +38,12 @@ export interface NodeConfig {
     rateLimit?: { perSecond: number; burst: number }
     query?: { stepLimit?: number; stepsPerSecond?: number; stepsPerSecondPerClient?: number }
   }
+  /**
+   * The mempool's limits: `maxTransactions` (default 20,000), `maxBytes` (default 64 MiB) and
+   * `maxPerSender` (default 256). A full pool takes a newcomer at the expense of the sender holding
+   * the most (its last transactions), down to an even share.
+   */
+  mempool?: { maxTransactions?: number; maxBytes?: number; maxPerSender?: number }
   /** Run a payment-channel hub with the validator's account (apps/node/src/hub.ts); validators only. */
   hub?: boolean
 }
@@ -65,7 +71,7 @@ export function readNodeConfig(file: string): NodeConfig {
         `the config ${file}: ${at}${extra} is not a config field (${at ? `${at.slice(0, -1)} takes` : 'fields:'} ${known.join(', ')})`,
       )
   }
-  only(c, '', ['genesis', 'dataDir', 'validatorKey', 'nodeKey', 'p2p', 'rpc', 'hub'])
+  only(c, '', ['genesis', 'dataDir', 'validatorKey', 'nodeKey', 'p2p', 'rpc', 'mempool', 'hub'])
   if (isObject(c.p2p)) only(c.p2p, 'p2p.', ['host', 'tcpPort', 'wsPort', 'webrtcDirectPort', 'bootstrap', 'relay'])
   if (isObject(c.rpc)) only(c.rpc, 'rpc.', ['host', 'port', 'rateLimit', 'query'])
   if (isObject(c.rpc) && isObject(c.rpc.rateLimit)) only(c.rpc.rateLimit, 'rpc.rateLimit.', ['perSecond', 'burst'])
@@ -112,6 +118,11 @@ export function readNodeConfig(file: string): NodeConfig {
     )
       bad('rpc.query', 'an object with stepLimit, stepsPerSecond and stepsPerSecondPerClient (positive integers, each optional), or absent')
   }
+  const pool = c.mempool
+  if (isObject(pool)) only(pool, 'mempool.', ['maxTransactions', 'maxBytes', 'maxPerSender'])
+  const limit = (v: unknown) => v === undefined || (Number.isSafeInteger(v) && (v as number) > 0)
+  if (pool !== undefined && !(isObject(pool) && limit(pool.maxTransactions) && limit(pool.maxBytes) && limit(pool.maxPerSender)))
+    bad('mempool', 'an object with maxTransactions, maxBytes and maxPerSender (positive integers, each optional), or absent')
   if (c.hub !== undefined && typeof c.hub !== 'boolean') bad('hub', 'true, false or absent')
   return c as unknown as NodeConfig
 }

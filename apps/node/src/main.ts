@@ -241,6 +241,7 @@ async function start(args: string[]): Promise<void> {
       engine,
       logger: log,
       ...(config.validatorKey ? { validatorSecret: fromHex(config.validatorKey) } : {}),
+      ...(config.mempool ? { mempool: config.mempool } : {}),
       // The node stopped itself (a block it could not write: a full disk, say): the process exits 1
       // so that its supervisor sees it; the database is whole up to the last block it wrote.
       onHalt: () => void stop(1),

@@ -403,6 +403,12 @@ describe('loopchain CLI', () => {
       expect(startWith({ ...good, rpc: { ...good.rpc, query: { steps: 10 } } })).toMatch(
         /: rpc\.query\.steps is not a config field \(rpc\.query takes stepLimit, stepsPerSecond, stepsPerSecondPerClient\)\n$/,
       )
+      expect(startWith({ ...good, mempool: { maxTransactions: 0 } })).toMatch(
+        /: mempool must be an object with maxTransactions, maxBytes and maxPerSender \(positive integers, each optional\), or absent\n$/,
+      )
+      expect(startWith({ ...good, mempool: { maxTxs: 10 } })).toMatch(
+        /: mempool\.maxTxs is not a config field \(mempool takes maxTransactions, maxBytes, maxPerSender\)\n$/,
+      )
       expect(startWith({ ...good, datadir: 'elsewhere' })).toMatch(/: datadir is not a config field \(fields: genesis, dataDir, /)
       expect(startWith({ ...good, p2p: { ...good.p2p, relay: { dataLimit: 1024 } } })).toMatch(
         /: p2p\.relay\.dataLimit is not a config field \(p2p\.relay takes maxReservations, dataLimitBytes, durationLimitMs\)\n$/,

@@ -6,6 +6,11 @@
  * network, sender key and signature, timestamp window, step limit, payload (all by
  * `checkTransaction`), the sender's permission, and the pool's limits.
  *
+ * A full pool makes room by fair share ({@link Mempool.add}): a transaction may take the place of
+ * the last ones of the sender holding the most, while that sender keeps more than the newcomer's.
+ * Steps cost nothing by default, so there is no fee to rank by; a share per sender is what keeps
+ * one funded account flooding the pool from shutting every other sender out.
+ *
  * Proposal order is deterministic for a given pool: each sender's transactions leave in nonce
  * order, and among the senders' next transactions the one with the smallest (timestamp, hash)
  * goes first — so no sender can jump ahead by flooding, and two proposers with the same pool
@@ -87,6 +92,8 @@ export interface MempoolOptions {
   readonly maxBytes?: number
   /** Most transactions one sender may have waiting (default 256). */
   readonly maxPerSender?: number
+  /** Called with the hash (hex) of each transaction evicted to make room (see {@link Mempool.add}). */
+  readonly onEvict?: (hashHex: string) => void
   /** How far ahead of the sender's next nonce a transaction may be (default 64). */
   readonly maxNonceGap?: number
 }
@@ -105,11 +112,21 @@ function before(a: Entry, b: Entry): boolean {
   return ta !== tb ? ta < tb : a.hash < b.hash
 }
 
+/** How many evicted transactions' hashes a pool remembers ({@link Mempool.wasEvicted}). */
+const EVICTED_REMEMBERED = 4096
+
 /** Pending transactions, checked and ordered. */
 export class Mempool {
   private readonly byHash = new Map<string, Entry>()
   /** Per sender: pooled transactions by nonce. */
   private readonly bySender = new Map<Address, Map<number, Entry>>()
+  /** Senders by how many transactions they have pooled (index 1 up to `maxPerSender`). */
+  private readonly senderCounts: Set<Address>[]
+  /** No sender has more pooled than this (a bound: lowered as the top sets empty). */
+  private topCount = 0
+  /** Hashes of the last evicted transactions that have not come back. */
+  private readonly evictedHashes = new Set<string>()
+  private evictions = 0
   private totalBytes = 0
   /** Pooled transactions of limited senders, and their bytes. */
   private limitedCount = 0
@@ -133,6 +150,17 @@ export class Mempool {
     this.maxNonceGap = opts.maxNonceGap ?? 64
     this.maxLimited = opts.maxLimited ?? 1000
     this.maxLimitedBytes = opts.maxLimitedBytes ?? Math.floor(this.maxBytes / 16)
+    this.senderCounts = Array.from({ length: this.maxPerSender + 1 }, () => new Set<Address>())
+  }
+
+  /** Transactions evicted to make room since the pool was made. */
+  get evicted(): number {
+    return this.evictions
+  }
+
+  /** True when this transaction (hash, hex) was among the last 4,096 evicted and has not been pooled again. */
+  wasEvicted(hashHex: string): boolean {
+    return this.evictedHashes.has(hashHex)
   }
 
   /** Transactions waiting. */
@@ -194,17 +222,16 @@ export class Mempool {
     if (raw && raw.length > MAX_TX_BYTES) throw new TxError('TOO_LARGE', `transaction of ${raw.length} bytes is above ${MAX_TX_BYTES}`)
     const tx = raw ? decodeTransaction(raw) : (input as Transaction)
     const size = raw?.length ?? encode(transactionCodec, tx).length
-    // A full pool refuses before any costly check: under overload, verifying what cannot be kept
-    // would take the CPU that consensus needs to empty the pool.
-    if (this.byHash.size >= this.maxTransactions || this.totalBytes + size > this.maxBytes) {
-      throw new MempoolError('POOL_FULL', 'the mempool is full; retry later', { size: this.byHash.size, bytes: this.totalBytes })
-    }
+    // A full pool refuses before any costly check, unless it could make room for this sender:
+    // under overload, verifying what cannot be kept would take the CPU that consensus needs to
+    // empty the pool.
+    const sender = tx.body.from
+    this.roomFor(sender, size)
     // A duplicate costs a hash, not a signature verification (gossip delivers many).
     const hash = toHex(transactionHash(tx.body))
     if (this.byHash.has(hash)) throw new MempoolError('DUPLICATE', `transaction ${hash} is already pooled`)
     // The nonce (a cached lookup) before the signature: a transaction that can never be included
     // — typically one gossip brings after its block committed — is refused without a verification.
-    const sender = tx.body.from
     const known = this.opts.accountNonce(sender)
     let awaited = typeof known !== 'number'
     let next = typeof known === 'number' ? known : await known
@@ -220,9 +247,7 @@ export class Mempool {
       // While the nonce was read, the pool may have filled, or taken this very transaction from
       // another copy: refused before the signature, as without the wait.
       if (this.byHash.has(hash)) throw new MempoolError('DUPLICATE', `transaction ${hash} is already pooled`)
-      if (this.byHash.size >= this.maxTransactions || this.totalBytes + size > this.maxBytes) {
-        throw new MempoolError('POOL_FULL', 'the mempool is full; retry later', { size: this.byHash.size, bytes: this.totalBytes })
-      }
+      this.roomFor(sender, size)
     }
     checkTransaction(tx, { ...this.opts.check, now }, this.opts.crypto)
     let limited = false
@@ -270,20 +295,85 @@ export class Mempool {
       throw new MempoolError('NONCE_POOLED', `another transaction of ${sender} with nonce ${tx.body.nonce} is already pooled`)
     }
     if (queue.size >= this.maxPerSender) throw new MempoolError('SENDER_LIMIT', `${sender} already has ${queue.size} transactions waiting`)
-    if (this.byHash.size >= this.maxTransactions || this.totalBytes + size > this.maxBytes) {
-      throw new MempoolError('POOL_FULL', 'the mempool is full; retry later', { size: this.byHash.size, bytes: this.totalBytes })
-    }
+    for (const victim of this.roomFor(sender, size)) this.evict(victim)
     const entry: Entry = { tx, hash, bytes: size, limited }
     if (limited) {
       this.limitedCount++
       this.limitedBytes += size
     }
     if (tx.body.nonce === next) this.ready = true
-    queue.set(tx.body.nonce, entry)
-    this.bySender.set(sender, queue)
+    this.evictedHashes.delete(hash)
+    this.enqueue(sender, queue, entry)
     this.byHash.set(hash, entry)
     this.totalBytes += size
     return hash
+  }
+
+  /**
+   * What to evict so that a transaction of `size` bytes from `sender` fits: nothing when the pool
+   * has room. A full pool takes the last transactions (highest nonces, so no gap opens) of the
+   * sender with the most pooled, as many as the room needs, as long as that sender keeps at least
+   * as many as `sender` will have: with k pooled, `sender` may displace a sender holding k + 2 or
+   * more, down to k + 1. So one sender flooding the pool loses its tail to each newcomer, and two
+   * senders never displace each other back and forth. Throws `POOL_FULL` when that cannot make
+   * room: a pool shared evenly refuses newcomers, as it did before eviction.
+   */
+  private roomFor(sender: Address, size: number): Entry[] {
+    const overCount = this.byHash.size + 1 - this.maxTransactions
+    const overBytes = this.totalBytes + size - this.maxBytes
+    if (overCount <= 0 && overBytes <= 0) return []
+    const own = this.bySender.get(sender)?.size ?? 0
+    while (this.topCount > 0 && (this.senderCounts[this.topCount] as Set<Address>).size === 0) this.topCount--
+    const top = this.topCount
+    const victims: Entry[] = []
+    // The top sender keeps at least own + 1 after, what `sender` has once this one is in: never fewer.
+    if (top > own + 1) {
+      const victim = (this.senderCounts[top] as Set<Address>).values().next().value as Address
+      const queue = this.bySender.get(victim) as Map<number, Entry>
+      const tail = [...queue.keys()].sort((a, b) => b - a)
+      let count = overCount
+      let bytes = overBytes
+      for (const nonce of tail) {
+        if (count <= 0 && bytes <= 0) break
+        if (top - victims.length <= own + 1) break
+        const e = queue.get(nonce) as Entry
+        victims.push(e)
+        count--
+        bytes -= e.bytes
+      }
+      if (count <= 0 && bytes <= 0) return victims
+    }
+    throw new MempoolError('POOL_FULL', 'the mempool is full; retry later', { size: this.byHash.size, bytes: this.totalBytes })
+  }
+
+  /** Takes `entry` out of the pool to make room; its hash is remembered ({@link wasEvicted}). */
+  private evict(entry: Entry): void {
+    const sender = entry.tx.body.from
+    this.dequeue(sender, this.bySender.get(sender) as Map<number, Entry>, entry.tx.body.nonce)
+    this.forget(entry)
+    this.evictions++
+    this.evictedHashes.add(entry.hash)
+    if (this.evictedHashes.size > EVICTED_REMEMBERED) this.evictedHashes.delete(this.evictedHashes.values().next().value as string)
+    this.opts.onEvict?.(entry.hash)
+  }
+
+  /** Puts `entry` in its sender's queue and keeps the count index in step. */
+  private enqueue(sender: Address, queue: Map<number, Entry>, entry: Entry): void {
+    const before = queue.size
+    queue.set(entry.tx.body.nonce, entry)
+    if (before === 0) this.bySender.set(sender, queue)
+    else this.senderCounts[before]?.delete(sender)
+    this.senderCounts[before + 1]?.add(sender)
+    if (before + 1 > this.topCount) this.topCount = before + 1
+  }
+
+  /** Takes nonce `nonce` out of `sender`'s queue (dropping an emptied queue) and keeps the count index in step. */
+  private dequeue(sender: Address, queue: Map<number, Entry>, nonce: number): void {
+    const before = queue.size
+    if (!queue.delete(nonce)) return
+    this.senderCounts[before]?.delete(sender)
+    if (before > 1) this.senderCounts[before - 1]?.add(sender)
+    else this.bySender.delete(sender)
   }
 
   /**
@@ -372,7 +462,7 @@ export class Mempool {
       const entry = this.byHash.get(toHex(transactionHash(tx.body)))
       if (entry === undefined) continue
       const queue = this.bySender.get(entry.tx.body.from)
-      if (queue?.get(entry.tx.body.nonce) === entry) queue.delete(entry.tx.body.nonce)
+      if (queue?.get(entry.tx.body.nonce) === entry) this.dequeue(entry.tx.body.from, queue, entry.tx.body.nonce)
       this.forget(entry)
       dropped++
     }
@@ -383,12 +473,12 @@ export class Mempool {
       const next = nonces.get(sender)
       for (const [nonce, entry] of queue) {
         if ((next !== undefined && nonce < next) || entry.tx.body.timestamp < now - window) {
-          queue.delete(nonce)
+          this.dequeue(sender, queue, nonce)
           this.forget(entry)
           dropped++
         }
       }
-      if (queue.size === 0) this.bySender.delete(sender)
+      if (queue.size === 0) continue
       // A sender that arrived while the nonces were read counts as ready (its add said so).
       else if (next === undefined || queue.has(next)) ready = true
     }

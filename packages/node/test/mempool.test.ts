@@ -255,6 +255,126 @@ describe('mempool', () => {
     expect(await code(tight.add(tx(b, 0), NOW))).toBe('POOL_FULL')
   })
 
+  it('a full pool makes room by fair share: a newcomer takes the last places of the sender holding the most, down to a tie', async () => {
+    const evictedSeen: string[] = []
+    const p = pool({}, { maxTransactions: 10, onEvict: (h) => evictedSeen.push(h) })
+    const hex = (t: Transaction) => toHex(transactionHash(t.body))
+    const flood = Array.from({ length: 10 }, (_, n) => tx(a, n))
+    for (const t of flood) expect(await code(p.add(t, NOW))).toBe('OK')
+    // b holds none: it takes a's last place (nonce 9, so a keeps 0..8 with no gap).
+    expect(await code(p.add(tx(b, 0), NOW))).toBe('OK')
+    expect([p.size, p.pendingFrom(a.address), p.pendingFrom(b.address), p.evicted]).toEqual([10, 9, 1, 1])
+    expect(evictedSeen).toEqual([hex(flood[9] as Transaction)])
+    expect(p.wasEvicted(hex(flood[9] as Transaction))).toBe(true)
+    expect(p.has(hex(flood[9] as Transaction))).toBe(false)
+    // b goes on taking a's tail while a holds two more than b: 8/2, 7/3, 6/4, 5/5.
+    for (let n = 1; n <= 4; n++) expect(await code(p.add(tx(b, n), NOW))).toBe('OK')
+    expect([p.pendingFrom(a.address), p.pendingFrom(b.address), p.evicted]).toEqual([5, 5, 5])
+    // Even now neither displaces the other, and a third sender with one place would not either.
+    expect(await code(p.add(tx(b, 5), NOW))).toBe('POOL_FULL')
+    expect(await code(p.add(tx(a, 10), NOW))).toBe('POOL_FULL')
+    expect(evictedSeen).toEqual([9, 8, 7, 6, 5].map((n) => hex(flood[n] as Transaction)))
+    // a's remaining transactions are 0..4, all still proposed in order before b's later ones.
+    const chosen = await p.select(100, 1 << 20, NOW)
+    expect(chosen.filter((t) => t.body.from === a.address).map((t) => t.body.nonce)).toEqual([0, 1, 2, 3, 4])
+    expect(chosen.filter((t) => t.body.from === b.address).map((t) => t.body.nonce)).toEqual([0, 1, 2, 3, 4])
+    // Once a block takes some, a's evicted tail comes back in, and is no longer reported evicted.
+    await p.prune(NOW, [...flood.slice(0, 5)])
+    expect(await code(p.add(flood[5] as Transaction, NOW))).toBe('OK')
+    expect(p.wasEvicted(hex(flood[5] as Transaction))).toBe(false)
+    expect(p.wasEvicted(hex(flood[6] as Transaction))).toBe(true)
+  })
+
+  it('evicts only for a transaction that passes every check, and refuses before the signature when no room can be made', async () => {
+    const { counting, verified, reset } = countingCrypto()
+    const p = pool({}, { crypto: counting, maxTransactions: 4 })
+    for (let n = 0; n < 4; n++) await p.add(tx(a, n), NOW)
+    reset()
+    const t = tx(b, 0)
+    const forged = { ...t, signature: t.signature.map((x, i) => (i === 3 ? x ^ 1 : x)) }
+    expect(await code(p.add(forged, NOW))).toBe('BAD_SIGNATURE')
+    expect(await code(p.add(tx(b, 70), NOW))).toBe('NONCE_TOO_FAR')
+    expect([p.size, p.pendingFrom(a.address), p.evicted]).toEqual([4, 4, 0])
+    // An evenly shared pool: a newcomer is refused without a verification.
+    const even = pool({}, { crypto: counting, maxTransactions: 2 })
+    await even.add(tx(a, 0), NOW)
+    await even.add(tx(b, 0), NOW)
+    reset()
+    expect(await code(even.add(tx(key('pool d'), 0), NOW))).toBe('POOL_FULL')
+    expect(verified()).toBe(0)
+  })
+
+  /** A call's payload of about `n` bytes. */
+  const callData = (n: number) => encode(callDataCodec, { method: 'join', params: { note: 'x'.repeat(n) } })
+
+  it('makes room for bytes too, taking as many of the top sender’s last transactions as the newcomer needs', async () => {
+    const one = encode(transactionCodec, tx(a, 0)).length
+    const big = signTransaction({ ...tx(b, 0).body, kind: TxKind.Call, to: contractAddress(new Uint8Array(32)), data: callData(one) }, b)
+    const bigBytes = encode(transactionCodec, big).length
+    expect(bigBytes).toBeGreaterThan(2 * one)
+    const p = pool({}, { maxBytes: 4 * one })
+    for (let n = 0; n < 4; n++) await p.add(tx(a, n), NOW)
+    expect(await code(p.add(big, NOW))).toBe('OK')
+    // Three of a's four places: a keeps one, as many as b now has.
+    expect([p.pendingFrom(a.address), p.pendingFrom(b.address), p.evicted]).toEqual([1, 1, 3])
+    expect(p.bytes).toBe(one + bigBytes)
+    // One that needs all four of a's places gets none: a keeps as many as b would have, one.
+    const q = pool({}, { maxBytes: 4 * one })
+    for (let n = 0; n < 4; n++) await q.add(tx(a, n), NOW)
+    const huge = signTransaction({ ...big.body, data: callData(3 * one - (bigBytes - one) + 8) }, b)
+    const hugeBytes = encode(transactionCodec, huge).length
+    expect(hugeBytes).toBeGreaterThan(3 * one)
+    expect(hugeBytes).toBeLessThanOrEqual(4 * one)
+    expect(await code(q.add(huge, NOW))).toBe('POOL_FULL')
+    expect([q.pendingFrom(a.address), q.evicted]).toEqual([4, 0])
+  })
+
+  it('under any mix of senders, a refused newcomer finds no sender with two more than its own, and no sender is left with a gap', async () => {
+    const senders = [a, b, key('pool d'), key('pool e')]
+    const signed = senders.map((k) => Array.from({ length: 12 }, (_, n) => tx(k, n)))
+    let evictions = 0
+    await fc.assert(
+      fc.asyncProperty(
+        // A step: a sender sends a run of transactions (a flood, at times), or a block takes three.
+        fc.array(
+          fc.oneof(fc.record({ add: fc.nat({ max: 3 }), times: fc.integer({ min: 1, max: 8 }) }), fc.constant({ block: true as const })),
+          { maxLength: 30 },
+        ),
+        fc.integer({ min: 2, max: 9 }),
+        async (steps, max) => {
+          const nonces: Record<string, number> = {}
+          const p = pool(nonces, { maxTransactions: max })
+          for (const step of steps) {
+            if ('block' in step) {
+              const txs = await p.select(3, 1 << 20, NOW)
+              for (const t of txs) nonces[t.body.from] = t.body.nonce + 1
+              await p.prune(NOW, txs)
+              continue
+            }
+            const k = senders[step.add] as ReturnType<typeof key>
+            for (let i = 0; i < step.times; i++) {
+              // A sender sends its next nonce after those it has pooled (what a wallet does).
+              const own = p.pendingFrom(k.address)
+              const nonce = (nonces[k.address] ?? 0) + own
+              if (nonce >= 12) break
+              const result = await code(p.add(signed[step.add]?.[nonce] as Transaction, NOW))
+              if (result === 'POOL_FULL') for (const o of senders) expect(p.pendingFrom(o.address)).toBeLessThanOrEqual(own + 1)
+              else expect(result).toBe('OK')
+              expect(p.size).toBeLessThanOrEqual(max)
+            }
+          }
+          // Every sender's pooled transactions run from its next nonce without a gap.
+          const all = await p.select(1000, 1 << 30, NOW)
+          expect(all.length).toBe(p.size)
+          evictions += p.evicted
+        },
+      ),
+      { numRuns: 60 },
+    )
+    // The runs did exercise eviction (a newcomer finds a full pool in most of them).
+    expect(evictions).toBeGreaterThan(20)
+  })
+
   it('proposes each sender in nonce order, merges senders by (timestamp, hash), and stops at a gap', async () => {
     const p = pool({}, { accountNonce: (s: Address) => (s === a.address ? 0 : Promise.resolve(0)) })
     await p.add(tx(a, 1, NOW + 1), NOW)

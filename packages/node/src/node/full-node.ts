@@ -82,7 +82,7 @@ import {
   verifyCommit,
   verifySignedHeader,
 } from '@loopchain/core'
-import { Mempool, MempoolError, readNonces } from '../mempool.js'
+import { Mempool, MempoolError, type MempoolOptions, readNonces } from '../mempool.js'
 import { bytesKey, installNativeSha256, nativeCrypto } from '../native-crypto.js'
 import { decodeConsensusMessage } from '../p2p/consensus-gossip.js'
 import { type NodeLogger, silentLogger } from '../p2p/logger.js'
@@ -126,6 +126,11 @@ export interface FullNodeOptions {
   readonly timeouts?: Partial<TimeoutConfig>
   /** The wall clock in milliseconds (injectable for tests). */
   readonly clock?: () => number
+  /**
+   * The mempool's limits: transactions (default 20,000), bytes (default 64 MiB) and transactions
+   * per sender (default 256). A full pool makes room by fair share (`Mempool.add`).
+   */
+  readonly mempool?: Pick<MempoolOptions, 'maxTransactions' | 'maxBytes' | 'maxPerSender'>
   /** Run a watchtower (validators only; default true), optionally holding at most `maxChannels` (default 10,000). */
   readonly watchtower?: boolean | { readonly maxChannels?: number }
   /**
@@ -392,6 +397,7 @@ export class FullNode {
     heightStartedAtMs: 0,
   }
   private readonly listeners = new Set<(b: CommittedBlock) => void>()
+  private readonly evictionListeners = new Set<(hashHex: string) => void>()
   private admitted: ReadonlySet<string> = new Set()
   /** The accounts of the members whose node {@link admitted} holds. */
   private admittedMembers: ReadonlySet<string> = new Set()
@@ -416,6 +422,7 @@ export class FullNode {
     this.ownAddress = options.validatorSecret ? keyPairFromSecret(options.validatorSecret, nativeCrypto).address : undefined
     const g = options.genesis
     this.mempool = new Mempool({
+      ...options.mempool,
       check: {
         networkId: g.networkId,
         timestampWindow: g.params.txTimestampWindowMs * 1000,
@@ -428,6 +435,9 @@ export class FullNode {
       crypto: this.txCrypto.recallOnly,
       accountNonce: (a) => this.nextNonce(a),
       mayTransact: (a) => this.mayTransact(a),
+      onEvict: (hash) => {
+        for (const f of this.evictionListeners) f(hash)
+      },
     })
   }
 
@@ -691,6 +701,15 @@ export class FullNode {
   onBlock(f: (b: CommittedBlock) => void): () => void {
     this.listeners.add(f)
     return () => this.listeners.delete(f)
+  }
+
+  /**
+   * Calls `f` with the hash (hex) of every transaction the full pool evicts to make room for
+   * another sender's (see `Mempool.add`). Returns an unsubscribe function.
+   */
+  onEvicted(f: (hashHex: string) => void): () => void {
+    this.evictionListeners.add(f)
+    return () => this.evictionListeners.delete(f)
   }
 
   /** Starts consensus at the next height. */
@@ -965,6 +984,12 @@ export class FullNode {
       ['loopchain_leader_changes_total', 'counter', 'Blocks committed after round 0: a leader failed or was late.', c.roundsAboveZero],
       ['loopchain_mempool_transactions', 'gauge', 'Transactions waiting.', this.mempool.size],
       ['loopchain_mempool_bytes', 'gauge', 'Bytes waiting.', this.mempool.bytes],
+      [
+        'loopchain_mempool_evicted_total',
+        'counter',
+        'Transactions a full pool evicted to make room for another sender (the last ones of the sender holding the most).',
+        this.mempool.evicted,
+      ],
       ['loopchain_intake_transactions', 'gauge', 'Transactions arrived and waiting to be checked.', this.intake.length],
       ['loopchain_intake_dropped_total', 'counter', 'Gossiped transactions dropped because the intake was full.', this.intakeDropped],
       ['loopchain_commit_latency_last_ms', 'gauge', 'Start of the last height to its commit, milliseconds.', c.lastCommitLatencyMs],

@@ -215,6 +215,19 @@ function notFound(what: string): RpcError {
 }
 
 /**
+ * A transaction this node's full pool evicted (its sender held the most there): not found, with
+ * `data.code` EVICTED. It may still be in a block, from another node's pool; sending it again is
+ * safe either way (a nonce is used once).
+ */
+function evictedError(hash: string): RpcError {
+  return new RpcError(
+    RpcErrorCode.NotFound,
+    `transaction ${hash} not found: this node's full mempool evicted it to make room for another sender's (its sender had the most waiting); send it again`,
+    { code: 'EVICTED', hash },
+  )
+}
+
+/**
  * Block sync as `lc_getNetworkInfo` shows it: this node's height, the highest a peer reported, and
  * while behind, the rate of the sync under way and the seconds left at that rate (null until a
  * first batch of blocks is in). A node that has not asked a peer yet (just started) reads as
@@ -258,7 +271,8 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
     opts.now ?? (() => performance.now()),
     opts.queryStepsPerSecondPerClient,
   )
-  const waiters = new Map<string, Set<() => void>>()
+  /** Clients waiting for a transaction (hash hex without 0x), told when it commits or leaves the pool unused. */
+  const waiters = new Map<string, Set<(why: 'committed' | 'evicted') => void>>()
   /** Subscriptions open on this node (each is a block listener that runs in the commit path). */
   let subscriptions = 0
   /** Open subscriptions per client address. */
@@ -266,8 +280,12 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
   node.onBlock((b) => {
     for (const r of b.receipts) {
       const set = waiters.get(toHex(r.txHash))
-      if (set) for (const f of set) f()
+      if (set) for (const f of set) f('committed')
     }
+  })
+  node.onEvicted((hash) => {
+    const set = waiters.get(hash)
+    if (set) for (const f of set) f('evicted')
   })
 
   const submit = async (txHex: string): Promise<string> => {
@@ -286,14 +304,15 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
     {
       name: 'lc_sendTransaction',
       summary:
-        "Checks a signed transaction (hex of its canonical encoding) and pools it; returns its hash. A refusal by the pool is -32000 with data.code: DUPLICATE (this very transaction is pooled), NONCE_POOLED (another of the sender's with this nonce is), NONCE_TOO_LOW or NONCE_TOO_FAR (data.next: the sender's next nonce on chain), NOT_PERMITTED, SENDER_LIMIT or POOL_FULL.",
+        "Checks a signed transaction (hex of its canonical encoding) and pools it; returns its hash. A refusal by the pool is -32000 with data.code: DUPLICATE (this very transaction is pooled), NONCE_POOLED (another of the sender's with this nonce is), NONCE_TOO_LOW or NONCE_TOO_FAR (data.next: the sender's next nonce on chain), NOT_PERMITTED, SENDER_LIMIT or POOL_FULL (the pool is full and no sender there holds two more than this one; a full pool otherwise evicts the last transactions of the sender holding the most).",
       params: [{ name: 'tx', schema: { type: 'string', pattern: HEX, maxLength: MAX_TX_HEX }, required: true }],
       result: { name: 'hash', schema: { type: 'string', pattern: HASH } },
       handler: (p) => submit(p.tx as string),
     },
     {
       name: 'lc_sendTransactionAndWait',
-      summary: 'Like lc_sendTransaction, then waits until the transaction is committed and returns its receipt.',
+      summary:
+        "Like lc_sendTransaction, then waits until the transaction is committed and returns its receipt. Ends with -32002 at the timeout (default 15,000 ms), or with -32001 and data.code EVICTED if this node's full pool evicts it first (send it again).",
       params: [
         { name: 'tx', schema: { type: 'string', pattern: HEX, maxLength: MAX_TX_HEX }, required: true },
         { name: 'timeoutMs', schema: { type: 'integer', minimum: 1, maximum: 120_000 } },
@@ -303,11 +322,12 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
         const hash = await submit(p.tx as string)
         const id = hash.slice(2)
         // Ends at the commit, at the timeout, or when the client goes away; its timer never outlives it.
-        let end: (why: 'committed' | 'timeout' | 'closed') => void = () => undefined
-        const outcome = new Promise<'committed' | 'timeout' | 'closed'>((resolve) => {
+        type Why = 'committed' | 'evicted' | 'timeout' | 'closed'
+        let end: (why: Why) => void = () => undefined
+        const outcome = new Promise<Why>((resolve) => {
           end = resolve
         })
-        const committed = () => end('committed')
+        const committed = (why: 'committed' | 'evicted') => end(why)
         const set = waiters.get(id) ?? new Set()
         set.add(committed)
         waiters.set(id, set)
@@ -321,6 +341,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
           const receipt = await receiptOf(node, hash)
           if (receipt !== undefined) return receipt
           if (why === 'closed') return null // nobody reads it
+          if (why === 'evicted') throw evictedError(hash)
           throw new RpcError(RpcErrorCode.Timeout, `transaction ${hash} was not committed in time`, { hash })
         } finally {
           clearTimeout(timer)
@@ -332,14 +353,17 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
     },
     {
       name: 'lc_getTransactionResult',
-      summary: 'The receipt of a committed transaction.',
+      summary:
+        "The receipt of a committed transaction. Not found is -32001; for one this node's full pool evicted (and no block holds), data.code is EVICTED: send it again.",
       params: [{ name: 'hash', schema: { type: 'string', pattern: HASH }, required: true }],
       result: { name: 'receipt', schema: { type: 'object' } },
       handler: async (p) => {
         const r = await receiptOf(node, p.hash as string)
-        if (r === undefined)
-          throw notFound(node.mempool.has((p.hash as string).slice(2).toLowerCase()) ? 'receipt (pending in the mempool)' : 'transaction')
-        return r
+        if (r !== undefined) return r
+        const id = (p.hash as string).slice(2).toLowerCase()
+        if (node.mempool.has(id)) throw notFound('receipt (pending in the mempool)')
+        if (node.mempool.wasEvicted(id)) throw evictedError(p.hash as string)
+        throw notFound('transaction')
       },
     },
     {

@@ -1,0 +1,97 @@
+/**
+ * The mempool's limits from the config file, through a real `loopchain start` process: a full pool
+ * makes room for a newcomer by evicting the last transaction of the sender holding the most, and
+ * says so to a client asking about it and on /metrics.
+ */
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import {
+  decodeTransaction,
+  encode,
+  fromHex,
+  type KeyPair,
+  keyPairFromSecret,
+  parseGenesis,
+  STEP_COSTS,
+  sha256,
+  signTransaction,
+  TxKind,
+  to0x,
+  toHex,
+  transactionCodec,
+  transactionHash,
+  utf8,
+} from '@loopchain/core'
+import { nativeCrypto, reservePortBlock } from '@loopchain/node'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type OneNode, startOneNode } from './fixtures/one-node.js'
+
+const basePort = reservePortBlock()
+let one: OneNode
+
+beforeAll(async () => {
+  one = await startOneNode('cli-mempool', basePort, { config: (c) => ({ ...c, mempool: { maxTransactions: 3 } }) })
+})
+afterAll(() => one?.stop())
+
+async function call(method: string, params: object): Promise<{ result?: any; error?: { code: number; message: string; data?: any } }> {
+  const res = await fetch(one.url, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
+  return (await res.json()) as never
+}
+
+describe('loopchain start with a mempool limit', () => {
+  it('a full pool evicts the flooding sender’s last transaction for a newcomer; the client asking gets EVICTED', async () => {
+    const genesis = parseGenesis(JSON.parse(readFileSync(join(one.dir, 'genesis.json'), 'utf8')))
+    const faucet = keyPairFromSecret(fromHex(JSON.parse(readFileSync(join(one.dir, 'faucet.json'), 'utf8')).secretKey), nativeCrypto)
+    const now = Date.now() * 1000
+    const transfer = (from: KeyPair, nonce: number) =>
+      to0x(
+        encode(
+          transactionCodec,
+          signTransaction(
+            {
+              version: 1,
+              networkId: genesis.networkId,
+              from: from.address,
+              to: faucet.address,
+              value: 1n,
+              stepLimit: STEP_COSTS.base,
+              timestamp: now + nonce,
+              nonce,
+              kind: TxKind.Transfer,
+              data: new Uint8Array(0),
+            },
+            from,
+            nativeCrypto,
+          ),
+        ),
+      )
+    // The faucet fills the pool behind a nonce gap (its next nonce is 0), so no block takes them;
+    // its client waits for the last one.
+    const flood = []
+    for (const nonce of [1, 2]) {
+      const r = await call('lc_sendTransaction', { tx: transfer(faucet, nonce) })
+      expect(r.error, JSON.stringify(r.error)).toBeUndefined()
+      flood.push(r.result as string)
+    }
+    const waiting = call('lc_sendTransactionAndWait', { tx: transfer(faucet, 3), timeoutMs: 60_000 })
+    while ((await one.rpc('lc_getNetworkInfo')).mempool < 3) await new Promise((r) => setTimeout(r, 50))
+    flood.push(`0x${toHex(transactionHash(decodeTransaction(fromHex(transfer(faucet, 3))).body))}`)
+    const newcomer = keyPairFromSecret(sha256(utf8('cli-mempool newcomer')), nativeCrypto)
+    // A second sender from the faucet would be refused: it holds all three places itself.
+    expect((await call('lc_sendTransaction', { tx: transfer(faucet, 4) })).error?.data?.code).toBe('POOL_FULL')
+    const sent = await call('lc_sendTransactionAndWait', { tx: transfer(newcomer, 0) })
+    // The newcomer's transaction took the faucet's last place and went into a block.
+    expect(sent.result).toMatchObject({ height: expect.any(Number) })
+    // The client waiting for the evicted one hears it at once, not at its timeout.
+    expect((await waiting).error).toMatchObject({ code: -32001, data: { code: 'EVICTED', hash: flood[2] } })
+    const evicted = await call('lc_getTransactionResult', { hash: flood[2] })
+    expect(evicted.error).toMatchObject({ code: -32001, data: { code: 'EVICTED', hash: flood[2] } })
+    expect(evicted.error?.message).toMatch(/evicted it to make room for another sender's .*send it again/)
+    // The two before it wait in the pool still.
+    expect((await call('lc_getTransactionResult', { hash: flood[1] })).error?.message).toBe('receipt (pending in the mempool) not found')
+    const metrics = await (await fetch(new URL('/metrics', one.url))).text()
+    expect(metrics).toMatch(/^loopchain_mempool_evicted_total 1$/m)
+    expect(metrics).toMatch(/^loopchain_mempool_transactions 2$/m)
+  })
+})
