@@ -126,6 +126,12 @@ export class Mempool {
   private topCount = 0
   /** Hashes of the last evicted transactions that have not come back. */
   private readonly evictedHashes = new Set<string>()
+  /**
+   * Per sender whose last transactions were evicted, the nonces evicted (lowest and highest): a
+   * later nonce of that sender is refused until the lowest comes back, so what its wallet sends
+   * next does not wait behind the gap, holding a place no block would take it from.
+   */
+  private readonly holes = new Map<Address, { from: number; to: number }>()
   private evictions = 0
   private totalBytes = 0
   /** Pooled transactions of limited senders, and their bytes. */
@@ -243,6 +249,7 @@ export class Mempool {
         next,
       })
     }
+    this.checkHole(sender, tx.body.nonce, next)
     if (awaited) {
       // While the nonce was read, the pool may have filled, or taken this very transaction from
       // another copy: refused before the signature, as without the wait.
@@ -303,6 +310,12 @@ export class Mempool {
     }
     if (tx.body.nonce === next) this.ready = true
     this.evictedHashes.delete(hash)
+    const hole = this.holes.get(sender)
+    // checkHole let it in, so every evicted nonce up to it is back or on chain.
+    if (hole !== undefined && tx.body.nonce >= hole.from) {
+      if (tx.body.nonce >= hole.to) this.holes.delete(sender)
+      else this.holes.set(sender, { from: tx.body.nonce + 1, to: hole.to })
+    }
     this.enqueue(sender, queue, entry)
     this.byHash.set(hash, entry)
     this.totalBytes += size
@@ -346,9 +359,35 @@ export class Mempool {
     throw new MempoolError('POOL_FULL', 'the mempool is full; retry later', { size: this.byHash.size, bytes: this.totalBytes })
   }
 
+  /**
+   * Refuses nonce `nonce` of `sender` (whose next nonce on chain is `next`) when it lies past
+   * transactions of the sender this pool evicted and has not taken back: `NONCE_TOO_FAR`, with
+   * `next` the first of them. Forgets a hole the chain has moved past.
+   */
+  private checkHole(sender: Address, nonce: number, next: number): void {
+    const hole = this.holes.get(sender)
+    if (hole === undefined) return
+    if (next > hole.to) {
+      this.holes.delete(sender)
+      return
+    }
+    const from = Math.max(hole.from, next)
+    if (nonce > from)
+      throw new MempoolError(
+        'NONCE_TOO_FAR',
+        `nonce ${nonce} comes after nonce ${from}, which this node's full pool evicted; send that one again first`,
+        { next: from },
+      )
+  }
+
   /** Takes `entry` out of the pool to make room; its hash is remembered ({@link wasEvicted}). */
   private evict(entry: Entry): void {
     const sender = entry.tx.body.from
+    const nonce = entry.tx.body.nonce
+    const hole = this.holes.get(sender)
+    this.holes.delete(sender)
+    this.holes.set(sender, hole ? { from: Math.min(hole.from, nonce), to: Math.max(hole.to, nonce) } : { from: nonce, to: nonce })
+    if (this.holes.size > EVICTED_REMEMBERED) this.holes.delete(this.holes.keys().next().value as Address)
     this.dequeue(sender, this.bySender.get(sender) as Map<number, Entry>, entry.tx.body.nonce)
     this.forget(entry)
     this.evictions++

@@ -279,10 +279,35 @@ describe('mempool', () => {
     expect(chosen.filter((t) => t.body.from === a.address).map((t) => t.body.nonce)).toEqual([0, 1, 2, 3, 4])
     expect(chosen.filter((t) => t.body.from === b.address).map((t) => t.body.nonce)).toEqual([0, 1, 2, 3, 4])
     // Once a block takes some, a's evicted tail comes back in, and is no longer reported evicted.
+    // A later nonce first would wait behind the gap for nothing: refused, naming the one to send.
     await p.prune(NOW, [...flood.slice(0, 5)])
+    const [tooFar] = await Promise.allSettled([p.add(tx(a, 11), NOW)])
+    expect(tooFar).toMatchObject({ status: 'rejected', reason: { code: 'NONCE_TOO_FAR', details: { next: 5 } } })
     expect(await code(p.add(flood[5] as Transaction, NOW))).toBe('OK')
     expect(p.wasEvicted(hex(flood[5] as Transaction))).toBe(false)
     expect(p.wasEvicted(hex(flood[6] as Transaction))).toBe(true)
+    expect(await code(p.add(flood[7] as Transaction, NOW))).toBe('NONCE_TOO_FAR')
+    expect(await code(p.add(flood[6] as Transaction, NOW))).toBe('OK')
+    expect(await code(p.add(flood[7] as Transaction, NOW))).toBe('OK')
+    // When a block from another node's pool takes the evicted nonces, the ones after are welcome.
+    const qs = Array.from({ length: 8 }, (_, n) => tx(a, n))
+    for (const moved of [3, 4]) {
+      const nonces: Record<string, number> = {}
+      const q = pool(nonces, { maxTransactions: 4 })
+      for (let n = 0; n < 4; n++) await q.add(qs[n] as Transaction, NOW)
+      await q.add(tx(b, 0), NOW) // evicts a's nonce 3
+      await q.add(tx(b, 1), NOW) // evicts a's nonce 2
+      expect([q.pendingFrom(a.address), q.evicted]).toEqual([2, 2])
+      nonces[a.address] = moved
+      await q.prune(NOW)
+      if (moved === 3) {
+        // Nonce 2 is on chain, 3 is not: 4 still waits for 3.
+        expect(await code(q.add(qs[4] as Transaction, NOW))).toBe('NONCE_TOO_FAR')
+        expect(await code(q.add(qs[3] as Transaction, NOW))).toBe('OK')
+      }
+      expect(await code(q.add(qs[4] as Transaction, NOW))).toBe('OK')
+      expect(await code(q.add(qs[5] as Transaction, NOW))).toBe(moved === 3 ? 'POOL_FULL' : 'OK')
+    }
   })
 
   it('evicts only for a transaction that passes every check, and refuses before the signature when no room can be made', async () => {
