@@ -112,6 +112,9 @@ function before(a: Entry, b: Entry): boolean {
   return ta !== tb ? ta < tb : a.hash < b.hash
 }
 
+/** What {@link Mempool.roomFor} returns when the pool has room (one array, not one per transaction). */
+const NO_VICTIMS: readonly Entry[] = Object.freeze([])
+
 /** How many evicted transactions' hashes a pool remembers ({@link Mempool.wasEvicted}). */
 const EVICTED_REMEMBERED = 4096
 
@@ -331,10 +334,10 @@ export class Mempool {
    * senders never displace each other back and forth. Throws `POOL_FULL` when that cannot make
    * room: a pool shared evenly refuses newcomers, as it did before eviction.
    */
-  private roomFor(sender: Address, size: number): Entry[] {
+  private roomFor(sender: Address, size: number): readonly Entry[] {
     const overCount = this.byHash.size + 1 - this.maxTransactions
     const overBytes = this.totalBytes + size - this.maxBytes
-    if (overCount <= 0 && overBytes <= 0) return []
+    if (overCount <= 0 && overBytes <= 0) return NO_VICTIMS
     const own = this.bySender.get(sender)?.size ?? 0
     while (this.topCount > 0 && (this.senderCounts[this.topCount] as Set<Address>).size === 0) this.topCount--
     const top = this.topCount
@@ -517,9 +520,8 @@ export class Mempool {
           dropped++
         }
       }
-      if (queue.size === 0) continue
       // A sender that arrived while the nonces were read counts as ready (its add said so).
-      else if (next === undefined || queue.has(next)) ready = true
+      if (queue.size > 0 && (next === undefined || queue.has(next))) ready = true
     }
     this.ready = ready
     return dropped
