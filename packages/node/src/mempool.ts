@@ -259,7 +259,19 @@ export class Mempool {
       if (this.byHash.has(hash)) throw new MempoolError('DUPLICATE', `transaction ${hash} is already pooled`)
       this.roomFor(sender, size)
     }
-    checkTransaction(tx, { ...this.opts.check, now }, this.opts.crypto)
+    // A literal of one shape (a spread made a slow-path object per call, and missed the checks' caches).
+    const check = this.opts.check
+    checkTransaction(
+      tx,
+      {
+        networkId: check.networkId,
+        now,
+        timestampWindow: check.timestampWindow,
+        maxStepLimit: check.maxStepLimit,
+        alreadyVerified: check.alreadyVerified,
+      },
+      this.opts.crypto,
+    )
     let limited = false
     if (this.opts.mayTransact) {
       const may = this.opts.mayTransact(sender)
