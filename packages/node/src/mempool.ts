@@ -123,8 +123,11 @@ export class Mempool {
   private readonly byHash = new Map<string, Entry>()
   /** Per sender: pooled transactions by nonce. */
   private readonly bySender = new Map<Address, Map<number, Entry>>()
-  /** Senders by how many transactions they have pooled (index 1 up to `maxPerSender`). */
-  private readonly senderCounts: Set<Address>[]
+  /**
+   * Senders by how many transactions they have pooled (a map, not an array of `maxPerSender`
+   * sets: an operator may set that limit high).
+   */
+  private readonly senderCounts = new Map<number, Set<Address>>()
   /** No sender has more pooled than this (a bound: lowered as the top sets empty). */
   private topCount = 0
   /** Hashes of the last evicted transactions that have not come back. */
@@ -159,7 +162,6 @@ export class Mempool {
     this.maxNonceGap = opts.maxNonceGap ?? 64
     this.maxLimited = opts.maxLimited ?? 1000
     this.maxLimitedBytes = opts.maxLimitedBytes ?? Math.floor(this.maxBytes / 16)
-    this.senderCounts = Array.from({ length: this.maxPerSender + 1 }, () => new Set<Address>())
   }
 
   /** Transactions evicted to make room since the pool was made. */
@@ -351,12 +353,12 @@ export class Mempool {
     const overBytes = this.totalBytes + size - this.maxBytes
     if (overCount <= 0 && overBytes <= 0) return NO_VICTIMS
     const own = this.bySender.get(sender)?.size ?? 0
-    while (this.topCount > 0 && (this.senderCounts[this.topCount] as Set<Address>).size === 0) this.topCount--
+    while (this.topCount > 0 && !this.senderCounts.get(this.topCount)?.size) this.topCount--
     const top = this.topCount
     const victims: Entry[] = []
     // The top sender keeps at least own + 1 after, what `sender` has once this one is in: never fewer.
     if (top > own + 1) {
-      const victim = (this.senderCounts[top] as Set<Address>).values().next().value as Address
+      const victim = (this.senderCounts.get(top) as Set<Address>).values().next().value as Address
       const queue = this.bySender.get(victim) as Map<number, Entry>
       const tail = [...queue.keys()].sort((a, b) => b - a)
       let count = overCount
@@ -411,13 +413,23 @@ export class Mempool {
     this.opts.onEvict?.(entry.hash)
   }
 
+  /** The senders with `count` pooled. */
+  private countSet(count: number): Set<Address> {
+    let set = this.senderCounts.get(count)
+    if (set === undefined) {
+      set = new Set()
+      this.senderCounts.set(count, set)
+    }
+    return set
+  }
+
   /** Puts `entry` in its sender's queue and keeps the count index in step. */
   private enqueue(sender: Address, queue: Map<number, Entry>, entry: Entry): void {
     const before = queue.size
     queue.set(entry.tx.body.nonce, entry)
     if (before === 0) this.bySender.set(sender, queue)
-    else this.senderCounts[before]?.delete(sender)
-    this.senderCounts[before + 1]?.add(sender)
+    else this.senderCounts.get(before)?.delete(sender)
+    this.countSet(before + 1).add(sender)
     if (before + 1 > this.topCount) this.topCount = before + 1
   }
 
@@ -425,8 +437,8 @@ export class Mempool {
   private dequeue(sender: Address, queue: Map<number, Entry>, nonce: number): void {
     const before = queue.size
     if (!queue.delete(nonce)) return
-    this.senderCounts[before]?.delete(sender)
-    if (before > 1) this.senderCounts[before - 1]?.add(sender)
+    this.senderCounts.get(before)?.delete(sender)
+    if (before > 1) this.countSet(before - 1).add(sender)
     else this.bySender.delete(sender)
   }
 

@@ -310,6 +310,13 @@ describe('mempool', () => {
     }
   })
 
+  it('takes any per-sender limit an operator sets, however high', async () => {
+    const p = pool({}, { maxPerSender: 2 ** 40, maxTransactions: 3 })
+    for (let n = 0; n < 3; n++) expect(await code(p.add(tx(a, n), NOW))).toBe('OK')
+    expect(await code(p.add(tx(b, 0), NOW))).toBe('OK')
+    expect([p.pendingFrom(a.address), p.pendingFrom(b.address)]).toEqual([2, 1])
+  })
+
   it('evicts only for a transaction that passes every check, and refuses before the signature when no room can be made', async () => {
     const { counting, verified, reset } = countingCrypto()
     const p = pool({}, { crypto: counting, maxTransactions: 4 })
