@@ -40,8 +40,9 @@ export interface NodeConfig {
   }
   /**
    * The mempool's limits: `maxTransactions` (default 20,000), `maxBytes` (default 64 MiB) and
-   * `maxPerSender` (default 256). A full pool takes a newcomer at the expense of the sender holding
-   * the most (its last transactions), down to an even share.
+   * `maxPerSender` (default 256; a sender's transactions must also lie within 64 nonces of its
+   * next, so at most 65 wait in any case). A full pool takes a funded newcomer at the expense of
+   * the sender holding the most (its last transactions), down to an even share.
    */
   mempool?: { maxTransactions?: number; maxBytes?: number; maxPerSender?: number }
   /** Run a payment-channel hub with the validator's account (apps/node/src/hub.ts); validators only. */

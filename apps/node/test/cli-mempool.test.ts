@@ -44,7 +44,7 @@ describe('loopchain start with a mempool limit', () => {
     const genesis = parseGenesis(JSON.parse(readFileSync(join(one.dir, 'genesis.json'), 'utf8')))
     const faucet = keyPairFromSecret(fromHex(JSON.parse(readFileSync(join(one.dir, 'faucet.json'), 'utf8')).secretKey), nativeCrypto)
     const now = Date.now() * 1000
-    const transfer = (from: KeyPair, nonce: number) =>
+    const transfer = (from: KeyPair, nonce: number, to = faucet.address, value = 1n) =>
       to0x(
         encode(
           transactionCodec,
@@ -53,8 +53,8 @@ describe('loopchain start with a mempool limit', () => {
               version: 1,
               networkId: genesis.networkId,
               from: from.address,
-              to: faucet.address,
-              value: 1n,
+              to,
+              value,
               stepLimit: STEP_COSTS.base,
               timestamp: now + nonce,
               nonce,
@@ -66,23 +66,26 @@ describe('loopchain start with a mempool limit', () => {
           ),
         ),
       )
-    // The faucet fills the pool behind a nonce gap (its next nonce is 0), so no block takes them;
+    // A second account with funds (one without may have one transaction waiting, and never evicts).
+    const newcomer = keyPairFromSecret(sha256(utf8('cli-mempool newcomer')), nativeCrypto)
+    const funded = await call('lc_sendTransactionAndWait', { tx: transfer(faucet, 0, newcomer.address, 10n ** 18n) })
+    expect(funded.result, JSON.stringify(funded.error)).toMatchObject({ status: 'success' })
+    // The faucet fills the pool behind a nonce gap (its next nonce is 1), so no block takes them;
     // its client waits for the last one.
     const flood = []
-    for (const nonce of [1, 2]) {
+    for (const nonce of [2, 3]) {
       const r = await call('lc_sendTransaction', { tx: transfer(faucet, nonce) })
       expect(r.error, JSON.stringify(r.error)).toBeUndefined()
       flood.push(r.result as string)
     }
-    const waiting = call('lc_sendTransactionAndWait', { tx: transfer(faucet, 3), timeoutMs: 60_000 })
+    const waiting = call('lc_sendTransactionAndWait', { tx: transfer(faucet, 4), timeoutMs: 60_000 })
     while ((await one.rpc('lc_getNetworkInfo')).mempool < 3) await new Promise((r) => setTimeout(r, 50))
-    flood.push(`0x${toHex(transactionHash(decodeTransaction(fromHex(transfer(faucet, 3))).body))}`)
-    const newcomer = keyPairFromSecret(sha256(utf8('cli-mempool newcomer')), nativeCrypto)
-    // A second sender from the faucet would be refused: it holds all three places itself.
-    expect((await call('lc_sendTransaction', { tx: transfer(faucet, 4) })).error?.data?.code).toBe('POOL_FULL')
+    flood.push(`0x${toHex(transactionHash(decodeTransaction(fromHex(transfer(faucet, 4))).body))}`)
+    // A fourth from the faucet is refused: it holds all three places itself.
+    expect((await call('lc_sendTransaction', { tx: transfer(faucet, 5) })).error?.data?.code).toBe('POOL_FULL')
     const sent = await call('lc_sendTransactionAndWait', { tx: transfer(newcomer, 0) })
     // The newcomer's transaction took the faucet's last place and went into a block.
-    expect(sent.result).toMatchObject({ height: expect.any(Number) })
+    expect(sent.result, JSON.stringify(sent.error)).toMatchObject({ status: 'success', height: expect.any(Number) })
     // The client waiting for the evicted one hears it at once, not at its timeout.
     expect((await waiting).error).toMatchObject({ code: -32001, data: { code: 'EVICTED', hash: flood[2] } })
     const evicted = await call('lc_getTransactionResult', { hash: flood[2] })

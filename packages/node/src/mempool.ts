@@ -7,9 +7,10 @@
  * `checkTransaction`), the sender's permission, and the pool's limits.
  *
  * A full pool makes room by fair share ({@link Mempool.add}): a transaction may take the place of
- * the last ones of the sender holding the most, while that sender keeps more than the newcomer's.
- * Steps cost nothing by default, so there is no fee to rank by; a share per sender is what keeps
- * one funded account flooding the pool from shutting every other sender out.
+ * the last ones of the sender holding the most, while that sender keeps as many as the newcomer's
+ * will have. Steps cost nothing by default, so there is no fee to rank by; a share per account
+ * keeps a few accounts flooding the pool from shutting every other sender out. It is per account:
+ * a party with thousands of funded accounts, one transaction each, still fills the pool.
  *
  * Proposal order is deterministic for a given pool: each sender's transactions leave in nonce
  * order, and among the senders' next transactions the one with the smallest (timestamp, hash)
@@ -90,7 +91,7 @@ export interface MempoolOptions {
   readonly maxTransactions?: number
   /** Most bytes in the pool (default 64 MiB). */
   readonly maxBytes?: number
-  /** Most transactions one sender may have waiting (default 256). */
+  /** Most transactions one sender may have waiting (default 256; `maxNonceGap` caps it at that gap + 1). */
   readonly maxPerSender?: number
   /** Called with the hash (hex) of each transaction evicted to make room (see {@link Mempool.add}). */
   readonly onEvict?: (hashHex: string) => void
@@ -313,13 +314,15 @@ export class Mempool {
         if (tx.body.nonce < next)
           throw new MempoolError('NONCE_TOO_LOW', `nonce ${tx.body.nonce} was already used; the sender's next nonce is ${next}`, { next })
       }
+      // And the pool may have evicted this sender's last transactions meanwhile.
+      this.checkHole(sender, tx.body.nonce, next)
     }
     const queue = this.bySender.get(sender) ?? new Map<number, Entry>()
     if (queue.has(tx.body.nonce)) {
       throw new MempoolError('NONCE_POOLED', `another transaction of ${sender} with nonce ${tx.body.nonce} is already pooled`)
     }
     if (queue.size >= this.maxPerSender) throw new MempoolError('SENDER_LIMIT', `${sender} already has ${queue.size} transactions waiting`)
-    for (const victim of this.roomFor(sender, size)) this.evict(victim)
+    for (const victim of this.roomFor(sender, size, limited)) this.evict(victim)
     const entry: Entry = { tx, hash, bytes: size, limited }
     if (limited) {
       this.limitedCount++
@@ -346,12 +349,16 @@ export class Mempool {
    * as many as `sender` will have: with k pooled, `sender` may displace a sender holding k + 2 or
    * more, down to k + 1. So one sender flooding the pool loses its tail to each newcomer, and two
    * senders never displace each other back and forth. Throws `POOL_FULL` when that cannot make
-   * room: a pool shared evenly refuses newcomers, as it did before eviction.
+   * room (a pool shared evenly refuses newcomers, as it did before eviction), and for a `limited`
+   * sender (no funds, not a member), which never evicts.
    */
-  private roomFor(sender: Address, size: number): readonly Entry[] {
+  private roomFor(sender: Address, size: number, limited = false): readonly Entry[] {
     const overCount = this.byHash.size + 1 - this.maxTransactions
     const overBytes = this.totalBytes + size - this.maxBytes
     if (overCount <= 0 && overBytes <= 0) return NO_VICTIMS
+    // Keys without funds cost nothing to make: they take free places only, or a thousand of them
+    // at a time could evict the funded senders' transactions, again as each block takes them.
+    if (limited) throw new MempoolError('POOL_FULL', 'the mempool is full; retry later', { size: this.byHash.size, bytes: this.totalBytes })
     const own = this.bySender.get(sender)?.size ?? 0
     while (this.topCount > 0 && !this.senderCounts.get(this.topCount)?.size) this.topCount--
     const top = this.topCount

@@ -245,3 +245,45 @@ describe('node JSON-RPC against a running validator', () => {
     expect((await rpc('lc_getStateProof', { key: '0x' })).error?.code).toBe(RpcErrorCode.InvalidParams)
   })
 })
+
+describe('node JSON-RPC when the pool evicts', () => {
+  it('a send-and-wait whose transaction a later one in the same batch evicts gets EVICTED at once, not at its timeout', async () => {
+    const poolDir = mkdtempSync(join(tmpdir(), 'loopchain-rpc-evict-'))
+    // Not started: nothing takes the pool into blocks. alice has funds; v is a member.
+    const idle = await FullNode.open({ dataDir: poolDir, genesis: g, validatorSecret: v.secretKey, mempool: { maxTransactions: 4 } })
+    const idleServer = await startRpcServer({
+      dispatcher: new RpcDispatcher(nodeRpcMethods(idle), { title: 'loopchain', version: '0.1.0' }),
+    })
+    try {
+      const call = (id: string, method: string, t: ReturnType<typeof testTransfer>, more: object = {}) => ({
+        jsonrpc: '2.0',
+        id,
+        method,
+        params: { tx: to0x(encode(transactionCodec, t)), ...more },
+      })
+      const post = async (body: unknown) =>
+        (await fetch(idleServer.url, { method: 'POST', body: JSON.stringify(body) })).json() as Promise<any>
+      // The member's first and alice's two: the node has both senders' nonces and rights at hand
+      // now, so the batch below is checked in one go, without a wait between its transactions.
+      for (const t of [
+        testTransfer(12, v, bob.address, 0, 1n),
+        testTransfer(12, alice, bob.address, 0, 1n),
+        testTransfer(12, alice, bob.address, 1, 1n),
+      ])
+        expect((await post(call('1', 'lc_sendTransaction', t))).error).toBeUndefined()
+      // One batch: alice's third (the pool's last place) and the member's second, which takes it.
+      const [wait, member] = (await post([
+        call('wait', 'lc_sendTransactionAndWait', testTransfer(12, alice, bob.address, 2, 1n), { timeoutMs: 20_000 }),
+        call('member', 'lc_sendTransaction', testTransfer(12, v, bob.address, 1, 1n)),
+      ])) as { result?: unknown; error?: { code: number; data?: { code?: string } } }[]
+      expect(member?.error).toBeUndefined()
+      // Not -32002 at the timeout: the waiter hears of the eviction, whenever it came.
+      expect(wait?.error).toMatchObject({ code: RpcErrorCode.NotFound, data: { code: 'EVICTED' } })
+      expect([idle.mempool.size, idle.mempool.pendingFrom(alice.address), idle.mempool.pendingFrom(v.address)]).toEqual([4, 2, 2])
+    } finally {
+      await idleServer.close()
+      await idle.stop()
+      rmSync(poolDir, { recursive: true, force: true })
+    }
+  })
+})

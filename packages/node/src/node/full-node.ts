@@ -128,7 +128,8 @@ export interface FullNodeOptions {
   readonly clock?: () => number
   /**
    * The mempool's limits: transactions (default 20,000), bytes (default 64 MiB) and transactions
-   * per sender (default 256). A full pool makes room by fair share (`Mempool.add`).
+   * per sender (default 256; the 64-nonce window caps it at 65). A full pool makes room by fair
+   * share (`Mempool.add`).
    */
   readonly mempool?: Pick<MempoolOptions, 'maxTransactions' | 'maxBytes' | 'maxPerSender'>
   /** Run a watchtower (validators only; default true), optionally holding at most `maxChannels` (default 10,000). */

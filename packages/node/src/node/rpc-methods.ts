@@ -304,7 +304,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
     {
       name: 'lc_sendTransaction',
       summary:
-        "Checks a signed transaction (hex of its canonical encoding) and pools it; returns its hash. A refusal by the pool is -32000 with data.code: DUPLICATE (this very transaction is pooled), NONCE_POOLED (another of the sender's with this nonce is), NONCE_TOO_LOW or NONCE_TOO_FAR (data.next: the sender's next nonce on chain), NOT_PERMITTED, SENDER_LIMIT or POOL_FULL (the pool is full and no sender there holds two more than this one; a full pool otherwise evicts the last transactions of the sender holding the most).",
+        "Checks a signed transaction (hex of its canonical encoding) and pools it; returns its hash. A refusal by the pool is -32000 with data.code: DUPLICATE (this very transaction is pooled), NONCE_POOLED (another of the sender's with this nonce is), NONCE_TOO_LOW or NONCE_TOO_FAR (data.next: the sender's next nonce on chain), NOT_PERMITTED, SENDER_LIMIT or POOL_FULL (the pool is full and cannot make room for this sender: no sender there holds two more than it, or this account has no funds; or the node's queue of transactions to check is full). A full pool otherwise evicts the last transactions of the sender holding the most; that sender's later nonces then get NONCE_TOO_FAR with data.next the first evicted nonce until it is sent again.",
       params: [{ name: 'tx', schema: { type: 'string', pattern: HEX, maxLength: MAX_TX_HEX }, required: true }],
       result: { name: 'hash', schema: { type: 'string', pattern: HASH } },
       handler: (p) => submit(p.tx as string),
@@ -337,6 +337,9 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
           // A block may have committed it between the submit and the waiter above.
           const early = await receiptOf(node, hash)
           if (early !== undefined) return early
+          // Or evicted already: the pool checks a batch of arrivals at once, and a later one may
+          // have taken this one's place before the waiter above was set.
+          if (!node.mempool.has(id) && node.mempool.wasEvicted(id)) throw evictedError(hash)
           const why = await outcome
           const receipt = await receiptOf(node, hash)
           if (receipt !== undefined) return receipt
@@ -354,7 +357,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
     {
       name: 'lc_getTransactionResult',
       summary:
-        "The receipt of a committed transaction. Not found is -32001; for one this node's full pool evicted (and no block holds), data.code is EVICTED: send it again.",
+        "The receipt of a committed transaction. Not found is -32001; for one of the last 4,096 this node's full pool evicted since it started (and no block holds), data.code is EVICTED: send it again.",
       params: [{ name: 'hash', schema: { type: 'string', pattern: HASH }, required: true }],
       result: { name: 'receipt', schema: { type: 'object' } },
       handler: async (p) => {
