@@ -95,6 +95,11 @@ export interface MempoolOptions {
   readonly maxPerSender?: number
   /** Called with the hash (hex) of each transaction evicted to make room (see {@link Mempool.add}). */
   readonly onEvict?: (hashHex: string) => void
+  /**
+   * How many evicted transactions' hashes the pool remembers ({@link Mempool.wasEvicted}), and how
+   * many senders' evicted nonces (their later nonces wait for those); the oldest go first. Default 4,096.
+   */
+  readonly evictedRemembered?: number
   /** How far ahead of the sender's next nonce a transaction may be (default 64). */
   readonly maxNonceGap?: number
 }
@@ -116,8 +121,6 @@ function before(a: Entry, b: Entry): boolean {
 /** What {@link Mempool.roomFor} returns when the pool has room (one array, not one per transaction). */
 const NO_VICTIMS: readonly Entry[] = Object.freeze([])
 
-/** How many evicted transactions' hashes a pool remembers ({@link Mempool.wasEvicted}). */
-const EVICTED_REMEMBERED = 4096
 
 /** Pending transactions, checked and ordered. */
 export class Mempool {
@@ -155,6 +158,7 @@ export class Mempool {
   private readonly maxNonceGap: number
   private readonly maxLimited: number
   private readonly maxLimitedBytes: number
+  private readonly evictedRemembered: number
 
   constructor(private readonly opts: MempoolOptions) {
     this.maxTransactions = opts.maxTransactions ?? 20_000
@@ -163,6 +167,7 @@ export class Mempool {
     this.maxNonceGap = opts.maxNonceGap ?? 64
     this.maxLimited = opts.maxLimited ?? 1000
     this.maxLimitedBytes = opts.maxLimitedBytes ?? Math.floor(this.maxBytes / 16)
+    this.evictedRemembered = opts.evictedRemembered ?? 4096
   }
 
   /** Transactions evicted to make room since the pool was made. */
@@ -411,12 +416,12 @@ export class Mempool {
     const hole = this.holes.get(sender)
     this.holes.delete(sender)
     this.holes.set(sender, hole ? { from: Math.min(hole.from, nonce), to: Math.max(hole.to, nonce) } : { from: nonce, to: nonce })
-    if (this.holes.size > EVICTED_REMEMBERED) this.holes.delete(this.holes.keys().next().value as Address)
+    if (this.holes.size > this.evictedRemembered) this.holes.delete(this.holes.keys().next().value as Address)
     this.dequeue(sender, this.bySender.get(sender) as Map<number, Entry>, entry.tx.body.nonce)
     this.forget(entry)
     this.evictions++
     this.evictedHashes.add(entry.hash)
-    if (this.evictedHashes.size > EVICTED_REMEMBERED) this.evictedHashes.delete(this.evictedHashes.values().next().value as string)
+    if (this.evictedHashes.size > this.evictedRemembered) this.evictedHashes.delete(this.evictedHashes.values().next().value as string)
     this.opts.onEvict?.(entry.hash)
   }
 

@@ -356,6 +356,30 @@ describe('mempool', () => {
     expect([p.pendingFrom(a.address), p.pendingFrom(c.address), p.pendingFrom(b.address)]).toEqual([2, 2, 1])
   })
 
+  it('remembers the last evicted hashes and senders only, up to its bound', async () => {
+    const hex = (t: Transaction) => toHex(transactionHash(t.body))
+    const d = key('pool d')
+    const q = pool({}, { maxTransactions: 6, evictedRemembered: 2 })
+    const cs = Array.from({ length: 6 }, (_, n) => tx(c, n))
+    for (const t of cs) await q.add(t, NOW)
+    for (const k of [a, b, d]) await q.add(tx(k, 0), NOW)
+    expect(q.evicted).toBe(3)
+    // c's nonces 5, 4, 3 went in that order: the first is forgotten, the last two remembered.
+    expect([5, 4, 3].map((n) => q.wasEvicted(hex(cs[n] as Transaction)))).toEqual([false, true, true])
+    // With room for one sender's evicted nonces, the older sender's are forgotten: its later
+    // nonce is taken (and waits behind its gap), while the newer one's is still refused.
+    const e = key('pool e')
+    const r = pool({}, { maxTransactions: 5, evictedRemembered: 1 })
+    for (let n = 0; n < 3; n++) await r.add(tx(c, n), NOW)
+    for (let n = 0; n < 2; n++) await r.add(tx(e, n), NOW)
+    await r.add(tx(a, 0), NOW) // c's nonce 2 out: c and e hold 2 each
+    await r.add(tx(b, 0), NOW) // e's nonce 1 out
+    expect([r.pendingFrom(c.address), r.pendingFrom(e.address), r.evicted]).toEqual([2, 1, 2])
+    await r.prune(NOW, [tx(a, 0), tx(b, 0)])
+    expect(await code(r.add(tx(e, 2), NOW))).toBe('NONCE_TOO_FAR')
+    expect(await code(r.add(tx(c, 3), NOW))).toBe('OK')
+  })
+
   it('takes any per-sender limit an operator sets, however high', async () => {
     const p = pool({}, { maxPerSender: 2 ** 40, maxTransactions: 3 })
     for (let n = 0; n < 3; n++) expect(await code(p.add(tx(a, n), NOW))).toBe('OK')
