@@ -121,7 +121,6 @@ function before(a: Entry, b: Entry): boolean {
 /** What {@link Mempool.roomFor} returns when the pool has room (one array, not one per transaction). */
 const NO_VICTIMS: readonly Entry[] = Object.freeze([])
 
-
 /** Pending transactions, checked and ordered. */
 export class Mempool {
   private readonly byHash = new Map<string, Entry>()
