@@ -333,8 +333,9 @@ export class Mempool {
       this.limitedBytes += size
     }
     if (tx.body.nonce === next) this.ready = true
-    this.evictedHashes.delete(hash)
-    const hole = this.holes.get(sender)
+    // Nothing to look up on the common path: a pool that never evicted has neither.
+    if (this.evictedHashes.size > 0) this.evictedHashes.delete(hash)
+    const hole = this.holes.size > 0 ? this.holes.get(sender) : undefined
     // checkHole let it in, so every evicted nonce up to it is back or on chain.
     if (hole !== undefined && tx.body.nonce >= hole.from) {
       if (tx.body.nonce >= hole.to) this.holes.delete(sender)
@@ -393,6 +394,7 @@ export class Mempool {
    * `next` the first of them. Forgets a hole the chain has moved past.
    */
   private checkHole(sender: Address, nonce: number, next: number): void {
+    if (this.holes.size === 0) return
     const hole = this.holes.get(sender)
     if (hole === undefined) return
     if (next > hole.to) {
