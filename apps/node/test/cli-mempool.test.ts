@@ -6,15 +6,14 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import {
-  decodeTransaction,
   encode,
-  fromHex,
   type KeyPair,
   keyPairFromSecret,
   parseGenesis,
   STEP_COSTS,
   sha256,
   signTransaction,
+  type Transaction,
   TxKind,
   to0x,
   toHex,
@@ -24,6 +23,7 @@ import {
 } from '@loopchain/core'
 import { nativeCrypto, reservePortBlock } from '@loopchain/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { readKey } from '../src/tx.js'
 import { type OneNode, startOneNode } from './fixtures/one-node.js'
 
 const basePort = reservePortBlock()
@@ -42,48 +42,45 @@ async function call(method: string, params: object): Promise<{ result?: any; err
 describe('loopchain start with a mempool limit', () => {
   it('a full pool evicts the flooding sender’s last transaction for a newcomer; the client asking gets EVICTED', async () => {
     const genesis = parseGenesis(JSON.parse(readFileSync(join(one.dir, 'genesis.json'), 'utf8')))
-    const faucet = keyPairFromSecret(fromHex(JSON.parse(readFileSync(join(one.dir, 'faucet.json'), 'utf8')).secretKey), nativeCrypto)
+    const faucet = readKey(join(one.dir, 'faucet.json'))
     const now = Date.now() * 1000
-    const transfer = (from: KeyPair, nonce: number, to = faucet.address, value = 1n) =>
-      to0x(
-        encode(
-          transactionCodec,
-          signTransaction(
-            {
-              version: 1,
-              networkId: genesis.networkId,
-              from: from.address,
-              to,
-              value,
-              stepLimit: STEP_COSTS.base,
-              timestamp: now + nonce,
-              nonce,
-              kind: TxKind.Transfer,
-              data: new Uint8Array(0),
-            },
-            from,
-            nativeCrypto,
-          ),
-        ),
+    const transfer = (from: KeyPair, nonce: number, to = faucet.address, value = 1n): Transaction =>
+      signTransaction(
+        {
+          version: 1,
+          networkId: genesis.networkId,
+          from: from.address,
+          to,
+          value,
+          stepLimit: STEP_COSTS.base,
+          timestamp: now + nonce,
+          nonce,
+          kind: TxKind.Transfer,
+          data: new Uint8Array(0),
+        },
+        from,
+        nativeCrypto,
       )
+    const hex = (t: Transaction) => to0x(encode(transactionCodec, t))
     // A second account with funds (one without may have one transaction waiting, and never evicts).
     const newcomer = keyPairFromSecret(sha256(utf8('cli-mempool newcomer')), nativeCrypto)
-    const funded = await call('lc_sendTransactionAndWait', { tx: transfer(faucet, 0, newcomer.address, 10n ** 18n) })
+    const funded = await call('lc_sendTransactionAndWait', { tx: hex(transfer(faucet, 0, newcomer.address, 10n ** 18n)) })
     expect(funded.result, JSON.stringify(funded.error)).toMatchObject({ status: 'success' })
     // The faucet fills the pool behind a nonce gap (its next nonce is 1), so no block takes them;
     // its client waits for the last one.
     const flood = []
     for (const nonce of [2, 3]) {
-      const r = await call('lc_sendTransaction', { tx: transfer(faucet, nonce) })
+      const r = await call('lc_sendTransaction', { tx: hex(transfer(faucet, nonce)) })
       expect(r.error, JSON.stringify(r.error)).toBeUndefined()
       flood.push(r.result as string)
     }
-    const waiting = call('lc_sendTransactionAndWait', { tx: transfer(faucet, 4), timeoutMs: 60_000 })
+    const last = transfer(faucet, 4)
+    const waiting = call('lc_sendTransactionAndWait', { tx: hex(last), timeoutMs: 60_000 })
     while ((await one.rpc('lc_getNetworkInfo')).mempool < 3) await new Promise((r) => setTimeout(r, 50))
-    flood.push(`0x${toHex(transactionHash(decodeTransaction(fromHex(transfer(faucet, 4))).body))}`)
+    flood.push(`0x${toHex(transactionHash(last.body))}`)
     // A fourth from the faucet is refused: it holds all three places itself.
-    expect((await call('lc_sendTransaction', { tx: transfer(faucet, 5) })).error?.data?.code).toBe('POOL_FULL')
-    const sent = await call('lc_sendTransactionAndWait', { tx: transfer(newcomer, 0) })
+    expect((await call('lc_sendTransaction', { tx: hex(transfer(faucet, 5)) })).error?.data?.code).toBe('POOL_FULL')
+    const sent = await call('lc_sendTransactionAndWait', { tx: hex(transfer(newcomer, 0)) })
     // The newcomer's transaction took the faucet's last place and went into a block.
     expect(sent.result, JSON.stringify(sent.error)).toMatchObject({ status: 'success', height: expect.any(Number) })
     // The client waiting for the evicted one hears it at once, not at its timeout.

@@ -357,13 +357,15 @@ export class Mempool {
    * room (a pool shared evenly refuses newcomers, as it did before eviction), and for a `limited`
    * sender (no funds, not a member), which never evicts.
    */
-  private roomFor(sender: Address, size: number, limited = false): readonly Entry[] {
+  private roomFor(sender: Address, size: number, limited?: boolean): readonly Entry[] {
     const overCount = this.byHash.size + 1 - this.maxTransactions
     const overBytes = this.totalBytes + size - this.maxBytes
     if (overCount <= 0 && overBytes <= 0) return NO_VICTIMS
     // Keys without funds cost nothing to make: they take free places only, or a thousand of them
     // at a time could evict the funded senders' transactions, again as each block takes them.
-    if (limited) throw new MempoolError('POOL_FULL', 'the mempool is full; retry later', { size: this.byHash.size, bytes: this.totalBytes })
+    // Before the signature, the permission is known when the node has it at hand (its cache).
+    if (limited ?? this.limitedAtHand(sender))
+      throw new MempoolError('POOL_FULL', 'the mempool is full; retry later', { size: this.byHash.size, bytes: this.totalBytes })
     const own = this.bySender.get(sender)?.size ?? 0
     while (this.topCount > 0 && !this.senderCounts.get(this.topCount)?.size) this.topCount--
     const top = this.topCount
@@ -386,6 +388,17 @@ export class Mempool {
       if (count <= 0 && bytes <= 0) return victims
     }
     throw new MempoolError('POOL_FULL', 'the mempool is full; retry later', { size: this.byHash.size, bytes: this.totalBytes })
+  }
+
+  /**
+   * Whether `sender` is limited (see {@link MempoolOptions.mayTransact}), when that is known without
+   * waiting; false otherwise (the check after the signature decides then).
+   */
+  private limitedAtHand(sender: Address): boolean {
+    const may = this.opts.mayTransact?.(sender)
+    if (typeof may === 'boolean') return !may
+    may?.catch(() => undefined) // a read started here: its answer is the later check's
+    return false
   }
 
   /**

@@ -317,8 +317,14 @@ describe('mempool', () => {
     reset()
     expect(await code(p.add(tx(b, 0), NOW))).toBe('POOL_FULL')
     expect([p.pendingFrom(a.address), p.evicted]).toEqual([3, 0])
-    // Refused only once its permission was known, after the signature (as for the limited quota).
-    expect(verified()).toBe(1)
+    // Its permission was at hand: refused before the signature.
+    expect(verified()).toBe(0)
+    // When the permission is a read, it is known only after the signature: refused then.
+    const reads = pool({}, { crypto: counting, mayTransact: async (s) => s !== b.address, maxTransactions: 3 })
+    for (let n = 0; n < 3; n++) await reads.add(tx(a, n), NOW)
+    reset()
+    expect(await code(reads.add(tx(b, 0), NOW))).toBe('POOL_FULL')
+    expect([reads.pendingFrom(a.address), reads.evicted, verified()]).toEqual([3, 0, 1])
     // A funded newcomer does.
     expect(await code(p.add(tx(c, 0), NOW))).toBe('OK')
     expect([p.pendingFrom(a.address), p.evicted]).toEqual([2, 1])
