@@ -133,6 +133,24 @@ function percentile(sorted: number[], p: number): number {
 // under a request.
 const agent = new http.Agent({ keepAlive: true, maxSockets: 16, timeout: 2000 })
 
+interface StoreFigures {
+  /** Bytes of keys and values the node wrote, LevelDB's table-file writes, transactions committed. */
+  readonly written: number
+  readonly tables: number
+  readonly txs: number
+}
+
+/** A validator's store figures from its `/metrics`, since it started. */
+async function storeFigures(rpcUrl: string): Promise<StoreFigures> {
+  const text = await (await fetch(`${rpcUrl}metrics`)).text()
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN)
+  return {
+    written: value('loopchain_store_written_bytes_total'),
+    tables: value('loopchain_store_table_written_bytes_total'),
+    txs: value('loopchain_transactions_committed_total'),
+  }
+}
+
 /** Retries (twice) a request whose kept-alive connection was closed under it. */
 async function rpcText(url: string, body: string): Promise<any> {
   for (let attempt = 1; ; attempt++) {
@@ -684,6 +702,14 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
       report(`node${i}_peak_rss`, rss[i] as number, 'MiB')
     })
     report('node_peak_rss_max', Math.max(...rss), 'MiB')
+    // What the validators wrote to LevelDB over the whole run, and what LevelDB wrote beneath
+    // that (their /metrics): bytes per committed transaction and the write amplification.
+    const stores = await Promise.all(procs.map((p) => storeFigures(p.rpc)))
+    const sum = (f: (s: StoreFigures) => number) => stores.reduce((a, s) => a + f(s), 0)
+    if (stores.every((s) => s.written > 0 && s.txs > 0)) {
+      report('store_written_bytes_per_tx', sum((s) => s.written) / sum((s) => s.txs), 'B')
+      report('store_write_amplification', sum((s) => s.tables) / sum((s) => s.written), 'x')
+    }
     // The issue's targets together: 1 when this run met all of them (and everything it sent
     // committed), 0 when not.
     const met =

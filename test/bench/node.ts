@@ -93,6 +93,13 @@ export async function runNodeBench(report: Report, opts: { txs?: number } = {}):
     report('pipeline_cpu_us_per_tx', pipelineUs, 'µs')
     report('pipeline_vs_verify_ratio', pipelineUs / verifyUs, 'x')
     report('committed_tps_one_process', total / wallS, 'tx/s')
+    // LevelDB's table-file writes (flushes and compactions) over what the node wrote: small in a
+    // run this short, whose database stays within LevelDB's first levels (`bench net` runs longer).
+    const w = node.store.writeStats?.()
+    if (w) {
+      report('store_written_bytes_per_tx', w.writtenBytes / total, 'B')
+      report('store_write_amplification', w.tableBytesWritten / w.writtenBytes, 'x')
+    }
   } finally {
     await node.stop()
     rmSync(dir, { recursive: true, force: true })

@@ -27,5 +27,12 @@ export * from './node/index.js'
 export * from './p2p/index.js'
 export * from './rpc/index.js'
 export { type ChainHead, ChainStore, STORE_FORMAT, type TxLocation } from './storage/chain-store.js'
-export { LevelKVStore, type LevelStoreOptions, StoreError } from './storage/level-store.js'
+export {
+  DEFAULT_WRITE_BUFFER_SIZE,
+  LevelKVStore,
+  type LevelStoreOptions,
+  parseLevelDbStats,
+  StoreError,
+  type StoreWriteStats,
+} from './storage/level-store.js'
 export { PORT_BLOCK, PORT_RANGE_BLOCKS, PORT_RANGE_FIRST, releasePortBlock, reservePortBlock } from './testing/ports.js'

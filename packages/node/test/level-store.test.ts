@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { checkKVStoreContract, prefixRange, StateTree, utf8, verifyStateProof } from '@loopchain/core'
 import { afterEach, describe, expect, it } from 'vitest'
-import { LevelKVStore } from '../src/index.js'
+import { DEFAULT_WRITE_BUFFER_SIZE, LevelKVStore, parseLevelDbStats } from '../src/index.js'
 
 const dirs: string[] = []
 function tempDir(): string {
@@ -51,6 +51,51 @@ describe('LevelDB store (classic-level on disk)', () => {
     await (await LevelKVStore.open(dir)).close()
     writeFileSync(join(dir, 'a-file'), 'not a directory')
     await expect(LevelKVStore.open(join(dir, 'a-file', 'db'))).rejects.toMatchObject({ name: 'StoreError', code: 'OPEN_FAILED' })
+  })
+
+  it('counts the bytes written, and what LevelDB wrote beneath them with the memtable it was given', async () => {
+    // 4 MiB of puts in 64 batches: 16-byte keys, 1 KiB values of bytes that do not compress.
+    const batches = Array.from({ length: 64 }, (_, b) =>
+      Array.from({ length: 64 }, (_, i) => ({
+        type: 'put' as const,
+        key: utf8(`k-${String(b).padStart(4, '0')}-${String(i).padStart(6, '0')}`),
+        value: globalThis.crypto.getRandomValues(new Uint8Array(1024)),
+      })),
+    )
+    const bytes = batches.flat().reduce((n, op) => n + op.key.length + op.value.length, 0)
+    const stats = async (writeBufferSize?: number) => {
+      const s = await LevelKVStore.open(tempDir(), writeBufferSize === undefined ? {} : { writeBufferSize })
+      try {
+        for (const b of batches) await s.write(b)
+        await s.write([{ type: 'del', key: utf8('gone') }])
+        return s.writeStats()
+      } finally {
+        await s.close()
+      }
+    }
+    // The default memtable (32 MiB) holds it all: no table file written yet.
+    expect(DEFAULT_WRITE_BUFFER_SIZE).toBe(32 * 1024 * 1024)
+    expect(await stats()).toEqual({ writtenBytes: bytes + 4, tableBytesWritten: 0, tableBytesRead: 0 })
+    // A 256 KiB one is written out a dozen times over: about the 4 MiB, counted in whole MiB per level.
+    const small = await stats(256 * 1024)
+    expect(small.writtenBytes).toBe(bytes + 4)
+    expect(small.tableBytesWritten).toBeGreaterThanOrEqual(2 * 1024 * 1024)
+    expect(small.tableBytesWritten % (1024 * 1024)).toBe(0)
+  })
+
+  it("reads the totals of LevelDB's stats table, and nothing else of it", () => {
+    const stats = [
+      '                               Compactions',
+      'Level  Files Size(MB) Time(sec) Read(MB) Write(MB)',
+      '--------------------------------------------------',
+      '  0        3        6         0        0        12',
+      '  1        4        8         1       17        15',
+      '  2       11       21         0        4         3',
+      '',
+    ].join('\n')
+    expect(parseLevelDbStats(stats)).toEqual({ read: 21 * 1024 * 1024, written: 30 * 1024 * 1024 })
+    expect(parseLevelDbStats('')).toEqual({ read: 0, written: 0 })
+    expect(parseLevelDbStats('garbage 1 2 3 4 5\n  0 1 2 x 4 5')).toEqual({ read: 0, written: 0 })
   })
 
   it('gets, writes batches atomically, iterates ranges in byte order, and persists across reopen', async () => {

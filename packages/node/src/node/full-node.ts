@@ -87,7 +87,7 @@ import { bytesKey, installNativeSha256, nativeCrypto } from '../native-crypto.js
 import { decodeConsensusMessage } from '../p2p/consensus-gossip.js'
 import { type NodeLogger, silentLogger } from '../p2p/logger.js'
 import { ChainStore, STORE_FORMAT } from '../storage/chain-store.js'
-import { LevelKVStore } from '../storage/level-store.js'
+import { LevelKVStore, type StoreWriteStats } from '../storage/level-store.js'
 import { ConsensusWal } from './wal.js'
 import { Watchtower } from './watchtower.js'
 
@@ -152,6 +152,8 @@ export interface FullNodeOptions {
 /** The node's database: a {@link KVStore} that can be closed. */
 export interface NodeStore extends KVStore {
   close(): Promise<void>
+  /** What the store wrote since it opened (LevelDB's does), for `/metrics`. */
+  writeStats?(): StoreWriteStats
 }
 
 /** A committed block as listeners see it. */
@@ -1009,6 +1011,23 @@ export class FullNode {
         this.validatorsNotAdmitted.length,
       ],
     ]
+    const w = this.store.writeStats?.()
+    if (w) {
+      lines.push(
+        [
+          'loopchain_store_written_bytes_total',
+          'counter',
+          'Bytes of keys and values the node wrote to its database since it started.',
+          w.writtenBytes,
+        ],
+        [
+          'loopchain_store_table_written_bytes_total',
+          'counter',
+          "Bytes LevelDB wrote to its table files since the node started (memtable flushes and compactions, in whole MiB): over loopchain_store_written_bytes_total, the database's write amplification.",
+          w.tableBytesWritten,
+        ],
+      )
+    }
     for (const [name, { value, help }] of Object.entries(extra)) lines.push([name, 'gauge', help, value])
     return lines.map(([n, t, h, v]) => `# HELP ${n} ${h}\n# TYPE ${n} ${t}\n${n} ${v}\n`).join('')
   }
