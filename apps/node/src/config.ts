@@ -45,6 +45,12 @@ export interface NodeConfig {
    * the sender holding the most (its last transactions), down to an even share.
    */
   mempool?: { maxTransactions?: number; maxBytes?: number; maxPerSender?: number }
+  /**
+   * The node database's memory, in bytes: LevelDB's block cache (`cacheSize`, default 64 MiB) and
+   * its memtable (`writeBufferSize`, default 32 MiB; up to twice that while a full one is written
+   * out; LevelDB keeps it within 64 KiB and 1 GiB). A larger memtable means fewer compactions.
+   */
+  storage?: { cacheSize?: number; writeBufferSize?: number }
   /** Run a payment-channel hub with the validator's account (apps/node/src/hub.ts); validators only. */
   hub?: boolean
 }
@@ -72,7 +78,7 @@ export function readNodeConfig(file: string): NodeConfig {
         `the config ${file}: ${at}${extra} is not a config field (${at ? `${at.slice(0, -1)} takes` : 'fields:'} ${known.join(', ')})`,
       )
   }
-  only(c, '', ['genesis', 'dataDir', 'validatorKey', 'nodeKey', 'p2p', 'rpc', 'mempool', 'hub'])
+  only(c, '', ['genesis', 'dataDir', 'validatorKey', 'nodeKey', 'p2p', 'rpc', 'mempool', 'storage', 'hub'])
   if (isObject(c.p2p)) only(c.p2p, 'p2p.', ['host', 'tcpPort', 'wsPort', 'webrtcDirectPort', 'bootstrap', 'relay'])
   if (isObject(c.rpc)) only(c.rpc, 'rpc.', ['host', 'port', 'rateLimit', 'query'])
   if (isObject(c.rpc) && isObject(c.rpc.rateLimit)) only(c.rpc.rateLimit, 'rpc.rateLimit.', ['perSecond', 'burst'])
@@ -124,6 +130,10 @@ export function readNodeConfig(file: string): NodeConfig {
   const limit = (v: unknown) => v === undefined || (Number.isSafeInteger(v) && (v as number) > 0)
   if (pool !== undefined && !(isObject(pool) && limit(pool.maxTransactions) && limit(pool.maxBytes) && limit(pool.maxPerSender)))
     bad('mempool', 'an object with maxTransactions, maxBytes and maxPerSender (positive integers, each optional), or absent')
+  const storage = c.storage
+  if (isObject(storage)) only(storage, 'storage.', ['cacheSize', 'writeBufferSize'])
+  if (storage !== undefined && !(isObject(storage) && limit(storage.cacheSize) && limit(storage.writeBufferSize)))
+    bad('storage', 'an object with cacheSize and writeBufferSize (positive integers of bytes, each optional), or absent')
   if (c.hub !== undefined && typeof c.hub !== 'boolean') bad('hub', 'true, false or absent')
   return c as unknown as NodeConfig
 }

@@ -242,6 +242,7 @@ async function start(args: string[]): Promise<void> {
       logger: log,
       ...(config.validatorKey ? { validatorSecret: fromHex(config.validatorKey) } : {}),
       ...(config.mempool ? { mempool: config.mempool } : {}),
+      ...(config.storage ? { storage: config.storage } : {}),
       // The node stopped itself (a block it could not write: a full disk, say): the process exits 1
       // so that its supervisor sees it; the database is whole up to the last block it wrote.
       onHalt: () => void stop(1),
@@ -319,6 +320,7 @@ async function start(args: string[]): Promise<void> {
       signatureChecks: verifiesWithSodium()
         ? 'libsodium (OpenSSL decides where the two may differ: R or key of small order, or not canonical)'
         : 'OpenSSL',
+      ...(node.store.settings ? { storage: node.store.settings } : {}),
       ...(hub ? { hubInvite: hub.invite() } : {}),
     })
   } catch (e) {

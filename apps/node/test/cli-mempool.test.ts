@@ -30,7 +30,9 @@ const basePort = reservePortBlock()
 let one: OneNode
 
 beforeAll(async () => {
-  one = await startOneNode('cli-mempool', basePort, { config: (c) => ({ ...c, mempool: { maxTransactions: 3 } }) })
+  one = await startOneNode('cli-mempool', basePort, {
+    config: (c) => ({ ...c, mempool: { maxTransactions: 3 }, storage: { cacheSize: 8 << 20, writeBufferSize: 1 << 20 } }),
+  })
 })
 afterAll(() => one?.stop())
 
@@ -40,6 +42,20 @@ async function call(method: string, params: object): Promise<{ result?: any; err
 }
 
 describe('loopchain start with a mempool limit', () => {
+  it('opens its database with the storage sizes of its config, and says so when ready', async () => {
+    const ready = async () => {
+      for (let i = 0; i < 100; i++) {
+        const line = readFileSync(join(one.dir, 'node.log'), 'utf8')
+          .split('\n')
+          .find((l) => l.includes('"msg":"node ready"'))
+        if (line) return JSON.parse(line)
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      throw new Error('no "node ready" line in the log')
+    }
+    expect((await ready()).storage).toEqual({ cacheSize: 8 << 20, writeBufferSize: 1 << 20 })
+  })
+
   it('a full pool evicts the flooding sender’s last transaction for a newcomer; the client asking gets EVICTED', async () => {
     const genesis = parseGenesis(JSON.parse(readFileSync(join(one.dir, 'genesis.json'), 'utf8')))
     const faucet = readKey(join(one.dir, 'faucet.json'))

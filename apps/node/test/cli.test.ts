@@ -409,6 +409,12 @@ describe('loopchain CLI', () => {
       expect(startWith({ ...good, mempool: { maxTxs: 10 } })).toMatch(
         /: mempool\.maxTxs is not a config field \(mempool takes maxTransactions, maxBytes, maxPerSender\)\n$/,
       )
+      expect(startWith({ ...good, storage: { writeBufferSize: 2.5 } })).toMatch(
+        /: storage must be an object with cacheSize and writeBufferSize \(positive integers of bytes, each optional\), or absent\n$/,
+      )
+      expect(startWith({ ...good, storage: { memtable: 1 } })).toMatch(
+        /: storage\.memtable is not a config field \(storage takes cacheSize, writeBufferSize\)\n$/,
+      )
       expect(startWith({ ...good, datadir: 'elsewhere' })).toMatch(/: datadir is not a config field \(fields: genesis, dataDir, /)
       expect(startWith({ ...good, p2p: { ...good.p2p, relay: { dataLimit: 1024 } } })).toMatch(
         /: p2p\.relay\.dataLimit is not a config field \(p2p\.relay takes maxReservations, dataLimitBytes, durationLimitMs\)\n$/,

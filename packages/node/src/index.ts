@@ -33,6 +33,7 @@ export {
   type LevelStoreOptions,
   parseLevelDbStats,
   StoreError,
+  type StoreSettings,
   type StoreWriteStats,
 } from './storage/level-store.js'
 export { PORT_BLOCK, PORT_RANGE_BLOCKS, PORT_RANGE_FIRST, releasePortBlock, reservePortBlock } from './testing/ports.js'

@@ -198,10 +198,19 @@ describe('full node (one process, LevelDB on disk)', () => {
     expect(metrics).toContain(`loopchain_height ${h + 1}\n`)
     expect(metrics).toMatch(/loopchain_transactions_committed_total 1\n/)
     expect(metrics).toContain('# TYPE loopchain_leader_changes_total counter')
+    // The default sizes (a node opened with its own below).
+    expect(node.store.settings).toEqual({ cacheSize: 64 << 20, writeBufferSize: 32 << 20 })
     // What this node wrote since it opened the database again: at least the block just committed.
     const written = Number(/^loopchain_store_written_bytes_total (\d+)$/m.exec(metrics)?.[1])
     expect(written).toBeGreaterThan(encode(blockCodec, b.block).length)
     expect(metrics).toMatch(/^loopchain_store_table_written_bytes_total \d+$/m)
+  })
+
+  it('opens its LevelDB with the storage sizes it is given', async () => {
+    const v = key('storage validator')
+    const node = await open(genesis([v]), v.secretKey, undefined, { storage: { cacheSize: 1 << 20, writeBufferSize: 256 << 10 } })
+    expect(node.store.settings).toEqual({ cacheSize: 1 << 20, writeBufferSize: 256 << 10 })
+    expect(node.metrics()).toMatch(/^loopchain_store_written_bytes_total [1-9]\d*$/m)
   })
 
   it('a committed height’s consensus timeouts are cleared: none fires (or is logged) once the block is in', async () => {

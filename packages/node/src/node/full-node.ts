@@ -87,7 +87,7 @@ import { bytesKey, installNativeSha256, nativeCrypto } from '../native-crypto.js
 import { decodeConsensusMessage } from '../p2p/consensus-gossip.js'
 import { type NodeLogger, silentLogger } from '../p2p/logger.js'
 import { ChainStore, STORE_FORMAT } from '../storage/chain-store.js'
-import { LevelKVStore, type StoreWriteStats } from '../storage/level-store.js'
+import { LevelKVStore, type LevelStoreOptions, type StoreSettings, type StoreWriteStats } from '../storage/level-store.js'
 import { ConsensusWal } from './wal.js'
 import { Watchtower } from './watchtower.js'
 
@@ -132,6 +132,8 @@ export interface FullNodeOptions {
    * share (`Mempool.add`).
    */
   readonly mempool?: Pick<MempoolOptions, 'maxTransactions' | 'maxBytes' | 'maxPerSender'>
+  /** LevelDB's block cache and memtable sizes for the node's database (see {@link LevelStoreOptions}). */
+  readonly storage?: Pick<LevelStoreOptions, 'cacheSize' | 'writeBufferSize'>
   /** Run a watchtower (validators only; default true), optionally holding at most `maxChannels` (default 10,000). */
   readonly watchtower?: boolean | { readonly maxChannels?: number }
   /**
@@ -154,6 +156,8 @@ export interface NodeStore extends KVStore {
   close(): Promise<void>
   /** What the store wrote since it opened (LevelDB's does), for `/metrics`. */
   writeStats?(): StoreWriteStats
+  /** The sizes it was opened with (LevelDB's block cache and memtable), for the startup log. */
+  readonly settings?: StoreSettings
 }
 
 /** A committed block as listeners see it. */
@@ -450,7 +454,7 @@ export class FullNode {
     // one first; the hashes are the same either way, only cheaper).
     installNativeSha256()
     const g = options.genesis
-    const store = await (options.openStore ?? ((dir: string) => LevelKVStore.open(dir)))(options.dataDir)
+    const store = await (options.openStore ?? ((dir: string) => LevelKVStore.open(dir, options.storage)))(options.dataDir)
     const chain = new ChainStore(store, g.chainId)
     const wal = new ConsensusWal(store, g.chainId)
     const idKey = chain.genesisKey

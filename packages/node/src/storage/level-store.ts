@@ -37,6 +37,12 @@ export interface LevelStoreOptions {
  */
 export const DEFAULT_WRITE_BUFFER_SIZE = 32 * 1024 * 1024
 
+/** The sizes a {@link LevelKVStore} was opened with, in bytes. */
+export interface StoreSettings {
+  readonly cacheSize: number
+  readonly writeBufferSize: number
+}
+
 /** What a store has written, for the node's metrics. */
 export interface StoreWriteStats {
   /** Bytes of keys and values written through {@link LevelKVStore.write} since the store opened. */
@@ -122,16 +128,17 @@ export class LevelKVStore implements KVStore {
     private readonly sync: boolean,
     /** Where the database lives on disk. */
     readonly location: string,
+    /** The block cache and memtable sizes LevelDB was opened with, in bytes. */
+    readonly settings: StoreSettings,
   ) {}
 
   /** Opens (creating when missing) the database at `location`. */
   static async open(location: string, opts: LevelStoreOptions = {}): Promise<LevelKVStore> {
-    const db = new ClassicLevel<Uint8Array, Uint8Array>(location, {
-      keyEncoding: 'view',
-      valueEncoding: 'view',
+    const settings: StoreSettings = {
       cacheSize: opts.cacheSize ?? 64 * 1024 * 1024,
       writeBufferSize: opts.writeBufferSize ?? DEFAULT_WRITE_BUFFER_SIZE,
-    })
+    }
+    const db = new ClassicLevel<Uint8Array, Uint8Array>(location, { keyEncoding: 'view', valueEncoding: 'view', ...settings })
     try {
       await db.open()
     } catch (e) {
@@ -146,7 +153,7 @@ export class LevelKVStore implements KVStore {
         cause: e,
       })
     }
-    return new LevelKVStore(db, opts.sync ?? true, location)
+    return new LevelKVStore(db, opts.sync ?? true, location, settings)
   }
 
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
