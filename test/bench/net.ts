@@ -142,7 +142,7 @@ interface StoreFigures {
 
 /** A validator's store figures from its `/metrics`, since it started. */
 async function storeFigures(rpcUrl: string): Promise<StoreFigures> {
-  const text = await (await fetch(`${rpcUrl}metrics`)).text()
+  const text = await (await fetch(`${rpcUrl}metrics`, { signal: AbortSignal.timeout(10_000) })).text()
   const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN)
   return {
     written: value('loopchain_store_written_bytes_total'),
@@ -709,7 +709,7 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     if (stores.every((s) => s.written > 0 && s.txs > 0)) {
       report('store_written_bytes_per_tx', sum((s) => s.written) / sum((s) => s.txs), 'B')
       report('store_write_amplification', sum((s) => s.tables) / sum((s) => s.written), 'x')
-    }
+    } else console.error(`net: no store figures: a validator's /metrics lacked them (${JSON.stringify(stores)})`)
     // The issue's targets together: 1 when this run met all of them (and everything it sent
     // committed), 0 when not.
     const met =

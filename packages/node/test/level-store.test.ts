@@ -54,8 +54,10 @@ describe('LevelDB store (classic-level on disk)', () => {
   })
 
   it('counts the bytes written, and what LevelDB wrote beneath them with the memtable it was given', async () => {
-    // 4 MiB of puts in 64 batches: 16-byte keys, 1 KiB values of bytes that do not compress.
-    const batches = Array.from({ length: 64 }, (_, b) =>
+    // 10 MiB of puts in 160 batches: 16-byte keys, 1 KiB values of bytes that do not compress. More
+    // than two of LevelDB's default 4 MiB memtables, so with that one LevelDB must have written a
+    // table file before the last batch is taken (it takes no writes past a second full memtable).
+    const batches = Array.from({ length: 160 }, (_, b) =>
       Array.from({ length: 64 }, (_, i) => ({
         type: 'put' as const,
         key: utf8(`k-${String(b).padStart(4, '0')}-${String(i).padStart(6, '0')}`),
@@ -76,11 +78,36 @@ describe('LevelDB store (classic-level on disk)', () => {
     // The default memtable (32 MiB) holds it all: no table file written yet.
     expect(DEFAULT_WRITE_BUFFER_SIZE).toBe(32 * 1024 * 1024)
     expect(await stats()).toEqual({ writtenBytes: bytes + 4, tableBytesWritten: 0, tableBytesRead: 0 })
-    // A 256 KiB one is written out a dozen times over: about the 4 MiB, counted in whole MiB per level.
+    // A 256 KiB one is written out some forty times over: the 10 MiB, counted in MiB per level.
     const small = await stats(256 * 1024)
     expect(small.writtenBytes).toBe(bytes + 4)
-    expect(small.tableBytesWritten).toBeGreaterThanOrEqual(2 * 1024 * 1024)
+    expect(small.tableBytesWritten).toBeGreaterThanOrEqual(6 * 1024 * 1024)
     expect(small.tableBytesWritten % (1024 * 1024)).toBe(0)
+  })
+
+  it("counts LevelDB's writes from its own opening, not the last process's log written out then; and answers once closed", async () => {
+    const dir = tempDir()
+    const first = await LevelKVStore.open(dir, { writeBufferSize: 4 << 20 })
+    // 3 MiB left in LevelDB's log, under the memtable: no table file yet.
+    for (let b = 0; b < 3; b++)
+      await first.write(
+        Array.from({ length: 1024 }, (_, i) => ({
+          type: 'put' as const,
+          key: utf8(`k-${b}-${i}`),
+          value: globalThis.crypto.getRandomValues(new Uint8Array(1024)),
+        })),
+      )
+    expect(first.writeStats().tableBytesWritten).toBe(0)
+    await first.close()
+    // Opening again writes those 3 MiB out to a table file before anything else.
+    const again = await LevelKVStore.open(dir, { writeBufferSize: 4 << 20 })
+    try {
+      await again.write([{ type: 'put', key: utf8('one'), value: utf8('more') }])
+      expect(again.writeStats()).toEqual({ writtenBytes: 7, tableBytesWritten: 0, tableBytesRead: 0 })
+    } finally {
+      await again.close()
+    }
+    expect(again.writeStats()).toEqual({ writtenBytes: 7, tableBytesWritten: 0, tableBytesRead: 0 })
   })
 
   it("reads the totals of LevelDB's stats table, and nothing else of it", () => {

@@ -1021,13 +1021,13 @@ export class FullNode {
         [
           'loopchain_store_written_bytes_total',
           'counter',
-          'Bytes of keys and values the node wrote to its database since it started.',
+          'Bytes of keys and values the node wrote to its database since it opened it.',
           w.writtenBytes,
         ],
         [
           'loopchain_store_table_written_bytes_total',
           'counter',
-          "Bytes LevelDB wrote to its table files since the node started (memtable flushes and compactions, in whole MiB): over loopchain_store_written_bytes_total, the database's write amplification.",
+          "Bytes LevelDB wrote to its table files since the node opened its database (memtable flushes and compactions, in MiB rounded per level): over loopchain_store_written_bytes_total, the database's write amplification.",
           w.tableBytesWritten,
         ],
       )
