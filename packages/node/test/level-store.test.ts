@@ -54,7 +54,7 @@ describe('LevelDB store (classic-level on disk)', () => {
   })
 
   it('counts the bytes written, and what LevelDB wrote beneath them with the memtable it was given', async () => {
-    // 10 MiB of puts in 160 batches: 16-byte keys, 1 KiB values of bytes that do not compress. More
+    // 10 MiB of puts in 160 batches: 13-byte keys, 1 KiB values of bytes that do not compress. More
     // than two of LevelDB's default 4 MiB memtables, so with that one LevelDB must have written a
     // table file before the last batch is taken (it takes no writes past a second full memtable).
     const batches = Array.from({ length: 160 }, (_, b) =>
