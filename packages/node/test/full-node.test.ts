@@ -614,8 +614,10 @@ describe('full node (one process, LevelDB on disk)', () => {
     }
     const b = await firstBlockOfTwo(g, keys, leader, { clock: () => Date.now() - behind, logger })
     expect([b.block.header.height, b.block.header.round, b.block.header.proposer]).toEqual([1, 0, leader])
-    // It waited twice: once for the drift, once more for the step back.
-    expect(waits).toBe(2)
+    // It waited at least twice: once for the drift, once more for the step back. A CI run under load
+    // saw three; more can come by design, e.g. when a timer fires a millisecond early by the wall
+    // clock and judgeWhenDue waits that millisecond again. What matters is the block above.
+    expect(waits).toBeGreaterThanOrEqual(2)
   })
 
   it('a pool that cannot be pruned after a block does not keep the block from its listeners, nor the chain from the next height', async () => {
