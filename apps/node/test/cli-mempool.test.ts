@@ -96,6 +96,10 @@ describe('loopchain start with a mempool limit', () => {
     flood.push(`0x${toHex(transactionHash(last.body))}`)
     // A fourth from the faucet is refused: it holds all three places itself.
     expect((await call('lc_sendTransaction', { tx: hex(transfer(faucet, 5)) })).error?.data?.code).toBe('POOL_FULL')
+    // An account without funds evicts nothing: refused, the pool as it was.
+    const unfunded = keyPairFromSecret(sha256(utf8('cli-mempool unfunded')), nativeCrypto)
+    expect((await call('lc_sendTransaction', { tx: hex(transfer(unfunded, 0, faucet.address, 0n)) })).error?.data?.code).toBe('POOL_FULL')
+    expect((await one.rpc('lc_getNetworkInfo')).mempool).toBe(3)
     const sent = await call('lc_sendTransactionAndWait', { tx: hex(transfer(newcomer, 0)) })
     // The newcomer's transaction took the faucet's last place and went into a block.
     expect(sent.result, JSON.stringify(sent.error)).toMatchObject({ status: 'success', height: expect.any(Number) })

@@ -242,14 +242,33 @@ export class Mempool {
     // under overload, verifying what cannot be kept would take the CPU that consensus needs to
     // empty the pool.
     const sender = tx.body.from
-    this.roomFor(sender, size)
+    // The sender's permission, asked once per transaction: started here when a full pool needs it
+    // (an account without funds never evicts, so it is refused before its signature), else after
+    // the signature below.
+    let permission: boolean | Promise<boolean> | undefined
+    const permitted = (): boolean | Promise<boolean> => {
+      if (permission === undefined) {
+        permission = this.opts.mayTransact?.(sender) ?? true
+        if (typeof permission !== 'boolean') permission.catch(() => undefined) // awaited below, or the add threw first
+      }
+      return permission
+    }
+    let awaited = false
+    if (this.overLimits(size)) {
+      const may = permitted()
+      if (typeof may !== 'boolean') {
+        awaited = true
+        permission = await may
+      }
+    }
+    this.roomFor(sender, size, permission === false)
     // A duplicate costs a hash, not a signature verification (gossip delivers many).
     const hash = toHex(transactionHash(tx.body))
     if (this.byHash.has(hash)) throw new MempoolError('DUPLICATE', `transaction ${hash} is already pooled`)
     // The nonce (a cached lookup) before the signature: a transaction that can never be included
     // — typically one gossip brings after its block committed — is refused without a verification.
     const known = this.opts.accountNonce(sender)
-    let awaited = typeof known !== 'number'
+    awaited ||= typeof known !== 'number'
     let next = typeof known === 'number' ? known : await known
     if (tx.body.nonce < next) {
       throw new MempoolError('NONCE_TOO_LOW', `nonce ${tx.body.nonce} was already used; the sender's next nonce is ${next}`, { next })
@@ -264,7 +283,11 @@ export class Mempool {
       // While the nonce was read, the pool may have filled, or taken this very transaction from
       // another copy: refused before the signature, as without the wait.
       if (this.byHash.has(hash)) throw new MempoolError('DUPLICATE', `transaction ${hash} is already pooled`)
-      this.roomFor(sender, size)
+      if (this.overLimits(size)) {
+        const may = permitted()
+        permission = typeof may === 'boolean' ? may : await may
+      }
+      this.roomFor(sender, size, permission === false)
     }
     // A literal of one shape (a spread made a slow-path object per call, and missed the checks' caches).
     const check = this.opts.check
@@ -281,7 +304,7 @@ export class Mempool {
     )
     let limited = false
     if (this.opts.mayTransact) {
-      const may = this.opts.mayTransact(sender)
+      const may = permitted()
       awaited ||= typeof may !== 'boolean'
       limited = !(typeof may === 'boolean' ? may : await may)
       // An account with no funds may still act (join a channel someone else funds, say), one
@@ -357,15 +380,13 @@ export class Mempool {
    * room (a pool shared evenly refuses newcomers, as it did before eviction), and for a `limited`
    * sender (no funds, not a member), which never evicts.
    */
-  private roomFor(sender: Address, size: number, limited?: boolean): readonly Entry[] {
+  private roomFor(sender: Address, size: number, limited: boolean): readonly Entry[] {
+    if (!this.overLimits(size)) return NO_VICTIMS
     const overCount = this.byHash.size + 1 - this.maxTransactions
     const overBytes = this.totalBytes + size - this.maxBytes
-    if (overCount <= 0 && overBytes <= 0) return NO_VICTIMS
     // Keys without funds cost nothing to make: they take free places only, or a thousand of them
     // at a time could evict the funded senders' transactions, again as each block takes them.
-    // Before the signature, the permission is known when the node has it at hand (its cache).
-    if (limited ?? this.limitedAtHand(sender))
-      throw new MempoolError('POOL_FULL', 'the mempool is full; retry later', { size: this.byHash.size, bytes: this.totalBytes })
+    if (limited) throw new MempoolError('POOL_FULL', 'the mempool is full; retry later', { size: this.byHash.size, bytes: this.totalBytes })
     const own = this.bySender.get(sender)?.size ?? 0
     while (this.topCount > 0 && !this.senderCounts.get(this.topCount)?.size) this.topCount--
     const top = this.topCount
@@ -390,15 +411,9 @@ export class Mempool {
     throw new MempoolError('POOL_FULL', 'the mempool is full; retry later', { size: this.byHash.size, bytes: this.totalBytes })
   }
 
-  /**
-   * Whether `sender` is limited (see {@link MempoolOptions.mayTransact}), when that is known without
-   * waiting; false otherwise (the check after the signature decides then).
-   */
-  private limitedAtHand(sender: Address): boolean {
-    const may = this.opts.mayTransact?.(sender)
-    if (typeof may === 'boolean') return !may
-    may?.catch(() => undefined) // a read started here: its answer is the later check's
-    return false
+  /** Whether one more transaction of `size` bytes is past the pool's limits (room must be made). */
+  private overLimits(size: number): boolean {
+    return this.byHash.size + 1 > this.maxTransactions || this.totalBytes + size > this.maxBytes
   }
 
   /**

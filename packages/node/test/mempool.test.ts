@@ -319,12 +319,28 @@ describe('mempool', () => {
     expect([p.pendingFrom(a.address), p.evicted]).toEqual([3, 0])
     // Its permission was at hand: refused before the signature.
     expect(verified()).toBe(0)
-    // When the permission is a read, it is known only after the signature: refused then.
-    const reads = pool({}, { crypto: counting, mayTransact: async (s) => s !== b.address, maxTransactions: 3 })
+    // When the permission is a read (as a node's is for an account it has not seen funded), a
+    // full pool waits for it, once, and still refuses before the signature.
+    let asked = 0
+    const reads = pool(
+      {},
+      {
+        crypto: counting,
+        mayTransact: async (s) => {
+          asked++
+          return s !== b.address
+        },
+        maxTransactions: 3,
+      },
+    )
     for (let n = 0; n < 3; n++) await reads.add(tx(a, n), NOW)
     reset()
+    asked = 0
     expect(await code(reads.add(tx(b, 0), NOW))).toBe('POOL_FULL')
-    expect([reads.pendingFrom(a.address), reads.evicted, verified()]).toEqual([3, 0, 1])
+    expect([reads.pendingFrom(a.address), reads.evicted, verified(), asked]).toEqual([3, 0, 0, 1])
+    // A funded sender's permission is read once too, before the signature, and it evicts.
+    expect(await code(reads.add(tx(c, 0), NOW))).toBe('OK')
+    expect([reads.pendingFrom(a.address), reads.evicted, verified(), asked]).toEqual([2, 1, 1, 2])
     // A funded newcomer does.
     expect(await code(p.add(tx(c, 0), NOW))).toBe('OK')
     expect([p.pendingFrom(a.address), p.evicted]).toEqual([2, 1])
