@@ -75,6 +75,9 @@ export function bytesKey(...parts: Uint8Array[]): string {
 class KeyCache<V> {
   private readonly map = new Map<string, V>()
   constructor(private readonly make: (key: Uint8Array) => V) {}
+  get size(): number {
+    return this.map.size
+  }
   get(key: Uint8Array): V {
     const id = bytesKey(key)
     let v = this.map.get(id)
@@ -96,6 +99,10 @@ const publicKeys = new KeyCache<KeyObject | null>((pub) => {
     return null // never seen (OpenSSL takes any 32 bytes and checks at verification), but verify must not throw
   }
 })
+/** How many secret keys the signing cache holds (for tests: a one-off key must not be among them). */
+export function secretKeysCached(): number {
+  return secretKeys.size
+}
 const secretKeys = new KeyCache<KeyObject>((seed) =>
   createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' }),
 )
@@ -286,6 +293,108 @@ export const nativeCrypto: CryptoProvider = {
     }
     return opensslVerify(signature, message, key)
   },
+}
+
+/**
+ * A key used for one job and then destroyed: a block's certificate-signing key (`full-node.ts`,
+ * `buildBlock`). It never enters the key cache, which keeps keys for the life of the process
+ * (4,096 of them, the oldest going first): a block key kept there would outlive the proposal by
+ * thousands of blocks, and a later compromise of the node could sign certificates into those past
+ * blocks.
+ */
+export interface OneOffKey {
+  readonly publicKey: Uint8Array
+  /** A provider that signs with this key (and verifies like {@link nativeCrypto}); throws for any other secret. */
+  readonly crypto: CryptoProvider
+  /** Wipes the key this process holds; signing with it afterwards throws. */
+  destroy(): void
+}
+
+/** The two libsodium calls a {@link OneOffKey} signs with. */
+export interface SodiumSign {
+  crypto_sign_seed_keypair(pk: Buffer, sk: Buffer, seed: Buffer): void
+  crypto_sign_detached(sig: Buffer, message: Buffer, sk: Buffer): void
+}
+
+/** libsodium's key derivation and signing, loaded like its verification (and `LOOPCHAIN_CRYPTO=openssl` turns it off). */
+let sodiumSignState: SodiumSign | undefined | null = null
+function sodiumSign(): SodiumSign | undefined {
+  if (sodiumSignState === null) {
+    sodiumSignState = undefined
+    if (sodiumVerify() !== undefined) {
+      try {
+        const lib = createRequire(import.meta.url)('sodium-native') as Partial<SodiumSign>
+        if (typeof lib.crypto_sign_seed_keypair === 'function' && typeof lib.crypto_sign_detached === 'function')
+          sodiumSignState = lib as SodiumSign
+      } catch {
+        // OpenSSL signs instead
+      }
+    }
+  }
+  return sodiumSignState
+}
+
+/**
+ * Makes a {@link OneOffKey} from a 32-byte seed, which the caller wipes as before. With libsodium
+ * the key's 64 bytes live in one buffer that `destroy` zeroes (~50 µs for the key and a signature
+ * here); otherwise an OpenSSL key object made for it alone and dropped by `destroy`, which OpenSSL
+ * clears when it frees it (~660 µs: OpenSSL 3 decodes a private key slowly). Signatures are the
+ * same either way (ed25519 signing is deterministic).
+ */
+export function oneOffKey(seed: Uint8Array, lib: SodiumSign | undefined = sodiumSign()): OneOffKey {
+  if (seed.length !== 32) throw new RangeError('an ed25519 secret key is 32 bytes')
+  // The seed is compared in place, and every copy made of it here is wiped: the caller's wipe of
+  // the seed must leave nothing of the key but what `destroy` clears.
+  const owns = (secret: Uint8Array) => secret === seed || (secret.length === 32 && secret.every((b, i) => b === seed[i]))
+  let destroyed = false
+  const check = (secret: Uint8Array) => {
+    if (destroyed) throw new Error('this one-off key was destroyed')
+    if (!owns(secret)) throw new Error('a one-off key signs only with its own secret')
+  }
+  if (lib !== undefined) {
+    const pk = Buffer.alloc(32)
+    const sk = Buffer.alloc(64)
+    const seedCopy = Buffer.from(seed)
+    lib.crypto_sign_seed_keypair(pk, sk, seedCopy)
+    seedCopy.fill(0)
+    const publicKey = new Uint8Array(pk)
+    return {
+      publicKey,
+      crypto: {
+        ...nativeCrypto,
+        publicKey: (secret) => (check(secret), publicKey.slice()),
+        sign(message, secret) {
+          check(secret)
+          const sig = Buffer.alloc(64)
+          lib.crypto_sign_detached(sig, Buffer.from(message), sk)
+          return new Uint8Array(sig)
+        },
+      },
+      destroy() {
+        destroyed = true
+        sk.fill(0)
+      },
+    }
+  }
+  const der = Buffer.concat([PKCS8_PREFIX, seed])
+  let key: KeyObject | undefined = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })
+  der.fill(0)
+  const publicKey = u8(createPublicKey(key).export({ format: 'der', type: 'spki' })).slice(SPKI_PREFIX.length)
+  return {
+    publicKey,
+    crypto: {
+      ...nativeCrypto,
+      publicKey: (secret) => (check(secret), publicKey.slice()),
+      sign(message, secret) {
+        check(secret)
+        return u8(sign(null, message, key as KeyObject))
+      },
+    },
+    destroy() {
+      destroyed = true
+      key = undefined
+    },
+  }
 }
 
 /** The same provider verifying with OpenSSL alone: the reference the bench measures, and tests. */

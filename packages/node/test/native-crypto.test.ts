@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { createRequire } from 'node:module'
 import { fastSha256, fromHex, jsSha256, jsSha256Binary, nobleCrypto, toHex, useSha256Backend } from '@loopchain/core'
 import { ED25519_TORSION_SUBGROUP, ed25519 } from '@noble/curves/ed25519.js'
 import fc from 'fast-check'
@@ -14,7 +15,7 @@ import {
   sodiumVerifier,
   verifiesWithSodium,
 } from '../src/index.js'
-import { refusalNeedsOpenSSL, SMALL_ORDER_Y } from '../src/native-crypto.js'
+import { oneOffKey, refusalNeedsOpenSSL, SMALL_ORDER_Y, type SodiumSign, secretKeysCached } from '../src/native-crypto.js'
 
 describe('native crypto provider', () => {
   it('reproduces every golden vector, including the hostile verification cases', () => {
@@ -336,5 +337,40 @@ describe("libsodium's refusals: which are asked again of OpenSSL", () => {
       ),
       { numRuns: 100 },
     )
+  })
+})
+
+describe('one-off keys (a block’s certificate key)', () => {
+  const sodium = createRequire(import.meta.url)('sodium-native') as SodiumSign
+  const paths: [string, SodiumSign | undefined][] = [
+    ['libsodium', sodium],
+    ['OpenSSL', undefined],
+  ]
+  it.each(paths)('through %s: signs and derives the public key exactly as the native and noble providers do', (_, lib) => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.uint8Array({ maxLength: 300 }), (seed, message) => {
+        const key = oneOffKey(seed, lib)
+        expect(toHex(key.publicKey)).toBe(toHex(nobleCrypto.publicKey(seed)))
+        const sig = key.crypto.sign(message, seed)
+        expect(toHex(sig)).toBe(toHex(nobleCrypto.sign(message, seed)))
+        expect(nativeCrypto.verify(sig, message, key.publicKey)).toBe(true)
+        key.destroy()
+      }),
+      { numRuns: 40 },
+    )
+  })
+  it.each(paths)('through %s: stays out of the key cache, signs with no other secret, and nothing after destroy', (name, lib) => {
+    const seed = Uint8Array.from({ length: 32 }, (_, i) => i * 7 + name.length)
+    const cached = secretKeysCached()
+    const key = oneOffKey(seed, lib)
+    key.crypto.sign(new Uint8Array(32), seed)
+    expect(toHex(key.crypto.publicKey(Uint8Array.from(seed)))).toBe(toHex(key.publicKey))
+    expect(secretKeysCached()).toBe(cached)
+    expect(() => key.crypto.sign(new Uint8Array(32), new Uint8Array(32))).toThrow(/own secret/)
+    key.destroy()
+    expect(() => key.crypto.sign(new Uint8Array(32), seed)).toThrow(/destroyed/)
+    // The provider's own path, for contrast, keeps every key it signs with.
+    nativeCrypto.sign(new Uint8Array(32), seed)
+    expect(secretKeysCached()).toBe(cached + 1)
   })
 })

@@ -26,6 +26,7 @@ import {
 } from '@loopchain/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FullNode, type Json, nodeRpcMethods, RpcDispatcher, type RpcServer, startRpcServer } from '../src/index.js'
+import { secretKeysCached } from '../src/native-crypto.js'
 import { testGenesis, testKey } from './fixtures/test-chain.js'
 
 const v = testKey('cert rpc validator')
@@ -116,6 +117,23 @@ describe('certificates through a running validator and its JSON-RPC', () => {
     expect(offline.valid).toBe('partial')
     expect(offline.institution).toBe('bank-0')
     expect((await rpc('lc_getCertificate', { id: `0x${'00'.repeat(32)}` })).error?.message).toMatch(/not found/)
+  })
+
+  it('signs each block with a fresh block key that never enters the process’s key cache', async () => {
+    // The validator's own key is cached by now (its votes); every block key after this is one-off.
+    const cached = secretKeysCached()
+    const keys = new Set<string>()
+    for (let i = 0; i < 3; i++) {
+      const r = await rpc('lc_sendTransactionAndWait', {
+        tx: registryCall(v, 'issue', { subject: `Holder ${i}`, attributes: {}, validFrom: 0n, validUntil: BigInt(Date.now() * 2000) }),
+      })
+      expect(r.result?.status).toBe('success')
+      const block = (await rpc('lc_getBlockByHeight', { height: r.result.height })).result
+      expect(block.certSignatures).toHaveLength(1)
+      keys.add(block.blockKey)
+    }
+    expect(keys.size).toBe(3)
+    expect(secretKeysCached()).toBe(cached)
   })
 
   it('the registry change is followed by one more block, and then the status is proven active as of the issuing height', async () => {

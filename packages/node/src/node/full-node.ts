@@ -83,7 +83,7 @@ import {
   verifySignedHeader,
 } from '@loopchain/core'
 import { Mempool, MempoolError, type MempoolOptions, readNonces } from '../mempool.js'
-import { bytesKey, installNativeSha256, nativeCrypto } from '../native-crypto.js'
+import { bytesKey, installNativeSha256, nativeCrypto, type OneOffKey, oneOffKey } from '../native-crypto.js'
 import { decodeConsensusMessage } from '../p2p/consensus-gossip.js'
 import { type NodeLogger, silentLogger } from '../p2p/logger.js'
 import { ChainStore, STORE_FORMAT } from '../storage/chain-store.js'
@@ -1199,14 +1199,18 @@ export class FullNode {
     // The per-block certificate key (DESIGN.md, "Certificates"; core docs/certificates.md): fresh
     // for every proposal. Its secret exists only here: it signs the id of every certificate the
     // block issues — computable from the transactions and the height alone — and is wiped at once,
-    // so no later compromise of this node can sign a certificate into a past block.
+    // so no later compromise of this node can sign a certificate into a past block. It never
+    // enters the native key cache, which keeps keys for thousands of blocks (see `oneOffKey`).
     const blockSecret = globalThis.crypto.getRandomValues(new Uint8Array(32))
     let blockKey: Uint8Array
     let certSignatures: Uint8Array[]
+    let key: OneOffKey | undefined
     try {
-      blockKey = nativeCrypto.publicKey(blockSecret)
-      certSignatures = signBlockCertificates(txs, height, blockSecret, nativeCrypto)
+      key = oneOffKey(blockSecret)
+      blockKey = key.publicKey
+      certSignatures = signBlockCertificates(txs, height, blockSecret, key.crypto)
     } finally {
+      key?.destroy()
       blockSecret.fill(0)
     }
     // The signatures (64 bytes and a little each) must fit in the block too: drop transactions from
