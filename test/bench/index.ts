@@ -44,7 +44,12 @@ const SUITES: Record<string, Suite> = {
   },
   net: async () => {
     const { runNetBench } = await import('./net.js')
-    await runNetBench(printer('net'), numberOpts('rate', 'seconds', 'senders', 'warmup'))
+    const { 'block-interval': blockInterval, ...rest } = numberOpts('rate', 'seconds', 'senders', 'warmup', 'block-interval')
+    await runNetBench(printer('net'), { ...rest, ...(blockInterval !== undefined ? { blockInterval } : {}) })
+  },
+  gossip: async () => {
+    const { runGossipBench } = await import('./gossip.js')
+    await runGossipBench(printer('gossip'))
   },
   channel: async () => {
     const { runChannelBench } = await import('./channel.js')

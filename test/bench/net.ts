@@ -32,7 +32,8 @@
  * all the targets (ratio 0.5, p50 500 ms, p99 2 s, 1 GiB a node, everything sent committed).
  * Options:
  * `--rate N` offered tx/s, `--seconds N` measured window (default 30), `--senders N` (default 1,000),
- * `--warmup N` seconds of load before the window (default 15).
+ * `--warmup N` seconds of load before the window (default 15), `--block-interval N` the chain's least
+ * time between blocks in ms (default 100, the chain's default).
  * Environment: `LOOPCHAIN_BENCH_PROF=1` writes each validator's CPU profile, `LOOPCHAIN_BENCH_KEEP=1`
  * keeps logs, data and profiles and writes each measured transaction's latency (`latencies.csv`),
  * `LOOPCHAIN_BENCH_NODE_FLAGS` passes Node.js flags to the validators.
@@ -102,6 +103,8 @@ export interface NetBenchOptions {
   readonly senders?: number
   /** Seconds of load before the measured window (default {@link WARMUP_S}). */
   readonly warmup?: number
+  /** The chain's least time between blocks, in ms (the genesis's `blockIntervalMs`; default the chain's default, 100). */
+  readonly blockInterval?: number
 }
 
 interface Proc {
@@ -354,6 +357,8 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
   const base = 28_000 + Math.floor(Math.random() * 470) * 10
   const senders = benchSenders('bench-sender', senderCount)
   const procs: Proc[] = []
+  /** The chain's least time between blocks (its genesis), printed with the figures. */
+  let blockIntervalMs = 0
   try {
     const init = spawn(
       process.execPath,
@@ -370,8 +375,17 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     // Every transfer is signed, and stamped, before the run: on a machine with many cores the
     // probes and the window then outlast the default 5-minute timestamp window, and the last ones
     // would be refused as too old. The bench's chain accepts 30 minutes; nothing else changes.
-    const funded = { ...g, balances, params: { ...g.params, txTimestampWindowMs: 30 * 60 * 1000 } }
+    const funded = {
+      ...g,
+      balances,
+      params: {
+        ...g.params,
+        txTimestampWindowMs: 30 * 60 * 1000,
+        ...(opts.blockInterval !== undefined ? { blockIntervalMs: opts.blockInterval } : {}),
+      },
+    }
     writeFileSync(gPath, JSON.stringify(genesisToJson(funded), null, 2))
+    blockIntervalMs = funded.params.blockIntervalMs
 
     for (let i = 0; i < VALIDATORS; i++) {
       // The load generator is one client sending thousands of calls a second: a trusted gateway,
@@ -682,6 +696,7 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     report('commit_latency_p50_ms', p50, 'ms')
     report('commit_latency_p99_ms', p99, 'ms')
     report('blocks_per_s', windowBlocks.length / windowS, 'blocks/s')
+    report('block_interval_ms', blockIntervalMs, 'ms')
     report('txs_per_block', windowBlocks.reduce((s, b) => s + b.txs, 0) / Math.max(1, windowBlocks.length), 'txs')
     report('refused_txs', refused, 'txs')
     report('skipped_txs', skipped, 'txs')
