@@ -351,47 +351,53 @@ export function oneOffKey(seed: Uint8Array, lib: SodiumSign | undefined = sodium
     if (destroyed) throw new Error('this one-off key was destroyed')
     if (!owns(secret)) throw new Error('a one-off key signs only with its own secret')
   }
-  if (lib !== undefined) {
-    const pk = Buffer.alloc(32)
-    const sk = Buffer.alloc(64)
-    const seedCopy = Buffer.from(seed)
-    lib.crypto_sign_seed_keypair(pk, sk, seedCopy)
-    seedCopy.fill(0)
-    const publicKey = new Uint8Array(pk)
-    return {
-      publicKey,
-      crypto: {
-        ...nativeCrypto,
-        publicKey: (secret) => (check(secret), publicKey.slice()),
-        sign(message, secret) {
-          check(secret)
-          const sig = Buffer.alloc(64)
-          lib.crypto_sign_detached(sig, Buffer.from(message), sk)
-          return new Uint8Array(sig)
-        },
-      },
-      destroy() {
-        destroyed = true
-        sk.fill(0)
-      },
-    }
-  }
-  const der = Buffer.concat([PKCS8_PREFIX, seed])
-  let key: KeyObject | undefined = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })
-  der.fill(0)
-  const publicKey = u8(createPublicKey(key).export({ format: 'der', type: 'spki' })).slice(SPKI_PREFIX.length)
+  const backend = lib !== undefined ? sodiumOneOff(seed, lib) : opensslOneOff(seed)
   return {
-    publicKey,
+    publicKey: backend.publicKey,
     crypto: {
       ...nativeCrypto,
-      publicKey: (secret) => (check(secret), publicKey.slice()),
-      sign(message, secret) {
-        check(secret)
-        return u8(sign(null, message, key as KeyObject))
-      },
+      publicKey: (secret) => (check(secret), backend.publicKey.slice()),
+      sign: (message, secret) => (check(secret), backend.sign(message)),
     },
     destroy() {
       destroyed = true
+      backend.wipe()
+    },
+  }
+}
+
+/** What a {@link OneOffKey} signs with: the key's public half, its signing, and the wipe of what it holds. */
+interface OneOffBackend {
+  readonly publicKey: Uint8Array
+  sign(message: Uint8Array): Uint8Array
+  wipe(): void
+}
+
+function sodiumOneOff(seed: Uint8Array, lib: SodiumSign): OneOffBackend {
+  const pk = Buffer.alloc(32)
+  const sk = Buffer.alloc(64)
+  const seedCopy = Buffer.from(seed)
+  lib.crypto_sign_seed_keypair(pk, sk, seedCopy)
+  seedCopy.fill(0)
+  return {
+    publicKey: new Uint8Array(pk),
+    sign(message) {
+      const sig = Buffer.alloc(64)
+      lib.crypto_sign_detached(sig, Buffer.from(message), sk)
+      return new Uint8Array(sig)
+    },
+    wipe: () => sk.fill(0),
+  }
+}
+
+function opensslOneOff(seed: Uint8Array): OneOffBackend {
+  const der = Buffer.concat([PKCS8_PREFIX, seed])
+  let key: KeyObject | undefined = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })
+  der.fill(0)
+  return {
+    publicKey: u8(createPublicKey(key).export({ format: 'der', type: 'spki' })).slice(SPKI_PREFIX.length),
+    sign: (message) => u8(sign(null, message, key as KeyObject)),
+    wipe: () => {
       key = undefined
     },
   }
