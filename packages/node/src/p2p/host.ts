@@ -78,6 +78,11 @@ export interface NodeHostOptions {
    * it checks them like any it has not pooled.
    */
   directTopics?: readonly TopicKind[]
+  /**
+   * Size from which a received gossip message makes this node tell its other mesh peers it has it
+   * (gossipsub's IDONTWANT), so they do not forward it a copy. Default {@link IDONTWANT_MIN_BYTES}.
+   */
+  idontwantMinBytes?: number
   /** Per-topic validators; a topic without one accepts every message that passes admission. */
   validators?: Partial<Record<TopicKind, GossipValidator>>
   /** Circuit-relay server limits, or `false` to run no relay. */
@@ -197,6 +202,16 @@ interface ScoredGossipSub {
 
 // A banned peer's score decays slowly (1%/s); ten minutes brings a -180 peer back near -0.5.
 const DEFAULT_BAN_MS = 10 * 60_000
+/**
+ * See {@link NodeHostOptions.idontwantMinBytes}. An IDONTWANT costs a node about what a vote does
+ * to send (~150 µs both ends here, `npm run bench -- gossip`), and a receiver sends one to each
+ * other mesh peer; a duplicate it saves costs several times that from a few KB up. Proposals pass
+ * this size from ~100 transfers; at 60 KB, in four hosts whose proposal check takes 5 ms, the
+ * copies a proposal costs fell by ~40% against IDONTWANT from 64 KiB (the bench's `mesh4` figures).
+ * Transaction batches are never forwarded (`directTopics`), so their IDONTWANTs save nothing; at
+ * this size they come only at thousands of transactions a second from one node.
+ */
+export const IDONTWANT_MIN_BYTES = 16 * 1024
 /**
  * Requests that were the requester's fault (malformed, oversized, refused as invalid) before a
  * non-member peer is banned, like three invalid gossip messages graylist it. The count decays by
@@ -325,10 +340,9 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
         allowPublishToZeroTopicPeers: true,
         // Re-publishing a vote or transaction we already sent is harmless.
         ignoreDuplicatePublishError: true,
-        // IDONTWANT saves a peer a duplicate copy we would otherwise forward to it; below this size the
-        // IDONTWANT message costs about what the copy would. Transaction batches (direct, never
-        // forwarded, see `directTopics`) typically stay under it; full proposals go over it.
-        idontwantMinDataSize: 64 * 1024,
+        // IDONTWANT saves a peer a duplicate copy we would otherwise forward to it; below this size
+        // the IDONTWANT messages cost about what the copies would (see IDONTWANT_MIN_BYTES).
+        idontwantMinDataSize: options.idontwantMinBytes ?? IDONTWANT_MIN_BYTES,
         fallbackToFloodsub: false,
         doPX: false,
         scoreParams: peerScoreParams([...topics.keys()]),

@@ -27,6 +27,7 @@ export {
   type GossipHandler,
   type GossipValidator,
   type GossipVerdict,
+  IDONTWANT_MIN_BYTES,
   type NodeHost,
   type NodeHostOptions,
   REQUEST_FAULTS_TO_BAN,
