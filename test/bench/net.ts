@@ -374,7 +374,8 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     balances.sort((a, b) => (a.address < b.address ? -1 : 1))
     // Every transfer is signed, and stamped, before the run: on a machine with many cores the
     // probes and the window then outlast the default 5-minute timestamp window, and the last ones
-    // would be refused as too old. The bench's chain accepts 30 minutes; nothing else changes.
+    // would be refused as too old. The bench's chain accepts 30 minutes; nothing else changes but the
+    // block interval, when `--block-interval` sets it.
     const funded = {
       ...g,
       balances,

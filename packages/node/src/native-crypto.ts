@@ -377,8 +377,11 @@ function sodiumOneOff(seed: Uint8Array, lib: SodiumSign): OneOffBackend {
   const pk = Buffer.alloc(32)
   const sk = Buffer.alloc(64)
   const seedCopy = Buffer.from(seed)
-  lib.crypto_sign_seed_keypair(pk, sk, seedCopy)
-  seedCopy.fill(0)
+  try {
+    lib.crypto_sign_seed_keypair(pk, sk, seedCopy)
+  } finally {
+    seedCopy.fill(0)
+  }
   return {
     publicKey: new Uint8Array(pk),
     sign(message) {
@@ -392,8 +395,12 @@ function sodiumOneOff(seed: Uint8Array, lib: SodiumSign): OneOffBackend {
 
 function opensslOneOff(seed: Uint8Array): OneOffBackend {
   const der = Buffer.concat([PKCS8_PREFIX, seed])
-  let key: KeyObject | undefined = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })
-  der.fill(0)
+  let key: KeyObject | undefined
+  try {
+    key = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })
+  } finally {
+    der.fill(0)
+  }
   return {
     publicKey: u8(createPublicKey(key).export({ format: 'der', type: 'spki' })).slice(SPKI_PREFIX.length),
     sign: (message) => u8(sign(null, message, key as KeyObject)),
