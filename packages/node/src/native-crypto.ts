@@ -306,7 +306,10 @@ export interface OneOffKey {
   readonly publicKey: Uint8Array
   /** A provider that signs with this key (and verifies like {@link nativeCrypto}); throws for any other secret. */
   readonly crypto: CryptoProvider
-  /** Wipes the key this process holds; signing with it afterwards throws. */
+  /**
+   * Ends the key: signing with it afterwards throws. With libsodium its bytes are zeroed at once;
+   * with OpenSSL the key object is let go, and cleared when it is collected (see {@link oneOffKey}).
+   */
   destroy(): void
 }
 
@@ -336,12 +339,13 @@ function sodiumSign(): SodiumSign | undefined {
 
 /**
  * Makes a {@link OneOffKey} from a 32-byte seed, which the caller wipes as before. With libsodium
- * the key's 64 bytes live in one buffer that `destroy` zeroes (~50 µs for the key and a signature
- * here); otherwise an OpenSSL key object made for it alone and dropped by `destroy`, which OpenSSL
- * clears when it frees it (~660 µs: OpenSSL 3 decodes a private key slowly). Signatures are the
- * same either way (ed25519 signing is deterministic).
+ * (`lib`; `null` for OpenSSL) the key's 64 bytes live in one buffer that `destroy` zeroes (~50 µs
+ * for the key and a signature here). Without it (`LOOPCHAIN_CRYPTO=openssl`, or the addon missing),
+ * an OpenSSL key object made for it alone (~660 µs: OpenSSL 3 decodes a private key slowly), which
+ * `destroy` only lets go of: OpenSSL clears the key when V8 collects the object, not at once.
+ * Signatures are the same either way (ed25519 signing is deterministic).
  */
-export function oneOffKey(seed: Uint8Array, lib: SodiumSign | undefined = sodiumSign()): OneOffKey {
+export function oneOffKey(seed: Uint8Array, lib: SodiumSign | null = sodiumSign() ?? null): OneOffKey {
   if (seed.length !== 32) throw new RangeError('an ed25519 secret key is 32 bytes')
   // The seed is compared in place, and every copy made of it here is wiped: the caller's wipe of
   // the seed must leave nothing of the key but what `destroy` clears.
@@ -351,7 +355,7 @@ export function oneOffKey(seed: Uint8Array, lib: SodiumSign | undefined = sodium
     if (destroyed) throw new Error('this one-off key was destroyed')
     if (!owns(secret)) throw new Error('a one-off key signs only with its own secret')
   }
-  const backend = lib !== undefined ? sodiumOneOff(seed, lib) : opensslOneOff(seed)
+  const backend = lib !== null ? sodiumOneOff(seed, lib) : opensslOneOff(seed)
   return {
     publicKey: backend.publicKey,
     crypto: {

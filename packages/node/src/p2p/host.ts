@@ -203,15 +203,13 @@ interface ScoredGossipSub {
 // A banned peer's score decays slowly (1%/s); ten minutes brings a -180 peer back near -0.5.
 const DEFAULT_BAN_MS = 10 * 60_000
 /**
- * See {@link NodeHostOptions.idontwantMinBytes}. An IDONTWANT costs a node about what a vote does
- * to send (~150 µs both ends here, `npm run bench -- gossip`), and a receiver sends one to each
- * other mesh peer; a duplicate it saves costs several times that from a few KB up. Proposals pass
- * this size from ~100 transfers; at 60 KB, in four hosts whose proposal check takes 5 ms, the
- * copies a proposal costs fell by ~40% against IDONTWANT from 64 KiB (the bench's `mesh4` figures).
- * Transaction batches are never forwarded (`directTopics`), so their IDONTWANTs save nothing; at
- * this size they come only at thousands of transactions a second from one node.
+ * See {@link NodeHostOptions.idontwantMinBytes}. Lower is not better here: a node checks a proposal
+ * synchronously before gossipsub forwards it, so a peer's IDONTWANT, sent as that peer got the same
+ * proposal at the same moment, is read only after this node has forwarded its copy; the IDONTWANTs
+ * then cost on top of the copies. In the bench's `mesh4` figures (`npm run bench -- gossip`: four
+ * hosts, a 60 KB proposal, a 5 ms busy check before forwarding) 16 KiB cost 7–10% more than this.
  */
-export const IDONTWANT_MIN_BYTES = 16 * 1024
+export const IDONTWANT_MIN_BYTES = 64 * 1024
 /**
  * Requests that were the requester's fault (malformed, oversized, refused as invalid) before a
  * non-member peer is banned, like three invalid gossip messages graylist it. The count decays by
@@ -340,8 +338,8 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
         allowPublishToZeroTopicPeers: true,
         // Re-publishing a vote or transaction we already sent is harmless.
         ignoreDuplicatePublishError: true,
-        // IDONTWANT saves a peer a duplicate copy we would otherwise forward to it; below this size
-        // the IDONTWANT messages cost about what the copies would (see IDONTWANT_MIN_BYTES).
+        // IDONTWANT saves a peer a duplicate copy we would otherwise forward to it, when it arrives
+        // before that peer forwards; see IDONTWANT_MIN_BYTES for why it starts at 64 KiB.
         idontwantMinDataSize: options.idontwantMinBytes ?? IDONTWANT_MIN_BYTES,
         fallbackToFloodsub: false,
         doPX: false,
