@@ -16,7 +16,8 @@
  * signatures libsodium alone refuses), and an ordinary invalid signature costs one libsodium check,
  * not that and OpenSSL's.
  * Where the addon does not load, or fails its check at load ({@link sodiumVerifier}), OpenSSL
- * alone; `LOOPCHAIN_CRYPTO=openssl` asks for that.
+ * alone; `LOOPCHAIN_CRYPTO=openssl` asks for that (and then a block's one-off key, see
+ * {@link oneOffKey}, is made and signs through OpenSSL too).
  *
  * A key seen for the first time adds ~10 µs to its verification (a JWK import goes straight to
  * OpenSSL's raw-key constructor), not the ~170 µs of decoding it in JavaScript and parsing a DER
@@ -430,7 +431,7 @@ export const opensslCrypto: CryptoProvider = {
  */
 let sodiumState: SodiumVerify | undefined | null = null
 
-/** `LOOPCHAIN_CRYPTO=openssl` makes OpenSSL verify alone (to compare, or to rule libsodium out). */
+/** `LOOPCHAIN_CRYPTO=openssl` makes OpenSSL verify alone (to compare, or to rule libsodium out), and sign one-off keys. */
 function sodiumVerify(): SodiumVerify | undefined {
   if (sodiumState === null) sodiumState = process.env.LOOPCHAIN_CRYPTO === 'openssl' ? undefined : sodiumVerifier()
   return sodiumState
