@@ -361,8 +361,14 @@ export function oneOffKey(seed: Uint8Array, lib: SodiumSign | null = sodiumSign(
     publicKey: backend.publicKey,
     crypto: {
       ...nativeCrypto,
-      publicKey: (secret) => (check(secret), backend.publicKey.slice()),
-      sign: (message, secret) => (check(secret), backend.sign(message)),
+      publicKey(secret) {
+        check(secret)
+        return backend.publicKey.slice()
+      },
+      sign(message, secret) {
+        check(secret)
+        return backend.sign(message)
+      },
     },
     destroy() {
       destroyed = true

@@ -207,7 +207,7 @@ const DEFAULT_BAN_MS = 10 * 60_000
  * synchronously before gossipsub forwards it, so a peer's IDONTWANT, sent as that peer got the same
  * proposal at the same moment, is read only after this node has forwarded its copy; the IDONTWANTs
  * then cost on top of the copies. In the bench's `mesh4` figures (`npm run bench -- gossip`: four
- * hosts, a 60 KB proposal, a 5 ms busy check before forwarding) 16 KiB cost 7–10% more than this.
+ * hosts, a 60 KB proposal, a 5 ms busy check before forwarding) 16 KiB cost 14–23% more than this.
  */
 export const IDONTWANT_MIN_BYTES = 64 * 1024
 /**
