@@ -135,6 +135,9 @@ async function idleRate(): Promise<number> {
 
 /** `only`: the figures' size labels to run (`150`, `2k`, `60k`, `mesh4`; default all). */
 export async function runGossipBench(report: Report, only?: readonly string[]): Promise<void> {
+  const labels = [...PAIR_RUNS.map((r) => r.label), 'mesh4']
+  const unknown = (only ?? []).filter((l) => !labels.includes(l))
+  if (unknown.length) throw new Error(`unknown gossip figures ${unknown.join(', ')}; known: ${labels.join(', ')}`)
   const wanted = (label: string) => only === undefined || only.includes(label)
   const key = keyPairFromSecret(sha256(utf8('gossip bench signer')), opensslCrypto)
   const msg = sha256(utf8('a transaction hash'))

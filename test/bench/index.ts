@@ -49,7 +49,9 @@ const SUITES: Record<string, Suite> = {
   },
   gossip: async () => {
     const { runGossipBench } = await import('./gossip.js')
-    await runGossipBench(printer('gossip'))
+    // `npm run bench -- gossip 60k mesh4` runs only those figures' sizes.
+    const only = process.argv.slice(3).filter((a) => !a.startsWith('--'))
+    await runGossipBench(printer('gossip'), only.length ? only : undefined)
   },
   channel: async () => {
     const { runChannelBench } = await import('./channel.js')
