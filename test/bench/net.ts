@@ -30,6 +30,8 @@
  * after the probe, and the highest reading counts. With `--rate N`, the window's load follows a
  * short step at half the rate that only warms the nodes up. `meets_targets` is 1 when the run met
  * all the targets (ratio 0.5, p50 500 ms, p99 2 s, 1 GiB a node, everything sent committed).
+ * `machine_busy_pct` and `machine_steal_pct`: how busy the machine's cores were over the window,
+ * and how much of their time the host took away (from `/proc/stat`).
  * Options:
  * `--rate N` offered tx/s, `--seconds N` measured window (default 30), `--senders N` (default 1,000),
  * `--warmup N` seconds of load before the window (default 15), `--block-interval N` the chain's least
@@ -118,6 +120,18 @@ function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+/**
+ * The machine's CPU time so far, from `/proc/stat` (clock ticks, all cores): busy (user, nice,
+ * system, irq, softirq), stolen (time the hypervisor gave this machine's virtual CPUs to someone
+ * else) and the total. Over the window it shows how full the cores were and whether a slow run
+ * ran on a host that took time away from it.
+ */
+function machineCpuTicks(): { busy: number; steal: number; total: number } {
+  const f = (/^cpu\s+(.*)$/m.exec(readFileSync('/proc/stat', 'utf8'))?.[1] ?? '').trim().split(/\s+/).map(Number)
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = f
+  return { busy: user + nice + system + irq + softirq, steal, total: user + nice + system + idle + iowait + irq + softirq + steal }
 }
 
 /** Peak resident memory of a process in MiB (VmHWM). */
@@ -614,17 +628,20 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     const cpu0: number[] = []
     let windowStart = 0
     let loadCpu0 = process.cpuUsage()
+    let machine0 = machineCpuTicks()
     const measureFrom = performance.now() + warmup * 1000
     await offer(rate, (warmup + seconds) * 1000, () => {
       if (windowStart === 0 && performance.now() >= measureFrom) {
         windowStart = performance.now()
         for (const p of procs) cpu0.push(cpuSeconds(p.pid))
         loadCpu0 = process.cpuUsage()
+        machine0 = machineCpuTicks()
       }
     })
     const windowEnd = performance.now()
     const cpu1 = procs.map((p) => cpuSeconds(p.pid))
     const loadCpu = process.cpuUsage(loadCpu0)
+    const machine1 = machineCpuTicks()
     await Promise.all(inflight)
     // Let the tail commit, then stop listening.
     await drained(DRAIN_S * 1000)
@@ -736,6 +753,14 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
       missing === 0
     report('meets_targets', met ? 1 : 0, 'yes=1')
     report('loadgen_cpu', (100 * (loadCpu.user + loadCpu.system)) / 1e6 / windowS, '%core')
+    // The whole machine over the window: how busy its cores were (the nodes, the load generator and
+    // anything else), and how much time the host took away (steal): a run that fell behind with
+    // steal well above zero ran short of the cores it was measured against.
+    const ticks = machine1.total - machine0.total
+    if (ticks > 0) {
+      report('machine_busy_pct', (100 * (machine1.busy - machine0.busy)) / ticks, '%')
+      report('machine_steal_pct', (100 * (machine1.steal - machine0.steal)) / ticks, '%')
+    }
   } finally {
     // A clean stop first (profiles and logs get written), then no mercy.
     for (const p of procs) p.child.kill('SIGTERM')
