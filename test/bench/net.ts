@@ -32,6 +32,8 @@
  * all the targets (ratio 0.5, p50 500 ms, p99 2 s, 1 GiB a node, everything sent committed).
  * `machine_busy_pct` and `machine_steal_pct`: how busy the machine's cores were over the window,
  * and how much of their time the host took away (from `/proc/stat`).
+ * `store_l0_compactions_in_window`: LevelDB level-0 compactions that began in the window, all
+ * nodes together (from each node's LevelDB `LOG`; each rewrites tens of megabytes).
  * Options:
  * `--rate N` offered tx/s, `--seconds N` measured window (default 30), `--senders N` (default 1,000),
  * `--warmup N` seconds of load before the window (default 15), `--block-interval N` the chain's least
@@ -44,7 +46,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import { availableParallelism, tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import {
@@ -62,6 +64,7 @@ import {
 } from '@loopchain/core'
 import { nativeCrypto, opensslCrypto, verifiesWithSodium } from '@loopchain/node'
 import WebSocket from 'ws'
+import { levelZeroCompactionsBetween } from './leveldb-log.js'
 import { floorFigure, type Report } from './report.js'
 import { benchSenders, benchTransfer } from './transfers.js'
 
@@ -113,6 +116,8 @@ interface Proc {
   readonly child: ChildProcess
   readonly pid: number
   readonly rpc: string
+  /** The node's LevelDB directory (its `LOG` tells when it compacted). */
+  readonly dataDir: string
 }
 
 /** utime + stime of a process in seconds, from /proc (Linux). */
@@ -422,7 +427,12 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
           env: { ...process.env },
         },
       )
-      procs.push({ child, pid: child.pid as number, rpc: `http://127.0.0.1:${base + 10 * i + 2}/` })
+      procs.push({
+        child,
+        pid: child.pid as number,
+        rpc: `http://127.0.0.1:${base + 10 * i + 2}/`,
+        dataDir: resolve(join(dir, `node-${i}`), config.dataDir),
+      })
     }
     for (const p of procs) {
       await waitFor(
@@ -629,6 +639,7 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     let windowStart = 0
     let loadCpu0 = process.cpuUsage()
     let machine0 = machineCpuTicks()
+    let windowStartWallMs = 0
     const measureFrom = performance.now() + warmup * 1000
     await offer(rate, (warmup + seconds) * 1000, () => {
       if (windowStart === 0 && performance.now() >= measureFrom) {
@@ -636,9 +647,11 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
         for (const p of procs) cpu0.push(cpuSeconds(p.pid))
         loadCpu0 = process.cpuUsage()
         machine0 = machineCpuTicks()
+        windowStartWallMs = Date.now()
       }
     })
     const windowEnd = performance.now()
+    const windowEndWallMs = Date.now()
     const cpu1 = procs.map((p) => cpuSeconds(p.pid))
     const loadCpu = process.cpuUsage(loadCpu0)
     const machine1 = machineCpuTicks()
@@ -756,6 +769,21 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     // The whole machine over the window: how busy its cores were (the nodes, the load generator and
     // anything else), and how much time the host took away (steal): a run that fell behind with
     // steal well above zero ran short of the cores it was measured against.
+    // LevelDB's level-0 compactions that began in the window, all nodes together (see leveldb-log.ts).
+    const compactions = procs.map((p) => levelZeroCompactionsBetween(p.dataDir, windowStartWallMs, windowEndWallMs))
+    if (compactions.every((n) => n !== undefined))
+      report(
+        'store_l0_compactions_in_window',
+        compactions.reduce((a, b) => a + b, 0),
+        'compactions',
+      )
+    else
+      console.error(
+        `net: no LevelDB LOG in ${procs
+          .filter((_, i) => compactions[i] === undefined)
+          .map((p) => p.dataDir)
+          .join(', ')}`,
+      )
     const ticks = machine1.total - machine0.total
     if (ticks > 0) {
       report('machine_busy_pct', (100 * (machine1.busy - machine0.busy)) / ticks, '%')
