@@ -1,7 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { ClassicLevel } from 'classic-level'
+import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { compactionsIn, levelZeroCompactionsBetween } from './leveldb-log.js'
 
@@ -9,6 +11,35 @@ const LOG = `2026/12/06-11:07:37.298535 7fb3c4fff6c0 Level-0 table #141: started
 2026/12/06-11:07:38.314176 7fb3c4fff6c0 Compacting 4@0 + 6@1 files
 2026/12/06-11:07:41.573997 7fb3c4fff6c0 Compacted 4@0 + 6@1 files => 84109054 bytes
 2026/12/06-11:07:47.277186 7fb3c4fff6c0 Compacting 1@1 + 2@2 files
+`
+
+/**
+ * Run in a child process under a time zone far from UTC, so that reading LevelDB's local
+ * timestamps as UTC would put every compaction hours away: a real database with a 64 KiB memtable
+ * takes 8 MB of random keys and a full compaction, and the child prints what the parser found.
+ */
+const CHILD = `
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ClassicLevel } from ${JSON.stringify(createRequire(import.meta.url).resolve('classic-level'))}
+import { compactionsIn, levelZeroCompactionsBetween } from ${JSON.stringify(fileURLToPath(new URL('./leveldb-log.ts', import.meta.url)))}
+const dir = mkdtempSync(join(tmpdir(), 'loopchain-leveldb-log-'))
+const db = new ClassicLevel(dir, { keyEncoding: 'view', valueEncoding: 'view', writeBufferSize: 64 * 1024 })
+const from = Date.now() - 1000
+await db.open()
+const value = new Uint8Array(1000)
+for (let b = 0; b < 40; b++) {
+  const batch = db.batch()
+  for (let i = 0; i < 200; i++) batch.put(globalThis.crypto.getRandomValues(new Uint8Array(32)), value)
+  await batch.write()
+}
+await db.compactRange(new Uint8Array([0]), new Uint8Array(33).fill(0xff))
+await db.close()
+const to = Date.now() + 1000
+const all = compactionsIn(readFileSync(join(dir, 'LOG'), 'utf8'))
+console.log(JSON.stringify({ from, to, offsetMin: new Date().getTimezoneOffset(), all, counted: levelZeroCompactionsBetween(dir, from, to) }))
+rmSync(dir, { recursive: true, force: true })
 `
 
 describe('LevelDB log reading for bench net', () => {
@@ -33,30 +64,37 @@ describe('LevelDB log reading for bench net', () => {
     }
   })
 
-  it("reads the log a real LevelDB writes: a compaction it ran shows up in this process's clock", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'loopchain-leveldb-log-'))
-    const db = new ClassicLevel<Uint8Array, Uint8Array>(dir, { keyEncoding: 'view', valueEncoding: 'view', writeBufferSize: 64 * 1024 })
+  it('reads the log a real LevelDB writes, in a time zone nine hours from UTC', () => {
+    // LevelDB stamps its log through the C library's time zone data, JavaScript through ICU's: both
+    // must know the zone, or the child would silently run in UTC.
+    if (!existsSync('/usr/share/zoneinfo/Asia/Seoul'))
+      throw new Error('this test needs the system time zone data (Debian: apt-get install tzdata)')
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-leveldb-log-child-'))
     try {
-      const from = Date.now() - 1000
-      await db.open()
-      const value = new Uint8Array(1000)
-      for (let b = 0; b < 40; b++) {
-        const batch = db.batch()
-        for (let i = 0; i < 200; i++) batch.put(globalThis.crypto.getRandomValues(new Uint8Array(32)), value)
-        await batch.write()
+      const script = join(dir, 'child.mts')
+      writeFileSync(script, CHILD)
+      const out = execFileSync(process.execPath, ['--import', 'tsx', script], {
+        env: { ...process.env, TZ: 'Asia/Seoul' },
+        cwd: fileURLToPath(new URL('../..', import.meta.url)),
+        encoding: 'utf8',
+      })
+      const r = JSON.parse(out.trim().split('\n').pop() as string) as {
+        from: number
+        to: number
+        offsetMin: number
+        all: { atMs: number; level: number }[]
+        counted: number
       }
-      await db.compactRange(new Uint8Array([0]), new Uint8Array(33).fill(0xff))
-      await db.close()
-      const all = compactionsIn(readFileSync(join(dir, 'LOG'), 'utf8'))
+      expect(r.offsetMin).toBe(-540)
       // 8 MB through a 64 KiB memtable: level-0 files pile up and are compacted into level 1.
-      expect(all.filter((c) => c.level === 0).length).toBeGreaterThan(0)
-      for (const c of all) {
-        expect(c.atMs).toBeGreaterThanOrEqual(from)
-        expect(c.atMs).toBeLessThanOrEqual(Date.now() + 1000)
+      const l0 = r.all.filter((c) => c.level === 0)
+      expect(l0.length).toBeGreaterThan(0)
+      for (const c of r.all) {
+        expect(c.atMs).toBeGreaterThanOrEqual(r.from)
+        expect(c.atMs).toBeLessThanOrEqual(r.to)
       }
-      expect(levelZeroCompactionsBetween(dir, from, Date.now() + 1000)).toBe(all.filter((c) => c.level === 0).length)
+      expect(r.counted).toBe(l0.length)
     } finally {
-      if (db.status === 'open') await db.close()
       rmSync(dir, { recursive: true, force: true })
     }
   })
