@@ -768,9 +768,6 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
       missing === 0
     report('meets_targets', met ? 1 : 0, 'yes=1')
     report('loadgen_cpu', (100 * (loadCpu.user + loadCpu.system)) / 1e6 / windowS, '%core')
-    // The whole machine over the window: how busy its cores were (the nodes, the load generator and
-    // anything else), and how much time the host took away (steal): a run that fell behind with
-    // steal well above zero ran short of the cores it was measured against.
     // LevelDB's level-0 compactions that began in the warm-up and in the window, all nodes together
     // (see leveldb-log.ts): one late in the warm-up leaves a queue that the window still drains.
     const compactionsBetween = (from: number, to: number) => procs.map((p) => levelZeroCompactionsBetween(p.dataDir, from, to))
@@ -782,6 +779,9 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
       report('store_l0_compactions_in_warmup', sum(inWarmup), 'compactions')
       report('store_l0_compactions_in_window', sum(inWindow), 'compactions')
     } else console.error(`net: no LevelDB LOG in ${missingLog.join(', ')}`)
+    // The whole machine over the window: how busy its cores were (the nodes, the load generator and
+    // anything else), and how much time the host took away (steal): a run that fell behind with
+    // steal well above zero ran short of the cores it was measured against.
     const ticks = machine1.total - machine0.total
     if (ticks > 0) {
       report('machine_busy_pct', (100 * (machine1.busy - machine0.busy)) / ticks, '%')
