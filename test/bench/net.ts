@@ -65,7 +65,7 @@ import {
 } from '@loopchain/core'
 import { nativeCrypto, opensslCrypto, verifiesWithSodium } from '@loopchain/node'
 import WebSocket from 'ws'
-import { levelZeroCompactionsBetween } from './leveldb-log.js'
+import { levelZeroCompactionStarts } from './leveldb-log.js'
 import { floorFigure, type Report } from './report.js'
 import { benchSenders, benchTransfer } from './transfers.js'
 
@@ -770,14 +770,12 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     report('loadgen_cpu', (100 * (loadCpu.user + loadCpu.system)) / 1e6 / windowS, '%core')
     // LevelDB's level-0 compactions that began in the warm-up and in the window, all nodes together
     // (see leveldb-log.ts): one late in the warm-up leaves a queue that the window still drains.
-    const compactionsBetween = (from: number, to: number) => procs.map((p) => levelZeroCompactionsBetween(p.dataDir, from, to))
-    const inWarmup = compactionsBetween(warmupStartWallMs, windowStartWallMs)
-    const inWindow = compactionsBetween(windowStartWallMs, windowEndWallMs)
-    const missingLog = procs.filter((_, i) => inWindow[i] === undefined).map((p) => p.dataDir)
+    const starts = procs.map((p) => levelZeroCompactionStarts(p.dataDir))
+    const missingLog = procs.filter((_, i) => starts[i] === undefined).map((p) => p.dataDir)
     if (missingLog.length === 0) {
-      const sum = (xs: (number | undefined)[]) => xs.reduce((a: number, b) => a + (b ?? 0), 0)
-      report('store_l0_compactions_in_warmup', sum(inWarmup), 'compactions')
-      report('store_l0_compactions_in_window', sum(inWindow), 'compactions')
+      const begun = (from: number, to: number) => starts.reduce((n, s) => n + (s ?? []).filter((t) => t >= from && t < to).length, 0)
+      report('store_l0_compactions_in_warmup', begun(warmupStartWallMs, windowStartWallMs), 'compactions')
+      report('store_l0_compactions_in_window', begun(windowStartWallMs, windowEndWallMs), 'compactions')
     } else console.error(`net: no LevelDB LOG in ${missingLog.join(', ')}`)
     // The whole machine over the window: how busy its cores were (the nodes, the load generator and
     // anything else), and how much time the host took away (steal): a run that fell behind with
