@@ -572,7 +572,8 @@ export async function executeBlock(tree: StateTree, block: Block, env: Execution
   await state.load(VALIDATORS_KEY)
   const after = state.read(VALIDATORS_KEY)
   const changed = after !== undefined && (start.validators === undefined || !bytesEqual(after, start.validators))
-  const commit = await tree.commit()
+  // Its nodes are stored under the block's height, so they sort with the block (see StateTree).
+  const commit = await tree.commit(block.header.height)
   state.settle()
   const out = { receipts, result: stateResult(commit.root, receipts), commit }
   return changed ? { ...out, nextValidators: decode(validatorSetCodec, after) } : out

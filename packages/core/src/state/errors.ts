@@ -33,6 +33,8 @@ export type StateTreeErrorCode =
   | 'UNPERSISTED'
   /** A commit was started while another one was still running. */
   | 'BUSY'
+  /** A commit's version is not a safe integer above the last committed one. */
+  | 'VERSION'
 
 /** A local failure of the state tree; never the fault of a peer. */
 export class StateTreeError extends LoopchainError<StateTreeErrorCode> {

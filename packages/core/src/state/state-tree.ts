@@ -37,12 +37,21 @@
  *
  * ## Storage
  *
- * Nodes are content-addressed in the {@link KVStore} under `namespace ‖ 'n' ‖ hash` and never
- * deleted, so a proof against any committed root keeps working (light clients ask about old
- * heights). A flat index `namespace ‖ 'v' ‖ key → value` makes {@link StateTree.get} one store read,
- * and `namespace ‖ 'm'` records the root that index describes, written in the same batch. The
- * latest values read or persisted are also kept in memory (bounded, `valueCacheSize`), so a busy
- * account costs no store read at all; a read that a commit overtakes is never kept.
+ * Each commit has a version (a full node passes the block height; by default the last plus one).
+ * A node is stored under `nodePrefix ‖ version (8 bytes, big-endian) ‖ hash`, the version of the
+ * commit that wrote it, and never deleted, so a proof against any committed root keeps working
+ * (light clients ask about old heights). A branch record names each child's version beside its
+ * hash. Keys that grow with the version, not keys scattered by hash, are what keep LevelDB from
+ * rewriting old nodes: a memtable of new nodes becomes a table file that overlaps no older one, and
+ * LevelDB moves it down the levels instead of merging it (Aptos's Jellyfish tree keys its nodes by
+ * version for the same reason; `packages/node/docs/performance.md`).
+ *
+ * `namespace ‖ 'r' ‖ root → version` finds an older root's record. A flat index
+ * `namespace ‖ 'v' ‖ key → value` makes {@link StateTree.get} one store read, and `namespace ‖ 'm'`
+ * records the root that index describes (with its version and the last commit's), written in the
+ * same batch. The latest values read or persisted are also kept in memory (bounded,
+ * `valueCacheSize`), so a busy account costs no store read at all; a read that a commit overtakes
+ * is never kept.
  *
  * ## Memory
  *
@@ -59,6 +68,7 @@
  * paths synchronously, hashing each new node exactly once. It returns the new root and the write
  * ops instead of writing them, so the node can put them in the same atomic batch as the block.
  */
+import { decode, encode, fixedBytes, struct, uvarint } from '../codec/codec.js'
 import { bytesEqual, toHex } from '../codec/hex.js'
 import { HASH_LENGTH, ZERO_HASH } from '../crypto/hash.js'
 import { binaryStringToBytes, bytesToBinaryString, writeBinaryString } from './binary.js'
@@ -84,6 +94,9 @@ import {
   type TreeNode,
 } from './tree-node.js'
 
+/** The `namespace ‖ 'm'` record: the root the flat index describes, its node's version, the last commit's version. */
+const metaCodec = struct('StateMeta', { root: fixedBytes(HASH_LENGTH), rootVersion: uvarint, lastVersion: uvarint })
+
 export { MAX_STATE_KEY_LENGTH, MAX_STATE_VALUE_LENGTH } from './tree-node.js'
 
 /** The empty tree's root: the empty-subtree hash. */
@@ -105,6 +118,11 @@ export interface StateTreeOptions {
   /** Key prefix of every record this tree stores; defaults to {@link DEFAULT_STATE_NAMESPACE}. */
   readonly namespace?: Uint8Array
   /**
+   * Key prefix of the node records alone (`nodePrefix ‖ version ‖ hash`); defaults to
+   * `namespace ‖ 'n'`. A full node puts them among its other records keyed by height.
+   */
+  readonly nodePrefix?: Uint8Array
+  /**
    * How many values of the latest state to keep in memory for {@link StateTree.get} (default
    * {@link DEFAULT_VALUE_CACHE_SIZE}; 0: none). State values are at most a few hundred bytes.
    */
@@ -122,6 +140,8 @@ export interface StateCommit {
   readonly ops: WriteOp[]
   /** This commit's number within the tree instance (1, 2, …), for {@link StateTree.markPersisted}. */
   readonly sequence: number
+  /** The version its new nodes are stored under. */
+  readonly version: number
 }
 
 /**
@@ -216,6 +236,11 @@ export class StateTree {
   private readonly nodePrefix: Uint8Array
   private readonly flatPrefix: Uint8Array
   private readonly metaKey: Uint8Array
+  private readonly rootIndexPrefix: Uint8Array
+  /** The version of the last commit stored (-1: none); a commit's version must exceed it. */
+  private lastVersion = -1
+  /** The version the commit in progress writes its nodes under. */
+  private commitVersion = 0
 
   private rootHash: string = EMPTY_HASH
   private rootNode: Leaf | Branch | null = null
@@ -255,9 +280,10 @@ export class StateTree {
     this.hasher = new BinaryStateHasher(opts.sha256)
     this.recentMax = opts.valueCacheSize ?? DEFAULT_VALUE_CACHE_SIZE
     const ns = opts.namespace ?? DEFAULT_STATE_NAMESPACE
-    this.nodePrefix = concat(ns, 0x6e)
+    this.nodePrefix = opts.nodePrefix ?? concat(ns, 0x6e)
     this.flatPrefix = concat(ns, 0x76)
     this.metaKey = concat(ns, 0x6d)
+    this.rootIndexPrefix = concat(ns, 0x72)
   }
 
   /**
@@ -267,13 +293,31 @@ export class StateTree {
    */
   static async open(store: KVStore, root?: Uint8Array, opts: StateTreeOptions = {}): Promise<StateTree> {
     const t = new StateTree(store, opts)
-    const latest = await store.get(t.metaKey)
-    const r = root ?? latest ?? ZERO_HASH
+    const raw = await store.get(t.metaKey)
+    const latest = raw === undefined ? undefined : t.decodeMeta(raw)
+    const r = root ?? latest?.root ?? ZERO_HASH
     if (!(r instanceof Uint8Array) || r.length !== HASH_LENGTH) throw new TypeError('state root must be 32 bytes')
-    t.flatValid = latest === undefined ? isZero(r) : bytesEqual(latest, r)
+    t.lastVersion = latest?.lastVersion ?? -1
+    t.flatValid = latest === undefined ? isZero(r) : bytesEqual(latest.root, r)
     t.rootHash = bytesToBinaryString(r)
-    t.rootNode = isZero(r) ? null : await t.loadNode(t.rootHash)
+    if (!isZero(r)) {
+      const version = latest !== undefined && t.flatValid ? latest.rootVersion : await t.versionOfRoot(t.rootHash)
+      t.rootNode = await t.loadNode(t.rootHash, version)
+    }
     return t
+  }
+
+  private decodeMeta(raw: Uint8Array): { root: Uint8Array; rootVersion: number; lastVersion: number } {
+    try {
+      return decode(metaCodec, raw)
+    } catch (cause) {
+      throw new StateTreeError('CORRUPT_NODE', 'the state tree’s latest-root record does not decode', { cause })
+    }
+  }
+
+  /** The version of the last commit (-1 before the first). */
+  get version(): number {
+    return this.lastVersion
   }
 
   /** The last committed root (staged writes are not in it). */
@@ -458,19 +502,26 @@ export class StateTree {
    * Folds the staged writes into a new root and returns it with the store ops that persist it
    * (new nodes, flat-index updates, the latest-root marker). The tree moves to the new root at
    * once; write the ops (atomically, with the block), then call {@link markPersisted}.
+   *
+   * `version` (default: the last plus one) is the version the new nodes are stored under; it must
+   * be a safe integer above the last commit's ({@link version}). A full node passes the block
+   * height, so the nodes sort with the block that made them.
    */
-  async commit(): Promise<StateCommit> {
+  async commit(version: number = this.lastVersion + 1): Promise<StateCommit> {
     if (this.journal.length !== 0) throw new StateTreeError('CHECKPOINT', `commit() with ${this.journal.length} open checkpoint(s)`)
     if (this.committing) throw new StateTreeError('BUSY', 'commit() while another commit is running')
+    if (!Number.isSafeInteger(version) || version <= this.lastVersion) {
+      throw new StateTreeError('VERSION', `commit version must be an integer above the last one (${this.lastVersion}), got ${version}`)
+    }
     this.committing = true
     try {
-      return await this.commitStaged()
+      return await this.commitStaged(version)
     } finally {
       this.committing = false
     }
   }
 
-  private async commitStaged(): Promise<StateCommit> {
+  private async commitStaged(version: number): Promise<StateCommit> {
     // Writes staged while this commit awaits the store are not part of it and must survive it.
     const batch = [...this.staged]
     const items: Item[] = []
@@ -485,6 +536,7 @@ export class StateTree {
     const ops: WriteOp[] = []
     this.ops = ops
     this.slab = new Slab()
+    this.commitVersion = version
     let next: TreeNode | null
     try {
       next = this.update(this.rootNode, 0, items, 0, items.length)
@@ -501,12 +553,19 @@ export class StateTree {
     }
     const root = hashOf(next)
     const rootBytes = binaryStringToBytes(root)
-    if (this.flatValid) ops.push({ type: 'put', key: this.metaKey, value: rootBytes })
+    const rootVersion = next === null ? 0 : next.version
+    if (next !== null && next !== this.rootNode) {
+      ops.push({ type: 'put', key: concat(this.rootIndexPrefix, rootBytes), value: encode(uvarint, rootVersion) })
+    }
+    if (this.flatValid) {
+      ops.push({ type: 'put', key: this.metaKey, value: encode(metaCodec, { root: rootBytes, rootVersion, lastVersion: version }) })
+    }
     this.rootNode = next
     this.rootHash = root
+    this.lastVersion = version
     if (next !== null) this.remember(root, next)
     for (const [id, s] of batch) if (this.staged.get(id) === s) this.staged.delete(id)
-    return { root: rootBytes, ops, sequence: ++this.commitSeq }
+    return { root: rootBytes, ops, sequence: ++this.commitSeq, version }
   }
 
   /**
@@ -556,7 +615,7 @@ export class StateTree {
     // A running commit has loaded its paths and rebuilds them after its last read.
     if (this.committing) throw new StateTreeError('BUSY', 'evict() while a commit is running')
     this.roots.clear()
-    const cut = (n: TreeNode | null): TreeNode | null => (n === null || n.kind === STUB ? n : new Stub(n.hash))
+    const cut = (n: TreeNode | null): TreeNode | null => (n === null || n.kind === STUB ? n : new Stub(n.hash, n.version))
     const walk = (n: TreeNode | null, d: number): void => {
       if (n === null || n.kind !== BRANCH) return
       if (d + 1 >= depth) {
@@ -600,21 +659,43 @@ export class StateTree {
   // -------------------------------------------------------------------------------------------
   // Reading nodes
 
-  /** The store key of the node with hash `hash`. */
-  private nodeKey(hash: string): Uint8Array {
+  /** The store key of the node with hash `hash` written at `version`. */
+  private nodeKey(version: number, hash: string): Uint8Array {
     const p = this.nodePrefix
-    const out = new Uint8Array(p.length + HASH_LENGTH)
+    const out = new Uint8Array(p.length + 8 + HASH_LENGTH)
     out.set(p)
-    writeBinaryString(out, p.length, hash)
+    const o = p.length
+    const high = Math.floor(version / 0x1_0000_0000)
+    const low = version >>> 0
+    out[o] = high >>> 24
+    out[o + 1] = (high >>> 16) & 0xff
+    out[o + 2] = (high >>> 8) & 0xff
+    out[o + 3] = high & 0xff
+    out[o + 4] = low >>> 24
+    out[o + 5] = (low >>> 16) & 0xff
+    out[o + 6] = (low >>> 8) & 0xff
+    out[o + 7] = low & 0xff
+    writeBinaryString(out, o + 8, hash)
     return out
   }
 
-  private async loadNode(hash: string): Promise<Leaf | Branch> {
-    const record = await this.store.get(this.nodeKey(hash))
+  private async loadNode(hash: string, version: number): Promise<Leaf | Branch> {
+    const record = await this.store.get(this.nodeKey(version, hash))
     if (record === undefined) {
-      throw new StateTreeError('MISSING_NODE', 'state node not in the store', { details: { hash: toHex(binaryStringToBytes(hash)) } })
+      throw new StateTreeError('MISSING_NODE', 'state node not in the store', {
+        details: { hash: toHex(binaryStringToBytes(hash)), version },
+      })
     }
-    return decodeNode(hash, record)
+    return decodeNode(hash, version, record)
+  }
+
+  /** The version an older root's node is stored under, from the root index. */
+  private async versionOfRoot(id: string): Promise<number> {
+    const raw = await this.store.get(concat(this.rootIndexPrefix, binaryStringToBytes(id)))
+    if (raw === undefined) {
+      throw new StateTreeError('MISSING_NODE', 'state root not in the store', { details: { root: toHex(binaryStringToBytes(id)) } })
+    }
+    return decode(uvarint, raw)
   }
 
   /**
@@ -624,7 +705,7 @@ export class StateTree {
    * hangs in the tree (a commit's path must be resident in the tree itself, not in a copy).
    */
   private async attach(parent: Branch, stub: Stub): Promise<Leaf | Branch> {
-    const node = await this.loadNode(stub.hash)
+    const node = await this.loadNode(stub.hash, stub.version)
     if (parent.left === stub) parent.left = node
     else if (parent.right === stub) parent.right = node
     else {
@@ -645,7 +726,7 @@ export class StateTree {
       this.roots.set(id, known)
       return known
     }
-    const node = await this.loadNode(id)
+    const node = await this.loadNode(id, await this.versionOfRoot(id))
     this.remember(id, node)
     return node
   }
@@ -768,17 +849,17 @@ export class StateTree {
       if (only.kind === LEAF) return only
       if (only.kind === STUB) throw new Error('state tree: sibling of a deletion not loaded')
     }
-    const hl = hashOf(l)
-    const hr = hashOf(r)
-    const hash = this.hasher.nodeBinary(hl, hr)
-    this.ops.push({ type: 'put', key: this.nodeKey(hash), value: encodeBranch(hl, hr, this.slab.alloc(65)) })
-    return new Branch(hash, l, r)
+    const hash = this.hasher.nodeBinary(hashOf(l), hashOf(r))
+    const v = this.commitVersion
+    this.ops.push({ type: 'put', key: this.nodeKey(v, hash), value: encodeBranch(l, r, this.slab) })
+    return new Branch(hash, l, r, v)
   }
 
   private newLeaf(it: Item): Leaf {
     const value = it.value as Uint8Array
     const hash = this.hasher.leafBinary(it.path, this.hasher.valueHash(value))
-    this.ops.push({ type: 'put', key: this.nodeKey(hash), value: encodeLeaf(it.path, it.key, value, this.slab) })
-    return new Leaf(hash, it.path, bytesToBinaryString(value))
+    const v = this.commitVersion
+    this.ops.push({ type: 'put', key: this.nodeKey(v, hash), value: encodeLeaf(it.path, it.key, value, this.slab) })
+    return new Leaf(hash, it.path, bytesToBinaryString(value), v)
   }
 }

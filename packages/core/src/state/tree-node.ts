@@ -2,12 +2,15 @@
  * In-memory nodes of the state tree and their stored records. Internal to the tree: nothing here
  * is part of the package's API.
  *
- * A node record is stored under its own hash (content addressing), so a record never changes and
- * is never deleted; every historical root stays readable:
+ * A node record is stored under the version that wrote it and its own hash (`version ‖ hash`, see
+ * `StateTree`), so a record never changes and is never deleted; every historical root stays
+ * readable. A branch names each child by hash and by the version it was written at, which is how
+ * a reader finds the child's record:
  *
  * ```
  * leaf:   0x00 ‖ path (32) ‖ bytes(key) ‖ bytes(value)      (bytes = uvarint length ‖ bytes)
- * branch: 0x01 ‖ left hash (32) ‖ right hash (32)          (32 zero bytes = empty child)
+ * branch: 0x01 ‖ left hash (32) ‖ right hash (32) ‖ uvarint(left version) ‖ uvarint(right version)
+ *         (32 zero bytes and version 0 = empty child)
  * ```
  *
  * Resident nodes hold hashes and paths as 32-character binary strings (see `binary.ts`).
@@ -15,7 +18,7 @@
  * The leaf keeps its key so that a state snapshot can be rebuilt from nodes alone, and its whole
  * value (not just the hash) so that a proof at an old root can return the value of that time.
  */
-import { bytes, fixedBytes, Reader, struct, Writer } from '../codec/codec.js'
+import { bytes, fixedBytes, Reader, struct, uvarint, Writer } from '../codec/codec.js'
 import { HASH_LENGTH } from '../crypto/hash.js'
 import { DecodeError } from '../errors.js'
 import { bytesToBinaryString, writeBinaryString } from './binary.js'
@@ -44,6 +47,8 @@ export class Leaf {
     readonly path: string,
     /** The value as a binary string: a third of a small `Uint8Array`'s heap cost. */
     readonly value: string,
+    /** The version whose commit wrote this leaf's record (part of its store key). */
+    readonly version: number,
   ) {}
 }
 
@@ -58,6 +63,8 @@ export class Branch {
     readonly hash: string,
     public left: TreeNode | null,
     public right: TreeNode | null,
+    /** The version whose commit wrote this branch's record (part of its store key). */
+    readonly version: number,
   ) {}
 }
 
@@ -67,7 +74,11 @@ export const EMPTY_HASH = '\0'.repeat(HASH_LENGTH)
 /** A child not loaded yet. */
 export class Stub {
   readonly kind = STUB
-  constructor(readonly hash: string) {}
+  constructor(
+    readonly hash: string,
+    /** The version its record is stored under. */
+    readonly version: number,
+  ) {}
 }
 
 /** Any node; `null` is the empty subtree. */
@@ -150,27 +161,47 @@ export class Slab {
   }
 }
 
-/** The stored record of a branch, in `out` when given (65 bytes). */
-export function encodeBranch(left: string, right: string, out: Uint8Array = new Uint8Array(1 + 2 * HASH_LENGTH)): Uint8Array {
+/** The version of a child slot: the empty subtree's is 0. */
+export function versionOf(n: TreeNode | null): number {
+  return n === null ? 0 : n.version
+}
+
+/** The stored record of a branch over `left` and `right`, carved from `slab` when given. */
+export function encodeBranch(left: TreeNode | null, right: TreeNode | null, slab?: Slab): Uint8Array {
+  const lv = versionOf(left)
+  const rv = versionOf(right)
+  const size = 1 + 2 * HASH_LENGTH + uvarintLength(lv) + uvarintLength(rv)
+  const out = slab === undefined ? new Uint8Array(size) : slab.alloc(size)
   out[0] = BRANCH
-  writeBinaryString(out, 1, left)
-  writeBinaryString(out, 1 + HASH_LENGTH, right)
+  writeBinaryString(out, 1, hashOf(left))
+  writeBinaryString(out, 1 + HASH_LENGTH, hashOf(right))
+  putUvarint(out, putUvarint(out, 1 + 2 * HASH_LENGTH, lv), rv)
   return out
 }
 
-/** Decodes the record stored under `hash`. Records come from our own store, so a bad one is corruption. */
-export function decodeNode(hash: string, record: Uint8Array): Leaf | Branch {
+/** A child slot of a decoded branch: empty, or a stub to read from the store. */
+function child(hash: string, version: number): Stub | null {
+  return hash === EMPTY_HASH ? null : new Stub(hash, version)
+}
+
+/**
+ * Decodes the record stored under `version ‖ hash`. Records come from our own store, so a bad one
+ * is corruption.
+ */
+export function decodeNode(hash: string, version: number, record: Uint8Array): Leaf | Branch {
   try {
     const r = new Reader(record)
     const tag = r.u8()
     let node: Leaf | Branch
     if (tag === LEAF) {
       const { path, value } = leafRecord.read(r)
-      node = new Leaf(hash, bytesToBinaryString(path), bytesToBinaryString(value))
+      node = new Leaf(hash, bytesToBinaryString(path), bytesToBinaryString(value), version)
     } else if (tag === BRANCH) {
       const l = bytesToBinaryString(r.take(HASH_LENGTH))
       const rt = bytesToBinaryString(r.take(HASH_LENGTH))
-      node = new Branch(hash, l === EMPTY_HASH ? null : new Stub(l), rt === EMPTY_HASH ? null : new Stub(rt))
+      const lv = uvarint.read(r)
+      const rv = uvarint.read(r)
+      node = new Branch(hash, child(l, lv), child(rt, rv), version)
     } else {
       throw new DecodeError('INVALID_TAG', `state node record has tag ${tag}`)
     }

@@ -129,10 +129,11 @@ describe('block execution', () => {
     // Carol is rich now (written outside execution, as a grant would be), with her nonce as it stands.
     const carolNow = await getAccount(tree, carol.address)
     tree.put(accountKey(carol.address), encode(accountStateCodec, { balance: 10n ** 30n, nonce: carolNow.nonce }))
+    // Committed under version 4, so the block that follows it is 5 (a version only goes up).
     await tree.commit()
     const ex = await executeBlock(
       tree,
-      executionBlock({ networkId: 3, height: 4, timestamp: T0 + 4_000_000, proposer: alice.address }, [unaffordable]),
+      executionBlock({ networkId: 3, height: 5, timestamp: T0 + 5_000_000, proposer: alice.address }, [unaffordable]),
       { params: PARAMS, engine },
     )
     expect(ex.receipts[0]?.failure?.code).toBe('BAD_NONCE')

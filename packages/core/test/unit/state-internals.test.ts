@@ -5,7 +5,7 @@ import { toHex } from '../../src/codec/hex.js'
 import { sha256 } from '../../src/crypto/hash.js'
 import { binaryStringToBytes, bytesToBinaryString } from '../../src/state/binary.js'
 import { fastSha256, fastSha256Binary, jsSha256, jsSha256Binary, useSha256Backend } from '../../src/state/sha256.js'
-import { decodeNode, encodeBranch, encodeLeaf, encodeLeafGeneric, Leaf, Slab } from '../../src/state/tree-node.js'
+import { decodeNode, encodeBranch, encodeLeaf, encodeLeafGeneric, Leaf, Slab, Stub } from '../../src/state/tree-node.js'
 
 const ascii = (s: string) => new TextEncoder().encode(s)
 const hex = toHex
@@ -84,8 +84,9 @@ describe('state node records', () => {
           const p = bytesToBinaryString(path)
           expect(encodeLeaf(p, key, value)).toEqual(expected)
           expect(encodeLeaf(p, key, value, slab)).toEqual(expected)
-          const node = decodeNode(bytesToBinaryString(sha256(expected)), expected)
+          const node = decodeNode(bytesToBinaryString(sha256(expected)), 5, expected)
           expect(node).toBeInstanceOf(Leaf)
+          expect(node.version).toBe(5)
           expect(binaryStringToBytes((node as Leaf).value)).toEqual(value)
           expect(binaryStringToBytes((node as Leaf).path)).toEqual(path)
         },
@@ -102,14 +103,17 @@ describe('state node records', () => {
 
   it('rejects records with an unknown tag or trailing bytes as CORRUPT_NODE', () => {
     const one = '\x01'.repeat(32)
-    const zero = '\0'.repeat(32)
-    const branch = encodeBranch(one, zero)
-    expect(branch).toEqual(Uint8Array.from([1, ...new Array(32).fill(1), ...new Array(32).fill(0)]))
-    expect(() => decodeNode(one, new Uint8Array([...branch, 0]))).toThrow(expect.objectContaining({ code: 'CORRUPT_NODE' }))
-    expect(() => decodeNode(one, Uint8Array.of(9))).toThrow(expect.objectContaining({ code: 'CORRUPT_NODE' }))
-    expect(() => decodeNode(one, branch.subarray(0, 40))).toThrow(expect.objectContaining({ code: 'CORRUPT_NODE' }))
-    const node = decodeNode(one, branch)
-    // An all-zero child hash is the empty subtree, not a stub to load.
-    expect(node).toMatchObject({ kind: 1, right: null, left: { kind: 2, hash: one } })
+    // A child written at version 300 (a two-byte uvarint) and an empty one (version 0).
+    const branch = encodeBranch(new Stub(one, 300), null)
+    expect(branch).toEqual(Uint8Array.from([1, ...new Array(32).fill(1), ...new Array(32).fill(0), 0xac, 0x02, 0]))
+    expect(encodeBranch(new Stub(one, 300), null, new Slab())).toEqual(branch)
+    expect(() => decodeNode(one, 9, new Uint8Array([...branch, 0]))).toThrow(expect.objectContaining({ code: 'CORRUPT_NODE' }))
+    expect(() => decodeNode(one, 9, Uint8Array.of(9))).toThrow(expect.objectContaining({ code: 'CORRUPT_NODE' }))
+    expect(() => decodeNode(one, 9, branch.subarray(0, 40))).toThrow(expect.objectContaining({ code: 'CORRUPT_NODE' }))
+    // A record cut before its children's versions is as corrupt as one cut in a hash.
+    expect(() => decodeNode(one, 9, branch.subarray(0, 65))).toThrow(expect.objectContaining({ code: 'CORRUPT_NODE' }))
+    const node = decodeNode(one, 9, branch)
+    // An all-zero child hash is the empty subtree, not a stub to load; the stub keeps its version.
+    expect(node).toMatchObject({ kind: 1, version: 9, right: null, left: { kind: 2, hash: one, version: 300 } })
   })
 })

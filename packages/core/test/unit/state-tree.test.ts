@@ -203,7 +203,9 @@ describe('StateTree', () => {
     const fork = await StateTree.open(store, r1)
     fork.put(enc('b'), enc('3'))
     const { root, ops } = await fork.commit()
-    expect(ops.every((op) => op.type === 'put' && op.key[1] === 0x6e)).toBe(true)
+    // New nodes and the new root's entry in the root index ('r'), no flat value and no latest-root mark.
+    expect(ops.every((op) => op.type === 'put' && (op.key[1] === 0x6e || op.key[1] === 0x72))).toBe(true)
+    expect(ops.filter((op) => op.key[1] === 0x72)).toHaveLength(1)
     await store.write(ops)
     expect(await fork.get(enc('a'))).toEqual(enc('1'))
     expect(await fork.get(enc('b'))).toEqual(enc('3'))
@@ -427,13 +429,62 @@ describe('StateTree', () => {
     await expect(t.prove(enc('a'), sha256(enc('nope')))).rejects.toMatchObject({ code: 'MISSING_NODE' })
   })
 
+  it('stores each commit’s nodes under its version, which only goes up and survives a reopen', async () => {
+    const store = new MemoryKVStore()
+    const t = await StateTree.open(store)
+    expect(t.version).toBe(-1)
+    const keys = Array.from({ length: 50 }, (_, i) => enc(`k${i}`))
+    for (const k of keys) t.put(k, enc('1'))
+    const first = await t.commit(10)
+    await store.write(first.ops)
+    t.markPersisted(first)
+    t.put(enc('k7'), enc('2'))
+    const second = await t.commit(20)
+    await store.write(second.ops)
+    t.markPersisted(second)
+    expect([first.version, second.version, t.version]).toEqual([10, 20, 20])
+    // Every node key is 's' 'n' ‖ the commit's version (8 bytes, big-endian) ‖ a hash.
+    const be = (v: number) => [0, 0, 0, 0, 0, 0, 0, v]
+    const nodeOps = (ops: WriteOp[]) => ops.filter((op) => op.key[0] === 0x73 && op.key[1] === 0x6e)
+    for (const [c, v] of [
+      [first, 10],
+      [second, 20],
+    ] as const) {
+      expect(nodeOps(c.ops).length).toBeGreaterThan(0)
+      for (const op of nodeOps(c.ops)) {
+        expect(op.key).toHaveLength(2 + 8 + 32)
+        expect([...op.key.subarray(2, 10)]).toEqual(be(v))
+      }
+    }
+    // The second commit wrote only the changed path (a leaf and its branches), not 50 leaves again.
+    expect(nodeOps(second.ops).length).toBeLessThan(15)
+    await expect(t.commit(20)).rejects.toMatchObject({ name: 'StateTreeError', code: 'VERSION' })
+    await expect(t.commit(19.5)).rejects.toMatchObject({ code: 'VERSION' })
+    expect(t.stagedCount).toBe(0)
+
+    const again = await StateTree.open(store)
+    expect(again.version).toBe(20)
+    expect(toHex(again.root)).toBe(toHex(second.root))
+    await expect(again.commit(20)).rejects.toMatchObject({ code: 'VERSION' })
+    again.put(enc('k8'), enc('3'))
+    expect((await again.commit()).version).toBe(21)
+    // The first root, opened and proved against after the reopen: found through the root index.
+    const old = await StateTree.open(store, first.root)
+    expect(await old.get(enc('k7'))).toEqual(enc('1'))
+    const { value, proof } = await again.prove(enc('k7'), first.root)
+    expect(value).toEqual(enc('1'))
+    expect(verifyStateProof(first.root, enc('k7'), value, proof)).toBeUndefined()
+  })
+
   it('reports CORRUPT_NODE when a stored node record does not decode', async () => {
     const store = new MemoryKVStore()
     const t = await treeOf(
       Array.from({ length: 8 }, (_, i) => [enc(`k${i}`), enc(`v${i}`)] as [Uint8Array, Uint8Array]),
       store,
     )
-    const rootKey = new Uint8Array([0x73, 0x6e, ...t.root])
+    // The root's record: 's' 'n', the version that wrote it (the first commit's, 0), its hash.
+    const rootKey = new Uint8Array([0x73, 0x6e, ...new Array(8).fill(0), ...t.root])
+    expect(await store.get(rootKey)).toBeDefined()
     await store.write([{ type: 'put', key: rootKey, value: Uint8Array.of(7, 1, 2) }])
     await expect(StateTree.open(store)).rejects.toMatchObject({ code: 'CORRUPT_NODE' })
   })
