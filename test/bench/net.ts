@@ -33,8 +33,9 @@
  * `machine_busy_pct` and `machine_steal_pct`: how busy the machine's cores were over the window,
  * and how much of their time the host took away (from `/proc/stat`).
  * `store_l0_compactions_in_warmup` and `_in_window`: LevelDB level-0 compactions that began in the
- * warm-up and in the window, all nodes together (from each node's LevelDB `LOG`; each rewrites
- * tens of megabytes, and one late in the warm-up leaves a queue the window still drains).
+ * warm-up and in the window, all nodes and both their databases together (from each LevelDB `LOG`;
+ * one can rewrite tens of megabytes, and one late in the warm-up leaves a queue the window still
+ * drains).
  * Options:
  * `--rate N` offered tx/s, `--seconds N` measured window (default 30), `--senders N` (default 1,000),
  * `--warmup N` seconds of load before the window (default 15), `--block-interval N` the chain's least
@@ -63,7 +64,7 @@ import {
   transactionHash,
   utf8,
 } from '@loopchain/core'
-import { nativeCrypto, opensslCrypto, verifiesWithSodium } from '@loopchain/node'
+import { HEIGHT_DB_DIR, nativeCrypto, opensslCrypto, verifiesWithSodium } from '@loopchain/node'
 import WebSocket from 'ws'
 import { levelZeroCompactionStarts } from './leveldb-log.js'
 import { floorFigure, type Report } from './report.js'
@@ -117,7 +118,7 @@ interface Proc {
   readonly child: ChildProcess
   readonly pid: number
   readonly rpc: string
-  /** The node's LevelDB directory (its `LOG` tells when it compacted). */
+  /** The node's data directory: its LevelDB index database, with the height-keyed one inside (their `LOG`s tell when they compacted). */
   readonly dataDir: string
 }
 
@@ -770,8 +771,11 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
     report('loadgen_cpu', (100 * (loadCpu.user + loadCpu.system)) / 1e6 / windowS, '%core')
     // LevelDB's level-0 compactions that began in the warm-up and in the window, all nodes together
     // (see leveldb-log.ts): one late in the warm-up leaves a queue that the window still drains.
-    const starts = procs.map((p) => levelZeroCompactionStarts(p.dataDir))
-    const missingLog = procs.filter((_, i) => starts[i] === undefined).map((p) => p.dataDir)
+    // Each node has two databases (SplitKVStore): the index in its data directory, the records
+    // keyed by height in a subdirectory.
+    const dbs = procs.flatMap((p) => [p.dataDir, join(p.dataDir, HEIGHT_DB_DIR)])
+    const starts = dbs.map((d) => levelZeroCompactionStarts(d))
+    const missingLog = dbs.filter((_, i) => starts[i] === undefined)
     if (missingLog.length === 0) {
       const begun = (from: number, to: number) => starts.reduce((n, s) => n + (s ?? []).filter((t) => t >= from && t < to).length, 0)
       report('store_l0_compactions_in_warmup', begun(warmupStartWallMs, windowStartWallMs), 'compactions')

@@ -36,4 +36,5 @@ export {
   type StoreSettings,
   type StoreWriteStats,
 } from './storage/level-store.js'
+export { HEIGHT_DB_DIR, HEIGHT_KEYED, isHeightKeyed, SplitKVStore } from './storage/split-store.js'
 export { PORT_BLOCK, PORT_RANGE_BLOCKS, PORT_RANGE_FIRST, releasePortBlock, reservePortBlock } from './testing/ports.js'

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
   type Address,
+  accountKey,
   type Block,
   type BlockHeader,
   blockCodec,
@@ -31,6 +32,7 @@ import {
   transactionHash,
   VoteType,
   verifySignedHeader,
+  verifyStateProof,
   type WriteOp,
 } from '@loopchain/core'
 import { afterEach, describe, expect, it, vi } from 'vitest'
@@ -45,6 +47,7 @@ import {
   type NodeError,
   nativeCrypto,
   nodeRpcMethods,
+  SplitKVStore,
   STORE_FORMAT,
   silentLogger,
 } from '../src/index.js'
@@ -90,10 +93,10 @@ async function open(g: Genesis, secret: Uint8Array | undefined, dir?: string, ex
  */
 function faultyLevelStore(fault: (ops: readonly WriteOp[]) => string | undefined | Promise<string | undefined>) {
   return async (dir: string) => {
-    const s = await LevelKVStore.open(dir)
+    const s = await SplitKVStore.open(dir)
     return {
       get: (k: Uint8Array) => s.get(k),
-      iterate: (o?: Parameters<LevelKVStore['iterate']>[0]) => s.iterate(o),
+      iterate: (o?: Parameters<SplitKVStore['iterate']>[0]) => s.iterate(o),
       close: () => s.close(),
       write: async (ops: readonly WriteOp[]) => {
         const error = await fault(ops)
@@ -402,6 +405,59 @@ describe('full node (one process, LevelDB on disk)', () => {
     expect((await again.account(bob.address)).balance).toBe(20n)
   })
 
+  it('a block whose records keyed by height were written but whose index and head were not is not part of the chain: the restart commits it again', async () => {
+    const v = key('half-written validator')
+    let failIndex = false
+    let heightOpsWritten = 0
+    // The node's own two databases, with the index's write failing on demand: the state a crash
+    // between the two writes of a block leaves (SplitKVStore writes the height-keyed part first).
+    const openStore = async (dir: string) => {
+      const s = await SplitKVStore.open(dir)
+      const heightsWrite = s.heights.write.bind(s.heights)
+      s.heights.write = async (ops) => {
+        if (failIndex) heightOpsWritten += ops.length
+        return heightsWrite(ops)
+      }
+      const indexWrite = s.index.write.bind(s.index)
+      s.index.write = async (ops) => {
+        if (failIndex && ops.length >= 4) throw new Error('IO error: No space left on device')
+        return indexWrite(ops)
+      }
+      return s
+    }
+    const { g, dir, node } = await validatorPastFirstBlock(v, openStore)
+    const h = node.height
+    failIndex = true
+    await node.submit(transfer(1))
+    await vi.waitFor(() => expect(node.failure).toBeDefined(), { timeout: 10_000 })
+    expect(node.failure?.message).toContain(`committing block ${h + 1} failed`)
+    // The block, its companions and its state-tree nodes did land, in the height-keyed database.
+    expect(heightOpsWritten).toBeGreaterThan(5)
+    await node.stop()
+    nodes.splice(nodes.indexOf(node), 1)
+    const raw = await SplitKVStore.open(dir)
+    const chain = new ChainStore(raw, g.chainId)
+    expect(await chain.blockAt(h + 1)).toBeDefined()
+    expect((await chain.head())?.height).toBe(h)
+    await raw.close()
+
+    // The restart follows the head, not the stray records: the chain ends at h, with h's state.
+    const again = await open(g, v.secretKey, dir)
+    expect(again.height).toBe(h)
+    expect((await again.account(bob.address)).balance).toBe(10n)
+    again.start()
+    await again.submit(transfer(1))
+    const next = await nextBlock(again, (b) => b.block.transactions.length > 0)
+    expect(next.block.header.height).toBe(h + 1)
+    expect((await again.account(bob.address)).balance).toBe(20n)
+    // What it wrote over the stray records reads back as the block it committed, and a state
+    // proof at the new root checks out.
+    expect(await again.chain.blockAt(h + 1)).toEqual(next.block)
+    const { value, proof } = await again.state.prove(accountKey(bob.address), next.result.stateRoot)
+    expect(value).toBeDefined()
+    expect(verifyStateProof(next.result.stateRoot, accountKey(bob.address), value, proof)).toBeUndefined()
+  })
+
   it('a consensus WAL entry it cannot write halts the node before it proposes or votes', async () => {
     const v = key('wal-less validator')
     const dir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
@@ -672,7 +728,7 @@ describe('full node (one process, LevelDB on disk)', () => {
     const refused = FullNode.open({ dataDir, genesis: g, validatorSecret: v.secretKey })
     await expect(refused).rejects.toMatchObject({ code: 'STORE_FORMAT' })
     await expect(refused).rejects.toThrow(
-      /storage format 1 .* reads format 3\. Move it aside .*--fresh\)\. A validator's consensus WAL stays in the old database/,
+      /storage format 1 .* reads format 4\. Move it aside .*--fresh\)\. A validator's consensus WAL stays in the old database/,
     )
     // It closed the database it opened, and changed nothing: the mark put back, the node opens as before.
     const again = new ChainStore(await LevelKVStore.open(dataDir), g.chainId)

@@ -87,7 +87,8 @@ import { bytesKey, installNativeSha256, nativeCrypto, type OneOffKey, oneOffKey 
 import { decodeConsensusMessage } from '../p2p/consensus-gossip.js'
 import { type NodeLogger, silentLogger } from '../p2p/logger.js'
 import { ChainStore, STORE_FORMAT } from '../storage/chain-store.js'
-import { LevelKVStore, type LevelStoreOptions, type StoreSettings, type StoreWriteStats } from '../storage/level-store.js'
+import type { LevelStoreOptions, StoreSettings, StoreWriteStats } from '../storage/level-store.js'
+import { SplitKVStore } from '../storage/split-store.js'
 import { ConsensusWal } from './wal.js'
 import { Watchtower } from './watchtower.js'
 
@@ -142,7 +143,10 @@ export interface FullNodeOptions {
    * message was lost) would otherwise stay behind an idle chain until the next block. Default 5 s.
    */
   readonly idleSyncMs?: number
-  /** Opens the node's database (default: LevelDB in `dataDir`). Tests wrap it to inject faults. */
+  /**
+   * Opens the node's database (default: two LevelDB databases in `dataDir`, see `SplitKVStore`).
+   * Tests wrap it to inject faults.
+   */
   readonly openStore?: (dataDir: string) => Promise<NodeStore>
   /**
    * Called once when the node stops itself because it cannot go on safely (see
@@ -454,7 +458,7 @@ export class FullNode {
     // one first; the hashes are the same either way, only cheaper).
     installNativeSha256()
     const g = options.genesis
-    const store = await (options.openStore ?? ((dir: string) => LevelKVStore.open(dir, options.storage)))(options.dataDir)
+    const store = await (options.openStore ?? ((dir: string) => SplitKVStore.open(dir, options.storage)))(options.dataDir)
     const chain = new ChainStore(store, g.chainId)
     const wal = new ConsensusWal(store, g.chainId)
     const idKey = chain.genesisKey
@@ -480,7 +484,7 @@ export class FullNode {
     let tip: Tip
     let resultPending = false
     if (!head) {
-      tree = await StateTree.open(store, undefined, { namespace: chain.stateNamespace })
+      tree = await StateTree.open(store, undefined, { namespace: chain.stateNamespace, nodePrefix: chain.stateNodePrefix })
       const sc = await applyGenesis(tree, g)
       await store.write([
         ...sc.ops,
@@ -495,7 +499,7 @@ export class FullNode {
       const result = await chain.resultAt(head.height)
       const commit = await chain.commitAt(head.height)
       if (!block || !result || !commit) throw new NodeError('CORRUPT_STORE', `the head block ${head.height} is incomplete in the store`)
-      tree = await StateTree.open(store, result.stateRoot, { namespace: chain.stateNamespace })
+      tree = await StateTree.open(store, result.stateRoot, { namespace: chain.stateNamespace, nodePrefix: chain.stateNodePrefix })
       tip = { header: block.header, result, commit }
       resultPending = block.transactions.length > 0
     }

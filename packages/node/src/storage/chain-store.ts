@@ -1,12 +1,23 @@
 /**
  * The chain's blocks on disk: blocks and their headers by height, heights by block hash,
- * transactions by hash, receipts, block results, commit certificates and the head. Everything of one committed block — the block, its
- * commit, its receipts and result, its transaction index, the state it produced and the new head —
- * goes into ONE atomic batch ({@link ChainStore.commitBlockOps}), so a kill -9 at any instant leaves
- * either the whole block or none of it, and a restart resumes from a consistent head.
+ * transactions by hash, receipts, block results, commit certificates and the head. Everything of
+ * one committed block — the block, its commit, its receipts and result, its transaction index, the
+ * state it produced and the new head — goes into ONE write ({@link ChainStore.commitBlockOps}), so
+ * a kill -9 at any instant leaves either the whole block or none of it, and a restart resumes from
+ * a consistent head.
  *
- * Every key starts with the chain's namespace (`chain id ‖ 0x00`), so one node can serve several
- * chains (loopchain's "channels") from one database.
+ * Two kinds of key. What a block adds at its height and never changes — the block, its header,
+ * commit, receipts and result, and the state-tree nodes its execution wrote — is keyed
+ * `0x01 ‖ chain id ‖ 0x00 ‖ height (8 bytes) ‖ …` ({@link HEIGHT_KEYED}): it sorts by height, so
+ * LevelDB never merges it into older records. On a full node it lives in a database of its own
+ * (`SplitKVStore`), written before the rest of the block's write. Everything else — the indexes by
+ * hash, the state's flat values, the validator-set changes, the head — is keyed
+ * `chain id ‖ 0x00 ‖ kind ‖ …`, and the head in that second part is the commit point: records
+ * keyed by a height above the head are not part of the chain (a crash came between the two parts),
+ * are never read, and are written again when that block commits.
+ *
+ * Every key carries the chain id, so one node can serve several chains (loopchain's "channels")
+ * from one database.
  */
 import {
   type Block,
@@ -24,7 +35,6 @@ import {
   fixedBytes,
   type KVStore,
   list,
-  Reader,
   type Receipt,
   receiptCodec,
   struct,
@@ -35,16 +45,19 @@ import {
   validatorSetCodec,
   type WriteOp,
 } from '@loopchain/core'
+import { HEIGHT_KEYED } from './split-store.js'
 
 const K_HEAD = 0x48 // 'H'
-const K_BLOCK = 0x62 // 'b' ‖ height(8)
-/** The block's header alone, next to the block (since 2026-12-05; blocks stored before have none). */
-const K_HEADER = 0x65 // 'e' ‖ height(8)
+// Keyed by height: 0x01 ‖ chain id ‖ 0x00 ‖ height(8) ‖ kind.
+const K_BLOCK = 0x62 // 'b'
+/** The block's header alone, next to the block. */
+const K_HEADER = 0x65 // 'e'
+const K_RECEIPTS = 0x72 // 'r'
+const K_RESULT = 0x78 // 'x'
+const K_COMMIT = 0x63 // 'c'
+// Keyed by the chain id: chain id ‖ 0x00 ‖ kind ‖ ….
 const K_HASH = 0x68 // 'h' ‖ block hash → height
 const K_TX = 0x74 // 't' ‖ tx hash → (height, index)
-const K_RECEIPTS = 0x72 // 'r' ‖ height(8)
-const K_RESULT = 0x78 // 'x' ‖ height(8)
-const K_COMMIT = 0x63 // 'c' ‖ height(8)
 const K_VALSET = 0x76 // 'v' ‖ first height(8) → the validator set in force from that height
 /** The genesis hash the database was made for. */
 const K_GENESIS = 0x47 // 'G'
@@ -54,12 +67,14 @@ const K_STATE = 0x73 // 's'
 const K_FORMAT = 0x46 // 'F'
 
 /**
- * The format this version writes and reads. 3 (2026-12-05): contracts' host calls cost more steps,
+ * The format this version writes and reads. 4 (2026-12-06): blocks and state-tree nodes keyed by
+ * height (in a database of their own on a full node), state-tree nodes under their version and
+ * branches naming their children's. 3 (2026-12-05): contracts' host calls cost more steps,
  * so receipts of SCORE calls (and the result roots over them) differ from those written before.
  * 2 (2026-12-04): member records carry a node key, so state written before decodes differently
  * and has other state roots. 1: databases without a mark.
  */
-export const STORE_FORMAT = 3
+export const STORE_FORMAT = 4
 
 const receiptsCodec = list(receiptCodec, 100_000)
 const headCodec = struct('Head', { height: uvarint, hash: fixedBytes(32) })
@@ -87,16 +102,23 @@ export function be64(n: number): Uint8Array {
 /** Blocks and their companions for one chain in a {@link KVStore}. */
 export class ChainStore {
   private readonly prefix: Uint8Array
+  private readonly heightPrefix: Uint8Array
 
   constructor(
     readonly store: KVStore,
     readonly chainId: string,
   ) {
     this.prefix = concatBytes(utf8(chainId), Uint8Array.of(0))
+    this.heightPrefix = concatBytes(Uint8Array.of(HEIGHT_KEYED), this.prefix)
   }
 
   private key(kind: number, ...parts: Uint8Array[]): Uint8Array {
     return concatBytes(this.prefix, Uint8Array.of(kind), ...parts)
+  }
+
+  /** The key of the block's record of `kind` at `height`. */
+  private atHeight(height: number, kind: number): Uint8Array {
+    return concatBytes(this.heightPrefix, be64(height), Uint8Array.of(kind))
   }
 
   /** Where the node records which genesis this database belongs to. */
@@ -114,6 +136,14 @@ export class ChainStore {
     return this.key(K_STATE)
   }
 
+  /**
+   * Where the state tree keeps its nodes (`StateTreeOptions.nodePrefix`): among the records keyed
+   * by height, under the version the executor commits them at, the block's height.
+   */
+  get stateNodePrefix(): Uint8Array {
+    return this.heightPrefix
+  }
+
   /** The last committed block, or undefined for a chain with no block yet. */
   async head(): Promise<ChainHead | undefined> {
     const raw = await this.store.get(this.key(K_HEAD))
@@ -122,21 +152,18 @@ export class ChainStore {
 
   /** The block at `height`. */
   async blockAt(height: number): Promise<Block | undefined> {
-    const raw = await this.store.get(this.key(K_BLOCK, be64(height)))
+    const raw = await this.store.get(this.atHeight(height, K_BLOCK))
     return raw === undefined ? undefined : decode(blockCodec, raw)
   }
 
   /**
    * The header of the block at `height`. Light clients ask for many headers (256 a request), and
    * reading each from its whole block read up to `maxBlockBytes` from disk for ~300 bytes: the
-   * header has its own record. A block stored before that record existed is read from the front
-   * of the block (the header is a block's first field) without decoding its transactions.
+   * header has its own record.
    */
   async headerAt(height: number): Promise<BlockHeader | undefined> {
-    const raw = await this.store.get(this.key(K_HEADER, be64(height)))
-    if (raw !== undefined) return decode(blockHeaderCodec, raw)
-    const block = await this.store.get(this.key(K_BLOCK, be64(height)))
-    return block === undefined ? undefined : blockHeaderCodec.read(new Reader(block))
+    const raw = await this.store.get(this.atHeight(height, K_HEADER))
+    return raw === undefined ? undefined : decode(blockHeaderCodec, raw)
   }
 
   /** The height of the block with hash `hash`. */
@@ -147,19 +174,19 @@ export class ChainStore {
 
   /** The commit certificate of the block at `height`. */
   async commitAt(height: number): Promise<Commit | undefined> {
-    const raw = await this.store.get(this.key(K_COMMIT, be64(height)))
+    const raw = await this.store.get(this.atHeight(height, K_COMMIT))
     return raw === undefined ? undefined : decode(commitCodec, raw)
   }
 
   /** The receipts of the block at `height`, in transaction order. */
   async receiptsAt(height: number): Promise<Receipt[] | undefined> {
-    const raw = await this.store.get(this.key(K_RECEIPTS, be64(height)))
+    const raw = await this.store.get(this.atHeight(height, K_RECEIPTS))
     return raw === undefined ? undefined : decode(receiptsCodec, raw)
   }
 
   /** The result of executing the block at `height`. */
   async resultAt(height: number): Promise<BlockResult | undefined> {
-    const raw = await this.store.get(this.key(K_RESULT, be64(height)))
+    const raw = await this.store.get(this.atHeight(height, K_RESULT))
     return raw === undefined ? undefined : decode(blockResultCodec, raw)
   }
 
@@ -186,19 +213,20 @@ export class ChainStore {
     const hash = blockHash(block.header)
     const ops: WriteOp[] = [
       ...stateOps,
-      { type: 'put', key: this.key(K_BLOCK, be64(h)), value: encode(blockCodec, block) },
-      { type: 'put', key: this.key(K_HEADER, be64(h)), value: encode(blockHeaderCodec, block.header) },
+      { type: 'put', key: this.atHeight(h, K_BLOCK), value: encode(blockCodec, block) },
+      { type: 'put', key: this.atHeight(h, K_HEADER), value: encode(blockHeaderCodec, block.header) },
       { type: 'put', key: this.key(K_HASH, hash), value: encode(uvarint, h) },
-      { type: 'put', key: this.key(K_COMMIT, be64(h)), value: encode(commitCodec, commit) },
-      { type: 'put', key: this.key(K_RECEIPTS, be64(h)), value: encode(receiptsCodec, [...receipts]) },
-      { type: 'put', key: this.key(K_RESULT, be64(h)), value: encode(blockResultCodec, result) },
+      { type: 'put', key: this.atHeight(h, K_COMMIT), value: encode(commitCodec, commit) },
+      { type: 'put', key: this.atHeight(h, K_RECEIPTS), value: encode(receiptsCodec, [...receipts]) },
+      { type: 'put', key: this.atHeight(h, K_RESULT), value: encode(blockResultCodec, result) },
     ]
     // A set changed by block K votes from K + 2 (core docs/governance.md).
     if (nextValidators) ops.push({ type: 'put', key: this.key(K_VALSET, be64(h + 2)), value: encode(validatorSetCodec, nextValidators) })
     block.transactions.forEach((tx, index) => {
       ops.push({ type: 'put', key: this.key(K_TX, transactionHash(tx.body)), value: encode(txLocationCodec, { height: h, index }) })
     })
-    // The head goes last in the list; the batch is atomic anyway, but readers of a log see it last.
+    // The head goes last in the list: with the other keys by chain id it is written after the records
+    // keyed by height (SplitKVStore), and it is what makes the block part of the chain.
     ops.push({ type: 'put', key: this.key(K_HEAD), value: encode(headCodec, { height: h, hash }) })
     return ops
   }
@@ -232,10 +260,16 @@ export class ChainStore {
     return out
   }
 
-  /** Blocks from `from` to `to` inclusive, in height order, as stored (for sync by range). */
+  /**
+   * Blocks from `from` to `to` inclusive, in height order, as stored (for sync by range); it stops
+   * at the first height with no block. One read a height: a scan of the heights' range would also
+   * walk every state-tree node written there.
+   */
   async *blocks(from: number, to: number): AsyncIterable<Block> {
-    for await (const [, v] of this.store.iterate({ gte: this.key(K_BLOCK, be64(from)), lt: this.key(K_BLOCK, be64(to + 1)) })) {
-      yield decode(blockCodec, v)
+    for (let h = from; h <= to; h++) {
+      const block = await this.blockAt(h)
+      if (block === undefined) return
+      yield block
     }
   }
 }
