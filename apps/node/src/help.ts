@@ -17,7 +17,7 @@ Usage:
       holds a network already is refused: its keys are never written over.
       e.g.  loopchain init --validators 4 --out ./net
   loopchain start --config FILE
-      Run a node from its config: LevelDB in the config's dataDir, libp2p on its ports,
+      Run a node from its config: LevelDB in the config's dataDir (and its blocks/), libp2p on its ports,
       JSON-RPC on its rpc port. Logs are JSON lines on stdout. Stop with Ctrl-C.
       e.g.  loopchain start --config ./net/node-0/config.json
   loopchain devnet [--validators N] [--dir DIR] [--base-port P] [--web-port P] [--no-web] [--fresh]

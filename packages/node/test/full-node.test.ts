@@ -736,6 +736,12 @@ describe('full node (one process, LevelDB on disk)', () => {
     await (again.store as LevelKVStore).close()
     const reopened = await open(g, v.secretKey, dataDir)
     expect(reopened.height).toBe(0)
+    // Stopped three times before block 1, it still commits block 1 on the genesis state it stored.
+    reopened.start()
+    await reopened.submit(transfer(0))
+    const first = await nextBlock(reopened, (b) => b.block.transactions.length > 0)
+    expect(first.block.header.height).toBe(1)
+    expect((await reopened.account(bob.address)).balance).toBe(10n)
   })
 
   it('a node that missed the gossip catches up with an idle chain by asking for blocks, without any new message', async () => {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { concatBytes, utf8 } from '@loopchain/core'
@@ -50,6 +50,21 @@ describe('SplitKVStore (two LevelDB databases on disk)', () => {
     expect([await index.get(a), await index.get(b)]).toEqual([undefined, Uint8Array.of(2)])
     expect([await heights.get(a), await heights.get(b)]).toEqual([Uint8Array.of(3), undefined])
     await Promise.all([index.close(), heights.close()])
+  })
+
+  it('refuses a data directory whose index has records but no height-keyed database, and creates none', async () => {
+    const dir = tempDir()
+    // What an earlier storage format left: one LevelDB in the data directory.
+    const old = await LevelKVStore.open(dir)
+    await old.write([{ type: 'put', key: indexed('H'), value: Uint8Array.of(1) }])
+    await old.close()
+    await expect(SplitKVStore.open(dir)).rejects.toMatchObject({ name: 'StoreError', code: 'OPEN_FAILED' })
+    await expect(SplitKVStore.open(dir)).rejects.toThrow(/no height-keyed database .* before storage format 4, .*--fresh/)
+    expect(existsSync(join(dir, HEIGHT_DB_DIR))).toBe(false)
+    // It let the index go: the directory opens again as it was.
+    const again = await LevelKVStore.open(dir)
+    expect(await again.get(indexed('H'))).toEqual(Uint8Array.of(1))
+    await again.close()
   })
 
   it('scans a range on either side in key order, and refuses a range that could span both', async () => {

@@ -135,7 +135,8 @@ export async function applyGenesis(tree: StateTree, genesis: Genesis): Promise<S
     tree.put(memberKey(m.address), encode(memberRecordCodec, { id: m.id, rights: m.rights, nodeKey: m.nodeKey }))
   tree.put(MEMBER_LIST_KEY, encode(memberListCodec, genesis.members.map((m) => m.address).sort()))
   tree.put(VALIDATORS_KEY, encode(validatorSetCodec, genesis.validators))
-  return tree.commit()
+  // Version 0, before block 1's: a tree that holds a commit already refuses it (StateTreeError VERSION).
+  return tree.commit(0)
 }
 
 /** The result of a state with no receipts (genesis, or an empty block). */

@@ -66,7 +66,7 @@
  * sorts the dirty keys by path, reads the nodes on their paths from the store in parallel rounds
  * (only nodes not already resident; a resident path costs no `await`), then rebuilds the dirty
  * paths synchronously, hashing each new node exactly once. It returns the new root and the write
- * ops instead of writing them, so the node can put them in the same atomic batch as the block.
+ * ops instead of writing them, so the node can write them with the block, in the same write.
  */
 import { decode, encode, fixedBytes, struct, uvarint } from '../codec/codec.js'
 import { bytesEqual, toHex } from '../codec/hex.js'
@@ -303,6 +303,9 @@ export class StateTree {
     if (!isZero(r)) {
       const version = latest !== undefined && t.flatValid ? latest.rootVersion : await t.versionOfRoot(t.rootHash)
       t.rootNode = await t.loadNode(t.rootHash, version)
+      // A store without the latest-root record (one whose flat index was never written) still has
+      // the root's version as a floor for the next commit.
+      t.lastVersion = Math.max(t.lastVersion, version)
     }
     return t
   }
@@ -695,7 +698,11 @@ export class StateTree {
     if (raw === undefined) {
       throw new StateTreeError('MISSING_NODE', 'state root not in the store', { details: { root: toHex(binaryStringToBytes(id)) } })
     }
-    return decode(uvarint, raw)
+    try {
+      return decode(uvarint, raw)
+    } catch (cause) {
+      throw new StateTreeError('CORRUPT_NODE', 'a state root’s version record does not decode', { cause })
+    }
   }
 
   /**

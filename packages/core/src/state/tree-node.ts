@@ -142,7 +142,7 @@ const SLAB_CHUNK = 64 * 1024
 
 /**
  * Hands out record buffers as views of shared chunks. V8 allocates a typed array over 64 bytes
- * off-heap, which costs several times a hash; a branch record is 65 bytes and a commit writes
+ * off-heap, which costs several times a hash; a branch record is 67–75 bytes and a commit writes
  * thousands to millions of them, so they are carved out of chunks instead.
  */
 export class Slab {

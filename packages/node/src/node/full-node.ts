@@ -1,11 +1,11 @@
 /**
  * The full node's heart: it drives the LFT consensus machine with real timers and the WAL, builds
  * proposals from the mempool, validates peers' proposals, executes committed blocks through the
- * SCORE VM and stores each block with its state in one atomic batch. The network is a seam
+ * SCORE VM and stores each block with its state in one write (`SplitKVStore`: the head lands last). The network is a seam
  * ({@link NodeNetwork}); a single validator runs without one.
  *
  * Order of work for a committed block: execute → write block, commit, receipts, result, state
- * and head in one batch → prune the mempool → tell listeners → start the next height when the
+ * and head in one write → prune the mempool → tell listeners → start the next height when the
  * production policy says a block is due (transactions waiting, the minimum interval passed, or
  * the empty-block interval, if configured).
  */
@@ -485,20 +485,26 @@ export class FullNode {
     let resultPending = false
     if (!head) {
       tree = await StateTree.open(store, undefined, { namespace: chain.stateNamespace, nodePrefix: chain.stateNodePrefix })
-      const sc = await applyGenesis(tree, g)
-      await store.write([
-        ...sc.ops,
-        { type: 'put', key: idKey, value: gh },
-        { type: 'put', key: chain.formatKey, value: encode(uvarint, STORE_FORMAT) },
-      ])
-      tree.markPersisted(sc)
-      const result = stateResult(sc.root)
+      // A node stopped before block 1 has the genesis state already (written with the marks above).
+      if (tree.version < 0) {
+        const sc = await applyGenesis(tree, g)
+        await store.write([
+          ...sc.ops,
+          { type: 'put', key: idKey, value: gh },
+          { type: 'put', key: chain.formatKey, value: encode(uvarint, STORE_FORMAT) },
+        ])
+        tree.markPersisted(sc)
+      }
+      const result = stateResult(tree.root)
       tip = { header: genesisHeader(g, result), result, commit: undefined }
     } else {
       const block = await chain.blockAt(head.height)
       const result = await chain.resultAt(head.height)
       const commit = await chain.commitAt(head.height)
-      if (!block || !result || !commit) throw new NodeError('CORRUPT_STORE', `the head block ${head.height} is incomplete in the store`)
+      if (!block || !result || !commit) {
+        await store.close()
+        throw new NodeError('CORRUPT_STORE', `the head block ${head.height} is incomplete in the store`)
+      }
       tree = await StateTree.open(store, result.stateRoot, { namespace: chain.stateNamespace, nodePrefix: chain.stateNodePrefix })
       tip = { header: block.header, result, commit }
       resultPending = block.transactions.length > 0

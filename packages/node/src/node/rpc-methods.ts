@@ -402,7 +402,8 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
       ],
       result: { name: 'block', schema: { type: 'object' } },
       handler: async (p) => {
-        const b = await node.chain.blockAt(p.height as number)
+        // Above the tip nothing is committed here, whatever the store holds (a write a crash cut short).
+        const b = (p.height as number) > node.height ? undefined : await node.chain.blockAt(p.height as number)
         if (!b) throw notFound(`block ${p.height}`)
         return blockToJson(b, p.full !== false)
       },
@@ -527,6 +528,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
         // Height and root from the committed tip together (see FullNode.tipResult).
         const tip = node.height
         const height = (p.height as number | undefined) ?? tip
+        if (height > tip) throw notFound(`block ${height}`)
         // The genesis state's result is no block's: computed from the genesis (once; its nodes are stored).
         const result =
           height === tip ? node.tipResult : height === 0 ? await genesisResult(node.options.genesis) : await node.chain.resultAt(height)

@@ -231,7 +231,7 @@ export class ChainStore {
     return ops
   }
 
-  /** Writes a committed block and everything that goes with it atomically. */
+  /** Writes a committed block and everything that goes with it, the head last (see the file comment). */
   async commitBlock(
     block: Block,
     commit: Commit,
@@ -261,12 +261,13 @@ export class ChainStore {
   }
 
   /**
-   * Blocks from `from` to `to` inclusive, in height order, as stored (for sync by range); it stops
-   * at the first height with no block. One read a height: a scan of the heights' range would also
-   * walk every state-tree node written there.
+   * Blocks from `from` to `to` inclusive, in height order, as stored (for sync by range); it ends
+   * at the head and at the first height with no block. One read a height: a scan of the heights'
+   * range would also walk every state-tree node written there.
    */
   async *blocks(from: number, to: number): AsyncIterable<Block> {
-    for (let h = from; h <= to; h++) {
+    const last = Math.min(to, (await this.head())?.height ?? 0)
+    for (let h = from; h <= last; h++) {
       const block = await this.blockAt(h)
       if (block === undefined) return
       yield block

@@ -1,8 +1,8 @@
 /**
- * The full node's {@link KVStore} on LevelDB (`classic-level`). Every `write` is one LevelDB
- * batch, applied atomically, and synced to disk by default: the node writes a committed block,
- * its receipts and the state it produced in one call, so a kill -9 (or a power cut, with sync on)
- * at any instant leaves either all of it or none of it.
+ * A {@link KVStore} on one LevelDB database (`classic-level`). Every `write` is one LevelDB
+ * batch, applied atomically, and synced to disk by default, so a kill -9 (or a power cut, with
+ * sync on) at any instant leaves either all of it or none of it. A full node keeps two of them
+ * (`SplitKVStore`).
  */
 import { type IterateOptions, type KVStore, LoopchainError, type WriteOp } from '@loopchain/core'
 import { ClassicLevel } from 'classic-level'
@@ -26,6 +26,8 @@ export interface LevelStoreOptions {
    * being written out.
    */
   readonly writeBufferSize?: number
+  /** Create the database when there is none at the location (default true); otherwise `OPEN_FAILED`. */
+  readonly createIfMissing?: boolean
 }
 
 /**
@@ -141,7 +143,7 @@ export class LevelKVStore implements KVStore {
     }
     const db = new ClassicLevel<Uint8Array, Uint8Array>(location, { keyEncoding: 'view', valueEncoding: 'view', ...settings })
     try {
-      await db.open()
+      await db.open({ createIfMissing: opts.createIfMissing ?? true })
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause
       if (cause?.code === 'LEVEL_LOCKED')

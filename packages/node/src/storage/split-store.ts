@@ -12,15 +12,17 @@
  * first level, height-keyed records included. At ~2,000 transactions a second that was an ~80 MB
  * rewrite about once a minute on every validator at once (`packages/node/docs/performance.md`).
  *
- * The cost is atomicity across the two. {@link write} writes the height-keyed part of a batch
+ * The cost is atomicity across the two, and it needs both written with `sync` (the default): with
+ * it off, a machine crash could keep the second write and lose the first. {@link write} writes the height-keyed part of a batch
  * first and the rest second, each atomically. The node's commit point is therefore the second
  * write, which carries the head (`ChainStore`): a crash between the two leaves height-keyed records
  * above the head, which nothing reads (the head says where the chain ends) and which the block's
  * second commit writes again, byte for byte.
  */
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { IterateOptions, KVStore, WriteOp } from '@loopchain/core'
-import { LevelKVStore, type LevelStoreOptions, type StoreSettings, type StoreWriteStats } from './level-store.js'
+import { LevelKVStore, type LevelStoreOptions, StoreError, type StoreSettings, type StoreWriteStats } from './level-store.js'
 
 /**
  * The first byte of every record keyed by height: blocks and their companions, and the state tree's
@@ -47,12 +49,27 @@ export class SplitKVStore implements KVStore {
 
   /**
    * Opens (creating when missing) the node's database in `dataDir`: the index database in the
-   * directory itself, the height-keyed one in its `blocks` subdirectory, with the same options.
+   * directory itself, the height-keyed one in its `blocks` subdirectory, with the same options
+   * (so up to twice the memtable and block cache of one). A height-keyed database is only created
+   * with an empty index: an index without one was written before storage format 4, or its blocks
+   * were lost, and either way it is refused (`StoreError` `OPEN_FAILED`) rather than read as a
+   * chain with no blocks.
    */
   static async open(dataDir: string, opts: LevelStoreOptions = {}): Promise<SplitKVStore> {
     const index = await LevelKVStore.open(dataDir, opts)
     try {
-      return new SplitKVStore(index, await LevelKVStore.open(join(dataDir, HEIGHT_DB_DIR), opts))
+      let empty = true
+      for await (const _ of index.iterate({ limit: 1 })) empty = false
+      const heightsDir = join(dataDir, HEIGHT_DB_DIR)
+      // Checked before LevelDB looks: it makes the directory even when told not to create the database.
+      if (!empty && !existsSync(heightsDir)) {
+        throw new StoreError(
+          'OPEN_FAILED',
+          `the database at ${dataDir} has no height-keyed database at ${heightsDir}: it was written before storage format 4, which keeps blocks there, or that directory was lost. Move the data directory aside and let the node sync from its peers (a devnet: npm run devnet -- --fresh)`,
+          { penalize: false },
+        )
+      }
+      return new SplitKVStore(index, await LevelKVStore.open(heightsDir, { ...opts, createIfMissing: empty }))
     } catch (e) {
       await index.close()
       throw e
