@@ -445,6 +445,15 @@ describe('full node (one process, LevelDB on disk)', () => {
     const again = await open(g, v.secretKey, dir)
     expect(again.height).toBe(h)
     expect((await again.account(bob.address)).balance).toBe(10n)
+    // JSON-RPC serves nothing above the tip, though the store holds a block and a result there.
+    expect(await again.chain.blockAt(h + 1)).toBeDefined()
+    const rpc = (name: string, params: Record<string, Json>) =>
+      nodeRpcMethods(again)
+        .find((m) => m.name === name)
+        ?.handler(params, { client: 'test' })
+    await expect(rpc('lc_getBlockByHeight', { height: h + 1 })).rejects.toMatchObject({ rpcCode: -32001 })
+    await expect(rpc('lc_getStateProof', { key: '0x00', height: h + 1 })).rejects.toMatchObject({ rpcCode: -32001 })
+    expect(await rpc('lc_getBlockByHeight', { height: h })).toMatchObject({ height: h })
     again.start()
     await again.submit(transfer(1))
     const next = await nextBlock(again, (b) => b.block.transactions.length > 0)

@@ -1,8 +1,8 @@
 /**
  * The full node's heart: it drives the LFT consensus machine with real timers and the WAL, builds
  * proposals from the mempool, validates peers' proposals, executes committed blocks through the
- * SCORE VM and stores each block with its state in one write (`SplitKVStore`: the head lands last). The network is a seam
- * ({@link NodeNetwork}); a single validator runs without one.
+ * SCORE VM and stores each block with its state in one write (`SplitKVStore`: the head lands
+ * last). The network is a seam ({@link NodeNetwork}); a single validator runs without one.
  *
  * Order of work for a committed block: execute → write block, commit, receipts, result, state
  * and head in one write → prune the mempool → tell listeners → start the next height when the
