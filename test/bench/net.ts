@@ -423,7 +423,7 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
       const flags = (process.env.LOOPCHAIN_BENCH_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean)
       const child = spawn(
         process.execPath,
-        [...flags, ...prof, '--import', 'tsx', CLI, 'start', '--config', join(dir, `node-${i}`, 'config.json')],
+        [...flags, ...prof, '--import', 'tsx', CLI, 'start', '--config', join(dir, `node-${i}`, 'config.json'), '--exit-with-parent'],
         {
           stdio: ['ignore', openSync(join(dir, `node-${i}.log`), 'w'), 'inherit'],
           env: { ...process.env },

@@ -57,7 +57,7 @@ export const alive = (pid: number): boolean => {
 }
 
 /** The `loopchain start` processes whose parent is `pid` (Linux /proc): a devnet's nodes. */
-function childrenOf(pid: number): number[] {
+export function childrenOf(pid: number): number[] {
   const out: number[] = []
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue

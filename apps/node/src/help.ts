@@ -16,9 +16,11 @@ Usage:
       what counts blocks — a channel's challenge period, a payment's expiry — goes on. A DIR that
       holds a network already is refused: its keys are never written over.
       e.g.  loopchain init --validators 4 --out ./net
-  loopchain start --config FILE
+  loopchain start --config FILE [--exit-with-parent]
       Run a node from its config: LevelDB in the config's dataDir (and its blocks/), libp2p on its ports,
-      JSON-RPC on its rpc port. Logs are JSON lines on stdout. Stop with Ctrl-C.
+      JSON-RPC on its rpc port. Logs are JSON lines on stdout. Stop with Ctrl-C (or SIGTERM); a node whose
+      stdout is closed stops the same way (exit code 1). With --exit-with-parent (what devnet passes) it
+      also stops when the process that started it exits, even if that one was killed.
       e.g.  loopchain start --config ./net/node-0/config.json
   loopchain devnet [--validators N] [--dir DIR] [--base-port P] [--web-port P] [--no-web] [--fresh]
       Run a local network: N validator processes (default 4) and an observer from DIR (default ./.devnet,
@@ -133,7 +135,7 @@ const CERT_TERMS = ['subject', 'subject-key', 'attr', 'valid-from', 'valid-until
 /** What each command takes (`checkArgs`): what {@link HELP} lists for it. */
 export const COMMAND_FLAGS: Record<string, FlagSpec> = {
   init: { values: ['validators', 'out', 'chain-id', 'base-port', 'empty-block-interval-ms'] },
-  start: { values: ['config'] },
+  start: { values: ['config'], switches: ['exit-with-parent'] },
   devnet: { values: ['validators', 'dir', 'base-port', 'web-port'], switches: ['no-web', 'fresh'] },
   status: { values: ['rpc'], switches: ['watch'] },
   'keys new': { values: ['out'] },

@@ -42,10 +42,15 @@ import type { WebServer } from './web.js'
 
 const random32 = () => globalThis.crypto.getRandomValues(new Uint8Array(32))
 
+/** Whether the node's logs still go to stdout: once a write there fails (its reader is gone), they go to stderr. */
+let stdoutOpen = true
+
 /** JSON-lines logger for operators and log shippers. */
 function jsonLogger(node: string): NodeLogger {
   const line = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
-    process.stdout.write(`${JSON.stringify({ t: new Date().toISOString(), level, node, msg, ...fields })}\n`)
+    const text = `${JSON.stringify({ t: new Date().toISOString(), level, node, msg, ...fields })}\n`
+    if (stdoutOpen) process.stdout.write(text)
+    else process.stderr.write(text)
   }
   const debug = process.env.LOOPCHAIN_LOG === 'debug' ? line('debug') : () => {}
   return { info: line('info'), warn: line('warn'), error: line('error'), debug }
@@ -232,6 +237,29 @@ async function start(args: string[]): Promise<void> {
   }
   process.on('SIGINT', () => void stop(0))
   process.on('SIGTERM', () => void stop(0))
+  // Whoever read the logs is gone (a closed pipe: \`loopchain start | head\`, a supervisor killed):
+  // stop as on Ctrl-C, saying why on stderr, not crash on the next log line with a stack.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (!stdoutOpen) return
+    stdoutOpen = false
+    log.warn('standard output is closed; the node stops', { error: e.code ?? e.message })
+    void stop(1)
+  })
+  // Nowhere left to say anything: nothing to do but go on stopping.
+  process.stderr.on('error', () => {})
+  if (args.includes('--exit-with-parent')) {
+    // A node run by \`devnet\` (or a benchmark) stops with it, even when it is killed with -9 and
+    // cannot stop its nodes: they would hold their databases and ports for the next run.
+    const parent = process.ppid
+    const watch = setInterval(() => {
+      if (process.ppid === parent) return
+      clearInterval(watch)
+      if (stopping) return
+      log.warn('the process that started this node has exited; the node stops', { parentPid: parent })
+      void stop(0)
+    }, 1000)
+    watch.unref()
+  }
   const { startHub } = await import('./hub.js')
   try {
     const engine = await initEngine()
@@ -364,7 +392,9 @@ async function devnet(args: string[]): Promise<void> {
   let stopping = false
   const children = configs.map((config) => {
     const name = nameOf(config)
-    const child = spawn(process.execPath, ['--import', 'tsx', self, 'start', '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, ['--import', 'tsx', self, 'start', '--config', config, '--exit-with-parent'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
     let buffered = ''
     child.stdout.on('data', (d: Buffer) => {
       buffered += d.toString()
@@ -411,11 +441,26 @@ async function devnet(args: string[]): Promise<void> {
         (e: unknown) => process.stdout.write(`web app: not served (${(e as Error).message})\n`),
       )
   }
+  const running = () => children.filter((c) => c.exitCode === null && c.signalCode === null)
   const stop = () => {
+    if (stopping) {
+      // Ctrl-C again: do not wait.
+      for (const c of running()) c.kill('SIGKILL')
+      process.exit(1)
+    }
     stopping = true
     for (const c of children) c.kill('SIGTERM')
     web?.close().catch(() => undefined)
-    setTimeout(() => process.exit(0), 3000).unref()
+    // Exit once every node has stopped and closed its database, so that the next \`devnet\` finds
+    // them free; a node still running after 20 s is killed (its database is safe: see the WAL).
+    void Promise.all(running().map((c) => new Promise((r) => c.once('exit', r)))).then(() => process.exit(0))
+    setTimeout(() => {
+      for (const c of running()) {
+        process.stdout.write(`${nameOf(c.spawnargs[c.spawnargs.indexOf('--config') + 1] ?? '')} did not stop within 20 s: killed\n`)
+        c.kill('SIGKILL')
+      }
+      process.exit(1)
+    }, 20_000).unref()
   }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)

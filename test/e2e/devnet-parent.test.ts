@@ -1,0 +1,85 @@
+/**
+ * `loopchain devnet` killed with -9 cannot stop its nodes: they stop on their own (each was started
+ * with `--exit-with-parent`, and its stdout, the devnet's pipe, is closed), release their databases
+ * and ports, and the next devnet goes on from the height they reached. Ctrl-C waits for the nodes.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { reservePortBlock } from '@loopchain/node'
+import { afterAll, describe, expect, it } from 'vitest'
+import { waitFor } from '../support/cli-network.js'
+import { alive, childrenOf, runLoopchain } from '../support/devnet.js'
+
+const CLI = fileURLToPath(new URL('../../apps/node/src/main.ts', import.meta.url))
+const BASE = reservePortBlock()
+const dir = mkdtempSync(join(tmpdir(), 'loopchain-devnet-parent-'))
+const started: ChildProcess[] = []
+
+afterAll(() => {
+  for (const p of started) for (const pid of p.pid ? childrenOf(p.pid) : []) if (alive(pid)) process.kill(pid, 'SIGKILL')
+  for (const p of started) p.kill('SIGKILL')
+  rmSync(dir, { recursive: true, force: true })
+})
+
+/** `loopchain devnet --no-web` on this test's directory; `out()` is everything it and its nodes printed. */
+function devnet(): { p: ChildProcess; out: () => string } {
+  let out = ''
+  const p = spawn(process.execPath, ['--import', 'tsx', CLI, 'devnet', '--no-web', '--dir', dir, '--base-port', String(BASE)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  p.stdout?.on('data', (d) => {
+    out += d
+  })
+  // The nodes' stderr is the devnet's: this pipe stays open after the devnet is killed.
+  p.stderr?.on('data', (d) => {
+    out += d
+  })
+  started.push(p)
+  return { p, out: () => out }
+}
+
+const readyHeights = (out: string): number[] => [...out.matchAll(/ready at height (\d+)/g)].map((m) => Number(m[1]))
+const lastBlock = (out: string): number => Math.max(0, ...[...out.matchAll(/^block (\d+) committed$/gm)].map((m) => Number(m[1])))
+
+describe('loopchain devnet and its node processes', () => {
+  it('killed with -9, its nodes stop on their own; the next devnet starts them where they were; Ctrl-C waits for them', async () => {
+    // One validator and the observer, an empty block every 300 ms: heights come quickly.
+    await runLoopchain(['init', '--validators', '1', '--out', dir, '--base-port', String(BASE), '--empty-block-interval-ms', '300'])
+    const first = devnet()
+    await waitFor(async () => (readyHeights(first.out()).length === 2 ? true : undefined), 120_000, `two nodes ready\n${first.out()}`)
+    const nodes = childrenOf(first.p.pid as number)
+    expect(nodes).toHaveLength(2)
+    await waitFor(async () => (lastBlock(first.out()) >= 3 ? true : undefined), 60_000, `block 3\n${first.out()}`)
+    first.p.kill('SIGKILL')
+    const reached = lastBlock(first.out())
+
+    // Nobody is left to stop them: they see it and stop, as on Ctrl-C (not by a crash).
+    await waitFor(async () => (nodes.every((pid) => !alive(pid)) ? true : undefined), 30_000, `the nodes to exit\n${first.out()}`)
+    expect(first.out()).toMatch(/the process that started this node has exited|standard output is closed/)
+    expect(first.out()).not.toMatch(/Error: write EPIPE|Uncaught|\n\s+at [^\n]*node:internal/)
+
+    // Their databases and ports are free, and what they committed is there.
+    const second = devnet()
+    await waitFor(
+      async () => (readyHeights(second.out()).length === 2 ? true : undefined),
+      120_000,
+      `two nodes ready again\n${second.out()}`,
+    )
+    expect(second.out()).not.toMatch(/in use|cannot start/)
+    for (const h of readyHeights(second.out())) expect(h).toBeGreaterThanOrEqual(reached - 1)
+    expect(Math.max(...readyHeights(second.out()))).toBeGreaterThanOrEqual(reached)
+    const again = childrenOf(second.p.pid as number)
+    expect(again).toHaveLength(2)
+
+    // Ctrl-C: the devnet exits once its nodes have stopped, not before.
+    const exited = new Promise<number | null>((r) => second.p.once('exit', (code) => r(code)))
+    second.p.kill('SIGINT')
+    expect(await exited).toBe(0)
+    for (const pid of again) expect(alive(pid)).toBe(false)
+    expect(second.out()).toMatch(/node-0 stopped/)
+    expect(second.out()).toMatch(/observer stopped/)
+  }, 300_000)
+})
