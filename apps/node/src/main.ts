@@ -127,7 +127,7 @@ async function init(args: string[]): Promise<void> {
     ].sort((a, b) => (a.address < b.address ? -1 : 1)),
     params: { ...DEFAULT_PARAMS, emptyBlockIntervalMs },
   }
-  // Checked as \`start\` will read it (the chain id's form, say) before anything is written.
+  // Checked as `start` will read it (the chain id's form, say) before anything is written.
   try {
     parseGenesis(genesisToJson(genesis))
   } catch (e) {
@@ -237,18 +237,20 @@ async function start(args: string[]): Promise<void> {
   }
   process.on('SIGINT', () => void stop(0))
   process.on('SIGTERM', () => void stop(0))
-  // Whoever read the logs is gone (a closed pipe: \`loopchain start | head\`, a supervisor killed):
-  // stop as on Ctrl-C, saying why on stderr, not crash on the next log line with a stack.
+  // The logs cannot be written: whoever read them is gone (a closed pipe, EPIPE: `loopchain start
+  // | head`, a killed supervisor), or their file's disk is full. Stop as on Ctrl-C, saying why on
+  // stderr, instead of crashing on the next log line with a stack trace.
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {
     if (!stdoutOpen) return
     stdoutOpen = false
-    log.warn('standard output is closed; the node stops', { error: e.code ?? e.message })
+    const why = e.code === 'EPIPE' ? 'standard output is closed' : 'writing to standard output failed'
+    log.warn(`${why}; the node stops`, { error: e.code ?? e.message })
     void stop(1)
   })
   // Nowhere left to say anything: nothing to do but go on stopping.
   process.stderr.on('error', () => {})
   if (args.includes('--exit-with-parent')) {
-    // A node run by \`devnet\` (or a benchmark) stops with it, even when it is killed with -9 and
+    // A node run by `devnet` (or a benchmark) stops with it, even when it is killed with -9 and
     // cannot stop its nodes: they would hold their databases and ports for the next run.
     const parent = process.ppid
     const watch = setInterval(() => {
@@ -451,7 +453,7 @@ async function devnet(args: string[]): Promise<void> {
     stopping = true
     for (const c of children) c.kill('SIGTERM')
     web?.close().catch(() => undefined)
-    // Exit once every node has stopped and closed its database, so that the next \`devnet\` finds
+    // Exit once every node has stopped and closed its database, so that the next `devnet` finds
     // them free; a node still running after 20 s is killed (its database is safe: see the WAL).
     void Promise.all(running().map((c) => new Promise((r) => c.once('exit', r)))).then(() => process.exit(0))
     setTimeout(() => {
