@@ -14,8 +14,10 @@ import {
   type BlockHeader,
   blockCodec,
   blockStepBound,
+  bytesEqual,
   type ChainParams,
   type Commit,
+  concatBytes,
   consensusMessageCodec,
   decode,
   encode,
@@ -23,6 +25,7 @@ import {
   getAccount,
   type KeyPair,
   messageHeight,
+  prefixRange,
   proposerOf,
   signTransaction,
   signVote,
@@ -30,6 +33,7 @@ import {
   to0x,
   transactionCodec,
   transactionHash,
+  utf8,
   VoteType,
   verifySignedHeader,
   verifyStateProof,
@@ -128,7 +132,6 @@ async function validatorPastFirstBlock(
   return { g, dir, node }
 }
 
-/** A started single validator on a data directory the test keeps, so it can reopen it. */
 /**
  * Two validators of `g` (`keys`) linked in memory, `leader` on this machine's clock and the other opened
  * with `other` (its clock, say); both given transfer 0 and started. Returns the first block with a
@@ -490,6 +493,47 @@ describe('full node (one process, LevelDB on disk)', () => {
     // The proposal it could not record was never sent.
     expect(sent).toEqual([])
     expect(node.height).toBe(0)
+  })
+
+  it("the consensus WAL's entries a block settles are deleted in that block's own write: no write of their own, none left below the tip", async () => {
+    const v = key('wal-trim validator')
+    const writes: (readonly WriteOp[])[] = []
+    const { g, dir, node } = await validatorPastFirstBlock(
+      v,
+      faultyLevelStore((ops) => {
+        writes.push(ops)
+        return undefined
+      }),
+    )
+    for (let i = 1; i <= 3; i++) {
+      await node.submit(transfer(i))
+      await nextBlock(node, (b) => b.block.transactions.length > 0)
+    }
+    await idle([node])
+    const tip = node.height
+    expect(tip).toBeGreaterThanOrEqual(4)
+    const wal = concatBytes(utf8(g.chainId), Uint8Array.of(0, 0x77))
+    const isWal = (k: Uint8Array) => k.length === wal.length + 16 && bytesEqual(k.subarray(0, wal.length), wal)
+    const heightOf = (k: Uint8Array) => Number(new DataView(k.buffer, k.byteOffset + wal.length, 8).getBigUint64(0))
+    // The trims went with the blocks' writes (each with the block's puts); none went alone.
+    const trims = writes.filter((ops) => ops.some((o) => o.type === 'del' && isWal(o.key)))
+    expect(trims.length).toBeGreaterThanOrEqual(tip - 1)
+    for (const ops of trims) expect(ops.some((o) => o.type === 'put' && !isWal(o.key))).toBe(true)
+    expect(writes.filter((ops) => ops.length > 0 && ops.every((o) => o.type === 'del'))).toEqual([])
+    await node.stop()
+    nodes.splice(nodes.indexOf(node), 1)
+    // What is left of the WAL is of the tip's height or later, and a restart reads it.
+    const store = await SplitKVStore.open(dir)
+    const left: number[] = []
+    for await (const [k] of store.iterate(prefixRange(wal))) left.push(heightOf(k))
+    await store.close()
+    expect(left.length).toBeGreaterThan(0)
+    expect(Math.min(...left)).toBeGreaterThanOrEqual(tip)
+    const again = await open(g, v.secretKey, dir)
+    expect(again.height).toBe(tip)
+    again.start()
+    await again.submit(transfer(4))
+    await nextBlock(again, (b) => b.block.transactions.length > 0)
   })
 
   it('proposes blocks small enough for one gossip message, even where maxBlockBytes allows more', async () => {

@@ -35,8 +35,7 @@ describe('consensus WAL on LevelDB', () => {
       // Appends after a reopen go after what was there.
       await wal.append({ kind: 'vote', vote: vote(5, 2) })
       expect((await wal.load()).at(-1)).toEqual({ kind: 'vote', vote: vote(5, 2) })
-      // Each truncation starts where the last one ended; what is below the new height still goes,
-      // even an entry appended below an earlier truncation.
+      // What is below the new height goes, even an entry appended below an earlier truncation.
       await wal.append({ kind: 'vote', vote: vote(7, 0) })
       await wal.truncateBelow(6)
       expect(await wal.load()).toEqual([{ kind: 'vote', vote: vote(7, 0) }])
@@ -44,6 +43,43 @@ describe('consensus WAL on LevelDB', () => {
       await wal.truncateBelow(6)
       await wal.truncateBelow(8)
       expect(await wal.load()).toEqual([])
+      await store.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('gives the deletions of settled entries for another write to carry, and forgets them once written', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-wal-'))
+    try {
+      const k = testKey('wal trim validator')
+      const vote = (height: number) =>
+        signVote(
+          { networkId: 1, type: VoteType.Precommit, height, round: 0, blockHash: new Uint8Array(32).fill(height), validator: k.address },
+          k.secretKey,
+        )
+      let store = await LevelKVStore.open(dir)
+      let wal = new ConsensusWal(store, 'wal-chain')
+      await wal.append({ kind: 'vote', vote: vote(3) })
+      await wal.append({ kind: 'vote', vote: vote(4) })
+      await store.close()
+      // After a reopen it knows what was there, and what is appended since.
+      store = await LevelKVStore.open(dir)
+      wal = new ConsensusWal(store, 'wal-chain')
+      expect(await wal.load()).toHaveLength(2)
+      await wal.append({ kind: 'vote', vote: vote(5) })
+      await wal.append({ kind: 'vote', vote: vote(2) })
+      const trim = wal.trimOps(5)
+      expect(trim.map((op) => op.type)).toEqual(['del', 'del', 'del'])
+      // Written with something else, in one write.
+      await store.write([...trim, { type: 'put', key: utf8('other'), value: utf8('record') }])
+      wal.trimmed(trim)
+      expect(wal.trimOps(5)).toEqual([])
+      expect(await new ConsensusWal(store, 'wal-chain').load()).toEqual([{ kind: 'vote', vote: vote(5) }])
+      expect(await store.get(utf8('other'))).toEqual(utf8('record'))
+      // Nothing given, nothing forgotten: the entry at 5 still goes with the next height's write.
+      wal.trimmed([])
+      expect(wal.trimOps(6)).toHaveLength(1)
       await store.close()
     } finally {
       rmSync(dir, { recursive: true, force: true })

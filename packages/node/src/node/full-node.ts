@@ -1433,7 +1433,10 @@ export class FullNode {
           ...(this.options.engine ? { engine: this.options.engine } : {}),
         })
         t1 = performance.now()
-        await this.chain.commitBlock(block, commit, ex.receipts, ex.result, ex.commit.ops, ex.nextValidators)
+        // The WAL's entries below this height are settled by the block: trimmed in its write.
+        const trim = this.wal.trimOps(block.header.height)
+        await this.chain.commitBlock(block, commit, ex.receipts, ex.result, ex.commit.ops, ex.nextValidators, trim)
+        this.wal.trimmed(trim)
       } catch (e) {
         // The state tree holds the block's state and the store does not: nothing after may run on it.
         this.halt(`committing block ${block.header.height}`, e)
@@ -1454,7 +1457,7 @@ export class FullNode {
         else this.cacheNonce(tx.body.from, acc.nonce)
       }
       // The new tip shows together with the state it committed (no await between them), so a reader
-      // never sees the block's state under the previous height; the WAL is trimmed after.
+      // never sees the block's state under the previous height.
       this.tip = { header: block.header, result: ex.result, commit }
     } finally {
       this.storing = undefined
@@ -1468,10 +1471,6 @@ export class FullNode {
       }
     const t2 = performance.now()
     if (block.transactions.some((tx) => tx.body.to === GOVERNANCE_ADDRESS)) await this.refreshAdmission(block.header.height)
-    // The block is stored; entries left over are trimmed with the next one (a full disk halts at the next write).
-    await this.wal
-      .truncateBelow(block.header.height)
-      .catch((e: unknown) => this.log.warn('consensus: WAL trim failed', { error: String(e) }))
     this.lastCommitMs = this.clock()
     const c = this.counters
     c.blocks++

@@ -22,6 +22,7 @@ import {
   utf8,
   uvarint,
   type WalEntry,
+  type WriteOp,
 } from '@loopchain/core'
 import { be64 } from '../storage/chain-store.js'
 
@@ -62,12 +63,12 @@ function entryHeight(e: WalEntry): number {
   return e.kind === 'vote' ? e.vote.vote.height : e.kind === 'proposal' ? e.proposal.proposal.height : e.height
 }
 
-/** The WAL of one chain in a store. */
+/** The WAL of one chain in a store. {@link load} it before anything else: trimming deletes what it knows of. */
 export class ConsensusWal {
   private readonly prefix: Uint8Array
   private seq = 0
-  /** No entry below this height is left: truncation starts here, not at the deleted keys below. */
-  private floor = 0
+  /** The key and height of every entry in the store, oldest first: what to delete is known without a scan. */
+  private kept: { height: number; key: Uint8Array }[] = []
 
   constructor(
     private readonly store: KVStore,
@@ -79,30 +80,45 @@ export class ConsensusWal {
   /** Every entry kept, oldest first (the machine restores from these). */
   async load(): Promise<WalEntry[]> {
     const out: WalEntry[] = []
+    const kept: { height: number; key: Uint8Array }[] = []
     for await (const [k, v] of this.store.iterate(prefixRange(this.prefix))) {
       out.push(decode(walEntryCodec, v))
-      this.seq = Math.max(this.seq, Number(new DataView(k.buffer, k.byteOffset + k.length - 8).getBigUint64(0)) + 1)
+      const view = new DataView(k.buffer, k.byteOffset, k.length)
+      kept.push({ height: Number(view.getBigUint64(this.prefix.length)), key: k.slice() })
+      this.seq = Math.max(this.seq, Number(view.getBigUint64(k.length - 8)) + 1)
     }
+    this.kept = kept
     return out
   }
 
   /** Appends an entry durably (the store syncs each write). */
   async append(e: WalEntry): Promise<void> {
     const height = entryHeight(e)
-    if (height < this.floor) this.floor = height
     const key = concatBytes(this.prefix, be64(height), be64(this.seq++))
     await this.store.write([{ type: 'put', key, value: encode(walEntryCodec, e) }])
+    this.kept.push({ height, key })
   }
 
-  /** Drops entries of heights below `height` (they are settled by committed blocks). */
+  /**
+   * The deletions of the entries of heights below `height`, which the block at `height` settles:
+   * for the write that commits that block to carry, so that the trim is part of it, not a write of
+   * its own. Once that write is done, {@link trimmed} forgets them.
+   */
+  trimOps(height: number): WriteOp[] {
+    return this.kept.filter((e) => e.height < height).map((e) => ({ type: 'del', key: e.key }))
+  }
+
+  /** The deletions {@link trimOps} gave were written: those entries are gone. */
+  trimmed(ops: readonly WriteOp[]): void {
+    if (ops.length === 0) return
+    const gone = new Set(ops.map((op) => op.key))
+    this.kept = this.kept.filter((e) => !gone.has(e.key))
+  }
+
+  /** Drops entries of heights below `height` (they are settled by committed blocks) in a write of its own. */
   async truncateBelow(height: number): Promise<void> {
-    if (height <= this.floor) return
-    // Starting at the floor keeps LevelDB from stepping over the tombstones of every height
-    // already truncated (until a compaction drops them) at each commit.
-    const ops: { type: 'del'; key: Uint8Array }[] = []
-    const range = { gte: concatBytes(this.prefix, be64(this.floor)), lt: concatBytes(this.prefix, be64(height)) }
-    for await (const [k] of this.store.iterate(range)) ops.push({ type: 'del', key: k })
-    if (ops.length) await this.store.write(ops)
-    this.floor = height
+    const ops = this.trimOps(height)
+    if (ops.length > 0) await this.store.write(ops)
+    this.trimmed(ops)
   }
 }

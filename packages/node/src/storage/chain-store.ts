@@ -231,7 +231,10 @@ export class ChainStore {
     return ops
   }
 
-  /** Writes a committed block and everything that goes with it, the head last (see the file comment). */
+  /**
+   * Writes a committed block and everything that goes with it, the head last (see the file
+   * comment), and in the same write `settled`: records the block makes obsolete (deletions).
+   */
   async commitBlock(
     block: Block,
     commit: Commit,
@@ -239,13 +242,17 @@ export class ChainStore {
     result: BlockResult,
     stateOps: readonly WriteOp[],
     nextValidators?: ValidatorSet,
+    settled: readonly WriteOp[] = [],
   ): Promise<void> {
     const head = await this.head()
     const expected = head === undefined ? 1 : head.height + 1
     if (block.header.height !== expected) {
       throw new RangeError(`block ${block.header.height} does not follow the head ${head?.height ?? 0}`)
     }
-    await this.store.write(this.commitBlockOps(block, commit, receipts, result, stateOps, nextValidators))
+    const ops = this.commitBlockOps(block, commit, receipts, result, stateOps, nextValidators)
+    // What the block settles (the consensus WAL's entries below it) goes in the same write, before the head.
+    if (settled.length > 0) ops.splice(ops.length - 1, 0, ...settled)
+    await this.store.write(ops)
   }
 
   /** Every validator-set change stored, in height order: the set in force from `from` on. */
