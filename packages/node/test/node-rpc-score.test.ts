@@ -87,6 +87,29 @@ describe('SCORE methods over JSON-RPC', () => {
     expect(JSON.stringify(gov)).toContain('propose')
     const missing = await rpc('lc_getScoreApi', { address: `cx${'ab'.repeat(20)}` })
     expect(missing.error?.code).toBe(RpcErrorCode.NotFound)
+    // A list of the SCORE's members, as rpc.discover says.
+    expect(Array.isArray(abi)).toBe(true)
+    const doc = (await rpc('rpc.discover')).result
+    expect(doc.methods.find((m: { name: string }) => m.name === 'lc_getScoreApi').result.schema.type).toBe('array')
+    // A read-only call to the same address is not found either.
+    expect((await rpc('lc_call', { to: `cx${'ab'.repeat(20)}`, method: 'symbol' })).error?.code).toBe(RpcErrorCode.NotFound)
+  })
+
+  it('refuses what no SCORE method can take as invalid params: a name past the engine’s 64 characters, values nested past 32 levels', async () => {
+    const long = await rpc('lc_call', { to: token, method: `m${'x'.repeat(64)}` })
+    expect(long.error?.code).toBe(RpcErrorCode.InvalidParams)
+    expect((await rpc('lc_call', { to: token, method: `m${'x'.repeat(63)}` })).error?.code).toBe(RpcErrorCode.ScoreFailed)
+    // 60 levels pass the body's own limit (64) and stop at the value's, with a message, not a stack overflow.
+    let deep: Json = 1
+    for (let i = 0; i < 60; i++) deep = [deep]
+    const nested = await rpc('lc_call', { to: token, method: 'balanceOf', params: { _owner: deep } })
+    expect(nested.error).toMatchObject({
+      code: RpcErrorCode.InvalidParams,
+      message: expect.stringContaining('deeper than a value may be (32 levels)'),
+    })
+    let fits: Json = 1
+    for (let i = 0; i < 32; i++) fits = [fits]
+    expect((await rpc('lc_call', { to: token, method: 'balanceOf', params: { _owner: fits } })).error?.code).toBe(RpcErrorCode.ScoreFailed)
   })
 
   it('runs read-only calls with parameters typed by the ABI, and reports a failing call with its code', async () => {

@@ -111,17 +111,23 @@ describe('node JSON-RPC against a running validator', () => {
     const ws = new WebSocket(server.wsUrl)
     await new Promise((r) => ws.once('open', r))
     const heads: number[] = []
+    const replies = new Map<number, any>()
     ws.on('message', (d) => {
       const m = JSON.parse(d.toString())
       if (m.method === 'lc_subscription') heads.push(m.params.result.height)
+      else replies.set(m.id, m)
     })
     ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'lc_subscribe', params: { topic: 'blocks' } }))
+    // A filter is for event logs: on 'blocks' it would be ignored, so it is refused.
+    ws.send(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'lc_subscribe', params: { topic: 'blocks', filter: { event: 'Transfer' } } }))
     await new Promise((r) => setTimeout(r, 100))
     await rpc('lc_sendTransactionAndWait', { tx: tx(1) })
     await new Promise((r) => setTimeout(r, 100))
     ws.close()
     expect(heads.length).toBeGreaterThanOrEqual(1)
     expect(heads.at(-1)).toBe(node.height)
+    expect(typeof replies.get(1)?.result).toBe('string')
+    expect(replies.get(2)?.error).toMatchObject({ code: RpcErrorCode.InvalidParams, message: expect.stringContaining("'logs' topic only") })
   })
 
   it('caps the subscriptions a connection may hold', async () => {

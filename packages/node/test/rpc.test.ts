@@ -209,6 +209,12 @@ describe('JSON-RPC over HTTP', () => {
     // Deep nesting is refused before it is parsed; brackets inside strings do not count.
     const deep = (await post(`${'['.repeat(5000)}${']'.repeat(5000)}`)).json as { error?: { code: number; message: string } }
     expect(deep.error).toMatchObject({ code: RpcErrorCode.InvalidRequest, message: expect.stringContaining('nested deeper than') })
+    // However short: 65 levels fit in 140 characters (a short body once went unscanned up to 8 KiB, which nests 4,000 deep).
+    const shortDeep = `{"jsonrpc":"2.0","id":1,"method":"filter_check","params":{"filter":${'['.repeat(63)}${']'.repeat(63)}}}`
+    expect(shortDeep.length).toBeLessThan(200)
+    expect((await post(shortDeep)).json).toMatchObject({
+      error: { code: RpcErrorCode.InvalidRequest, message: expect.stringContaining('nested deeper than 64') },
+    })
     expect(await code(call('chain_get', { hash: '['.repeat(10_000) }))).toBe(RpcErrorCode.InvalidParams)
     const huge = (await post(call('math_add', { a: 2 ** 60, b: 1 }))).json as { error?: { code: number; message: string } }
     expect(huge.error?.code).toBe(RpcErrorCode.InvalidParams)

@@ -9,6 +9,7 @@ import {
   type Commit,
   type EventLog,
   fromHex,
+  MAX_VALUE_DEPTH,
   type Receipt,
   type ScoreAbi,
   type Transaction,
@@ -30,9 +31,14 @@ export function valueToJson(v: Value): Json {
 /**
  * JSON parameters to a Value, guided by the SCORE's ABI where it names a type: `int` from a
  * decimal string or a safe integer, `bytes` from 0x hex; other JSON maps as it is (numbers must be
- * integers and become bigints). Throws a TypeError naming the parameter.
+ * integers and become bigints). Lists and maps nest at most {@link MAX_VALUE_DEPTH} deep, as a
+ * value may (and the recursion stays shallow whatever the JSON). Throws a TypeError naming the
+ * parameter.
  */
-export function valueFromJson(j: Json, type?: string, path = 'params'): Value {
+export function valueFromJson(j: Json, type?: string, path = 'params', depth = 0): Value {
+  // As the value encoding counts: the top at 0, what a list or map holds one deeper.
+  if (depth > MAX_VALUE_DEPTH)
+    throw new TypeError(`${path} is nested in lists or maps deeper than a value may be (${MAX_VALUE_DEPTH} levels)`)
   if (type === 'int') {
     if (typeof j === 'number' && Number.isSafeInteger(j)) return BigInt(j)
     if (typeof j === 'string') {
@@ -50,9 +56,9 @@ export function valueFromJson(j: Json, type?: string, path = 'params'): Value {
     if (!Number.isSafeInteger(j)) throw new TypeError(`${path} must be an integer`)
     return BigInt(j)
   }
-  if (Array.isArray(j)) return j.map((x, i) => valueFromJson(x, undefined, `${path}[${i}]`))
+  if (Array.isArray(j)) return j.map((x, i) => valueFromJson(x, undefined, `${path}[${i}]`, depth + 1))
   const out: Record<string, Value> = Object.create(null)
-  for (const [k, x] of Object.entries(j)) out[k] = valueFromJson(x, undefined, `${path}.${k}`)
+  for (const [k, x] of Object.entries(j)) out[k] = valueFromJson(x, undefined, `${path}.${k}`, depth + 1)
   return out
 }
 

@@ -304,7 +304,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
     {
       name: 'lc_sendTransaction',
       summary:
-        "Checks a signed transaction (hex of its canonical encoding) and pools it; returns its hash. A refusal by the pool is -32000 with data.code: DUPLICATE (this very transaction is pooled), NONCE_POOLED (another of the sender's with this nonce is), NONCE_TOO_LOW or NONCE_TOO_FAR (data.next: the sender's next nonce on chain), NOT_PERMITTED, SENDER_LIMIT or POOL_FULL (the pool is full and cannot make room for this sender: room is taken only from the sender holding the most, while it keeps at least as many as this sender will have, and never for an account without funds; or the node's queue of transactions to check is full). A full pool otherwise evicts the last transactions of the sender holding the most; that sender's later nonces then get NONCE_TOO_FAR with data.next the first evicted nonce until it is sent again.",
+        "Checks a signed transaction (hex of its canonical encoding) and pools it; returns its hash. Every refusal is -32000 with data.code. The transaction's own checks: MALFORMED, TOO_LARGE, UNSUPPORTED_VERSION, WRONG_NETWORK, SENDER_NOT_ACCOUNT, SENDER_MISMATCH, BAD_SIGNATURE, TIMESTAMP_TOO_OLD, TIMESTAMP_IN_FUTURE, BAD_STEP_LIMIT, BAD_DATA; STOPPED while the node stops. The pool's: DUPLICATE (this very transaction is pooled), NONCE_POOLED (another of the sender's with this nonce is), NONCE_TOO_LOW or NONCE_TOO_FAR (data.next: the sender's next nonce on chain), NOT_PERMITTED, SENDER_LIMIT or POOL_FULL (the pool is full and cannot make room for this sender: room is taken only from the sender holding the most, while it keeps at least as many as this sender will have, and never for an account without funds; or the node's queue of transactions to check is full). A full pool otherwise evicts the last transactions of the sender holding the most; that sender's later nonces then get NONCE_TOO_FAR with data.next the first evicted nonce until it is sent again.",
       params: [{ name: 'tx', schema: { type: 'string', pattern: HEX, maxLength: MAX_TX_HEX }, required: true }],
       result: { name: 'hash', schema: { type: 'string', pattern: HASH } },
       handler: (p) => submit(p.tx as string),
@@ -383,11 +383,13 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
     },
     {
       name: 'lc_getLastBlock',
-      summary: 'The last committed block.',
+      summary:
+        'The last committed block. Before the first (height 0), the genesis header the first block builds on (its hash is block 1’s prevHash), with no transactions, commit or certificates; no other method serves it.',
       params: [{ name: 'full', schema: { type: 'boolean' } }],
       result: { name: 'block', schema: { type: 'object' } },
       handler: async (p) => {
-        if (node.height === 0) return { ...(headerToJson(node.head) as Record<string, Json>), transactions: [], lastCommit: null }
+        if (node.height === 0)
+          return { ...(headerToJson(node.head) as Record<string, Json>), transactions: [], lastCommit: null, certSignatures: [] }
         const b = await node.chain.blockAt(node.height)
         if (!b) throw notFound('block')
         return blockToJson(b, p.full !== false)
@@ -439,7 +441,8 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
         'Runs a SCORE method read-only against the state after the last committed block (nothing is written), within the node’s step limit for a call; when read-only calls have used the node’s budget of steps a second, -32005 with data.retryAfterMs.',
       params: [
         { name: 'to', schema: { type: 'string', pattern: '^cx[0-9a-f]{40}$' }, required: true },
-        { name: 'method', schema: { type: 'string', pattern: '^[A-Za-z_$][A-Za-z0-9_$]*$', maxLength: 128 }, required: true },
+        // The engine's limit on a method name (64 characters): a longer one is not a method of any SCORE.
+        { name: 'method', schema: { type: 'string', pattern: '^[A-Za-z_$][A-Za-z0-9_$]*$', maxLength: 64 }, required: true },
         { name: 'params', schema: { type: 'object' } },
         { name: 'from', schema: { type: 'string', pattern: ADDRESS } },
       ],
@@ -496,7 +499,11 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
             throw e
           }
         })
-        if (!r.ok) throw new RpcError(RpcErrorCode.ScoreFailed, r.failure.message, { code: r.failure.code })
+        if (!r.ok) {
+          // No SCORE there: "not found", as lc_getScoreApi says it.
+          if (r.failure.code === 'UNKNOWN_SCORE') throw notFound(`SCORE ${p.to}`)
+          throw new RpcError(RpcErrorCode.ScoreFailed, r.failure.message, { code: r.failure.code })
+        }
         return valueToJson(r.result)
       },
     },
@@ -507,7 +514,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
         { name: 'address', schema: { type: 'string', pattern: '^cx[0-9a-f]{40}$' }, required: true },
         { name: 'version', schema: { type: 'integer', minimum: 1 } },
       ],
-      result: { name: 'abi', schema: { type: 'object' } },
+      result: { name: 'abi', schema: { type: 'array', items: { type: 'object' } } },
       handler: async (p) => {
         const engine = node.options.engine
         if (!engine) throw new RpcError(RpcErrorCode.ScoreFailed, 'this node runs without a contract engine', { code: 'NO_ENGINE' })
@@ -668,6 +675,8 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
         if (subscriptions >= MAX_SUBSCRIPTIONS)
           throw new RpcError(RpcErrorCode.TooLarge, `this node serves at most ${MAX_SUBSCRIPTIONS} subscriptions; try later`)
         const id = `0x${toHex(globalThis.crypto.getRandomValues(new Uint8Array(8)))}`
+        if (p.topic === 'blocks' && p.filter !== undefined)
+          throw new RpcError(RpcErrorCode.InvalidParams, "a filter applies to the 'logs' topic only; 'blocks' sends every header")
         const filter = (p.filter ?? {}) as { score?: Address; event?: string }
         if (filter.score !== undefined && !isAddress(filter.score))
           throw new RpcError(RpcErrorCode.InvalidParams, 'filter.score is not an address')

@@ -167,8 +167,8 @@ const MAX_JSON_DEPTH = 64
  * error with the request's id.
  */
 export const MAX_RESPONSE_CHARS = 64 * 1024 * 1024
-/** Bodies up to this many characters cannot nest deep enough to cost anything, so are not scanned. */
-const SHALLOW_BODY_CHARS = 8192
+/** Bodies up to this many characters cannot nest deeper than {@link MAX_JSON_DEPTH} (two brackets a level), so are not scanned. */
+const SHALLOW_BODY_CHARS = 2 * MAX_JSON_DEPTH
 
 /** Whether `text`'s brackets (outside strings) nest at most `limit` deep: one pass, a few ms for a megabyte. */
 function nestedWithin(text: string, limit: number): boolean {
