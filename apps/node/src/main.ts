@@ -187,6 +187,8 @@ function startupProblem(e: unknown, file: string): string {
 }
 
 async function start(args: string[]): Promise<void> {
+  // Read before anything slow (loading the node takes seconds): a starter killed meanwhile is seen.
+  const parent = process.ppid
   const file = flag(args, 'config') ?? fail('start needs --config FILE')
   if (!existsSync(file)) fail(`no config at ${file}`)
   const base = dirname(resolve(file))
@@ -252,7 +254,6 @@ async function start(args: string[]): Promise<void> {
   if (args.includes('--exit-with-parent')) {
     // A node run by `devnet` (or a benchmark) stops with it, even when it is killed with -9 and
     // cannot stop its nodes: they would hold their databases and ports for the next run.
-    const parent = process.ppid
     const watch = setInterval(() => {
       if (process.ppid === parent) return
       clearInterval(watch)
