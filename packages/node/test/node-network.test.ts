@@ -269,24 +269,33 @@ describe('block sync against a member that answers wrongly', () => {
     60_000,
   )
 
-  it('a member that answers each request with one block just within the slow limit loses its turn after SYNC_TURN_MS, and the node syncs from another', async () => {
-    const perAnswer = SYNC_SLOW_ANSWER_MS - 500
-    // Twenty blocks: at one an answer it would take the member 30 s to serve them.
-    const s = await scene(
-      async (from, honest) => {
-        await new Promise((r) => setTimeout(r, perAnswer))
-        const c = await honest.committedBlock(from)
-        return response(c ? [c as never] : [])
-      },
-      { txs: 20, dialHonest: false },
-    )
-    await vi.waitFor(() => expect(s.asked()).toBeGreaterThanOrEqual(1), { timeout: 15_000 })
-    await s.hostB.dial(s.honestAddr)
-    s.b.start()
-    await vi.waitFor(() => expect(s.b.height).toBe(s.a.height), { timeout: SYNC_TURN_MS + 10_000 })
-    expect(s.asked()).toBeLessThanOrEqual(Math.ceil(SYNC_TURN_MS / perAnswer) + 2)
-    expect(s.hostB.isBanned(s.liar)).toBe(false)
-  }, 60_000)
+  it.each([
+    ['claims a far head', () => 1_000_000],
+    // Each answer then looks whole: it sends all it claims to have.
+    ['claims each block it sends is its head', (from: number) => from],
+  ])(
+    'a member that answers each request with one block just within the slow limit (and %s) loses its turn after SYNC_TURN_MS, and the node syncs from another',
+    async (_what, head) => {
+      const perAnswer = SYNC_SLOW_ANSWER_MS - 500
+      // Twenty blocks: at one an answer it would take the member 30 s to serve them.
+      const s = await scene(
+        async (from, honest) => {
+          await new Promise((r) => setTimeout(r, perAnswer))
+          const c = await honest.committedBlock(from)
+          return response(c ? [c as never] : [], head(from))
+        },
+        { txs: 20, dialHonest: false },
+      )
+      await vi.waitFor(() => expect(s.asked()).toBeGreaterThanOrEqual(1), { timeout: 15_000 })
+      await s.hostB.dial(s.honestAddr)
+      s.b.start()
+      await vi.waitFor(() => expect(s.b.height).toBe(s.a.height), { timeout: SYNC_TURN_MS + 10_000 })
+      expect(s.a.height).toBeGreaterThanOrEqual(20)
+      expect(s.asked()).toBeLessThanOrEqual(Math.ceil(SYNC_TURN_MS / perAnswer) + 2)
+      expect(s.hostB.isBanned(s.liar)).toBe(false)
+    },
+    60_000,
+  )
 
   it('a member answering with a block whose commit does not verify is banned, and the node syncs from another', async () => {
     const s = await scene(async (from, honest) => {

@@ -261,7 +261,9 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       for (let i = 0; i < peers.length; i++) {
         const peer = peers[i] as string
         const turn = Date.now()
-        // Whether this turn ended early (slow) with the node still behind the head the peer claims.
+        // Whether this turn ended early (slow, or long and short of full answers), and whether the
+        // node was then still behind the head the peer claims.
+        let endedEarly = false
         let endedBehind = false
         for (;;) {
           if (node.failure !== undefined) return
@@ -316,33 +318,39 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
           // again and again, slowly, and never give its turn to the others.
           if (Date.now() - asked > SYNC_SLOW_ANSWER_MS) {
             opts.logger?.info('sync: a slow answer; asking the next peer', { peer, ms: Date.now() - asked })
+            endedEarly = true
             endedBehind = node.height < got.head
             break
           }
-          // Short: fewer blocks than asked for and than the peer says it has, though the byte budget
-          // did not end the answer. An honest peer answers in full; this one is holding back.
-          const short = got.blocks.length < Math.min(SYNC_BATCH, got.head - from + 1) && answerBytes < SYNC_RESPONSE_BYTES / 2
-          if (short && Date.now() - turn > SYNC_TURN_MS && node.height < got.head) {
+          // Past SYNC_TURN_MS, an answer short of a full batch that the byte budget did not end ends
+          // the turn, whatever head the peer claims: one that said each block it sent was its last,
+          // and sent one a request just inside the slow limit, kept the node behind a faster chain
+          // for ever. An honest peer answers in full until the tip, and at the tip the next peer
+          // asked has nothing more either.
+          const partial = got.blocks.length < SYNC_BATCH && answerBytes < SYNC_RESPONSE_BYTES / 2
+          if (partial && Date.now() - turn > SYNC_TURN_MS) {
             opts.logger?.info('sync: a turn that has not caught up; asking the next peer', {
               peer,
               ms: Date.now() - turn,
               height: node.height,
               head: got.head,
             })
-            endedBehind = true
+            endedEarly = true
+            endedBehind = node.height < got.head
             break
           }
         }
-        // The last peer of the round let the node down while it is behind (a poll asks one): every
-        // other member connected now gets a turn, not the same peer again at the next poll.
-        if (endedBehind && i === peers.length - 1) {
+        // The last peer of the round let the node down (a poll asks one): every other member
+        // connected now gets a turn, not the same peer again at the next poll; whatever head the
+        // peer claimed, which may be a lie that it has nothing more.
+        if (endedEarly && i === peers.length - 1) {
           for (const c of host.connections())
             if (isMember(c.peerId) && !tried.has(c.peerId)) {
               tried.add(c.peerId)
               peers.push(c.peerId)
             }
-          // No one else to ask: the node stays behind (syncing) until the next poll.
-          if (i === peers.length - 1) leftBehind = true
+          // No one else to ask, the node behind the head claimed: it stays syncing until the next poll.
+          if (i === peers.length - 1 && endedBehind) leftBehind = true
         }
       }
     } finally {
