@@ -1,3 +1,4 @@
+import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import {
@@ -112,7 +113,11 @@ let cleanedUp = 0
 let forgottenRan = 0
 let server: RpcServer | undefined
 let clock = 0
+/** Raw sockets of {@link trickle}, destroyed after each test: an open one would hold the server's close. */
+const rawSockets: Socket[] = []
+
 afterEach(async () => {
+  for (const s of rawSockets.splice(0)) s.destroy()
   await server?.close()
   server = undefined
 })
@@ -136,6 +141,28 @@ async function post(body: string): Promise<{ status: number; json: Json | undefi
 
 const call = (method: string, params?: Json, id: Json = 1) =>
   JSON.stringify({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) })
+
+/**
+ * A raw HTTP request to the server that sends its headers (announcing `body`) and only the first
+ * `sent` bytes of its body: a client that trickles. `rest()` sends the remainder; `text()` is what came back.
+ */
+async function trickle(body: string, sent: number): Promise<{ socket: Socket; rest(): void; text(): string; ended: Promise<void> }> {
+  const url = new URL(server?.url ?? '')
+  const socket = connect(Number(url.port), url.hostname)
+  rawSockets.push(socket)
+  await new Promise((r) => socket.once('connect', r))
+  let text = ''
+  socket.on('data', (d) => {
+    text += d.toString()
+  })
+  const ended = new Promise<void>((r) => socket.once('close', () => r()))
+  socket.on('error', () => undefined)
+  socket.write(
+    `POST / HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`,
+  )
+  socket.write(body.slice(0, sent))
+  return { socket, rest: () => void socket.write(body.slice(sent)), text: () => text, ended }
+}
 
 describe('whom the per-client limits count', () => {
   it('an IPv4 address (also written as IPv6), or an IPv6 /64 whatever its last 64 bits and spelling', () => {
@@ -309,6 +336,45 @@ describe('JSON-RPC over HTTP', () => {
     expect((await post(call('math_add', [1, 1]))).status).toBe(200)
   })
 
+  it('holds a client to its requests in progress: bodies still trickling in count until they are answered', async () => {
+    await start({ maxRequestsInProgressPerClient: 2 })
+    const body = call('math_add', [2, 3], 'slow')
+    const slow = [await trickle(body, 5), await trickle(body, 5)]
+    await new Promise((r) => setTimeout(r, 100))
+    const refused = await post(call('math_add', [1, 1]))
+    expect(refused.status).toBe(429)
+    expect(refused.json).toMatchObject({
+      error: { code: RpcErrorCode.RateLimited, message: expect.stringContaining('in progress already') },
+    })
+    // One finishes and is answered: the client has a place again.
+    slow[0]?.rest()
+    await vi.waitFor(() => expect(slow[0]?.text()).toContain('"result":5'))
+    expect((await post(call('math_add', [1, 1]))).json).toEqual({ jsonrpc: '2.0', id: 1, result: 2 })
+    for (const t of slow) t.socket.destroy()
+  }, 15_000)
+
+  it('refuses a request while the bodies held for all requests in progress are past their budget, with 503', async () => {
+    await start({ maxBodyBytesInProgress: 1000, maxBodyBytes: 4000 })
+    const big = await trickle(`${' '.repeat(1500)}${call('math_add', [1, 1])}`, 900)
+    await new Promise((r) => setTimeout(r, 100))
+    const refused = await post(`${' '.repeat(200)}${call('math_add', [1, 2])}`)
+    expect(refused.status).toBe(503)
+    expect(refused.json).toMatchObject({
+      error: { code: RpcErrorCode.RateLimited, message: expect.stringContaining('too many requests at once') },
+    })
+    big.socket.destroy()
+    await big.ended
+    await vi.waitFor(async () => expect((await post(`${' '.repeat(200)}${call('math_add', [1, 2])}`)).status).toBe(200))
+  }, 15_000)
+
+  it('cuts off a request whose body does not arrive in time with 408', async () => {
+    await start({ requestTimeoutMs: 400 })
+    const stuck = await trickle(call('math_add', [1, 1]), 5)
+    await stuck.ended
+    expect(stuck.text()).toContain('408')
+    expect((await post(call('math_add', [1, 1]))).status).toBe(200)
+  }, 15_000)
+
   it('serves health, metrics and an OpenRPC document that lists every method with its parameters', async () => {
     await start()
     const health = await fetch(`${server?.url}health`)
@@ -340,7 +406,8 @@ describe('JSON-RPC over WebSocket', () => {
 
   it('a request refused by the rate limit is answered with its own id, a notification not at all', async () => {
     clock = 0
-    await start({ rateLimit: { perSecond: 1, burst: 1 }, now: () => clock })
+    // Two tokens: one the opening of the connection takes, one for the first request.
+    await start({ rateLimit: { perSecond: 1, burst: 2 }, now: () => clock })
     const ws = new WebSocket(server?.wsUrl ?? '')
     await new Promise((r) => ws.once('open', r))
     const got: { id?: unknown; result?: unknown; error?: { code: number } }[] = []
@@ -417,6 +484,66 @@ describe('JSON-RPC over WebSocket', () => {
     expect(await answer).toEqual({ jsonrpc: '2.0', id: 3, result: 2 })
     live.close()
   })
+
+  it('a pong that does not echo the ping does not count: a client that reads nothing cannot stay by sending pongs unasked', async () => {
+    await start({ heartbeatMs: 100 })
+    const reader = new WebSocket(server?.wsUrl ?? '', { autoPong: false })
+    await new Promise((r) => reader.once('open', r))
+    const closed = new Promise((r) => reader.once('close', r))
+    const spoof = setInterval(() => reader.pong(Buffer.from('still here')), 20)
+    try {
+      await closed
+    } finally {
+      clearInterval(spoof)
+    }
+  }, 15_000)
+
+  it('holds a client to its number of WebSocket connections (16 by default), and frees a place when one closes', async () => {
+    await start({ maxWebSocketsPerClient: 2 })
+    const open = () =>
+      new Promise<WebSocket>((resolve, reject) => {
+        const ws = new WebSocket(server?.wsUrl ?? '')
+        ws.once('open', () => resolve(ws))
+        ws.once('error', reject)
+      })
+    const [a, b] = [await open(), await open()]
+    await expect(open()).rejects.toThrow(/429/)
+    const gone = new Promise((r) => a.once('close', r))
+    a.close()
+    await gone
+    await vi.waitFor(async () => (await open()).close())
+    b.close()
+  }, 15_000)
+
+  it('cuts off a client whose connections together have too much waiting unsent, though each is under its own limit', async () => {
+    const logged: { msg: string; fields?: Record<string, unknown> }[] = []
+    const logger = {
+      debug: (msg: string, fields?: Record<string, unknown>) => logged.push({ msg, ...(fields ? { fields } : {}) }),
+      info: () => undefined,
+      warn: () => undefined,
+      error: () => undefined,
+    }
+    await start({
+      maxBufferedBytes: 1024 * 1024 * 1024,
+      maxBufferedBytesPerClient: 4 * 1024 * 1024,
+      rateLimit: { perSecond: 10_000, burst: 10_000 },
+      logger,
+    })
+    const sockets = [new WebSocket(server?.wsUrl ?? ''), new WebSocket(server?.wsUrl ?? '')]
+    await Promise.all(sockets.map((ws) => new Promise((r) => ws.once('open', r))))
+    for (const ws of sockets) ws.pause() // reads nothing from here on
+    for (let i = 0; i < 400; i++) for (const ws of sockets) ws.send(call('blob_get', [], i))
+    await vi.waitFor(() => expect(logged.find((l) => l.msg === 'rpc: websocket client too slow, closed')).toBeDefined(), {
+      timeout: 10_000,
+    })
+    const cut = logged.find((l) => l.msg === 'rpc: websocket client too slow, closed')?.fields as {
+      buffered: number
+      bufferedOfClient: number
+    }
+    expect(cut.bufferedOfClient).toBeGreaterThan(4 * 1024 * 1024)
+    expect(cut.buffered).toBeLessThan(1024 * 1024 * 1024)
+    for (const ws of sockets) ws.terminate()
+  }, 15_000)
 
   it('a cleanup registered after the socket closed runs at once (a batch still running then)', async () => {
     await start()

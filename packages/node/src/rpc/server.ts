@@ -4,6 +4,7 @@
  * token bucket (requests per second with a burst) and a request-size limit, so one busy or hostile
  * client cannot starve the others; refusals are JSON-RPC errors, never dropped connections.
  */
+import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { type RawData, type WebSocket, WebSocketServer } from 'ws'
@@ -55,7 +56,25 @@ export interface RpcServerOptions {
    * frees its subscriptions.
    */
   readonly heartbeatMs?: number
-  /** Sustained requests per second per client (default 200) and the burst above it (default 400). */
+  /**
+   * Most bytes waiting unsent for all the WebSocket connections of one client together (default
+   * 32 MiB): past it, the connection being sent to is cut off.
+   */
+  readonly maxBufferedBytesPerClient?: number
+  /**
+   * HTTP requests one client may have in progress at once, bodies still arriving or being answered
+   * (default 32). The rate limit counts requests as they start; without this, one address could
+   * open thousands that each hold up to `maxBodyBytes` while they trickle in.
+   */
+  readonly maxRequestsInProgressPerClient?: number
+  /** Request body bytes held at once for every request in progress together (default 64 MiB); past it, 503. */
+  readonly maxBodyBytesInProgress?: number
+  /** Time a client has to send a whole HTTP request, headers and body (default 30 s); then 408. */
+  readonly requestTimeoutMs?: number
+  /** WebSocket connections one client may hold (default 16) and the server in all (default 1,024). */
+  readonly maxWebSocketsPerClient?: number
+  readonly maxWebSockets?: number
+  /** Sustained requests per second per client (default 200) and the burst above it (default 400); a WebSocket opened counts as one. */
   readonly rateLimit?: { readonly perSecond: number; readonly burst: number }
   /** The Prometheus text for `/metrics`. */
   readonly metrics?: () => string | Promise<string>
@@ -113,7 +132,18 @@ function refusedRequestId(data: RawData): string | number | null | undefined {
 export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer> {
   const maxBody = opts.maxBodyBytes ?? 2 * 1024 * 1024
   const maxBuffered = opts.maxBufferedBytes ?? 16 * 1024 * 1024
+  const maxBufferedPerClient = opts.maxBufferedBytesPerClient ?? 32 * 1024 * 1024
+  const maxInProgress = opts.maxRequestsInProgressPerClient ?? 32
+  const maxBodyBytesInProgress = opts.maxBodyBytesInProgress ?? 64 * 1024 * 1024
+  const requestTimeoutMs = opts.requestTimeoutMs ?? 30_000
+  const maxSocketsPerClient = opts.maxWebSocketsPerClient ?? 16
+  const maxSockets = opts.maxWebSockets ?? 1024
   const now = opts.now ?? (() => Date.now())
+  /** Per client: HTTP requests in progress. All clients: body bytes held now. */
+  const inProgress = new Map<string, number>()
+  let bodyBytesHeld = 0
+  /** Per client: its open WebSocket connections. */
+  const socketsOf = new Map<string, Set<WebSocket>>()
   const buckets = new KeyedBuckets(opts.rateLimit?.perSecond ?? 200, opts.rateLimit?.burst ?? 400, now)
 
   const send = (res: ServerResponse, status: number, type: string, body: string) => {
@@ -140,33 +170,80 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
       req.resume()
       return send(res, 413, 'application/json', rpcErrorBody(RpcErrorCode.TooLarge, `request body above ${maxBody} bytes`))
     }
-    const chunks: Buffer[] = []
-    let size = 0
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length
-      if (size > maxBody) {
-        // The answer first, then the connection: destroying the request first reset it unanswered.
-        res.writeHead(413, { 'content-type': 'application/json', connection: 'close', ...CORS })
-        res.end(rpcErrorBody(RpcErrorCode.TooLarge, `request body above ${maxBody} bytes`), () => req.destroy())
-        return
-      }
-      chunks.push(chunk as Buffer)
+    const mine = inProgress.get(client) ?? 0
+    if (mine >= maxInProgress) {
+      req.resume()
+      return send(
+        res,
+        429,
+        'application/json',
+        rpcErrorBody(RpcErrorCode.RateLimited, `${maxInProgress} requests of this client are in progress already: wait for their answers`),
+      )
     }
-    const charge = (calls: number) => buckets.take(client, calls)
-    const out = await opts.dispatcher.handleText(Buffer.concat(chunks).toString('utf8'), { client, charge })
-    if (out === undefined) return void res.writeHead(204, CORS).end()
-    send(res, 200, 'application/json', out)
+    inProgress.set(client, mine + 1)
+    let held = 0
+    try {
+      const chunks: Buffer[] = []
+      for await (const chunk of req) {
+        const n = (chunk as Buffer).length
+        held += n
+        bodyBytesHeld += n
+        // The answer first, then the connection: destroying the request first reset it unanswered.
+        const refuse = (status: number, code: number, message: string) => {
+          res.writeHead(status, { 'content-type': 'application/json', connection: 'close', ...CORS })
+          res.end(rpcErrorBody(code, message), () => req.destroy())
+        }
+        if (held > maxBody) return refuse(413, RpcErrorCode.TooLarge, `request body above ${maxBody} bytes`)
+        if (bodyBytesHeld > maxBodyBytesInProgress)
+          return refuse(503, RpcErrorCode.RateLimited, 'the node is reading too many requests at once: retry shortly')
+        chunks.push(chunk as Buffer)
+      }
+      const charge = (calls: number) => buckets.take(client, calls)
+      const out = await opts.dispatcher.handleText(Buffer.concat(chunks).toString('utf8'), { client, charge })
+      if (out === undefined) return void res.writeHead(204, CORS).end()
+      send(res, 200, 'application/json', out)
+    } finally {
+      bodyBytesHeld -= held
+      const left = (inProgress.get(client) ?? 1) - 1
+      if (left > 0) inProgress.set(client, left)
+      else inProgress.delete(client)
+    }
   }
 
-  const server: Server = createServer((req, res) => {
-    handle(req, res).catch((e: unknown) => {
-      opts.logger?.error('rpc: request failed', { error: String(e) })
-      if (!res.headersSent) send(res, 500, 'application/json', rpcErrorBody(RpcErrorCode.InternalError, 'Internal error'))
-    })
-  })
+  // Node's default gives a request 300 s (checked every 30 s): long enough for a slow client to hold a body buffer for minutes.
+  const server: Server = createServer(
+    {
+      requestTimeout: requestTimeoutMs,
+      headersTimeout: Math.min(60_000, requestTimeoutMs),
+      connectionsCheckingInterval: Math.max(100, Math.min(5_000, requestTimeoutMs / 4)),
+    },
+    (req, res) => {
+      handle(req, res).catch((e: unknown) => {
+        opts.logger?.error('rpc: request failed', { error: String(e) })
+        if (!res.headersSent) send(res, 500, 'application/json', rpcErrorBody(RpcErrorCode.InternalError, 'Internal error'))
+      })
+    },
+  )
 
-  const wss = new WebSocketServer({ server, path: '/ws', maxPayload: maxBody })
-  // Clients that answered the last ping (the protocol's own ping: browsers answer by themselves).
+  let openSockets = 0
+  const wss = new WebSocketServer({
+    server,
+    path: '/ws',
+    maxPayload: maxBody,
+    // Opening a connection takes a token of the client's rate limit, and a place of its own and of the server's.
+    verifyClient: (info, done) => {
+      const client = clientKey(info.req.socket.remoteAddress)
+      if ((socketsOf.get(client)?.size ?? 0) >= maxSocketsPerClient)
+        return done(false, 429, `this client holds ${maxSocketsPerClient} WebSocket connections already`)
+      if (openSockets >= maxSockets) return done(false, 503, 'this node serves as many WebSocket connections as it can: retry later')
+      if (!buckets.take(client)) return done(false, 429, 'rate limited: slow down')
+      done(true)
+    },
+  })
+  // Per connection, the payload of the ping it has to answer: the protocol's own ping, which
+  // browsers answer by themselves, echoing it. A pong that does not echo it does not count: a client
+  // that reads nothing (its replies piling up here) could otherwise send pongs unasked and stay.
+  const awaiting = new WeakMap<WebSocket, Buffer>()
   const answered = new WeakSet<WebSocket>()
   const heartbeat = setInterval(() => {
     for (const ws of wss.clients) {
@@ -176,18 +253,33 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
         continue
       }
       answered.delete(ws)
-      ws.ping()
+      const payload = randomBytes(8)
+      awaiting.set(ws, payload)
+      ws.ping(payload)
     }
   }, opts.heartbeatMs ?? 30_000)
   heartbeat.unref()
   wss.on('connection', (ws, req) => {
     const client = clientKey(req.socket.remoteAddress)
+    const mine = socketsOf.get(client) ?? new Set<WebSocket>()
+    socketsOf.set(client, mine)
+    mine.add(ws)
+    openSockets++
     answered.add(ws)
-    ws.on('pong', () => answered.add(ws))
+    ws.on('pong', (data) => {
+      const expected = awaiting.get(ws)
+      if (expected !== undefined && data.equals(expected)) {
+        awaiting.delete(ws)
+        answered.add(ws)
+      }
+    })
     const cleanups = new Set<() => void>()
     let closed = false
     ws.on('close', () => {
       closed = true
+      openSockets--
+      mine.delete(ws)
+      if (mine.size === 0) socketsOf.delete(client)
       const all = [...cleanups]
       cleanups.clear()
       for (const f of all) f()
@@ -202,8 +294,10 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
     // notifications come is cut off once too much waits unsent for it.
     const sendFrame = (text: string) => {
       if (ws.readyState !== ws.OPEN) return
-      if (ws.bufferedAmount > maxBuffered) {
-        opts.logger?.debug('rpc: websocket client too slow, closed', { client, buffered: ws.bufferedAmount })
+      let ofClient = 0
+      for (const w of mine) ofClient += w.bufferedAmount
+      if (ws.bufferedAmount > maxBuffered || ofClient > maxBufferedPerClient) {
+        opts.logger?.debug('rpc: websocket client too slow, closed', { client, buffered: ws.bufferedAmount, bufferedOfClient: ofClient })
         ws.terminate()
         return
       }
