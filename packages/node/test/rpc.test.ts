@@ -77,6 +77,16 @@ const methods: RpcMethod[] = [
     handler: () => 'b'.repeat(64 * 1024),
   },
   {
+    name: 'slow_answer',
+    summary: 'Answers after 300 ms, as a send-and-wait does after its block.',
+    params: [],
+    result: { name: 'ok', schema: {} },
+    handler: async () => {
+      await new Promise((r) => setTimeout(r, 300))
+      return true
+    },
+  },
+  {
     name: 'slow_watch',
     summary: 'Registers a cleanup after a while, as a method still running when the socket closes does.',
     params: [],
@@ -143,12 +153,18 @@ const call = (method: string, params?: Json, id: Json = 1) =>
   JSON.stringify({ jsonrpc: '2.0', id, method, ...(params === undefined ? {} : { params }) })
 
 /**
- * A raw HTTP request to the server that sends its headers (announcing `body`) and only the first
- * `sent` bytes of its body: a client that trickles. `rest()` sends the remainder; `text()` is what came back.
+ * A raw HTTP request to the server from `from` that sends its headers (announcing `body`) and only
+ * the first `sent` bytes of its body: a client that trickles. `rest()` sends the remainder; `text()`
+ * is what came back.
  */
-async function trickle(body: string, sent: number): Promise<{ socket: Socket; rest(): void; text(): string; ended: Promise<void> }> {
+async function trickle(
+  body: string,
+  sent: number,
+  from = '127.0.0.1',
+): Promise<{ socket: Socket; rest(): void; text(): string; ended: Promise<void> }> {
   const url = new URL(server?.url ?? '')
-  const socket = connect(Number(url.port), url.hostname)
+  // Another loopback address is another client (the limits count per address).
+  const socket = connect({ port: Number(url.port), host: url.hostname, localAddress: from })
   rawSockets.push(socket)
   await new Promise((r) => socket.once('connect', r))
   let text = ''
@@ -336,15 +352,18 @@ describe('JSON-RPC over HTTP', () => {
     expect((await post(call('math_add', [1, 1]))).status).toBe(200)
   })
 
-  it('holds a client to its requests in progress: bodies still trickling in count until they are answered', async () => {
+  it('holds a client to its requests arriving at once: bodies still trickling in count, answers being awaited do not', async () => {
     await start({ maxRequestsInProgressPerClient: 2 })
+    // Three at once, each answered after 300 ms: read whole, they hold no place while they wait.
+    const waits = await Promise.all([1, 2, 3].map((id) => post(call('slow_answer', [], id))))
+    expect(waits.map((w) => w.status)).toEqual([200, 200, 200])
     const body = call('math_add', [2, 3], 'slow')
     const slow = [await trickle(body, 5), await trickle(body, 5)]
     await new Promise((r) => setTimeout(r, 100))
     const refused = await post(call('math_add', [1, 1]))
     expect(refused.status).toBe(429)
     expect(refused.json).toMatchObject({
-      error: { code: RpcErrorCode.RateLimited, message: expect.stringContaining('in progress already') },
+      error: { code: RpcErrorCode.RateLimited, message: expect.stringContaining('arriving already') },
     })
     // One finishes and is answered: the client has a place again.
     slow[0]?.rest()
@@ -353,18 +372,28 @@ describe('JSON-RPC over HTTP', () => {
     for (const t of slow) t.socket.destroy()
   }, 15_000)
 
-  it('refuses a request while the bodies held for all requests in progress are past their budget, with 503', async () => {
-    await start({ maxBodyBytesInProgress: 1000, maxBodyBytes: 4000 })
-    const big = await trickle(`${' '.repeat(1500)}${call('math_add', [1, 1])}`, 900)
+  it('refuses a request, with 503, while the request bytes held for its client or for all clients are past their budget', async () => {
+    await start({ maxBodyBytesInProgressPerClient: 1000, maxBodyBytesInProgress: 1500, maxBodyBytes: 4000 })
+    const body = (n: number, id: number) => `${' '.repeat(n)}${call('math_add', [1, 1], id)}`
+    // Client 127.0.0.2 holds 900 bytes of a body still arriving.
+    const big = await trickle(body(1500, 1), 900, '127.0.0.2')
     await new Promise((r) => setTimeout(r, 100))
-    const refused = await post(`${' '.repeat(200)}${call('math_add', [1, 2])}`)
-    expect(refused.status).toBe(503)
-    expect(refused.json).toMatchObject({
+    // Another client is served: the first holds less than the node's budget.
+    expect((await post(body(200, 2))).status).toBe(200)
+    // The first client's next request passes its own budget (900 + 200 > 1000).
+    const second = await trickle(body(200, 3), 10_000, '127.0.0.2')
+    await second.ended
+    expect(second.text()).toContain('503')
+    expect(second.text()).toContain('this client is sending too many request bytes at once')
+    // Past the node's budget (900 + 700 > 1500), another client is refused too.
+    const other = await post(body(700, 4))
+    expect(other.status).toBe(503)
+    expect(other.json).toMatchObject({
       error: { code: RpcErrorCode.RateLimited, message: expect.stringContaining('too many requests at once') },
     })
     big.socket.destroy()
     await big.ended
-    await vi.waitFor(async () => expect((await post(`${' '.repeat(200)}${call('math_add', [1, 2])}`)).status).toBe(200))
+    await vi.waitFor(async () => expect((await post(body(700, 5))).status).toBe(200))
   }, 15_000)
 
   it('cuts off a request whose body does not arrive in time with 408', async () => {

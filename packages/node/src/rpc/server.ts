@@ -1,8 +1,11 @@
 /**
  * The node's HTTP and WebSocket endpoints: JSON-RPC 2.0 at `POST /` and over `ws://…/ws`
  * (subscriptions), Prometheus metrics at `GET /metrics`, and `GET /health`. Every client gets a
- * token bucket (requests per second with a burst) and a request-size limit, so one busy or hostile
- * client cannot starve the others; refusals are JSON-RPC errors, never dropped connections.
+ * token bucket (requests per second with a burst), a request-size limit and limits on what it may
+ * hold at once (requests arriving, request bytes, WebSocket connections, unsent replies), so one
+ * busy or hostile client cannot starve the others. A refused JSON-RPC request gets a JSON-RPC error
+ * (over HTTP with 413, 429 or 503); a refused WebSocket opening gets the HTTP status alone, and a
+ * request not sent within the time allowed gets Node's 408.
  */
 import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
@@ -62,12 +65,18 @@ export interface RpcServerOptions {
    */
   readonly maxBufferedBytesPerClient?: number
   /**
-   * HTTP requests one client may have in progress at once, bodies still arriving or being answered
-   * (default 32). The rate limit counts requests as they start; without this, one address could
-   * open thousands that each hold up to `maxBodyBytes` while they trickle in.
+   * HTTP requests of one client whose bodies are still arriving at once (default 32). The rate
+   * limit counts requests as they start; without this, one address could open thousands that each
+   * hold up to `maxBodyBytes` while they trickle in. A request read whole no longer counts, however
+   * long its answer takes (a send-and-wait).
    */
   readonly maxRequestsInProgressPerClient?: number
-  /** Request body bytes held at once for every request in progress together (default 64 MiB); past it, 503. */
+  /**
+   * Request body bytes held at once for the requests in progress of one client (default 8 MiB) and
+   * of all clients together (default 64 MiB); past either, 503. A client alone cannot use the
+   * whole budget and lock the others out.
+   */
+  readonly maxBodyBytesInProgressPerClient?: number
   readonly maxBodyBytesInProgress?: number
   /** Time a client has to send a whole HTTP request, headers and body (default 30 s); then 408. */
   readonly requestTimeoutMs?: number
@@ -135,12 +144,13 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
   const maxBufferedPerClient = opts.maxBufferedBytesPerClient ?? 32 * 1024 * 1024
   const maxInProgress = opts.maxRequestsInProgressPerClient ?? 32
   const maxBodyBytesInProgress = opts.maxBodyBytesInProgress ?? 64 * 1024 * 1024
+  const maxBodyBytesPerClient = opts.maxBodyBytesInProgressPerClient ?? 8 * 1024 * 1024
   const requestTimeoutMs = opts.requestTimeoutMs ?? 30_000
   const maxSocketsPerClient = opts.maxWebSocketsPerClient ?? 16
   const maxSockets = opts.maxWebSockets ?? 1024
   const now = opts.now ?? (() => Date.now())
-  /** Per client: HTTP requests in progress. All clients: body bytes held now. */
-  const inProgress = new Map<string, number>()
+  /** Per client: HTTP requests whose bodies are arriving, and the bytes they hold. All clients: the bytes held. */
+  const inProgress = new Map<string, { requests: number; bytes: number }>()
   let bodyBytesHeld = 0
   /** Per client: its open WebSocket connections. */
   const socketsOf = new Map<string, Set<WebSocket>>()
@@ -170,23 +180,35 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
       req.resume()
       return send(res, 413, 'application/json', rpcErrorBody(RpcErrorCode.TooLarge, `request body above ${maxBody} bytes`))
     }
-    const mine = inProgress.get(client) ?? 0
-    if (mine >= maxInProgress) {
+    const mine = inProgress.get(client) ?? { requests: 0, bytes: 0 }
+    if (mine.requests >= maxInProgress) {
       req.resume()
       return send(
         res,
         429,
         'application/json',
-        rpcErrorBody(RpcErrorCode.RateLimited, `${maxInProgress} requests of this client are in progress already: wait for their answers`),
+        rpcErrorBody(RpcErrorCode.RateLimited, `${maxInProgress} requests of this client are arriving already: send one at a time`),
       )
     }
-    inProgress.set(client, mine + 1)
+    mine.requests++
+    inProgress.set(client, mine)
     let held = 0
+    let reading = true
+    /** The request's body is read (or refused): it no longer counts against its client or the node. */
+    const release = () => {
+      if (!reading) return
+      reading = false
+      bodyBytesHeld -= held
+      mine.bytes -= held
+      if (--mine.requests === 0) inProgress.delete(client)
+    }
+    let body: string
     try {
       const chunks: Buffer[] = []
       for await (const chunk of req) {
         const n = (chunk as Buffer).length
         held += n
+        mine.bytes += n
         bodyBytesHeld += n
         // The answer first, then the connection: destroying the request first reset it unanswered.
         const refuse = (status: number, code: number, message: string) => {
@@ -194,31 +216,39 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
           res.end(rpcErrorBody(code, message), () => req.destroy())
         }
         if (held > maxBody) return refuse(413, RpcErrorCode.TooLarge, `request body above ${maxBody} bytes`)
+        if (mine.bytes > maxBodyBytesPerClient)
+          return refuse(503, RpcErrorCode.RateLimited, 'this client is sending too many request bytes at once: send one at a time')
         if (bodyBytesHeld > maxBodyBytesInProgress)
           return refuse(503, RpcErrorCode.RateLimited, 'the node is reading too many requests at once: retry shortly')
         chunks.push(chunk as Buffer)
       }
-      const charge = (calls: number) => buckets.take(client, calls)
-      const out = await opts.dispatcher.handleText(Buffer.concat(chunks).toString('utf8'), { client, charge })
-      if (out === undefined) return void res.writeHead(204, CORS).end()
-      send(res, 200, 'application/json', out)
+      body = Buffer.concat(chunks).toString('utf8')
     } finally {
-      bodyBytesHeld -= held
-      const left = (inProgress.get(client) ?? 1) - 1
-      if (left > 0) inProgress.set(client, left)
-      else inProgress.delete(client)
+      release()
     }
+    const charge = (calls: number) => buckets.take(client, calls)
+    const out = await opts.dispatcher.handleText(body, { client, charge })
+    if (out === undefined) return void res.writeHead(204, CORS).end()
+    send(res, 200, 'application/json', out)
   }
 
   // Node's default gives a request 300 s (checked every 30 s): long enough for a slow client to hold a body buffer for minutes.
   const server: Server = createServer(
-    {
-      requestTimeout: requestTimeoutMs,
-      headersTimeout: Math.min(60_000, requestTimeoutMs),
-      connectionsCheckingInterval: Math.max(100, Math.min(5_000, requestTimeoutMs / 4)),
-    },
+    requestTimeoutMs > 0
+      ? {
+          requestTimeout: requestTimeoutMs,
+          headersTimeout: Math.min(60_000, requestTimeoutMs),
+          connectionsCheckingInterval: Math.floor(Math.max(100, Math.min(5_000, requestTimeoutMs / 4))),
+        }
+      : { requestTimeout: 0 },
     (req, res) => {
       handle(req, res).catch((e: unknown) => {
+        // A client that hung up, or did not send its request in time (Node answered 408), is no failure of ours.
+        const code = (e as NodeJS.ErrnoException | undefined)?.code
+        if ((e as Error | undefined)?.message === 'aborted' || code === 'ECONNRESET' || code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+          opts.logger?.debug('rpc: a request ended before it was read', { error: String(e) })
+          return
+        }
         opts.logger?.error('rpc: request failed', { error: String(e) })
         if (!res.headersSent) send(res, 500, 'application/json', rpcErrorBody(RpcErrorCode.InternalError, 'Internal error'))
       })
