@@ -283,7 +283,7 @@ export async function txCall(args: string[]): Promise<void> {
             k,
             to === GOVERNANCE_ADDRESS && method === 'propose' && k === 'action'
               ? governanceActionFromJson(x)
-              : valueFromJson(x, declared.inputs.find((i) => i.name === k)?.type, `params.${k}`),
+              : valueFromJson(x, declared.inputs.find((i) => i.name === k)?.type, `params.${k}`, 1),
           ]),
         ),
   )
@@ -304,10 +304,10 @@ export async function txCall(args: string[]): Promise<void> {
 function governanceActionFromJson(j: Json): Value {
   const type = j !== null && typeof j === 'object' && !Array.isArray(j) ? j.type : undefined
   const fields = typeof type === 'string' ? governanceActionParams(type) : undefined
-  if (fields === undefined) return valueFromJson(j, undefined, 'params.action')
+  if (fields === undefined) return valueFromJson(j, undefined, 'params.action', 1)
   const out: Record<string, Value> = Object.create(null)
   for (const [k, x] of Object.entries(j as Record<string, Json>))
-    out[k] = valueFromJson(x, fields.find((f) => f.name === k)?.type, `params.action.${k}`)
+    out[k] = valueFromJson(x, fields.find((f) => f.name === k)?.type, `params.action.${k}`, 2)
   return out
 }
 

@@ -196,7 +196,7 @@ describe('loopchain tx deploy, tx call and call against a running node', () => {
     )
     fails(
       tx('call', '--to', governance, '--method', 'vote', '--params', `{"note":${'['.repeat(40)}${']'.repeat(40)}}`),
-      /--params do not fit in a transaction/,
+      /--params: params\.note(\[0\])+ is nested in lists or maps deeper than a value may be \(32 levels\)/,
     )
     fails(run('tx', 'deploy', '--key', keyFile), /tx deploy needs --code FILE/)
     fails(tx('deploy', '--code', join(dir, 'missing.js')), /cannot read the code file .*missing\.js/)

@@ -35,6 +35,14 @@ let node: FullNode
 let server: RpcServer
 let dir: string
 let token: Address
+/** A SCORE whose read-only method calls another SCORE's. */
+let relay: Address
+const RELAY_SOURCE = `export const manifest = {
+  name: 'Relay',
+  methods: { viewRelay: { readonly: true, params: [['to', 'Address'], ['method', 'str']], returns: 'any' } },
+}
+export function viewRelay({ to, method }) { return loopchain.call(to, method, null) }
+`
 let nonce = 0
 
 // Alice is a member institution with the deployer right.
@@ -70,6 +78,14 @@ beforeAll(async () => {
   expect(r.result?.status).toBe('success')
   token = contractAddress(deploy.hash)
   expect(r.result.scoreAddress).toBe(token)
+  const relayDeploy = send({
+    kind: TxKind.Deploy,
+    to: NEW_SCORE_ADDRESS,
+    data: encode(deployDataCodec, { contentType: 'application/javascript', code: utf8(RELAY_SOURCE), params: null }),
+  })
+  const rr = await rpc('lc_sendTransactionAndWait', { tx: relayDeploy.hex })
+  expect(rr.result?.status).toBe('success')
+  relay = contractAddress(relayDeploy.hash)
 }, 60_000)
 
 afterAll(async () => {
@@ -91,25 +107,37 @@ describe('SCORE methods over JSON-RPC', () => {
     expect(Array.isArray(abi)).toBe(true)
     const doc = (await rpc('rpc.discover')).result
     expect(doc.methods.find((m: { name: string }) => m.name === 'lc_getScoreApi').result.schema.type).toBe('array')
-    // A read-only call to the same address is not found either.
+    // A read-only call to the same address is not found either; a SCORE that is there and calls
+    // the missing one fails with the call's code instead.
     expect((await rpc('lc_call', { to: `cx${'ab'.repeat(20)}`, method: 'symbol' })).error?.code).toBe(RpcErrorCode.NotFound)
+    expect((await rpc('lc_call', { to: relay, method: 'viewRelay', params: { to: token, method: 'symbol' } })).result).toBe('TST')
+    const nested = await rpc('lc_call', { to: relay, method: 'viewRelay', params: { to: `cx${'ab'.repeat(20)}`, method: 'symbol' } })
+    expect(nested.error).toMatchObject({ code: RpcErrorCode.ScoreFailed, data: { code: 'UNKNOWN_SCORE' } })
   })
 
   it('refuses what no SCORE method can take as invalid params: a name past the engine’s 64 characters, values nested past 32 levels', async () => {
+    const nest = (levels: number) => {
+      let v: Json = 1
+      for (let i = 0; i < levels; i++) v = [v]
+      return v
+    }
     const long = await rpc('lc_call', { to: token, method: `m${'x'.repeat(64)}` })
     expect(long.error?.code).toBe(RpcErrorCode.InvalidParams)
     expect((await rpc('lc_call', { to: token, method: `m${'x'.repeat(63)}` })).error?.code).toBe(RpcErrorCode.ScoreFailed)
     // 60 levels pass the body's own limit (64) and stop at the value's, with a message, not a stack overflow.
-    let deep: Json = 1
-    for (let i = 0; i < 60; i++) deep = [deep]
-    const nested = await rpc('lc_call', { to: token, method: 'balanceOf', params: { _owner: deep } })
+    const nested = await rpc('lc_call', { to: token, method: 'balanceOf', params: { _owner: nest(60) } })
     expect(nested.error).toMatchObject({
       code: RpcErrorCode.InvalidParams,
       message: expect.stringContaining('deeper than a value may be (32 levels)'),
     })
-    let fits: Json = 1
-    for (let i = 0; i < 32; i++) fits = [fits]
-    expect((await rpc('lc_call', { to: token, method: 'balanceOf', params: { _owner: fits } })).error?.code).toBe(RpcErrorCode.ScoreFailed)
+    // A parameter sits one level into the map of parameters: 31 lists around it reach the
+    // 32nd level, the deepest a value has (the engine then refuses a list for an address), 32 do not.
+    expect((await rpc('lc_call', { to: token, method: 'balanceOf', params: { _owner: nest(31) } })).error?.code).toBe(
+      RpcErrorCode.ScoreFailed,
+    )
+    expect((await rpc('lc_call', { to: token, method: 'balanceOf', params: { _owner: nest(32) } })).error?.code).toBe(
+      RpcErrorCode.InvalidParams,
+    )
   })
 
   it('runs read-only calls with parameters typed by the ABI, and reports a failing call with its code', async () => {

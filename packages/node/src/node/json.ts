@@ -92,7 +92,8 @@ export function paramsFromJson(j: Json, abi: ScoreAbi | undefined, method: strin
   if (j === null || typeof j !== 'object' || Array.isArray(j)) return valueFromJson(j)
   const m = abi?.methods[method]
   const out: Record<string, Value> = Object.create(null)
-  for (const [k, x] of Object.entries(j)) out[k] = valueFromJson(x, m?.params.find((p) => p.name === k)?.type, `params.${k}`)
+  // Each parameter is one level into the map the call encodes them in.
+  for (const [k, x] of Object.entries(j)) out[k] = valueFromJson(x, m?.params.find((p) => p.name === k)?.type, `params.${k}`, 1)
   return out
 }
 

@@ -451,6 +451,9 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
         const engine = node.options.engine
         if (!engine) throw new RpcError(RpcErrorCode.ScoreFailed, 'this node runs without a contract engine', { code: 'NO_ENGINE' })
         const from = (p.from as Address | undefined) ?? ('hx0000000000000000000000000000000000000000' as Address)
+        // Whether the SCORE called has no ABI on record: its UNKNOWN_SCORE is "not found", not one
+        // from a SCORE it calls in turn.
+        let noAbi = false
         const r = await queries.run(ctx.client, async (charge) => {
           // Started once no block is being executed or stored, so the committed state is the
           // tree's latest and every read is answered on the spot: the call runs once. One
@@ -463,6 +466,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
             // Typed by the SCORE's ABI, so big integers and bytes can be passed as strings. Read
             // on the spot too: a wait here would let a block move the tree before the call.
             const abi = await getScoreAbi(onTheSpot(state), engine, p.to as Address)
+            noAbi = abi === undefined
             try {
               params = paramsFromJson((p.params as Json | undefined) ?? null, abi, p.method as string)
             } catch (e) {
@@ -501,7 +505,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
         })
         if (!r.ok) {
           // No SCORE there: "not found", as lc_getScoreApi says it.
-          if (r.failure.code === 'UNKNOWN_SCORE') throw notFound(`SCORE ${p.to}`)
+          if (r.failure.code === 'UNKNOWN_SCORE' && noAbi) throw notFound(`SCORE ${p.to}`)
           throw new RpcError(RpcErrorCode.ScoreFailed, r.failure.message, { code: r.failure.code })
         }
         return valueToJson(r.result)
