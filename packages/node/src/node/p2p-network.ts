@@ -71,11 +71,11 @@ const SYNC_BATCH = 64
  */
 export const SYNC_SLOW_ANSWER_MS = 2_000
 /**
- * Longest a peer's turn lasts while its answers are short (fewer blocks than asked and than the
- * head it claims, the byte budget aside) and leave this node behind: a member whose answers each
- * come just within {@link SYNC_SLOW_ANSWER_MS} with a block or two would otherwise keep its turn,
- * and the node behind a growing chain, for ever. An honest peer answers in full, however long the
- * catch-up takes.
+ * Longest a peer's turn lasts while its answers are short (fewer blocks than a full batch, the byte
+ * budget aside), whatever head it claims: a member whose answers each come just within
+ * {@link SYNC_SLOW_ANSWER_MS} with a block or two, claiming each time that it has no more, would
+ * otherwise keep its turn, and the node behind a growing chain, for ever. An honest peer answers
+ * in full until the tip, however long the catch-up takes.
  */
 export const SYNC_TURN_MS = 10_000
 const SYNC_RESPONSE_BYTES = 8 * 1024 * 1024
