@@ -426,7 +426,7 @@ export async function runNetBench(report: Report, opts: NetBenchOptions = {}): P
         [...flags, ...prof, '--import', 'tsx', CLI, 'start', '--config', join(dir, `node-${i}`, 'config.json'), '--exit-with-parent'],
         {
           stdio: ['ignore', openSync(join(dir, `node-${i}.log`), 'w'), 'inherit'],
-          env: { ...process.env },
+          env: { ...process.env, LOOPCHAIN_PARENT_PID: String(process.pid) },
         },
       )
       procs.push({

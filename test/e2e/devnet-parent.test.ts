@@ -4,23 +4,27 @@
  * and ports, and the next devnet goes on from the height they reached. Ctrl-C waits for the nodes.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { reservePortBlock } from '@loopchain/node'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitFor } from '../support/cli-network.js'
 import { alive, childrenOf, runLoopchain } from '../support/devnet.js'
 
 const CLI = fileURLToPath(new URL('../../apps/node/src/main.ts', import.meta.url))
+const REPO = fileURLToPath(new URL('../../', import.meta.url))
 const BASE = reservePortBlock()
 const dir = mkdtempSync(join(tmpdir(), 'loopchain-devnet-parent-'))
 const started: ChildProcess[] = []
+/** Node processes started by a starter of this test: killed at the end should one outlive it. */
+const nodePids: number[] = []
 
 afterAll(() => {
   for (const p of started) for (const pid of p.pid ? childrenOf(p.pid) : []) if (alive(pid)) process.kill(pid, 'SIGKILL')
   for (const p of started) p.kill('SIGKILL')
+  for (const pid of nodePids) if (alive(pid)) process.kill(pid, 'SIGKILL')
   rmSync(dir, { recursive: true, force: true })
 })
 
@@ -45,9 +49,12 @@ const readyHeights = (out: string): number[] => [...out.matchAll(/ready at heigh
 const lastBlock = (out: string): number => Math.max(0, ...[...out.matchAll(/^block (\d+) committed$/gm)].map((m) => Number(m[1])))
 
 describe('loopchain devnet and its node processes', () => {
+  // One validator and the observer, an empty block every 300 ms: heights come quickly.
+  beforeAll(() =>
+    runLoopchain(['init', '--validators', '1', '--out', dir, '--base-port', String(BASE), '--empty-block-interval-ms', '300']),
+  )
+
   it('killed with -9, its nodes stop on their own; the next devnet starts them where they were; Ctrl-C waits for them', async () => {
-    // One validator and the observer, an empty block every 300 ms: heights come quickly.
-    await runLoopchain(['init', '--validators', '1', '--out', dir, '--base-port', String(BASE), '--empty-block-interval-ms', '300'])
     const first = devnet()
     await waitFor(async () => (readyHeights(first.out()).length === 2 ? true : undefined), 120_000, `two nodes ready\n${first.out()}`)
     const nodes = childrenOf(first.p.pid as number)
@@ -81,5 +88,44 @@ describe('loopchain devnet and its node processes', () => {
     for (const pid of again) expect(alive(pid)).toBe(false)
     expect(second.out()).toMatch(/node-0 stopped/)
     expect(second.out()).toMatch(/observer stopped/)
+  }, 300_000)
+
+  it('--exit-with-parent: a node whose logs go to a file stops when its starter is killed, before or after it is up', async () => {
+    const config = join(dir, 'node-0', 'config.json')
+    /** A starter process that runs the node, its stdout and stderr to `log`, and waits: the node's pid. */
+    const starter = async (log: string) => {
+      const script = [
+        "const { spawn } = require('node:child_process')",
+        "const fd = require('node:fs').openSync(process.argv[1], 'w')",
+        "const c = spawn(process.execPath, ['--import', 'tsx', process.argv[2], 'start', '--config', process.argv[3], '--exit-with-parent'], { stdio: ['ignore', fd, fd], env: { ...process.env, LOOPCHAIN_PARENT_PID: String(process.pid) } })",
+        'console.log(c.pid)',
+        'setInterval(() => {}, 1000)',
+      ].join('\n')
+      const p = spawn(process.execPath, ['-e', script, log, CLI, config], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] })
+      started.push(p)
+      const pid = await new Promise<number>((r) => p.stdout?.once('data', (d) => r(Number(String(d).trim()))))
+      nodePids.push(pid)
+      return { p, pid }
+    }
+    const read = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8') : '')
+
+    // Killed once the node is up: the node stops as on Ctrl-C. Its stdout is a file, so nothing
+    // else (no closed pipe) could tell it.
+    const upLog = join(dir, 'start-up.log')
+    const up = await starter(upLog)
+    await waitFor(async () => (read(upLog).includes('"node ready"') ? true : undefined), 120_000, `node ready\n${read(upLog)}`)
+    up.p.kill('SIGKILL')
+    await waitFor(async () => (alive(up.pid) ? undefined : true), 30_000, `the node to exit\n${read(upLog)}`)
+    expect(read(upLog)).toContain('the process that started this node has exited; the node stops')
+    expect(read(upLog)).toContain('"msg":"stopping"')
+    expect(read(upLog)).not.toContain('standard output')
+
+    // Killed at once, before the node has even loaded its code (a second or more): the pid it was
+    // given tells it, where the parent it would find then is already another.
+    const earlyLog = join(dir, 'start-early.log')
+    const early = await starter(earlyLog)
+    early.p.kill('SIGKILL')
+    await waitFor(async () => (alive(early.pid) ? undefined : true), 60_000, `the node to exit\n${read(earlyLog)}`)
+    expect(read(earlyLog)).toContain('the process that started this node has exited; the node stops')
   }, 300_000)
 })

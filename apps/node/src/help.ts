@@ -20,7 +20,8 @@ Usage:
       Run a node from its config: LevelDB in the config's dataDir (and its blocks/), libp2p on its ports,
       JSON-RPC on its rpc port. Logs are JSON lines on stdout. Stop with Ctrl-C (or SIGTERM); a node whose
       stdout is closed stops the same way (exit code 1). With --exit-with-parent (what devnet passes) it
-      also stops when the process that started it exits, even if that one was killed.
+      also stops when the process that started it exits, even if that one was killed (a starter may
+      name itself in LOOPCHAIN_PARENT_PID).
       e.g.  loopchain start --config ./net/node-0/config.json
   loopchain devnet [--validators N] [--dir DIR] [--base-port P] [--web-port P] [--no-web] [--fresh]
       Run a local network: N validator processes (default 4) and an observer from DIR (default ./.devnet,

@@ -187,8 +187,9 @@ function startupProblem(e: unknown, file: string): string {
 }
 
 async function start(args: string[]): Promise<void> {
-  // Read before anything slow (loading the node takes seconds): a starter killed meanwhile is seen.
-  const parent = process.ppid
+  // For --exit-with-parent: the starter's pid as it passed it (devnet and the benchmark do, so a
+  // starter killed before this line runs is seen too), else the parent's now, before anything slow.
+  const parent = Number(process.env.LOOPCHAIN_PARENT_PID) || process.ppid
   const file = flag(args, 'config') ?? fail('start needs --config FILE')
   if (!existsSync(file)) fail(`no config at ${file}`)
   const base = dirname(resolve(file))
@@ -397,6 +398,7 @@ async function devnet(args: string[]): Promise<void> {
     const name = nameOf(config)
     const child = spawn(process.execPath, ['--import', 'tsx', self, 'start', '--config', config, '--exit-with-parent'], {
       stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, LOOPCHAIN_PARENT_PID: String(process.pid) },
     })
     let buffered = ''
     child.stdout.on('data', (d: Buffer) => {
