@@ -470,6 +470,19 @@ describe('full node (one process, LevelDB on disk)', () => {
     expect(verifyStateProof(next.result.stateRoot, accountKey(bob.address), value, proof)).toBeUndefined()
   })
 
+  it('lc_getLastBlock before the first block: the genesis header block 1 builds on, in the shape of a block', async () => {
+    const v = key('height-zero validator')
+    const node = await open(genesis([v]), v.secretKey)
+    const last = (await nodeRpcMethods(node)
+      .find((m) => m.name === 'lc_getLastBlock')
+      ?.handler({}, { client: 'test' })) as Record<string, Json>
+    expect(last).toMatchObject({ height: 0, transactions: [], lastCommit: null, certSignatures: [] })
+    node.start()
+    await node.submit(transfer(0))
+    const first = await nextBlock(node, (b) => b.block.header.height === 1)
+    expect(to0x(first.block.header.prevHash)).toBe(last.hash)
+  })
+
   it('a consensus WAL entry it cannot write halts the node before it proposes or votes', async () => {
     const v = key('wal-less validator')
     const dir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
