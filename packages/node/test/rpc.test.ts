@@ -259,6 +259,13 @@ describe('JSON-RPC over HTTP', () => {
       error: { code: RpcErrorCode.InvalidRequest, message: expect.stringContaining('nested deeper than 64') },
     })
     expect(await code(call('chain_get', { hash: '['.repeat(10_000) }))).toBe(RpcErrorCode.InvalidParams)
+    // An escaped quote does not end a string; an escaped backslash before a quote does not keep it open.
+    expect(await code(call('chain_get', { hash: `"${'['.repeat(10_000)}` }))).toBe(RpcErrorCode.InvalidParams)
+    expect(await code(call('chain_get', { hash: `\\"${'['.repeat(10_000)}` }))).toBe(RpcErrorCode.InvalidParams)
+    const afterEscapes = `{"jsonrpc":"2.0","id":1,"method":"chain_get","params":{"hash":"\\\\","x":${'['.repeat(100)}${']'.repeat(100)}}}`
+    expect((await post(afterEscapes)).json).toMatchObject({
+      error: { code: RpcErrorCode.InvalidRequest, message: expect.stringContaining('nested deeper than 64') },
+    })
     const huge = (await post(call('math_add', { a: 2 ** 60, b: 1 }))).json as { error?: { code: number; message: string } }
     expect(huge.error?.code).toBe(RpcErrorCode.InvalidParams)
     expect(huge.error?.message).toContain('beyond the largest exact integer')
