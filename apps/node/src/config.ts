@@ -3,6 +3,7 @@
  * and checking, in one place for the commands and the devnet's web server.
  */
 import { readFileSync } from 'node:fs'
+import { RPC_LIMIT_DEFAULTS, type RpcLimitName, type RpcLimits } from '@loopchain/node/client'
 
 /** A node's config file. Paths are relative to the file. */
 export interface NodeConfig {
@@ -30,13 +31,16 @@ export interface NodeConfig {
    * steps one read-only call (`lc_call`) may use (default 5,000,000) and the steps of read-only
    * calls the node runs per second, all clients together (default 2,000,000): the same thread runs
    * consensus; and for one client address (`stepsPerSecondPerClient`, default a quarter of that;
-   * raise it for a trusted gateway).
+   * raise it for a trusted gateway). `limits`: what one client and all clients may hold at once
+   * (`RPC_LIMIT_DEFAULTS` names them, with their defaults; README, "JSON-RPC limits"); a gateway that
+   * serves many users from one address may need more WebSocket connections per client.
    */
   rpc: {
     host?: string
     port: number
     rateLimit?: { perSecond: number; burst: number }
     query?: { stepLimit?: number; stepsPerSecond?: number; stepsPerSecondPerClient?: number }
+    limits?: RpcLimits
   }
   /**
    * The mempool's limits: `maxTransactions` (default 20,000), `maxBytes` (default 64 MiB) and
@@ -54,6 +58,9 @@ export interface NodeConfig {
   /** Run a payment-channel hub with the validator's account (apps/node/src/hub.ts); validators only. */
   hub?: boolean
 }
+
+/** The JSON-RPC server's limits a config may set (`rpc.limits`), each a positive integer and each optional. */
+export const RPC_LIMIT_FIELDS = Object.keys(RPC_LIMIT_DEFAULTS) as RpcLimitName[]
 
 /** Reads and checks a node's config file; throws an `Error` whose one-line message names the field that is wrong. */
 export function readNodeConfig(file: string): NodeConfig {
@@ -80,7 +87,8 @@ export function readNodeConfig(file: string): NodeConfig {
   }
   only(c, '', ['genesis', 'dataDir', 'validatorKey', 'nodeKey', 'p2p', 'rpc', 'mempool', 'storage', 'hub'])
   if (isObject(c.p2p)) only(c.p2p, 'p2p.', ['host', 'tcpPort', 'wsPort', 'webrtcDirectPort', 'bootstrap', 'relay'])
-  if (isObject(c.rpc)) only(c.rpc, 'rpc.', ['host', 'port', 'rateLimit', 'query'])
+  if (isObject(c.rpc)) only(c.rpc, 'rpc.', ['host', 'port', 'rateLimit', 'query', 'limits'])
+  if (isObject(c.rpc) && isObject(c.rpc.limits)) only(c.rpc.limits, 'rpc.limits.', RPC_LIMIT_FIELDS)
   if (isObject(c.rpc) && isObject(c.rpc.rateLimit)) only(c.rpc.rateLimit, 'rpc.rateLimit.', ['perSecond', 'burst'])
   if (isObject(c.rpc) && isObject(c.rpc.query)) only(c.rpc.query, 'rpc.query.', ['stepLimit', 'stepsPerSecond', 'stepsPerSecondPerClient'])
   if (typeof c.genesis !== 'string') bad('genesis', 'the path of the genesis file')
@@ -124,6 +132,9 @@ export function readNodeConfig(file: string): NodeConfig {
       !(isObject(query) && steps(query.stepLimit) && steps(query.stepsPerSecond) && steps(query.stepsPerSecondPerClient))
     )
       bad('rpc.query', 'an object with stepLimit, stepsPerSecond and stepsPerSecondPerClient (positive integers, each optional), or absent')
+    const limits = rpc.limits
+    if (limits !== undefined && !isObject(limits)) bad('rpc.limits', `an object with any of ${RPC_LIMIT_FIELDS.join(', ')}, or absent`)
+    else if (limits !== undefined) checkRpcLimits(limits, file, bad)
   }
   const pool = c.mempool
   if (isObject(pool)) only(pool, 'mempool.', ['maxTransactions', 'maxBytes', 'maxPerSender'])
@@ -136,6 +147,25 @@ export function readNodeConfig(file: string): NodeConfig {
     bad('storage', 'an object with cacheSize and writeBufferSize (positive integers of bytes, each optional), or absent')
   if (c.hub !== undefined && typeof c.hub !== 'boolean') bad('hub', 'true, false or absent')
   return c as unknown as NodeConfig
+}
+
+/** Each limit a positive integer, and none below one it must hold (checked with the defaults of those left out). */
+function checkRpcLimits(limits: Record<string, unknown>, file: string, bad: (field: string, want: string) => never): void {
+  for (const f of RPC_LIMIT_FIELDS) {
+    const v = limits[f]
+    if (v !== undefined && !(Number.isSafeInteger(v) && (v as number) > 0)) bad(`rpc.limits.${f}`, 'a positive integer, or absent')
+  }
+  // A limit set below one it must hold would refuse every request it is meant to let through.
+  const at = (f: RpcLimitName) => (limits[f] as number | undefined) ?? RPC_LIMIT_DEFAULTS[f]
+  const named = (f: RpcLimitName) => `rpc.limits.${f} (${at(f)}${limits[f] === undefined ? ', the default' : ''})`
+  const atLeast = (big: RpcLimitName, small: RpcLimitName) => {
+    if (at(big) < at(small))
+      throw new Error(`the config ${file}: ${named(big)} is below ${named(small)}: one request or client would be refused whatever it sent`)
+  }
+  atLeast('maxBodyBytesInProgressPerClient', 'maxBodyBytes')
+  atLeast('maxBodyBytesInProgress', 'maxBodyBytesInProgressPerClient')
+  atLeast('maxWebSockets', 'maxWebSocketsPerClient')
+  atLeast('maxBufferedBytesPerClient', 'maxBufferedBytes')
 }
 
 /** Where a local client reaches a node listening on `host` (an unspecified address means loopback). */

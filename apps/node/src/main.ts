@@ -308,6 +308,7 @@ async function start(args: string[]): Promise<void> {
       ),
       ...(config.rpc.host ? { host: config.rpc.host } : {}),
       ...(config.rpc.rateLimit ? { rateLimit: config.rpc.rateLimit } : {}),
+      ...config.rpc.limits,
       port: config.rpc.port,
       health: () => ({
         ok: node.failure === undefined,

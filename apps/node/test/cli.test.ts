@@ -1,6 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { createServer, type Server } from 'node:net'
+import { request } from 'node:http'
+import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -290,6 +291,56 @@ describe('loopchain CLI', () => {
     }
   }, 120_000)
 
+  it("start applies the config's rpc.limits: a smaller request body and fewer WebSocket connections per client", async () => {
+    const base = reservePortBlock()
+    const one = await startOneNode('cli-limits', base, {
+      config: (c) => ({ ...c, rpc: { ...c.rpc, limits: { maxBodyBytes: 4_096, maxWebSocketsPerClient: 1 } } }),
+    })
+    try {
+      const post = (padding: number) =>
+        fetch(one.url, {
+          method: 'POST',
+          body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'lc_getNetworkInfo', params: {}, pad: 'x'.repeat(padding) }),
+        })
+      expect((await post(3_000)).status).toBe(200)
+      // The default (2 MiB) would take it.
+      const big = await post(5_000)
+      expect(big.status).toBe(413)
+      expect(((await big.json()) as { error?: { message: string } }).error?.message).toBe('request body above 4096 bytes')
+      // A WebSocket opening over plain HTTP: 101 for the first, 429 for the second while the first is open.
+      const { port } = new URL(one.url)
+      const open = () =>
+        new Promise<{ status: number; socket?: Socket }>((resolve, reject) => {
+          const req = request({
+            port: Number(port),
+            host: '127.0.0.1',
+            path: '/ws',
+            headers: {
+              connection: 'Upgrade',
+              upgrade: 'websocket',
+              'sec-websocket-version': '13',
+              'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+            },
+          })
+          req.on('upgrade', (res, socket) => resolve({ status: res.statusCode ?? 0, socket }))
+          req.on('response', (res) => {
+            res.resume()
+            resolve({ status: res.statusCode ?? 0 })
+          })
+          req.on('error', reject)
+          req.end()
+        })
+      const first = await open()
+      expect(first.status).toBe(101)
+      expect((await open()).status).toBe(429)
+      first.socket?.destroy()
+      await vi.waitFor(async () => expect((await open()).status).toBe(101), { timeout: 5_000 })
+    } finally {
+      await one.stop()
+      releasePortBlock(base)
+    }
+  }, 120_000)
+
   it("start applies the config's p2p.relay: its limits, or no relay at all, show in lc_getNetworkInfo and /metrics", async () => {
     const base = reservePortBlock()
     const limited = await startOneNode('cli-relay', base, {
@@ -395,7 +446,18 @@ describe('loopchain CLI', () => {
         /: rpc\.rateLimit must be an object with perSecond and burst/,
       )
       expect(startWith({ ...good, rpc: { ...good.rpc, rateLimt: { perSecond: 1000, burst: 2000 } } })).toMatch(
-        /: rpc\.rateLimt is not a config field \(rpc takes host, port, rateLimit, query\)\n$/,
+        /: rpc\.rateLimt is not a config field \(rpc takes host, port, rateLimit, query, limits\)\n$/,
+      )
+      expect(startWith({ ...good, rpc: { ...good.rpc, limits: { maxSockets: 10 } } })).toMatch(
+        /: rpc\.limits\.maxSockets is not a config field \(rpc\.limits takes maxBodyBytes, requestTimeoutMs, .*maxWebSockets, /,
+      )
+      expect(startWith({ ...good, rpc: { ...good.rpc, limits: { requestTimeoutMs: 0 } } })).toMatch(
+        /: rpc\.limits\.requestTimeoutMs must be a positive integer, or absent\n$/,
+      )
+      expect(startWith({ ...good, rpc: { ...good.rpc, limits: 5 } })).toMatch(/: rpc\.limits must be an object with any of maxBodyBytes, /)
+      // A body limit above what one client may hold at once would refuse the largest requests it allows.
+      expect(startWith({ ...good, rpc: { ...good.rpc, limits: { maxBodyBytes: 16_777_216 } } })).toMatch(
+        /: rpc\.limits\.maxBodyBytesInProgressPerClient \(8388608, the default\) is below rpc\.limits\.maxBodyBytes \(16777216\): /,
       )
       expect(startWith({ ...good, rpc: { ...good.rpc, query: { stepLimit: 0 } } })).toMatch(
         /: rpc\.query must be an object with stepLimit, stepsPerSecond and stepsPerSecondPerClient \(positive integers, each optional\), or absent\n$/,

@@ -6,3 +6,4 @@
 export { nativeCrypto, verifiesWithSodium } from './native-crypto.js'
 export { paramsFromJson, valueFromJson } from './node/json.js'
 export type { Json } from './rpc/json-rpc.js'
+export { RPC_LIMIT_DEFAULTS, type RpcLimitName, type RpcLimits } from './rpc/limits.js'

@@ -14,6 +14,7 @@ import { type RawData, type WebSocket, WebSocketServer } from 'ws'
 import type { NodeLogger } from '../p2p/logger.js'
 import { KeyedBuckets } from './buckets.js'
 import { type Json, type RpcDispatcher, RpcErrorCode } from './json-rpc.js'
+import { RPC_LIMIT_DEFAULTS, type RpcLimits } from './limits.js'
 
 /**
  * Whom the per-client limits count a request against: an IPv4 address, or an IPv6 address's /64
@@ -39,8 +40,8 @@ export function clientKey(remoteAddress: string | undefined): string {
     .join(':')}::/64`
 }
 
-/** Options of {@link startRpcServer}. */
-export interface RpcServerOptions {
+/** Options of {@link startRpcServer}; the limits default to {@link RPC_LIMIT_DEFAULTS}. */
+export interface RpcServerOptions extends RpcLimits {
   readonly dispatcher: RpcDispatcher
   /** Interface to listen on (default 127.0.0.1). */
   readonly host?: string
@@ -139,15 +140,16 @@ function refusedRequestId(data: RawData): string | number | null | undefined {
 
 /** Starts the HTTP + WebSocket server. */
 export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer> {
-  const maxBody = opts.maxBodyBytes ?? 2 * 1024 * 1024
-  const maxBuffered = opts.maxBufferedBytes ?? 16 * 1024 * 1024
-  const maxBufferedPerClient = opts.maxBufferedBytesPerClient ?? 32 * 1024 * 1024
-  const maxInProgress = opts.maxRequestsInProgressPerClient ?? 32
-  const maxBodyBytesInProgress = opts.maxBodyBytesInProgress ?? 64 * 1024 * 1024
-  const maxBodyBytesPerClient = opts.maxBodyBytesInProgressPerClient ?? 8 * 1024 * 1024
-  const requestTimeoutMs = opts.requestTimeoutMs ?? 30_000
-  const maxSocketsPerClient = opts.maxWebSocketsPerClient ?? 16
-  const maxSockets = opts.maxWebSockets ?? 1024
+  const d = RPC_LIMIT_DEFAULTS
+  const maxBody = opts.maxBodyBytes ?? d.maxBodyBytes
+  const maxBuffered = opts.maxBufferedBytes ?? d.maxBufferedBytes
+  const maxBufferedPerClient = opts.maxBufferedBytesPerClient ?? d.maxBufferedBytesPerClient
+  const maxInProgress = opts.maxRequestsInProgressPerClient ?? d.maxRequestsInProgressPerClient
+  const maxBodyBytesInProgress = opts.maxBodyBytesInProgress ?? d.maxBodyBytesInProgress
+  const maxBodyBytesPerClient = opts.maxBodyBytesInProgressPerClient ?? d.maxBodyBytesInProgressPerClient
+  const requestTimeoutMs = opts.requestTimeoutMs ?? d.requestTimeoutMs
+  const maxSocketsPerClient = opts.maxWebSocketsPerClient ?? d.maxWebSocketsPerClient
+  const maxSockets = opts.maxWebSockets ?? d.maxWebSockets
   const now = opts.now ?? (() => Date.now())
   /** Per client: HTTP requests whose bodies are arriving, and the bytes they hold. All clients: the bytes held. */
   const inProgress = new Map<string, { requests: number; bytes: number }>()
