@@ -49,6 +49,35 @@ describe('consensus WAL on LevelDB', () => {
     }
   })
 
+  it('reads what a store holds before its first append or trim: a WAL nobody loaded overwrites no entry and leaves none behind', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-wal-'))
+    try {
+      const k = testKey('wal unloaded validator')
+      const vote = (height: number, round: number) =>
+        signVote(
+          { networkId: 1, type: VoteType.Prevote, height, round, blockHash: new Uint8Array(32).fill(height), validator: k.address },
+          k.secretKey,
+        )
+      let store = await LevelKVStore.open(dir)
+      await new ConsensusWal(store, 'wal-chain').append({ kind: 'vote', vote: vote(3, 0) })
+      await store.close()
+      store = await LevelKVStore.open(dir)
+      // The same height and the first sequence number: without reading the store first, the same key.
+      await new ConsensusWal(store, 'wal-chain').append({ kind: 'vote', vote: vote(3, 1) })
+      expect(await new ConsensusWal(store, 'wal-chain').load()).toEqual([
+        { kind: 'vote', vote: vote(3, 0) },
+        { kind: 'vote', vote: vote(3, 1) },
+      ])
+      expect(() => new ConsensusWal(store, 'wal-chain').trimOps(4)).toThrow(/load\(\) the WAL before trimming/)
+      // A truncation not preceded by a load finds what is stored.
+      await new ConsensusWal(store, 'wal-chain').truncateBelow(4)
+      expect(await new ConsensusWal(store, 'wal-chain').load()).toEqual([])
+      await store.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('gives the deletions of settled entries for another write to carry, and forgets them once written', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'loopchain-wal-'))
     try {

@@ -63,10 +63,15 @@ function entryHeight(e: WalEntry): number {
   return e.kind === 'vote' ? e.vote.vote.height : e.kind === 'proposal' ? e.proposal.proposal.height : e.height
 }
 
-/** The WAL of one chain in a store. {@link load} it before anything else: trimming deletes what it knows of. */
+/**
+ * The WAL of one chain in a store. It learns the entries already there from {@link load}, which
+ * {@link append} and {@link truncateBelow} run first when nobody has (an append that did not know
+ * them could overwrite one); {@link trimOps}, which cannot wait for it, refuses until then.
+ */
 export class ConsensusWal {
   private readonly prefix: Uint8Array
   private seq = 0
+  private loaded = false
   /** The key and height of every entry in the store, oldest first: what to delete is known without a scan. */
   private kept: { height: number; key: Uint8Array }[] = []
 
@@ -88,11 +93,13 @@ export class ConsensusWal {
       this.seq = Math.max(this.seq, Number(view.getBigUint64(k.length - 8)) + 1)
     }
     this.kept = kept
+    this.loaded = true
     return out
   }
 
   /** Appends an entry durably (the store syncs each write). */
   async append(e: WalEntry): Promise<void> {
+    if (!this.loaded) await this.load()
     const height = entryHeight(e)
     const key = concatBytes(this.prefix, be64(height), be64(this.seq++))
     await this.store.write([{ type: 'put', key, value: encode(walEntryCodec, e) }])
@@ -105,6 +112,7 @@ export class ConsensusWal {
    * its own. Once that write is done, {@link trimmed} forgets them.
    */
   trimOps(height: number): WriteOp[] {
+    if (!this.loaded) throw new Error('ConsensusWal: load() the WAL before trimming it (the entries already stored would stay)')
     return this.kept.filter((e) => e.height < height).map((e) => ({ type: 'del', key: e.key }))
   }
 
@@ -117,6 +125,7 @@ export class ConsensusWal {
 
   /** Drops entries of heights below `height` (they are settled by committed blocks) in a write of its own. */
   async truncateBelow(height: number): Promise<void> {
+    if (!this.loaded) await this.load()
     const ops = this.trimOps(height)
     if (ops.length > 0) await this.store.write(ops)
     this.trimmed(ops)
