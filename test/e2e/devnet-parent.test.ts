@@ -1,7 +1,8 @@
 /**
  * `loopchain devnet` killed with -9 cannot stop its nodes: they stop on their own (each was started
  * with `--exit-with-parent`, and its stdout, the devnet's pipe, is closed), release their databases
- * and ports, and the next devnet goes on from the height they reached. Ctrl-C waits for the nodes.
+ * and ports, and the next devnet goes on from the height they reached. Ctrl-C waits for the nodes,
+ * up to 20 s; a second Ctrl-C does not wait.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -88,6 +89,44 @@ describe('loopchain devnet and its node processes', () => {
     for (const pid of again) expect(alive(pid)).toBe(false)
     expect(second.out()).toMatch(/node-0 stopped/)
     expect(second.out()).toMatch(/observer stopped/)
+  }, 300_000)
+
+  it('Ctrl-C with a node that does not stop: killed after 20 s, or at once on a second Ctrl-C; exit 1 either way', async () => {
+    // A node stopped with SIGSTOP hears no SIGTERM: the devnet has to kill it.
+    const stuck = async () => {
+      const d = devnet()
+      await waitFor(async () => (readyHeights(d.out()).length === 2 ? true : undefined), 120_000, `two nodes ready\n${d.out()}`)
+      const nodes = childrenOf(d.p.pid as number)
+      expect(nodes).toHaveLength(2)
+      process.kill(nodes[0] as number, 'SIGSTOP')
+      const exited = new Promise<number | null>((r) => d.p.once('exit', (code) => r(code)))
+      const stopAsked = Date.now()
+      d.p.kill('SIGINT')
+      return { d, nodes, exited, stopAsked }
+    }
+
+    const twice = await stuck()
+    await new Promise((r) => setTimeout(r, 3_000))
+    // Still waiting for the stuck node, which is still there; the other has stopped.
+    expect(twice.d.p.exitCode).toBe(null)
+    expect(alive(twice.nodes[0] as number)).toBe(true)
+    await waitFor(async () => (alive(twice.nodes[1] as number) ? undefined : true), 30_000, `the other node to stop\n${twice.d.out()}`)
+    twice.d.p.kill('SIGINT')
+    expect(await twice.exited).toBe(1)
+    expect(Date.now() - twice.stopAsked).toBeLessThan(15_000)
+    await waitFor(async () => (alive(twice.nodes[0] as number) ? undefined : true), 10_000, 'the stuck node to be killed')
+
+    const once = await stuck()
+    expect(await once.exited).toBe(1)
+    expect(Date.now() - once.stopAsked).toBeGreaterThanOrEqual(19_000)
+    expect(once.d.out()).toMatch(/node-0 did not stop within 20 s: killed|observer did not stop within 20 s: killed/)
+    await waitFor(async () => (once.nodes.every((pid) => !alive(pid)) ? true : undefined), 10_000, 'both nodes gone')
+    // What was killed restarts: its database is whole.
+    const after = devnet()
+    await waitFor(async () => (readyHeights(after.out()).length === 2 ? true : undefined), 120_000, `two nodes ready\n${after.out()}`)
+    const exited = new Promise<number | null>((r) => after.p.once('exit', (code) => r(code)))
+    after.p.kill('SIGINT')
+    expect(await exited).toBe(0)
   }, 300_000)
 
   it('--exit-with-parent: a node whose logs go to a file stops when its starter is killed, before or after it is up', async () => {
