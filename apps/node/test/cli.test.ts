@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -422,6 +422,33 @@ describe('loopchain CLI', () => {
       releasePortBlock(base)
     }
   }, 120_000)
+
+  it.runIf(existsSync('/dev/full'))(
+    'start with its logs on a full disk stops cleanly: exit 1, the reason on stderr, no stack trace',
+    () => {
+      const base = reservePortBlock()
+      const dir = mkdtempSync(join(tmpdir(), 'loopchain-cli-full-'))
+      try {
+        expect(run('init', '--validators', '1', '--out', dir, '--base-port', String(base)).status).toBe(0)
+        // /dev/full: every write fails with ENOSPC, as on a full disk.
+        const full = openSync('/dev/full', 'w')
+        const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'start', '--config', join(dir, 'node-0', 'config.json')], {
+          encoding: 'utf8',
+          timeout: 90_000,
+          stdio: ['ignore', full, 'pipe'],
+        })
+        closeSync(full)
+        expect(r.status).toBe(1)
+        expect(r.stderr).toContain('"msg":"writing to standard output failed; the node stops","error":"ENOSPC"')
+        expect(r.stderr).toContain('"msg":"stopping","exitCode":1')
+        expect(r.stderr).not.toMatch(/\n\s+at [^\n]*\(/)
+      } finally {
+        releasePortBlock(base)
+        rmSync(dir, { recursive: true, force: true })
+      }
+    },
+    120_000,
+  )
 
   it('start names what is wrong in a config or its genesis, with exit 2', () => {
     const dir = mkdtempSync(join(tmpdir(), 'loopchain-cli-'))
