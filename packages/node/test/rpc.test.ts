@@ -403,12 +403,19 @@ describe('JSON-RPC over HTTP', () => {
     await vi.waitFor(async () => expect((await post(body(700, 5))).status).toBe(200))
   }, 15_000)
 
-  it('cuts off a request whose body does not arrive in time with 408', async () => {
-    await start({ requestTimeoutMs: 400 })
+  it('cuts off a request whose body does not arrive in time with 408; that and a client hanging up are logged at debug, not as errors', async () => {
+    const logged: { level: string; msg: string }[] = []
+    const at = (level: string) => (msg: string) => void logged.push({ level, msg })
+    await start({ requestTimeoutMs: 400, logger: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') } })
     const stuck = await trickle(call('math_add', [1, 1]), 5)
     await stuck.ended
     expect(stuck.text()).toContain('408')
     expect((await post(call('math_add', [1, 1]))).status).toBe(200)
+    // A client that hangs up halfway through its body.
+    const gone = await trickle(call('math_add', [1, 1]), 5)
+    gone.socket.destroy()
+    await vi.waitFor(() => expect(logged.filter((l) => l.msg === 'rpc: a request ended before it was read')).toHaveLength(2))
+    expect(logged.filter((l) => l.level !== 'debug')).toEqual([])
   }, 15_000)
 
   it('serves health, metrics and an OpenRPC document that lists every method with its parameters', async () => {
