@@ -6,16 +6,18 @@ import { describe, expect, it } from 'vitest'
 import { ConsensusWal, LevelKVStore } from '../src/index.js'
 import { testKey } from './fixtures/test-chain.js'
 
+const validator = testKey('wal validator')
+/** A signed vote of the test's validator (prevote unless said). */
+const vote = (height: number, round = 0, type: VoteType = VoteType.Prevote) =>
+  signVote(
+    { networkId: 1, type, height, round, blockHash: new Uint8Array(32).fill(height), validator: validator.address },
+    validator.secretKey,
+  )
+
 describe('consensus WAL on LevelDB', () => {
   it('keeps votes and locks across a reopen, in order, and drops settled heights', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'loopchain-wal-'))
     try {
-      const k = testKey('wal validator')
-      const vote = (height: number, round: number) =>
-        signVote(
-          { networkId: 1, type: VoteType.Prevote, height, round, blockHash: new Uint8Array(32).fill(height), validator: k.address },
-          k.secretKey,
-        )
       const entries: WalEntry[] = [
         { kind: 'vote', vote: vote(4, 0) },
         { kind: 'lock', height: 5, round: 1, blockHash: new Uint8Array(32).fill(5), block: utf8('block five'), polka: [vote(5, 1)] },
@@ -52,12 +54,6 @@ describe('consensus WAL on LevelDB', () => {
   it('reads what a store holds before its first append or trim: a WAL nobody loaded overwrites no entry and leaves none behind', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'loopchain-wal-'))
     try {
-      const k = testKey('wal unloaded validator')
-      const vote = (height: number, round: number) =>
-        signVote(
-          { networkId: 1, type: VoteType.Prevote, height, round, blockHash: new Uint8Array(32).fill(height), validator: k.address },
-          k.secretKey,
-        )
       let store = await LevelKVStore.open(dir)
       await new ConsensusWal(store, 'wal-chain').append({ kind: 'vote', vote: vote(3, 0) })
       await store.close()
@@ -81,30 +77,25 @@ describe('consensus WAL on LevelDB', () => {
   it('gives the deletions of settled entries for another write to carry, and forgets them once written', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'loopchain-wal-'))
     try {
-      const k = testKey('wal trim validator')
-      const vote = (height: number) =>
-        signVote(
-          { networkId: 1, type: VoteType.Precommit, height, round: 0, blockHash: new Uint8Array(32).fill(height), validator: k.address },
-          k.secretKey,
-        )
+      const precommit = (height: number) => vote(height, 0, VoteType.Precommit)
       let store = await LevelKVStore.open(dir)
       let wal = new ConsensusWal(store, 'wal-chain')
-      await wal.append({ kind: 'vote', vote: vote(3) })
-      await wal.append({ kind: 'vote', vote: vote(4) })
+      await wal.append({ kind: 'vote', vote: precommit(3) })
+      await wal.append({ kind: 'vote', vote: precommit(4) })
       await store.close()
       // After a reopen it knows what was there, and what is appended since.
       store = await LevelKVStore.open(dir)
       wal = new ConsensusWal(store, 'wal-chain')
       expect(await wal.load()).toHaveLength(2)
-      await wal.append({ kind: 'vote', vote: vote(5) })
-      await wal.append({ kind: 'vote', vote: vote(2) })
+      await wal.append({ kind: 'vote', vote: precommit(5) })
+      await wal.append({ kind: 'vote', vote: precommit(2) })
       const trim = wal.trimOps(5)
       expect(trim.map((op) => op.type)).toEqual(['del', 'del', 'del'])
       // Written with something else, in one write.
       await store.write([...trim, { type: 'put', key: utf8('other'), value: utf8('record') }])
       wal.trimmed(trim)
       expect(wal.trimOps(5)).toEqual([])
-      expect(await new ConsensusWal(store, 'wal-chain').load()).toEqual([{ kind: 'vote', vote: vote(5) }])
+      expect(await new ConsensusWal(store, 'wal-chain').load()).toEqual([{ kind: 'vote', vote: precommit(5) }])
       expect(await store.get(utf8('other'))).toEqual(utf8('record'))
       // Nothing given, nothing forgotten: the entry at 5 still goes with the next height's write.
       wal.trimmed([])
