@@ -98,7 +98,7 @@ describe('loopchain start with a mempool limit', () => {
     expect((await call('lc_sendTransaction', { tx: hex(transfer(faucet, 5)) })).error?.data?.code).toBe('POOL_FULL')
     // An account without funds evicts nothing: refused, the pool as it was.
     const unfunded = keyPairFromSecret(sha256(utf8('cli-mempool unfunded')), nativeCrypto)
-    expect((await call('lc_sendTransaction', { tx: hex(transfer(unfunded, 0, faucet.address, 0n)) })).error?.data?.code).toBe('POOL_FULL')
+    expect((await call('lc_sendTransaction', { tx: hex(transfer(unfunded, 0)) })).error?.data?.code).toBe('POOL_FULL')
     expect((await one.rpc('lc_getNetworkInfo')).mempool).toBe(3)
     const sent = await call('lc_sendTransactionAndWait', { tx: hex(transfer(newcomer, 0)) })
     // The newcomer's transaction took the faucet's last place and went into a block.

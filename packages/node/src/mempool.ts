@@ -1,10 +1,11 @@
 /**
  * The mempool: transactions that passed every check a node can make before they are in a block,
  * waiting for a proposer. Checks, in order (DESIGN.md, "The path of a transaction"): size,
- * decoding, the pool's room, replay (already pooled, or a nonce the sender has used) and the nonce
- * gap — all cheap, so what cannot be pooled costs no signature verification — then version,
- * network, sender key and signature, timestamp window, step limit, payload (all by
- * `checkTransaction`), the sender's permission, and the pool's limits.
+ * decoding, version, network, the key's address, step limit, timestamp window and payload (core's
+ * `checkTransactionBody`: no state read for input that cannot be a transaction here), the pool's
+ * room, replay (already pooled, or a nonce the sender has used) and the nonce gap — all cheap, so
+ * what cannot be pooled costs no signature verification — then the signature, the sender's
+ * permission, and the pool's limits.
  *
  * A full pool makes room by fair share ({@link Mempool.add}): a transaction may take the place of
  * the last ones of the sender holding the most, while that sender keeps as many as the newcomer's
@@ -24,7 +25,8 @@ import {
   type Address,
   bytesEqual,
   type CryptoProvider,
-  checkTransaction,
+  checkTransactionBody,
+  checkTransactionSignature,
   decodeTransaction,
   encode,
   LoopchainError,
@@ -45,6 +47,15 @@ import {
  * limit, and two such calls would fill a block's step budget (`maxBlockSteps`).
  */
 export const LIMITED_STEP_BOUND = 100_000
+
+/**
+ * The share of a block that transactions of accounts without funds may take: a sixteenth of its
+ * transactions and of its step budget (at least one such transaction). The step bound alone does
+ * not do it: a thousand free keys at 100,000 steps each declare a whole default block, and a sender
+ * may date its transaction back to go first, so they could crowd every funded sender out of every
+ * block. It also bounds their share of the pool by default (`maxLimited`).
+ */
+export const LIMITED_SHARE = 16
 
 /**
  * Why the pool refused a transaction, beyond the stateless {@link TxError} codes. `DUPLICATE`:
@@ -83,7 +94,7 @@ export interface MempoolOptions {
    * together, in the pool.
    */
   readonly mayTransact?: (sender: Address) => Promise<boolean> | boolean
-  /** Most transactions of limited senders in the pool (default 1,000). */
+  /** Most transactions of limited senders in the pool (default 1,000, at most a sixteenth of `maxTransactions`). */
   readonly maxLimited?: number
   /** Most bytes of limited senders' transactions in the pool (default: a sixteenth of `maxBytes`). */
   readonly maxLimitedBytes?: number
@@ -142,6 +153,8 @@ export class Mempool {
    */
   private readonly holes = new Map<Address, { from: number; to: number }>()
   private evictions = 0
+  /** Prunes begun (see {@link add}: a nonce read that one overlapped is read again). */
+  private prunes = 0
   private totalBytes = 0
   /** Pooled transactions of limited senders, and their bytes. */
   private limitedCount = 0
@@ -164,7 +177,7 @@ export class Mempool {
     this.maxBytes = opts.maxBytes ?? 64 * 1024 * 1024
     this.maxPerSender = opts.maxPerSender ?? 256
     this.maxNonceGap = opts.maxNonceGap ?? 64
-    this.maxLimited = opts.maxLimited ?? 1000
+    this.maxLimited = opts.maxLimited ?? Math.max(1, Math.min(1000, Math.floor(this.maxTransactions / LIMITED_SHARE)))
     this.maxLimitedBytes = opts.maxLimitedBytes ?? Math.floor(this.maxBytes / 16)
     this.evictedRemembered = opts.evictedRemembered ?? 4096
   }
@@ -253,6 +266,18 @@ export class Mempool {
       }
       return permission
     }
+    // A literal of one shape (a spread made a slow-path object per call, and missed the checks' caches).
+    const check = this.opts.check
+    const ctx = {
+      networkId: check.networkId,
+      now,
+      timestampWindow: check.timestampWindow,
+      maxStepLimit: check.maxStepLimit,
+      alreadyVerified: check.alreadyVerified,
+    }
+    // What needs no state first (version, network, the key's address, step limit, timestamp,
+    // payload): input that cannot be a transaction of this chain costs no read of the state.
+    checkTransactionBody(tx, ctx)
     let awaited = false
     if (this.overLimits(size)) {
       const may = permitted()
@@ -263,22 +288,16 @@ export class Mempool {
     }
     this.roomFor(sender, size, permission === false)
     // A duplicate costs a hash, not a signature verification (gossip delivers many).
-    const hash = toHex(transactionHash(tx.body))
+    const hashBytes = transactionHash(tx.body)
+    const hash = toHex(hashBytes)
     if (this.byHash.has(hash)) throw new MempoolError('DUPLICATE', `transaction ${hash} is already pooled`)
     // The nonce (a cached lookup) before the signature: a transaction that can never be included
     // — typically one gossip brings after its block committed — is refused without a verification.
+    const prunesBefore = this.prunes
     const known = this.opts.accountNonce(sender)
     awaited ||= typeof known !== 'number'
     let next = typeof known === 'number' ? known : await known
-    if (tx.body.nonce < next) {
-      throw new MempoolError('NONCE_TOO_LOW', `nonce ${tx.body.nonce} was already used; the sender's next nonce is ${next}`, { next })
-    }
-    if (tx.body.nonce > next + this.maxNonceGap) {
-      throw new MempoolError('NONCE_TOO_FAR', `nonce ${tx.body.nonce} is more than ${this.maxNonceGap} ahead of the next nonce ${next}`, {
-        next,
-      })
-    }
-    this.checkHole(sender, tx.body.nonce, next)
+    this.checkNonce(sender, tx.body.nonce, next)
     if (awaited) {
       // While the nonce was read, the pool may have filled, or taken this very transaction from
       // another copy: refused before the signature, as without the wait.
@@ -289,64 +308,67 @@ export class Mempool {
       }
       this.roomFor(sender, size, permission === false)
     }
-    // A literal of one shape (a spread made a slow-path object per call, and missed the checks' caches).
-    const check = this.opts.check
-    checkTransaction(
-      tx,
-      {
-        networkId: check.networkId,
-        now,
-        timestampWindow: check.timestampWindow,
-        maxStepLimit: check.maxStepLimit,
-        alreadyVerified: check.alreadyVerified,
-      },
-      this.opts.crypto,
-    )
+    checkTransactionSignature(tx, hashBytes, ctx, this.opts.crypto)
     let limited = false
     if (this.opts.mayTransact) {
       const may = permitted()
       awaited ||= typeof may !== 'boolean'
       limited = !(typeof may === 'boolean' ? may : await may)
       // An account with no funds may still act (join a channel someone else funds, say), one
-      // transaction at a time and within a small share of the pool: keys cost nothing to make.
-      if (limited && (this.bySender.get(sender)?.size ?? 0) > 0) {
-        throw new MempoolError(
-          'NOT_PERMITTED',
-          `${sender} holds no funds and is not a member: it may have one transaction waiting at a time (fund the account to send more)`,
-        )
-      }
+      // transaction at a time and within a small share of the pool and of each block: keys cost
+      // nothing to make.
       if (limited && transactionStepBound(tx.body) > LIMITED_STEP_BOUND) {
         throw new MempoolError(
           'NOT_PERMITTED',
           `${sender} holds no funds and is not a member: its transaction may use at most ${LIMITED_STEP_BOUND} steps, not ${tx.body.stepLimit} (fund the account for more)`,
         )
       }
-      if (limited && tx.body.nonce !== next) {
-        throw new MempoolError(
-          'NOT_PERMITTED',
-          `${sender} holds no funds and is not a member: it may send only its next transaction (nonce ${next}), not one behind a gap`,
-          { next },
-        )
-      }
-      if (limited && (this.limitedCount >= this.maxLimited || this.limitedBytes + size > this.maxLimitedBytes)) {
-        throw new MempoolError('POOL_FULL', 'the pool holds all the transactions of accounts without funds it takes; retry later')
-      }
     }
     if (awaited) {
-      // A block may have committed while this waited, using this nonce (its prune ran before this
-      // insert): the node has its senders' nonces cached after a commit, so a second look is free.
-      const again = this.opts.accountNonce(sender)
-      if (typeof again === 'number' && again > next) {
-        next = again
-        if (tx.body.nonce < next)
-          throw new MempoolError('NONCE_TOO_LOW', `nonce ${tx.body.nonce} was already used; the sender's next nonce is ${next}`, { next })
+      // A block may have committed while this waited, using this nonce, and its prune may have run
+      // already. A cached nonce is current, and free to look at again. One that is not is read
+      // again only when a prune began since the last read (a prune that begins once this is in the
+      // pool drops it itself): only then does this wait after the signature, so concurrent adds
+      // otherwise find the pool as it is.
+      if (this.byHash.has(hash)) throw new MempoolError('DUPLICATE', `transaction ${hash} is already pooled`)
+      for (let prunes = prunesBefore; ; ) {
+        const again = this.opts.accountNonce(sender)
+        if (typeof again === 'number') {
+          if (again > next) next = again
+          break
+        }
+        if (this.prunes === prunes) {
+          again.catch(() => undefined)
+          break
+        }
+        prunes = this.prunes
+        const n = await again
+        if (n > next) next = n
       }
       // And the pool may have evicted this sender's last transactions meanwhile.
-      this.checkHole(sender, tx.body.nonce, next)
+      this.checkNonce(sender, tx.body.nonce, next)
+      if (this.byHash.has(hash)) throw new MempoolError('DUPLICATE', `transaction ${hash} is already pooled`)
+    }
+    if (limited && tx.body.nonce !== next) {
+      throw new MempoolError(
+        'NOT_PERMITTED',
+        `${sender} holds no funds and is not a member: it may send only its next transaction (nonce ${next}), not one behind a gap`,
+        { next },
+      )
+    }
+    // From here to the insert nothing waits: the counts below are the ones the insert changes.
+    if (limited && (this.limitedCount >= this.maxLimited || this.limitedBytes + size > this.maxLimitedBytes)) {
+      throw new MempoolError('POOL_FULL', 'the pool holds all the transactions of accounts without funds it takes; retry later')
     }
     const queue = this.bySender.get(sender) ?? new Map<number, Entry>()
     if (queue.has(tx.body.nonce)) {
       throw new MempoolError('NONCE_POOLED', `another transaction of ${sender} with nonce ${tx.body.nonce} is already pooled`)
+    }
+    if (limited && queue.size > 0) {
+      throw new MempoolError(
+        'NOT_PERMITTED',
+        `${sender} holds no funds and is not a member: it may have one transaction waiting at a time (fund the account to send more)`,
+      )
     }
     if (queue.size >= this.maxPerSender) throw new MempoolError('SENDER_LIMIT', `${sender} already has ${queue.size} transactions waiting`)
     for (const victim of this.roomFor(sender, size, limited)) this.evict(victim)
@@ -368,6 +390,16 @@ export class Mempool {
     this.byHash.set(hash, entry)
     this.totalBytes += size
     return hash
+  }
+
+  /** Refuses nonce `nonce` of `sender` against its next nonce `next`: used, too far ahead, or past an evicted one. */
+  private checkNonce(sender: Address, nonce: number, next: number): void {
+    if (nonce < next)
+      throw new MempoolError('NONCE_TOO_LOW', `nonce ${nonce} was already used; the sender's next nonce is ${next}`, { next })
+    if (nonce > next + this.maxNonceGap) {
+      throw new MempoolError('NONCE_TOO_FAR', `nonce ${nonce} is more than ${this.maxNonceGap} ahead of the next nonce ${next}`, { next })
+    }
+    this.checkHole(sender, nonce, next)
   }
 
   /**
@@ -489,7 +521,8 @@ export class Mempool {
    * block's timestamp (microseconds): validators check every transaction's timestamp against it,
    * so one outside the window there would make the whole proposal invalid. Such a transaction is
    * left out and, like a gap, stops its sender (the pool's clock and the block's differ; pruning
-   * drops the expired ones).
+   * drops the expired ones). Transactions of senders without funds take at most a
+   * {@link LIMITED_SHARE}th of the block's transactions and steps.
    */
   async select(maxTxs: number, maxBytes: number, now: number, maxSteps = Number.POSITIVE_INFINITY): Promise<Transaction[]> {
     const window = this.opts.check.timestampWindow
@@ -537,12 +570,24 @@ export class Mempool {
     const out: Transaction[] = []
     let bytes = 0
     let steps = 0
+    const limitedTxs = Math.max(1, Math.floor(maxTxs / LIMITED_SHARE))
+    const limitedSteps = Math.max(LIMITED_STEP_BOUND, maxSteps / LIMITED_SHARE)
+    let limitedTaken = 0
+    let limitedStepsTaken = 0
     while (out.length < maxTxs && heap.length > 0) {
       const h = heap[0] as Head
       const txSteps = transactionStepBound(h.entry.tx.body)
-      if (bytes + h.entry.bytes > maxBytes || steps + txSteps > maxSteps) {
+      if (
+        bytes + h.entry.bytes > maxBytes ||
+        steps + txSteps > maxSteps ||
+        (h.entry.limited && (limitedTaken >= limitedTxs || limitedStepsTaken + txSteps > limitedSteps))
+      ) {
         pop()
         continue
+      }
+      if (h.entry.limited) {
+        limitedTaken++
+        limitedStepsTaken += txSteps
       }
       out.push(h.entry.tx)
       bytes += h.entry.bytes
@@ -564,6 +609,7 @@ export class Mempool {
    * that no block empties (transactions behind a nonce gap) still empties.
    */
   async prune(now: number, committed: readonly Transaction[] = []): Promise<number> {
+    this.prunes++
     let dropped = 0
     for (const tx of committed) {
       const entry = this.byHash.get(toHex(transactionHash(tx.body)))

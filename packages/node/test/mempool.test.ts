@@ -561,6 +561,104 @@ describe('mempool', () => {
     expect(await code(p.add(tx(a, 1), NOW))).toBe('OK')
   })
 
+  it('a transaction whose block committed, and was pruned, while its uncached nonce was read is refused, not pooled', async () => {
+    let chainNonce = 0
+    let release = () => {}
+    const gate = new Promise<void>((r) => {
+      release = r
+    })
+    let first = true
+    // Like the node's read of a sender it has not cached: a store read, the first one slow.
+    const p = pool(
+      {},
+      {
+        accountNonce: async () => {
+          const n = chainNonce
+          if (first) {
+            first = false
+            await gate
+          }
+          return n
+        },
+      },
+    )
+    const t = tx(a, 0)
+    const adding = code(p.add(t, NOW))
+    await new Promise((r) => setTimeout(r, 10))
+    // The block holding t commits and its prune runs, all while t's nonce is being read.
+    chainNonce = 1
+    expect(await p.prune(NOW, [t])).toBe(0)
+    release()
+    expect(await adding).toBe('NONCE_TOO_LOW')
+    expect([p.size, p.hasReady]).toEqual([0, false])
+  })
+
+  it('refuses what cannot be a transaction of this chain before reading the state (nonce, permission)', async () => {
+    let reads = 0
+    const p = pool(
+      {},
+      {
+        accountNonce: async () => {
+          reads++
+          return 0
+        },
+        mayTransact: async () => {
+          reads++
+          return true
+        },
+      },
+    )
+    const forged = { ...tx(a, 0), publicKey: b.publicKey }
+    expect(await code(p.add(forged, NOW))).toBe('SENDER_MISMATCH')
+    expect(await code(p.add(tx(a, 0, NOW - check.timestampWindow - 1), NOW))).toBe('TIMESTAMP_TOO_OLD')
+    expect(await code(p.add(signTransaction({ ...tx(a, 0).body, networkId: 6 }, a), NOW))).toBe('WRONG_NETWORK')
+    expect(reads).toBe(0)
+    // A bad signature is known only after the nonce: that read it costs.
+    expect(await code(p.add({ ...tx(a, 0), signature: new Uint8Array(64) }, NOW))).toBe('BAD_SIGNATURE')
+    expect(reads).toBe(1)
+  })
+
+  it('senders without funds take at most a sixteenth of a block: of its transactions, and of its steps', async () => {
+    const funded = Array.from({ length: 40 }, (_, i) => key(`funded ${i}`))
+    const free = Array.from({ length: 40 }, (_, i) => key(`free ${i}`))
+    const isFunded = new Set(funded.map((k) => k.address))
+    // The free keys send calls declaring the most steps they may, dated back to go first.
+    const call = (k: ReturnType<typeof key>) =>
+      signTransaction(
+        {
+          ...tx(k, 0, NOW - 1_000).body,
+          kind: TxKind.Call,
+          to: contractAddress(new Uint8Array(32)),
+          data: encode(callDataCodec, { method: 'join', params: {} }),
+          stepLimit: LIMITED_STEP_BOUND,
+        },
+        k,
+      )
+    const p = pool({}, { mayTransact: (s) => isFunded.has(s) })
+    for (const k of free) expect(await code(p.add(call(k), NOW))).toBe('OK')
+    for (const k of funded) expect(await code(p.add(tx(k, 0), NOW))).toBe('OK')
+    const freeIn = (txs: Transaction[]) => txs.filter((t) => !isFunded.has(t.body.from)).length
+    const byCount = await p.select(32, 1 << 20, NOW)
+    expect(byCount).toHaveLength(32)
+    expect(freeIn(byCount)).toBe(2)
+    // By steps: a sixteenth of the budget is three of their calls; the funded transfers all fit.
+    const bySteps = await p.select(1_000, 1 << 20, NOW, 16 * 3 * LIMITED_STEP_BOUND)
+    expect(freeIn(bySteps)).toBe(3)
+    expect(bySteps).toHaveLength(43)
+    // Alone in the pool, they still get their share, no more (at least one).
+    const onlyFree = pool({}, { mayTransact: () => false })
+    for (const k of free) await onlyFree.add(call(k), NOW)
+    expect(await onlyFree.select(320, 1 << 20, NOW)).toHaveLength(20)
+    expect(await onlyFree.select(4, 1 << 20, NOW)).toHaveLength(1)
+  })
+
+  it('holds senders without funds to a sixteenth of a small pool by default, so a funded sender still finds room', async () => {
+    const p = pool({}, { maxTransactions: 64, mayTransact: (s) => s === a.address })
+    for (let i = 0; i < 4; i++) expect(await code(p.add(tx(key(`free ${i}`), 0), NOW))).toBe('OK')
+    expect(await code(p.add(tx(key('free 4'), 0), NOW))).toBe('POOL_FULL')
+    expect(await code(p.add(tx(a, 0), NOW))).toBe('OK')
+  })
+
   it('selection depends only on the pool, not on arrival order', async () => {
     const txs = [tx(a, 0, NOW + 7), tx(a, 1, NOW + 1), tx(b, 0, NOW + 7), tx(b, 1, NOW + 2), tx(c, 0, NOW + 3)]
     const reference = (await fillThenSelect(txs)).join()

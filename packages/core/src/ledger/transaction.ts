@@ -325,6 +325,18 @@ export function decodeTransaction(bytes: Uint8Array): Transaction {
  * Nonce and balance need state and are the mempool's and executor's. Returns the hash.
  */
 export function checkTransaction(tx: Transaction, ctx: TxCheckContext, crypto: CryptoProvider = nobleCrypto): Uint8Array {
+  checkTransactionBody(tx, ctx)
+  const hash = transactionHash(tx.body)
+  checkTransactionSignature(tx, hash, ctx, crypto)
+  return hash
+}
+
+/**
+ * {@link checkTransaction} without the signature: every check that costs no more than a hash of
+ * the key, for a caller that has state to read (a nonce) before it verifies, so that input which
+ * cannot be a valid transaction costs it neither.
+ */
+export function checkTransactionBody(tx: Transaction, ctx: Omit<TxCheckContext, 'alreadyVerified'>): void {
   const b = tx.body
   if (b.version !== TX_VERSION) throw new TxError('UNSUPPORTED_VERSION', `transaction version ${b.version} is not ${TX_VERSION}`)
   if (b.networkId !== ctx.networkId) {
@@ -348,10 +360,20 @@ export function checkTransaction(tx: Transaction, ctx: TxCheckContext, crypto: C
     })
   }
   checkPayload(b)
-  const hash = transactionHash(b)
-  if (ctx.alreadyVerified?.(tx, hash)) return hash
+}
+
+/**
+ * The rest of {@link checkTransaction}: the signature over `hash` (the body's
+ * {@link transactionHash}), unless `ctx.alreadyVerified` says this exact transaction was verified.
+ */
+export function checkTransactionSignature(
+  tx: Transaction,
+  hash: Uint8Array,
+  ctx: Pick<TxCheckContext, 'alreadyVerified'>,
+  crypto: CryptoProvider = nobleCrypto,
+): void {
+  if (ctx.alreadyVerified?.(tx, hash)) return
   if (!crypto.verify(tx.signature, hash, tx.publicKey)) throw new TxError('BAD_SIGNATURE', 'transaction signature does not verify')
-  return hash
 }
 
 function checkPayload(b: TransactionBody): void {

@@ -245,6 +245,8 @@ const SUBMIT_CHUNK = 32
 const MAX_CHECKS_UNDER_WAY = 2 * SUBMIT_CHUNK
 /** Transaction signatures remembered as valid (a few full blocks' worth). */
 const TX_SIGNATURES_REMEMBERED = 20_000
+/** Senders whose next nonce, and senders whose permission to transact, a node keeps cached (each). */
+const CACHED_SENDERS = 100_000
 
 /**
  * The largest block this node proposes, whatever the chain's `maxBlockBytes` allows: a proposal
@@ -968,14 +970,19 @@ export class FullNode {
   }
 
   private permit(a: Address): true {
-    if (this.permitted.size >= 100_000) this.permitted.clear()
+    // The least recently found go first, not everyone at once: senders nobody funded, each read
+    // once, would otherwise wipe every active sender's entry with each 100,000.
+    this.permitted.delete(a)
     this.permitted.add(a)
+    if (this.permitted.size > CACHED_SENDERS) this.permitted.delete(this.permitted.values().next().value as Address)
     return true
   }
 
+  /** Caches `a`'s next nonce as the most recent entry; past {@link CACHED_SENDERS}, the least recently cached goes. */
   private cacheNonce(a: Address, n: number): void {
-    if (this.nonces.size >= 100_000) this.nonces.clear()
+    this.nonces.delete(a)
     this.nonces.set(a, n)
+    if (this.nonces.size > CACHED_SENDERS) this.nonces.delete(this.nonces.keys().next().value as Address)
   }
 
   /**
