@@ -15,7 +15,9 @@ export interface NodeConfig {
    * `webrtcDirectPort`: a UDP port for browsers' WebRTC-direct (no TLS certificate needed); absent: off.
    * `relay`: the circuit relay browsers use to reach each other: `false` for none, or limits
    * (`maxReservations`, `dataLimitBytes` and `durationLimitMs` per relayed connection); absent: on,
-   * with 1,024 slots, 4 MiB and 30 min.
+   * with 1,024 slots, 4 MiB and 30 min. `connections`: connections of non-members (light clients,
+   * browsers) held at once, in all (`maxNonMembers`, default 1,024) and from one IP address
+   * (`maxNonMembersPerIp`, default 64; raise it behind a proxy that makes every browser one address).
    */
   p2p: {
     host?: string
@@ -24,6 +26,7 @@ export interface NodeConfig {
     webrtcDirectPort?: number
     bootstrap: string[]
     relay?: false | { maxReservations?: number; dataLimitBytes?: number; durationLimitMs?: number }
+    connections?: { maxNonMembers?: number; maxNonMembersPerIp?: number }
   }
   /**
    * `rateLimit`: JSON-RPC calls per second per client address and the burst above it (default 200
@@ -86,7 +89,8 @@ export function readNodeConfig(file: string): NodeConfig {
       )
   }
   only(c, '', ['genesis', 'dataDir', 'validatorKey', 'nodeKey', 'p2p', 'rpc', 'mempool', 'storage', 'hub'])
-  if (isObject(c.p2p)) only(c.p2p, 'p2p.', ['host', 'tcpPort', 'wsPort', 'webrtcDirectPort', 'bootstrap', 'relay'])
+  if (isObject(c.p2p)) only(c.p2p, 'p2p.', ['host', 'tcpPort', 'wsPort', 'webrtcDirectPort', 'bootstrap', 'relay', 'connections'])
+  if (isObject(c.p2p) && isObject(c.p2p.connections)) only(c.p2p.connections, 'p2p.connections.', ['maxNonMembers', 'maxNonMembersPerIp'])
   if (isObject(c.rpc)) only(c.rpc, 'rpc.', ['host', 'port', 'rateLimit', 'query', 'limits'])
   if (isObject(c.rpc) && isObject(c.rpc.limits)) only(c.rpc.limits, 'rpc.limits.', RPC_LIMIT_FIELDS)
   if (isObject(c.rpc) && isObject(c.rpc.rateLimit)) only(c.rpc.rateLimit, 'rpc.rateLimit.', ['perSecond', 'burst'])
@@ -116,6 +120,9 @@ export function readNodeConfig(file: string): NodeConfig {
         'p2p.relay',
         'false, absent, or an object with maxReservations, dataLimitBytes and durationLimitMs (positive integers, each optional)',
       )
+    const conns = p2p.connections
+    if (conns !== undefined && !(isObject(conns) && count(conns.maxNonMembers) && count(conns.maxNonMembersPerIp)))
+      bad('p2p.connections', 'an object with maxNonMembers and maxNonMembersPerIp (positive integers, each optional), or absent')
   }
   const rpc = c.rpc
   if (!isObject(rpc) || !port(rpc.port)) bad('rpc.port', 'a port number (0 to 65535)')

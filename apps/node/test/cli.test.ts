@@ -508,6 +508,12 @@ describe('loopchain CLI', () => {
       expect(startWith({ ...good, p2p: { ...good.p2p, relay: { dataLimit: 1024 } } })).toMatch(
         /: p2p\.relay\.dataLimit is not a config field \(p2p\.relay takes maxReservations, dataLimitBytes, durationLimitMs\)\n$/,
       )
+      expect(startWith({ ...good, p2p: { ...good.p2p, connections: { maxNonMembers: 0 } } })).toMatch(
+        /: p2p\.connections must be an object with maxNonMembers and maxNonMembersPerIp \(positive integers, each optional\), or absent\n$/,
+      )
+      expect(startWith({ ...good, p2p: { ...good.p2p, connections: { perIp: 8 } } })).toMatch(
+        /: p2p\.connections\.perIp is not a config field \(p2p\.connections takes maxNonMembers, maxNonMembersPerIp\)\n$/,
+      )
       for (const relay of [{ dataLimitBytes: -1 }, { durationLimitMs: 1.5 }, true])
         expect(startWith({ ...good, p2p: { ...good.p2p, relay } })).toMatch(
           /: p2p\.relay must be false, absent, or an object with maxReservations, dataLimitBytes and durationLimitMs/,

@@ -36,7 +36,7 @@ import {
   consensusMessageBytes,
   ResendFilter,
 } from '../p2p/consensus-gossip.js'
-import { createNodeHost, type GossipValidator, type NodeHost, type RelayLimits } from '../p2p/host.js'
+import { createNodeHost, type GossipValidator, type NodeHost, type NodeHostOptions, type RelayLimits } from '../p2p/host.js'
 import type { NodeLogger } from '../p2p/logger.js'
 import { type FullNode, NodeError, type NodeNetwork } from './full-node.js'
 import { checkHeaderGossip, type HeaderForwarded, serveLightClients } from './light-server.js'
@@ -106,6 +106,8 @@ export interface NodeNetworkOptions {
   readonly bootstrap?: string[]
   /** The circuit relay's limits for light clients (defaults: `DEFAULT_RELAY_LIMITS`), or `false` for no relay. */
   readonly relay?: RelayLimits | false
+  /** Caps on non-members' connections (see `NodeHostOptions.connections`). */
+  readonly connections?: NodeHostOptions['connections']
   readonly logger?: NodeLogger
 }
 
@@ -169,6 +171,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     ...(opts.webrtcDirectPort !== undefined ? { webrtcDirectPort: opts.webrtcDirectPort } : {}),
     bootstrap: opts.bootstrap ?? [],
     ...(opts.relay !== undefined ? { relay: opts.relay } : {}),
+    ...(opts.connections !== undefined ? { connections: opts.connections } : {}),
     isMember,
     validators: {
       proposal: consensusCheck('proposal'),

@@ -95,6 +95,15 @@ export interface NodeHostOptions {
   inboundConnectionsPerHostPerSecond?: number
   /** How long a peer disconnected for a graylisted score is refused. Default 10 min. */
   banMs?: number
+  /**
+   * Connections of peers that are not members (light clients, browsers) held at once: past
+   * `maxNonMembers` (default 1,024) in all, or `maxNonMembersPerIp` (default 64) from one IP
+   * address, a non-member's connection is refused. libp2p refuses every inbound connection past
+   * its own maximum, which is set above these with room for the members: strangers with free peer
+   * ids cannot take the places members dial into. Behind a proxy that makes every browser one
+   * address, raise the per-IP cap.
+   */
+  connections?: { maxNonMembers?: number; maxNonMembersPerIp?: number }
   /** Where log lines go. Default: nowhere. */
   logger?: NodeLogger
 }
@@ -116,6 +125,11 @@ export interface RelayLimits {
   /** How long one relayed connection may stay open before the relay closes it. Default 30 min. */
   durationLimitMs?: number
 }
+
+/** The defaults of {@link NodeHostOptions.connections}. */
+export const DEFAULT_CONNECTION_LIMITS = { maxNonMembers: 1024, maxNonMembersPerIp: 64 } as const
+/** Inbound connections libp2p accepts beyond the non-members' cap: the members' (and observers') room. */
+const MEMBER_CONNECTION_ROOM = 256
 
 /** The defaults of {@link RelayLimits}. */
 export const DEFAULT_RELAY_LIMITS: Required<RelayLimits> = {
@@ -192,6 +206,12 @@ export interface NodeHost {
   stop(): Promise<void>
 }
 
+/** The relay server's slots, as circuit-relay-v2's server keeps them (not in its public interface). */
+interface RelaySlots {
+  get(peer: PeerId): { signal: AbortSignal & { clear?: () => void } } | undefined
+  removeReservation(peer: PeerId): void
+}
+
 /** The parts of gossipsub's implementation we use that its public interface type does not declare. */
 interface ScoredGossipSub {
   getScore(peerId: string): number
@@ -240,7 +260,8 @@ function dropOldest(map: Map<string, unknown>, n: number): void {
  * refused by membership. Member-only request protocols answer non-members with `NOT_MEMBER`;
  * member-only topics reject (and so penalise) messages forwarded by non-members, and a non-member
  * that subscribes to one is disconnected, so members' transactions and votes are not streamed
- * to it. The gater only refuses peers banned for a graylisted score.
+ * to it. The gater refuses peers banned (for a graylisted score, or three faulty requests or
+ * invalid gossip messages of a non-member), and non-members past their connection caps.
  */
 export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost> {
   const log = options.logger ?? silentLogger
@@ -256,7 +277,8 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
   const bans = new Map<string, number>()
   /** Decaying counts of faulty requests per peer (see {@link REQUEST_FAULTS_TO_BAN}). */
   const requestFaults = new Map<string, { count: number; at: number }>()
-  const onRequestFault = (peer: string, code: string) => {
+  /** A faulty request or invalid gossip message of `peer` (see {@link REQUEST_FAULTS_TO_BAN}). */
+  const onFault = (peer: string, code: string) => {
     // A member institution's node is not cut off for its requests: a ban would drop its votes
     // too, and a member on another software version could fail to decode honestly. Logged.
     if (isMember(peer)) {
@@ -299,9 +321,36 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
     return Math.max(0, left)
   }
   const isBannedId = (peerId: PeerId) => banRemainingMs(peerId.toString()) > 0
+  const limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.connections }
+  /** The IP address of a multiaddr's first part (`/ip4/a.b.c.d/…`), or the whole address. */
+  const ipOf = (addr: { toString(): string }) => String(addr).split('/')[2] ?? String(addr)
+  /**
+   * A non-member's connection past the non-members' caps (see {@link NodeHostOptions.connections}).
+   * Members are never counted nor refused here.
+   */
+  const overNonMemberCaps = (peer: string, remoteAddr: { toString(): string }): string | undefined => {
+    if (isMember(peer)) return undefined
+    const ip = ipOf(remoteAddr)
+    let all = 0
+    let fromIp = 0
+    for (const c of libp2p.getConnections()) {
+      const other = c.remotePeer.toString()
+      if (other === peer || isMember(other)) continue
+      all++
+      if (ipOf(c.remoteAddr) === ip) fromIp++
+    }
+    if (all >= limits.maxNonMembers) return `${all} connections of non-members held already`
+    if (fromIp >= limits.maxNonMembersPerIp) return `${fromIp} connections of non-members from ${ip} held already`
+    return undefined
+  }
   const gater: ConnectionGater = {
     denyDialPeer: isBannedId,
-    denyInboundEncryptedConnection: isBannedId,
+    denyInboundEncryptedConnection: (peerId, maConn) => {
+      if (isBannedId(peerId)) return true
+      const over = overNonMemberCaps(peerId.toString(), maConn.remoteAddr)
+      if (over !== undefined) log.debug('refused a connection', { peer: peerId.toString(), reason: over })
+      return over !== undefined
+    },
     denyOutboundEncryptedConnection: isBannedId,
   }
 
@@ -318,7 +367,10 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: gater,
-    connectionManager: { inboundConnectionThreshold: options.inboundConnectionsPerHostPerSecond ?? 20 },
+    connectionManager: {
+      inboundConnectionThreshold: options.inboundConnectionsPerHostPerSecond ?? 20,
+      maxConnections: limits.maxNonMembers + MEMBER_CONNECTION_ROOM,
+    },
     services: {
       identify: identify(),
       ping: ping(),
@@ -383,6 +435,10 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
     const validate = options.validators?.[kind]
     pubsub.topicValidators.set(topic, async (peer, msg) => {
       const from = peer.toString()
+      // Gossipsub validates before it asks whether this node takes the topic at all (members do
+      // not take headers): what it does not take costs no check. Nor does anything more from a
+      // peer already banned for its faults (gossipsub's scores would take up to a heartbeat).
+      if (!handlers.has(topic) || bans.has(from)) return TopicValidatorResult.Ignore
       let verdict: GossipVerdict
       if (memberOnly.has(kind) && !isMember(from)) {
         log.debug('rejected member-only gossip from a non-member', { topic, peer: from })
@@ -398,7 +454,11 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
           verdict = 'ignore'
         }
       }
-      if (verdict === 'reject') log.warn('rejected a gossip message', { topic, peer: from })
+      if (verdict === 'reject') {
+        log.warn('rejected a gossip message', { topic, peer: from })
+        // Counted as it happens, like faulty requests: a non-member is banned at its third.
+        if (!isMember(from)) onFault(from, `invalid ${kind} gossip`)
+      }
       if ((verdict === 'accept' && direct.has(kind)) || verdict === 'local') {
         // Delivered here; gossipsub is told to drop it (no penalty, counted in its metrics as
         // ignored), so it is neither forwarded nor offered in IHAVE gossip.
@@ -457,6 +517,23 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
     deliver(msg.topic, msg.data, propagationSource.toString())
   })
 
+  // A peer gone: its relay slot is freed (the library keeps it until its time runs out, two hours,
+  // so reserving and leaving would fill every slot), and a non-member leaves the peer store (kept
+  // in memory, an entry per stranger would pile up: the library drops old ones only when read).
+  const onDisconnect = (evt: CustomEvent<PeerId>) => {
+    const peer = evt.detail
+    const store = (libp2p.services as { relay?: { reservationStore?: RelaySlots } }).relay?.reservationStore
+    const slot = store?.get(peer)
+    if (slot !== undefined) {
+      slot.signal.clear?.()
+      store?.removeReservation(peer)
+    }
+    if (!isMember(peer.toString()) && !stopped) {
+      libp2p.peerStore.delete(peer).catch((err: unknown) => log.debug('peer store: delete failed', { error: String(err) }))
+    }
+  }
+  libp2p.addEventListener('peer:disconnect', onDisconnect)
+
   const redialer = new Redialer(libp2p, options.bootstrap ?? [], options.redial ?? {}, log, banRemainingMs)
   redialer.start()
   let stopped = false
@@ -495,7 +572,7 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
     },
     async handle(protocol, handler, opts = {}) {
       live()
-      await handleRequests(libp2p as unknown as Libp2p, protocol, handler, opts, isMember, log, onRequestFault)
+      await handleRequests(libp2p as unknown as Libp2p, protocol, handler, opts, isMember, log, onFault)
     },
     async unhandle(protocol) {
       await libp2p.unhandle(protocol)
@@ -553,6 +630,7 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
       }
       redialer.stop()
       pubsub.removeEventListener('gossipsub:heartbeat', enforceScores)
+      libp2p.removeEventListener('peer:disconnect', onDisconnect)
       await libp2p.stop()
       log.info('p2p host stopped', { peerId: peerIdStr })
     },

@@ -1,0 +1,212 @@
+/**
+ * What strangers (peers that are not members, with peer ids they make for free) can take from a
+ * full node's libp2p host, over real TCP on loopback: connection places (members keep room),
+ * relay slots (freed when their holder leaves), the checking of invalid gossip (three, then a ban),
+ * and memory in the peer store (a stranger is forgotten when it leaves).
+ */
+import { createHash } from 'node:crypto'
+import { generateKeyPair, generateKeyPairFromSeed } from '@libp2p/crypto/keys'
+import { gossipsub, StrictNoSign } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import type { Libp2p } from '@libp2p/interface'
+import { noise } from '@libp2p/noise'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { tcp } from '@libp2p/tcp'
+import { pbStream } from '@libp2p/utils'
+import { yamux } from '@libp2p/yamux'
+import { sha256, utf8 } from '@loopchain/core'
+import { multiaddr } from '@multiformats/multiaddr'
+import { createLibp2p } from 'libp2p'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { createNodeHost, type NodeHost, type NodeHostOptions, topicName } from '../src/index.js'
+
+const CHAIN = 'limits-test'
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const hosts: NodeHost[] = []
+const others: Libp2p[] = []
+afterEach(async () => {
+  for (const s of others.splice(0)) await Promise.resolve(s.stop()).catch(() => undefined)
+  for (const h of hosts.splice(0)) await h.stop().catch(() => undefined)
+})
+
+/** The node under test, its only member `memberKey`'s host (when given); `tcpAddr` is where to dial it. */
+async function node(opts: Partial<NodeHostOptions> = {}, memberKey?: Uint8Array) {
+  const memberId = memberKey ? peerIdFromPrivateKey(await generateKeyPairFromSeed('Ed25519', memberKey)).toString() : undefined
+  const h = await createNodeHost({
+    chainId: CHAIN,
+    nodeKey: sha256(utf8('limits node')),
+    wsPort: false,
+    isMember: (id) => id === memberId,
+    ...opts,
+  })
+  hosts.push(h)
+  return { h, tcpAddr: multiaddr(h.multiaddrs().find((a) => a.includes('/tcp/') && !a.includes('/ws')) as string) }
+}
+
+/** A bare libp2p peer with a fresh identity (TCP, noise, yamux, identify), not listening. */
+async function stranger(services: Record<string, unknown> = {}): Promise<Libp2p> {
+  const s = (await createLibp2p({
+    privateKey: await generateKeyPair('Ed25519'),
+    addresses: { listen: [] },
+    transports: [tcp()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    services: { identify: identify(), ...services },
+  })) as unknown as Libp2p
+  others.push(s)
+  return s
+}
+
+/** Dials and waits: true when the node kept the connection (a refusal closes it right after the handshake). */
+async function stays(s: Libp2p, addr: ReturnType<typeof multiaddr>): Promise<boolean> {
+  await s.dial(addr).catch(() => undefined)
+  await sleep(300)
+  return s.getConnections().length > 0
+}
+
+describe('what strangers can take from a full node', () => {
+  it('connections: past the non-members’ caps, in all or from one address, a stranger is refused, and a member still gets in', async () => {
+    const memberKey = sha256(utf8('limits member'))
+    // The cap of all non-members (all strangers here come from 127.0.0.1, so the per-IP one is set above it).
+    const total = await node({ connections: { maxNonMembers: 2, maxNonMembersPerIp: 10 } }, memberKey)
+    expect(await stays(await stranger(), total.tcpAddr)).toBe(true)
+    expect(await stays(await stranger(), total.tcpAddr)).toBe(true)
+    expect(await stays(await stranger(), total.tcpAddr)).toBe(false)
+    const member = await createNodeHost({
+      chainId: CHAIN,
+      nodeKey: memberKey,
+      wsPort: false,
+      relay: false,
+      isMember: () => true,
+    })
+    hosts.push(member)
+    await member.dial(total.tcpAddr.toString())
+    await sleep(300)
+    expect(member.connections().map((c) => c.peerId)).toEqual([total.h.peerId])
+    expect(total.h.connections()).toHaveLength(3)
+    await member.stop()
+    // The cap of one address.
+    const perIp = await node({ connections: { maxNonMembers: 10, maxNonMembersPerIp: 2 }, tcpPort: 0 })
+    expect(await stays(await stranger(), perIp.tcpAddr)).toBe(true)
+    expect(await stays(await stranger(), perIp.tcpAddr)).toBe(true)
+    const third = await stranger()
+    expect(await stays(third, perIp.tcpAddr)).toBe(false)
+    // A place freed is a place again.
+    await (others[others.length - 2] as Libp2p).stop()
+    await vi.waitFor(() => expect(perIp.h.connections()).toHaveLength(1))
+    expect(await stays(third, perIp.tcpAddr)).toBe(true)
+  }, 30_000)
+
+  it('relay slots: a stranger that reserves one and leaves frees it, so slots cannot be taken by reserving and leaving', async () => {
+    const { h, tcpAddr } = await node({ relay: { maxReservations: 2 } })
+    // A circuit-relay v2 RESERVE (HopMessage type 0) and its answer's status (field 5: 100 OK, 200 refused).
+    const hop = {
+      encode: () => Uint8Array.of(0x08, 0x00),
+      decode: (buf: Uint8Array | { subarray(): Uint8Array }) => {
+        const b = buf instanceof Uint8Array ? buf : buf.subarray()
+        let i = 0
+        const varint = () => {
+          let v = 0
+          for (let shift = 0; ; shift += 7) {
+            const byte = b[i++] as number
+            v += (byte & 0x7f) * 2 ** shift
+            if (byte < 0x80) return v
+          }
+        }
+        // The top-level fields: varints (type 0) and length-delimited ones (type 2), skipped but the status.
+        while (i < b.length) {
+          const tag = varint()
+          if ((tag & 7) === 2) {
+            const length = varint()
+            i += length
+          } else if (tag >> 3 === 5) return { status: varint() }
+          else varint()
+        }
+        return { status: -1 }
+      },
+    }
+    const reserve = async (leave: boolean) => {
+      const s = await stranger()
+      const conn = await s.dial(tcpAddr)
+      const stream = await conn.newStream('/libp2p/circuit/relay/0.2.0/hop')
+      const pb = pbStream(stream).pb(hop as never)
+      await pb.write({})
+      const { status } = (await pb.read()) as { status: number }
+      if (leave) await s.stop()
+      return status
+    }
+    for (let i = 0; i < 5; i++) expect(await reserve(true)).toBe(100)
+    await vi.waitFor(() => expect(h.relay()?.reservations).toBe(0))
+    // Slots held by peers still connected stay theirs.
+    expect(await reserve(false)).toBe(100)
+    expect(await reserve(false)).toBe(100)
+    expect(await reserve(false)).toBe(200)
+    expect(h.relay()?.reservations).toBe(2)
+  }, 30_000)
+
+  it('invalid gossip: a stranger’s messages are checked three times, then it is banned; a topic the node does not take is not checked', async () => {
+    let checked = 0
+    const reject = () => {
+      checked++
+      return 'reject' as const
+    }
+    const { h, tcpAddr } = await node({ relay: false, validators: { header: reject, tx: reject } })
+    h.subscribe('header', () => undefined)
+    const publisher = async (kind: 'header' | 'tx') => {
+      const s = await stranger({
+        pubsub: gossipsub({
+          globalSignaturePolicy: StrictNoSign,
+          emitSelf: false,
+          allowPublishToZeroTopicPeers: true,
+          msgIdFn: (m) => createHash('sha256').update(m.topic).update(Uint8Array.of(0)).update(m.data).digest(),
+        }),
+      })
+      const ps = (s.services as unknown as { pubsub: ReturnType<ReturnType<typeof gossipsub>> }).pubsub
+      const topic = topicName(CHAIN, kind)
+      ps.subscribe(topic)
+      await s.dial(tcpAddr)
+      await vi.waitFor(() => expect(ps.getSubscribers(topic).map(String)).toContain(h.peerId), { timeout: 5_000 })
+      for (let i = 0; i < 200 && s.getConnections().length > 0; i++)
+        await ps.publish(topic, utf8(`forged ${kind} ${i}`)).catch(() => undefined)
+      return s
+    }
+    const s = await publisher('header')
+    await vi.waitFor(() => expect(h.isBanned(s.peerId.toString())).toBe(true))
+    await sleep(500)
+    expect(checked).toBe(3)
+    // The node does not take `tx` gossip here (it subscribed to headers only): nothing is checked.
+    checked = 0
+    // A stranger publishing on it must still know the node is there: it subscribes to headers too.
+    const t = await stranger({
+      pubsub: gossipsub({ globalSignaturePolicy: StrictNoSign, emitSelf: false, allowPublishToZeroTopicPeers: true }),
+    })
+    const ps = (t.services as unknown as { pubsub: ReturnType<ReturnType<typeof gossipsub>> }).pubsub
+    ps.subscribe(topicName(CHAIN, 'header'))
+    await t.dial(tcpAddr)
+    await vi.waitFor(() => expect(ps.getSubscribers(topicName(CHAIN, 'header')).map(String)).toContain(h.peerId), { timeout: 5_000 })
+    for (let i = 0; i < 50; i++) await ps.publish(topicName(CHAIN, 'tx'), utf8(`unasked ${i}`)).catch(() => undefined)
+    await sleep(500)
+    expect(checked).toBe(0)
+  }, 30_000)
+
+  it('the peer store: a stranger that came and went is forgotten; a member is not', async () => {
+    const memberKey = sha256(utf8('limits member 2'))
+    const { h, tcpAddr } = await node({ relay: false }, memberKey)
+    const store = h.libp2p.peerStore
+    const s = await stranger()
+    await s.dial(tcpAddr)
+    await vi.waitFor(async () => expect(await store.has(s.peerId)).toBe(true))
+    await s.stop()
+    await vi.waitFor(async () => expect(await store.has(s.peerId)).toBe(false))
+    const member = await createNodeHost({ chainId: CHAIN, nodeKey: memberKey, wsPort: false, relay: false, isMember: () => true })
+    hosts.push(member)
+    await member.dial(tcpAddr.toString())
+    await vi.waitFor(async () =>
+      expect(await store.has(peerIdFromPrivateKey(await generateKeyPairFromSeed('Ed25519', memberKey)))).toBe(true),
+    )
+    await member.stop()
+    await vi.waitFor(() => expect(h.connections()).toHaveLength(0))
+    await sleep(200)
+    expect(await store.has(peerIdFromPrivateKey(await generateKeyPairFromSeed('Ed25519', memberKey)))).toBe(true)
+  }, 30_000)
+})
