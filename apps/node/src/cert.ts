@@ -4,7 +4,7 @@
  * the genesis you trust, and with --rpc also its current status, proven against the node's latest
  * committed header (core docs/certificates.md).
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import {
   CERTIFICATE_REGISTRY_ADDRESS,
   type CertificateFile,
@@ -30,7 +30,7 @@ import {
   verifyCertificate,
 } from '@loopchain/core'
 import { nativeCrypto } from '@loopchain/node/client'
-import { DEFAULT_RPC, fail, flag, rpcCall } from './cli.js'
+import { DEFAULT_RPC, fail, flag, rpcCall, writeNewFile } from './cli.js'
 import { print, type ReceiptJson, readKey, signAndSend, stepLimitFlag } from './tx.js'
 
 /** Steps a registry call may use by default: its fixed 20,000 and the base cost, with room for a large certificate. */
@@ -188,7 +188,7 @@ export async function certExport(args: string[]): Promise<void> {
   const out = flag(args, 'out')
   if (out === undefined) process.stdout.write(text)
   else {
-    writeFileSync(out, text)
+    writeNewFile(out, text, 'cert export never overwrites a file (it could be a key)')
     process.stderr.write(`loopchain: wrote certificate ${id} to ${out}\n`)
   }
 }

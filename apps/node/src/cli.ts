@@ -3,6 +3,8 @@
  * client that turns an unreachable node or an error answer into that message.
  */
 
+import { writeFileSync } from 'node:fs'
+
 /** Where the client commands look for a node: node-0 of a devnet made with the default base port. */
 export const DEFAULT_RPC = 'http://127.0.0.1:27602/'
 
@@ -21,18 +23,36 @@ export function fail(message: string): never {
 /** A JSON-RPC call's result, or why there is none: the node unreachable, no JSON-RPC answer, or an error answer. */
 export type RpcOutcome = { readonly result: unknown } | { readonly error: string }
 
+/**
+ * How long a command waits for a node's answer: 10 s, and for a send-and-wait the longest wait a
+ * node allows (120 s) and a little more. A node that takes the connection and never answers (a
+ * firewall that drops packets, a wedged proxy) would otherwise hold the command for minutes.
+ */
+export function answerTimeoutMs(method: string): number {
+  return method === 'lc_sendTransactionAndWait' ? 130_000 : 10_000
+}
+
 /** Calls a JSON-RPC method and says how it went, without ending the command. */
-export async function rpcOutcome(url: string, method: string, params: object = {}): Promise<RpcOutcome> {
+export async function rpcOutcome(
+  url: string,
+  method: string,
+  params: object = {},
+  timeoutMs = answerTimeoutMs(method),
+): Promise<RpcOutcome> {
   let res: Response
+  let j: { result?: unknown; error?: { code: number; message: string; data?: unknown } }
+  const signal = AbortSignal.timeout(timeoutMs)
+  const late = () => ({ error: `no answer from ${url} within ${timeoutMs / 1000} s (${method})` })
   try {
-    res = await fetch(url, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) })
+    res = await fetch(url, { method: 'POST', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }), signal })
   } catch (e) {
+    if (signal.aborted) return late()
     return { error: `cannot reach ${url}: ${(e as Error).message} (is the node running? try 'npm run devnet')` }
   }
-  let j: { result?: unknown; error?: { code: number; message: string; data?: unknown } }
   try {
     j = (await res.json()) as typeof j
   } catch {
+    if (signal.aborted) return late()
     return { error: `${url} answered HTTP ${res.status} with no JSON-RPC response (is it a loopchain node's JSON-RPC URL?)` }
   }
   if (j.error) return { error: `${method}: ${j.error.message}${j.error.data ? ` ${JSON.stringify(j.error.data)}` : ''}` }
@@ -75,5 +95,15 @@ export function checkArgs(command: string, args: readonly string[], spec: FlagSp
       if (v === undefined || v.startsWith('--')) fail(`${command}: ${a} needs a value; ${help}`)
       i++
     }
+  }
+}
+
+/** Writes `text` to a new file `out` (mode `mode`), or fails saying why: `refusal` when it exists. */
+export function writeNewFile(out: string, text: string, refusal: string, mode = 0o644): void {
+  try {
+    writeFileSync(out, text, { flag: 'wx', mode })
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    fail(code === 'EEXIST' ? `${out} exists; ${refusal}` : `cannot write ${out}: ${(e as Error).message}`)
   }
 }

@@ -11,7 +11,7 @@
  * The client commands (status, tx, call, cert) talk to a node's JSON-RPC; see tx.ts and cert.ts.
  */
 import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
@@ -33,7 +33,7 @@ import {
 import type { NodeLogger } from '@loopchain/node'
 import { nativeCrypto, verifiesWithSodium } from '@loopchain/node/client'
 import { certExport, certIssue, certRenew, certRevoke, certVerify } from './cert.js'
-import { checkArgs, fail, flag } from './cli.js'
+import { checkArgs, fail, flag, writeNewFile } from './cli.js'
 import { type NodeConfig, readNodeConfig } from './config.js'
 import { COMMAND_FLAGS, HELP, helpFor } from './help.js'
 import { status } from './status.js'
@@ -238,8 +238,14 @@ async function start(args: string[]): Promise<void> {
     }
     process.exit(code)
   }
-  process.on('SIGINT', () => void stop(0))
-  process.on('SIGTERM', () => void stop(0))
+  // A second Ctrl-C (or SIGTERM) does not wait for the first: what is committed is safe, as after kill -9.
+  const onSignal = (signal: string) => {
+    if (!stopping) return void stop(0)
+    log.warn(`${signal} again: the node exits now`)
+    process.exit(1)
+  }
+  process.on('SIGINT', () => onSignal('SIGINT'))
+  process.on('SIGTERM', () => onSignal('SIGTERM'))
   // The logs cannot be written: whoever read them is gone (a closed pipe, EPIPE: `loopchain start
   // | head`, a killed supervisor), or their file's disk is full. Stop as on Ctrl-C, saying why on
   // stderr, instead of crashing on the next log line with a stack trace.
@@ -372,11 +378,26 @@ const shortPath = (path: string): string => {
   return r === '' || r.startsWith('..') || isAbsolute(r) ? path : r
 }
 
+/** What `init` and the devnet's web server put in a devnet's directory (what `--fresh` may delete). */
+const DEVNET_ENTRIES = /^(genesis\.json|faucet\.json|observer|web|node-\d+)$/
+
 async function devnet(args: string[]): Promise<void> {
   const dir = resolve(flag(args, 'dir') ?? '.devnet')
   const n = flag(args, 'validators') ?? '4'
   const basePort = Number(flag(args, 'base-port') ?? 27600)
-  if (args.includes('--fresh')) rmSync(dir, { recursive: true, force: true })
+  if (args.includes('--fresh') && existsSync(dir)) {
+    // Only what a devnet made: a mistyped --dir must not take anything else with it.
+    const foreign = readdirSync(dir).filter((e) => !DEVNET_ENTRIES.test(e))
+    if (foreign.length > 0 || !existsSync(join(dir, 'genesis.json')))
+      fail(
+        `--fresh deletes a devnet's directory, and ${shortPath(dir)} does not look like one (${foreign.length > 0 ? `it holds ${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', …' : ''}` : 'no genesis.json'}): nothing was deleted`,
+      )
+    rmSync(dir, { recursive: true, force: true })
+  } else if (existsSync(join(dir, 'genesis.json')) && (flag(args, 'validators') !== undefined || flag(args, 'base-port') !== undefined)) {
+    process.stdout.write(
+      `devnet: ${shortPath(dir)} holds a network already, started as it was made: --validators and --base-port apply to a new one (--fresh, or another --dir)\n`,
+    )
+  }
   if (!existsSync(join(dir, 'genesis.json'))) await init(['--validators', n, '--out', dir, '--base-port', String(basePort)])
   try {
     parseGenesis(JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')))
@@ -398,10 +419,15 @@ async function devnet(args: string[]): Promise<void> {
   let stopping = false
   const children = configs.map((config) => {
     const name = nameOf(config)
-    const child = spawn(process.execPath, ['--import', 'tsx', self, 'start', '--config', config, '--exit-with-parent'], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, LOOPCHAIN_PARENT_PID: String(process.pid) },
-    })
+    // tsx as this command resolves it: `--import tsx` alone resolves from the working directory.
+    const child = spawn(
+      process.execPath,
+      ['--import', import.meta.resolve('tsx'), self, 'start', '--config', config, '--exit-with-parent'],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, LOOPCHAIN_PARENT_PID: String(process.pid) },
+      },
+    )
     let buffered = ''
     child.stdout.on('data', (d: Buffer) => {
       buffered += d.toString()
@@ -426,7 +452,14 @@ async function devnet(args: string[]): Promise<void> {
     })
     child.on('exit', (code, signal) => {
       if (stopping) process.stdout.write(`${name} stopped\n`)
-      else process.stdout.write(`${name} exited (${signal ?? code}). To restart it: npx loopchain start --config ${shortPath(config)}\n`)
+      else {
+        process.stdout.write(`${name} exited (${signal ?? code}). To restart it: npx loopchain start --config ${shortPath(config)}\n`)
+        // Nothing left running that nobody stopped: the devnet failed.
+        if (children.every((c) => c.exitCode !== null || c.signalCode !== null)) {
+          process.stdout.write('devnet: every node has exited\n')
+          process.exit(1)
+        }
+      }
     })
     return child
   })
@@ -471,16 +504,6 @@ async function devnet(args: string[]): Promise<void> {
   }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
-}
-
-/** Writes `text` to a new file `out` (mode `mode`), or fails saying why: `refusal` when it exists. */
-function writeNewFile(out: string, text: string, refusal: string, mode = 0o644): void {
-  try {
-    writeFileSync(out, text, { flag: 'wx', mode })
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code
-    fail(code === 'EEXIST' ? `${out} exists; ${refusal}` : `cannot write ${out}: ${(e as Error).message}`)
-  }
 }
 
 /**

@@ -58,7 +58,8 @@ export async function status(args: string[]): Promise<void> {
     return
   }
   for (;;) {
-    const out = await rpcOutcome(url, 'lc_getNetworkInfo')
+    // One line every interval or so, also from a node that takes the connection and does not answer.
+    const out = await rpcOutcome(url, 'lc_getNetworkInfo', {}, WATCH_INTERVAL_MS)
     const time = new Date().toISOString().slice(11, 19)
     process.stdout.write(`${time} ${'error' in out ? `not answering: ${out.error}` : statusLine(out.result as NetworkInfo)}\n`)
     await new Promise((r) => setTimeout(r, WATCH_INTERVAL_MS))

@@ -60,6 +60,14 @@ describe('loopchain cert against a running node', () => {
     const file = join(dir, 'kim.json')
     expect(cert('export', '--id', out.id, '--out', file).status).toBe(0)
     const json = JSON.parse(readFileSync(file, 'utf8'))
+    // A second export to the same file (a key file, say) is refused: the file stays as it was.
+    writeFileSync(file, `${readFileSync(file, 'utf8')} `)
+    const again = cert('export', '--id', out.id, '--out', file)
+    expect([again.status, again.stderr]).toEqual([
+      2,
+      `loopchain: ${file} exists; cert export never overwrites a file (it could be a key)\n`,
+    ])
+    expect(readFileSync(file, 'utf8').endsWith('\n ')).toBe(true)
     expect(json.certificate).toMatchObject({
       subject: 'Kim Minji',
       attributes: [

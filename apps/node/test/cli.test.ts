@@ -136,6 +136,30 @@ describe('loopchain CLI', () => {
     expect(existsSync('/nonexistent')).toBe(false)
     expect(run('tx', 'send', '--key', 'x.json', '--to', 'nope', '--value', '1').stderr).toContain('not an address')
   })
+  it('a client command gives up on a node that takes the connection and never answers, after 10 s, with exit 2', async () => {
+    const held: Socket[] = []
+    const silent = createServer((socket) => void held.push(socket))
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()))
+    try {
+      const { port } = silent.address() as { port: number }
+      const t0 = Date.now()
+      const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+        const p = spawn(process.execPath, ['--import', 'tsx', CLI, 'status', '--rpc', `http://127.0.0.1:${port}/`])
+        let stderr = ''
+        p.stderr.on('data', (d) => {
+          stderr += d
+        })
+        p.on('exit', (status) => resolve({ status, stderr }))
+      })
+      expect(r.status).toBe(2)
+      expect(r.stderr).toBe(`loopchain: no answer from http://127.0.0.1:${port}/ within 10 s (lc_getNetworkInfo)\n`)
+      expect(Date.now() - t0).toBeLessThan(30_000)
+    } finally {
+      for (const s of held) s.destroy()
+      silent.close()
+    }
+  }, 60_000)
+
   it('keys new --out writes the key only to a new file of its own, and prints only the public part', () => {
     const dir = mkdtempSync(join(tmpdir(), 'loopchain-keys-'))
     try {
@@ -192,6 +216,28 @@ describe('loopchain CLI', () => {
       expect(r.stderr).toContain('npm run devnet -- --fresh')
       expect(r.stdout).not.toContain('ready at height')
       expect(existsSync(join(dir, 'node-0', 'data'))).toBe(false)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('devnet --fresh deletes only a devnet: a directory holding anything else is refused, and left as it was', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-fresh-'))
+    try {
+      expect(run('init', '--validators', '1', '--out', dir).status).toBe(0)
+      writeFileSync(join(dir, 'report.csv'), 'quarterly ledger export')
+      const r = run('devnet', '--fresh', '--dir', dir, '--no-web')
+      expect(r.status).toBe(2)
+      expect(r.stderr).toMatch(
+        /--fresh deletes a devnet's directory, and .* does not look like one \(it holds report\.csv\): nothing was deleted/,
+      )
+      expect(readFileSync(join(dir, 'report.csv'), 'utf8')).toBe('quarterly ledger export')
+      expect(existsSync(join(dir, 'genesis.json'))).toBe(true)
+      // Nor a directory without a genesis: not a devnet at all.
+      rmSync(join(dir, 'genesis.json'))
+      rmSync(join(dir, 'report.csv'))
+      expect(run('devnet', '--fresh', '--dir', dir, '--no-web').stderr).toMatch(/does not look like one \(no genesis\.json\)/)
+      expect(existsSync(join(dir, 'faucet.json'))).toBe(true)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

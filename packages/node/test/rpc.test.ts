@@ -77,6 +77,16 @@ const methods: RpcMethod[] = [
     handler: () => 'b'.repeat(64 * 1024),
   },
   {
+    name: 'long_wait',
+    summary: 'Answers after a minute, as a send-and-wait may.',
+    params: [],
+    result: { name: 'ok', schema: {} },
+    handler: async () => {
+      await new Promise((r) => setTimeout(r, 60_000).unref())
+      return true
+    },
+  },
+  {
     name: 'slow_answer',
     summary: 'Answers after 300 ms, as a send-and-wait does after its block.',
     params: [],
@@ -417,6 +427,25 @@ describe('JSON-RPC over HTTP', () => {
     await vi.waitFor(() => expect(logged.filter((l) => l.msg === 'rpc: a request ended before it was read')).toHaveLength(2))
     expect(logged.filter((l) => l.level !== 'debug')).toEqual([])
   }, 15_000)
+
+  it('closing lets a request under way be answered for a moment, then closes its connection: a long wait does not hold the stop', async () => {
+    const closing = await start({ closeGraceMs: 1_000 })
+    const waiting = fetch(closing.url, { method: 'POST', body: call('long_wait', []) }).then(
+      (r) => r.status,
+      () => 'cut',
+    )
+    const quick = post(call('slow_answer', []))
+    await new Promise((r) => setTimeout(r, 100))
+    const t0 = performance.now()
+    await closing.close()
+    const took = performance.now() - t0
+    server = undefined
+    expect(took).toBeGreaterThanOrEqual(500)
+    expect(took).toBeLessThan(5_000)
+    // Answered within the moment: the one that takes 300 ms. Cut: the one that would take a minute.
+    expect((await quick).status).toBe(200)
+    expect(await waiting).toBe('cut')
+  })
 
   it('serves health, metrics and an OpenRPC document that lists every method with its parameters', async () => {
     await start()

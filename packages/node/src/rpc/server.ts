@@ -91,6 +91,8 @@ export interface RpcServerOptions extends RpcLimits {
   /** The body of `/health`; `ok: false` answers 503. */
   readonly health?: () => { ok: boolean; [k: string]: Json } | Promise<{ ok: boolean; [k: string]: Json }>
   readonly logger?: NodeLogger
+  /** How long {@link RpcServer.close} lets requests under way be answered before it closes their connections (default 2 s). */
+  readonly closeGraceMs?: number
   /** The clock (milliseconds), injectable for tests of the rate limit. */
   readonly now?: () => number
 }
@@ -381,7 +383,13 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
       clearInterval(heartbeat)
       for (const c of wss.clients) c.terminate()
       await new Promise<void>((resolve) => wss.close(() => resolve()))
-      await new Promise<void>((resolve) => server.close(() => resolve()))
+      // Requests under way get a moment to be answered, then their connections are closed: a
+      // client waiting on a send-and-wait (up to 120 s) must not hold up the node's stop.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+      server.closeIdleConnections()
+      const cut = setTimeout(() => server.closeAllConnections(), opts.closeGraceMs ?? 2_000)
+      await closed
+      clearTimeout(cut)
     },
   }
 }
