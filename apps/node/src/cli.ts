@@ -14,6 +14,17 @@ export function flag(args: string[], name: string): string | undefined {
   return i >= 0 ? args[i + 1] : undefined
 }
 
+/**
+ * The whole number after `--name` (digits only: `Number` would read '' as 0 and take 0x2 or
+ * 4.0), or `fallback` when the flag is absent; anything else ends the command through {@link fail}.
+ */
+export function wholeFlag(args: string[], name: string, fallback: number): number {
+  const v = flag(args, name)
+  if (v === undefined) return fallback
+  if (!/^\d{1,15}$/.test(v)) fail(`--${name} must be a whole number, not '${v}'`)
+  return Number(v)
+}
+
 /** Prints `loopchain: message` on stderr and exits 2: the user's input or the node said no. */
 export function fail(message: string): never {
   process.stderr.write(`loopchain: ${message}\n`)

@@ -96,7 +96,7 @@ export function readNodeConfig(file: string): NodeConfig {
   if (isObject(c.rpc) && isObject(c.rpc.rateLimit)) only(c.rpc.rateLimit, 'rpc.rateLimit.', ['perSecond', 'burst'])
   if (isObject(c.rpc) && isObject(c.rpc.query)) only(c.rpc.query, 'rpc.query.', ['stepLimit', 'stepsPerSecond', 'stepsPerSecondPerClient'])
   if (typeof c.genesis !== 'string') bad('genesis', 'the path of the genesis file')
-  if (typeof c.dataDir !== 'string') bad('dataDir', 'a directory path')
+  if (typeof c.dataDir !== 'string' || c.dataDir.trim() === '') bad('dataDir', 'a directory path')
   if (!key(c.nodeKey)) bad('nodeKey', 'a 32-byte secret as 0x and 64 hex digits')
   if (c.validatorKey !== undefined && !key(c.validatorKey)) bad('validatorKey', 'a 32-byte secret as 0x and 64 hex digits, or absent')
   const p2p = c.p2p
@@ -153,6 +153,8 @@ export function readNodeConfig(file: string): NodeConfig {
   if (storage !== undefined && !(isObject(storage) && limit(storage.cacheSize) && limit(storage.writeBufferSize)))
     bad('storage', 'an object with cacheSize and writeBufferSize (positive integers of bytes, each optional), or absent')
   if (c.hub !== undefined && typeof c.hub !== 'boolean') bad('hub', 'true, false or absent')
+  if (c.hub === true && c.validatorKey === undefined)
+    bad('hub', "false or absent on a node without validatorKey (a hub runs with the validator's account)")
   return c as unknown as NodeConfig
 }
 

@@ -33,7 +33,7 @@ import {
 import type { NodeLogger } from '@loopchain/node'
 import { nativeCrypto, verifiesWithSodium } from '@loopchain/node/client'
 import { certExport, certIssue, certRenew, certRevoke, certVerify } from './cert.js'
-import { checkArgs, fail, flag, writeNewFile } from './cli.js'
+import { checkArgs, fail, flag, wholeFlag, writeNewFile } from './cli.js'
 import { type NodeConfig, readNodeConfig } from './config.js'
 import { COMMAND_FLAGS, HELP, helpFor } from './help.js'
 import { status } from './status.js'
@@ -66,11 +66,11 @@ function jsonLogger(node: string): NodeLogger {
 const INIT_EMPTY_BLOCK_INTERVAL_MS = 5000
 
 async function init(args: string[]): Promise<void> {
-  const n = Number(flag(args, 'validators') ?? 4)
+  const n = wholeFlag(args, 'validators', 4)
   const out = flag(args, 'out') ?? fail('init needs --out DIR')
   const chainId = flag(args, 'chain-id') ?? 'loopchain-devnet'
-  const basePort = Number(flag(args, 'base-port') ?? 27600)
-  const emptyBlockIntervalMs = Number(flag(args, 'empty-block-interval-ms') ?? INIT_EMPTY_BLOCK_INTERVAL_MS)
+  const basePort = wholeFlag(args, 'base-port', 27600)
+  const emptyBlockIntervalMs = wholeFlag(args, 'empty-block-interval-ms', INIT_EMPTY_BLOCK_INTERVAL_MS)
   if (!Number.isInteger(n) || n < 1 || n > 64) fail('--validators must be 1 to 64')
   if (!Number.isSafeInteger(emptyBlockIntervalMs) || emptyBlockIntervalMs < 0)
     fail('--empty-block-interval-ms must be a whole number of milliseconds (0: no empty blocks)')
@@ -133,16 +133,18 @@ async function init(args: string[]): Promise<void> {
   } catch (e) {
     fail(`init would write a genesis that nodes refuse: ${(e as Error).message}`)
   }
-  mkdirSync(out, { recursive: true })
-  writeFileSync(join(out, 'genesis.json'), `${JSON.stringify(genesisToJson(genesis), null, 2)}\n`)
-  writeFileSync(join(out, 'faucet.json'), `${JSON.stringify({ secretKey: to0x(faucet.secretKey), address: faucet.address }, null, 2)}\n`, {
-    mode: 0o600,
-  })
+  // Made whole first, then written; a write that fails takes back the ones before it.
+  const files: { path: string; text: string; mode: number }[] = [
+    { path: 'genesis.json', text: `${JSON.stringify(genesisToJson(genesis), null, 2)}\n`, mode: 0o644 },
+    {
+      path: 'faucet.json',
+      text: `${JSON.stringify({ secretKey: to0x(faucet.secretKey), address: faucet.address }, null, 2)}\n`,
+      mode: 0o600,
+    },
+  ]
   const { peerIdFromNodeKey } = await import('@loopchain/node')
   const peerIds = await Promise.all(nodes.map((x) => peerIdFromNodeKey(x.nodeSecret)))
   for (const x of nodes) {
-    const dir = join(out, `node-${x.i}`)
-    mkdirSync(dir, { recursive: true })
     const tcp = basePort + 10 * x.i
     const config: NodeConfig = {
       genesis: '../genesis.json',
@@ -158,10 +160,9 @@ async function init(args: string[]): Promise<void> {
       // The first institution's node is the network's channel hub.
       ...(x.i === 0 ? { hub: true } : {}),
     }
-    writeFileSync(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 })
+    files.push({ path: `node-${x.i}/config.json`, text: `${JSON.stringify(config, null, 2)}\n`, mode: 0o600 })
   }
   const observerDir = join(out, 'observer')
-  mkdirSync(observerDir, { recursive: true })
   const obsPort = basePort + 10 * n
   const observerConfig: NodeConfig = {
     genesis: '../genesis.json',
@@ -174,8 +175,35 @@ async function init(args: string[]): Promise<void> {
     },
     rpc: { port: obsPort + 2 },
   }
-  writeFileSync(join(observerDir, 'config.json'), `${JSON.stringify(observerConfig, null, 2)}\n`, { mode: 0o600 })
+  files.push({ path: 'observer/config.json', text: `${JSON.stringify(observerConfig, null, 2)}\n`, mode: 0o600 })
+  writeAllOrNone(out, files)
   process.stdout.write(`${JSON.stringify({ out: resolve(out), chainId, validators: n, observer: observerDir, faucet: faucet.address })}\n`)
+}
+
+/**
+ * Writes `files` (paths relative to `out`) as new files, making the directories they need; when
+ * one cannot be written (a full disk, a path through a file), what was written and made is removed
+ * and the command fails with one line: a half-written network could not be used, nor made again.
+ */
+function writeAllOrNone(out: string, files: readonly { path: string; text: string; mode: number }[]): void {
+  const made: string[] = []
+  try {
+    for (const f of files) {
+      const file = join(out, f.path)
+      const first = mkdirSync(dirname(file), { recursive: true })
+      if (first !== undefined) made.push(first)
+      const existed = existsSync(file)
+      try {
+        writeFileSync(file, f.text, { flag: 'wx', mode: f.mode })
+      } finally {
+        // Made, whole or not (a disk that filled while writing leaves it empty); not one that was there before.
+        if (!existed && existsSync(file)) made.push(file)
+      }
+    }
+  } catch (e) {
+    for (const p of made.reverse()) rmSync(p, { recursive: true, force: true })
+    fail(`cannot write the network to ${out}: ${(e as Error).message}; nothing was left behind`)
+  }
 }
 
 /** One line for an operator from a start-up failure (a locked database, a port in use) instead of a stack. */
@@ -384,7 +412,7 @@ const DEVNET_ENTRIES = /^(genesis\.json|faucet\.json|observer|web|node-\d+)$/
 async function devnet(args: string[]): Promise<void> {
   const dir = resolve(flag(args, 'dir') ?? '.devnet')
   const n = flag(args, 'validators') ?? '4'
-  const basePort = Number(flag(args, 'base-port') ?? 27600)
+  const basePort = wholeFlag(args, 'base-port', 27600)
   if (args.includes('--fresh') && existsSync(dir)) {
     // Only what a devnet made: a mistyped --dir must not take anything else with it.
     const foreign = readdirSync(dir).filter((e) => !DEVNET_ENTRIES.test(e))
@@ -470,7 +498,7 @@ async function devnet(args: string[]): Promise<void> {
   let web: WebServer | undefined
   if (!args.includes('--no-web')) {
     // The page is a convenience next to the nodes: if it cannot be built or served, the network still runs.
-    const webPort = Number(flag(args, 'web-port') ?? basePort + 100)
+    const webPort = wholeFlag(args, 'web-port', basePort + 100)
     import('./web.js')
       .then(({ startDevnetWeb }) => startDevnetWeb(dir, configs, webPort))
       .then(

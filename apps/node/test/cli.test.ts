@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -107,7 +107,12 @@ describe('loopchain CLI', () => {
         expect(r.stderr).toMatch(message)
         expect(existsSync(join(dir, 'x'))).toBe(false)
       }
-      refused(['--base-port', 'abc'], /--base-port must be a port from 1 to 65513/)
+      refused(['--base-port', 'abc'], /--base-port must be a whole number, not 'abc'/)
+      refused(['--base-port', '31000.0'], /--base-port must be a whole number, not '31000\.0'/)
+      // An unset shell variable: '' is not 0 (no empty blocks, a permanent chain parameter).
+      refused(['--empty-block-interval-ms', ''], /--empty-block-interval-ms must be a whole number, not ''/)
+      const hex = run('init', '--validators', '0x2', '--out', join(dir, 'x'))
+      expect([hex.status, hex.stderr]).toEqual([2, "loopchain: --validators must be a whole number, not '0x2'\n"])
       refused(['--base-port', '65514'], /--base-port must be a port from 1 to 65513/)
       refused(['--chain-id', 'Upper'], /init would write a genesis that nodes refuse: .*chainId/)
       refused(['--chain-id', 'x'.repeat(300)], /init would write a genesis that nodes refuse: .*chainId/)
@@ -117,6 +122,24 @@ describe('loopchain CLI', () => {
       expect(again.status).toBe(2)
       expect(again.stderr).toMatch(/genesis\.json exists: .* holds a network already/)
       expect(readFileSync(join(dir, 'genesis.json'), 'utf8')).toBe(before)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('init that cannot write part of a network takes back what it wrote, and says why in one line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-init-fail-'))
+    try {
+      // node-1 is a file: genesis, faucet and node-0 are written before node-1's directory fails.
+      writeFileSync(join(dir, 'node-1'), 'in the way')
+      const r = run('init', '--validators', '2', '--out', dir)
+      expect(r.status).toBe(2)
+      expect(r.stderr).toMatch(/^loopchain: cannot write the network to .*: E(EXIST|NOTDIR)[^\n]*; nothing was left behind\n$/)
+      expect(readdirSync(dir)).toEqual(['node-1'])
+      expect(readFileSync(join(dir, 'node-1'), 'utf8')).toBe('in the way')
+      // Once the way is clear, the same command makes the network.
+      rmSync(join(dir, 'node-1'))
+      expect(run('init', '--validators', '2', '--out', dir).status).toBe(0)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
@@ -551,6 +574,9 @@ describe('loopchain CLI', () => {
         /: storage\.memtable is not a config field \(storage takes cacheSize, writeBufferSize\)\n$/,
       )
       expect(startWith({ ...good, datadir: 'elsewhere' })).toMatch(/: datadir is not a config field \(fields: genesis, dataDir, /)
+      expect(startWith({ ...good, dataDir: '' })).toMatch(/: dataDir must be a directory path\n$/)
+      const { validatorKey: _, ...observerLike } = good
+      expect(startWith({ ...observerLike, hub: true })).toMatch(/: hub must be false or absent on a node without validatorKey/)
       expect(startWith({ ...good, p2p: { ...good.p2p, relay: { dataLimit: 1024 } } })).toMatch(
         /: p2p\.relay\.dataLimit is not a config field \(p2p\.relay takes maxReservations, dataLimitBytes, durationLimitMs\)\n$/,
       )

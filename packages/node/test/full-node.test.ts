@@ -787,6 +787,13 @@ describe('full node (one process, LevelDB on disk)', () => {
     // Another genesis of the same chain id.
     const other = { ...g, timestamp: g.timestamp + 1 }
     await expect(FullNode.open({ dataDir, genesis: other })).rejects.toMatchObject({ code: 'GENESIS_MISMATCH' })
+    // Another chain altogether: the database holds one chain.
+    const foreign = FullNode.open({ dataDir, genesis: { ...g, chainId: 'another-chain' } })
+    await expect(foreign).rejects.toMatchObject({ code: 'OTHER_CHAIN' })
+    await expect(foreign).rejects.toThrow(`holds chain ${g.chainId}, and this node's genesis is of chain another-chain`)
+    // Chain ids sorting before and after this one are seen alike.
+    await expect(FullNode.open({ dataDir, genesis: { ...g, chainId: `${g.chainId}-z` } })).rejects.toMatchObject({ code: 'OTHER_CHAIN' })
+    await expect(FullNode.open({ dataDir, genesis: { ...g, chainId: 'a' } })).rejects.toMatchObject({ code: 'OTHER_CHAIN' })
     // A database an earlier version wrote: it carries no storage-format mark.
     const chain = new ChainStore(await LevelKVStore.open(dataDir), g.chainId)
     await chain.store.write([{ type: 'del', key: chain.formatKey }])
@@ -795,6 +802,15 @@ describe('full node (one process, LevelDB on disk)', () => {
     await expect(refused).rejects.toMatchObject({ code: 'STORE_FORMAT' })
     await expect(refused).rejects.toThrow(
       /storage format 1 .* reads format 4\. Move it aside .*--fresh\)\. A validator's consensus WAL stays in the old database/,
+    )
+    // A newer version's: run that one, not start over.
+    const newer = new ChainStore(await LevelKVStore.open(dataDir), g.chainId)
+    await newer.store.write([{ type: 'put', key: newer.formatKey, value: Uint8Array.of(STORE_FORMAT + 1) }])
+    await (newer.store as LevelKVStore).close()
+    await expect(FullNode.open({ dataDir, genesis: g })).rejects.toThrow(
+      new RegExp(
+        `storage format ${STORE_FORMAT + 1} by a newer version; this version reads format ${STORE_FORMAT}\\. Run that version or a newer one`,
+      ),
     )
     // It closed the database it opened, and changed nothing: the mark put back, the node opens as before.
     const again = new ChainStore(await LevelKVStore.open(dataDir), g.chainId)
@@ -808,6 +824,28 @@ describe('full node (one process, LevelDB on disk)', () => {
     const first = await nextBlock(reopened, (b) => b.block.transactions.length > 0)
     expect(first.block.header.height).toBe(1)
     expect((await reopened.account(bob.address)).balance).toBe(10n)
+  })
+
+  it('says when its validator key is not in the set (standby), not that it is a validator; an observer is one', async () => {
+    const v = key('validator 0')
+    const stray = key('not a validator')
+    const g = genesis([v])
+    const warned: string[] = []
+    const logger = { debug: () => undefined, info: () => undefined, warn: (m: string) => void warned.push(m), error: () => undefined }
+    const dataDir = mkdtempSync(join(tmpdir(), 'loopchain-node-'))
+    dirs.push(dataDir)
+    const standby = await FullNode.open({ dataDir, genesis: g, validatorSecret: stray.secretKey, logger })
+    expect(standby.role).toBe('standby')
+    expect(warned.filter((m) => m.startsWith("this node's validator key is not in the validator set"))).toHaveLength(1)
+    await standby.stop()
+    warned.length = 0
+    const validator = await FullNode.open({ dataDir, genesis: g, validatorSecret: v.secretKey, logger })
+    expect(validator.role).toBe('validator')
+    expect(warned.filter((m) => m.startsWith("this node's validator key"))).toEqual([])
+    await validator.stop()
+    const observer = await FullNode.open({ dataDir, genesis: g, logger })
+    expect(observer.role).toBe('observer')
+    await observer.stop()
   })
 
   it('a node that missed the gossip catches up with an idle chain by asking for blocks, without any new message', async () => {

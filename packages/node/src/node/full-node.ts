@@ -37,6 +37,7 @@ import {
   checkBlockStructure,
   checkTransaction,
   commitHash,
+  concatBytes,
   consensusMessageCodec,
   createConsensus,
   DecodeError,
@@ -60,6 +61,7 @@ import {
   memoByIdentity,
   messageHeight,
   peekAccount,
+  prefixUpperBound,
   proposalSignBytes,
   type Receipt,
   type SignedHeader,
@@ -75,6 +77,7 @@ import {
   transactionCodec,
   transactionHash,
   transactionsRoot,
+  utf8,
   uvarint,
   type Validator,
   type ValidatorSet,
@@ -88,7 +91,7 @@ import { decodeConsensusMessage } from '../p2p/consensus-gossip.js'
 import { type NodeLogger, silentLogger } from '../p2p/logger.js'
 import { ChainStore, STORE_FORMAT } from '../storage/chain-store.js'
 import type { LevelStoreOptions, StoreSettings, StoreWriteStats } from '../storage/level-store.js'
-import { SplitKVStore } from '../storage/split-store.js'
+import { HEIGHT_DB_DIR, SplitKVStore } from '../storage/split-store.js'
 import { ConsensusWal } from './wal.js'
 import { Watchtower } from './watchtower.js'
 
@@ -264,14 +267,36 @@ const MAX_CLOCK_DRIFT_MS = 30_000
  * Thrown when the node cannot go on safely (a store that disagrees with the genesis, say): its own
  * condition, never the fault of whoever asked it something (so never penalised).
  */
-export class NodeError extends LoopchainError<'GENESIS_MISMATCH' | 'STORE_FORMAT' | 'STOPPED' | 'CORRUPT_STORE' | 'HALTED'> {
+export class NodeError extends LoopchainError<
+  'GENESIS_MISMATCH' | 'OTHER_CHAIN' | 'STORE_FORMAT' | 'STOPPED' | 'CORRUPT_STORE' | 'HALTED'
+> {
   constructor(
-    code: 'GENESIS_MISMATCH' | 'STORE_FORMAT' | 'STOPPED' | 'CORRUPT_STORE' | 'HALTED',
+    code: 'GENESIS_MISMATCH' | 'OTHER_CHAIN' | 'STORE_FORMAT' | 'STOPPED' | 'CORRUPT_STORE' | 'HALTED',
     message: string,
     opts: { details?: Record<string, unknown>; cause?: unknown } = {},
   ) {
     super(code, message, { ...opts, penalize: false })
   }
+}
+
+/**
+ * The id of a chain other than `chainId` whose records a node database holds, if any: every key of
+ * the index database begins with its chain's id (lower-case letters, digits and dashes) and a zero
+ * byte, so one key outside this chain's range, looked up on either side of it, tells.
+ */
+async function otherChainIn(store: KVStore, chainId: string): Promise<string | undefined> {
+  const prefix = concatBytes(utf8(chainId), Uint8Array.of(0))
+  const after = prefixUpperBound(prefix) as Uint8Array
+  for (const range of [
+    { gte: Uint8Array.of(0x02), lt: prefix, limit: 1 },
+    { gte: after, limit: 1 },
+  ]) {
+    for await (const [k] of store.iterate(range)) {
+      const end = k.indexOf(0)
+      return new TextDecoder().decode(k.subarray(0, end < 0 ? k.length : end))
+    }
+  }
+  return undefined
 }
 
 /** A running full node (validator or observer). */
@@ -464,6 +489,14 @@ export class FullNode {
     const chain = new ChainStore(store, g.chainId)
     const wal = new ConsensusWal(store, g.chainId)
     const idKey = chain.genesisKey
+    const other = await otherChainIn(store, g.chainId)
+    if (other !== undefined) {
+      await store.close()
+      throw new NodeError(
+        'OTHER_CHAIN',
+        `the database at ${options.dataDir} holds chain ${other}, and this node's genesis is of chain ${g.chainId}: point dataDir at this chain's own directory (a database holds one chain)`,
+      )
+    }
     const known = await store.get(idKey)
     const gh = genesisHash(g)
     if (known && !bytesEqual(known, gh)) {
@@ -475,6 +508,11 @@ export class FullNode {
       const format = mark === undefined ? 1 : decode(uvarint, mark)
       if (format !== STORE_FORMAT) {
         await store.close()
+        if (format > STORE_FORMAT)
+          throw new NodeError(
+            'STORE_FORMAT',
+            `the database at ${options.dataDir} was written in storage format ${format} by a newer version; this version reads format ${STORE_FORMAT}. Run that version or a newer one on it (nothing was changed)`,
+          )
         throw new NodeError(
           'STORE_FORMAT',
           `the database at ${options.dataDir} was written in storage format ${format} by an earlier version; this version reads format ${STORE_FORMAT}. Move it aside and let the node sync from its peers (a devnet: npm run devnet -- --fresh). A validator's consensus WAL stays in the old database: start it on the new one only once the network has committed a block after this node stopped, or it could vote twice at the height it stopped in`,
@@ -505,7 +543,10 @@ export class FullNode {
       const commit = await chain.commitAt(head.height)
       if (!block || !result || !commit) {
         await store.close()
-        throw new NodeError('CORRUPT_STORE', `the head block ${head.height} is incomplete in the store`)
+        throw new NodeError(
+          'CORRUPT_STORE',
+          `the head block ${head.height} is incomplete in the database at ${options.dataDir} (its block, result or commit is missing: a lost or damaged ${HEIGHT_DB_DIR} directory?). Move the data directory aside and let the node sync from its peers (a devnet: npm run devnet -- --fresh)`,
+        )
       }
       tree = await StateTree.open(store, result.stateRoot, { namespace: chain.stateNamespace, nodePrefix: chain.stateNodePrefix })
       tip = { header: block.header, result, commit }
@@ -520,6 +561,7 @@ export class FullNode {
     node.admitted = admission.keys
     node.admittedMembers = admission.members
     node.warnValidatorsNotAdmitted()
+    node.warnOwnKeyNotInSet()
     node.machine = createConsensus(
       {
         networkId: g.networkId,
@@ -658,6 +700,24 @@ export class FullNode {
 
   private latestSet(): ValidatorSet {
     return (this.sets[this.sets.length - 1] as { set: ValidatorSet }).set
+  }
+
+  /**
+   * What this node is: `validator` (its key is in the latest validator set), `standby` (it holds
+   * a validator key the set does not name: it votes once governance adds it, or its config names
+   * the wrong key), or `observer` (no validator key).
+   */
+  get role(): 'validator' | 'standby' | 'observer' {
+    if (this.ownAddress === undefined) return 'observer'
+    return this.latestSet().validators.some((v) => v.address === this.ownAddress) ? 'validator' : 'standby'
+  }
+
+  private warnOwnKeyNotInSet(): void {
+    if (this.role !== 'standby') return
+    this.log.warn(
+      "this node's validator key is not in the validator set: it will not vote until governance adds it (check validatorKey in its config if it should)",
+      { address: this.ownAddress as Address, height: this.height },
+    )
   }
 
   private warnValidatorsNotAdmitted(): void {
