@@ -266,9 +266,17 @@ async function start(args: string[]): Promise<void> {
     }
     process.exit(code)
   }
-  // A second Ctrl-C (or SIGTERM) does not wait for the first: what is committed is safe, as after kill -9.
+  // A second Ctrl-C (or SIGTERM) does not wait for the first: what is committed is safe, as after
+  // kill -9. One that comes within a second of the first is the same request delivered twice (a
+  // terminal signals the whole group while npm, or the devnet, passes it on too), not a second one.
+  let firstSignalAt: number | undefined
   const onSignal = (signal: string) => {
-    if (!stopping) return void stop(0)
+    const now = Date.now()
+    if (firstSignalAt === undefined) {
+      firstSignalAt = now
+      return void stop(0)
+    }
+    if (now - firstSignalAt < REPEATED_SIGNAL_MS) return
     log.warn(`${signal} again: the node exits now`)
     process.exit(1)
   }
@@ -406,6 +414,9 @@ const shortPath = (path: string): string => {
   return r === '' || r.startsWith('..') || isAbsolute(r) ? path : r
 }
 
+/** Signals within this long of the first are one request to stop, delivered twice (see `start`). */
+const REPEATED_SIGNAL_MS = 1000
+
 /** What `init` and the devnet's web server put in a devnet's directory (what `--fresh` may delete). */
 const DEVNET_ENTRIES = /^(genesis\.json|faucet\.json|observer|web|node-\d+)$/
 
@@ -482,9 +493,10 @@ async function devnet(args: string[]): Promise<void> {
       if (stopping) process.stdout.write(`${name} stopped\n`)
       else {
         process.stdout.write(`${name} exited (${signal ?? code}). To restart it: npx loopchain start --config ${shortPath(config)}\n`)
-        // Nothing left running that nobody stopped: the devnet failed.
-        if (children.every((c) => c.exitCode !== null || c.signalCode !== null)) {
-          process.stdout.write('devnet: every node has exited\n')
+        // Every node gone and none of them stopped cleanly (each failed, or was killed): the devnet
+        // failed. Nodes stopped on purpose (exit 0) leave it running, serving the page.
+        if (children.every((c) => c.exitCode !== null || c.signalCode !== null) && children.every((c) => c.exitCode !== 0)) {
+          process.stdout.write('devnet: every node has exited, none cleanly\n')
           process.exit(1)
         }
       }
@@ -510,13 +522,17 @@ async function devnet(args: string[]): Promise<void> {
       )
   }
   const running = () => children.filter((c) => c.exitCode === null && c.signalCode === null)
+  let stopAskedAt = 0
   const stop = () => {
     if (stopping) {
+      // The same Ctrl-C delivered twice (by the terminal and by npm): keep waiting.
+      if (Date.now() - stopAskedAt < REPEATED_SIGNAL_MS) return
       // Ctrl-C again: do not wait.
       for (const c of running()) c.kill('SIGKILL')
       process.exit(1)
     }
     stopping = true
+    stopAskedAt = Date.now()
     for (const c of children) c.kill('SIGTERM')
     web?.close().catch(() => undefined)
     // Exit once every node has stopped and closed its database, so that the next `devnet` finds

@@ -26,7 +26,7 @@ import {
 } from '@loopchain/core'
 import { encodeInvite } from '@loopchain/light-client'
 import { nativeCrypto, peerIdFromNodeKey } from '@loopchain/node'
-import { rpcCall } from './cli.js'
+import { rpcOutcome } from './cli.js'
 import { localHost, readNodeConfig } from './config.js'
 import { readKey } from './tx.js'
 
@@ -235,9 +235,15 @@ export function devnetFaucet(dir: string, rpc: string): Faucet {
     if (t - (last.get(address) ?? 0) < FAUCET_INTERVAL_MS)
       return Promise.reject(new Error('test funds were just sent to this address; wait a few seconds'))
     last.set(address, t)
+    // A node's error is this request's, told to the page: `rpcCall` would end the whole devnet.
+    const call = async (method: string, params: object = {}) => {
+      const out = await rpcOutcome(rpc, method, params)
+      if ('error' in out) throw new Error(out.error)
+      return out.result
+    }
     const run = queue.then(async () => {
-      const info = (await rpcCall(rpc, 'lc_getNetworkInfo')) as { networkId: number }
-      const account = (await rpcCall(rpc, 'lc_getAccount', { address: key.address })) as { nonce: number }
+      const info = (await call('lc_getNetworkInfo')) as { networkId: number }
+      const account = (await call('lc_getAccount', { address: key.address })) as { nonce: number }
       const nonce = Math.max(account.nonce, nextNonce)
       const tx = signTransaction(
         {
@@ -255,7 +261,7 @@ export function devnetFaucet(dir: string, rpc: string): Faucet {
         key,
         nativeCrypto,
       )
-      const hash = (await rpcCall(rpc, 'lc_sendTransaction', { tx: to0x(encode(transactionCodec, tx)) })) as string
+      const hash = (await call('lc_sendTransaction', { tx: to0x(encode(transactionCodec, tx)) })) as string
       nextNonce = nonce + 1
       return hash
     })

@@ -68,6 +68,10 @@ describe('consensus WAL on LevelDB', () => {
       // A truncation not preceded by a load finds what is stored.
       await new ConsensusWal(store, 'wal-chain').truncateBelow(4)
       expect(await new ConsensusWal(store, 'wal-chain').load()).toEqual([])
+      // Two appends at once on a WAL nobody loaded: one load, and both entries known to the trim.
+      const fresh = new ConsensusWal(store, 'wal-chain')
+      await Promise.all([fresh.append({ kind: 'vote', vote: vote(5, 0) }), fresh.append({ kind: 'vote', vote: vote(5, 1) })])
+      expect(fresh.trimOps(6)).toHaveLength(2)
       await store.close()
     } finally {
       rmSync(dir, { recursive: true, force: true })

@@ -72,6 +72,7 @@ export class ConsensusWal {
   private readonly prefix: Uint8Array
   private seq = 0
   private loaded = false
+  private loading: Promise<unknown> | undefined
   /** The key and height of every entry in the store, oldest first: what to delete is known without a scan. */
   private kept: { height: number; key: Uint8Array }[] = []
 
@@ -97,9 +98,15 @@ export class ConsensusWal {
     return out
   }
 
+  /** One {@link load} for the appends and truncations that find the WAL not loaded, however many come at once. */
+  private loadOnce(): Promise<unknown> {
+    this.loading ??= this.load()
+    return this.loading
+  }
+
   /** Appends an entry durably (the store syncs each write). */
   async append(e: WalEntry): Promise<void> {
-    if (!this.loaded) await this.load()
+    if (!this.loaded) await this.loadOnce()
     const height = entryHeight(e)
     const key = concatBytes(this.prefix, be64(height), be64(this.seq++))
     await this.store.write([{ type: 'put', key, value: encode(walEntryCodec, e) }])
@@ -125,7 +132,7 @@ export class ConsensusWal {
 
   /** Drops entries of heights below `height` (they are settled by committed blocks) in a write of its own. */
   async truncateBelow(height: number): Promise<void> {
-    if (!this.loaded) await this.load()
+    if (!this.loaded) await this.loadOnce()
     const ops = this.trimOps(height)
     if (ops.length > 0) await this.store.write(ops)
     this.trimmed(ops)

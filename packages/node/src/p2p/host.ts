@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto'
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import { type GossipsubMessage, gossipsub, StrictNoSign, TopicValidatorResult } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
-import type { ConnectionGater, Libp2p, PeerId } from '@libp2p/interface'
+import type { Connection, ConnectionGater, Libp2p, PeerId } from '@libp2p/interface'
 import { noise } from '@libp2p/noise'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { ping } from '@libp2p/ping'
@@ -13,6 +13,7 @@ import { webSockets } from '@libp2p/websockets'
 import { yamux } from '@libp2p/yamux'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
+import { clientKey } from '../rpc/server.js'
 import { P2PError } from './errors.js'
 import { type NodeLogger, silentLogger } from './logger.js'
 import { TOPIC_KINDS, type TopicKind, topicName } from './names.js'
@@ -98,10 +99,11 @@ export interface NodeHostOptions {
   /**
    * Connections of peers that are not members (light clients, browsers) held at once: past
    * `maxNonMembers` (default 1,024) in all, or `maxNonMembersPerIp` (default 64) from one IP
-   * address, a non-member's connection is refused. libp2p refuses every inbound connection past
+   * address (an IPv6 /64), each of a peer's several connections counted, a non-member's
+   * connection is refused. libp2p refuses every inbound connection past
    * its own maximum, which is set above these with room for the members: strangers with free peer
-   * ids cannot take the places members dial into. Behind a proxy that makes every browser one
-   * address, raise the per-IP cap.
+   * ids cannot take the places members dial into. Behind a proxy or a NAT that makes many
+   * browsers one address, raise the per-IP cap.
    */
   connections?: { maxNonMembers?: number; maxNonMembersPerIp?: number }
   /** Where log lines go. Default: nowhere. */
@@ -322,25 +324,45 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
   }
   const isBannedId = (peerId: PeerId) => banRemainingMs(peerId.toString()) > 0
   const limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.connections }
-  /** The IP address of a multiaddr's first part (`/ip4/a.b.c.d/…`), or the whole address. */
-  const ipOf = (addr: { toString(): string }) => String(addr).split('/')[2] ?? String(addr)
   /**
-   * A non-member's connection past the non-members' caps (see {@link NodeHostOptions.connections}).
-   * Members are never counted nor refused here.
+   * Whom a connection counts against: its IP address, an IPv6 one by its /64 (as the JSON-RPC
+   * limits count clients: one site holds a whole /64).
+   */
+  const sourceOf = (addr: { toString(): string }): string => {
+    const parts = String(addr).split('/')
+    return parts[1] === 'ip6' ? clientKey(parts[2] ?? '') : (parts[2] ?? String(addr))
+  }
+  /**
+   * Non-members' open connections and where each came from, kept as connections open and close
+   * (the gater asks on every inbound connection: counting all connections each time would cost
+   * the consensus thread a pass over them). A peer's membership is read when its connection opens.
+   */
+  const strangers = new Map<Connection, string>()
+  const strangersFrom = new Map<string, number>()
+  const countOpen = (conn: Connection) => {
+    if (isMember(conn.remotePeer.toString())) return
+    const source = sourceOf(conn.remoteAddr)
+    strangers.set(conn, source)
+    strangersFrom.set(source, (strangersFrom.get(source) ?? 0) + 1)
+  }
+  const countClose = (conn: Connection) => {
+    const source = strangers.get(conn)
+    if (source === undefined) return
+    strangers.delete(conn)
+    const left = (strangersFrom.get(source) ?? 1) - 1
+    if (left > 0) strangersFrom.set(source, left)
+    else strangersFrom.delete(source)
+  }
+  /**
+   * A non-member's connection past the non-members' caps (see {@link NodeHostOptions.connections}),
+   * its own other connections counted too: a peer id may hold several. Members are never refused here.
    */
   const overNonMemberCaps = (peer: string, remoteAddr: { toString(): string }): string | undefined => {
     if (isMember(peer)) return undefined
-    const ip = ipOf(remoteAddr)
-    let all = 0
-    let fromIp = 0
-    for (const c of libp2p.getConnections()) {
-      const other = c.remotePeer.toString()
-      if (other === peer || isMember(other)) continue
-      all++
-      if (ipOf(c.remoteAddr) === ip) fromIp++
-    }
-    if (all >= limits.maxNonMembers) return `${all} connections of non-members held already`
-    if (fromIp >= limits.maxNonMembersPerIp) return `${fromIp} connections of non-members from ${ip} held already`
+    const source = sourceOf(remoteAddr)
+    const fromSource = strangersFrom.get(source) ?? 0
+    if (strangers.size >= limits.maxNonMembers) return `${strangers.size} connections of non-members held already`
+    if (fromSource >= limits.maxNonMembersPerIp) return `${fromSource} connections of non-members from ${source} held already`
     return undefined
   }
   const gater: ConnectionGater = {
@@ -414,6 +436,8 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
     },
   })
 
+  libp2p.addEventListener('connection:open', (evt) => countOpen(evt.detail))
+  libp2p.addEventListener('connection:close', (evt) => countClose(evt.detail))
   const pubsub = libp2p.services.pubsub
   const scored = pubsub as unknown as ScoredGossipSub
   const peerIdStr = libp2p.peerId.toString()
