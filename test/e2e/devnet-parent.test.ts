@@ -16,6 +16,7 @@ import { alive, childrenOf, runLoopchain } from '../support/devnet.js'
 
 const CLI = fileURLToPath(new URL('../../apps/node/src/main.ts', import.meta.url))
 const REPO = fileURLToPath(new URL('../../', import.meta.url))
+const BIN = fileURLToPath(new URL('../../apps/node/bin/loopchain.mjs', import.meta.url))
 const BASE = reservePortBlock()
 const dir = mkdtempSync(join(tmpdir(), 'loopchain-devnet-parent-'))
 const started: ChildProcess[] = []
@@ -29,11 +30,16 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-/** `loopchain devnet --no-web` on this test's directory; `out()` is everything it and its nodes printed. */
+/**
+ * `loopchain devnet --no-web` on this test's directory, through the installed command and from
+ * another working directory (its nodes must find tsx from the command's place, not from there);
+ * `out()` is everything it and its nodes printed.
+ */
 function devnet(): { p: ChildProcess; out: () => string } {
   let out = ''
-  const p = spawn(process.execPath, ['--import', 'tsx', CLI, 'devnet', '--no-web', '--dir', dir, '--base-port', String(BASE)], {
+  const p = spawn(process.execPath, [BIN, 'devnet', '--no-web', '--dir', dir, '--base-port', String(BASE)], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: tmpdir(),
   })
   p.stdout?.on('data', (d) => {
     out += d
@@ -126,12 +132,6 @@ describe('loopchain devnet and its node processes', () => {
     expect(Date.now() - once.stopAsked).toBeGreaterThanOrEqual(19_000)
     expect(once.d.out()).toMatch(/node-0 did not stop within 20 s: killed|observer did not stop within 20 s: killed/)
     await waitFor(async () => (once.nodes.every((pid) => !alive(pid)) ? true : undefined), 10_000, 'both nodes gone')
-    // What was killed restarts: its database is whole.
-    const after = devnet()
-    await waitFor(async () => (readyHeights(after.out()).length === 2 ? true : undefined), 120_000, `two nodes ready\n${after.out()}`)
-    const exited = new Promise<number | null>((r) => after.p.once('exit', (code) => r(code)))
-    after.p.kill('SIGINT')
-    expect(await exited).toBe(0)
   }, 300_000)
 
   it('--exit-with-parent: a node whose logs go to a file stops when its starter is killed, before or after it is up', async () => {

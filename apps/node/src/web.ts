@@ -215,7 +215,8 @@ function answerFaucet(faucet: Faucet, req: IncomingMessage, res: ServerResponse,
     }
     faucet(address).then(
       (txHash) => reply(200, { txHash, amount: String(FAUCET_AMOUNT) }),
-      (e: unknown) => reply(429, { error: (e as Error).message }),
+      // Too soon for this address: 429; the node failed or did not answer: 502.
+      (e: unknown) => reply((e as { status?: number }).status ?? 502, { error: (e as Error).message }),
     )
   })
 }
@@ -233,7 +234,7 @@ export function devnetFaucet(dir: string, rpc: string): Faucet {
   return (address) => {
     const t = Date.now()
     if (t - (last.get(address) ?? 0) < FAUCET_INTERVAL_MS)
-      return Promise.reject(new Error('test funds were just sent to this address; wait a few seconds'))
+      return Promise.reject(Object.assign(new Error('test funds were just sent to this address; wait a few seconds'), { status: 429 }))
     last.set(address, t)
     // A node's error is this request's, told to the page: `rpcCall` would end the whole devnet.
     const call = async (method: string, params: object = {}) => {
@@ -267,6 +268,8 @@ export function devnetFaucet(dir: string, rpc: string): Faucet {
     })
     queue = run.catch(() => {
       nextNonce = 0
+      // Nothing was sent: the address may ask again at once.
+      last.delete(address)
     })
     return run
   }

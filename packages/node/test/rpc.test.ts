@@ -194,6 +194,8 @@ describe('whom the per-client limits count', () => {
   it('an IPv4 address (also written as IPv6), or an IPv6 /64 whatever its last 64 bits and spelling', () => {
     expect(clientKey('10.1.2.3')).toBe('10.1.2.3')
     expect(clientKey('::ffff:10.1.2.3')).toBe('10.1.2.3')
+    expect(clientKey('::ffff:a01:203')).toBe('10.1.2.3')
+    expect(clientKey('::FFFF:0102:0304')).toBe('1.2.3.4')
     const site = '2001:db8:0:1::/64'
     for (const a of [
       '2001:db8:0:1::1',

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { signVote, utf8, VoteType, type WalEntry } from '@loopchain/core'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { ConsensusWal, LevelKVStore } from '../src/index.js'
 import { testKey } from './fixtures/test-chain.js'
 
@@ -70,7 +70,9 @@ describe('consensus WAL on LevelDB', () => {
       expect(await new ConsensusWal(store, 'wal-chain').load()).toEqual([])
       // Two appends at once on a WAL nobody loaded: one load, and both entries known to the trim.
       const fresh = new ConsensusWal(store, 'wal-chain')
+      const loads = vi.spyOn(fresh, 'load')
       await Promise.all([fresh.append({ kind: 'vote', vote: vote(5, 0) }), fresh.append({ kind: 'vote', vote: vote(5, 1) })])
+      expect(loads).toHaveBeenCalledTimes(1)
       expect(fresh.trimOps(6)).toHaveLength(2)
       await store.close()
     } finally {

@@ -100,7 +100,11 @@ export class ConsensusWal {
 
   /** One {@link load} for the appends and truncations that find the WAL not loaded, however many come at once. */
   private loadOnce(): Promise<unknown> {
-    this.loading ??= this.load()
+    // A load that failed (a read error) is not kept: the next append tries again.
+    this.loading ??= this.load().catch((e: unknown) => {
+      this.loading = undefined
+      throw e
+    })
     return this.loading
   }
 

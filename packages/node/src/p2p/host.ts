@@ -340,7 +340,9 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
   const strangers = new Map<Connection, string>()
   const strangersFrom = new Map<string, number>()
   const countOpen = (conn: Connection) => {
-    if (isMember(conn.remotePeer.toString())) return
+    // A connection closed before libp2p announced it (the peer hung up at once) never announces
+    // its close: counted, it would hold its place for good.
+    if (conn.status !== 'open' || isMember(conn.remotePeer.toString())) return
     const source = sourceOf(conn.remoteAddr)
     strangers.set(conn, source)
     strangersFrom.set(source, (strangersFrom.get(source) ?? 0) + 1)
@@ -506,6 +508,8 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
   // stops costing us a connection. Checked on each heartbeat, when gossipsub refreshes its score cache.
   const enforceScores = () => {
     pruneBans()
+    // And should a close still go unannounced, the next heartbeat forgets it.
+    for (const conn of strangers.keys()) if (conn.status !== 'open') countClose(conn)
     for (const conn of libp2p.getConnections()) {
       const peer = conn.remotePeer.toString()
       if (bans.has(peer)) continue

@@ -20,12 +20,19 @@ import { RPC_LIMIT_DEFAULTS, type RpcLimits } from './limits.js'
  * Whom the per-client limits count a request against: an IPv4 address, or an IPv6 address's /64
  * (one host, or one site, is given a whole /64: keyed by full address, each of its 2^64 addresses
  * would be a fresh client with fresh limits). An IPv4 address written as IPv6 (`::ffff:a.b.c.d`,
- * how a dual-stack socket reports it) counts as that IPv4 address.
+ * how a dual-stack socket reports it, or `::ffff:xxxx:xxxx`, how a multiaddr prints it) counts as
+ * that IPv4 address.
  */
 export function clientKey(remoteAddress: string | undefined): string {
   if (remoteAddress === undefined) return 'unknown'
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(remoteAddress)
   if (mapped) return mapped[1] as string
+  // The same in hex (`::ffff:102:304`), as a multiaddr prints it.
+  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(remoteAddress)
+  if (hex) {
+    const [hi, lo] = [Number.parseInt(hex[1] as string, 16), Number.parseInt(hex[2] as string, 16)]
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`
+  }
   if (!remoteAddress.includes(':')) return remoteAddress
   // Expand "::" to the zero groups it stands for, then keep the first four groups.
   const zone = remoteAddress.indexOf('%')
