@@ -208,12 +208,6 @@ export interface NodeHost {
   stop(): Promise<void>
 }
 
-/** The relay server's slots, as circuit-relay-v2's server keeps them (not in its public interface). */
-interface RelaySlots {
-  get(peer: PeerId): { signal: AbortSignal & { clear?: () => void } } | undefined
-  removeReservation(peer: PeerId): void
-}
-
 /** The parts of gossipsub's implementation we use that its public interface type does not declare. */
 interface ScoredGossipSub {
   getScore(peerId: string): number
@@ -545,23 +539,6 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
     deliver(msg.topic, msg.data, propagationSource.toString())
   })
 
-  // A peer gone: its relay slot is freed (the library keeps it until its time runs out, two hours,
-  // so reserving and leaving would fill every slot), and a non-member leaves the peer store (kept
-  // in memory, an entry per stranger would pile up: the library drops old ones only when read).
-  const onDisconnect = (evt: CustomEvent<PeerId>) => {
-    const peer = evt.detail
-    const store = (libp2p.services as { relay?: { reservationStore?: RelaySlots } }).relay?.reservationStore
-    const slot = store?.get(peer)
-    if (slot !== undefined) {
-      slot.signal.clear?.()
-      store?.removeReservation(peer)
-    }
-    if (!isMember(peer.toString()) && !stopped) {
-      libp2p.peerStore.delete(peer).catch((err: unknown) => log.debug('peer store: delete failed', { error: String(err) }))
-    }
-  }
-  libp2p.addEventListener('peer:disconnect', onDisconnect)
-
   const redialer = new Redialer(libp2p, options.bootstrap ?? [], options.redial ?? {}, log, banRemainingMs)
   redialer.start()
   let stopped = false
@@ -658,7 +635,6 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
       }
       redialer.stop()
       pubsub.removeEventListener('gossipsub:heartbeat', enforceScores)
-      libp2p.removeEventListener('peer:disconnect', onDisconnect)
       await libp2p.stop()
       log.info('p2p host stopped', { peerId: peerIdStr })
     },
