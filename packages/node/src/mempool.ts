@@ -290,7 +290,7 @@ export class Mempool {
     // A duplicate costs a hash, not a signature verification (gossip delivers many).
     const hashBytes = transactionHash(tx.body)
     const hash = toHex(hashBytes)
-    if (this.byHash.has(hash)) throw new MempoolError('DUPLICATE', `transaction ${hash} is already pooled`)
+    this.refuseDuplicate(hash)
     // The nonce (a cached lookup) before the signature: a transaction that can never be included
     // — typically one gossip brings after its block committed — is refused without a verification.
     const prunesBefore = this.prunes
@@ -301,7 +301,7 @@ export class Mempool {
     if (awaited) {
       // While the nonce was read, the pool may have filled, or taken this very transaction from
       // another copy: refused before the signature, as without the wait.
-      if (this.byHash.has(hash)) throw new MempoolError('DUPLICATE', `transaction ${hash} is already pooled`)
+      this.refuseDuplicate(hash)
       if (this.overLimits(size)) {
         const may = permitted()
         permission = typeof may === 'boolean' ? may : await may
@@ -330,7 +330,6 @@ export class Mempool {
       // again only when a prune began since the last read (a prune that begins once this is in the
       // pool drops it itself): only then does this wait after the signature, so concurrent adds
       // otherwise find the pool as it is.
-      if (this.byHash.has(hash)) throw new MempoolError('DUPLICATE', `transaction ${hash} is already pooled`)
       for (let prunes = prunesBefore; ; ) {
         const again = this.opts.accountNonce(sender)
         if (typeof again === 'number') {
@@ -347,7 +346,7 @@ export class Mempool {
       }
       // And the pool may have evicted this sender's last transactions meanwhile.
       this.checkNonce(sender, tx.body.nonce, next)
-      if (this.byHash.has(hash)) throw new MempoolError('DUPLICATE', `transaction ${hash} is already pooled`)
+      this.refuseDuplicate(hash)
     }
     if (limited && tx.body.nonce !== next) {
       throw new MempoolError(
@@ -390,6 +389,11 @@ export class Mempool {
     this.byHash.set(hash, entry)
     this.totalBytes += size
     return hash
+  }
+
+  /** Refuses a transaction (hash, hex) that is pooled already: gossip delivers many copies. */
+  private refuseDuplicate(hash: string): void {
+    if (this.byHash.has(hash)) throw new MempoolError('DUPLICATE', `transaction ${hash} is already pooled`)
   }
 
   /** Refuses nonce `nonce` of `sender` against its next nonce `next`: used, too far ahead, or past an evicted one. */
