@@ -1,7 +1,9 @@
 /**
  * What strangers (peers that are not members, with peer ids they make for free) can take from a
- * full node's libp2p host, over real TCP on loopback: connection places (members keep room) and
- * the checking of invalid gossip (three, then a ban).
+ * full node's libp2p host, over real TCP on loopback: connection places (members keep room),
+ * relay slots (freed when their holder leaves), the checking of invalid gossip (three, then a ban),
+ * and memory in the peer store (a stranger is forgotten a while after it leaves, and one that comes
+ * straight back, as a reloaded page does, still gets its gossip).
  */
 import { createHash } from 'node:crypto'
 import { generateKeyPair, generateKeyPairFromSeed } from '@libp2p/crypto/keys'
@@ -11,6 +13,7 @@ import type { Libp2p } from '@libp2p/interface'
 import { noise } from '@libp2p/noise'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { tcp } from '@libp2p/tcp'
+import { pbStream } from '@libp2p/utils'
 import { yamux } from '@libp2p/yamux'
 import { sha256, utf8 } from '@loopchain/core'
 import { multiaddr } from '@multiformats/multiaddr'
@@ -41,10 +44,10 @@ async function node(opts: Partial<NodeHostOptions> = {}, memberKey?: Uint8Array)
   return { h, tcpAddr: multiaddr(h.multiaddrs().find((a) => a.includes('/tcp/') && !a.includes('/ws')) as string) }
 }
 
-/** A bare libp2p peer with a fresh identity (TCP, noise, yamux, identify), not listening. */
-async function stranger(services: Record<string, unknown> = {}): Promise<Libp2p> {
+/** A bare libp2p peer (TCP, noise, yamux, identify), not listening; a fresh identity unless `key` is given. */
+async function stranger(services: Record<string, unknown> = {}, key?: Awaited<ReturnType<typeof generateKeyPair>>): Promise<Libp2p> {
   const s = (await createLibp2p({
-    privateKey: await generateKeyPair('Ed25519'),
+    privateKey: key ?? (await generateKeyPair('Ed25519')),
     addresses: { listen: [] },
     transports: [tcp()],
     connectionEncrypters: [noise()],
@@ -147,5 +150,116 @@ describe('what strangers can take from a full node', () => {
     await sleep(500)
     expect(checked).toBe(0)
     expect(quiet.isBanned(t.peerId.toString())).toBe(false)
+  }, 30_000)
+
+  it('relay slots: a stranger that reserves one and leaves frees it, so slots cannot be taken by reserving and leaving', async () => {
+    const { h, tcpAddr } = await node({ relay: { maxReservations: 2 } })
+    // A circuit-relay v2 RESERVE (HopMessage type 0) and its answer's status (field 5: 100 OK, 200 refused).
+    const hop = {
+      encode: () => Uint8Array.of(0x08, 0x00),
+      decode: (buf: Uint8Array | { subarray(): Uint8Array }) => {
+        const b = buf instanceof Uint8Array ? buf : buf.subarray()
+        let i = 0
+        const varint = () => {
+          let v = 0
+          for (let shift = 0; ; shift += 7) {
+            const byte = b[i++] as number
+            v += (byte & 0x7f) * 2 ** shift
+            if (byte < 0x80) return v
+          }
+        }
+        // The top-level fields: varints (type 0) and length-delimited ones (type 2), skipped but the status.
+        while (i < b.length) {
+          const tag = varint()
+          if ((tag & 7) === 2) {
+            const length = varint()
+            i += length
+          } else if (tag >> 3 === 5) return { status: varint() }
+          else varint()
+        }
+        return { status: -1 }
+      },
+    }
+    const reserve = async (leave: boolean) => {
+      const s = await stranger()
+      const conn = await s.dial(tcpAddr)
+      const stream = await conn.newStream('/libp2p/circuit/relay/0.2.0/hop')
+      const pb = pbStream(stream).pb(hop as never)
+      await pb.write({})
+      const { status } = (await pb.read()) as { status: number }
+      if (leave) await s.stop()
+      return status
+    }
+    for (let i = 0; i < 5; i++) expect(await reserve(true)).toBe(100)
+    await vi.waitFor(() => expect(h.relay()?.reservations).toBe(0))
+    // Slots held by peers still connected stay theirs.
+    expect(await reserve(false)).toBe(100)
+    expect(await reserve(false)).toBe(100)
+    expect(await reserve(false)).toBe(200)
+    expect(h.relay()?.reservations).toBe(2)
+  }, 30_000)
+
+  it('the peer store: a stranger that left is forgotten a while later, one still connected and a member are not', async () => {
+    const memberKey = sha256(utf8('limits member 2'))
+    const { h, tcpAddr } = await node({ relay: false, forgetStrangersAfterMs: 1_500 }, memberKey)
+    const store = h.libp2p.peerStore
+    const gone = await stranger()
+    const staying = await stranger()
+    await gone.dial(tcpAddr)
+    await staying.dial(tcpAddr)
+    await vi.waitFor(async () => expect(await store.has(gone.peerId)).toBe(true))
+    await gone.stop()
+    await vi.waitFor(() => expect(h.connections()).toHaveLength(1))
+    // Kept for a while after it left (the registrar reads it on the disconnect)...
+    await sleep(500)
+    expect(await store.has(gone.peerId)).toBe(true)
+    // ...then forgotten, on a heartbeat after the delay.
+    await vi.waitFor(async () => expect(await store.has(gone.peerId)).toBe(false), { timeout: 5_000 })
+    expect(await store.has(staying.peerId)).toBe(true)
+    const memberId = peerIdFromPrivateKey(await generateKeyPairFromSeed('Ed25519', memberKey))
+    const member = await createNodeHost({ chainId: CHAIN, nodeKey: memberKey, wsPort: false, relay: false, isMember: () => true })
+    hosts.push(member)
+    await member.dial(tcpAddr.toString())
+    await vi.waitFor(async () => expect(await store.has(memberId)).toBe(true))
+    await member.stop()
+    await vi.waitFor(() => expect(h.connections()).toHaveLength(1))
+    await sleep(3_000)
+    expect(await store.has(memberId)).toBe(true)
+    expect(await store.has(staying.peerId)).toBe(true)
+  }, 30_000)
+
+  it('a stranger that leaves and comes straight back with the same peer id (a reloaded page) gets the gossip it subscribes to', async () => {
+    const { h, tcpAddr } = await node({ relay: false, forgetStrangersAfterMs: 200 })
+    const key = await generateKeyPair('Ed25519')
+    const header = topicName(CHAIN, 'header')
+    const page = async () => {
+      const s = await stranger({ pubsub: gossipsub({ globalSignaturePolicy: StrictNoSign, emitSelf: false }) }, key)
+      const ps = (s.services as unknown as { pubsub: ReturnType<ReturnType<typeof gossipsub>> }).pubsub
+      const got: string[] = []
+      ps.addEventListener('message', (evt) => got.push(new TextDecoder().decode(evt.detail.data)))
+      ps.subscribe(header)
+      await s.dial(tcpAddr)
+      return { s, got }
+    }
+    // Each header distinct: the same bytes twice are one message to gossipsub.
+    let n = 0
+    const publishUntil = async (got: string[]) => {
+      await vi.waitFor(
+        async () => {
+          const data = `header ${n++}`
+          await h.publish('header', utf8(data))
+          await sleep(100)
+          expect(got).toContain(data)
+        },
+        { timeout: 5_000, interval: 200 },
+      )
+    }
+    const first = await page()
+    await publishUntil(first.got)
+    await first.s.stop()
+    // Back at once, and the node's heartbeats run past the delay.
+    const second = await page()
+    await sleep(1_000)
+    await publishUntil(second.got)
   }, 30_000)
 })

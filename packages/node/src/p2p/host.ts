@@ -106,6 +106,11 @@ export interface NodeHostOptions {
    * browsers one address, raise the per-IP cap.
    */
   connections?: { maxNonMembers?: number; maxNonMembersPerIp?: number }
+  /**
+   * How long a non-member that disconnected stays in the peer store before it is dropped (checked
+   * on each gossipsub heartbeat). Default 1 min.
+   */
+  forgetStrangersAfterMs?: number
   /** Where log lines go. Default: nowhere. */
   logger?: NodeLogger
 }
@@ -206,6 +211,12 @@ export interface NodeHost {
   onStop(f: () => void): void
   /** Stops redialling, closes every connection and the listeners. */
   stop(): Promise<void>
+}
+
+/** The relay server's slots, as circuit-relay-v2's server keeps them (not in its public interface). */
+interface RelaySlots {
+  get(peer: PeerId): { signal: AbortSignal & { clear?: () => void } } | undefined
+  removeReservation(peer: PeerId): void
 }
 
 /** The parts of gossipsub's implementation we use that its public interface type does not declare. */
@@ -502,6 +513,7 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
   // stops costing us a connection. Checked on each heartbeat, when gossipsub refreshes its score cache.
   const enforceScores = () => {
     pruneBans()
+    forgetDeparted()
     // And should a close still go unannounced, the next heartbeat forgets it.
     for (const conn of strangers.keys()) if (conn.status !== 'open') countClose(conn)
     for (const conn of libp2p.getConnections()) {
@@ -539,9 +551,47 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
     deliver(msg.topic, msg.data, propagationSource.toString())
   })
 
+  // A peer gone: its relay slot is freed at once. The library keeps a slot until its time runs out
+  // (two hours), so reserving and leaving would take every slot, and a slot whose holder has no
+  // connection is of no use: the relay refuses to connect anyone to it.
+  // (A page that reloads may then reserve on another node: peer-link.ts looks for it there.)
+  // A non-member that left is dropped from the peer store, which is kept in memory and drops old
+  // entries only when they are read, so an entry per stranger would pile up. Not at once: on a
+  // disconnect libp2p's registrar reads the entry to tell gossipsub and the other protocols that
+  // the peer went, and a page that reloads is back within a second.
+  let stopped = false
+  const departed = new Map<string, { peer: PeerId; at: number }>()
+  const forgetAfterMs = options.forgetStrangersAfterMs ?? 60_000
+  const onDisconnect = (evt: CustomEvent<PeerId>) => {
+    const peer = evt.detail
+    const store = (libp2p.services as { relay?: { reservationStore?: RelaySlots } }).relay?.reservationStore
+    const slot = store?.get(peer)
+    if (slot !== undefined) {
+      slot.signal.clear?.()
+      store?.removeReservation(peer)
+    }
+    const id = peer.toString()
+    if (isMember(id)) return
+    departed.delete(id) // re-inserted last: the map stays in the order of leaving
+    departed.set(id, { peer, at: Date.now() })
+  }
+  const onConnect = (evt: CustomEvent<PeerId>) => {
+    departed.delete(evt.detail.toString())
+  }
+  function forgetDeparted() {
+    const leftBefore = Date.now() - forgetAfterMs
+    for (const [id, { peer, at }] of departed) {
+      if (at > leftBefore) break
+      departed.delete(id)
+      if (stopped || isMember(id) || libp2p.getConnections(peer).length > 0) continue
+      libp2p.peerStore.delete(peer).catch((err: unknown) => log.debug('peer store: delete failed', { error: String(err) }))
+    }
+  }
+  libp2p.addEventListener('peer:disconnect', onDisconnect)
+  libp2p.addEventListener('peer:connect', onConnect)
+
   const redialer = new Redialer(libp2p, options.bootstrap ?? [], options.redial ?? {}, log, banRemainingMs)
   redialer.start()
-  let stopped = false
   const stopHooks: (() => void)[] = []
   const live = () => {
     if (stopped) throw new P2PError('NOT_STARTED', 'the node host has been stopped', { penalize: false })
@@ -635,6 +685,8 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
       }
       redialer.stop()
       pubsub.removeEventListener('gossipsub:heartbeat', enforceScores)
+      libp2p.removeEventListener('peer:disconnect', onDisconnect)
+      libp2p.removeEventListener('peer:connect', onConnect)
       await libp2p.stop()
       log.info('p2p host stopped', { peerId: peerIdStr })
     },
