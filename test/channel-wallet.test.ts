@@ -548,6 +548,25 @@ describe('channel wallets on a real node', () => {
     await b.close()
   }, 90_000)
 
+  it('the wallet that accepted a channel, reopened where the proposer cannot find it, links back to the proposer itself', async () => {
+    const links = new MemoryLinkNetwork()
+    const storeB = new MemoryChannelStore()
+    const a = await walletOf(alice, links, 'alice5')
+    let b = await walletOf(bob, links, 'bob5', storeB)
+    const id = await openPair(links, a, b, 1_000n, 1_000n)
+    await a.pay(id, 100n)
+    // Bob's page comes back at another address (a reloaded page on another relay): Alice's
+    // redials find nobody at the old one, so only Bob can make the link.
+    await b.close()
+    links.remove('bob5')
+    b = await walletOf(bob, links, 'bob5 moved', storeB)
+    await until(b, (s) => s.channels.find((c) => c.id === id)?.link === 'direct' && s, 'Bob to link back to Alice')
+    await b.pay(id, 50n)
+    await until(a, (s) => s.channels.find((c) => c.id === id)?.myBalance === 950n && s, 'the payment at Alice')
+    await a.close()
+    await b.close()
+  }, 60_000)
+
   it('the watchtower challenges a stale close while the honest wallet is closed', async () => {
     const { links, a, b, id, old } = await paidTwice('3', [1_000n, 1_000n], 100n, 200n)
     // Bob hands his latest state to his institution's node, then his page closes.

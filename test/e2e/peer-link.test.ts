@@ -8,6 +8,8 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { PrivateKey } from '@libp2p/interface'
 import { utf8 } from '@loopchain/core'
 import { connectNode, createNodeHost, DEFAULT_RELAY_LIMITS, FullNode, type NodeHost, reservePortBlock } from '@loopchain/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -42,10 +44,15 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-async function peer(direct = true, relayAddr = wsAddr): Promise<{ t: Libp2pTransport; links: PeerLinks }> {
+async function peer(
+  direct = true,
+  relayAddr: string | string[] = wsAddr,
+  privateKey?: PrivateKey,
+): Promise<{ t: Libp2pTransport; links: PeerLinks }> {
   const t = await createLibp2pTransport({
     chainId: genesis.chainId,
-    bootstrap: [relayAddr],
+    bootstrap: typeof relayAddr === 'string' ? [relayAddr] : relayAddr,
+    ...(privateKey ? { privateKey } : {}),
     allowLocal: true,
     transports: ['websockets'],
     peerLinks: true,
@@ -184,4 +191,44 @@ describe('peer links through a full node’s relay', () => {
     // Nothing relayed between the two is left open.
     expect(a.t.libp2p.getConnections().filter((c) => c.remotePeer.toString() === link.remotePeer)).toHaveLength(0)
   }, 60_000)
+
+  it('finds a peer that came back on another relay (a reloaded page): its old slot was freed, and the dial asks the other relays', async () => {
+    const relay = async (n: number) => {
+      const h = await createNodeHost({
+        chainId: genesis.chainId,
+        nodeKey: testKey(`peer-link relay ${n}`).secretKey,
+        isMember: () => false,
+        tcpPort: BASE + 2 + 2 * n,
+        wsPort: BASE + 3 + 2 * n,
+      })
+      stops.push(() => h.stop())
+      return { h, addr: h.multiaddrs().find((x) => x.includes('/ws/')) as string }
+    }
+    const one = await relay(1)
+    const two = await relay(2)
+    const a = await peer(true, [one.addr, two.addr])
+    // b's page, first on relay one only; then reloaded with the same key, on relay two only.
+    const key = await generateKeyPair('Ed25519')
+    const b1 = await peer(true, one.addr, key)
+    const oldAddr = await addressOf(b1.links)
+    expect(oldAddr).toContain(`/p2p/${one.h.peerId}/p2p-circuit/`)
+    await until(() => one.h.relay()?.reservations === 2, 'a and b holding slots on relay one')
+    await b1.links.close()
+    await b1.t.close()
+    await until(() => one.h.relay()?.reservations === 1, 'relay one to free the slot of b, gone')
+    const b2 = await peer(true, two.addr, key)
+    expect(await addressOf(b2.links)).toContain(`/p2p/${two.h.peerId}/p2p-circuit/`)
+    let incoming: WalletLink | undefined
+    b2.links.onLink((l) => {
+      incoming = l
+    })
+    // a still knows b only by its old address.
+    const link = await a.links.dial(oldAddr)
+    expect(link.remotePeer).toBe(b2.t.libp2p.peerId.toString())
+    link.send(utf8('found you'))
+    await until(() => incoming !== undefined, 'the incoming link')
+    const atB = inbox(incoming as WalletLink)
+    await until(() => atB.length === 1, 'the frame')
+    expect(atB).toEqual(['found you'])
+  }, 90_000)
 })

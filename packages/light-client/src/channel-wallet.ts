@@ -683,9 +683,10 @@ export class ChannelWallet implements WalletActions {
         for (const live of this.channels.values())
           if (live.record.peer.address === c.address && live.error?.startsWith(OTHER_VERSION)) live.error = undefined
         setPeer(c.address)
+        const where = Array.isArray(c.links) && typeof c.links[0] === 'string' && c.links[0].length < 512 ? c.links[0] : undefined
         this.peerKeys.set(c.address, c.publicKey)
         this.links.set(c.address, link)
-        const where = Array.isArray(c.links) && typeof c.links[0] === 'string' && c.links[0].length < 512 ? c.links[0] : undefined
+        if (where !== undefined) this.peerWhere.set(c.address, where)
         for (const live of this.channels.values()) {
           if (live.record.peer.address !== c.address) continue
           // Remember where the peer can be reached again, then resume the channel on the new link.
@@ -737,11 +738,13 @@ export class ChannelWallet implements WalletActions {
         })
     }
     const publicKey = this.peerKeys.get(from)
+    // Where the proposer said it can be reached: after a reload of this page, this wallet dials it there.
+    const where = this.peerWhere.get(from)
     const record: ChannelRecord = {
       id: `${from}:${c.localId}`,
       me: 1,
       phase: 'proposed',
-      peer: { address: from, publicKey: publicKey ?? '' },
+      peer: { address: from, publicKey: publicKey ?? '', ...(where !== undefined ? { link: where } : {}) },
       deposits: [deposit, peerDeposit],
       challengePeriod: c.challengePeriod,
       messages: [],
@@ -754,6 +757,8 @@ export class ChannelWallet implements WalletActions {
   }
 
   private readonly peerKeys = new Map<string, string>()
+  /** Where each peer that said hello said it can be reached (the first address of its hello). */
+  private readonly peerWhere = new Map<string, string>()
 
   private async onOpened(from: string | undefined, c: Extract<Control, { type: 'opened' }>): Promise<void> {
     if (from === undefined) return

@@ -16,6 +16,11 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { WalletLink, WalletLinks } from './channel-wallet.js'
 import type { Libp2pTransport } from './libp2p-transport.js'
 
+/** The circuit relay's protocol: the full nodes a page can reach another page through. */
+const RELAY_HOP_PROTOCOL = '/libp2p/circuit/relay/0.2.0/hop'
+/** Other relays tried for a peer not found through the one its address names. */
+const MAX_OTHER_RELAYS = 8
+
 /** Largest frame on a link. */
 export const MAX_LINK_FRAME = 64 * 1024
 
@@ -69,6 +74,46 @@ export async function openPeerLinks(transport: Libp2pTransport, o: PeerLinkOptio
     return link
   }
 
+  const dialAt = async (addr: string): Promise<StreamLink> => {
+    const timeoutMs = o.directTimeoutMs ?? 8_000
+    if (o.direct !== false && addr.includes('/p2p-circuit/webrtc/')) {
+      // STACK.md: a few WebRTC dials stall in ICE; one retry before falling back.
+      for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+          const link = await dialOnce(addr, false, timeoutMs)
+          if (link.kind === 'direct') return link
+          link.close()
+        } catch {
+          // Fall through to the next attempt, then to the relay.
+        }
+      }
+    }
+    return dialOnce(addr.replace('/p2p-circuit/webrtc/', '/p2p-circuit/'), true, timeoutMs)
+  }
+
+  /** `addr`, a circuit address, through each other full node this page is connected to that runs a relay. */
+  const viaOtherRelays = async (addr: string): Promise<string[]> => {
+    const m = /\/p2p\/([^/]+)\/p2p-circuit(\/webrtc)?\/p2p\/([^/]+)$/.exec(addr)
+    if (m === null) return []
+    const [, relay, webrtc = '', peer] = m
+    const seen = new Set([relay, peer])
+    const out: string[] = []
+    for (const c of node.getConnections()) {
+      const id = c.remotePeer.toString()
+      const at = c.remoteAddr.toString()
+      if (seen.has(id) || c.limits !== undefined || at.includes('/p2p-circuit')) continue
+      seen.add(id)
+      const protocols = await node.peerStore.get(c.remotePeer).then(
+        (p) => p.protocols,
+        () => [] as string[],
+      )
+      if (!protocols.includes(RELAY_HOP_PROTOCOL)) continue
+      out.push(`${at.replace(/\/p2p\/[^/]+$/, '')}/p2p/${id}/p2p-circuit${webrtc}/p2p/${peer}`)
+      if (out.length >= MAX_OTHER_RELAYS) break
+    }
+    return out
+  }
+
   return {
     myAddresses() {
       if (o.advertise) return o.advertise()
@@ -85,20 +130,21 @@ export async function openPeerLinks(transport: Libp2pTransport, o: PeerLinkOptio
       listeners.push(cb)
     },
     async dial(addr: string): Promise<WalletLink> {
-      const timeoutMs = o.directTimeoutMs ?? 8_000
-      if (o.direct !== false && addr.includes('/p2p-circuit/webrtc/')) {
-        // STACK.md: a few WebRTC dials stall in ICE; one retry before falling back.
-        for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        return await dialAt(addr)
+      } catch (e) {
+        // A page that reloaded holds a new reservation, perhaps on another full node than the one
+        // its address names (which freed the old one when the page left). Each relay this page
+        // is connected to is asked in turn; one without a reservation for the peer refuses at once.
+        for (const other of await viaOtherRelays(addr)) {
           try {
-            const link = await dialOnce(addr, false, timeoutMs)
-            if (link.kind === 'direct') return link
-            link.close()
+            return await dialAt(other)
           } catch {
-            // Fall through to the next attempt, then to the relay.
+            // Not there either.
           }
         }
+        throw e
       }
-      return dialOnce(addr.replace('/p2p-circuit/webrtc/', '/p2p-circuit/'), true, timeoutMs)
     },
     async close() {
       await node.unhandle(protocol)
