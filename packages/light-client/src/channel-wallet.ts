@@ -236,6 +236,16 @@ interface Live {
   sent?: Map<string, number>
 }
 
+/** Peers whose hello is remembered (their key, where they said they can be reached); past this, the least recent go. */
+const KNOWN_PEERS = 4096
+
+/** Sets `key` as the most recent entry of `map`, dropping the least recent past {@link KNOWN_PEERS}. */
+function remember(map: Map<string, string>, key: string, value: string): void {
+  map.delete(key)
+  map.set(key, value)
+  if (map.size > KNOWN_PEERS) map.delete(map.keys().next().value as string)
+}
+
 /** The channel wallet (see the module comment). */
 export class ChannelWallet implements WalletActions {
   private readonly channels = new Map<string, Live>()
@@ -684,9 +694,9 @@ export class ChannelWallet implements WalletActions {
           if (live.record.peer.address === c.address && live.error?.startsWith(OTHER_VERSION)) live.error = undefined
         setPeer(c.address)
         const where = Array.isArray(c.links) && typeof c.links[0] === 'string' && c.links[0].length < 512 ? c.links[0] : undefined
-        this.peerKeys.set(c.address, c.publicKey)
+        remember(this.peerKeys, c.address, c.publicKey)
         this.links.set(c.address, link)
-        if (where !== undefined) this.peerWhere.set(c.address, where)
+        if (where !== undefined) remember(this.peerWhere, c.address, where)
         for (const live of this.channels.values()) {
           if (live.record.peer.address !== c.address) continue
           // Remember where the peer can be reached again, then resume the channel on the new link.
@@ -1232,6 +1242,9 @@ export class ChannelWallet implements WalletActions {
     for (const live of this.channels.values()) {
       const r = live.record
       if (r.phase === 'closed' || r.peer.link === undefined || this.links.has(r.peer.address)) continue
+      // A proposal this wallet took but nobody has opened on chain costs its proposer nothing: its
+      // proposer dials (a hub would otherwise redial every stranger that ever proposed).
+      if (r.phase === 'proposed' && r.me === 1) continue
       await this.linkTo(r.peer.address, [r.peer.link]).catch((e) => {
         // The peer's page, where this wallet last reached it, is of another version: say so.
         if (!(e instanceof WalletError && e.code === 'INCOMPATIBLE_PEER')) return

@@ -91,24 +91,26 @@ export async function openPeerLinks(transport: Libp2pTransport, o: PeerLinkOptio
     return dialOnce(addr.replace('/p2p-circuit/webrtc/', '/p2p-circuit/'), true, timeoutMs)
   }
 
-  /** `addr`, a circuit address, through each other full node this page is connected to that runs a relay. */
+  /**
+   * `addr`, a circuit address, through each other full node this page was configured with and is
+   * connected to that runs a relay. Only those: another page could claim to be a relay. A full
+   * node's own links (the hub's) run on a libp2p without `peers()` and dial no circuits: none.
+   */
   const viaOtherRelays = async (addr: string): Promise<string[]> => {
     const m = /\/p2p\/([^/]+)\/p2p-circuit(\/webrtc)?\/p2p\/([^/]+)$/.exec(addr)
-    if (m === null) return []
+    if (m === null || typeof transport.peers !== 'function') return []
     const [, relay, webrtc = '', peer] = m
-    const seen = new Set([relay, peer])
     const out: string[] = []
-    for (const c of node.getConnections()) {
-      const id = c.remotePeer.toString()
-      const at = c.remoteAddr.toString()
-      if (seen.has(id) || c.limits !== undefined || at.includes('/p2p-circuit')) continue
-      seen.add(id)
+    for (const id of transport.peers()) {
+      if (id === relay || id === peer) continue
+      const c = node.getConnections().find((x) => x.remotePeer.toString() === id && x.limits === undefined)
+      if (c === undefined) continue
       const protocols = await node.peerStore.get(c.remotePeer).then(
         (p) => p.protocols,
         () => [] as string[],
       )
       if (!protocols.includes(RELAY_HOP_PROTOCOL)) continue
-      out.push(`${at.replace(/\/p2p\/[^/]+$/, '')}/p2p/${id}/p2p-circuit${webrtc}/p2p/${peer}`)
+      out.push(`${c.remoteAddr.toString().replace(/\/p2p\/[^/]+$/, '')}/p2p/${id}/p2p-circuit${webrtc}/p2p/${peer}`)
       if (out.length >= MAX_OTHER_RELAYS) break
     }
     return out
@@ -134,8 +136,8 @@ export async function openPeerLinks(transport: Libp2pTransport, o: PeerLinkOptio
         return await dialAt(addr)
       } catch (e) {
         // A page that reloaded holds a new reservation, perhaps on another full node than the one
-        // its address names (which freed the old one when the page left). Each relay this page
-        // is connected to is asked in turn; one without a reservation for the peer refuses at once.
+        // its address names (which freed the old one when the page left). Each of this page's
+        // full nodes is asked in turn; one without a reservation for the peer refuses at once.
         for (const other of await viaOtherRelays(addr)) {
           try {
             return await dialAt(other)

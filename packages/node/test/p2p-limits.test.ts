@@ -65,6 +65,39 @@ async function stays(s: Libp2p, addr: ReturnType<typeof multiaddr>): Promise<boo
   return s.getConnections().length > 0
 }
 
+/** A circuit-relay v2 RESERVE (HopMessage type 0) on `conn`: its answer's status (field 5: 100 OK, 200 refused). */
+async function hopReserve(conn: Awaited<ReturnType<Libp2p['dial']>>): Promise<number> {
+  const hop = {
+    encode: () => Uint8Array.of(0x08, 0x00),
+    decode: (buf: Uint8Array | { subarray(): Uint8Array }) => {
+      const b = buf instanceof Uint8Array ? buf : buf.subarray()
+      let i = 0
+      const varint = () => {
+        let v = 0
+        for (let shift = 0; ; shift += 7) {
+          const byte = b[i++] as number
+          v += (byte & 0x7f) * 2 ** shift
+          if (byte < 0x80) return v
+        }
+      }
+      // The top-level fields: varints (type 0) and length-delimited ones (type 2), skipped but the status.
+      while (i < b.length) {
+        const tag = varint()
+        if ((tag & 7) === 2) {
+          const length = varint()
+          i += length
+        } else if (tag >> 3 === 5) return { status: varint() }
+        else varint()
+      }
+      return { status: -1 }
+    },
+  }
+  const stream = await conn.newStream('/libp2p/circuit/relay/0.2.0/hop')
+  const pb = pbStream(stream).pb(hop as never)
+  await pb.write({})
+  return ((await pb.read()) as { status: number }).status
+}
+
 describe('what strangers can take from a full node', () => {
   it('connections: past the non-members’ caps, in all or from one address, a stranger is refused, and a member still gets in', async () => {
     const memberKey = sha256(utf8('limits member'))
@@ -154,39 +187,10 @@ describe('what strangers can take from a full node', () => {
 
   it('relay slots: a stranger that reserves one and leaves frees it, so slots cannot be taken by reserving and leaving', async () => {
     const { h, tcpAddr } = await node({ relay: { maxReservations: 2 } })
-    // A circuit-relay v2 RESERVE (HopMessage type 0) and its answer's status (field 5: 100 OK, 200 refused).
-    const hop = {
-      encode: () => Uint8Array.of(0x08, 0x00),
-      decode: (buf: Uint8Array | { subarray(): Uint8Array }) => {
-        const b = buf instanceof Uint8Array ? buf : buf.subarray()
-        let i = 0
-        const varint = () => {
-          let v = 0
-          for (let shift = 0; ; shift += 7) {
-            const byte = b[i++] as number
-            v += (byte & 0x7f) * 2 ** shift
-            if (byte < 0x80) return v
-          }
-        }
-        // The top-level fields: varints (type 0) and length-delimited ones (type 2), skipped but the status.
-        while (i < b.length) {
-          const tag = varint()
-          if ((tag & 7) === 2) {
-            const length = varint()
-            i += length
-          } else if (tag >> 3 === 5) return { status: varint() }
-          else varint()
-        }
-        return { status: -1 }
-      },
-    }
     const reserve = async (leave: boolean) => {
       const s = await stranger()
       const conn = await s.dial(tcpAddr)
-      const stream = await conn.newStream('/libp2p/circuit/relay/0.2.0/hop')
-      const pb = pbStream(stream).pb(hop as never)
-      await pb.write({})
-      const { status } = (await pb.read()) as { status: number }
+      const status = await hopReserve(conn)
       if (leave) await s.stop()
       return status
     }
@@ -197,6 +201,26 @@ describe('what strangers can take from a full node', () => {
     expect(await reserve(false)).toBe(100)
     expect(await reserve(false)).toBe(200)
     expect(h.relay()?.reservations).toBe(2)
+  }, 30_000)
+
+  it('relay slots: a slot refreshed and then freed leaves no timer behind to delete the slot its holder takes on coming back', async () => {
+    const ttl = 3_000
+    const { h, tcpAddr } = await node({ relay: { reservationTtlMs: ttl } })
+    const key = await generateKeyPair('Ed25519')
+    const first = await stranger({}, key)
+    const conn = await first.dial(tcpAddr)
+    expect(await hopReserve(conn)).toBe(100)
+    // Refreshed (reserved again): the library sets a new timer, which a plain clear would not stop.
+    expect(await hopReserve(conn)).toBe(100)
+    const refreshedAt = Date.now()
+    await first.stop()
+    await vi.waitFor(() => expect(h.relay()?.reservations).toBe(0))
+    await sleep(1_000)
+    const back = await stranger({}, key)
+    expect(await hopReserve(await back.dial(tcpAddr))).toBe(100)
+    // Past the refreshed timer's end, before the new slot's own.
+    await sleep(refreshedAt + ttl + 400 - Date.now())
+    expect(h.relay()?.reservations).toBe(1)
   }, 30_000)
 
   it('the peer store: a stranger that left is forgotten a while later, one still connected and a member are not', async () => {
@@ -228,8 +252,8 @@ describe('what strangers can take from a full node', () => {
     expect(await store.has(staying.peerId)).toBe(true)
   }, 30_000)
 
-  it('a stranger that leaves and comes straight back with the same peer id (a reloaded page) gets the gossip it subscribes to', async () => {
-    const { h, tcpAddr } = await node({ relay: false, forgetStrangersAfterMs: 200 })
+  it('a stranger that leaves and comes straight back with the same peer id (a reloaded page) is not forgotten, and gets the gossip it subscribes to', async () => {
+    const { h, tcpAddr } = await node({ relay: false, forgetStrangersAfterMs: 1_000 })
     const key = await generateKeyPair('Ed25519')
     const header = topicName(CHAIN, 'header')
     const page = async () => {
@@ -257,9 +281,10 @@ describe('what strangers can take from a full node', () => {
     const first = await page()
     await publishUntil(first.got)
     await first.s.stop()
-    // Back at once, and the node's heartbeats run past the delay.
+    // Back at once, and the node's heartbeats run well past the delay.
     const second = await page()
-    await sleep(1_000)
+    await sleep(3_000)
+    expect(await h.libp2p.peerStore.has(second.s.peerId)).toBe(true)
     await publishUntil(second.got)
   }, 30_000)
 })

@@ -215,7 +215,7 @@ export interface NodeHost {
 
 /** The relay server's slots, as circuit-relay-v2's server keeps them (not in its public interface). */
 interface RelaySlots {
-  get(peer: PeerId): { signal: AbortSignal & { clear?: () => void } } | undefined
+  get(peer: PeerId): { signal: AbortSignal & { reset?: (ms?: number) => void } } | undefined
   removeReservation(peer: PeerId): void
 }
 
@@ -567,7 +567,10 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
     const store = (libp2p.services as { relay?: { reservationStore?: RelaySlots } }).relay?.reservationStore
     const slot = store?.get(peer)
     if (slot !== undefined) {
-      slot.signal.clear?.()
+      // Aborted now, not cleared: the library deletes the peer's slot when the signal aborts, and a
+      // signal refreshed before keeps its old timer past a clear, which would delete the slot this
+      // peer takes when it comes back. Once aborted, no timer of it does anything.
+      slot.signal.reset?.(0)
       store?.removeReservation(peer)
     }
     const id = peer.toString()
