@@ -682,6 +682,33 @@ describe('full node (one process, LevelDB on disk)', () => {
     expect(node.height).toBe(h)
   })
 
+  it('keeps at most `cachedSenders` senders’ nonces in memory, dropping the least recently used first', async () => {
+    const v = key('cache validator')
+    const node = await open(genesis([v]), v.secretKey, undefined, { cachedSenders: 2 })
+    type Key = ReturnType<typeof key>
+    const reads: string[] = []
+    const spied = node as unknown as { readNonce: (a: Address) => Promise<number> }
+    const read = spied.readNonce.bind(node)
+    spied.readNonce = (a) => {
+      reads.push(a)
+      return read(a)
+    }
+    const [a, b, c] = ['cache a', 'cache b', 'cache c'].map((name) => key(name)) as [Key, Key, Key]
+    // Unfunded keys: one transaction waiting each; sent again, it is refused, after its nonce is asked.
+    const send = (from: Key) => node.submit(testTransfer(11, from, bob.address, 0, 1n))
+    await send(a)
+    await send(b)
+    expect(reads).toEqual([a.address, b.address])
+    await expect(send(a)).rejects.toBeDefined()
+    expect(reads).toHaveLength(2)
+    // c takes a third place: a, the least recently cached, goes (commits cache their senders anew).
+    await send(c)
+    await expect(send(b)).rejects.toBeDefined()
+    expect(reads).toHaveLength(3)
+    await expect(send(a)).rejects.toBeDefined()
+    expect(reads).toEqual([a.address, b.address, c.address, a.address])
+  })
+
   it('a leader leaves out a pooled transaction whose timestamp is outside the window at its block’s timestamp: the block still commits', async () => {
     const keys = [key('window validator 0'), key('window validator 1')]
     const window = 60_000

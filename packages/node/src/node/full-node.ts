@@ -147,6 +147,11 @@ export interface FullNodeOptions {
    */
   readonly idleSyncMs?: number
   /**
+   * Senders whose next nonce, and whose right to send freely, the node keeps in memory; past this,
+   * the least recently used go (each then costs a state read again). Default 100,000.
+   */
+  readonly cachedSenders?: number
+  /**
    * Opens the node's database (default: two LevelDB databases in `dataDir`, see `SplitKVStore`).
    * Tests wrap it to inject faults.
    */
@@ -321,6 +326,7 @@ export class FullNode {
   /** Whether {@link start} was called: before it, the node pools transactions but makes no blocks. */
   private started = false
   private readonly nonces = new Map<Address, number>()
+  private readonly cachedSenders: number
   /** Senders known to be allowed to transact (see {@link mayTransact}). */
   private readonly permitted = new Set<Address>()
   /** Transactions waiting to be checked (see {@link drainIntake}). */
@@ -456,6 +462,7 @@ export class FullNode {
   ) {
     this.log = options.logger ?? silentLogger
     this.clock = options.clock ?? (() => Date.now())
+    this.cachedSenders = options.cachedSenders ?? CACHED_SENDERS
     this.sets = [{ from: 1, set: options.genesis.validators }]
     this.ownAddress = options.validatorSecret ? keyPairFromSecret(options.validatorSecret, nativeCrypto).address : undefined
     const g = options.genesis
@@ -1034,15 +1041,15 @@ export class FullNode {
     // once, would otherwise wipe every active sender's entry with each 100,000.
     this.permitted.delete(a)
     this.permitted.add(a)
-    if (this.permitted.size > CACHED_SENDERS) this.permitted.delete(this.permitted.values().next().value as Address)
+    if (this.permitted.size > this.cachedSenders) this.permitted.delete(this.permitted.values().next().value as Address)
     return true
   }
 
-  /** Caches `a`'s next nonce as the most recent entry; past {@link CACHED_SENDERS}, the least recently cached goes. */
+  /** Caches `a`'s next nonce as the most recent entry; past `cachedSenders`, the least recently cached goes. */
   private cacheNonce(a: Address, n: number): void {
     this.nonces.delete(a)
     this.nonces.set(a, n)
-    if (this.nonces.size > CACHED_SENDERS) this.nonces.delete(this.nonces.keys().next().value as Address)
+    if (this.nonces.size > this.cachedSenders) this.nonces.delete(this.nonces.keys().next().value as Address)
   }
 
   /**
