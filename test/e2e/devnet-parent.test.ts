@@ -35,9 +35,9 @@ afterAll(() => {
  * another working directory (its nodes must find tsx from the command's place, not from there);
  * `out()` is everything it and its nodes printed.
  */
-function devnet(): { p: ChildProcess; out: () => string } {
+function devnet(extra: string[] = []): { p: ChildProcess; out: () => string } {
   let out = ''
-  const p = spawn(process.execPath, [BIN, 'devnet', '--no-web', '--dir', dir, '--base-port', String(BASE)], {
+  const p = spawn(process.execPath, [BIN, 'devnet', '--no-web', '--dir', dir, '--base-port', String(BASE), ...extra], {
     stdio: ['ignore', 'pipe', 'pipe'],
     cwd: tmpdir(),
   })
@@ -171,5 +171,23 @@ describe('loopchain devnet and its node processes', () => {
     early.p.kill('SIGKILL')
     await waitFor(async () => (alive(early.pid) ? undefined : true), 60_000, `the node to exit\n${read(earlyLog)}`)
     expect(read(earlyLog)).toContain('the process that started this node has exited; the node stops')
+  }, 300_000)
+
+  it('every node killed: the devnet says so and exits 1; flags for a new network on an existing one are named as unused', async () => {
+    const d = devnet(['--validators', '3'])
+    await waitFor(async () => (readyHeights(d.out()).length === 2 ? true : undefined), 120_000, `two nodes ready\n${d.out()}`)
+    // The directory holds the network of one validator made at the start: the flag is not taken silently.
+    expect(d.out()).toMatch(/holds a network already, started as it was made: --validators and --base-port apply to a new one/)
+    const nodes = childrenOf(d.p.pid as number)
+    expect(nodes).toHaveLength(2)
+    const exited = new Promise<number | null>((r) => d.p.once('exit', (code) => r(code)))
+    process.kill(nodes[0] as number, 'SIGKILL')
+    // One node gone: the devnet goes on, and says how to restart it.
+    await waitFor(async () => (/node-0 exited \(SIGKILL\)\. To restart it/.test(d.out()) ? true : undefined), 30_000, d.out())
+    await new Promise((r) => setTimeout(r, 500))
+    expect(d.p.exitCode).toBe(null)
+    process.kill(nodes[1] as number, 'SIGKILL')
+    expect(await exited).toBe(1)
+    expect(d.out()).toMatch(/devnet: every node has exited, none cleanly/)
   }, 300_000)
 })
