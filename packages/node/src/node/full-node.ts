@@ -148,7 +148,8 @@ export interface FullNodeOptions {
   readonly idleSyncMs?: number
   /**
    * Senders whose next nonce, and whose right to send freely, the node keeps in memory; past this,
-   * the least recently used go (each then costs a state read again). Default 100,000.
+   * the least recently cached go (each then costs a state read again; a commit caches its block's
+   * senders anew). Default 100,000.
    */
   readonly cachedSenders?: number
   /**
