@@ -223,6 +223,21 @@ describe('what strangers can take from a full node', () => {
     expect(h.relay()?.reservations).toBe(1)
   }, 30_000)
 
+  it('relay slots: a slot its holder refreshes twice lives on past the first refresh’s deadline', async () => {
+    const ttl = 2_000
+    const { h, tcpAddr } = await node({ relay: { reservationTtlMs: ttl } })
+    const conn = await (await stranger()).dial(tcpAddr)
+    expect(await hopReserve(conn)).toBe(100)
+    await sleep(300)
+    expect(await hopReserve(conn)).toBe(100)
+    const firstRefresh = Date.now()
+    await sleep(600)
+    expect(await hopReserve(conn)).toBe(100)
+    // Past the first refresh's deadline, within the second's.
+    await sleep(firstRefresh + ttl + 300 - Date.now())
+    expect(h.relay()?.reservations).toBe(1)
+  }, 30_000)
+
   it('the peer store: a stranger that left is forgotten a while later, one still connected and a member are not', async () => {
     const memberKey = sha256(utf8('limits member 2'))
     const { h, tcpAddr } = await node({ relay: false, forgetStrangersAfterMs: 1_500 }, memberKey)

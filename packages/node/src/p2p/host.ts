@@ -567,9 +567,9 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
     const store = (libp2p.services as { relay?: { reservationStore?: RelaySlots } }).relay?.reservationStore
     const slot = store?.get(peer)
     if (slot !== undefined) {
-      // Aborted now, not cleared: the library deletes the peer's slot when the signal aborts, and a
-      // signal refreshed before keeps its old timer past a clear, which would delete the slot this
-      // peer takes when it comes back. Once aborted, no timer of it does anything.
+      // Aborted now, not cleared: the library deletes the peer's slot when the signal aborts, so
+      // once aborted no timer of it can delete the slot this peer takes when it comes back. (A
+      // clear missed the timer of a slot refreshed before, until .patches/retimeable-signal.)
       slot.signal.reset?.(0)
       store?.removeReservation(peer)
     }
