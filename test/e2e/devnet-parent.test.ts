@@ -183,7 +183,7 @@ describe('loopchain devnet and its node processes', () => {
     const exited = new Promise<number | null>((r) => d.p.once('exit', (code) => r(code)))
     process.kill(nodes[0] as number, 'SIGKILL')
     // One node gone: the devnet goes on, and says how to restart it.
-    await waitFor(async () => (/node-0 exited \(SIGKILL\)\. To restart it/.test(d.out()) ? true : undefined), 30_000, d.out())
+    await waitFor(async () => (/(node-0|observer) exited \(SIGKILL\)\. To restart it/.test(d.out()) ? true : undefined), 30_000, d.out())
     await new Promise((r) => setTimeout(r, 500))
     expect(d.p.exitCode).toBe(null)
     process.kill(nodes[1] as number, 'SIGKILL')
