@@ -215,7 +215,7 @@ export interface NodeHost {
 
 /** The relay server's slots, as circuit-relay-v2's server keeps them (not in its public interface). */
 interface RelaySlots {
-  get(peer: PeerId): { signal: AbortSignal & { reset?: (ms?: number) => void } } | undefined
+  get(peer: PeerId): { signal: AbortSignal & { clear?: () => void } } | undefined
   removeReservation(peer: PeerId): void
 }
 
@@ -567,10 +567,9 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
     const store = (libp2p.services as { relay?: { reservationStore?: RelaySlots } }).relay?.reservationStore
     const slot = store?.get(peer)
     if (slot !== undefined) {
-      // Aborted now, not cleared: the library deletes the peer's slot when the signal aborts, so
-      // once aborted no timer of it can delete the slot this peer takes when it comes back. (A
-      // clear missed the timer of a slot refreshed before, until .patches/retimeable-signal.)
-      slot.signal.reset?.(0)
+      // Its timer stopped, so that it cannot delete the slot this peer takes when it comes back (a
+      // slot refreshed before kept a timer past this until .patches/retimeable-signal).
+      slot.signal.clear?.()
       store?.removeReservation(peer)
     }
     const id = peer.toString()
