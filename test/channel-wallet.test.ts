@@ -141,14 +141,30 @@ function bobsHello(o: { protocol?: number; proof?: string; links?: string[] } = 
   return { type: 'hi', address: bob.address, publicKey: to0x(bob.publicKey), links: o.links ?? [], ...o }
 }
 
-async function until<T>(w: ChannelWallet, f: (s: WalletState) => T | undefined, what: string, ms = 20_000): Promise<T> {
-  const end = Date.now() + ms
+/**
+ * Waits until `f` holds on `w`'s state, for `ms` at most; with `progress`, for `ms` since its value
+ * last changed (a wait for blocks goes on as long as the chain moves, however slow the machine).
+ */
+async function until<T>(
+  w: ChannelWallet,
+  f: (s: WalletState) => T | undefined,
+  what: string,
+  ms = 20_000,
+  progress?: () => unknown,
+): Promise<T> {
+  let end = Date.now() + ms
+  let seen = progress?.()
   for (;;) {
     const v = f(w.state)
     if (v !== undefined && v !== false) return v
+    const now = progress?.()
+    if (now !== seen) {
+      seen = now
+      end = Date.now() + ms
+    }
     if (Date.now() > end)
       throw new Error(
-        `timed out waiting for ${what}: ${JSON.stringify(w.state, (_k, x) => (typeof x === 'bigint' ? String(x) : x)).slice(0, 1500)}`,
+        `timed out waiting for ${what}${progress ? ` (no progress in ${ms} ms)` : ''}: ${JSON.stringify(w.state, (_k, x) => (typeof x === 'bigint' ? String(x) : x)).slice(0, 1500)}`,
       )
     await new Promise((r) => setTimeout(r, 50))
   }
@@ -713,7 +729,14 @@ describe('channel wallets on a real node', () => {
     await until(c, (s) => s.channels.find((x) => x.id === hc && x.myBalance === 300n), 'Carol to be paid', 30_000)
     // The node makes blocks only for transactions: other traffic moves the chain towards the expiry.
     const stopTraffic = traffic(bob)
-    await until(hub, (s) => s.channels.find((x) => x.id === ah && x.onChain?.status === 'closing'), 'the hub to close alone', 60_000)
+    // About 80 blocks: the wait runs while the chain moves (a loaded CI machine made 1.5 a second).
+    await until(
+      hub,
+      (s) => s.channels.find((x) => x.id === ah && x.onChain?.status === 'closing'),
+      'the hub to close alone',
+      20_000,
+      () => node.height,
+    )
     // Alice comes back now. The hub signs nothing more for the channel it closed: had it sent its
     // settlement again and taken her acknowledgement, its revocation of the state it closed with
     // would have let her wallet take the whole channel.
@@ -723,7 +746,8 @@ describe('channel wallets on a real node', () => {
       hub,
       (s) => s.channels.find((x) => x.id === ah && x.phase === 'closed'),
       'the hub to redeem',
-      60_000,
+      20_000,
+      () => node.height,
     ).finally(stopTraffic)
     expect(closed.onChain?.outcome).toBe('unilateral')
     const rec = decode(channelRecordCodec, (await node.state.get(channelKey(fromHex(ah)))) as Uint8Array)
@@ -734,7 +758,7 @@ describe('channel wallets on a real node', () => {
     await until(back, (s) => s.channels.find((x) => x.id === ah && x.phase === 'closed'), 'Alice to see the channel closed')
     await expect(back.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'ALREADY_PAID' })
     for (const w of [hub, c, back]) await w.close()
-  }, 120_000)
+  }, 300_000)
 
   it('a payer that reloads while its payment is held still refuses to pay the invoice again, and records it paid when it settles', async () => {
     const storeA = new MemoryChannelStore()
@@ -781,7 +805,14 @@ describe('channel wallets on a real node', () => {
     // Blocks pass (other people's transfers) until the expiry is behind Alice's verified height.
     const stopTraffic = traffic(bob)
     try {
-      await until(back, (s) => ((s.balanceAt ?? 0) > expiry ? true : undefined), `Alice's height past ${expiry}`, 60_000)
+      // About 100 blocks: the wait runs while Alice's verified height moves.
+      await until(
+        back,
+        (s) => ((s.balanceAt ?? 0) > expiry ? true : undefined),
+        `Alice's height past ${expiry}`,
+        20_000,
+        () => back.state.balanceAt,
+      )
     } finally {
       await stopTraffic()
     }
@@ -791,7 +822,7 @@ describe('channel wallets on a real node', () => {
     expect(back.latestState(ah)?.state.htlcs.map((h) => h.expiry)).toEqual([expiry])
     await expect(back.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'PEER_OFFLINE' })
     for (const w of [back, hub]) await w.close()
-  }, 120_000)
+  }, 300_000)
 
   it('a payment in flight when its payer closes the channel alone ends its wait with CHANNEL_ON_CHAIN, not never', async () => {
     const storeA = new MemoryChannelStore()
