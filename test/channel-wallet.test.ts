@@ -760,6 +760,31 @@ describe('channel wallets on a real node', () => {
     for (const w of [hub, c, back]) await w.close()
   }, 300_000)
 
+  it('a wallet that closes alone sends the redeem of each payment it holds the preimage of right behind the close', async () => {
+    const { links, a, hub, c, ah, hc } = await hubRoute(12)
+    links.cut('hub12', 'carol12')
+    await until(hub, (s) => s.channels.find((x) => x.id === hc && x.link === 'none'), 'the hub to see the link to Carol down')
+    const invoice = c.createInvoice(200n)
+    await payHeldThenClose(a, hub, ah, invoice)
+    links.remove('alice12')
+    // Carol's link comes back, she settles: the hub holds the preimage of a payment Alice cannot settle.
+    await until(c, (s) => s.channels.find((x) => x.id === hc && x.myBalance === 200n), 'Carol to be paid', 30_000)
+    const sent = async () =>
+      decode(accountStateCodec, (await node.state.get(accountKey(hubKey.address))) as Uint8Array).nonce +
+      node.mempool.pendingFrom(hubKey.address)
+    const before = await sent()
+    await hub.closeUnilateral(ah)
+    // Both are with the node when the close returns: the close, and the redeem at the next nonce,
+    // not one a poll sends once the close shows on chain, blocks later.
+    expect(await sent()).toBe(before + 2)
+    await until(hub, (s) => s.channels.find((x) => x.id === ah && x.onChain?.status === 'closing'), 'the close on chain')
+    const redeemed = async () => decode(channelRecordCodec, (await node.state.get(channelKey(fromHex(ah)))) as Uint8Array).htlcs
+    for (let end = Date.now() + 20_000; !(await redeemed()).every((h) => h.redeemed) && Date.now() < end; )
+      await new Promise((r) => setTimeout(r, 50))
+    expect((await redeemed()).map((h) => h.redeemed)).toEqual([true])
+    for (const w of [hub, c]) await w.close()
+  }, 90_000)
+
   it('a payer that reloads while its payment is held still refuses to pay the invoice again, and records it paid when it settles', async () => {
     const storeA = new MemoryChannelStore()
     const { links, a, hub, c, ah, hc } = await hubRoute(8, storeA)

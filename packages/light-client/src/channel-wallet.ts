@@ -404,10 +404,17 @@ export class ChannelWallet implements WalletActions {
     await d.endOffChain()
     this.failRouted(live, ON_CHAIN_PAYMENT)
     live.sent ??= new Map()
-    live.sent.set('close', this.o.chain.height)
+    const height = this.o.chain.height
+    live.sent.set('close', height)
     await this.sendClose(live, d)
     live.record = { ...live.record, phase: 'closing', updatedAt: this.now() }
     await this.save(live)
+    // The payments to us in the state we closed with, whose preimage we hold, are redeemed right
+    // behind the close (the next nonce: they run after it, in its block or the next). Waiting to
+    // see the close proven first costs blocks, and near an expiry (a payer gone silent) a busy
+    // chain makes them fast: the payment could expire in between. The poll sends them again if not.
+    const latest = d.session.latest.state
+    if (!latest.final) await this.redeemHeld(live, latest.htlcs, height)
   }
 
   /**
@@ -895,7 +902,7 @@ export class ChannelWallet implements WalletActions {
       // Our close is not on chain some blocks on (it left the pool unused, failed, or we crashed
       // before it left): again. Likewise a final state both signed whose cooperative close did not land.
       if (d.session.onChain || (r.phase === 'closing' && d.session.latest.state.final))
-        this.sendOnce(live, 'close', height, (again) => this.sendClose(live, d, again))
+        void this.sendOnce(live, 'close', height, (again) => this.sendClose(live, d, again))
       return
     }
     if (rec.status === ChannelStatus.Closing) {
@@ -918,12 +925,12 @@ export class ChannelWallet implements WalletActions {
       // (A call lands in a later block: at the deadline it would come too late.)
       if (d !== undefined && latest !== undefined && latest.state.seq > rec.seq && latest.state.final) {
         // A final state both signed settles at once, whoever closed.
-        this.sendOnce(live, `close ${rec.seq}`, height, (again) => this.sendClose(live, d, again))
+        void this.sendOnce(live, `close ${rec.seq}`, height, (again) => this.sendClose(live, d, again))
       } else if (rec.closer !== r.me && latest !== undefined && latest.state.seq > rec.seq && height < (rec.deadline ?? 0)) {
         const state = encodeSignedChannelState(latest)
         const params =
           revoked !== undefined && revoked.below > rec.seq ? { state, revocation: encodeChannelRevocation(revoked) } : { state }
-        this.sendOnce(live, `challenge ${rec.seq}`, height, (again) => this.call('challenge', params, 0n, again))
+        void this.sendOnce(live, `challenge ${rec.seq}`, height, (again) => this.call('challenge', params, 0n, again))
       }
       return
     }
@@ -957,14 +964,23 @@ export class ChannelWallet implements WalletActions {
    * it can (nobody clicks for it).
    */
   private redeemOnChain(live: Live, rec: ChainChannelRecord, height: number): void {
-    const id = fromHex(live.record.id)
     const pending = rec.htlcs.filter((h) => !h.redeemed).map((h) => h.htlc)
-    for (const { htlc, preimage } of this.redeemable(live, pending, height))
-      this.sendOnce(live, `redeem ${htlc.id} ${to0x(htlc.hashLock)}`, height, (again) =>
+    void this.redeemHeld(live, pending, height)
+    const payable = height > (rec.deadline ?? 0) && pending.every((h) => height > h.expiry)
+    if (this.o.hub && payable)
+      void this.sendOnce(live, 'withdraw', height, (again) => this.call('withdraw', { id: fromHex(live.record.id) }, 0n, again))
+  }
+
+  /**
+   * Redeems on chain each payment to us among `htlcs` (of the closing state) whose preimage we hold
+   * ({@link sendOnce}); resolves once each was handed to the node or refused.
+   */
+  private async redeemHeld(live: Live, htlcs: readonly Htlc[], height: number): Promise<void> {
+    const id = fromHex(live.record.id)
+    for (const { htlc, preimage } of this.redeemable(live, htlcs, height))
+      await this.sendOnce(live, `redeem ${htlc.id} ${to0x(htlc.hashLock)}`, height, (again) =>
         this.call('redeem', { id, htlcId: BigInt(htlc.id), preimage }, 0n, again),
       )
-    const payable = height > (rec.deadline ?? 0) && pending.every((h) => height > h.expiry)
-    if (this.o.hub && payable) this.sendOnce(live, 'withdraw', height, (again) => this.call('withdraw', { id }, 0n, again))
   }
 
   /**
@@ -972,20 +988,23 @@ export class ChannelWallet implements WalletActions {
    * ago: the proven record decides at every poll whether it is still needed, so a call that left
    * the pool unused, or failed on chain, is sent again, and a refused one at the next poll.
    */
-  private sendOnce(live: Live, key: string, height: number, send: (again: boolean) => Promise<unknown>): void {
+  private sendOnce(live: Live, key: string, height: number, send: (again: boolean) => Promise<unknown>): Promise<void> {
     live.sent ??= new Map()
     const sent = live.sent
     const at = sent.get(key)
-    if (at !== undefined && height < at + RESEND_BLOCKS) return
+    if (at !== undefined && height < at + RESEND_BLOCKS) return Promise.resolve()
     sent.set(key, height)
     // Sent before and its effect never showed: that call may be lost (dropped from a pool), and its
     // nonce with it. Counting on from it would put this one behind the gap, and every later call
     // too, for good: `again` sends it at the proven nonce (ChannelCaller.call's `fromProven`).
-    void send(at !== undefined).catch((e) => {
-      live.error = (e as Error).message
-      sent.delete(key)
-      this.changed()
-    })
+    return send(at !== undefined).then(
+      () => undefined,
+      (e) => {
+        live.error = (e as Error).message
+        sent.delete(key)
+        this.changed()
+      },
+    )
   }
 
   // ------------------------------------------------------------------------------------------
