@@ -13,6 +13,7 @@
  * ```
  */
 
+export * from './bounded.js'
 export * from './cert/index.js'
 export * from './channel/index.js'
 export * from './codec/codec.js'

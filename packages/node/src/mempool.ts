@@ -23,6 +23,7 @@
  */
 import {
   type Address,
+  addNewest,
   bytesEqual,
   type CryptoProvider,
   checkTransactionBody,
@@ -31,6 +32,7 @@ import {
   encode,
   LoopchainError,
   MAX_TX_BYTES,
+  setNewest,
   type Transaction,
   type TxCheckContext,
   TxError,
@@ -479,14 +481,16 @@ export class Mempool {
     const sender = entry.tx.body.from
     const nonce = entry.tx.body.nonce
     const hole = this.holes.get(sender)
-    this.holes.delete(sender)
-    this.holes.set(sender, hole ? { from: Math.min(hole.from, nonce), to: Math.max(hole.to, nonce) } : { from: nonce, to: nonce })
-    if (this.holes.size > this.evictedRemembered) this.holes.delete(this.holes.keys().next().value as Address)
+    setNewest(
+      this.holes,
+      sender,
+      hole ? { from: Math.min(hole.from, nonce), to: Math.max(hole.to, nonce) } : { from: nonce, to: nonce },
+      this.evictedRemembered,
+    )
     this.dequeue(sender, this.bySender.get(sender) as Map<number, Entry>, entry.tx.body.nonce)
     this.forget(entry)
     this.evictions++
-    this.evictedHashes.add(entry.hash)
-    if (this.evictedHashes.size > this.evictedRemembered) this.evictedHashes.delete(this.evictedHashes.values().next().value as string)
+    addNewest(this.evictedHashes, entry.hash, this.evictedRemembered)
     this.opts.onEvict?.(entry.hash)
   }
 

@@ -32,6 +32,7 @@ import {
   type CryptoProvider,
   isAcceptableKeyEncoding,
   jsSha256Binary,
+  setNewest,
   useSha256Backend,
 } from '@loopchain/core'
 
@@ -84,8 +85,7 @@ class KeyCache<V> {
     let v = this.map.get(id)
     if (v === undefined) {
       v = this.make(key)
-      if (this.map.size >= KEY_CACHE_SIZE) this.map.delete(this.map.keys().next().value as string)
-      this.map.set(id, v)
+      setNewest(this.map, id, v, KEY_CACHE_SIZE)
     }
     return v
   }

@@ -68,6 +68,7 @@
  * paths synchronously, hashing each new node exactly once. It returns the new root and the write
  * ops instead of writing them, so the node can write them with the block, in the same write.
  */
+import { setNewest } from '../bounded.js'
 import { decode, encode, fixedBytes, struct, uvarint } from '../codec/codec.js'
 import { bytesEqual, toHex } from '../codec/hex.js'
 import { HASH_LENGTH, ZERO_HASH } from '../crypto/hash.js'
@@ -589,9 +590,7 @@ export class StateTree {
 
   private rememberValue(id: string, value: Uint8Array | undefined): void {
     if (this.recentMax === 0) return
-    this.recent.delete(id)
-    if (this.recent.size >= this.recentMax) this.recent.delete(this.recent.keys().next().value as string)
-    this.recent.set(id, value)
+    setNewest(this.recent, id, value, this.recentMax)
   }
 
   /** {@link commit}, written straight to the tree's store; returns the new root. */
@@ -739,9 +738,7 @@ export class StateTree {
   }
 
   private remember(id: string, node: Leaf | Branch): void {
-    this.roots.delete(id)
-    this.roots.set(id, node)
-    if (this.roots.size > RECENT_ROOTS) this.roots.delete(this.roots.keys().next().value as string)
+    setNewest(this.roots, id, node, RECENT_ROOTS)
   }
 
   private async findLeaf(node: TreeNode | null, path: string): Promise<Leaf | undefined> {

@@ -13,6 +13,7 @@ import {
   type AccountState,
   type Address,
   accountAddress,
+  addNewest,
   admitsNode,
   applyGenesis,
   type Block,
@@ -67,6 +68,7 @@ import {
   type SignedHeader,
   type StateSource,
   StateTree,
+  setNewest,
   signBlockCertificates,
   signedHeaderCodec,
   stateResult,
@@ -219,8 +221,7 @@ export function rememberingCrypto(base: CryptoProvider, size = 16_384): Remember
       if (seen.has(k)) return true
       const ok = base.verify(signature, message, publicKey)
       if (ok && remember) {
-        if (seen.size >= size) seen.delete(seen.values().next().value as string)
-        seen.add(k)
+        addNewest(seen, k, size)
       }
       return ok
     }
@@ -1040,17 +1041,13 @@ export class FullNode {
   private permit(a: Address): true {
     // The least recently found go first, not everyone at once: senders nobody funded, each read
     // once, would otherwise wipe every active sender's entry with each 100,000.
-    this.permitted.delete(a)
-    this.permitted.add(a)
-    if (this.permitted.size > this.cachedSenders) this.permitted.delete(this.permitted.values().next().value as Address)
+    addNewest(this.permitted, a, this.cachedSenders)
     return true
   }
 
   /** Caches `a`'s next nonce as the most recent entry; past `cachedSenders`, the least recently cached goes. */
   private cacheNonce(a: Address, n: number): void {
-    this.nonces.delete(a)
-    this.nonces.set(a, n)
-    if (this.nonces.size > this.cachedSenders) this.nonces.delete(this.nonces.keys().next().value as Address)
+    setNewest(this.nonces, a, n, this.cachedSenders)
   }
 
   /**

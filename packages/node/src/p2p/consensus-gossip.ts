@@ -11,6 +11,7 @@
  */
 import {
   type Address,
+  addNewest,
   bytesEqual,
   type ConsensusMessage,
   consensusMessageCodec,
@@ -19,6 +20,7 @@ import {
   memoByIdentity,
   messageHeight,
   proposerIndex,
+  setNewest,
   totalPower,
   type ValidatorSet,
   ZERO_HASH,
@@ -94,9 +96,7 @@ export class ResendFilter {
   /** Records a payload that passed the checks and goes on to this node and its peers. */
   accept(data: Uint8Array): void {
     const key = messageKey(consensusMessageBytes(data))
-    this.accepted.delete(key)
-    this.accepted.set(key, this.now())
-    if (this.accepted.size > RESENDS_TRACKED) this.accepted.delete(this.accepted.keys().next().value as string)
+    setNewest(this.accepted, key, this.now(), RESENDS_TRACKED)
   }
 }
 
@@ -116,8 +116,7 @@ export class ConsensusPublisher {
     const topic: ConsensusTopic = message[0] === 1 ? 'proposal' : 'vote'
     const key = messageKey(message)
     if (!this.sent.has(key)) {
-      this.sent.add(key)
-      if (this.sent.size > 8192) this.sent.delete(this.sent.values().next().value as string)
+      addNewest(this.sent, key, 8192)
       this.publish(topic, message)
       return
     }
