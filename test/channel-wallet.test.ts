@@ -46,6 +46,7 @@ import {
   type ChainAccess,
   type ChannelRecord,
   ChannelWallet,
+  type ChannelWalletOptions,
   encodeInvite,
   encodeInvoice,
   LightClient,
@@ -83,6 +84,9 @@ const genesis: Genesis = {
   params: { ...DEFAULT_PARAMS },
 }
 
+/** The wallets' `routedPaymentWait` (blocks). */
+const ROUTED_WAIT = 40
+
 let node: FullNode
 const dir = mkdtempSync(join(tmpdir(), 'loopchain-wallet-'))
 const timers: ReturnType<typeof setInterval>[] = []
@@ -104,7 +108,14 @@ async function chainFor(): Promise<ChainAccess & { client: LightClient }> {
   }
 }
 
-async function walletOf(k: typeof alice, links: MemoryLinkNetwork, name: string, store = new MemoryChannelStore(), hub = false) {
+async function walletOf(
+  k: typeof alice,
+  links: MemoryLinkNetwork,
+  name: string,
+  store = new MemoryChannelStore(),
+  hub = false,
+  more: Partial<ChannelWalletOptions> = {},
+) {
   const chain = await chainFor()
   return ChannelWallet.open({
     hub,
@@ -119,6 +130,10 @@ async function walletOf(k: typeof alice, links: MemoryLinkNetwork, name: string,
     networkId: NET,
     stepPrice: 0n,
     pollMs: 100,
+    // Fewer blocks than the default 100 for a routed payment's expiry: the tests that wait for one
+    // to pass (or near it) make blocks one transaction at a time.
+    routedPaymentWait: ROUTED_WAIT,
+    ...more,
   })
 }
 
@@ -315,6 +330,16 @@ async function openPair(links: MemoryLinkNetwork, a: ChannelWallet, b: ChannelWa
 }
 
 describe('channel wallets on a real node', () => {
+  it('a routed payment wait too short for a hub to pass it on and still redeem it is refused at open', async () => {
+    const links = new MemoryLinkNetwork()
+    for (const bad of [30, 40.5, -1, Number.NaN])
+      await expect(walletOf(alice, links, 'alice-bad', undefined, false, { routedPaymentWait: bad })).rejects.toMatchObject({
+        code: 'BAD_OPTION',
+      })
+    const w = await walletOf(alice, links, 'alice-ok', undefined, false, { routedPaymentWait: 31 })
+    await w.close()
+  })
+
   it('open, 100 payments each way, messages, cooperative close with the right balances on chain', async () => {
     const links = new MemoryLinkNetwork()
     const a = await walletOf(alice, links, 'alice')
@@ -826,7 +851,9 @@ describe('channel wallets on a real node', () => {
     const back = await walletOf(alice, links, 'alice10b', storeA)
     await expect(back.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'IN_FLIGHT' })
     const expiry = back.latestState(ah)?.state.htlcs[0]?.expiry as number
+    // The payer's option set it, from the height it paid at.
     expect(expiry).toBeGreaterThan(0)
+    expect(expiry).toBeLessThanOrEqual(node.height + ROUTED_WAIT)
     // Blocks pass (other people's transfers) until the expiry is behind Alice's verified height.
     const stopTraffic = traffic(bob)
     try {

@@ -40,6 +40,7 @@ import {
   MIN_CHALLENGE_PERIOD,
   nobleCrypto,
   type SignedChannelState,
+  setNewest,
   sha256,
   to0x,
   utf8,
@@ -92,6 +93,13 @@ export interface ChannelWalletOptions {
    * back with the preimage the next hop reveals. Default false.
    */
   readonly hub?: boolean
+  /**
+   * Blocks this wallet's routed payments may take to settle: their expiry, from the height it
+   * pays at. Default {@link ROUTED_PAYMENT_WAIT}; above `HOP_DELTA + REDEEM_MARGIN` (30), so a hub
+   * can offer the next hop an earlier one and still redeem on chain. Raise it where blocks come
+   * fast (see packages/core/docs/channels.md, "Expiries are counted in blocks").
+   */
+  readonly routedPaymentWait?: number
 }
 
 /** The default challenge period (blocks) when the opener does not choose one. */
@@ -241,9 +249,7 @@ const KNOWN_PEERS = 4096
 
 /** Sets `key` as the most recent entry of `map`, dropping the least recent past {@link KNOWN_PEERS}. */
 function remember(map: Map<string, string>, key: string, value: string): void {
-  map.delete(key)
-  map.set(key, value)
-  if (map.size > KNOWN_PEERS) map.delete(map.keys().next().value as string)
+  setNewest(map, key, value, KNOWN_PEERS)
 }
 
 /** The channel wallet (see the module comment). */
@@ -284,6 +290,12 @@ export class ChannelWallet implements WalletActions {
 
   /** Opens the wallet: loads its channels, listens for links, reconnects to peers, starts watching the chain. */
   static async open(o: ChannelWalletOptions): Promise<ChannelWallet> {
+    const wait = o.routedPaymentWait
+    if (wait !== undefined && !(Number.isSafeInteger(wait) && wait > HOP_DELTA + REDEEM_MARGIN))
+      throw new WalletError(
+        'BAD_OPTION',
+        `routedPaymentWait must be a whole number of blocks above ${HOP_DELTA + REDEEM_MARGIN}, not ${wait}`,
+      )
     const w = new ChannelWallet(o)
     for (const r of await o.store.list()) {
       const live: Live = { record: r, saving: Promise.resolve() }
@@ -493,7 +505,7 @@ export class ChannelWallet implements WalletActions {
         d.addHtlc({
           amount: inv.amount,
           hashLock: inv.hashLock,
-          expiry: this.o.chain.height + ROUTED_PAYMENT_WAIT,
+          expiry: this.o.chain.height + (this.o.routedPaymentWait ?? ROUTED_PAYMENT_WAIT),
           next: inv.address as never,
         }),
       )
