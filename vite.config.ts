@@ -59,9 +59,19 @@ export default defineConfig(({ mode }): ViteUserConfig => {
   // Vitest runs in mode `test`; not process.env.VITEST, which a test's child processes inherit
   // (the devnet a test starts builds the page with this config in mode `production`).
   if (mode === 'test') {
+    // Files that run in their process alone (no child processes, sockets, browsers or timing): two
+    // at a time, on both cores. Everything else runs after them, one file at a time, as on a
+    // 2-core machine a file of real node processes needs the other core.
+    const inProcess = [
+      'packages/core/test/**/*.test.ts',
+      'packages/light-client/test/**/*.test.ts',
+      'apps/web/test/**/*.test.ts',
+      'test/sim/**/*.test.ts',
+      'test/bench/**/*.test.ts',
+      ...['chain-store', 'consensus-resend', 'mempool', 'native-crypto', 'p2p-unit', 'wal'].map((f) => `packages/node/test/${f}.test.ts`),
+    ]
     return {
       test: {
-        include: ['packages/*/test/**/*.test.ts', 'apps/*/test/**/*.test.ts', 'test/**/*.test.ts'],
         // Property and fuzz suites run hundreds of thousands of cases; 2 cores is the machine's size.
         testTimeout: 120_000,
         hookTimeout: 120_000,
@@ -69,6 +79,19 @@ export default defineConfig(({ mode }): ViteUserConfig => {
         // CI asks for a machine-readable report as well (see .ci/run).
         reporters: process.env.LOOPCHAIN_TEST_REPORT ? ['default', 'json'] : ['default'],
         outputFile: process.env.LOOPCHAIN_TEST_REPORT ? { json: process.env.LOOPCHAIN_TEST_REPORT } : {},
+        projects: [
+          { extends: true, test: { name: 'unit', include: inProcess, maxWorkers: 2, sequence: { groupOrder: 0 } } },
+          {
+            extends: true,
+            test: {
+              name: 'system',
+              include: ['packages/*/test/**/*.test.ts', 'apps/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+              exclude: [...inProcess, '**/node_modules/**'],
+              maxWorkers: 1,
+              sequence: { groupOrder: 1 },
+            },
+          },
+        ],
       },
     }
   }
