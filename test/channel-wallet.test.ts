@@ -92,13 +92,15 @@ const dir = mkdtempSync(join(tmpdir(), 'loopchain-wallet-'))
 const timers: ReturnType<typeof setInterval>[] = []
 
 /** A light client on the node (in-memory requests, real verification) that keeps syncing, as the page's does. */
-async function chainFor(): Promise<ChainAccess & { client: LightClient }> {
+async function chainFor(): Promise<ChainAccess & { client: LightClient; stop: () => void }> {
   const transport = new MemoryTransport({ n1: createLightHandlers(fullNodeLightBackend(node)) })
   const client = await LightClient.open({ genesis, transport, store: new MemoryLightStore() })
   await client.sync()
-  timers.push(setInterval(() => void client.sync().catch(() => undefined), 100))
+  const timer = setInterval(() => void client.sync().catch(() => undefined), 100)
+  timers.push(timer)
   return {
     client,
+    stop: () => clearInterval(timer),
     get height() {
       return client.height
     },
@@ -117,7 +119,7 @@ async function walletOf(
   more: Partial<ChannelWalletOptions> = {},
 ) {
   const chain = await chainFor()
-  return ChannelWallet.open({
+  const w = await ChannelWallet.open({
     hub,
     watch: async (request) => {
       await chain.client.watchChannel(request)
@@ -134,7 +136,17 @@ async function walletOf(
     // to pass (or near it) make blocks one transaction at a time.
     routedPaymentWait: ROUTED_WAIT,
     ...more,
+  }).catch((e) => {
+    chain.stop()
+    throw e
   })
+  // A closed page's light client stops syncing too: dozens left running slowed the node's blocks.
+  const close = w.close.bind(w)
+  w.close = async () => {
+    await close()
+    chain.stop()
+  }
+  return w
 }
 
 /** A store that keeps a copy of every record written, in order: what a crash right after any write leaves. */
@@ -158,7 +170,8 @@ function bobsHello(o: { protocol?: number; proof?: string; links?: string[] } = 
 
 /**
  * Waits until `f` holds on `w`'s state, for `ms` at most; with `progress`, for `ms` since its value
- * last changed (a wait for blocks goes on as long as the chain moves, however slow the machine).
+ * last changed (a wait for blocks goes on as long as the chain moves, however slow the machine),
+ * and ten times `ms` at most.
  */
 async function until<T>(
   w: ChannelWallet,
@@ -168,6 +181,8 @@ async function until<T>(
   progress?: () => unknown,
 ): Promise<T> {
   let end = Date.now() + ms
+  // Progress or not, never longer than ten times `ms`.
+  const cap = Date.now() + 10 * ms
   let seen = progress?.()
   for (;;) {
     const v = f(w.state)
@@ -175,7 +190,7 @@ async function until<T>(
     const now = progress?.()
     if (now !== seen) {
       seen = now
-      end = Date.now() + ms
+      end = Math.min(cap, Date.now() + ms)
     }
     if (Date.now() > end)
       throw new Error(
@@ -332,7 +347,7 @@ async function openPair(links: MemoryLinkNetwork, a: ChannelWallet, b: ChannelWa
 describe('channel wallets on a real node', () => {
   it('a routed payment wait too short for a hub to pass it on and still redeem it is refused at open', async () => {
     const links = new MemoryLinkNetwork()
-    for (const bad of [30, 40.5, -1, Number.NaN])
+    for (const bad of [30, 40.5, -1, Number.NaN, 10_001])
       await expect(walletOf(alice, links, 'alice-bad', undefined, false, { routedPaymentWait: bad })).rejects.toMatchObject({
         code: 'BAD_OPTION',
       })
@@ -753,11 +768,17 @@ describe('channel wallets on a real node', () => {
     // cannot settle with Alice. Before the payment expires it closes alone and redeems on chain.
     await until(c, (s) => s.channels.find((x) => x.id === hc && x.myBalance === 300n), 'Carol to be paid', 30_000)
     // The node makes blocks only for transactions: other traffic moves the chain towards the expiry.
+    const expiry = hub.latestState(ah)?.state.htlcs[0]?.expiry as number
     const stopTraffic = traffic(bob)
-    // About 80 blocks: the wait runs while the chain moves (a loaded CI machine made 1.5 a second).
+    // About 30 blocks: the wait runs while the chain moves (a loaded CI machine made 1.5 a second),
+    // and fails once the chain is well past the expiry (the hub no longer closes for it then).
     await until(
       hub,
-      (s) => s.channels.find((x) => x.id === ah && x.onChain?.status === 'closing'),
+      (s) => {
+        const closing = s.channels.find((x) => x.id === ah && x.onChain?.status === 'closing')
+        if (closing === undefined && node.height > expiry + 10) throw new Error(`the hub did not close by height ${expiry + 10}`)
+        return closing
+      },
       'the hub to close alone',
       20_000,
       () => node.height,
@@ -800,14 +821,15 @@ describe('channel wallets on a real node', () => {
     const before = await sent()
     await hub.closeUnilateral(ah)
     // Both are with the node when the close returns: the close, and the redeem at the next nonce,
-    // not one a poll sends once the close shows on chain, blocks later.
+    // not one a poll sends once the close shows on chain, blocks later. The hub's page closes at
+    // once: no poll of its sends anything after.
     expect(await sent()).toBe(before + 2)
-    await until(hub, (s) => s.channels.find((x) => x.id === ah && x.onChain?.status === 'closing'), 'the close on chain')
+    await hub.close()
     const redeemed = async () => decode(channelRecordCodec, (await node.state.get(channelKey(fromHex(ah)))) as Uint8Array).htlcs
-    for (let end = Date.now() + 20_000; !(await redeemed()).every((h) => h.redeemed) && Date.now() < end; )
-      await new Promise((r) => setTimeout(r, 50))
+    const done = (hs: readonly { redeemed: boolean }[]) => hs.length > 0 && hs.every((h) => h.redeemed)
+    for (let end = Date.now() + 20_000; !done(await redeemed()) && Date.now() < end; ) await new Promise((r) => setTimeout(r, 50))
     expect((await redeemed()).map((h) => h.redeemed)).toEqual([true])
-    for (const w of [hub, c]) await w.close()
+    await c.close()
   }, 90_000)
 
   it('a payer that reloads while its payment is held still refuses to pay the invoice again, and records it paid when it settles', async () => {

@@ -37,6 +37,7 @@ import {
   type Htlc,
   isAddress,
   type KeyPair,
+  MAX_HTLC_WAIT,
   MIN_CHALLENGE_PERIOD,
   nobleCrypto,
   type SignedChannelState,
@@ -291,10 +292,10 @@ export class ChannelWallet implements WalletActions {
   /** Opens the wallet: loads its channels, listens for links, reconnects to peers, starts watching the chain. */
   static async open(o: ChannelWalletOptions): Promise<ChannelWallet> {
     const wait = o.routedPaymentWait
-    if (wait !== undefined && !(Number.isSafeInteger(wait) && wait > HOP_DELTA + REDEEM_MARGIN))
+    if (wait !== undefined && !(Number.isSafeInteger(wait) && wait > HOP_DELTA + REDEEM_MARGIN && wait <= MAX_HTLC_WAIT))
       throw new WalletError(
         'BAD_OPTION',
-        `routedPaymentWait must be a whole number of blocks above ${HOP_DELTA + REDEEM_MARGIN}, not ${wait}`,
+        `routedPaymentWait must be a whole number of blocks above ${HOP_DELTA + REDEEM_MARGIN} and at most ${MAX_HTLC_WAIT}, not ${wait}`,
       )
     const w = new ChannelWallet(o)
     for (const r of await o.store.list()) {
@@ -411,22 +412,26 @@ export class ChannelWallet implements WalletActions {
     const live = this.live(id)
     const d = live.driver
     if (d === undefined || live.record.phase !== 'open') throw new WalletError('NOT_OPEN', 'only an open channel can be closed')
+    // Marked sent first: a poll while the session ends below sees it on chain, and would send a
+    // second close.
+    live.sent ??= new Map()
+    const height = this.o.chain.height
+    live.sent.set('close', height)
     // First nothing more is signed (saved): an acknowledgement arriving after the close would
     // otherwise bring my revocation of the state I close with, and the peer a penalty.
     await d.endOffChain()
     this.failRouted(live, ON_CHAIN_PAYMENT)
-    live.sent ??= new Map()
-    const height = this.o.chain.height
-    live.sent.set('close', height)
     await this.sendClose(live, d)
     live.record = { ...live.record, phase: 'closing', updatedAt: this.now() }
-    await this.save(live)
     // The payments to us in the state we closed with, whose preimage we hold, are redeemed right
-    // behind the close (the next nonce: they run after it, in its block or the next). Waiting to
-    // see the close proven first costs blocks, and near an expiry (a payer gone silent) a busy
-    // chain makes them fast: the payment could expire in between. The poll sends them again if not.
+    // behind the close: the next nonce, so they run after it, usually in its block or the next
+    // (a close that waits in a full pool holds them back with it). Waiting to see the close proven
+    // first costs blocks, and near an expiry (a payer gone silent) a busy chain makes blocks fast:
+    // the payment could expire in between. Sent before the save, for the same reason; the poll
+    // sends them again if they do not show.
     const latest = d.session.latest.state
     if (!latest.final) await this.redeemHeld(live, latest.htlcs, height)
+    await this.save(live)
   }
 
   /**
@@ -530,8 +535,9 @@ export class ChannelWallet implements WalletActions {
     // the peer first. A save that fails, or takes longer than CLOSE_SAVE_MS (a peer that keeps
     // proposing keeps a session unsaved), leaves them to the peer's sync, as a crash would.
     let timer: ReturnType<typeof setTimeout> | undefined
+    // A close the wallet started for a payment (and its redeems) goes out too, within the same time.
     await Promise.race([
-      Promise.all([...this.channels.values()].map((l) => l.driver?.flush().catch(() => undefined))),
+      Promise.all([...this.channels.values()].flatMap((l) => [l.driver?.flush().catch(() => undefined), l.closingForPayments])),
       new Promise<void>((r) => {
         timer = setTimeout(r, CLOSE_SAVE_MS)
       }),
