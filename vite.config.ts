@@ -3,6 +3,7 @@ import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Plugin } from 'vite'
 import { defineConfig, type ViteUserConfig } from 'vitest/config'
+import type { TestSpecification } from 'vitest/node'
 
 /** The web app's directory: `vite` serves it and `vite build` writes apps/web/dist. */
 export const WEB_ROOT = fileURLToPath(new URL('./apps/web', import.meta.url))
@@ -55,10 +56,35 @@ function dropUnreferencedAssets(): Plugin {
  * One config for the whole tree. Under Vitest (mode `test`) it runs every package's tests; for
  * `vite` and `vite build` (npm run web:dev / web:build) it serves and builds the web app.
  */
-export default defineConfig(({ mode }): ViteUserConfig => {
+/**
+ * The in-process files that take longest (the fuzz and consensus suites) start first: sorted by
+ * size, as Vitest does without a cache (a fresh clone, CI), the fuzz suite started last and ran
+ * its 45 s alone on one core.
+ */
+const LONG_FIRST = [
+  'packages/core/test/unit/fuzz.test.ts',
+  'packages/core/test/unit/consensus.test.ts',
+  'test/sim/consensus-sim.test.ts',
+  'packages/node/test/native-crypto.test.ts',
+]
+
+export default defineConfig(async ({ mode }): Promise<ViteUserConfig> => {
   // Vitest runs in mode `test`; not process.env.VITEST, which a test's child processes inherit
   // (the devnet a test starts builds the page with this config in mode `production`).
   if (mode === 'test') {
+    const { BaseSequencer } = await import('vitest/node')
+    class LongFirst extends BaseSequencer {
+      override async sort(files: TestSpecification[]) {
+        const rank = (f: TestSpecification) => {
+          const i = LONG_FIRST.findIndex((p) => f.moduleId.endsWith(p))
+          return i < 0 ? LONG_FIRST.length : i
+        }
+        const sorted = await super.sort(files)
+        const order = new Map(sorted.map((f, i) => [f, i]))
+        const group = (f: TestSpecification) => f.project.config.sequence.groupOrder
+        return sorted.toSorted((a, b) => group(a) - group(b) || rank(a) - rank(b) || (order.get(a) ?? 0) - (order.get(b) ?? 0))
+      }
+    }
     // Files that run in their process alone (no child processes, sockets, browsers or timing): two
     // at a time, on both cores. Everything else runs after them, one file at a time, as on a
     // 2-core machine a file of real node processes needs the other core.
@@ -77,6 +103,7 @@ export default defineConfig(({ mode }): ViteUserConfig => {
         testTimeout: 120_000,
         hookTimeout: 120_000,
         pool: 'forks',
+        sequence: { sequencer: LongFirst },
         // CI asks for a machine-readable report as well (see .ci/run).
         reporters: process.env.LOOPCHAIN_TEST_REPORT ? ['default', 'json'] : ['default'],
         outputFile: process.env.LOOPCHAIN_TEST_REPORT ? { json: process.env.LOOPCHAIN_TEST_REPORT } : {},
