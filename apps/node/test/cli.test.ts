@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { isAddress, parseGenesis, Right } from '@loopchain/core'
 import { LevelKVStore, releasePortBlock, reservePortBlock } from '@loopchain/node'
 import { describe, expect, it, vi } from 'vitest'
+import { readNodeConfig } from '../src/config.js'
 import { COMMAND_FLAGS, helpFor } from '../src/help.js'
 import { startOneNode } from './fixtures/one-node.js'
 
@@ -532,62 +533,71 @@ describe('loopchain CLI', () => {
         expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1)
         return r.stderr
       }
+      // The same check in this process (the config reader start calls), as start would print it:
+      // each spawn costs about a second, and the three above and below show the exit and the line.
+      const refused = (config: unknown) => {
+        writeFileSync(file, JSON.stringify(config))
+        try {
+          readNodeConfig(file)
+        } catch (e) {
+          return `loopchain: ${(e as Error).message}\n`
+        }
+        throw new Error('the config was accepted')
+      }
       expect(startWith('{"genesis": ')).toMatch(/^loopchain: the config .*config\.json is not JSON: /)
       expect(startWith({ ...good, nodeKey: '0x12' })).toMatch(/: nodeKey must be a 32-byte secret as 0x and 64 hex digits\n$/)
-      expect(startWith({ ...good, p2p: { ...good.p2p, tcpPort: 70_000 } })).toMatch(
-        /: p2p\.tcpPort must be a port number \(0 to 65535\)\n$/,
-      )
-      expect(startWith({ ...good, rpc: {} })).toMatch(/: rpc\.port must be a port number/)
-      expect(startWith({ ...good, rpc: { ...good.rpc, rateLimit: { perSecond: 0, burst: 10 } } })).toMatch(
+      expect(refused({ ...good, p2p: { ...good.p2p, tcpPort: 70_000 } })).toMatch(/: p2p\.tcpPort must be a port number \(0 to 65535\)\n$/)
+      expect(refused({ ...good, rpc: {} })).toMatch(/: rpc\.port must be a port number/)
+      expect(refused({ ...good, rpc: { ...good.rpc, rateLimit: { perSecond: 0, burst: 10 } } })).toMatch(
         /: rpc\.rateLimit must be an object with perSecond and burst/,
       )
-      expect(startWith({ ...good, rpc: { ...good.rpc, rateLimt: { perSecond: 1000, burst: 2000 } } })).toMatch(
+      expect(refused({ ...good, rpc: { ...good.rpc, rateLimt: { perSecond: 1000, burst: 2000 } } })).toMatch(
         /: rpc\.rateLimt is not a config field \(rpc takes host, port, rateLimit, query, limits\)\n$/,
       )
-      expect(startWith({ ...good, rpc: { ...good.rpc, limits: { maxSockets: 10 } } })).toMatch(
+      expect(refused({ ...good, rpc: { ...good.rpc, limits: { maxSockets: 10 } } })).toMatch(
         /: rpc\.limits\.maxSockets is not a config field \(rpc\.limits takes maxBodyBytes, requestTimeoutMs, .*maxWebSockets, /,
       )
-      expect(startWith({ ...good, rpc: { ...good.rpc, limits: { requestTimeoutMs: 0 } } })).toMatch(
+      expect(refused({ ...good, rpc: { ...good.rpc, limits: { requestTimeoutMs: 0 } } })).toMatch(
         /: rpc\.limits\.requestTimeoutMs must be a positive integer, or absent\n$/,
       )
-      expect(startWith({ ...good, rpc: { ...good.rpc, limits: 5 } })).toMatch(/: rpc\.limits must be an object with any of maxBodyBytes, /)
+      expect(refused({ ...good, rpc: { ...good.rpc, limits: 5 } })).toMatch(/: rpc\.limits must be an object with any of maxBodyBytes, /)
       // A body limit above what one client may hold at once would refuse the largest requests it allows.
-      expect(startWith({ ...good, rpc: { ...good.rpc, limits: { maxBodyBytes: 16_777_216 } } })).toMatch(
+      expect(refused({ ...good, rpc: { ...good.rpc, limits: { maxBodyBytes: 16_777_216 } } })).toMatch(
         /: rpc\.limits\.maxBodyBytesInProgressPerClient \(8388608, the default\) is below rpc\.limits\.maxBodyBytes \(16777216\): /,
       )
-      expect(startWith({ ...good, rpc: { ...good.rpc, query: { stepLimit: 0 } } })).toMatch(
+      expect(refused({ ...good, rpc: { ...good.rpc, query: { stepLimit: 0 } } })).toMatch(
         /: rpc\.query must be an object with stepLimit, stepsPerSecond and stepsPerSecondPerClient \(positive integers, each optional\), or absent\n$/,
       )
-      expect(startWith({ ...good, rpc: { ...good.rpc, query: { steps: 10 } } })).toMatch(
+      expect(refused({ ...good, rpc: { ...good.rpc, query: { steps: 10 } } })).toMatch(
         /: rpc\.query\.steps is not a config field \(rpc\.query takes stepLimit, stepsPerSecond, stepsPerSecondPerClient\)\n$/,
       )
-      expect(startWith({ ...good, mempool: { maxTransactions: 0 } })).toMatch(
+      expect(refused({ ...good, mempool: { maxTransactions: 0 } })).toMatch(
         /: mempool must be an object with maxTransactions, maxBytes and maxPerSender \(positive integers, each optional\), or absent\n$/,
       )
-      expect(startWith({ ...good, mempool: { maxTxs: 10 } })).toMatch(
+      expect(refused({ ...good, mempool: { maxTxs: 10 } })).toMatch(
         /: mempool\.maxTxs is not a config field \(mempool takes maxTransactions, maxBytes, maxPerSender\)\n$/,
       )
-      expect(startWith({ ...good, storage: { writeBufferSize: 2.5 } })).toMatch(
+      expect(refused({ ...good, storage: { writeBufferSize: 2.5 } })).toMatch(
         /: storage must be an object with cacheSize and writeBufferSize \(positive integers of bytes, each optional\), or absent\n$/,
       )
-      expect(startWith({ ...good, storage: { memtable: 1 } })).toMatch(
+      expect(refused({ ...good, storage: { memtable: 1 } })).toMatch(
         /: storage\.memtable is not a config field \(storage takes cacheSize, writeBufferSize\)\n$/,
       )
-      expect(startWith({ ...good, datadir: 'elsewhere' })).toMatch(/: datadir is not a config field \(fields: genesis, dataDir, /)
-      expect(startWith({ ...good, dataDir: '' })).toMatch(/: dataDir must be a directory path\n$/)
+      expect(refused({ ...good, datadir: 'elsewhere' })).toMatch(/: datadir is not a config field \(fields: genesis, dataDir, /)
+      expect(refused({ ...good, dataDir: '' })).toMatch(/: dataDir must be a directory path\n$/)
       const { validatorKey: _, ...observerLike } = good
-      expect(startWith({ ...observerLike, hub: true })).toMatch(/: hub must be false or absent on a node without validatorKey/)
-      expect(startWith({ ...good, p2p: { ...good.p2p, relay: { dataLimit: 1024 } } })).toMatch(
+      expect(refused({ ...observerLike, hub: true })).toMatch(/: hub must be false or absent on a node without validatorKey/)
+      expect(refused({ ...good, p2p: { ...good.p2p, relay: { dataLimit: 1024 } } })).toMatch(
         /: p2p\.relay\.dataLimit is not a config field \(p2p\.relay takes maxReservations, dataLimitBytes, durationLimitMs\)\n$/,
       )
-      expect(startWith({ ...good, p2p: { ...good.p2p, connections: { maxNonMembers: 0 } } })).toMatch(
+      expect(refused({ ...good, p2p: { ...good.p2p, connections: { maxNonMembers: 0 } } })).toMatch(
         /: p2p\.connections must be an object with maxNonMembers and maxNonMembersPerIp \(positive integers, each optional\), or absent\n$/,
       )
-      expect(startWith({ ...good, p2p: { ...good.p2p, connections: { perIp: 8 } } })).toMatch(
+      expect(refused({ ...good, p2p: { ...good.p2p, connections: { perIp: 8 } } })).toMatch(
         /: p2p\.connections\.perIp is not a config field \(p2p\.connections takes maxNonMembers, maxNonMembersPerIp\)\n$/,
       )
       for (const relay of [{ dataLimitBytes: -1 }, { durationLimitMs: 1.5 }, true])
-        expect(startWith({ ...good, p2p: { ...good.p2p, relay } })).toMatch(
+        expect(refused({ ...good, p2p: { ...good.p2p, relay } })).toMatch(
           /: p2p\.relay must be false, absent, or an object with maxReservations, dataLimitBytes and durationLimitMs/,
         )
       expect(startWith({ ...good, genesis: 'missing.json' })).toMatch(
