@@ -1,6 +1,7 @@
 /**
  * Bounded caches on a Map's or Set's insertion order: the newest entry goes last, and past the
- * bound the oldest (first) goes. With every use moved to the end, the oldest is the least recently used.
+ * bound the oldest (first) goes. Where every use of a key calls these, the oldest is the least
+ * recently used; where only inserting does (a read that hits leaves the order), first in, first out.
  */
 
 /** Sets `key` to `value` as the newest entry of `map`, dropping the oldest past `max` entries. */

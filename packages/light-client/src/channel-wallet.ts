@@ -97,8 +97,9 @@ export interface ChannelWalletOptions {
   /**
    * Blocks this wallet's routed payments may take to settle: their expiry, from the height it
    * pays at. Default {@link ROUTED_PAYMENT_WAIT}; above `HOP_DELTA + REDEEM_MARGIN` (30), so a hub
-   * can offer the next hop an earlier one and still redeem on chain. Raise it where blocks come
-   * fast (see packages/core/docs/channels.md, "Expiries are counted in blocks").
+   * can offer the next hop an earlier one and still redeem on chain, and at most `MAX_HTLC_WAIT`.
+   * A longer wait does not widen a hub's window to redeem on chain, which is `REDEEM_MARGIN`
+   * blocks (packages/core/docs/channels.md, "Expiries are counted in blocks").
    */
   readonly routedPaymentWait?: number
 }
