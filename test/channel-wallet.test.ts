@@ -298,6 +298,22 @@ async function payHeldThenClose(a: ChannelWallet, hub: ChannelWallet, ah: string
   await told
 }
 
+/**
+ * Alice → hub → Carol (wallets `<name><n>`), Carol's link down when Alice pays `amount`: the hub
+ * holds Alice's payment, and Alice's page closes for good. Then Carol's link comes back: the hub
+ * forwards, Carol settles, and the hub holds the preimage of a payment Alice cannot settle.
+ */
+async function preimageHeldByHub(n: number, amount: bigint, storeA = new MemoryChannelStore()) {
+  const { links, a, hub, c, ah, hc } = await hubRoute(n, storeA)
+  links.cut(`hub${n}`, `carol${n}`)
+  await until(hub, (s) => s.channels.find((x) => x.id === hc && x.link === 'none'), 'the hub to see the link to Carol down')
+  const invoice = c.createInvoice(amount)
+  await payHeldThenClose(a, hub, ah, invoice)
+  links.remove(`alice${n}`)
+  await until(c, (s) => s.channels.find((x) => x.id === hc && x.myBalance === amount), 'Carol to be paid', 30_000)
+  return { links, hub, c, ah, invoice }
+}
+
 /** `k` closes channel `id` alone with `old` (a cheat when a newer state exists), straight to the node. */
 async function closeAlone(k: typeof alice, id: string, old: SignedChannelState): Promise<void> {
   const nonce = decode(accountStateCodec, (await node.state.get(accountKey(k.address))) as Uint8Array).nonce
@@ -757,16 +773,8 @@ describe('channel wallets on a real node', () => {
 
   it('a hub whose payer went silent redeems the payment on chain before it expires, once the payee was paid', async () => {
     const storeA = new MemoryChannelStore()
-    const { links, a, hub, c, ah, hc } = await hubRoute(6, storeA)
-    // Carol's link is down when Alice pays: the hub holds Alice's payment, then Alice's page closes for good.
-    links.cut('hub6', 'carol6')
-    await until(hub, (s) => s.channels.find((x) => x.id === hc && x.link === 'none'), 'the hub to see the link to Carol down')
-    const invoice = c.createInvoice(300n)
-    await payHeldThenClose(a, hub, ah, invoice)
-    links.remove('alice6')
-    // Carol's link comes back: the hub forwards, Carol settles, and the hub learns the preimage it
-    // cannot settle with Alice. Before the payment expires it closes alone and redeems on chain.
-    await until(c, (s) => s.channels.find((x) => x.id === hc && x.myBalance === 300n), 'Carol to be paid', 30_000)
+    const { links, hub, c, ah, invoice } = await preimageHeldByHub(6, 300n, storeA)
+    // Before the payment expires the hub closes alone and redeems on chain.
     // The node makes blocks only for transactions: other traffic moves the chain towards the expiry.
     const expiry = hub.latestState(ah)?.state.htlcs[0]?.expiry as number
     const stopTraffic = traffic(bob)
@@ -807,14 +815,7 @@ describe('channel wallets on a real node', () => {
   }, 300_000)
 
   it('a wallet that closes alone sends the redeem of each payment it holds the preimage of right behind the close', async () => {
-    const { links, a, hub, c, ah, hc } = await hubRoute(12)
-    links.cut('hub12', 'carol12')
-    await until(hub, (s) => s.channels.find((x) => x.id === hc && x.link === 'none'), 'the hub to see the link to Carol down')
-    const invoice = c.createInvoice(200n)
-    await payHeldThenClose(a, hub, ah, invoice)
-    links.remove('alice12')
-    // Carol's link comes back, she settles: the hub holds the preimage of a payment Alice cannot settle.
-    await until(c, (s) => s.channels.find((x) => x.id === hc && x.myBalance === 200n), 'Carol to be paid', 30_000)
+    const { hub, c, ah } = await preimageHeldByHub(12, 200n)
     const sent = async () =>
       decode(accountStateCodec, (await node.state.get(accountKey(hubKey.address))) as Uint8Array).nonce +
       node.mempool.pendingFrom(hubKey.address)
