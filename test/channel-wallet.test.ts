@@ -55,6 +55,7 @@ import {
   MemoryLinkNetwork,
   MemoryTransport,
   parseInvoice,
+  REDEEM_MARGIN,
   RESEND_BLOCKS,
   type WalletLink,
   type WalletState,
@@ -806,6 +807,10 @@ describe('channel wallets on a real node', () => {
     expect(closed.onChain?.outcome).toBe('unilateral')
     const rec = decode(channelRecordCodec, (await node.state.get(channelKey(fromHex(ah)))) as Uint8Array)
     expect(rec.closer).toBe(1)
+    // The hub held the preimage about ROUTED_WAIT blocks before the expiry and closed halfway
+    // there, not in the last REDEEM_MARGIN blocks, which a busy chain passes in a second.
+    const closedAt = (rec.deadline as number) - rec.challengePeriod
+    expect(closedAt).toBeLessThanOrEqual(expiry - REDEEM_MARGIN)
     expect(rec.htlcs.map((h) => h.redeemed)).toEqual([true])
     expect(rec.balances).toEqual([700n, 300n])
     // Alice's wallet reads the redeem in the closed record: her payment was made, on chain.

@@ -98,8 +98,9 @@ export interface ChannelWalletOptions {
    * Blocks this wallet's routed payments may take to settle: their expiry, from the height it
    * pays at. Default {@link ROUTED_PAYMENT_WAIT}; above `HOP_DELTA + REDEEM_MARGIN` (30), so a hub
    * can offer the next hop an earlier one and still redeem on chain, and at most `MAX_HTLC_WAIT`.
-   * A longer wait does not widen a hub's window to redeem on chain, which is `REDEEM_MARGIN`
-   * blocks (packages/core/docs/channels.md, "Expiries are counted in blocks").
+   * A hub that holds the preimage of a payment its payer does not settle closes and redeems on
+   * chain halfway to the expiry, so a longer wait widens that window too (packages/core/docs/
+   * channels.md, "Expiries are counted in blocks").
    */
   readonly routedPaymentWait?: number
 }
@@ -147,10 +148,11 @@ export const FORWARD_WAIT_MS = 10_000
 /** How long closing the wallet waits for its sessions' last saves. */
 const CLOSE_SAVE_MS = 2_000
 /**
- * Blocks before a payment to us expires at which, holding its preimage but no countersigned
- * settlement (the payer went silent), the wallet closes the channel alone and redeems the payment
- * on chain: a close and a redeem take a block each, the rest is margin. A hub learns the preimage
- * {@link HOP_DELTA} blocks before the expiry it was offered at the latest.
+ * Blocks before a payment to us expires by which at the latest, holding its preimage but no
+ * countersigned settlement (the payer went silent), the wallet closes the channel alone and
+ * redeems the payment on chain: a close and a redeem take a block each, the rest is margin. It
+ * closes earlier when it held the preimage earlier: halfway from then to the expiry. A hub learns
+ * the preimage {@link HOP_DELTA} blocks before the expiry it was offered at the latest.
  */
 export const REDEEM_MARGIN = 10
 /** Blocks after which an on-chain call whose effect the chain does not show is sent again. */
@@ -240,6 +242,8 @@ interface Live {
   offered?: Map<number, string>
   /** The join transaction on its way. */
   joining?: Promise<Uint8Array>
+  /** The payments to us whose preimage we hold, by htlc id: the height of the first poll that saw it (see `redeemAt`). */
+  heldSince?: Map<number, number>
   /** A close made to redeem a payment on chain, on its way. */
   closingForPayments?: Promise<void>
   /** On-chain calls sent (close, challenges, redeems, a hub's withdraw), by what they do: the height each was sent at. */
@@ -911,7 +915,9 @@ export class ChannelWallet implements WalletActions {
       const d = live.driver
       // A payment to us whose preimage we hold, about to expire unsettled (the payer is silent):
       // only the chain can pay it now. Close with the latest state (it holds the payment), then redeem.
-      const due = this.redeemable(live, d.session.latest.state.htlcs, height).some(({ htlc }) => height >= htlc.expiry - REDEEM_MARGIN)
+      const held = this.redeemable(live, d.session.latest.state.htlcs, height)
+      const due = held.some(({ htlc }) => height >= this.redeemAt(live, htlc, height))
+      for (const id of live.heldSince?.keys() ?? []) if (!held.some(({ htlc }) => htlc.id === id)) live.heldSince?.delete(id)
       if (due && r.phase === 'open' && live.closingForPayments === undefined) {
         live.closingForPayments = this.closeUnilateral(r.id).catch((e) => {
           live.error = (e as Error).message
@@ -963,6 +969,24 @@ export class ChannelWallet implements WalletActions {
       const outcome = rec.outcome === undefined ? 'closed' : CHANNEL_OUTCOME_NAMES[rec.outcome]
       await this.finish(live, 'closed', outcome)
     }
+  }
+
+  /**
+   * The height from which a payment to us whose preimage we hold, still unsettled, is redeemed on
+   * chain: halfway from the first poll that saw us hold it to its expiry (the payer has the first
+   * half to countersign the settlement, the chain the second), and {@link REDEEM_MARGIN} blocks
+   * before the expiry at the latest. A hub that learns the preimage early so keeps about half the
+   * payment's wait to close and redeem, not the last few blocks, which a busy chain passes in a
+   * second. After a restart, the first poll of the new wallet counts.
+   */
+  private redeemAt(live: Live, htlc: Htlc, height: number): number {
+    live.heldSince ??= new Map()
+    let since = live.heldSince.get(htlc.id)
+    if (since === undefined) {
+      since = height
+      live.heldSince.set(htlc.id, since)
+    }
+    return htlc.expiry - Math.max(REDEEM_MARGIN, Math.floor((htlc.expiry - since) / 2))
   }
 
   /** Payments to us among `htlcs`, not expired at `height`, whose preimage we hold. */

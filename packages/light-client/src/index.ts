@@ -41,6 +41,7 @@ export {
   type Invoice,
   parseInvite,
   parseInvoice,
+  REDEEM_MARGIN,
   RESEND_BLOCKS,
   ROUTED_PAYMENT_WAIT,
   type WalletLink,
