@@ -23,14 +23,15 @@ Usage:
       also stops when the process that started it exits, even if that one was killed (a starter may
       name itself in LOOPCHAIN_PARENT_PID).
       e.g.  loopchain start --config ./net/node-0/config.json
-  loopchain devnet [--validators N] [--dir DIR] [--base-port P] [--web-port P] [--no-web] [--fresh]
+  loopchain devnet [--validators N] [--dir DIR] [--base-port P] [--web-port P] [--no-web] [--fresh] [--stop-wait S]
       Run a local network: N validator processes (default 4) and an observer from DIR (default ./.devnet,
       made by 'init' on first use; --fresh starts over). Prints every node's JSON-RPC URL, and serves
       the web app (certificate verification, payment channels, network view) at
       http://127.0.0.1:<base port + 100>/ (--web-port to choose, --no-web for none), building it
       first when its sources changed. The page's server has a test-funds faucet (POST /faucet
       {"address":"hx…"}: 1,000,000 from DIR/faucet.json), which only a devnet has.
-      Ctrl-C stops them all; the data stays in DIR for the next run.
+      Ctrl-C stops them all (a node still running after --stop-wait seconds, default 20, is killed;
+      Ctrl-C again kills at once); the data stays in DIR for the next run.
       e.g.  loopchain devnet --fresh
   loopchain status [--rpc URL] [--watch]
       The node's chain, height, role, last block, block sync and mempool, as JSON. --watch prints
@@ -137,7 +138,7 @@ const CERT_TERMS = ['subject', 'subject-key', 'attr', 'valid-from', 'valid-until
 export const COMMAND_FLAGS: Record<string, FlagSpec> = {
   init: { values: ['validators', 'out', 'chain-id', 'base-port', 'empty-block-interval-ms'] },
   start: { values: ['config'], switches: ['exit-with-parent'] },
-  devnet: { values: ['validators', 'dir', 'base-port', 'web-port'], switches: ['no-web', 'fresh'] },
+  devnet: { values: ['validators', 'dir', 'base-port', 'web-port', 'stop-wait'], switches: ['no-web', 'fresh'] },
   status: { values: ['rpc'], switches: ['watch'] },
   'keys new': { values: ['out'] },
   'example token': { values: ['out'] },

@@ -424,6 +424,8 @@ async function devnet(args: string[]): Promise<void> {
   const dir = resolve(flag(args, 'dir') ?? '.devnet')
   const n = flag(args, 'validators') ?? '4'
   const basePort = wholeFlag(args, 'base-port', 27600)
+  const stopWait = wholeFlag(args, 'stop-wait', 20)
+  if (stopWait < 1 || stopWait > 3600) fail(`--stop-wait must be from 1 to 3600 seconds, not ${stopWait}`)
   if (args.includes('--fresh') && existsSync(dir)) {
     // Only what a devnet made: a mistyped --dir must not take anything else with it.
     const foreign = readdirSync(dir).filter((e) => !DEVNET_ENTRIES.test(e))
@@ -536,15 +538,18 @@ async function devnet(args: string[]): Promise<void> {
     for (const c of children) c.kill('SIGTERM')
     web?.close().catch(() => undefined)
     // Exit once every node has stopped and closed its database, so that the next `devnet` finds
-    // them free; a node still running after 20 s is killed (its database is safe: see the WAL).
+    // them free; a node still running after --stop-wait (20 s) is killed (its database is safe:
+    // see the WAL).
     void Promise.all(running().map((c) => new Promise((r) => c.once('exit', r)))).then(() => process.exit(0))
     setTimeout(() => {
       for (const c of running()) {
-        process.stdout.write(`${nameOf(c.spawnargs[c.spawnargs.indexOf('--config') + 1] ?? '')} did not stop within 20 s: killed\n`)
+        process.stdout.write(
+          `${nameOf(c.spawnargs[c.spawnargs.indexOf('--config') + 1] ?? '')} did not stop within ${stopWait} s: killed\n`,
+        )
         c.kill('SIGKILL')
       }
       process.exit(1)
-    }, 20_000).unref()
+    }, stopWait * 1000).unref()
   }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)

@@ -262,6 +262,10 @@ describe('loopchain CLI', () => {
       rmSync(join(dir, 'report.csv'))
       expect(run('devnet', '--fresh', '--dir', dir, '--no-web').stderr).toMatch(/does not look like one \(no genesis\.json\)/)
       expect(existsSync(join(dir, 'faucet.json'))).toBe(true)
+      // A stop wait of nothing would kill the nodes mid-write on every Ctrl-C: refused before anything is deleted.
+      const zero = run('devnet', '--fresh', '--dir', dir, '--no-web', '--stop-wait', '0')
+      expect([zero.status, zero.stderr]).toEqual([2, 'loopchain: --stop-wait must be from 1 to 3600 seconds, not 0\n'])
+      expect(existsSync(join(dir, 'faucet.json'))).toBe(true)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
