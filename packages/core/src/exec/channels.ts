@@ -53,6 +53,7 @@ import {
   channelKey,
   channelRecordCodec,
   EMPTY_ACCOUNT,
+  preimageKey,
 } from './layout.js'
 
 /**
@@ -295,6 +296,8 @@ function run(o: StateOverlay, name: string, args: { [key: string]: Value }, call
       balances[to] += h.amount
       const htlcs = rec.htlcs.map((x, i) => (i === at ? { htlc: x.htlc, redeemed: true } : x))
       write(o, id, { ...rec, balances, htlcs })
+      // Where the hop before can prove it (its payment has the same lock), whichever channel it was.
+      o.set(preimageKey(h.hashLock), preimage.slice())
       return { result: null, logs: [log(ChannelEvent.Redeemed, [id, BigInt(h.id)], [preimage, h.amount])] }
     }
     case 'withdraw': {

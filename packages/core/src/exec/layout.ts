@@ -17,6 +17,7 @@
  * | `g`       | `g ‖ u`                              | SCORE updates waiting for their height |
  * | `r`       | `r ‖ certificate id(32)`             | a {@link CertificateRecord}: issuer, status |
  * | `h`       | `h ‖ channel id(32)`                 | a {@link ChannelRecord}: parties, deposits, status, close |
+ * | `p`       | `p ‖ hash lock(32)`                  | a preimage a channel's `redeem` revealed (32 bytes) |
  *
  * Every `g` key is one tag byte after the namespace, then a fixed-length suffix (or none), so the
  * governance keys cannot meet either. The validator set lives in state so that a light client can
@@ -38,6 +39,7 @@ const NS_MEMBER = 0x6d // 'm'
 const NS_GOVERNANCE = 0x67 // 'g'
 const NS_CERTIFICATE = 0x72 // 'r' (the certificate registry)
 const NS_CHANNEL = 0x68 // 'h' (the payment channel SCORE)
+const NS_PREIMAGE = 0x70 // 'p' (preimages the payment channel SCORE's redeems revealed)
 
 /** An account's balance and the count of transactions it has sent (its next nonce). */
 export interface AccountState {
@@ -408,4 +410,15 @@ export const channelRecordCodec: Codec<ChannelRecord> = struct('ChannelRecord', 
 export function channelKey(id: Uint8Array): Uint8Array {
   if (!(id instanceof Uint8Array) || id.length !== 32) throw new RangeError('a channel id is 32 bytes')
   return concatBytes(Uint8Array.of(NS_CHANNEL), id)
+}
+
+/**
+ * State key of the preimage of `hashLock` (32 bytes), written by the channel SCORE's `redeem`: a
+ * hub whose next hop redeemed a payment on chain proves the preimage here, and settles or redeems
+ * the payment it was paid with the same lock (the chain's record of the channel keeps only that it
+ * was redeemed).
+ */
+export function preimageKey(hashLock: Uint8Array): Uint8Array {
+  if (!(hashLock instanceof Uint8Array) || hashLock.length !== 32) throw new RangeError('a hash lock is 32 bytes')
+  return concatBytes(Uint8Array.of(NS_PREIMAGE), hashLock)
 }

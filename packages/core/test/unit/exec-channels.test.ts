@@ -23,6 +23,7 @@ import {
   type KeyPair,
   nobleCrypto,
   type Party,
+  preimageKey,
   type SignedChannelState,
   StateOverlay,
   sha256,
@@ -427,6 +428,14 @@ describe('channel SCORE: conditional payments', () => {
     expect(redeemed?.event).toBe('ChannelRedeemed')
     expect(redeemed?.indexed[1]).toBe(1n)
     expect(toHex(redeemed?.data[0] as Uint8Array)).toBe(toHex(p1))
+    // The preimage is in the state under its lock, where the hop before proves it; the refused
+    // tries wrote nothing there.
+    const preimageAt = async (lock: Uint8Array) => {
+      const b = await ch.c.tree.get(preimageKey(lock))
+      return b === undefined ? undefined : toHex(b)
+    }
+    expect(await preimageAt(h1.hashLock)).toBe(toHex(p1))
+    expect(await preimageAt(h2.hashLock)).toBeUndefined()
     // Moved to B's side of the record; paid only at withdraw.
     expect(await ch.get(id)).toMatchObject({
       balances: [300n, 600n],
