@@ -58,6 +58,7 @@ import {
   REDEEM_MARGIN,
   RESEND_BLOCKS,
   type WalletLink,
+  type WalletLinks,
   type WalletState,
 } from '@loopchain/light-client'
 import { FullNode, fullNodeLightBackend } from '@loopchain/node'
@@ -129,7 +130,8 @@ async function walletOf(
     signer: providerSigner(k.secretKey),
     store,
     chain,
-    links: links.endpoint(name),
+    // (An endpoint registers its name: one given in `more` must be the only one of that name.)
+    links: more.links ?? links.endpoint(name),
     networkId: NET,
     stepPrice: 0n,
     pollMs: 100,
@@ -313,6 +315,28 @@ async function preimageHeldByHub(n: number, amount: bigint, storeA = new MemoryC
   links.remove(`alice${n}`)
   await until(c, (s) => s.channels.find((x) => x.id === hc && x.myBalance === amount), 'Carol to be paid', 30_000)
   return { links, hub, c, ah, invoice }
+}
+
+/** Endpoint `name` of `links`, deaf to `from` while `mute.on`: every frame from it is dropped (its settlements never arrive). */
+function deafTo(links: MemoryLinkNetwork, name: string, from: string, mute: { on: boolean }): WalletLinks {
+  const inner = links.endpoint(name)
+  const wrap = (l: WalletLink): WalletLink =>
+    l.remotePeer !== `mem/${from}`
+      ? l
+      : {
+          remotePeer: l.remotePeer,
+          kind: l.kind,
+          send: (f) => l.send(f),
+          onMessage: (cb) => l.onMessage((f) => (mute.on ? undefined : cb(f))),
+          onClose: (cb) => l.onClose(cb),
+          close: () => l.close(),
+        }
+  return {
+    myAddresses: () => inner.myAddresses(),
+    selfId: () => inner.selfId(),
+    onLink: (cb) => inner.onLink((l) => cb(wrap(l))),
+    dial: async (address) => wrap(await inner.dial(address)),
+  }
 }
 
 /** `k` closes channel `id` alone with `old` (a cheat when a newer state exists), straight to the node. */
@@ -818,6 +842,46 @@ describe('channel wallets on a real node', () => {
     await expect(back.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'ALREADY_PAID' })
     for (const w of [hub, c, back]) await w.close()
   }, 300_000)
+
+  it('a hub whose next hop redeemed on chain without settling with it learns the preimage there and settles with the payer', async () => {
+    const links = new MemoryLinkNetwork()
+    const mute = { on: false }
+    const a = await walletOf(alice, links, 'alice14')
+    const hub = await walletOf(hubKey, links, 'hub14', new MemoryChannelStore(), true, { links: deafTo(links, 'hub14', 'carol14', mute) })
+    const c = await walletOf(carol, links, 'carol14')
+    const ah = await openPair(links, a, hub, 1_000n, 0n)
+    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    // The hub hears nothing from Carol from now on: she countersigns its offer and settles, and
+    // neither reaches it.
+    mute.on = true
+    const paying = a.payInvoice(ah, c.createInvoice(250n))
+    await until(c, (s) => s.channels.find((x) => x.id === hc && x.pendingPayments === 1), 'Carol to hold the payment')
+    // She closes alone with the state that holds it and redeems it on chain (what her wallet does
+    // by itself halfway to the expiry). Off chain the hub sees only its offer go unanswered and the
+    // channel go on chain: it must not give Alice her payment back.
+    await c.closeUnilateral(hc)
+    const expiry = hub.latestState(ah)?.state.htlcs[0]?.expiry as number
+    const stopTraffic = traffic(bob)
+    try {
+      await until(
+        a,
+        (s) => {
+          if (node.height > expiry) throw new Error(`Alice's payment was not settled by its expiry ${expiry}`)
+          return s.channels.find((x) => x.id === ah && x.myBalance === 750n && x.pendingPayments === 0)
+        },
+        'the hub to settle with Alice',
+        20_000,
+        () => node.height,
+      )
+    } finally {
+      await stopTraffic()
+    }
+    await paying
+    const rec = decode(channelRecordCodec, (await node.state.get(channelKey(fromHex(hc)))) as Uint8Array)
+    expect(rec.htlcs.map((h) => h.redeemed)).toEqual([true])
+    expect(hub.state.channels.find((x) => x.id === ah)?.myBalance).toBe(250n)
+    for (const w of [a, hub, c]) await w.close()
+  }, 120_000)
 
   it('a wallet that closes alone sends the redeem of each payment it holds the preimage of right behind the close', async () => {
     const { hub, c, ah } = await preimageHeldByHub(12, 200n)

@@ -9,6 +9,7 @@ import {
   type Address,
   accountKey,
   accountStateCodec,
+  bytesEqual,
   type ChainParams,
   type ChannelRecord,
   channelCallTransaction,
@@ -17,6 +18,8 @@ import {
   decode,
   EMPTY_ACCOUNT,
   type KeyPair,
+  preimageKey,
+  sha256,
   type Transaction,
   type Value,
 } from '@loopchain/core'
@@ -58,6 +61,16 @@ export async function provenAccount(chain: ChainAccess, a: Address): Promise<Pro
 export async function provenChannel(chain: ChainAccess, id: Uint8Array): Promise<Proven<ChannelRecord | undefined>> {
   const v = await chain.getStateProof(channelKey(id))
   return { value: v.value === undefined ? undefined : decode(channelRecordCodec, v.value), height: v.height }
+}
+
+/**
+ * The preimage of `hashLock` a channel's `redeem` revealed on chain, proven (undefined: proven
+ * absent). A value that does not hash to the lock cannot be in a verified state; it reads as absent.
+ */
+export async function provenPreimage(chain: ChainAccess, hashLock: Uint8Array): Promise<Proven<Uint8Array | undefined>> {
+  const v = await chain.getStateProof(preimageKey(hashLock))
+  const ok = v.value !== undefined && v.value.length === 32 && bytesEqual(sha256(v.value), hashLock)
+  return { value: ok ? v.value : undefined, height: v.height }
 }
 
 const NONCE_RETRIES = 10

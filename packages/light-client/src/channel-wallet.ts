@@ -46,7 +46,7 @@ import {
   to0x,
   utf8,
 } from '@loopchain/core'
-import { type ChainAccess, ChannelCaller, provenAccount, provenChannel } from './channel-chain.js'
+import { type ChainAccess, ChannelCaller, provenAccount, provenChannel, provenPreimage } from './channel-chain.js'
 import type { ChannelRecord, ChannelStore, StoredMessage } from './channel-store.js'
 import { MAX_PAID_LOCKS, MAX_STORED_MESSAGES } from './channel-store.js'
 import { type LinkKind, type WalletActions, type WalletChannel, WalletError, type WalletState } from './wallet-api.js'
@@ -99,8 +99,9 @@ export interface ChannelWalletOptions {
    * pays at. Default {@link ROUTED_PAYMENT_WAIT}; above `HOP_DELTA + REDEEM_MARGIN` (30), so a hub
    * can offer the next hop an earlier one and still redeem on chain, and at most `MAX_HTLC_WAIT`.
    * A hub that holds the preimage of a payment its payer does not settle closes and redeems on
-   * chain halfway to the expiry, so a longer wait widens that window too (packages/core/docs/
-   * channels.md, "Expiries are counted in blocks").
+   * chain halfway to the expiry, so the payer's longer wait widens the hub's window too (the hub's
+   * own setting plays no part in a payment it forwards: packages/core/docs/channels.md,
+   * "Expiries are counted in blocks").
    */
   readonly routedPaymentWait?: number
 }
@@ -242,12 +243,17 @@ interface Live {
   offered?: Map<number, string>
   /** The join transaction on its way. */
   joining?: Promise<Uint8Array>
-  /** The payments to us whose preimage we hold, by htlc id: the height of the first poll that saw it (see `redeemAt`). */
-  heldSince?: Map<number, number>
+  /** The payments to us whose preimage we hold, by {@link heldKey}: the height of the first poll that saw it (see `redeemAt`). */
+  heldSince?: Map<string, number>
   /** A close made to redeem a payment on chain, on its way. */
   closingForPayments?: Promise<void>
   /** On-chain calls sent (close, challenges, redeems, a hub's withdraw), by what they do: the height each was sent at. */
   sent?: Map<string, number>
+}
+
+/** A payment's key in `Live.heldSince`: its id and lock (a channel reuses an id once its payment is gone). */
+function heldKey(h: Htlc): string {
+  return `${h.id} ${to0x(h.hashLock)}`
 }
 
 /** Peers whose hello is remembered (their key, where they said they can be reached); past this, the least recent go. */
@@ -917,7 +923,7 @@ export class ChannelWallet implements WalletActions {
       // only the chain can pay it now. Close with the latest state (it holds the payment), then redeem.
       const held = this.redeemable(live, d.session.latest.state.htlcs, height)
       const due = held.some(({ htlc }) => height >= this.redeemAt(live, htlc, height))
-      for (const id of live.heldSince?.keys() ?? []) if (!held.some(({ htlc }) => htlc.id === id)) live.heldSince?.delete(id)
+      for (const key of live.heldSince?.keys() ?? []) if (!held.some(({ htlc }) => heldKey(htlc) === key)) live.heldSince?.delete(key)
       if (due && r.phase === 'open' && live.closingForPayments === undefined) {
         live.closingForPayments = this.closeUnilateral(r.id).catch((e) => {
           live.error = (e as Error).message
@@ -939,6 +945,7 @@ export class ChannelWallet implements WalletActions {
       if (live.driver !== undefined && !live.driver.session.onChain) await live.driver.endOffChain()
       this.failRouted(live, ON_CHAIN_PAYMENT)
       this.redeemOnChain(live, rec, height)
+      await this.learnFromChain(live, rec)
       // The peer closed (or someone challenged) with an older state than the one we both signed:
       // challenge it. With the peer's revocation of that state the peer is penalised; without
       // one (it closed with its latest, and we hold a proposal of its it never saw countersigned),
@@ -960,6 +967,8 @@ export class ChannelWallet implements WalletActions {
       return
     }
     if (rec.status === ChannelStatus.Closed && r.phase !== 'closed') {
+      // Not closed for us until what the peer redeemed here is learnt (the next poll tries again).
+      if (!(await this.learnFromChain(live, rec))) return
       // What the peer redeemed of my payments on chain is paid; the rest came back to me.
       this.remember(
         live,
@@ -972,6 +981,47 @@ export class ChannelWallet implements WalletActions {
   }
 
   /**
+   * A channel on chain in which the peer redeemed payments we offered. A hub that forwarded such a
+   * payment was paid one with the same lock on another channel, and the next hop may never have
+   * sent its settlement off chain: the chain holds the preimage now (core's `preimageKey`). Proves
+   * it, saves it in that channel's session and settles there; if that channel is on chain too, the
+   * preimage makes its payment redeemable (`redeemOnChain`, next poll). False when a proof could not
+   * be read (the next poll tries again).
+   */
+  private async learnFromChain(live: Live, rec: ChainChannelRecord): Promise<boolean> {
+    for (const { htlc, redeemed } of rec.htlcs) {
+      if (!redeemed || htlc.from !== live.record.me) continue
+      const lock = to0x(htlc.hashLock)
+      if (this.invoices.has(lock)) continue
+      const waiting = [...this.channels.values()].flatMap((l) => {
+        const d = l.driver
+        if (l === live || d === undefined || l.record.phase === 'closed' || d.session.preimageOf(htlc.hashLock) !== undefined) return []
+        const peer = 1 - l.record.me
+        return d.session.latest.state.htlcs.filter((h) => h.from === peer && to0x(h.hashLock) === lock).map((h) => ({ l, d, h }))
+      })
+      if (waiting.length === 0) continue
+      const p = await provenPreimage(this.o.chain, htlc.hashLock).catch(() => undefined)
+      if (p === undefined) return false
+      // Absent only on a chain whose redeem did not record preimages yet: nothing to learn there.
+      const preimage = p.value
+      if (preimage === undefined) continue
+      this.forwards.delete(lock)
+      for (const { l, d, h } of waiting) {
+        const saved = await d.rememberPreimage(preimage).then(
+          () => true,
+          (err) => {
+            this.fault(l, err)
+            return false
+          },
+        )
+        if (!saved) return false
+        if (!d.session.onChain) void d.settleHtlc(h.id, preimage).catch((err) => this.fault(l, err))
+      }
+    }
+    return true
+  }
+
+  /**
    * The height from which a payment to us whose preimage we hold, still unsettled, is redeemed on
    * chain: halfway from the first poll that saw us hold it to its expiry (the payer has the first
    * half to countersign the settlement, the chain the second), and {@link REDEEM_MARGIN} blocks
@@ -981,10 +1031,11 @@ export class ChannelWallet implements WalletActions {
    */
   private redeemAt(live: Live, htlc: Htlc, height: number): number {
     live.heldSince ??= new Map()
-    let since = live.heldSince.get(htlc.id)
+    const key = heldKey(htlc)
+    let since = live.heldSince.get(key)
     if (since === undefined) {
       since = height
-      live.heldSince.set(htlc.id, since)
+      live.heldSince.set(key, since)
     }
     return htlc.expiry - Math.max(REDEEM_MARGIN, Math.floor((htlc.expiry - since) / 2))
   }
@@ -1140,9 +1191,13 @@ export class ChannelWallet implements WalletActions {
             return
           }
           this.forwards.set(lock, { channel: live.record.id, htlcId: h.id })
-          void out.addHtlc({ amount: h.amount, hashLock: h.hashLock, expiry }).catch(() => {
+          void out.addHtlc({ amount: h.amount, hashLock: h.hashLock, expiry }).catch((e) => {
             this.forwards.delete(lock)
-            fail(h.id)
+            // The next hop's channel went on chain (or its driver away) with the offer maybe
+            // already signed by the next hop, who can then redeem it there: giving the payment
+            // back now could pay the next hop out of our pocket. It stays until the chain settles
+            // it (learnFromChain), or expires and comes back to the payer.
+            if ((e as { code?: unknown }).code !== 'CHANNEL_CLOSED') fail(h.id)
           })
         },
         () => fail(h.id),
