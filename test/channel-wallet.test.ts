@@ -15,6 +15,7 @@ import {
   CHANNEL_ADDRESS,
   CHANNEL_PROTOCOL_VERSION,
   type ChannelSnapshot,
+  ChannelStatus,
   channelCallTransaction,
   channelHelloDigest,
   channelKey,
@@ -846,7 +847,9 @@ describe('channel wallets on a real node', () => {
   it('a hub whose next hop redeemed on chain without settling with it learns the preimage there and settles with the payer', async () => {
     const links = new MemoryLinkNetwork()
     const mute = { on: false }
-    const a = await walletOf(alice, links, 'alice14')
+    // Alice's longer wait (her option sets the expiry) leaves the hub ~90 blocks for a sync, a poll,
+    // two proofs and her acknowledgement on a loaded machine, not ~35.
+    const a = await walletOf(alice, links, 'alice14', new MemoryChannelStore(), false, { routedPaymentWait: 100 })
     const hub = await walletOf(hubKey, links, 'hub14', new MemoryChannelStore(), true, { links: deafTo(links, 'hub14', 'carol14', mute) })
     const c = await walletOf(carol, links, 'carol14')
     const ah = await openPair(links, a, hub, 1_000n, 0n)
@@ -881,6 +884,48 @@ describe('channel wallets on a real node', () => {
     expect(rec.htlcs.map((h) => h.redeemed)).toEqual([true])
     expect(hub.state.channels.find((x) => x.id === ah)?.myBalance).toBe(250n)
     for (const w of [a, hub, c]) await w.close()
+  }, 120_000)
+
+  it('a hub whose offer went unanswered into a channel that went on chain gives the payment back only once that channel is closed', async () => {
+    const links = new MemoryLinkNetwork()
+    const mute = { on: false }
+    const a = await walletOf(alice, links, 'alice15')
+    const hub = await walletOf(hubKey, links, 'hub15', new MemoryChannelStore(), true, { links: deafTo(links, 'hub15', 'carol15', mute) })
+    const c = await walletOf(carol, links, 'carol15')
+    const ah = await openPair(links, a, hub, 1_000n, 0n)
+    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    mute.on = true
+    const paying = a.payInvoice(ah, c.createInvoice(250n))
+    const told = expect(paying).rejects.toMatchObject({ code: 'PAYMENT_FAILED' })
+    // Carol holds the hub's signed offer, then her page is gone for good: she will not redeem it.
+    await until(c, (s) => s.channels.find((x) => x.id === hc && x.pendingPayments === 1), 'Carol to hold the payment')
+    await c.close()
+    links.remove('carol15')
+    // The hub, its offer unanswered, closes alone. Alice's payment stays with the hub while Carol
+    // could still redeem the offer on chain...
+    await hub.closeUnilateral(hc)
+    await new Promise((r) => setTimeout(r, 500))
+    expect(a.state.channels.find((x) => x.id === ah)?.pendingPayments).toBe(1)
+    // ...and goes back to Alice once the channel is closed (the hub withdraws by itself).
+    const record = async () => decode(channelRecordCodec, (await node.state.get(channelKey(fromHex(hc)))) as Uint8Array)
+    const stopTraffic = traffic(bob)
+    try {
+      for (let end = Date.now() + 60_000; (await record()).status !== ChannelStatus.Closed; ) {
+        if (Date.now() > end) throw new Error(`the hub's channel with Carol did not close: ${JSON.stringify(hub.state.channels)}`)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      expect((await record()).balances).toEqual([1_000n, 0n])
+      await until(
+        a,
+        (s) => s.channels.find((x) => x.id === ah && x.myBalance === 1_000n && x.pendingPayments === 0),
+        'the payment back with Alice',
+        20_000,
+      )
+    } finally {
+      await stopTraffic()
+    }
+    await told
+    for (const w of [a, hub]) await w.close()
   }, 120_000)
 
   it('a wallet that closes alone sends the redeem of each payment it holds the preimage of right behind the close', async () => {

@@ -286,6 +286,12 @@ export class ChannelWallet implements WalletActions {
   private readonly routed = new Map<string, { resolve: () => void; reject: (e: Error) => void }>()
   /** Payments a hub forwarded: by hex of the hash lock, where it came in. */
   private readonly forwards = new Map<string, { channel: string; htlcId: number }>()
+  /**
+   * Payments a hub forwarded whose offer went unanswered while the next hop's channel (`out`) went
+   * on chain: by hex of the hash lock, where it came in. The next hop may hold the offer signed and
+   * redeem it there, so the payment is not given back until that channel is closed (`releaseHeld`).
+   */
+  private readonly held = new Map<string, { out: string; channel: string; htlcId: number }>()
   private readonly caller: ChannelCaller
   private readonly now: () => number
   private balance: { value: bigint; height: number } | undefined
@@ -969,6 +975,7 @@ export class ChannelWallet implements WalletActions {
     if (rec.status === ChannelStatus.Closed && r.phase !== 'closed') {
       // Not closed for us until what the peer redeemed here is learnt (the next poll tries again).
       if (!(await this.learnFromChain(live, rec))) return
+      this.releaseHeld(live, rec)
       // What the peer redeemed of my payments on chain is paid; the rest came back to me.
       this.remember(
         live,
@@ -1019,6 +1026,22 @@ export class ChannelWallet implements WalletActions {
       }
     }
     return true
+  }
+
+  /**
+   * Channel `live` is closed on chain: each payment held for an offer on it (see `held`) is settled
+   * already if the next hop redeemed the offer (`learnFromChain`), else it can no longer be, and
+   * goes back to its payer.
+   */
+  private releaseHeld(live: Live, rec: ChainChannelRecord): void {
+    for (const [lock, h] of this.held) {
+      if (h.out !== live.record.id) continue
+      this.held.delete(lock)
+      if (rec.htlcs.some((x) => x.redeemed && x.htlc.from === live.record.me && to0x(x.htlc.hashLock) === lock)) continue
+      const inbound = this.channels.get(h.channel)
+      const d = inbound?.driver
+      if (inbound !== undefined && d !== undefined && !d.session.onChain) void d.failHtlc(h.htlcId).catch((err) => this.fault(inbound, err))
+    }
   }
 
   /**
@@ -1191,13 +1214,16 @@ export class ChannelWallet implements WalletActions {
             return
           }
           this.forwards.set(lock, { channel: live.record.id, htlcId: h.id })
-          void out.addHtlc({ amount: h.amount, hashLock: h.hashLock, expiry }).catch((e) => {
+          void out.addHtlc({ amount: h.amount, hashLock: h.hashLock, expiry }).catch(() => {
             this.forwards.delete(lock)
-            // The next hop's channel went on chain (or its driver away) with the offer maybe
-            // already signed by the next hop, who can then redeem it there: giving the payment
-            // back now could pay the next hop out of our pocket. It stays until the chain settles
-            // it (learnFromChain), or expires and comes back to the payer.
-            if ((e as { code?: unknown }).code !== 'CHANNEL_CLOSED') fail(h.id)
+            // Refused, or never signed: give it back. But if the next hop's channel went on chain
+            // while our signed offer was out, the next hop may hold it and redeem it there: giving
+            // the payment back now could pay the next hop out of our pocket. Held until that
+            // channel is closed on chain, then settled (learnFromChain) or given back.
+            const offered = out.session.inFlight.some((f) => f.change.kind === 'add' && to0x(f.change.htlc.hashLock) === lock)
+            if (offered && out.session.onChain)
+              this.held.set(lock, { out: to0x(out.session.channelId), channel: live.record.id, htlcId: h.id })
+            else fail(h.id)
           })
         },
         () => fail(h.id),
