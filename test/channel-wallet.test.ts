@@ -928,6 +928,46 @@ describe('channel wallets on a real node', () => {
     for (const w of [a, hub]) await w.close()
   }, 120_000)
 
+  it('a payment past its expiry that its recipient cannot claim is given back off chain', async () => {
+    const links = new MemoryLinkNetwork()
+    const mute = { on: false }
+    const a = await walletOf(alice, links, 'alice16')
+    const hub = await walletOf(hubKey, links, 'hub16', new MemoryChannelStore(), true, { links: deafTo(links, 'hub16', 'carol16', mute) })
+    const c = await walletOf(carol, links, 'carol16')
+    const ah = await openPair(links, a, hub, 1_000n, 0n)
+    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    // The hub's offer to Carol goes unanswered and Carol leaves: the hub can neither settle Alice's
+    // payment nor, while Carol could still redeem its offer, give it back.
+    mute.on = true
+    const invoice = c.createInvoice(250n)
+    const paying = a.payInvoice(ah, invoice)
+    const told = expect(paying).rejects.toMatchObject({ code: 'PAYMENT_FAILED' })
+    await until(c, (s) => s.channels.find((x) => x.id === hc && x.pendingPayments === 1), 'Carol to hold the payment')
+    await c.close()
+    links.remove('carol16')
+    const expiry = hub.latestState(ah)?.state.htlcs[0]?.expiry as number
+    const stopTraffic = traffic(bob)
+    try {
+      // Once the chain is past the expiry, the hub gives it back: off chain, both online.
+      await until(
+        a,
+        (s) => {
+          if (node.height > expiry + 20) throw new Error(`not given back by height ${expiry + 20}`)
+          return s.channels.find((x) => x.id === ah && x.myBalance === 1_000n && x.pendingPayments === 0)
+        },
+        'the payment back with Alice',
+        20_000,
+        () => node.height,
+      )
+    } finally {
+      await stopTraffic()
+    }
+    await told
+    expect(a.state.channels.find((x) => x.id === ah)?.onChain?.status).toBe('open')
+    expect(hub.latestState(ah)?.state.htlcs).toEqual([])
+    for (const w of [a, hub]) await w.close()
+  }, 120_000)
+
   it('a wallet that closes alone sends the redeem of each payment it holds the preimage of right behind the close', async () => {
     const { hub, c, ah } = await preimageHeldByHub(12, 200n)
     const sent = async () =>

@@ -245,6 +245,8 @@ interface Live {
   joining?: Promise<Uint8Array>
   /** The payments to us whose preimage we hold, by {@link heldKey}: the height of the first poll that saw it (see `redeemAt`). */
   heldSince?: Map<string, number>
+  /** Expired payments to us being given back (see `failExpired`), by {@link heldKey}. */
+  failing?: Set<string>
   /** A close made to redeem a payment on chain, on its way. */
   closingForPayments?: Promise<void>
   /** On-chain calls sent (close, challenges, redeems, a hub's withdraw), by what they do: the height each was sent at. */
@@ -936,6 +938,7 @@ export class ChannelWallet implements WalletActions {
           live.closingForPayments = undefined
         })
       }
+      if (r.phase === 'open' && !d.session.onChain) this.failExpired(live, d, height)
       // Our close is not on chain some blocks on (it left the pool unused, failed, or we crashed
       // before it left): again. Likewise a final state both signed whose cooperative close did not land.
       if (d.session.onChain || (r.phase === 'closing' && d.session.latest.state.final))
@@ -1026,6 +1029,34 @@ export class ChannelWallet implements WalletActions {
       }
     }
     return true
+  }
+
+  /**
+   * Gives back each payment to us past its expiry whose preimage we do not hold: nobody can settle
+   * or redeem it now (a settlement at or past the expiry is refused, and so is a redeem), and left
+   * in the channel it would lock the payer's amount until one of us closes on chain. A hub's hold
+   * on it (see `held`) ends with it: the offer downstream expired `HOP_DELTA` blocks before. Once
+   * each while the proposal is out (`failing`); again after a refusal.
+   */
+  private failExpired(live: Live, d: ChannelDriver, height: number): void {
+    const peer = 1 - live.record.me
+    for (const h of d.session.tip.htlcs) {
+      if (h.from !== peer || height <= h.expiry) continue
+      const lock = to0x(h.hashLock)
+      if (this.invoices.has(lock) || d.session.preimageOf(h.hashLock) !== undefined) continue
+      const key = heldKey(h)
+      live.failing ??= new Set()
+      if (live.failing.has(key)) continue
+      live.failing.add(key)
+      this.held.delete(lock)
+      void d.failHtlc(h.id).then(
+        () => live.failing?.delete(key),
+        (err) => {
+          live.failing?.delete(key)
+          this.fault(live, err)
+        },
+      )
+    }
   }
 
   /**
