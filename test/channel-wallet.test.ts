@@ -901,6 +901,8 @@ describe('channel wallets on a real node', () => {
     await until(c, (s) => s.channels.find((x) => x.id === hc && x.pendingPayments === 1), 'Carol to hold the payment')
     await c.close()
     links.remove('carol15')
+    const expiry = hub.latestState(ah)?.state.htlcs[0]?.expiry as number
+    expect(expiry).toBeGreaterThan(node.height)
     // The hub, its offer unanswered, closes alone. Alice's payment stays with the hub while Carol
     // could still redeem the offer on chain...
     await hub.closeUnilateral(hc)
@@ -915,9 +917,13 @@ describe('channel wallets on a real node', () => {
         await new Promise((r) => setTimeout(r, 50))
       }
       expect((await record()).balances).toEqual([1_000n, 0n])
+      // Back before the payment's expiry: the close released it, not the expiry (see the next test).
       await until(
         a,
-        (s) => s.channels.find((x) => x.id === ah && x.myBalance === 1_000n && x.pendingPayments === 0),
+        (s) => {
+          if (node.height >= expiry) throw new Error(`not given back before its expiry ${expiry}`)
+          return s.channels.find((x) => x.id === ah && x.myBalance === 1_000n && x.pendingPayments === 0)
+        },
         'the payment back with Alice',
         20_000,
       )

@@ -938,7 +938,7 @@ export class ChannelWallet implements WalletActions {
           live.closingForPayments = undefined
         })
       }
-      if (r.phase === 'open' && !d.session.onChain) this.failExpired(live, d, height)
+      if (r.phase === 'open' && !d.session.onChain && live.closingForPayments === undefined) this.failExpired(live, d, height)
       // Our close is not on chain some blocks on (it left the pool unused, failed, or we crashed
       // before it left): again. Likewise a final state both signed whose cooperative close did not land.
       if (d.session.onChain || (r.phase === 'closing' && d.session.latest.state.final))
@@ -1032,23 +1032,26 @@ export class ChannelWallet implements WalletActions {
   }
 
   /**
-   * Gives back each payment to us past its expiry whose preimage we do not hold: nobody can settle
-   * or redeem it now (a settlement at or past the expiry is refused, and so is a redeem), and left
-   * in the channel it would lock the payer's amount until one of us closes on chain. A hub's hold
-   * on it (see `held`) ends with it: the offer downstream expired `HOP_DELTA` blocks before. Once
-   * each while the proposal is out (`failing`); again after a refusal.
+   * Gives back each payment to us past its expiry: nobody can settle or redeem it now (a
+   * settlement at or past the expiry is refused, and so is a redeem; one of ours still waiting for
+   * its countersignature has already left the tip), and left in the channel it would lock the
+   * payer's amount until one of us closes on chain. A hub's hold on it (see `held`) ends with it:
+   * the offer downstream expired `HOP_DELTA` blocks before. Once each while the proposal is out
+   * (`failing`); again after a refusal. Not while a close of ours for payments is on its way.
    */
   private failExpired(live: Live, d: ChannelDriver, height: number): void {
     const peer = 1 - live.record.me
     for (const h of d.session.tip.htlcs) {
       if (h.from !== peer || height <= h.expiry) continue
       const lock = to0x(h.hashLock)
-      if (this.invoices.has(lock) || d.session.preimageOf(h.hashLock) !== undefined) continue
       const key = heldKey(h)
       live.failing ??= new Set()
       if (live.failing.has(key)) continue
       live.failing.add(key)
+      // Whatever still waits on it (a hold, a forward's answer) must not act on its id later: ids
+      // are reused once a payment is gone.
       this.held.delete(lock)
+      if (this.forwards.get(lock)?.channel === live.record.id) this.forwards.delete(lock)
       void d.failHtlc(h.id).then(
         () => live.failing?.delete(key),
         (err) => {
@@ -1057,6 +1060,16 @@ export class ChannelWallet implements WalletActions {
         },
       )
     }
+  }
+
+  /**
+   * Gives back payment `id` paid to us on `d` (of channel `live`) if it is still the one locked
+   * with `lock`: an answer that comes late must not give back another payment that took its id
+   * (ids are reused once a payment is gone). Checked when asked, not when the proposal is made.
+   */
+  private failIfSame(live: Live, d: ChannelDriver, id: number, lock: string): void {
+    if (!d.session.tip.htlcs.some((h) => h.id === id && to0x(h.hashLock) === lock)) return
+    void d.failHtlc(id).catch((err) => this.fault(live, err))
   }
 
   /**
@@ -1071,7 +1084,7 @@ export class ChannelWallet implements WalletActions {
       if (rec.htlcs.some((x) => x.redeemed && x.htlc.from === live.record.me && to0x(x.htlc.hashLock) === lock)) continue
       const inbound = this.channels.get(h.channel)
       const d = inbound?.driver
-      if (inbound !== undefined && d !== undefined && !d.session.onChain) void d.failHtlc(h.htlcId).catch((err) => this.fault(inbound, err))
+      if (inbound !== undefined && d !== undefined && !d.session.onChain) this.failIfSame(inbound, d, h.htlcId, lock)
     }
   }
 
@@ -1210,10 +1223,10 @@ export class ChannelWallet implements WalletActions {
   private onRouted(live: Live, change: ChannelChange): void {
     const d = live.driver
     if (d === undefined) return
-    const fail = (htlcId: number) => void d.failHtlc(htlcId).catch((err) => this.fault(live, err))
     if (change.kind === 'add') {
       const h = change.htlc
       const lock = to0x(h.hashLock)
+      const fail = (htlcId: number) => this.failIfSame(live, d, htlcId, lock)
       const preimage = this.invoices.get(lock) ?? d.session.preimageOf(h.hashLock)
       if (change.next === undefined || change.next === this.o.key.address) {
         // For us: settle with the invoice's secret, or give back a payment we never asked for.
@@ -1251,7 +1264,9 @@ export class ChannelWallet implements WalletActions {
             // while our signed offer was out, the next hop may hold it and redeem it there: giving
             // the payment back now could pay the next hop out of our pocket. Held until that
             // channel is closed on chain, then settled (learnFromChain) or given back.
-            const offered = out.session.inFlight.some((f) => f.change.kind === 'add' && to0x(f.change.htlc.hashLock) === lock)
+            const offered =
+              out.session.inFlight.some((f) => f.change.kind === 'add' && to0x(f.change.htlc.hashLock) === lock) ||
+              out.session.latest.state.htlcs.some((x) => x.from === out.session.me && to0x(x.hashLock) === lock)
             if (offered && out.session.onChain)
               this.held.set(lock, { out: to0x(out.session.channelId), channel: live.record.id, htlcId: h.id })
             else fail(h.id)
@@ -1284,7 +1299,10 @@ export class ChannelWallet implements WalletActions {
             .rememberPreimage(preimage)
             .then(() => inbound.settleHtlc(back.htlcId, preimage))
             .catch((err) => this.fault(live, err))
-        } else void inbound.failHtlc(back.htlcId).catch((err) => this.fault(live, err))
+        } else {
+          const from = this.channels.get(back.channel)
+          if (from !== undefined) this.failIfSame(from, inbound, back.htlcId, lock)
+        }
       }
     }
   }
