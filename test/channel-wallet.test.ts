@@ -340,6 +340,23 @@ function deafTo(links: MemoryLinkNetwork, name: string, from: string, mute: { on
   }
 }
 
+/**
+ * Alice → hub → Carol (wallets `<name><n>`, channels `ah` and `hc` open), the hub deaf to Carol once
+ * `mute.on` is set: Carol's answers to its offers, and her settlements, never reach it.
+ */
+async function deafHubRoute(n: number, aliceOptions: Partial<ChannelWalletOptions> = {}) {
+  const links = new MemoryLinkNetwork()
+  const mute = { on: false }
+  const a = await walletOf(alice, links, `alice${n}`, new MemoryChannelStore(), false, aliceOptions)
+  const hub = await walletOf(hubKey, links, `hub${n}`, new MemoryChannelStore(), true, {
+    links: deafTo(links, `hub${n}`, `carol${n}`, mute),
+  })
+  const c = await walletOf(carol, links, `carol${n}`)
+  const ah = await openPair(links, a, hub, 1_000n, 0n)
+  const hc = await openPair(links, hub, c, 1_000n, 0n)
+  return { links, mute, a, hub, c, ah, hc }
+}
+
 /** `k` closes channel `id` alone with `old` (a cheat when a newer state exists), straight to the node. */
 async function closeAlone(k: typeof alice, id: string, old: SignedChannelState): Promise<void> {
   const nonce = decode(accountStateCodec, (await node.state.get(accountKey(k.address))) as Uint8Array).nonce
@@ -845,15 +862,9 @@ describe('channel wallets on a real node', () => {
   }, 300_000)
 
   it('a hub whose next hop redeemed on chain without settling with it learns the preimage there and settles with the payer', async () => {
-    const links = new MemoryLinkNetwork()
-    const mute = { on: false }
     // Alice's longer wait (her option sets the expiry) leaves the hub ~90 blocks for a sync, a poll,
     // two proofs and her acknowledgement on a loaded machine, not ~35.
-    const a = await walletOf(alice, links, 'alice14', new MemoryChannelStore(), false, { routedPaymentWait: 100 })
-    const hub = await walletOf(hubKey, links, 'hub14', new MemoryChannelStore(), true, { links: deafTo(links, 'hub14', 'carol14', mute) })
-    const c = await walletOf(carol, links, 'carol14')
-    const ah = await openPair(links, a, hub, 1_000n, 0n)
-    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    const { mute, a, hub, c, ah, hc } = await deafHubRoute(14, { routedPaymentWait: 100 })
     // The hub hears nothing from Carol from now on: she countersigns its offer and settles, and
     // neither reaches it.
     mute.on = true
@@ -887,13 +898,7 @@ describe('channel wallets on a real node', () => {
   }, 120_000)
 
   it('a hub whose offer went unanswered into a channel that went on chain gives the payment back only once that channel is closed', async () => {
-    const links = new MemoryLinkNetwork()
-    const mute = { on: false }
-    const a = await walletOf(alice, links, 'alice15')
-    const hub = await walletOf(hubKey, links, 'hub15', new MemoryChannelStore(), true, { links: deafTo(links, 'hub15', 'carol15', mute) })
-    const c = await walletOf(carol, links, 'carol15')
-    const ah = await openPair(links, a, hub, 1_000n, 0n)
-    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    const { links, mute, a, hub, c, ah, hc } = await deafHubRoute(15)
     mute.on = true
     const paying = a.payInvoice(ah, c.createInvoice(250n))
     const told = expect(paying).rejects.toMatchObject({ code: 'PAYMENT_FAILED' })
@@ -935,13 +940,7 @@ describe('channel wallets on a real node', () => {
   }, 120_000)
 
   it('a payment past its expiry that its recipient cannot claim is given back off chain', async () => {
-    const links = new MemoryLinkNetwork()
-    const mute = { on: false }
-    const a = await walletOf(alice, links, 'alice16')
-    const hub = await walletOf(hubKey, links, 'hub16', new MemoryChannelStore(), true, { links: deafTo(links, 'hub16', 'carol16', mute) })
-    const c = await walletOf(carol, links, 'carol16')
-    const ah = await openPair(links, a, hub, 1_000n, 0n)
-    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    const { links, mute, a, hub, c, ah, hc } = await deafHubRoute(16)
     // The hub's offer to Carol goes unanswered and Carol leaves: the hub can neither settle Alice's
     // payment nor, while Carol could still redeem its offer, give it back.
     mute.on = true
