@@ -1033,7 +1033,7 @@ export class ChannelWallet implements WalletActions {
 
   /**
    * Gives back each payment to us past its expiry: nobody can settle or redeem it now (a
-   * settlement at or past the expiry is refused, and so is a redeem; one of ours still waiting for
+   * settlement is refused at or past the expiry, a redeem past it; one of ours still waiting for
    * its countersignature has already left the tip), and left in the channel it would lock the
    * payer's amount until one of us closes on chain. A hub's hold on it (see `held`) ends with it:
    * the offer downstream expired `HOP_DELTA` blocks before. Once each while the proposal is out
@@ -1050,7 +1050,7 @@ export class ChannelWallet implements WalletActions {
       live.failing.add(key)
       // Whatever still waits on it (a hold, a forward's answer) must not act on its id later: ids
       // are reused once a payment is gone.
-      this.held.delete(lock)
+      if (this.held.get(lock)?.channel === live.record.id) this.held.delete(lock)
       if (this.forwards.get(lock)?.channel === live.record.id) this.forwards.delete(lock)
       void d.failHtlc(h.id).then(
         () => live.failing?.delete(key),
