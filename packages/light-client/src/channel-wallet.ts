@@ -1289,8 +1289,9 @@ export class ChannelWallet implements WalletActions {
       const back = this.forwards.get(lock)
       if (back) {
         this.forwards.delete(lock)
-        const inbound = this.channels.get(back.channel)?.driver
-        if (inbound === undefined) return
+        const from = this.channels.get(back.channel)
+        const inbound = from?.driver
+        if (from === undefined || inbound === undefined) return
         if (change.kind === 'settle') {
           // Saved in the inbound session first: if the payer never countersigns the settlement,
           // the preimage redeems the payment on chain (see REDEEM_MARGIN), also after a restart.
@@ -1299,10 +1300,7 @@ export class ChannelWallet implements WalletActions {
             .rememberPreimage(preimage)
             .then(() => inbound.settleHtlc(back.htlcId, preimage))
             .catch((err) => this.fault(live, err))
-        } else {
-          const from = this.channels.get(back.channel)
-          if (from !== undefined) this.failIfSame(from, inbound, back.htlcId, lock)
-        }
+        } else this.failIfSame(from, inbound, back.htlcId, lock)
       }
     }
   }
