@@ -341,6 +341,23 @@ function deafTo(links: MemoryLinkNetwork, name: string, from: string, mute: { on
 }
 
 /**
+ * Endpoint `name` of `links` that cannot dial the addresses `blocked` says (a page whose network
+ * is down, its wallet still open with its invoices): two such ends stay unlinked.
+ */
+function awayable(links: MemoryLinkNetwork, name: string, blocked: (address: string) => boolean): WalletLinks {
+  const inner = links.endpoint(name)
+  return {
+    myAddresses: () => inner.myAddresses(),
+    selfId: () => inner.selfId(),
+    onLink: (cb) => inner.onLink(cb),
+    dial: async (address) => {
+      if (blocked(address)) throw new Error(`${name} cannot reach ${address}`)
+      return inner.dial(address)
+    },
+  }
+}
+
+/**
  * Alice → hub → Carol (wallets `<name><n>`, channels `ah` and `hc` open), the hub deaf to Carol once
  * `mute.on` is set: Carol's answers to its offers, and her settlements, never reach it.
  */
@@ -412,6 +429,10 @@ describe('channel wallets on a real node', () => {
       })
     const w = await walletOf(alice, links, 'alice-ok', undefined, false, { routedPaymentWait: 31 })
     await w.close()
+    for (const bad of [0, 1.5, -5])
+      await expect(walletOf(hubKey, links, 'hub-bad', undefined, true, { forwardWaitMs: bad })).rejects.toMatchObject({
+        code: 'BAD_OPTION',
+      })
   })
 
   it('open, 100 payments each way, messages, cooperative close with the right balances on chain', async () => {
@@ -971,6 +992,72 @@ describe('channel wallets on a real node', () => {
     expect(a.state.channels.find((x) => x.id === ah)?.onChain?.status).toBe('open')
     expect(hub.latestState(ah)?.state.htlcs).toEqual([])
     for (const w of [a, hub]) await w.close()
+  }, 120_000)
+
+  it('a hub’s late answer about an expired payment leaves alone the newer payment that took its id', async () => {
+    // Carol and Bob are away. The hub waits for Carol to forward Alice's first payment, long enough
+    // for that payment to expire and go back; Alice's second payment, for Bob, then takes the same
+    // id in her channel and waits for Bob. When Carol comes back, the first payment's wait ends in
+    // "expired, give it back": that must not give back the second one, which then goes to Bob.
+    const links = new MemoryLinkNetwork()
+    const carolAway = { on: false }
+    const bobAway = { on: false }
+    const a = await walletOf(alice, links, 'alice17')
+    const hub = await walletOf(hubKey, links, 'hub17', new MemoryChannelStore(), true, {
+      forwardWaitMs: 120_000,
+      links: awayable(links, 'hub17', (to) => (to === 'mem/carol17' && carolAway.on) || (to === 'mem/bob17' && bobAway.on)),
+    })
+    const c = await walletOf(carol, links, 'carol17', new MemoryChannelStore(), false, {
+      links: awayable(links, 'carol17', () => carolAway.on),
+    })
+    const b = await walletOf(bob, links, 'bob17', new MemoryChannelStore(), false, { links: awayable(links, 'bob17', () => bobAway.on) })
+    const ah = await openPair(links, a, hub, 1_000n, 0n)
+    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    const hb = await openPair(links, hub, b, 1_000n, 0n)
+    carolAway.on = true
+    bobAway.on = true
+    links.cut('hub17', 'carol17')
+    links.cut('hub17', 'bob17')
+    await until(hub, (s) => s.channels.every((x) => x.id === ah || x.link === 'none'), 'the hub to see Carol and Bob away')
+
+    const first = a.payInvoice(ah, c.createInvoice(100n))
+    const firstFailed = expect(first).rejects.toMatchObject({ code: 'PAYMENT_FAILED' })
+    await until(hub, (s) => s.channels.find((x) => x.id === ah && x.pendingPayments === 1), 'the hub to hold the first payment')
+    const firstHtlc = hub.latestState(ah)?.state.htlcs[0]
+    if (firstHtlc === undefined) throw new Error('no first payment in the channel')
+    const stopTraffic = traffic(carol)
+    try {
+      await until(
+        hub,
+        (s) => s.channels.find((x) => x.id === ah && x.pendingPayments === 0),
+        'the expired first payment given back',
+        20_000,
+        () => node.height,
+      )
+    } finally {
+      await stopTraffic()
+    }
+    await firstFailed
+
+    const second = a.payInvoice(ah, b.createInvoice(250n))
+    await until(hub, (s) => s.channels.find((x) => x.id === ah && x.pendingPayments === 1), 'the hub to hold the second payment')
+    const secondHtlc = hub.latestState(ah)?.state.htlcs[0]
+    if (secondHtlc === undefined) throw new Error('no second payment in the channel')
+    // The case this test is about: the second payment took the first one's id.
+    expect(secondHtlc.id).toBe(firstHtlc.id)
+    expect(to0x(secondHtlc.hashLock)).not.toBe(to0x(firstHtlc.hashLock))
+
+    // Carol back: the first payment's wait ends (it polls every 50 ms) in a late "give it back".
+    carolAway.on = false
+    await until(hub, (s) => s.channels.find((x) => x.id === hc && x.link !== 'none'), 'the hub to see Carol back')
+    await new Promise((r) => setTimeout(r, 1_000))
+    expect(hub.latestState(ah)?.state.htlcs.map((h) => to0x(h.hashLock))).toEqual([to0x(secondHtlc.hashLock)])
+
+    bobAway.on = false
+    await second
+    await until(b, (s) => s.channels.find((x) => x.id === hb && x.myBalance === 250n && x.pendingPayments === 0), 'Bob paid')
+    await until(a, (s) => s.channels.find((x) => x.id === ah && x.myBalance === 750n && x.pendingPayments === 0), 'Alice to have paid')
+    for (const w of [a, hub, c, b]) await w.close()
   }, 120_000)
 
   it('a wallet that closes alone sends the redeem of each payment it holds the preimage of right behind the close', async () => {

@@ -95,6 +95,11 @@ export interface ChannelWalletOptions {
    */
   readonly hub?: boolean
   /**
+   * How long a hub waits for the next hop's channel to be open and linked before giving a payment
+   * back (ms). Default {@link FORWARD_WAIT_MS}.
+   */
+  readonly forwardWaitMs?: number
+  /**
    * Blocks this wallet's routed payments may take to settle: their expiry, from the height it
    * pays at. Default {@link ROUTED_PAYMENT_WAIT}; above `HOP_DELTA + REDEEM_MARGIN` (30), so a hub
    * can offer the next hop an earlier one and still redeem on chain, and at most `MAX_HTLC_WAIT`.
@@ -316,6 +321,9 @@ export class ChannelWallet implements WalletActions {
         'BAD_OPTION',
         `routedPaymentWait must be a whole number of blocks above ${HOP_DELTA + REDEEM_MARGIN} and at most ${MAX_HTLC_WAIT}, not ${wait}`,
       )
+    const fw = o.forwardWaitMs
+    if (fw !== undefined && !(Number.isSafeInteger(fw) && fw > 0))
+      throw new WalletError('BAD_OPTION', `forwardWaitMs must be a whole number of milliseconds above 0, not ${fw}`)
     const w = new ChannelWallet(o)
     for (const r of await o.store.list()) {
       const live: Live = { record: r, saving: Promise.resolve() }
@@ -1250,7 +1258,7 @@ export class ChannelWallet implements WalletActions {
         const out = channelTo()
         return out?.record.phase === 'open' && out.driver !== undefined && this.links.has(next) ? out.driver : undefined
       }
-      void this.waitFor(ready, FORWARD_WAIT_MS, 'the next hop').then(
+      void this.waitFor(ready, this.o.forwardWaitMs ?? FORWARD_WAIT_MS, 'the next hop').then(
         (out) => {
           const expiry = h.expiry - HOP_DELTA
           if (out.session.balances.mine < h.amount || expiry <= this.o.chain.height) {

@@ -32,7 +32,9 @@ class MemoryLink implements WalletLink {
     for (const f of this.early.splice(0)) cb(f)
   }
   onClose(cb: () => void): void {
-    this.closeCbs.push(cb)
+    // As a libp2p link (peer-link.ts): a link already closed says so at once.
+    if (!this.open) cb()
+    else this.closeCbs.push(cb)
   }
   close(): void {
     if (!this.open) return
