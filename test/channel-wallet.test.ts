@@ -280,10 +280,10 @@ async function paidPair(n: number): Promise<{ a: ChannelWallet; b: ChannelWallet
 }
 
 /** Alice → hub → Carol on fresh links (wallets named `alice<n>`, `hub<n>`, `carol<n>`): two channels of 1,000 from the payer's side. */
-async function hubRoute(n: number, storeA = new MemoryChannelStore()) {
+async function hubRoute(n: number, storeA = new MemoryChannelStore(), hubOptions: Partial<ChannelWalletOptions> = {}) {
   const links = new MemoryLinkNetwork()
   const a = await walletOf(alice, links, `alice${n}`, storeA)
-  const hub = await walletOf(hubKey, links, `hub${n}`, new MemoryChannelStore(), true)
+  const hub = await walletOf(hubKey, links, `hub${n}`, new MemoryChannelStore(), true, hubOptions)
   const c = await walletOf(carol, links, `carol${n}`)
   const ah = await openPair(links, a, hub, 1_000n, 0n)
   const hc = await openPair(links, hub, c, 1_000n, 0n)
@@ -307,8 +307,13 @@ async function payHeldThenClose(a: ChannelWallet, hub: ChannelWallet, ah: string
  * holds Alice's payment, and Alice's page closes for good. Then Carol's link comes back: the hub
  * forwards, Carol settles, and the hub holds the preimage of a payment Alice cannot settle.
  */
-async function preimageHeldByHub(n: number, amount: bigint, storeA = new MemoryChannelStore()) {
-  const { links, a, hub, c, ah, hc } = await hubRoute(n, storeA)
+async function preimageHeldByHub(
+  n: number,
+  amount: bigint,
+  storeA = new MemoryChannelStore(),
+  hubOptions: Partial<ChannelWalletOptions> = {},
+) {
+  const { links, a, hub, c, ah, hc } = await hubRoute(n, storeA, hubOptions)
   links.cut(`hub${n}`, `carol${n}`)
   await until(hub, (s) => s.channels.find((x) => x.id === hc && x.link === 'none'), 'the hub to see the link to Carol down')
   const invoice = c.createInvoice(amount)
@@ -880,6 +885,60 @@ describe('channel wallets on a real node', () => {
     await until(back, (s) => s.channels.find((x) => x.id === ah && x.phase === 'closed'), 'Alice to see the channel closed')
     await expect(back.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'ALREADY_PAID' })
     for (const w of [hub, c, back]) await w.close()
+  }, 300_000)
+
+  it('a hub wallet closed while it closes a channel alone for a payment first hands the close and the redeem to the node', async () => {
+    // The hub's node takes a while to accept each transaction. When the hub's first call for the
+    // channel leaves (the close), the wallet is closed at once: it must still send the redeem behind it.
+    const chain = await chainFor()
+    let watching = false
+    let handed = 0
+    let closing: Promise<void> | undefined
+    let hub: ChannelWallet | undefined
+    const slow: ChainAccess = {
+      get height() {
+        return chain.height
+      },
+      getStateProof: (k, o) => chain.getStateProof(k, o),
+      submitTransaction: async (tx) => {
+        if (watching && closing === undefined) closing = Promise.resolve().then(() => hub?.close())
+        await new Promise((r) => setTimeout(r, 300))
+        const hash = await chain.submitTransaction(tx)
+        if (watching) handed++
+        return hash
+      },
+    }
+    try {
+      const route = await preimageHeldByHub(18, 300n, new MemoryChannelStore(), { chain: slow })
+      hub = route.hub
+      const { c, ah } = route
+      watching = true
+      const stopTraffic = traffic(bob)
+      try {
+        await until(
+          c,
+          () => closing !== undefined,
+          'the hub to close the channel for the payment',
+          20_000,
+          () => node.height,
+        )
+        await closing
+        // Both calls were with the node when close() returned: the close and the redeem.
+        expect(handed).toBe(2)
+        const end = Date.now() + 60_000
+        for (;;) {
+          const rec = decode(channelRecordCodec, (await node.state.get(channelKey(fromHex(ah)))) as Uint8Array)
+          if (rec.closer === 1 && rec.htlcs.length === 1 && rec.htlcs.every((h) => h.redeemed)) break
+          if (Date.now() > end) throw new Error(`the close and the redeem not on chain by height ${node.height}`)
+          await new Promise((r) => setTimeout(r, 100))
+        }
+      } finally {
+        await stopTraffic()
+      }
+      await c.close()
+    } finally {
+      chain.stop()
+    }
   }, 300_000)
 
   it('a hub whose next hop redeemed on chain without settling with it learns the preimage there and settles with the payer', async () => {
