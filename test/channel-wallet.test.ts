@@ -902,7 +902,8 @@ describe('channel wallets on a real node', () => {
       getStateProof: (k, o) => chain.getStateProof(k, o),
       submitTransaction: async (tx) => {
         if (watching && closing === undefined) closing = Promise.resolve().then(() => hub?.close())
-        await new Promise((r) => setTimeout(r, 300))
+        // Slow, but well inside the 2 s a closing wallet gives its last work (CLOSE_SAVE_MS).
+        await new Promise((r) => setTimeout(r, 100))
         const hash = await chain.submitTransaction(tx)
         if (watching) handed++
         return hash
@@ -937,6 +938,7 @@ describe('channel wallets on a real node', () => {
       }
       await c.close()
     } finally {
+      await hub?.close()
       chain.stop()
     }
   }, 300_000)
@@ -1063,7 +1065,7 @@ describe('channel wallets on a real node', () => {
     const bobAway = { on: false }
     const a = await walletOf(alice, links, 'alice17')
     const hub = await walletOf(hubKey, links, 'hub17', new MemoryChannelStore(), true, {
-      forwardWaitMs: 120_000,
+      forwardWaitMs: 60_000,
       links: awayable(links, 'hub17', (to) => (to === 'mem/carol17' && carolAway.on) || (to === 'mem/bob17' && bobAway.on)),
     })
     const c = await walletOf(carol, links, 'carol17', new MemoryChannelStore(), false, {

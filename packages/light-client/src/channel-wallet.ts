@@ -258,6 +258,11 @@ interface Live {
   sent?: Map<string, number>
 }
 
+/** A give-back that found its payment gone (another took its id): nothing to do. */
+function isNotPending(err: unknown): boolean {
+  return err instanceof ChannelProtocolError && err.code === 'NOT_PENDING'
+}
+
 /** A payment's key in `Live.heldSince`: its id and lock (a channel reuses an id once its payment is gone). */
 function heldKey(h: Htlc): string {
   return `${h.id} ${to0x(h.hashLock)}`
@@ -1060,11 +1065,11 @@ export class ChannelWallet implements WalletActions {
       // are reused once a payment is gone.
       if (this.held.get(lock)?.channel === live.record.id) this.held.delete(lock)
       if (this.forwards.get(lock)?.channel === live.record.id) this.forwards.delete(lock)
-      void d.failHtlc(h.id).then(
+      void d.failHtlc(h.id, h.hashLock).then(
         () => live.failing?.delete(key),
         (err) => {
           live.failing?.delete(key)
-          this.fault(live, err)
+          if (!isNotPending(err)) this.fault(live, err)
         },
       )
     }
@@ -1073,11 +1078,15 @@ export class ChannelWallet implements WalletActions {
   /**
    * Gives back payment `id` paid to us on `d` (of channel `live`) if it is still the one locked
    * with `lock`: an answer that comes late must not give back another payment that took its id
-   * (ids are reused once a payment is gone). Checked when asked, not when the proposal is made.
+   * (ids are reused once a payment is gone). Checked when asked and again when the proposal is
+   * made (a queued proposal is made later).
    */
   private failIfSame(live: Live, d: ChannelDriver, id: number, lock: string): void {
-    if (!d.session.tip.htlcs.some((h) => h.id === id && to0x(h.hashLock) === lock)) return
-    void d.failHtlc(id).catch((err) => this.fault(live, err))
+    const h = d.session.tip.htlcs.find((x) => x.id === id && to0x(x.hashLock) === lock)
+    if (h === undefined) return
+    void d.failHtlc(id, h.hashLock).catch((err) => {
+      if (!isNotPending(err)) this.fault(live, err)
+    })
   }
 
   /**

@@ -103,9 +103,13 @@ export class ChannelDriver {
     return this.propose(() => ({ kind: 'settle', id, preimage: copy }))
   }
 
-  /** Gives the peer's hash-locked payment `id` back; resolves once countersigned. */
-  async failHtlc(id: number): Promise<void> {
-    return this.propose(() => ({ kind: 'fail', id }))
+  /**
+   * Gives the peer's hash-locked payment `id` back; resolves once countersigned. With `hashLock`,
+   * only if `id` still holds that payment when the proposal is made (`NOT_PENDING` otherwise):
+   * queued proposals are made later than asked for, and ids are reused.
+   */
+  async failHtlc(id: number, hashLock?: Uint8Array): Promise<void> {
+    return this.propose(hashLock === undefined ? () => ({ kind: 'fail', id }) : this.session.failMaker(id, hashLock))
   }
 
   /** Agrees the final state with the peer; resolves with it, both signatures on it. */

@@ -310,6 +310,7 @@ export type ChannelProtocolErrorCode =
   | 'UNEXPECTED_ACK'
   | 'CHANNEL_CLOSED'
   | 'DUPLICATE_LOCK'
+  | 'NOT_PENDING'
 
 /** A refused message or action: nothing changed. */
 export class ChannelProtocolError extends LoopchainError<ChannelProtocolErrorCode> {}
@@ -642,6 +643,21 @@ export class ChannelSession {
         fail('DUPLICATE_LOCK', 'a payment of mine locked with this hash is already pending in this channel')
       const htlc: Htlc = { id: nextHtlcId(tip), from: me, amount: p.amount, hashLock: p.hashLock.slice(), expiry: p.expiry }
       return p.next === undefined ? { kind: 'add', htlc } : { kind: 'add', htlc, next: p.next }
+    }
+  }
+
+  /**
+   * The change that gives the peer's hash-locked payment `id` back, made only while `id` still
+   * holds the payment locked with `hashLock` in the state it is proposed on (`NOT_PENDING` if not):
+   * ids are reused once a payment is gone, and an answer that comes late must not give back
+   * another payment that took the id between the call and the proposal.
+   */
+  failMaker(id: number, hashLock: Uint8Array): ChangeMaker {
+    const lock = hashLock.slice()
+    return (tip) => {
+      if (!tip.htlcs.some((h) => h.id === id && sameBytes(h.hashLock, lock)))
+        fail('NOT_PENDING', `payment ${id} is no longer the one locked with this hash`)
+      return { kind: 'fail', id }
     }
   }
 

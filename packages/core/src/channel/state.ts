@@ -43,7 +43,7 @@ export const MAX_CHANNEL_AMOUNT = (1n << 255n) - 1n
  * `hashLock` (SHA-256) is shown at or before block `expiry`; otherwise it returns to `from`.
  */
 export interface Htlc {
-  /** Unique within the channel for its life (never reused). */
+  /** Unique among the payments pending in a state: one above the highest pending (`nextHtlcId`), so reused once a payment is gone. */
   readonly id: number
   readonly from: Party
   readonly amount: bigint

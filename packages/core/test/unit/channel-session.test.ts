@@ -614,6 +614,27 @@ const settle = <T>(ps: Promise<T>[]) =>
   )
 
 describe('channel session bursts', () => {
+  it('a give-back made for a payment by its lock is refused once another payment took its id, also when made later than asked', async () => {
+    const { s0, s1 } = pair(21, A, B, [100n, 0n])
+    const first = sha256(utf8('first'))
+    const second = sha256(utf8('second'))
+    await deliver(s0, s1, await s0.addHtlc({ amount: 5n, hashLock: first, expiry: 200 }, ctx))
+    // Asked for while payment 1 is the first one; made (proposeMany) after it left and the second took id 1.
+    const late = s1.failMaker(1, first)
+    await deliver(s1, s0, await s1.failHtlc(1, ctx))
+    await deliver(s0, s1, await s0.addHtlc({ amount: 7n, hashLock: second, expiry: 200 }, ctx))
+    expect(s1.latest.state.htlcs.map((h) => h.id)).toEqual([1])
+    const [refused] = await s1.proposeMany([late], ctx)
+    expect(refused?.error?.code).toBe('NOT_PENDING')
+    expect(s1.inFlight).toHaveLength(0)
+    // Made for the payment the id holds, it gives that one back.
+    const [ok] = await s1.proposeMany([s1.failMaker(1, second)], ctx)
+    expect(ok?.error).toBeUndefined()
+    await deliver(s1, s0, (ok as { wire: Update }).wire)
+    expect(s0.latest.state.htlcs).toEqual([])
+    expect(s0.balances.mine).toBe(100n)
+  })
+
   it('proposes several changes at once: each builds on the last accepted, a refused one changes nothing', async () => {
     const { s0, s1 } = pair(20, A, B, [100n, 0n])
     const out = await s0.proposeMany(
