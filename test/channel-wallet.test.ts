@@ -23,6 +23,7 @@ import {
   createLightHandlers,
   DEFAULT_PARAMS,
   decode,
+  decodeChannelWire,
   decodeTransaction,
   encodeSignedChannelState,
   fromHex,
@@ -323,8 +324,16 @@ async function preimageHeldByHub(
   return { links, hub, c, ah, invoice }
 }
 
-/** Endpoint `name` of `links`, deaf to `from` while `mute.on`: every frame from it is dropped (its settlements never arrive). */
-function deafTo(links: MemoryLinkNetwork, name: string, from: string, mute: { on: boolean }): WalletLinks {
+/**
+ * Endpoint `name` of `links`, deaf to `from` while `mute.on`: every frame from it is dropped (its
+ * settlements never arrive), or those `mute.only` picks.
+ */
+function deafTo(
+  links: MemoryLinkNetwork,
+  name: string,
+  from: string,
+  mute: { on: boolean; only?: (frame: Uint8Array) => boolean },
+): WalletLinks {
   const inner = links.endpoint(name)
   const wrap = (l: WalletLink): WalletLink =>
     l.remotePeer !== `mem/${from}`
@@ -333,7 +342,7 @@ function deafTo(links: MemoryLinkNetwork, name: string, from: string, mute: { on
           remotePeer: l.remotePeer,
           kind: l.kind,
           send: (f) => l.send(f),
-          onMessage: (cb) => l.onMessage((f) => (mute.on ? undefined : cb(f))),
+          onMessage: (cb) => l.onMessage((f) => (mute.on && (mute.only?.(f) ?? true) ? undefined : cb(f))),
           onClose: (cb) => l.onClose(cb),
           close: () => l.close(),
         }
@@ -886,6 +895,64 @@ describe('channel wallets on a real node', () => {
     await expect(back.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'ALREADY_PAID' })
     for (const w of [hub, c, back]) await w.close()
   }, 300_000)
+
+  it('a hub restarted with a forward pending settles with the payer once the next hop settles after the restart', async () => {
+    // What a hub forwarded is kept in memory; after a restart it is read back from the channels'
+    // states. Before, the next hop's settlement after a restart paid it, and the payer's payment
+    // stayed with the hub until it expired and went back to the payer.
+    const links = new MemoryLinkNetwork()
+    const mute = { on: false }
+    const hubStore = new MemoryChannelStore()
+    const a = await walletOf(alice, links, 'alice19')
+    const hub = await walletOf(hubKey, links, 'hub19', hubStore, true, { links: deafTo(links, 'hub19', 'carol19', mute) })
+    const c = await walletOf(carol, links, 'carol19')
+    const ah = await openPair(links, a, hub, 1_000n, 0n)
+    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    // Carol takes the hub's offer and settles it; the hub hears neither, and restarts.
+    mute.on = true
+    const paying = a.payInvoice(ah, c.createInvoice(120n))
+    await until(c, (s) => s.channels.find((x) => x.id === hc && x.pendingPayments === 1), 'Carol to hold the offer')
+    await hub.close()
+    const again = await walletOf(hubKey, links, 'hub19', hubStore, true)
+    await until(a, (s) => s.channels.find((x) => x.id === ah && x.myBalance === 880n && x.pendingPayments === 0), 'Alice to have paid')
+    await paying
+    await until(c, (s) => s.channels.find((x) => x.id === hc && x.myBalance === 120n && x.pendingPayments === 0), 'Carol paid')
+    await until(
+      again,
+      (s) => s.channels.find((x) => x.id === ah && x.myBalance === 120n && x.pendingPayments === 0),
+      'the hub paid by Alice',
+    )
+    for (const w of [a, again, c]) await w.close()
+  }, 120_000)
+
+  it('a hub restarted after the next hop took its offer settles with the payer once the next hop’s settlement comes', async () => {
+    // As above, but the hub heard Carol take the offer before it restarted: the offer is in the
+    // session the hub restores from its store, not in one the peer syncs.
+    const links = new MemoryLinkNetwork()
+    const mute = { on: false, only: (f: Uint8Array) => f[0] === 1 && decodeChannelWire(f.subarray(1)).t === 'update' }
+    const hubStore = new MemoryChannelStore()
+    const a = await walletOf(alice, links, 'alice20')
+    const hub = await walletOf(hubKey, links, 'hub20', hubStore, true, { links: deafTo(links, 'hub20', 'carol20', mute) })
+    const c = await walletOf(carol, links, 'carol20')
+    const ah = await openPair(links, a, hub, 1_000n, 0n)
+    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    // Carol's acknowledgement reaches the hub; her settlement (an update) does not.
+    mute.on = true
+    const paying = a.payInvoice(ah, c.createInvoice(130n))
+    await until(hub, (s) => s.channels.find((x) => x.id === hc && x.pendingPayments === 1), 'the hub to see Carol take the offer')
+    await hub.close()
+    expect((await hubStore.get(hc))?.snapshot).toBeDefined()
+    const again = await walletOf(hubKey, links, 'hub20', hubStore, true)
+    await until(a, (s) => s.channels.find((x) => x.id === ah && x.myBalance === 870n && x.pendingPayments === 0), 'Alice to have paid')
+    await paying
+    await until(c, (s) => s.channels.find((x) => x.id === hc && x.myBalance === 130n && x.pendingPayments === 0), 'Carol paid')
+    await until(
+      again,
+      (s) => s.channels.find((x) => x.id === ah && x.myBalance === 130n && x.pendingPayments === 0),
+      'the hub paid by Alice',
+    )
+    for (const w of [a, again, c]) await w.close()
+  }, 120_000)
 
   it('a hub wallet closed while it closes a channel alone for a payment first hands the close and the redeem to the node', async () => {
     // The hub's node takes a while to accept each transaction. When the hub's first call for the

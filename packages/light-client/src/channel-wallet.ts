@@ -335,6 +335,9 @@ export class ChannelWallet implements WalletActions {
       if (r.snapshot !== undefined) live.driver = w.makeDriver(live, ChannelSession.restore(r.snapshot as ChannelSnapshot, o.signer))
       w.channels.set(r.id, live)
     }
+    // Offers of mine already countersigned before a restart (later ones come as session events).
+    for (const live of w.channels.values())
+      for (const h of live.driver?.session.latest.state.htlcs ?? []) if (h.from === live.record.me) w.noteOffered(live, h)
     o.links.onLink((link) => w.adopt(link))
     let ticks = 0
     w.timer = setInterval(() => {
@@ -1076,6 +1079,30 @@ export class ChannelWallet implements WalletActions {
   }
 
   /**
+   * Payment `htlc` of mine on `live` is offered (countersigned): a settlement of it is matched by
+   * its id (`lockOf`). For a hub, it is also paired with the payment it forwards when that pairing
+   * is not in memory (a restart: the sessions are restored, or synced from the peer, with the offer
+   * in them): a payment paid to me on another channel with the same lock and amount, expiring
+   * `HOP_DELTA` blocks later, as `onRouted` forwards it. Without this, a next hop that settled after
+   * a hub restart was paid, and the payer got its payment back at its expiry.
+   */
+  private noteOffered(live: Live, htlc: Htlc): void {
+    const lock = to0x(htlc.hashLock)
+    live.offered ??= new Map()
+    live.offered.set(htlc.id, lock)
+    if (!this.o.hub || this.forwards.has(lock)) return
+    for (const other of this.channels.values()) {
+      if (other === live) continue
+      const from = other.driver?.session.tip.htlcs.find(
+        (h) => h.from !== other.record.me && to0x(h.hashLock) === lock && h.amount === htlc.amount && h.expiry === htlc.expiry + HOP_DELTA,
+      )
+      if (from === undefined) continue
+      this.forwards.set(lock, { channel: other.record.id, htlcId: from.id })
+      return
+    }
+  }
+
+  /**
    * Gives back payment `id` paid to us on `d` (of channel `live`) if it is still the one locked
    * with `lock`: an answer that comes late must not give back another payment that took its id
    * (ids are reused once a payment is gone). Checked when asked and again when the proposal is
@@ -1216,15 +1243,10 @@ export class ChannelWallet implements WalletActions {
   }
 
   private onSessionEvent(live: Live, e: ChannelSessionEvent): void {
-    if (e.type === 'confirmed' && e.change.kind === 'add') {
-      live.offered ??= new Map()
-      live.offered.set(e.change.htlc.id, to0x(e.change.htlc.hashLock))
-    }
+    if (e.type === 'confirmed' && e.change.kind === 'add') this.noteOffered(live, e.change.htlc)
     // Acknowledged by a resync rather than one by one: our payments in the synced state are offered too.
-    if (e.type === 'synced' && live.driver !== undefined) {
-      live.offered ??= new Map()
-      for (const h of live.driver.session.latest.state.htlcs) if (h.from === live.record.me) live.offered.set(h.id, to0x(h.hashLock))
-    }
+    if (e.type === 'synced' && live.driver !== undefined)
+      for (const h of live.driver.session.latest.state.htlcs) if (h.from === live.record.me) this.noteOffered(live, h)
     // Settled payments of mine are recorded by the save that covers them (see makeDriver): a
     // settlement is the peer's update, whose events always wait for that save.
     if (e.type === 'received') this.onRouted(live, e.change)
