@@ -934,6 +934,11 @@ export class ChannelWallet implements WalletActions {
         phase: 'open',
         peer: { ...r.peer, publicKey: to0x(rec.keys[1 - r.me] as Uint8Array) },
         deposits: [rec.deposits[0], rec.deposits[1]],
+        // Saved with the session from the start: a wallet restarted before its first countersigned
+        // state restores it and syncs with the peer before it proposes anything (it may have signed
+        // and sent a state it had not saved yet). Without it, it made a new session that could sign
+        // another state of the same number.
+        snapshot: session.snapshot(),
       }
       live.driver = this.makeDriver(live, session)
       await live.driver.flush()
