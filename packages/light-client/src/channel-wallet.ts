@@ -295,7 +295,7 @@ export class ChannelWallet implements WalletActions {
   /** Preimages of this wallet's invoices, by hex of the hash lock. */
   private readonly invoices = new Map<string, Uint8Array>()
   /** Routed payments this wallet sent, waiting to be settled, by hex of the hash lock. */
-  private readonly routed = new Map<string, { resolve: () => void; reject: (e: Error) => void }>()
+  private readonly routed = new Map<string, { channel: string; resolve: () => void; reject: (e: Error) => void }>()
   /** Payments a hub forwarded: by hex of the hash lock, where it came in. */
   private readonly forwards = new Map<string, { channel: string; htlcId: number }>()
   /**
@@ -536,7 +536,7 @@ export class ChannelWallet implements WalletActions {
     if ([...this.channels.values()].some((l) => l.record.phase !== 'closed' && this.pendingLocks(l, true).includes(lock)))
       throw new WalletError('IN_FLIGHT', 'a payment of this invoice is pending in a channel')
     const d = this.openDriver(id)
-    const settled = new Promise<void>((resolve, reject) => this.routed.set(lock, { resolve, reject }))
+    const settled = new Promise<void>((resolve, reject) => this.routed.set(lock, { channel: id, resolve, reject }))
     // Handled here too: it may reject (the wallet closing) before the caller gets it, or while
     // addHtlc fails and the caller gets that error instead.
     settled.catch(() => undefined)
@@ -1092,12 +1092,14 @@ export class ChannelWallet implements WalletActions {
    * a hub restart was paid, and the payer got its payment back at its expiry.
    */
   private noteOffered(live: Live, htlc: Htlc): void {
+    if (live.record.phase === 'closed') return
     const lock = to0x(htlc.hashLock)
     live.offered ??= new Map()
     live.offered.set(htlc.id, lock)
     if (!this.o.hub || this.forwards.has(lock)) return
     for (const other of this.channels.values()) {
-      if (other === live) continue
+      // A closed channel's payments are settled; one closing on chain can still be redeemed.
+      if (other === live || other.record.phase === 'closed') continue
       const from = other.driver?.session.tip.htlcs.find(
         (h) => h.from !== other.record.me && to0x(h.hashLock) === lock && h.amount === htlc.amount && h.expiry === htlc.expiry + HOP_DELTA,
       )
@@ -1324,8 +1326,9 @@ export class ChannelWallet implements WalletActions {
       // The peer settled or gave back a payment we offered: find which one by the state before.
       const lock = this.lockOf(live, change.id)
       if (lock === undefined) return
+      // The wait of my payment made on this channel (not of one of the same invoice on another).
       const mine = this.routed.get(lock)
-      if (mine) {
+      if (mine?.channel === live.record.id) {
         this.routed.delete(lock)
         if (change.kind === 'settle') mine.resolve()
         else mine.reject(new WalletError('PAYMENT_FAILED', 'a hop gave the payment back'))
@@ -1361,8 +1364,10 @@ export class ChannelWallet implements WalletActions {
     if (this.remember(live, 'settlingOnChain', locks)) void this.save(live)
     for (const [htlcId, lock] of live.offered ?? []) {
       live.offered?.delete(htlcId)
+      // Only the wait of a payment made on this channel: an earlier payment of the same invoice on
+      // another (read back after a reload) is not the one waited on.
       const mine = this.routed.get(lock)
-      if (mine === undefined) continue
+      if (mine === undefined || mine.channel !== live.record.id) continue
       this.routed.delete(lock)
       mine.reject(new WalletError('CHANNEL_ON_CHAIN', why))
     }
