@@ -1073,13 +1073,7 @@ export class ChannelWallet implements WalletActions {
       // are reused once a payment is gone.
       if (this.held.get(lock)?.channel === live.record.id) this.held.delete(lock)
       if (this.forwards.get(lock)?.channel === live.record.id) this.forwards.delete(lock)
-      void d.failHtlc(h.id, h.hashLock).then(
-        () => live.failing?.delete(key),
-        (err) => {
-          live.failing?.delete(key)
-          if (!isNotPending(err)) this.fault(live, err)
-        },
-      )
+      void this.failIfSame(live, d, h.id, lock).then(() => live.failing?.delete(key))
     }
   }
 
@@ -1111,14 +1105,12 @@ export class ChannelWallet implements WalletActions {
 
   /**
    * Gives back payment `id` paid to us on `d` (of channel `live`) if it is still the one locked
-   * with `lock`: an answer that comes late must not give back another payment that took its id
-   * (ids are reused once a payment is gone). Checked when asked and again when the proposal is
-   * made (a queued proposal is made later).
+   * with `lock` (hex) when the proposal is made: an answer that comes late must not give back
+   * another payment that took its id (ids are reused once a payment is gone). Settles when done,
+   * refused, or found gone; a refusal other than the last shows on the channel.
    */
-  private failIfSame(live: Live, d: ChannelDriver, id: number, lock: string): void {
-    const h = d.session.tip.htlcs.find((x) => x.id === id && to0x(x.hashLock) === lock)
-    if (h === undefined) return
-    void d.failHtlc(id, h.hashLock).catch((err) => {
+  private failIfSame(live: Live, d: ChannelDriver, id: number, lock: string): Promise<void> {
+    return d.failHtlc(id, fromHex(lock)).catch((err) => {
       if (!isNotPending(err)) this.fault(live, err)
     })
   }
@@ -1135,7 +1127,7 @@ export class ChannelWallet implements WalletActions {
       if (rec.htlcs.some((x) => x.redeemed && x.htlc.from === live.record.me && to0x(x.htlc.hashLock) === lock)) continue
       const inbound = this.channels.get(h.channel)
       const d = inbound?.driver
-      if (inbound !== undefined && d !== undefined && !d.session.onChain) this.failIfSame(inbound, d, h.htlcId, lock)
+      if (inbound !== undefined && d !== undefined && !d.session.onChain) void this.failIfSame(inbound, d, h.htlcId, lock)
     }
   }
 
@@ -1272,7 +1264,7 @@ export class ChannelWallet implements WalletActions {
     if (change.kind === 'add') {
       const h = change.htlc
       const lock = to0x(h.hashLock)
-      const fail = (htlcId: number) => this.failIfSame(live, d, htlcId, lock)
+      const fail = (htlcId: number) => void this.failIfSame(live, d, htlcId, lock)
       const preimage = this.invoices.get(lock) ?? d.session.preimageOf(h.hashLock)
       if (change.next === undefined || change.next === this.o.key.address) {
         // For us: settle with the invoice's secret, or give back a payment we never asked for.
@@ -1347,7 +1339,7 @@ export class ChannelWallet implements WalletActions {
             .rememberPreimage(preimage)
             .then(() => inbound.settleHtlc(back.htlcId, preimage))
             .catch((err) => this.fault(live, err))
-        } else this.failIfSame(from, inbound, back.htlcId, lock)
+        } else void this.failIfSame(from, inbound, back.htlcId, lock)
       }
     }
   }
