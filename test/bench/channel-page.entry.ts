@@ -175,6 +175,11 @@ const bench = {
     return (driver as ChannelDriver).session.peerRevocation?.below ?? 0
   },
 
+  /** The number below which this party revoked its own states (0: none yet). */
+  myRevokedBelow(): number {
+    return (driver as ChannelDriver).session.snapshot().myRevocation?.below ?? 0
+  },
+
   /** The latest co-signed seq in this page's IndexedDB record of the channel. */
   async storedSeq(channelIdHex: string): Promise<number> {
     const snapshot = (await store.get(channelIdHex))?.snapshot as ChannelSnapshot | undefined

@@ -59,6 +59,7 @@ export type Bench = {
   latest(): string
   storedSeq(channelIdHex: string): Promise<number>
   peerRevokedBelow(): number
+  myRevokedBelow(): number
   saveTimes(): number[]
   cryptoCounts(): { signs: number; verifies: number }
 }
