@@ -14,8 +14,9 @@ export interface NodeConfig {
   /**
    * `webrtcDirectPort`: a UDP port for browsers' WebRTC-direct (no TLS certificate needed); absent: off.
    * `relay`: the circuit relay browsers use to reach each other: `false` for none, or limits
-   * (`maxReservations`, `dataLimitBytes` and `durationLimitMs` per relayed connection); absent: on,
-   * with 1,024 slots, 4 MiB and 30 min. `connections`: connections of non-members (light clients,
+   * (`maxReservations`; `dataLimitBytes` and `durationLimitMs` per relayed connection;
+   * `connectionsPerSlot` relayed connections to one slot within `connectionsPerSlotWindowMs`);
+   * absent: on, with 1,024 slots, 4 MiB and 30 min, 30 connections an hour. `connections`: connections of non-members (light clients,
    * browsers) held at once, in all (`maxNonMembers`, default 1,024) and from one IP address
    * (`maxNonMembersPerIp`, default 64; raise it behind a proxy that makes every browser one address).
    */
@@ -25,7 +26,15 @@ export interface NodeConfig {
     wsPort: number
     webrtcDirectPort?: number
     bootstrap: string[]
-    relay?: false | { maxReservations?: number; dataLimitBytes?: number; durationLimitMs?: number }
+    relay?:
+      | false
+      | {
+          maxReservations?: number
+          dataLimitBytes?: number
+          durationLimitMs?: number
+          connectionsPerSlot?: number
+          connectionsPerSlotWindowMs?: number
+        }
     connections?: { maxNonMembers?: number; maxNonMembersPerIp?: number }
   }
   /**
@@ -109,17 +118,11 @@ export function readNodeConfig(file: string): NodeConfig {
       bad('p2p.bootstrap', 'a list of multiaddrs (strings)')
     if (p2p.host !== undefined && typeof p2p.host !== 'string') bad('p2p.host', 'an address to listen on, or absent')
     const relay = p2p.relay
-    if (isObject(relay)) only(relay, 'p2p.relay.', ['maxReservations', 'dataLimitBytes', 'durationLimitMs'])
+    const relayFields = ['maxReservations', 'dataLimitBytes', 'durationLimitMs', 'connectionsPerSlot', 'connectionsPerSlotWindowMs']
+    if (isObject(relay)) only(relay, 'p2p.relay.', relayFields)
     const count = (v: unknown) => v === undefined || (Number.isSafeInteger(v) && (v as number) > 0)
-    if (
-      relay !== undefined &&
-      relay !== false &&
-      !(isObject(relay) && count(relay.maxReservations) && count(relay.dataLimitBytes) && count(relay.durationLimitMs))
-    )
-      bad(
-        'p2p.relay',
-        'false, absent, or an object with maxReservations, dataLimitBytes and durationLimitMs (positive integers, each optional)',
-      )
+    if (relay !== undefined && relay !== false && !(isObject(relay) && relayFields.every((f) => count(relay[f]))))
+      bad('p2p.relay', `false, absent, or an object with ${relayFields.join(', ')} (positive integers, each optional)`)
     const conns = p2p.connections
     if (conns !== undefined && !(isObject(conns) && count(conns.maxNonMembers) && count(conns.maxNonMembersPerIp)))
       bad('p2p.connections', 'an object with maxNonMembers and maxNonMembersPerIp (positive integers, each optional), or absent')

@@ -374,6 +374,11 @@ async function start(args: string[]): Promise<void> {
             value: host.relay()?.reservations ?? 0,
             help: 'Circuit-relay slots held by light clients (browsers reachable through this node).',
           },
+          loopchain_relay_refused_total: {
+            value: host.relay()?.refusedConnections ?? 0,
+            help: 'Relayed connections refused since the start for a slot that used its budget (p2p.relay.connectionsPerSlot).',
+            type: 'counter',
+          },
           loopchain_node_admitted: {
             value: memberPeerIds(node).has(host.peerId) ? 1 : 0,
             help: '1 while the committed state admits this node to the members’ topics; 0: it follows by block sync (alert on a validator at 0).',

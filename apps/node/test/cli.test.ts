@@ -418,16 +418,25 @@ describe('loopchain CLI', () => {
   it("start applies the config's p2p.relay: its limits, or no relay at all, show in lc_getNetworkInfo and /metrics", async () => {
     const base = reservePortBlock()
     const limited = await startOneNode('cli-relay', base, {
-      config: (c) => ({ ...c, p2p: { ...c.p2p, relay: { maxReservations: 8, dataLimitBytes: 65_536 } } }),
+      config: (c) => ({ ...c, p2p: { ...c.p2p, relay: { maxReservations: 8, dataLimitBytes: 65_536, connectionsPerSlot: 5 } } }),
     })
     try {
       const info = await limited.rpc('lc_getNetworkInfo')
       expect(info.relay).toEqual({
         reservations: 0,
-        limits: { maxReservations: 8, dataLimitBytes: 65_536, durationLimitMs: 30 * 60_000, reservationTtlMs: 2 * 60 * 60_000 },
+        limits: {
+          maxReservations: 8,
+          dataLimitBytes: 65_536,
+          durationLimitMs: 30 * 60_000,
+          reservationTtlMs: 2 * 60 * 60_000,
+          connectionsPerSlot: 5,
+          connectionsPerSlotWindowMs: 60 * 60_000,
+        },
+        refusedConnections: 0,
       })
       const metrics = await (await fetch(new URL('/metrics', limited.url))).text()
       expect(metrics).toMatch(/^loopchain_relay_reservations 0$/m)
+      expect(metrics).toMatch(/^# TYPE loopchain_relay_refused_total counter\nloopchain_relay_refused_total 0$/m)
     } finally {
       await limited.stop()
     }
@@ -592,7 +601,7 @@ describe('loopchain CLI', () => {
       const { validatorKey: _, ...observerLike } = good
       expect(refused({ ...observerLike, hub: true })).toMatch(/: hub must be false or absent on a node without validatorKey/)
       expect(refused({ ...good, p2p: { ...good.p2p, relay: { dataLimit: 1024 } } })).toMatch(
-        /: p2p\.relay\.dataLimit is not a config field \(p2p\.relay takes maxReservations, dataLimitBytes, durationLimitMs\)\n$/,
+        /: p2p\.relay\.dataLimit is not a config field \(p2p\.relay takes maxReservations, dataLimitBytes, durationLimitMs, connectionsPerSlot, connectionsPerSlotWindowMs\)\n$/,
       )
       expect(refused({ ...good, p2p: { ...good.p2p, connections: { maxNonMembers: 0 } } })).toMatch(
         /: p2p\.connections must be an object with maxNonMembers and maxNonMembersPerIp \(positive integers, each optional\), or absent\n$/,
@@ -600,9 +609,9 @@ describe('loopchain CLI', () => {
       expect(refused({ ...good, p2p: { ...good.p2p, connections: { perIp: 8 } } })).toMatch(
         /: p2p\.connections\.perIp is not a config field \(p2p\.connections takes maxNonMembers, maxNonMembersPerIp\)\n$/,
       )
-      for (const relay of [{ dataLimitBytes: -1 }, { durationLimitMs: 1.5 }, true])
+      for (const relay of [{ dataLimitBytes: -1 }, { durationLimitMs: 1.5 }, { connectionsPerSlot: 0 }, true])
         expect(refused({ ...good, p2p: { ...good.p2p, relay } })).toMatch(
-          /: p2p\.relay must be false, absent, or an object with maxReservations, dataLimitBytes and durationLimitMs/,
+          /: p2p\.relay must be false, absent, or an object with maxReservations, dataLimitBytes, durationLimitMs, connectionsPerSlot, connectionsPerSlotWindowMs/,
         )
       expect(startWith({ ...good, genesis: 'missing.json' })).toMatch(
         /^loopchain: the genesis .*missing\.json \(from .*config\.json\) cannot be used: ENOENT/,

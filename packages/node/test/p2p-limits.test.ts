@@ -6,6 +6,7 @@
  * straight back, as a reloaded page does, still gets its gossip).
  */
 import { createHash } from 'node:crypto'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { generateKeyPair, generateKeyPairFromSeed } from '@libp2p/crypto/keys'
 import { gossipsub, StrictNoSign } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
@@ -236,6 +237,62 @@ describe('what strangers can take from a full node', () => {
     // Past the first refresh's deadline, within the second's.
     await sleep(firstRefresh + ttl + 300 - Date.now())
     expect(h.relay()?.reservations).toBe(1)
+  }, 30_000)
+
+  it('relay slots: one slot is dialled through from one address a bounded number of times in its window, by any peer id, also after its holder reserves again; other slots are not held back', async () => {
+    const windowMs = 4_000
+    const { h, tcpAddr } = await node({ relay: { connectionsPerSlot: 2, connectionsPerSlotWindowMs: windowMs } })
+    const relayAddr = tcpAddr.toString() // ends in /p2p/<the node>
+    // Pages holding a slot each, through circuit-relay v2 as browsers hold theirs, and one that
+    // dials them through it.
+    const page = async (listen: string[], key?: Awaited<ReturnType<typeof generateKeyPair>>) => {
+      const p = (await createLibp2p({
+        ...(key ? { privateKey: key } : {}),
+        addresses: { listen },
+        transports: [tcp(), circuitRelayTransport()],
+        connectionEncrypters: [noise()],
+        streamMuxers: [yamux()],
+        services: { identify: identify() },
+      })) as unknown as Libp2p
+      others.push(p)
+      return p
+    }
+    const slot = [`${relayAddr}/p2p-circuit`]
+    const aKey = await generateKeyPair('Ed25519')
+    const [a, b] = [await page(slot, aKey), await page(slot)]
+    await vi.waitFor(() => expect(h.relay()?.reservations).toBe(2), { timeout: 10_000 })
+    const dialler = await page([])
+    /** 'relayed', or why the dial failed. */
+    const through = async (to: Libp2p, from = dialler): Promise<string> => {
+      try {
+        const conn = await from.dial(multiaddr(`${relayAddr}/p2p-circuit/p2p/${to.peerId.toString()}`))
+        const how = conn.remoteAddr.toString().includes('/p2p-circuit') ? 'relayed' : `direct: ${conn.remoteAddr.toString()}`
+        await conn.close()
+        return how
+      } catch (e) {
+        return String(e)
+      }
+    }
+    const started = Date.now()
+    expect(await through(a)).toBe('relayed')
+    expect(await through(a)).toBe('relayed')
+    expect(await through(a)).toMatch(/PERMISSION_DENIED/)
+    expect(h.relay()?.refusedConnections).toBe(1)
+    // A fresh peer id from the same address (127.0.0.1) spends the same budget.
+    expect(await through(a, await page([]))).toMatch(/PERMISSION_DENIED/)
+    expect(h.relay()?.refusedConnections).toBe(2)
+    // Another slot has its own budget.
+    expect(await through(b)).toBe('relayed')
+    // The budget is the peer's: leaving and reserving again does not start it anew.
+    await a.stop()
+    await vi.waitFor(() => expect(h.relay()?.reservations).toBe(1))
+    const aBack = await page(slot, aKey)
+    await vi.waitFor(() => expect(h.relay()?.reservations).toBe(2), { timeout: 10_000 })
+    expect(await through(aBack)).toMatch(/PERMISSION_DENIED/)
+    expect(h.relay()?.refusedConnections).toBe(3)
+    // Once the window has passed its first two, the slot is dialled through again.
+    await sleep(started + windowMs + 300 - Date.now())
+    expect(await through(aBack)).toBe('relayed')
   }, 30_000)
 
   it('the peer store: a stranger that left is forgotten a while later, one still connected and a member are not', async () => {

@@ -1053,9 +1053,10 @@ export class FullNode {
   /**
    * Prometheus text-format metrics: height, consensus round, blocks and transactions committed,
    * leader changes (blocks that needed more than round 0), mempool size, commit latency.
-   * `extra` adds gauges, each with its help text (the CLI adds peers).
+   * `extra` adds figures, each with its help text, gauges unless `type` says `counter` (the CLI
+   * adds peers).
    */
-  metrics(extra: Record<string, { value: number; help: string }> = {}): string {
+  metrics(extra: Record<string, { value: number; help: string; type?: 'gauge' | 'counter' }> = {}): string {
     const st = this.machine.status()
     const c = this.counters
     const lines: [string, string, string, number][] = [
@@ -1114,7 +1115,7 @@ export class FullNode {
         ],
       )
     }
-    for (const [name, { value, help }] of Object.entries(extra)) lines.push([name, 'gauge', help, value])
+    for (const [name, { value, help, type }] of Object.entries(extra)) lines.push([name, type ?? 'gauge', help, value])
     return lines.map(([n, t, h, v]) => `# HELP ${n} ${h}\n# TYPE ${n} ${t}\n${n} ${v}\n`).join('')
   }
 

@@ -131,6 +131,19 @@ export interface RelayLimits {
   dataLimitBytes?: number
   /** How long one relayed connection may stay open before the relay closes it. Default 30 min. */
   durationLimitMs?: number
+  /**
+   * Relayed connections the relay makes to one slot's holder from one address (IP, or IPv6 /64)
+   * within {@link RelayLimits.connectionsPerSlotWindowMs}; past it, it refuses to connect that
+   * address to that peer (`PERMISSION_DENIED`) until the oldest of them ages out. Each connection
+   * starts with fresh data and time limits, so without this a slot would carry any amount over
+   * time. Counted by the holder's peer id, so leaving and reserving again starts nothing anew, and
+   * by the dialler's address, not its peer id, which costs nothing to change (many pages behind one
+   * NAT share it). Default 30 (a page that signals for a WebRTC link uses one; a relayed channel
+   * link one per 4 MiB or 30 min).
+   */
+  connectionsPerSlot?: number
+  /** The window of {@link RelayLimits.connectionsPerSlot}. Default 1 h. */
+  connectionsPerSlotWindowMs?: number
 }
 
 /** The defaults of {@link NodeHostOptions.connections}. */
@@ -148,6 +161,9 @@ export const DEFAULT_RELAY_LIMITS: Required<RelayLimits> = {
   // (The library's default, 128 KiB and 2 min, would end a relayed channel link within minutes.)
   dataLimitBytes: 4 * 1024 * 1024,
   durationLimitMs: 30 * 60_000,
+  // At most 30 × 4 MiB = 120 MiB an hour through one slot.
+  connectionsPerSlot: 30,
+  connectionsPerSlotWindowMs: 60 * 60_000,
 }
 
 /** One open connection, for status pages and tests. */
@@ -190,8 +206,12 @@ export interface NodeHost {
   subscribers(kind: TopicKind): string[]
   /** Open connections. */
   connections(): ConnectionInfo[]
-  /** The circuit relay's slots in use and its limits; `undefined` when the host runs no relay. */
-  relay(): { reservations: number; limits: Required<RelayLimits> } | undefined
+  /**
+   * The circuit relay's slots in use, its limits, and the relayed connections it refused since the
+   * host started for a slot past {@link RelayLimits.connectionsPerSlot}; `undefined` when the host
+   * runs no relay.
+   */
+  relay(): { reservations: number; limits: Required<RelayLimits>; refusedConnections: number } | undefined
   /**
    * Re-checks admission after a membership change: disconnects every non-member subscribed to a
    * member-only topic. (Streams and messages are checked as they arrive; this covers peers that
@@ -372,8 +392,49 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
     if (fromSource >= limits.maxNonMembersPerIp) return `${fromSource} connections of non-members from ${source} held already`
     return undefined
   }
+  const relay = options.relay === false ? undefined : { ...DEFAULT_RELAY_LIMITS, ...options.relay }
+  /**
+   * When the relay made its recent connections to each slot holder from each address (oldest
+   * first), the pairs last used kept last; forgotten beyond four times the slots, the least
+   * recently used first.
+   */
+  const slotConnects = new Map<string, number[]>()
+  let relayRefused = 0
+  /**
+   * Whether the relay must refuse to connect `source` to `destination` now (see
+   * {@link RelayLimits.connectionsPerSlot}); a connection it allows is counted.
+   */
+  const relayBudgetSpent = (source: PeerId, destination: PeerId): boolean => {
+    if (relay === undefined) return false
+    // The relay takes no request over a relayed connection, so the source's is direct.
+    const from = libp2p.getConnections(source).find((c) => c.limits === undefined)?.remoteAddr
+    const id = `${from === undefined ? source.toString() : sourceOf(from)} ${destination.toString()}`
+    const now = Date.now()
+    const since = now - relay.connectionsPerSlotWindowMs
+    const times = (slotConnects.get(id) ?? []).filter((t) => t > since)
+    slotConnects.delete(id)
+    slotConnects.set(id, times)
+    if (times.length >= relay.connectionsPerSlot) {
+      relayRefused++
+      log.debug('relay: refused a connection to a slot past its budget', {
+        source: source.toString(),
+        from: from?.toString(),
+        destination: destination.toString(),
+        connections: times.length,
+        windowMs: relay.connectionsPerSlotWindowMs,
+      })
+      return true
+    }
+    times.push(now)
+    for (const oldest of slotConnects.keys()) {
+      if (slotConnects.size <= relay.maxReservations * 4) break
+      slotConnects.delete(oldest)
+    }
+    return false
+  }
   const gater: ConnectionGater = {
     denyDialPeer: isBannedId,
+    denyOutboundRelayedConnection: relayBudgetSpent,
     denyInboundEncryptedConnection: (peerId, maConn) => {
       if (isBannedId(peerId)) return true
       const over = overNonMemberCaps(peerId.toString(), maConn.remoteAddr)
@@ -387,7 +448,6 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
   if (options.wsPort !== false) listen.push(`/${ip}/${host}/tcp/${options.wsPort ?? 0}/ws`)
   const webrtcDirect = options.webrtcDirectPort !== undefined && options.webrtcDirectPort !== false
   if (webrtcDirect) listen.push(`/${ip}/${host}/udp/${options.webrtcDirectPort}/webrtc-direct`)
-  const relay = options.relay === false ? undefined : { ...DEFAULT_RELAY_LIMITS, ...options.relay }
 
   const libp2p = await createLibp2p({
     privateKey,
@@ -652,7 +712,7 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
         .map((c) => ({ peerId: c.remotePeer.toString(), remoteAddr: c.remoteAddr.toString(), limited: c.limits !== undefined })),
     relay() {
       const service = (libp2p.services as { relay?: { reservations: { size: number } } }).relay
-      return relay && service ? { reservations: service.reservations.size, limits: relay } : undefined
+      return relay && service ? { reservations: service.reservations.size, limits: relay, refusedConnections: relayRefused } : undefined
     },
     enforceAdmission() {
       const out = new Set<string>()
