@@ -15,8 +15,9 @@ export interface NodeConfig {
    * `webrtcDirectPort`: a UDP port for browsers' WebRTC-direct (no TLS certificate needed); absent: off.
    * `relay`: the circuit relay browsers use to reach each other: `false` for none, or limits
    * (`maxReservations`; `dataLimitBytes` and `durationLimitMs` per relayed connection;
-   * `connectionsPerSlot` relayed connections to one slot within `connectionsPerSlotWindowMs`);
-   * absent: on, with 1,024 slots, 4 MiB and 30 min, 30 connections an hour. `connections`: connections of non-members (light clients,
+   * `connectionsPerSlot` relayed connections from one address to slot holders at one address
+   * within `connectionsPerSlotWindowMs`); absent: on, with 1,024 slots, 4 MiB and 30 min, 30
+   * connections an hour. `connections`: connections of non-members (light clients,
    * browsers) held at once, in all (`maxNonMembers`, default 1,024) and from one IP address
    * (`maxNonMembersPerIp`, default 64; raise it behind a proxy that makes every browser one address).
    */

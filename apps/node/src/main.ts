@@ -376,7 +376,7 @@ async function start(args: string[]): Promise<void> {
           },
           loopchain_relay_refused_total: {
             value: host.relay()?.refusedConnections ?? 0,
-            help: 'Relayed connections refused since the start for a slot that used its budget (p2p.relay.connectionsPerSlot).',
+            help: 'Relayed connection attempts refused since the start between two addresses that used their budget (p2p.relay.connectionsPerSlot).',
             type: 'counter',
           },
           loopchain_node_admitted: {

@@ -239,17 +239,18 @@ describe('what strangers can take from a full node', () => {
     expect(h.relay()?.reservations).toBe(1)
   }, 30_000)
 
-  it('relay slots: one slot is dialled through from one address a bounded number of times in its window, by any peer id, also after its holder reserves again; other slots are not held back', async () => {
-    const windowMs = 4_000
-    const { h, tcpAddr } = await node({ relay: { connectionsPerSlot: 2, connectionsPerSlotWindowMs: windowMs } })
+  it('relay slots: connections relayed from one address to holders at another are bounded in a window, whatever the peer ids; other pairs of addresses have their own budget', async () => {
+    let now = 1_000_000
+    const windowMs = 60_000
+    const { h, tcpAddr } = await node({ relay: { connectionsPerSlot: 2, connectionsPerSlotWindowMs: windowMs }, relayClock: () => now })
     const relayAddr = tcpAddr.toString() // ends in /p2p/<the node>
-    // Pages holding a slot each, through circuit-relay v2 as browsers hold theirs, and one that
-    // dials them through it.
-    const page = async (listen: string[], key?: Awaited<ReturnType<typeof generateKeyPair>>) => {
+    // Pages on loopback addresses of their own (127.0.0.0/8 is all local on Linux): slot holders,
+    // reserving through circuit-relay v2 as browsers do, and diallers that reach them through it.
+    const page = async (from: string, holdsSlot: boolean) => {
       const p = (await createLibp2p({
-        ...(key ? { privateKey: key } : {}),
-        addresses: { listen },
-        transports: [tcp(), circuitRelayTransport()],
+        addresses: { listen: holdsSlot ? [`${relayAddr}/p2p-circuit`] : [] },
+        // The transport passes its dial options on to `net.connect`, whose `localAddress` its type omits.
+        transports: [tcp({ dialOpts: { localAddress: from } as never }), circuitRelayTransport()],
         connectionEncrypters: [noise()],
         streamMuxers: [yamux()],
         services: { identify: identify() },
@@ -257,11 +258,9 @@ describe('what strangers can take from a full node', () => {
       others.push(p)
       return p
     }
-    const slot = [`${relayAddr}/p2p-circuit`]
-    const aKey = await generateKeyPair('Ed25519')
-    const [a, b] = [await page(slot, aKey), await page(slot)]
-    await vi.waitFor(() => expect(h.relay()?.reservations).toBe(2), { timeout: 10_000 })
-    const dialler = await page([])
+    const [a, aToo, b] = [await page('127.0.0.2', true), await page('127.0.0.2', true), await page('127.0.0.3', true)]
+    await vi.waitFor(() => expect(h.relay()?.reservations).toBe(3), { timeout: 10_000 })
+    const dialler = await page('127.0.0.4', false)
     /** 'relayed', or why the dial failed. */
     const through = async (to: Libp2p, from = dialler): Promise<string> => {
       try {
@@ -273,26 +272,24 @@ describe('what strangers can take from a full node', () => {
         return String(e)
       }
     }
-    const started = Date.now()
     expect(await through(a)).toBe('relayed')
+    now += windowMs / 2
     expect(await through(a)).toBe('relayed')
     expect(await through(a)).toMatch(/PERMISSION_DENIED/)
     expect(h.relay()?.refusedConnections).toBe(1)
-    // A fresh peer id from the same address (127.0.0.1) spends the same budget.
-    expect(await through(a, await page([]))).toMatch(/PERMISSION_DENIED/)
-    expect(h.relay()?.refusedConnections).toBe(2)
-    // Another slot has its own budget.
-    expect(await through(b)).toBe('relayed')
-    // The budget is the peer's: leaving and reserving again does not start it anew.
-    await a.stop()
-    await vi.waitFor(() => expect(h.relay()?.reservations).toBe(1))
-    const aBack = await page(slot, aKey)
-    await vi.waitFor(() => expect(h.relay()?.reservations).toBe(2), { timeout: 10_000 })
-    expect(await through(aBack)).toMatch(/PERMISSION_DENIED/)
+    // Fresh peer ids cost nothing: another holder at a's address, or another dialler at this
+    // one's, spends the same budget.
+    expect(await through(aToo)).toMatch(/PERMISSION_DENIED/)
+    expect(await through(a, await page('127.0.0.4', false))).toMatch(/PERMISSION_DENIED/)
     expect(h.relay()?.refusedConnections).toBe(3)
-    // Once the window has passed its first two, the slot is dialled through again.
-    await sleep(started + windowMs + 300 - Date.now())
-    expect(await through(aBack)).toBe('relayed')
+    // Holders at another address, and diallers at another address, have budgets of their own.
+    expect(await through(b)).toBe('relayed')
+    expect(await through(a, await page('127.0.0.5', false))).toBe('relayed')
+    // Once the window has passed the first connection (not the refusals), one more gets through.
+    now += windowMs / 2 + 1
+    expect(await through(aToo)).toBe('relayed')
+    expect(await through(a)).toMatch(/PERMISSION_DENIED/)
+    expect(h.relay()?.refusedConnections).toBe(4)
   }, 30_000)
 
   it('the peer store: a stranger that left is forgotten a while later, one still connected and a member are not', async () => {

@@ -111,6 +111,8 @@ export interface NodeHostOptions {
    * on each gossipsub heartbeat). Default 1 min.
    */
   forgetStrangersAfterMs?: number
+  /** The clock the relay's budget per slot reads (ms). Default `Date.now`; tests pass their own. */
+  relayClock?: () => number
   /** Where log lines go. Default: nowhere. */
   logger?: NodeLogger
 }
@@ -132,14 +134,15 @@ export interface RelayLimits {
   /** How long one relayed connection may stay open before the relay closes it. Default 30 min. */
   durationLimitMs?: number
   /**
-   * Relayed connections the relay makes to one slot's holder from one address (IP, or IPv6 /64)
-   * within {@link RelayLimits.connectionsPerSlotWindowMs}; past it, it refuses to connect that
-   * address to that peer (`PERMISSION_DENIED`) until the oldest of them ages out. Each connection
-   * starts with fresh data and time limits, so without this a slot would carry any amount over
-   * time. Counted by the holder's peer id, so leaving and reserving again starts nothing anew, and
-   * by the dialler's address, not its peer id, which costs nothing to change (many pages behind one
-   * NAT share it). Default 30 (a page that signals for a WebRTC link uses one; a relayed channel
-   * link one per 4 MiB or 30 min).
+   * Relayed connections the relay starts from one address to slot holders at one address (an IP,
+   * or an IPv6 /64) within {@link RelayLimits.connectionsPerSlotWindowMs}; past it, it refuses
+   * them (`PERMISSION_DENIED`) until the oldest ages out. Each relayed connection starts with
+   * fresh data and time limits, so without this one slot could carry any amount over time.
+   * Counted by addresses, not peer ids, which cost nothing to change: a party holding both ends
+   * gets no fresh budget from new ids or new slots, and pages behind one NAT or proxy share theirs.
+   * An attempt is counted once the slot is found held, even if the holder then cannot be reached.
+   * Default 30 (a page uses one to signal for a direct WebRTC link, two when the link falls back
+   * to the relay, and a relayed link ends at its data or time limit).
    */
   connectionsPerSlot?: number
   /** The window of {@link RelayLimits.connectionsPerSlot}. Default 1 h. */
@@ -161,7 +164,7 @@ export const DEFAULT_RELAY_LIMITS: Required<RelayLimits> = {
   // (The library's default, 128 KiB and 2 min, would end a relayed channel link within minutes.)
   dataLimitBytes: 4 * 1024 * 1024,
   durationLimitMs: 30 * 60_000,
-  // At most 30 × 4 MiB = 120 MiB an hour through one slot.
+  // At most 30 × 4 MiB = 120 MiB an hour from one address to slots at another.
   connectionsPerSlot: 30,
   connectionsPerSlotWindowMs: 60 * 60_000,
 }
@@ -207,8 +210,8 @@ export interface NodeHost {
   /** Open connections. */
   connections(): ConnectionInfo[]
   /**
-   * The circuit relay's slots in use, its limits, and the relayed connections it refused since the
-   * host started for a slot past {@link RelayLimits.connectionsPerSlot}; `undefined` when the host
+   * The circuit relay's slots in use, its limits, and the relayed connection attempts it refused
+   * since the host started past {@link RelayLimits.connectionsPerSlot}; `undefined` when the host
    * runs no relay.
    */
   relay(): { reservations: number; limits: Required<RelayLimits>; refusedConnections: number } | undefined
@@ -394,22 +397,29 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
   }
   const relay = options.relay === false ? undefined : { ...DEFAULT_RELAY_LIMITS, ...options.relay }
   /**
-   * When the relay made its recent connections to each slot holder from each address (oldest
-   * first), the pairs last used kept last; forgotten beyond four times the slots, the least
-   * recently used first.
+   * When the relay started its recent connections from each address to each address of slot
+   * holders (oldest first), the pairs last used kept last; forgotten beyond four times the slots,
+   * the least recently used first.
    */
   const slotConnects = new Map<string, number[]>()
   let relayRefused = 0
+  const relayClock = options.relayClock ?? Date.now
+  /** The address (IP, IPv6 /64) of a peer's direct connection to this node, or its id without one. */
+  const addressOf = (peer: PeerId): string => {
+    const direct = libp2p.getConnections(peer).find((c) => c.limits === undefined)
+    return direct === undefined ? peer.toString() : sourceOf(direct.remoteAddr)
+  }
   /**
    * Whether the relay must refuse to connect `source` to `destination` now (see
-   * {@link RelayLimits.connectionsPerSlot}); a connection it allows is counted.
+   * {@link RelayLimits.connectionsPerSlot}); a connection it allows is counted. The relay takes
+   * no request over a relayed connection, and a slot's holder reserved over a direct one.
    */
   const relayBudgetSpent = (source: PeerId, destination: PeerId): boolean => {
     if (relay === undefined) return false
-    // The relay takes no request over a relayed connection, so the source's is direct.
-    const from = libp2p.getConnections(source).find((c) => c.limits === undefined)?.remoteAddr
-    const id = `${from === undefined ? source.toString() : sourceOf(from)} ${destination.toString()}`
-    const now = Date.now()
+    const from = addressOf(source)
+    const to = addressOf(destination)
+    const id = `${from} ${to}`
+    const now = relayClock()
     const since = now - relay.connectionsPerSlotWindowMs
     const times = (slotConnects.get(id) ?? []).filter((t) => t > since)
     slotConnects.delete(id)
@@ -418,8 +428,9 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
       relayRefused++
       log.debug('relay: refused a connection to a slot past its budget', {
         source: source.toString(),
-        from: from?.toString(),
+        from,
         destination: destination.toString(),
+        to,
         connections: times.length,
         windowMs: relay.connectionsPerSlotWindowMs,
       })
