@@ -602,7 +602,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
     {
       name: 'lc_getNetworkInfo',
       summary:
-        'Chain identity and this node’s view: chain id, network id, genesis hash, height, role (validator; standby: it holds a validator key the latest set does not name; observer), block sync (height, target, blocks a second and seconds left while behind), pool size; with a network, its peer id, whether its state admits it to the members’ topics, how many member nodes it admits, the validators whose node it does not admit (they cannot vote over the network), and its circuit relay for light clients (slots in use, its limits: on each relayed connection and on the connections to one slot, and the connections it refused for that; null when it runs none).',
+        'Chain identity and this node’s view: chain id, network id, genesis hash, height, role (validator; standby: it holds a validator key the latest set does not name; observer), block sync (height, target, blocks a second and seconds left while behind), pool size; with a network, its peer id, whether its state admits it to the members’ topics, how many member nodes it admits, the validators whose node it does not admit (they cannot vote over the network), and its circuit relay for light clients (slots in use; its limits on each relayed connection and on the connections between two addresses; the attempts it refused past the latter; null when it runs none).',
       params: [],
       result: { name: 'info', schema: { type: 'object' } },
       handler: () => ({
