@@ -147,6 +147,12 @@ export const ROUTED_PAYMENT_WAIT = 100
 export const HOP_DELTA = 20
 /** How long a link to a wallet of another protocol version stays open after its hello (ms). */
 const INCOMPATIBLE_CLOSE_MS = 1_000
+/**
+ * How long a wallet leaves a peer that answered with another protocol version before dialling it
+ * again (ms): until its page is reloaded nothing comes of a dial, and through a relay each one
+ * spends the relay's budget (a reloaded page dials this wallet itself).
+ */
+const INCOMPATIBLE_REDIAL_MS = 5 * 60_000
 /** How a channel's error about a peer of another protocol version starts. */
 const OTHER_VERSION = "the peer's wallet speaks channel protocol"
 /** How long a hub waits for the next hop's channel to be open and linked before giving a payment back (ms). */
@@ -287,6 +293,8 @@ export class ChannelWallet implements WalletActions {
    * about the address this wallet dialled to get the link.
    */
   private readonly incompatible = new WeakMap<WalletLink, string>()
+  /** Peers (addresses) of another protocol version, and when the reconnect loop may dial them again. */
+  private readonly redialAfter = new Map<string, number>()
   /** Links whose hello was taken (one a link: a proof is checked once). */
   private readonly greeted = new WeakSet<WalletLink>()
   private readonly subscribers = new Set<(s: WalletState) => void>()
@@ -750,6 +758,7 @@ export class ChannelWallet implements WalletActions {
           return
         }
         // Its page was updated: what the mismatch said no longer holds.
+        this.redialAfter.delete(c.address)
         for (const live of this.channels.values())
           if (live.record.peer.address === c.address && live.error?.startsWith(OTHER_VERSION)) live.error = undefined
         setPeer(c.address)
@@ -1476,9 +1485,12 @@ export class ChannelWallet implements WalletActions {
       // A proposal this wallet took but nobody has opened on chain costs its proposer nothing: its
       // proposer dials (a hub would otherwise redial every stranger that ever proposed).
       if (r.phase === 'proposed' && r.me === 1) continue
+      if ((this.redialAfter.get(r.peer.address) ?? 0) > Date.now()) continue
       await this.linkTo(r.peer.address, [r.peer.link]).catch((e) => {
-        // The peer's page, where this wallet last reached it, is of another version: say so.
+        // The peer's page, where this wallet last reached it, is of another version: say so, and
+        // leave it for a while.
         if (!(e instanceof WalletError && e.code === 'INCOMPATIBLE_PEER')) return
+        this.redialAfter.set(r.peer.address, Date.now() + INCOMPATIBLE_REDIAL_MS)
         live.error = e.message
         this.changed()
       })
