@@ -344,8 +344,7 @@ export class ChannelWallet implements WalletActions {
       w.channels.set(r.id, live)
     }
     // Offers of mine already countersigned before a restart (later ones come as session events).
-    for (const live of w.channels.values())
-      for (const h of live.driver?.session.latest.state.htlcs ?? []) if (h.from === live.record.me) w.noteOffered(live, h)
+    for (const live of w.channels.values()) w.noteAllOffered(live)
     o.links.onLink((link) => w.adopt(link))
     let ticks = 0
     w.timer = setInterval(() => {
@@ -1112,6 +1111,11 @@ export class ChannelWallet implements WalletActions {
     }
   }
 
+  /** {@link noteOffered} for each of my payments in `live`'s latest countersigned state. */
+  private noteAllOffered(live: Live): void {
+    for (const h of live.driver?.session.latest.state.htlcs ?? []) if (h.from === live.record.me) this.noteOffered(live, h)
+  }
+
   /**
    * Gives back payment `id` paid to us on `d` (of channel `live`) if it is still the one locked
    * with `lock` (hex) when the proposal is made: an answer that comes late must not give back
@@ -1253,8 +1257,7 @@ export class ChannelWallet implements WalletActions {
   private onSessionEvent(live: Live, e: ChannelSessionEvent): void {
     if (e.type === 'confirmed' && e.change.kind === 'add') this.noteOffered(live, e.change.htlc)
     // Acknowledged by a resync rather than one by one: our payments in the synced state are offered too.
-    if (e.type === 'synced' && live.driver !== undefined)
-      for (const h of live.driver.session.latest.state.htlcs) if (h.from === live.record.me) this.noteOffered(live, h)
+    if (e.type === 'synced') this.noteAllOffered(live)
     // Settled payments of mine are recorded by the save that covers them (see makeDriver): a
     // settlement is the peer's update, whose events always wait for that save.
     if (e.type === 'received') this.onRouted(live, e.change)
@@ -1327,10 +1330,8 @@ export class ChannelWallet implements WalletActions {
       // The peer settled or gave back a payment we offered: find which one by the state before.
       const lock = this.lockOf(live, change.id)
       if (lock === undefined) return
-      // The wait of my payment made on this channel (not of one of the same invoice on another).
-      const mine = this.routed.get(lock)
-      if (mine?.channel === live.record.id) {
-        this.routed.delete(lock)
+      const mine = this.takeWait(live, lock)
+      if (mine) {
         if (change.kind === 'settle') mine.resolve()
         else mine.reject(new WalletError('PAYMENT_FAILED', 'a hop gave the payment back'))
       }
@@ -1365,13 +1366,20 @@ export class ChannelWallet implements WalletActions {
     if (this.remember(live, 'settlingOnChain', locks)) void this.save(live)
     for (const [htlcId, lock] of live.offered ?? []) {
       live.offered?.delete(htlcId)
-      // Only the wait of a payment made on this channel: an earlier payment of the same invoice on
-      // another (read back after a reload) is not the one waited on.
-      const mine = this.routed.get(lock)
-      if (mine === undefined || mine.channel !== live.record.id) continue
-      this.routed.delete(lock)
-      mine.reject(new WalletError('CHANNEL_ON_CHAIN', why))
+      this.takeWait(live, lock)?.reject(new WalletError('CHANNEL_ON_CHAIN', why))
     }
+  }
+
+  /**
+   * Takes the wait of my payment locked with `lock` (hex) if it was made on `live`: an earlier
+   * payment of the same invoice on another channel (read back after a reload) is not the one
+   * waited on.
+   */
+  private takeWait(live: Live, lock: string): { resolve: () => void; reject: (e: Error) => void } | undefined {
+    const mine = this.routed.get(lock)
+    if (mine?.channel !== live.record.id) return undefined
+    this.routed.delete(lock)
+    return mine
   }
 
   /**
