@@ -245,6 +245,21 @@ export class Mempool {
   }
 
   /**
+   * The pooled transaction whose body has this hash and whose public key and signature are the 96
+   * bytes `keyAndSignature`, if any: {@link pooled} for a transaction not yet decoded (a block's,
+   * see `transactionCodecReusing` in the core).
+   */
+  readonly known = (hash: Uint8Array, keyAndSignature: Uint8Array): Transaction | undefined => {
+    const e = this.byHash.get(toHex(hash))
+    if (e === undefined) return undefined
+    const { publicKey, signature } = e.tx
+    if (keyAndSignature.length !== publicKey.length + signature.length) return undefined
+    for (let i = 0; i < publicKey.length; i++) if (publicKey[i] !== keyAndSignature[i]) return undefined
+    for (let i = 0, o = publicKey.length; i < signature.length; i++) if (signature[i] !== keyAndSignature[o + i]) return undefined
+    return e.tx
+  }
+
+  /**
    * Checks and pools a transaction given as wire bytes or decoded; `now` is the node's clock in
    * microseconds. Returns its hash (hex). Throws {@link TxError} or {@link MempoolError}.
    */

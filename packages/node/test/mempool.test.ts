@@ -166,6 +166,13 @@ describe('mempool', () => {
     // Not pooled at all.
     const t4 = tx(a, 4)
     expect(p.pooled(t4, transactionHash(t4.body))).toBeUndefined()
+    // The same from a block's bytes, not decoded: the body's hash, then the key's and signature's bytes.
+    const tail = (x: Transaction) => Uint8Array.of(...x.publicKey, ...x.signature)
+    expect(p.known(h, tail(copy))).toBe(t)
+    expect(p.known(h, tail(otherSig))).toBeUndefined()
+    expect(p.known(h, tail({ ...copy, publicKey: b.publicKey }))).toBeUndefined()
+    expect(p.known(h, tail(copy).subarray(0, 95))).toBeUndefined()
+    expect(p.known(transactionHash(t4.body), tail(t4))).toBeUndefined()
   })
 
   it('refuses bad signatures, oversized and malformed bytes, and stale timestamps before pooling', async () => {

@@ -143,6 +143,21 @@ export class Reader {
     return out
   }
 
+  /**
+   * A view of the bytes not yet consumed, without consuming them: for a caller that finds where a
+   * value ends by itself and then {@link skip}s it. It aliases the input, so it must not be kept
+   * or changed.
+   */
+  rest(): Uint8Array {
+    return this.bytes.subarray(this.pos)
+  }
+
+  /** Consumes `n` bytes without reading them. */
+  skip(n: number): void {
+    if (n > this.remaining) throw truncated(this.pos, n, this.remaining)
+    this.pos += n
+  }
+
   /** Reads `n` bytes as lower-case hex, straight from the input (no copy of the bytes). */
   hex(n: number): string {
     if (n > this.remaining) throw truncated(this.pos, n, this.remaining)

@@ -13,7 +13,14 @@ import { DecodeError, LoopchainError } from '../errors.js'
 import { merkleRoot } from '../merkle/merkle-list.js'
 import type { ChainParams, Genesis } from './genesis.js'
 import { BLOOM_BYTES } from './receipt.js'
-import { type Transaction, transactionCodec, transactionHash, transactionStepBound } from './transaction.js'
+import {
+  type KnownTransaction,
+  type Transaction,
+  transactionCodec,
+  transactionCodecReusing,
+  transactionHash,
+  transactionStepBound,
+} from './transaction.js'
 import { validatorSetHash } from './validators.js'
 import { type Commit, commitCodec, commitHash } from './vote.js'
 
@@ -139,11 +146,27 @@ export class BlockError extends LoopchainError<
   | 'CERT_SIGNATURES'
 > {}
 
-/** Decodes a block from the wire, refusing anything above `maxBytes` before decoding. */
-export function decodeBlock(bytes: Uint8Array, maxBytes = MAX_BLOCK_BYTES): Block {
+/**
+ * {@link blockCodec} whose transactions are, where `known` has them, the objects it gives (see
+ * {@link transactionCodecReusing}): the same block value, most of it not decoded again.
+ */
+function blockCodecReusing(known: KnownTransaction): Codec<Block> {
+  return struct('Block', {
+    header: blockHeaderCodec,
+    transactions: list(transactionCodecReusing(known), MAX_BLOCK_TXS),
+    lastCommit: option(commitCodec),
+    certSignatures: list(fixedBytes(64), MAX_BLOCK_TXS),
+  }) as unknown as Codec<Block>
+}
+
+/**
+ * Decodes a block from the wire, refusing anything above `maxBytes` before decoding. With `known`,
+ * a transaction it has (a node's pooled ones) is that object rather than a fresh decode.
+ */
+export function decodeBlock(bytes: Uint8Array, maxBytes = MAX_BLOCK_BYTES, known?: KnownTransaction): Block {
   if (bytes.length > maxBytes) throw new BlockError('TOO_LARGE', `block of ${bytes.length} bytes is above ${maxBytes}`)
   try {
-    return decode(blockCodec, bytes)
+    return decode(known === undefined ? blockCodec : blockCodecReusing(known), bytes)
   } catch (cause) {
     if (cause instanceof DecodeError) throw new BlockError('MALFORMED', `malformed block: ${cause.message}`, { cause })
     throw cause

@@ -6,7 +6,7 @@
  */
 import { bigUint, bytes, type Codec, decode, enumeration, fixedBytes, hashEncoded, string, struct, u8, uvarint } from '../codec/codec.js'
 import { type Value, value } from '../codec/value.js'
-import { type Address, accountAddress, address, isContractAddress } from '../crypto/address.js'
+import { ADDRESS_LENGTH, type Address, accountAddress, address, isContractAddress } from '../crypto/address.js'
 import { Domain, taggedHash } from '../crypto/hash.js'
 import type { KeyPair } from '../crypto/keys.js'
 import { type CryptoProvider, nobleCrypto } from '../crypto/provider.js'
@@ -208,6 +208,85 @@ export const transactionCodec: Codec<Transaction> = {
     DecodedBody.remember(body, taggedHash(Domain.Transaction, r.consumed(start, r.offset - KEY_AND_SIGNATURE_BYTES)))
     return tx
   },
+}
+
+/**
+ * What a node already holds of a transaction it finds in a block: given the hash of the body and
+ * the 96 bytes of key and signature that follow it (a view into the block, not to be kept), the
+ * decoded transaction with exactly that hash, key and signature, or `undefined`.
+ */
+export type KnownTransaction = (hash: Uint8Array, keyAndSignature: Uint8Array) => Transaction | undefined
+
+/**
+ * {@link transactionCodec} for a reader of block bytes whose transactions a node mostly holds
+ * already (its mempool): each transaction's body is found by its length fields, hashed in place,
+ * and when `known` gives an object for that hash, key and signature, that object is the value, and
+ * nothing of the transaction is decoded — no addresses to strings, amount to a bigint, key and
+ * signature copied, each a young object a loaded node would carry through collections until the
+ * block commits. Otherwise, and whenever the length fields do not fit the input, the transaction
+ * is decoded as by {@link transactionCodec}, with its errors.
+ *
+ * The value is the one a full decode would give: a body is the bytes its hash covers, so equal
+ * hashes are equal bodies, whose decoding was canonical when the known object was decoded, and
+ * the key and signature are compared byte for byte (by `known`). Even if the length fields were
+ * read wrongly, a range of bytes that hashes to a known body is that body, and decoding from the
+ * same offset reads exactly it (a canonical encoding ends where it ends).
+ */
+export function transactionCodecReusing(known: KnownTransaction): Codec<Transaction> {
+  return {
+    name: transactionCodec.name,
+    minSize: transactionCodec.minSize,
+    write: transactionCodec.write,
+    read(r) {
+      const rest = r.rest()
+      const n = bodyLength(rest)
+      if (n > 0 && n + KEY_AND_SIGNATURE_BYTES <= rest.length) {
+        const tx = known(taggedHash(Domain.Transaction, rest.subarray(0, n)), rest.subarray(n, n + KEY_AND_SIGNATURE_BYTES))
+        if (tx !== undefined) {
+          r.skip(n + KEY_AND_SIGNATURE_BYTES)
+          return tx
+        }
+      }
+      return transactionCodec.read(r)
+    },
+  }
+}
+
+/**
+ * Where the transaction body at the start of `b` ends, by its length fields alone (see
+ * {@link transactionBodyStruct}), or -1 when they run past the end of `b`. Nothing is checked:
+ * the bytes are a body only if something else vouches for them (their hash, above).
+ */
+function bodyLength(b: Uint8Array): number {
+  let p = skipUvarint(b, 1) // version, network
+  if (p < 0) return -1
+  p += 2 * ADDRESS_LENGTH // from, to
+  if (p >= b.length) return -1
+  p += 1 + (b[p] as number) // value: its length, its magnitude
+  for (let i = 0; i < 3 && p >= 0; i++) p = skipUvarint(b, p) // step limit, timestamp, nonce
+  if (p < 0) return -1
+  p += 1 // kind
+  // data: its length (a uvarint), then its bytes
+  let n = 0
+  let scale = 1
+  for (let i = 0; ; i++) {
+    if (i === 8 || p >= b.length) return -1
+    const c = b[p++] as number
+    n += (c & 0x7f) * scale
+    if ((c & 0x80) === 0) break
+    scale *= 0x80
+  }
+  p += n
+  return p <= b.length ? p : -1
+}
+
+/** The offset after the uvarint at `p` in `b`, or -1 when it runs past the end (or past 8 bytes). */
+function skipUvarint(b: Uint8Array, p: number): number {
+  for (let i = 0; i < 8; i++, p++) {
+    if (p >= b.length) return -1
+    if (((b[p] as number) & 0x80) === 0) return p + 1
+  }
+  return -1
 }
 
 /** Payload of a call: a method of the SCORE at `to` and its parameters. */

@@ -8,11 +8,13 @@ import {
   blockLimits,
   blockStepBound,
   bloomMayMatch,
+  bytesEqual,
   CommitError,
   callDataCodec,
   checkBlockStructure,
   checkTransaction,
   commitHash,
+  concatBytes,
   contractAddress,
   DEFAULT_PARAMS,
   Domain,
@@ -34,6 +36,7 @@ import {
   type TransactionBody,
   TxError,
   TxKind,
+  toHex,
   transactionBodyCodec,
   transactionCodec,
   transactionHash,
@@ -183,6 +186,93 @@ describe('transaction hashes taken from wire bytes', () => {
       { numRuns: 1500 },
     )
     expect(decodedSome).toBeGreaterThan(100)
+  })
+})
+
+describe('decoding a block whose transactions a node already holds', () => {
+  const { block1 } = sampleBlocks()
+  const wire = (tx: Transaction) => encode(transactionCodec, tx)
+  /** What a mempool does: the held object for a body hash with exactly these key and signature bytes. */
+  const holding = (held: readonly Transaction[]) => {
+    const byHash = new Map(held.map((tx) => [toHex(transactionHash(tx.body)), tx]))
+    let asked = 0
+    const known = (hash: Uint8Array, keyAndSignature: Uint8Array) => {
+      asked++
+      const tx = byHash.get(toHex(hash))
+      return tx && bytesEqual(concatBytes(tx.publicKey, tx.signature), keyAndSignature) ? tx : undefined
+    }
+    return { known, asked: () => asked }
+  }
+
+  it('takes the held objects, decodes the rest, and gives the block a plain decode gives', () => {
+    fc.assert(
+      fc.property(
+        fc.array(arbTransaction, { minLength: 1, maxLength: 6 }),
+        fc.array(fc.boolean(), { minLength: 6, maxLength: 6 }),
+        (txs, held) => {
+          const block = { ...block1, transactions: txs }
+          const bytes = encode(blockCodec, block)
+          // The node holds its own decoded copies of some (as the pool does), not the objects encoded.
+          const copies = txs.map((tx) => decodeTransaction(wire(tx)))
+          const { known, asked } = holding(copies.filter((_, i) => held[i]))
+          const decoded = decodeBlock(bytes, undefined, known)
+          expect(decoded).toEqual(decodeBlock(bytes))
+          expect(asked()).toBe(txs.length)
+          decoded.transactions.forEach((tx, i) => {
+            if (held[i] && !copies.slice(0, i).some((c) => bytesEqual(wire(c), wire(tx)))) expect(tx).toBe(copies[i])
+            if (!held[i] && !copies.some((c, j) => held[j] && bytesEqual(wire(c), wire(tx)))) expect(copies).not.toContain(tx)
+          })
+        },
+      ),
+      { numRuns: 150 },
+    )
+  })
+
+  it('decodes afresh a held body under another signature or key', () => {
+    const [t, u] = block1.transactions as [Transaction, Transaction]
+    const forged = { ...t, signature: t.signature.map((x, i) => (i === 5 ? x ^ 1 : x)) }
+    const rekeyed = { ...t, publicKey: u.publicKey }
+    const { known } = holding([t])
+    const decoded = decodeBlock(encode(blockCodec, { ...block1, transactions: [forged, t, rekeyed] }), undefined, known)
+    expect(decoded.transactions[1]).toBe(t)
+    expect(decoded.transactions[0]).not.toBe(t)
+    expect(decoded.transactions[0]).toEqual(forged)
+    expect(decoded.transactions[2]).toEqual(rekeyed)
+  })
+
+  it('refuses damaged bytes exactly as a plain decode does, and decodes what it decodes', () => {
+    const bytes = encode(blockCodec, block1)
+    const { known } = holding(block1.transactions.map((tx) => decodeTransaction(wire(tx))))
+    const outcome = (f: () => unknown) => {
+      try {
+        return { value: f() }
+      } catch (e) {
+        if (!(e instanceof BlockError)) throw e
+        return { error: `${e.code}: ${e.message}` }
+      }
+    }
+    let decodedSome = 0
+    fc.assert(
+      fc.property(fc.nat(), fc.nat(255), fc.nat(2), (at, byte, how) => {
+        const i = at % bytes.length
+        const b =
+          how === 0
+            ? Uint8Array.from(bytes, (x, j) => (j === i ? byte : x))
+            : how === 1
+              ? Uint8Array.of(...bytes.subarray(0, i), byte, ...bytes.subarray(i))
+              : Uint8Array.of(...bytes.subarray(0, i), ...bytes.subarray(i + 1))
+        const plain = outcome(() => decodeBlock(b))
+        if ('value' in plain) decodedSome++
+        expect(outcome(() => decodeBlock(b, undefined, known))).toEqual(plain)
+      }),
+      { numRuns: 1500 },
+    )
+    expect(decodedSome).toBeGreaterThan(50)
+    // Cut anywhere: the same error.
+    for (let n = 0; n < bytes.length; n++) {
+      const b = bytes.subarray(0, n)
+      expect(outcome(() => decodeBlock(b, undefined, known))).toEqual(outcome(() => decodeBlock(b)))
+    }
   })
 })
 

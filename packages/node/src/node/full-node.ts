@@ -349,14 +349,10 @@ export class FullNode {
   /**
    * The consensus machine hands the same block bytes around (hash, validate, commit): each is
    * decoded once (keyed by the bytes' identity, so a different array is always decoded afresh),
-   * and every transaction the pool holds exactly is taken from the pool instead of the fresh copy
-   * (see {@link Mempool.pooled}; the same values, so the same block).
+   * and every transaction the pool holds exactly is the pool's object, not decoded again (see
+   * {@link Mempool.known}; the same values, so the same block).
    */
-  private readonly decodeBlockOnce = memoByIdentity((bytes: Uint8Array): Block => {
-    const block = decodeBlock(bytes)
-    const transactions = block.transactions.map((tx) => this.mempool.pooled(tx, transactionHash(tx.body)) ?? tx)
-    return { ...block, transactions }
-  })
+  private readonly decodeBlockOnce = memoByIdentity((bytes: Uint8Array): Block => decodeBlock(bytes, undefined, this.mempool.known))
   /**
    * The hash of a peer's block bytes, for the consensus machine: the header's hash, once the
    * header is known to commit to everything else in the bytes (transactions and carried commit:
