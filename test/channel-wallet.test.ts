@@ -643,6 +643,52 @@ describe('channel wallets on a real node', () => {
     for (const w of [a, b]) await w.close()
   }, 90_000)
 
+  it('a wallet dials a peer it cannot reach less and less often, links up at once when the peer’s page dials it, and then dials fast again', async () => {
+    const links = new MemoryLinkNetwork()
+    const storeB = new MemoryChannelStore()
+    // Alice's dials to Bob, counted; her loop runs every 300 ms and backs off after two failures.
+    const inner = links.endpoint('alice-far')
+    let dials = 0
+    const counting: WalletLinks = {
+      myAddresses: () => inner.myAddresses(),
+      selfId: () => inner.selfId(),
+      onLink: (cb) => inner.onLink(cb),
+      dial: async (address) => {
+        if (address === 'mem/bob-far') dials++
+        return inner.dial(address)
+      },
+    }
+    const a = await walletOf(alice, links, 'alice-far', new MemoryChannelStore(), false, {
+      links: counting,
+      redial: { everyMs: 300, fastDials: 2, maxWaitMs: 20_000 },
+    })
+    let b = await walletOf(bob, links, 'bob-far', storeB)
+    const id = await openPair(links, a, b, 1_000n, 500n)
+    await b.close()
+    links.remove('bob-far')
+    await until(a, (s) => s.channels.find((c) => c.id === id && c.link === 'none'), 'Alice to see Bob gone')
+    dials = 0
+    // Every 300 ms that would be 20 dials in 6 s; backing off (0.3, 0.6, then waits of 0.6, 1.2,
+    // 2.4, 4.8 s) it is about five.
+    await new Promise((r) => setTimeout(r, 6_000))
+    expect(dials).toBeGreaterThanOrEqual(3)
+    expect(dials).toBeLessThanOrEqual(7)
+    // Bob's page comes back and dials Alice: linked at once, whatever Alice's wait.
+    b = await walletOf(bob, links, 'bob-far', storeB)
+    const back = Date.now()
+    await until(a, (s) => s.channels.find((c) => c.id === id && c.link === 'direct'), 'Alice and Bob linked again', 3_000)
+    expect(Date.now() - back).toBeLessThan(3_000)
+    await a.pay(id, 10n)
+    // A link made starts the count again: Bob gone once more, Alice dials every 300 ms at first.
+    await b.close()
+    links.remove('bob-far')
+    await until(a, (s) => s.channels.find((c) => c.id === id && c.link === 'none'), 'Alice to see Bob gone again')
+    dials = 0
+    await new Promise((r) => setTimeout(r, 800))
+    expect(dials).toBeGreaterThanOrEqual(2)
+    await a.close()
+  }, 60_000)
+
   it('a wallet closes while its peer keeps paying: its last saves wait at most a moment, then it is closed', async () => {
     const links = new MemoryLinkNetwork()
     // Alice's saves take a while (a slow disk), so Bob's next payments arrive during each.

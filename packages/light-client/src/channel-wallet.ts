@@ -86,6 +86,16 @@ export interface ChannelWalletOptions {
   readonly watch?: (request: Uint8Array) => Promise<void>
   /** How often the chain is checked for open, closing and closed channels (ms). Default 1000. */
   readonly pollMs?: number
+  /**
+   * How the wallet dials again a channel's peer it has no link to: every `everyMs` (default 3 s,
+   * rounded to whole `pollMs`) for the first `fastDials` failures in a row (default 10, about 30 s:
+   * a page reloading, a network coming back), then after each further failure twice as long as
+   * after the one before, up to `maxWaitMs` (default 60 s). A peer away for hours then costs a dial
+   * a minute, not twenty — each one a request to a relay, which counts those that reach a held slot
+   * against the pair of addresses' budget. A link the peer makes (its page came back and dialled
+   * this one) ends the wait at once, and a link made starts the count again.
+   */
+  readonly redial?: { readonly everyMs?: number; readonly fastDials?: number; readonly maxWaitMs?: number }
   /** Wall clock for message times and transaction timestamps (ms). */
   readonly now?: () => number
   /**
@@ -117,6 +127,10 @@ const TAG_WIRE = 1
 const TAG_CONTROL = 2
 const ANSWER_TIMEOUT_MS = 30_000
 const RECONNECT_MS = 3_000
+/** Failed dials in a row to one peer before the wallet waits longer between them (see `redial`). */
+const FAST_REDIALS = 10
+/** The longest wait between dials to a peer that stays unreachable (ms). */
+const MAX_REDIAL_WAIT_MS = 60_000
 
 type Control =
   // `protocol`: the channel protocol version (absent: 1, the version before it was sent).
@@ -293,8 +307,13 @@ export class ChannelWallet implements WalletActions {
    * about the address this wallet dialled to get the link.
    */
   private readonly incompatible = new WeakMap<WalletLink, string>()
-  /** Peers (addresses) of another protocol version, and when the reconnect loop may dial them again. */
+  /**
+   * Peers (addresses) the reconnect loop leaves for a while, and until when: those of another
+   * protocol version, and those it failed to reach {@link FAST_REDIALS} times in a row.
+   */
   private readonly redialAfter = new Map<string, number>()
+  /** Dials in a row that did not reach the peer, by the peer's address (cleared by a link). */
+  private readonly failedDials = new Map<string, number>()
   /** Links whose hello was taken (one a link: a proof is checked once). */
   private readonly greeted = new WeakSet<WalletLink>()
   private readonly subscribers = new Set<(s: WalletState) => void>()
@@ -350,7 +369,7 @@ export class ChannelWallet implements WalletActions {
     w.timer = setInterval(() => {
       void w.poll()
       // Peers that dropped are dialled again every few seconds.
-      if (++ticks % Math.max(1, Math.round(RECONNECT_MS / (o.pollMs ?? 1000))) === 0) void w.reconnect()
+      if (++ticks % Math.max(1, Math.round((o.redial?.everyMs ?? RECONNECT_MS) / (o.pollMs ?? 1000))) === 0) void w.reconnect()
     }, o.pollMs ?? 1000)
     void w.poll()
     void w.reconnect()
@@ -756,8 +775,9 @@ export class ChannelWallet implements WalletActions {
           link.close()
           return
         }
-        // Its page was updated: what the mismatch said no longer holds.
+        // Its page was updated, or came back: what the mismatch said, or the failed dials, no longer hold.
         this.redialAfter.delete(c.address)
+        this.failedDials.delete(c.address)
         for (const live of this.channels.values())
           if (live.record.peer.address === c.address && live.error?.startsWith(OTHER_VERSION)) live.error = undefined
         setPeer(c.address)
@@ -1487,6 +1507,8 @@ export class ChannelWallet implements WalletActions {
   }
 
   private async reconnectNow(): Promise<void> {
+    // One dial a round to a peer, at every address its channels last reached it at.
+    const due = new Map<string, { addrs: Set<string>; lives: Live[] }>()
     for (const live of this.channels.values()) {
       const r = live.record
       if (r.phase === 'closed' || r.peer.link === undefined || this.links.has(r.peer.address)) continue
@@ -1494,14 +1516,34 @@ export class ChannelWallet implements WalletActions {
       // proposer dials (a hub would otherwise redial every stranger that ever proposed).
       if (r.phase === 'proposed' && r.me === 1) continue
       if ((this.redialAfter.get(r.peer.address) ?? 0) > Date.now()) continue
-      await this.linkTo(r.peer.address, [r.peer.link]).catch((e) => {
-        // The peer's page, where this wallet last reached it, is of another version: say so, and
-        // leave it for a while.
-        if (!(e instanceof WalletError && e.code === 'INCOMPATIBLE_PEER')) return
-        this.redialAfter.set(r.peer.address, Date.now() + INCOMPATIBLE_REDIAL_MS)
-        live.error = e.message
-        this.changed()
-      })
+      const d = due.get(r.peer.address) ?? { addrs: new Set<string>(), lives: [] }
+      d.addrs.add(r.peer.link)
+      d.lives.push(live)
+      due.set(r.peer.address, d)
+    }
+    for (const [peer, { addrs, lives }] of due) {
+      if (this.closed) return
+      await this.linkTo(peer, [...addrs]).then(
+        () => this.failedDials.delete(peer),
+        (e) => {
+          if (e instanceof WalletError && e.code === 'INCOMPATIBLE_PEER') {
+            // The peer's page, where this wallet last reached it, is of another version: say so,
+            // and leave it for a while.
+            this.redialAfter.set(peer, Date.now() + INCOMPATIBLE_REDIAL_MS)
+            for (const live of lives) live.error = e.message
+            this.changed()
+            return
+          }
+          // Not reached: again at once for a while, then less and less often.
+          const failed = (this.failedDials.get(peer) ?? 0) + 1
+          this.failedDials.set(peer, failed)
+          const fast = this.o.redial?.fastDials ?? FAST_REDIALS
+          if (failed < fast) return
+          const every = this.o.redial?.everyMs ?? RECONNECT_MS
+          const wait = Math.min(this.o.redial?.maxWaitMs ?? MAX_REDIAL_WAIT_MS, every * 2 ** (failed - fast + 1))
+          this.redialAfter.set(peer, Date.now() + wait)
+        },
+      )
     }
   }
 
