@@ -60,6 +60,17 @@ import {
 
 const ctx = { networkId: NETWORK_ID, now: T0 + 1_000_000, timestampWindow: 300_000_000, maxStepLimit: 1_000_000 }
 
+/**
+ * `w` with one byte replaced by `byte` (`how` 0), `byte` inserted (1) or one byte removed (2), at
+ * `at` modulo its length: lengths, varints and tags all get hit.
+ */
+function damaged(w: Uint8Array, at: number, byte: number, how: number): Uint8Array {
+  const i = at % w.length
+  if (how === 0) return Uint8Array.from(w, (x, j) => (j === i ? byte : x))
+  if (how === 1) return Uint8Array.of(...w.subarray(0, i), byte, ...w.subarray(i))
+  return Uint8Array.of(...w.subarray(0, i), ...w.subarray(i + 1))
+}
+
 function txError(f: () => unknown): TxError {
   try {
     f()
@@ -165,15 +176,7 @@ describe('transaction hashes taken from wire bytes', () => {
     let decodedSome = 0
     fc.assert(
       fc.property(fc.nat(wires.length - 1), fc.nat(), fc.nat(255), fc.nat(2), (which, at, byte, how) => {
-        const w = wires[which] as Uint8Array
-        const i = at % w.length
-        // Replace a byte, insert one, or remove one: lengths, varints and tags all get hit.
-        const b =
-          how === 0
-            ? Uint8Array.from(w, (x, j) => (j === i ? byte : x))
-            : how === 1
-              ? Uint8Array.of(...w.subarray(0, i), byte, ...w.subarray(i))
-              : Uint8Array.of(...w.subarray(0, i), ...w.subarray(i + 1))
+        const b = damaged(wires[which] as Uint8Array, at, byte, how)
         let tx: ReturnType<typeof decodeTransaction>
         try {
           tx = decodeTransaction(b)
@@ -254,13 +257,7 @@ describe('decoding a block whose transactions a node already holds', () => {
     let decodedSome = 0
     fc.assert(
       fc.property(fc.nat(), fc.nat(255), fc.nat(2), (at, byte, how) => {
-        const i = at % bytes.length
-        const b =
-          how === 0
-            ? Uint8Array.from(bytes, (x, j) => (j === i ? byte : x))
-            : how === 1
-              ? Uint8Array.of(...bytes.subarray(0, i), byte, ...bytes.subarray(i))
-              : Uint8Array.of(...bytes.subarray(0, i), ...bytes.subarray(i + 1))
+        const b = damaged(bytes, at, byte, how)
         const plain = outcome(() => decodeBlock(b))
         if ('value' in plain) decodedSome++
         expect(outcome(() => decodeBlock(b, undefined, known))).toEqual(plain)
