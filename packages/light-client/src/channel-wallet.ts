@@ -1509,8 +1509,10 @@ export class ChannelWallet implements WalletActions {
   private async reconnectNow(): Promise<void> {
     // One dial a round to a peer, at every address its channels last reached it at.
     const due = new Map<string, { addrs: Set<string>; lives: Live[] }>()
+    const peers = new Set<string>()
     for (const live of this.channels.values()) {
       const r = live.record
+      if (r.phase !== 'closed') peers.add(r.peer.address)
       if (r.phase === 'closed' || r.peer.link === undefined || this.links.has(r.peer.address)) continue
       // A proposal this wallet took but nobody has opened on chain costs its proposer nothing: its
       // proposer dials (a hub would otherwise redial every stranger that ever proposed).
@@ -1521,6 +1523,8 @@ export class ChannelWallet implements WalletActions {
       d.lives.push(live)
       due.set(r.peer.address, d)
     }
+    // Peers with no channel left are not dialled again: nothing to remember about them.
+    for (const m of [this.failedDials, this.redialAfter]) for (const peer of m.keys()) if (!peers.has(peer)) m.delete(peer)
     for (const [peer, { addrs, lives }] of due) {
       if (this.closed) return
       await this.linkTo(peer, [...addrs]).then(
@@ -1528,7 +1532,8 @@ export class ChannelWallet implements WalletActions {
         (e) => {
           if (e instanceof WalletError && e.code === 'INCOMPATIBLE_PEER') {
             // The peer's page, where this wallet last reached it, is of another version: say so,
-            // and leave it for a while.
+            // and leave it for a while. It was reached: no failures in a row.
+            this.failedDials.delete(peer)
             this.redialAfter.set(peer, Date.now() + INCOMPATIBLE_REDIAL_MS)
             for (const live of lives) live.error = e.message
             this.changed()

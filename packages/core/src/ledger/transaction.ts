@@ -4,7 +4,20 @@
  * from a signature). The hash covers the body only, so it is the transaction's identity
  * whatever signature bytes travel with it.
  */
-import { bigUint, bytes, type Codec, decode, enumeration, fixedBytes, hashEncoded, string, struct, u8, uvarint } from '../codec/codec.js'
+import {
+  bigUint,
+  bytes,
+  type Codec,
+  decode,
+  enumeration,
+  fixedBytes,
+  hashEncoded,
+  type Reader,
+  string,
+  struct,
+  u8,
+  uvarint,
+} from '../codec/codec.js'
 import { type Value, value } from '../codec/value.js'
 import { ADDRESS_LENGTH, type Address, accountAddress, address, isContractAddress } from '../crypto/address.js'
 import { Domain, taggedHash } from '../crypto/hash.js'
@@ -201,13 +214,23 @@ export const transactionCodec: Codec<Transaction> = {
   name: transactionStruct.name,
   minSize: transactionStruct.minSize,
   write: transactionStruct.write,
-  read(r) {
-    const start = r.offset
-    const body = transactionBodyCodec.read(r) as DecodedBody
-    const tx: Transaction = { body, publicKey: publicKeyBytes.read(r), signature: signatureBytes.read(r) }
-    DecodedBody.remember(body, taggedHash(Domain.Transaction, r.consumed(start, r.offset - KEY_AND_SIGNATURE_BYTES)))
-    return tx
-  },
+  read: (r) => readTransaction(r),
+}
+
+/**
+ * {@link transactionCodec}'s read. `bodyHash`, when given, is the hash of the `bodyBytes` bytes at
+ * the reader's offset, already computed: it is the body's hash if the body decoded is that long.
+ */
+function readTransaction(r: Reader, bodyBytes = -1, bodyHash?: Uint8Array): Transaction {
+  const start = r.offset
+  const body = transactionBodyCodec.read(r) as DecodedBody
+  const end = r.offset
+  const tx: Transaction = { body, publicKey: publicKeyBytes.read(r), signature: signatureBytes.read(r) }
+  DecodedBody.remember(
+    body,
+    bodyHash !== undefined && end - start === bodyBytes ? bodyHash : taggedHash(Domain.Transaction, r.consumed(start, end)),
+  )
+  return tx
 }
 
 /**
@@ -240,14 +263,12 @@ export function transactionCodecReusing(known: KnownTransaction): Codec<Transact
     read(r) {
       const rest = r.rest()
       const n = bodyLength(rest)
-      if (n > 0 && n + KEY_AND_SIGNATURE_BYTES <= rest.length) {
-        const tx = known(taggedHash(Domain.Transaction, rest.subarray(0, n)), rest.subarray(n, n + KEY_AND_SIGNATURE_BYTES))
-        if (tx !== undefined) {
-          r.skip(n + KEY_AND_SIGNATURE_BYTES)
-          return tx
-        }
-      }
-      return transactionCodec.read(r)
+      if (!(n > 0 && n + KEY_AND_SIGNATURE_BYTES <= rest.length)) return readTransaction(r)
+      const hash = taggedHash(Domain.Transaction, rest.subarray(0, n))
+      const tx = known(hash, rest.subarray(n, n + KEY_AND_SIGNATURE_BYTES))
+      if (tx === undefined) return readTransaction(r, n, hash) // not held: decoded, and not hashed twice
+      r.skip(n + KEY_AND_SIGNATURE_BYTES)
+      return tx
     },
   }
 }
