@@ -232,10 +232,10 @@ export class Mempool {
   }
 
   /**
-   * The pooled object of exactly this transaction (same hash, key and signature), if any. A node
-   * uses it in place of a copy decoded from a proposal: the pooled one has lived long enough to be
-   * in the old generation, while a fresh copy held until the block commits would be copied by every
-   * young-generation collection on the way (most of a loaded node's collection work).
+   * The pooled object of exactly this transaction (same hash, key and signature), if any. For a
+   * block's bytes, {@link known} finds it before anything is decoded: the pooled object has lived
+   * long enough to be in the old generation, while a fresh copy held until the block commits would
+   * be copied by every young-generation collection on the way.
    */
   pooled(tx: Transaction, hash: Uint8Array): Transaction | undefined {
     const e = this.byHash.get(toHex(hash))
