@@ -690,6 +690,63 @@ describe('channel wallets on a real node', () => {
     await a.close()
   }, 60_000)
 
+  it('a wallet that closes closes every link: one still waiting for its hello, one a dial under way brings, one dialled in later', async () => {
+    const links = new MemoryLinkNetwork()
+    const inner = links.endpoint('alice-shut')
+    // Alice's dials to Bob wait, once Bob is gone, until the test lets them through.
+    const gate = { on: false }
+    let dialling = () => {}
+    const started = new Promise<void>((r) => {
+      dialling = r
+    })
+    let release = () => {}
+    const held = new Promise<void>((r) => {
+      release = r
+    })
+    const slow: WalletLinks = {
+      myAddresses: () => inner.myAddresses(),
+      selfId: () => inner.selfId(),
+      onLink: (cb) => inner.onLink(cb),
+      dial: async (address) => {
+        if (address === 'mem/bob-shut' && gate.on) {
+          dialling()
+          await held
+        }
+        return inner.dial(address)
+      },
+    }
+    const a = await walletOf(alice, links, 'alice-shut', new MemoryChannelStore(), false, { links: slow, redial: { everyMs: 300 } })
+    const b = await walletOf(bob, links, 'bob-shut')
+    await openPair(links, a, b, 1_000n, 500n)
+    gate.on = true
+    await b.close()
+    links.remove('bob-shut')
+    // Where Bob was, a page that says nothing: it only records the links that reach it.
+    const closedLinks = new Set<WalletLink>()
+    const watch = (l: WalletLink) => l.onClose(() => closedLinks.add(l))
+    const reached: WalletLink[] = []
+    links.endpoint('bob-shut').onLink((l) => {
+      reached.push(l)
+      watch(l)
+    })
+    // A stranger's link to Alice, with no hello: never named.
+    const stray = await links.endpoint('stray-shut').dial('mem/alice-shut')
+    watch(stray)
+    await started
+    await a.close()
+    expect(closedLinks.has(stray)).toBe(true)
+    // The dial under way when Alice closed gets through: its link is closed at once.
+    release()
+    await new Promise((r) => setTimeout(r, 300))
+    expect(reached).toHaveLength(1)
+    expect(closedLinks.has(reached[0] as WalletLink)).toBe(true)
+    // So is one dialled in after she closed.
+    const late = await links.endpoint('late-shut').dial('mem/alice-shut')
+    watch(late)
+    await new Promise((r) => setTimeout(r, 50))
+    expect(closedLinks.has(late)).toBe(true)
+  }, 60_000)
+
   it('a wallet closes while its peer keeps paying: its last saves wait at most a moment, then it is closed', async () => {
     const links = new MemoryLinkNetwork()
     // Alice's saves take a while (a slow disk), so Bob's next payments arrive during each.

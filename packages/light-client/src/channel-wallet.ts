@@ -314,6 +314,8 @@ export class ChannelWallet implements WalletActions {
   private readonly redialAfter = new Map<string, number>()
   /** Dials in a row that did not reach the peer, by the peer's address (cleared by a link). */
   private readonly failedDials = new Map<string, number>()
+  /** Every link this wallet took and that is still open, named ({@link links}) or not yet. */
+  private readonly adopted = new Set<WalletLink>()
   /** Links whose hello was taken (one a link: a proof is checked once). */
   private readonly greeted = new WeakSet<WalletLink>()
   private readonly subscribers = new Set<(s: WalletState) => void>()
@@ -609,7 +611,8 @@ export class ChannelWallet implements WalletActions {
       this.routed.delete(lock)
       mine.reject(new WalletError('WALLET_CLOSED', 'the wallet closed before the payment settled; it settles or expires in the channel'))
     }
-    for (const link of this.links.values()) link.close()
+    // Every link, named or still waiting for its hello.
+    for (const link of [...this.adopted]) link.close()
     await Promise.all([...this.channels.values()].map((l) => l.saving))
   }
 
@@ -624,6 +627,7 @@ export class ChannelWallet implements WalletActions {
       try {
         const link = await this.o.links.dial(a)
         this.adopt(link)
+        if (this.closed) throw new WalletError('WALLET_CLOSED', 'the wallet closed while it dialled the peer')
         await this.waitFor(
           () => {
             const why = this.incompatible.get(link)
@@ -635,7 +639,7 @@ export class ChannelWallet implements WalletActions {
         )
         return link
       } catch (e) {
-        if (e instanceof WalletError && e.code === 'INCOMPATIBLE_PEER') throw e
+        if (e instanceof WalletError && (e.code === 'INCOMPATIBLE_PEER' || e.code === 'WALLET_CLOSED')) throw e
         last = e
       }
     }
@@ -643,10 +647,18 @@ export class ChannelWallet implements WalletActions {
   }
 
   private adopt(link: WalletLink): void {
+    // A link that comes once the wallet is closed (a dial under way when it closed, a peer dialling
+    // in) is closed at once: nothing would ever close it.
+    if (this.closed) {
+      link.close()
+      return
+    }
+    this.adopted.add(link)
     let peer: string | undefined
     let closed = false
     link.onClose(() => {
       closed = true
+      this.adopted.delete(link)
       if (peer !== undefined && this.links.get(peer) === link) {
         this.links.delete(peer)
         this.changed()
@@ -1530,6 +1542,7 @@ export class ChannelWallet implements WalletActions {
       await this.linkTo(peer, [...addrs]).then(
         () => this.failedDials.delete(peer),
         (e) => {
+          if (this.closed) return
           if (e instanceof WalletError && e.code === 'INCOMPATIBLE_PEER') {
             // The peer's page, where this wallet last reached it, is of another version: say so,
             // and leave it for a while. It was reached: no failures in a row.
