@@ -360,13 +360,20 @@ function deafTo(
  * is down, its wallet still open with its invoices): two such ends stay unlinked.
  */
 function awayable(links: MemoryLinkNetwork, name: string, blocked: (address: string) => boolean): WalletLinks {
+  return beforeDials(links, name, (address) => {
+    if (blocked(address)) throw new Error(`${name} cannot reach ${address}`)
+  })
+}
+
+/** Endpoint `name` of `links` whose every dial first runs `before` (which may count it, hold it, or fail it). */
+function beforeDials(links: MemoryLinkNetwork, name: string, before: (address: string) => void | Promise<void>): WalletLinks {
   const inner = links.endpoint(name)
   return {
     myAddresses: () => inner.myAddresses(),
     selfId: () => inner.selfId(),
     onLink: (cb) => inner.onLink(cb),
     dial: async (address) => {
-      if (blocked(address)) throw new Error(`${name} cannot reach ${address}`)
+      await before(address)
       return inner.dial(address)
     },
   }
@@ -647,17 +654,10 @@ describe('channel wallets on a real node', () => {
     const links = new MemoryLinkNetwork()
     const storeB = new MemoryChannelStore()
     // Alice's dials to Bob, counted; her loop runs every 300 ms and backs off after two failures.
-    const inner = links.endpoint('alice-far')
     let dials = 0
-    const counting: WalletLinks = {
-      myAddresses: () => inner.myAddresses(),
-      selfId: () => inner.selfId(),
-      onLink: (cb) => inner.onLink(cb),
-      dial: async (address) => {
-        if (address === 'mem/bob-far') dials++
-        return inner.dial(address)
-      },
-    }
+    const counting = beforeDials(links, 'alice-far', (address) => {
+      if (address === 'mem/bob-far') dials++
+    })
     const a = await walletOf(alice, links, 'alice-far', new MemoryChannelStore(), false, {
       links: counting,
       redial: { everyMs: 300, fastDials: 2, maxWaitMs: 20_000 },
@@ -692,7 +692,6 @@ describe('channel wallets on a real node', () => {
 
   it('a wallet that closes closes every link: one still waiting for its hello, one a dial under way brings, one dialled in later', async () => {
     const links = new MemoryLinkNetwork()
-    const inner = links.endpoint('alice-shut')
     // Alice's dials to Bob wait, once Bob is gone, until the test lets them through.
     const gate = { on: false }
     let dialling = () => {}
@@ -703,18 +702,12 @@ describe('channel wallets on a real node', () => {
     const held = new Promise<void>((r) => {
       release = r
     })
-    const slow: WalletLinks = {
-      myAddresses: () => inner.myAddresses(),
-      selfId: () => inner.selfId(),
-      onLink: (cb) => inner.onLink(cb),
-      dial: async (address) => {
-        if (address === 'mem/bob-shut' && gate.on) {
-          dialling()
-          await held
-        }
-        return inner.dial(address)
-      },
-    }
+    const slow = beforeDials(links, 'alice-shut', async (address) => {
+      if (address === 'mem/bob-shut' && gate.on) {
+        dialling()
+        await held
+      }
+    })
     const a = await walletOf(alice, links, 'alice-shut', new MemoryChannelStore(), false, { links: slow, redial: { everyMs: 300 } })
     const b = await walletOf(bob, links, 'bob-shut')
     await openPair(links, a, b, 1_000n, 500n)
