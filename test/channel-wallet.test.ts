@@ -609,7 +609,8 @@ describe('channel wallets on a real node', () => {
   it('a channel whose peer’s page is of another protocol version says so, dials it no more for a while, and stops saying so once it is of this one', async () => {
     const links = new MemoryLinkNetwork()
     const storeB = new MemoryChannelStore()
-    const a = await walletOf(alice, links, 'alice-v2')
+    // Alice's reconnect loop every 500 ms, not 3 s: the rounds below pass sooner.
+    const a = await walletOf(alice, links, 'alice-v2', new MemoryChannelStore(), false, { redial: { everyMs: 500 } })
     let b = await walletOf(bob, links, 'bob-v2', storeB)
     const id = await openPair(links, a, b, 1_000n, 500n)
     // Bob's page goes, and a page of a later version answers where Alice last reached him.
@@ -626,9 +627,9 @@ describe('channel wallets on a real node', () => {
       'Alice to show the mismatch',
       30_000,
     )
-    // Alice's reconnect loop runs every 3 s: two more rounds pass, and she does not dial that page
-    // again (each dial would come to nothing, and through a relay spend its budget).
-    await new Promise((r) => setTimeout(r, 7_000))
+    // Four more rounds of Alice's reconnect loop pass, and she does not dial that page again (each
+    // dial would come to nothing, and through a relay spend its budget).
+    await new Promise((r) => setTimeout(r, 2_200))
     expect(dialled).toBe(1)
     links.remove('bob-v2')
     b = await walletOf(bob, links, 'bob-v2', storeB)
@@ -653,14 +654,14 @@ describe('channel wallets on a real node', () => {
   it('a wallet dials a peer it cannot reach less and less often, links up at once when the peer’s page dials it, and then dials fast again', async () => {
     const links = new MemoryLinkNetwork()
     const storeB = new MemoryChannelStore()
-    // Alice's dials to Bob, counted; her loop runs every 300 ms and backs off after two failures.
+    // Alice's dials to Bob, counted; her loop runs every 200 ms and backs off after two failures.
     let dials = 0
     const counting = beforeDials(links, 'alice-far', (address) => {
       if (address === 'mem/bob-far') dials++
     })
     const a = await walletOf(alice, links, 'alice-far', new MemoryChannelStore(), false, {
       links: counting,
-      redial: { everyMs: 300, fastDials: 2, maxWaitMs: 20_000 },
+      redial: { everyMs: 200, fastDials: 2, maxWaitMs: 20_000 },
     })
     let b = await walletOf(bob, links, 'bob-far', storeB)
     const id = await openPair(links, a, b, 1_000n, 500n)
@@ -671,9 +672,9 @@ describe('channel wallets on a real node', () => {
       dials = 0
     }
     await bobGoes()
-    // Every 300 ms that would be 20 dials in 6 s; backing off (0.3, 0.6, then waits of 0.6, 1.2,
-    // 2.4, 4.8 s) it is about five.
-    await new Promise((r) => setTimeout(r, 6_000))
+    // Every 200 ms that would be 20 dials in 4 s; backing off (0.2, 0.4, then waits of 0.4, 0.8,
+    // 1.6, 3.2 s) it is about five.
+    await new Promise((r) => setTimeout(r, 4_000))
     expect(dials).toBeGreaterThanOrEqual(3)
     expect(dials).toBeLessThanOrEqual(7)
     // Bob's page comes back and dials Alice: linked at once, whatever Alice's wait.
@@ -682,10 +683,10 @@ describe('channel wallets on a real node', () => {
     await until(a, (s) => s.channels.find((c) => c.id === id && c.link === 'direct'), 'Alice and Bob linked again', 3_000)
     expect(Date.now() - back).toBeLessThan(3_000)
     await a.pay(id, 10n)
-    // A link made starts the count again: Bob gone once more, Alice dials every 300 ms at first
-    // (her first two dials by ~0.6 s; backing off from before, the second would come 6 s later).
+    // A link made starts the count again: Bob gone once more, Alice dials every 200 ms at first
+    // (her first two dials by ~0.4 s; backing off from before, the second would come 6 s later).
     await bobGoes()
-    await new Promise((r) => setTimeout(r, 2_000))
+    await new Promise((r) => setTimeout(r, 1_400))
     expect(dials).toBeGreaterThanOrEqual(2)
     await a.close()
   }, 60_000)
