@@ -68,7 +68,7 @@ describe('a validator added by governance', () => {
       p2p: { tcpPort, wsPort: tcpPort + 1, bootstrap },
       rpc: { port: rpcPort },
     }
-    writeFileSync(join(net.dir, name, 'config.json'), JSON.stringify(config))
+    writeFileSync(join(net.dir, name, 'config.json'), JSON.stringify(config), { mode: 0o600 })
     net.startNode(name)
     // It syncs the chain, and the others list it as a member peer.
     const tip = (await net.rpc('node-0', 'lc_getNetworkInfo')).height

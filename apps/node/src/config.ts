@@ -2,15 +2,31 @@
  * A node's config file (what `loopchain init` writes and `loopchain start` reads): its reading
  * and checking, in one place for the commands and the devnet's web server.
  */
-import { readFileSync } from 'node:fs'
-import { RPC_LIMIT_DEFAULTS, type RpcLimitName, type RpcLimits } from '@loopchain/node/client'
+import { readFileSync, statSync } from 'node:fs'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
+import { fromHex, keyPairFromSecret, toHex } from '@loopchain/core'
+import { nativeCrypto, RPC_LIMIT_DEFAULTS, type RpcLimitName, type RpcLimits } from '@loopchain/node/client'
 
-/** A node's config file. Paths are relative to the file. */
+/**
+ * A node's config file. Paths are relative to the file.
+ *
+ * The two secrets — `validatorKey`, the institution's validator account (absent on a node that
+ * does not vote), and `nodeKey`, the node's libp2p identity — are written in the file itself (as
+ * `init` does) or each in a key file of its own, named by `validatorKeyFile` / `nodeKeyFile`: JSON
+ * with `secretKey` (0x and 64 hex digits), as `loopchain keys new --out` writes it. A file holding
+ * a secret — a key file, or the config while it holds one — must not be readable by other users
+ * (mode 600 or 400): `start` refuses it otherwise, as ssh refuses a private key. {@link readNodeConfig}
+ * reads the key files into `validatorKey` and `nodeKey`, so whoever reads a config finds both there.
+ */
 export interface NodeConfig {
   genesis: string
   dataDir: string
   validatorKey?: string
   nodeKey: string
+  /** Where `validatorKey` is kept instead, relative to the config; read into `validatorKey`. */
+  validatorKeyFile?: string
+  /** Where `nodeKey` is kept instead, relative to the config; read into `nodeKey`. */
+  nodeKeyFile?: string
   /**
    * `webrtcDirectPort`: a UDP port for browsers' WebRTC-direct (no TLS certificate needed); absent: off.
    * `relay`: the circuit relay browsers use to reach each other: `false` for none, or limits
@@ -98,7 +114,19 @@ export function readNodeConfig(file: string): NodeConfig {
         `the config ${file}: ${at}${extra} is not a config field (${at ? `${at.slice(0, -1)} takes` : 'fields:'} ${known.join(', ')})`,
       )
   }
-  only(c, '', ['genesis', 'dataDir', 'validatorKey', 'nodeKey', 'p2p', 'rpc', 'mempool', 'storage', 'hub'])
+  only(c, '', [
+    'genesis',
+    'dataDir',
+    'validatorKey',
+    'validatorKeyFile',
+    'nodeKey',
+    'nodeKeyFile',
+    'p2p',
+    'rpc',
+    'mempool',
+    'storage',
+    'hub',
+  ])
   if (isObject(c.p2p)) only(c.p2p, 'p2p.', ['host', 'tcpPort', 'wsPort', 'webrtcDirectPort', 'bootstrap', 'relay', 'connections'])
   if (isObject(c.p2p) && isObject(c.p2p.connections)) only(c.p2p.connections, 'p2p.connections.', ['maxNonMembers', 'maxNonMembersPerIp'])
   if (isObject(c.rpc)) only(c.rpc, 'rpc.', ['host', 'port', 'rateLimit', 'query', 'limits'])
@@ -107,8 +135,17 @@ export function readNodeConfig(file: string): NodeConfig {
   if (isObject(c.rpc) && isObject(c.rpc.query)) only(c.rpc.query, 'rpc.query.', ['stepLimit', 'stepsPerSecond', 'stepsPerSecondPerClient'])
   if (typeof c.genesis !== 'string') bad('genesis', 'the path of the genesis file')
   if (typeof c.dataDir !== 'string' || c.dataDir.trim() === '') bad('dataDir', 'a directory path')
-  if (!key(c.nodeKey)) bad('nodeKey', 'a 32-byte secret as 0x and 64 hex digits')
-  if (c.validatorKey !== undefined && !key(c.validatorKey)) bad('validatorKey', 'a 32-byte secret as 0x and 64 hex digits, or absent')
+  for (const name of ['nodeKey', 'validatorKey'] as const) {
+    const named = c[`${name}File`]
+    if (named === undefined) continue
+    if (c[name] !== undefined) bad(name, `given once: in the config or in ${name}File, not both`)
+    const path =
+      typeof named === 'string' && named.trim() !== '' ? named : bad(`${name}File`, 'the path of a key file (JSON with secretKey)')
+    c[name] = readSecretKeyFile(isAbsolute(path) ? path : join(dirname(resolve(file)), path), `${name}File of ${file}`)
+  }
+  if (!key(c.nodeKey)) bad('nodeKey', 'a 32-byte secret as 0x and 64 hex digits (or nodeKeyFile: the path of a key file)')
+  if (c.validatorKey !== undefined && !key(c.validatorKey))
+    bad('validatorKey', 'a 32-byte secret as 0x and 64 hex digits (or validatorKeyFile: the path of a key file), or absent')
   const p2p = c.p2p
   if (!isObject(p2p)) bad('p2p', 'an object with tcpPort, wsPort and bootstrap')
   else {
@@ -159,7 +196,54 @@ export function readNodeConfig(file: string): NodeConfig {
   if (c.hub !== undefined && typeof c.hub !== 'boolean') bad('hub', 'true, false or absent')
   if (c.hub === true && c.validatorKey === undefined)
     bad('hub', "false or absent on a node without validatorKey (a hub runs with the validator's account)")
+  // Last, so that what is wrong in a config is named first: a secret in the config itself.
+  const inline = (['validatorKey', 'nodeKey'] as const).filter((k) => c[k] !== undefined && c[`${k}File`] === undefined)
+  if (inline.length > 0) {
+    keptFromOthers(
+      file,
+      `the config ${file}, which holds a secret key (${inline.join(', ')}),`,
+      `, or move ${inline.length > 1 ? 'each key to a file of its own' : 'the key to a file of its own'} (${inline.map((k) => `${k}File`).join(', ')})`,
+    )
+  }
   return c as unknown as NodeConfig
+}
+
+/**
+ * The secret of a key file (JSON with `secretKey`, as `keys new --out` writes; its `publicKey`
+ * and `address`, when there, must be the secret's), which other users may not read. `what` says
+ * where the file was named. Throws an `Error` with a one-line message.
+ */
+export function readSecretKeyFile(path: string, what: string): string {
+  let j: unknown
+  try {
+    j = JSON.parse(readFileSync(path, 'utf8'))
+  } catch (e) {
+    throw new Error(`the key file ${path} (${what}) cannot be read: ${(e as Error).message}`)
+  }
+  const o = (typeof j === 'object' && j !== null ? j : {}) as { secretKey?: unknown; publicKey?: unknown; address?: unknown }
+  if (typeof o.secretKey !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(o.secretKey))
+    throw new Error(`the key file ${path} (${what}) has no secretKey (0x and 64 hex digits); make one with: loopchain keys new --out FILE`)
+  const pair = keyPairFromSecret(fromHex(o.secretKey), nativeCrypto)
+  // A hand-edited file whose parts disagree: which one was meant cannot be told.
+  if (o.publicKey !== undefined && String(o.publicKey).toLowerCase() !== `0x${toHex(pair.publicKey)}`)
+    throw new Error(`the key file ${path} (${what}): its publicKey is not its secretKey's`)
+  if (o.address !== undefined && o.address !== pair.address)
+    throw new Error(`the key file ${path} (${what}): its address is not its secretKey's`)
+  keptFromOthers(path, `the key file ${path} (${what})`, '')
+  return o.secretKey
+}
+
+/**
+ * Refuses a file holding a secret that users other than its owner may read or write (any of the
+ * mode's group and other bits), as ssh refuses such a private key. Not on Windows, whose
+ * permissions are not modes.
+ */
+function keptFromOthers(path: string, what: string, orElse: string): void {
+  if (process.platform === 'win32') return
+  const mode = statSync(path).mode & 0o777
+  if ((mode & 0o077) !== 0) {
+    throw new Error(`${what} is open to other users (mode ${mode.toString(8).padStart(3, '0')}): run chmod 600 ${path}${orElse}`)
+  }
 }
 
 /** Each limit a positive integer, and none below one it must hold (checked with the defaults of those left out). */

@@ -21,7 +21,9 @@ Usage:
       JSON-RPC on its rpc port. Logs are JSON lines on stdout. Stop with Ctrl-C (or SIGTERM); a node whose
       stdout is closed stops the same way (exit code 1). With --exit-with-parent (what devnet passes) it
       also stops when the process that started it exits, even if that one was killed (a starter may
-      name itself in LOOPCHAIN_PARENT_PID).
+      name itself in LOOPCHAIN_PARENT_PID). The config's secrets (validatorKey, nodeKey) may be kept in
+      key files of their own instead (validatorKeyFile, nodeKeyFile: made by 'keys new --out'); a file
+      holding a secret that other users may read is refused (chmod 600 it).
       e.g.  loopchain start --config ./net/node-0/config.json
   loopchain devnet [--validators N] [--dir DIR] [--base-port P] [--web-port P] [--no-web] [--fresh] [--stop-wait S]
       Run a local network: N validator processes (default 4) and an observer from DIR (default ./.devnet,

@@ -5,6 +5,7 @@
  * nonce, sign, send, and print the hash or (with --wait) the receipt.
  */
 import { readFileSync } from 'node:fs'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
 import {
   type Address,
   callDataCodec,
@@ -35,6 +36,7 @@ import {
 } from '@loopchain/core'
 import { type Json, nativeCrypto, paramsFromJson, valueFromJson } from '@loopchain/node/client'
 import { DEFAULT_RPC, fail, flag, rpcCall } from './cli.js'
+import { readSecretKeyFile } from './config.js'
 
 /** Steps a transfer declares by default: exactly what it uses, the fixed base cost (it carries no data and runs no code). */
 const TRANSFER_STEP_LIMIT = STEP_COSTS.base
@@ -63,16 +65,26 @@ export interface ReceiptJson {
 
 /**
  * Reads a key file: JSON with `secretKey` (0x and 64 hex digits), as `keys new` prints and `init`
- * writes for the faucet — or a validator's node config, whose `validatorKey` is the account of its
- * institution (what `cert issue` signs with on a devnet).
+ * writes for the faucet — or a validator's node config, whose `validatorKey` (or the key file its
+ * `validatorKeyFile` names) is the account of its institution (what `cert issue` signs with on a devnet).
  */
 export function readKey(file: string): KeyPair {
   let secret: unknown
+  let j: { secretKey?: unknown; validatorKey?: unknown; validatorKeyFile?: unknown }
   try {
-    const j = JSON.parse(readFileSync(file, 'utf8')) as { secretKey?: unknown; validatorKey?: unknown }
+    j = JSON.parse(readFileSync(file, 'utf8'))
     secret = j.secretKey ?? j.validatorKey
   } catch (e) {
     fail(`cannot read the key file ${file}: ${(e as Error).message}`)
+  }
+  // A node config whose validator key is kept in a file of its own.
+  if (secret === undefined && typeof j.validatorKeyFile === 'string') {
+    const path = isAbsolute(j.validatorKeyFile) ? j.validatorKeyFile : join(dirname(resolve(file)), j.validatorKeyFile)
+    try {
+      secret = readSecretKeyFile(path, `validatorKeyFile of ${file}`)
+    } catch (e) {
+      fail((e as Error).message)
+    }
   }
   if (typeof secret !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(secret))
     fail(`${file} has no secretKey (0x and 64 hex digits); make a key file with 'loopchain keys new'`)

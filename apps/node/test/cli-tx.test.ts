@@ -1,8 +1,8 @@
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { TOKEN_SOURCE } from '@loopchain/core'
-import { reservePortBlock } from '@loopchain/node'
+import { fromHex, keyPairFromSecret, TOKEN_SOURCE } from '@loopchain/core'
+import { nativeCrypto, peerIdFromNodeKey, reservePortBlock } from '@loopchain/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type OneNode, runCli, startOneNode } from './fixtures/one-node.js'
 
@@ -17,6 +17,8 @@ let dir: string
 let one: OneNode
 let faucet: { address: string; secretKey: string }
 let keyFile: string
+/** The node's secrets, which its config names the key files of. */
+let secrets: { validatorKey: string; nodeKey: string }
 
 const rpc = (method: string, params: object = {}) => one.rpc(method, params)
 
@@ -30,8 +32,22 @@ const call = (to: string, method: string, params?: object) =>
 const query = (to: string, method: string, params?: object) => rpc('lc_call', { to, method, ...(params ? { params } : {}) })
 
 beforeAll(async () => {
-  // A smaller step limit for read-only calls than the default, read from the config file.
-  one = await startOneNode('cli-tx', basePort, { config: (c) => ({ ...c, rpc: { ...c.rpc, query: { stepLimit: 1_000_000 } } }) })
+  // A smaller step limit for read-only calls than the default, read from the config file; and the
+  // node's two secrets in key files of their own, as an institution would keep them.
+  one = await startOneNode('cli-tx', basePort, {
+    config: ({ validatorKey, nodeKey, ...c }, nodeDir) => {
+      secrets = { validatorKey, nodeKey }
+      mkdirSync(join(nodeDir, 'keys'))
+      writeFileSync(join(nodeDir, 'keys', 'validator.json'), JSON.stringify({ secretKey: validatorKey }), { mode: 0o600 })
+      writeFileSync(join(nodeDir, 'keys', 'node.json'), JSON.stringify({ secretKey: nodeKey }), { mode: 0o400 })
+      return {
+        ...c,
+        validatorKeyFile: 'keys/validator.json',
+        nodeKeyFile: join(nodeDir, 'keys', 'node.json'),
+        rpc: { ...c.rpc, query: { stepLimit: 1_000_000 } },
+      }
+    },
+  })
   dir = one.dir
   keyFile = join(dir, 'faucet.json')
   faucet = JSON.parse(readFileSync(keyFile, 'utf8'))
@@ -52,6 +68,21 @@ export function spin({ n }) { let i = 0n; while (i < n) i++; return i }
 afterAll(() => one?.stop())
 
 describe('loopchain tx deploy, tx call and call against a running node', () => {
+  it('runs a node whose secrets are in key files of their own; tx --key its config signs with the validator key', async () => {
+    const validator = keyPairFromSecret(fromHex(secrets.validatorKey.slice(2)), nativeCrypto)
+    const config = JSON.parse(readFileSync(join(dir, 'node-0', 'config.json'), 'utf8'))
+    expect(config.validatorKey).toBeUndefined()
+    expect(config.nodeKey).toBeUndefined()
+    // The node's libp2p identity is the node key's, and its blocks are the validator key's.
+    expect((await rpc('lc_getNetworkInfo')).peerId).toBe(await peerIdFromNodeKey(fromHex(secrets.nodeKey.slice(2))))
+    const sent = txAs(join(dir, 'node-0', 'config.json'), 'send', '--to', bob, '--value', '7', '--wait')
+    expect(sent.stderr).toBe('')
+    const receipt = JSON.parse(sent.stdout)
+    expect(receipt.status).toBe('success')
+    expect((await rpc('lc_getTransactionByHash', { hash: receipt.txHash })).from).toBe(validator.address)
+    expect((await rpc('lc_getBlockByHeight', { height: receipt.height })).proposer).toBe(validator.address)
+  })
+
   it('deploys the example token with the faucet key, moves tokens with tx call and reads them back with call', async () => {
     // An int above 2^53 goes as a decimal string: deploy types --params by the code's onInstall.
     const supply = 10n ** 24n
@@ -143,11 +174,7 @@ describe('loopchain tx deploy, tx call and call against a running node', () => {
 
   it("a validator proposes through tx call: an action's bytes fields go as 0x hex (a member node key), approved at once on one validator", async () => {
     const governance = `cx${'0'.repeat(39)}1`
-    const validatorKey = join(dir, 'validator.json')
-    writeFileSync(
-      validatorKey,
-      JSON.stringify({ secretKey: JSON.parse(readFileSync(join(dir, 'node-0', 'config.json'), 'utf8')).validatorKey }),
-    )
+    const validatorKey = join(dir, 'node-0', 'keys', 'validator.json') // the node's own key file
     const carol = `hx${'c0'.repeat(20)}`
     const nodeKey = `0x${'5a'.repeat(32)}`
     const action = { type: 'addMember', address: carol, id: 'bank-c', rights: 2, nodeKey }

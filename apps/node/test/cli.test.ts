@@ -1,5 +1,16 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import { request } from 'node:http'
 import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -558,7 +569,9 @@ describe('loopchain CLI', () => {
         throw new Error('the config was accepted')
       }
       expect(startWith('{"genesis": ')).toMatch(/^loopchain: the config .*config\.json is not JSON: /)
-      expect(startWith({ ...good, nodeKey: '0x12' })).toMatch(/: nodeKey must be a 32-byte secret as 0x and 64 hex digits\n$/)
+      expect(startWith({ ...good, nodeKey: '0x12' })).toMatch(
+        /: nodeKey must be a 32-byte secret as 0x and 64 hex digits \(or nodeKeyFile: the path of a key file\)\n$/,
+      )
       expect(refused({ ...good, p2p: { ...good.p2p, tcpPort: 70_000 } })).toMatch(/: p2p\.tcpPort must be a port number \(0 to 65535\)\n$/)
       expect(refused({ ...good, rpc: {} })).toMatch(/: rpc\.port must be a port number/)
       expect(refused({ ...good, rpc: { ...good.rpc, rateLimit: { perSecond: 0, burst: 10 } } })).toMatch(
@@ -613,6 +626,51 @@ describe('loopchain CLI', () => {
         expect(refused({ ...good, p2p: { ...good.p2p, relay } })).toMatch(
           /: p2p\.relay must be false, absent, or an object with maxReservations, dataLimitBytes, durationLimitMs, connectionsPerSlot, connectionsPerSlotWindowMs/,
         )
+      // The secrets in key files of their own (a node started that way: cli-tx.test.ts), which other
+      // users may not read, as ssh refuses such a private key; nor the config while it holds one.
+      const { nodeKey, validatorKey, ...keyless } = good
+      const keyFile = (name: string, body: object, mode: number) => {
+        writeFileSync(join(dir, name), JSON.stringify(body), { mode })
+        chmodSync(join(dir, name), mode) // whatever the umask
+        return join(dir, name)
+      }
+      const nodeKeyFile = keyFile('node-key.json', { secretKey: nodeKey }, 0o600)
+      const withFiles = { ...keyless, nodeKeyFile, validatorKeyFile: keyFile('validator.json', { secretKey: validatorKey }, 0o400) }
+      const accepted = (config: unknown) => {
+        writeFileSync(file, JSON.stringify(config))
+        return readNodeConfig(file)
+      }
+      expect(accepted(withFiles)).toMatchObject({ nodeKey, validatorKey }) // read into the fields every reader uses
+      expect(accepted({ ...withFiles, nodeKeyFile: '../node-key.json' }).nodeKey).toBe(nodeKey) // relative to the config
+      chmodSync(file, 0o640)
+      expect(readNodeConfig(file).nodeKey).toBe(nodeKey) // this config holds no secret itself
+      expect(refused(good)).toBe(
+        `loopchain: the config ${file}, which holds a secret key (validatorKey, nodeKey), is open to other users (mode 640): run chmod 600 ${file}, or move each key to a file of its own (validatorKeyFile, nodeKeyFile)\n`,
+      )
+      chmodSync(file, 0o600)
+      const readable = keyFile('readable.json', { secretKey: nodeKey }, 0o644)
+      expect(startWith({ ...keyless, nodeKeyFile: readable })).toBe(
+        `loopchain: the key file ${readable} (nodeKeyFile of ${file}) is open to other users (mode 644): run chmod 600 ${readable}\n`,
+      )
+      expect(refused({ ...withFiles, nodeKey })).toMatch(/: nodeKey must be given once: in the config or in nodeKeyFile, not both\n$/)
+      expect(refused({ ...withFiles, validatorKeyFile: '' })).toMatch(
+        /: validatorKeyFile must be the path of a key file \(JSON with secretKey\)\n$/,
+      )
+      expect(refused({ ...withFiles, nodeKeyFile: join(dir, 'absent.json') })).toMatch(
+        /^loopchain: the key file .*absent\.json \(nodeKeyFile of .*config\.json\) cannot be read: ENOENT/,
+      )
+      const noSecret = keyFile('public.json', { publicKey: good.nodeKey }, 0o600)
+      expect(refused({ ...withFiles, nodeKeyFile: noSecret })).toMatch(
+        /public\.json \(nodeKeyFile of .*\) has no secretKey \(0x and 64 hex digits\); make one with: loopchain keys new --out FILE\n$/,
+      )
+      const other = JSON.parse(run('keys', 'new').stdout)
+      const mixed = keyFile('mixed.json', { ...other, secretKey: validatorKey }, 0o600)
+      expect(refused({ ...withFiles, validatorKeyFile: mixed })).toMatch(
+        /mixed\.json \(validatorKeyFile of .*\): its publicKey is not its secretKey's\n$/,
+      )
+      const { publicKey: _p, ...otherAddress } = other
+      const wrongAddress = keyFile('address.json', { ...otherAddress, secretKey: validatorKey }, 0o600)
+      expect(refused({ ...withFiles, validatorKeyFile: wrongAddress })).toMatch(/: its address is not its secretKey's\n$/)
       expect(startWith({ ...good, genesis: 'missing.json' })).toMatch(
         /^loopchain: the genesis .*missing\.json \(from .*config\.json\) cannot be used: ENOENT/,
       )
