@@ -46,6 +46,20 @@ Usage:
       without, print it all as JSON.
       e.g.  loopchain keys new --out me.json
 
+A network of institutions, each keeping its own secrets (see apps/node/docs/running-a-network.md):
+  loopchain member --id ID --name NAME --key FILE [--node-key FILE] [--rights LIST] [--power N] [--out FILE]
+      An institution's member card: the public parts of its account key (--key) and of its node's
+      key (--node-key; both made with 'keys new --out'), the rights it asks for (default
+      validator,member-node; also issuer, deployer, observer) and a validator's power (default 1).
+      It holds no secret: send it to whoever makes the genesis. Printed, or written to a new FILE.
+      e.g.  loopchain member --id bank-a --name 'Bank A' --key validator.json --node-key node.json --out bank-a.card.json
+  loopchain genesis --out FILE --chain-id ID --member FILE [--member FILE ...] [--balance ADDRESS=AMOUNT ...]
+                    [--network-id N] [--timestamp ISO] [--empty-block-interval-ms MS]
+      A genesis from the member cards (validators: the cards with the validator right), written to a
+      new FILE. Prints its genesisHash: publish it where every institution can compare it with the
+      genesisHash its own node reports (loopchain status). --balance funds an account at genesis.
+      e.g.  loopchain genesis --chain-id consortium-1 --member bank-a.card.json --member bank-b.card.json --out genesis.json
+
 Transactions, signed with the key in FILE (JSON with secretKey, e.g. .devnet/faucet.json):
   loopchain tx send --key FILE --to ADDRESS --value N [--wait]
       Transfer N native tokens. Prints the transaction hash; --wait prints the receipt once the
@@ -143,6 +157,11 @@ export const COMMAND_FLAGS: Record<string, FlagSpec> = {
   devnet: { values: ['validators', 'dir', 'base-port', 'web-port', 'stop-wait'], switches: ['no-web', 'fresh'] },
   status: { values: ['rpc'], switches: ['watch'] },
   'keys new': { values: ['out'] },
+  member: { values: ['id', 'name', 'key', 'node-key', 'rights', 'power', 'out'] },
+  genesis: {
+    values: ['out', 'member', 'chain-id', 'network-id', 'balance', 'timestamp', 'empty-block-interval-ms'],
+    repeatable: ['member', 'balance'],
+  },
   'example token': { values: ['out'] },
   'example escrow': { values: ['out'] },
   'tx send': { values: [...SENDING, 'to', 'value'], switches: ['wait'] },

@@ -14,6 +14,7 @@ import {
   nodePrivateKey,
   P2PError,
   peerIdFromNodeKey,
+  peerIdFromNodePublicKey,
   peerScoreParams,
   protocolName,
   RequestError,
@@ -52,10 +53,16 @@ describe('node identity', () => {
     expect(key.publicKey.raw).toEqual(keyPairFromSecret(secret).publicKey)
     expect(await peerIdFromNodeKey(secret)).toBe(await peerIdFromNodeKey(secret.slice()))
     expect(await peerIdFromNodeKey(secret)).not.toBe(await peerIdFromNodeKey(new Uint8Array(32).fill(8)))
+    // From the public half alone, as another institution derives it from a genesis or member card.
+    for (const fill of [7, 8, 200])
+      expect(peerIdFromNodePublicKey(keyPairFromSecret(new Uint8Array(32).fill(fill)).publicKey)).toBe(
+        await peerIdFromNodeKey(new Uint8Array(32).fill(fill)),
+      )
   })
 
   it('rejects a node key that is not 32 bytes', async () => {
     await expect(nodePrivateKey(new Uint8Array(64))).rejects.toMatchObject({ name: 'P2PError', code: 'INVALID_KEY' })
+    expect(() => peerIdFromNodePublicKey(new Uint8Array(33))).toThrow(expect.objectContaining({ name: 'P2PError', code: 'INVALID_KEY' }))
   })
 })
 

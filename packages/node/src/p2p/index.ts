@@ -35,7 +35,7 @@ export {
 } from './host.js'
 export { type NodeLogger, silentLogger } from './logger.js'
 export { protocolName, TOPIC_KINDS, type TopicKind, topicName } from './names.js'
-export { nodePrivateKey, peerIdFromNodeKey } from './peer-key.js'
+export { nodePrivateKey, peerIdFromNodeKey, peerIdFromNodePublicKey } from './peer-key.js'
 export { installNodePolyfills } from './polyfills.js'
 export type { RedialOptions } from './reconnect.js'
 export type { HandleOptions, RequestHandler, RequestOptions } from './request-response.js'

@@ -1,0 +1,242 @@
+/**
+ * A network of two institutions made the way banks would make one: each makes its own keys and
+ * member card, one assembles the genesis from the cards, and each starts its node from a config
+ * that names its key files — real `loopchain` processes over TCP, no secret ever leaving the
+ * institution that made it.
+ */
+import { type ChildProcess, spawn } from 'node:child_process'
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseGenesis, Right } from '@loopchain/core'
+import { releasePortBlock, reservePortBlock } from '@loopchain/node'
+import { afterAll, describe, expect, it } from 'vitest'
+import { runCli as run } from './fixtures/one-node.js'
+
+const CLI = fileURLToPath(new URL('../src/main.ts', import.meta.url))
+const base = reservePortBlock()
+const dir = mkdtempSync(join(tmpdir(), 'loopchain-consortium-'))
+const nodes: ChildProcess[] = []
+
+afterAll(async () => {
+  for (const n of nodes) if (n.exitCode === null) n.kill('SIGKILL')
+  await new Promise((r) => setTimeout(r, 200))
+  rmSync(dir, { recursive: true, force: true })
+  releasePortBlock(base)
+})
+
+const rpc = async (port: number, method: string): Promise<any> => {
+  const res = await fetch(`http://127.0.0.1:${port}/`, {
+    method: 'POST',
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params: {} }),
+  })
+  return ((await res.json()) as { result?: unknown }).result
+}
+
+async function until<T>(f: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const v = await f().catch(() => undefined)
+    if (v !== undefined) return v
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 250))
+  }
+}
+
+/** `run` that must succeed: its stdout parsed as JSON. */
+const ok = (...args: string[]) => {
+  const r = run(...args)
+  expect(r.stderr).toBe('')
+  expect(r.status).toBe(0)
+  return JSON.parse(r.stdout)
+}
+/** `run` that must be refused with exit 2 and one line. */
+const refused = (...args: string[]) => {
+  const r = run(...args)
+  expect(r.status).toBe(2)
+  expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1)
+  return r.stderr
+}
+
+describe('a network of institutions from member cards', () => {
+  it('two institutions make keys and cards, one makes the genesis, and both nodes run from their key files', async () => {
+    const banks = ['a', 'b'].map((b, i) => {
+      const home = join(dir, `bank-${b}`)
+      mkdirSync(home)
+      ok('keys', 'new', '--out', join(home, 'validator.json'))
+      ok('keys', 'new', '--out', join(home, 'node.json'))
+      return { id: `bank-${b}`, home, tcp: base + 10 * i, rpc: base + 10 * i + 2 }
+    })
+    const [a, b] = banks as [(typeof banks)[number], (typeof banks)[number]]
+    ok(
+      'member',
+      '--id',
+      a.id,
+      '--name',
+      'Bank A',
+      '--key',
+      join(a.home, 'validator.json'),
+      '--node-key',
+      join(a.home, 'node.json'),
+      '--rights',
+      'validator,member-node,issuer',
+      '--out',
+      join(dir, 'a.card.json'),
+    )
+    // Bank B makes its card from the public parts alone (what keys new --out printed): the same card.
+    const publicParts = (file: string) => {
+      const { secretKey: _, ...rest } = JSON.parse(readFileSync(file, 'utf8'))
+      writeFileSync(`${file}.pub`, JSON.stringify(rest))
+      return `${file}.pub`
+    }
+    const bCard = run(
+      'member',
+      '--id',
+      b.id,
+      '--name',
+      'Bank B',
+      '--key',
+      join(b.home, 'validator.json'),
+      '--node-key',
+      join(b.home, 'node.json'),
+    )
+    const bFromPublic = run(
+      'member',
+      '--id',
+      b.id,
+      '--name',
+      'Bank B',
+      '--key',
+      publicParts(join(b.home, 'validator.json')),
+      '--node-key',
+      publicParts(join(b.home, 'node.json')),
+    )
+    expect(bFromPublic.stdout).toBe(bCard.stdout)
+    writeFileSync(join(dir, 'b.card.json'), bCard.stdout)
+
+    // No card carries a secret.
+    for (const bank of banks) {
+      for (const key of ['validator.json', 'node.json']) {
+        const secret = JSON.parse(readFileSync(join(bank.home, key), 'utf8')).secretKey.slice(2)
+        for (const card of ['a.card.json', 'b.card.json']) expect(readFileSync(join(dir, card), 'utf8')).not.toContain(secret)
+      }
+    }
+    const cards = ['a.card.json', 'b.card.json'].map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')))
+    expect(cards.map((c) => Object.keys(c).sort())).toEqual([
+      ['address', 'format', 'id', 'name', 'nodeKey', 'peerId', 'power', 'publicKey', 'rights'],
+      ['address', 'format', 'id', 'name', 'nodeKey', 'peerId', 'power', 'publicKey', 'rights'],
+    ])
+
+    const made = ok(
+      'genesis',
+      '--chain-id',
+      'consortium-1',
+      '--member',
+      join(dir, 'a.card.json'),
+      '--member',
+      join(dir, 'b.card.json'),
+      '--balance',
+      `${cards[0].address}=1000`,
+      '--out',
+      join(dir, 'genesis.json'),
+    )
+    const genesis = parseGenesis(JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')))
+    expect(made).toMatchObject({ chainId: 'consortium-1', validators: 2, members: 2 })
+    expect(genesis.validators.validators.map((v) => v.address).sort()).toEqual(cards.map((c) => c.address).sort())
+    expect(genesis.members.find((m) => m.id === 'bank-a')?.rights).toBe(Right.Validator | Right.MemberNode | Right.Issuer)
+    expect(genesis.balances).toEqual([{ address: cards[0].address, amount: 1000n }])
+
+    // Each node's config names its key files (kept from other users) and bootstraps to the other's peer id.
+    for (const [i, bank] of banks.entries()) {
+      const other = banks[1 - i] as typeof bank
+      writeFileSync(
+        join(bank.home, 'config.json'),
+        JSON.stringify({
+          genesis: '../genesis.json',
+          dataDir: 'data',
+          validatorKeyFile: 'validator.json',
+          nodeKeyFile: 'node.json',
+          p2p: { tcpPort: bank.tcp, wsPort: bank.tcp + 1, bootstrap: [`/ip4/127.0.0.1/tcp/${other.tcp}/p2p/${cards[1 - i].peerId}`] },
+          rpc: { port: bank.rpc },
+        }),
+      )
+      const log = openSync(join(bank.home, 'node.log'), 'w')
+      nodes.push(
+        spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '--config', join(bank.home, 'config.json')], {
+          stdio: ['ignore', log, log],
+        }),
+      )
+      closeSync(log)
+    }
+    // Two validators of power 1: every block needs both, so a block at height 2 shows they found each other.
+    const heads = await Promise.all(
+      banks.map((bank) =>
+        until(
+          async () => {
+            const info = await rpc(bank.rpc, 'lc_getNetworkInfo')
+            return info.height >= 2 ? info : undefined
+          },
+          60_000,
+          `${bank.id} at height 2`,
+        ),
+      ),
+    )
+    for (const info of heads) expect(info.genesisHash).toBe(made.genesisHash)
+    const peers = await rpc(a.rpc, 'lc_getNetworkInfo')
+    expect(peers.validatorsNotAdmitted).toEqual([])
+  }, 120_000)
+
+  it('refuses a card with a secret or a wrong address, the same institution twice, no validator, and never overwrites', () => {
+    const home = join(dir, 'bank-c')
+    mkdirSync(home)
+    ok('keys', 'new', '--out', join(home, 'validator.json'))
+    ok('keys', 'new', '--out', join(home, 'node.json'))
+    const key = join(home, 'validator.json')
+    const card = JSON.parse(run('member', '--id', 'bank-c', '--name', 'Bank C', '--key', key, '--node-key', join(home, 'node.json')).stdout)
+    const write = (name: string, body: object) => {
+      writeFileSync(join(home, name), JSON.stringify(body))
+      return join(home, name)
+    }
+    const genesisOf = (...cards: string[]) =>
+      refused('genesis', '--chain-id', 'c-1', ...cards.flatMap((c) => ['--member', c]), '--out', join(home, 'g.json'))
+    const good = write('c.card.json', card)
+    expect(genesisOf(write('secret.json', { ...card, secretKey: JSON.parse(readFileSync(key, 'utf8')).secretKey }))).toMatch(
+      /secret\.json: it holds a secretKey: a card must never carry one/,
+    )
+    expect(genesisOf(write('moved.json', { ...card, address: `hx${'1'.repeat(40)}` }))).toMatch(
+      /moved\.json: address is not its publicKey's address\n$/,
+    )
+    expect(genesisOf(good, write('again.json', { ...card, id: 'bank-c2' }))).toMatch(
+      /c\.card\.json and .*again\.json share an id, an account or a node key/,
+    )
+    expect(genesisOf(write('issuer.json', { ...card, rights: ['issuer'] }))).toMatch(/no member card asks for the validator right/)
+    expect(genesisOf(write('other.json', { ...card, format: 'x' }))).toMatch(/not a member card \(its format must be loopchain-member\/1/)
+    expect(genesisOf(write('root.json', { ...card, rights: ['validator', 'root'] }))).toMatch(
+      /not valid: genesis members\[0\]\.rights\[1\]: must be one of .* \(the member card .*root\.json\)\n$/,
+    )
+    expect(refused('genesis', '--chain-id', 'c-1', '--member', good, '--balance', 'hx12=5', '--out', join(home, 'g.json'))).toMatch(
+      /--balance hx12=5 must be ADDRESS=AMOUNT/,
+    )
+    // The member command's own checks.
+    expect(refused('member', '--id', 'bank-c', '--name', 'C', '--key', key)).toMatch(
+      /member-node right is for a member that runs a node: give its key with --node-key/,
+    )
+    expect(refused('member', '--id', 'bank-c', '--name', 'C', '--key', key, '--node-key', key)).toMatch(/--node-key is the account key/)
+    expect(refused('member', '--id', 'Bank C', '--name', 'C', '--key', key, '--rights', 'issuer')).toMatch(
+      /--id Bank C must be 1-64 lower-case/,
+    )
+    chmodSync(key, 0o644)
+    expect(refused('member', '--id', 'bank-c', '--name', 'C', '--key', key, '--rights', 'issuer')).toMatch(
+      /validator\.json \(the account key file\) is open to other users \(mode 644\): run chmod 600/,
+    )
+    chmodSync(key, 0o600)
+    // Written once: a second genesis or card over the first is refused, and the first is unchanged.
+    ok('genesis', '--chain-id', 'c-1', '--member', good, '--out', join(home, 'genesis.json'))
+    const first = readFileSync(join(home, 'genesis.json'), 'utf8')
+    expect(refused('genesis', '--chain-id', 'c-2', '--member', good, '--out', join(home, 'genesis.json'))).toMatch(
+      /genesis\.json exists; genesis never overwrites a file/,
+    )
+    expect(readFileSync(join(home, 'genesis.json'), 'utf8')).toBe(first)
+  }, 120_000)
+})
