@@ -29,6 +29,9 @@ export interface NodeConfig {
   nodeKeyFile?: string
   /**
    * `webrtcDirectPort`: a UDP port for browsers' WebRTC-direct (no TLS certificate needed); absent: off.
+   * `announce`: the multiaddrs other nodes and browsers are told to reach this node at, in place of
+   * the listen addresses: its public name (`/dns4/node.bank-a.example/tcp/7100`), or a TLS proxy in
+   * front of the WebSocket port (`/dns4/node.bank-a.example/tcp/443/wss`); absent: the listen addresses.
    * `relay`: the circuit relay browsers use to reach each other: `false` for none, or limits
    * (`maxReservations`; `dataLimitBytes` and `durationLimitMs` per relayed connection;
    * `connectionsPerSlot` relayed connections from one address to slot holders at one address
@@ -43,6 +46,7 @@ export interface NodeConfig {
     wsPort: number
     webrtcDirectPort?: number
     bootstrap: string[]
+    announce?: string[]
     relay?:
       | false
       | {
@@ -127,7 +131,8 @@ export function readNodeConfig(file: string): NodeConfig {
     'storage',
     'hub',
   ])
-  if (isObject(c.p2p)) only(c.p2p, 'p2p.', ['host', 'tcpPort', 'wsPort', 'webrtcDirectPort', 'bootstrap', 'relay', 'connections'])
+  if (isObject(c.p2p))
+    only(c.p2p, 'p2p.', ['host', 'tcpPort', 'wsPort', 'webrtcDirectPort', 'bootstrap', 'announce', 'relay', 'connections'])
   if (isObject(c.p2p) && isObject(c.p2p.connections)) only(c.p2p.connections, 'p2p.connections.', ['maxNonMembers', 'maxNonMembersPerIp'])
   if (isObject(c.rpc)) only(c.rpc, 'rpc.', ['host', 'port', 'rateLimit', 'query', 'limits'])
   if (isObject(c.rpc) && isObject(c.rpc.limits)) only(c.rpc.limits, 'rpc.limits.', RPC_LIMIT_FIELDS)
@@ -155,6 +160,11 @@ export function readNodeConfig(file: string): NodeConfig {
     if (!Array.isArray(p2p.bootstrap) || !p2p.bootstrap.every((a) => typeof a === 'string'))
       bad('p2p.bootstrap', 'a list of multiaddrs (strings)')
     if (p2p.host !== undefined && typeof p2p.host !== 'string') bad('p2p.host', 'an address to listen on, or absent')
+    if (
+      p2p.announce !== undefined &&
+      !(Array.isArray(p2p.announce) && p2p.announce.every((a) => typeof a === 'string' && a.startsWith('/')))
+    )
+      bad('p2p.announce', 'a list of multiaddrs to announce (strings such as /dns4/node.example/tcp/7100), or absent')
     const relay = p2p.relay
     const relayFields = ['maxReservations', 'dataLimitBytes', 'durationLimitMs', 'connectionsPerSlot', 'connectionsPerSlotWindowMs']
     if (isObject(relay)) only(relay, 'p2p.relay.', relayFields)

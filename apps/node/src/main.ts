@@ -330,6 +330,7 @@ async function start(args: string[]): Promise<void> {
       wsPort: config.p2p.wsPort,
       ...(config.p2p.webrtcDirectPort !== undefined ? { webrtcDirectPort: config.p2p.webrtcDirectPort } : {}),
       bootstrap: config.p2p.bootstrap,
+      ...(config.p2p.announce !== undefined ? { announce: config.p2p.announce } : {}),
       ...(config.p2p.relay !== undefined ? { relay: config.p2p.relay } : {}),
       ...(config.p2p.connections !== undefined ? { connections: config.p2p.connections } : {}),
       logger: log,

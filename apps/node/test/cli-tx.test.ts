@@ -44,6 +44,8 @@ beforeAll(async () => {
         ...c,
         validatorKeyFile: 'keys/validator.json',
         nodeKeyFile: join(nodeDir, 'keys', 'node.json'),
+        // Where other nodes and browsers are told to reach it: a TLS proxy in front of its WebSocket port.
+        p2p: { ...c.p2p, announce: ['/dns4/node.bank-a.example/tcp/443/wss'] },
         rpc: { ...c.rpc, query: { stepLimit: 1_000_000 } },
       }
     },
@@ -68,13 +70,20 @@ export function spin({ n }) { let i = 0n; while (i < n) i++; return i }
 afterAll(() => one?.stop())
 
 describe('loopchain tx deploy, tx call and call against a running node', () => {
-  it('runs a node whose secrets are in key files of their own; tx --key its config signs with the validator key', async () => {
+  it("runs a node whose secrets are in key files of their own, announcing the config's address; tx --key its config signs with the validator key", async () => {
     const validator = keyPairFromSecret(fromHex(secrets.validatorKey.slice(2)), nativeCrypto)
     const config = JSON.parse(readFileSync(join(dir, 'node-0', 'config.json'), 'utf8'))
     expect(config.validatorKey).toBeUndefined()
     expect(config.nodeKey).toBeUndefined()
     // The node's libp2p identity is the node key's, and its blocks are the validator key's.
-    expect((await rpc('lc_getNetworkInfo')).peerId).toBe(await peerIdFromNodeKey(fromHex(secrets.nodeKey.slice(2))))
+    const peerId = await peerIdFromNodeKey(fromHex(secrets.nodeKey.slice(2)))
+    expect((await rpc('lc_getNetworkInfo')).peerId).toBe(peerId)
+    // It announces the config's address in place of its listen addresses (what identify tells peers).
+    const ready = readFileSync(join(dir, 'node.log'), 'utf8')
+      .split('\n')
+      .map((l) => (l.startsWith('{') ? JSON.parse(l) : {}))
+      .find((l) => l.msg === 'node ready')
+    expect(ready.p2p).toEqual([`/dns4/node.bank-a.example/tcp/443/wss/p2p/${peerId}`])
     const sent = txAs(join(dir, 'node-0', 'config.json'), 'send', '--to', bob, '--value', '7', '--wait')
     expect(sent.stderr).toBe('')
     const receipt = JSON.parse(sent.stdout)

@@ -616,6 +616,9 @@ describe('loopchain CLI', () => {
       expect(refused({ ...good, p2p: { ...good.p2p, relay: { dataLimit: 1024 } } })).toMatch(
         /: p2p\.relay\.dataLimit is not a config field \(p2p\.relay takes maxReservations, dataLimitBytes, durationLimitMs, connectionsPerSlot, connectionsPerSlotWindowMs\)\n$/,
       )
+      expect(refused({ ...good, p2p: { ...good.p2p, announce: ['dns4/node.example/tcp/7100'] } })).toMatch(
+        /: p2p\.announce must be a list of multiaddrs to announce \(strings such as \/dns4\/node\.example\/tcp\/7100\), or absent\n$/,
+      )
       expect(refused({ ...good, p2p: { ...good.p2p, connections: { maxNonMembers: 0 } } })).toMatch(
         /: p2p\.connections must be an object with maxNonMembers and maxNonMembersPerIp \(positive integers, each optional\), or absent\n$/,
       )

@@ -8,8 +8,6 @@
  * on record with the member-node or validator right; governance changes it) may use the member
  * topics, and a node that loses admission is disconnected at the block that takes it away.
  */
-import { publicKeyFromRaw } from '@libp2p/crypto/keys'
-import { peerIdFromPublicKey } from '@libp2p/peer-id'
 import {
   type Block,
   blockCodec,
@@ -38,6 +36,7 @@ import {
 } from '../p2p/consensus-gossip.js'
 import { createNodeHost, type GossipValidator, type NodeHost, type NodeHostOptions, type RelayLimits } from '../p2p/host.js'
 import type { NodeLogger } from '../p2p/logger.js'
+import { peerIdFromNodePublicKey } from '../p2p/peer-key.js'
 import { type FullNode, NodeError, type NodeNetwork } from './full-node.js'
 import { checkHeaderGossip, type HeaderForwarded, serveLightClients } from './light-server.js'
 
@@ -104,6 +103,8 @@ export interface NodeNetworkOptions {
   readonly webrtcDirectPort?: number | false
   /** Peers to stay connected to. */
   readonly bootstrap?: string[]
+  /** Multiaddrs to announce instead of the listen addresses (a public name, a TLS proxy's `/wss`). */
+  readonly announce?: string[]
   /** The circuit relay's limits for light clients (defaults: `DEFAULT_RELAY_LIMITS`), or `false` for no relay. */
   readonly relay?: RelayLimits | false
   /** Caps on non-members' connections (see `NodeHostOptions.connections`). */
@@ -117,7 +118,7 @@ function peerIdOfNodeKey(hex: string): string {
   let id = peerIds.get(hex)
   if (id === undefined) {
     if (peerIds.size >= 4096) peerIds.clear()
-    id = peerIdFromPublicKey(publicKeyFromRaw(fromHex(hex)) as never).toString()
+    id = peerIdFromNodePublicKey(fromHex(hex))
     peerIds.set(hex, id)
   }
   return id
@@ -170,6 +171,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     wsPort: opts.wsPort ?? 0,
     ...(opts.webrtcDirectPort !== undefined ? { webrtcDirectPort: opts.webrtcDirectPort } : {}),
     bootstrap: opts.bootstrap ?? [],
+    ...(opts.announce !== undefined ? { announce: opts.announce } : {}),
     ...(opts.relay !== undefined ? { relay: opts.relay } : {}),
     ...(opts.connections !== undefined ? { connections: opts.connections } : {}),
     isMember,
