@@ -5,7 +5,7 @@
  * written here. With five validators of power 1 a commit needs four; once one of the first four is
  * killed, the chain can only go on with the new node's votes, which the others must admit.
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { callDataCodec, encode, GOVERNANCE_ADDRESS, keyPairFromSecret, Right, TxKind, to0x, type Value } from '@loopchain/core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -69,6 +69,7 @@ describe('a validator added by governance', () => {
       rpc: { port: rpcPort },
     }
     writeFileSync(join(net.dir, name, 'config.json'), JSON.stringify(config), { mode: 0o600 })
+    net.logToFiles = true // its log is read below
     net.startNode(name)
     // It syncs the chain, and the others list it as a member peer.
     const tip = (await net.rpc('node-0', 'lc_getNetworkInfo')).height
@@ -84,6 +85,21 @@ describe('a validator added by governance', () => {
       'node-5 to admit itself',
     )
     expect(info).toMatchObject({ peerId, admitted: true, memberNodes: 6 }) // four validators, the observer, itself
+    // Its log: at genesis neither in the set nor admitted (warned), and then, synced past the blocks
+    // that added it, each said once, in the order the blocks came.
+    const said = readFileSync(join(net.dir, `${name}.log`), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg: string; level: string })
+    const at = (start: string, level: string) => said.findIndex((l) => l.msg.startsWith(start) && l.level === level)
+    const notInSet = at("this node's validator key is not in the validator set at this node's height", 'warn')
+    const notAdmitted = at('admission: this validator’s node key is not admitted by the state', 'warn')
+    const admitted = at('admission: the state admits this node now', 'info')
+    const inSet = at("this node's validator key is in the validator set now", 'info')
+    expect([notInSet, notAdmitted].every((i) => i >= 0)).toBe(true)
+    expect(admitted).toBeGreaterThan(notAdmitted)
+    expect(inSet).toBeGreaterThan(notInSet)
+    expect(said.filter((l) => l.msg.startsWith('admission: the state admits this node now'))).toHaveLength(1)
     const metrics = await (await fetch(`http://127.0.0.1:${rpcPort}/metrics`)).text()
     expect(metrics).toMatch(/^loopchain_node_admitted 1$/m)
     expect(metrics).toMatch(/^loopchain_member_nodes 6$/m)

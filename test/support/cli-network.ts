@@ -119,14 +119,22 @@ export class CliNetwork {
   startNode(name: string, log = Boolean(process.env.LOOPCHAIN_E2E_LOG)): void {
     const p = cli(['start', '--config', join(this.dir, name, 'config.json')])
     const file = this.logToFiles ? join(this.dir, `${name}.log`) : undefined
+    const toFile = (d: Buffer | string) => {
+      try {
+        if (file) appendFileSync(file, d)
+      } catch (e) {
+        // Once the network is stopped its directory is gone; the last lines have nowhere to go.
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+      }
+    }
     p.stdout?.on('data', (d: Buffer) => {
       if (log) process.stderr.write(`[${name}] ${d}`)
-      if (file) appendFileSync(file, d)
+      toFile(d)
     })
     p.stderr?.on('data', (d: Buffer) => process.stderr.write(`[${name}] ${d}`))
     p.once('exit', (code, signal) => {
       this.exits.push({ name, code, signal, killed: this.killing.has(p) })
-      if (file) appendFileSync(file, `${JSON.stringify({ t: new Date().toISOString(), harness: 'process exited', code, signal })}\n`)
+      toFile(`${JSON.stringify({ t: new Date().toISOString(), harness: 'process exited', code, signal })}\n`)
     })
     this.procs.set(name, p)
   }

@@ -720,7 +720,7 @@ export class FullNode {
   private warnOwnKeyNotInSet(): void {
     if (this.role !== 'standby') return
     this.log.warn(
-      "this node's validator key is not in the validator set: it will not vote until governance adds it (check validatorKey in its config if it should)",
+      "this node's validator key is not in the validator set at this node's height: it will not vote until governance adds it (check validatorKey in its config if it should). A node behind the chain may find it added in a later block: it says so once it has synced that far",
       { address: this.ownAddress as Address, height: this.height },
     )
   }
@@ -1514,8 +1514,15 @@ export class FullNode {
       this.tree.markPersisted(ex.commit)
       if (ex.nextValidators) {
         const from = block.header.height + 2
+        const was = this.role
         this.sets.push({ from, set: ex.nextValidators })
         this.log.info('validator set changes', { from, validators: ex.nextValidators.validators.map((v) => v.address) })
+        if (was === 'standby' && this.role === 'validator')
+          this.log.info("this node's validator key is in the validator set now: it votes from the height the set takes over", { from })
+        else if (was === 'validator' && this.role === 'standby')
+          this.log.warn("this node's validator key has left the validator set: it stops voting from the height the new set takes over", {
+            from,
+          })
       }
       this.nonceEpoch++
       // The block's senders' nonces changed: take them from the state its execution left (no store

@@ -435,6 +435,12 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
   const followChain = () => {
     const admitted = isMember(host.peerId)
     if (admitted && memberTopics.length === 0) {
+      // Admitted by a block it synced (a new member's node catching up): say so, after the warning below.
+      if (headers !== undefined)
+        opts.logger?.info('admission: the state admits this node now; it joins the members’ topics', {
+          peerId: host.peerId,
+          height: node.height,
+        })
       headers?.()
       headers = undefined
       memberTopics = [
@@ -448,8 +454,8 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       if (node.options.validatorSecret !== undefined)
         // Most likely a config whose nodeKey is not the one governance recorded for this institution.
         opts.logger?.warn(
-          'admission: this validator’s node key is not admitted by the chain’s state, so the other nodes refuse its votes; check the config’s nodeKey against the member record (Governance.getMember)',
-          { peerId: host.peerId },
+          'admission: this validator’s node key is not admitted by the state at this node’s height, so the other nodes refuse its votes; check the config’s nodeKey against the member record (Governance.getMember). A node behind the chain may be admitted in a later block: it says so once it has synced that far',
+          { peerId: host.peerId, height: node.height },
         )
       else
         opts.logger?.info('admission: this node is not an admitted member node in its state; it follows the chain by block sync', {
