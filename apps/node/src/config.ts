@@ -2,7 +2,7 @@
  * A node's config file (what `loopchain init` writes and `loopchain start` reads): its reading
  * and checking, in one place for the commands and the devnet's web server.
  */
-import { readFileSync, statSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import { fromHex, keyPairFromSecret, toHex } from '@loopchain/core'
 import { nativeCrypto, RPC_LIMIT_DEFAULTS, type RpcLimitName, type RpcLimits } from '@loopchain/node/client'
@@ -98,10 +98,11 @@ export const RPC_LIMIT_FIELDS = Object.keys(RPC_LIMIT_DEFAULTS) as RpcLimitName[
 /** Reads and checks a node's config file; throws an `Error` whose one-line message names the field that is wrong. */
 export function readNodeConfig(file: string): NodeConfig {
   let c: Record<string, unknown>
+  let mode: number
   try {
-    c = JSON.parse(readFileSync(file, 'utf8'))
+    ;({ json: c, mode } = openJson(file) as { json: Record<string, unknown>; mode: number })
   } catch (e) {
-    throw new Error(`the config ${file} is not JSON: ${(e as Error).message}`)
+    throw new Error(`the config ${file} ${e instanceof NotJson ? 'is' : 'cannot be read:'} ${(e as Error).message}`)
   }
   const bad = (field: string, want: string): never => {
     throw new Error(`the config ${file}: ${field} must be ${want}`)
@@ -210,6 +211,7 @@ export function readNodeConfig(file: string): NodeConfig {
   const inline = (['validatorKey', 'nodeKey'] as const).filter((k) => c[k] !== undefined && c[`${k}File`] === undefined)
   if (inline.length > 0) {
     keptFromOthers(
+      mode,
       file,
       `the config ${file}, which holds a secret key (${inline.join(', ')}),`,
       `, or move ${inline.length > 1 ? 'each key to a file of its own' : 'the key to a file of its own'} (${inline.map((k) => `${k}File`).join(', ')})`,
@@ -225,11 +227,13 @@ export function readNodeConfig(file: string): NodeConfig {
  */
 export function readSecretKeyFile(path: string, what: string): string {
   let j: unknown
+  let mode: number
   try {
-    j = JSON.parse(readFileSync(path, 'utf8'))
+    ;({ json: j, mode } = openJson(path))
   } catch (e) {
-    throw new Error(`the key file ${path} (${what}) cannot be read: ${(e as Error).message}`)
+    throw new Error(`the key file ${path} (${what}) ${e instanceof NotJson ? 'is' : 'cannot be read:'} ${(e as Error).message}`)
   }
+  keptFromOthers(mode, path, `the key file ${path} (${what})`, '')
   const o = (typeof j === 'object' && j !== null ? j : {}) as { secretKey?: unknown; publicKey?: unknown; address?: unknown }
   if (typeof o.secretKey !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(o.secretKey))
     throw new Error(`the key file ${path} (${what}) has no secretKey (0x and 64 hex digits); make one with: loopchain keys new --out FILE`)
@@ -239,7 +243,6 @@ export function readSecretKeyFile(path: string, what: string): string {
     throw new Error(`the key file ${path} (${what}): its publicKey is not its secretKey's`)
   if (o.address !== undefined && o.address !== pair.address)
     throw new Error(`the key file ${path} (${what}): its address is not its secretKey's`)
-  keptFromOthers(path, `the key file ${path} (${what})`, '')
   return o.secretKey
 }
 
@@ -248,11 +251,48 @@ export function readSecretKeyFile(path: string, what: string): string {
  * mode's group and other bits), as ssh refuses such a private key. Not on Windows, whose
  * permissions are not modes.
  */
-function keptFromOthers(path: string, what: string, orElse: string): void {
+function keptFromOthers(mode: number, path: string, what: string, orElse: string): void {
   if (process.platform === 'win32') return
-  const mode = statSync(path).mode & 0o777
   if ((mode & 0o077) !== 0) {
     throw new Error(`${what} is open to other users (mode ${mode.toString(8).padStart(3, '0')}): run chmod 600 ${path}${orElse}`)
+  }
+}
+
+/** A file that is not JSON; its message never quotes the file. */
+class NotJson extends Error {}
+
+/**
+ * A JSON file's value and its mode (permission bits), both from one open file: no other file can
+ * take its place between the two. Throws {@link NotJson} for text that is not JSON, with the
+ * parser's message only when it quotes none of the text: V8's quotes the characters around the
+ * error, and the file may hold a secret. Other errors (no such file, no permission) as they come.
+ */
+function openJson(path: string): { json: unknown; mode: number } {
+  const fd = openSync(path, 'r')
+  try {
+    const mode = fstatSync(fd).mode & 0o777
+    const text = readFileSync(fd, 'utf8')
+    try {
+      return { json: JSON.parse(text), mode }
+    } catch (e) {
+      const m = (e as Error).message
+      if (!m.includes('"') && !m.includes("'")) throw new NotJson(`not JSON: ${m}`)
+      const at = /position (\d+)/.exec(m)
+      throw new NotJson(
+        `not JSON (${at ? `at character ${Number(at[1]) + 1}; ` : ''}the parser’s message is not shown: it quotes the file)`,
+      )
+    }
+  } finally {
+    closeSync(fd)
+  }
+}
+
+/** A JSON file's value, as {@link openJson} reads it; throws an `Error` with a one-line message that never quotes the file. */
+export function readJsonFile(path: string): unknown {
+  try {
+    return openJson(path).json
+  } catch (e) {
+    throw new Error(e instanceof NotJson ? `it is ${e.message}` : (e as Error).message)
   }
 }
 

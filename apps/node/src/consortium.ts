@@ -11,11 +11,12 @@
  * Institutions that come later join a running network through governance (`addMember`,
  * `addValidator`), with the same card's public parts.
  */
-import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import {
   type Address,
   accountAddress,
+  addressToBytes,
+  compareBytes,
   fromHex,
   genesisHash,
   genesisToJson,
@@ -27,14 +28,21 @@ import {
 } from '@loopchain/core'
 import { nativeCrypto } from '@loopchain/node/client'
 import { fail, flag, writeNewFile } from './cli.js'
-import { readSecretKeyFile } from './config.js'
+import { readJsonFile, readSecretKeyFile } from './config.js'
 
 /** What a member card's `format` says: a card of another form is refused, not guessed at. */
 export const MEMBER_CARD_FORMAT = 'loopchain-member/1'
 
-/** The rights a card may ask for (the genesis's names); without `--rights`, what a validating institution needs. */
+/**
+ * The rights a card may ask for (the genesis's names, in the order of their bits in core's
+ * `Right`: 1, 2, 4, 8, 16); without `--rights`, what a validating institution needs.
+ */
 const RIGHT_NAMES = ['validator', 'member-node', 'issuer', 'deployer', 'observer'] as const
 const DEFAULT_RIGHTS = ['validator', 'member-node']
+
+/** A member's id and name, as the genesis holds them. */
+const MEMBER_ID = /^[a-z0-9][a-z0-9-]{0,63}$/
+const nameFits = (name: string) => name.trim() !== '' && new TextEncoder().encode(name).length <= 128
 
 /** A member card: an institution's public parts, as `member` writes them and `genesis` reads them. */
 export interface MemberCard {
@@ -61,7 +69,7 @@ export interface MemberCard {
 function publicKeyOf(file: string, what: string): Uint8Array {
   let j: { secretKey?: unknown; publicKey?: unknown; address?: unknown }
   try {
-    j = JSON.parse(readFileSync(file, 'utf8'))
+    j = readJsonFile(file) as typeof j
   } catch (e) {
     fail(`cannot read ${what} ${file}: ${(e as Error).message}`)
   }
@@ -82,10 +90,9 @@ function publicKeyOf(file: string, what: string): Uint8Array {
 /** `member`: the card of this institution, printed or written to a new file. */
 export async function member(args: string[]): Promise<void> {
   const id = flag(args, 'id') ?? fail('member needs --id ID (lower-case letters, digits or dashes, e.g. bank-a)')
-  if (!/^[a-z0-9][a-z0-9-]{0,63}$/.test(id))
-    fail(`--id ${id} must be 1-64 lower-case letters, digits or dashes, starting with a letter or digit`)
+  if (!MEMBER_ID.test(id)) fail(`--id ${id} must be 1-64 lower-case letters, digits or dashes, starting with a letter or digit`)
   const name = flag(args, 'name') ?? fail('member needs --name NAME (the institution as people know it)')
-  if (name.trim() === '' || new TextEncoder().encode(name).length > 128) fail('--name must be 1 to 128 bytes of text')
+  if (!nameFits(name)) fail('--name must be 1 to 128 bytes of text')
   const keyFile = flag(args, 'key') ?? fail("member needs --key FILE: the institution's account key (loopchain keys new --out FILE)")
   const publicKey = publicKeyOf(keyFile, 'the account key file')
   const nodeFile = flag(args, 'node-key')
@@ -96,8 +103,10 @@ export async function member(args: string[]): Promise<void> {
   if (new Set(rights).size !== rights.length) fail('--rights names a right twice')
   if (nodeKey !== undefined && toHex(nodeKey) === toHex(publicKey))
     fail('--node-key is the account key: a node needs a key of its own (loopchain keys new --out node.json)')
-  if (rights.includes('member-node') && nodeKey === undefined)
-    fail('the member-node right is for a member that runs a node: give its key with --node-key FILE, or leave the right out of --rights')
+  if ((rights.includes('member-node') || rights.includes('validator')) && nodeKey === undefined)
+    fail(
+      `the ${rights.includes('validator') ? 'validator' : 'member-node'} right is for a member that runs a node (a validator's votes travel between the members' nodes): give its key with --node-key FILE`,
+    )
   const powerText = flag(args, 'power')
   if (powerText !== undefined && !rights.includes('validator')) fail('--power is for a validator: --rights must name validator')
   if (powerText !== undefined && !/^[1-9]\d{0,8}$/.test(powerText)) fail(`--power must be a whole number from 1, not '${powerText}'`)
@@ -121,11 +130,11 @@ export async function member(args: string[]): Promise<void> {
   }
 }
 
-/** Reads and checks one member card; `fail`s naming the file. */
-function readCard(file: string): MemberCard {
+/** Reads and checks one member card (`peerIdOf`: a node key's peer id); `fail`s naming the file. */
+function readCard(file: string, peerIdOf: (nodeKey: Uint8Array) => string): MemberCard {
   let c: Record<string, unknown>
   try {
-    c = JSON.parse(readFileSync(file, 'utf8'))
+    c = readJsonFile(file) as Record<string, unknown>
   } catch (e) {
     fail(`cannot read the member card ${file}: ${(e as Error).message}`)
   }
@@ -134,21 +143,41 @@ function readCard(file: string): MemberCard {
     bad(`not a member card (its format must be ${MEMBER_CARD_FORMAT}; make one with loopchain member)`)
   // A card carries public parts only: one with a secret was made by hand, and the secret has left its institution.
   if ('secretKey' in c) bad('it holds a secretKey: a card must never carry one (the key is compromised: make a new one)')
+  if (typeof c.id !== 'string' || !MEMBER_ID.test(c.id))
+    bad('id must be 1-64 lower-case letters, digits or dashes, starting with a letter or digit')
+  if (typeof c.name !== 'string' || !nameFits(c.name)) bad('name must be 1 to 128 bytes of text')
   if (typeof c.publicKey !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(c.publicKey)) bad('publicKey must be 0x and 64 hex digits')
   if (!isAddress(c.address) || c.address !== accountAddress(fromHex(c.publicKey as string))) bad("address is not its publicKey's address")
-  if (c.nodeKey !== undefined && (typeof c.nodeKey !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(c.nodeKey)))
-    bad('nodeKey must be 0x and 64 hex digits, or absent')
   if (!Array.isArray(c.rights) || !c.rights.every((r) => typeof r === 'string')) bad('rights must be a list of rights')
+  const rights = c.rights as string[]
+  if (c.nodeKey === undefined && (rights.includes('validator') || rights.includes('member-node')))
+    bad(
+      `it asks for the ${rights.includes('validator') ? 'validator' : 'member-node'} right without a nodeKey: a member that runs a node needs one`,
+    )
+  if (c.nodeKey !== undefined) {
+    if (typeof c.nodeKey !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(c.nodeKey)) bad('nodeKey must be 0x and 64 hex digits, or absent')
+    // The node's public key, which its peer id is made from: a secret pasted in its place (a
+    // config's nodeKey is the secret) gives another peer id, and is caught here, not published.
+    if (c.peerId !== peerIdOf(fromHex(c.nodeKey as string)))
+      bad(
+        "its peerId is not its nodeKey's: the nodeKey must be the node's public key (as loopchain member writes it), never the secret of a config",
+      )
+  }
   if (c.power !== undefined && !(Number.isSafeInteger(c.power) && (c.power as number) > 0)) bad('power must be a positive whole number')
   return c as unknown as MemberCard
 }
 
+/** Sorted by the address's bytes, the genesis's order (an hx… before every cx…). */
+const byAddress = (a: { address: string }, b: { address: string }) =>
+  compareBytes(addressToBytes(a.address as Address), addressToBytes(b.address as Address))
+
 /** `genesis`: a genesis from member cards, written to a new file; prints its hash for every institution to check. */
-export function genesis(args: string[]): void {
+export async function genesis(args: string[]): Promise<void> {
   const out = flag(args, 'out') ?? fail('genesis needs --out FILE (e.g. genesis.json)')
   const files = args.flatMap((a, i) => (a === '--member' ? [args[i + 1] as string] : []))
   if (files.length === 0) fail('genesis needs a --member FILE for each institution (made with loopchain member)')
-  const cards = files.map(readCard)
+  const { peerIdFromNodePublicKey } = await import('@loopchain/node')
+  const cards = files.map((f) => readCard(f, peerIdFromNodePublicKey))
   // The same institution twice (a card sent twice, or two cards of one key): named by its files.
   cards.forEach((c, i) => {
     const j = cards.findIndex((d) => d.id === c.id || d.address === c.address || (c.nodeKey !== undefined && d.nodeKey === c.nodeKey))
@@ -168,52 +197,89 @@ export function genesis(args: string[]): void {
   const balances = args
     .flatMap((a, i) => (a === '--balance' ? [args[i + 1] as string] : []))
     .map((b) => {
-      const m = /^(hx[0-9a-f]{40}|cx[0-9a-f]{40})=([1-9]\d*)$/.exec(b)
-      if (!m) fail(`--balance ${b} must be ADDRESS=AMOUNT (hx… and a whole number of the smallest unit, above 0)`)
-      return { address: m[1] as string, amount: m[2] as string }
+      const m = /^((?:hx|cx)[0-9a-f]{40})=([1-9]\d*)$/.exec(b)
+      if (!m) fail(`--balance ${b} must be ADDRESS=AMOUNT (hx… or cx…, and a whole number of the smallest unit above 0)`)
+      return { address: m[1] as Address, amount: m[2] as string }
     })
-    .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0))
+    .sort(byAddress)
   const at = flag(args, 'timestamp')
+  // With its zone: a time without one would be read in the zone of whoever runs this, and the hash with it.
+  if (at !== undefined && !/(Z|[+-]\d\d:\d\d)$/.test(at))
+    fail(`--timestamp ${at} needs its zone (Z or ±hh:mm, e.g. 2027-01-04T09:00:00Z): the genesis must not depend on where it is made`)
   const ms = at === undefined ? Date.now() : Date.parse(at)
   if (Number.isNaN(ms) || ms <= 0) fail(`--timestamp ${at} is not a date and time (ISO 8601, e.g. 2027-01-04T09:00:00Z)`)
-  // Validators sorted by address, as init writes them; parseGenesis checks the rest (ids, repeats, rights).
   const validators = cards
     .filter((c) => c.rights.includes('validator'))
     .map((c) => ({ address: c.address, publicKey: c.publicKey, power: c.power ?? 1 }))
-    .sort((a, b) => (a.address < b.address ? -1 : 1))
+    .sort(byAddress)
   if (validators.length === 0) fail('no member card asks for the validator right: a chain needs at least one validator')
   const json = {
     chainId,
     networkId: Number(networkText),
     timestamp: ms * 1000,
     validators,
-    members: cards.map((c) => ({
-      id: c.id,
-      name: c.name,
-      address: c.address,
-      ...(c.nodeKey ? { nodeKey: c.nodeKey } : {}),
-      rights: c.rights,
-    })),
+    // By address, whatever the order of --member: the same cards and time make the same genesis.
+    members: cards
+      .map((c) => ({ id: c.id, name: c.name, address: c.address, ...(c.nodeKey ? { nodeKey: c.nodeKey } : {}), rights: c.rights }))
+      .sort(byAddress),
     balances,
     params: { emptyBlockIntervalMs: Number(emptyText) },
   }
   let g: ReturnType<typeof parseGenesis>
+  let hash: Uint8Array
   try {
     g = parseGenesis(json)
+    // Before anything is written: what parses may still not encode (a name too long for its field).
+    hash = genesisHash(g)
   } catch (e) {
-    // The field's index is the card's: say which file it came from.
-    const path = /members\[(\d+)\]/.exec((e as Error).message)
-    const card = path ? ` (the member card ${files[Number(path[1])]})` : ''
+    // A member's index is its place in the sorted list: say which card it came from.
+    const i = /members\[(\d+)\]/.exec((e as Error).message)
+    const member = i ? json.members[Number(i[1])] : undefined
+    const card = member ? ` (the member card ${files[cards.findIndex((c) => c.address === member.address)]})` : ''
     fail(`the genesis these cards make is not valid: ${(e as Error).message}${card}`)
   }
   writeNewFile(out, `${JSON.stringify(genesisToJson(g), null, 2)}\n`, 'genesis never overwrites a file')
   process.stdout.write(
-    `${JSON.stringify({
-      file: resolve(out),
-      chainId,
-      genesisHash: to0x(genesisHash(g)),
-      validators: validators.length,
-      members: cards.length,
-    })}\n`,
+    `${JSON.stringify({ file: resolve(out), chainId, genesisHash: to0x(hash), validators: validators.length, members: cards.length })}\n`,
   )
+}
+
+/**
+ * `genesis check`: what a genesis file holds and its hash, read offline, for an institution to
+ * review the file it was sent (the members, their rights and node keys, the validators) and to
+ * compare the hash with the one the assembler published, before its node runs on it.
+ */
+export async function genesisCheck(args: string[]): Promise<void> {
+  const file = flag(args, 'file') ?? fail('genesis check needs --file FILE (a genesis.json)')
+  let g: ReturnType<typeof parseGenesis>
+  let hash: Uint8Array
+  try {
+    g = parseGenesis(readJsonFile(file))
+    hash = genesisHash(g)
+  } catch (e) {
+    fail(`the genesis ${file} cannot be used: ${(e as Error).message}`)
+  }
+  const { peerIdFromNodePublicKey } = await import('@loopchain/node')
+  const rightNames = (bits: number) => RIGHT_NAMES.filter((_, i) => (bits & (1 << i)) !== 0)
+  const summary = {
+    file: resolve(file),
+    chainId: g.chainId,
+    networkId: g.networkId,
+    genesisHash: to0x(hash),
+    timestamp: new Date(g.timestamp / 1000).toISOString(),
+    validators: g.validators.validators.map((v) => ({
+      id: g.members.find((m) => m.address === v.address)?.id ?? null,
+      address: v.address,
+      power: v.power,
+    })),
+    members: g.members.map((m) => ({
+      id: m.id,
+      name: m.name,
+      address: m.address,
+      rights: rightNames(m.rights),
+      ...(m.nodeKey ? { nodeKey: to0x(m.nodeKey), peerId: peerIdFromNodePublicKey(m.nodeKey) } : {}),
+    })),
+    balances: g.balances.map((b) => ({ address: b.address, amount: b.amount.toString() })),
+  }
+  process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`)
 }

@@ -59,6 +59,11 @@ A network of institutions, each keeping its own secrets (see apps/node/docs/runn
       new FILE. Prints its genesisHash: publish it where every institution can compare it with the
       genesisHash its own node reports (loopchain status). --balance funds an account at genesis.
       e.g.  loopchain genesis --chain-id consortium-1 --member bank-a.card.json --member bank-b.card.json --out genesis.json
+  loopchain genesis check --file FILE
+      What a genesis file holds (members, rights, node keys and peer ids, validators, balances) and its
+      genesisHash, read offline: review the file you were sent and compare the hash with the published
+      one before your node runs on it.
+      e.g.  loopchain genesis check --file genesis.json
 
 Transactions, signed with the key in FILE (JSON with secretKey, e.g. .devnet/faucet.json):
   loopchain tx send --key FILE --to ADDRESS --value N [--wait]
@@ -162,6 +167,7 @@ export const COMMAND_FLAGS: Record<string, FlagSpec> = {
     values: ['out', 'member', 'chain-id', 'network-id', 'balance', 'timestamp', 'empty-block-interval-ms'],
     repeatable: ['member', 'balance'],
   },
+  'genesis check': { values: ['file'] },
   'example token': { values: ['out'] },
   'example escrow': { values: ['out'] },
   'tx send': { values: [...SENDING, 'to', 'value'], switches: ['wait'] },

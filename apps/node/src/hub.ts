@@ -91,8 +91,9 @@ export async function startHub(node: FullNode, host: NodeHost, key: KeyPair, gen
   const sync = () => void client.sync().catch(() => undefined)
   const off = node.onBlock(sync)
   if (node.height > 0) await client.sync()
-  // Browsers dial the node itself (WebSockets), so the hub's links are plain connections to it.
-  const wsAddrs = () => host.multiaddrs().filter((a) => a.includes('/ws/'))
+  // Browsers dial the node itself (WebSockets, or through a TLS proxy's /wss the config announces),
+  // so the hub's links are plain connections to it.
+  const wsAddrs = () => host.multiaddrs().filter((a) => /\/wss?\//.test(a))
   const links: PeerLinks = await openPeerLinks({ libp2p: host.libp2p } as unknown as Libp2pTransport, {
     chainId: genesis.chainId,
     advertise: wsAddrs,

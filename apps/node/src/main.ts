@@ -35,7 +35,7 @@ import { nativeCrypto, verifiesWithSodium } from '@loopchain/node/client'
 import { certExport, certIssue, certRenew, certRevoke, certVerify } from './cert.js'
 import { checkArgs, fail, flag, wholeFlag, writeNewFile } from './cli.js'
 import { type NodeConfig, readNodeConfig } from './config.js'
-import { genesis as genesisFromCards, member } from './consortium.js'
+import { genesisCheck, genesis as genesisFromCards, member } from './consortium.js'
 import { COMMAND_FLAGS, HELP, helpFor } from './help.js'
 import { status } from './status.js'
 import { call, txCall, txDeploy, txSend } from './tx.js'
@@ -622,6 +622,7 @@ async function main(args: string[]): Promise<void> {
   if (cmd === 'cert' && sub === 'verify') return certVerify(args.slice(2))
   if (cmd === 'keys' && sub === 'new') return keysNew(args.slice(2))
   if (cmd === 'member') return member(args.slice(1))
+  if (cmd === 'genesis' && sub === 'check') return genesisCheck(args.slice(2))
   if (cmd === 'genesis') return genesisFromCards(args.slice(1))
   if (cmd === 'example' && (sub === 'token' || sub === 'escrow')) return example(sub, args.slice(2))
   fail(`unknown command '${args.join(' ')}'; try --help`)

@@ -36,7 +36,7 @@ import {
 } from '@loopchain/core'
 import { type Json, nativeCrypto, paramsFromJson, valueFromJson } from '@loopchain/node/client'
 import { DEFAULT_RPC, fail, flag, rpcCall } from './cli.js'
-import { readSecretKeyFile } from './config.js'
+import { readJsonFile, readSecretKeyFile } from './config.js'
 
 /** Steps a transfer declares by default: exactly what it uses, the fixed base cost (it carries no data and runs no code). */
 const TRANSFER_STEP_LIMIT = STEP_COSTS.base
@@ -72,7 +72,7 @@ export function readKey(file: string): KeyPair {
   let secret: unknown
   let j: { secretKey?: unknown; validatorKey?: unknown; validatorKeyFile?: unknown }
   try {
-    j = JSON.parse(readFileSync(file, 'utf8'))
+    j = readJsonFile(file) as typeof j
     secret = j.secretKey ?? j.validatorKey
   } catch (e) {
     fail(`cannot read the key file ${file}: ${(e as Error).message}`)

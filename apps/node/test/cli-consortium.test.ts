@@ -5,13 +5,14 @@
  * institution that made it.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseGenesis, Right } from '@loopchain/core'
+import { keyPairFromSecret, parseGenesis, Right, to0x } from '@loopchain/core'
 import { releasePortBlock, reservePortBlock } from '@loopchain/node'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, vi } from 'vitest'
+import { genesis, genesisCheck, member } from '../src/consortium.js'
 import { runCli as run } from './fixtures/one-node.js'
 
 const CLI = fileURLToPath(new URL('../src/main.ts', import.meta.url))
@@ -57,6 +58,47 @@ const refused = (...args: string[]) => {
   expect(r.status).toBe(2)
   expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1)
   return r.stderr
+}
+
+class Exited extends Error {
+  constructor(readonly code: number) {
+    super(`exited with ${code}`)
+  }
+}
+
+/** Runs a command's function in this process, as the CLI would run it: what it printed, and its exit code. */
+async function inProcess(command: (args: string[]) => unknown, args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = []
+  const err: string[] = []
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation((t) => out.push(String(t)) > 0)
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation((t) => err.push(String(t)) > 0)
+  const x = vi.spyOn(process, 'exit').mockImplementation(((code?: number) => {
+    throw new Exited(code ?? 0)
+  }) as never)
+  try {
+    await command(args)
+    return { code: 0, out: out.join(''), err: err.join('') }
+  } catch (y) {
+    if (y instanceof Exited) return { code: y.code, out: out.join(''), err: err.join('') }
+    throw y
+  } finally {
+    o.mockRestore()
+    e.mockRestore()
+    x.mockRestore()
+  }
+}
+/** {@link inProcess} that must succeed: its output. */
+const okIn = async (command: (args: string[]) => unknown, ...args: string[]) => {
+  const r = await inProcess(command, args)
+  expect([r.code, r.err]).toEqual([0, ''])
+  return r.out
+}
+/** {@link inProcess} that must be refused, as the CLI refuses: exit 2 and one line. */
+const refusedIn = async (command: (args: string[]) => unknown, ...args: string[]) => {
+  const r = await inProcess(command, args)
+  expect(r.code).toBe(2)
+  expect(r.err.split('\n').filter(Boolean)).toHaveLength(1)
+  return r.err
 }
 
 describe('a network of institutions from member cards', () => {
@@ -112,6 +154,7 @@ describe('a network of institutions from member cards', () => {
       '--node-key',
       publicParts(join(b.home, 'node.json')),
     )
+    expect([bCard.status, bCard.stderr, bFromPublic.status]).toEqual([0, '', 0])
     expect(bFromPublic.stdout).toBe(bCard.stdout)
     writeFileSync(join(dir, 'b.card.json'), bCard.stdout)
 
@@ -128,24 +171,25 @@ describe('a network of institutions from member cards', () => {
       ['address', 'format', 'id', 'name', 'nodeKey', 'peerId', 'power', 'publicKey', 'rights'],
     ])
 
-    const made = ok(
-      'genesis',
-      '--chain-id',
-      'consortium-1',
-      '--member',
-      join(dir, 'a.card.json'),
-      '--member',
-      join(dir, 'b.card.json'),
-      '--balance',
-      `${cards[0].address}=1000`,
-      '--out',
-      join(dir, 'genesis.json'),
+    // An empty block every 200 ms, so the two nodes below reach height 2 soon.
+    const common = ['--chain-id', 'consortium-1', '--balance', `${cards[0].address}=1000`, '--empty-block-interval-ms', '200']
+    const members = (...files: string[]) => files.flatMap((f) => ['--member', join(dir, f)])
+    const made = ok('genesis', ...common, ...members('a.card.json', 'b.card.json'), '--out', join(dir, 'genesis.json'))
+    const g = parseGenesis(JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')))
+    expect(refused('genesis', ...common, ...members('a.card.json', 'b.card.json'), '--out', join(dir, 'genesis.json'))).toMatch(
+      /genesis\.json exists; genesis never overwrites a file\n$/,
     )
-    const genesis = parseGenesis(JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')))
+    // The same cards at the same time, in another order, make the same genesis.
+    const at = ['--timestamp', new Date(g.timestamp / 1000).toISOString()]
+    const again = async (out: string, ...files: string[]) =>
+      JSON.parse(await okIn(genesis, ...common, ...members(...files), ...at, '--out', join(dir, out))).genesisHash
+    expect(await again('ba.json', 'b.card.json', 'a.card.json')).toBe(made.genesisHash)
+    expect(await again('ab.json', 'a.card.json', 'b.card.json')).toBe(made.genesisHash)
+    expect(readFileSync(join(dir, 'ba.json'), 'utf8')).toBe(readFileSync(join(dir, 'genesis.json'), 'utf8'))
     expect(made).toMatchObject({ chainId: 'consortium-1', validators: 2, members: 2 })
-    expect(genesis.validators.validators.map((v) => v.address).sort()).toEqual(cards.map((c) => c.address).sort())
-    expect(genesis.members.find((m) => m.id === 'bank-a')?.rights).toBe(Right.Validator | Right.MemberNode | Right.Issuer)
-    expect(genesis.balances).toEqual([{ address: cards[0].address, amount: 1000n }])
+    expect(g.validators.validators.map((v) => v.address).sort()).toEqual(cards.map((c) => c.address).sort())
+    expect(g.members.find((m) => m.id === 'bank-a')?.rights).toBe(Right.Validator | Right.MemberNode | Right.Issuer)
+    expect(g.balances).toEqual([{ address: cards[0].address, amount: 1000n }])
 
     // Each node's config names its key files (kept from other users) and bootstraps to the other's peer id.
     for (const [i, bank] of banks.entries()) {
@@ -183,58 +227,111 @@ describe('a network of institutions from member cards', () => {
       ),
     )
     for (const info of heads) expect(info.genesisHash).toBe(made.genesisHash)
+    // What each institution reads offline from the file it was sent: the same hash, and the cards' parts.
+    const checked = JSON.parse(await okIn(genesisCheck, '--file', join(dir, 'genesis.json')))
+    expect(checked.genesisHash).toBe(made.genesisHash)
+    expect(checked.members.map((m: { id: string; peerId: string; rights: string[] }) => [m.id, m.peerId, m.rights]).sort()).toEqual(
+      cards.map((c) => [c.id, c.peerId, c.rights]).sort(),
+    )
+    expect(checked.validators.map((v: { id: string }) => v.id).sort()).toEqual(['bank-a', 'bank-b'])
     const peers = await rpc(a.rpc, 'lc_getNetworkInfo')
     expect(peers.validatorsNotAdmitted).toEqual([])
   }, 120_000)
 
-  it('refuses a card with a secret or a wrong address, the same institution twice, no validator, and never overwrites', () => {
+  it('refuses a card with a secret or a wrong address, the same institution twice, no validator, and never overwrites', async () => {
     const home = join(dir, 'bank-c')
     mkdirSync(home)
-    ok('keys', 'new', '--out', join(home, 'validator.json'))
-    ok('keys', 'new', '--out', join(home, 'node.json'))
+    // In this process (each CLI run costs a second; the test above runs the commands themselves).
+    for (const name of ['validator.json', 'node.json']) {
+      const k = keyPairFromSecret(globalThis.crypto.getRandomValues(new Uint8Array(32)))
+      writeFileSync(join(home, name), JSON.stringify({ secretKey: to0x(k.secretKey), publicKey: to0x(k.publicKey), address: k.address }), {
+        mode: 0o600,
+      })
+    }
     const key = join(home, 'validator.json')
-    const card = JSON.parse(run('member', '--id', 'bank-c', '--name', 'Bank C', '--key', key, '--node-key', join(home, 'node.json')).stdout)
+    const card = JSON.parse(await okIn(member, '--id', 'bank-c', '--name', 'Bank C', '--key', key, '--node-key', join(home, 'node.json')))
     const write = (name: string, body: object) => {
       writeFileSync(join(home, name), JSON.stringify(body))
       return join(home, name)
     }
     const genesisOf = (...cards: string[]) =>
-      refused('genesis', '--chain-id', 'c-1', ...cards.flatMap((c) => ['--member', c]), '--out', join(home, 'g.json'))
+      refusedIn(genesis, '--chain-id', 'c-1', ...cards.flatMap((c) => ['--member', c]), '--out', join(home, 'g.json'))
     const good = write('c.card.json', card)
-    expect(genesisOf(write('secret.json', { ...card, secretKey: JSON.parse(readFileSync(key, 'utf8')).secretKey }))).toMatch(
+    expect(await genesisOf(write('secret.json', { ...card, secretKey: JSON.parse(readFileSync(key, 'utf8')).secretKey }))).toMatch(
       /secret\.json: it holds a secretKey: a card must never carry one/,
     )
-    expect(genesisOf(write('moved.json', { ...card, address: `hx${'1'.repeat(40)}` }))).toMatch(
+    expect(await genesisOf(write('moved.json', { ...card, address: `hx${'1'.repeat(40)}` }))).toMatch(
       /moved\.json: address is not its publicKey's address\n$/,
     )
-    expect(genesisOf(good, write('again.json', { ...card, id: 'bank-c2' }))).toMatch(
+    expect(await genesisOf(good, write('again.json', { ...card, id: 'bank-c2' }))).toMatch(
       /c\.card\.json and .*again\.json share an id, an account or a node key/,
     )
-    expect(genesisOf(write('issuer.json', { ...card, rights: ['issuer'] }))).toMatch(/no member card asks for the validator right/)
-    expect(genesisOf(write('other.json', { ...card, format: 'x' }))).toMatch(/not a member card \(its format must be loopchain-member\/1/)
-    expect(genesisOf(write('root.json', { ...card, rights: ['validator', 'root'] }))).toMatch(
+    expect(await genesisOf(write('issuer.json', { ...card, rights: ['issuer'] }))).toMatch(/no member card asks for the validator right/)
+    const { nodeKey: _n, peerId: _p, ...nodeless } = card
+    expect(await genesisOf(write('nodeless.json', nodeless))).toMatch(/nodeless\.json: it asks for the validator right without a nodeKey/)
+    // A config's secret nodeKey pasted in place of the public one: its peer id gives it away, and it is not published.
+    const pasted = { ...card, nodeKey: JSON.parse(readFileSync(join(home, 'node.json'), 'utf8')).secretKey }
+    expect(await genesisOf(write('pasted.json', pasted))).toMatch(
+      /pasted\.json: its peerId is not its nodeKey's: the nodeKey must be the node's public key/,
+    )
+    expect(await genesisOf(write('long.json', { ...card, name: 'x'.repeat(200) }))).toMatch(
+      /long\.json: name must be 1 to 128 bytes of text\n$/,
+    )
+    expect(existsSync(join(home, 'g.json'))).toBe(false)
+    expect(
+      await refusedIn(genesis, '--chain-id', 'c-1', '--member', good, '--timestamp', '2027-01-04T09:00:00', '--out', join(home, 'g.json')),
+    ).toMatch(/--timestamp 2027-01-04T09:00:00 needs its zone/)
+    // A SCORE's account funded too: sorted by the address's bytes (every hx… before a cx…), as the genesis must be.
+    const funded = JSON.parse(
+      await okIn(
+        genesis,
+        '--chain-id',
+        'c-1',
+        '--member',
+        good,
+        '--balance',
+        `cx${'0'.repeat(39)}5=7`,
+        '--balance',
+        `${card.address}=9`,
+        '--out',
+        join(home, 'funded.json'),
+      ),
+    )
+    expect(parseGenesis(JSON.parse(readFileSync(funded.file, 'utf8'))).balances.map((b) => b.address)).toEqual([
+      card.address,
+      `cx${'0'.repeat(39)}5`,
+    ])
+    expect(await genesisOf(write('other.json', { ...card, format: 'x' }))).toMatch(
+      /not a member card \(its format must be loopchain-member\/1/,
+    )
+    expect(await genesisOf(write('root.json', { ...card, rights: ['validator', 'root'] }))).toMatch(
       /not valid: genesis members\[0\]\.rights\[1\]: must be one of .* \(the member card .*root\.json\)\n$/,
     )
-    expect(refused('genesis', '--chain-id', 'c-1', '--member', good, '--balance', 'hx12=5', '--out', join(home, 'g.json'))).toMatch(
+    expect(await refusedIn(genesis, '--chain-id', 'c-1', '--member', good, '--balance', 'hx12=5', '--out', join(home, 'g.json'))).toMatch(
       /--balance hx12=5 must be ADDRESS=AMOUNT/,
     )
     // The member command's own checks.
-    expect(refused('member', '--id', 'bank-c', '--name', 'C', '--key', key)).toMatch(
-      /member-node right is for a member that runs a node: give its key with --node-key/,
+    expect(await refusedIn(member, '--id', 'bank-c', '--name', 'C', '--key', key)).toMatch(
+      /the validator right is for a member that runs a node .*: give its key with --node-key/,
     )
-    expect(refused('member', '--id', 'bank-c', '--name', 'C', '--key', key, '--node-key', key)).toMatch(/--node-key is the account key/)
-    expect(refused('member', '--id', 'Bank C', '--name', 'C', '--key', key, '--rights', 'issuer')).toMatch(
+    expect(await refusedIn(member, '--id', 'bank-c', '--name', 'C', '--key', key, '--rights', 'member-node,issuer')).toMatch(
+      /the member-node right is for a member that runs a node/,
+    )
+    expect(await refusedIn(member, '--id', 'bank-c', '--name', 'C', '--key', key, '--node-key', key)).toMatch(
+      /--node-key is the account key/,
+    )
+    expect(await refusedIn(member, '--id', 'Bank C', '--name', 'C', '--key', key, '--rights', 'issuer')).toMatch(
       /--id Bank C must be 1-64 lower-case/,
     )
     chmodSync(key, 0o644)
-    expect(refused('member', '--id', 'bank-c', '--name', 'C', '--key', key, '--rights', 'issuer')).toMatch(
+    expect(await refusedIn(member, '--id', 'bank-c', '--name', 'C', '--key', key, '--rights', 'issuer')).toMatch(
       /validator\.json \(the account key file\) is open to other users \(mode 644\): run chmod 600/,
     )
     chmodSync(key, 0o600)
     // Written once: a second genesis or card over the first is refused, and the first is unchanged.
-    ok('genesis', '--chain-id', 'c-1', '--member', good, '--out', join(home, 'genesis.json'))
+    await okIn(genesis, '--chain-id', 'c-1', '--member', good, '--out', join(home, 'genesis.json'))
     const first = readFileSync(join(home, 'genesis.json'), 'utf8')
-    expect(refused('genesis', '--chain-id', 'c-2', '--member', good, '--out', join(home, 'genesis.json'))).toMatch(
+    expect(await refusedIn(genesis, '--chain-id', 'c-2', '--member', good, '--out', join(home, 'genesis.json'))).toMatch(
       /genesis\.json exists; genesis never overwrites a file/,
     )
     expect(readFileSync(join(home, 'genesis.json'), 'utf8')).toBe(first)

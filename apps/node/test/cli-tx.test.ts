@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { fromHex, keyPairFromSecret, TOKEN_SOURCE } from '@loopchain/core'
+import { parseInvite } from '@loopchain/light-client'
 import { nativeCrypto, peerIdFromNodeKey, reservePortBlock } from '@loopchain/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type OneNode, runCli, startOneNode } from './fixtures/one-node.js'
@@ -84,6 +85,8 @@ describe('loopchain tx deploy, tx call and call against a running node', () => {
       .map((l) => (l.startsWith('{') ? JSON.parse(l) : {}))
       .find((l) => l.msg === 'node ready')
     expect(ready.p2p).toEqual([`/dns4/node.bank-a.example/tcp/443/wss/p2p/${peerId}`])
+    // The channel hub's invite tells browsers the same address.
+    expect(parseInvite(ready.hubInvite).links).toEqual([`/dns4/node.bank-a.example/tcp/443/wss/p2p/${peerId}`])
     const sent = txAs(join(dir, 'node-0', 'config.json'), 'send', '--to', bob, '--value', '7', '--wait')
     expect(sent.stderr).toBe('')
     const receipt = JSON.parse(sent.stdout)

@@ -662,6 +662,13 @@ describe('loopchain CLI', () => {
       expect(refused({ ...withFiles, nodeKeyFile: join(dir, 'absent.json') })).toMatch(
         /^loopchain: the key file .*absent\.json \(nodeKeyFile of .*config\.json\) cannot be read: ENOENT/,
       )
+      // A key file that is not JSON: the message says so without quoting the file (V8's would quote the secret).
+      writeFileSync(join(dir, 'broken.json'), `{"secretKey": ${nodeKey.slice(2)}}`, { mode: 0o600 })
+      const broken = refused({ ...withFiles, nodeKeyFile: join(dir, 'broken.json') })
+      expect(broken).toMatch(
+        /broken\.json \(nodeKeyFile of .*\) is not JSON \((at character \d+; )?the parser’s message is not shown: it quotes the file\)\n$/,
+      )
+      expect(broken).not.toContain(nodeKey.slice(2, 8))
       const noSecret = keyFile('public.json', { publicKey: good.nodeKey }, 0o600)
       expect(refused({ ...withFiles, nodeKeyFile: noSecret })).toMatch(
         /public\.json \(nodeKeyFile of .*\) has no secretKey \(0x and 64 hex digits\); make one with: loopchain keys new --out FILE\n$/,

@@ -8,6 +8,7 @@ import { keyPairFromSecret } from '@loopchain/core'
 import { describe, expect, it } from 'vitest'
 import { readFrame } from '../src/p2p/frames.js'
 import {
+  createNodeHost,
   encodeFrame,
   FrameKind,
   installNodePolyfills,
@@ -58,6 +59,20 @@ describe('node identity', () => {
       expect(peerIdFromNodePublicKey(keyPairFromSecret(new Uint8Array(32).fill(fill)).publicKey)).toBe(
         await peerIdFromNodeKey(new Uint8Array(32).fill(fill)),
       )
+  })
+
+  it('refuses a bootstrap or announce address that is not a multiaddr, naming the list, before anything listens', async () => {
+    const host = (o: { bootstrap?: string[]; announce?: string[] }) =>
+      createNodeHost({ chainId: 'unit', nodeKey: new Uint8Array(32).fill(3), isMember: () => true, tcpPort: 0, wsPort: false, ...o })
+    await expect(host({ announce: ['/dns4/'] })).rejects.toMatchObject({
+      name: 'P2PError',
+      code: 'INVALID_ADDRESS',
+      message: expect.stringMatching(/^the announce address \/dns4\/ is not a multiaddr: /),
+    })
+    await expect(host({ bootstrap: ['/ip4/127.0.0.1/tcp/x'] })).rejects.toMatchObject({
+      code: 'INVALID_ADDRESS',
+      message: expect.stringMatching(/^the bootstrap address \/ip4\/127\.0\.0\.1\/tcp\/x is not a multiaddr/),
+    })
   })
 
   it('rejects a node key that is not 32 bytes', async () => {

@@ -11,7 +11,7 @@ import { LoopchainError } from '../errors.js'
  * - `INVALID_KEY`: the node key is not a 32-byte ed25519 secret.
  * - `NOT_STARTED`: the host was used after `stop()`.
  */
-export type P2PErrorCode = 'INVALID_NAME' | 'INVALID_KEY' | 'NOT_STARTED'
+export type P2PErrorCode = 'INVALID_NAME' | 'INVALID_KEY' | 'INVALID_ADDRESS' | 'NOT_STARTED'
 
 /** A local misuse of the networking layer (bad configuration, use after stop). */
 export class P2PError extends LoopchainError<P2PErrorCode> {}

@@ -300,6 +300,22 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
   const ip = host.includes(':') ? 'ip6' : 'ip4'
   const banMs = options.banMs ?? DEFAULT_BAN_MS
   const privateKey = await nodePrivateKey(options.nodeKey)
+  // Named here, before anything listens: libp2p's own error would not say which list held the address.
+  for (const [list, addrs] of [
+    ['bootstrap', options.bootstrap ?? []],
+    ['announce', options.announce ?? []],
+  ] as const) {
+    for (const a of addrs) {
+      try {
+        multiaddr(a)
+      } catch (e) {
+        throw new P2PError('INVALID_ADDRESS', `the ${list} address ${a} is not a multiaddr: ${(e as Error).message}`, {
+          penalize: false,
+          details: { list, address: a },
+        })
+      }
+    }
+  }
 
   const topics = new Map<string, TopicKind>(TOPIC_KINDS.map((k) => [topicName(chainId, k), k]))
   const memberOnly = new Set<TopicKind>(options.memberOnlyTopics ?? ['tx', 'proposal', 'vote'])
