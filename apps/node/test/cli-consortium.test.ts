@@ -111,49 +111,26 @@ describe('a network of institutions from member cards', () => {
       return { id: `bank-${b}`, home, tcp: base + 10 * i, rpc: base + 10 * i + 2 }
     })
     const [a, b] = banks as [(typeof banks)[number], (typeof banks)[number]]
-    ok(
+    const memberArgs = (bank: typeof a, name: string, key = join(bank.home, 'validator.json'), node = join(bank.home, 'node.json')) => [
       'member',
       '--id',
-      a.id,
+      bank.id,
       '--name',
-      'Bank A',
+      name,
       '--key',
-      join(a.home, 'validator.json'),
+      key,
       '--node-key',
-      join(a.home, 'node.json'),
-      '--rights',
-      'validator,member-node,issuer',
-      '--out',
-      join(dir, 'a.card.json'),
-    )
+      node,
+    ]
+    ok(...memberArgs(a, 'Bank A'), '--rights', 'validator,member-node,issuer', '--out', join(dir, 'a.card.json'))
     // Bank B makes its card from the public parts alone (what keys new --out printed): the same card.
     const publicParts = (file: string) => {
       const { secretKey: _, ...rest } = JSON.parse(readFileSync(file, 'utf8'))
       writeFileSync(`${file}.pub`, JSON.stringify(rest))
       return `${file}.pub`
     }
-    const bCard = run(
-      'member',
-      '--id',
-      b.id,
-      '--name',
-      'Bank B',
-      '--key',
-      join(b.home, 'validator.json'),
-      '--node-key',
-      join(b.home, 'node.json'),
-    )
-    const bFromPublic = run(
-      'member',
-      '--id',
-      b.id,
-      '--name',
-      'Bank B',
-      '--key',
-      publicParts(join(b.home, 'validator.json')),
-      '--node-key',
-      publicParts(join(b.home, 'node.json')),
-    )
+    const bCard = run(...memberArgs(b, 'Bank B'))
+    const bFromPublic = run(...memberArgs(b, 'Bank B', publicParts(join(b.home, 'validator.json')), publicParts(join(b.home, 'node.json'))))
     expect([bCard.status, bCard.stderr, bFromPublic.status]).toEqual([0, '', 0])
     expect(bFromPublic.stdout).toBe(bCard.stdout)
     writeFileSync(join(dir, 'b.card.json'), bCard.stdout)

@@ -619,7 +619,9 @@ export async function createNodeHost(options: NodeHostOptions): Promise<NodeHost
   pubsub.addEventListener('subscription-change', (evt) => {
     const peer = evt.detail.peerId.toString()
     const wants = evt.detail.subscriptions.filter((s) => s.subscribe && memberOnly.has(topics.get(s.topic) as TopicKind))
-    if (wants.length > 0 && !isMember(peer)) hangUp(peer, `non-member subscribed to ${wants.map((s) => s.topic).join(', ')}`)
+    // "In this node's state": a node still syncing sees members added later in the chain as strangers.
+    if (wants.length > 0 && !isMember(peer))
+      hangUp(peer, `not a member in this node's state, and subscribed to ${wants.map((s) => s.topic).join(', ')}`)
   })
 
   // Subscribing is not the only way into a mesh: gossipsub grafts any peer that sends a GRAFT (with
