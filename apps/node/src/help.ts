@@ -18,8 +18,8 @@ Usage:
       e.g.  loopchain init --validators 4 --out ./net
   loopchain start --config FILE [--exit-with-parent]
       Run a node from its config: LevelDB in the config's dataDir (and its blocks/), libp2p on its ports,
-      JSON-RPC on its rpc port. Logs are JSON lines on stdout. Stop with Ctrl-C (or SIGTERM); a node whose
-      stdout is closed stops the same way (exit code 1). With --exit-with-parent (what devnet passes) it
+      JSON-RPC on its rpc port. Logs are JSON lines on stdout (LOOPCHAIN_LOG=debug for more). Stop
+      with Ctrl-C (or SIGTERM); a node whose stdout is closed stops the same way (exit code 1). With --exit-with-parent (what devnet passes) it
       also stops when the process that started it exits, even if that one was killed (a starter may
       name itself in LOOPCHAIN_PARENT_PID). The config's secrets (validatorKey, nodeKey) may be kept in
       key files of their own instead (validatorKeyFile, nodeKeyFile: made by 'keys new --out'); a file
