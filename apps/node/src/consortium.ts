@@ -5,7 +5,7 @@
  * - `member`: an institution turns its own key files (`keys new --out`) into a member card — the
  *   public parts a genesis needs (account address and public key, the node's public key and the
  *   peer id others bootstrap to, the rights asked for) — and sends the card, never a secret.
- * - `genesis`: whoever assembles the network makes the genesis from the cards and prints its hash,
+ * - `genesis new`: whoever assembles the network makes the genesis from the cards and prints its hash,
  *   which every institution checks against what its own node reports before it trusts the file.
  *
  * Institutions that come later join a running network through governance (`addMember`,
@@ -44,7 +44,7 @@ const DEFAULT_RIGHTS = ['validator', 'member-node']
 const MEMBER_ID = /^[a-z0-9][a-z0-9-]{0,63}$/
 const nameFits = (name: string) => name.trim() !== '' && new TextEncoder().encode(name).length <= 128
 
-/** A member card: an institution's public parts, as `member` writes them and `genesis` reads them. */
+/** A member card: an institution's public parts, as `member` writes them and `genesis new` reads them. */
 export interface MemberCard {
   readonly format: typeof MEMBER_CARD_FORMAT
   readonly id: string
@@ -171,11 +171,11 @@ function readCard(file: string, peerIdOf: (nodeKey: Uint8Array) => string): Memb
 const byAddress = (a: { address: string }, b: { address: string }) =>
   compareBytes(addressToBytes(a.address as Address), addressToBytes(b.address as Address))
 
-/** `genesis`: a genesis from member cards, written to a new file; prints its hash for every institution to check. */
+/** `genesis new`: a genesis from member cards, written to a new file; prints its hash for every institution to check. */
 export async function genesis(args: string[]): Promise<void> {
-  const out = flag(args, 'out') ?? fail('genesis needs --out FILE (e.g. genesis.json)')
+  const out = flag(args, 'out') ?? fail('genesis new needs --out FILE (e.g. genesis.json)')
   const files = args.flatMap((a, i) => (a === '--member' ? [args[i + 1] as string] : []))
-  if (files.length === 0) fail('genesis needs a --member FILE for each institution (made with loopchain member)')
+  if (files.length === 0) fail('genesis new needs a --member FILE for each institution (made with loopchain member)')
   const { peerIdFromNodePublicKey } = await import('@loopchain/node')
   const cards = files.map((f) => readCard(f, peerIdFromNodePublicKey))
   // The same institution twice (a card sent twice, or two cards of one key): named by its files.
@@ -188,7 +188,7 @@ export async function genesis(args: string[]): Promise<void> {
   })
   const chainId =
     flag(args, 'chain-id') ??
-    fail('genesis needs --chain-id ID (1-63 lower-case letters, digits or dashes; every topic, protocol and database key carries it)')
+    fail('genesis new needs --chain-id ID (1-63 lower-case letters, digits or dashes; every topic, protocol and database key carries it)')
   const networkText = flag(args, 'network-id') ?? '1'
   if (!/^\d{1,9}$/.test(networkText)) fail(`--network-id must be a whole number, not '${networkText}'`)
   const emptyText = flag(args, 'empty-block-interval-ms') ?? '5000'

@@ -53,12 +53,12 @@ A network of institutions, each keeping its own secrets (see apps/node/docs/runn
       validator,member-node; also issuer, deployer, observer) and a validator's power (default 1).
       It holds no secret: send it to whoever makes the genesis. Printed, or written to a new FILE.
       e.g.  loopchain member --id bank-a --name 'Bank A' --key validator.json --node-key node.json --out bank-a.card.json
-  loopchain genesis --out FILE --chain-id ID --member FILE [--member FILE ...] [--balance ADDRESS=AMOUNT ...]
-                    [--network-id N] [--timestamp ISO] [--empty-block-interval-ms MS]
+  loopchain genesis new --out FILE --chain-id ID --member FILE [--member FILE ...] [--balance ADDRESS=AMOUNT ...]
+                        [--network-id N] [--timestamp ISO] [--empty-block-interval-ms MS]
       A genesis from the member cards (validators: the cards with the validator right), written to a
-      new FILE. Prints its genesisHash: publish it where every institution can compare it with the
-      genesisHash its own node reports (loopchain status). --balance funds an account at genesis.
-      e.g.  loopchain genesis --chain-id consortium-1 --member bank-a.card.json --member bank-b.card.json --out genesis.json
+      new FILE. Prints its genesisHash: publish it where every institution can compare it with what
+      'genesis check' reads from the file it was sent. --balance funds an account at genesis.
+      e.g.  loopchain genesis new --chain-id consortium-1 --member bank-a.card.json --member bank-b.card.json --out genesis.json
   loopchain genesis check --file FILE
       What a genesis file holds (members, rights, node keys and peer ids, validators, balances) and its
       genesisHash, read offline: review the file you were sent and compare the hash with the published
@@ -163,7 +163,7 @@ export const COMMAND_FLAGS: Record<string, FlagSpec> = {
   status: { values: ['rpc'], switches: ['watch'] },
   'keys new': { values: ['out'] },
   member: { values: ['id', 'name', 'key', 'node-key', 'rights', 'power', 'out'] },
-  genesis: {
+  'genesis new': {
     values: ['out', 'member', 'chain-id', 'network-id', 'balance', 'timestamp', 'empty-block-interval-ms'],
     repeatable: ['member', 'balance'],
   },

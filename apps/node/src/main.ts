@@ -623,7 +623,7 @@ async function main(args: string[]): Promise<void> {
   if (cmd === 'keys' && sub === 'new') return keysNew(args.slice(2))
   if (cmd === 'member') return member(args.slice(1))
   if (cmd === 'genesis' && sub === 'check') return genesisCheck(args.slice(2))
-  if (cmd === 'genesis') return genesisFromCards(args.slice(1))
+  if (cmd === 'genesis' && sub === 'new') return genesisFromCards(args.slice(2))
   if (cmd === 'example' && (sub === 'token' || sub === 'escrow')) return example(sub, args.slice(2))
   fail(`unknown command '${args.join(' ')}'; try --help`)
 }

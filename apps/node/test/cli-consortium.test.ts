@@ -151,9 +151,9 @@ describe('a network of institutions from member cards', () => {
     // An empty block every 200 ms, so the two nodes below reach height 2 soon.
     const common = ['--chain-id', 'consortium-1', '--balance', `${cards[0].address}=1000`, '--empty-block-interval-ms', '200']
     const members = (...files: string[]) => files.flatMap((f) => ['--member', join(dir, f)])
-    const made = ok('genesis', ...common, ...members('a.card.json', 'b.card.json'), '--out', join(dir, 'genesis.json'))
+    const made = ok('genesis', 'new', ...common, ...members('a.card.json', 'b.card.json'), '--out', join(dir, 'genesis.json'))
     const g = parseGenesis(JSON.parse(readFileSync(join(dir, 'genesis.json'), 'utf8')))
-    expect(refused('genesis', ...common, ...members('a.card.json', 'b.card.json'), '--out', join(dir, 'genesis.json'))).toMatch(
+    expect(refused('genesis', 'new', ...common, ...members('a.card.json', 'b.card.json'), '--out', join(dir, 'genesis.json'))).toMatch(
       /genesis\.json exists; genesis never overwrites a file\n$/,
     )
     // The same cards at the same time, in another order, make the same genesis.
