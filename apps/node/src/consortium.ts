@@ -105,7 +105,9 @@ export async function member(args: string[]): Promise<void> {
     fail('--node-key is the account key: a node needs a key of its own (loopchain keys new --out node.json)')
   if ((rights.includes('member-node') || rights.includes('validator')) && nodeKey === undefined)
     fail(
-      `the ${rights.includes('validator') ? 'validator' : 'member-node'} right is for a member that runs a node (a validator's votes travel between the members' nodes): give its key with --node-key FILE`,
+      rights.includes('validator')
+        ? "the validator right is for a member that runs a node (a validator's votes travel between the members' nodes): give its key with --node-key FILE"
+        : 'the member-node right is for a member that runs a node: give its key with --node-key FILE',
     )
   const powerText = flag(args, 'power')
   if (powerText !== undefined && !rights.includes('validator')) fail('--power is for a validator: --rights must name validator')
