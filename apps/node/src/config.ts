@@ -276,7 +276,9 @@ function openJson(path: string): { json: unknown; mode: number } {
       return { json: JSON.parse(text), mode }
     } catch (e) {
       const m = (e as Error).message
-      if (!m.includes('"') && !m.includes("'")) throw new NotJson(`not JSON: ${m}`)
+      // Every form of V8's message that quotes the text has it in double quotes; "Expected ',' or
+      // '}'" and its kin hold only grammar, and are worth showing.
+      if (!m.includes('"')) throw new NotJson(`not JSON: ${m}`)
       const at = /position (\d+)/.exec(m)
       throw new NotJson(
         `not JSON (${at ? `at character ${Number(at[1]) + 1}; ` : ''}the parser’s message is not shown: it quotes the file)`,

@@ -42,7 +42,12 @@ const DEFAULT_RIGHTS = ['validator', 'member-node']
 
 /** A member's id and name, as the genesis holds them. */
 const MEMBER_ID = /^[a-z0-9][a-z0-9-]{0,63}$/
-const nameFits = (name: string) => name.trim() !== '' && new TextEncoder().encode(name).length <= 128
+const nameFits = (name: string) =>
+  name.trim() !== '' &&
+  new TextEncoder().encode(name).length <= 128 &&
+  !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(name)
+/** What a card holds: anything else (a secret under another name, say) is refused, not carried along. */
+const CARD_FIELDS = ['format', 'id', 'name', 'address', 'publicKey', 'nodeKey', 'peerId', 'rights', 'power']
 
 /** A member card: an institution's public parts, as `member` writes them and `genesis new` reads them. */
 export interface MemberCard {
@@ -69,7 +74,8 @@ export interface MemberCard {
 function publicKeyOf(file: string, what: string): Uint8Array {
   let j: { secretKey?: unknown; publicKey?: unknown; address?: unknown }
   try {
-    j = readJsonFile(file) as typeof j
+    const v = readJsonFile(file)
+    j = typeof v === 'object' && v !== null ? (v as typeof j) : {}
   } catch (e) {
     fail(`cannot read ${what} ${file}: ${(e as Error).message}`)
   }
@@ -145,6 +151,9 @@ function readCard(file: string, peerIdOf: (nodeKey: Uint8Array) => string): Memb
     bad(`not a member card (its format must be ${MEMBER_CARD_FORMAT}; make one with loopchain member)`)
   // A card carries public parts only: one with a secret was made by hand, and the secret has left its institution.
   if ('secretKey' in c) bad('it holds a secretKey: a card must never carry one (the key is compromised: make a new one)')
+  const extra = Object.keys(c).find((k) => !CARD_FIELDS.includes(k))
+  if (extra !== undefined)
+    bad(`${extra} is not a field of a member card (it holds ${CARD_FIELDS.join(', ')}; a card made by hand may carry what must stay home)`)
   if (typeof c.id !== 'string' || !MEMBER_ID.test(c.id))
     bad('id must be 1-64 lower-case letters, digits or dashes, starting with a letter or digit')
   if (typeof c.name !== 'string' || !nameFits(c.name)) bad('name must be 1 to 128 bytes of text')
@@ -160,6 +169,8 @@ function readCard(file: string, peerIdOf: (nodeKey: Uint8Array) => string): Memb
     if (typeof c.nodeKey !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(c.nodeKey)) bad('nodeKey must be 0x and 64 hex digits, or absent')
     // The node's public key, which its peer id is made from: a secret pasted in its place (a
     // config's nodeKey is the secret) gives another peer id, and is caught here, not published.
+    if ((c.nodeKey as string).toLowerCase() === (c.publicKey as string).toLowerCase())
+      bad('its nodeKey is its account key: a node needs a key of its own')
     if (c.peerId !== peerIdOf(fromHex(c.nodeKey as string)))
       bad(
         "its peerId is not its nodeKey's: the nodeKey must be the node's public key (as loopchain member writes it), never the secret of a config",
@@ -204,6 +215,9 @@ export async function genesis(args: string[]): Promise<void> {
       return { address: m[1] as Address, amount: m[2] as string }
     })
     .sort(byAddress)
+  balances.forEach((b, i) => {
+    if (i > 0 && balances[i - 1]?.address === b.address) fail(`--balance names ${b.address} twice`)
+  })
   const at = flag(args, 'timestamp')
   // With its zone: a time without one would be read in the zone of whoever runs this, and the hash with it.
   if (at !== undefined && !/(Z|[+-]\d\d:\d\d)$/.test(at))
@@ -282,6 +296,8 @@ export async function genesisCheck(args: string[]): Promise<void> {
       ...(m.nodeKey ? { nodeKey: to0x(m.nodeKey), peerId: peerIdFromNodePublicKey(m.nodeKey) } : {}),
     })),
     balances: g.balances.map((b) => ({ address: b.address, amount: b.amount.toString() })),
+    // The chain's parameters as the file sets them: what an edit before publishing changed.
+    params: (genesisToJson(g) as { params: unknown }).params,
   }
   process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`)
 }

@@ -60,9 +60,9 @@ A network of institutions, each keeping its own secrets (see apps/node/docs/runn
       'genesis check' reads from the file it was sent. --balance funds an account at genesis.
       e.g.  loopchain genesis new --chain-id consortium-1 --member bank-a.card.json --member bank-b.card.json --out genesis.json
   loopchain genesis check --file FILE
-      What a genesis file holds (members, rights, node keys and peer ids, validators, balances) and its
-      genesisHash, read offline: review the file you were sent and compare the hash with the published
-      one before your node runs on it.
+      What a genesis file holds (members, rights, node keys and peer ids, validators, balances,
+      parameters) and its genesisHash, read offline: review the file you were sent and compare the
+      hash with the published one before your node runs on it.
       e.g.  loopchain genesis check --file genesis.json
 
 Transactions, signed with the key in FILE (JSON with secretKey, e.g. .devnet/faucet.json):

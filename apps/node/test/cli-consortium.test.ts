@@ -211,6 +211,7 @@ describe('a network of institutions from member cards', () => {
       cards.map((c) => [c.id, c.peerId, c.rights]).sort(),
     )
     expect(checked.validators.map((v: { id: string }) => v.id).sort()).toEqual(['bank-a', 'bank-b'])
+    expect(checked.params).toMatchObject({ emptyBlockIntervalMs: 200, approvalRule: 'majority-of-validators' })
     const peers = await rpc(a.rpc, 'lc_getNetworkInfo')
     expect(peers.validatorsNotAdmitted).toEqual([])
   }, 120_000)
@@ -244,6 +245,11 @@ describe('a network of institutions from member cards', () => {
       /c\.card\.json and .*again\.json share an id, an account or a node key/,
     )
     expect(await genesisOf(write('issuer.json', { ...card, rights: ['issuer'] }))).toMatch(/no member card asks for the validator right/)
+    // Any field a card does not hold (a secret under another name), and a node key that is the account key.
+    expect(await genesisOf(write('extra.json', { ...card, validatorKey: card.publicKey }))).toMatch(
+      /extra\.json: validatorKey is not a field of a member card/,
+    )
+    expect(await genesisOf(write('same.json', { ...card, nodeKey: card.publicKey }))).toMatch(/same\.json: its nodeKey is its account key/)
     const { nodeKey: _n, peerId: _p, ...nodeless } = card
     expect(await genesisOf(write('nodeless.json', nodeless))).toMatch(/nodeless\.json: it asks for the validator right without a nodeKey/)
     // A config's secret nodeKey pasted in place of the public one: its peer id gives it away, and it is not published.
@@ -284,6 +290,21 @@ describe('a network of institutions from member cards', () => {
     expect(await genesisOf(write('root.json', { ...card, rights: ['validator', 'root'] }))).toMatch(
       /not valid: genesis members\[0\]\.rights\[1\]: must be one of .* \(the member card .*root\.json\)\n$/,
     )
+    expect(
+      await refusedIn(
+        genesis,
+        '--chain-id',
+        'c-1',
+        '--member',
+        good,
+        '--balance',
+        `${card.address}=1`,
+        '--balance',
+        `${card.address}=2`,
+        '--out',
+        join(home, 'g.json'),
+      ),
+    ).toMatch(/--balance names hx[0-9a-f]{40} twice\n$/)
     expect(await refusedIn(genesis, '--chain-id', 'c-1', '--member', good, '--balance', 'hx12=5', '--out', join(home, 'g.json'))).toMatch(
       /--balance hx12=5 must be ADDRESS=AMOUNT/,
     )
