@@ -265,21 +265,16 @@ describe('a network of institutions from member cards', () => {
       await refusedIn(genesis, '--chain-id', 'c-1', '--member', good, '--timestamp', '2027-01-04T09:00:00', '--out', join(home, 'g.json')),
     ).toMatch(/--timestamp 2027-01-04T09:00:00 needs its zone/)
     // A SCORE's account funded too: sorted by the address's bytes (every hx… before a cx…), as the genesis must be.
-    const funded = JSON.parse(
-      await okIn(
-        genesis,
-        '--chain-id',
-        'c-1',
-        '--member',
-        good,
-        '--balance',
-        `cx${'0'.repeat(39)}5=7`,
-        '--balance',
-        `${card.address}=9`,
-        '--out',
-        join(home, 'funded.json'),
-      ),
-    )
+    const withBalances = (out: string, ...balances: string[]) => [
+      '--chain-id',
+      'c-1',
+      '--member',
+      good,
+      ...balances.flatMap((b) => ['--balance', b]),
+      '--out',
+      join(home, out),
+    ]
+    const funded = JSON.parse(await okIn(genesis, ...withBalances('funded.json', `cx${'0'.repeat(39)}5=7`, `${card.address}=9`)))
     expect(parseGenesis(JSON.parse(readFileSync(funded.file, 'utf8'))).balances.map((b) => b.address)).toEqual([
       card.address,
       `cx${'0'.repeat(39)}5`,
@@ -290,24 +285,10 @@ describe('a network of institutions from member cards', () => {
     expect(await genesisOf(write('root.json', { ...card, rights: ['validator', 'root'] }))).toMatch(
       /not valid: genesis members\[0\]\.rights\[1\]: must be one of .* \(the member card .*root\.json\)\n$/,
     )
-    expect(
-      await refusedIn(
-        genesis,
-        '--chain-id',
-        'c-1',
-        '--member',
-        good,
-        '--balance',
-        `${card.address}=1`,
-        '--balance',
-        `${card.address}=2`,
-        '--out',
-        join(home, 'g.json'),
-      ),
-    ).toMatch(/--balance names hx[0-9a-f]{40} twice\n$/)
-    expect(await refusedIn(genesis, '--chain-id', 'c-1', '--member', good, '--balance', 'hx12=5', '--out', join(home, 'g.json'))).toMatch(
-      /--balance hx12=5 must be ADDRESS=AMOUNT/,
+    expect(await refusedIn(genesis, ...withBalances('g.json', `${card.address}=1`, `${card.address}=2`))).toMatch(
+      /--balance names hx[0-9a-f]{40} twice\n$/,
     )
+    expect(await refusedIn(genesis, ...withBalances('g.json', 'hx12=5'))).toMatch(/--balance hx12=5 must be ADDRESS=AMOUNT/)
     // The member command's own checks.
     expect(await refusedIn(member, '--id', 'bank-c', '--name', 'C', '--key', key)).toMatch(
       /the validator right is for a member that runs a node .*: give its key with --node-key/,
