@@ -147,7 +147,7 @@ export function readNodeConfig(file: string): NodeConfig {
     if (c[name] !== undefined) bad(name, `given once: in the config or in ${name}File, not both`)
     const path =
       typeof named === 'string' && named.trim() !== '' ? named : bad(`${name}File`, 'the path of a key file (JSON with secretKey)')
-    c[name] = readSecretKeyFile(isAbsolute(path) ? path : join(dirname(resolve(file)), path), `${name}File of ${file}`)
+    c[name] = readSecretKeyFile(pathFrom(file, path), `${name}File of ${file}`)
   }
   if (!key(c.nodeKey)) bad('nodeKey', 'a 32-byte secret as 0x and 64 hex digits (or nodeKeyFile: the path of a key file)')
   if (c.validatorKey !== undefined && !key(c.validatorKey))
@@ -256,6 +256,11 @@ function keptFromOthers(mode: number, path: string, what: string, orElse: string
   if ((mode & 0o077) !== 0) {
     throw new Error(`${what} is open to other users (mode ${mode.toString(8).padStart(3, '0')}): run chmod 600 ${path}${orElse}`)
   }
+}
+
+/** `path` as a config (or key file) at `file` names it: relative to the file's directory. */
+export function pathFrom(file: string, path: string): string {
+  return isAbsolute(path) ? path : join(dirname(resolve(file)), path)
 }
 
 /** A file that is not JSON; its message never quotes the file. */

@@ -22,7 +22,10 @@ import {
   genesisToJson,
   isAddress,
   keyPairFromSecret,
+  MEMBER_ID,
+  MEMBER_NAME_MAX_BYTES,
   parseGenesis,
+  RIGHT_NAMES,
   to0x,
   toHex,
 } from '@loopchain/core'
@@ -33,18 +36,13 @@ import { readJsonFile, readSecretKeyFile } from './config.js'
 /** What a member card's `format` says: a card of another form is refused, not guessed at. */
 export const MEMBER_CARD_FORMAT = 'loopchain-member/1'
 
-/**
- * The rights a card may ask for (the genesis's names, in the order of their bits in core's
- * `Right`: 1, 2, 4, 8, 16); without `--rights`, what a validating institution needs.
- */
-const RIGHT_NAMES = ['validator', 'member-node', 'issuer', 'deployer', 'observer'] as const
+/** Without `--rights`, what a validating institution needs (the names: core's `RIGHT_NAMES`). */
 const DEFAULT_RIGHTS = ['validator', 'member-node']
 
-/** A member's id and name, as the genesis holds them. */
-const MEMBER_ID = /^[a-z0-9][a-z0-9-]{0,63}$/
+/** A member's name as the genesis holds it (its id: core's `MEMBER_ID`). */
 const nameFits = (name: string) =>
   name.trim() !== '' &&
-  new TextEncoder().encode(name).length <= 128 &&
+  new TextEncoder().encode(name).length <= MEMBER_NAME_MAX_BYTES &&
   !/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(name)
 /** What a card holds: anything else (a secret under another name, say) is refused, not carried along. */
 const CARD_FIELDS = ['format', 'id', 'name', 'address', 'publicKey', 'nodeKey', 'peerId', 'rights', 'power']
@@ -98,14 +96,13 @@ export async function member(args: string[]): Promise<void> {
   const id = flag(args, 'id') ?? fail('member needs --id ID (lower-case letters, digits or dashes, e.g. bank-a)')
   if (!MEMBER_ID.test(id)) fail(`--id ${id} must be 1-64 lower-case letters, digits or dashes, starting with a letter or digit`)
   const name = flag(args, 'name') ?? fail('member needs --name NAME (the institution as people know it)')
-  if (!nameFits(name)) fail('--name must be 1 to 128 bytes of text')
+  if (!nameFits(name)) fail(`--name must be 1 to ${MEMBER_NAME_MAX_BYTES} bytes of text`)
   const keyFile = flag(args, 'key') ?? fail("member needs --key FILE: the institution's account key (loopchain keys new --out FILE)")
   const publicKey = publicKeyOf(keyFile, 'the account key file')
   const nodeFile = flag(args, 'node-key')
   const nodeKey = nodeFile === undefined ? undefined : publicKeyOf(nodeFile, 'the node key file')
   const rights = (flag(args, 'rights') ?? DEFAULT_RIGHTS.join(',')).split(',').map((r) => r.trim())
-  for (const r of rights)
-    if (!(RIGHT_NAMES as readonly string[]).includes(r)) fail(`--rights: '${r}' is not a right; the rights are ${RIGHT_NAMES.join(', ')}`)
+  for (const r of rights) if (!RIGHT_NAMES.includes(r)) fail(`--rights: '${r}' is not a right; the rights are ${RIGHT_NAMES.join(', ')}`)
   if (new Set(rights).size !== rights.length) fail('--rights names a right twice')
   if (nodeKey !== undefined && toHex(nodeKey) === toHex(publicKey))
     fail('--node-key is the account key: a node needs a key of its own (loopchain keys new --out node.json)')
@@ -156,7 +153,7 @@ function readCard(file: string, peerIdOf: (nodeKey: Uint8Array) => string): Memb
     bad(`${extra} is not a field of a member card (it holds ${CARD_FIELDS.join(', ')}; a card made by hand may carry what must stay home)`)
   if (typeof c.id !== 'string' || !MEMBER_ID.test(c.id))
     bad('id must be 1-64 lower-case letters, digits or dashes, starting with a letter or digit')
-  if (typeof c.name !== 'string' || !nameFits(c.name)) bad('name must be 1 to 128 bytes of text')
+  if (typeof c.name !== 'string' || !nameFits(c.name)) bad(`name must be 1 to ${MEMBER_NAME_MAX_BYTES} bytes of text`)
   if (typeof c.publicKey !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(c.publicKey)) bad('publicKey must be 0x and 64 hex digits')
   if (!isAddress(c.address) || c.address !== accountAddress(fromHex(c.publicKey as string))) bad("address is not its publicKey's address")
   if (!Array.isArray(c.rights) || !c.rights.every((r) => typeof r === 'string')) bad('rights must be a list of rights')
@@ -276,7 +273,8 @@ export async function genesisCheck(args: string[]): Promise<void> {
     fail(`the genesis ${file} cannot be used: ${(e as Error).message}`)
   }
   const { peerIdFromNodePublicKey } = await import('@loopchain/node')
-  const rightNames = (bits: number) => RIGHT_NAMES.filter((_, i) => (bits & (1 << i)) !== 0)
+  // The file's own form for what it spells out (rights by name, parameters); hashes, keys and peer ids added.
+  const json = genesisToJson(g) as { members: { rights: string[] }[]; params: unknown }
   const summary = {
     file: resolve(file),
     chainId: g.chainId,
@@ -288,16 +286,16 @@ export async function genesisCheck(args: string[]): Promise<void> {
       address: v.address,
       power: v.power,
     })),
-    members: g.members.map((m) => ({
+    members: g.members.map((m, i) => ({
       id: m.id,
       name: m.name,
       address: m.address,
-      rights: rightNames(m.rights),
+      rights: json.members[i]?.rights,
       ...(m.nodeKey ? { nodeKey: to0x(m.nodeKey), peerId: peerIdFromNodePublicKey(m.nodeKey) } : {}),
     })),
     balances: g.balances.map((b) => ({ address: b.address, amount: b.amount.toString() })),
     // The chain's parameters as the file sets them: what an edit before publishing changed.
-    params: (genesisToJson(g) as { params: unknown }).params,
+    params: json.params,
   }
   process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`)
 }

@@ -34,7 +34,7 @@ import type { NodeLogger } from '@loopchain/node'
 import { nativeCrypto, verifiesWithSodium } from '@loopchain/node/client'
 import { certExport, certIssue, certRenew, certRevoke, certVerify } from './cert.js'
 import { checkArgs, fail, flag, wholeFlag, writeNewFile } from './cli.js'
-import { type NodeConfig, readNodeConfig } from './config.js'
+import { type NodeConfig, pathFrom, readNodeConfig } from './config.js'
 import { genesisCheck, genesis as genesisFromCards, member } from './consortium.js'
 import { COMMAND_FLAGS, HELP, helpFor } from './help.js'
 import { status } from './status.js'
@@ -221,8 +221,7 @@ async function start(args: string[]): Promise<void> {
   const parent = Number(process.env.LOOPCHAIN_PARENT_PID) || process.ppid
   const file = flag(args, 'config') ?? fail('start needs --config FILE')
   if (!existsSync(file)) fail(`no config at ${file}`)
-  const base = dirname(resolve(file))
-  const at = (p: string) => (isAbsolute(p) ? p : join(base, p))
+  const at = (p: string) => pathFrom(file, p)
   let config: NodeConfig
   try {
     config = readNodeConfig(file)
@@ -236,7 +235,7 @@ async function start(args: string[]): Promise<void> {
   } catch (e) {
     fail(`the genesis ${genesisFile} (from ${file}) cannot be used: ${(e as Error).message}`)
   }
-  const log = jsonLogger(base.split('/').pop() ?? 'node')
+  const log = jsonLogger(dirname(resolve(file)).split('/').pop() ?? 'node')
   // A promise nobody awaited (here or in a library) is a bug to fix, not a reason to take a
   // validator down: it is logged with its stack and the node goes on. A synchronous exception
   // still ends the process; the WAL and the atomic block writes make the restart safe.

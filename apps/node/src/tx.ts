@@ -5,7 +5,6 @@
  * nonce, sign, send, and print the hash or (with --wait) the receipt.
  */
 import { readFileSync } from 'node:fs'
-import { dirname, isAbsolute, join, resolve } from 'node:path'
 import {
   type Address,
   callDataCodec,
@@ -36,7 +35,7 @@ import {
 } from '@loopchain/core'
 import { type Json, nativeCrypto, paramsFromJson, valueFromJson } from '@loopchain/node/client'
 import { DEFAULT_RPC, fail, flag, rpcCall } from './cli.js'
-import { readJsonFile, readSecretKeyFile } from './config.js'
+import { pathFrom, readJsonFile, readSecretKeyFile } from './config.js'
 
 /** Steps a transfer declares by default: exactly what it uses, the fixed base cost (it carries no data and runs no code). */
 const TRANSFER_STEP_LIMIT = STEP_COSTS.base
@@ -79,9 +78,8 @@ export function readKey(file: string): KeyPair {
   }
   // A node config whose validator key is kept in a file of its own.
   if (secret === undefined && typeof j.validatorKeyFile === 'string') {
-    const path = isAbsolute(j.validatorKeyFile) ? j.validatorKeyFile : join(dirname(resolve(file)), j.validatorKeyFile)
     try {
-      secret = readSecretKeyFile(path, `validatorKeyFile of ${file}`)
+      secret = readSecretKeyFile(pathFrom(file, j.validatorKeyFile), `validatorKeyFile of ${file}`)
     } catch (e) {
       fail((e as Error).message)
     }

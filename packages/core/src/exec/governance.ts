@@ -10,7 +10,7 @@ import { decode, encode, uvarint } from '../codec/codec.js'
 import { bytesEqual } from '../codec/hex.js'
 import type { Value } from '../codec/value.js'
 import { type Address, isAddress } from '../crypto/address.js'
-import { ApprovalRule, type ChainParams, Right } from '../ledger/genesis.js'
+import { ApprovalRule, type ChainParams, MEMBER_ID, Right } from '../ledger/genesis.js'
 import type { EventLog } from '../ledger/receipt.js'
 import { makeValidatorSet, type Validator, type ValidatorSet, ValidatorSetError, validatorSetCodec } from '../ledger/validators.js'
 import { type AbiMethod, type AbiParam, type AbiType, checkParams, type ScoreAbi } from '../score/abi.js'
@@ -106,7 +106,6 @@ export const GOVERNANCE_ABI: ScoreAbi = Object.freeze({
   events: Object.freeze(Object.create(null)),
 })
 
-const MEMBER_ID = /^[a-z0-9][a-z0-9-]{0,63}$/
 const STATUS_NAMES = ['open', 'executed', 'rejected', 'failed'] as const
 const RULE_NAMES = ['majority-of-validators', 'two-thirds-of-validators', 'any-validator'] as const
 

@@ -47,6 +47,13 @@ const RIGHT_JSON: Record<string, number> = {
   deployer: Right.Deployer,
   observer: Right.Observer,
 }
+/** The rights' names in a genesis file (and in the CLI), in the order of their bits. */
+export const RIGHT_NAMES: readonly string[] = Object.freeze(Object.keys(RIGHT_JSON))
+
+/** A member's id: what the genesis and governance's `addMember` take. */
+export const MEMBER_ID = /^[a-z0-9][a-z0-9-]{0,63}$/
+/** The longest member name, in UTF-8 bytes. */
+export const MEMBER_NAME_MAX_BYTES = 128
 
 /** A member institution. */
 export interface Member {
@@ -160,7 +167,7 @@ const paramsCodec = struct('ChainParams', {
 /** Codec of {@link Member}. */
 export const memberCodec: Codec<Member> = struct('Member', {
   id: string(64),
-  name: string(128),
+  name: string(MEMBER_NAME_MAX_BYTES),
   address,
   nodeKey: option(fixedBytes(32)),
   rights: u8,
@@ -204,7 +211,7 @@ export function validateGenesis(g: Genesis): Genesis {
   const byAddress = new Map<string, Member>()
   const nodeKeys = new Map<string, string>()
   g.members.forEach((m, i) => {
-    if (!/^[a-z0-9][a-z0-9-]{0,63}$/.test(m.id)) throw new GenesisError(`members[${i}].id`, 'must be lower-case letters, digits or dashes')
+    if (!MEMBER_ID.test(m.id)) throw new GenesisError(`members[${i}].id`, 'must be lower-case letters, digits or dashes')
     if (ids.has(m.id)) throw new GenesisError(`members[${i}].id`, `repeats ${m.id}`)
     if (byAddress.has(m.address)) throw new GenesisError(`members[${i}].address`, `repeats ${m.address}`)
     if (m.rights < 0 || m.rights > 31) throw new GenesisError(`members[${i}].rights`, 'has unknown bits')
