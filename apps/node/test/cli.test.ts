@@ -662,13 +662,19 @@ describe('loopchain CLI', () => {
       expect(refused({ ...withFiles, nodeKeyFile: join(dir, 'absent.json') })).toMatch(
         /^loopchain: the key file .*absent\.json \(nodeKeyFile of .*config\.json\) cannot be read: ENOENT/,
       )
-      // A key file that is not JSON: the message says so without quoting the file (V8's would quote the secret).
-      writeFileSync(join(dir, 'broken.json'), `{"secretKey": ${nodeKey.slice(2)}}`, { mode: 0o600 })
+      // A key file that is not JSON: the message says so without quoting the file (V8's would quote
+      // the secret). The secret is written after a letter, so V8's message is one that quotes it.
+      writeFileSync(join(dir, 'broken.json'), `{"secretKey": x${nodeKey.slice(2)}}`, { mode: 0o600 })
       const broken = refused({ ...withFiles, nodeKeyFile: join(dir, 'broken.json') })
       expect(broken).toMatch(
-        /broken\.json \(nodeKeyFile of .*\) is not JSON \((at character \d+; )?the parser’s message is not shown: it quotes the file\)\n$/,
+        /broken\.json \(nodeKeyFile of .*\) is not JSON \(the parser’s message is not shown: it quotes the file\)\n$/,
       )
       expect(broken).not.toContain(nodeKey.slice(2, 8))
+      // A message of grammar alone quotes nothing, and is shown.
+      writeFileSync(join(dir, 'broken.json'), '{"secretKey": 1e}', { mode: 0o600 })
+      expect(refused({ ...withFiles, nodeKeyFile: join(dir, 'broken.json') })).toMatch(
+        /broken\.json \(nodeKeyFile of .*\) is not JSON: Exponent part is missing a number in JSON at position 16\n$/,
+      )
       const noSecret = keyFile('public.json', { publicKey: good.nodeKey }, 0o600)
       expect(refused({ ...withFiles, nodeKeyFile: noSecret })).toMatch(
         /public\.json \(nodeKeyFile of .*\) has no secretKey \(0x and 64 hex digits\); make one with: loopchain keys new --out FILE\n$/,
