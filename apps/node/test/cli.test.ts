@@ -666,9 +666,7 @@ describe('loopchain CLI', () => {
       // the secret). The secret is written after a letter, so V8's message is one that quotes it.
       writeFileSync(join(dir, 'broken.json'), `{"secretKey": x${nodeKey.slice(2)}}`, { mode: 0o600 })
       const broken = refused({ ...withFiles, nodeKeyFile: join(dir, 'broken.json') })
-      expect(broken).toMatch(
-        /broken\.json \(nodeKeyFile of .*\) is not JSON \(the parser’s message is not shown: it quotes the file\)\n$/,
-      )
+      expect(broken).toMatch(/broken\.json \(nodeKeyFile of .*\) is not JSON \(the parser’s message is not shown: it quotes the file\)\n$/)
       expect(broken).not.toContain(nodeKey.slice(2, 8))
       // A message of grammar alone quotes nothing, and is shown.
       writeFileSync(join(dir, 'broken.json'), '{"secretKey": 1e}', { mode: 0o600 })
