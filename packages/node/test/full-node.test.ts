@@ -19,6 +19,7 @@ import {
   type Commit,
   concatBytes,
   consensusMessageCodec,
+  DEFAULT_TIMEOUTS,
   decode,
   encode,
   type Genesis,
@@ -54,6 +55,7 @@ import {
   SplitKVStore,
   STORE_FORMAT,
   silentLogger,
+  stallWarningMs,
 } from '../src/index.js'
 import { decodeConsensusMessage } from '../src/p2p/consensus-gossip.js'
 import { idle, nextBlock, testGenesis, testKey, testMessage, testTransfer } from './fixtures/test-chain.js'
@@ -1236,5 +1238,86 @@ describe('full node (one process, LevelDB on disk)', () => {
       expect(count).toBeLessThanOrEqual(top)
       expect(metric(n, 'loopchain_commit_latency_ms_sum') / count).toBeLessThan(30_000)
     }
+  })
+
+  it('a height without a block for three rounds: each node warns, naming the validators it heard nothing from, and says when the height has its block', async () => {
+    const keys = [0, 1, 2, 3].map((i) => key(`stall validator ${i}`))
+    const g = genesis(keys, { timeoutProposeMs: 200, timeoutVoteMs: 100, timeoutDeltaMs: 50 })
+    const after = stallWarningMs({
+      ...DEFAULT_TIMEOUTS,
+      proposeMs: 200,
+      prevoteMs: 100,
+      precommitMs: 100,
+      proposeDeltaMs: 50,
+      prevoteDeltaMs: 50,
+      precommitDeltaMs: 50,
+    })
+    expect(after).toBe(400 + 550 + 700)
+    const said: { node: number; level: 'warn' | 'info'; msg: string; f: Record<string, unknown>; at: number }[] = []
+    const logger = (node: number) => ({
+      debug() {},
+      error() {},
+      info: (msg: string, f: Record<string, unknown> = {}) => void said.push({ node, level: 'info', msg, f, at: Date.now() }),
+      warn: (msg: string, f: Record<string, unknown> = {}) => void said.push({ node, level: 'warn', msg, f, at: Date.now() }),
+    })
+    const stalled = (node: number) => said.filter((s) => s.node === node && s.msg.startsWith('consensus: no block for this height yet'))
+    const all = await Promise.all(
+      keys.map((k, i) => open(g, k.secretKey, undefined, { logger: logger(i), timeouts: { rebroadcastMs: 300, rebroadcastDeltaMs: 0 } })),
+    )
+    const running = new Set<FullNode>()
+    all.forEach((n, i) => {
+      n.attachNetwork({
+        publishConsensus: (bytes) => {
+          for (const m of running) if (m !== n) setTimeout(() => m.receiveConsensus(bytes, `peer-${i}`), 1)
+        },
+        memberConnections: () => running.size - 1,
+      })
+    })
+    // Two of four: half the power, no quorum. Both start height 1 and cannot end it.
+    const started = Date.now()
+    for (const n of all.slice(0, 2)) {
+      running.add(n)
+      await n.submit(transfer(0))
+      n.start()
+    }
+    await vi.waitFor(() => expect(stalled(0).length + stalled(1).length).toBe(2), { timeout: 10_000, interval: 50 })
+    const order = g.validators.validators.map((v) => v.address)
+    const inOrder = (ks: typeof keys) => order.filter((a) => ks.some((k) => k.address === a))
+    for (const i of [0, 1]) {
+      const [w] = stalled(i)
+      expect(w?.level).toBe('warn')
+      expect(w?.at).toBeGreaterThanOrEqual(started + after)
+      expect(w?.f).toMatchObject({
+        height: 1,
+        heard: inOrder(keys.slice(0, 2)),
+        silent: inOrder(keys.slice(2)),
+        powerHeard: 2,
+        totalPower: 4,
+        memberNodesConnected: 1,
+      })
+      expect(w?.f.seconds).toBeGreaterThanOrEqual(1)
+    }
+    expect(all[0]?.height).toBe(0)
+
+    // The other two come back: the re-sent messages start the height there, and it ends.
+    for (const n of all.slice(2)) {
+      running.add(n)
+      n.start()
+    }
+    await Promise.all(all.map((n) => nextBlock(n, (b) => b.block.transactions.length > 0, 20_000)))
+    await idle(all)
+    for (const i of [0, 1]) {
+      const back = said.filter((s) => s.node === i && s.msg === 'consensus: the height that had no block has one now')
+      expect(back).toHaveLength(1)
+      expect(back[0]?.f).toMatchObject({ height: 1, via: 'consensus' })
+      // Warned once (the repeat is a minute away), and no more after the block.
+      expect(stalled(i)).toHaveLength(1)
+    }
+    // The late two started height 1 from the others' messages and ended it within rounds: no warning.
+    for (const i of [2, 3]) expect(said.filter((s) => s.node === i && s.msg.startsWith('consensus: no block'))).toEqual([])
+    // The next heights end at once: no further warning anywhere.
+    await all[0]?.submit(transfer(1))
+    await Promise.all(all.map((n) => nextBlock(n, (b) => b.block.transactions.length > 0, 20_000)))
+    expect(said.filter((s) => s.msg.startsWith('consensus: no block'))).toHaveLength(2)
   })
 })

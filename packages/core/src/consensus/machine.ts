@@ -172,6 +172,12 @@ export interface ConsensusStatus {
 export interface Consensus {
   handle(input: ConsensusInput): ConsensusOutput[]
   status(): ConsensusStatus
+  /**
+   * The validators whose signed votes or proposals for the height in progress reached the machine,
+   * in any round, its own included, in the set's order: a driver names the others when a height
+   * does not end.
+   */
+  heard(): Address[]
 }
 
 /**
@@ -250,6 +256,12 @@ class Machine implements Consensus {
       validRound: this.validRound,
       verifications: this.verifications,
     }
+  }
+
+  heard(): Address[] {
+    const seen = new Set<number>()
+    for (const rs of this.rounds.values()) for (const i of rs.senders) seen.add(i)
+    return this.validators.validators.filter((_, i) => seen.has(i)).map((v) => v.address)
   }
 
   handle(input: ConsensusInput): ConsensusOutput[] {

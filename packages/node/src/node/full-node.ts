@@ -41,6 +41,7 @@ import {
   concatBytes,
   consensusMessageCodec,
   createConsensus,
+  DEFAULT_TIMEOUTS,
   DecodeError,
   decode,
   decodeBlock,
@@ -116,6 +117,8 @@ export interface NodeNetwork {
    * undecodable bytes): a member's node only passes on what it pooled, so this is the peer's fault.
    */
   reportPeer?(peer: string, code: string): void
+  /** How many member institutions' nodes this node is connected to (for the warning of a height without a block). */
+  memberConnections?(): number
 }
 
 /** Options of {@link FullNode.open}. */
@@ -267,6 +270,21 @@ const CACHED_SENDERS = 100_000
  */
 export const MAX_PROPOSED_BLOCK_BYTES = 4 * 1024 * 1024 - 512 * 1024
 
+/** After the first warning that a height has no block, how often it is repeated while it has none. */
+export const STALL_REPEAT_MS = 60_000
+
+/**
+ * How long a height may go without a block before the node warns: three rounds of `t` (each
+ * round's propose, prevote and precommit timeouts, growing by their deltas). A failed leader costs
+ * one round, so a height that a live quorum works on ends well within it.
+ */
+export function stallWarningMs(t: TimeoutConfig): number {
+  let ms = 0
+  for (let r = 0; r < 3; r++)
+    ms += t.proposeMs + t.prevoteMs + t.precommitMs + r * (t.proposeDeltaMs + t.prevoteDeltaMs + t.precommitDeltaMs)
+  return ms
+}
+
 /** Most a proposed block's timestamp may run ahead of this node's clock. */
 const MAX_CLOCK_DRIFT_MS = 30_000
 
@@ -324,6 +342,12 @@ export class FullNode {
   /** When a message too far ahead last asked for block sync (see {@link receiveConsensus}). */
   private lastAheadSyncMs = Number.NEGATIVE_INFINITY
   private productionTimer: ReturnType<typeof setTimeout> | undefined
+  /** Fires while the height in progress has no block: see {@link warnStalled}. */
+  private stallTimer: ReturnType<typeof setTimeout> | undefined
+  /** How long a height may go without a block before {@link warnStalled}: three rounds of this node's timeouts. */
+  private stallAfterMs = stallWarningMs(DEFAULT_TIMEOUTS)
+  /** Warnings given for the height in progress. */
+  private stallWarnings = 0
   private stopped = false
   /** Whether {@link start} was called: before it, the node pools transactions but makes no blocks. */
   private started = false
@@ -567,20 +591,23 @@ export class FullNode {
     node.admittedMembers = admission.members
     node.warnValidatorsNotAdmitted()
     node.warnOwnKeyNotInSet()
+    const timeouts: TimeoutConfig = {
+      ...DEFAULT_TIMEOUTS,
+      proposeMs: g.params.timeoutProposeMs,
+      proposeDeltaMs: g.params.timeoutDeltaMs,
+      prevoteMs: g.params.timeoutVoteMs,
+      prevoteDeltaMs: g.params.timeoutDeltaMs,
+      precommitMs: g.params.timeoutVoteMs,
+      precommitDeltaMs: g.params.timeoutDeltaMs,
+      ...options.timeouts,
+    }
+    node.stallAfterMs = stallWarningMs(timeouts)
     node.machine = createConsensus(
       {
         networkId: g.networkId,
         crypto: node.crypto,
         hashBlock: node.hashBlockBytes,
-        timeouts: {
-          proposeMs: g.params.timeoutProposeMs,
-          proposeDeltaMs: g.params.timeoutDeltaMs,
-          prevoteMs: g.params.timeoutVoteMs,
-          prevoteDeltaMs: g.params.timeoutDeltaMs,
-          precommitMs: g.params.timeoutVoteMs,
-          precommitDeltaMs: g.params.timeoutDeltaMs,
-          ...options.timeouts,
-        },
+        timeouts,
         ...(options.validatorSecret ? { signer: { address: node.ownAddress as Address, secretKey: options.validatorSecret } } : {}),
       },
       await wal.load(),
@@ -1159,6 +1186,7 @@ export class FullNode {
     for (const t of this.consensusTimers.keys()) clearTimeout(t)
     this.consensusTimers.clear()
     if (this.productionTimer) clearTimeout(this.productionTimer)
+    if (this.stallTimer) clearTimeout(this.stallTimer)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -1185,7 +1213,43 @@ export class FullNode {
     if (this.productionTimer) clearTimeout(this.productionTimer)
     this.heightStarted = this.height + 1
     this.counters.heightStartedAtMs = this.clock()
+    this.stallWarnings = 0
+    if (this.stallTimer) clearTimeout(this.stallTimer)
+    this.stallTimer = setTimeout(() => this.warnStalled(), this.stallAfterMs)
     this.enqueue({ type: 'start-height', height: this.height + 1, validators: this.validatorsAt(this.height + 1) })
+  }
+
+  /**
+   * The height in progress has had no block for {@link stallAfterMs} (then each further
+   * {@link STALL_REPEAT_MS}): says so, naming the validators that have sent nothing for it. A
+   * height ends within a round or two when more than two thirds of the power can talk; past three,
+   * too many validators are stopped, cut off or behind, and an operator needs to know which.
+   */
+  private warnStalled(): void {
+    this.stallTimer = undefined
+    if (this.stopped || this.heightStarted <= this.height) return
+    const st = this.machine.status()
+    const set = this.validatorsAt(this.heightStarted).validators
+    const heard = new Set(this.machine.heard())
+    const power = (vs: readonly Validator[]) => vs.reduce((p, v) => p + v.power, 0)
+    const total = power(set)
+    const connected = this.network?.memberConnections?.()
+    this.stallWarnings++
+    this.log.warn(
+      'consensus: no block for this height yet. A block needs the votes of validators holding more than two thirds of the power; those named silent have sent nothing for this height (stopped, unreachable from here, or behind)',
+      {
+        height: this.heightStarted,
+        round: st.round,
+        step: st.step,
+        seconds: Math.round((this.clock() - this.counters.heightStartedAtMs) / 1000),
+        heard: set.filter((v) => heard.has(v.address)).map((v) => v.address),
+        silent: set.filter((v) => !heard.has(v.address)).map((v) => v.address),
+        powerHeard: power(set.filter((v) => heard.has(v.address))),
+        totalPower: total,
+        ...(connected !== undefined ? { memberNodesConnected: connected } : {}),
+      },
+    )
+    this.stallTimer = setTimeout(() => this.warnStalled(), STALL_REPEAT_MS)
   }
 
   private enqueue(input: Parameters<Consensus['handle']>[0]): void {
@@ -1540,6 +1604,10 @@ export class FullNode {
       stored()
     }
     this.resultPending = block.transactions.length > 0
+    if (this.stallTimer && this.heightStarted <= block.header.height) {
+      clearTimeout(this.stallTimer)
+      this.stallTimer = undefined
+    }
     for (const [t, height] of this.consensusTimers)
       if (height <= block.header.height) {
         clearTimeout(t)
@@ -1577,6 +1645,15 @@ export class FullNode {
       executeMs: Math.round(t1 - t0),
       storeMs: Math.round(t2 - t1),
     })
+    if (this.stallWarnings > 0 && block.header.height === this.heightStarted) {
+      this.stallWarnings = 0
+      this.log.info('consensus: the height that had no block has one now', {
+        height: block.header.height,
+        round: commit.round,
+        seconds: Math.round((this.lastCommitMs - c.heightStartedAtMs) / 1000),
+        via,
+      })
+    }
     this.network?.publishHeader?.(encode(signedHeaderCodec, { header: block.header, commit }))
     const committed: CommittedBlock = { block, hash, commit, receipts: ex.receipts, result: ex.result }
     for (const f of this.listeners) {

@@ -9,6 +9,8 @@ export {
   type NodeStore,
   type RememberingCrypto,
   rememberingCrypto,
+  STALL_REPEAT_MS,
+  stallWarningMs,
 } from './full-node.js'
 export { blockToJson, headerToJson, paramsFromJson, receiptToJson, transactionToJson, valueFromJson, valueToJson } from './json.js'
 export { checkHeaderGossip, fullNodeLightBackend, LIGHT_NON_MEMBERS, serveLightClients } from './light-server.js'

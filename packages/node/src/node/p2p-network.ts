@@ -402,6 +402,7 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
       publish('header', data)
     },
     requestSync: (peer, _height, poll) => void sync(peer, poll),
+    memberConnections: () => new Set(host.connections().flatMap((c) => (isMember(c.peerId) ? [c.peerId] : []))).size,
     reportPeer: (peer, code) => {
       // A few can be a peer's bug; a stream of them is an attack: banned at the tenth in a minute.
       const now = Date.now()
