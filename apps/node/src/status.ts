@@ -1,6 +1,7 @@
 /**
  * `loopchain status`: a node's view of its chain (`lc_getNetworkInfo`) as JSON, and with `--watch`
- * one line every two seconds — height, block sync under way (blocks a second, time left), pool —
+ * one line every two seconds — height, block sync under way (blocks a second, time left), a height
+ * that has had no block past three rounds of timeouts (for how long, and which validators are silent), pool —
  * for following a node that catches up, until Ctrl-C. A node that does not answer (not started
  * yet, restarting) is said so on its line, and watched on.
  */
@@ -20,6 +21,15 @@ interface NetworkInfo {
     readonly blocksPerSecond?: number
     readonly secondsLeft?: number | null
   }
+  readonly consensus?: {
+    readonly height?: number
+    readonly seconds?: number
+    readonly stalled?: boolean
+    readonly heard?: readonly string[]
+    readonly silentMembers?: readonly string[]
+    readonly powerHeard?: number
+    readonly totalPower?: number
+  } | null
 }
 
 const count = (n: number) => n.toLocaleString('en-US')
@@ -31,12 +41,19 @@ export function humanSeconds(s: number): string {
   return `${Math.floor(s / 3600)} h${Math.floor((s % 3600) / 60) ? ` ${Math.floor((s % 3600) / 60)} min` : ''}`
 }
 
-/** One line of a node's state, for `status --watch` and after the JSON of `status` while it syncs. */
+/** One line of a node's state, for `status --watch` and after the JSON of `status` while it syncs or a height stalls. */
 export function statusLine(info: NetworkInfo): string {
   const height = info.height ?? 0
   const sync = info.sync ?? {}
   const role = info.role ? `${info.role}, ` : ''
   const pool = `${count(info.mempool ?? 0)} waiting in the pool`
+  const c = info.consensus
+  if (!sync.syncing && c?.stalled) {
+    const heard = c.heard?.length ?? 0
+    const of = heard + (c.silentMembers?.length ?? 0)
+    const silent = c.silentMembers?.length ? `; silent: ${c.silentMembers.join(', ')}` : ''
+    return `${role}height ${count(height)}, no block for height ${count(c.height ?? height + 1)} in ${humanSeconds(c.seconds ?? 0)}: heard from ${heard} of ${of} validators (power ${c.powerHeard ?? 0} of ${c.totalPower ?? 0}; a block needs more than two thirds)${silent}; ${pool}`
+  }
   if (!sync.syncing) return `${role}height ${count(height)}, in step with its peers; ${pool}`
   const target = Math.max(sync.target ?? height, height)
   const rate = sync.blocksPerSecond ?? 0
@@ -54,7 +71,7 @@ export async function status(args: string[]): Promise<void> {
   if (!args.includes('--watch')) {
     const info = (await rpcCall(url, 'lc_getNetworkInfo')) as NetworkInfo
     process.stdout.write(`${JSON.stringify(info, null, 2)}\n`)
-    if (info.sync?.syncing) process.stderr.write(`${statusLine(info)}\n`)
+    if (info.sync?.syncing || info.consensus?.stalled) process.stderr.write(`${statusLine(info)}\n`)
     return
   }
   for (;;) {

@@ -39,6 +39,27 @@ describe('loopchain status: the line --watch prints', () => {
     ).toBe('observer, height 0, asking its peers how far the chain is; 0 waiting in the pool')
   })
 
+  it('says a height that has had no block past three rounds is stalled: for how long, what was heard, and who is silent', () => {
+    const consensus = {
+      height: 24,
+      seconds: 100,
+      stalled: true,
+      heard: ['hx57a3', 'hxe36b'],
+      silentMembers: ['institution-2', 'institution-3'],
+      powerHeard: 2,
+      totalPower: 4,
+    }
+    const sync = { target: 23, syncing: false, blocksPerSecond: 0, secondsLeft: null }
+    expect(statusLine({ height: 23, role: 'validator', mempool: 1, sync, consensus })).toBe(
+      'validator, height 23, no block for height 24 in 1 min 40 s: heard from 2 of 4 validators (power 2 of 4; a block needs more than two thirds); silent: institution-2, institution-3; 1 waiting in the pool',
+    )
+    // Not yet past the three rounds, or idle: in step.
+    expect(statusLine({ height: 23, mempool: 1, sync, consensus: { ...consensus, seconds: 3, stalled: false } })).toBe(
+      'height 23, in step with its peers; 1 waiting in the pool',
+    )
+    expect(statusLine({ height: 23, mempool: 0, sync, consensus: null })).toBe('height 23, in step with its peers; 0 waiting in the pool')
+  })
+
   it('reads durations as a person would', () => {
     expect([0, 59, 60, 200, 3599, 3600, 3660, 7500].map(humanSeconds)).toEqual([
       '0 s',

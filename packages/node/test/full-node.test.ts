@@ -1291,6 +1291,7 @@ describe('full node (one process, LevelDB on disk)', () => {
         height: 1,
         heard: inOrder(keys.slice(0, 2)),
         silent: inOrder(keys.slice(2)),
+        silentMembers: inOrder(keys.slice(2)).map((a) => `bank-${keys.findIndex((k) => k.address === a)}`),
         powerHeard: 2,
         totalPower: 4,
         memberNodesConnected: 1,
@@ -1298,6 +1299,20 @@ describe('full node (one process, LevelDB on disk)', () => {
       expect(w?.f.seconds).toBeGreaterThanOrEqual(1)
     }
     expect(all[0]?.height).toBe(0)
+    // lc_getNetworkInfo shows the same, in seconds.
+    const info = async (n: FullNode) =>
+      (await nodeRpcMethods(n)
+        .find((m) => m.name === 'lc_getNetworkInfo')
+        ?.handler({}, { client: 'test' })) as { consensus: Record<string, unknown> | null }
+    expect((await info(all[0] as FullNode)).consensus).toMatchObject({
+      height: 1,
+      stalled: true,
+      heard: inOrder(keys.slice(0, 2)),
+      silent: inOrder(keys.slice(2)),
+      powerHeard: 2,
+      totalPower: 4,
+    })
+    expect((await info(all[0] as FullNode)).consensus?.seconds).toBeGreaterThanOrEqual(1)
 
     // The other two come back: the re-sent messages start the height there, and it ends.
     for (const n of all.slice(2)) {
@@ -1315,9 +1330,11 @@ describe('full node (one process, LevelDB on disk)', () => {
     }
     // The late two started height 1 from the others' messages and ended it within rounds: no warning.
     for (const i of [2, 3]) expect(said.filter((s) => s.node === i && s.msg.startsWith('consensus: no block'))).toEqual([])
-    // The next heights end at once: no further warning anywhere.
+    // The next heights end at once: no further warning anywhere. Idle, no height is in progress.
     await all[0]?.submit(transfer(1))
     await Promise.all(all.map((n) => nextBlock(n, (b) => b.block.transactions.length > 0, 20_000)))
+    await idle(all)
     expect(said.filter((s) => s.msg.startsWith('consensus: no block'))).toHaveLength(2)
+    expect((await info(all[0] as FullNode)).consensus).toBeNull()
   })
 })

@@ -121,6 +121,25 @@ export interface NodeNetwork {
   memberConnections?(): number
 }
 
+/** What {@link FullNode.consensusProgress} tells of the height in progress. */
+export interface ConsensusProgress {
+  readonly height: number
+  readonly round: number
+  readonly step: string
+  /** Milliseconds since this node started the height. */
+  readonly ms: number
+  /** Whether `ms` is past {@link stallWarningMs} of this node's timeouts: too little of the power is at work. */
+  readonly stalled: boolean
+  /** Validators whose votes or proposals for this height reached this node, its own included (the set's order). */
+  readonly heard: readonly Address[]
+  /** The set's other validators. */
+  readonly silent: readonly Address[]
+  /** The member ids of {@link silent}, in its order ("(not a member)" for a validator without a member record). */
+  readonly silentMembers: readonly string[]
+  readonly powerHeard: number
+  readonly totalPower: number
+}
+
 /** Options of {@link FullNode.open}. */
 export interface FullNodeOptions {
   /** Directory of the node's LevelDB database. */
@@ -467,6 +486,8 @@ export class FullNode {
   private admitted: ReadonlySet<string> = new Set()
   /** The accounts of the members whose node {@link admitted} holds. */
   private admittedMembers: ReadonlySet<string> = new Set()
+  /** Every member's id by its address, as the committed state holds them (read with admission). */
+  private memberIds: ReadonlyMap<string, string> = new Map()
   private readonly admissionListeners = new Set<() => void>()
   private readonly log: NodeLogger
   private readonly clock: () => number
@@ -589,6 +610,7 @@ export class FullNode {
     const admission = await node.readAdmission()
     node.admitted = admission.keys
     node.admittedMembers = admission.members
+    node.memberIds = admission.ids
     node.warnValidatorsNotAdmitted()
     node.warnOwnKeyNotInSet()
     const timeouts: TimeoutConfig = {
@@ -762,19 +784,21 @@ export class FullNode {
     )
   }
 
-  private async readAdmission(): Promise<{ keys: Set<string>; members: Set<string> }> {
+  private async readAdmission(): Promise<{ keys: Set<string>; members: Set<string>; ids: Map<string, string> }> {
     const keys = new Set<string>()
     const members = new Set<string>()
+    const ids = new Map<string, string>()
     const list = await this.tree.get(MEMBER_LIST_KEY)
     for (const a of list === undefined ? [] : decode(memberListCodec, list)) {
       const raw = await this.tree.get(memberKey(a))
       const record = raw === undefined ? undefined : decode(memberRecordCodec, raw)
+      if (record) ids.set(a, record.id)
       if (admitsNode(record)) {
         keys.add(toHex(record.nodeKey))
         members.add(a)
       }
     }
-    return { keys, members }
+    return { keys, members, ids }
   }
 
   /** After a block that called governance: takes the admitted node keys from the new state, and tells listeners if they changed. */
@@ -785,6 +809,7 @@ export class FullNode {
       next = read.keys
       const notBefore = this.validatorsNotAdmitted.join()
       this.admittedMembers = read.members
+      this.memberIds = read.ids
       if (this.validatorsNotAdmitted.join() !== notBefore) this.warnValidatorsNotAdmitted()
     } catch (e) {
       // The block is committed; admission stays as it was until the next governance block reads it.
@@ -1074,6 +1099,35 @@ export class FullNode {
   }
 
   /**
+   * The height this node works on past its tip, while it has one: its round and step, how long it
+   * has run (`ms`), whether that is past the time a height needs with a quorum at work (`stalled`,
+   * see {@link stallWarningMs}), the validators whose votes or proposals for it reached this node
+   * and those that sent nothing (with their member ids), and the power of the first against the
+   * set's. Undefined while the node waits for something to propose (an idle chain) or is not started.
+   */
+  consensusProgress(): ConsensusProgress | undefined {
+    if (!this.started || this.heightStarted <= this.height) return undefined
+    const st = this.machine.status()
+    const set = this.validatorsAt(this.heightStarted).validators
+    const heard = new Set(this.machine.heard())
+    const power = (vs: readonly Validator[]) => vs.reduce((p, v) => p + v.power, 0)
+    const ms = Math.max(0, this.clock() - this.counters.heightStartedAtMs)
+    const silent = set.filter((v) => !heard.has(v.address))
+    return {
+      height: this.heightStarted,
+      round: st.round,
+      step: st.step,
+      ms,
+      stalled: ms >= this.stallAfterMs,
+      heard: set.filter((v) => heard.has(v.address)).map((v) => v.address),
+      silent: silent.map((v) => v.address),
+      silentMembers: silent.map((v) => this.memberIds.get(v.address) ?? '(not a member)'),
+      powerHeard: power(set) - power(silent),
+      totalPower: power(set),
+    }
+  }
+
+  /**
    * Prometheus text-format metrics: height, consensus round, blocks and transactions committed,
    * leader changes (blocks that needed more than round 0), mempool size, commit latency.
    * `extra` adds figures, each with its help text, gauges unless `type` says `counter` (the CLI
@@ -1227,25 +1281,22 @@ export class FullNode {
    */
   private warnStalled(): void {
     this.stallTimer = undefined
-    if (this.stopped || this.heightStarted <= this.height) return
-    const st = this.machine.status()
-    const set = this.validatorsAt(this.heightStarted).validators
-    const heard = new Set(this.machine.heard())
-    const power = (vs: readonly Validator[]) => vs.reduce((p, v) => p + v.power, 0)
-    const total = power(set)
+    const p = this.consensusProgress()
+    if (this.stopped || p === undefined) return
     const connected = this.network?.memberConnections?.()
     this.stallWarnings++
     this.log.warn(
       'consensus: no block for this height yet. A block needs the votes of validators holding more than two thirds of the power; those named silent have sent nothing for this height (stopped, unreachable from here, or behind)',
       {
-        height: this.heightStarted,
-        round: st.round,
-        step: st.step,
-        seconds: Math.round((this.clock() - this.counters.heightStartedAtMs) / 1000),
-        heard: set.filter((v) => heard.has(v.address)).map((v) => v.address),
-        silent: set.filter((v) => !heard.has(v.address)).map((v) => v.address),
-        powerHeard: power(set.filter((v) => heard.has(v.address))),
-        totalPower: total,
+        height: p.height,
+        round: p.round,
+        step: p.step,
+        seconds: Math.round(p.ms / 1000),
+        heard: p.heard,
+        silent: p.silent,
+        silentMembers: p.silentMembers,
+        powerHeard: p.powerHeard,
+        totalPower: p.totalPower,
         ...(connected !== undefined ? { memberNodesConnected: connected } : {}),
       },
     )

@@ -1,6 +1,7 @@
 /** The full node runtime: consensus driver, proposals, validation, execution and storage. */
 export {
   type CommittedBlock,
+  type ConsensusProgress,
   FullNode,
   type FullNodeOptions,
   MAX_PROPOSED_BLOCK_BYTES,

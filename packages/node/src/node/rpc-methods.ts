@@ -29,7 +29,7 @@ import type { NodeHost } from '../p2p/host.js'
 import { KeyedBuckets } from '../rpc/buckets.js'
 import { type Json, RpcError, RpcErrorCode, type RpcMethod } from '../rpc/json-rpc.js'
 import { certificateFileOf, certificateStatusOf, genesisResult } from './certificates.js'
-import type { CommittedBlock, FullNode } from './full-node.js'
+import type { CommittedBlock, ConsensusProgress, FullNode } from './full-node.js'
 import { blockToJson, headerToJson, paramsFromJson, receiptToJson, transactionToJson, valueToJson } from './json.js'
 import { memberPeerIds } from './p2p-network.js'
 
@@ -244,6 +244,13 @@ export function syncProgress(node: Pick<FullNode, 'height' | 'syncTarget' | 'syn
     blocksPerSecond: rate,
     secondsLeft: syncing && rate > 0 ? Math.ceil((target - node.height) / rate) : null,
   }
+}
+
+/** The height in progress as `lc_getNetworkInfo` shows it ({@link FullNode.consensusProgress}, in seconds); null while idle. */
+export function consensusProgressJson(p: ConsensusProgress | undefined): Json {
+  if (p === undefined) return null
+  const { ms, ...rest } = p
+  return { ...rest, heard: [...p.heard], silent: [...p.silent], silentMembers: [...p.silentMembers], seconds: Math.floor(ms / 1000) }
 }
 
 async function receiptOf(node: FullNode, hashHex: string): Promise<Json | undefined> {
@@ -602,7 +609,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
     {
       name: 'lc_getNetworkInfo',
       summary:
-        'Chain identity and this node’s view: chain id, network id, genesis hash, height, role (validator; standby: it holds a validator key the latest set does not name; observer), block sync (height, target, blocks a second and seconds left while behind), pool size; with a network, its peer id, whether its state admits it to the members’ topics, how many member nodes it admits, the validators whose node it does not admit (they cannot vote over the network), and its circuit relay for light clients (slots in use; its limits on each relayed connection and on the connections between two addresses; the attempts it refused past the latter; null when it runs none).',
+        'Chain identity and this node’s view: chain id, network id, genesis hash, height, role (validator; standby: it holds a validator key the latest set does not name; observer), block sync (height, target, blocks a second and seconds left while behind), pool size; with a network, its peer id, whether its state admits it to the members’ topics, how many member nodes it admits, the validators whose node it does not admit (they cannot vote over the network), and its circuit relay for light clients (slots in use; its limits on each relayed connection and on the connections between two addresses; the attempts it refused past the latter; null when it runs none); and the height in progress (consensus: its height, round and step, the seconds since this node started it, stalled when that is past three rounds of timeouts, the validators heard from for it and the silent ones with their member ids, the power heard and the total; null while the chain is idle).',
       params: [],
       result: { name: 'info', schema: { type: 'object' } },
       handler: () => ({
@@ -617,6 +624,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
         ...(peers ? { peerId: peers.peerId, admitted: memberPeerIds(node).has(peers.peerId), relay: peers.relay() ?? null } : {}),
         memberNodes: node.admittedNodeKeys.size,
         validatorsNotAdmitted: node.validatorsNotAdmitted,
+        consensus: consensusProgressJson(node.consensusProgress()),
       }),
     },
     ...(peers
