@@ -27,6 +27,7 @@ interface NetworkInfo {
     readonly stalled?: boolean
     readonly heard?: readonly string[]
     readonly silentMembers?: readonly string[]
+    readonly notConnectedMembers?: readonly string[]
     readonly powerHeard?: number
     readonly totalPower?: number
   } | null
@@ -52,7 +53,9 @@ export function statusLine(info: NetworkInfo): string {
     const heard = c.heard?.length ?? 0
     const of = heard + (c.silentMembers?.length ?? 0)
     const silent = c.silentMembers?.length ? `; silent: ${c.silentMembers.join(', ')}` : ''
-    return `${role}height ${count(height)}, no block for height ${count(c.height ?? height + 1)} in ${humanSeconds(c.seconds ?? 0)}: heard from ${heard} of ${of} validators (power ${c.powerHeard ?? 0} of ${c.totalPower ?? 0}; a block needs more than two thirds)${silent}; ${pool}`
+    const cut = c.notConnectedMembers?.length ? `; no connection to the node of: ${c.notConnectedMembers.join(', ')}` : ''
+    const why = silent || cut ? `${silent}${cut}` : '; every validator heard and connected: their votes do not agree yet'
+    return `${role}height ${count(height)}, no block for height ${count(c.height ?? height + 1)} in ${humanSeconds(c.seconds ?? 0)}: heard from ${heard} of ${of} validators (power ${c.powerHeard ?? 0} of ${c.totalPower ?? 0}; a block needs more than two thirds)${why}; ${pool}`
   }
   if (!sync.syncing) return `${role}height ${count(height)}, in step with its peers; ${pool}`
   const target = Math.max(sync.target ?? height, height)

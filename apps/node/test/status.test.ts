@@ -53,6 +53,27 @@ describe('loopchain status: the line --watch prints', () => {
     expect(statusLine({ height: 23, role: 'validator', mempool: 1, sync, consensus })).toBe(
       'validator, height 23, no block for height 24 in 1 min 40 s: heard from 2 of 4 validators (power 2 of 4; a block needs more than two thirds); silent: institution-2, institution-3; 1 waiting in the pool',
     )
+    // Validators that voted and then stopped: heard, but their nodes are gone.
+    expect(
+      statusLine({
+        height: 23,
+        mempool: 1,
+        sync,
+        consensus: { ...consensus, heard: ['a', 'b', 'c', 'd'], silentMembers: [], powerHeard: 4, notConnectedMembers: ['institution-2'] },
+      }),
+    ).toBe(
+      'height 23, no block for height 24 in 1 min 40 s: heard from 4 of 4 validators (power 4 of 4; a block needs more than two thirds); no connection to the node of: institution-2; 1 waiting in the pool',
+    )
+    expect(
+      statusLine({
+        height: 23,
+        mempool: 1,
+        sync,
+        consensus: { ...consensus, heard: ['a', 'b', 'c', 'd'], silentMembers: [], powerHeard: 4 },
+      }),
+    ).toBe(
+      'height 23, no block for height 24 in 1 min 40 s: heard from 4 of 4 validators (power 4 of 4; a block needs more than two thirds); every validator heard and connected: their votes do not agree yet; 1 waiting in the pool',
+    )
     // Not yet past the three rounds, or idle: in step.
     expect(statusLine({ height: 23, mempool: 1, sync, consensus: { ...consensus, seconds: 3, stalled: false } })).toBe(
       'height 23, in step with its peers; 1 waiting in the pool',

@@ -25,6 +25,7 @@ import {
   type Genesis,
   getAccount,
   type KeyPair,
+  makeValidatorSet,
   messageHeight,
   prefixRange,
   proposerOf,
@@ -32,6 +33,7 @@ import {
   signVote,
   type Transaction,
   to0x,
+  toHex,
   transactionCodec,
   transactionHash,
   utf8,
@@ -52,6 +54,7 @@ import {
   type NodeError,
   nativeCrypto,
   nodeRpcMethods,
+  roundsWithQuorum,
   SplitKVStore,
   STORE_FORMAT,
   silentLogger,
@@ -1240,19 +1243,26 @@ describe('full node (one process, LevelDB on disk)', () => {
     }
   })
 
-  it('a height without a block for three rounds: each node warns, naming the validators it heard nothing from, and says when the height has its block', async () => {
+  it('a height without a block for three rounds: each validator warns, naming those it heard nothing from and whose node it cannot reach, and says when the height has its block', async () => {
     const keys = [0, 1, 2, 3].map((i) => key(`stall validator ${i}`))
-    const g = genesis(keys, { timeoutProposeMs: 200, timeoutVoteMs: 100, timeoutDeltaMs: 50 })
+    const nodeKeys = [0, 1, 2, 3].map((i) => key(`stall node ${i}`))
+    const base = genesis(keys, { timeoutProposeMs: 300, timeoutVoteMs: 150, timeoutDeltaMs: 75 })
+    const g: Genesis = {
+      ...base,
+      members: base.members.map((m) => ({ ...m, nodeKey: nodeKeys[keys.findIndex((k) => k.address === m.address)]?.publicKey })),
+    }
+    // Four validators of power 1: one may be down, so three rounds.
+    expect(roundsWithQuorum(g.validators)).toBe(3)
     const after = stallWarningMs({
       ...DEFAULT_TIMEOUTS,
-      proposeMs: 200,
-      prevoteMs: 100,
-      precommitMs: 100,
-      proposeDeltaMs: 50,
-      prevoteDeltaMs: 50,
-      precommitDeltaMs: 50,
+      proposeMs: 300,
+      prevoteMs: 150,
+      precommitMs: 150,
+      proposeDeltaMs: 75,
+      prevoteDeltaMs: 75,
+      precommitDeltaMs: 75,
     })
-    expect(after).toBe(400 + 550 + 700)
+    expect(after).toBe(600 + 825 + 1050)
     const said: { node: number; level: 'warn' | 'info'; msg: string; f: Record<string, unknown>; at: number }[] = []
     const logger = (node: number) => ({
       debug() {},
@@ -1271,6 +1281,7 @@ describe('full node (one process, LevelDB on disk)', () => {
           for (const m of running) if (m !== n) setTimeout(() => m.receiveConsensus(bytes, `peer-${i}`), 1)
         },
         memberConnections: () => running.size - 1,
+        connectedToNode: (hex) => [...running].some((m) => toHex(nodeKeys[all.indexOf(m)]?.publicKey as Uint8Array) === hex),
       })
     })
     // Two of four: half the power, no quorum. Both start height 1 and cannot end it.
@@ -1292,6 +1303,7 @@ describe('full node (one process, LevelDB on disk)', () => {
         heard: inOrder(keys.slice(0, 2)),
         silent: inOrder(keys.slice(2)),
         silentMembers: inOrder(keys.slice(2)).map((a) => `bank-${keys.findIndex((k) => k.address === a)}`),
+        notConnected: inOrder(keys.slice(2)),
         powerHeard: 2,
         totalPower: 4,
         memberNodesConnected: 1,
@@ -1336,5 +1348,38 @@ describe('full node (one process, LevelDB on disk)', () => {
     await idle(all)
     expect(said.filter((s) => s.msg.startsWith('consensus: no block'))).toHaveLength(2)
     expect((await info(all[0] as FullNode)).consensus).toBeNull()
+  })
+
+  it('an observer that starts a height from its own pool, which no validator works on, does not call it stalled', async () => {
+    const keys = [0, 1].map((i) => key(`quiet validator ${i}`))
+    const g = genesis(keys, { timeoutProposeMs: 100, timeoutVoteMs: 50, timeoutDeltaMs: 25 })
+    const warned: string[] = []
+    const logger = { debug() {}, info() {}, error() {}, warn: (m: string) => void warned.push(m) }
+    const observer = await open(g, undefined, undefined, { logger })
+    observer.attachNetwork({ publishConsensus: () => undefined, connectedToNode: () => false })
+    await observer.submit(transfer(0))
+    observer.start()
+    const after = stallWarningMs({
+      ...DEFAULT_TIMEOUTS,
+      proposeMs: 100,
+      prevoteMs: 50,
+      precommitMs: 50,
+      proposeDeltaMs: 25,
+      prevoteDeltaMs: 25,
+      precommitDeltaMs: 25,
+    })
+    await new Promise((r) => setTimeout(r, after + 500))
+    expect(observer.consensusProgress()).toMatchObject({ height: 1, stalled: false, heard: [], powerHeard: 0 })
+    expect(warned.filter((m) => m.startsWith('consensus: no block'))).toEqual([])
+  })
+
+  it('gives a height more rounds before it warns when more validators may be down with a quorum still at work', () => {
+    const set = (powers: number[]) =>
+      makeValidatorSet(powers.map((power, i) => ({ address: key(`rounds ${i}`).address, publicKey: key(`rounds ${i}`).publicKey, power })))
+    expect(roundsWithQuorum(set([1]))).toBe(3)
+    expect(roundsWithQuorum(set([1, 1, 1, 1]))).toBe(3) // one may be down
+    expect(roundsWithQuorum(set([1, 1, 1, 1, 1, 1, 1]))).toBe(4) // two
+    expect(roundsWithQuorum(set(Array(10).fill(1)))).toBe(5) // three
+    expect(roundsWithQuorum(set([10, 1, 1, 1]))).toBe(5) // the three small ones (10 of 13 is more than two thirds)
   })
 })

@@ -278,6 +278,30 @@ describe('message checks', () => {
     expect(m.status().verifications).toBe(before + 1)
   })
 
+  it('tells whom it heard at the height in progress: a proposal, its own vote, a vote of another; not a forged one; a new height starts with no one', () => {
+    const me = follower(1, 0)
+    const other = follower(1, 0, me)
+    const inSetOrder = (is: number[]) => set.validators.filter((_, i) => is.includes(i)).map((x) => x.address)
+    const m = machine(me)
+    feed(m, start())
+    expect(m.heard()).toEqual([])
+    // The leader's proposal, and this validator's prevote for it.
+    const outs = feed(m, msg(proposalMsg(leader(1, 0), 1, 0, utf8('block 1/0'))))
+    expect(votesOut(outs).map((x) => x.validator)).toEqual([v[me]?.address])
+    expect(m.heard()).toEqual(inSetOrder([leader(1, 0), me]))
+    // A vote in another's name with a broken signature is not hearing from it.
+    const good = voteMsg(other, VoteType.Prevote, 1, 0, sha256(utf8('block 1/0')))
+    if (good.kind !== 'vote') throw new Error()
+    const sig = good.vote.signature.slice()
+    sig[0] = (sig[0] as number) ^ 1
+    feed(m, msg({ kind: 'vote', vote: { vote: good.vote.vote, signature: sig } }))
+    expect(m.heard()).toEqual(inSetOrder([leader(1, 0), me]))
+    feed(m, msg(good))
+    expect(m.heard()).toEqual(inSetOrder([leader(1, 0), me, other]))
+    feed(m, start(2))
+    expect(m.heard()).toEqual([])
+  })
+
   it('ignores a duplicate vote without verifying it again', () => {
     const m = machine(0)
     feed(m, start())

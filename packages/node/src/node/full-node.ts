@@ -53,6 +53,7 @@ import {
   genesisHash,
   genesisHeader,
   getAccount,
+  isQuorum,
   type KVStore,
   keyPairFromSecret,
   LoopchainError,
@@ -77,6 +78,7 @@ import {
   type Transaction,
   TxError,
   toHex,
+  totalPower,
   transactionCodec,
   transactionHash,
   transactionsRoot,
@@ -119,23 +121,39 @@ export interface NodeNetwork {
   reportPeer?(peer: string, code: string): void
   /** How many member institutions' nodes this node is connected to (for the warning of a height without a block). */
   memberConnections?(): number
+  /** Whether this node has a connection to the node whose key (hex) this is. */
+  connectedToNode?(nodeKeyHex: string): boolean
 }
 
 /** What {@link FullNode.consensusProgress} tells of the height in progress. */
 export interface ConsensusProgress {
   readonly height: number
   readonly round: number
+  /** The machine's step; `starting` until it has taken the height up. */
   readonly step: string
   /** Milliseconds since this node started the height. */
   readonly ms: number
-  /** Whether `ms` is past {@link stallWarningMs} of this node's timeouts: too little of the power is at work. */
+  /**
+   * Whether the height has run past the time it takes with a quorum at work ({@link stallWarningMs}),
+   * while this node is not behind its peers and the height is the network's (this node votes in
+   * it, or a validator has sent something for it; an observer's own pooled transaction alone
+   * starts a height nobody else works on).
+   */
   readonly stalled: boolean
-  /** Validators whose votes or proposals for this height reached this node, its own included (the set's order). */
+  /** Validators whose signed votes or proposals for this height this node holds, its own included (the set's order). */
   readonly heard: readonly Address[]
-  /** The set's other validators. */
+  /** The set's other validators: nothing from them for this height. */
   readonly silent: readonly Address[]
   /** The member ids of {@link silent}, in its order ("(not a member)" for a validator without a member record). */
   readonly silentMembers: readonly string[]
+  /**
+   * Validators (not this node's own) whose member node, admitted by its node key, this node has no
+   * connection to; absent without a network that can tell. A validator may have voted before its
+   * node stopped: this is the list that shows it.
+   */
+  readonly notConnected?: readonly Address[]
+  /** The member ids of {@link notConnected}, in its order. */
+  readonly notConnectedMembers?: readonly string[]
   readonly powerHeard: number
   readonly totalPower: number
 }
@@ -293,15 +311,32 @@ export const MAX_PROPOSED_BLOCK_BYTES = 4 * 1024 * 1024 - 512 * 1024
 export const STALL_REPEAT_MS = 60_000
 
 /**
- * How long a height may go without a block before the node warns: three rounds of `t` (each
- * round's propose, prevote and precommit timeouts, growing by their deltas). A failed leader costs
- * one round, so a height that a live quorum works on ends well within it.
+ * How long a height may go without a block before the node warns: `rounds` rounds of `t` (each
+ * round's propose, prevote and precommit timeouts, growing by their deltas; the machine's
+ * `base + delta · round`). See {@link roundsWithQuorum}.
  */
-export function stallWarningMs(t: TimeoutConfig): number {
+export function stallWarningMs(t: TimeoutConfig, rounds = 3): number {
   let ms = 0
-  for (let r = 0; r < 3; r++)
+  for (let r = 0; r < rounds; r++)
     ms += t.proposeMs + t.prevoteMs + t.precommitMs + r * (t.proposeDeltaMs + t.prevoteDeltaMs + t.precommitDeltaMs)
   return ms
+}
+
+/**
+ * The rounds a height can take while validators holding more than two thirds of `set`'s power
+ * are at work: each of the others may lead a round in turn and fail it, and one more round ends
+ * the height; at least three (a failed leader, and one to spare).
+ */
+export function roundsWithQuorum(set: ValidatorSet): number {
+  const total = totalPower(set)
+  let rest = total
+  let down = 0
+  for (const p of set.validators.map((v) => v.power).sort((a, b) => a - b)) {
+    if (!isQuorum(rest - p, total)) break
+    rest -= p
+    down++
+  }
+  return Math.max(3, down + 2)
 }
 
 /** Most a proposed block's timestamp may run ahead of this node's clock. */
@@ -363,7 +398,9 @@ export class FullNode {
   private productionTimer: ReturnType<typeof setTimeout> | undefined
   /** Fires while the height in progress has no block: see {@link warnStalled}. */
   private stallTimer: ReturnType<typeof setTimeout> | undefined
-  /** How long a height may go without a block before {@link warnStalled}: three rounds of this node's timeouts. */
+  /** This node's consensus timeouts (the genesis's, or the options'). */
+  private timeouts: TimeoutConfig = DEFAULT_TIMEOUTS
+  /** How long the height in progress may go without a block before {@link warnStalled} (set as it starts). */
   private stallAfterMs = stallWarningMs(DEFAULT_TIMEOUTS)
   /** Warnings given for the height in progress. */
   private stallWarnings = 0
@@ -488,6 +525,8 @@ export class FullNode {
   private admittedMembers: ReadonlySet<string> = new Set()
   /** Every member's id by its address, as the committed state holds them (read with admission). */
   private memberIds: ReadonlyMap<string, string> = new Map()
+  /** The node key (hex) of each member whose node is admitted, by the member's address. */
+  private memberNodeKeys: ReadonlyMap<string, string> = new Map()
   private readonly admissionListeners = new Set<() => void>()
   private readonly log: NodeLogger
   private readonly clock: () => number
@@ -611,6 +650,7 @@ export class FullNode {
     node.admitted = admission.keys
     node.admittedMembers = admission.members
     node.memberIds = admission.ids
+    node.memberNodeKeys = admission.nodeKeys
     node.warnValidatorsNotAdmitted()
     node.warnOwnKeyNotInSet()
     const timeouts: TimeoutConfig = {
@@ -623,7 +663,7 @@ export class FullNode {
       precommitDeltaMs: g.params.timeoutDeltaMs,
       ...options.timeouts,
     }
-    node.stallAfterMs = stallWarningMs(timeouts)
+    node.timeouts = timeouts
     node.machine = createConsensus(
       {
         networkId: g.networkId,
@@ -784,10 +824,16 @@ export class FullNode {
     )
   }
 
-  private async readAdmission(): Promise<{ keys: Set<string>; members: Set<string>; ids: Map<string, string> }> {
+  private async readAdmission(): Promise<{
+    keys: Set<string>
+    members: Set<string>
+    ids: Map<string, string>
+    nodeKeys: Map<string, string>
+  }> {
     const keys = new Set<string>()
     const members = new Set<string>()
     const ids = new Map<string, string>()
+    const nodeKeys = new Map<string, string>()
     const list = await this.tree.get(MEMBER_LIST_KEY)
     for (const a of list === undefined ? [] : decode(memberListCodec, list)) {
       const raw = await this.tree.get(memberKey(a))
@@ -796,9 +842,10 @@ export class FullNode {
       if (admitsNode(record)) {
         keys.add(toHex(record.nodeKey))
         members.add(a)
+        nodeKeys.set(a, toHex(record.nodeKey))
       }
     }
-    return { keys, members, ids }
+    return { keys, members, ids, nodeKeys }
   }
 
   /** After a block that called governance: takes the admitted node keys from the new state, and tells listeners if they changed. */
@@ -810,6 +857,7 @@ export class FullNode {
       const notBefore = this.validatorsNotAdmitted.join()
       this.admittedMembers = read.members
       this.memberIds = read.ids
+      this.memberNodeKeys = read.nodeKeys
       if (this.validatorsNotAdmitted.join() !== notBefore) this.warnValidatorsNotAdmitted()
     } catch (e) {
       // The block is committed; admission stays as it was until the next governance block reads it.
@@ -1100,28 +1148,44 @@ export class FullNode {
 
   /**
    * The height this node works on past its tip, while it has one: its round and step, how long it
-   * has run (`ms`), whether that is past the time a height needs with a quorum at work (`stalled`,
-   * see {@link stallWarningMs}), the validators whose votes or proposals for it reached this node
-   * and those that sent nothing (with their member ids), and the power of the first against the
-   * set's. Undefined while the node waits for something to propose (an idle chain) or is not started.
+   * has run (`ms`), whether it has stalled (see {@link ConsensusProgress.stalled}), the validators
+   * whose votes or proposals for it this node holds and those it has nothing from, the validators
+   * whose node it has no connection to (each with their member ids), and the power heard against
+   * the set's. Undefined while the node waits for something to propose (an idle chain) or is not started.
    */
   consensusProgress(): ConsensusProgress | undefined {
     if (!this.started || this.heightStarted <= this.height) return undefined
     const st = this.machine.status()
+    // Between the height's start and the machine taking it up, the machine still shows the last one.
+    const taken = st.height === this.heightStarted
     const set = this.validatorsAt(this.heightStarted).validators
-    const heard = new Set(this.machine.heard())
+    const heard = new Set(taken ? this.machine.heard() : [])
     const power = (vs: readonly Validator[]) => vs.reduce((p, v) => p + v.power, 0)
     const ms = Math.max(0, this.clock() - this.counters.heightStartedAtMs)
     const silent = set.filter((v) => !heard.has(v.address))
+    const connected = this.network?.connectedToNode
+    const notConnected =
+      connected === undefined
+        ? undefined
+        : set.filter((v) => {
+            const key = this.memberNodeKeys.get(v.address)
+            return v.address !== this.ownAddress && key !== undefined && !connected(key)
+          })
+    // Behind its peers (as far as they said), this node's height is not the network's. One that
+    // could ask no peer yet is not known to be behind: cut off, it should say so.
+    const behind = this.syncTarget > this.height
+    const ours = set.some((v) => v.address === this.ownAddress) || set.some((v) => v.address !== this.ownAddress && heard.has(v.address))
+    const id = (v: Validator) => this.memberIds.get(v.address) ?? '(not a member)'
     return {
       height: this.heightStarted,
-      round: st.round,
-      step: st.step,
+      round: taken ? st.round : 0,
+      step: taken ? st.step : 'starting',
       ms,
-      stalled: ms >= this.stallAfterMs,
+      stalled: ms >= this.stallAfterMs && !behind && ours,
       heard: set.filter((v) => heard.has(v.address)).map((v) => v.address),
       silent: silent.map((v) => v.address),
-      silentMembers: silent.map((v) => this.memberIds.get(v.address) ?? '(not a member)'),
+      silentMembers: silent.map(id),
+      ...(notConnected ? { notConnected: notConnected.map((v) => v.address), notConnectedMembers: notConnected.map(id) } : {}),
       powerHeard: power(set) - power(silent),
       totalPower: power(set),
     }
@@ -1269,38 +1333,45 @@ export class FullNode {
     this.counters.heightStartedAtMs = this.clock()
     this.stallWarnings = 0
     if (this.stallTimer) clearTimeout(this.stallTimer)
+    this.stallAfterMs = stallWarningMs(this.timeouts, roundsWithQuorum(this.validatorsAt(this.heightStarted)))
     this.stallTimer = setTimeout(() => this.warnStalled(), this.stallAfterMs)
     this.enqueue({ type: 'start-height', height: this.height + 1, validators: this.validatorsAt(this.height + 1) })
   }
 
   /**
    * The height in progress has had no block for {@link stallAfterMs} (then each further
-   * {@link STALL_REPEAT_MS}): says so, naming the validators that have sent nothing for it. A
-   * height ends within a round or two when more than two thirds of the power can talk; past three,
-   * too many validators are stopped, cut off or behind, and an operator needs to know which.
+   * {@link STALL_REPEAT_MS}): if it has stalled ({@link ConsensusProgress.stalled}), says so, naming
+   * the validators this node has nothing from for it and those whose node it cannot reach. A height
+   * ends within a few rounds when more than two thirds of the power can talk; past that, validators
+   * are stopped, cut off or behind, or their votes do not agree, and an operator needs to know which.
    */
   private warnStalled(): void {
     this.stallTimer = undefined
     const p = this.consensusProgress()
     if (this.stopped || p === undefined) return
+    this.stallTimer = setTimeout(() => this.warnStalled(), STALL_REPEAT_MS)
+    if (!p.stalled) return
     const connected = this.network?.memberConnections?.()
     this.stallWarnings++
+    const named = p.silent.length > 0 || (p.notConnected?.length ?? 0) > 0
     this.log.warn(
-      'consensus: no block for this height yet. A block needs the votes of validators holding more than two thirds of the power; those named silent have sent nothing for this height (stopped, unreachable from here, or behind)',
+      named
+        ? 'consensus: no block for this height yet. A block needs votes from validators holding more than two thirds of the power: this node has nothing for this height from those named silent, and no connection to the nodes of those named notConnected (stopped, cut off from this node, or behind; or this node is cut off)'
+        : "consensus: no block for this height yet, though every validator has sent something for it and every validator's node is connected: their votes do not agree yet (a proposal some of them refuse, or clocks too far apart), or validators stopped after voting; see their own logs",
       {
         height: p.height,
         round: p.round,
         step: p.step,
-        seconds: Math.round(p.ms / 1000),
+        seconds: Math.floor(p.ms / 1000),
         heard: p.heard,
         silent: p.silent,
         silentMembers: p.silentMembers,
+        ...(p.notConnected ? { notConnected: p.notConnected, notConnectedMembers: p.notConnectedMembers } : {}),
         powerHeard: p.powerHeard,
         totalPower: p.totalPower,
         ...(connected !== undefined ? { memberNodesConnected: connected } : {}),
       },
     )
-    this.stallTimer = setTimeout(() => this.warnStalled(), STALL_REPEAT_MS)
   }
 
   private enqueue(input: Parameters<Consensus['handle']>[0]): void {
@@ -1701,7 +1772,7 @@ export class FullNode {
       this.log.info('consensus: the height that had no block has one now', {
         height: block.header.height,
         round: commit.round,
-        seconds: Math.round((this.lastCommitMs - c.heightStartedAtMs) / 1000),
+        seconds: Math.floor((this.lastCommitMs - c.heightStartedAtMs) / 1000),
         via,
       })
     }

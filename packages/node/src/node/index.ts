@@ -10,6 +10,7 @@ export {
   type NodeStore,
   type RememberingCrypto,
   rememberingCrypto,
+  roundsWithQuorum,
   STALL_REPEAT_MS,
   stallWarningMs,
 } from './full-node.js'

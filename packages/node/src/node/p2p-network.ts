@@ -403,6 +403,10 @@ export async function connectNode(node: FullNode, opts: NodeNetworkOptions): Pro
     },
     requestSync: (peer, _height, poll) => void sync(peer, poll),
     memberConnections: () => new Set(host.connections().flatMap((c) => (isMember(c.peerId) ? [c.peerId] : []))).size,
+    connectedToNode: (hex) => {
+      const id = peerIdOfNodeKey(hex)
+      return id === host.peerId || host.connections().some((c) => c.peerId === id)
+    },
     reportPeer: (peer, code) => {
       // A few can be a peer's bug; a stream of them is an attack: banned at the tenth in a minute.
       const now = Date.now()

@@ -249,8 +249,19 @@ export function syncProgress(node: Pick<FullNode, 'height' | 'syncTarget' | 'syn
 /** The height in progress as `lc_getNetworkInfo` shows it ({@link FullNode.consensusProgress}, in seconds); null while idle. */
 export function consensusProgressJson(p: ConsensusProgress | undefined): Json {
   if (p === undefined) return null
-  const { ms, ...rest } = p
-  return { ...rest, heard: [...p.heard], silent: [...p.silent], silentMembers: [...p.silentMembers], seconds: Math.floor(ms / 1000) }
+  return {
+    height: p.height,
+    round: p.round,
+    step: p.step,
+    seconds: Math.floor(p.ms / 1000),
+    stalled: p.stalled,
+    heard: [...p.heard],
+    silent: [...p.silent],
+    silentMembers: [...p.silentMembers],
+    ...(p.notConnected ? { notConnected: [...p.notConnected], notConnectedMembers: [...(p.notConnectedMembers ?? [])] } : {}),
+    powerHeard: p.powerHeard,
+    totalPower: p.totalPower,
+  }
 }
 
 async function receiptOf(node: FullNode, hashHex: string): Promise<Json | undefined> {
@@ -609,7 +620,7 @@ export function nodeRpcMethods(node: FullNode, peers?: PeerSource, opts: NodeRpc
     {
       name: 'lc_getNetworkInfo',
       summary:
-        'Chain identity and this node’s view: chain id, network id, genesis hash, height, role (validator; standby: it holds a validator key the latest set does not name; observer), block sync (height, target, blocks a second and seconds left while behind), pool size; with a network, its peer id, whether its state admits it to the members’ topics, how many member nodes it admits, the validators whose node it does not admit (they cannot vote over the network), and its circuit relay for light clients (slots in use; its limits on each relayed connection and on the connections between two addresses; the attempts it refused past the latter; null when it runs none); and the height in progress (consensus: its height, round and step, the seconds since this node started it, stalled when that is past three rounds of timeouts, the validators heard from for it and the silent ones with their member ids, the power heard and the total; null while the chain is idle).',
+        'Chain identity and this node’s view: chain id, network id, genesis hash, height, role (validator; standby: it holds a validator key the latest set does not name; observer), block sync (height, target, blocks a second and seconds left while behind), pool size; with a network, its peer id, whether its state admits it to the members’ topics, how many member nodes it admits, the validators whose node it does not admit (they cannot vote over the network), and its circuit relay for light clients (slots in use; its limits on each relayed connection and on the connections between two addresses; the attempts it refused past the latter; null when it runs none); and the height in progress (consensus: its height, round and step, the seconds since this node started it, stalled when that is past three rounds of timeouts, the validators this node holds votes or proposals from for it (its own included) and the silent ones, the validators whose node it has no connection to, each with their member ids, the power heard and the total; null while the chain is idle).',
       params: [],
       result: { name: 'info', schema: { type: 'object' } },
       handler: () => ({
