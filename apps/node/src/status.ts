@@ -1,7 +1,7 @@
 /**
  * `loopchain status`: a node's view of its chain (`lc_getNetworkInfo`) as JSON, and with `--watch`
  * one line every two seconds — height, block sync under way (blocks a second, time left), a height
- * that has had no block past three rounds of timeouts (for how long, and which validators are silent), pool —
+ * that has stalled (for how long, which validators are silent, whose node is not connected), pool —
  * for following a node that catches up, until Ctrl-C. A node that does not answer (not started
  * yet, restarting) is said so on its line, and watched on.
  */

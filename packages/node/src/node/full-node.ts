@@ -1174,8 +1174,9 @@ export class FullNode {
     // Behind its peers (as far as they said), this node's height is not the network's. One that
     // could ask no peer yet is not known to be behind: cut off, it should say so.
     const behind = this.syncTarget > this.height
-    const ours = set.some((v) => v.address === this.ownAddress) || set.some((v) => v.address !== this.ownAddress && heard.has(v.address))
+    const ours = set.some((v) => v.address === this.ownAddress || heard.has(v.address))
     const id = (v: Validator) => this.memberIds.get(v.address) ?? '(not a member)'
+    const total = power(set)
     return {
       height: this.heightStarted,
       round: taken ? st.round : 0,
@@ -1186,8 +1187,8 @@ export class FullNode {
       silent: silent.map((v) => v.address),
       silentMembers: silent.map(id),
       ...(notConnected ? { notConnected: notConnected.map((v) => v.address), notConnectedMembers: notConnected.map(id) } : {}),
-      powerHeard: power(set) - power(silent),
-      totalPower: power(set),
+      powerHeard: total - power(silent),
+      totalPower: total,
     }
   }
 
@@ -1333,9 +1334,10 @@ export class FullNode {
     this.counters.heightStartedAtMs = this.clock()
     this.stallWarnings = 0
     if (this.stallTimer) clearTimeout(this.stallTimer)
-    this.stallAfterMs = stallWarningMs(this.timeouts, roundsWithQuorum(this.validatorsAt(this.heightStarted)))
+    const validators = this.validatorsAt(this.heightStarted)
+    this.stallAfterMs = stallWarningMs(this.timeouts, roundsWithQuorum(validators))
     this.stallTimer = setTimeout(() => this.warnStalled(), this.stallAfterMs)
-    this.enqueue({ type: 'start-height', height: this.height + 1, validators: this.validatorsAt(this.height + 1) })
+    this.enqueue({ type: 'start-height', height: this.heightStarted, validators })
   }
 
   /**
