@@ -5,7 +5,7 @@ import {
   validatePeerScoreThresholds,
 } from '@libp2p/gossipsub/score'
 import { keyPairFromSecret } from '@loopchain/core'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { readFrame } from '../src/p2p/frames.js'
 import {
   createNodeHost,
@@ -23,6 +23,7 @@ import {
   topicName,
   topicScoreParams,
 } from '../src/p2p/index.js'
+import { releasePortBlock, reservePortBlock } from '../src/testing/ports.js'
 
 async function* chunks(bytes: Uint8Array, size: number, thenHang = false): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < bytes.length; i += size) yield bytes.subarray(i, i + size)
@@ -73,6 +74,47 @@ describe('node identity', () => {
       code: 'INVALID_ADDRESS',
       message: expect.stringMatching(/^the bootstrap address \/ip4\/127\.0\.0\.1\/tcp\/x is not a multiaddr/),
     })
+  })
+
+  it('warns once of a bootstrap peer it cannot reach for warnAfterMs, and says when it reaches it', async () => {
+    const base = reservePortBlock()
+    const said: { level: string; msg: string; f: Record<string, unknown> }[] = []
+    const logger = {
+      debug() {},
+      error() {},
+      info: (msg: string, f: Record<string, unknown> = {}) => void said.push({ level: 'info', msg, f }),
+      warn: (msg: string, f: Record<string, unknown> = {}) => void said.push({ level: 'warn', msg, f }),
+    }
+    const bKey = new Uint8Array(32).fill(21)
+    const bAddr = `/ip4/127.0.0.1/tcp/${base + 1}/p2p/${await peerIdFromNodeKey(bKey)}`
+    const a = await createNodeHost({
+      chainId: 'unit',
+      nodeKey: new Uint8Array(32).fill(20),
+      isMember: () => true,
+      tcpPort: base,
+      wsPort: false,
+      bootstrap: [bAddr],
+      redial: { minBackoffMs: 50, maxBackoffMs: 100, warnAfterMs: 600 },
+      logger,
+    })
+    let b: Awaited<ReturnType<typeof createNodeHost>> | undefined
+    try {
+      const about = (m: string) => said.filter((x) => x.msg.startsWith(m))
+      await vi.waitFor(() => expect(about('cannot reach a configured peer')).toHaveLength(1), { timeout: 5_000, interval: 50 })
+      expect(about('cannot reach a configured peer')[0]).toMatchObject({ level: 'warn', f: { addr: bAddr } })
+      expect(about('cannot reach a configured peer')[0]?.f.error).toMatch(/ECONNREFUSED|connect/i)
+      // Still failing: not warned again.
+      await new Promise((r) => setTimeout(r, 800))
+      expect(about('cannot reach a configured peer')).toHaveLength(1)
+      expect(about('reached a configured peer again')).toEqual([])
+      b = await createNodeHost({ chainId: 'unit', nodeKey: bKey, isMember: () => true, tcpPort: base + 1, wsPort: false })
+      await vi.waitFor(() => expect(about('reached a configured peer again')).toHaveLength(1), { timeout: 5_000, interval: 50 })
+      expect(about('reached a configured peer again')[0]).toMatchObject({ level: 'info', f: { addr: bAddr } })
+    } finally {
+      await b?.stop()
+      await a.stop()
+      releasePortBlock(base)
+    }
   })
 
   it('rejects a node key that is not 32 bytes', async () => {

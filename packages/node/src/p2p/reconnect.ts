@@ -11,6 +11,8 @@ export interface RedialOptions {
   maxBackoffMs?: number
   /** One dial attempt gives up after this. Default 10 s. */
   dialTimeoutMs?: number
+  /** A peer not reached for this long is warned of, once until it is reached again. Default 60 s. */
+  warnAfterMs?: number
 }
 
 interface Target {
@@ -19,12 +21,18 @@ interface Target {
   backoffMs: number
   timer: ReturnType<typeof setTimeout> | undefined
   dialing: boolean
+  /** When the dials began to fail (unset while connected). */
+  failingSince: number | undefined
+  /** Whether that was warned of. */
+  warned: boolean
 }
 
 /**
  * Keeps the node connected to a fixed set of peers (validators, bootstrap nodes): dials each at
  * start, redials on disconnect, and retries failures with exponential backoff and jitter so a
- * restarted network does not dial in lock-step.
+ * restarted network does not dial in lock-step. A peer that cannot be reached for `warnAfterMs`
+ * (a peer's node down, a firewall, a wrong address in the config) is warned of once, and its
+ * return is said, so an operator sees it without debug logs.
  */
 export class Redialer {
   readonly #libp2p: Libp2p
@@ -32,6 +40,7 @@ export class Redialer {
   readonly #min: number
   readonly #max: number
   readonly #dialTimeoutMs: number
+  readonly #warnAfterMs: number
   readonly #log: NodeLogger
   readonly #banRemainingMs: (peerId: string) => number
   #stopped = false
@@ -44,6 +53,7 @@ export class Redialer {
     this.#min = opts.minBackoffMs ?? 500
     this.#max = opts.maxBackoffMs ?? 30_000
     this.#dialTimeoutMs = opts.dialTimeoutMs ?? 10_000
+    this.#warnAfterMs = opts.warnAfterMs ?? 60_000
     this.#log = log
     this.#banRemainingMs = banRemainingMs
     const self = libp2p.peerId.toString()
@@ -56,6 +66,8 @@ export class Redialer {
         backoffMs: this.#min,
         timer: undefined,
         dialing: false,
+        failingSince: undefined,
+        warned: false,
       }))
   }
 
@@ -89,6 +101,7 @@ export class Redialer {
     if (t.peerId !== undefined) {
       if (this.#libp2p.getConnections(peerIdFromString(t.peerId)).length > 0) {
         t.backoffMs = this.#min
+        this.#reached(t)
         return
       }
       const banned = this.#banRemainingMs(t.peerId)
@@ -103,14 +116,36 @@ export class Redialer {
       t.peerId = conn.remotePeer.toString()
       t.backoffMs = this.#min
       this.#log.debug('connected to a configured peer', { addr: t.addr.toString() })
+      this.#reached(t)
     } catch (err) {
       if (this.#stopped) return
       const delay = Math.round(t.backoffMs * (0.75 + Math.random() * 0.5))
       this.#log.debug('dial failed; will retry', { addr: t.addr.toString(), retryInMs: delay, error: String(err) })
+      const now = Date.now()
+      t.failingSince ??= now
+      if (!t.warned && now - t.failingSince >= this.#warnAfterMs) {
+        t.warned = true
+        this.#log.warn('cannot reach a configured peer; still trying (is its node up, and its address in bootstrap right?)', {
+          addr: t.addr.toString(),
+          seconds: Math.floor((now - t.failingSince) / 1000),
+          error: String(err),
+        })
+      }
       t.backoffMs = Math.min(t.backoffMs * 2, this.#max)
       this.#schedule(t, delay)
     } finally {
       t.dialing = false
     }
+  }
+
+  /** `t` is connected: if it was warned of, says it is back. */
+  #reached(t: Target): void {
+    if (t.warned)
+      this.#log.info('reached a configured peer again', {
+        addr: t.addr.toString(),
+        seconds: Math.floor((Date.now() - (t.failingSince ?? Date.now())) / 1000),
+      })
+    t.failingSince = undefined
+    t.warned = false
   }
 }
