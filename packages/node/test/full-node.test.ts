@@ -733,7 +733,13 @@ describe('full node (one process, LevelDB on disk)', () => {
     for (const n of both) await n.submit(transfer(0))
     const b = await nextBlock(both[0] as FullNode, (x) => x.block.transactions.length > 0, 5_000)
     expect(b.block.transactions.map((t) => t.body.nonce)).toEqual([0])
-    for (const n of both) expect((await n.account(bob.address)).balance).toBe(10n)
+    // The other validator commits the block in its own time (CI saw it a moment after the first).
+    await vi.waitFor(
+      async () => {
+        for (const n of both) expect((await n.account(bob.address)).balance).toBe(10n)
+      },
+      { timeout: 5_000, interval: 50 },
+    )
   })
 
   it('a validator whose clock is behind judges a proposal ahead of it once its clock gets there, not refusing it for the height', async () => {
