@@ -226,14 +226,22 @@ export function readNodeConfig(file: string): NodeConfig {
  * where the file was named. Throws an `Error` with a one-line message.
  */
 export function readSecretKeyFile(path: string, what: string): string {
-  let j: unknown
-  let mode: number
+  return secretKeyIn(readKeyFile(path, what), path, what)
+}
+
+/** A key file's JSON and mode, from one open file ({@link openJson}); throws an `Error` naming the file and `what` it is. */
+export function readKeyFile(path: string, what: string): { json: unknown; mode: number } {
   try {
-    ;({ json: j, mode } = openJson(path))
+    return openJson(path)
   } catch (e) {
     throw new Error(`the key file ${path} (${what}) ${e instanceof NotJson ? 'is' : 'cannot be read:'} ${(e as Error).message}`)
   }
-  keptFromOthers(mode, path, `the key file ${path} (${what})`, '')
+}
+
+/** The secret in a key file as {@link readKeyFile} read it: refused if other users may read the file, or its parts disagree. */
+export function secretKeyIn(file: { json: unknown; mode: number }, path: string, what: string): string {
+  keptFromOthers(file.mode, path, `the key file ${path} (${what})`, '')
+  const j = file.json
   const o = (typeof j === 'object' && j !== null ? j : {}) as { secretKey?: unknown; publicKey?: unknown; address?: unknown }
   if (typeof o.secretKey !== 'string' || !/^0x[0-9a-fA-F]{64}$/.test(o.secretKey))
     throw new Error(`the key file ${path} (${what}) has no secretKey (0x and 64 hex digits); make one with: loopchain keys new --out FILE`)

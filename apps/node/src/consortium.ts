@@ -31,7 +31,7 @@ import {
 } from '@loopchain/core'
 import { nativeCrypto } from '@loopchain/node/client'
 import { fail, flag, writeNewFile } from './cli.js'
-import { readJsonFile, readSecretKeyFile } from './config.js'
+import { readJsonFile, readKeyFile, secretKeyIn } from './config.js'
 
 /** What a member card's `format` says: a card of another form is refused, not guessed at. */
 export const MEMBER_CARD_FORMAT = 'loopchain-member/1'
@@ -66,20 +66,24 @@ export interface MemberCard {
 
 /**
  * The public key in a key file: derived from its `secretKey` (a file other users may not read,
- * see {@link readSecretKeyFile}), or its `publicKey` when it holds only the public part (what
+ * see {@link secretKeyIn}), or its `publicKey` when it holds only the public part (what
  * `keys new --out` prints). `address`, when there, must be the key's.
  */
 function publicKeyOf(file: string, what: string): Uint8Array {
-  let j: { secretKey?: unknown; publicKey?: unknown; address?: unknown }
+  let read: { json: unknown; mode: number }
   try {
-    const v = readJsonFile(file)
-    j = typeof v === 'object' && v !== null ? (v as typeof j) : {}
+    read = readKeyFile(file, what)
   } catch (e) {
-    fail(`cannot read ${what} ${file}: ${(e as Error).message}`)
+    fail((e as Error).message)
+  }
+  const j = (typeof read.json === 'object' && read.json !== null ? read.json : {}) as {
+    secretKey?: unknown
+    publicKey?: unknown
+    address?: unknown
   }
   if (j.secretKey !== undefined) {
     try {
-      return keyPairFromSecret(fromHex(readSecretKeyFile(file, what)), nativeCrypto).publicKey
+      return keyPairFromSecret(fromHex(secretKeyIn(read, file, what)), nativeCrypto).publicKey
     } catch (e) {
       fail((e as Error).message)
     }

@@ -810,6 +810,19 @@ describe('after a quorum loss', () => {
     const hash = await zero().submit(testTransfer(37, alice, vs[1]?.address as Address, 1, 1n))
     await new Promise((r) => setTimeout(r, 3_000))
     expect(zero().mempool.has(hash)).toBe(true) // not committed
+    // Over real sockets the node tells whose node it has lost, and whom it hears: not stalled yet
+    // (3 s is less than three rounds of the default timeouts).
+    const inSetOrder = (is: number[]) => g.validators.validators.map((v) => v.address).filter((a) => is.some((i) => vs[i]?.address === a))
+    await vi.waitFor(() =>
+      expect(zero().consensusProgress()).toMatchObject({
+        height: zero().height + 1,
+        stalled: false,
+        heard: inSetOrder([0, 3]),
+        silent: inSetOrder([1, 2]),
+        notConnected: inSetOrder([1, 2]),
+        notConnectedMembers: inSetOrder([1, 2]).map((a) => g.members.find((m) => m.address === a)?.id),
+      }),
+    )
 
     // Back up, with empty pools: they learn of the stalled height only from the re-sent messages,
     // which gossip dropped as already seen for two minutes before they were marked as re-sends.

@@ -402,8 +402,8 @@ export class FullNode {
   private timeouts: TimeoutConfig = DEFAULT_TIMEOUTS
   /** How long the height in progress may go without a block before {@link warnStalled} (set as it starts). */
   private stallAfterMs = stallWarningMs(DEFAULT_TIMEOUTS)
-  /** Warnings given for the height in progress. */
-  private stallWarnings = 0
+  /** Whether the height in progress was warned of. */
+  private stallWarned = false
   private stopped = false
   /** Whether {@link start} was called: before it, the node pools transactions but makes no blocks. */
   private started = false
@@ -521,11 +521,9 @@ export class FullNode {
   private readonly listeners = new Set<(b: CommittedBlock) => void>()
   private readonly evictionListeners = new Set<(hashHex: string) => void>()
   private admitted: ReadonlySet<string> = new Set()
-  /** The accounts of the members whose node {@link admitted} holds. */
-  private admittedMembers: ReadonlySet<string> = new Set()
   /** Every member's id by its address, as the committed state holds them (read with admission). */
   private memberIds: ReadonlyMap<string, string> = new Map()
-  /** The node key (hex) of each member whose node is admitted, by the member's address. */
+  /** The node key (hex) of each member whose node is admitted, by the member's address ({@link admitted}: the keys). */
   private memberNodeKeys: ReadonlyMap<string, string> = new Map()
   private readonly admissionListeners = new Set<() => void>()
   private readonly log: NodeLogger
@@ -647,8 +645,7 @@ export class FullNode {
     node.resultPending = resultPending
     node.sets.push(...(await chain.validatorSetChanges()))
     const admission = await node.readAdmission()
-    node.admitted = admission.keys
-    node.admittedMembers = admission.members
+    node.admitted = new Set(admission.nodeKeys.values())
     node.memberIds = admission.ids
     node.memberNodeKeys = admission.nodeKeys
     node.warnValidatorsNotAdmitted()
@@ -789,7 +786,7 @@ export class FullNode {
 
   /** The latest set's validators (genesis first in `sets`, then governance's changes) whose node is not admitted. */
   private notAdmitted(): Validator[] {
-    return this.latestSet().validators.filter((v) => !this.admittedMembers.has(v.address))
+    return this.latestSet().validators.filter((v) => !this.memberNodeKeys.has(v.address))
   }
 
   private latestSet(): ValidatorSet {
@@ -824,14 +821,8 @@ export class FullNode {
     )
   }
 
-  private async readAdmission(): Promise<{
-    keys: Set<string>
-    members: Set<string>
-    ids: Map<string, string>
-    nodeKeys: Map<string, string>
-  }> {
-    const keys = new Set<string>()
-    const members = new Set<string>()
+  /** Every member's id, and the node key (hex) of each member whose node the committed state admits, by address. */
+  private async readAdmission(): Promise<{ ids: Map<string, string>; nodeKeys: Map<string, string> }> {
     const ids = new Map<string, string>()
     const nodeKeys = new Map<string, string>()
     const list = await this.tree.get(MEMBER_LIST_KEY)
@@ -839,13 +830,9 @@ export class FullNode {
       const raw = await this.tree.get(memberKey(a))
       const record = raw === undefined ? undefined : decode(memberRecordCodec, raw)
       if (record) ids.set(a, record.id)
-      if (admitsNode(record)) {
-        keys.add(toHex(record.nodeKey))
-        members.add(a)
-        nodeKeys.set(a, toHex(record.nodeKey))
-      }
+      if (admitsNode(record)) nodeKeys.set(a, toHex(record.nodeKey))
     }
-    return { keys, members, ids, nodeKeys }
+    return { ids, nodeKeys }
   }
 
   /** After a block that called governance: takes the admitted node keys from the new state, and tells listeners if they changed. */
@@ -853,9 +840,8 @@ export class FullNode {
     let next: Set<string>
     try {
       const read = await this.readAdmission()
-      next = read.keys
+      next = new Set(read.nodeKeys.values())
       const notBefore = this.validatorsNotAdmitted.join()
-      this.admittedMembers = read.members
       this.memberIds = read.ids
       this.memberNodeKeys = read.nodeKeys
       if (this.validatorsNotAdmitted.join() !== notBefore) this.warnValidatorsNotAdmitted()
@@ -1332,7 +1318,7 @@ export class FullNode {
     if (this.productionTimer) clearTimeout(this.productionTimer)
     this.heightStarted = this.height + 1
     this.counters.heightStartedAtMs = this.clock()
-    this.stallWarnings = 0
+    this.stallWarned = false
     if (this.stallTimer) clearTimeout(this.stallTimer)
     const validators = this.validatorsAt(this.heightStarted)
     this.stallAfterMs = stallWarningMs(this.timeouts, roundsWithQuorum(validators))
@@ -1354,7 +1340,7 @@ export class FullNode {
     this.stallTimer = setTimeout(() => this.warnStalled(), STALL_REPEAT_MS)
     if (!p.stalled) return
     const connected = this.network?.memberConnections?.()
-    this.stallWarnings++
+    this.stallWarned = true
     const named = p.silent.length > 0 || (p.notConnected?.length ?? 0) > 0
     this.log.warn(
       named
@@ -1769,8 +1755,8 @@ export class FullNode {
       executeMs: Math.round(t1 - t0),
       storeMs: Math.round(t2 - t1),
     })
-    if (this.stallWarnings > 0 && block.header.height === this.heightStarted) {
-      this.stallWarnings = 0
+    if (this.stallWarned && block.header.height === this.heightStarted) {
+      this.stallWarned = false
       this.log.info('consensus: the height that had no block has one now', {
         height: block.header.height,
         round: commit.round,
