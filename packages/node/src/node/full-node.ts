@@ -189,6 +189,11 @@ export interface FullNodeOptions {
    */
   readonly idleSyncMs?: number
   /**
+   * After the first warning that the height in progress has no block, how often it is repeated
+   * while it has none. Default {@link STALL_REPEAT_MS} (a minute).
+   */
+  readonly stallRepeatMs?: number
+  /**
    * Senders whose next nonce, and whose right to send freely, the node keeps in memory; past this,
    * the least recently cached go (each then costs a state read again; a commit caches its block's
    * senders anew). Default 100,000.
@@ -1328,7 +1333,7 @@ export class FullNode {
 
   /**
    * The height in progress has had no block for {@link stallAfterMs} (then each further
-   * {@link STALL_REPEAT_MS}): if it has stalled ({@link ConsensusProgress.stalled}), says so, naming
+   * {@link FullNodeOptions.stallRepeatMs}): if it has stalled ({@link ConsensusProgress.stalled}), says so, naming
    * the validators this node has nothing from for it and those whose node it cannot reach. A height
    * ends within a few rounds when more than two thirds of the power can talk; past that, validators
    * are stopped, cut off or behind, or their votes do not agree, and an operator needs to know which.
@@ -1337,7 +1342,7 @@ export class FullNode {
     this.stallTimer = undefined
     const p = this.consensusProgress()
     if (this.stopped || p === undefined) return
-    this.stallTimer = setTimeout(() => this.warnStalled(), STALL_REPEAT_MS)
+    this.stallTimer = setTimeout(() => this.warnStalled(), this.options.stallRepeatMs ?? STALL_REPEAT_MS)
     if (!p.stalled) return
     const connected = this.network?.memberConnections?.()
     this.stallWarned = true
