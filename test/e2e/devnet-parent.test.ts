@@ -88,6 +88,27 @@ describe('loopchain devnet and its node processes', () => {
     const again = childrenOf(second.p.pid as number)
     expect(again).toHaveLength(2)
 
+    // Each node's whole log is in its directory, JSON lines: this run's, and the run before's.
+    const logOf = (file: string) =>
+      readFileSync(join(dir, 'node-0', file), 'utf8')
+        .split('\n')
+        .flatMap((l) => {
+          try {
+            return [JSON.parse(l) as { msg?: string; height?: number }]
+          } catch {
+            return [] // the last line of a devnet killed with -9 may be cut short
+          }
+        })
+    const before = logOf('node.log.1')
+    expect(before.filter((j) => j.msg === 'node ready')).toHaveLength(1)
+    expect(before.some((j) => j.msg === 'block committed' && (j.height ?? 0) >= 3)).toBe(true)
+    await waitFor(
+      async () => (logOf('node.log').some((j) => j.msg === 'node ready') ? true : undefined),
+      10_000,
+      'the ready line in node.log',
+    )
+    expect(logOf('node.log').some((j) => j.msg === 'block committed' && (j.height ?? 0) < 3)).toBe(false)
+
     // Ctrl-C as a terminal sends it under npm: to the devnet and its nodes at once (one process
     // group), and npm passes it to the devnet again. One request to stop: the devnet exits once its
     // nodes have stopped and closed their databases, not before, and none is killed.
@@ -185,7 +206,11 @@ describe('loopchain devnet and its node processes', () => {
     const exited = new Promise<number | null>((r) => d.p.once('exit', (code) => r(code)))
     process.kill(nodes[0] as number, 'SIGKILL')
     // One node gone: the devnet goes on, and says how to restart it.
-    await waitFor(async () => (/(node-0|observer) exited \(SIGKILL\)\. To restart it/.test(d.out()) ? true : undefined), 30_000, d.out())
+    await waitFor(
+      async () => (/(node-0|observer) exited \(SIGKILL\); its log: \S+node\.log\. To restart it/.test(d.out()) ? true : undefined),
+      30_000,
+      d.out(),
+    )
     await new Promise((r) => setTimeout(r, 500))
     expect(d.p.exitCode).toBe(null)
     process.kill(nodes[1] as number, 'SIGKILL')

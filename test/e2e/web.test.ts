@@ -386,8 +386,9 @@ describe('the web app against a devnet of real nodes', () => {
     process.kill(node0 as number, 'SIGKILL')
     await waitFor(() => (devnet.output().includes('node-0 exited (SIGKILL)') ? true : undefined), 30_000, 'the exit line')
     expect(devnet.output()).toContain(
-      `node-0 exited (SIGKILL). To restart it: npx loopchain start --config ${join(dir, 'node-0', 'config.json')}`,
+      `node-0 exited (SIGKILL); its log: ${join(dir, 'node-0', 'node.log')}. To restart it: npx loopchain start --config ${join(dir, 'node-0', 'config.json')}`,
     )
+    expect(readFileSync(join(dir, 'node-0', 'node.log'), 'utf8')).toMatch(/"msg":"node ready"/)
 
     const node1 = `http://127.0.0.1:${BASE + 12}/`
     const to = 'hx00000000000000000000000000000000000000aa'

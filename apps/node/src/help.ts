@@ -27,7 +27,9 @@ Usage:
       e.g.  loopchain start --config ./net/node-0/config.json
   loopchain devnet [--validators N] [--dir DIR] [--base-port P] [--web-port P] [--no-web] [--fresh] [--stop-wait S]
       Run a local network: N validator processes (default 4) and an observer from DIR (default ./.devnet,
-      made by 'init' on first use; --fresh starts over). Prints every node's JSON-RPC URL, and serves
+      made by 'init' on first use; --fresh starts over). Prints every node's JSON-RPC URL, each block
+      once, the nodes' warnings and errors and the lines that say a warned problem ended (each node's
+      whole log goes to DIR/<node>/node.log, the run before's to node.log.1), and serves
       the web app (certificate verification, payment channels, network view) at
       http://127.0.0.1:<base port + 100>/ (--web-port to choose, --no-web for none), building it
       first when its sources changed. The page's server has a test-funds faucet (POST /faucet

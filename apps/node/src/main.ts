@@ -11,7 +11,7 @@
  * The client commands (status, tx, call, cert) talk to a node's JSON-RPC; see tx.ts and cert.ts.
  */
 import { spawn } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
@@ -36,6 +36,7 @@ import { certExport, certIssue, certRenew, certRevoke, certVerify } from './cert
 import { checkArgs, fail, flag, wholeFlag, writeNewFile } from './cli.js'
 import { type NodeConfig, pathFrom, readNodeConfig } from './config.js'
 import { genesisCheck, genesis as genesisFromCards, member } from './consortium.js'
+import { type DevnetShown, devnetLine } from './devnet-output.js'
 import { COMMAND_FLAGS, HELP, helpFor } from './help.js'
 import { status } from './status.js'
 import { call, txCall, txDeploy, txSend } from './tx.js'
@@ -462,7 +463,7 @@ async function devnet(args: string[]): Promise<void> {
   ].filter((f) => existsSync(f))
   const self = fileURLToPath(import.meta.url)
   const nameOf = (config: string) => config.split('/').slice(-2, -1)[0] ?? 'node'
-  let shownHeight = 0
+  const shown: DevnetShown = { height: 0 }
   let stopping = false
   const children = configs.map((config) => {
     const name = nameOf(config)
@@ -475,32 +476,28 @@ async function devnet(args: string[]): Promise<void> {
         env: { ...process.env, LOOPCHAIN_PARENT_PID: String(process.pid) },
       },
     )
+    // The whole log, for when the terminal's excerpt is not enough; the previous run's is kept beside it.
+    const logPath = join(dirname(config), 'node.log')
+    if (existsSync(logPath)) renameSync(logPath, `${logPath}.1`)
+    const logFile = createWriteStream(logPath)
+    logFile.on('error', (e) => process.stdout.write(`${name.padEnd(8)} cannot write ${shortPath(logPath)}: ${e.message}\n`))
     let buffered = ''
     child.stdout.on('data', (d: Buffer) => {
+      logFile.write(d)
       buffered += d.toString()
       for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
         const line = buffered.slice(0, nl)
         buffered = buffered.slice(nl + 1)
-        try {
-          const j = JSON.parse(line) as { msg?: string; rpc?: string; height?: number }
-          if (j.msg === 'node ready')
-            process.stdout.write(
-              `${name.padEnd(8)} ready at height ${j.height}  JSON-RPC ${j.rpc}  (ws ${j.rpc?.replace('http', 'ws')}ws)\n`,
-            )
-          else if (j.msg === 'block committed' && typeof j.height === 'number' && j.height > shownHeight) {
-            // Each height once, from whichever node commits it first: the log goes on when node-0 is down.
-            shownHeight = j.height
-            process.stdout.write(`block ${j.height} committed\n`)
-          } else if (/"level":"(warn|error)"/.test(line)) process.stdout.write(`${name.padEnd(8)} ${line}\n`)
-        } catch {
-          process.stdout.write(`${name.padEnd(8)} ${line}\n`)
-        }
+        const out = devnetLine(name, line, shown)
+        if (out !== undefined) process.stdout.write(`${out}\n`)
       }
     })
     child.on('exit', (code, signal) => {
       if (stopping) process.stdout.write(`${name} stopped\n`)
       else {
-        process.stdout.write(`${name} exited (${signal ?? code}). To restart it: npx loopchain start --config ${shortPath(config)}\n`)
+        process.stdout.write(
+          `${name} exited (${signal ?? code}); its log: ${shortPath(logPath)}. To restart it: npx loopchain start --config ${shortPath(config)}\n`,
+        )
         // Every node gone and none of them stopped cleanly (each failed, or was killed): the devnet
         // failed. Nodes stopped on purpose (exit 0) leave it running, serving the page.
         if (children.every((c) => c.exitCode !== null || c.signalCode !== null) && children.every((c) => c.exitCode !== 0)) {

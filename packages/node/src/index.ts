@@ -13,6 +13,7 @@
  * ```
  */
 
+export { ENDED_WARNING_MESSAGES, PEER_REACHED_MESSAGE, STALL_ENDED_MESSAGE } from './log-messages.js'
 export { LIMITED_STEP_BOUND, Mempool, MempoolError, type MempoolErrorCode, type MempoolOptions } from './mempool.js'
 export {
   installNativeSha256,

@@ -90,6 +90,7 @@ import {
   verifyCommit,
   verifySignedHeader,
 } from '@loopchain/core'
+import { STALL_ENDED_MESSAGE } from '../log-messages.js'
 import { Mempool, MempoolError, type MempoolOptions, readNonces } from '../mempool.js'
 import { bytesKey, installNativeSha256, nativeCrypto, type OneOffKey, oneOffKey } from '../native-crypto.js'
 import { decodeConsensusMessage } from '../p2p/consensus-gossip.js'
@@ -1762,7 +1763,7 @@ export class FullNode {
     })
     if (this.stallWarned && block.header.height === this.heightStarted) {
       this.stallWarned = false
-      this.log.info('consensus: the height that had no block has one now', {
+      this.log.info(STALL_ENDED_MESSAGE, {
         height: block.header.height,
         round: commit.round,
         seconds: Math.floor((this.lastCommitMs - c.heightStartedAtMs) / 1000),

@@ -1,6 +1,7 @@
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import { PEER_REACHED_MESSAGE } from '../log-messages.js'
 import type { NodeLogger } from './logger.js'
 
 /** Backoff of the reconnect loop. */
@@ -141,7 +142,7 @@ export class Redialer {
   /** `t` is connected: if it was warned of, says it is back. */
   #reached(t: Target): void {
     if (t.warned)
-      this.#log.info('reached a configured peer again', {
+      this.#log.info(PEER_REACHED_MESSAGE, {
         addr: t.addr.toString(),
         seconds: Math.floor((Date.now() - (t.failingSince ?? Date.now())) / 1000),
       })
