@@ -117,6 +117,53 @@ describe('node identity', () => {
     }
   })
 
+  it('a configured peer that comes back and dials first is reached at once, not at the next dial of a long backoff', async () => {
+    const base = reservePortBlock()
+    const said: { msg: string; at: number }[] = []
+    const logger = {
+      debug() {},
+      error() {},
+      info: (msg: string) => void said.push({ msg, at: Date.now() }),
+      warn: (msg: string) => void said.push({ msg, at: Date.now() }),
+    }
+    const aKey = new Uint8Array(32).fill(22)
+    const bKey = new Uint8Array(32).fill(23)
+    const aAddr = `/ip4/127.0.0.1/tcp/${base}/p2p/${await peerIdFromNodeKey(aKey)}`
+    const bAddr = `/ip4/127.0.0.1/tcp/${base + 1}/p2p/${await peerIdFromNodeKey(bKey)}`
+    // a's next dial after its first failure is 3.75 s or more away.
+    const a = await createNodeHost({
+      chainId: 'unit',
+      nodeKey: aKey,
+      isMember: () => true,
+      tcpPort: base,
+      wsPort: false,
+      bootstrap: [bAddr],
+      redial: { minBackoffMs: 5_000, maxBackoffMs: 20_000, warnAfterMs: 0 },
+      logger,
+    })
+    let b: Awaited<ReturnType<typeof createNodeHost>> | undefined
+    try {
+      const about = (m: string) => said.filter((x) => x.msg.startsWith(m))
+      await vi.waitFor(() => expect(about('cannot reach a configured peer')).toHaveLength(1), { timeout: 5_000, interval: 20 })
+      const warned = about('cannot reach a configured peer')[0]?.at as number
+      b = await createNodeHost({
+        chainId: 'unit',
+        nodeKey: bKey,
+        isMember: () => true,
+        tcpPort: base + 1,
+        wsPort: false,
+        bootstrap: [aAddr],
+      })
+      await vi.waitFor(() => expect(about('reached a configured peer again')).toHaveLength(1), { timeout: 3_000, interval: 20 })
+      expect((about('reached a configured peer again')[0]?.at as number) - warned).toBeLessThan(3_750)
+      expect(a.libp2p.getConnections().length).toBeGreaterThan(0)
+    } finally {
+      await b?.stop()
+      await a.stop()
+      releasePortBlock(base)
+    }
+  })
+
   it('rejects a node key that is not 32 bytes', async () => {
     await expect(nodePrivateKey(new Uint8Array(64))).rejects.toMatchObject({ name: 'P2PError', code: 'INVALID_KEY' })
     expect(() => peerIdFromNodePublicKey(new Uint8Array(33))).toThrow(expect.objectContaining({ name: 'P2PError', code: 'INVALID_KEY' }))

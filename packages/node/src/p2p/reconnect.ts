@@ -75,6 +75,7 @@ export class Redialer {
   /** Starts dialling every target and watching for disconnects. */
   start(): void {
     this.#libp2p.addEventListener('peer:disconnect', this.#onDisconnect)
+    this.#libp2p.addEventListener('peer:connect', this.#onConnect)
     for (const t of this.#targets) this.#schedule(t, 0)
   }
 
@@ -82,7 +83,20 @@ export class Redialer {
   stop(): void {
     this.#stopped = true
     this.#libp2p.removeEventListener('peer:disconnect', this.#onDisconnect)
+    this.#libp2p.removeEventListener('peer:connect', this.#onConnect)
     for (const t of this.#targets) clearTimeout(t.timer)
+  }
+
+  /** A target that connects to this node (it came back, and dialled first) needs no dial: its backoff ends. */
+  readonly #onConnect = (evt: CustomEvent<PeerId>): void => {
+    const id = evt.detail.toString()
+    for (const t of this.#targets) {
+      if (t.peerId !== id) continue
+      clearTimeout(t.timer)
+      t.timer = undefined
+      t.backoffMs = this.#min
+      this.#reached(t)
+    }
   }
 
   readonly #onDisconnect = (evt: CustomEvent<PeerId>): void => {
