@@ -2,7 +2,7 @@
  * What `loopchain devnet` shows of its nodes' JSON log lines: each node's `node ready`, each
  * height once (from whichever node commits it first, so the log goes on when node-0 is down),
  * every warning and error, and the info lines that say a warned condition has ended (a stalled
- * height has its block, an unreachable peer is back). The rest stays in the nodes.
+ * height has its block, an unreachable peer is back). Every line is in the node's log file.
  */
 import { ENDED_WARNING_MESSAGES } from '@loopchain/node/client'
 
@@ -30,7 +30,12 @@ export function devnetLine(name: string, line: string, shown: DevnetShown): stri
     shown.height = j.height
     return `block ${j.height} committed`
   }
-  if (j.level === 'warn' || j.level === 'error' || (typeof j.msg === 'string' && ENDED_WARNING_MESSAGES.has(j.msg)))
-    return `${name.padEnd(8)} ${line}`
+  if (j.level === 'warn' || j.level === 'error' || (typeof j.msg === 'string' && ENDED_WARNING_MESSAGES.has(j.msg))) {
+    // The node's name leads the line already, and the terminal needs no timestamp: the level, the
+    // message, then the other fields as JSON.
+    const { t: _t, node: _node, level, msg, ...fields } = j as Record<string, unknown>
+    const rest = Object.keys(fields).length > 0 ? `  ${JSON.stringify(fields)}` : ''
+    return `${name.padEnd(8)} ${String(level)}: ${String(msg)}${rest}`
+  }
   return undefined
 }

@@ -17,14 +17,16 @@ describe("what the devnet's terminal shows of its nodes' logs", () => {
     expect(devnetLine('node-2', log('info', 'block committed', { height: 3 }), shown)).toBeUndefined()
     expect(devnetLine('node-2', log('info', 'block committed', { height: 5 }), shown)).toBe('block 5 committed')
 
+    // Warnings and errors: the level, the message and the other fields, without the timestamp.
     const stalled = log('warn', 'consensus: no block for this height yet', { height: 6, silent: ['hx01'] })
-    expect(devnetLine('node-1', stalled, shown)).toBe(`node-1   ${stalled}`)
+    expect(devnetLine('node-1', stalled, shown)).toBe(
+      'node-1   warn: consensus: no block for this height yet  {"height":6,"silent":["hx01"]}',
+    )
     const failed = log('error', 'consensus: driver failed', { error: 'boom' })
-    expect(devnetLine('observer', failed, shown)).toBe(`observer ${failed}`)
-    for (const msg of [STALL_ENDED_MESSAGE, PEER_REACHED_MESSAGE]) {
-      const ended = log('info', msg, { height: 6 })
-      expect(devnetLine('node-1', ended, shown)).toBe(`node-1   ${ended}`)
-    }
+    expect(devnetLine('observer', failed, shown)).toBe('observer error: consensus: driver failed  {"error":"boom"}')
+    expect(devnetLine('node-0', log('warn', 'stopping'), shown)).toBe('node-0   warn: stopping')
+    for (const msg of [STALL_ENDED_MESSAGE, PEER_REACHED_MESSAGE])
+      expect(devnetLine('node-1', log('info', msg, { seconds: 90 }), shown)).toBe(`node-1   info: ${msg}  {"seconds":90}`)
     expect(devnetLine('node-1', log('info', 'sync: progress', { height: 2, target: 9 }), shown)).toBeUndefined()
     expect(devnetLine('node-1', log('debug', 'consensus: timeout'), shown)).toBeUndefined()
   })
