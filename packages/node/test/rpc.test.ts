@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
@@ -57,6 +58,13 @@ const methods: RpcMethod[] = [
     },
   },
   {
+    name: 'count_keys',
+    summary: 'Takes any object and counts its keys.',
+    params: [{ name: 'o', schema: { type: 'object' }, required: true }],
+    result: { name: 'keys', schema: { type: 'integer' } },
+    handler: (p) => Object.keys(p.o as object).length,
+  },
+  {
     name: 'filter_check',
     summary: 'Takes a filter object with one known field.',
     params: [
@@ -111,6 +119,37 @@ const methods: RpcMethod[] = [
     },
   },
   {
+    name: 'wait_for_hangup',
+    summary: 'Waits until its client goes away (HTTP too), or answers after 5 s.',
+    params: [],
+    result: { name: 'ok', schema: {} },
+    handler: async (_p, ctx) => {
+      let forget: (() => void) | undefined
+      const gone = await new Promise<boolean>((r) => {
+        const timer = setTimeout(() => r(false), 5_000)
+        forget = ctx.onClose?.(() => {
+          clearTimeout(timer)
+          r(true)
+        })
+      })
+      forget?.()
+      if (gone) hungUp++
+      return gone
+    },
+  },
+  {
+    name: 'watch_quick',
+    summary: 'Registers a cleanup and answers at once: the cleanup must not run when the answer is written.',
+    params: [],
+    result: { name: 'ok', schema: {} },
+    handler: (_p, ctx) => {
+      ctx.onClose?.(() => {
+        cleanedUp++
+      })
+      return true
+    },
+  },
+  {
     name: 'watch_then_forget',
     summary: 'Registers two cleanups and takes the first back, as a subscription the client ended does.',
     params: [],
@@ -131,6 +170,7 @@ const methods: RpcMethod[] = [
 
 let cleanedUp = 0
 let forgottenRan = 0
+let hungUp = 0
 let server: RpcServer | undefined
 let clock = 0
 /** Raw sockets of {@link trickle}, destroyed after each test: an open one would hold the server's close. */
@@ -354,6 +394,29 @@ describe('JSON-RPC over HTTP', () => {
     const refused = (await post(three)).json as { error: { code: number; message: string } }
     expect(refused.error.code).toBe(RpcErrorCode.RateLimited)
     expect(refused.error.message).toContain('batch of 3')
+  })
+
+  it('a body pays the rate limit per 256 values it holds, and one of more than 65,536 is refused unread', async () => {
+    clock = 0
+    await start({ rateLimit: { perSecond: 1, burst: 50 }, now: () => clock })
+    const keys = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]))
+    // ~10,000 values: 39 calls more than its one.
+    const wide = call('count_keys', { o: keys(10_000) })
+    expect((await post(wide)).json).toMatchObject({ result: 10_000 })
+    const again = (await post(wide)).json as { error: { code: number; message: string } }
+    expect(again.error.code).toBe(RpcErrorCode.RateLimited)
+    expect(again.error.message).toMatch(/a body of 1000\d values counts as 39 more calls/)
+    // Ten tokens back: a plain call passes, the wide body still does not.
+    clock += 10_000
+    expect((await post(call('math_add', [1, 1]))).json).toMatchObject({ result: 2 })
+    expect(((await post(wide)).json as { error: { code: number } }).error.code).toBe(RpcErrorCode.RateLimited)
+    clock += 100_000
+    const tooWide = (await post(call('count_keys', { o: keys(70_000) }))).json as { error: { code: number; message: string } }
+    expect(tooWide.error).toMatchObject({ code: RpcErrorCode.TooLarge, message: expect.stringContaining('more than 65536') })
+    // Refused before it was charged: the bucket is still full.
+    expect((await post(wide)).json).toMatchObject({ result: 10_000 })
+    // Values are counted outside strings only: a long string is one.
+    expect((await post(call('count_keys', { o: { s: ',{['.repeat(100_000) } }))).json).toMatchObject({ result: 1 })
   })
 
   it('answers a body that grows past the limit while it streams with 413, instead of resetting the connection', async () => {
@@ -618,6 +681,21 @@ describe('JSON-RPC over WebSocket', () => {
     expect(cut.buffered).toBeLessThan(1024 * 1024 * 1024)
     for (const ws of sockets) ws.terminate()
   }, 15_000)
+
+  it('over HTTP, a client that hangs up before its answer ends what waits on it; an answer written runs no cleanup', async () => {
+    const s = await start()
+    const before = hungUp
+    const req = httpRequest(s.url, { method: 'POST', headers: { 'content-type': 'application/json' } })
+    req.on('error', () => {})
+    req.end(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'wait_for_hangup' }))
+    await new Promise((r) => setTimeout(r, 200))
+    req.destroy()
+    await vi.waitFor(() => expect(hungUp).toBe(before + 1), { timeout: 2_000, interval: 20 })
+    const cleaned = cleanedUp
+    expect((await post(call('watch_quick'))).json).toMatchObject({ result: true })
+    await new Promise((r) => setTimeout(r, 100))
+    expect(cleanedUp).toBe(cleaned)
+  })
 
   it('a cleanup registered after the socket closed runs at once (a batch still running then)', async () => {
     await start()

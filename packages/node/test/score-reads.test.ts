@@ -180,6 +180,24 @@ it('read-only calls stop at the step limit for a call, and are refused with a re
   }
 })
 
+it('a read-only call is charged 50 steps per value of its params for typing them, and one of more than 16,384 values is refused untyped', async () => {
+  const clock = 1_000_000
+  // This client's share holds one call's limit, 1,000,000 steps, and refills at 25,000 a second (the clock stands still).
+  const limited = await serve({ queryStepLimit: 1_000_000, queryStepsPerSecond: 100_000, now: () => clock })
+  try {
+    const keys = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i]))
+    const call = (params: Json) => rpc('lc_call', { to: score, method: 'kept', params }, limited.url)
+    // More than 16,384 values: refused before they are typed, and charged nothing.
+    const tooMany = await call(keys(16_384))
+    expect(tooMany.error).toMatchObject({ code: RpcErrorCode.InvalidParams, message: expect.stringContaining('more than 16384 values') })
+    // 10,000 values: ~500,000 steps each, whatever the call runs. The share takes two such calls.
+    for (let i = 0; i < 2; i++) expect((await call(keys(9_999))).error?.code).not.toBe(RpcErrorCode.RateLimited)
+    expect((await call({})).error).toMatchObject({ code: RpcErrorCode.RateLimited, data: { code: 'QUERY_BUDGET' } })
+  } finally {
+    await limited.close()
+  }
+})
+
 it('a call whose reads must be waited for (a block being written) runs again at most a few times, each run charged', async () => {
   let clock = 1_000_000
   const limited = await serve({ queryStepLimit: 1_000_000, queryStepsPerSecond: 1_000, now: () => clock })

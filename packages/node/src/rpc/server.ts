@@ -238,7 +238,20 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
       release()
     }
     const charge = (calls: number) => buckets.take(client, calls)
-    const out = await opts.dispatcher.handleText(body, { client, charge })
+    // A client that hangs up before its answer (a send-and-wait's waiter, say, need not wait on).
+    // The response's 'close' after it is written is not that.
+    const onClose = (f: () => void) => {
+      if (req.socket.destroyed && !res.writableFinished) {
+        f()
+        return () => {}
+      }
+      const hungUp = () => {
+        if (!res.writableFinished) f()
+      }
+      res.on('close', hungUp)
+      return () => void res.off('close', hungUp)
+    }
+    const out = await opts.dispatcher.handleText(body, { client, charge, onClose })
     if (out === undefined) return void res.writeHead(204, CORS).end()
     send(res, 200, 'application/json', out)
   }
