@@ -327,6 +327,9 @@ function checkRpcLimits(limits: Record<string, unknown>, file: string, bad: (fie
   atLeast('maxBodyBytesInProgressPerClient', 'maxBodyBytes')
   atLeast('maxBodyBytesInProgress', 'maxBodyBytesInProgressPerClient')
   atLeast('maxWebSockets', 'maxWebSocketsPerClient')
+  atLeast('maxConnections', 'maxConnectionsPerClient')
+  atLeast('maxConnectionsPerClient', 'maxWebSocketsPerClient')
+  atLeast('maxConnections', 'maxWebSockets')
   atLeast('maxBufferedBytesPerClient', 'maxBufferedBytes')
 }
 

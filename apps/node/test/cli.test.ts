@@ -591,6 +591,10 @@ describe('loopchain CLI', () => {
       expect(refused({ ...good, rpc: { ...good.rpc, limits: { maxBodyBytes: 16_777_216 } } })).toMatch(
         /: rpc\.limits\.maxBodyBytesInProgressPerClient \(8388608, the default\) is below rpc\.limits\.maxBodyBytes \(16777216\): /,
       )
+      // Fewer connections than WebSockets: the WebSockets allowed could never be opened.
+      expect(refused({ ...good, rpc: { ...good.rpc, limits: { maxConnectionsPerClient: 8 } } })).toMatch(
+        /: rpc\.limits\.maxConnectionsPerClient \(8\) is below rpc\.limits\.maxWebSocketsPerClient \(16, the default\): /,
+      )
       expect(refused({ ...good, rpc: { ...good.rpc, query: { stepLimit: 0 } } })).toMatch(
         /: rpc\.query must be an object with stepLimit, stepsPerSecond and stepsPerSecondPerClient \(positive integers, each optional\), or absent\n$/,
       )

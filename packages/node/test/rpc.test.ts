@@ -230,6 +230,46 @@ async function trickle(
   return { socket, rest: () => void socket.write(body.slice(sent)), text: () => text, ended }
 }
 
+describe('connections', () => {
+  it("closes a connection past its client's limit or the server's at once; the others go on, and a place freed is taken again", async () => {
+    const warned: string[] = []
+    const logger = { debug() {}, info() {}, error() {}, warn: (m: string) => void warned.push(m) }
+    await start({ maxConnectionsPerClient: 3, maxConnections: 5, logger })
+    const url = new URL(server?.url ?? '')
+    const open = async (from: string) => {
+      const socket = connect({ port: Number(url.port), host: url.hostname, localAddress: from })
+      rawSockets.push(socket)
+      socket.on('error', () => undefined)
+      const closed = new Promise<boolean>((r) => {
+        socket.once('close', () => r(true))
+        setTimeout(() => r(false), 500)
+      })
+      await new Promise((r) => socket.once('connect', r))
+      return { socket, closed }
+    }
+    const held = [await open('127.0.0.1'), await open('127.0.0.1'), await open('127.0.0.1')]
+    expect(await (await open('127.0.0.1')).closed).toBe(true)
+    // Another client has places of its own, up to the server's five.
+    const others = [await open('127.0.0.2'), await open('127.0.0.2')]
+    expect(await (await open('127.0.0.3')).closed).toBe(true)
+    expect(await Promise.all([...held, ...others].map((c) => c.closed))).toEqual([false, false, false, false, false])
+    // A connection held still serves.
+    const first = held[0]?.socket as Socket
+    let answer = ''
+    first.on('data', (d) => {
+      answer += d.toString()
+    })
+    first.write(`GET /health HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`)
+    await vi.waitFor(() => expect(answer).toMatch(/^HTTP\/1\.1 200/), { timeout: 2_000, interval: 20 })
+    // One closed: its place is free again.
+    held[1]?.socket.destroy()
+    await new Promise((r) => setTimeout(r, 100))
+    expect(await (await open('127.0.0.1')).closed).toBe(false)
+    // Said once, not per connection refused.
+    expect(warned.filter((m) => m.startsWith('rpc: connections refused'))).toHaveLength(1)
+  })
+})
+
 describe('whom the per-client limits count', () => {
   it('an IPv4 address (also written as IPv6), or an IPv6 /64 whatever its last 64 bits and spelling', () => {
     expect(clientKey('10.1.2.3')).toBe('10.1.2.3')

@@ -13,6 +13,13 @@ export const RPC_LIMIT_DEFAULTS = {
   /** Request body bytes held at once for the requests in progress of one client, and of all clients. */
   maxBodyBytesInProgressPerClient: 8 * 1024 * 1024,
   maxBodyBytesInProgress: 64 * 1024 * 1024,
+  /**
+   * TCP connections one client may hold (HTTP and WebSocket alike), and the server in all: past
+   * them a new connection is closed at once. Each takes a file descriptor, which the node's
+   * peer-to-peer connections and its database need too.
+   */
+  maxConnectionsPerClient: 64,
+  maxConnections: 4096,
   /** WebSocket connections one client may hold, and the server in all. */
   maxWebSocketsPerClient: 16,
   maxWebSockets: 1024,

@@ -88,6 +88,9 @@ export interface RpcServerOptions extends RpcLimits {
   readonly maxBodyBytesInProgress?: number
   /** Time a client has to send a whole HTTP request, headers and body (default 30 s); then 408. */
   readonly requestTimeoutMs?: number
+  /** TCP connections one client may hold (default 64) and the server in all (default 4,096); past them a connection is closed at once. */
+  readonly maxConnectionsPerClient?: number
+  readonly maxConnections?: number
   /** WebSocket connections one client may hold (default 16) and the server in all (default 1,024). */
   readonly maxWebSocketsPerClient?: number
   readonly maxWebSockets?: number
@@ -175,6 +178,9 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
     const client = clientKey(req.socket.remoteAddress)
     const path = (req.url ?? '/').split('?')[0]
     if (req.method === 'OPTIONS') return void res.writeHead(204, CORS).end()
+    // /health and /metrics cost a token too (a scrape every few seconds is far below the rate).
+    if (req.method === 'GET' && (path === '/health' || path === '/metrics') && !buckets.take(client))
+      return send(res, 429, 'application/json', rpcErrorBody(RpcErrorCode.RateLimited, 'rate limited: slow down'))
     if (req.method === 'GET' && path === '/health') {
       const h = opts.health ? await opts.health() : { ok: true }
       return send(res, h.ok ? 200 : 503, 'application/json', JSON.stringify(h))
@@ -278,6 +284,40 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
       })
     },
   )
+
+  // Connections: a client that opens thousands and sends nothing would hold as many file
+  // descriptors until the request timeout, and the node's own (libp2p, LevelDB) would run out.
+  const maxConnectionsPerClient = opts.maxConnectionsPerClient ?? d.maxConnectionsPerClient
+  const maxConnections = opts.maxConnections ?? d.maxConnections
+  const connectionsOf = new Map<string, number>()
+  let connections = 0
+  let refusedConnections = 0
+  server.on('connection', (socket) => {
+    const client = clientKey(socket.remoteAddress)
+    const mine = connectionsOf.get(client) ?? 0
+    if (mine >= maxConnectionsPerClient || connections >= maxConnections) {
+      // Said once in a while, not per connection: a flood would flood the log too.
+      if (refusedConnections++ % 1000 === 0)
+        opts.logger?.warn('rpc: connections refused: a client holds its limit, or the server does', {
+          client,
+          clientConnections: mine,
+          connections,
+          maxConnectionsPerClient,
+          maxConnections,
+          refused: refusedConnections,
+        })
+      socket.destroy()
+      return
+    }
+    connectionsOf.set(client, mine + 1)
+    connections++
+    socket.once('close', () => {
+      connections--
+      const left = (connectionsOf.get(client) ?? 1) - 1
+      if (left > 0) connectionsOf.set(client, left)
+      else connectionsOf.delete(client)
+    })
+  })
 
   let openSockets = 0
   const wss = new WebSocketServer({
