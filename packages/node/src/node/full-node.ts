@@ -638,7 +638,7 @@ export class FullNode {
         await store.close()
         throw new NodeError(
           'CORRUPT_STORE',
-          `the head block ${head.height} is incomplete in the database at ${options.dataDir} (its block, result or commit is missing: a lost or damaged ${HEIGHT_DB_DIR} directory?). Move the data directory aside and let the node sync from its peers (a devnet: npm run devnet -- --fresh)`,
+          `the head block ${head.height} is incomplete in the database at ${options.dataDir} (its block, result or commit is missing: a lost or damaged ${HEIGHT_DB_DIR} directory?). Move the data directory aside and let the node sync from its peers (a devnet: npm run devnet -- --fresh). A validator's consensus WAL stays in the old directory: start it on a new one only once the network has committed a block after height ${head.height + 1}, or it could vote twice at the height it stopped in`,
         )
       }
       tree = await StateTree.open(store, result.stateRoot, { namespace: chain.stateNamespace, nodePrefix: chain.stateNodePrefix })

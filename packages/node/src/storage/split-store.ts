@@ -65,7 +65,7 @@ export class SplitKVStore implements KVStore {
       if (!empty && !existsSync(heightsDir)) {
         throw new StoreError(
           'OPEN_FAILED',
-          `the database at ${dataDir} has no height-keyed database at ${heightsDir}: it was written before storage format 4, which keeps blocks there, or that directory was lost. Move the data directory aside and let the node sync from its peers (a devnet: npm run devnet -- --fresh)`,
+          `the database at ${dataDir} has no height-keyed database at ${heightsDir}: it was written before storage format 4, which keeps blocks there, or that directory was lost. Move the data directory aside and let the node sync from its peers (a devnet: npm run devnet -- --fresh). A validator's consensus WAL stays in the old directory: start it on a new one only once the network has committed a block after this node stopped, or it could vote twice at the height it stopped in`,
           { penalize: false },
         )
       }
