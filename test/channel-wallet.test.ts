@@ -164,6 +164,48 @@ class RecordingStore extends MemoryChannelStore {
   }
 }
 
+/**
+ * A store that dies as a process killed with -9 would, right after the write `fatal` picks: that
+ * write is kept, every later one is lost, and `dead.on` is set (see {@link cutOff}).
+ */
+class CrashingStore extends MemoryChannelStore {
+  constructor(
+    private readonly fatal: (record: ChannelRecord) => boolean,
+    private readonly dead: { on: boolean },
+  ) {
+    super()
+  }
+  override async put(record: ChannelRecord): Promise<void> {
+    if (this.dead.on) return
+    await super.put(record)
+    if (this.fatal(record)) this.dead.on = true
+  }
+  override async rename(oldId: string, record: ChannelRecord): Promise<void> {
+    if (!this.dead.on) await super.rename(oldId, record)
+  }
+}
+
+/** `name`'s links, which send and hear nothing once `dead.on` (its process is gone). */
+function cutOff(links: MemoryLinkNetwork, name: string, dead: { on: boolean }): WalletLinks {
+  const inner = links.endpoint(name)
+  const wrap = (l: WalletLink): WalletLink => ({
+    remotePeer: l.remotePeer,
+    kind: l.kind,
+    send: (f) => {
+      if (!dead.on) l.send(f)
+    },
+    onMessage: (cb) => l.onMessage((f) => (dead.on ? undefined : cb(f))),
+    onClose: (cb) => l.onClose(cb),
+    close: () => l.close(),
+  })
+  return {
+    myAddresses: () => inner.myAddresses(),
+    selfId: () => inner.selfId(),
+    onLink: (cb) => inner.onLink((l) => cb(wrap(l))),
+    dial: async (address) => wrap(await inner.dial(address)),
+  }
+}
+
 /** Sends a wallet control message (tag 2, JSON) on `link`, as a page would. */
 function sendControl(link: WalletLink, c: unknown): void {
   link.send(new Uint8Array([2, ...utf8(JSON.stringify(c))]))
@@ -1063,6 +1105,43 @@ describe('channel wallets on a real node', () => {
       (f) => f[0] === 1 && decodeChannelWire(f.subarray(1)).t === 'update',
     )
     expect(restored).toBe(1)
+  }, 120_000)
+
+  it('a hub killed right after it saved the next hop’s settlement still collects from the payer after its restart', async () => {
+    // The settlement of the hub's offer to Carol carries the preimage. Before, it reached the
+    // payer's session only by a second write after the first: a crash between the two kept Carol
+    // paid and lost what collects from Alice, whose payment went back to her at its expiry. The
+    // crash: every write after the one that saved Carol's settlement is lost, and nothing more is
+    // sent or heard.
+    const n = 21
+    const amount = 140n
+    const links = new MemoryLinkNetwork()
+    const dead = { on: false }
+    let hc = ''
+    const hubStore = new CrashingStore((r) => {
+      const state = (r.snapshot as ChannelSnapshot | undefined)?.latest.state
+      return r.id === hc && state !== undefined && state.seq >= 2 && state.htlcs.length === 0 && state.balances[1] === amount
+    }, dead)
+    const a = await walletOf(alice, links, `alice${n}`)
+    const hub = await walletOf(hubKey, links, `hub${n}`, hubStore, true, { links: cutOff(links, `hub${n}`, dead) })
+    const c = await walletOf(carol, links, `carol${n}`)
+    const ah = await openPair(links, a, hub, 1_000n, 0n)
+    hc = await openPair(links, hub, c, 1_000n, 0n)
+    const paying = a.payInvoice(ah, c.createInvoice(amount))
+    await until(hub, () => dead.on || undefined, 'the hub to save Carol’s settlement, and die')
+    await hub.close()
+    // What a kill -9 leaves on disk: the channel to Carol settled; Alice's payment still pending.
+    const disk = new MemoryChannelStore()
+    for (const r of await hubStore.list()) await disk.put(r)
+    const again = await walletOf(hubKey, links, `hub${n}`, disk, true)
+    const paid = (w: ChannelWallet, id: string, balance: bigint, what: string) =>
+      until(w, (st) => st.channels.find((x) => x.id === id && x.myBalance === balance && x.pendingPayments === 0), what)
+    await paid(again, ah, amount, 'the restarted hub paid by Alice')
+    await paid(a, ah, 1_000n - amount, 'Alice to have paid')
+    await paying
+    await paid(c, hc, amount, 'Carol paid')
+    await paid(again, hc, 1_000n - amount, 'the hub to have paid Carol')
+    for (const w of [a, again, c]) await w.close()
   }, 120_000)
 
   it('a hub wallet closed while it closes a channel alone for a payment first hands the close and the redeem to the node', async () => {
