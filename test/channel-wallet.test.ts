@@ -1107,6 +1107,30 @@ describe('channel wallets on a real node', () => {
     expect(restored).toBe(1)
   }, 120_000)
 
+  it('payments sent together through a hub all settle: a proposal never overtakes the acknowledgement it builds on', async () => {
+    // Carol countersigns the hub's offers and settles each at once. Before, a settlement built on an
+    // offer could leave before that offer's acknowledgement (held for its save), and the hub refused
+    // it as out of order: the payments hung, and at their expiry went to the chain.
+    const n = 22
+    const links = new MemoryLinkNetwork()
+    const a = await walletOf(alice, links, `alice${n}`)
+    const hub = await walletOf(hubKey, links, `hub${n}`, new MemoryChannelStore(), true)
+    const c = await walletOf(carol, links, `carol${n}`)
+    const ah = await openPair(links, a, hub, 1_000n, 0n)
+    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    const amounts = [10n, 11n, 12n, 13n, 14n, 15n, 16n, 17n]
+    const total = amounts.reduce((x, y) => x + y)
+    await Promise.all(amounts.map((amount) => a.payInvoice(ah, c.createInvoice(amount))))
+    const settled = (w: ChannelWallet, id: string, balance: bigint, what: string) =>
+      until(w, (st) => st.channels.find((x) => x.id === id && x.myBalance === balance && x.pendingPayments === 0), what)
+    await settled(a, ah, 1_000n - total, 'Alice to have paid them all')
+    await settled(c, hc, total, 'Carol paid them all')
+    await settled(hub, hc, 1_000n - total, 'the hub to have paid Carol')
+    await settled(hub, ah, total, 'the hub paid by Alice')
+    for (const w of [a, hub, c]) expect(w.state.channels.every((x) => x.error === undefined)).toBe(true)
+    for (const w of [a, hub, c]) await w.close()
+  }, 120_000)
+
   it('a hub killed right after it saved the next hop’s settlement still collects from the payer after its restart', async () => {
     // The settlement of the hub's offer to Carol carries the preimage. Before, it reached the
     // payer's session only by a second write after the first: a crash between the two kept Carol

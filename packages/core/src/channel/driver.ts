@@ -144,9 +144,18 @@ export class ChannelDriver {
 
   /** Handles one message from the peer. A refused update is answered with a `reject`; nothing changes. */
   async receive(m: ChannelWire): Promise<void> {
-    await this.handle(m)
+    this.receiving++
+    try {
+      await this.handle(m)
+    } finally {
+      if (--this.receiving === 0) for (const wake of this.received.splice(0)) wake()
+    }
     if (this.gated) this.checkGate(m)
   }
+
+  /** Messages of the peer being handled now: their replies are not queued yet (see {@link drain}). */
+  private receiving = 0
+  private readonly received: (() => void)[] = []
 
   /**
    * A restored session may lack proposals it sent after its last save, which the peer may hold.
@@ -385,14 +394,29 @@ export class ChannelDriver {
         // it: the peer may close with it at any time, so a restart must not sign a later state.
         await this.saveDurably()
       }
+      const out: ChannelWire[] = []
       for (const [i, r] of made.entries()) {
         const { waiter } = batch[i] as (typeof batch)[number]
         if (r.error !== undefined) waiter.reject(r.error)
         else {
           this.waiters.set((r.wire as Extract<ChannelWire, { t: 'update' }>).seq, waiter)
-          this.io.send(r.wire)
+          out.push(r.wire)
         }
       }
+      // The replies to the peer's updates these proposals build on leave first: a proposal that
+      // overtook its acknowledgement would be refused as out of order. So they wait for the
+      // peer's messages being handled (whose replies are not queued yet), then for the save that
+      // covers the replies queued, and leave after them, in order.
+      while (out.length > 0 && this.receiving > 0) await new Promise<void>((r) => this.received.push(r))
+      if (this.abandoned !== undefined) return
+      if (out.length > 0 && (this.held.length > 0 || this.writing !== undefined)) {
+        this.dirty = true
+        this.held.push(...out)
+        void this.flush().catch((e) => {
+          this.dirty = true
+          this.io.onSaveFailed?.(e)
+        })
+      } else for (const wire of out) this.io.send(wire)
     } catch (e) {
       for (const b of batch) b.waiter.reject(e instanceof Error ? e : new Error(String(e)))
     } finally {
