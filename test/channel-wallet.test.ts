@@ -1131,6 +1131,33 @@ describe('channel wallets on a real node', () => {
     for (const w of [a, hub, c]) await w.close()
   }, 120_000)
 
+  it('payments both ways through a hub at once all settle (a hub saving one channel never waits for another’s save)', async () => {
+    const n = 23
+    const links = new MemoryLinkNetwork()
+    const a = await walletOf(alice, links, `alice${n}`)
+    const hub = await walletOf(hubKey, links, `hub${n}`, new MemoryChannelStore(), true)
+    const c = await walletOf(carol, links, `carol${n}`)
+    const ah = await openPair(links, a, hub, 1_000n, 1_000n)
+    const hc = await openPair(links, hub, c, 1_000n, 1_000n)
+    const amounts = [10n, 11n, 12n, 13n, 14n, 15n, 16n, 17n]
+    const total = amounts.reduce((x, y) => x + y)
+    // Both ways at once: each channel's two sides propose at the same time.
+    await Promise.all([
+      ...amounts.map((amount) => a.payInvoice(ah, c.createInvoice(amount))),
+      ...amounts.map((amount) => c.payInvoice(hc, a.createInvoice(amount + 1n))),
+    ])
+    const settled = (w: ChannelWallet, id: string, balance: bigint, what: string) =>
+      until(w, (st) => st.channels.find((x) => x.id === id && x.myBalance === balance && x.pendingPayments === 0), what)
+    // Alice paid `total` and was paid `total` and one for each payment; Carol the other way round.
+    const back = total + BigInt(amounts.length)
+    await settled(a, ah, 1_000n - total + back, 'Alice')
+    await settled(c, hc, 1_000n + total - back, 'Carol')
+    await settled(hub, ah, 1_000n + total - back, 'the hub, with Alice')
+    await settled(hub, hc, 1_000n - total + back, 'the hub, with Carol')
+    for (const w of [a, hub, c]) expect(w.state.channels.every((x) => x.error === undefined)).toBe(true)
+    for (const w of [a, hub, c]) await w.close()
+  }, 120_000)
+
   it('a hub killed right after it saved the next hop’s settlement still collects from the payer after its restart', async () => {
     // The settlement of the hub's offer to Carol carries the preimage. Before, it reached the
     // payer's session only by a second write after the first: a crash between the two kept Carol

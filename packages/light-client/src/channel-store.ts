@@ -54,6 +54,12 @@ export interface ChannelRecord {
    * (the newest {@link MAX_PAID_LOCKS}): paying the same invoice again would pay it twice.
    */
   readonly paid?: readonly string[]
+  /**
+   * A hub's: 0x preimages of the payments it offered here that the peer settled (the newest
+   * {@link MAX_PAID_LOCKS}), kept in the same write as the state that settled them. Each collects
+   * the payment the hub was paid on another channel; read after a restart that came before it did.
+   */
+  readonly forwarded?: readonly string[]
   /** 0x hash locks of my payments left in the channel when it went on chain: settled there, or not at all. */
   readonly settlingOnChain?: readonly string[]
   /** Wall-clock milliseconds of the last change (display only). */

@@ -366,7 +366,14 @@ export class ChannelWallet implements WalletActions {
     }
     // Offers of mine already countersigned before a restart (later ones come as session events).
     for (const live of w.channels.values()) w.noteAllOffered(live)
-    for (const live of w.channels.values()) w.settleKnown(live)
+    // A hub's preimages of payments it forwarded, by hash lock (see settleKnown).
+    const forwarded = new Map<string, Uint8Array>()
+    for (const live of w.channels.values())
+      for (const p of live.record.forwarded ?? []) {
+        const preimage = fromHex(p)
+        forwarded.set(to0x(sha256(preimage)), preimage)
+      }
+    for (const live of w.channels.values()) w.settleKnown(live, forwarded)
     o.links.onLink((link) => w.adopt(link))
     let ticks = 0
     w.timer = setInterval(() => {
@@ -1145,18 +1152,24 @@ export class ChannelWallet implements WalletActions {
   }
 
   /**
-   * A hub, restarted: settles each payment to it on `live` whose preimage it holds (the next hop
-   * was paid, see {@link keepForwardedPreimages}, and the crash came before the settlement left).
-   * Without this only the chain would pay it, by a close before it expires.
+   * A hub, restarted: settles each payment to it on `live` whose preimage it holds, in the session
+   * or among those `forwarded` (the next hop was paid, and the crash came before the settlement
+   * went back: see {@link forwardedPreimages}), saved in the session first. Without this only the
+   * chain would pay it, by a close before it expires, or nothing if the preimage never reached
+   * the session.
    */
-  private settleKnown(live: Live): void {
+  private settleKnown(live: Live, forwarded: ReadonlyMap<string, Uint8Array>): void {
     const d = live.driver
     if (!this.o.hub || d === undefined || live.record.phase !== 'open' || d.session.onChain) return
     const peer = 1 - live.record.me
     for (const h of d.session.tip.htlcs) {
-      const preimage = h.from === peer ? d.session.preimageOf(h.hashLock) : undefined
-      if (preimage !== undefined)
-        void d.settleHtlc(h.id, preimage).catch((err) => {
+      if (h.from !== peer) continue
+      const known = d.session.preimageOf(h.hashLock)
+      const preimage = known ?? forwarded.get(to0x(h.hashLock))
+      if (preimage === undefined) continue
+      void (known === undefined ? d.rememberPreimage(preimage) : Promise.resolve())
+        .then(() => d.settleHtlc(h.id, preimage))
+        .catch((err) => {
           if (!isNotPending(err)) this.fault(live, err)
         })
     }
@@ -1285,14 +1298,13 @@ export class ChannelWallet implements WalletActions {
         if (link !== undefined) sendFrame(link, TAG_WIRE, encodeChannelWire(m))
       },
       save: async (snapshot, durable, events) => {
-        // A hub: the next hop settled a payment it forwarded. The preimage is on disk in the
-        // payer's session before this state is: a crash between the two writes would otherwise
-        // keep the next hop paid and lose what collects from the payer.
-        await this.keepForwardedPreimages(live, events)
         live.record = { ...live.record, snapshot, updatedAt: this.now() }
         // Paid in the same write as the state that settled it: written apart, a crash between the
-        // two would keep the settled state and forget the invoice was paid.
+        // two would keep the settled state and forget the invoice was paid. Likewise a hub's
+        // preimages of the payments it forwarded: written apart (in the payer's session, after),
+        // a crash between would keep the next hop paid and lose what collects from the payer.
         this.remember(live, 'paid', this.settledLocks(live, events))
+        this.remember(live, 'forwarded', this.forwardedPreimages(events, live))
         await this.save(live, durable)
       },
       height: () => this.o.chain.height,
@@ -1397,12 +1409,11 @@ export class ChannelWallet implements WalletActions {
         const inbound = from?.driver
         if (from === undefined || inbound === undefined) return
         if (change.kind === 'settle') {
-          // Saved in the inbound session first (before this state was: keepForwardedPreimages):
-          // if the payer never countersigns the settlement, the preimage redeems the payment on
-          // chain (see REDEEM_MARGIN), also after a restart.
+          // Saved in the inbound session first: if the payer never countersigns the settlement,
+          // the preimage redeems the payment on chain (see REDEEM_MARGIN), also after a restart.
           const preimage = change.preimage
-          const kept = inbound.session.preimageOf(sha256(preimage)) !== undefined
-          void (kept ? Promise.resolve() : inbound.rememberPreimage(preimage))
+          void inbound
+            .rememberPreimage(preimage)
             .then(() => inbound.settleHtlc(back.htlcId, preimage))
             .catch((err) => this.fault(live, err))
         } else void this.failIfSame(from, inbound, back.htlcId, lock)
@@ -1464,29 +1475,14 @@ export class ChannelWallet implements WalletActions {
     return events.flatMap((e) => (e.type === 'settled' && e.htlc.from === live.record.me ? [to0x(e.htlc.hashLock)] : []))
   }
 
-  /**
-   * For a hub: each payment it offered on `live` that `events` report settled, with the preimage,
-   * in the session of the channel it was paid on (the forward's pairing, or one there with that
-   * lock still pending), saved durably. Resolves once all are on disk.
-   */
-  private async keepForwardedPreimages(live: Live, events: readonly ChannelSessionEvent[]): Promise<void> {
-    if (!this.o.hub) return
-    for (const e of events) {
-      if (e.type !== 'settled' || e.htlc.from !== live.record.me) continue
-      const lock = to0x(e.htlc.hashLock)
-      const paired = this.forwards.get(lock)
-      const inbound = [...this.channels.values()].filter((l) => {
-        if (l === live || l.driver === undefined || l.record.phase === 'closed') return false
-        if (paired !== undefined) return l.record.id === paired.channel
-        const peer = 1 - l.record.me
-        return l.driver.session.latest.state.htlcs.some((h) => h.from === peer && to0x(h.hashLock) === lock)
-      })
-      for (const l of inbound) if (l.driver?.session.preimageOf(e.htlc.hashLock) === undefined) await l.driver?.rememberPreimage(e.preimage)
-    }
+  /** A hub's: 0x preimages of the payments it offered on `live` that `events` report settled. */
+  private forwardedPreimages(events: readonly ChannelSessionEvent[], live: Live): string[] {
+    if (!this.o.hub) return []
+    return events.flatMap((e) => (e.type === 'settled' && e.htlc.from === live.record.me ? [to0x(e.preimage)] : []))
   }
 
   /** Adds `locks` to the record's list `field` (the newest {@link MAX_PAID_LOCKS}); whether it changed. */
-  private remember(live: Live, field: 'paid' | 'settlingOnChain', locks: readonly string[]): boolean {
+  private remember(live: Live, field: 'paid' | 'settlingOnChain' | 'forwarded', locks: readonly string[]): boolean {
     const had = live.record[field] ?? []
     const add = [...new Set(locks)].filter((l) => !had.includes(l))
     if (add.length === 0) return false
