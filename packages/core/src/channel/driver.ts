@@ -144,18 +144,26 @@ export class ChannelDriver {
 
   /** Handles one message from the peer. A refused update is answered with a `reject`; nothing changes. */
   async receive(m: ChannelWire): Promise<void> {
-    this.receiving++
+    const handled = this.handle(m)
+    const settled = handled.then(
+      () => undefined,
+      () => undefined,
+    )
+    this.handling.add(settled)
     try {
-      await this.handle(m)
+      await handled
     } finally {
-      if (--this.receiving === 0) for (const wake of this.received.splice(0)) wake()
+      this.handling.delete(settled)
     }
     if (this.gated) this.checkGate(m)
   }
 
-  /** Messages of the peer being handled now: their replies are not queued yet (see {@link drain}). */
-  private receiving = 0
-  private readonly received: (() => void)[] = []
+  /** Messages of the peer being handled now (settled when handled): their replies may not be queued yet (see {@link drain}). */
+  private readonly handling = new Set<Promise<void>>()
+  /** Replies in the save under way (see {@link flush}). */
+  private writingReplies: readonly ChannelWire[] = []
+  /** My proposals queued behind replies held for a save (see {@link drain}): not sent once the channel is being settled on chain. */
+  private readonly heldProposals = new WeakSet<ChannelWire>()
 
   /**
    * A restored session may lack proposals it sent after its last save, which the peer may hold.
@@ -315,6 +323,7 @@ export class ChannelDriver {
       const events = this.heldEvents
       this.held = []
       this.heldEvents = []
+      this.writingReplies = replies
       this.writing = this.io.save(this.session.snapshot(), durable, events).finally(() => {
         this.writing = undefined
       })
@@ -322,13 +331,21 @@ export class ChannelDriver {
         await this.writing
       } catch (e) {
         // Not on disk: what waited for it keeps waiting for the next save, which is still due.
+        this.writingReplies = []
         this.dirty = true
         this.durable ||= durable
         this.held = [...replies, ...this.held]
         this.heldEvents = [...events, ...this.heldEvents]
         throw e
       }
-      for (const reply of replies) this.io.send(reply)
+      for (const reply of replies) {
+        // A proposal of mine queued behind acknowledgements (see drain) does not leave once the
+        // channel is being settled on chain: its waiter was told it failed.
+        if (this.heldProposals.has(reply) && (this.offChainEnded || this.session.onChain || this.abandoned !== undefined)) continue
+        this.io.send(reply)
+      }
+      // Cleared once they left, not when the write ended: a proposal must not overtake them in between.
+      this.writingReplies = []
       this.emit(events)
     }
   }
@@ -405,11 +422,21 @@ export class ChannelDriver {
       }
       // The replies to the peer's updates these proposals build on leave first: a proposal that
       // overtook its acknowledgement would be refused as out of order. So they wait for the
-      // peer's messages being handled (whose replies are not queued yet), then for the save that
-      // covers the replies queued, and leave after them, in order.
-      while (out.length > 0 && this.receiving > 0) await new Promise<void>((r) => this.received.push(r))
-      if (this.abandoned !== undefined) return
-      if (out.length > 0 && (this.held.length > 0 || this.writing !== undefined)) {
+      // peer's messages being handled now (whose replies may not be queued yet; not for those
+      // that come later, which these do not build on), then go behind the acknowledgements held
+      // for a save, and leave after it, in order. (My revocations held for a lazy save are not
+      // waited for: the peer needs none of them before my next update.)
+      if (out.length > 0 && this.handling.size > 0) await Promise.all([...this.handling])
+      if (this.abandoned !== undefined || this.offChainEnded || this.session.onChain) {
+        // Ended or settled on chain meanwhile: nothing of it leaves (its waiters were rejected).
+        const e = this.abandoned ?? new ChannelProtocolError('CHANNEL_CLOSED', 'the channel is being settled on chain')
+        for (const wire of out) this.waiters.delete((wire as Extract<ChannelWire, { t: 'update' }>).seq)
+        for (const b of batch) b.waiter.reject(e)
+        return
+      }
+      const acks = (ws: readonly ChannelWire[]) => ws.some((w) => w.t !== 'revoke')
+      if (out.length > 0 && (acks(this.held) || acks(this.writingReplies))) {
+        for (const wire of out) this.heldProposals.add(wire)
         this.dirty = true
         this.held.push(...out)
         void this.flush().catch((e) => {

@@ -417,6 +417,50 @@ describe('channel session', () => {
 })
 
 describe('channel driver', () => {
+  it('a proposal built on an update whose acknowledgement waits for a save leaves after that acknowledgement, and not at all once the channel goes on chain meanwhile', async () => {
+    for (const onChain of [false, true]) {
+      const { s0, s1 } = pair(onChain ? 24 : 23)
+      const sent: string[] = []
+      // The first save waits to be released; the later ones do not.
+      let release = () => {}
+      let slow = true
+      const d1 = new ChannelDriver(s1, {
+        send: (m) => sent.push(m.t === 'update' ? `update ${m.seq}` : `${m.t} ${'seq' in m ? m.seq : ''}`),
+        save: () =>
+          slow
+            ? new Promise<void>((r) => {
+                release = () => {
+                  slow = false
+                  r()
+                }
+              })
+            : Promise.resolve(),
+        height: () => 100,
+      })
+      // Party 0's payment arrives; its save is slow. Party 1 pays back meanwhile, on the state it just countersigned.
+      const handled = d1.receive(await s0.pay(5n, ctx))
+      await new Promise((r) => setTimeout(r, 5))
+      const back = d1.pay(1n)
+      back.catch(() => undefined)
+      await new Promise((r) => setTimeout(r, 5))
+      expect(sent).toEqual([])
+      const ended = onChain ? d1.endOffChain() : undefined
+      release()
+      await handled
+      await ended
+      await new Promise((r) => setTimeout(r, 5))
+      if (onChain) {
+        // Its payer was told it failed: it never leaves.
+        await expect(back).rejects.toMatchObject({ code: 'CHANNEL_CLOSED' })
+        expect(sent.filter((x) => x.startsWith('update'))).toEqual([])
+      } else {
+        expect(sent).toContain('update 2')
+        expect(sent.indexOf('update 2')).toBeGreaterThan(sent.indexOf('ack 1'))
+        expect(sent[0]).toBe('ack 1')
+      }
+    }
+  })
+
   it('what a hello brings back leaves only after the save of the state it follows', async () => {
     const { s0, s1, channelId } = pair(17)
     const log: string[] = []
