@@ -13,6 +13,7 @@
  */
 import {
   accountAddress,
+  bytesEqual,
   CHANNEL_OUTCOME_NAMES,
   CHANNEL_PROTOCOL_VERSION,
   CHANNEL_STATUS_NAMES,
@@ -1160,18 +1161,25 @@ export class ChannelWallet implements WalletActions {
    */
   private settleKnown(live: Live, forwarded: ReadonlyMap<string, Uint8Array>): void {
     const d = live.driver
-    if (!this.o.hub || d === undefined || live.record.phase !== 'open' || d.session.onChain) return
+    if (!this.o.hub || d === undefined || live.record.phase === 'closed') return
     const peer = 1 - live.record.me
     for (const h of d.session.tip.htlcs) {
       if (h.from !== peer) continue
       const known = d.session.preimageOf(h.hashLock)
       const preimage = known ?? forwarded.get(to0x(h.hashLock))
       if (preimage === undefined) continue
+      // In the session in any case: a channel closing on chain is redeemed with it (redeemable).
       void (known === undefined ? d.rememberPreimage(preimage) : Promise.resolve())
-        .then(() => d.settleHtlc(h.id, preimage))
-        .catch((err) => {
-          if (!isNotPending(err)) this.fault(live, err)
+        .then(() => {
+          if (live.record.phase !== 'open' || d.session.onChain) return
+          return d.settleHtlc(h.id, preimage).catch((err) => {
+            // Settled before the crash (the peer's sync brings it), given back or expired since,
+            // or its id reused by another payment: nothing to do. Otherwise it shows.
+            const still = d.session.tip.htlcs.some((x) => x.id === h.id && bytesEqual(x.hashLock, h.hashLock))
+            if (still && !isNotPending(err)) this.fault(live, err)
+          })
         })
+        .catch((err) => this.fault(live, err))
     }
   }
 
