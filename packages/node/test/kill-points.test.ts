@@ -19,6 +19,7 @@ const SCRIPT = fileURLToPath(new URL('./fixtures/kill-point-node.ts', import.met
 
 interface Line {
   killed?: string
+  recorded?: string
   open?: number
   hash?: string
   proposal?: string
@@ -111,40 +112,41 @@ async function restartAndCheck(dir: string, timestamp: number, first: Line[]): P
   return second.lines
 }
 
+/** A fresh data directory and genesis time, and the node's first run there, killed at the `n`th write of `mode`. */
+async function killedRun(mode: 'between-databases' | 'after-wal', n: number, said: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'loopchain-kill-points-'))
+  dirs.push(dir)
+  const timestamp = Date.now() * 1000 - 1_000_000
+  const first = run(dir, mode, n, timestamp)
+  expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' })
+  expect(first.lines.at(-1)).toEqual({ killed: said })
+  return { dir, timestamp, first: first.lines }
+}
+
 describe('a validator killed at a chosen instant of its writes', () => {
   it("between the two databases of a block's write: it opens on the block before, commits that height again with the same proposal, and loses nothing", async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'loopchain-kill-points-'))
-    dirs.push(dir)
-    const timestamp = Date.now() * 1000 - 1_000_000
     // The genesis is the first write of the height-keyed database: the fifth is block 4's.
-    const first = run(dir, 'between-databases', 5, timestamp)
-    expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' })
-    expect(first.lines.at(-1)).toEqual({ killed: 'between the databases' })
-    expect(lastCommit(first.lines)).toBe(3)
-    const proposed = first.lines.find((l) => l.proposal === '4/0')
+    const { dir, timestamp, first } = await killedRun('between-databases', 5, 'between the databases')
+    expect(lastCommit(first)).toBe(3)
+    const proposed = first.find((l) => l.proposal === '4/0')
     expect(proposed).toBeDefined()
-    const second = await restartAndCheck(dir, timestamp, first.lines)
+    const second = await restartAndCheck(dir, timestamp, first)
     // Block 4 never reached the index: the restart opens at 3 and commits the block it proposed before.
     expect(second.find((l) => l.open !== undefined)?.open).toBe(3)
     expect(second.find((l) => l.commit === 4)?.hash).toBe(proposed?.block)
   }, 90_000)
 
   it('after a consensus WAL append, before what it records is sent: the restart sends that very message, and signs nothing else for its slot', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'loopchain-kill-points-'))
-    dirs.push(dir)
-    const timestamp = Date.now() * 1000 - 1_000_000
-    const first = run(dir, 'after-wal', 7, timestamp)
-    expect(await first.exited).toEqual({ code: null, signal: 'SIGKILL' })
-    expect(first.lines.at(-1)).toEqual({ killed: 'after a WAL append' })
-    const sentBefore = new Set(first.lines.flatMap((l) => l.proposal ?? l.vote ?? []))
-    const second = await restartAndCheck(dir, timestamp, first.lines)
-    // The message recorded but not sent before the kill goes out after the restart, for a slot of
-    // the height the first run was at (the slot check above says it is the one recorded).
-    const height = lastCommit(first.lines) + 1
-    const resent = second.filter((l) => {
-      const slot = l.proposal ?? l.vote
-      return slot !== undefined && slot.startsWith(`${height}/`) && !sentBefore.has(slot)
-    })
-    expect(resent.length).toBeGreaterThan(0)
+    const { dir, timestamp, first } = await killedRun('after-wal', 7, 'after a WAL append')
+    const recorded = first.at(-2) as Line
+    expect(recorded.recorded).toMatch(new RegExp(`^${lastCommit(first) + 1}/`))
+    // Recorded, not sent: no message of that slot left before the kill.
+    expect(first.some((l) => (l.proposal ?? l.vote) === recorded.recorded)).toBe(false)
+    const second = await restartAndCheck(dir, timestamp, first)
+    // The restart sends that very message: the same block, the same signature.
+    expect(second.filter((l) => (l.proposal ?? l.vote) === recorded.recorded).map((l) => [l.block, l.signature])).toContainEqual([
+      recorded.block,
+      recorded.signature,
+    ])
   }, 90_000)
 })
