@@ -492,6 +492,8 @@ async function devnet(args: string[]): Promise<void> {
         if (out !== undefined) process.stdout.write(`${out}\n`)
       }
     })
+    // Its output has all arrived once its pipes close: the file is ended then, not cut short.
+    child.once('close', () => logFile.end())
     child.on('exit', (code, signal) => {
       if (stopping) process.stdout.write(`${name} stopped\n`)
       else {

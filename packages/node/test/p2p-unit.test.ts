@@ -18,6 +18,7 @@ import {
   peerIdFromNodePublicKey,
   peerScoreParams,
   protocolName,
+  type RedialOptions,
   RequestError,
   SCORE_THRESHOLDS,
   topicName,
@@ -76,30 +77,38 @@ describe('node identity', () => {
     })
   })
 
+  /** A host on `port` whose one bootstrap peer is `peer`, redialling as `redial` says, and what it logged (with the time). */
+  async function redialing(port: number, nodeKey: Uint8Array, peer: string, redial: RedialOptions) {
+    const said: { level: string; msg: string; f: Record<string, unknown>; at: number }[] = []
+    const record =
+      (level: string) =>
+      (msg: string, f: Record<string, unknown> = {}) =>
+        void said.push({ level, msg, f, at: Date.now() })
+    const logger = { debug() {}, error() {}, info: record('info'), warn: record('warn') }
+    const host = await createNodeHost({
+      chainId: 'unit',
+      nodeKey,
+      isMember: () => true,
+      tcpPort: port,
+      wsPort: false,
+      bootstrap: [peer],
+      redial,
+      logger,
+    })
+    return { host, about: (m: string) => said.filter((x) => x.msg.startsWith(m)) }
+  }
+
   it('warns once of a bootstrap peer it cannot reach for warnAfterMs, and says when it reaches it', async () => {
     const base = reservePortBlock()
-    const said: { level: string; msg: string; f: Record<string, unknown> }[] = []
-    const logger = {
-      debug() {},
-      error() {},
-      info: (msg: string, f: Record<string, unknown> = {}) => void said.push({ level: 'info', msg, f }),
-      warn: (msg: string, f: Record<string, unknown> = {}) => void said.push({ level: 'warn', msg, f }),
-    }
     const bKey = new Uint8Array(32).fill(21)
     const bAddr = `/ip4/127.0.0.1/tcp/${base + 1}/p2p/${await peerIdFromNodeKey(bKey)}`
-    const a = await createNodeHost({
-      chainId: 'unit',
-      nodeKey: new Uint8Array(32).fill(20),
-      isMember: () => true,
-      tcpPort: base,
-      wsPort: false,
-      bootstrap: [bAddr],
-      redial: { minBackoffMs: 50, maxBackoffMs: 100, warnAfterMs: 600 },
-      logger,
+    const { host: a, about } = await redialing(base, new Uint8Array(32).fill(20), bAddr, {
+      minBackoffMs: 50,
+      maxBackoffMs: 100,
+      warnAfterMs: 600,
     })
     let b: Awaited<ReturnType<typeof createNodeHost>> | undefined
     try {
-      const about = (m: string) => said.filter((x) => x.msg.startsWith(m))
       await vi.waitFor(() => expect(about('cannot reach a configured peer')).toHaveLength(1), { timeout: 5_000, interval: 50 })
       expect(about('cannot reach a configured peer')[0]).toMatchObject({ level: 'warn', f: { addr: bAddr } })
       expect(about('cannot reach a configured peer')[0]?.f.error).toMatch(/ECONNREFUSED|connect/i)
@@ -119,31 +128,14 @@ describe('node identity', () => {
 
   it('a configured peer that comes back and dials first is reached at once, not at the next dial of a long backoff', async () => {
     const base = reservePortBlock()
-    const said: { msg: string; at: number }[] = []
-    const logger = {
-      debug() {},
-      error() {},
-      info: (msg: string) => void said.push({ msg, at: Date.now() }),
-      warn: (msg: string) => void said.push({ msg, at: Date.now() }),
-    }
     const aKey = new Uint8Array(32).fill(22)
     const bKey = new Uint8Array(32).fill(23)
     const aAddr = `/ip4/127.0.0.1/tcp/${base}/p2p/${await peerIdFromNodeKey(aKey)}`
     const bAddr = `/ip4/127.0.0.1/tcp/${base + 1}/p2p/${await peerIdFromNodeKey(bKey)}`
     // a's next dial after its first failure is 3.75 s or more away.
-    const a = await createNodeHost({
-      chainId: 'unit',
-      nodeKey: aKey,
-      isMember: () => true,
-      tcpPort: base,
-      wsPort: false,
-      bootstrap: [bAddr],
-      redial: { minBackoffMs: 5_000, maxBackoffMs: 20_000, warnAfterMs: 0 },
-      logger,
-    })
+    const { host: a, about } = await redialing(base, aKey, bAddr, { minBackoffMs: 5_000, maxBackoffMs: 20_000, warnAfterMs: 0 })
     let b: Awaited<ReturnType<typeof createNodeHost>> | undefined
     try {
-      const about = (m: string) => said.filter((x) => x.msg.startsWith(m))
       await vi.waitFor(() => expect(about('cannot reach a configured peer')).toHaveLength(1), { timeout: 5_000, interval: 20 })
       const warned = about('cannot reach a configured peer')[0]?.at as number
       b = await createNodeHost({

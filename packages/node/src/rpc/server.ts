@@ -178,8 +178,9 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
     const client = clientKey(req.socket.remoteAddress)
     const path = (req.url ?? '/').split('?')[0]
     if (req.method === 'OPTIONS') return void res.writeHead(204, CORS).end()
-    // /health and /metrics cost a token too (a scrape every few seconds is far below the rate).
-    if (req.method === 'GET' && (path === '/health' || path === '/metrics') && !buckets.take(client))
+    // /metrics costs a token too (a scrape every few seconds is far below the rate). /health does
+    // not: a probe refused because its address also sends calls would read as a node down.
+    if (req.method === 'GET' && path === '/metrics' && !buckets.take(client))
       return send(res, 429, 'application/json', rpcErrorBody(RpcErrorCode.RateLimited, 'rate limited: slow down'))
     if (req.method === 'GET' && path === '/health') {
       const h = opts.health ? await opts.health() : { ok: true }
@@ -246,16 +247,19 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
     const charge = (calls: number) => buckets.take(client, calls)
     // A client that hangs up before its answer (a send-and-wait's waiter, say, need not wait on).
     // The response's 'close' after it is written is not that.
+    // One listener for the request, however many calls of a batch wait.
+    const cleanups = new Set<() => void>()
+    res.once('close', () => {
+      if (!res.writableFinished) for (const f of cleanups) f()
+      cleanups.clear()
+    })
     const onClose = (f: () => void) => {
       if (req.socket.destroyed && !res.writableFinished) {
         f()
         return () => {}
       }
-      const hungUp = () => {
-        if (!res.writableFinished) f()
-      }
-      res.on('close', hungUp)
-      return () => void res.off('close', hungUp)
+      cleanups.add(f)
+      return () => void cleanups.delete(f)
     }
     const out = await opts.dispatcher.handleText(body, { client, charge, onClose })
     if (out === undefined) return void res.writeHead(204, CORS).end()
