@@ -155,6 +155,10 @@ async function walletOf(
   return w
 }
 
+/** Waits until `w` holds `balance` on channel `id` with no payment pending. */
+const settled = (w: ChannelWallet, id: string, balance: bigint, what: string) =>
+  until(w, (s) => s.channels.find((x) => x.id === id && x.myBalance === balance && x.pendingPayments === 0), what)
+
 /** A store that keeps a copy of every record written, in order: what a crash right after any write leaves. */
 class RecordingStore extends MemoryChannelStore {
   readonly puts: ChannelRecord[] = []
@@ -187,22 +191,37 @@ class CrashingStore extends MemoryChannelStore {
 
 /** `name`'s links, which send and hear nothing once `dead.on` (its process is gone). */
 function cutOff(links: MemoryLinkNetwork, name: string, dead: { on: boolean }): WalletLinks {
+  return wrappedLinks(links, name, (l) =>
+    filteredLink(
+      l,
+      () => !dead.on,
+      () => !dead.on,
+    ),
+  )
+}
+
+/** `name`'s links, each passed through `wrap`. */
+function wrappedLinks(links: MemoryLinkNetwork, name: string, wrap: (l: WalletLink) => WalletLink): WalletLinks {
   const inner = links.endpoint(name)
-  const wrap = (l: WalletLink): WalletLink => ({
-    remotePeer: l.remotePeer,
-    kind: l.kind,
-    send: (f) => {
-      if (!dead.on) l.send(f)
-    },
-    onMessage: (cb) => l.onMessage((f) => (dead.on ? undefined : cb(f))),
-    onClose: (cb) => l.onClose(cb),
-    close: () => l.close(),
-  })
   return {
     myAddresses: () => inner.myAddresses(),
     selfId: () => inner.selfId(),
     onLink: (cb) => inner.onLink((l) => cb(wrap(l))),
     dial: async (address) => wrap(await inner.dial(address)),
+  }
+}
+
+/** `l`, sending only while `send()` holds and handing on only the frames `hear` passes. */
+function filteredLink(l: WalletLink, send: () => boolean, hear: (frame: Uint8Array) => boolean): WalletLink {
+  return {
+    remotePeer: l.remotePeer,
+    kind: l.kind,
+    send: (f) => {
+      if (send()) l.send(f)
+    },
+    onMessage: (cb) => l.onMessage((f) => (hear(f) ? cb(f) : undefined)),
+    onClose: (cb) => l.onClose(cb),
+    close: () => l.close(),
   }
 }
 
@@ -377,24 +396,15 @@ function deafTo(
   from: string,
   mute: { on: boolean; only?: (frame: Uint8Array) => boolean },
 ): WalletLinks {
-  const inner = links.endpoint(name)
-  const wrap = (l: WalletLink): WalletLink =>
+  return wrappedLinks(links, name, (l) =>
     l.remotePeer !== `mem/${from}`
       ? l
-      : {
-          remotePeer: l.remotePeer,
-          kind: l.kind,
-          send: (f) => l.send(f),
-          onMessage: (cb) => l.onMessage((f) => (mute.on && (mute.only?.(f) ?? true) ? undefined : cb(f))),
-          onClose: (cb) => l.onClose(cb),
-          close: () => l.close(),
-        }
-  return {
-    myAddresses: () => inner.myAddresses(),
-    selfId: () => inner.selfId(),
-    onLink: (cb) => inner.onLink((l) => cb(wrap(l))),
-    dial: async (address) => wrap(await inner.dial(address)),
-  }
+      : filteredLink(
+          l,
+          () => true,
+          (f) => !(mute.on && (mute.only?.(f) ?? true)),
+        ),
+  )
 }
 
 /**
@@ -1070,12 +1080,10 @@ describe('channel wallets on a real node', () => {
     const snapshot = (await hubStore.get(hc))?.snapshot as ChannelSnapshot | undefined
     const restored = snapshot && ChannelSession.restore(snapshot, providerSigner(hubKey.secretKey)).latest.state.htlcs.length
     const again = await walletOf(hubKey, links, `hub${n}`, hubStore, true)
-    const paid = (w: ChannelWallet, id: string, balance: bigint, what: string) =>
-      until(w, (s) => s.channels.find((x) => x.id === id && x.myBalance === balance && x.pendingPayments === 0), what)
-    await paid(a, ah, 1_000n - amount, 'Alice to have paid')
+    await settled(a, ah, 1_000n - amount, 'Alice to have paid')
     await paying
-    await paid(c, hc, amount, 'Carol paid')
-    await paid(again, ah, amount, 'the hub paid by Alice')
+    await settled(c, hc, amount, 'Carol paid')
+    await settled(again, ah, amount, 'the hub paid by Alice')
     for (const w of [a, again, c]) await w.close()
     return { restored }
   }
@@ -1107,22 +1115,25 @@ describe('channel wallets on a real node', () => {
     expect(restored).toBe(1)
   }, 120_000)
 
-  it('payments sent together through a hub all settle: a proposal never overtakes the acknowledgement it builds on', async () => {
-    // Carol countersigns the hub's offers and settles each at once. Before, a settlement built on an
-    // offer could leave before that offer's acknowledgement (held for its save), and the hub refused
-    // it as out of order: the payments hung, and at their expiry went to the chain.
-    const n = 22
+  /** Alice → hub → Carol (wallets `<name><n>`), each channel with 1,000 from its opener and `back` from the other side. */
+  async function route(n: number, back: bigint) {
     const links = new MemoryLinkNetwork()
     const a = await walletOf(alice, links, `alice${n}`)
     const hub = await walletOf(hubKey, links, `hub${n}`, new MemoryChannelStore(), true)
     const c = await walletOf(carol, links, `carol${n}`)
-    const ah = await openPair(links, a, hub, 1_000n, 0n)
-    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    const ah = await openPair(links, a, hub, 1_000n, back)
+    const hc = await openPair(links, hub, c, 1_000n, back)
+    return { a, hub, c, ah, hc }
+  }
+
+  it('payments sent together through a hub all settle: a proposal never overtakes the acknowledgement it builds on', async () => {
+    // Carol countersigns the hub's offers and settles each at once. Before, a settlement built on an
+    // offer could leave before that offer's acknowledgement (held for its save), and the hub refused
+    // it as out of order: the payments hung, and at their expiry went to the chain.
+    const { a, hub, c, ah, hc } = await route(22, 0n)
     const amounts = [10n, 11n, 12n, 13n, 14n, 15n, 16n, 17n]
     const total = amounts.reduce((x, y) => x + y)
     await Promise.all(amounts.map((amount) => a.payInvoice(ah, c.createInvoice(amount))))
-    const settled = (w: ChannelWallet, id: string, balance: bigint, what: string) =>
-      until(w, (st) => st.channels.find((x) => x.id === id && x.myBalance === balance && x.pendingPayments === 0), what)
     await settled(a, ah, 1_000n - total, 'Alice to have paid them all')
     await settled(c, hc, total, 'Carol paid them all')
     await settled(hub, hc, 1_000n - total, 'the hub to have paid Carol')
@@ -1132,13 +1143,7 @@ describe('channel wallets on a real node', () => {
   }, 120_000)
 
   it('payments both ways through a hub at once all settle (a hub saving one channel never waits for another’s save)', async () => {
-    const n = 23
-    const links = new MemoryLinkNetwork()
-    const a = await walletOf(alice, links, `alice${n}`)
-    const hub = await walletOf(hubKey, links, `hub${n}`, new MemoryChannelStore(), true)
-    const c = await walletOf(carol, links, `carol${n}`)
-    const ah = await openPair(links, a, hub, 1_000n, 1_000n)
-    const hc = await openPair(links, hub, c, 1_000n, 1_000n)
+    const { a, hub, c, ah, hc } = await route(23, 1_000n)
     const amounts = [10n, 11n, 12n, 13n, 14n, 15n, 16n, 17n]
     const total = amounts.reduce((x, y) => x + y)
     // Both ways at once: each channel's two sides propose at the same time.
@@ -1146,8 +1151,6 @@ describe('channel wallets on a real node', () => {
       ...amounts.map((amount) => a.payInvoice(ah, c.createInvoice(amount))),
       ...amounts.map((amount) => c.payInvoice(hc, a.createInvoice(amount + 1n))),
     ])
-    const settled = (w: ChannelWallet, id: string, balance: bigint, what: string) =>
-      until(w, (st) => st.channels.find((x) => x.id === id && x.myBalance === balance && x.pendingPayments === 0), what)
     // Alice paid `total` and was paid `total` and one for each payment; Carol the other way round.
     const back = total + BigInt(amounts.length)
     await settled(a, ah, 1_000n - total + back, 'Alice')
@@ -1185,13 +1188,11 @@ describe('channel wallets on a real node', () => {
     const disk = new MemoryChannelStore()
     for (const r of await hubStore.list()) await disk.put(r)
     const again = await walletOf(hubKey, links, `hub${n}`, disk, true)
-    const paid = (w: ChannelWallet, id: string, balance: bigint, what: string) =>
-      until(w, (st) => st.channels.find((x) => x.id === id && x.myBalance === balance && x.pendingPayments === 0), what)
-    await paid(again, ah, amount, 'the restarted hub paid by Alice')
-    await paid(a, ah, 1_000n - amount, 'Alice to have paid')
+    await settled(again, ah, amount, 'the restarted hub paid by Alice')
+    await settled(a, ah, 1_000n - amount, 'Alice to have paid')
     await paying
-    await paid(c, hc, amount, 'Carol paid')
-    await paid(again, hc, 1_000n - amount, 'the hub to have paid Carol')
+    await settled(c, hc, amount, 'Carol paid')
+    await settled(again, hc, 1_000n - amount, 'the hub to have paid Carol')
     for (const w of [a, again, c]) await w.close()
   }, 120_000)
 
