@@ -328,8 +328,9 @@ function checkRpcLimits(limits: Record<string, unknown>, file: string, bad: (fie
   atLeast('maxBodyBytesInProgress', 'maxBodyBytesInProgressPerClient')
   atLeast('maxWebSockets', 'maxWebSocketsPerClient')
   atLeast('maxConnections', 'maxConnectionsPerClient')
-  atLeast('maxConnectionsPerClient', 'maxWebSocketsPerClient')
-  atLeast('maxConnections', 'maxWebSockets')
+  // Left out, the connection caps make room for the WebSocket ones (the server's defaults).
+  if (limits.maxConnectionsPerClient !== undefined) atLeast('maxConnectionsPerClient', 'maxWebSocketsPerClient')
+  if (limits.maxConnections !== undefined) atLeast('maxConnections', 'maxWebSockets')
   atLeast('maxBufferedBytesPerClient', 'maxBufferedBytes')
 }
 

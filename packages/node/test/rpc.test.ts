@@ -268,6 +268,26 @@ describe('connections', () => {
     // Said once, not per connection refused.
     expect(warned.filter((m) => m.startsWith('rpc: connections refused'))).toHaveLength(1)
   })
+
+  it('left unset, the connection cap per client makes room for a raised WebSocket cap', async () => {
+    await start({ maxWebSocketsPerClient: 80 })
+    const url = new URL(server?.url ?? '')
+    const sockets = await Promise.all(
+      Array.from({ length: 90 }, async () => {
+        const socket = connect({ port: Number(url.port), host: url.hostname, localAddress: '127.0.0.4' })
+        rawSockets.push(socket)
+        socket.on('error', () => undefined)
+        const closed = new Promise<boolean>((r) => {
+          socket.once('close', () => r(true))
+          setTimeout(() => r(false), 500)
+        })
+        await new Promise((r) => socket.once('connect', r))
+        return closed
+      }),
+    )
+    // 80 WebSockets and 16 more: 90 are held, none closed.
+    expect(sockets.filter(Boolean)).toHaveLength(0)
+  })
 })
 
 describe('whom the per-client limits count', () => {

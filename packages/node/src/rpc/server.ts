@@ -88,7 +88,11 @@ export interface RpcServerOptions extends RpcLimits {
   readonly maxBodyBytesInProgress?: number
   /** Time a client has to send a whole HTTP request, headers and body (default 30 s); then 408. */
   readonly requestTimeoutMs?: number
-  /** TCP connections one client may hold (default 64) and the server in all (default 4,096); past them a connection is closed at once. */
+  /**
+   * TCP connections one client may hold (default 64, or the WebSocket cap per client and 16 more)
+   * and the server in all (default 4,096, or the WebSocket cap and 1,024 more); past them a
+   * connection is closed at once.
+   */
   readonly maxConnectionsPerClient?: number
   readonly maxConnections?: number
   /** WebSocket connections one client may hold (default 16) and the server in all (default 1,024). */
@@ -291,8 +295,9 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
 
   // Connections: a client that opens thousands and sends nothing would hold as many file
   // descriptors until the request timeout, and the node's own (libp2p, LevelDB) would run out.
-  const maxConnectionsPerClient = opts.maxConnectionsPerClient ?? d.maxConnectionsPerClient
-  const maxConnections = opts.maxConnections ?? d.maxConnections
+  // Unless set, room for the WebSocket caps and some: a config that raised those stays valid.
+  const maxConnectionsPerClient = opts.maxConnectionsPerClient ?? Math.max(d.maxConnectionsPerClient, maxSocketsPerClient + 16)
+  const maxConnections = opts.maxConnections ?? Math.max(d.maxConnections, maxSockets + 1024)
   const connectionsOf = new Map<string, number>()
   let connections = 0
   let refusedConnections = 0
