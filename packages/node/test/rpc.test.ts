@@ -230,23 +230,27 @@ async function trickle(
   return { socket, rest: () => void socket.write(body.slice(sent)), text: () => text, ended }
 }
 
+/** A raw TCP connection to the server from `from`; `closed` says whether the server closed it within 500 ms. */
+async function rawConnection(from: string): Promise<{ socket: Socket; closed: Promise<boolean> }> {
+  const url = new URL(server?.url ?? '')
+  const socket = connect({ port: Number(url.port), host: url.hostname, localAddress: from })
+  rawSockets.push(socket)
+  socket.on('error', () => undefined)
+  const closed = new Promise<boolean>((r) => {
+    socket.once('close', () => r(true))
+    setTimeout(() => r(false), 500)
+  })
+  await new Promise((r) => socket.once('connect', r))
+  return { socket, closed }
+}
+
 describe('connections', () => {
   it("closes a connection past its client's limit or the server's at once; the others go on, and a place freed is taken again", async () => {
     const warned: string[] = []
     const logger = { debug() {}, info() {}, error() {}, warn: (m: string) => void warned.push(m) }
     await start({ maxConnectionsPerClient: 3, maxConnections: 5, logger })
     const url = new URL(server?.url ?? '')
-    const open = async (from: string) => {
-      const socket = connect({ port: Number(url.port), host: url.hostname, localAddress: from })
-      rawSockets.push(socket)
-      socket.on('error', () => undefined)
-      const closed = new Promise<boolean>((r) => {
-        socket.once('close', () => r(true))
-        setTimeout(() => r(false), 500)
-      })
-      await new Promise((r) => socket.once('connect', r))
-      return { socket, closed }
-    }
+    const open = rawConnection
     const held = [await open('127.0.0.1'), await open('127.0.0.1'), await open('127.0.0.1')]
     expect(await (await open('127.0.0.1')).closed).toBe(true)
     // Another client has places of its own, up to the server's five.
@@ -271,22 +275,9 @@ describe('connections', () => {
 
   it('left unset, the connection cap per client makes room for a raised WebSocket cap', async () => {
     await start({ maxWebSocketsPerClient: 80 })
-    const url = new URL(server?.url ?? '')
-    const sockets = await Promise.all(
-      Array.from({ length: 90 }, async () => {
-        const socket = connect({ port: Number(url.port), host: url.hostname, localAddress: '127.0.0.4' })
-        rawSockets.push(socket)
-        socket.on('error', () => undefined)
-        const closed = new Promise<boolean>((r) => {
-          socket.once('close', () => r(true))
-          setTimeout(() => r(false), 500)
-        })
-        await new Promise((r) => socket.once('connect', r))
-        return closed
-      }),
-    )
+    const held = await Promise.all(Array.from({ length: 90 }, () => rawConnection('127.0.0.4')))
     // 80 WebSockets and 16 more: 90 are held, none closed.
-    expect(sockets.filter(Boolean)).toHaveLength(0)
+    expect((await Promise.all(held.map((c) => c.closed))).filter(Boolean)).toHaveLength(0)
   })
 })
 
