@@ -48,6 +48,7 @@ import {
 import {
   type ChainAccess,
   type ChannelRecord,
+  type ChannelStore,
   ChannelWallet,
   type ChannelWalletOptions,
   encodeInvite,
@@ -64,8 +65,9 @@ import {
   type WalletLinks,
   type WalletState,
 } from '@loopchain/light-client'
-import { FullNode, fullNodeLightBackend } from '@loopchain/node'
+import { FullNode, fullNodeLightBackend, LevelKVStore } from '@loopchain/node'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { LevelChannelStore } from '../apps/node/src/hub.js'
 
 const key = (label: string) => keyPairFromSecret(sha256(utf8(label)))
 const validator = key('wallet-test validator')
@@ -119,7 +121,7 @@ async function walletOf(
   k: typeof alice,
   links: MemoryLinkNetwork,
   name: string,
-  store = new MemoryChannelStore(),
+  store: ChannelStore = new MemoryChannelStore(),
   hub = false,
   more: Partial<ChannelWalletOptions> = {},
 ) {
@@ -1185,8 +1187,13 @@ describe('channel wallets on a real node', () => {
     await until(hub, () => dead.on || undefined, 'the hub to save Carol’s settlement, and die')
     await hub.close()
     // What a kill -9 leaves on disk: the channel to Carol settled; Alice's payment still pending.
-    const disk = new MemoryChannelStore()
-    for (const r of await hubStore.list()) await disk.put(r)
+    // Written to the hub's own LevelDB store and opened again, as a restarted hub opens it.
+    const dir = mkdtempSync(join(tmpdir(), 'loopchain-hub-store-'))
+    const written = new LevelChannelStore(await LevelKVStore.open(dir))
+    for (const r of await hubStore.list()) await written.put(r)
+    await written.close()
+    const disk = new LevelChannelStore(await LevelKVStore.open(dir))
+    expect((await disk.get(hc))?.forwarded).toHaveLength(1)
     const again = await walletOf(hubKey, links, `hub${n}`, disk, true)
     await settled(again, ah, amount, 'the restarted hub paid by Alice')
     await settled(a, ah, 1_000n - amount, 'Alice to have paid')
@@ -1194,6 +1201,8 @@ describe('channel wallets on a real node', () => {
     await settled(c, hc, amount, 'Carol paid')
     await settled(again, hc, 1_000n - amount, 'the hub to have paid Carol')
     for (const w of [a, again, c]) await w.close()
+    await disk.close()
+    rmSync(dir, { recursive: true, force: true })
   }, 120_000)
 
   it('a hub wallet closed while it closes a channel alone for a payment first hands the close and the redeem to the node', async () => {

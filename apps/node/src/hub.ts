@@ -28,7 +28,7 @@ const KEY = utf8('key')
 const CHANNEL = 0x63 // 'c' ‖ channel id (utf8)
 
 /** A {@link ChannelStore} on LevelDB: records by structured serialisation (bigints and bytes kept). */
-class LevelChannelStore implements ChannelStore {
+export class LevelChannelStore implements ChannelStore {
   constructor(private readonly db: LevelKVStore) {}
   private static key(id: string): Uint8Array {
     const b = utf8(id)

@@ -177,8 +177,9 @@ export const MAX_RESPONSE_CHARS = 64 * 1024 * 1024
  */
 export const MAX_BODY_VALUES = 65_536
 /**
- * A body is charged one rate-limit token (one call) per this many values past the first such
- * many, on top of its calls: a body at {@link MAX_BODY_VALUES} costs 256 calls.
+ * A body is charged one more rate-limit token (one call) per whole this many values, on top of
+ * its calls: a batch of a hundred transactions (600 values) costs two more, a body at
+ * {@link MAX_BODY_VALUES} 256 more.
  */
 export const VALUES_PER_CALL = 256
 /** Bodies up to this many characters cannot nest deeper than {@link MAX_JSON_DEPTH} (two brackets a level), so are not scanned. */

@@ -249,9 +249,8 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
       release()
     }
     const charge = (calls: number) => buckets.take(client, calls)
-    // A client that hangs up before its answer (a send-and-wait's waiter, say, need not wait on).
-    // The response's 'close' after it is written is not that.
-    // One listener for the request, however many calls of a batch wait.
+    // A client that hangs up before its answer ends what waits for it (a send-and-wait); the
+    // response's own 'close' once written is not that. One listener, however many calls wait.
     const cleanups = new Set<() => void>()
     res.once('close', () => {
       if (!res.writableFinished) for (const f of cleanups) f()
