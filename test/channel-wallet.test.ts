@@ -1205,6 +1205,92 @@ describe('channel wallets on a real node', () => {
     rmSync(dir, { recursive: true, force: true })
   }, 120_000)
 
+  it('a payer that crashed right after its payment left, before saving it, and pays the invoice again gets the second payment back: the payee takes one', async () => {
+    // Alice's proposal leaves before its save (the hub saves it before acknowledging; a restarted
+    // Alice gets it back by sync). A crash in between leaves her store without the payment, so the
+    // restarted wallet does not know the invoice is paid and can pay it again before the sync.
+    const n = 22
+    const links = new MemoryLinkNetwork()
+    const dead = { on: false }
+    const storeA = new CrashingStore(() => false, dead)
+    const isAdd = (f: Uint8Array) => {
+      if (f[0] !== 1) return false
+      const m = decodeChannelWire(f.subarray(1))
+      return m.t === 'update' && m.change.kind === 'add'
+    }
+    const crashAfterAdd = wrappedLinks(links, `alice${n}`, (l) => {
+      const live = filteredLink(
+        l,
+        () => !dead.on,
+        () => !dead.on,
+      )
+      return {
+        ...live,
+        send: (f) => {
+          live.send(f)
+          if (isAdd(f)) dead.on = true
+        },
+      }
+    })
+    const a = await walletOf(alice, links, `alice${n}`, storeA, false, { links: crashAfterAdd })
+    const hub = await walletOf(hubKey, links, `hub${n}`, new MemoryChannelStore(), true)
+    const c = await walletOf(carol, links, `carol${n}`)
+    const ah = await openPair(links, a, hub, 1_000n, 0n)
+    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    const invoice = c.createInvoice(300n)
+    const first = a.payInvoice(ah, invoice)
+    first.catch(() => undefined)
+    await settled(c, hc, 300n, 'Carol paid once')
+    expect(dead.on).toBe(true)
+    await a.close()
+    await expect(first).rejects.toThrow(/the wallet closed/)
+    links.cut(`alice${n}`, `hub${n}`)
+    const disk = new MemoryChannelStore()
+    for (const r of await storeA.list()) await disk.put(r)
+    const onDisk = (await disk.get(ah))?.snapshot as ChannelSnapshot
+    expect(onDisk.latest.state.htlcs).toHaveLength(0)
+    // Restarted: pays again as soon as its channel links up, before the hub's sync says anything.
+    const again = await walletOf(alice, links, `alice${n}`, disk)
+    await until(again, (s) => s.channels.find((x) => x.id === ah && x.link === 'direct'), 'Alice to link up again')
+    // It resolves: the invoice is paid, by the first payment; the second one came back.
+    await again.payInvoice(ah, invoice)
+    await settled(again, ah, 700n, 'Alice to have paid once')
+    await settled(c, hc, 300n, 'Carol still paid once')
+    await settled(hub, ah, 300n, 'the hub paid once by Alice')
+    await settled(hub, hc, 700n, 'the hub to have paid Carol once')
+    // The first payment settled in the state the sync brought: the invoice is paid.
+    await expect(again.payInvoice(ah, invoice)).rejects.toMatchObject({ code: 'ALREADY_PAID' })
+    for (const w of [again, hub, c]) await w.close()
+  }, 90_000)
+
+  it('two payers paying one invoice through a hub at once: one pays it, the other gets its payment back, and the hub collects from the one', async () => {
+    const n = 23
+    const { links, a, hub, c, ah, hc } = await hubRoute(n)
+    const b = await walletOf(bob, links, `bob${n}`)
+    const bh = await openPair(links, b, hub, 1_000n, 0n)
+    const invoice = c.createInvoice(250n)
+    const outcomes = await Promise.all(
+      [
+        [a, ah],
+        [b, bh],
+      ].map(([w, id]) =>
+        (w as ChannelWallet).payInvoice(id as string, invoice).then(
+          () => 'paid',
+          (e) => e.code,
+        ),
+      ),
+    )
+    expect([...outcomes].sort()).toEqual(['PAYMENT_FAILED', 'paid'])
+    const [payer, id] = outcomes[0] === 'paid' ? [a, ah] : [b, bh]
+    const [other, otherId] = payer === a ? [b, bh] : [a, ah]
+    await settled(payer, id, 750n, 'the payer to have paid')
+    await settled(other, otherId, 1_000n, 'the other payer to have its payment back')
+    await settled(hub, id, 250n, 'the hub to collect from the payer')
+    await settled(hub, otherId, 0n, 'nothing pending from the other payer')
+    await settled(c, hc, 250n, 'Carol paid once')
+    for (const w of [a, b, hub, c]) await w.close()
+  }, 90_000)
+
   it('a hub wallet closed while it closes a channel alone for a payment first hands the close and the redeem to the node', async () => {
     // The hub's node takes a while to accept each transaction. When the hub's first call for the
     // channel leaves (the close), the wallet is closed at once: it must still send the redeem behind it.

@@ -60,6 +60,12 @@ export interface ChannelRecord {
    * the payment the hub was paid on another channel; read after a restart that came before it did.
    */
   readonly forwarded?: readonly string[]
+  /**
+   * 0x hash locks of my invoices whose payment I settled here (the newest {@link MAX_PAID_LOCKS}),
+   * written with the state that proposes the settlement: another payment of one of them is given
+   * back, not taken (a payer that lost its state in a crash, or paid twice, is not charged twice).
+   */
+  readonly received?: readonly string[]
   /** 0x hash locks of my payments left in the channel when it went on chain: settled there, or not at all. */
   readonly settlingOnChain?: readonly string[]
   /** Wall-clock milliseconds of the last change (display only). */

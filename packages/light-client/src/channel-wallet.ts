@@ -1354,9 +1354,16 @@ export class ChannelWallet implements WalletActions {
       const fail = (htlcId: number) => void this.failIfSame(live, d, htlcId, lock)
       const preimage = this.invoices.get(lock) ?? d.session.preimageOf(h.hashLock)
       if (change.next === undefined || change.next === this.o.key.address) {
-        // For us: settle with the invoice's secret, or give back a payment we never asked for.
-        if (preimage !== undefined) void d.settleHtlc(h.id, preimage).catch((err) => this.fault(live, err))
-        else fail(h.id)
+        // For us: settle with the invoice's secret, once; give back a payment we never asked for
+        // and another payment of an invoice already paid (a payer that crashed before saving its
+        // first one pays again, not knowing). Marked received before the settlement is proposed,
+        // so the write of that proposal carries it.
+        if (preimage === undefined || this.receivedBefore(lock)) {
+          fail(h.id)
+          return
+        }
+        this.remember(live, 'received', [lock])
+        void d.settleHtlc(h.id, preimage).catch((err) => this.fault(live, err))
         return
       }
       if (!this.o.hub) {
@@ -1365,9 +1372,18 @@ export class ChannelWallet implements WalletActions {
       }
       const next = change.next
       const channelTo = () => [...this.channels.values()].find((l) => l.record.peer.address === next && l.record.phase !== 'closed')
-      if (channelTo() === undefined) {
+      // One payment of a hash lock forwarded at a time, taken from when it arrives: a second one is
+      // a payer paying again (or two paying one invoice), and would share the first's entry in
+      // `forwards`, leaving one of them never passed back.
+      if (this.forwards.has(lock) || this.held.has(lock) || channelTo() === undefined) {
         fail(h.id)
         return
+      }
+      const entry = { channel: live.record.id, htlcId: h.id }
+      this.forwards.set(lock, entry)
+      const giveBack = () => {
+        if (this.forwards.get(lock) === entry) this.forwards.delete(lock)
+        fail(h.id)
       }
       // The next hop's channel may have just opened (this node sees it a poll later than its owner)
       // or its link be re-forming: wait a little for both before giving the payment back.
@@ -1375,37 +1391,36 @@ export class ChannelWallet implements WalletActions {
         const out = channelTo()
         return out?.record.phase === 'open' && out.driver !== undefined && this.links.has(next) ? out.driver : undefined
       }
-      void this.waitFor(ready, this.o.forwardWaitMs ?? FORWARD_WAIT_MS, 'the next hop').then(
-        (out) => {
-          const expiry = h.expiry - HOP_DELTA
-          if (out.session.balances.mine < h.amount || expiry <= this.o.chain.height) {
-            fail(h.id)
-            return
-          }
-          this.forwards.set(lock, { channel: live.record.id, htlcId: h.id })
-          void out.addHtlc({ amount: h.amount, hashLock: h.hashLock, expiry }).catch(() => {
-            this.forwards.delete(lock)
-            // Refused, or never signed: give it back. But if the next hop's channel went on chain
-            // while our signed offer was out, the next hop may hold it and redeem it there: giving
-            // the payment back now could pay the next hop out of our pocket. Held until that
-            // channel is closed on chain, then settled (learnFromChain) or given back.
-            const offered =
-              out.session.inFlight.some((f) => f.change.kind === 'add' && to0x(f.change.htlc.hashLock) === lock) ||
-              out.session.latest.state.htlcs.some((x) => x.from === out.session.me && to0x(x.hashLock) === lock)
-            if (offered && out.session.onChain)
-              this.held.set(lock, { out: to0x(out.session.channelId), channel: live.record.id, htlcId: h.id })
-            else fail(h.id)
-          })
-        },
-        () => fail(h.id),
-      )
+      void this.waitFor(ready, this.o.forwardWaitMs ?? FORWARD_WAIT_MS, 'the next hop').then((out) => {
+        const expiry = h.expiry - HOP_DELTA
+        if (out.session.balances.mine < h.amount || expiry <= this.o.chain.height) {
+          giveBack()
+          return
+        }
+        void out.addHtlc({ amount: h.amount, hashLock: h.hashLock, expiry }).catch(() => {
+          if (this.forwards.get(lock) === entry) this.forwards.delete(lock)
+          // Refused, or never signed: give it back. But if the next hop's channel went on chain
+          // while our signed offer was out, the next hop may hold it and redeem it there: giving
+          // the payment back now could pay the next hop out of our pocket. Held until that
+          // channel is closed on chain, then settled (learnFromChain) or given back.
+          const offered =
+            out.session.inFlight.some((f) => f.change.kind === 'add' && to0x(f.change.htlc.hashLock) === lock) ||
+            out.session.latest.state.htlcs.some((x) => x.from === out.session.me && to0x(x.hashLock) === lock)
+          if (offered && out.session.onChain)
+            this.held.set(lock, { out: to0x(out.session.channelId), channel: live.record.id, htlcId: h.id })
+          else fail(h.id)
+        })
+      }, giveBack)
       return
     }
     if (change.kind === 'settle' || change.kind === 'fail') {
       // The peer settled or gave back a payment we offered: find which one by the state before.
       const lock = this.lockOf(live, change.id)
       if (lock === undefined) return
-      const mine = this.takeWait(live, lock)
+      // Given back while another payment of the same invoice is still pending here (one sent
+      // before a crash, read back by sync, and then this one again): the wait is that one's.
+      const another = change.kind === 'fail' && this.pendingLocks(live).includes(lock)
+      const mine = another ? undefined : this.takeWait(live, lock)
       if (mine) {
         if (change.kind === 'settle') mine.resolve()
         else mine.reject(new WalletError('PAYMENT_FAILED', 'a hop gave the payment back'))
@@ -1489,8 +1504,14 @@ export class ChannelWallet implements WalletActions {
     return events.flatMap((e) => (e.type === 'settled' && e.htlc.from === live.record.me ? [to0x(e.preimage)] : []))
   }
 
+  /** Whether a payment of my invoice locked with `lock` (hex) was settled, or is being settled, in any channel. */
+  private receivedBefore(lock: string): boolean {
+    for (const l of this.channels.values()) if (l.record.received?.includes(lock)) return true
+    return false
+  }
+
   /** Adds `locks` to the record's list `field` (the newest {@link MAX_PAID_LOCKS}); whether it changed. */
-  private remember(live: Live, field: 'paid' | 'settlingOnChain' | 'forwarded', locks: readonly string[]): boolean {
+  private remember(live: Live, field: 'paid' | 'settlingOnChain' | 'forwarded' | 'received', locks: readonly string[]): boolean {
     const had = live.record[field] ?? []
     const add = [...new Set(locks)].filter((l) => !had.includes(l))
     if (add.length === 0) return false
