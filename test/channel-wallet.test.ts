@@ -19,6 +19,7 @@ import {
   ChannelStatus,
   channelCallTransaction,
   channelHelloDigest,
+  channelIdOf,
   channelKey,
   channelRecordCodec,
   createLightHandlers,
@@ -1289,6 +1290,48 @@ describe('channel wallets on a real node', () => {
     await settled(hub, otherId, 0n, 'nothing pending from the other payer')
     await settled(c, hc, 250n, 'Carol paid once')
     for (const w of [a, b, hub, c]) await w.close()
+  }, 90_000)
+
+  it('an opener killed right after its open transaction left finds the channel after a restart, and takes its deposit back since the peer never joined', async () => {
+    // The open transaction's hash is saved before it leaves; the rename to the channel's id (and
+    // the message that tells the peer) come after. Killed in between: the peer never hears of the
+    // channel, and the deposit sits on chain in it.
+    const n = 24
+    const links = new MemoryLinkNetwork()
+    const dead = { on: false }
+    const storeA = new CrashingStore((r) => r.phase === 'proposed' && r.openTx !== undefined, dead)
+    const a = await walletOf(alice, links, `alice${n}`, storeA, false, { links: cutOff(links, `alice${n}`, dead) })
+    const b = await walletOf(bob, links, `bob${n}`)
+    const before = await proven(alice.address)
+    const invite = await until(b, (s) => s.invite, 'an invite')
+    const opening = a.openChannel(invite, { deposit: 400n, peerDeposit: 0n, challengePeriod: 5 })
+    opening.catch(() => undefined)
+    await until(a, () => dead.on || undefined, 'the open transaction to be saved, and Alice to die')
+    await untilMoved(alice.address, before, 'the deposit to leave Alice’s account')
+    await a.close()
+    const disk = new MemoryChannelStore()
+    for (const r of await storeA.list()) await disk.put(r)
+    const [left] = await disk.list()
+    expect(left?.phase).toBe('proposed')
+    const again = await walletOf(alice, links, `alice${n}-again`, disk)
+    const id = to0x(channelIdOf(fromHex(left?.openTx as string)))
+    await until(
+      again,
+      (s) => s.channels.find((c) => c.id === id && c.phase === 'opening' && c.onChain?.status === 'opening'),
+      'the channel found on chain',
+    )
+    // Bob accepted the proposal, and never heard of the channel.
+    expect(b.state.channels.map((c) => c.phase)).toEqual(['proposed'])
+    await again.cancelOpen(id)
+    await until(
+      again,
+      (s) => s.channels.find((c) => c.id === id && c.phase === 'closed' && c.onChain?.outcome === 'cancelled'),
+      'the channel cancelled',
+    )
+    expect(await proven(alice.address)).toBe(before)
+    expect((await disk.get(id))?.phase).toBe('closed')
+    await expect(again.cancelOpen(id)).rejects.toMatchObject({ code: 'NOT_OPENING' })
+    for (const w of [again, b]) await w.close()
   }, 90_000)
 
   it('a hub wallet closed while it closes a channel alone for a payment first hands the close and the redeem to the node', async () => {

@@ -21,6 +21,7 @@ import {
   preimageKey,
   sha256,
   type Transaction,
+  transactionHash,
   type Value,
 } from '@loopchain/core'
 import type { LightClient, VerifiedState } from './client.js'
@@ -118,12 +119,22 @@ export class ChannelCaller {
    * again because the one before left no trace. That one may be lost with its nonce, and every
    * later call waits behind the gap until something fills it. Only this call takes the proven
    * nonce (others keep counting on); a refusal is not retried, the caller decides again later.
+   *
+   * `beforeSubmit`: given each signed transaction's hash before it leaves (again for each retry);
+   * the submission waits for it, and does not happen if it throws. What must survive a crash
+   * right after the node took the transaction is saved there.
    */
-  async call(method: string, params: Value, value = 0n, fromProven = false): Promise<Uint8Array> {
-    if (fromProven) return this.callOnce(method, params, value, true)
+  async call(
+    method: string,
+    params: Value,
+    value = 0n,
+    fromProven = false,
+    beforeSubmit?: (hash: Uint8Array) => Promise<void>,
+  ): Promise<Uint8Array> {
+    if (fromProven) return this.callOnce(method, params, value, true, beforeSubmit)
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.callOnce(method, params, value, false)
+        return await this.callOnce(method, params, value, false, beforeSubmit)
       } catch (e) {
         const code = refusalCode(e)
         const nonceProblem = /NONCE/.test(code) || /nonce/i.test((e as Error).message)
@@ -138,13 +149,25 @@ export class ChannelCaller {
     }
   }
 
-  private callOnce(method: string, params: Value, value: bigint, fromProven: boolean): Promise<Uint8Array> {
-    const run = this.queue.then(() => this.signAndSubmit(method, params, value, fromProven))
+  private callOnce(
+    method: string,
+    params: Value,
+    value: bigint,
+    fromProven: boolean,
+    beforeSubmit?: (hash: Uint8Array) => Promise<void>,
+  ): Promise<Uint8Array> {
+    const run = this.queue.then(() => this.signAndSubmit(method, params, value, fromProven, beforeSubmit))
     this.queue = run.catch(() => undefined)
     return run
   }
 
-  private async signAndSubmit(method: string, params: Value, value: bigint, fromProven: boolean): Promise<Uint8Array> {
+  private async signAndSubmit(
+    method: string,
+    params: Value,
+    value: bigint,
+    fromProven: boolean,
+    beforeSubmit?: (hash: Uint8Array) => Promise<void>,
+  ): Promise<Uint8Array> {
     const account = await provenAccount(this.chain, this.key.address)
     const nonce = fromProven ? account.value.nonce : Math.max(account.value.nonce, this.nextNonce)
     const tx = channelCallTransaction({
@@ -159,6 +182,7 @@ export class ChannelCaller {
     const fee = BigInt(tx.body.stepLimit) * this.params.stepPrice
     if (account.value.balance < value + fee)
       throw new RangeError(`the account holds ${account.value.balance} (as of height ${account.height}); this needs ${value + fee}`)
+    await beforeSubmit?.(transactionHash(tx.body))
     let hash: Uint8Array
     try {
       hash = await this.chain.submitTransaction(tx)

@@ -447,15 +447,44 @@ export class ChannelWallet implements WalletActions {
       'open',
       { peer: peer.address, openerKey: this.o.key.publicKey, peerKey: fromHex(peer.publicKey), challengePeriod: BigInt(challengePeriod) },
       opts.deposit,
+      false,
+      // Saved before it leaves: a crash right after the node took it would otherwise leave the
+      // deposit in a channel this wallet cannot name (see adoptOpened).
+      async (hash) => {
+        live.record = { ...live.record, openTx: to0x(hash), updatedAt: this.now() }
+        await this.save(live)
+      },
     )
+    const id = await this.adoptOpened(live, txHash)
+    this.send(link, { type: 'opened', localId, channelId: id, txHash: to0x(txHash) })
+    return id
+  }
+
+  /**
+   * The channel a proposal of mine opened with transaction `txHash`: the record takes its id and
+   * waits for it on chain. Also at a poll after a restart, for a proposal whose open transaction
+   * was saved but whose rename was not (the crash came in between).
+   */
+  private async adoptOpened(live: Live, txHash: Uint8Array): Promise<string> {
+    const localId = live.record.id
     const id = to0x(channelIdOf(txHash))
-    live.record = { ...record, id, phase: 'opening', openTx: to0x(txHash), updatedAt: this.now() }
+    live.record = { ...live.record, id, phase: 'opening', openTx: to0x(txHash), updatedAt: this.now() }
     this.channels.delete(localId)
     this.channels.set(id, live)
     await this.o.store.rename(localId, live.record)
-    this.send(link, { type: 'opened', localId, channelId: id, txHash: to0x(txHash) })
     this.changed()
     return id
+  }
+
+  /**
+   * Takes back my deposit from a channel I opened that the peer has not joined (it went away, or
+   * never will): the channel closes as cancelled. Refused by the chain once the peer joined.
+   */
+  async cancelOpen(id: string): Promise<void> {
+    const live = this.live(id)
+    if (live.record.me !== 0 || live.record.phase !== 'opening')
+      throw new WalletError('NOT_OPENING', 'only a channel you opened that the peer has not joined yet can be cancelled')
+    await this.call('cancel', { id: fromHex(id) })
   }
 
   async pay(id: string, amount: bigint): Promise<void> {
@@ -903,9 +932,15 @@ export class ChannelWallet implements WalletActions {
   // ------------------------------------------------------------------------------------------
   // The chain.
 
-  private async call(method: string, params: Record<string, unknown>, value = 0n, fromProven = false): Promise<Uint8Array> {
+  private async call(
+    method: string,
+    params: Record<string, unknown>,
+    value = 0n,
+    fromProven = false,
+    beforeSubmit?: (hash: Uint8Array) => Promise<void>,
+  ): Promise<Uint8Array> {
     try {
-      return await this.caller.call(method, params as never, value, fromProven)
+      return await this.caller.call(method, params as never, value, fromProven, beforeSubmit)
     } catch (e) {
       throw new WalletError('TX_REFUSED', `${method}: ${(e as Error).message}`)
     }
@@ -926,7 +961,15 @@ export class ChannelWallet implements WalletActions {
       const acct = await provenAccount(this.o.chain, this.o.key.address).catch(() => undefined)
       if (acct !== undefined) this.balance = { value: acct.value.balance, height: acct.height }
       for (const live of [...this.channels.values()]) {
-        const r = live.record
+        let r = live.record
+        // My proposal whose open transaction left before a crash, the record not renamed since:
+        // once the channel shows on chain, it is that channel.
+        if (r.phase === 'proposed' && r.me === 0 && r.openTx !== undefined && !r.id.startsWith('0x')) {
+          const opened = await provenChannel(this.o.chain, channelIdOf(fromHex(r.openTx))).catch(() => undefined)
+          if (opened?.value === undefined) continue
+          await this.adoptOpened(live, fromHex(r.openTx))
+          r = live.record
+        }
         if (r.phase === 'closed' || r.phase === 'proposed' || !r.id.startsWith('0x')) continue
         const p = await provenChannel(this.o.chain, fromHex(r.id)).catch(() => undefined)
         if (p === undefined) continue

@@ -74,6 +74,8 @@ export interface WalletActions {
   closeCooperative(id: string): Promise<void>
   /** Closes alone with my latest co-signed state; the challenge period starts. */
   closeUnilateral(id: string): Promise<void>
+  /** Takes back my deposit from a channel I opened that the peer has not joined; it closes as cancelled. */
+  cancelOpen(id: string): Promise<void>
   /** Pays out a closed channel whose challenge period is over. */
   withdraw(id: string): Promise<void>
   /** Hands my latest co-signed state to my institution's watchtower. */

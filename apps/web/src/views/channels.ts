@@ -414,6 +414,12 @@ function channelCard(w: ChannelWallet, first: WalletChannel): ChannelCard {
     'Close without the peer? Your latest state both signed goes on chain; the peer has the challenge period to show a newer one. Closing with an old state loses everything in the channel.',
   )
   const withdraw = act('Withdraw', 'withdraw', () => w.withdraw(id))
+  const cancel = act(
+    'Cancel and take back my deposit',
+    'cancel-open',
+    () => w.cancelOpen(id),
+    'Cancel this channel? The peer has not joined it yet; your deposit comes back to your account.',
+  )
   const payForm = h(
     'form',
     {
@@ -475,7 +481,7 @@ function channelCard(w: ChannelWallet, first: WalletChannel): ChannelCard {
     h('h3', {}, 'Messages'),
     chatList,
     chatForm,
-    h('div', { class: 'actions' }, watch, closeCoop, closeAlone, withdraw),
+    h('div', { class: 'actions' }, watch, closeCoop, closeAlone, withdraw, cancel),
     onchain,
     error,
     note,
@@ -505,6 +511,8 @@ function channelCard(w: ChannelWallet, first: WalletChannel): ChannelCard {
       watch.textContent = c.watchedSeq === undefined ? 'Hand latest state to watchtower' : `Watchtower holds state #${c.watchedSeq}`
       const oc = c.onChain
       const height = s.balanceAt
+      // Only once the chain shows the channel waiting for the peer's deposit.
+      cancel.hidden = !(c.me === 0 && c.phase === 'opening' && oc?.status === 'opening')
       withdraw.hidden = !(oc?.status === 'closing' && oc.deadline !== undefined && height !== undefined && height > oc.deadline)
       onchain.dataset.status = oc?.status ?? ''
       onchain.textContent = oc === undefined ? 'Not on chain yet.' : onChainWords(c, oc)
