@@ -173,6 +173,15 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
   /** Per client: its open WebSocket connections. */
   const socketsOf = new Map<string, Set<WebSocket>>()
   const buckets = new KeyedBuckets(opts.rateLimit?.perSecond ?? 200, opts.rateLimit?.burst ?? 400, now)
+  /**
+   * Takes the extra calls a large body counts as (see the dispatcher's value count), at most what
+   * a client holds after a request from a full bucket: with a burst set below the largest charge,
+   * the largest bodies would be refused for ever, even to a client that sent nothing else.
+   */
+  const chargeOf =
+    (client: string) =>
+    (calls: number): boolean =>
+      buckets.take(client, Math.min(calls, Math.max(0, (opts.rateLimit?.burst ?? 400) - 1)))
 
   const send = (res: ServerResponse, status: number, type: string, body: string) => {
     res.writeHead(status, { 'content-type': type, ...CORS }).end(body)
@@ -248,7 +257,7 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
     } finally {
       release()
     }
-    const charge = (calls: number) => buckets.take(client, calls)
+    const charge = chargeOf(client)
     // A client that hangs up before its answer ends what waits for it (a send-and-wait); the
     // response's own 'close' once written is not that. One listener, however many calls wait.
     const cleanups = new Set<() => void>()
@@ -413,7 +422,7 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
       return () => void cleanups.delete(f)
     }
     const connection = { subscriptions: new Map<string, () => void>() }
-    const charge = (calls: number) => buckets.take(client, calls)
+    const charge = chargeOf(client)
     ws.on('message', (data) => {
       if (!buckets.take(client)) {
         const id = refusedRequestId(data)
