@@ -1119,10 +1119,10 @@ describe('channel wallets on a real node', () => {
   }, 120_000)
 
   /** Alice → hub → Carol (wallets `<name><n>`), each channel with 1,000 from its opener and `back` from the other side. */
-  async function route(n: number, back: bigint) {
+  async function route(n: number, back: bigint, hubStore = new MemoryChannelStore()) {
     const links = new MemoryLinkNetwork()
     const a = await walletOf(alice, links, `alice${n}`)
-    const hub = await walletOf(hubKey, links, `hub${n}`, new MemoryChannelStore(), true)
+    const hub = await walletOf(hubKey, links, `hub${n}`, hubStore, true)
     const c = await walletOf(carol, links, `carol${n}`)
     const ah = await openPair(links, a, hub, 1_000n, back)
     const hc = await openPair(links, hub, c, 1_000n, back)
@@ -1133,7 +1133,8 @@ describe('channel wallets on a real node', () => {
     // Carol countersigns the hub's offers and settles each at once. Before, a settlement built on an
     // offer could leave before that offer's acknowledgement (held for its save), and the hub refused
     // it as out of order: the payments hung, and at their expiry went to the chain.
-    const { a, hub, c, ah, hc } = await route(22, 0n)
+    const hubStore = new MemoryChannelStore()
+    const { a, hub, c, ah, hc } = await route(22, 0n, hubStore)
     const amounts = [10n, 11n, 12n, 13n, 14n, 15n, 16n, 17n]
     const total = amounts.reduce((x, y) => x + y)
     await Promise.all(amounts.map((amount) => a.payInvoice(ah, c.createInvoice(amount))))
@@ -1142,7 +1143,17 @@ describe('channel wallets on a real node', () => {
     await settled(hub, hc, 1_000n - total, 'the hub to have paid Carol')
     await settled(hub, ah, total, 'the hub paid by Alice')
     for (const w of [a, hub, c]) expect(w.state.channels.every((x) => x.error === undefined)).toBe(true)
-    for (const w of [a, hub, c]) await w.close()
+    // Settled both ways, the hub keeps none of the eight preimages: not in Alice's session, not
+    // with Carol's channel. (Written by each channel's next save: a plain payment on each.)
+    await a.pay(ah, 1n)
+    await hub.pay(hc, 1n)
+    await settled(hub, ah, total + 1n, 'the hub paid 1 by Alice')
+    await settled(c, hc, total + 1n, 'Carol paid 1 by the hub')
+    await until(hub, () => hub.state.channels.every((x) => x.pendingPayments === 0) || undefined, 'the hub to settle down')
+    await hub.close()
+    expect(Object.keys(((await hubStore.get(ah))?.snapshot as ChannelSnapshot).preimages)).toEqual([])
+    expect((await hubStore.get(hc))?.forwarded ?? []).toEqual([])
+    for (const w of [a, c]) await w.close()
   }, 120_000)
 
   it('payments both ways through a hub at once all settle (a hub saving one channel never waits for another’s save)', async () => {

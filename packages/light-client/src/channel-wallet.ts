@@ -1374,6 +1374,7 @@ export class ChannelWallet implements WalletActions {
 
   private onSessionEvent(live: Live, e: ChannelSessionEvent): void {
     if (e.type === 'confirmed' && e.change.kind === 'add') this.noteOffered(live, e.change.htlc)
+    if (e.type === 'confirmed' && e.change.kind === 'settle') this.forgetForwarded(to0x(e.change.preimage))
     // Acknowledged by a resync rather than one by one: our payments in the synced state are offered too.
     if (e.type === 'synced') this.noteAllOffered(live)
     // Settled payments of mine are recorded by the save that covers them (see makeDriver): a
@@ -1545,6 +1546,21 @@ export class ChannelWallet implements WalletActions {
   private forwardedPreimages(events: readonly ChannelSessionEvent[], live: Live): string[] {
     if (!this.o.hub) return []
     return events.flatMap((e) => (e.type === 'settled' && e.htlc.from === live.record.me ? [to0x(e.preimage)] : []))
+  }
+
+  /**
+   * A hub's: the payer countersigned my settlement with `preimage` (0x), so the copy kept with the
+   * next hop's channel (`forwarded`) is not needed any more: before it, the payer's session saved
+   * the preimage (rememberPreimage, durably), and now holds the settled state. Kept, the list
+   * grew to its cap and was written whole at every save of that channel. Dropped in memory: that
+   * channel's next save writes it (a copy left on disk meanwhile finds nothing to settle).
+   */
+  private forgetForwarded(preimage: string): void {
+    if (!this.o.hub) return
+    for (const l of this.channels.values()) {
+      const had = l.record.forwarded
+      if (had?.includes(preimage)) l.record = { ...l.record, forwarded: had.filter((p) => p !== preimage) }
+    }
   }
 
   /** Whether a payment of my invoice locked with `lock` (hex) was settled, or is being settled, in any channel. */

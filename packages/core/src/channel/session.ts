@@ -699,6 +699,21 @@ export class ChannelSession {
     return lock
   }
 
+  /**
+   * Forgets the preimage of `hashLock` once a settlement with it is in the latest state both
+   * signed and no payment locked with it is left there or in my proposals: nothing can be settled
+   * or redeemed with it any more. Kept, a hub's session gathered one for every payment it passed
+   * on, each copied at every remember and written at every save.
+   */
+  private forgetSettled(hashLock: Uint8Array): void {
+    const key = hexOf(hashLock)
+    if (this.s.preimages[key] === undefined) return
+    const locked = (st: ChannelState) => st.htlcs.some((h) => sameBytes(h.hashLock, hashLock))
+    if (locked(this.s.latest.state) || this.s.inFlight.some((f) => locked(f.state))) return
+    const { [key]: _gone, ...rest } = this.s.preimages
+    this.s = { ...this.s, preimages: rest }
+  }
+
   /** The preimage of `hashLock`, if known. */
   preimageOf(hashLock: Uint8Array): Uint8Array | undefined {
     return this.s.preimages[hexOf(hashLock)]
@@ -750,8 +765,9 @@ export class ChannelSession {
     try {
       return await this.receiveNow(m, ctx)
     } catch (e) {
-      // Undone — but a preimage remembered meanwhile (outside the queue) stays.
-      this.s = { ...before, preimages: this.s.preimages }
+      // Undone — but a preimage remembered meanwhile (outside the queue) stays, and one forgotten
+      // with the undone settlement comes back.
+      this.s = { ...before, preimages: { ...before.preimages, ...this.s.preimages } }
       throw e
     }
   }
@@ -1125,7 +1141,10 @@ export class ChannelSession {
       events.push({ type: 'forward', seq, htlc: change.htlc, next: change.next })
     if (change.kind === 'settle') {
       const htlc = prev.htlcs.find((h) => h.id === change.id)
-      if (htlc !== undefined) events.push({ type: 'settled', seq, htlc, preimage: change.preimage })
+      if (htlc !== undefined) {
+        events.push({ type: 'settled', seq, htlc, preimage: change.preimage })
+        this.forgetSettled(htlc.hashLock)
+      }
     }
     if (state.final) events.push({ type: 'closeAgreed', signed: this.s.latest })
     return events
