@@ -1151,7 +1151,9 @@ describe('channel wallets on a real node', () => {
     await settled(c, hc, total + 1n, 'Carol paid 1 by the hub')
     await until(hub, () => hub.state.channels.every((x) => x.pendingPayments === 0) || undefined, 'the hub to settle down')
     await hub.close()
-    expect(Object.keys(((await hubStore.get(ah))?.snapshot as ChannelSnapshot).preimages)).toEqual([])
+    const payerSide = (await hubStore.get(ah))?.snapshot as ChannelSnapshot | undefined
+    expect(payerSide?.latest.state.balances).toEqual([1_000n - total - 1n, total + 1n])
+    expect(Object.keys(payerSide?.preimages ?? { missing: 1 })).toEqual([])
     expect((await hubStore.get(hc))?.forwarded ?? []).toEqual([])
     for (const w of [a, c]) await w.close()
   }, 120_000)
