@@ -515,7 +515,8 @@ describe('channel wallets on a real node', () => {
   it('open, 100 payments each way, messages, cooperative close with the right balances on chain', async () => {
     const links = new MemoryLinkNetwork()
     const a = await walletOf(alice, links, 'alice')
-    const b = await walletOf(bob, links, 'bob')
+    const storeB = new RecordingStore()
+    const b = await walletOf(bob, links, 'bob', storeB)
     const before = [await proven(alice.address), await proven(bob.address)]
     const id = await openPair(links, a, b)
     for (let i = 0; i < 100; i++) await a.pay(id, 7n)
@@ -530,6 +531,11 @@ describe('channel wallets on a real node', () => {
       'bob to get the message',
     )
     await until(a, (s) => s.channels.find((c) => c.id === id)?.messages.some((m) => m.text === 'hi alice ✓'), 'alice to get the message')
+    // The write that counts Alice's message received holds its text: a crash right after it keeps
+    // the message (the peer never sends a message again once it is counted). Once, not twice.
+    const counted = storeB.puts.find((r) => ((r.snapshot as ChannelSnapshot | undefined)?.messagesIn ?? 0) >= 1)
+    expect(counted?.messages.filter((m) => m.from === 'peer').map((m) => m.text)).toEqual(['hello bob'])
+    expect(b.state.channels.find((c) => c.id === id)?.messages.filter((m) => m.from === 'peer')).toHaveLength(1)
     const ca = a.state.channels.find((c) => c.id === id)
     expect(ca?.seq).toBe(200)
     expect(ca?.myBalance).toBe(10_000n - 700n + 300n)

@@ -1356,6 +1356,12 @@ export class ChannelWallet implements WalletActions {
         // a crash between would keep the next hop paid and lose what collects from the payer.
         this.remember(live, 'paid', this.settledLocks(live, events))
         this.remember(live, 'forwarded', this.forwardedPreimages(events, live))
+        // A private message's text in the same write as the session that counts it received:
+        // written apart, a crash between the two kept the count (the peer does not send it again)
+        // and lost the text. Once each: a failed save hands the same events to the next one.
+        for (const e of events)
+          if (e.type === 'message' && !live.record.messages.some((m) => m.from === 'peer' && m.seq === e.seq))
+            this.addMessage(live, { from: 'peer', seq: e.seq, text: new TextDecoder().decode(e.body), at: this.now() })
         await this.save(live, durable)
       },
       height: () => this.o.chain.height,
@@ -1380,10 +1386,7 @@ export class ChannelWallet implements WalletActions {
     // Settled payments of mine are recorded by the save that covers them (see makeDriver): a
     // settlement is the peer's update, whose events always wait for that save.
     if (e.type === 'received') this.onRouted(live, e.change)
-    if (e.type === 'message') {
-      this.addMessage(live, { from: 'peer', seq: e.seq, text: new TextDecoder().decode(e.body), at: this.now() })
-      void this.save(live)
-    }
+    // (A peer's message is in the record already: see makeDriver's save.)
     if (e.type === 'closeAgreed' && live.record.me === 1) void this.submitFinal(live.record.id, e.signed).catch(() => undefined)
     this.changed()
   }
