@@ -26,6 +26,15 @@ import {
 } from '@loopchain/core'
 import type { LightClient, VerifiedState } from './client.js'
 
+/** One call of {@link ChannelCaller.call}, as each try signs and submits it. */
+interface CallRequest {
+  readonly method: string
+  readonly params: Value
+  readonly value: bigint
+  readonly fromProven: boolean
+  readonly beforeSubmit: ((hash: Uint8Array) => Promise<void>) | undefined
+}
+
 /** The chain access of a {@link LightClient}: its verified tip, proofs and transaction submission. */
 export function chainAccessOf(client: LightClient): ChainAccess {
   return {
@@ -131,10 +140,11 @@ export class ChannelCaller {
     fromProven = false,
     beforeSubmit?: (hash: Uint8Array) => Promise<void>,
   ): Promise<Uint8Array> {
-    if (fromProven) return this.callOnce(method, params, value, true, beforeSubmit)
+    const request: CallRequest = { method, params, value, fromProven, beforeSubmit }
+    if (fromProven) return this.callOnce(request)
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.callOnce(method, params, value, false, beforeSubmit)
+        return await this.callOnce(request)
       } catch (e) {
         const code = refusalCode(e)
         const nonceProblem = /NONCE/.test(code) || /nonce/i.test((e as Error).message)
@@ -149,25 +159,13 @@ export class ChannelCaller {
     }
   }
 
-  private callOnce(
-    method: string,
-    params: Value,
-    value: bigint,
-    fromProven: boolean,
-    beforeSubmit?: (hash: Uint8Array) => Promise<void>,
-  ): Promise<Uint8Array> {
-    const run = this.queue.then(() => this.signAndSubmit(method, params, value, fromProven, beforeSubmit))
+  private callOnce(request: CallRequest): Promise<Uint8Array> {
+    const run = this.queue.then(() => this.signAndSubmit(request))
     this.queue = run.catch(() => undefined)
     return run
   }
 
-  private async signAndSubmit(
-    method: string,
-    params: Value,
-    value: bigint,
-    fromProven: boolean,
-    beforeSubmit?: (hash: Uint8Array) => Promise<void>,
-  ): Promise<Uint8Array> {
+  private async signAndSubmit({ method, params, value, fromProven, beforeSubmit }: CallRequest): Promise<Uint8Array> {
     const account = await provenAccount(this.chain, this.key.address)
     const nonce = fromProven ? account.value.nonce : Math.max(account.value.nonce, this.nextNonce)
     const tx = channelCallTransaction({
