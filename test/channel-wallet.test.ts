@@ -203,6 +203,26 @@ function cutOff(links: MemoryLinkNetwork, name: string, dead: { on: boolean }): 
   )
 }
 
+/** {@link cutOff}'s links, which also set `dead.on` (a kill) right after sending a proposal of a change of `kind`. */
+function deadAfterSending(links: MemoryLinkNetwork, name: string, dead: { on: boolean }, kind: 'add' | 'settle'): WalletLinks {
+  return wrappedLinks(links, name, (l) => {
+    const live = filteredLink(
+      l,
+      () => !dead.on,
+      () => !dead.on,
+    )
+    return {
+      ...live,
+      send: (f) => {
+        live.send(f)
+        if (f[0] !== 1) return
+        const m = decodeChannelWire(f.subarray(1))
+        if (m.t === 'update' && m.change.kind === kind) dead.on = true
+      },
+    }
+  })
+}
+
 /** `name`'s links, each passed through `wrap`. */
 function wrappedLinks(links: MemoryLinkNetwork, name: string, wrap: (l: WalletLink) => WalletLink): WalletLinks {
   const inner = links.endpoint(name)
@@ -1012,6 +1032,13 @@ describe('channel wallets on a real node', () => {
     const stranger = encodeInvoice({ address: bob.address, amount: 5n, hashLock: sha256(utf8('nobody knows')) })
     await expect(a.payInvoice(ah, stranger)).rejects.toMatchObject({ code: 'PAYMENT_FAILED' })
     expect(bal(a, ah)?.myBalance).toBe(660n)
+    // An invoice altered to ask less, with the same lock: Carol gives the payment back (settled,
+    // it would show her secret for 1 of 50), and the real invoice is still payable.
+    const real = c.createInvoice(50n)
+    await expect(a.payInvoice(ah, encodeInvoice({ ...parseInvoice(real), amount: 1n }))).rejects.toMatchObject({ code: 'PAYMENT_FAILED' })
+    expect(bal(a, ah)?.myBalance).toBe(660n)
+    await a.payInvoice(ah, real)
+    await until(c, (s) => s.channels.find((x) => x.id === hc && x.myBalance === 390n), 'Carol paid the real invoice')
     for (const w of [a, hub, c]) await w.close()
   }, 90_000)
 
@@ -1233,26 +1260,7 @@ describe('channel wallets on a real node', () => {
     const links = new MemoryLinkNetwork()
     const dead = { on: false }
     const storeA = new CrashingStore(() => false, dead)
-    const isAdd = (f: Uint8Array) => {
-      if (f[0] !== 1) return false
-      const m = decodeChannelWire(f.subarray(1))
-      return m.t === 'update' && m.change.kind === 'add'
-    }
-    const crashAfterAdd = wrappedLinks(links, `alice${n}`, (l) => {
-      const live = filteredLink(
-        l,
-        () => !dead.on,
-        () => !dead.on,
-      )
-      return {
-        ...live,
-        send: (f) => {
-          live.send(f)
-          if (isAdd(f)) dead.on = true
-        },
-      }
-    })
-    const a = await walletOf(alice, links, `alice${n}`, storeA, false, { links: crashAfterAdd })
+    const a = await walletOf(alice, links, `alice${n}`, storeA, false, { links: deadAfterSending(links, `alice${n}`, dead, 'add') })
     const hub = await walletOf(hubKey, links, `hub${n}`, new MemoryChannelStore(), true)
     const c = await walletOf(carol, links, `carol${n}`)
     const ah = await openPair(links, a, hub, 1_000n, 0n)
@@ -1309,6 +1317,97 @@ describe('channel wallets on a real node', () => {
     await settled(hub, otherId, 0n, 'nothing pending from the other payer')
     await settled(c, hc, 250n, 'Carol paid once')
     for (const w of [a, b, hub, c]) await w.close()
+  }, 90_000)
+
+  it('a payee killed right after its settlement left, restarted, gives back a second payment of the invoice', async () => {
+    // The settlement shows the secret; the payee marks the invoice received on disk before it
+    // leaves. Before, the mark rode with the save after the hub's acknowledgement: killed in
+    // between, the restarted payee took a second payment of the same invoice from another payer.
+    const n = 25
+    const links = new MemoryLinkNetwork()
+    const dead = { on: false }
+    const storeC = new CrashingStore(() => false, dead)
+    const a = await walletOf(alice, links, `alice${n}`)
+    const b = await walletOf(bob, links, `bob${n}`)
+    const hub = await walletOf(hubKey, links, `hub${n}`, new MemoryChannelStore(), true)
+    const c = await walletOf(carol, links, `carol${n}`, storeC, false, { links: deadAfterSending(links, `carol${n}`, dead, 'settle') })
+    const ah = await openPair(links, a, hub, 1_000n, 0n)
+    const bh = await openPair(links, b, hub, 1_000n, 0n)
+    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    const invoice = c.createInvoice(300n)
+    await a.payInvoice(ah, invoice)
+    expect(dead.on).toBe(true)
+    await c.close()
+    links.cut(`carol${n}`, `hub${n}`)
+    const disk = new MemoryChannelStore()
+    for (const r of await storeC.list()) await disk.put(r)
+    expect((await disk.get(hc))?.received).toEqual([to0x(parseInvoice(invoice).hashLock)])
+    const again = await walletOf(carol, links, `carol${n}`, disk)
+    await settled(again, hc, 300n, 'Carol paid once, by the sync')
+    await expect(b.payInvoice(bh, invoice)).rejects.toMatchObject({ code: 'PAYMENT_FAILED' })
+    await settled(b, bh, 1_000n, 'Bob to have his payment back')
+    await settled(again, hc, 300n, 'Carol still paid once')
+    await settled(a, ah, 700n, 'Alice to have paid')
+    for (const w of [a, b, hub, again]) await w.close()
+  }, 90_000)
+
+  it('a hub restarted with a stale copy of a payment it gave back settles with the payer it forwarded for', async () => {
+    // Alice and Bob pay one invoice at the same height (same amount and expiry). The hub forwards
+    // Alice's and gives Bob's back at once. Killed before it saved the give-back, the restarted hub
+    // pairs Carol's offer with Bob's payment (the guess after a restart: same lock, amount and
+    // expiry). When Carol settles, Bob's sync shows his payment gone: the hub then settles Alice's.
+    // Before, it settled nobody's, and paid Carol out of its own pocket.
+    const n = 26
+    const links = new MemoryLinkNetwork()
+    const hubStore = new RecordingStore()
+    const hold = { on: true }
+    const holdingSettlements = wrappedLinks(links, `carol${n}`, (l) => ({
+      ...l,
+      send: (f: Uint8Array) => {
+        if (hold.on && f[0] === 1) {
+          const m = decodeChannelWire(f.subarray(1))
+          if (m.t === 'update' && m.change.kind === 'settle') return
+        }
+        l.send(f)
+      },
+      onMessage: (cb: (f: Uint8Array) => void) => l.onMessage(cb),
+      onClose: (cb: () => void) => l.onClose(cb),
+      close: () => l.close(),
+    }))
+    const a = await walletOf(alice, links, `alice${n}`)
+    const storeB = new MemoryChannelStore()
+    let b = await walletOf(bob, links, `bob${n}`, storeB)
+    const hub = await walletOf(hubKey, links, `hub${n}`, hubStore, true)
+    const c = await walletOf(carol, links, `carol${n}`, new MemoryChannelStore(), false, { links: holdingSettlements })
+    const bh = await openPair(links, b, hub, 1_000n, 0n)
+    const ah = await openPair(links, a, hub, 1_000n, 0n)
+    const hc = await openPair(links, hub, c, 1_000n, 0n)
+    const invoice = c.createInvoice(300n)
+    const alicePaid = a.payInvoice(ah, invoice)
+    alicePaid.catch(() => undefined)
+    await until(hub, (s) => s.channels.find((x) => x.id === hc && x.pendingPayments === 1), 'Alice’s payment forwarded to Carol')
+    await expect(b.payInvoice(bh, invoice)).rejects.toMatchObject({ code: 'PAYMENT_FAILED' })
+    await settled(hub, bh, 0n, 'Bob’s payment given back')
+    // The hub's disk as a kill before its save of the give-back leaves it: Bob's channel as saved
+    // with his payment pending, the others as last saved.
+    const stale = hubStore.puts.findLast((r) => r.id === bh && (r.snapshot as ChannelSnapshot | undefined)?.latest.state.htlcs.length === 1)
+    expect(stale).toBeDefined()
+    const disk = new MemoryChannelStore()
+    await disk.put(stale as ChannelRecord)
+    for (const id of [ah, hc]) await disk.put(hubStore.puts.findLast((r) => r.id === id) as ChannelRecord)
+    await hub.close()
+    await b.close()
+    links.remove(`bob${n}`)
+    hold.on = false
+    const again = await walletOf(hubKey, links, `hub${n}`, disk, true)
+    await settled(c, hc, 300n, 'Carol paid by the restarted hub')
+    b = await walletOf(bob, links, `bob${n}`, storeB)
+    await settled(again, ah, 300n, 'the hub paid by Alice')
+    await alicePaid.catch(() => undefined)
+    await settled(a, ah, 700n, 'Alice to have paid')
+    await settled(b, bh, 1_000n, 'Bob to have paid nothing')
+    await settled(again, bh, 0n, 'nothing from Bob at the hub')
+    for (const w of [a, b, again, c]) await w.close()
   }, 90_000)
 
   it('an opener killed right after its open transaction left finds the channel after a restart, and takes its deposit back since the peer never joined', async () => {

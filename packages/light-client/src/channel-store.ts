@@ -62,10 +62,16 @@ export interface ChannelRecord {
   readonly forwarded?: readonly string[]
   /**
    * 0x hash locks of my invoices whose payment I settled here (the newest {@link MAX_PAID_LOCKS}),
-   * written with the state that proposes the settlement: another payment of one of them is given
-   * back, not taken (a payer that lost its state in a crash, or paid twice, is not charged twice).
+   * written durably before the settlement leaves: another payment of one of them is given back,
+   * not taken (a payer that lost its state in a crash, or paid twice, is not charged twice).
    */
   readonly received?: readonly string[]
+  /**
+   * My invoices made while this channel was open, as `0x<hash lock>=<amount>` (the newest
+   * {@link MAX_PAID_LOCKS}), written with the session that remembers their preimages: a payment
+   * of less than its invoice asks is given back, also after a reload.
+   */
+  readonly invoices?: readonly string[]
   /** 0x hash locks of my payments left in the channel when it went on chain: settled there, or not at all. */
   readonly settlingOnChain?: readonly string[]
   /** Wall-clock milliseconds of the last change (display only). */

@@ -280,6 +280,9 @@ interface Live {
 }
 
 /** A give-back that found its payment gone (another took its id): nothing to do. */
+/** Refusals of a settlement whose payment is not (or no longer) pending under its id. */
+const GONE: ReadonlySet<string> = new Set(['NOT_PENDING', 'BAD_PREIMAGE', 'BAD_TRANSITION'])
+
 function isNotPending(err: unknown): boolean {
   return err instanceof ChannelProtocolError && err.code === 'NOT_PENDING'
 }
@@ -324,6 +327,8 @@ export class ChannelWallet implements WalletActions {
   private readonly answers = new Map<string, { link: WalletLink; take: (c: Control) => void }>()
   /** Preimages of this wallet's invoices, by hex of the hash lock. */
   private readonly invoices = new Map<string, Uint8Array>()
+  /** Amounts of this wallet's invoices made since it opened, by hex of the hash lock (older ones: the records' `invoices`). */
+  private readonly invoiceAmounts = new Map<string, bigint>()
   /** Routed payments this wallet sent, waiting to be settled, by hex of the hash lock. */
   private readonly routed = new Map<string, { channel: string; resolve: () => void; reject: (e: Error) => void }>()
   /** Payments a hub forwarded: by hex of the hash lock, where it came in. */
@@ -577,10 +582,16 @@ export class ChannelWallet implements WalletActions {
     if (amount <= 0n) throw new WalletError('BAD_AMOUNT', 'an invoice must ask for a positive amount')
     const preimage = crypto.getRandomValues(new Uint8Array(32))
     const lock = sha256(preimage)
-    // Every open session remembers it (saved with its snapshot), so a reload can still settle, or redeem on chain.
+    // Every open session remembers it (saved with its snapshot), so a reload can still settle, or
+    // redeem on chain; and its amount with the channel's record, written by the same save.
+    const asked = `${to0x(lock)}=${amount}`
     for (const live of this.channels.values())
-      if (live.driver) void live.driver.rememberPreimage(preimage).catch((e) => this.fault(live, e))
+      if (live.driver) {
+        this.remember(live, 'invoices', [asked])
+        void live.driver.rememberPreimage(preimage).catch((e) => this.fault(live, e))
+      }
     this.invoices.set(to0x(lock), preimage)
+    this.invoiceAmounts.set(to0x(lock), amount)
     return encodeInvoice({ address: this.o.key.address, amount, hashLock: lock })
   }
 
@@ -1380,7 +1391,7 @@ export class ChannelWallet implements WalletActions {
 
   private onSessionEvent(live: Live, e: ChannelSessionEvent): void {
     if (e.type === 'confirmed' && e.change.kind === 'add') this.noteOffered(live, e.change.htlc)
-    if (e.type === 'confirmed' && e.change.kind === 'settle') this.forgetForwarded(to0x(e.change.preimage))
+    if (e.type === 'confirmed' && e.change.kind === 'settle' && this.o.hub) this.forgetForwarded(live, e.change.preimage)
     // Acknowledged by a resync rather than one by one: our payments in the synced state are offered too.
     if (e.type === 'synced') this.noteAllOffered(live)
     // Settled payments of mine are recorded by the save that covers them (see makeDriver): a
@@ -1403,14 +1414,20 @@ export class ChannelWallet implements WalletActions {
       if (change.next === undefined || change.next === this.o.key.address) {
         // For us: settle with the invoice's secret, once; give back a payment we never asked for
         // and another payment of an invoice already paid (a payer that crashed before saving its
-        // first one pays again, not knowing). Marked received before the settlement is proposed,
-        // so the write of that proposal carries it.
-        if (preimage === undefined || this.receivedBefore(lock)) {
+        // first one pays again, not knowing). Marked received, and that on disk (a durable save
+        // of the session, which writes the record), before the settlement shows the secret: a
+        // proposal leaves before its own save.
+        const asked = this.invoiceAmount(lock)
+        if (preimage === undefined || this.receivedBefore(lock) || (asked !== undefined && h.amount < asked)) {
+          // (Less than the invoice asks: settled, it would show the secret for part of the amount.)
           fail(h.id)
           return
         }
         this.remember(live, 'received', [lock])
-        void d.settleHtlc(h.id, preimage).catch((err) => this.fault(live, err))
+        void d
+          .rememberPreimage(preimage)
+          .then(() => d.settleHtlc(h.id, preimage))
+          .catch((err) => this.fault(live, err))
         return
       }
       if (!this.o.hub) {
@@ -1485,9 +1502,33 @@ export class ChannelWallet implements WalletActions {
           void inbound
             .rememberPreimage(preimage)
             .then(() => inbound.settleHtlc(back.htlcId, preimage))
+            .catch((err) => {
+              // The paired payment is gone (or its id another's): a pairing guessed after a restart
+              // (noteOffered) can pick the payment of two with this lock that was given back
+              // before the crash, and the sync with its payer says so only now.
+              if (!(err instanceof ChannelProtocolError && GONE.has(err.code))) throw err
+              return this.settleAnyInbound(lock, preimage)
+            })
             .catch((err) => this.fault(live, err))
         } else void this.failIfSame(from, inbound, back.htlcId, lock)
       }
+    }
+  }
+
+  /**
+   * A hub's: settles one payment to it locked with `lock` (hex) still pending in any open channel,
+   * with `preimage` saved in that session first; the next hop was paid for it. Whichever it is,
+   * each is a payment of the same invoice, and one of them collects what the hub paid out.
+   */
+  private async settleAnyInbound(lock: string, preimage: Uint8Array): Promise<void> {
+    for (const l of this.channels.values()) {
+      const d = l.driver
+      if (l.record.phase !== 'open' || d === undefined || d.session.onChain) continue
+      const h = d.session.tip.htlcs.find((x) => x.from !== l.record.me && to0x(x.hashLock) === lock)
+      if (h === undefined) continue
+      await d.rememberPreimage(preimage)
+      await d.settleHtlc(h.id, preimage)
+      return
     }
   }
 
@@ -1552,18 +1593,31 @@ export class ChannelWallet implements WalletActions {
   }
 
   /**
-   * A hub's: the payer countersigned my settlement with `preimage` (0x), so the copy kept with the
-   * next hop's channel (`forwarded`) is not needed any more: before it, the payer's session saved
-   * the preimage (rememberPreimage, durably), and now holds the settled state. Kept, the list
-   * grew to its cap and was written whole at every save of that channel. Dropped in memory: that
-   * channel's next save writes it (a copy left on disk meanwhile finds nothing to settle).
+   * A hub's: the payer on `live` countersigned my settlement with `preimage`. The payer's session
+   * forgets it, and the copy kept with the next hop's channel (`forwarded`) goes: before the
+   * settlement, the payer's session saved the preimage (rememberPreimage, durably), and now it holds
+   * the settled state. Kept, both grew with every payment passed on and were written whole at every
+   * save. Dropped in memory: each channel's next save writes it (a copy left on disk meanwhile
+   * finds nothing to settle).
    */
-  private forgetForwarded(preimage: string): void {
-    if (!this.o.hub) return
+  private forgetForwarded(live: Live, preimage: Uint8Array): void {
+    live.driver?.session.forgetPreimage(sha256(preimage))
+    const hex = to0x(preimage)
     for (const l of this.channels.values()) {
       const had = l.record.forwarded
-      if (had?.includes(preimage)) l.record = { ...l.record, forwarded: had.filter((p) => p !== preimage) }
+      if (had?.includes(hex)) l.record = { ...l.record, forwarded: had.filter((p) => p !== hex) }
     }
+  }
+
+  /** The amount my invoice locked with `lock` (hex) asks, if known (not for invoices made before amounts were kept). */
+  private invoiceAmount(lock: string): bigint | undefined {
+    const known = this.invoiceAmounts.get(lock)
+    if (known !== undefined) return known
+    for (const l of this.channels.values()) {
+      const entry = l.record.invoices?.find((e) => e.startsWith(`${lock}=`))
+      if (entry !== undefined) return BigInt(entry.slice(lock.length + 1))
+    }
+    return undefined
   }
 
   /** Whether a payment of my invoice locked with `lock` (hex) was settled, or is being settled, in any channel. */
@@ -1573,7 +1627,11 @@ export class ChannelWallet implements WalletActions {
   }
 
   /** Adds `locks` to the record's list `field` (the newest {@link MAX_PAID_LOCKS}); whether it changed. */
-  private remember(live: Live, field: 'paid' | 'settlingOnChain' | 'forwarded' | 'received', locks: readonly string[]): boolean {
+  private remember(
+    live: Live,
+    field: 'paid' | 'settlingOnChain' | 'forwarded' | 'received' | 'invoices',
+    locks: readonly string[],
+  ): boolean {
     const had = live.record[field] ?? []
     const add = [...new Set(locks)].filter((l) => !had.includes(l))
     if (add.length === 0) return false

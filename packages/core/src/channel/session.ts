@@ -700,18 +700,21 @@ export class ChannelSession {
   }
 
   /**
-   * Forgets the preimage of `hashLock` once a settlement with it is in the latest state both
-   * signed and no payment locked with it is left there or in my proposals: nothing can be settled
-   * or redeemed with it any more. Kept, a hub's session gathered one for every payment it passed
-   * on, each copied at every remember and written at every save.
+   * Forgets the preimage of `hashLock` unless a payment locked with it is in the latest state both
+   * signed or in my proposals; whether it did. For a hub, once its settlement with the payer is
+   * countersigned: kept, its sessions gathered one for every payment it passed on, each copied at
+   * every remember and written at every save. (A payee keeps its invoices' preimages: a peer may
+   * still close on chain with a state that holds the payment, and it redeems there with one.)
+   * Saved with the next save.
    */
-  private forgetSettled(hashLock: Uint8Array): void {
+  forgetPreimage(hashLock: Uint8Array): boolean {
     const key = hexOf(hashLock)
-    if (this.s.preimages[key] === undefined) return
+    if (this.s.preimages[key] === undefined) return false
     const locked = (st: ChannelState) => st.htlcs.some((h) => sameBytes(h.hashLock, hashLock))
-    if (locked(this.s.latest.state) || this.s.inFlight.some((f) => locked(f.state))) return
+    if (locked(this.s.latest.state) || this.s.inFlight.some((f) => locked(f.state))) return false
     const { [key]: _gone, ...rest } = this.s.preimages
     this.s = { ...this.s, preimages: rest }
+    return true
   }
 
   /** The preimage of `hashLock`, if known. */
@@ -1141,10 +1144,7 @@ export class ChannelSession {
       events.push({ type: 'forward', seq, htlc: change.htlc, next: change.next })
     if (change.kind === 'settle') {
       const htlc = prev.htlcs.find((h) => h.id === change.id)
-      if (htlc !== undefined) {
-        events.push({ type: 'settled', seq, htlc, preimage: change.preimage })
-        this.forgetSettled(htlc.hashLock)
-      }
+      if (htlc !== undefined) events.push({ type: 'settled', seq, htlc, preimage: change.preimage })
     }
     if (state.final) events.push({ type: 'closeAgreed', signed: this.s.latest })
     return events
