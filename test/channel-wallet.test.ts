@@ -1452,6 +1452,54 @@ describe('channel wallets on a real node', () => {
     for (const w of [again, b]) await w.close()
   }, 90_000)
 
+  it('an open whose first try reached the chain though its answer said its nonce was used: the retry names the channel, the first is cancelled', async () => {
+    // A light client that gave its open to one node, lost the answer, and heard from the next
+    // that the nonce is used retries with the next nonce: both opens can land. The wallet keeps
+    // every try and cancels the channel nobody knows of, so the second deposit comes back.
+    const chain = await chainFor()
+    let stray: Uint8Array | undefined
+    const lostAnswer: ChainAccess = {
+      get height() {
+        return chain.height
+      },
+      getStateProof: (k, o) => chain.getStateProof(k, o),
+      submitTransaction: async (tx) => {
+        const hash = await chain.submitTransaction(tx)
+        if (stray === undefined) {
+          stray = transactionHash(tx.body)
+          throw Object.assign(new Error('nonce already used'), { code: 'NONCE_TOO_LOW' })
+        }
+        return hash
+      },
+    }
+    const links = new MemoryLinkNetwork()
+    const a = await walletOf(alice, links, 'alice27', new MemoryChannelStore(), false, { chain: lostAnswer })
+    const b = await walletOf(bob, links, 'bob27')
+    const before = await proven(alice.address)
+    const id = await openPair(links, a, b, 400n, 0n)
+    expect(stray).toBeDefined()
+    const strayId = channelIdOf(stray as Uint8Array)
+    expect(to0x(strayId)).not.toBe(id)
+    const strayRecord = async () => {
+      const raw = await node.state.get(channelKey(strayId))
+      return raw === undefined ? undefined : decode(channelRecordCodec, raw)
+    }
+    const end = Date.now() + 20_000
+    while ((await strayRecord())?.status !== ChannelStatus.Closed) {
+      if (Date.now() > end)
+        throw new Error(
+          `timed out waiting for the stray channel to be cancelled: ${JSON.stringify(await strayRecord(), (_k, v) => (typeof v === 'bigint' ? String(v) : v))}`,
+        )
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    expect((await strayRecord())?.outcome).toBe(0) // ChannelOutcome.Cancelled
+    // One deposit left Alice's account, in the channel she and Bob use.
+    expect(await proven(alice.address)).toBe(before - 400n)
+    await a.close()
+    await b.close()
+    chain.stop()
+  }, 90_000)
+
   it('a hub wallet closed while it closes a channel alone for a payment first hands the close and the redeem to the node', async () => {
     // The hub's node takes a while to accept each transaction. When the hub's first call for the
     // channel leaves (the close), the wallet is closed at once: it must still send the redeem behind it.

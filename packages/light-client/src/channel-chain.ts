@@ -32,7 +32,7 @@ interface CallRequest {
   readonly params: Value
   readonly value: bigint
   readonly fromProven: boolean
-  readonly beforeSubmit: ((hash: Uint8Array) => Promise<void>) | undefined
+  readonly beforeSubmit: ((hash: Uint8Array, nonce: number) => Promise<void>) | undefined
 }
 
 /** The chain access of a {@link LightClient}: its verified tip, proofs and transaction submission. */
@@ -129,7 +129,7 @@ export class ChannelCaller {
    * later call waits behind the gap until something fills it. Only this call takes the proven
    * nonce (others keep counting on); a refusal is not retried, the caller decides again later.
    *
-   * `beforeSubmit`: given each signed transaction's hash before it leaves (again for each retry);
+   * `beforeSubmit`: given each signed transaction's hash and nonce before it leaves (again for each retry);
    * the submission waits for it, and does not happen if it throws. What must survive a crash
    * right after the node took the transaction is saved there.
    */
@@ -138,7 +138,7 @@ export class ChannelCaller {
     params: Value,
     value = 0n,
     fromProven = false,
-    beforeSubmit?: (hash: Uint8Array) => Promise<void>,
+    beforeSubmit?: (hash: Uint8Array, nonce: number) => Promise<void>,
   ): Promise<Uint8Array> {
     const request: CallRequest = { method, params, value, fromProven, beforeSubmit }
     if (fromProven) return this.callOnce(request)
@@ -180,7 +180,7 @@ export class ChannelCaller {
     const fee = BigInt(tx.body.stepLimit) * this.params.stepPrice
     if (account.value.balance < value + fee)
       throw new RangeError(`the account holds ${account.value.balance} (as of height ${account.height}); this needs ${value + fee}`)
-    await beforeSubmit?.(transactionHash(tx.body))
+    await beforeSubmit?.(transactionHash(tx.body), nonce)
     let hash: Uint8Array
     try {
       hash = await this.chain.submitTransaction(tx)

@@ -41,8 +41,13 @@ export interface ChannelRecord {
   }
   readonly deposits: readonly [bigint, bigint]
   readonly challengePeriod: number
-  /** 0x hash of the open transaction, when sent. */
+  /** 0x hash of the open transaction, when sent (the last try: see `openTries`). */
   readonly openTx?: string
+  /**
+   * Every open transaction tried, as `0x<hash>@<nonce>`, each saved before it left: a try whose
+   * answer was lost may reach the chain beside the retry, and its channel is then cancelled.
+   */
+  readonly openTries?: readonly string[]
   /** The protocol session's snapshot (absent until the channel is open). */
   readonly snapshot?: unknown
   /** Latest private messages, oldest first (bounded). */

@@ -280,6 +280,12 @@ interface Live {
 }
 
 /** A give-back that found its payment gone (another took its id): nothing to do. */
+/** The hashes (0x) of a record's open transactions tried, the last one first. */
+function openTryHashes(r: ChannelRecord): string[] {
+  const tries = (r.openTries ?? []).map((e) => e.split('@')[0] as string)
+  return [...new Set([...(r.openTx === undefined ? [] : [r.openTx]), ...tries.reverse()])]
+}
+
 /** Refusals of a settlement whose payment is not (or no longer) pending under its id. */
 const GONE: ReadonlySet<string> = new Set(['NOT_PENDING', 'BAD_PREIMAGE', 'BAD_TRANSITION'])
 
@@ -454,9 +460,12 @@ export class ChannelWallet implements WalletActions {
       opts.deposit,
       false,
       // Saved before it leaves: a crash right after the node took it would otherwise leave the
-      // deposit in a channel this wallet cannot name (see adoptOpened).
-      async (hash) => {
-        live.record = { ...live.record, openTx: to0x(hash), updatedAt: this.now() }
+      // deposit in a channel this wallet cannot name (see adoptOpened). Every try: a node that took
+      // one but whose answer was lost, and another that then refused its nonce as used, make a
+      // retry, and both can reach the chain (see cancelStrays).
+      async (hash, nonce) => {
+        const tries = [...(live.record.openTries ?? []), `${to0x(hash)}@${nonce}`]
+        live.record = { ...live.record, openTx: to0x(hash), openTries: tries, updatedAt: this.now() }
         await this.save(live)
       },
     )
@@ -482,6 +491,43 @@ export class ChannelWallet implements WalletActions {
   }
 
   /**
+   * Tries of my open transaction other than the one that named the channel ("strays"): one that
+   * reached the chain too opened a channel nobody knows of, holding a second deposit. It is
+   * cancelled (the deposit comes back). A stray is forgotten once its channel is closed, or once
+   * the account's proven nonce is past its own while its channel is not on chain: it cannot land.
+   */
+  private async cancelStrays(live: Live, accountNonce: number | undefined): Promise<void> {
+    const r = live.record
+    const keep: string[] = []
+    for (const entry of r.openTries ?? []) {
+      const [hash, nonce] = entry.split('@') as [string, string]
+      if (hash === r.openTx) {
+        keep.push(entry)
+        continue
+      }
+      const id = channelIdOf(fromHex(hash))
+      const p = await provenChannel(this.o.chain, id).catch(() => undefined)
+      if (p === undefined) {
+        keep.push(entry)
+        continue
+      }
+      const rec = p.value
+      if (rec === undefined) {
+        if (accountNonce === undefined || accountNonce <= Number(nonce)) keep.push(entry)
+        continue
+      }
+      if (rec.status === ChannelStatus.Closed) continue
+      keep.push(entry)
+      if (rec.status === ChannelStatus.Opening && rec.parties[0] === this.o.key.address)
+        void this.sendOnce(live, `cancel ${hash}`, p.height, (again) => this.call('cancel', { id }, 0n, again))
+    }
+    if (keep.length !== (r.openTries ?? []).length) {
+      live.record = { ...live.record, openTries: keep }
+      await this.save(live)
+    }
+  }
+
+  /**
    * Takes back my deposit from a channel I opened that the peer has not joined (it went away, or
    * never will): the channel closes as cancelled. Refused by the chain once the peer joined.
    */
@@ -489,6 +535,13 @@ export class ChannelWallet implements WalletActions {
     const live = this.live(id)
     if (live.record.me !== 0 || live.record.phase !== 'opening')
       throw new WalletError('NOT_OPENING', 'only a channel you opened that the peer has not joined yet can be cancelled')
+    // Checked by proof first: the chain would refuse it anyway, but only the chain would know.
+    const p = await provenChannel(this.o.chain, fromHex(id)).catch(() => undefined)
+    if (p?.value !== undefined && p.value.status !== ChannelStatus.Opening)
+      throw new WalletError(
+        'NOT_OPENING',
+        `the channel is ${CHANNEL_STATUS_NAMES[p.value.status]} on chain (as of height ${p.height}): it cannot be cancelled`,
+      )
     await this.call('cancel', { id: fromHex(id) })
   }
 
@@ -948,7 +1001,7 @@ export class ChannelWallet implements WalletActions {
     params: Record<string, unknown>,
     value = 0n,
     fromProven = false,
-    beforeSubmit?: (hash: Uint8Array) => Promise<void>,
+    beforeSubmit?: (hash: Uint8Array, nonce: number) => Promise<void>,
   ): Promise<Uint8Array> {
     try {
       return await this.caller.call(method, params as never, value, fromProven, beforeSubmit)
@@ -974,14 +1027,22 @@ export class ChannelWallet implements WalletActions {
       for (const live of [...this.channels.values()]) {
         let r = live.record
         // My proposal whose open transaction left before a crash, the record not renamed since:
-        // once the channel shows on chain, it is that channel.
+        // once the channel of one of its tries shows on chain, it is that channel.
         if (r.phase === 'proposed' && r.me === 0 && r.openTx !== undefined && !r.id.startsWith('0x')) {
-          const opened = await provenChannel(this.o.chain, channelIdOf(fromHex(r.openTx))).catch(() => undefined)
-          if (opened?.value === undefined) continue
-          await this.adoptOpened(live, fromHex(r.openTx))
+          let found: Uint8Array | undefined
+          for (const hash of openTryHashes(r)) {
+            const opened = await provenChannel(this.o.chain, channelIdOf(fromHex(hash))).catch(() => undefined)
+            if (opened?.value !== undefined) {
+              found = fromHex(hash)
+              break
+            }
+          }
+          if (found === undefined) continue
+          await this.adoptOpened(live, found)
           r = live.record
         }
         if (r.phase === 'closed' || r.phase === 'proposed' || !r.id.startsWith('0x')) continue
+        if ((r.openTries?.length ?? 0) > 1) await this.cancelStrays(live, acct?.value.nonce)
         const p = await provenChannel(this.o.chain, fromHex(r.id)).catch(() => undefined)
         if (p === undefined) continue
         await this.onRecord(live, p.value, p.height)
