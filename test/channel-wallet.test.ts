@@ -1410,7 +1410,7 @@ describe('channel wallets on a real node', () => {
     for (const w of [a, b, again, c]) await w.close()
   }, 90_000)
 
-  it('an opener killed right after its open transaction left finds the channel after a restart, and takes its deposit back since the peer never joined', async () => {
+  it('an opener killed right after its open transaction left finds the channel after a restart, and takes its deposit back when the peer is gone for good', async () => {
     // The open transaction's hash is saved before it leaves; the rename to the channel's id (and
     // the message that tells the peer) come after. Killed in between: the peer never hears of the
     // channel, and the deposit sits on chain in it.
@@ -1427,6 +1427,8 @@ describe('channel wallets on a real node', () => {
     await until(a, () => dead.on || undefined, 'the open transaction to be saved, and Alice to die')
     await untilMoved(alice.address, before, 'the deposit to leave Alice’s account')
     await a.close()
+    // Bob's page is gone too: nobody to tell which channel opened.
+    await b.close()
     const disk = new MemoryChannelStore()
     for (const r of await storeA.list()) await disk.put(r)
     const [left] = await disk.list()
@@ -1438,8 +1440,6 @@ describe('channel wallets on a real node', () => {
       (s) => s.channels.find((c) => c.id === id && c.phase === 'opening' && c.onChain?.status === 'opening'),
       'the channel found on chain',
     )
-    // Bob accepted the proposal, and never heard of the channel.
-    expect(b.state.channels.map((c) => c.phase)).toEqual(['proposed'])
     await again.cancelOpen(id)
     await until(
       again,
@@ -1449,6 +1449,32 @@ describe('channel wallets on a real node', () => {
     expect(await proven(alice.address)).toBe(before)
     expect((await disk.get(id))?.phase).toBe('closed')
     await expect(again.cancelOpen(id)).rejects.toMatchObject({ code: 'NOT_OPENING' })
+    await again.close()
+  }, 90_000)
+
+  it('an opener killed right after its open transaction left, restarted, tells the peer which channel opened, and the peer joins', async () => {
+    const n = 28
+    const links = new MemoryLinkNetwork()
+    const dead = { on: false }
+    const storeA = new CrashingStore((r) => r.phase === 'proposed' && r.openTx !== undefined, dead)
+    const a = await walletOf(alice, links, `alice${n}`, storeA, false, { links: cutOff(links, `alice${n}`, dead) })
+    const b = await walletOf(bob, links, `bob${n}`)
+    const invite = await until(b, (s) => s.invite, 'an invite')
+    const before = await proven(alice.address)
+    a.openChannel(invite, { deposit: 400n, peerDeposit: 0n, challengePeriod: 5 }).catch(() => undefined)
+    await until(a, () => dead.on || undefined, 'the open transaction to be saved, and Alice to die')
+    await untilMoved(alice.address, before, 'the deposit to leave Alice’s account')
+    await a.close()
+    // Bob accepted the proposal, and never heard which channel it opened.
+    expect(b.state.channels.map((c) => c.phase)).toEqual(['proposed'])
+    const disk = new MemoryChannelStore()
+    for (const r of await storeA.list()) await disk.put(r)
+    const again = await walletOf(alice, links, `alice${n}-again`, disk)
+    const id = to0x(channelIdOf(fromHex((await disk.list())[0]?.openTx as string)))
+    await until(again, (s) => s.channels.find((c) => c.id === id && c.phase === 'open'), 'the channel open for Alice')
+    await until(b, (s) => s.channels.find((c) => c.id === id && c.phase === 'open'), 'the channel open for Bob')
+    await again.pay(id, 25n)
+    await settled(b, id, 25n, 'Bob paid in the channel')
     for (const w of [again, b]) await w.close()
   }, 90_000)
 

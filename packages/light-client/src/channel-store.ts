@@ -48,6 +48,8 @@ export interface ChannelRecord {
    * answer was lost may reach the chain beside the retry, and its channel is then cancelled.
    */
   readonly openTries?: readonly string[]
+  /** My proposal's local id, by which the peer knows it until told the channel ({@link ChannelRecord.openTx}). */
+  readonly proposedAs?: string
   /** The protocol session's snapshot (absent until the channel is open). */
   readonly snapshot?: unknown
   /** Latest private messages, oldest first (bounded). */

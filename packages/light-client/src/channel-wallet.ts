@@ -469,9 +469,7 @@ export class ChannelWallet implements WalletActions {
         await this.save(live)
       },
     )
-    const id = await this.adoptOpened(live, txHash)
-    this.send(link, { type: 'opened', localId, channelId: id, txHash: to0x(txHash) })
-    return id
+    return this.adoptOpened(live, txHash)
   }
 
   /**
@@ -482,12 +480,26 @@ export class ChannelWallet implements WalletActions {
   private async adoptOpened(live: Live, txHash: Uint8Array): Promise<string> {
     const localId = live.record.id
     const id = to0x(channelIdOf(txHash))
-    live.record = { ...live.record, id, phase: 'opening', openTx: to0x(txHash), updatedAt: this.now() }
+    live.record = { ...live.record, id, phase: 'opening', openTx: to0x(txHash), proposedAs: localId, updatedAt: this.now() }
     this.channels.delete(localId)
     this.channels.set(id, live)
     await this.o.store.rename(localId, live.record)
+    this.tellOpened(live)
     this.changed()
     return id
+  }
+
+  /**
+   * Tells the peer which channel my proposal opened, if linked: at the open, after a restart that
+   * found it on chain, and again at each link while it waits for the peer's deposit (the message
+   * may have been lost with a link or a crash). The peer acts on it only while its record of the
+   * proposal still waits for it.
+   */
+  private tellOpened(live: Live): void {
+    const r = live.record
+    const link = this.links.get(r.peer.address)
+    if (link === undefined || r.me !== 0 || r.phase !== 'opening' || r.proposedAs === undefined || r.openTx === undefined) return
+    this.send(link, { type: 'opened', localId: r.proposedAs, channelId: r.id, txHash: r.openTx })
   }
 
   /**
@@ -906,6 +918,7 @@ export class ChannelWallet implements WalletActions {
             live.record = { ...live.record, peer: { ...live.record.peer, link: where } }
             void this.save(live)
           }
+          this.tellOpened(live)
           live.driver?.hello()
         }
         this.changed()
