@@ -1353,10 +1353,10 @@ describe('channel wallets on a real node', () => {
 
   it('a hub restarted with a stale copy of a payment it gave back settles with the payer it forwarded for', async () => {
     // Alice and Bob pay one invoice at the same height (same amount and expiry). The hub forwards
-    // Alice's and gives Bob's back at once. Killed before it saved the give-back, the restarted hub
-    // pairs Carol's offer with Bob's payment (the guess after a restart: same lock, amount and
-    // expiry). When Carol settles, Bob's sync shows his payment gone: the hub then settles Alice's.
-    // Before, it settled nobody's, and paid Carol out of its own pocket.
+    // Alice's and gives Bob's back at once, and is killed before it saved the give-back. Restarted,
+    // it reads which payment its offer to Carol forwards from that channel's record. Before, it
+    // guessed by lock, amount and expiry, took Bob's (first in its store), settled nobody's when
+    // Carol settled, and paid Carol out of its own pocket.
     const n = 26
     const links = new MemoryLinkNetwork()
     const hubStore = new RecordingStore()

@@ -68,6 +68,12 @@ export interface ChannelRecord {
    */
   readonly forwarded?: readonly string[]
   /**
+   * A hub's: which payment each of its offers here forwards, as `0x<hash lock>=<channel id>:<payment
+   * id>`, saved before the offer leaves and dropped once it is settled or given back: a restarted
+   * hub settles with the right payer.
+   */
+  readonly forwardedFrom?: readonly string[]
+  /**
    * 0x hash locks of my invoices whose payment I settled here (the newest {@link MAX_PAID_LOCKS}),
    * written durably before the settlement leaves: another payment of one of them is given back,
    * not taken (a payer that lost its state in a crash, or paid twice, is not charged twice).

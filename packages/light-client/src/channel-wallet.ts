@@ -269,6 +269,8 @@ interface Live {
   offered?: Map<number, string>
   /** The join transaction on its way. */
   joining?: Promise<Uint8Array>
+  /** My open transaction on its way (its tries and their retries): the poll leaves the record alone meanwhile. */
+  opening?: boolean
   /** The payments to us whose preimage we hold, by {@link heldKey}: the height of the first poll that saw it (see `redeemAt`). */
   heldSince?: Map<string, number>
   /** Expired payments to us being given back (see `failExpired`), by {@link heldKey}. */
@@ -285,9 +287,6 @@ function openTryHashes(r: ChannelRecord): string[] {
   const tries = (r.openTries ?? []).map((e) => e.split('@')[0] as string)
   return [...new Set([...(r.openTx === undefined ? [] : [r.openTx]), ...tries.reverse()])]
 }
-
-/** Refusals of a settlement whose payment is not (or no longer) pending under its id. */
-const GONE: ReadonlySet<string> = new Set(['NOT_PENDING', 'BAD_PREIMAGE', 'BAD_TRANSITION'])
 
 function isNotPending(err: unknown): boolean {
   return err instanceof ChannelProtocolError && err.code === 'NOT_PENDING'
@@ -376,6 +375,9 @@ export class ChannelWallet implements WalletActions {
       if (r.snapshot !== undefined) live.driver = w.makeDriver(live, ChannelSession.restore(r.snapshot as ChannelSnapshot, o.signer))
       w.channels.set(r.id, live)
     }
+    // A hub's forwards whose offer is still out, as saved with each offer (forwardedFrom); the rest are
+    // guessed by noteOffered (data from before the pairing was saved).
+    for (const live of w.channels.values()) w.readForwards(live)
     // Offers of mine already countersigned before a restart (later ones come as session events).
     for (const live of w.channels.values()) w.noteAllOffered(live)
     // A hub's preimages of payments it forwarded, by hash lock (see settleKnown).
@@ -454,6 +456,7 @@ export class ChannelWallet implements WalletActions {
       await this.finish(live, 'closed', `declined: ${answer.reason}`)
       throw new WalletError('DECLINED', `the peer declined: ${answer.reason}`)
     }
+    live.opening = true
     const txHash = await this.call(
       'open',
       { peer: peer.address, openerKey: this.o.key.publicKey, peerKey: fromHex(peer.publicKey), challengePeriod: BigInt(challengePeriod) },
@@ -468,7 +471,9 @@ export class ChannelWallet implements WalletActions {
         live.record = { ...live.record, openTx: to0x(hash), openTries: tries, updatedAt: this.now() }
         await this.save(live)
       },
-    )
+    ).finally(() => {
+      live.opening = false
+    })
     return this.adoptOpened(live, txHash)
   }
 
@@ -480,7 +485,8 @@ export class ChannelWallet implements WalletActions {
   private async adoptOpened(live: Live, txHash: Uint8Array): Promise<string> {
     const localId = live.record.id
     const id = to0x(channelIdOf(txHash))
-    live.record = { ...live.record, id, phase: 'opening', openTx: to0x(txHash), proposedAs: localId, updatedAt: this.now() }
+    const proposedAs = live.record.proposedAs ?? localId
+    live.record = { ...live.record, id, phase: 'opening', openTx: to0x(txHash), proposedAs, updatedAt: this.now() }
     this.channels.delete(localId)
     this.channels.set(id, live)
     await this.o.store.rename(localId, live.record)
@@ -513,11 +519,12 @@ export class ChannelWallet implements WalletActions {
     const keep: string[] = []
     for (const entry of r.openTries ?? []) {
       const [hash, nonce] = entry.split('@') as [string, string]
-      if (hash === r.openTx) {
+      const id = channelIdOf(fromHex(hash))
+      // The try that named this channel (not the last one's hash, `openTx`, by necessity).
+      if (to0x(id) === r.id) {
         keep.push(entry)
         continue
       }
-      const id = channelIdOf(fromHex(hash))
       const p = await provenChannel(this.o.chain, id).catch(() => undefined)
       if (p === undefined) {
         keep.push(entry)
@@ -1041,7 +1048,7 @@ export class ChannelWallet implements WalletActions {
         let r = live.record
         // My proposal whose open transaction left before a crash, the record not renamed since:
         // once the channel of one of its tries shows on chain, it is that channel.
-        if (r.phase === 'proposed' && r.me === 0 && r.openTx !== undefined && !r.id.startsWith('0x')) {
+        if (r.phase === 'proposed' && r.me === 0 && r.openTx !== undefined && !r.id.startsWith('0x') && live.opening !== true) {
           let found: Uint8Array | undefined
           for (const hash of openTryHashes(r)) {
             const opened = await provenChannel(this.o.chain, channelIdOf(fromHex(hash))).catch(() => undefined)
@@ -1311,6 +1318,22 @@ export class ChannelWallet implements WalletActions {
     }
   }
 
+  /**
+   * A hub restarted: the pairings saved with `live`'s offers (`forwardedFrom`) whose offer is still
+   * pending there, proposed or countersigned, go back into `forwards`.
+   */
+  private readForwards(live: Live): void {
+    const session = live.driver?.session
+    if (!this.o.hub || session === undefined || live.record.phase === 'closed') return
+    const mine = (st: { htlcs: readonly Htlc[] }) => st.htlcs.filter((x) => x.from === session.me).map((x) => to0x(x.hashLock))
+    const out = new Set([...mine(session.tip), ...mine(session.latest.state)])
+    for (const e of live.record.forwardedFrom ?? []) {
+      const [lock, from] = e.split('=') as [string, string]
+      const at = from.lastIndexOf(':')
+      if (out.has(lock)) this.forwards.set(lock, { channel: from.slice(0, at), htlcId: Number(from.slice(at + 1)) })
+    }
+  }
+
   /** {@link noteOffered} for each of my payments in `live`'s latest countersigned state. */
   private noteAllOffered(live: Live): void {
     for (const h of live.driver?.session.latest.state.htlcs ?? []) if (h.from === live.record.me) this.noteOffered(live, h)
@@ -1531,11 +1554,18 @@ export class ChannelWallet implements WalletActions {
       }
       void this.waitFor(ready, this.o.forwardWaitMs ?? FORWARD_WAIT_MS, 'the next hop').then((out) => {
         const expiry = h.expiry - HOP_DELTA
-        if (out.session.balances.mine < h.amount || expiry <= this.o.chain.height) {
+        const outLive = channelTo()
+        if (out.session.balances.mine < h.amount || expiry <= this.o.chain.height || outLive === undefined) {
           giveBack()
           return
         }
+        // Which payment this offer forwards, with the channel's record: written by the save that
+        // records the offer, so a restarted hub that has the offer reads it back (see open), where
+        // it could only guess by lock, amount and expiry, and a guess can take a payment of the
+        // same invoice it gave back. (Offers it lost in a crash come back by sync, and are guessed.)
+        this.remember(outLive, 'forwardedFrom', [`${lock}=${live.record.id}:${h.id}`])
         void out.addHtlc({ amount: h.amount, hashLock: h.hashLock, expiry }).catch(() => {
+          this.forgetForwardedFrom(lock)
           if (this.forwards.get(lock) === entry) this.forwards.delete(lock)
           // Refused, or never signed: give it back. But if the next hop's channel went on chain
           // while our signed offer was out, the next hop may hold it and redeem it there: giving
@@ -1566,6 +1596,7 @@ export class ChannelWallet implements WalletActions {
       const back = this.forwards.get(lock)
       if (back) {
         this.forwards.delete(lock)
+        this.forgetForwardedFrom(lock)
         const from = this.channels.get(back.channel)
         const inbound = from?.driver
         if (from === undefined || inbound === undefined) return
@@ -1576,33 +1607,9 @@ export class ChannelWallet implements WalletActions {
           void inbound
             .rememberPreimage(preimage)
             .then(() => inbound.settleHtlc(back.htlcId, preimage))
-            .catch((err) => {
-              // The paired payment is gone (or its id another's): a pairing guessed after a restart
-              // (noteOffered) can pick the payment of two with this lock that was given back
-              // before the crash, and the sync with its payer says so only now.
-              if (!(err instanceof ChannelProtocolError && GONE.has(err.code))) throw err
-              return this.settleAnyInbound(lock, preimage)
-            })
             .catch((err) => this.fault(live, err))
         } else void this.failIfSame(from, inbound, back.htlcId, lock)
       }
-    }
-  }
-
-  /**
-   * A hub's: settles one payment to it locked with `lock` (hex) still pending in any open channel,
-   * with `preimage` saved in that session first; the next hop was paid for it. Whichever it is,
-   * each is a payment of the same invoice, and one of them collects what the hub paid out.
-   */
-  private async settleAnyInbound(lock: string, preimage: Uint8Array): Promise<void> {
-    for (const l of this.channels.values()) {
-      const d = l.driver
-      if (l.record.phase !== 'open' || d === undefined || d.session.onChain) continue
-      const h = d.session.tip.htlcs.find((x) => x.from !== l.record.me && to0x(x.hashLock) === lock)
-      if (h === undefined) continue
-      await d.rememberPreimage(preimage)
-      await d.settleHtlc(h.id, preimage)
-      return
     }
   }
 
@@ -1683,6 +1690,15 @@ export class ChannelWallet implements WalletActions {
     }
   }
 
+  /** A hub's: drops the saved pairing of its offer locked with `lock` (hex) (written with that channel's next save). */
+  private forgetForwardedFrom(lock: string): void {
+    for (const l of this.channels.values()) {
+      const had = l.record.forwardedFrom
+      if (had?.some((e) => e.startsWith(`${lock}=`)))
+        l.record = { ...l.record, forwardedFrom: had.filter((e) => !e.startsWith(`${lock}=`)) }
+    }
+  }
+
   /** The amount my invoice locked with `lock` (hex) asks, if known (not for invoices made before amounts were kept). */
   private invoiceAmount(lock: string): bigint | undefined {
     const known = this.invoiceAmounts.get(lock)
@@ -1703,7 +1719,7 @@ export class ChannelWallet implements WalletActions {
   /** Adds `locks` to the record's list `field` (the newest {@link MAX_PAID_LOCKS}); whether it changed. */
   private remember(
     live: Live,
-    field: 'paid' | 'settlingOnChain' | 'forwarded' | 'received' | 'invoices',
+    field: 'paid' | 'settlingOnChain' | 'forwarded' | 'received' | 'invoices' | 'forwardedFrom',
     locks: readonly string[],
   ): boolean {
     const had = live.record[field] ?? []
