@@ -1188,6 +1188,8 @@ describe('channel wallets on a real node', () => {
     expect(payerSide?.latest.state.balances).toEqual([1_000n - total - 1n, total + 1n])
     expect(Object.keys(payerSide?.preimages ?? { missing: 1 })).toEqual([])
     expect((await hubStore.get(hc))?.forwarded ?? []).toEqual([])
+    // Nor which payment each offer forwarded: all eight were settled back.
+    expect((await hubStore.get(hc))?.forwardedFrom ?? []).toEqual([])
     for (const w of [a, c]) await w.close()
   }, 120_000)
 

@@ -69,8 +69,9 @@ export interface ChannelRecord {
   readonly forwarded?: readonly string[]
   /**
    * A hub's: which payment each of its offers here forwards, as `0x<hash lock>=<channel id>:<payment
-   * id>`, saved before the offer leaves and dropped once it is settled or given back: a restarted
-   * hub settles with the right payer.
+   * id>`, written by the save that records the offer (a proposal leaves before its save) and dropped
+   * once it is settled, given back or expired, or read back at a restart without its offer: a
+   * restarted hub settles with the right payer.
    */
   readonly forwardedFrom?: readonly string[]
   /**

@@ -471,10 +471,15 @@ export class ChannelWallet implements WalletActions {
         live.record = { ...live.record, openTx: to0x(hash), openTries: tries, updatedAt: this.now() }
         await this.save(live)
       },
-    ).finally(() => {
+    ).catch((e) => {
       live.opening = false
+      throw e
     })
-    return this.adoptOpened(live, txHash)
+    try {
+      return await this.adoptOpened(live, txHash)
+    } finally {
+      live.opening = false
+    }
   }
 
   /**
@@ -658,7 +663,7 @@ export class ChannelWallet implements WalletActions {
     // redeem on chain; and its amount with the channel's record, written by the same save.
     const asked = `${to0x(lock)}=${amount}`
     for (const live of this.channels.values())
-      if (live.driver) {
+      if (live.driver && live.record.phase !== 'closed') {
         this.remember(live, 'invoices', [asked])
         void live.driver.rememberPreimage(preimage).catch((e) => this.fault(live, e))
       }
@@ -1221,6 +1226,7 @@ export class ChannelWallet implements WalletActions {
       const preimage = p.value
       if (preimage === undefined) continue
       this.forwards.delete(lock)
+      this.forgetForwardedFrom(lock)
       for (const { l, d, h } of waiting) {
         const saved = await d.rememberPreimage(preimage).then(
           () => true,
@@ -1256,7 +1262,10 @@ export class ChannelWallet implements WalletActions {
       // Whatever still waits on it (a hold, a forward's answer) must not act on its id later: ids
       // are reused once a payment is gone.
       if (this.held.get(lock)?.channel === live.record.id) this.held.delete(lock)
-      if (this.forwards.get(lock)?.channel === live.record.id) this.forwards.delete(lock)
+      if (this.forwards.get(lock)?.channel === live.record.id) {
+        this.forwards.delete(lock)
+        this.forgetForwardedFrom(lock)
+      }
       void this.failIfSame(live, d, h.id, lock).then(() => live.failing?.delete(key))
     }
   }
@@ -1327,11 +1336,17 @@ export class ChannelWallet implements WalletActions {
     if (!this.o.hub || session === undefined || live.record.phase === 'closed') return
     const mine = (st: { htlcs: readonly Htlc[] }) => st.htlcs.filter((x) => x.from === session.me).map((x) => to0x(x.hashLock))
     const out = new Set([...mine(session.tip), ...mine(session.latest.state)])
+    const kept: string[] = []
     for (const e of live.record.forwardedFrom ?? []) {
       const [lock, from] = e.split('=') as [string, string]
       const at = from.lastIndexOf(':')
-      if (out.has(lock)) this.forwards.set(lock, { channel: from.slice(0, at), htlcId: Number(from.slice(at + 1)) })
+      if (!out.has(lock)) continue
+      this.forwards.set(lock, { channel: from.slice(0, at), htlcId: Number(from.slice(at + 1)) })
+      kept.push(e)
     }
+    // The rest ended while the hub was down, or were saved just before a crash that lost their
+    // offer: dropped (written with the channel's next save).
+    if (kept.length !== (live.record.forwardedFrom ?? []).length) live.record = { ...live.record, forwardedFrom: kept }
   }
 
   /** {@link noteOffered} for each of my payments in `live`'s latest countersigned state. */
@@ -1565,7 +1580,6 @@ export class ChannelWallet implements WalletActions {
         // same invoice it gave back. (Offers it lost in a crash come back by sync, and are guessed.)
         this.remember(outLive, 'forwardedFrom', [`${lock}=${live.record.id}:${h.id}`])
         void out.addHtlc({ amount: h.amount, hashLock: h.hashLock, expiry }).catch(() => {
-          this.forgetForwardedFrom(lock)
           if (this.forwards.get(lock) === entry) this.forwards.delete(lock)
           // Refused, or never signed: give it back. But if the next hop's channel went on chain
           // while our signed offer was out, the next hop may hold it and redeem it there: giving
@@ -1574,6 +1588,8 @@ export class ChannelWallet implements WalletActions {
           const offered =
             out.session.inFlight.some((f) => f.change.kind === 'add' && to0x(f.change.htlc.hashLock) === lock) ||
             out.session.latest.state.htlcs.some((x) => x.from === out.session.me && to0x(x.hashLock) === lock)
+          // (An offer still in the session, the wallet closing, say, keeps its pairing for a restart.)
+          if (!offered) this.forgetForwardedFrom(lock)
           if (offered && out.session.onChain)
             this.held.set(lock, { out: to0x(out.session.channelId), channel: live.record.id, htlcId: h.id })
           else fail(h.id)
