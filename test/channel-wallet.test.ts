@@ -215,12 +215,17 @@ function deadAfterSending(links: MemoryLinkNetwork, name: string, dead: { on: bo
       ...live,
       send: (f) => {
         live.send(f)
-        if (f[0] !== 1) return
-        const m = decodeChannelWire(f.subarray(1))
-        if (m.t === 'update' && m.change.kind === kind) dead.on = true
+        if (proposedKind(f) === kind) dead.on = true
       },
     }
   })
+}
+
+/** The kind of change a channel frame proposes (tag 1, an update), if it is one. */
+function proposedKind(frame: Uint8Array): string | undefined {
+  if (frame[0] !== 1) return undefined
+  const m = decodeChannelWire(frame.subarray(1))
+  return m.t === 'update' ? m.change.kind : undefined
 }
 
 /** `name`'s links, each passed through `wrap`. */
@@ -234,13 +239,13 @@ function wrappedLinks(links: MemoryLinkNetwork, name: string, wrap: (l: WalletLi
   }
 }
 
-/** `l`, sending only while `send()` holds and handing on only the frames `hear` passes. */
-function filteredLink(l: WalletLink, send: () => boolean, hear: (frame: Uint8Array) => boolean): WalletLink {
+/** `l`, sending only the frames `send` passes and handing on only the frames `hear` passes. */
+function filteredLink(l: WalletLink, send: (frame: Uint8Array) => boolean, hear: (frame: Uint8Array) => boolean): WalletLink {
   return {
     remotePeer: l.remotePeer,
     kind: l.kind,
     send: (f) => {
-      if (send()) l.send(f)
+      if (send(f)) l.send(f)
     },
     onMessage: (cb) => l.onMessage((f) => (hear(f) ? cb(f) : undefined)),
     onClose: (cb) => l.onClose(cb),
@@ -1146,7 +1151,7 @@ describe('channel wallets on a real node', () => {
       130n,
       (_c, hub, hc) =>
         until(hub, (s) => s.channels.find((x) => x.id === hc && x.pendingPayments === 1), 'the hub to see Carol take the offer'),
-      (f) => f[0] === 1 && decodeChannelWire(f.subarray(1)).t === 'update',
+      (f) => proposedKind(f) !== undefined,
     )
     expect(restored).toBe(1)
   }, 120_000)
@@ -1363,19 +1368,13 @@ describe('channel wallets on a real node', () => {
     const links = new MemoryLinkNetwork()
     const hubStore = new RecordingStore()
     const hold = { on: true }
-    const holdingSettlements = wrappedLinks(links, `carol${n}`, (l) => ({
-      ...l,
-      send: (f: Uint8Array) => {
-        if (hold.on && f[0] === 1) {
-          const m = decodeChannelWire(f.subarray(1))
-          if (m.t === 'update' && m.change.kind === 'settle') return
-        }
-        l.send(f)
-      },
-      onMessage: (cb: (f: Uint8Array) => void) => l.onMessage(cb),
-      onClose: (cb: () => void) => l.onClose(cb),
-      close: () => l.close(),
-    }))
+    const holdingSettlements = wrappedLinks(links, `carol${n}`, (l) =>
+      filteredLink(
+        l,
+        (f) => !(hold.on && proposedKind(f) === 'settle'),
+        () => true,
+      ),
+    )
     const a = await walletOf(alice, links, `alice${n}`)
     const storeB = new MemoryChannelStore()
     let b = await walletOf(bob, links, `bob${n}`, storeB)

@@ -281,13 +281,13 @@ interface Live {
   sent?: Map<string, number>
 }
 
-/** A give-back that found its payment gone (another took its id): nothing to do. */
 /** The hashes (0x) of a record's open transactions tried, the last one first. */
 function openTryHashes(r: ChannelRecord): string[] {
   const tries = (r.openTries ?? []).map((e) => e.split('@')[0] as string)
   return [...new Set([...(r.openTx === undefined ? [] : [r.openTx]), ...tries.reverse()])]
 }
 
+/** A give-back that found its payment gone (another took its id): nothing to do. */
 function isNotPending(err: unknown): boolean {
   return err instanceof ChannelProtocolError && err.code === 'NOT_PENDING'
 }
@@ -1700,18 +1700,19 @@ export class ChannelWallet implements WalletActions {
   private forgetForwarded(live: Live, preimage: Uint8Array): void {
     live.driver?.session.forgetPreimage(sha256(preimage))
     const hex = to0x(preimage)
-    for (const l of this.channels.values()) {
-      const had = l.record.forwarded
-      if (had?.includes(hex)) l.record = { ...l.record, forwarded: had.filter((p) => p !== hex) }
-    }
+    this.dropEverywhere('forwarded', (p) => p === hex)
   }
 
   /** A hub's: drops the saved pairing of its offer locked with `lock` (hex) (written with that channel's next save). */
   private forgetForwardedFrom(lock: string): void {
+    this.dropEverywhere('forwardedFrom', (e) => e.startsWith(`${lock}=`))
+  }
+
+  /** Drops the entries `gone` picks from every channel record's list `field`, in memory (written with each one's next save). */
+  private dropEverywhere(field: 'forwarded' | 'forwardedFrom', gone: (entry: string) => boolean): void {
     for (const l of this.channels.values()) {
-      const had = l.record.forwardedFrom
-      if (had?.some((e) => e.startsWith(`${lock}=`)))
-        l.record = { ...l.record, forwardedFrom: had.filter((e) => !e.startsWith(`${lock}=`)) }
+      const had = l.record[field]
+      if (had?.some(gone)) l.record = { ...l.record, [field]: had.filter((e) => !gone(e)) }
     }
   }
 
@@ -1732,14 +1733,14 @@ export class ChannelWallet implements WalletActions {
     return false
   }
 
-  /** Adds `locks` to the record's list `field` (the newest {@link MAX_PAID_LOCKS}); whether it changed. */
+  /** Adds `entries` to the record's list `field` (the newest {@link MAX_PAID_LOCKS}); whether it changed. */
   private remember(
     live: Live,
     field: 'paid' | 'settlingOnChain' | 'forwarded' | 'received' | 'invoices' | 'forwardedFrom',
-    locks: readonly string[],
+    entries: readonly string[],
   ): boolean {
     const had = live.record[field] ?? []
-    const add = [...new Set(locks)].filter((l) => !had.includes(l))
+    const add = [...new Set(entries)].filter((l) => !had.includes(l))
     if (add.length === 0) return false
     live.record = { ...live.record, [field]: [...had, ...add].slice(-MAX_PAID_LOCKS) }
     return true

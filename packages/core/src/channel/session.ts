@@ -768,9 +768,8 @@ export class ChannelSession {
     try {
       return await this.receiveNow(m, ctx)
     } catch (e) {
-      // Undone — but a preimage remembered meanwhile (outside the queue) stays, and one forgotten
-      // with the undone settlement comes back.
-      this.s = { ...before, preimages: { ...before.preimages, ...this.s.preimages } }
+      // Undone — but a preimage remembered meanwhile (outside the queue) stays.
+      this.s = { ...before, preimages: this.s.preimages }
       throw e
     }
   }

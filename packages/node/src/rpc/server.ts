@@ -172,7 +172,8 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
   let bodyBytesHeld = 0
   /** Per client: its open WebSocket connections. */
   const socketsOf = new Map<string, Set<WebSocket>>()
-  const buckets = new KeyedBuckets(opts.rateLimit?.perSecond ?? 200, opts.rateLimit?.burst ?? 400, now)
+  const burst = opts.rateLimit?.burst ?? 400
+  const buckets = new KeyedBuckets(opts.rateLimit?.perSecond ?? 200, burst, now)
   /**
    * Takes the extra calls a large body counts as (see the dispatcher's value count), at most what
    * a client holds after a request from a full bucket: with a burst set below the largest charge,
@@ -181,7 +182,7 @@ export async function startRpcServer(opts: RpcServerOptions): Promise<RpcServer>
   const chargeOf =
     (client: string) =>
     (calls: number): boolean =>
-      buckets.take(client, Math.min(calls, Math.max(0, (opts.rateLimit?.burst ?? 400) - 1)))
+      buckets.take(client, Math.min(calls, Math.max(0, burst - 1)))
 
   const send = (res: ServerResponse, status: number, type: string, body: string) => {
     res.writeHead(status, { 'content-type': type, ...CORS }).end(body)
